@@ -1,0 +1,358 @@
+//! The CPU backend: the reference every GPU kernel is checked against, and a fast backend in its
+//! own right (a SIMD multithreaded GEMM for the shared `X Wᵀ`, rayon over antithetic pairs for the
+//! low-rank terms, noise regenerated once per pair and shared by its two members).
+
+mod gemm;
+
+use crate::ops::{
+    check_fitness, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch, InputLayout,
+    LowRankNoise,
+};
+use crate::rng::NoiseStream;
+use crate::{AdapterDescription, Backend, Error, Result};
+use gemm::{gemm, View};
+use rayon::prelude::*;
+
+/// Upper bound on the f32 scratch the low-rank update materialises at once (pairs are chunked).
+const UPDATE_SCRATCH_FLOATS: usize = 32 << 20;
+
+/// The multithreaded CPU backend. Buffers are plain `Vec<f32>`.
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    /// A CPU backend on rayon's global thread pool.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// Draws pair `pair`'s `A` (m x r) and `B` (n x r), row-major, into `a` and `b`.
+fn draw_factors(noise: &LowRankNoise, pair: u32, a: &mut [f32], b: &mut [f32]) {
+    let layout = noise.shape.layout();
+    noise.stream.fill_normals(pair, layout.a_index(0, 0), a);
+    noise.stream.fill_normals(pair, layout.b_index(0, 0), b);
+}
+
+/// `out[row, k] = Σ_l x[row, l] b[l, k]` for `rows` rows: the projection `X_i B_i`.
+fn project(x: &[f32], b: &[f32], n: usize, rank: usize, out: &mut [f32]) {
+    for (x_row, out_row) in x.chunks_exact(n).zip(out.chunks_exact_mut(rank)) {
+        out_row.fill(0.0);
+        for (xl, b_row) in x_row.iter().zip(b.chunks_exact(rank)) {
+            for (o, bk) in out_row.iter_mut().zip(b_row) {
+                *o += xl * bk;
+            }
+        }
+    }
+}
+
+/// `y[row, j] += coef Σ_k p[row, k] a[j, k]` for every row: the low-rank term `(X B) Aᵀ`.
+fn add_lowrank(p: &[f32], a: &[f32], rank: usize, coef: f32, y: &mut [f32]) {
+    let m = a.len() / rank;
+    for (p_row, y_row) in p.chunks_exact(rank).zip(y.chunks_exact_mut(m)) {
+        if rank == 1 {
+            let c = coef * p_row[0];
+            for (yj, aj) in y_row.iter_mut().zip(a) {
+                *yj += c * aj;
+            }
+        } else {
+            for (yj, a_row) in y_row.iter_mut().zip(a.chunks_exact(rank)) {
+                let dot: f32 = p_row.iter().zip(a_row).map(|(p, a)| p * a).sum();
+                *yj += coef * dot;
+            }
+        }
+    }
+}
+
+/// Checks the buffers of a population matmul against its shape.
+fn check_matmul_args(x: &[f32], w: &[f32], noise: &LowRankNoise, batch: &Batch, y: &[f32]) -> Result<()> {
+    noise.shape.validate()?;
+    batch.validate()?;
+    let (m, n) = (noise.shape.m, noise.shape.n);
+    check_len("weight W", w.len(), m * n)?;
+    check_len("input X", x.len(), batch.input_len(n))?;
+    check_len("output Y", y.len(), batch.output_len(m))
+}
+
+/// The input rows of member `member`.
+fn member_input<'a>(x: &'a [f32], batch: &Batch, n: usize, member: usize) -> &'a [f32] {
+    match batch.input {
+        InputLayout::Shared => x,
+        InputLayout::PerMember => &x[member * batch.rows * n..(member + 1) * batch.rows * n],
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buffer = Vec<f32>;
+
+    fn describe(&self) -> AdapterDescription {
+        AdapterDescription {
+            name: format!("CPU ({} threads)", rayon::current_num_threads()),
+            vendor: 0,
+            backend: "cpu".into(),
+            driver: format!("matrixmultiply sgemm, rayon, {}", std::env::consts::ARCH),
+            device_type: "Cpu".into(),
+            features: Vec::new(),
+        }
+    }
+
+    fn upload(&self, data: &[f32]) -> Result<Vec<f32>> {
+        Ok(data.to_vec())
+    }
+
+    fn zeros(&self, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn write(&self, buffer: &mut Vec<f32>, data: &[f32]) -> Result<()> {
+        check_len("write source", data.len(), buffer.len())?;
+        buffer.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn copy(&self, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
+        self.write(dst, src)
+    }
+
+    fn len(&self, buffer: &Vec<f32>) -> usize {
+        buffer.len()
+    }
+
+    async fn read(&self, buffer: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(buffer.clone())
+    }
+
+    async fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn matmul(&self, x: &Vec<f32>, w: &Vec<f32>, m: usize, n: usize, rows: usize, y: &mut Vec<f32>) -> Result<()> {
+        if m == 0 || n == 0 {
+            return Err(Error::Shape(format!("matrix is {m}x{n}: both sides must be > 0")));
+        }
+        check_len("weight W", w.len(), m * n)?;
+        check_len("input X", x.len(), rows * n)?;
+        check_len("output Y", y.len(), rows * m)?;
+        gemm(View::new(x, rows, n), View::transpose_of(w, n, m), 0.0, y);
+        Ok(())
+    }
+
+    fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut Vec<f32>, b: &mut Vec<f32>) -> Result<()> {
+        noise.shape.validate()?;
+        check_population(population)?;
+        let LowRankNoise { shape, .. } = noise;
+        let (ma, nb) = (shape.m * shape.rank, shape.n * shape.rank);
+        check_len("factor A", a.len(), population * ma)?;
+        check_len("factor B", b.len(), population * nb)?;
+        a.par_chunks_mut(2 * ma).zip(b.par_chunks_mut(2 * nb)).enumerate().for_each(|(pair, (a2, b2))| {
+            let (a_even, a_odd) = a2.split_at_mut(ma);
+            let (b_even, b_odd) = b2.split_at_mut(nb);
+            draw_factors(&noise, pair as u32, a_even, b_even);
+            for (o, e) in a_odd.iter_mut().zip(a_even.iter()) {
+                *o = -e;
+            }
+            b_odd.copy_from_slice(b_even);
+        });
+        Ok(())
+    }
+
+    fn perturbed_matmul(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
+        check_matmul_args(x, w, &noise, &batch, y)?;
+        let shape = noise.shape;
+        let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
+        // The shared X Wᵀ: one GEMM over every member's rows (computed once when X is shared).
+        match batch.input {
+            InputLayout::PerMember => gemm(View::new(x, batch.population * rows, n), View::transpose_of(w, n, m), 0.0, y),
+            InputLayout::Shared => {
+                let (first, rest) = y.split_at_mut(rows * m);
+                gemm(View::new(x, rows, n), View::transpose_of(w, n, m), 0.0, first);
+                rest.par_chunks_mut(rows * m).for_each(|yi| yi.copy_from_slice(first));
+            }
+        }
+        // The low-rank terms, one antithetic pair per task: noise drawn once, used by both members.
+        let scale = shape.scale();
+        y.par_chunks_mut(2 * rows * m).enumerate().for_each_init(
+            || (vec![0.0; m * r], vec![0.0; n * r], vec![0.0; rows * r]),
+            |(a, b, p), (pair, y_pair)| {
+                draw_factors(&noise, pair as u32, a, b);
+                for (half, y_member) in y_pair.chunks_exact_mut(rows * m).enumerate() {
+                    let member = 2 * pair + half;
+                    project(member_input(x, &batch, n, member), b, n, r, p);
+                    add_lowrank(p, a, r, member_sign(member) * scale, y_member);
+                }
+            },
+        );
+        Ok(())
+    }
+
+    fn naive_perturbed_matmul(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
+        check_matmul_args(x, w, &noise, &batch, y)?;
+        let shape = noise.shape;
+        let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
+        let scale = shape.scale();
+        y.par_chunks_mut(rows * m).enumerate().for_each_init(
+            || (vec![0.0; m * r], vec![0.0; n * r], vec![0.0; m * n]),
+            |(a, b, w_i), (member, y_member)| {
+                // Materialise W_i = W + s_i (σ/√r) A Bᵀ, full rank, then multiply.
+                draw_factors(&noise, (member / 2) as u32, a, b);
+                w_i.copy_from_slice(w);
+                let coef = member_sign(member) * scale;
+                for (w_row, a_row) in w_i.chunks_exact_mut(n).zip(a.chunks_exact(r)) {
+                    for (wl, b_row) in w_row.iter_mut().zip(b.chunks_exact(r)) {
+                        let dot: f32 = a_row.iter().zip(b_row).map(|(a, b)| a * b).sum();
+                        *wl += coef * dot;
+                    }
+                }
+                let x_i = member_input(x, &batch, n, member);
+                for (x_row, y_row) in x_i.chunks_exact(n).zip(y_member.chunks_exact_mut(m)) {
+                    for (yj, w_row) in y_row.iter_mut().zip(w_i.chunks_exact(n)) {
+                        *yj = x_row.iter().zip(w_row).map(|(x, w)| x * w).sum();
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
+
+    fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Vec<f32>) -> Result<()> {
+        noise.shape.validate()?;
+        check_population(fitness.len())?;
+        check_fitness(fitness)?;
+        let shape = noise.shape;
+        let (m, n, r) = (shape.m, shape.n, shape.rank);
+        check_len("gradient G", g.len(), m * n)?;
+        let pairs = fitness.len() / 2;
+        // G = Σ_k coef_k A_k B_kᵀ with coef_k = (σ/√r)/√N (f_2k - f_2k+1): a GEMM of inner
+        // dimension pairs x r over Aᵀ (pairs r x m) and Bᵀ (pairs r x n), chunked over pairs.
+        let coef = shape.scale() / (fitness.len() as f32).sqrt();
+        let chunk = (UPDATE_SCRATCH_FLOATS / ((m + n) * r)).clamp(1, pairs);
+        let mut at = vec![0.0; chunk * r * m];
+        let mut bt = vec![0.0; chunk * r * n];
+        for (c, first) in (0..pairs).step_by(chunk).enumerate() {
+            let count = chunk.min(pairs - first);
+            at[..count * r * m].par_chunks_mut(r * m).zip(bt[..count * r * n].par_chunks_mut(r * n)).enumerate().for_each_init(
+                || (vec![0.0; m * r], vec![0.0; n * r]),
+                |(a, b), (k, (at_k, bt_k))| {
+                    let pair = first + k;
+                    draw_factors(&noise, pair as u32, a, b);
+                    let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
+                    for q in 0..r {
+                        for (j, v) in at_k[q * m..(q + 1) * m].iter_mut().enumerate() {
+                            *v = d * a[j * r + q];
+                        }
+                        for (l, v) in bt_k[q * n..(q + 1) * n].iter_mut().enumerate() {
+                            *v = b[l * r + q];
+                        }
+                    }
+                },
+            );
+            let inner = count * r;
+            let beta = if c == 0 { 0.0 } else { 1.0 };
+            gemm(View::transpose_of(&at[..inner * m], m, inner), View::new(&bt[..inner * n], inner, n), beta, g);
+        }
+        Ok(())
+    }
+
+    fn perturbed_bias(&self, y: &mut Vec<f32>, bias: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
+        batch.validate()?;
+        check_sigma(sigma)?;
+        let len = bias.len();
+        if len == 0 {
+            return Err(Error::Shape("bias is empty".into()));
+        }
+        check_len("output Y", y.len(), batch.output_len(len))?;
+        y.par_chunks_mut(2 * batch.rows * len).enumerate().for_each_init(
+            || vec![0.0; len],
+            |eps, (pair, y_pair)| {
+                stream.fill_normals(pair as u32, 0, eps);
+                for (half, y_member) in y_pair.chunks_exact_mut(batch.rows * len).enumerate() {
+                    let coef = member_sign(half) * sigma;
+                    for y_row in y_member.chunks_exact_mut(len) {
+                        for ((yj, bj), ej) in y_row.iter_mut().zip(bias).zip(eps.iter()) {
+                            *yj += bj + coef * ej;
+                        }
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
+
+    fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Vec<f32>) -> Result<()> {
+        check_population(fitness.len())?;
+        check_fitness(fitness)?;
+        check_sigma(sigma)?;
+        let coef = sigma / (fitness.len() as f32).sqrt();
+        let mut eps = vec![0.0; g.len()];
+        g.fill(0.0);
+        for pair in 0..fitness.len() / 2 {
+            stream.fill_normals(pair as u32, 0, &mut eps);
+            let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
+            for (gj, ej) in g.iter_mut().zip(&eps) {
+                *gj += d * ej;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_bias(&self, y: &mut Vec<f32>, bias: &Vec<f32>) -> Result<()> {
+        let len = bias.len();
+        if len == 0 || y.len() % len != 0 {
+            return Err(Error::Shape(format!("output of {} values is not a whole number of rows of bias length {len}", y.len())));
+        }
+        y.par_chunks_mut(len).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+        Ok(())
+    }
+
+    fn activation(&self, x: &mut Vec<f32>, act: Activation) -> Result<()> {
+        let f: fn(f32) -> f32 = match act {
+            Activation::Relu => |v| v.max(0.0),
+            Activation::Silu => |v| v / (1.0 + (-v).exp()),
+            Activation::Tanh => f32::tanh,
+        };
+        x.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+        Ok(())
+    }
+
+    fn layer_norm(&self, x: &mut Vec<f32>, cols: usize, eps: f32) -> Result<()> {
+        if cols == 0 || x.len() % cols != 0 {
+            return Err(Error::Shape(format!("{} values are not a whole number of rows of {cols}", x.len())));
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
+        }
+        x.par_chunks_mut(cols).for_each(|row| {
+            let mean = row.iter().sum::<f32>() / cols as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            row.iter_mut().for_each(|v| *v = (*v - mean) * inv);
+        });
+        Ok(())
+    }
+
+    fn sgd_step(&self, param: &mut Vec<f32>, grad: &Vec<f32>, lr: f32) -> Result<()> {
+        check_len("gradient", grad.len(), param.len())?;
+        if !lr.is_finite() {
+            return Err(Error::InvalidArgument(format!("learning rate must be finite, got {lr}")));
+        }
+        param.iter_mut().zip(grad).for_each(|(p, g)| *p += lr * g);
+        Ok(())
+    }
+
+    fn adam_step(&self, param: &mut Vec<f32>, grad: &Vec<f32>, m: &mut Vec<f32>, v: &mut Vec<f32>, p: AdamParams) -> Result<()> {
+        p.validate()?;
+        check_len("gradient", grad.len(), param.len())?;
+        check_len("first moment", m.len(), param.len())?;
+        check_len("second moment", v.len(), param.len())?;
+        let c1 = 1.0 - p.beta1.powi(p.step as i32);
+        let c2 = 1.0 - p.beta2.powi(p.step as i32);
+        for (((w, g), m), v) in param.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let loss_grad = -g;
+            *m = p.beta1 * *m + (1.0 - p.beta1) * loss_grad;
+            *v = p.beta2 * *v + (1.0 - p.beta2) * loss_grad * loss_grad;
+            let update = (*m / c1) / ((*v / c2).sqrt() + p.eps);
+            *w -= p.lr * (update + p.weight_decay * *w);
+        }
+        Ok(())
+    }
+}

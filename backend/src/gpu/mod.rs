@@ -1,0 +1,1 @@
+//! wgpu backend (being written).

@@ -1,0 +1,124 @@
+//! # eggroll-backend
+//!
+//! The kernels of EGGROLL (Evolution Guided GeneRal Optimisation via Low-rank Learning) on two
+//! backends that do the same math:
+//!
+//! * [`cpu::CpuBackend`]: multithreaded, a real GEMM for the shared `X Wᵀ`; the reference that
+//!   checks every GPU kernel;
+//! * [`gpu::WgpuBackend`]: WGSL compute shaders (`shaders/`) on any WebGPU adapter; parameters,
+//!   noise and activations stay on the device, only what the caller asks for is read back.
+//!
+//! Conventions (DEVELOPERS.md, `docs/conventions.md`): `W` is m x n and `y = x Wᵀ`; member i of a
+//! population of N (even) belongs to antithetic pair `i / 2` with sign `s_i = +1` for even `i` and
+//! `-1` for odd `i`; its perturbation is `s_i (σ/√r) A_i B_iᵀ` with `A_i` (m x r) and `B_i` (n x r)
+//! standard normal from the counter-based RNG in [`rng`].
+
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod rng;
+
+
+pub use error::{Error, Result};
+pub use ops::{Activation, AdamParams, Batch, InputLayout, LowRank, LowRankNoise};
+pub use rng::{philox4x32_10, NoiseStream};
+
+use std::future::Future;
+
+/// What a backend runs on, for reports and `eggroll info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdapterDescription {
+    /// Adapter name, e.g. "NVIDIA H200" or "llvmpipe (LLVM 15.0.6, 256 bits)", or the CPU's.
+    pub name: String,
+    /// PCI vendor id (0 when unknown or CPU backend).
+    pub vendor: u32,
+    /// Graphics API, e.g. "Vulkan", "Metal", "Dx12", "Gl", or "cpu".
+    pub backend: String,
+    /// Driver name and version as the adapter reports them.
+    pub driver: String,
+    /// "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu" or "Other".
+    pub device_type: String,
+    /// Optional device features in use (e.g. "shader-f16", "subgroup", "timestamp-query").
+    pub features: Vec<String>,
+}
+
+/// The operations EGGROLL needs from a device. Buffers are flat `f32` arrays that stay on the
+/// device; every kernel checks its arguments and returns [`Error`] instead of panicking.
+///
+/// Work is enqueued by the kernel calls and runs asynchronously on GPU backends; [`Backend::read`]
+/// is the only call that waits for results (async at its core so that it runs in a browser).
+pub trait Backend {
+    /// A device-resident array of `f32`.
+    type Buffer;
+
+    /// Describes the adapter.
+    fn describe(&self) -> AdapterDescription;
+
+    /// Copies `data` to a new device buffer.
+    fn upload(&self, data: &[f32]) -> Result<Self::Buffer>;
+    /// A new zero-filled buffer of `len` values.
+    fn zeros(&self, len: usize) -> Result<Self::Buffer>;
+    /// Overwrites `buffer` with `data` (same length).
+    fn write(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()>;
+    /// Copies `src` into `dst` (same length).
+    fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()>;
+    /// Number of `f32` in `buffer`.
+    fn len(&self, buffer: &Self::Buffer) -> usize;
+    /// Reads `buffer` back to the host once all queued work that writes it has run.
+    fn read(&self, buffer: &Self::Buffer) -> impl Future<Output = Result<Vec<f32>>>;
+    /// Waits until all queued work has run (for timing).
+    fn synchronize(&self) -> impl Future<Output = Result<()>>;
+
+    /// Blocking [`Backend::read`] for native callers.
+    #[cfg(feature = "native")]
+    fn read_blocking(&self, buffer: &Self::Buffer) -> Result<Vec<f32>> {
+        pollster::block_on(self.read(buffer))
+    }
+    /// Blocking [`Backend::synchronize`] for native callers.
+    #[cfg(feature = "native")]
+    fn synchronize_blocking(&self) -> Result<()> {
+        pollster::block_on(self.synchronize())
+    }
+
+    /// Plain batched inference: `y = x Wᵀ` for `rows` rows (`x`: rows x n, `w`: m x n,
+    /// `y`: rows x m). The baseline the benchmarks compare EGGROLL against.
+    fn matmul(&self, x: &Self::Buffer, w: &Self::Buffer, m: usize, n: usize, rows: usize, y: &mut Self::Buffer) -> Result<()>;
+
+    /// Noise factors of every member: `a` gets `N x m x r` values with `a[i] = s_i A_{i/2}`
+    /// (sign applied), `b` gets `N x n x r` values with `b[i] = B_{i/2}`.
+    fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut Self::Buffer, b: &mut Self::Buffer) -> Result<()>;
+
+    /// The EGGROLL population forward:
+    /// `Y_i = X_i Wᵀ + s_i (σ/√r) (X_i B_i) A_iᵀ` for every member i at once, noise regenerated
+    /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m.
+    fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()>;
+
+    /// Naive ES, the same result as [`Backend::perturbed_matmul`] computed the slow way: each
+    /// member's full-rank `W + E_i`, `E_i = s_i (σ/√r) A_i B_iᵀ`, is materialised and multiplied.
+    fn naive_perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()>;
+
+    /// The low-rank ES gradient estimate `g = (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (m x n), overwriting
+    /// `g`. `fitness` holds N finite (usually shaped) values.
+    fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()>;
+
+    /// Full-rank vector noise in the forward pass: `y[i, row, :] += bias + s_i σ ε_i` for each
+    /// member i and row (`y`: N x rows x len, `bias`: len). Draw `j` of pair `k`'s stream is `ε_k[j]`.
+    fn perturbed_bias(&self, y: &mut Self::Buffer, bias: &Self::Buffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()>;
+
+    /// The vector gradient estimate `g = σ/√N Σ_i f_i s_i ε_i` (len), overwriting `g`.
+    fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Self::Buffer) -> Result<()>;
+
+    /// Adds `bias` (len) to every row of `y` (rows x len), no noise.
+    fn add_bias(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()>;
+    /// Applies `act` elementwise in place.
+    fn activation(&self, x: &mut Self::Buffer, act: Activation) -> Result<()>;
+    /// Normalises each row of `cols` values to zero mean and unit variance (no affine), in place.
+    fn layer_norm(&self, x: &mut Self::Buffer, cols: usize, eps: f32) -> Result<()>;
+
+    /// SGD ascent step `param += lr * grad`.
+    fn sgd_step(&self, param: &mut Self::Buffer, grad: &Self::Buffer, lr: f32) -> Result<()>;
+    /// Adam/AdamW step on the loss `-grad` (ascent on the fitness), moments `m` and `v` updated in
+    /// place; decoupled weight decay when `p.weight_decay > 0`.
+    fn adam_step(&self, param: &mut Self::Buffer, grad: &Self::Buffer, m: &mut Self::Buffer, v: &mut Self::Buffer, p: AdamParams) -> Result<()>;
+}

@@ -1,0 +1,199 @@
+//! Arguments of the EGGROLL kernels, shared by every backend, and their validation.
+
+use crate::error::{Error, Result};
+use crate::rng::{FactorLayout, NoiseStream};
+
+/// Shape and noise scale of a matrix parameter `W` (m x n, row-major, `y = x Wᵀ`) that gets a
+/// rank-r perturbation per antithetic pair.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LowRank {
+    /// Output features (rows of `W`, rows of `A`).
+    pub m: usize,
+    /// Input features (columns of `W`, rows of `B`).
+    pub n: usize,
+    /// Rank r of the perturbation.
+    pub rank: usize,
+    /// Noise scale σ; the perturbation of member i is `s_i (σ/√r) A_i B_iᵀ`.
+    pub sigma: f32,
+}
+
+impl LowRank {
+    /// Checks rank and σ: `1 <= rank <= min(m, n)`, σ finite and non-negative.
+    pub fn validate(&self) -> Result<()> {
+        if self.m == 0 || self.n == 0 {
+            return Err(Error::Shape(format!("matrix is {}x{}: both sides must be > 0", self.m, self.n)));
+        }
+        if self.rank == 0 || self.rank > self.m.min(self.n) {
+            return Err(Error::InvalidArgument(format!(
+                "rank {} must be in 1..=min(m, n) = {} for a {}x{} matrix",
+                self.rank,
+                self.m.min(self.n),
+                self.m,
+                self.n
+            )));
+        }
+        check_sigma(self.sigma)?;
+        let elements = (self.m + self.n) as u64 * self.rank as u64;
+        if elements > u64::from(u32::MAX) {
+            return Err(Error::Limit(format!("(m + n) * rank = {elements} noise draws per pair exceed 2^32")));
+        }
+        Ok(())
+    }
+
+    /// The scale `σ/√r` of the low-rank term.
+    pub fn scale(&self) -> f32 {
+        self.sigma / (self.rank as f32).sqrt()
+    }
+
+    /// Where `A` and `B` sit in a pair's stream.
+    pub fn layout(&self) -> FactorLayout {
+        FactorLayout { m: self.m as u32, n: self.n as u32, rank: self.rank as u32 }
+    }
+}
+
+/// Checks that σ is finite and non-negative.
+pub fn check_sigma(sigma: f32) -> Result<()> {
+    if !sigma.is_finite() || sigma < 0.0 {
+        return Err(Error::InvalidArgument(format!("sigma must be finite and >= 0, got {sigma}")));
+    }
+    Ok(())
+}
+
+/// Whether every member reads the same input rows or its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputLayout {
+    /// `X` holds `rows x n`, used by every member.
+    Shared,
+    /// `X` holds `population x rows x n`, member-major.
+    PerMember,
+}
+
+/// A population forward: `population` members in antithetic pairs `(2k, 2k+1)` with signs `+1/-1`,
+/// each with `rows` input rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Number of members N (even).
+    pub population: usize,
+    /// Input rows per member.
+    pub rows: usize,
+    /// Layout of the input.
+    pub input: InputLayout,
+}
+
+impl Batch {
+    /// Checks the population is even and non-empty and rows > 0.
+    pub fn validate(&self) -> Result<()> {
+        check_population(self.population)?;
+        if self.rows == 0 {
+            return Err(Error::InvalidArgument("rows per member must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// Number of f32 the input holds for `n` input features.
+    pub fn input_len(&self, n: usize) -> usize {
+        match self.input {
+            InputLayout::Shared => self.rows * n,
+            InputLayout::PerMember => self.population * self.rows * n,
+        }
+    }
+
+    /// Number of f32 the output holds for `m` output features.
+    pub fn output_len(&self, m: usize) -> usize {
+        self.population * self.rows * m
+    }
+}
+
+/// Checks a population size: even (antithetic pairs) and > 0.
+pub fn check_population(population: usize) -> Result<()> {
+    if population == 0 || population % 2 != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "population must be a positive even number (antithetic pairs), got {population}"
+        )));
+    }
+    if population / 2 > u32::MAX as usize {
+        return Err(Error::Limit(format!("population {population} exceeds 2^33")));
+    }
+    Ok(())
+}
+
+/// Checks a buffer length.
+pub fn check_len(what: &str, actual: usize, expected: usize) -> Result<()> {
+    if actual != expected {
+        return Err(Error::Shape(format!("{what} holds {actual} values, expected {expected}")));
+    }
+    Ok(())
+}
+
+/// Checks every fitness is finite.
+pub fn check_fitness(fitness: &[f32]) -> Result<()> {
+    match fitness.iter().position(|f| !f.is_finite()) {
+        Some(member) => Err(Error::NonFiniteFitness { member, value: fitness[member] }),
+        None => Ok(()),
+    }
+}
+
+/// Sign of member i: `+1` for the first of its antithetic pair, `-1` for the second.
+#[inline]
+pub fn member_sign(member: usize) -> f32 {
+    if member % 2 == 0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// Hyperparameters of one Adam/AdamW step (AdamW when `weight_decay > 0`, decoupled).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamParams {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator guard.
+    pub eps: f32,
+    /// Decoupled weight decay (AdamW); 0 for Adam.
+    pub weight_decay: f32,
+    /// 1-based step number, for bias correction.
+    pub step: u32,
+}
+
+impl AdamParams {
+    /// Checks the hyperparameters are in range.
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.lr.is_finite()
+            && (0.0..1.0).contains(&self.beta1)
+            && (0.0..1.0).contains(&self.beta2)
+            && self.eps > 0.0
+            && self.weight_decay.is_finite()
+            && self.weight_decay >= 0.0
+            && self.step >= 1;
+        if !ok {
+            return Err(Error::InvalidArgument(format!("bad Adam hyperparameters {self:?}")));
+        }
+        Ok(())
+    }
+}
+
+/// Elementwise activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// max(x, 0)
+    Relu,
+    /// x * sigmoid(x)
+    Silu,
+    /// tanh(x)
+    Tanh,
+}
+
+/// A noise stream together with the low-rank shape it feeds: everything a kernel needs to
+/// regenerate `A_i` and `B_i`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LowRankNoise {
+    /// Which stream.
+    pub stream: NoiseStream,
+    /// Which shape.
+    pub shape: LowRank,
+}

@@ -1,0 +1,1 @@
+//! The EGGROLL benchmark runner.

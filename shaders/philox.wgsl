@@ -1,0 +1,66 @@
+// Philox4x32-10 and the standard normal draws of EGGROLL's noise, bit for bit the functions of
+// backend/src/rng.rs (docs/rng.md). WGSL has no 64-bit multiply: the 32x32 -> 64 products are
+// assembled from 16-bit halves. Concatenated in front of every kernel that draws noise.
+
+const PHILOX_M0: u32 = 0xD2511F53u;
+const PHILOX_M1: u32 = 0xCD9E8D57u;
+const PHILOX_W0: u32 = 0x9E3779B9u;
+const PHILOX_W1: u32 = 0xBB67AE85u;
+const INV_2_24: f32 = 5.9604645e-8;
+const TAU: f32 = 6.2831855;
+
+// High and low words of the 64-bit product a * b.
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let a_lo = a & 0xFFFFu;
+    let a_hi = a >> 16u;
+    let b_lo = b & 0xFFFFu;
+    let b_hi = b >> 16u;
+    let ll = a_lo * b_lo;
+    let lh = a_lo * b_hi;
+    let hl = a_hi * b_lo;
+    let hh = a_hi * b_hi;
+    let mid = (ll >> 16u) + (lh & 0xFFFFu) + (hl & 0xFFFFu);
+    let hi = hh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u);
+    return vec2<u32>(hi, a * b);
+}
+
+// Philox4x32 with 10 rounds: 128-bit counter, 64-bit key -> 128 random bits.
+fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+    var c = counter;
+    var k = key;
+    for (var round = 0u; round < 10u; round++) {
+        if (round > 0u) {
+            k = k + vec2<u32>(PHILOX_W0, PHILOX_W1);
+        }
+        let p0 = mulhilo(PHILOX_M0, c.x);
+        let p1 = mulhilo(PHILOX_M1, c.z);
+        c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
+    }
+    return c;
+}
+
+// Box-Muller: two words to (r cos t, r sin t); u1 in (0, 1], u2 in [0, 1).
+fn box_muller(w0: u32, w1: u32) -> vec2<f32> {
+    let u1 = f32((w0 >> 8u) + 1u) * INV_2_24;
+    let u2 = f32(w1 >> 8u) * INV_2_24;
+    let r = sqrt(-2.0 * log(u1));
+    let t = TAU * u2;
+    return vec2<f32>(r * cos(t), r * sin(t));
+}
+
+// Standard normal draw `element` of antithetic pair `pair` in the stream
+// (seed, param_id, noise_epoch): counter [element >> 2, pair, param_id, noise_epoch].
+fn normal_at(seed_lo: u32, seed_hi: u32, param_id: u32, noise_epoch: u32, pair: u32, element: u32) -> f32 {
+    let words = philox4x32_10(vec4<u32>(element >> 2u, pair, param_id, noise_epoch), vec2<u32>(seed_lo, seed_hi));
+    let lane = element & 3u;
+    var z: vec2<f32>;
+    if ((lane & 2u) == 0u) {
+        z = box_muller(words.x, words.y);
+    } else {
+        z = box_muller(words.z, words.w);
+    }
+    if ((lane & 1u) == 0u) {
+        return z.x;
+    }
+    return z.y;
+}
