@@ -39,13 +39,46 @@ fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
     return c;
 }
 
-// Box-Muller: two words to (r cos t, r sin t); u1 in (0, 1], u2 in [0, 1).
+const LN_2: f32 = 0.6931472;
+
+// Natural log for x in (0, 1], the formula of rng::ln_unit: x = 2^e m with m in [sqrt(1/2),
+// sqrt(2)), ln m = 2 atanh(s), s = (m - 1)/(m + 1), odd series to s^9. Portable across vendors
+// (no reliance on the precision of the builtin log).
+fn ln_unit(x: f32) -> f32 {
+    let bits = bitcast<u32>(x);
+    let shifted = bits - 0x3f3504f3u;
+    let e = bitcast<i32>(shifted) >> 23u;
+    let m = bitcast<f32>(bits - (bitcast<u32>(e) << 23u));
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0))));
+    return f32(e) * LN_2 + 2.0 * s * series;
+}
+
+// (sin 2 pi u, cos 2 pi u) for u = k / 2^24, the formula of rng::sincos_turns: nearest quarter
+// turn q in integers, Taylor series on phi = 2 pi (u - q/4) in [-pi/4, pi/4], rotation by q.
+fn sincos_turns(k: u32) -> vec2<f32> {
+    let q = (k + (1u << 21u)) >> 22u;
+    let phi = f32(i32(k) - i32(q << 22u)) * INV_2_24 * TAU;
+    let p2 = phi * phi;
+    let sn = phi * (1.0 + p2 * (-1.0 / 6.0 + p2 * (1.0 / 120.0 + p2 * (-1.0 / 5040.0 + p2 * (1.0 / 362880.0)))));
+    let cs = 1.0 + p2 * (-0.5 + p2 * (1.0 / 24.0 + p2 * (-1.0 / 720.0 + p2 * (1.0 / 40320.0))));
+    var sc = vec2<f32>(sn, cs);
+    if ((q & 1u) != 0u) {
+        sc = vec2<f32>(cs, -sn);
+    }
+    if ((q & 2u) != 0u) {
+        sc = -sc;
+    }
+    return sc;
+}
+
+// Box-Muller: two words to (r cos t, r sin t); u1 in (0, 1], t = 2 pi hi24(w1) / 2^24.
 fn box_muller(w0: u32, w1: u32) -> vec2<f32> {
     let u1 = f32((w0 >> 8u) + 1u) * INV_2_24;
-    let u2 = f32(w1 >> 8u) * INV_2_24;
-    let r = sqrt(-2.0 * log(u1));
-    let t = TAU * u2;
-    return vec2<f32>(r * cos(t), r * sin(t));
+    let r = sqrt(-2.0 * ln_unit(u1));
+    let sc = sincos_turns(w1 >> 8u);
+    return vec2<f32>(r * sc.y, r * sc.x);
 }
 
 // Standard normal draw `element` of antithetic pair `pair` in the stream

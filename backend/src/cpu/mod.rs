@@ -3,6 +3,7 @@
 //! low-rank terms, noise regenerated once per pair and shared by its two members).
 
 mod gemm;
+mod lowrank;
 
 use crate::ops::{
     check_fitness, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch, InputLayout,
@@ -11,6 +12,7 @@ use crate::ops::{
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Result};
 use gemm::{gemm, View};
+use lowrank::{add_pair_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
 
 /// Upper bound on the f32 scratch the low-rank update materialises at once (pairs are chunked).
@@ -32,36 +34,6 @@ fn draw_factors(noise: &LowRankNoise, pair: u32, a: &mut [f32], b: &mut [f32]) {
     let layout = noise.shape.layout();
     noise.stream.fill_normals(pair, layout.a_index(0, 0), a);
     noise.stream.fill_normals(pair, layout.b_index(0, 0), b);
-}
-
-/// `out[row, k] = Σ_l x[row, l] b[l, k]` for `rows` rows: the projection `X_i B_i`.
-fn project(x: &[f32], b: &[f32], n: usize, rank: usize, out: &mut [f32]) {
-    for (x_row, out_row) in x.chunks_exact(n).zip(out.chunks_exact_mut(rank)) {
-        out_row.fill(0.0);
-        for (xl, b_row) in x_row.iter().zip(b.chunks_exact(rank)) {
-            for (o, bk) in out_row.iter_mut().zip(b_row) {
-                *o += xl * bk;
-            }
-        }
-    }
-}
-
-/// `y[row, j] += coef Σ_k p[row, k] a[j, k]` for every row: the low-rank term `(X B) Aᵀ`.
-fn add_lowrank(p: &[f32], a: &[f32], rank: usize, coef: f32, y: &mut [f32]) {
-    let m = a.len() / rank;
-    for (p_row, y_row) in p.chunks_exact(rank).zip(y.chunks_exact_mut(m)) {
-        if rank == 1 {
-            let c = coef * p_row[0];
-            for (yj, aj) in y_row.iter_mut().zip(a) {
-                *yj += c * aj;
-            }
-        } else {
-            for (yj, a_row) in y_row.iter_mut().zip(a.chunks_exact(rank)) {
-                let dot: f32 = p_row.iter().zip(a_row).map(|(p, a)| p * a).sum();
-                *yj += coef * dot;
-            }
-        }
-    }
 }
 
 /// Checks the buffers of a population matmul against its shape.
@@ -159,7 +131,7 @@ impl Backend for CpuBackend {
     fn perturbed_matmul(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
         check_matmul_args(x, w, &noise, &batch, y)?;
         let shape = noise.shape;
-        let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
+        let (m, n, rows) = (shape.m, shape.n, batch.rows);
         // The shared X Wᵀ: one GEMM over every member's rows (computed once when X is shared).
         match batch.input {
             InputLayout::PerMember => gemm(View::new(x, batch.population * rows, n), View::transpose_of(w, n, m), 0.0, y),
@@ -170,18 +142,11 @@ impl Backend for CpuBackend {
             }
         }
         // The low-rank terms, one antithetic pair per task: noise drawn once, used by both members.
-        let scale = shape.scale();
-        y.par_chunks_mut(2 * rows * m).enumerate().for_each_init(
-            || (vec![0.0; m * r], vec![0.0; n * r], vec![0.0; rows * r]),
-            |(a, b, p), (pair, y_pair)| {
-                draw_factors(&noise, pair as u32, a, b);
-                for (half, y_member) in y_pair.chunks_exact_mut(rows * m).enumerate() {
-                    let member = 2 * pair + half;
-                    project(member_input(x, &batch, n, member), b, n, r, p);
-                    add_lowrank(p, a, r, member_sign(member) * scale, y_member);
-                }
-            },
-        );
+        y.par_chunks_mut(2 * rows * m).enumerate().for_each_init(PairScratch::default, |scratch, (pair, y_pair)| {
+            let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
+            let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
+            add_pair_lowrank(&noise, PairJob { pair: pair as u32, inputs, outputs: [y_even, y_odd], rows }, scratch);
+        });
         Ok(())
     }
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, with its own set-up on a fresh Debian machine:
+#   1. installs Mesa's software Vulkan/GL drivers when missing (the GPU-path tests need an adapter:
+#      lavapipe on Vulkan and llvmpipe on GL, both "llvmpipe" software rasterisers);
+#   2. adds the wasm32 target when missing (the backend must build for the browser);
+#   3. runs every test of the workspace with the wgpu tests on Vulkan, then the GPU-path tests
+#      again on GL, then checks the backend for wasm32 and builds the criterion benches.
+# GPU-path tests fail (never skip) when their adapter is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need_pkgs+=(mesa-vulkan-drivers)
+dpkg -s libvulkan1 >/dev/null 2>&1 || need_pkgs+=(libvulkan1)
+dpkg -s libegl1 >/dev/null 2>&1 || need_pkgs+=(libegl1)
+dpkg -s libegl-mesa0 >/dev/null 2>&1 || need_pkgs+=(libegl-mesa0)
+dpkg -s libgl1-mesa-dri >/dev/null 2>&1 || need_pkgs+=(libgl1-mesa-dri)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "== installing ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  echo "== adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# Mesa complains when XDG_RUNTIME_DIR is unset; give it a private one.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="$(mktemp -d)"
+  chmod 700 "$XDG_RUNTIME_DIR"
+fi
+export CARGO_TERM_COLOR=never
+
+echo "== workspace tests (wgpu tests on Vulkan)"
+EGGROLL_TEST_WGPU_BACKEND=vulkan cargo test --workspace --all-targets
+
+echo "== GPU-path tests on GL"
+EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-backend --test gpu_vs_cpu --test philox_kat
+
+echo "== wasm32 check of the backend (no native-only features)"
+cargo check -p eggroll-backend --no-default-features --target wasm32-unknown-unknown
+
+echo "== doc tests"
+cargo test --workspace --doc
