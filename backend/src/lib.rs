@@ -18,11 +18,13 @@ pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod rng;
+pub mod select;
 
 
 pub use error::{Error, Result};
 pub use ops::{Activation, AdamParams, Batch, InputLayout, LowRank, LowRankNoise};
 pub use rng::{philox4x32_10, NoiseStream};
+pub use select::{BackendChoice, SelectedBackend};
 
 use std::future::Future;
 

@@ -1,0 +1,110 @@
+//! Choosing a backend by name: `auto`, `cpu` or `wgpu`, the way the CLI and the benchmark
+//! runner expose it.
+
+use crate::cpu::CpuBackend;
+use crate::gpu::{WgpuBackend, WgpuOptions};
+use crate::{AdapterDescription, Backend, Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// The backend a user asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendChoice {
+    /// A hardware GPU when one exists, else the CPU backend (a software adapter such as
+    /// lavapipe is ~100x slower than the CPU backend, so it is never picked automatically).
+    #[default]
+    Auto,
+    /// The multithreaded CPU backend.
+    Cpu,
+    /// The wgpu backend on the adapter `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` select (or wgpu's
+    /// preferred one); an error when there is none.
+    Wgpu,
+}
+
+impl FromStr for BackendChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "wgpu" | "gpu" => Ok(Self::Wgpu),
+            other => Err(Error::InvalidArgument(format!("unknown backend {other:?}: expected auto, cpu or wgpu"))),
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Wgpu => "wgpu",
+        })
+    }
+}
+
+/// An opened backend of either kind; use [`with_backend!`](crate::with_backend) to run generic
+/// code on it.
+pub enum SelectedBackend {
+    /// The CPU backend.
+    Cpu(CpuBackend),
+    /// The wgpu backend.
+    Wgpu(Box<WgpuBackend>),
+}
+
+impl SelectedBackend {
+    /// The backend's short name: "cpu" or "wgpu".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Cpu(_) => "cpu",
+            Self::Wgpu(_) => "wgpu",
+        }
+    }
+
+    /// Describes the adapter.
+    pub fn describe(&self) -> AdapterDescription {
+        match self {
+            Self::Cpu(b) => b.describe(),
+            Self::Wgpu(b) => b.describe(),
+        }
+    }
+}
+
+/// The hardware adapter `auto` would take, if any (honouring `WGPU_BACKEND`).
+#[cfg(feature = "native")]
+pub fn hardware_adapter() -> Option<AdapterDescription> {
+    use wgpu::Backends;
+    crate::gpu::enumerate_adapters(Backends::all().with_env()).into_iter().find(crate::gpu::is_hardware)
+}
+
+/// Opens the backend `choice` names.
+#[cfg(feature = "native")]
+pub fn select_backend(choice: BackendChoice, opts: &WgpuOptions) -> Result<SelectedBackend> {
+    match choice {
+        BackendChoice::Cpu => Ok(SelectedBackend::Cpu(CpuBackend::new())),
+        BackendChoice::Wgpu => Ok(SelectedBackend::Wgpu(Box::new(WgpuBackend::new_blocking(opts)?))),
+        BackendChoice::Auto => match hardware_adapter() {
+            Some(adapter) => {
+                let opts = WgpuOptions { adapter_name: opts.adapter_name.clone().or(Some(adapter.name)), ..opts.clone() };
+                Ok(SelectedBackend::Wgpu(Box::new(WgpuBackend::new_blocking(&opts)?)))
+            }
+            None => Ok(SelectedBackend::Cpu(CpuBackend::new())),
+        },
+    }
+}
+
+/// Runs `$body` with `$b` bound to the concrete backend inside a [`SelectedBackend`], so that
+/// generic code (`fn run<B: Backend>(b: B)`) is instantiated for both kinds:
+/// `with_backend!(selected, b => run(b))`.
+#[macro_export]
+macro_rules! with_backend {
+    ($selected:expr, $b:ident => $body:expr) => {
+        match $selected {
+            $crate::select::SelectedBackend::Cpu($b) => $body,
+            $crate::select::SelectedBackend::Wgpu($b) => {
+                let $b = *$b;
+                $body
+            }
+        }
+    };
+}
