@@ -195,22 +195,27 @@ const LANES: usize = 32;
 /// Normals of `LANES` consecutive blocks (`4 LANES` draws) starting at block `block0`.
 #[inline(always)]
 fn normal_blocks(stream: &NoiseStream, pair: u32, block0: u32, out: &mut [f32; 4 * LANES]) {
-    let [mut k0, mut k1] = stream.key();
-    let mut c0: [u32; LANES] = core::array::from_fn(|i| block0.wrapping_add(i as u32));
-    let mut c1 = [pair; LANES];
-    let mut c2 = [stream.param_id; LANES];
-    let mut c3 = [stream.noise_epoch; LANES];
+    // Words live in the low halves of u64 lanes, so each 32x32->64 product is one widening
+    // multiply of the vector unit (no packing and unpacking between rounds).
+    const LO: u64 = 0xffff_ffff;
+    let [k0, k1] = stream.key();
+    let (mut k0, mut k1) = (u64::from(k0), u64::from(k1));
+    let mut c0: [u64; LANES] = core::array::from_fn(|i| u64::from(block0.wrapping_add(i as u32)));
+    let mut c1 = [u64::from(pair); LANES];
+    let mut c2 = [u64::from(stream.param_id); LANES];
+    let mut c3 = [u64::from(stream.noise_epoch); LANES];
     for round in 0..10 {
         if round > 0 {
-            k0 = k0.wrapping_add(PHILOX_W0);
-            k1 = k1.wrapping_add(PHILOX_W1);
+            k0 = (k0 + u64::from(PHILOX_W0)) & LO;
+            k1 = (k1 + u64::from(PHILOX_W1)) & LO;
         }
         for i in 0..LANES {
-            let (hi0, lo0) = mulhilo(PHILOX_M0, c0[i]);
-            let (hi1, lo1) = mulhilo(PHILOX_M1, c2[i]);
-            (c0[i], c1[i], c2[i], c3[i]) = (hi1 ^ c1[i] ^ k0, lo1, hi0 ^ c3[i] ^ k1, lo0);
+            let p0 = u64::from(PHILOX_M0) * (c0[i] & LO);
+            let p1 = u64::from(PHILOX_M1) * (c2[i] & LO);
+            (c0[i], c1[i], c2[i], c3[i]) = ((p1 >> 32) ^ c1[i] ^ k0, p1 & LO, (p0 >> 32) ^ c3[i] ^ k1, p0 & LO);
         }
     }
+    let (c0, c1, c2, c3) = (c0.map(|v| v as u32), c1.map(|v| v as u32), c2.map(|v| v as u32), c3.map(|v| v as u32));
     let mut z = [[0.0f32; LANES]; 4];
     for i in 0..LANES {
         (z[0][i], z[1][i]) = box_muller(c0[i], c1[i]);
