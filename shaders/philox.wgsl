@@ -97,3 +97,14 @@ fn normal_at(seed_lo: u32, seed_hi: u32, param_id: u32, noise_epoch: u32, pair: 
     }
     return z.y;
 }
+
+// Stream element of A[j, k] (A is m x r) in a pair's stream: factors are stored column by column
+// (rng::FactorLayout).
+fn a_element(m: u32, j: u32, k: u32) -> u32 {
+    return k * m + j;
+}
+
+// Stream element of B[l, k] (B is n x r): after the m r draws of A, column by column.
+fn b_element(m: u32, n: u32, rank: u32, l: u32, k: u32) -> u32 {
+    return m * rank + k * n + l;
+}

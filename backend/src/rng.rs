@@ -228,8 +228,10 @@ fn normal_blocks(stream: &NoiseStream, pair: u32, block0: u32, out: &mut [f32; 4
     }
 }
 
-/// Where the draws of a low-rank perturbation live in its pair's stream: `A` (m x r, row-major)
-/// takes elements `[0, m r)`, `B` (n x r, row-major) takes `[m r, (m + n) r)`.
+/// Where the draws of a low-rank perturbation live in its pair's stream, column by column:
+/// `A` (m x r) takes elements `[0, m r)` with `A[j, k]` at `k m + j`, `B` (n x r) takes
+/// `[m r, (m + n) r)` with `B[l, k]` at `m r + k n + l`. Each factor column is a contiguous run
+/// of draws, which is the order the kernels consume them in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FactorLayout {
     /// Rows of `A` (output features of the layer).
@@ -244,12 +246,12 @@ impl FactorLayout {
     /// Element index of `A[j, k]`.
     #[inline]
     pub fn a_index(&self, j: u32, k: u32) -> u32 {
-        j * self.rank + k
+        k * self.m + j
     }
     /// Element index of `B[l, k]`.
     #[inline]
     pub fn b_index(&self, l: u32, k: u32) -> u32 {
-        (self.m + l) * self.rank + k
+        self.m * self.rank + k * self.n + l
     }
 }
 

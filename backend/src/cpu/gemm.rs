@@ -1,46 +1,49 @@
-//! The CPU GEMM: row-major wrappers over `matrixmultiply::sgemm` (multithreaded, SIMD).
+//! The CPU GEMM: row-major views over `matrixmultiply::sgemm` (SIMD kernels chosen at run time),
+//! parallelised by rayon over row blocks so that the whole backend shares one thread pool (two
+//! pools spinning against each other cost more than the low-rank work itself).
 
-/// A row-major matrix view: `rows x cols` with row stride `ld`.
+use rayon::prelude::*;
+
+/// A strided matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    /// Whether the stored matrix is the transpose of the view (`data` holds `cols x rows`).
-    pub transposed: bool,
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
 impl<'a> View<'a> {
     /// `data` as a row-major `rows x cols` matrix.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        debug_assert!(data.len() >= rows * cols);
-        Self { data, rows, cols, transposed: false }
+        assert!(data.len() >= rows * cols, "view larger than its data");
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
+
     /// `data` (row-major `cols x rows`) seen as its transpose, `rows x cols`.
     pub fn transpose_of(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        debug_assert!(data.len() >= rows * cols);
-        Self { data, rows, cols, transposed: true }
+        assert!(data.len() >= rows * cols, "view larger than its data");
+        Self { data, rows, cols, row_stride: 1, col_stride: rows }
     }
-    fn strides(&self) -> (isize, isize) {
-        if self.transposed {
-            (1, self.rows as isize)
-        } else {
-            (self.cols as isize, 1)
-        }
+
+    /// Rows `start .. start + count` of the view.
+    fn row_block(&self, start: usize, count: usize) -> View<'a> {
+        assert!(start + count <= self.rows);
+        let offset = if count == 0 { 0 } else { start * self.row_stride };
+        View { data: &self.data[offset..], rows: count, ..*self }
     }
 }
 
-/// `c = a · b + beta c` with `c` row-major `a.rows x b.cols`.
-pub(crate) fn gemm(a: View, b: View, beta: f32, c: &mut [f32]) {
+/// `c = a · b + beta c` on the calling thread, `c` row-major `a.rows x b.cols`.
+pub(crate) fn gemm_serial(a: View, b: View, beta: f32, c: &mut [f32]) {
     assert_eq!(a.cols, b.rows, "gemm inner dimensions");
     assert!(c.len() >= a.rows * b.cols, "gemm output too small");
     if a.rows == 0 || b.cols == 0 {
         return;
     }
-    let (rsa, csa) = a.strides();
-    let (rsb, csb) = b.strides();
-    // SAFETY: the asserts above guarantee every index the strides reach lies inside the slices:
-    // `a` spans rows x cols, `b` spans rows x cols, `c` spans a.rows x b.cols, row-major.
+    // SAFETY: every index the strides reach lies inside the slices: the constructors check that
+    // a view's data spans its rows x cols, row blocks stay inside, and `c` spans a.rows x b.cols.
     unsafe {
         matrixmultiply::sgemm(
             a.rows,
@@ -48,15 +51,25 @@ pub(crate) fn gemm(a: View, b: View, beta: f32, c: &mut [f32]) {
             b.cols,
             1.0,
             a.data.as_ptr(),
-            rsa,
-            csa,
+            a.row_stride as isize,
+            a.col_stride as isize,
             b.data.as_ptr(),
-            rsb,
-            csb,
+            b.row_stride as isize,
+            b.col_stride as isize,
             beta,
             c.as_mut_ptr(),
             b.cols as isize,
             1,
         );
     }
+}
+
+/// `c = a · b + beta c`, rows of `a` split across rayon's threads.
+pub(crate) fn gemm(a: View, b: View, beta: f32, c: &mut [f32]) {
+    let block = a.rows.div_ceil(rayon::current_num_threads()).max(16);
+    let width = b.cols;
+    c[..a.rows * width].par_chunks_mut(block * width).enumerate().for_each(|(i, c_block)| {
+        let rows = c_block.len() / width;
+        gemm_serial(a.row_block(i * block, rows), b, beta, c_block);
+    });
 }

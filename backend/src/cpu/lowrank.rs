@@ -1,16 +1,15 @@
 //! The low-rank term of the EGGROLL forward on the CPU, one antithetic pair at a time: draw the
-//! pair's factors once (transposed, so every inner loop is a contiguous dot product or axpy),
+//! pair's factors once (column by column, so every inner loop is a contiguous dot product or axpy),
 //! then add `s_i (σ/√r) (X_i B) Aᵀ` to both members' outputs. Compiled for AVX-512 / AVX2 when
 //! the processor has them; the arithmetic is the same on every path.
 
 use crate::ops::LowRankNoise;
 
-/// Per-thread scratch: `Aᵀ` (r x m), `Bᵀ` (r x n), the draws in stream order, and `X B` (rows x r).
+/// Per-thread scratch: `Aᵀ` (r x m), `Bᵀ` (r x n) and `X B` (rows x r).
 #[derive(Default)]
 pub(crate) struct PairScratch {
     a_t: Vec<f32>,
     b_t: Vec<f32>,
-    draws: Vec<f32>,
     projection: Vec<f32>,
 }
 
@@ -54,8 +53,11 @@ unsafe fn add_pair_lowrank_avx2(noise: &LowRankNoise, job: PairJob, scratch: &mu
 fn add_pair_lowrank_body(noise: &LowRankNoise, job: PairJob, scratch: &mut PairScratch) {
     let shape = noise.shape;
     let (m, n, r) = (shape.m, shape.n, shape.rank);
-    draw_transposed(noise, job.pair, shape.layout().a_index(0, 0), m, r, &mut scratch.draws, &mut scratch.a_t);
-    draw_transposed(noise, job.pair, shape.layout().b_index(0, 0), n, r, &mut scratch.draws, &mut scratch.b_t);
+    // The stream stores factors column by column: Aᵀ and Bᵀ are contiguous runs of draws.
+    scratch.a_t.resize(m * r, 0.0);
+    scratch.b_t.resize(n * r, 0.0);
+    noise.stream.fill_normals(job.pair, shape.layout().a_index(0, 0), &mut scratch.a_t);
+    noise.stream.fill_normals(job.pair, shape.layout().b_index(0, 0), &mut scratch.b_t);
     scratch.projection.resize(job.rows * r, 0.0);
     let scale = shape.scale();
     for (half, (x, y)) in job.inputs.into_iter().zip(job.outputs).enumerate() {
@@ -69,23 +71,6 @@ fn add_pair_lowrank_body(noise: &LowRankNoise, job: PairJob, scratch: &mut PairS
             for (p, a_col) in p_row.iter().zip(scratch.a_t.chunks_exact(m)) {
                 axpy(*p, a_col, y_row);
             }
-        }
-    }
-}
-
-/// Draws `rows x r` values of the pair's stream from `start` and stores them transposed.
-#[inline(always)]
-fn draw_transposed(noise: &LowRankNoise, pair: u32, start: u32, rows: usize, r: usize, draws: &mut Vec<f32>, out: &mut Vec<f32>) {
-    out.resize(rows * r, 0.0);
-    if r == 1 {
-        noise.stream.fill_normals(pair, start, out);
-        return;
-    }
-    draws.resize(rows * r, 0.0);
-    noise.stream.fill_normals(pair, start, draws);
-    for (j, row) in draws.chunks_exact(r).enumerate() {
-        for (k, v) in row.iter().enumerate() {
-            out[k * rows + j] = *v;
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::ops::{
 };
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Result};
-use gemm::{gemm, View};
+use gemm::{gemm, gemm_serial, View};
 use lowrank::{add_pair_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
 
@@ -29,11 +29,21 @@ impl CpuBackend {
     }
 }
 
-/// Draws pair `pair`'s `A` (m x r) and `B` (n x r), row-major, into `a` and `b`.
-fn draw_factors(noise: &LowRankNoise, pair: u32, a: &mut [f32], b: &mut [f32]) {
+/// Draws pair `pair`'s factors column by column, as the stream stores them: `a_t` gets `Aᵀ`
+/// (r x m) and `b_t` gets `Bᵀ` (r x n).
+fn draw_factors_t(noise: &LowRankNoise, pair: u32, a_t: &mut [f32], b_t: &mut [f32]) {
     let layout = noise.shape.layout();
-    noise.stream.fill_normals(pair, layout.a_index(0, 0), a);
-    noise.stream.fill_normals(pair, layout.b_index(0, 0), b);
+    noise.stream.fill_normals(pair, layout.a_index(0, 0), a_t);
+    noise.stream.fill_normals(pair, layout.b_index(0, 0), b_t);
+}
+
+/// Writes the row-major `rows x r` matrix whose transpose is `t` (r x rows) into `out`.
+fn transpose_into(t: &[f32], rows: usize, r: usize, sign: f32, out: &mut [f32]) {
+    for (k, column) in t.chunks_exact(rows).enumerate() {
+        for (j, v) in column.iter().enumerate() {
+            out[j * r + k] = sign * v;
+        }
+    }
 }
 
 /// Checks the buffers of a population matmul against its shape.
@@ -62,7 +72,7 @@ impl Backend for CpuBackend {
             name: format!("CPU ({} threads)", rayon::current_num_threads()),
             vendor: 0,
             backend: "cpu".into(),
-            driver: format!("matrixmultiply sgemm, rayon, {}", std::env::consts::ARCH),
+            driver: format!("matrixmultiply sgemm on rayon, {}", std::env::consts::ARCH),
             device_type: "Cpu".into(),
             features: Vec::new(),
         }
@@ -116,15 +126,19 @@ impl Backend for CpuBackend {
         let (ma, nb) = (shape.m * shape.rank, shape.n * shape.rank);
         check_len("factor A", a.len(), population * ma)?;
         check_len("factor B", b.len(), population * nb)?;
-        a.par_chunks_mut(2 * ma).zip(b.par_chunks_mut(2 * nb)).enumerate().for_each(|(pair, (a2, b2))| {
-            let (a_even, a_odd) = a2.split_at_mut(ma);
-            let (b_even, b_odd) = b2.split_at_mut(nb);
-            draw_factors(&noise, pair as u32, a_even, b_even);
-            for (o, e) in a_odd.iter_mut().zip(a_even.iter()) {
-                *o = -e;
-            }
-            b_odd.copy_from_slice(b_even);
-        });
+        let r = shape.rank;
+        a.par_chunks_mut(2 * ma).zip(b.par_chunks_mut(2 * nb)).enumerate().for_each_init(
+            || (vec![0.0; ma], vec![0.0; nb]),
+            |(a_t, b_t), (pair, (a2, b2))| {
+                draw_factors_t(&noise, pair as u32, a_t, b_t);
+                let (a_even, a_odd) = a2.split_at_mut(ma);
+                let (b_even, b_odd) = b2.split_at_mut(nb);
+                transpose_into(a_t, shape.m, r, 1.0, a_even);
+                transpose_into(a_t, shape.m, r, -1.0, a_odd);
+                transpose_into(b_t, shape.n, r, 1.0, b_even);
+                b_odd.copy_from_slice(b_even);
+            },
+        );
         Ok(())
     }
 
@@ -132,20 +146,35 @@ impl Backend for CpuBackend {
         check_matmul_args(x, w, &noise, &batch, y)?;
         let shape = noise.shape;
         let (m, n, rows) = (shape.m, shape.n, batch.rows);
-        // The shared X Wᵀ: one GEMM over every member's rows (computed once when X is shared).
-        match batch.input {
-            InputLayout::PerMember => gemm(View::new(x, batch.population * rows, n), View::transpose_of(w, n, m), 0.0, y),
+        // The shared X Wᵀ, row blocks of it fused with the low-rank terms of the same members: one
+        // task per block of antithetic pairs, each drawing a pair's noise once for both members.
+        let base = match batch.input {
             InputLayout::Shared => {
-                let (first, rest) = y.split_at_mut(rows * m);
-                gemm(View::new(x, rows, n), View::transpose_of(w, n, m), 0.0, first);
-                rest.par_chunks_mut(rows * m).for_each(|yi| yi.copy_from_slice(first));
+                let mut base = vec![0.0; rows * m];
+                gemm(View::new(x, rows, n), View::transpose_of(w, n, m), 0.0, &mut base);
+                Some(base)
             }
-        }
-        // The low-rank terms, one antithetic pair per task: noise drawn once, used by both members.
-        y.par_chunks_mut(2 * rows * m).enumerate().for_each_init(PairScratch::default, |scratch, (pair, y_pair)| {
-            let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
-            let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
-            add_pair_lowrank(&noise, PairJob { pair: pair as u32, inputs, outputs: [y_even, y_odd], rows }, scratch);
+            InputLayout::PerMember => None,
+        };
+        let pairs = batch.population / 2;
+        let pairs_per_task = pairs.div_ceil(rayon::current_num_threads());
+        let pair_len = 2 * rows * m;
+        y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
+            let first = task * pairs_per_task;
+            let count = y_block.len() / pair_len;
+            match &base {
+                Some(base) => y_block.chunks_exact_mut(rows * m).for_each(|y_i| y_i.copy_from_slice(base)),
+                None => {
+                    let x_block = &x[first * 2 * rows * n..(first + count) * 2 * rows * n];
+                    gemm_serial(View::new(x_block, count * 2 * rows, n), View::transpose_of(w, n, m), 0.0, y_block);
+                }
+            }
+            for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
+                let pair = first + k;
+                let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
+                let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
+                add_pair_lowrank(&noise, PairJob { pair: pair as u32, inputs, outputs: [y_even, y_odd], rows }, scratch);
+            }
         });
         Ok(())
     }
@@ -157,23 +186,19 @@ impl Backend for CpuBackend {
         let scale = shape.scale();
         y.par_chunks_mut(rows * m).enumerate().for_each_init(
             || (vec![0.0; m * r], vec![0.0; n * r], vec![0.0; m * n]),
-            |(a, b, w_i), (member, y_member)| {
-                // Materialise W_i = W + s_i (σ/√r) A Bᵀ, full rank, then multiply.
-                draw_factors(&noise, (member / 2) as u32, a, b);
+            |(a_t, b_t, w_i), (member, y_member)| {
+                // Materialise W_i = W + s_i (σ/√r) Σ_k A[:, k] B[:, k]ᵀ, full rank, then multiply.
+                draw_factors_t(&noise, (member / 2) as u32, a_t, b_t);
                 w_i.copy_from_slice(w);
                 let coef = member_sign(member) * scale;
-                for (w_row, a_row) in w_i.chunks_exact_mut(n).zip(a.chunks_exact(r)) {
-                    for (wl, b_row) in w_row.iter_mut().zip(b.chunks_exact(r)) {
-                        let dot: f32 = a_row.iter().zip(b_row).map(|(a, b)| a * b).sum();
-                        *wl += coef * dot;
+                for (a_col, b_col) in a_t.chunks_exact(m).zip(b_t.chunks_exact(n)) {
+                    for (w_row, a_j) in w_i.chunks_exact_mut(n).zip(a_col) {
+                        let c = coef * a_j;
+                        w_row.iter_mut().zip(b_col).for_each(|(w, b)| *w += c * b);
                     }
                 }
                 let x_i = member_input(x, &batch, n, member);
-                for (x_row, y_row) in x_i.chunks_exact(n).zip(y_member.chunks_exact_mut(m)) {
-                    for (yj, w_row) in y_row.iter_mut().zip(w_i.chunks_exact(n)) {
-                        *yj = x_row.iter().zip(w_row).map(|(x, w)| x * w).sum();
-                    }
-                }
+                gemm_serial(View::new(x_i, rows, n), View::transpose_of(w_i, n, m), 0.0, y_member);
             },
         );
         Ok(())
@@ -195,20 +220,12 @@ impl Backend for CpuBackend {
         let mut bt = vec![0.0; chunk * r * n];
         for (c, first) in (0..pairs).step_by(chunk).enumerate() {
             let count = chunk.min(pairs - first);
-            at[..count * r * m].par_chunks_mut(r * m).zip(bt[..count * r * n].par_chunks_mut(r * n)).enumerate().for_each_init(
-                || (vec![0.0; m * r], vec![0.0; n * r]),
-                |(a, b), (k, (at_k, bt_k))| {
+            at[..count * r * m].par_chunks_mut(r * m).zip(bt[..count * r * n].par_chunks_mut(r * n)).enumerate().for_each(
+                |(k, (at_k, bt_k))| {
                     let pair = first + k;
-                    draw_factors(&noise, pair as u32, a, b);
+                    draw_factors_t(&noise, pair as u32, at_k, bt_k);
                     let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
-                    for q in 0..r {
-                        for (j, v) in at_k[q * m..(q + 1) * m].iter_mut().enumerate() {
-                            *v = d * a[j * r + q];
-                        }
-                        for (l, v) in bt_k[q * n..(q + 1) * n].iter_mut().enumerate() {
-                            *v = b[l * r + q];
-                        }
-                    }
+                    at_k.iter_mut().for_each(|v| *v *= d);
                 },
             );
             let inner = count * r;
