@@ -50,7 +50,7 @@ fn lowrank_project(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
     var acc: array<f32, 8>;
     for (var l = 0u; l < p.n; l++) {
-        let b = draw(pair, (p.m + l) * p.rank + k);
+        let b = draw(pair, b_element(p.m, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
             let row = min(row0 + t, p.rows - 1u);
             acc[t] = fma(x[xb + row * p.n + l], b, acc[t]);
@@ -81,7 +81,7 @@ fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     var acc: array<f32, 4>;
     for (var k = 0u; k < p.rank; k++) {
-        let a = draw(pair, j * p.rank + k);
+        let a = draw(pair, a_element(p.m, j, k));
         for (var t = 0u; t < EXPAND_ROWS; t++) {
             let row = min(row0 + t, p.rows - 1u);
             acc[t] = fma(p_in[(q * p.rows + row) * p.rank + k], a, acc[t]);

@@ -86,16 +86,9 @@ fn box_muller(w0: u32, w1: u32) -> vec2<f32> {
 fn normal_at(seed_lo: u32, seed_hi: u32, param_id: u32, noise_epoch: u32, pair: u32, element: u32) -> f32 {
     let words = philox4x32_10(vec4<u32>(element >> 2u, pair, param_id, noise_epoch), vec2<u32>(seed_lo, seed_hi));
     let lane = element & 3u;
-    var z: vec2<f32>;
-    if ((lane & 2u) == 0u) {
-        z = box_muller(words.x, words.y);
-    } else {
-        z = box_muller(words.z, words.w);
-    }
-    if ((lane & 1u) == 0u) {
-        return z.x;
-    }
-    return z.y;
+    let upper = (lane & 2u) != 0u;
+    let z = box_muller(select(words.x, words.z, upper), select(words.y, words.w, upper));
+    return select(z.x, z.y, (lane & 1u) != 0u);
 }
 
 // Stream element of A[j, k] (A is m x r) in a pair's stream: factors are stored column by column

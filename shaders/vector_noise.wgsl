@@ -1,0 +1,53 @@
+// Full-rank vector noise (philox.wgsl): draw j of pair t's stream is eps_t[j].
+// `perturbed_bias` (span = rows len): y[i span + row len + j] += bias[j] + s_i sigma eps_{i/2}[j];
+// `vector_update`: g[j] = coef sum_t d[t] eps_t[j] (coef = sigma / sqrt(N), d_t = f_2t - f_2t+1).
+
+struct VectorParams {
+    len: u32,
+    total: u32,
+    span: u32,
+    pairs: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    param_id: u32,
+    noise_epoch: u32,
+    coef: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: VectorParams;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> d: array<f32>;
+@group(0) @binding(4) var<storage, read_write> g: array<f32>;
+
+fn draw(pair: u32, element: u32) -> f32 {
+    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
+}
+
+@compute @workgroup_size(256)
+fn perturbed_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= p.total) {
+        return;
+    }
+    let j = gid % p.len;
+    let i = gid / p.span;
+    var coef = p.coef;
+    if ((i & 1u) != 0u) {
+        coef = -coef;
+    }
+    y[gid] += bias[j] + coef * draw(i / 2u, j);
+}
+
+@compute @workgroup_size(256)
+fn vector_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= p.len) {
+        return;
+    }
+    var acc = 0.0;
+    for (var t = 0u; t < p.pairs; t++) {
+        acc = fma(d[t], draw(t, gid), acc);
+    }
+    g[gid] = p.coef * acc;
+}
