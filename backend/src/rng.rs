@@ -132,11 +132,7 @@ fn fill_normals_body(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32
 /// The noise epoch of training epoch `epoch`: a new epoch of noise every `noise_reuse` epochs, or
 /// the same noise for ever when `noise_reuse == 0`.
 pub fn noise_epoch(epoch: u32, noise_reuse: u32) -> u32 {
-    if noise_reuse == 0 {
-        0
-    } else {
-        epoch / noise_reuse
-    }
+    epoch.checked_div(noise_reuse).unwrap_or(0)
 }
 
 /// 2^-24, the spacing of the uniform grid the 24 high bits of a word land on.
@@ -292,7 +288,7 @@ mod tests {
             assert!((f64::from(ln_unit(x)) - want).abs() < 2e-7 * (1.0 + want.abs()), "ln({x})");
             let tiny = x * 1e-6;
             assert!((f64::from(ln_unit(tiny)) - f64::from(tiny).ln()).abs() < 4e-6, "ln({tiny})");
-            let k = (i - 1) << 12 | (i * 7 & 0xfff);
+            let k = ((i - 1) << 12) | ((i * 7) & 0xfff);
             let (s, c) = sincos_turns(k);
             let t = std::f64::consts::TAU * f64::from(k) / 16_777_216.0;
             assert!((f64::from(s) - t.sin()).abs() < 3e-7 && (f64::from(c) - t.cos()).abs() < 3e-7, "sincos({k})");
