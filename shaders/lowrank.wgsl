@@ -1,8 +1,15 @@
 // The low-rank term of the EGGROLL forward, noise regenerated from the RNG (philox.wgsl):
-// `lowrank_project`: P[q, row, k] = sum_l X_q[row, l] B_pair(q)[l, k] for q < count, where q is
-//   the pair (shared input) or the member (per-member input);
+// `lowrank_project`: P[q, row, k] = sum_l X_q[row, l] B_pair(q)[l, k], where q is the pair
+//   (shared input) or the member (per-member input), for the `count` pairs; both members of a
+//   pair are one block of 2 rows rows (contiguous in X and P) sharing B: one invocation per
+//   (pair, k, block of PROJECT_ROWS of those rows) loops over all of l (enough parallelism when count rank rows is large,
+//   and no barriers: CPU adapters);
+// `lowrank_project_reduce`: the same sums, one workgroup of PROJECT_WG invocations per (pair,
+//   k, block of rows): invocations stride over l (drawing B[l, k] once for the whole block), then
+//   tree-reduce in workgroup memory: short serial chains when n is large and count rank small;
 // `lowrank_expand`: Y[i, row, j] = base[row, j] + s_i scale sum_k P[q(i), row, k] A_pair(i)[j, k],
-//   with base = Z (rows x m, shared input) or Y itself (per-member input).
+//   with base = Z (rows x m, shared input) or Y itself (per-member input), both members of a
+//   pair in one invocation.
 
 struct LowRankParams {
     rows: u32,
@@ -19,6 +26,7 @@ struct LowRankParams {
 }
 
 const PROJECT_ROWS: u32 = 8u;
+const PROJECT_WG: u32 = 64u;
 const EXPAND_ROWS: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: LowRankParams;
@@ -28,6 +36,12 @@ const EXPAND_ROWS: u32 = 4u;
 @group(0) @binding(4) var<storage, read> z: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
+// Rows of X that share one pair's B: the shared rows, or both members' rows (contiguous in X
+// and in P), so that the projections draw B once per pair.
+fn pair_rows() -> u32 {
+    return select(2u * p.rows, p.rows, p.shared_input != 0u);
+}
+
 fn draw(pair: u32, element: u32) -> f32 {
     return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
 }
@@ -35,73 +49,124 @@ fn draw(pair: u32, element: u32) -> f32 {
 @compute @workgroup_size(256)
 fn lowrank_project(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
-    let blocks = (p.rows + PROJECT_ROWS - 1u) / PROJECT_ROWS;
+    let rr = pair_rows();
+    let blocks = (rr + PROJECT_ROWS - 1u) / PROJECT_ROWS;
     if (gid >= p.count * p.rank * blocks) {
         return;
     }
     let row0 = (gid % blocks) * PROJECT_ROWS;
     let k = (gid / blocks) % p.rank;
-    let q = gid / (blocks * p.rank);
-    var pair = q / 2u;
-    var xb = q * p.rows * p.n;
-    if (p.shared_input != 0u) {
-        pair = q;
-        xb = 0u;
-    }
+    let pair = gid / (blocks * p.rank);
+    let xb = select(pair * rr * p.n, 0u, p.shared_input != 0u);
     var acc: array<f32, 8>;
     for (var l = 0u; l < p.n; l++) {
         let b = draw(pair, b_element(p.m, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
-            let row = min(row0 + t, p.rows - 1u);
+            let row = min(row0 + t, rr - 1u);
             acc[t] = fma(x[xb + row * p.n + l], b, acc[t]);
         }
     }
     for (var t = 0u; t < PROJECT_ROWS; t++) {
         let row = row0 + t;
-        if (row < p.rows) {
-            p_out[(q * p.rows + row) * p.rank + k] = acc[t];
+        if (row < rr) {
+            p_out[(pair * rr + row) * p.rank + k] = acc[t];
         }
+    }
+}
+
+var<workgroup> partial: array<f32, 512>; // PROJECT_ROWS * PROJECT_WG
+
+@compute @workgroup_size(64)
+fn lowrank_project_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // Everything up to the reduction depends on the workgroup only: uniform control flow.
+    let group = wid.y * nwg.x + wid.x;
+    let rr = pair_rows();
+    let blocks = (rr + PROJECT_ROWS - 1u) / PROJECT_ROWS;
+    if (group >= p.count * p.rank * blocks) {
+        return;
+    }
+    let row0 = (group % blocks) * PROJECT_ROWS;
+    let k = (group / blocks) % p.rank;
+    let pair = group / (blocks * p.rank);
+    let xb = select(pair * rr * p.n, 0u, p.shared_input != 0u);
+    let nr = min(PROJECT_ROWS, rr - row0);
+    var acc: array<f32, 8>;
+    for (var l = lid.x; l < p.n; l += PROJECT_WG) {
+        let b = draw(pair, b_element(p.m, p.n, p.rank, l, k));
+        for (var t = 0u; t < PROJECT_ROWS; t++) {
+            if (t < nr) {
+                acc[t] = fma(x[xb + (row0 + t) * p.n + l], b, acc[t]);
+            }
+        }
+    }
+    for (var t = 0u; t < PROJECT_ROWS; t++) {
+        partial[t * PROJECT_WG + lid.x] = acc[t];
+    }
+    workgroupBarrier();
+    for (var s = PROJECT_WG / 2u; s > 0u; s >>= 1u) {
+        if (lid.x < s) {
+            for (var t = 0u; t < nr; t++) {
+                partial[t * PROJECT_WG + lid.x] += partial[t * PROJECT_WG + lid.x + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid.x < nr) {
+        p_out[(pair * rr + row0 + lid.x) * p.rank + k] = partial[lid.x * PROJECT_WG];
     }
 }
 
 @compute @workgroup_size(256)
 fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // One invocation per (pair, block of EXPAND_ROWS rows, j): both members of the pair share
+    // A[j, k], drawn once; with shared input they share P too (Y = Z +- coef P A).
     let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
     let blocks = (p.rows + EXPAND_ROWS - 1u) / EXPAND_ROWS;
-    if (gid >= p.count * blocks * p.m) {
+    let pairs = p.count / 2u;
+    if (gid >= pairs * blocks * p.m) {
         return;
     }
     let j = gid % p.m;
     let row0 = ((gid / p.m) % blocks) * EXPAND_ROWS;
-    let i = gid / (p.m * blocks);
-    let pair = i / 2u;
-    var q = i;
-    if (p.shared_input != 0u) {
-        q = pair;
+    let pair = gid / (p.m * blocks);
+    let same_x = p.shared_input != 0u;
+    var q0 = 2u * pair;
+    var q1 = q0 + 1u;
+    if (same_x) {
+        q0 = pair;
+        q1 = pair;
     }
-    var acc: array<f32, 4>;
+    var acc0: array<f32, 4>;
+    var acc1: array<f32, 4>;
     for (var k = 0u; k < p.rank; k++) {
         let a = draw(pair, a_element(p.m, j, k));
         for (var t = 0u; t < EXPAND_ROWS; t++) {
             let row = min(row0 + t, p.rows - 1u);
-            acc[t] = fma(p_in[(q * p.rows + row) * p.rank + k], a, acc[t]);
+            acc0[t] = fma(p_in[(q0 * p.rows + row) * p.rank + k], a, acc0[t]);
+            if (!same_x) {
+                acc1[t] = fma(p_in[(q1 * p.rows + row) * p.rank + k], a, acc1[t]);
+            }
         }
     }
-    var coef = p.scale;
-    if ((i & 1u) != 0u) {
-        coef = -coef;
+    if (same_x) {
+        acc1 = acc0;
     }
     for (var t = 0u; t < EXPAND_ROWS; t++) {
         let row = row0 + t;
         if (row < p.rows) {
-            let at = (i * p.rows + row) * p.m + j;
-            var base: f32;
-            if (p.shared_input != 0u) {
-                base = z[row * p.m + j];
+            let at0 = (2u * pair * p.rows + row) * p.m + j;
+            let at1 = at0 + p.rows * p.m;
+            var base0: f32;
+            var base1: f32;
+            if (same_x) {
+                base0 = z[row * p.m + j];
+                base1 = base0;
             } else {
-                base = y[at];
+                base0 = y[at0];
+                base1 = y[at1];
             }
-            y[at] = base + coef * acc[t];
+            y[at0] = base0 + p.scale * acc0[t];
+            y[at1] = base1 - p.scale * acc1[t];
         }
     }
 }

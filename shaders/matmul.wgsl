@@ -1,7 +1,14 @@
 // y = alpha * x Wᵀ (+ y when accumulating), batched over workgroup_id.z.
 // x: rows x inner, W: cols x inner (both row-major), y: rows x cols.
-// Each workgroup computes a TILE x TILE block of y, each invocation a 4 x 4 register block of
-// rows lid.y + 16 i and columns lid.x + 16 j. Two variants share the grid:
+//
+// This file is a template: the backend prepends one configuration (gpu/gemm.rs) as module-scope
+// constants, so every candidate is an ordinary WGSL module with constant workgroup and array
+// sizes (no pipeline-overridable constants, which not every backend handles alike):
+//   WG_X, WG_Y: invocations per workgroup along columns and rows,
+//   BM, BN: register block (rows x columns) per invocation,
+//   KT: depth of the slices the tiled variant stages in workgroup memory.
+// Each workgroup computes a TM x TN block of y (TM = WG_Y BM, TN = WG_X BN), each invocation the
+// rows lid.y + WG_Y i and columns lid.x + WG_X j of it. Two variants share the grid:
 // `matmul_tiled` stages KT-deep slices of x and W in workgroup memory (GPUs);
 // `matmul_direct` reads them straight from global memory without barriers (CPU adapters).
 
@@ -18,28 +25,27 @@ struct Gemm {
     alpha: f32,
 }
 
-const TILE: u32 = 64u;
-const KT: u32 = 16u;
-const BLOCK: u32 = 4u;
-const LANES: u32 = 16u;
+const TM: u32 = WG_Y * BM;
+const TN: u32 = WG_X * BN;
+const THREADS: u32 = WG_X * WG_Y;
 
 @group(0) @binding(0) var<uniform> p: Gemm;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
-var<workgroup> xs: array<f32, 1024>;
-var<workgroup> ws: array<f32, 1024>;
+var<workgroup> xs: array<f32, KT * TM>;
+var<workgroup> ws: array<f32, KT * TN>;
 
-fn store_block(acc: ptr<function, array<f32, 16>>, row0: u32, col0: u32, batch: u32) {
+fn store_block(acc: ptr<function, array<f32, BM * BN>>, row0: u32, col0: u32, batch: u32) {
     let yb = p.y_offset + batch * p.y_batch;
-    for (var i = 0u; i < BLOCK; i++) {
-        let row = row0 + i * LANES;
-        for (var j = 0u; j < BLOCK; j++) {
-            let col = col0 + j * LANES;
+    for (var i = 0u; i < BM; i++) {
+        let row = row0 + i * WG_Y;
+        for (var j = 0u; j < BN; j++) {
+            let col = col0 + j * WG_X;
             if (row < p.rows && col < p.cols) {
                 let at = yb + row * p.cols + col;
-                var v = p.alpha * (*acc)[i * BLOCK + j];
+                var v = p.alpha * (*acc)[i * BN + j];
                 if (p.accumulate != 0u) {
                     v += y[at];
                 }
@@ -49,44 +55,49 @@ fn store_block(acc: ptr<function, array<f32, 16>>, row0: u32, col0: u32, batch: 
     }
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WG_X, WG_Y)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row_base = wid.y * TILE;
-    let col_base = wid.x * TILE;
+    let row_base = wid.y * TM;
+    let col_base = wid.x * TN;
     let xb = p.x_offset + wid.z * p.x_batch;
     let wb = wid.z * p.w_batch;
-    let t = lid.y * LANES + lid.x;
-    var acc: array<f32, 16>;
+    let t = lid.y * WG_X + lid.x;
+    var acc: array<f32, BM * BN>;
     for (var k0 = 0u; k0 < p.inner; k0 += KT) {
-        for (var e = 0u; e < 4u; e++) {
-            let idx = t + e * 256u;
+        // Consecutive invocations load consecutive k of one row: contiguous global reads.
+        for (var idx = t; idx < KT * TM; idx += THREADS) {
             let r = idx / KT;
             let kk = idx % KT;
             let k = k0 + kk;
             var xv = 0.0;
-            var wv = 0.0;
-            if (k < p.inner) {
-                if (row_base + r < p.rows) {
-                    xv = x[xb + (row_base + r) * p.inner + k];
-                }
-                if (col_base + r < p.cols) {
-                    wv = w[wb + (col_base + r) * p.inner + k];
-                }
+            if (k < p.inner && row_base + r < p.rows) {
+                xv = x[xb + (row_base + r) * p.inner + k];
             }
-            xs[kk * TILE + r] = xv;
-            ws[kk * TILE + r] = wv;
+            xs[kk * TM + r] = xv;
+        }
+        for (var idx = t; idx < KT * TN; idx += THREADS) {
+            let c = idx / KT;
+            let kk = idx % KT;
+            let k = k0 + kk;
+            var wv = 0.0;
+            if (k < p.inner && col_base + c < p.cols) {
+                wv = w[wb + (col_base + c) * p.inner + k];
+            }
+            ws[kk * TN + c] = wv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < KT; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < BLOCK; i++) {
-                a[i] = xs[kk * TILE + lid.y + i * LANES];
-                b[i] = ws[kk * TILE + lid.x + i * LANES];
+            var a: array<f32, BM>;
+            var b: array<f32, BN>;
+            for (var i = 0u; i < BM; i++) {
+                a[i] = xs[kk * TM + lid.y + i * WG_Y];
             }
-            for (var i = 0u; i < BLOCK; i++) {
-                for (var j = 0u; j < BLOCK; j++) {
-                    acc[i * BLOCK + j] = fma(a[i], b[j], acc[i * BLOCK + j]);
+            for (var j = 0u; j < BN; j++) {
+                b[j] = ws[kk * TN + lid.x + j * WG_X];
+            }
+            for (var i = 0u; i < BM; i++) {
+                for (var j = 0u; j < BN; j++) {
+                    acc[i * BN + j] = fma(a[i], b[j], acc[i * BN + j]);
                 }
             }
         }
@@ -95,30 +106,34 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     store_block(&acc, row_base + lid.y, col_base + lid.x, wid.z);
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WG_X, WG_Y)
 fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wid.y * TILE + lid.y;
-    let col0 = wid.x * TILE + lid.x;
+    let row0 = wid.y * TM + lid.y;
+    let col0 = wid.x * TN + lid.x;
     let xb = p.x_offset + wid.z * p.x_batch;
     let wb = wid.z * p.w_batch;
     // Out-of-range rows and columns read the last valid one; store_block discards them.
-    var xr: array<u32, 4>;
-    var wr: array<u32, 4>;
-    for (var i = 0u; i < BLOCK; i++) {
-        xr[i] = xb + min(row0 + i * LANES, p.rows - 1u) * p.inner;
-        wr[i] = wb + min(col0 + i * LANES, p.cols - 1u) * p.inner;
+    var xr: array<u32, BM>;
+    var wr: array<u32, BN>;
+    for (var i = 0u; i < BM; i++) {
+        xr[i] = xb + min(row0 + i * WG_Y, p.rows - 1u) * p.inner;
     }
-    var acc: array<f32, 16>;
+    for (var j = 0u; j < BN; j++) {
+        wr[j] = wb + min(col0 + j * WG_X, p.cols - 1u) * p.inner;
+    }
+    var acc: array<f32, BM * BN>;
     for (var k = 0u; k < p.inner; k++) {
-        var a: array<f32, 4>;
-        var b: array<f32, 4>;
-        for (var i = 0u; i < BLOCK; i++) {
+        var a: array<f32, BM>;
+        var b: array<f32, BN>;
+        for (var i = 0u; i < BM; i++) {
             a[i] = x[xr[i] + k];
-            b[i] = w[wr[i] + k];
         }
-        for (var i = 0u; i < BLOCK; i++) {
-            for (var j = 0u; j < BLOCK; j++) {
-                acc[i * BLOCK + j] = fma(a[i], b[j], acc[i * BLOCK + j]);
+        for (var j = 0u; j < BN; j++) {
+            b[j] = w[wr[j] + k];
+        }
+        for (var i = 0u; i < BM; i++) {
+            for (var j = 0u; j < BN; j++) {
+                acc[i * BN + j] = fma(a[i], b[j], acc[i * BN + j]);
             }
         }
     }

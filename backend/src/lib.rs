@@ -20,7 +20,6 @@ pub mod ops;
 pub mod rng;
 pub mod select;
 
-
 pub use error::{Error, Result};
 pub use ops::{Activation, AdamParams, Batch, InputLayout, LowRank, LowRankNoise};
 pub use rng::{philox4x32_10, NoiseStream};
@@ -98,7 +97,14 @@ pub trait Backend {
 
     /// Naive ES, the same result as [`Backend::perturbed_matmul`] computed the slow way: each
     /// member's full-rank `W + E_i`, `E_i = s_i (σ/√r) A_i B_iᵀ`, is materialised and multiplied.
-    fn naive_perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()>;
+    fn naive_perturbed_matmul(
+        &self,
+        x: &Self::Buffer,
+        w: &Self::Buffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// The low-rank ES gradient estimate `g = (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (m x n), overwriting
     /// `g`. `fitness` holds N finite (usually shaped) values.
@@ -122,5 +128,12 @@ pub trait Backend {
     fn sgd_step(&self, param: &mut Self::Buffer, grad: &Self::Buffer, lr: f32) -> Result<()>;
     /// Adam/AdamW step on the loss `-grad` (ascent on the fitness), moments `m` and `v` updated in
     /// place; decoupled weight decay when `p.weight_decay > 0`.
-    fn adam_step(&self, param: &mut Self::Buffer, grad: &Self::Buffer, m: &mut Self::Buffer, v: &mut Self::Buffer, p: AdamParams) -> Result<()>;
+    fn adam_step(
+        &self,
+        param: &mut Self::Buffer,
+        grad: &Self::Buffer,
+        m: &mut Self::Buffer,
+        v: &mut Self::Buffer,
+        p: AdamParams,
+    ) -> Result<()>;
 }

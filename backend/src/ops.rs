@@ -107,9 +107,7 @@ impl Batch {
 /// Checks a population size: even (antithetic pairs) and > 0.
 pub fn check_population(population: usize) -> Result<()> {
     if population == 0 || population % 2 != 0 {
-        return Err(Error::InvalidArgument(format!(
-            "population must be a positive even number (antithetic pairs), got {population}"
-        )));
+        return Err(Error::InvalidArgument(format!("population must be a positive even number (antithetic pairs), got {population}")));
     }
     if population / 2 > u32::MAX as usize {
         return Err(Error::Limit(format!("population {population} exceeds 2^33")));

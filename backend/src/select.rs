@@ -2,9 +2,9 @@
 //! runner expose it.
 
 use crate::cpu::CpuBackend;
+use crate::gpu::WgpuBackend;
 #[cfg(feature = "native")]
 use crate::gpu::WgpuOptions;
-use crate::gpu::WgpuBackend;
 use crate::{AdapterDescription, Backend, Error, Result};
 use std::fmt;
 use std::str::FromStr;

@@ -55,9 +55,8 @@ fn reference_forward(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) ->
 }
 
 fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize, usize, usize, bool, u64)> {
-    (1usize..40, 1usize..40, 1usize..4, 1usize..5, 1usize..4, any::<bool>(), any::<u64>()).prop_map(
-        |(m, n, rank, pairs, rows, shared, seed)| (m, n, rank.min(m.min(n)), 2 * pairs, rows, shared, seed),
-    )
+    (1usize..40, 1usize..40, 1usize..4, 1usize..5, 1usize..4, any::<bool>(), any::<u64>())
+        .prop_map(|(m, n, rank, pairs, rows, shared, seed)| (m, n, rank.min(m.min(n)), 2 * pairs, rows, shared, seed))
 }
 
 proptest! {

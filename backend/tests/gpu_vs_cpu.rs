@@ -1,14 +1,14 @@
 //! Every kernel of the wgpu backend against the CPU reference, on random shapes (odd sizes, past
-//! the 64 x 64 GEMM tile, shared and per-member inputs, rows > 1, both GEMM variants), plus the
-//! error cases. Tolerance: |gpu - cpu| <= tol (1 + |cpu|) with tol = 1e-4 for elementwise
-//! kernels and 1e-4 max(1, k / 64) for sums over an inner dimension k (f32 accumulation order
-//! differs between the backends).
+//! the 64 x 64 GEMM tile, shared and per-member inputs, rows > 1, both GEMM variants), every GEMM
+//! configuration and the autotuner on a few fixed odd shapes, plus the error cases. Tolerance:
+//! |gpu - cpu| <= tol (1 + |cpu|) with tol = 1e-4 for elementwise kernels and 1e-4 max(1, k / 64)
+//! for sums over an inner dimension k (f32 accumulation order differs between the backends).
 
 mod common;
 
-use common::gpu;
+use common::{gpu, gpu_with};
 use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::gpu::{MatmulVariant, WgpuBackend};
+use eggroll_backend::gpu::{GemmConfig, MatmulVariant, WgpuBackend, WgpuOptions};
 use eggroll_backend::{Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -292,4 +292,91 @@ fn chunked_naive_forward_and_update_match_cpu() {
     let mut gg = g.zeros(gc.len()).unwrap();
     g.lowrank_update(&fitness, noise, &mut gg).unwrap();
     assert_close("chunked update", &read(&g, &gg), &gc, tol(20));
+}
+
+/// Matmul, both forwards (batched GEMMs over members) and the chunked, accumulating update with
+/// one GEMM configuration, against the CPU on small odd shapes past every tile size.
+fn check_gemm_config(g: &WgpuBackend, what: &str) {
+    let c = CpuBackend::new();
+    for (m, n, rows) in [(70, 67, 130), (3, 5, 1), (129, 17, 33)] {
+        let (x, w) = (random(rows * n, 7), random(m * n, 8));
+        let mut y = g.zeros(rows * m).unwrap();
+        g.matmul(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), m, n, rows, &mut y).unwrap();
+        let mut yc = vec![0.0; rows * m];
+        c.matmul(&x, &w, m, n, rows, &mut yc).unwrap();
+        assert_close(&format!("{what} matmul {m}x{n}x{rows}"), &read(g, &y), &yc, tol(n));
+    }
+    let noise = noise(40, 30, 3, 21);
+    for input in [InputLayout::PerMember, InputLayout::Shared] {
+        let batch = Batch { population: 6, rows: 3, input };
+        let (x, w) = (random(batch.input_len(30), 1), random(40 * 30, 2));
+        let mut yc = vec![0.0; batch.output_len(40)];
+        c.perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
+        let (xg, wg) = (g.upload(&x).unwrap(), g.upload(&w).unwrap());
+        let mut y = g.zeros(yc.len()).unwrap();
+        g.perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
+        assert_close(&format!("{what} perturbed {input:?}"), &read(g, &y), &yc, tol(30));
+        g.naive_perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
+        assert_close(&format!("{what} naive {input:?}"), &read(g, &y), &yc, tol(30));
+    }
+    let noise = self::noise(300, 20, 4, 22);
+    let fitness = random(10, 3);
+    let mut gc = vec![0.0; 300 * 20];
+    c.lowrank_update(&fitness, noise, &mut gc).unwrap();
+    let mut gg = g.zeros(gc.len()).unwrap();
+    g.lowrank_update(&fitness, noise, &mut gg).unwrap();
+    assert_close(&format!("{what} update"), &read(g, &gg), &gc, tol(20));
+}
+
+#[test]
+fn every_gemm_config_matches_cpu() {
+    for config in GemmConfig::CANDIDATES {
+        // A 4 KiB scratch budget: the naive forward and the update run in several chunks.
+        let opts = WgpuOptions { gemm_config: Some(config), scratch_bytes: Some(4096), ..Default::default() };
+        let g = gpu_with(&config.name(), opts);
+        assert_eq!(g.matmul_variant(), config.variant);
+        check_gemm_config(&g, &config.name());
+        let choices = g.gemm_choices();
+        assert!(!choices.is_empty() && choices.iter().all(|(_, c)| *c == config.name()), "{choices:?}");
+    }
+}
+
+#[test]
+fn autotuner_records_its_choices_and_matches_cpu() {
+    let g = gpu_with("autotune", WgpuOptions { autotune: true, ..Default::default() });
+    let c = CpuBackend::new();
+    for (m, n, rows) in [(70, 67, 130), (3, 5, 2)] {
+        let (x, w) = (random(rows * n, 7), random(m * n, 8));
+        let (xg, wg) = (g.upload(&x).unwrap(), g.upload(&w).unwrap());
+        let mut yc = vec![0.0; rows * m];
+        c.matmul(&x, &w, m, n, rows, &mut yc).unwrap();
+        // Twice: tuned on the first call, cached on the second.
+        for _ in 0..2 {
+            let mut y = g.zeros(rows * m).unwrap();
+            g.matmul(&xg, &wg, m, n, rows, &mut y).unwrap();
+            assert_close(&format!("autotuned matmul {m}x{n}x{rows}"), &read(&g, &y), &yc, tol(n));
+        }
+    }
+    let choices = g.gemm_choices();
+    eprintln!("autotuned: {choices:?}");
+    assert_eq!(choices.len(), 2, "{choices:?}");
+    assert!(choices.iter().all(|(_, name)| GemmConfig::CANDIDATES.iter().any(|c| c.name() == *name)), "{choices:?}");
+    assert_eq!(choices[0].0, eggroll_backend::gpu::ShapeBucket::of(2, 3, 5, 1));
+}
+
+#[test]
+fn projection_by_workgroup_reduction_matches_cpu() {
+    // n >= 64 with few sums: X B runs as one workgroup reduction per (member, k, row block),
+    // including a partial block of rows; the proptests' n < 64 take the serial kernel.
+    for (input, rows) in [(InputLayout::PerMember, 3), (InputLayout::Shared, 11)] {
+        let noise = noise(20, 150, 2, 31);
+        let batch = Batch { population: 4, rows, input };
+        let (x, w) = (random(batch.input_len(150), 1), random(20 * 150, 2));
+        let mut yc = vec![0.0; batch.output_len(20)];
+        CpuBackend::new().perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
+        let g = gpu(MatmulVariant::Direct);
+        let mut y = g.zeros(yc.len()).unwrap();
+        g.perturbed_matmul(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), noise, batch, &mut y).unwrap();
+        assert_close(&format!("reduced projection {input:?}"), &read(&g, &y), &yc, tol(150));
+    }
 }

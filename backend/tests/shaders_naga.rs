@@ -2,7 +2,7 @@
 //! validates it, then translates it to SPIR-V, MSL, HLSL and GLSL (compute, 430 and 310 es).
 //! Needs no GPU.
 
-use eggroll_backend::gpu::shader_sources;
+use eggroll_backend::gpu::{shader_sources, GemmConfig};
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 
@@ -18,7 +18,12 @@ fn validated(name: &str, source: &str) -> (naga::Module, ModuleInfo) {
 #[test]
 fn every_module_validates_and_translates_to_all_backends() {
     let sources = shader_sources();
-    assert_eq!(sources.len(), 8, "one module per shader file");
+    let gemms = GemmConfig::CANDIDATES.len();
+    assert_eq!(sources.len(), 7 + gemms, "one module per GEMM candidate and per other shader file");
+    for (config, (name, source)) in GemmConfig::CANDIDATES.iter().zip(&sources) {
+        assert_eq!(*name, config.name(), "GEMM modules come first, in candidate order");
+        assert_eq!(*source, config.wgsl());
+    }
     for (name, source) in &sources {
         let (module, info) = validated(name, source);
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
@@ -51,5 +56,21 @@ fn noise_modules_carry_the_rng() {
     for (name, source) in shader_sources() {
         let draws = source.contains("normal_at(") || source.contains("philox4x32_10(");
         assert_eq!(draws, source.contains("fn philox4x32_10"), "{name}: the RNG is prepended exactly where it is used");
+    }
+}
+
+#[test]
+fn gemm_candidates_are_distinct_and_the_rule_picks_among_them() {
+    use eggroll_backend::gpu::{MatmulVariant, ShapeBucket};
+    let names: std::collections::HashSet<String> = GemmConfig::CANDIDATES.iter().map(|c| c.name()).collect();
+    assert_eq!(names.len(), GemmConfig::CANDIDATES.len());
+    for variant in [MatmulVariant::WorkgroupTiled, MatmulVariant::Direct] {
+        assert!(GemmConfig::CANDIDATES.contains(&GemmConfig::default_for(variant)));
+        for (rows, cols, inner, batch) in [(1, 1, 1, 1), (64, 256, 256, 1), (256, 256, 256, 1), (8192, 8192, 8192, 1), (3, 40, 30, 64)] {
+            let bucket = ShapeBucket::of(rows, cols, inner, batch);
+            assert!(bucket.rows >= rows && bucket.rows.is_power_of_two(), "{bucket}");
+            let c = GemmConfig::by_rule(variant, bucket);
+            assert!(GemmConfig::CANDIDATES.contains(&c) && c.variant == variant, "{variant:?} {bucket}: {c}");
+        }
     }
 }

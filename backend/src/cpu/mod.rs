@@ -6,8 +6,7 @@ mod gemm;
 mod lowrank;
 
 use crate::ops::{
-    check_fitness, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch, InputLayout,
-    LowRankNoise,
+    check_fitness, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise,
 };
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Result};

@@ -43,7 +43,7 @@ impl Context {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| e.to_string());
         }));
-        let pipelines = Pipelines::new(&device);
+        let pipelines = Pipelines::new();
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
             size: 16,
@@ -94,7 +94,13 @@ impl Context {
         if invocations > u32::MAX as usize {
             return Err(Error::Limit(format!("{what}: {invocations} invocations exceed 2^32 indices")));
         }
-        let groups = (invocations as u64).div_ceil(WORKGROUP);
+        self.groups_grid(what, (invocations as u64).div_ceil(WORKGROUP))
+    }
+
+    /// A grid of `groups` workgroups, folded into two dimensions when it exceeds
+    /// `max_compute_workgroups_per_dimension` (kernels index it as `wid.y * nwg.x + wid.x` and
+    /// skip the surplus).
+    pub(crate) fn groups_grid(&self, what: &str, groups: u64) -> Result<[u32; 3]> {
         let max = u64::from(self.limits.max_compute_workgroups_per_dimension);
         let x = groups.min(max);
         let y = if x == 0 { 0 } else { groups.div_ceil(x) };
@@ -125,15 +131,18 @@ impl Context {
                 )));
             }
         }
-        let bind_groups: Vec<wgpu::BindGroup> = dispatches.iter().map(|d| self.bind_group(d)).collect();
+        let pipelines: Vec<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> =
+            dispatches.iter().map(|d| self.pipelines.get(&self.device, d.kernel)).collect();
+        let bind_groups: Vec<wgpu::BindGroup> =
+            dispatches.iter().zip(&pipelines).map(|(d, (_, layout))| self.bind_group(d, layout)).collect();
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eggroll") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eggroll"), timestamp_writes: None });
-            for (d, bind_group) in dispatches.iter().zip(&bind_groups) {
+            for ((d, bind_group), (pipeline, _)) in dispatches.iter().zip(&bind_groups).zip(&pipelines) {
                 if d.groups.contains(&0) {
                     continue;
                 }
-                pass.set_pipeline(&self.pipelines.get(d.kernel).0);
+                pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, bind_group, &[]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
@@ -142,7 +151,7 @@ impl Context {
         self.check_errors()
     }
 
-    fn bind_group(&self, d: &Dispatch<'_>) -> wgpu::BindGroup {
+    fn bind_group(&self, d: &Dispatch<'_>, layout: &wgpu::BindGroupLayout) -> wgpu::BindGroup {
         let mut words = d.params.clone();
         words.resize(words.len().div_ceil(4).max(1) * 4, 0);
         let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -152,11 +161,7 @@ impl Context {
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(d.buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry { binding: *binding, resource: b.as_entire_binding() }));
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &self.pipelines.get(d.kernel).1,
-            entries: &entries,
-        })
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries })
     }
 
     /// Copies the first `size` bytes of `src` to the host once queued work has run.

@@ -1,32 +1,30 @@
 //! The low-rank kernels: the EGGROLL forward, the naive materialised baseline, the noise factors
 //! and the low-rank update, each a short sequence of dispatches.
 
-use super::context::{word, Dispatch};
+use super::context::{word, Context, Dispatch};
+use super::gemm::GemmConfig;
 use super::kernels::{bits, stream_words};
 use super::shaders::Kernel;
-use super::{GpuBuffer, MatmulVariant, WgpuBackend};
+use super::{GpuBuffer, WgpuBackend};
 use crate::ops::{check_len, check_population, Batch, InputLayout, LowRankNoise};
 use crate::{Error, Result};
 
-/// Output tile of the GEMM kernels (matmul.wgsl's TILE).
-const GEMM_TILE: usize = 64;
-
 /// One (batched) GEMM `y[b] = alpha x[b] w[b]ᵀ (+ y[b])`, offsets and strides in f32.
 pub(crate) struct Gemm<'a> {
-    x: &'a wgpu::Buffer,
-    w: &'a wgpu::Buffer,
-    y: &'a wgpu::Buffer,
-    rows: usize,
-    cols: usize,
-    inner: usize,
-    batch: usize,
-    x_offset: usize,
-    x_batch: usize,
-    w_batch: usize,
-    y_offset: usize,
-    y_batch: usize,
-    alpha: f32,
-    accumulate: bool,
+    pub x: &'a wgpu::Buffer,
+    pub w: &'a wgpu::Buffer,
+    pub y: &'a wgpu::Buffer,
+    pub rows: usize,
+    pub cols: usize,
+    pub inner: usize,
+    pub batch: usize,
+    pub x_offset: usize,
+    pub x_batch: usize,
+    pub w_batch: usize,
+    pub y_offset: usize,
+    pub y_batch: usize,
+    pub alpha: f32,
+    pub accumulate: bool,
 }
 
 impl<'a> Gemm<'a> {
@@ -49,18 +47,14 @@ impl<'a> Gemm<'a> {
             accumulate: false,
         }
     }
-}
 
-impl WgpuBackend {
-    /// The dispatch of `g` with the backend's GEMM variant.
-    pub(crate) fn gemm<'a>(&self, g: Gemm<'a>) -> Result<Dispatch<'a>> {
-        let tiles = |v: usize| word("GEMM tiles", v.div_ceil(GEMM_TILE));
-        let groups = [tiles(g.cols)?, tiles(g.rows)?, word("GEMM batch", g.batch)?];
-        self.ctx.check_grid("GEMM", groups)?;
-        let kernel = match self.matmul_variant {
-            MatmulVariant::WorkgroupTiled => Kernel::MatmulTiled,
-            MatmulVariant::Direct => Kernel::MatmulDirect,
-        };
+    /// The dispatch of this GEMM with `config`.
+    pub(crate) fn dispatch(self, ctx: &Context, config: GemmConfig) -> Result<Dispatch<'a>> {
+        let g = self;
+        let (tm, tn) = config.tile();
+        let tiles = |v: usize, t: u32| word("GEMM tiles", v.div_ceil(t as usize));
+        let groups = [tiles(g.cols, tn)?, tiles(g.rows, tm)?, word("GEMM batch", g.batch)?];
+        ctx.check_grid("GEMM", groups)?;
         let params = vec![
             word("GEMM rows", g.rows)?,
             word("GEMM columns", g.cols)?,
@@ -73,7 +67,27 @@ impl WgpuBackend {
             word("GEMM output stride", g.y_batch)?,
             bits(g.alpha),
         ];
-        Ok(Dispatch { kernel, params, buffers: vec![(1, g.x), (2, g.w), (3, g.y)], groups })
+        Ok(Dispatch { kernel: Kernel::Gemm(config), params, buffers: vec![(1, g.x), (2, g.w), (3, g.y)], groups })
+    }
+}
+
+/// Rows per block of the projection kernels (lowrank.wgsl's PROJECT_ROWS).
+const PROJECT_ROWS: usize = 8;
+
+impl WgpuBackend {
+    /// Whether the projection `X B` of `sums` blocks of sums over `n` runs as a workgroup
+    /// reduction (`lowrank_project_reduce`) rather than one serial loop per block.
+    fn project_by_reduction(&self, sums: usize, n: usize) -> bool {
+        // One workgroup per block pays a few barriers and a reduction; worth it when the serial
+        // chains are long and too few to occupy the device.
+        let occupancy = if self.ctx.info.device_type == wgpu::DeviceType::Cpu { 64 } else { 16384 };
+        n >= 64 && sums < occupancy
+    }
+
+    /// The dispatch of `g` with the configuration chosen for its shape.
+    pub(crate) fn gemm<'a>(&self, g: Gemm<'a>) -> Result<Dispatch<'a>> {
+        let config = self.gemm_config(&g)?;
+        g.dispatch(&self.ctx, config)
     }
 
     /// A scratch buffer of `len` f32 that must fit one storage binding.
@@ -148,17 +162,20 @@ impl WgpuBackend {
             Some(z) => self.gemm(Gemm::plain(&x.buffer, &w.buffer, &z.buffer, rows, m, n))?,
             None => self.gemm(Gemm::plain(&x.buffer, &w.buffer, &y.buffer, population * rows, m, n))?,
         };
-        let project = Dispatch {
-            kernel: Kernel::LowrankProject,
-            params: lowrank_params(projections)?,
-            buffers: vec![(1, &x.buffer), (2, &p.buffer)],
-            groups: self.ctx.grid("lowrank_project", projections * r * rows.div_ceil(8))?,
+        // Blocks of rows that share one pair's B: the shared rows, or both members' rows.
+        let pair_rows = if shared { rows } else { 2 * rows };
+        let sums = population / 2 * r * pair_rows.div_ceil(PROJECT_ROWS);
+        let (kernel, groups) = if self.project_by_reduction(sums, n) {
+            (Kernel::LowrankProjectReduce, self.ctx.groups_grid("lowrank_project_reduce", sums as u64)?)
+        } else {
+            (Kernel::LowrankProject, self.ctx.grid("lowrank_project", sums)?)
         };
+        let project = Dispatch { kernel, params: lowrank_params(population / 2)?, buffers: vec![(1, &x.buffer), (2, &p.buffer)], groups };
         let expand = Dispatch {
             kernel: Kernel::LowrankExpand,
             params: lowrank_params(population)?,
             buffers: vec![(3, &p.buffer), (4, z.as_ref().map_or(&self.ctx.dummy, |z| &z.buffer)), (5, &y.buffer)],
-            groups: self.ctx.grid("lowrank_expand", population * rows.div_ceil(4) * m)?,
+            groups: self.ctx.grid("lowrank_expand", population / 2 * rows.div_ceil(4) * m)?,
         };
         self.ctx.run(&[base, project, expand])
     }

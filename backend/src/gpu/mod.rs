@@ -6,22 +6,26 @@
 //! [`WgpuBackend::new_blocking`] wraps it for native callers.
 
 mod context;
+mod gemm;
 mod kernels;
 mod lowrank;
 mod probe;
 mod shaders;
 mod timing;
 
+pub use gemm::{GemmConfig, ShapeBucket};
 pub use shaders::shader_sources;
 
 use crate::{AdapterDescription, Error, Result};
 use context::Context;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-/// Which GEMM kernel [`WgpuBackend`] uses for `X Wᵀ`. Both compute 64 x 64 output tiles with a
-/// 4 x 4 register block per invocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which GEMM kernel family [`WgpuBackend`] uses for `X Wᵀ`; the tile and register-block sizes
+/// within it are a [`GemmConfig`], chosen per shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MatmulVariant {
-    /// Stages 16-deep slices of the operands in workgroup memory between barriers: the fast one
+    /// Stages 8-deep slices of the operands in workgroup memory between barriers: the fast one
     /// on GPUs.
     WorkgroupTiled,
     /// Reads the operands straight from global memory, no workgroup memory and no barriers: the
@@ -51,8 +55,15 @@ pub struct WgpuOptions {
     pub adapter_name: Option<String>,
     /// Preference when no name is given.
     pub power_preference: wgpu::PowerPreference,
-    /// GEMM kernel; `None` chooses by device type ([`MatmulVariant::for_device_type`]).
+    /// GEMM kernel family; `None` chooses by device type ([`MatmulVariant::for_device_type`]).
+    /// Within it, a rule picks the tile configuration per shape bucket ([`GemmConfig::by_rule`]).
     pub matmul_variant: Option<MatmulVariant>,
+    /// One GEMM configuration for every shape (overrides `matmul_variant` and `autotune`).
+    pub gemm_config: Option<GemmConfig>,
+    /// Time the candidates of [`GemmConfig::CANDIDATES`] (all of them, or the direct ones when the
+    /// family is [`MatmulVariant::Direct`], as on CPU adapters) on the first GEMM of each shape
+    /// bucket and keep the fastest (see [`WgpuBackend::gemm_choices`]); `false`: the rule decides.
+    pub autotune: bool,
     /// Cap on the scratch memory (bytes) that `naive_perturbed_matmul` (materialised weights) and
     /// `lowrank_update` (materialised factors) use per buffer; the work is split into chunks
     /// that fit it and one storage binding. `None`: 256 MiB.
@@ -66,6 +77,8 @@ impl Default for WgpuOptions {
             adapter_name: None,
             power_preference: wgpu::PowerPreference::HighPerformance,
             matmul_variant: None,
+            gemm_config: None,
+            autotune: false,
             scratch_bytes: None,
         }
     }
@@ -84,6 +97,10 @@ pub struct GpuBuffer {
 pub struct WgpuBackend {
     ctx: Context,
     matmul_variant: MatmulVariant,
+    forced_gemm: Option<GemmConfig>,
+    autotune: bool,
+    /// The GEMM configuration of every shape bucket met so far.
+    gemm_choices: Mutex<HashMap<ShapeBucket, GemmConfig>>,
     scratch_floats: usize,
 }
 
@@ -133,9 +150,21 @@ impl WgpuBackend {
             .await
             .map_err(|e| Error::NoAdapter(format!("opening {:?}: {e}", adapter.get_info().name)))?;
         let info = adapter.get_info();
-        let matmul_variant = opts.matmul_variant.unwrap_or_else(|| MatmulVariant::for_device_type(info.device_type));
+        let matmul_variant =
+            opts.gemm_config.map(|c| c.variant).or(opts.matmul_variant).unwrap_or_else(|| MatmulVariant::for_device_type(info.device_type));
         let scratch_floats = (opts.scratch_bytes.unwrap_or(DEFAULT_SCRATCH_BYTES) / 4).min(u64::from(u32::MAX)) as usize;
-        Ok(Self { ctx: Context::new(device, queue, info)?, matmul_variant, scratch_floats })
+        let ctx = Context::new(device, queue, info)?;
+        if let Some(c) = opts.gemm_config {
+            c.check(&ctx.limits)?;
+        }
+        Ok(Self {
+            ctx,
+            matmul_variant,
+            forced_gemm: opts.gemm_config,
+            autotune: opts.autotune,
+            gemm_choices: Mutex::new(HashMap::new()),
+            scratch_floats,
+        })
     }
 
     /// Blocking [`WgpuBackend::new`] for native callers.
@@ -144,7 +173,7 @@ impl WgpuBackend {
         pollster::block_on(Self::new(opts))
     }
 
-    /// The GEMM kernel in use.
+    /// The GEMM kernel family in use.
     pub fn matmul_variant(&self) -> MatmulVariant {
         self.matmul_variant
     }

@@ -1,10 +1,17 @@
-//! The WGSL modules of `shaders/`, composed (the RNG prepended where noise is drawn), and the
-//! compute pipelines built from them.
+//! The WGSL modules of `shaders/`, composed (the RNG prepended where noise is drawn, a GEMM
+//! configuration prepended to matmul.wgsl), and the compute pipelines built from them on first
+//! use and cached.
 
+use super::gemm::GemmConfig;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use wgpu::{BindGroupLayout, ComputePipeline, Device};
 
 /// The Philox4x32-10 / Box-Muller library every noise-drawing module starts with.
 const PHILOX: &str = include_str!("../../../shaders/philox.wgsl");
+
+/// The GEMM template: compiled once per [`GemmConfig`] with its constants prepended.
+pub(crate) const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 
 /// One WGSL file of `shaders/` and whether it draws noise.
 struct ModuleSource {
@@ -13,8 +20,7 @@ struct ModuleSource {
     draws_noise: bool,
 }
 
-const MODULES: [ModuleSource; 8] = [
-    ModuleSource { name: "matmul", body: include_str!("../../../shaders/matmul.wgsl"), draws_noise: false },
+const MODULES: [ModuleSource; 7] = [
     ModuleSource { name: "lowrank", body: include_str!("../../../shaders/lowrank.wgsl"), draws_noise: true },
     ModuleSource { name: "noise", body: include_str!("../../../shaders/noise.wgsl"), draws_noise: true },
     ModuleSource { name: "naive", body: include_str!("../../../shaders/naive.wgsl"), draws_noise: false },
@@ -24,24 +30,29 @@ const MODULES: [ModuleSource; 8] = [
     ModuleSource { name: "rng_probe", body: include_str!("../../../shaders/rng_probe.wgsl"), draws_noise: true },
 ];
 
+/// The composed source of a fixed module.
+fn module_source(m: &ModuleSource) -> String {
+    if m.draws_noise {
+        format!("{PHILOX}\n{}", m.body)
+    } else {
+        m.body.to_string()
+    }
+}
+
 /// The name and full composed WGSL source of every shader module the backend compiles, exactly
-/// as it is handed to the device (for offline validation with naga).
+/// as it is handed to the device (for offline validation with naga): one GEMM module per
+/// candidate of [`GemmConfig::CANDIDATES`] (named like [`GemmConfig::name`]), then the others.
 pub fn shader_sources() -> Vec<(&'static str, String)> {
-    MODULES
-        .iter()
-        .map(|m| {
-            let source = if m.draws_noise { format!("{PHILOX}\n{}", m.body) } else { m.body.to_string() };
-            (m.name, source)
-        })
-        .collect()
+    let gemms = GemmConfig::CANDIDATES.iter().zip(GemmConfig::CANDIDATE_NAMES).map(|(c, name)| (name, c.wgsl()));
+    gemms.chain(MODULES.iter().map(|m| (m.name, module_source(m)))).collect()
 }
 
 /// Every compute entry point the backend dispatches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
-    MatmulTiled,
-    MatmulDirect,
+    Gemm(GemmConfig),
     LowrankProject,
+    LowrankProjectReduce,
     LowrankExpand,
     NoiseFactors,
     UpdateFactors,
@@ -58,31 +69,12 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 16] = [
-        Kernel::MatmulTiled,
-        Kernel::MatmulDirect,
-        Kernel::LowrankProject,
-        Kernel::LowrankExpand,
-        Kernel::NoiseFactors,
-        Kernel::UpdateFactors,
-        Kernel::Materialise,
-        Kernel::PerturbedBias,
-        Kernel::VectorUpdate,
-        Kernel::AddBias,
-        Kernel::Activation,
-        Kernel::SgdStep,
-        Kernel::AdamStep,
-        Kernel::LayerNorm,
-        Kernel::PhiloxWords,
-        Kernel::NormalDraws,
-    ];
-
-    /// (module name, entry point).
+    /// (module name, entry point) of the fixed kernels.
     fn entry(self) -> (&'static str, &'static str) {
         match self {
-            Kernel::MatmulTiled => ("matmul", "matmul_tiled"),
-            Kernel::MatmulDirect => ("matmul", "matmul_direct"),
+            Kernel::Gemm(c) => ("matmul", c.entry_point()),
             Kernel::LowrankProject => ("lowrank", "lowrank_project"),
+            Kernel::LowrankProjectReduce => ("lowrank", "lowrank_project_reduce"),
             Kernel::LowrankExpand => ("lowrank", "lowrank_expand"),
             Kernel::NoiseFactors => ("noise", "noise_factors"),
             Kernel::UpdateFactors => ("noise", "update_factors"),
@@ -100,46 +92,68 @@ impl Kernel {
     }
 }
 
-/// Every pipeline, built once, with the bind group layout WGSL's bindings imply.
+/// A module's cache key: a fixed module's name, or a GEMM configuration.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ModuleKey {
+    Fixed(&'static str),
+    Gemm(GemmConfig),
+}
+
+#[derive(Default)]
+struct Cache {
+    modules: HashMap<ModuleKey, wgpu::ShaderModule>,
+    kernels: HashMap<Kernel, (ComputePipeline, BindGroupLayout)>,
+}
+
+/// Every pipeline, built on its first dispatch (so that a backend compiles only the kernels and
+/// GEMM configurations it uses) and cached, with the bind group layout WGSL's bindings imply.
 pub(crate) struct Pipelines {
-    kernels: Vec<(ComputePipeline, BindGroupLayout)>,
+    cache: Mutex<Cache>,
 }
 
 impl Pipelines {
-    /// Compiles every module and builds every pipeline.
-    pub(crate) fn new(device: &Device) -> Self {
-        let modules: Vec<(&str, wgpu::ShaderModule)> = shader_sources()
-            .into_iter()
-            .map(|(name, source)| {
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
-                (name, module)
-            })
-            .collect();
-        let kernels = Kernel::ALL
-            .iter()
-            .map(|kernel| {
-                let (module_name, entry) = kernel.entry();
-                let module = &modules.iter().find(|(name, _)| *name == module_name).expect("every kernel's module is listed").1;
-                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: None,
-                    module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                let layout = pipeline.get_bind_group_layout(0);
-                (pipeline, layout)
-            })
-            .collect();
-        Self { kernels }
+    pub(crate) fn new() -> Self {
+        Self { cache: Mutex::new(Cache::default()) }
     }
 
-    /// The pipeline of `kernel` and its bind group layout.
-    pub(crate) fn get(&self, kernel: Kernel) -> &(ComputePipeline, BindGroupLayout) {
-        &self.kernels[kernel as usize]
+    /// The pipeline of `kernel` and its bind group layout, built now if this is its first use.
+    pub(crate) fn get(&self, device: &Device, kernel: Kernel) -> (ComputePipeline, BindGroupLayout) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = cache.kernels.get(&kernel) {
+            return found.clone();
+        }
+        let (module_name, entry) = kernel.entry();
+        let key = match kernel {
+            Kernel::Gemm(c) => ModuleKey::Gemm(c),
+            _ => ModuleKey::Fixed(module_name),
+        };
+        let module = cache
+            .modules
+            .entry(key)
+            .or_insert_with(|| {
+                let (label, source) = match key {
+                    ModuleKey::Gemm(c) => (c.name(), c.wgsl()),
+                    ModuleKey::Fixed(name) => {
+                        let m = MODULES.iter().find(|m| m.name == name).expect("every kernel's module is listed");
+                        (name.to_string(), module_source(m))
+                    }
+                };
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(&label),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                })
+            })
+            .clone();
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        cache.kernels.insert(kernel, (pipeline.clone(), layout.clone()));
+        (pipeline, layout)
     }
 }

@@ -52,9 +52,30 @@ impl Deref for Gpu {
     }
 }
 
+/// A test backend opened with `opts` (with the test adapter's backends), once per `key` per test
+/// binary, for this test's turn.
+pub fn gpu_with(key: &str, opts: WgpuOptions) -> Gpu {
+    static OTHERS: Mutex<Vec<(String, &'static WgpuBackend)>> = Mutex::new(Vec::new());
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut others = OTHERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let backend = match others.iter().find(|(k, _)| k == key) {
+        Some((_, b)) => *b,
+        None => {
+            let opts = WgpuOptions { backends: options(MatmulVariant::Direct).backends, ..opts };
+            let b: &'static WgpuBackend = Box::leak(Box::new(
+                WgpuBackend::new_blocking(&opts).unwrap_or_else(|e| panic!("EGGROLL_TEST_WGPU_BACKEND={}: {e}", backend_name())),
+            ));
+            others.push((key.to_string(), b));
+            b
+        }
+    };
+    Gpu { backend, _turn: turn }
+}
+
+static TURN: Mutex<()> = Mutex::new(());
+
 /// The shared test backend with GEMM `variant` (opened once per test binary), for this test's turn.
 pub fn gpu(variant: MatmulVariant) -> Gpu {
-    static TURN: Mutex<()> = Mutex::new(());
     static TILED: OnceLock<WgpuBackend> = OnceLock::new();
     static DIRECT: OnceLock<WgpuBackend> = OnceLock::new();
     let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
