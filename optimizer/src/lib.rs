@@ -1,1 +1,40 @@
-//! The EGGROLL optimiser.
+//! # eggroll
+//!
+//! EGGROLL (Evolution Guided GeneRal Optimisation via Low-rank Learning, "Evolution Strategies at
+//! the Hyperscale") on any [`eggroll_backend::Backend`]: the CPU reference or a WebGPU adapter.
+//!
+//! Conventions: `W` is m x n and `y = x Wᵀ`; member i of the population (N even) belongs to
+//! antithetic pair `i / 2` with sign `+1` (even i) / `-1` (odd i); the noise epoch is
+//! [`eggroll_backend::rng::noise_epoch`]`(epoch, noise_reuse)`; matrices get low-rank noise
+//! ([`eggroll_backend::Backend::perturbed_matmul`]), vectors full-rank noise
+//! ([`eggroll_backend::Backend::perturbed_bias`]); every parameter's noise id is its registration
+//! index ([`params`]). Raw fitness is shaped on the host ([`shaping`]), turned into updates by
+//! [`eggroll_backend::Backend::lowrank_update`] / `vector_update`, then applied by SGD (ascent) or
+//! Adam/AdamW (descent on `-G`).
+//!
+//! ```no_run
+//! use eggroll::{tasks::{Regression, Task}, Eggroll};
+//! use eggroll_backend::cpu::CpuBackend;
+//! let mut task = Regression::new(0);
+//! let mut es = Eggroll::new(CpuBackend::new(), task.model(), task.default_config())?;
+//! for _ in 0..es.config().epochs {
+//!     eggroll::tasks::train_epoch(&mut task, &mut es)?;
+//! }
+//! println!("{:?}", task.evaluate(&mut es)?);
+//! # Ok::<(), eggroll::EggrollError>(())
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod es;
+pub mod model;
+pub mod params;
+pub mod shaping;
+pub mod tasks;
+
+pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
+pub use error::{EggrollError, Result};
+pub use es::{Eggroll, Perturbation, StepStats, TrainerState};
+pub use model::{Layer, Mlp};
+pub use params::{ParamKind, ParamRegistry, ParamSpec};
+pub use tasks::{train_epoch, AnyTask, Evaluation, Task, TaskKind};

@@ -1,1 +1,44 @@
-fn main() {}
+//! The `eggroll` command: `train`, `info` and `bench`. Every failure prints one `error: ...` line
+//! on stderr and exits non-zero.
+
+mod cli;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use cli::args::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        // Clap's own errors run over several lines (usage, hints): keep the first.
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let line = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            eprintln!("{}", if line.starts_with("error:") { line.to_string() } else { format!("error: {line}") });
+            return ExitCode::from(2);
+        }
+    };
+    let result = match &cli.command {
+        Command::Train(args) => cli::train::train(args),
+        Command::Info => {
+            cli::info::run();
+            Ok(())
+        } // BENCH-WIRE Command::Bench(args) => eggroll_bench::run(args).map_err(cli::CliError::new),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Crash-safe checkpoints. A checkpoint directory holds `ckpt-<epoch>/` folders, each with
+//! `model.safetensors` (parameters and optimiser moments, f32, named as in
+//! [`eggroll::TrainerState`]) and `state.json` ([`Manifest`]: epoch, config, task, FNV-1a hash of
+//! the safetensors file), plus a `LATEST` file naming the current one.
+//!
+//! A save writes a hidden temporary folder, syncs it, renames it into place, then atomically
+//! replaces `LATEST` and only then deletes older folders: a crash at any moment leaves `LATEST`
+//! naming a complete checkpoint.
+
+use super::{crash_point, CliError, Result};
+use eggroll::EsConfig;
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Version of the checkpoint layout; loading refuses others.
+pub const FORMAT_VERSION: u32 = 1;
+const LATEST: &str = "LATEST";
+const MODEL: &str = "model.safetensors";
+const STATE: &str = "state.json";
+
+/// `state.json`: what the tensors belong to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Task name.
+    pub task: String,
+    /// Epochs completed; training resumes here.
+    pub epoch: u32,
+    /// Experiment seed (also in `config`, repeated for readers).
+    pub seed: u64,
+    /// The run's full configuration.
+    pub config: EsConfig,
+    /// Length of the metrics file when the checkpoint was taken, if there was one.
+    pub metrics_bytes: Option<u64>,
+    /// Size of `model.safetensors` in bytes.
+    pub model_bytes: u64,
+    /// FNV-1a 64-bit hash of `model.safetensors`, hex.
+    pub model_fnv1a64: String,
+}
+
+/// One named tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Name, as in [`eggroll::TrainerState`].
+    pub name: String,
+    /// Shape (row-major).
+    pub shape: Vec<usize>,
+    /// Values.
+    pub data: Vec<f32>,
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a64(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+/// Maps an I/O error on `path` to `what path: error`.
+fn io<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(std::io::Error) -> CliError + 'a {
+    move |e| CliError::file(path, what, e)
+}
+
+/// Writes `bytes` to `path` and syncs it to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = File::create(path).map_err(io(path, "cannot create"))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(path, "cannot write"))
+}
+
+/// Syncs a directory's entries (renames, creations) to disk.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir, "cannot sync directory"))
+}
+
+/// The folder `LATEST` names, if any.
+fn latest(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join(LATEST);
+    match fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::file(&path, "cannot read", e)),
+    }
+}
+
+/// Starts a new series of checkpoints in `dir` (created if needed): forgets any earlier one.
+pub fn start(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io(dir, "cannot create checkpoint directory"))?;
+    match fs::remove_file(dir.join(LATEST)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CliError::file(dir, "cannot reset checkpoint directory", e)),
+        _ => sync_dir(dir),
+    }
+}
+
+/// Saves `tensors` as the checkpoint of `manifest.epoch` (whose size and hash fields are filled
+/// in here), then prunes older checkpoints.
+pub fn save(dir: &Path, mut manifest: Manifest, tensors: &[Tensor]) -> Result<()> {
+    let name = format!("ckpt-{:08}", manifest.epoch);
+    if latest(dir)?.as_deref() == Some(name.as_str()) {
+        return Ok(());
+    }
+    let bytes = serialize(tensors)?;
+    manifest.model_bytes = bytes.len() as u64;
+    manifest.model_fnv1a64 = fnv1a64(&bytes);
+    let json = serde_json::to_string_pretty(&manifest).map_err(CliError::new)?;
+
+    let tmp = dir.join(format!(".tmp-{name}"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io(&tmp, "cannot remove"))?;
+    }
+    fs::create_dir(&tmp).map_err(io(&tmp, "cannot create"))?;
+    write_synced(&tmp.join(MODEL), &bytes)?;
+    crash_point(manifest.epoch, "checkpoint");
+    write_synced(&tmp.join(STATE), json.as_bytes())?;
+    sync_dir(&tmp)?;
+
+    let target = dir.join(&name);
+    if target.exists() {
+        fs::remove_dir_all(&target).map_err(io(&target, "cannot remove stale checkpoint"))?;
+    }
+    fs::rename(&tmp, &target).map_err(io(&target, "cannot move checkpoint into"))?;
+    sync_dir(dir)?;
+    crash_point(manifest.epoch, "rename");
+
+    let pointer = dir.join(format!(".{LATEST}.tmp"));
+    write_synced(&pointer, format!("{name}\n").as_bytes())?;
+    fs::rename(&pointer, dir.join(LATEST)).map_err(io(dir, "cannot update LATEST in"))?;
+    sync_dir(dir)?;
+    prune(dir, &name)
+}
+
+/// Deletes every checkpoint folder but `keep`, and leftover temporaries.
+fn prune(dir: &Path, keep: &str) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(io(dir, "cannot list"))? {
+        let path = entry.map_err(io(dir, "cannot list"))?.path();
+        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if (file.starts_with("ckpt-") || file.starts_with(".tmp-ckpt-")) && file != keep && path.is_dir() {
+            fs::remove_dir_all(&path).map_err(io(&path, "cannot remove old checkpoint"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The tensors as a safetensors file (little-endian f32; deterministic byte for byte).
+fn serialize(tensors: &[Tensor]) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| Ok((t.name.as_str(), TensorView::new(Dtype::F32, t.shape.clone(), b)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| CliError::new(format!("cannot serialise checkpoint: {e}")))?;
+    safetensors::serialize(views, None).map_err(|e| CliError::new(format!("cannot serialise checkpoint: {e}")))
+}
+
+/// Loads the checkpoint `LATEST` in `dir` names, checking its format version and hash.
+pub fn load(dir: &Path) -> Result<(Manifest, Vec<Tensor>)> {
+    let name = latest(dir)?.ok_or_else(|| CliError::new(format!("no checkpoint in {} (no LATEST file)", dir.display())))?;
+    if !name.starts_with("ckpt-") || name.contains(['/', '\\']) {
+        return Err(CliError::new(format!("corrupt checkpoint: {} names `{name}`", dir.join(LATEST).display())));
+    }
+    let folder: PathBuf = dir.join(&name);
+    let corrupt = |why: String| CliError::new(format!("corrupt checkpoint {}: {why}", folder.display()));
+    let state = folder.join(STATE);
+    let text = fs::read_to_string(&state).map_err(|e| corrupt(format!("cannot read {STATE}: {e}")))?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| corrupt(format!("{STATE}: {e}")))?;
+    if manifest.format_version != FORMAT_VERSION {
+        return Err(corrupt(format!("format version {} (this build reads {FORMAT_VERSION})", manifest.format_version)));
+    }
+    let bytes = fs::read(folder.join(MODEL)).map_err(|e| corrupt(format!("cannot read {MODEL}: {e}")))?;
+    if bytes.len() as u64 != manifest.model_bytes || fnv1a64(&bytes) != manifest.model_fnv1a64 {
+        return Err(corrupt(format!("{MODEL} does not match the size and hash in {STATE}")));
+    }
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(format!("{MODEL}: {e}")))?;
+    let mut tensors = Vec::new();
+    for (name, view) in st.iter() {
+        if view.dtype() != Dtype::F32 {
+            return Err(corrupt(format!("tensor `{name}` is {:?}, not F32", view.dtype())));
+        }
+        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        tensors.push(Tensor { name: name.to_string(), shape: view.shape().to_vec(), data });
+    }
+    Ok((manifest, tensors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(epoch: u32) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            task: "constant".into(),
+            epoch,
+            seed: 0,
+            config: EsConfig::default(),
+            metrics_bytes: None,
+            model_bytes: 0,
+            model_fnv1a64: String::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = vec![
+            Tensor { name: "w".into(), shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.0, f32::MIN_POSITIVE, 7.0] },
+            Tensor { name: "b".into(), shape: vec![2], data: vec![0.25, -0.5] },
+        ];
+        start(dir.path()).unwrap();
+        save(dir.path(), manifest(5), &t).unwrap();
+        save(dir.path(), manifest(10), &t[..1]).unwrap();
+        let (m, loaded) = load(dir.path()).unwrap();
+        assert_eq!(m.epoch, 10);
+        assert_eq!(loaded, t[..1].to_vec());
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(fnv1a64(b"a"), "af63dc4c8601ec8c");
+    }
+}

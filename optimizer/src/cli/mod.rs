@@ -1,0 +1,63 @@
+//! The `eggroll` command line: argument parsing, the training driver and its files (metrics,
+//! plot, checkpoints), and adapter listing. Every failure is a [`CliError`], printed by `main` as
+//! one `error: ...` line.
+
+pub mod args;
+pub mod checkpoint;
+pub mod info;
+pub mod metrics;
+pub mod plot;
+pub mod train;
+
+use std::fmt;
+use std::path::Path;
+
+/// A failure of the command line, as one line of text.
+#[derive(Debug)]
+pub struct CliError(String);
+
+/// Result alias of the command line.
+pub type Result<T> = std::result::Result<T, CliError>;
+
+impl CliError {
+    /// An error with `message`; line breaks are folded so that it prints as one line.
+    pub fn new(message: impl fmt::Display) -> Self {
+        let text = message.to_string();
+        Self(text.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "))
+    }
+
+    /// `what: source`, for an I/O or parse failure on a named file.
+    pub fn file(path: &Path, what: &str, source: impl fmt::Display) -> Self {
+        Self::new(format!("{what} {}: {source}", path.display()))
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<eggroll::error::EggrollError> for CliError {
+    fn from(e: eggroll::error::EggrollError) -> Self {
+        Self::new(e)
+    }
+}
+
+impl From<eggroll_backend::Error> for CliError {
+    fn from(e: eggroll_backend::Error) -> Self {
+        Self::new(e)
+    }
+}
+
+/// Test hook: `EGGROLL_TEST_CRASH=<epoch>:<stage>` aborts the process (as `kill -9` would: no
+/// destructors, no buffered output) when the run reaches `stage` of `epoch`. Stages: `epoch`
+/// (after the epoch's metrics line), `metrics` (half-way through that line), `checkpoint` (half-way
+/// through writing the checkpoint), `rename` (checkpoint in place, `LATEST` not yet updated).
+pub fn crash_point(epoch: u32, stage: &str) {
+    if let Ok(spec) = std::env::var("EGGROLL_TEST_CRASH") {
+        if spec == format!("{epoch}:{stage}") {
+            std::process::abort();
+        }
+    }
+}

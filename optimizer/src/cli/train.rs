@@ -1,0 +1,191 @@
+//! `eggroll train`: picks the backend and the task, then [`run`]s the training loop with its
+//! progress bar, metrics log, checkpoints, plot and summary.
+
+use super::args::{BackendChoice, TrainArgs};
+use super::checkpoint::{self, Manifest, Tensor};
+use super::metrics::{num, MetricsLog, Record};
+use super::{crash_point, info, plot, CliError, Result};
+use eggroll::{train_epoch, Eggroll, EsConfig, Evaluation, ParamKind, ParamSpec, Task, TaskKind, TrainerState};
+use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+use eggroll_backend::Backend;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+/// Builds the configuration and the task, opens the backend `--backend` asks for, and trains.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let kind: TaskKind = args.task.parse()?;
+    let config = args.config(kind.build(0)?.default_config())?;
+    let task = kind.build(config.seed)?;
+    let wgpu = |backends, adapter_name| WgpuBackend::new_blocking(&WgpuOptions { backends, adapter_name, ..WgpuOptions::default() });
+    match args.backend {
+        BackendChoice::Cpu => run(CpuBackend::new(), task, config, args),
+        BackendChoice::Wgpu => run(wgpu(None, None)?, task, config, args),
+        BackendChoice::Auto => {
+            let primary = wgpu::Backends::PRIMARY;
+            match info::auto_adapter(&info::adapters(primary)) {
+                Some(a) => run(wgpu(Some(primary.with_env()), Some(a.name.clone()))?, task, config, args),
+                None => run(CpuBackend::new(), task, config, args),
+            }
+        }
+    }
+}
+
+/// The shape of the parameter (or optimiser moment `adam.m.<name>` / `adam.v.<name>`) `name`.
+fn shape_of(specs: &[ParamSpec], name: &str) -> Option<Vec<usize>> {
+    let base = name.strip_prefix("adam.m.").or_else(|| name.strip_prefix("adam.v.")).unwrap_or(name);
+    specs.iter().find(|s| s.name == base).map(|s| match s.kind {
+        ParamKind::Matrix { m, n } => vec![m, n],
+        ParamKind::Vector { len } => vec![len],
+    })
+}
+
+/// Loads the checkpoint in `dir` into `es` after checking it belongs to this task, configuration
+/// and model; returns its manifest.
+fn resume<B: Backend>(es: &mut Eggroll<B>, task: &str, dir: &std::path::Path) -> Result<Manifest> {
+    let (manifest, tensors) = checkpoint::load(dir)?;
+    let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
+    if manifest.task != task {
+        return Err(refuse(format!("it is a checkpoint of task `{}`, not `{task}`", manifest.task)));
+    }
+    if manifest.config != *es.config() {
+        let (saved, now) = (json!(manifest.config), json!(es.config()));
+        let field = saved.as_object().and_then(|o| o.keys().find(|k| saved[k.as_str()] != now[k.as_str()]).cloned());
+        let field = field.unwrap_or_default();
+        // Config floats are f32: show them as such.
+        let show = |v: &serde_json::Value| match v.as_f64().filter(|_| v.is_f64()) {
+            Some(f) => (f as f32).to_string(),
+            None => v.to_string(),
+        };
+        return Err(refuse(format!("it was made with {field} = {}, this run has {}", show(&saved[&field]), show(&now[&field]))));
+    }
+    let specs = es.specs();
+    for t in &tensors {
+        if let Some(shape) = shape_of(&specs, &t.name).filter(|s| *s != t.shape) {
+            return Err(refuse(format!("tensor `{}` has shape {:?}, the model needs {shape:?}", t.name, t.shape)));
+        }
+    }
+    let tensors = tensors.into_iter().map(|t| (t.name, t.data)).collect();
+    es.restore(&TrainerState { epoch: manifest.epoch, tensors }).map_err(|e| refuse(e.to_string()))?;
+    Ok(manifest)
+}
+
+/// Saves the trainer into `dir` as the checkpoint of its current epoch.
+fn save<B: Backend>(es: &Eggroll<B>, task: &str, dir: &std::path::Path, log: Option<&mut MetricsLog>) -> Result<()> {
+    let state = es.state()?;
+    let specs = es.specs();
+    let tensors: Vec<Tensor> = state
+        .tensors
+        .into_iter()
+        .map(|(name, data)| Tensor { shape: shape_of(&specs, &name).unwrap_or_else(|| vec![data.len()]), name, data })
+        .collect();
+    let manifest = Manifest {
+        format_version: checkpoint::FORMAT_VERSION,
+        task: task.to_string(),
+        epoch: state.epoch,
+        seed: es.config().seed,
+        config: es.config().clone(),
+        metrics_bytes: log.map(MetricsLog::sync).transpose()?,
+        model_bytes: 0,
+        model_fnv1a64: String::new(),
+    };
+    checkpoint::save(dir, manifest, &tensors)
+}
+
+/// A progress bar on stderr, hidden with `quiet` or when stderr is not a terminal.
+fn progress(epochs: u32, start: u32, quiet: bool) -> ProgressBar {
+    let target = if quiet || !std::io::stderr().is_terminal() { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+    let bar = ProgressBar::with_draw_target(Some(u64::from(epochs)), target);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed}<{eta}]") {
+        bar.set_style(style);
+    }
+    bar.set_position(u64::from(start));
+    bar
+}
+
+/// Trains `task` on `backend` for the epochs `config` asks for (from the checkpoint on with
+/// `--resume`), then reports.
+pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args: &TrainArgs) -> Result<()> {
+    let name = task.name();
+    let epochs = config.epochs;
+    let mut es = Eggroll::new(backend, task.model(), config)?;
+    let ckpt_dir = args.checkpoint.as_ref().or(args.resume.as_ref());
+    let manifest = match &args.resume {
+        Some(dir) => Some(resume(&mut es, name, dir)?),
+        None => None,
+    };
+    if let Some(dir) = ckpt_dir.filter(|d| args.resume.as_ref() != Some(d)) {
+        checkpoint::start(dir)?;
+    }
+    let (mut log, mut history) = match (&args.metrics, &manifest) {
+        (Some(path), Some(m)) => MetricsLog::resume(path, m.metrics_bytes, m.epoch).map(|(l, h)| (Some(l), h))?,
+        (Some(path), None) => (Some(MetricsLog::create(path)?), Vec::new()),
+        (None, _) => (None, Vec::new()),
+    };
+
+    let bar = progress(epochs, es.epoch(), args.quiet);
+    let (mut last_eval, mut total_ms, start) = (None::<Evaluation>, 0.0, es.epoch());
+    for epoch in start..epochs {
+        let t = Instant::now();
+        let stats = train_epoch(&mut task, &mut es)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        total_ms += ms;
+        let done = epoch + 1;
+        let eval = if done % args.eval_every == 0 || done == epochs { Some(task.evaluate(&mut es)?) } else { None };
+        let record = Record {
+            epoch: done,
+            mean_fitness: stats.mean_fitness,
+            lr: stats.lr,
+            sigma: stats.sigma,
+            ms,
+            eval: eval.as_ref().map(|e| (e.train_loss, e.metric_name.to_string(), e.metric)),
+        };
+        if let Some(log) = log.as_mut() {
+            log.append(&record)?;
+        }
+        history.push(record);
+        crash_point(done, "epoch");
+        if let Some(dir) = ckpt_dir.filter(|_| done % args.checkpoint_every == 0 || done == epochs) {
+            save(&es, name, dir, log.as_mut())?;
+        }
+        last_eval = eval.or(last_eval);
+        let shown = last_eval.as_ref().map(|e| format!(" train_loss {:.4} {} {:.4}", e.train_loss, e.metric_name, e.metric));
+        bar.set_message(format!("fitness {:.4}{}", stats.mean_fitness, shown.unwrap_or_default()));
+        bar.set_position(u64::from(done));
+    }
+    bar.finish_and_clear();
+
+    let final_eval = match last_eval.filter(|_| start < epochs) {
+        Some(e) => e,
+        None => task.evaluate(&mut es)?,
+    };
+    if let Some(path) = &args.plot {
+        plot::draw(path, &history, &format!("eggroll {name}"))?;
+    }
+    let ms_per_epoch = if epochs > start { total_ms / f64::from(epochs - start) } else { 0.0 };
+    report(&es, name, &final_eval, ms_per_epoch, manifest.map(|m| m.epoch), args.json);
+    Ok(())
+}
+
+/// Prints the final summary: one JSON object with `json`, else two human lines.
+fn report<B: Backend>(es: &Eggroll<B>, name: &str, eval: &Evaluation, ms_per_epoch: f64, resumed_from: Option<u32>, json: bool) {
+    let adapter = es.backend().describe();
+    let backend = if adapter.backend == "cpu" { "cpu" } else { "wgpu" };
+    let c = es.config();
+    if json {
+        let mut out = json!({
+            "task": name, "backend": backend, "api": adapter.backend, "adapter": adapter.name,
+            "device_type": adapter.device_type, "epochs": c.epochs,
+            "population": c.population, "rank": c.rank, "seed": c.seed, "resumed_from": resumed_from,
+            "final_train_loss": num(eval.train_loss), "ms_per_epoch": ms_per_epoch,
+        });
+        out[format!("final_{}", eval.metric_name)] = num(eval.metric);
+        println!("{out}");
+    } else {
+        let api = if backend == "cpu" { String::new() } else { format!(", {}", adapter.backend) };
+        println!("{name} on {} [{backend}{api}]: {} epochs, population {}, rank {}", adapter.name, c.epochs, c.population, c.rank);
+        println!("final train_loss {:.6}, {} {:.6}; {ms_per_epoch:.3} ms/epoch", eval.train_loss, eval.metric_name, eval.metric);
+    }
+}

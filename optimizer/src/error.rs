@@ -1,0 +1,37 @@
+//! The one error type of the optimiser.
+
+use thiserror::Error;
+
+/// Everything the optimiser, its tasks and its checkpoints can fail with.
+#[derive(Debug, Error)]
+pub enum EggrollError {
+    /// A backend kernel refused its arguments or the device failed.
+    #[error(transparent)]
+    Backend(#[from] eggroll_backend::Error),
+    /// An invalid configuration (names the offending field).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Input data or fitness values of the wrong shape or content.
+    #[error("invalid data: {0}")]
+    Data(String),
+    /// A raw fitness value is NaN or infinite.
+    #[error("non-finite fitness: member {member} has raw fitness {value}")]
+    NonFiniteFitness {
+        /// Index of the first offending population member.
+        member: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A trainer state (checkpoint) does not match the model or optimiser.
+    #[error("checkpoint mismatch: {0}")]
+    Checkpoint(String),
+    /// A task that this build does not provide.
+    #[error("task `{0}` is not implemented in this build")]
+    NotImplemented(String),
+    /// Reading or writing a file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result alias of the optimiser.
+pub type Result<T> = std::result::Result<T, EggrollError>;

@@ -1,0 +1,209 @@
+//! The EGGROLL optimiser: population forward, ask/tell, and the update.
+//!
+//! Conventions: `W` is m x n and `y = x Wᵀ`; member i belongs to antithetic pair `i / 2` with sign
+//! `+1` (even i) or `-1` (odd i); the noise of parameter `id` at epoch t comes from
+//! `NoiseStream::new(seed, id, noise_epoch(t, noise_reuse))`. Matrices get the low-rank
+//! perturbation `s_i (σ/√r) A_i B_iᵀ` (rank clamped to `min(m, n)`), vectors the full-rank
+//! `s_i σ ε_i`. The update of a matrix is `G = (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (vectors:
+//! `σ/√N Σ_i f_i s_i ε_i`) with `f` the shaped fitness; SGD ascends `θ += lr G`, Adam/AdamW
+//! descend on `-G`.
+
+mod forward;
+mod perturbation;
+mod state;
+
+pub use perturbation::Perturbation;
+pub use state::TrainerState;
+
+use crate::config::{EsConfig, OptimizerKind};
+use crate::error::{EggrollError, Result};
+use crate::model::Mlp;
+use crate::params::{ParamKind, ParamSpec};
+use crate::shaping::shape_fitness;
+use eggroll_backend::rng::noise_epoch;
+use eggroll_backend::{AdamParams, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use forward::{Mode, Scratch};
+use serde::{Deserialize, Serialize};
+
+/// A parameter's device buffers: value, gradient estimate and, for Adam, the two moments.
+pub(crate) struct Slot<B: Backend> {
+    spec: ParamSpec,
+    value: B::Buffer,
+    grad: B::Buffer,
+    moments: Option<(B::Buffer, B::Buffer)>,
+}
+
+/// What one [`Eggroll::tell`] did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// The epoch the fitness belonged to (the trainer is now at `epoch + 1`).
+    pub epoch: u32,
+    /// Mean raw fitness.
+    pub mean_fitness: f32,
+    /// Best raw fitness.
+    pub max_fitness: f32,
+    /// Worst raw fitness.
+    pub min_fitness: f32,
+    /// Standard deviation of the raw fitness.
+    pub fitness_std: f32,
+    /// Learning rate used.
+    pub lr: f32,
+    /// σ used.
+    pub sigma: f32,
+}
+
+/// The EGGROLL trainer: a model's parameters and optimiser state on a backend.
+pub struct Eggroll<B: Backend> {
+    backend: B,
+    model: Mlp,
+    config: EsConfig,
+    epoch: u32,
+    slots: Vec<Slot<B>>,
+    scratch: Vec<Scratch<B>>,
+}
+
+impl<B: Backend> Eggroll<B> {
+    /// Validates `config`, initialises the parameters of `model` from `config.seed`
+    /// ([`Mlp::init_params`]) and uploads them with zeroed gradients and moments.
+    pub fn new(backend: B, model: Mlp, config: EsConfig) -> Result<Self> {
+        config.validate()?;
+        let adam = config.optimizer != OptimizerKind::Sgd;
+        let mut slots = Vec::new();
+        for (spec, values) in model.init_params(config.seed) {
+            let moments = if adam { Some((backend.zeros(values.len())?, backend.zeros(values.len())?)) } else { None };
+            slots.push(Slot { value: backend.upload(&values)?, grad: backend.zeros(values.len())?, moments, spec });
+        }
+        Ok(Self { backend, model, config, epoch: 0, slots, scratch: Vec::new() })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EsConfig {
+        &self.config
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Mlp {
+        &self.model
+    }
+
+    /// The current epoch: the number of [`Eggroll::tell`]s so far (or restored).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The parameters in id order.
+    pub fn specs(&self) -> Vec<ParamSpec> {
+        self.slots.iter().map(|s| s.spec.clone()).collect()
+    }
+
+    /// Freezes (no noise, no update) or unfreezes the parameter called `name`.
+    pub fn set_frozen(&mut self, name: &str, frozen: bool) -> Result<()> {
+        let slot = self.slots.iter_mut().find(|s| s.spec.name == name);
+        let slot = slot.ok_or_else(|| EggrollError::Config(format!("no parameter called `{name}`")))?;
+        slot.spec.frozen = frozen;
+        Ok(())
+    }
+
+    /// The whole population's forward on the backend (batched perturbed matmuls, no per-member
+    /// host loop) at the current epoch's noise and σ: `x` is rows x inputs
+    /// ([`InputLayout::Shared`]) or N x rows x inputs ([`InputLayout::PerMember`]); returns
+    /// N x rows x outputs on the host.
+    pub fn population_forward(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
+        let batch = Batch { population: self.config.population, rows, input: layout };
+        batch.validate()?;
+        let mode = Mode::Population {
+            batch,
+            seed: self.config.seed,
+            noise_epoch: self.noise_epoch(),
+            rank: self.config.rank,
+            sigma: self.config.sigma_at(self.epoch),
+        };
+        forward::run(&self.backend, &self.model, &self.slots, &mut self.scratch, mode, x)
+    }
+
+    /// The unperturbed (mean) model on `rows` x inputs; returns rows x outputs.
+    pub fn forward_mean(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        if rows == 0 {
+            return Err(EggrollError::Data("rows must be > 0".into()));
+        }
+        forward::run(&self.backend, &self.model, &self.slots, &mut self.scratch, Mode::Mean { rows }, x)
+    }
+
+    /// The perturbation handles of the current epoch, one per member, so that members can be
+    /// evaluated elsewhere (see [`Perturbation::apply`]).
+    pub fn ask(&self) -> Vec<Perturbation> {
+        (0..self.config.population)
+            .map(|member| Perturbation {
+                member,
+                pair: (member / 2) as u32,
+                sign: if member % 2 == 0 { 1.0 } else { -1.0 },
+                epoch: self.epoch,
+                noise_epoch: self.noise_epoch(),
+                seed: self.config.seed,
+                sigma: self.config.sigma_at(self.epoch),
+                rank: self.config.rank,
+            })
+            .collect()
+    }
+
+    /// Shapes `raw_fitness` (len N, finite), computes the update of every non-frozen parameter,
+    /// applies the optimiser with the scheduled lr and σ, and advances the epoch.
+    pub fn tell(&mut self, raw_fitness: &[f32]) -> Result<StepStats> {
+        let n = self.config.population;
+        if raw_fitness.len() != n {
+            return Err(EggrollError::Data(format!("got {} fitness values for a population of {n}", raw_fitness.len())));
+        }
+        let shaped = shape_fitness(raw_fitness, self.config.group_size, self.config.shaping)?;
+        let cfg = &self.config;
+        let (lr, sigma) = (cfg.lr_at(self.epoch), cfg.sigma_at(self.epoch));
+        let noise_epoch = self.noise_epoch();
+        let backend = &self.backend;
+        for slot in self.slots.iter_mut().filter(|s| !s.spec.frozen) {
+            let stream = NoiseStream::new(cfg.seed, slot.spec.id, noise_epoch);
+            match slot.spec.kind {
+                ParamKind::Matrix { m, n } => {
+                    let shape = LowRank { m, n, rank: cfg.rank.min(m).min(n), sigma };
+                    backend.lowrank_update(&shaped, LowRankNoise { stream, shape }, &mut slot.grad)?;
+                }
+                ParamKind::Vector { .. } => backend.vector_update(&shaped, stream, sigma, &mut slot.grad)?,
+            }
+            match (&mut slot.moments, cfg.optimizer) {
+                (Some((m, v)), OptimizerKind::Adam | OptimizerKind::AdamW) => {
+                    let weight_decay = if cfg.optimizer == OptimizerKind::AdamW { cfg.weight_decay } else { 0.0 };
+                    let p = AdamParams { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay, step: self.epoch + 1 };
+                    backend.adam_step(&mut slot.value, &slot.grad, m, v, p)?;
+                }
+                _ => backend.sgd_step(&mut slot.value, &slot.grad, lr)?,
+            }
+        }
+        let stats = fitness_stats(raw_fitness, self.epoch, lr, sigma);
+        self.epoch += 1;
+        Ok(stats)
+    }
+
+    /// The noise epoch of the current epoch.
+    fn noise_epoch(&self) -> u32 {
+        noise_epoch(self.epoch, self.config.noise_reuse)
+    }
+}
+
+/// Summary statistics of the raw fitness.
+fn fitness_stats(raw: &[f32], epoch: u32, lr: f32, sigma: f32) -> StepStats {
+    let n = raw.len() as f64;
+    let mean = raw.iter().map(|&f| f64::from(f)).sum::<f64>() / n;
+    let var = raw.iter().map(|&f| (f64::from(f) - mean).powi(2)).sum::<f64>() / n;
+    StepStats {
+        epoch,
+        mean_fitness: mean as f32,
+        max_fitness: raw.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        min_fitness: raw.iter().copied().fold(f32::INFINITY, f32::min),
+        fitness_std: var.sqrt() as f32,
+        lr,
+        sigma,
+    }
+}

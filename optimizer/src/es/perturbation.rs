@@ -1,0 +1,61 @@
+//! Handles on the population members of one epoch, for evaluation outside the trainer.
+
+use crate::params::{ParamKind, ParamSpec};
+use eggroll_backend::{LowRank, NoiseStream};
+use serde::{Deserialize, Serialize};
+
+/// Everything that identifies member `member`'s perturbation at one epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Perturbation {
+    /// Member index in the population.
+    pub member: usize,
+    /// Antithetic pair, `member / 2`.
+    pub pair: u32,
+    /// `+1` for even members, `-1` for odd.
+    pub sign: f32,
+    /// Training epoch.
+    pub epoch: u32,
+    /// Noise epoch (`epoch / noise_reuse`, or 0).
+    pub noise_epoch: u32,
+    /// Experiment seed (the RNG key).
+    pub seed: u64,
+    /// Scheduled σ of this epoch.
+    pub sigma: f32,
+    /// Configured rank (clamped to `min(m, n)` per matrix).
+    pub rank: usize,
+}
+
+impl Perturbation {
+    /// Adds this member's noise to `values`, the mean values of parameter `spec`, on the host:
+    /// `W += s (σ/√r) A Bᵀ` for matrices, `b += s σ ε` for vectors, nothing when frozen. The
+    /// result is the parameter [`crate::es::Eggroll::population_forward`] uses for this member.
+    pub fn apply(&self, spec: &ParamSpec, values: &mut [f32]) {
+        if spec.frozen {
+            return;
+        }
+        let stream = NoiseStream::new(self.seed, spec.id, self.noise_epoch);
+        match spec.kind {
+            ParamKind::Matrix { m, n } => {
+                let shape = LowRank { m, n, rank: self.rank.min(m).min(n), sigma: self.sigma };
+                let (r, layout) = (shape.rank, shape.layout());
+                let mut a = vec![0.0; m * r];
+                let mut b = vec![0.0; n * r];
+                stream.fill_normals(self.pair, layout.a_index(0, 0), &mut a);
+                stream.fill_normals(self.pair, layout.b_index(0, 0), &mut b);
+                let coef = self.sign * shape.scale();
+                for (w_row, a_row) in values.chunks_exact_mut(n).zip(a.chunks_exact(r)) {
+                    for (w, b_row) in w_row.iter_mut().zip(b.chunks_exact(r)) {
+                        *w += coef * a_row.iter().zip(b_row).map(|(a, b)| a * b).sum::<f32>();
+                    }
+                }
+            }
+            ParamKind::Vector { len } => {
+                let mut eps = vec![0.0; len];
+                stream.fill_normals(self.pair, 0, &mut eps);
+                for (v, e) in values.iter_mut().zip(&eps) {
+                    *v += self.sign * self.sigma * e;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Multilayer perceptrons: the models EGGROLL trains here.
+//!
+//! A [`Linear`](Layer::Linear) layer at position i of the layer list owns the parameters
+//! `layers.i.weight` (outputs x inputs, `y = x Wᵀ`) and, with a bias, `layers.i.bias`; ids follow
+//! that order.
+
+use crate::params::{ParamKind, ParamRegistry, ParamSpec};
+use eggroll_backend::Activation;
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+
+/// Epsilon of the (affine-free) layer norms.
+pub const LAYER_NORM_EPS: f32 = 1e-5;
+
+/// One layer of an [`Mlp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// `y = x Wᵀ (+ b)`; W gets low-rank noise, b full-rank noise.
+    Linear {
+        /// Input features.
+        inputs: usize,
+        /// Output features.
+        outputs: usize,
+        /// Whether the layer has a bias.
+        bias: bool,
+    },
+    /// An elementwise activation.
+    Activation(Activation),
+    /// Layer norm over the features of each row, no affine parameters.
+    LayerNorm,
+    /// `relu(layer_norm(x))`, the authors' "pqn" nonlinearity.
+    Pqn,
+}
+
+/// A stack of [`Layer`]s; build one with [`Mlp::builder`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mlp {
+    inputs: usize,
+    layers: Vec<Layer>,
+}
+
+/// Builds an [`Mlp`] layer by layer, tracking the width.
+#[derive(Clone, Debug)]
+pub struct MlpBuilder {
+    mlp: Mlp,
+    width: usize,
+}
+
+impl MlpBuilder {
+    /// Appends a linear layer with a bias to `outputs` features.
+    pub fn linear(self, outputs: usize) -> Self {
+        self.linear_with(outputs, true)
+    }
+
+    /// Appends a linear layer to `outputs` features, with or without a bias.
+    pub fn linear_with(mut self, outputs: usize, bias: bool) -> Self {
+        self.mlp.layers.push(Layer::Linear { inputs: self.width, outputs, bias });
+        self.width = outputs;
+        self
+    }
+
+    /// Appends an activation.
+    pub fn activation(mut self, act: Activation) -> Self {
+        self.mlp.layers.push(Layer::Activation(act));
+        self
+    }
+
+    /// Appends a ReLU.
+    pub fn relu(self) -> Self {
+        self.activation(Activation::Relu)
+    }
+
+    /// Appends a tanh.
+    pub fn tanh(self) -> Self {
+        self.activation(Activation::Tanh)
+    }
+
+    /// Appends an affine-free layer norm.
+    pub fn layer_norm(mut self) -> Self {
+        self.mlp.layers.push(Layer::LayerNorm);
+        self
+    }
+
+    /// Appends `relu(layer_norm(x))`.
+    pub fn pqn(mut self) -> Self {
+        self.mlp.layers.push(Layer::Pqn);
+        self
+    }
+
+    /// The model.
+    ///
+    /// # Panics
+    /// When the input or a layer width is 0, or no layer is linear.
+    pub fn build(self) -> Mlp {
+        assert!(self.mlp.inputs > 0, "Mlp: inputs must be > 0");
+        let mut linear = false;
+        for layer in &self.mlp.layers {
+            if let Layer::Linear { outputs, .. } = layer {
+                assert!(*outputs > 0, "Mlp: linear layers need at least one output");
+                linear = true;
+            }
+        }
+        assert!(linear, "Mlp: at least one linear layer is needed");
+        self.mlp
+    }
+}
+
+impl Mlp {
+    /// Starts a model taking `inputs` features.
+    pub fn builder(inputs: usize) -> MlpBuilder {
+        MlpBuilder { mlp: Mlp { inputs, layers: Vec::new() }, width: inputs }
+    }
+
+    /// Input features.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Output features (those of the last linear layer).
+    pub fn outputs(&self) -> usize {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|l| match l {
+                Layer::Linear { outputs, .. } => Some(*outputs),
+                _ => None,
+            })
+            .unwrap_or(self.inputs)
+    }
+
+    /// The layers in order.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// The parameters, `layers.i.weight` then `layers.i.bias` per linear layer, ids in that order.
+    pub fn registry(&self) -> ParamRegistry {
+        let mut registry = ParamRegistry::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Layer::Linear { inputs, outputs, bias } = *layer {
+                let kinds = [
+                    Some(("weight", ParamKind::Matrix { m: outputs, n: inputs })),
+                    bias.then_some(("bias", ParamKind::Vector { len: outputs })),
+                ];
+                for (suffix, kind) in kinds.into_iter().flatten() {
+                    registry.register(format!("layers.{i}.{suffix}"), kind).expect("the builder yields unique, non-empty parameters");
+                }
+            }
+        }
+        registry
+    }
+
+    /// Initial values: weights `W ~ N(0, 1/fan_in)`, zero biases, a pure function of `seed`
+    /// (PCG64 and Box-Muller, parameters drawn in id order).
+    pub fn init_params(&self, seed: u64) -> Vec<(ParamSpec, Vec<f32>)> {
+        let mut rng = Pcg64::seed_from_u64(seed);
+        self.registry()
+            .specs()
+            .iter()
+            .map(|spec| {
+                let values = match spec.kind {
+                    ParamKind::Matrix { m, n } => {
+                        let std = (1.0 / n as f64).sqrt();
+                        (0..m * n).map(|_| (std * standard_normal(&mut rng)) as f32).collect()
+                    }
+                    ParamKind::Vector { len } => vec![0.0; len],
+                };
+                (spec.clone(), values)
+            })
+            .collect()
+    }
+}
+
+/// One standard normal draw (Box-Muller on two uniforms, the first in (0, 1]).
+pub(crate) fn standard_normal(rng: &mut Pcg64) -> f64 {
+    let u1 = 1.0 - rng.random::<f64>();
+    let u2 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}

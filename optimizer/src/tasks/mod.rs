@@ -1,0 +1,160 @@
+//! Training tasks: a model, a default configuration, and a fitness for every population member.
+//!
+//! Tasks derive all their randomness from their seed and the trainer's epoch (no hidden RNG
+//! state), so a run resumed from a checkpoint continues exactly.
+
+mod constant;
+mod regression;
+
+pub use constant::Constant;
+pub use regression::Regression;
+
+use crate::config::EsConfig;
+use crate::error::{EggrollError, Result};
+use crate::es::{Eggroll, StepStats};
+use crate::model::Mlp;
+use eggroll_backend::Backend;
+use rand::SeedableRng;
+use rand_pcg::Pcg64;
+use std::fmt;
+use std::str::FromStr;
+
+/// What a task reports about the mean model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Loss of the mean model on the training data just seen.
+    pub train_loss: f32,
+    /// Name of the held-out metric: `"test_loss"`, `"accuracy"` or `"return"`.
+    pub metric_name: &'static str,
+    /// The held-out metric.
+    pub metric: f32,
+}
+
+/// A problem EGGROLL can train on.
+pub trait Task {
+    /// Short name, as [`TaskKind`] parses it.
+    fn name(&self) -> &'static str;
+    /// The model to train.
+    fn model(&self) -> Mlp;
+    /// The hyperparameters the task is tuned for.
+    fn default_config(&self) -> EsConfig;
+    /// Raw fitness (len N, higher is better) of every member at the trainer's current epoch.
+    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>>;
+    /// Train loss of the mean model on the data just seen, and the held-out metric.
+    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation>;
+}
+
+/// One epoch: [`Task::population_fitness`], then [`Eggroll::tell`].
+pub fn train_epoch<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B>) -> Result<StepStats> {
+    let fitness = task.population_fitness(es)?;
+    es.tell(&fitness)
+}
+
+/// The tasks by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// `y = x² + x + 1`, the authors' worked example ([`Regression`]).
+    Regression,
+    /// Output 2 for any input ([`Constant`]).
+    Constant,
+    /// Handwritten digits classification (not in this build).
+    Digits,
+    /// CartPole balancing (not in this build).
+    CartPole,
+    /// Pendulum swing-up (not in this build).
+    Pendulum,
+}
+
+impl TaskKind {
+    /// Every task kind.
+    pub const ALL: [TaskKind; 5] = [TaskKind::Regression, TaskKind::Constant, TaskKind::Digits, TaskKind::CartPole, TaskKind::Pendulum];
+
+    /// The name [`FromStr`] accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Regression => "regression",
+            TaskKind::Constant => "constant",
+            TaskKind::Digits => "digits",
+            TaskKind::CartPole => "cartpole",
+            TaskKind::Pendulum => "pendulum",
+        }
+    }
+
+    /// The task with its data drawn from `seed`, or [`EggrollError::NotImplemented`].
+    pub fn build(self, seed: u64) -> Result<AnyTask> {
+        match self {
+            TaskKind::Regression => Ok(AnyTask::Regression(Regression::new(seed))),
+            TaskKind::Constant => Ok(AnyTask::Constant(Constant::new(seed))),
+            TaskKind::Digits | TaskKind::CartPole | TaskKind::Pendulum => Err(EggrollError::NotImplemented(self.name().into())),
+        }
+    }
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TaskKind {
+    type Err = EggrollError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.to_ascii_lowercase();
+        TaskKind::ALL.into_iter().find(|k| k.name() == lower).ok_or_else(|| {
+            let names: Vec<_> = TaskKind::ALL.iter().map(|k| k.name()).collect();
+            EggrollError::Config(format!("unknown task `{s}`; expected one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// Any task of this build, for dispatch by [`TaskKind`].
+#[derive(Clone, Debug)]
+pub enum AnyTask {
+    /// [`Regression`].
+    Regression(Regression),
+    /// [`Constant`].
+    Constant(Constant),
+}
+
+/// Forwards a [`Task`] method to the task inside an [`AnyTask`].
+macro_rules! dispatch {
+    ($self:ident, $t:ident => $call:expr) => {
+        match $self {
+            AnyTask::Regression($t) => $call,
+            AnyTask::Constant($t) => $call,
+        }
+    };
+}
+
+impl Task for AnyTask {
+    fn name(&self) -> &'static str {
+        dispatch!(self, t => t.name())
+    }
+    fn model(&self) -> Mlp {
+        dispatch!(self, t => t.model())
+    }
+    fn default_config(&self) -> EsConfig {
+        dispatch!(self, t => t.default_config())
+    }
+    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+        dispatch!(self, t => t.population_fitness(es))
+    }
+    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+        dispatch!(self, t => t.evaluate(es))
+    }
+}
+
+/// A generator that is a pure function of `(seed, stream, epoch)` (SplitMix64 mixing).
+pub(crate) fn rng_for(seed: u64, stream: u64, epoch: u32) -> Pcg64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(epoch) << 32 | 0x5EED);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    Pcg64::seed_from_u64(z ^ (z >> 31))
+}
+
+/// Mean squared error of `pred` against `target`.
+pub(crate) fn mse(pred: &[f32], target: &[f32]) -> f32 {
+    let sum: f64 = pred.iter().zip(target).map(|(p, t)| f64::from(p - t).powi(2)).sum();
+    (sum / target.len() as f64) as f32
+}
