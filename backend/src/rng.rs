@@ -82,7 +82,7 @@ impl NoiseStream {
     }
 
     /// Fills `out` with draws `start .. start + out.len()` of pair `pair`: exactly the values of
-    /// [`NoiseStream::normal`], computed `4 x 16` at a time so that the loops vectorise (with
+    /// [`NoiseStream::normal`], computed 32 Philox blocks at a time (4 for short runs) so that the loops vectorise (with
     /// AVX2 or AVX-512 when the processor has them; no fused multiply-add is introduced, so every
     /// path gives the same bits).
     pub fn fill_normals(&self, pair: u32, start: u32, out: &mut [f32]) {
@@ -115,14 +115,24 @@ unsafe fn fill_normals_avx2(stream: &NoiseStream, pair: u32, start: u32, out: &m
 
 #[inline(always)]
 fn fill_normals_body(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32]) {
-    let mut block = [0.0f32; 4 * LANES];
+    let mut wide = [[0.0f32; 4]; WIDE];
+    let mut narrow = [[0.0f32; 4]; NARROW];
     let mut element = start;
     let mut i = 0;
     while i < out.len() {
         let first = element & !3;
-        normal_blocks(stream, pair, first >> 2, &mut block);
         let offset = (element - first) as usize;
-        let take = (4 * LANES - offset).min(out.len() - i);
+        let left = out.len() - i;
+        // Short runs (small layers, tails) take the narrow blocks: a wide block would draw up to
+        // 4 WIDE values to keep a handful.
+        let block: &[f32] = if offset + left > 4 * NARROW {
+            normal_blocks(stream, pair, first >> 2, &mut wide);
+            wide.as_flattened()
+        } else {
+            normal_blocks(stream, pair, first >> 2, &mut narrow);
+            narrow.as_flattened()
+        };
+        let take = (block.len() - offset).min(left);
         out[i..i + take].copy_from_slice(&block[offset..offset + take]);
         i += take;
         element = element.wrapping_add(take as u32);
@@ -186,11 +196,13 @@ pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
 }
 
 /// Philox blocks computed side by side so the compiler vectorises them.
-const LANES: usize = 32;
+const WIDE: usize = 32;
+/// Blocks side by side for short runs.
+const NARROW: usize = 4;
 
 /// Normals of `LANES` consecutive blocks (`4 LANES` draws) starting at block `block0`.
 #[inline(always)]
-fn normal_blocks(stream: &NoiseStream, pair: u32, block0: u32, out: &mut [f32; 4 * LANES]) {
+fn normal_blocks<const LANES: usize>(stream: &NoiseStream, pair: u32, block0: u32, out: &mut [[f32; 4]; LANES]) {
     // Words live in the low halves of u64 lanes, so each 32x32->64 product is one widening
     // multiply of the vector unit (no packing and unpacking between rounds).
     const LO: u64 = 0xffff_ffff;
@@ -219,7 +231,7 @@ fn normal_blocks(stream: &NoiseStream, pair: u32, block0: u32, out: &mut [f32; 4
     }
     for i in 0..LANES {
         for w in 0..4 {
-            out[4 * i + w] = z[w][i];
+            out[i][w] = z[w][i];
         }
     }
 }

@@ -1,1 +1,272 @@
-//! The EGGROLL benchmark runner.
+//! The EGGROLL benchmark runner behind `eggroll bench`, and the criterion benches of the kernels
+//! (`bench/benches/kernels.rs`).
+//!
+//! # What a point measures
+//!
+//! A point is a weight `W` (`m x n`), a population of `N` members (antithetic pairs) with `rows`
+//! input rows each (their own rows: `N x rows x n`, member-major) and rank-`r` perturbations.
+//! Four operations are timed on it, each after untimed warm-up calls (at least one, for 100 ms):
+//!
+//! 1. **inference**: plain batched `Backend::matmul` of all members' rows (`N·rows x n` times the
+//!    shared `Wᵀ`, no noise): the speed limit of any population forward;
+//! 2. **EGGROLL** forward: `Backend::perturbed_matmul`, the noise regenerated on the device at each
+//!    call (a new noise epoch per call, as in training);
+//! 3. **naive ES**: `Backend::naive_perturbed_matmul`, every member's full-rank `W + E_i`
+//!    materialised and multiplied;
+//! 4. **update**: `Backend::lowrank_update`, the ES gradient estimate (a GEMM of inner dimension
+//!    `(N/2)·r`: the two members of a pair share their noise).
+//!
+//! Times are per call: the median of `--repeats` timed samples with their min and max, a sample
+//! being as many back-to-back calls as make it last 20 ms or more (one call when a call is that
+//! long; at most 1000). GFLOP/s count the base matmul, `2·m·n·N·rows` flops, for inference,
+//! EGGROLL and naive alike (update GFLOP/s count `2·m·n·(N/2)·r`).
+//! `fraction_of_inference = inference / EGGROLL` (1: the perturbations are free),
+//! `speedup_vs_naive = naive / EGGROLL`.
+//!
+//! Timing: on wgpu, GPU timestamp queries ([`WgpuBackend::time_gpu`]) when the adapter has
+//! `TIMESTAMP_QUERY`, else wall time between two device synchronisations; on the CPU, wall time.
+//! The wgpu GEMM is autotuned (`WgpuOptions::autotune`) during the warm-up calls, never timed.
+//!
+//! Skips (reported as `null` in JSON and `skipped: ...` in the table, the sweep goes on):
+//! * a point whose input, output or weight buffer exceeds the adapter's `max_buffer_size` or
+//!   `max_storage_buffer_binding_size`, or whose kernels return `Error::Limit` or run out of
+//!   device memory;
+//! * naive ES when one call is estimated to take longer than `--naive-limit` seconds (default 5):
+//!   the estimate times naive ES on the first `min(N, 8)` members and scales it by `N / min(N, 8)`
+//!   (naive cost is linear in N; a small probe under-uses a GPU, so the estimate errs long).
+//!
+//! # Usage
+//!
+//! ```text
+//! eggroll bench                          # default sweep, suits the CPU: m=n=1024,
+//!                                        #   N in {64,256,1024}, rank in {1,4}, rows in {1,16}
+//! eggroll bench --quick                  # m=n=128, N in {64,256}, rank {1,4}, rows {1,16}:
+//!                                        #   under a minute on the CPU and on lavapipe
+//!                                        #   (~5 s and ~30 s on a busy 2-core machine)
+//! eggroll bench --full --backend wgpu    # for a real GPU: m=n in {1024,4096,8192},
+//!                                        #   N in {64,256,1024}, rank {1,4,16}, rows {1,16}
+//! eggroll bench --backend cpu --m 1024 --n 1024 --population 256 --rank 4 --rows 16
+//!                                        # one point (missing ones: m=n=1024, N=256, rank 1, rows 1)
+//! eggroll bench --quick --json out.json --plot out.png --markdown out.md
+//! ```
+//!
+//! `--backend auto|cpu|wgpu` selects as everywhere else ([`eggroll_backend::select`]; `wgpu` honours
+//! `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`). Progress goes to stderr, one line per point; the
+//! Markdown table goes to stdout. `--json FILE` writes an array of [`PointResult`] (rewritten
+//! after every point, so a long sweep keeps what it measured), `--plot FILE.png|FILE.svg` draws
+//! `fraction_of_inference` and `speedup_vs_naive` against N, one line per `(m, rank, rows)`.
+//!
+//! From Rust, [`measure_point`] runs one point on any [`BenchBackend`].
+
+mod measure;
+mod plot;
+mod report;
+mod sweep;
+
+pub use measure::{measure_point, BenchBackend, MeasureOptions, Timing};
+pub use plot::draw_plot;
+pub use report::{markdown_table, AdapterInfo, PointResult};
+pub use sweep::{PointSpec, Preset};
+
+use clap::Args;
+use eggroll_backend::gpu::WgpuOptions;
+use eggroll_backend::select::{select_backend, BackendChoice};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[cfg(doc)]
+use eggroll_backend::gpu::WgpuBackend;
+
+/// Everything `eggroll bench` can fail with.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// A command-line value is out of range (odd population, rank 0, ...).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A backend could not be opened or a kernel failed (other than a skip).
+    #[error(transparent)]
+    Backend(#[from] eggroll_backend::Error),
+    /// Writing an output file failed.
+    #[error("cannot write {path}: {message}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+impl BenchError {
+    fn output(path: &Path, message: impl std::fmt::Display) -> Self {
+        Self::Output { path: path.to_path_buf(), message: message.to_string() }
+    }
+}
+
+/// Options of `eggroll bench`.
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// Backend: auto (a hardware GPU if there is one, else the CPU), cpu or wgpu (WGPU_BACKEND and
+    /// WGPU_ADAPTER_NAME select the adapter).
+    #[arg(long, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Small sweep that finishes in under a minute on the CPU and on software adapters:
+    /// m=n=128, N in {64,256}, rank in {1,4}, rows in {1,16}.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// Sweep for a real GPU: m=n in {1024,4096,8192}, N in {64,256,1024}, rank in {1,4,16}, rows in
+    /// {1,16}; points beyond the adapter's limits are skipped.
+    #[arg(long)]
+    pub full: bool,
+    /// Output features of W (one point instead of the sweep; default 1024).
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// Input features of W (one point instead of the sweep; default 1024).
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Population size N, even (one point instead of the sweep; default 256).
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// Rank of the perturbations (one point instead of the sweep; default 1).
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Input rows per member (one point instead of the sweep; default 1).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
+    #[arg(long, value_name = "K")]
+    pub repeats: Option<usize>,
+    /// Skip naive ES at a point when one call is estimated to take longer than SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub naive_limit: f64,
+    /// Let the rule pick the wgpu GEMM configuration instead of autotuning it.
+    #[arg(long)]
+    pub no_autotune: bool,
+    /// Write the results as a JSON array (one object per point) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Draw fraction of inference and speedup vs naive against N to FILE.png or FILE.svg.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Write the Markdown table (with the adapter line) to FILE as well as stdout.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The preset the flags select.
+    pub fn preset(&self) -> Preset {
+        if self.full {
+            Preset::Full
+        } else if self.quick {
+            Preset::Quick
+        } else {
+            Preset::Default
+        }
+    }
+
+    /// The points to run, checked: the preset's sweep, or the one point `--m --n --population
+    /// --rank --rows` describe when any of them is given.
+    pub fn points(&self) -> Result<Vec<PointSpec>, BenchError> {
+        let single = [self.m, self.n, self.population, self.rank, self.rows].iter().any(Option::is_some);
+        let points = if single {
+            let d = PointSpec::SINGLE_DEFAULT;
+            vec![PointSpec {
+                m: self.m.unwrap_or(d.m),
+                n: self.n.unwrap_or(d.n),
+                population: self.population.unwrap_or(d.population),
+                rank: self.rank.unwrap_or(d.rank),
+                rows: self.rows.unwrap_or(d.rows),
+            }]
+        } else {
+            self.preset().points()
+        };
+        for p in &points {
+            p.validate()?;
+        }
+        Ok(points)
+    }
+
+    /// The measurement options the flags select, checked.
+    pub fn measure_options(&self) -> Result<MeasureOptions, BenchError> {
+        let repeats = self.repeats.unwrap_or(if self.quick { 3 } else { 5 });
+        if repeats == 0 {
+            return Err(BenchError::InvalidArgument("--repeats 0: need at least one timed run".into()));
+        }
+        if !(self.naive_limit.is_finite() && self.naive_limit >= 0.0) {
+            return Err(BenchError::InvalidArgument(format!(
+                "--naive-limit {}: must be a finite number of seconds >= 0",
+                self.naive_limit
+            )));
+        }
+        Ok(MeasureOptions { repeats, naive_limit_s: self.naive_limit, ..MeasureOptions::default() })
+    }
+}
+
+/// Runs `eggroll bench`: checks the arguments, opens the backend, measures every point (progress
+/// on stderr), prints the Markdown table on stdout and writes the files asked for.
+pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
+    let points = args.points()?;
+    let opts = args.measure_options()?;
+    if let Some(path) = &args.plot {
+        plot::check_extension(path)?;
+    }
+    let wgpu_opts = WgpuOptions { autotune: !args.no_autotune, ..Default::default() };
+    let selected = select_backend(args.backend, &wgpu_opts)?;
+    if args.preset() == Preset::Full && points.len() > 1 && selected.kind() == "cpu" {
+        eprintln!("note: --full is sized for a GPU (m=n up to 8192); on the CPU backend it takes hours");
+    }
+    let results = eggroll_backend::with_backend!(selected, b => sweep(&b, &points, &opts, args.json.as_deref()))?;
+    let table = markdown_table(&results);
+    print!("{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table).map_err(|e| BenchError::output(path, e))?;
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &results)?;
+    }
+    if let Some(path) = &args.plot {
+        draw_plot(path, &results)?;
+    }
+    Ok(())
+}
+
+/// Measures `points` in order on `backend`, one progress line per point on stderr, rewriting
+/// `json` (when given) after each point.
+pub fn sweep<B: BenchBackend>(
+    backend: &B,
+    points: &[PointSpec],
+    opts: &MeasureOptions,
+    json: Option<&Path>,
+) -> Result<Vec<PointResult>, BenchError> {
+    let adapter = backend.describe();
+    eprintln!(
+        "eggroll bench: {} points on {} ({}, {}, {}); timing: {}; {} repeats after a warm-up",
+        points.len(),
+        adapter.name,
+        adapter.backend,
+        adapter.device_type,
+        adapter.driver,
+        backend.timing().as_str(),
+        opts.repeats
+    );
+    let mut results = Vec::with_capacity(points.len());
+    for (i, p) in points.iter().enumerate() {
+        let r = measure_point(backend, p, opts)?;
+        eprintln!("[{}/{}] {}", i + 1, points.len(), r.progress_line());
+        results.push(r);
+        if let Some(path) = json {
+            write_json(path, &results)?;
+        }
+    }
+    let choices = backend.gemm_choices();
+    if !choices.is_empty() {
+        eprintln!("GEMM configurations per shape bucket: {}", choices.join("; "));
+    }
+    Ok(results)
+}
+
+/// Writes `results` as a pretty JSON array.
+pub fn write_json(path: &Path, results: &[PointResult]) -> Result<(), BenchError> {
+    let text = serde_json::to_string_pretty(results).map_err(|e| BenchError::output(path, e))?;
+    std::fs::write(path, text + "\n").map_err(|e| BenchError::output(path, e))
+}

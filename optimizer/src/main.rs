@@ -32,7 +32,8 @@ fn main() -> ExitCode {
         Command::Info => {
             cli::info::run();
             Ok(())
-        } // BENCH-WIRE Command::Bench(args) => eggroll_bench::run(args).map_err(cli::CliError::new),
+        }
+        Command::Bench(args) => eggroll_bench::run(args).map_err(cli::CliError::new),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

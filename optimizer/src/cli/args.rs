@@ -22,8 +22,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// List the WebGPU adapters and the CPU backend, and which one `--backend auto` picks.
     Info,
-    // BENCH-WIRE /// Run the benchmarks.
-    // BENCH-WIRE Bench(eggroll_bench::BenchArgs),
+    /// Benchmark the EGGROLL forward against plain inference and naive ES (Markdown table on stdout).
+    Bench(eggroll_bench::BenchArgs),
 }
 
 /// Where `train` runs.

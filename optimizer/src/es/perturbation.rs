@@ -43,9 +43,10 @@ impl Perturbation {
                 stream.fill_normals(self.pair, layout.a_index(0, 0), &mut a);
                 stream.fill_normals(self.pair, layout.b_index(0, 0), &mut b);
                 let coef = self.sign * shape.scale();
-                for (w_row, a_row) in values.chunks_exact_mut(n).zip(a.chunks_exact(r)) {
-                    for (w, b_row) in w_row.iter_mut().zip(b.chunks_exact(r)) {
-                        *w += coef * a_row.iter().zip(b_row).map(|(a, b)| a * b).sum::<f32>();
+                // Factors are stored column by column: A[j, k] = a[k m + j], B[l, k] = b[k n + l].
+                for (j, w_row) in values.chunks_exact_mut(n).enumerate() {
+                    for (l, w) in w_row.iter_mut().enumerate() {
+                        *w += coef * (0..r).map(|k| a[k * m + j] * b[k * n + l]).sum::<f32>();
                     }
                 }
             }

@@ -3,10 +3,17 @@
 //! Tasks derive all their randomness from their seed and the trainer's epoch (no hidden RNG
 //! state), so a run resumed from a checkpoint continues exactly.
 
+pub mod cartpole;
 mod constant;
+pub mod control;
+pub mod digits;
+pub mod pendulum;
 mod regression;
 
+pub use cartpole::CartPole;
 pub use constant::Constant;
+pub use digits::Digits;
+pub use pendulum::Pendulum;
 pub use regression::Regression;
 
 use crate::config::EsConfig;
@@ -57,11 +64,11 @@ pub enum TaskKind {
     Regression,
     /// Output 2 for any input ([`Constant`]).
     Constant,
-    /// Handwritten digits classification (not in this build).
+    /// Handwritten digits classification ([`Digits`]).
     Digits,
-    /// CartPole balancing (not in this build).
+    /// CartPole-v1 balancing ([`CartPole`]).
     CartPole,
-    /// Pendulum swing-up (not in this build).
+    /// Pendulum-v1 swing-up ([`Pendulum`]).
     Pendulum,
 }
 
@@ -85,7 +92,9 @@ impl TaskKind {
         match self {
             TaskKind::Regression => Ok(AnyTask::Regression(Regression::new(seed))),
             TaskKind::Constant => Ok(AnyTask::Constant(Constant::new(seed))),
-            TaskKind::Digits | TaskKind::CartPole | TaskKind::Pendulum => Err(EggrollError::NotImplemented(self.name().into())),
+            TaskKind::Digits => Ok(AnyTask::Digits(Digits::new(seed)?)),
+            TaskKind::CartPole => Ok(AnyTask::CartPole(CartPole::new(seed))),
+            TaskKind::Pendulum => Ok(AnyTask::Pendulum(Pendulum::new(seed))),
         }
     }
 }
@@ -115,6 +124,12 @@ pub enum AnyTask {
     Regression(Regression),
     /// [`Constant`].
     Constant(Constant),
+    /// [`Digits`].
+    Digits(Digits),
+    /// [`CartPole`].
+    CartPole(CartPole),
+    /// [`Pendulum`].
+    Pendulum(Pendulum),
 }
 
 /// Forwards a [`Task`] method to the task inside an [`AnyTask`].
@@ -123,6 +138,9 @@ macro_rules! dispatch {
         match $self {
             AnyTask::Regression($t) => $call,
             AnyTask::Constant($t) => $call,
+            AnyTask::Digits($t) => $call,
+            AnyTask::CartPole($t) => $call,
+            AnyTask::Pendulum($t) => $call,
         }
     };
 }

@@ -1,0 +1,143 @@
+//! Criterion benches of the individual kernels on both backends: the noise factors (RNG), the
+//! plain matmul (baseline), the EGGROLL perturbed matmul and the low-rank update.
+//!
+//! `cargo bench -p eggroll-bench --bench kernels` measures at m=n=1024, N=256 (m=n=256, N=64 on
+//! software adapters); `cargo test --all-targets` runs every bench once at a tiny size. The wgpu
+//! group runs on the adapter `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` select and is skipped, with a
+//! note, when there is none. wgpu times are GPU timestamps when the adapter has them (`time_gpu`), else wall
+//! time between device synchronisations.
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::gpu::{is_hardware, WgpuBackend, WgpuOptions};
+use eggroll_backend::{Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use std::time::{Duration, Instant};
+
+/// `cargo bench` passes `--bench`; `cargo test` runs the benches without it (once each).
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Size {
+    m: usize,
+    n: usize,
+    population: usize,
+    rank: usize,
+    rows: usize,
+}
+
+impl Size {
+    fn id(&self) -> String {
+        format!("{}x{}/N{}/r{}/rows{}", self.m, self.n, self.population, self.rank, self.rows)
+    }
+}
+
+fn noise(s: &Size, epoch: u32) -> LowRankNoise {
+    LowRankNoise { stream: NoiseStream::new(7, 1, epoch), shape: LowRank { m: s.m, n: s.n, rank: s.rank, sigma: 0.01 } }
+}
+
+fn values(len: usize, id: u32, scale: f32) -> Vec<f32> {
+    let mut v = vec![0.0; len];
+    NoiseStream::new(3, id, 0).fill_normals(0, 0, &mut v);
+    v.iter_mut().for_each(|x| *x *= scale);
+    v
+}
+
+/// Times `iters` calls of `op` on `b`: wall time on the CPU, `time_gpu` on wgpu.
+trait Timer: Backend {
+    fn time_iters(&self, iters: u64, op: &mut dyn FnMut(&Self, u32)) -> Duration;
+}
+
+impl Timer for CpuBackend {
+    fn time_iters(&self, iters: u64, op: &mut dyn FnMut(&Self, u32)) -> Duration {
+        let start = Instant::now();
+        for i in 0..iters {
+            op(self, i as u32);
+        }
+        start.elapsed()
+    }
+}
+
+impl Timer for WgpuBackend {
+    fn time_iters(&self, iters: u64, op: &mut dyn FnMut(&Self, u32)) -> Duration {
+        pollster::block_on(self.time_gpu(|b| {
+            for i in 0..iters {
+                op(b, i as u32);
+            }
+            Ok(())
+        }))
+        .expect("time_gpu")
+    }
+}
+
+fn kernels<B: Timer>(c: &mut Criterion, name: &str, b: &B, sizes: &[Size]) {
+    for s in sizes {
+        let (m, n, rank, population, rows) = (s.m, s.n, s.rank, s.population, s.rows);
+        let total_rows = population * rows;
+        let w = b.upload(&values(m * n, 1, 1.0 / (n as f32).sqrt())).expect("upload W");
+        let x = b.upload(&values(total_rows * n, 2, 1.0)).expect("upload X");
+        let mut y = b.zeros(total_rows * m).expect("Y");
+        let mut a = b.zeros(population * m * rank).expect("A");
+        let mut bf = b.zeros(population * n * rank).expect("B");
+        let mut g = b.zeros(m * n).expect("G");
+        let fitness = values(population, 3, 1.0);
+        let batch = Batch { population, rows, input: InputLayout::PerMember };
+        let base = (2 * m * n * total_rows) as u64;
+
+        let mut group = c.benchmark_group(format!("{name}/noise_factors"));
+        group.throughput(Throughput::Elements((population / 2 * (m + n) * rank) as u64));
+        group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+            bench.iter_custom(|iters| b.time_iters(iters, &mut |b, i| b.noise_factors(noise(s, i), population, &mut a, &mut bf).unwrap()))
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("{name}/matmul"));
+        group.throughput(Throughput::Elements(base));
+        group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+            bench.iter_custom(|iters| b.time_iters(iters, &mut |b, _| b.matmul(&x, &w, m, n, total_rows, &mut y).unwrap()))
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("{name}/perturbed_matmul"));
+        group.throughput(Throughput::Elements(base));
+        group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+            bench.iter_custom(|iters| b.time_iters(iters, &mut |b, i| b.perturbed_matmul(&x, &w, noise(s, i), batch, &mut y).unwrap()))
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("{name}/lowrank_update"));
+        group.throughput(Throughput::Elements((2 * m * n * (population / 2) * rank) as u64));
+        group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+            bench.iter_custom(|iters| b.time_iters(iters, &mut |b, i| b.lowrank_update(&fitness, noise(s, i), &mut g).unwrap()))
+        });
+        group.finish();
+    }
+}
+
+fn sizes(side: usize, population: usize) -> Vec<Size> {
+    [(1, 1), (4, 16)].iter().map(|&(rank, rows)| Size { m: side, n: side, population, rank, rows }).collect()
+}
+
+fn main() {
+    let full = bench_mode();
+    let mut c = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).configure_from_args();
+
+    let cpu_sizes = if full { sizes(1024, 256) } else { sizes(64, 8) };
+    kernels(&mut c, "cpu", &CpuBackend::new(), &cpu_sizes);
+
+    match WgpuBackend::new_blocking(&WgpuOptions { autotune: full, ..Default::default() }) {
+        Ok(gpu) => {
+            // Software adapters (lavapipe, llvmpipe) run at ~1 GFLOP/s: a smaller size there.
+            let hardware = is_hardware(&eggroll_backend::Backend::describe(&gpu));
+            let gpu_sizes = match (full, hardware) {
+                (true, true) => sizes(1024, 256),
+                (true, false) => sizes(256, 64),
+                (false, _) => sizes(64, 8),
+            };
+            kernels(&mut c, "wgpu", &gpu, &gpu_sizes);
+        }
+        Err(e) => eprintln!("note: skipping the wgpu benches: {e}"),
+    }
+    c.final_summary();
+}

@@ -1,0 +1,285 @@
+//! Timing the four operations of a point on a backend.
+
+use crate::report::{AdapterInfo, PointResult, Stats};
+use crate::sweep::PointSpec;
+use crate::BenchError;
+use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::gpu::WgpuBackend;
+use eggroll_backend::{Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use std::time::{Duration, Instant};
+
+/// How a backend's times are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Host wall clock around the call (CPU backend: the call returns when the work is done).
+    Wall,
+    /// GPU timestamp queries written before and after the call's submissions.
+    GpuTimestamps,
+    /// Host wall clock between two device synchronisations (adapters without timestamp queries).
+    WallSynchronized,
+}
+
+impl Timing {
+    /// `wall`, `gpu-timestamps` or `wall-synchronized`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Wall => "wall",
+            Timing::GpuTimestamps => "gpu-timestamps",
+            Timing::WallSynchronized => "wall-synchronized",
+        }
+    }
+}
+
+/// What the runner needs from a backend beyond [`Backend`]: a timer and its limits.
+pub trait BenchBackend: Backend {
+    /// `cpu` or `wgpu`.
+    fn kind(&self) -> &'static str;
+    /// How [`BenchBackend::time`] measures.
+    fn timing(&self) -> Timing;
+    /// How long the work `f` enqueues takes to run (warm-up excluded by the caller).
+    fn time(&self, f: &mut dyn FnMut(&Self) -> eggroll_backend::Result<()>) -> eggroll_backend::Result<Duration>;
+    /// Why a buffer of `floats` f32 (named `what`) cannot exist on this backend, if it cannot.
+    fn buffer_fits(&self, what: &str, floats: usize) -> Result<(), String>;
+    /// The GEMM configuration chosen per shape bucket so far (wgpu), for the record.
+    fn gemm_choices(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl BenchBackend for CpuBackend {
+    fn kind(&self) -> &'static str {
+        "cpu"
+    }
+    fn timing(&self) -> Timing {
+        Timing::Wall
+    }
+    fn time(&self, f: &mut dyn FnMut(&Self) -> eggroll_backend::Result<()>) -> eggroll_backend::Result<Duration> {
+        let start = Instant::now();
+        f(self)?;
+        Ok(start.elapsed())
+    }
+    fn buffer_fits(&self, what: &str, floats: usize) -> Result<(), String> {
+        match floats.checked_mul(4) {
+            Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+            _ => Err(format!("{what} of {floats} f32 does not fit the address space")),
+        }
+    }
+}
+
+impl BenchBackend for WgpuBackend {
+    fn kind(&self) -> &'static str {
+        "wgpu"
+    }
+    fn timing(&self) -> Timing {
+        if self.supports_timestamps() {
+            Timing::GpuTimestamps
+        } else {
+            Timing::WallSynchronized
+        }
+    }
+    fn time(&self, f: &mut dyn FnMut(&Self) -> eggroll_backend::Result<()>) -> eggroll_backend::Result<Duration> {
+        pollster::block_on(self.time_gpu(|b| f(b)))
+    }
+    fn buffer_fits(&self, what: &str, floats: usize) -> Result<(), String> {
+        let limits = self.limits();
+        let bytes = (floats as u64).saturating_mul(4);
+        if bytes > limits.max_buffer_size {
+            return Err(format!("{what} needs {} > max_buffer_size {}", mib(bytes), mib(limits.max_buffer_size)));
+        }
+        if bytes > limits.max_storage_buffer_binding_size {
+            return Err(format!(
+                "{what} needs {} > max_storage_buffer_binding_size {}",
+                mib(bytes),
+                mib(limits.max_storage_buffer_binding_size)
+            ));
+        }
+        Ok(())
+    }
+    fn gemm_choices(&self) -> Vec<String> {
+        WgpuBackend::gemm_choices(self).into_iter().map(|(bucket, config)| format!("[{bucket}] {config}")).collect()
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// Knobs of one measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasureOptions {
+    /// Timed samples per operation, after untimed warm-up runs.
+    pub repeats: usize,
+    /// Naive ES is skipped when one call is estimated to take longer than this (seconds).
+    pub naive_limit_s: f64,
+    /// Noise scale σ of the perturbations.
+    pub sigma: f32,
+    /// Seed of the noise and of the stand-in data.
+    pub seed: u64,
+}
+
+impl Default for MeasureOptions {
+    fn default() -> Self {
+        Self { repeats: 5, naive_limit_s: 5.0, sigma: 0.01, seed: 0x5eed }
+    }
+}
+
+/// Members the naive-ES time estimate runs on (at most).
+const NAIVE_PROBE_MEMBERS: usize = 8;
+
+/// Whether a failure means "this does not fit the adapter" (a skip) rather than a bug.
+fn is_skip(e: &Error) -> bool {
+    match e {
+        Error::Limit(_) => true,
+        Error::Device(msg) => {
+            let msg = msg.to_ascii_lowercase();
+            msg.contains("out of memory") || msg.contains("outofmemory") || msg.contains("allocat")
+        }
+        _ => false,
+    }
+}
+
+/// `f32` stand-in data of `len` values: a block of standard normal draws tiled, times `scale`.
+fn data(len: usize, seed: u64, id: u32, scale: f32) -> Vec<f32> {
+    let mut block = vec![0.0f32; len.min(1 << 16)];
+    NoiseStream::new(seed, id, 0).fill_normals(0, 0, &mut block);
+    block.iter_mut().for_each(|v| *v *= scale);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let take = (len - out.len()).min(block.len());
+        out.extend_from_slice(&block[..take]);
+    }
+    out
+}
+
+/// A timed sample lasts at least this long: short calls are repeated within one sample and the
+/// sample's time divided by the number of calls.
+const MIN_SAMPLE: Duration = Duration::from_millis(20);
+
+/// Warm-up calls (untimed) go on until this much time has passed (one call at least): the first
+/// calls pay for shader compilation, GEMM autotuning, page faults and idle threads waking up.
+const MIN_WARM_UP: Duration = Duration::from_millis(100);
+
+/// Most calls in one sample (and in the warm-up).
+const MAX_CALLS_PER_SAMPLE: u32 = 1000;
+
+/// Untimed warm-up calls (at least one, for [`MIN_WARM_UP`]), one calibration call (how many
+/// calls make a sample of [`MIN_SAMPLE`]; a sample itself when it lasts that long), then timed
+/// samples up to `repeats`; the times are per call. `op` gets the call number, used as the noise
+/// epoch so that every call draws new noise.
+fn time_op<B: BenchBackend>(
+    b: &B,
+    repeats: usize,
+    mut op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
+) -> eggroll_backend::Result<Stats> {
+    let start = Instant::now();
+    let mut call = 0u32;
+    while call == 0 || (start.elapsed() < MIN_WARM_UP && call < MAX_CALLS_PER_SAMPLE) {
+        op(b, call)?;
+        b.synchronize_blocking()?;
+        call += 1;
+    }
+    let once = b.time(&mut |b| op(b, call))?;
+    call += 1;
+    let mut times = Vec::with_capacity(repeats);
+    let calls = if once >= MIN_SAMPLE {
+        // Long enough to be a sample itself.
+        times.push(once);
+        1
+    } else {
+        (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64().max(1e-7)).ceil().min(f64::from(MAX_CALLS_PER_SAMPLE)) as u32
+    };
+    while times.len() < repeats {
+        let t = b.time(&mut |b| {
+            for k in 0..calls {
+                op(b, call + k)?;
+            }
+            Ok(())
+        })?;
+        call += calls;
+        times.push(t / calls);
+    }
+    Ok(Stats::of(&times))
+}
+
+/// Measures one point on `b`: inference, EGGROLL forward, naive ES (unless estimated too slow)
+/// and update. A point that does not fit the adapter comes back with `skipped` set; other
+/// failures are errors.
+pub fn measure_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions) -> Result<PointResult, BenchError> {
+    spec.validate()?;
+    if opts.repeats == 0 {
+        return Err(BenchError::InvalidArgument("repeats must be at least 1".into()));
+    }
+    let mut result = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
+    match measure_into(b, spec, opts, &mut result) {
+        Ok(()) => Ok(result),
+        Err(e) if is_skip(&e) => {
+            let mut skipped = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
+            skipped.skipped = Some(format!("skipped: {e}"));
+            Ok(skipped)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions, r: &mut PointResult) -> eggroll_backend::Result<()> {
+    let PointSpec { m, n, population, rank, rows } = *spec;
+    let total_rows = population * rows;
+    for (what, floats) in [("weight W", m * n), ("input X", total_rows * n), ("output Y", total_rows * m)] {
+        if let Err(reason) = b.buffer_fits(what, floats) {
+            r.skipped = Some(format!("skipped: {reason}"));
+            return Ok(());
+        }
+    }
+    let shape = LowRank { m, n, rank, sigma: opts.sigma };
+    let noise = |epoch: u32| LowRankNoise { stream: NoiseStream::new(opts.seed, 1, epoch), shape };
+    let batch = Batch { population, rows, input: InputLayout::PerMember };
+
+    let w = b.upload(&data(m * n, opts.seed, 100, 1.0 / (n as f32).sqrt()))?;
+    let x_host = data(total_rows * n, opts.seed, 101, 1.0);
+    let x = b.upload(&x_host)?;
+    let mut y = b.zeros(total_rows * m)?;
+
+    let inference = time_op(b, opts.repeats, |b, _| b.matmul(&x, &w, m, n, total_rows, &mut y))?;
+    let eggroll = time_op(b, opts.repeats, |b, i| b.perturbed_matmul(&x, &w, noise(i), batch, &mut y))?;
+    r.set_forward(spec, inference, eggroll);
+
+    // Naive ES: estimate one call from the first few members, skip it when too slow.
+    let probe = population.min(NAIVE_PROBE_MEMBERS);
+    let naive = (|| -> eggroll_backend::Result<Result<Stats, String>> {
+        let estimate = if probe < population {
+            let px = b.upload(&x_host[..probe * rows * n])?;
+            let mut py = b.zeros(probe * rows * m)?;
+            let pbatch = Batch { population: probe, ..batch };
+            b.naive_perturbed_matmul(&px, &w, noise(0), pbatch, &mut py)?;
+            b.synchronize_blocking()?;
+            let t = b.time(&mut |b| b.naive_perturbed_matmul(&px, &w, noise(1), pbatch, &mut py))?;
+            t.as_secs_f64() * population as f64 / probe as f64
+        } else {
+            0.0
+        };
+        if estimate > opts.naive_limit_s {
+            return Ok(Err(format!("skipped: estimated {estimate:.1} s per call > naive limit {} s", opts.naive_limit_s)));
+        }
+        Ok(Ok(time_op(b, opts.repeats, |b, i| b.naive_perturbed_matmul(&x, &w, noise(i), batch, &mut y))?))
+    })();
+    match naive {
+        Ok(Ok(stats)) => r.set_naive(spec, stats),
+        Ok(Err(reason)) => r.naive_skipped = Some(reason),
+        Err(e) if is_skip(&e) => r.naive_skipped = Some(format!("skipped: {e}")),
+        Err(e) => return Err(e),
+    }
+    drop((x, y));
+
+    // Update: fitness values standing in for shaped scores.
+    let fitness = data(population, opts.seed, 102, 1.0);
+    let update = (|| -> eggroll_backend::Result<Stats> {
+        let mut g = b.zeros(m * n)?;
+        time_op(b, opts.repeats, |b, i| b.lowrank_update(&fitness, noise(i), &mut g))
+    })();
+    match update {
+        Ok(stats) => r.set_update(spec, stats),
+        Err(e) if is_skip(&e) => r.update_skipped = Some(format!("skipped: {e}")),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! `--plot`: fraction of inference and speedup vs naive against N, one line per
+//! `(m, rank, rows)`, as PNG or SVG (the same plotters set-up as `eggroll train --plot`).
+
+use crate::report::{sig, PointResult};
+use crate::BenchError;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Image size in pixels: two panels side by side.
+const SIZE: (u32, u32) = (1400, 600);
+
+/// Checks that `path` ends in `.png` or `.svg` (before a long sweep, not after).
+pub(crate) fn check_extension(path: &Path) -> Result<(), BenchError> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("png") | Some("svg") => Ok(()),
+        _ => Err(BenchError::InvalidArgument(format!("--plot {}: the file name must end in .png or .svg", path.display()))),
+    }
+}
+
+/// Draws `results` to `path` (`.png` or `.svg`).
+pub fn draw_plot(path: &Path, results: &[PointResult]) -> Result<(), BenchError> {
+    check_extension(path)?;
+    let svg = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let drawn = if svg {
+        draw_on(SVGBackend::new(path, SIZE).into_drawing_area(), results)
+    } else {
+        draw_on(BitMapBackend::new(path, SIZE).into_drawing_area(), results)
+    };
+    drawn.map_err(|e| BenchError::Output { path: path.to_path_buf(), message: format!("cannot draw plot: {e}") })
+}
+
+/// A series: `(m, n, rank, rows)` and its `(N, value)` points.
+type Series = ((usize, usize, usize, usize), Vec<(f64, f64)>);
+
+fn series(results: &[PointResult], value: impl Fn(&PointResult) -> Option<f64>) -> Vec<Series> {
+    let mut out: Vec<Series> = Vec::new();
+    for r in results {
+        let key = (r.m, r.n, r.rank, r.rows);
+        let idx = match out.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                out.push((key, Vec::new()));
+                out.len() - 1
+            }
+        };
+        if let Some(v) = value(r).filter(|v| v.is_finite() && *v > 0.0) {
+            out[idx].1.push((r.population as f64, v));
+        }
+    }
+    for (_, points) in &mut out {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+fn label(key: (usize, usize, usize, usize)) -> String {
+    let (m, n, rank, rows) = key;
+    if m == n {
+        format!("m=n={m} r={rank} rows={rows}")
+    } else {
+        format!("{m}x{n} r={rank} rows={rows}")
+    }
+}
+
+fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, results: &[PointResult]) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let title = match results.first() {
+        Some(r) => format!("EGGROLL on {} ({})", r.adapter.name, r.backend),
+        None => "EGGROLL".to_string(),
+    };
+    let root = root.titled(&title, ("sans-serif", 24)).map_err(|e| err(&e))?;
+    let (left, right) = root.split_horizontally(SIZE.0 / 2);
+
+    let populations: Vec<f64> = results.iter().map(|r| r.population as f64).collect();
+    let n_min = populations.iter().copied().fold(f64::INFINITY, f64::min);
+    let n_max = populations.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (n_min, n_max) = if n_min.is_finite() { (n_min / 1.3, n_max * 1.3) } else { (1.0, 2.0) };
+    // Ticks at the populations measured.
+    let mut ticks: Vec<f64> = populations.clone();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    let x_axis = || (n_min..n_max).log_scale().with_key_points(ticks.clone());
+
+    // Left: fraction of inference, linear y from 0.
+    let fraction = series(results, |r| r.fraction_of_inference);
+    let f_max = fraction.iter().flat_map(|s| s.1.iter().map(|p| p.1)).fold(1.0f64, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&left)
+        .caption("fraction of inference (inference / EGGROLL time)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x_axis(), 0.0..f_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("population N")
+        .y_desc("fraction")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart.draw_series(LineSeries::new([(n_min, 1.0), (n_max, 1.0)], BLACK.mix(0.3))).map_err(|e| err(&e))?;
+    draw_lines(&mut chart, &fraction)?;
+
+    // Right: speedup vs naive, log y.
+    let speedup = series(results, |r| r.speedup_vs_naive);
+    let values = speedup.iter().flat_map(|s| s.1.iter().map(|p| p.1));
+    let (s_min, s_max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (s_min, s_max) = if s_min.is_finite() { ((s_min / 1.5).min(0.9), s_max * 1.5) } else { (0.5, 10.0) };
+    let mut chart = ChartBuilder::on(&right)
+        .caption("speedup vs naive ES (naive / EGGROLL time)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_axis(), (s_min..s_max).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("population N")
+        .y_desc("speedup (x)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| if (v - v.round()).abs() < 1e-9 { format!("{v:.0}") } else { sig(*v) })
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| err(&e))?;
+    draw_lines(&mut chart, &speedup)?;
+    root.present().map_err(|e| err(&e))
+}
+
+fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    for (i, (key, points)) in series.iter().enumerate() {
+        if points.is_empty() {
+            continue;
+        }
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(label(*key))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| err(&e))
+}

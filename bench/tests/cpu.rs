@@ -1,0 +1,156 @@
+//! The benchmark runner on the CPU backend: argument checking, one tiny point through
+//! `eggroll_bench::run` with its JSON, Markdown and plot files, and the measured ratios.
+
+use clap::Parser;
+use eggroll_backend::cpu::CpuBackend;
+use eggroll_bench::{markdown_table, measure_point, BenchArgs, BenchError, MeasureOptions, PointSpec, Preset};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Timing tests take turns so that they do not share the two cores of a CI runner.
+static TURN: Mutex<()> = Mutex::new(());
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn args(line: &[&str]) -> BenchArgs {
+    Cli::try_parse_from(std::iter::once("bench").chain(line.iter().copied())).expect("arguments parse").args
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eggroll-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn invalid(line: &[&str]) -> String {
+    match eggroll_bench::run(&args(line)) {
+        Err(e @ BenchError::InvalidArgument(_)) => e.to_string(),
+        other => panic!("{line:?}: expected an argument error, got {other:?}"),
+    }
+}
+
+#[test]
+fn argument_errors_are_clear() {
+    let odd = invalid(&["--backend", "cpu", "--population", "7"]);
+    assert!(odd.contains("--population 7") && odd.contains("even"), "{odd}");
+    let zero = invalid(&["--backend", "cpu", "--rank", "0"]);
+    assert!(zero.contains("--rank 0") && zero.contains("at least 1"), "{zero}");
+    let big = invalid(&["--backend", "cpu", "--m", "16", "--n", "32", "--rank", "17"]);
+    assert!(big.contains("--rank 17") && big.contains("min(m, n) = 16"), "{big}");
+    let rows = invalid(&["--backend", "cpu", "--rows", "0"]);
+    assert!(rows.contains("--rows 0"), "{rows}");
+    let repeats = invalid(&["--backend", "cpu", "--m", "8", "--repeats", "0"]);
+    assert!(repeats.contains("--repeats 0"), "{repeats}");
+    let plot = invalid(&["--backend", "cpu", "--m", "8", "--plot", "out.jpg"]);
+    assert!(plot.contains(".png or .svg"), "{plot}");
+    // Clap refuses what it can: an unknown backend, both presets at once.
+    assert!(Cli::try_parse_from(["bench", "--backend", "tpu"]).is_err());
+    assert!(Cli::try_parse_from(["bench", "--quick", "--full"]).is_err());
+}
+
+#[test]
+fn single_point_overrides_the_sweep() {
+    assert_eq!(args(&[]).points().unwrap(), Preset::Default.points());
+    assert_eq!(args(&["--quick"]).points().unwrap(), Preset::Quick.points());
+    let one = args(&["--full", "--m", "64", "--rank", "4"]).points().unwrap();
+    assert_eq!(one, vec![PointSpec { m: 64, n: 1024, population: 256, rank: 4, rows: 1 }]);
+    let full = Preset::Full.points();
+    assert_eq!(full.len(), 3 * 3 * 3 * 2);
+    assert!(full.iter().all(|p| p.m == p.n && [1024, 4096, 8192].contains(&p.m)));
+    assert_eq!(args(&["--quick"]).measure_options().unwrap().repeats, 3);
+    assert_eq!(args(&[]).measure_options().unwrap().repeats, 5);
+}
+
+#[test]
+fn run_writes_json_markdown_and_plot() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let (json, md, png, svg) = (temp("run.json"), temp("run.md"), temp("run.png"), temp("run.svg"));
+    let line = ["--backend", "cpu", "--m", "32", "--n", "48", "--population", "8", "--rank", "2", "--rows", "3", "--repeats", "2"];
+    let mut a = args(&line);
+    a.json = Some(json.clone());
+    a.markdown = Some(md.clone());
+    a.plot = Some(png.clone());
+    eggroll_bench::run(&a).expect("bench run");
+    let text = std::fs::read_to_string(&json).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let points = v.as_array().expect("a JSON array");
+    assert_eq!(points.len(), 1);
+    let p = &points[0];
+    for field in [
+        "m",
+        "n",
+        "population",
+        "rank",
+        "rows",
+        "backend",
+        "adapter",
+        "dtype",
+        "timing",
+        "inference_gflops",
+        "eggroll_gflops",
+        "naive_gflops",
+        "fraction_of_inference",
+        "speedup_vs_naive",
+        "update_ms",
+        "inference_ms",
+        "inference_ms_min",
+        "inference_ms_max",
+        "eggroll_ms",
+        "naive_ms",
+    ] {
+        assert!(p.get(field).is_some(), "field {field} missing from {p}");
+    }
+    assert_eq!((p["m"].as_u64(), p["n"].as_u64(), p["population"].as_u64()), (Some(32), Some(48), Some(8)));
+    assert_eq!((p["rank"].as_u64(), p["rows"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(p["backend"], "cpu");
+    assert_eq!(p["dtype"], "f32");
+    assert_eq!(p["timing"], "wall");
+    assert_eq!(p["adapter"]["backend"], "cpu");
+    assert!(p["adapter"]["name"].as_str().unwrap().starts_with("CPU"));
+    assert!(p["skipped"].is_null() && p["naive_skipped"].is_null());
+    for field in ["inference_gflops", "eggroll_gflops", "naive_gflops", "update_ms", "fraction_of_inference", "speedup_vs_naive"] {
+        let v = p[field].as_f64().unwrap_or_else(|| panic!("{field} is not a number: {p}"));
+        assert!(v.is_finite() && v > 0.0, "{field} = {v}");
+    }
+    let (lo, med, hi) = (p["eggroll_ms_min"].as_f64().unwrap(), p["eggroll_ms"].as_f64().unwrap(), p["eggroll_ms_max"].as_f64().unwrap());
+    assert!(lo <= med && med <= hi, "{lo} {med} {hi}");
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert!(table.contains("| m | n | N | rank | rows |") && table.contains("| 32 | 48 | 8 | 2 | 3 |"), "{table}");
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+
+    // The results read back and plot as SVG too.
+    let results: Vec<eggroll_bench::PointResult> = serde_json::from_str(&text).unwrap();
+    eggroll_bench::draw_plot(&svg, &results).unwrap();
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+#[test]
+fn eggroll_is_close_to_inference_and_beats_naive() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let spec = PointSpec { m: 256, n: 256, population: 64, rank: 1, rows: 1 };
+    let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 5, ..Default::default() }).unwrap();
+    let fraction = r.fraction_of_inference.unwrap();
+    assert!(fraction > 0.0 && fraction < 2.0, "fraction of inference {fraction}: {}", r.progress_line());
+    let speedup = r.speedup_vs_naive.unwrap();
+    assert!(speedup > 1.0, "naive ES should be slower than EGGROLL: {}", r.progress_line());
+    assert!(r.update_ms.unwrap() > 0.0);
+    let table = markdown_table(&[r]);
+    assert!(table.contains("| 256 | 256 | 64 | 1 | 1 |"), "{table}");
+}
+
+#[test]
+fn naive_is_skipped_past_its_time_limit() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let spec = PointSpec { m: 64, n: 64, population: 32, rank: 1, rows: 1 };
+    let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 1, naive_limit_s: 0.0, ..Default::default() }).unwrap();
+    assert!(r.naive_ms.is_none() && r.speedup_vs_naive.is_none() && r.naive_gflops.is_none());
+    assert!(r.naive_skipped.as_deref().unwrap().starts_with("skipped: estimated"), "{:?}", r.naive_skipped);
+    assert!(r.eggroll_ms.is_some() && r.update_ms.is_some());
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["naive_gflops"].is_null() && json["speedup_vs_naive"].is_null());
+    assert!(markdown_table(&[r]).contains("skipped: estimated"));
+}

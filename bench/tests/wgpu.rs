@@ -1,0 +1,79 @@
+//! The benchmark runner on the wgpu backend, on the adapter `EGGROLL_TEST_WGPU_BACKEND` selects
+//! (`vulkan`, the default, or `gl`). A missing adapter fails the test: it never skips.
+
+use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+use eggroll_bench::{markdown_table, measure_point, BenchBackend, MeasureOptions, PointSpec, Timing};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+fn backend_name() -> String {
+    std::env::var("EGGROLL_TEST_WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into())
+}
+
+/// The test adapter, opened once; tests take turns on it (wgpu's GL backend dislikes threads
+/// waiting on its context).
+fn gpu() -> (&'static WgpuBackend, MutexGuard<'static, ()>) {
+    static GPU: OnceLock<WgpuBackend> = OnceLock::new();
+    static TURN: Mutex<()> = Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    (GPU.get_or_init(open), turn)
+}
+
+fn open() -> WgpuBackend {
+    let backends = match backend_name().to_lowercase().as_str() {
+        "vulkan" => wgpu::Backends::VULKAN,
+        "gl" => wgpu::Backends::GL,
+        other => wgpu::Backends::from_comma_list(other),
+    };
+    WgpuBackend::new_blocking(&WgpuOptions { backends: Some(backends), autotune: true, ..Default::default() }).unwrap_or_else(|e| {
+        panic!(
+            "EGGROLL_TEST_WGPU_BACKEND={}: {e}. The GPU tests need an adapter: install Mesa's lavapipe \
+             (mesa-vulkan-drivers) for vulkan, or EGL + llvmpipe for gl",
+            backend_name()
+        )
+    })
+}
+
+#[test]
+fn tiny_point_on_wgpu() {
+    let (gpu, _turn) = gpu();
+    let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2 };
+    let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
+    assert_eq!(r.backend, "wgpu");
+    assert_eq!(r.dtype, "f32");
+    if ["vulkan", "gl"].contains(&backend_name().to_lowercase().as_str()) {
+        assert_eq!(r.adapter.backend.to_lowercase(), backend_name().to_lowercase(), "{:?}", r.adapter);
+    }
+    let expected = if gpu.supports_timestamps() { Timing::GpuTimestamps } else { Timing::WallSynchronized };
+    assert_eq!(gpu.timing(), expected);
+    assert_eq!(r.timing, expected.as_str());
+    assert!(r.skipped.is_none() && r.naive_skipped.is_none(), "{}", r.progress_line());
+    for (name, v) in [
+        ("inference_gflops", r.inference_gflops),
+        ("eggroll_gflops", r.eggroll_gflops),
+        ("naive_gflops", r.naive_gflops),
+        ("update_ms", r.update_ms),
+        ("fraction_of_inference", r.fraction_of_inference),
+        ("speedup_vs_naive", r.speedup_vs_naive),
+    ] {
+        let v = v.unwrap_or_else(|| panic!("{name} missing: {}", r.progress_line()));
+        assert!(v.is_finite() && v > 0.0, "{name} = {v}");
+    }
+    // The GEMM was autotuned during the warm-ups.
+    assert!(!BenchBackend::gemm_choices(gpu).is_empty());
+    assert!(markdown_table(&[r]).contains("| 64 | 48 | 8 | 2 | 2 |"));
+}
+
+#[test]
+fn beyond_the_limits_is_a_skip() {
+    let (gpu, _turn) = gpu();
+    let max = gpu.limits().max_storage_buffer_binding_size as usize / 4;
+    // An input X of N·rows·n floats one past the binding limit.
+    let n = 64;
+    let rows = max / (2 * n) + 1;
+    let spec = PointSpec { m: 64, n, population: 2, rank: 1, rows };
+    let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 1, ..Default::default() }).expect("a skip, not an error");
+    let reason = r.skipped.clone().expect("skipped");
+    assert!(reason.starts_with("skipped:") && reason.contains("max_"), "{reason}");
+    assert!(r.inference_gflops.is_none() && r.fraction_of_inference.is_none());
+    assert!(markdown_table(&[r]).contains("skipped:"));
+}

@@ -1,0 +1,253 @@
+//! Control tasks: batched environments, one per population member, episode return as fitness.
+//!
+//! An [`Env`] describes one environment's physics (start state, observation, one time step). A
+//! [`VecEnv`] runs many of them side by side, and [`rollout`] drives a whole batch of episodes
+//! with one model call per time step for every environment at once: the population
+//! ([`Eggroll::population_forward`] with [`InputLayout::PerMember`], one row per member) during
+//! training, the mean model ([`Eggroll::forward_mean`], one row per environment) when evaluating.
+//! Only the physics loops over environments on the host; the model never does.
+//!
+//! [`Control`] turns an [`Env`] into a [`Task`]:
+//! - **Start states.** Epoch `t` draws `N / 2` start states from `rng_for(seed, train stream, t)`;
+//!   the two members of antithetic pair `k` (members `2k` and `2k + 1`) start from state `k`. The
+//!   update only sees the difference of a pair's fitness (`(f_2k - f_2k+1) A_k B_kᵀ`), so sharing
+//!   the start state makes that difference compare the noise rather than the luck of the draw,
+//!   while different pairs still cover many start states per epoch.
+//! - **Fitness** is the episode return (undiscounted sum of rewards) of each member.
+//! - **Evaluation.** `metric` (`"return"`) is the mean return of the mean model over
+//!   [`EVAL_EPISODES`] fixed held-out start states (a stream of their own, drawn once from the
+//!   seed). `train_loss` is the *negative* mean return of the mean model from the `N / 2` start
+//!   states of the last epoch trained, so that lower is better as for the other tasks.
+
+use super::{rng_for, Evaluation, Task};
+use crate::config::EsConfig;
+use crate::error::{EggrollError, Result};
+use crate::es::Eggroll;
+use crate::model::Mlp;
+use eggroll_backend::{Backend, InputLayout};
+use rand_pcg::Pcg64;
+
+/// Held-out start states the evaluation metric averages over.
+pub const EVAL_EPISODES: usize = 16;
+
+/// What one time step of one environment produced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transition {
+    /// Reward of the step.
+    pub reward: f64,
+    /// Whether the episode ended on a terminal state (the time limit is separate:
+    /// [`Env::HORIZON`]).
+    pub terminated: bool,
+}
+
+/// One environment's dynamics, written for the host (f64 state, f32 observations as the model
+/// reads them).
+pub trait Env: Clone + std::fmt::Debug {
+    /// The physical state.
+    type State: Copy + std::fmt::Debug + PartialEq;
+    /// Task name, as [`super::TaskKind`] parses it.
+    const NAME: &'static str;
+    /// Observation features (model inputs).
+    const OBS: usize;
+    /// Model outputs the action is decoded from.
+    const OUTPUTS: usize;
+    /// Time limit: episodes are truncated after this many steps.
+    const HORIZON: usize;
+    /// Stream of the tasks' seeded generator (`rng_for`) the training start states come from
+    /// (epoch = trainer epoch).
+    const TRAIN_STREAM: u64;
+    /// Stream of the tasks' seeded generator (`rng_for`) the held-out start states come from
+    /// (epoch 0).
+    const EVAL_STREAM: u64;
+
+    /// A start state.
+    fn initial_state(&self, rng: &mut Pcg64) -> Self::State;
+    /// Writes the observation of `state` into `obs` (len [`Env::OBS`]).
+    fn observe(&self, state: &Self::State, obs: &mut [f32]);
+    /// Decodes the model's `output` (len [`Env::OUTPUTS`]) into an action, applies it to `state`
+    /// for one time step and returns the reward.
+    fn step(&self, state: &mut Self::State, output: &[f32]) -> Transition;
+    /// The policy network.
+    fn model(&self) -> Mlp;
+    /// The hyperparameters the task is tuned for.
+    fn default_config(&self) -> EsConfig;
+}
+
+/// A batch of environments stepped together. An environment whose episode has terminated is
+/// frozen: its state and observation stay those of the terminal step, its outputs are ignored
+/// and it earns no further reward.
+#[derive(Clone, Debug)]
+pub struct VecEnv<E: Env> {
+    env: E,
+    states: Vec<E::State>,
+    alive: Vec<bool>,
+    returns: Vec<f64>,
+    obs: Vec<f32>,
+    steps: usize,
+}
+
+impl<E: Env> VecEnv<E> {
+    /// One environment per start state, at step 0.
+    pub fn new(env: E, starts: Vec<E::State>) -> Self {
+        let n = starts.len();
+        let mut obs = vec![0.0; n * E::OBS];
+        for (state, o) in starts.iter().zip(obs.chunks_exact_mut(E::OBS)) {
+            env.observe(state, o);
+        }
+        Self { env, states: starts, alive: vec![true; n], returns: vec![0.0; n], obs, steps: 0 }
+    }
+
+    /// Number of environments.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether the batch holds no environment.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// The observations, environments x [`Env::OBS`] (row-major).
+    pub fn observations(&self) -> &[f32] {
+        &self.obs
+    }
+
+    /// The states.
+    pub fn states(&self) -> &[E::State] {
+        &self.states
+    }
+
+    /// Whether each environment is still running.
+    pub fn alive(&self) -> &[bool] {
+        &self.alive
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Whether every episode has ended (terminated or reached [`Env::HORIZON`]).
+    pub fn done(&self) -> bool {
+        self.steps >= E::HORIZON || !self.alive.iter().any(|&a| a)
+    }
+
+    /// Steps every live environment with its row of `outputs` (environments x [`Env::OUTPUTS`]).
+    pub fn step(&mut self, outputs: &[f32]) -> Result<()> {
+        if outputs.len() != self.len() * E::OUTPUTS {
+            return Err(EggrollError::Data(format!(
+                "{}: got {} model outputs for {} environments x {} outputs",
+                E::NAME,
+                outputs.len(),
+                self.len(),
+                E::OUTPUTS
+            )));
+        }
+        let rows = outputs.chunks_exact(E::OUTPUTS).zip(self.obs.chunks_exact_mut(E::OBS));
+        for (i, (out, obs)) in rows.enumerate() {
+            if !self.alive[i] {
+                continue;
+            }
+            let t = self.env.step(&mut self.states[i], out);
+            self.returns[i] += t.reward;
+            self.alive[i] = !t.terminated;
+            self.env.observe(&self.states[i], obs);
+        }
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// The return (sum of rewards) of every environment so far.
+    pub fn returns(&self) -> Vec<f32> {
+        self.returns.iter().map(|&r| r as f32).collect()
+    }
+}
+
+/// Runs one episode from each of `starts`, calling `policy` once per time step with the
+/// observations of all environments (environments x [`Env::OBS`]); `policy` returns their outputs
+/// (environments x [`Env::OUTPUTS`]). Returns every episode's return.
+pub fn rollout<E: Env>(env: &E, starts: Vec<E::State>, mut policy: impl FnMut(&[f32]) -> Result<Vec<f32>>) -> Result<Vec<f32>> {
+    let mut batch = VecEnv::new(env.clone(), starts);
+    while !batch.done() {
+        let outputs = policy(batch.observations())?;
+        batch.step(&outputs)?;
+    }
+    Ok(batch.returns())
+}
+
+/// Returns of the mean model from `starts`, all episodes batched as rows of one forward per step.
+pub fn mean_returns<E: Env, B: Backend>(env: &E, es: &mut Eggroll<B>, starts: Vec<E::State>) -> Result<Vec<f32>> {
+    let rows = starts.len();
+    rollout(env, starts, |obs| es.forward_mean(obs, rows))
+}
+
+/// Mean of `values` (f64 accumulation).
+fn mean(values: &[f32]) -> f32 {
+    (values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len().max(1) as f64) as f32
+}
+
+/// A control task: the environment `E`, one episode per population member (see the
+/// [module documentation](self) for start states, fitness and evaluation).
+#[derive(Clone, Debug)]
+pub struct Control<E: Env> {
+    env: E,
+    seed: u64,
+    eval_starts: Vec<E::State>,
+}
+
+impl<E: Env> Control<E> {
+    /// The task on `env`, with its start states drawn from `seed`.
+    pub fn with_env(env: E, seed: u64) -> Self {
+        let mut rng = rng_for(seed, E::EVAL_STREAM, 0);
+        let eval_starts = (0..EVAL_EPISODES).map(|_| env.initial_state(&mut rng)).collect();
+        Self { env, seed, eval_starts }
+    }
+
+    /// The environment.
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
+    /// The held-out start states of the evaluation.
+    pub fn eval_starts(&self) -> &[E::State] {
+        &self.eval_starts
+    }
+
+    /// The `pairs` start states of `epoch` (pair k's members both start from state k).
+    pub fn train_starts(&self, epoch: u32, pairs: usize) -> Vec<E::State> {
+        let mut rng = rng_for(self.seed, E::TRAIN_STREAM, epoch);
+        (0..pairs).map(|_| self.env.initial_state(&mut rng)).collect()
+    }
+}
+
+impl<E: Env> Task for Control<E> {
+    fn name(&self) -> &'static str {
+        E::NAME
+    }
+
+    fn model(&self) -> Mlp {
+        self.env.model()
+    }
+
+    fn default_config(&self) -> EsConfig {
+        self.env.default_config()
+    }
+
+    /// Episode return of every member, pairs sharing their start state; one population forward
+    /// (every member its own observation row) per time step.
+    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+        let n = es.config().population;
+        let pair_starts = self.train_starts(es.epoch(), n / 2);
+        let starts = (0..n).map(|i| pair_starts[i / 2]).collect();
+        rollout(&self.env, starts, |obs| es.population_forward(obs, InputLayout::PerMember, 1))
+    }
+
+    /// `train_loss`: minus the mean return of the mean model from the last epoch's start states;
+    /// `return`: its mean return over the [`EVAL_EPISODES`] held-out start states.
+    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+        let pairs = es.config().population / 2;
+        let train = mean_returns(&self.env, es, self.train_starts(es.epoch().saturating_sub(1), pairs))?;
+        let held_out = mean_returns(&self.env, es, self.eval_starts.clone())?;
+        Ok(Evaluation { train_loss: -mean(&train), metric_name: "return", metric: mean(&held_out) })
+    }
+}
