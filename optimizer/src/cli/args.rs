@@ -26,7 +26,7 @@ pub enum Command {
     Bench(eggroll_bench::BenchArgs),
 }
 
-/// Where `train` runs.
+/// Where `train` runs (opened by `eggroll_backend::select::select_backend`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
     /// A hardware GPU if there is one, else the CPU backend.
@@ -35,6 +35,16 @@ pub enum BackendChoice {
     Cpu,
     /// The wgpu backend (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` select the adapter).
     Wgpu,
+}
+
+impl From<BackendChoice> for eggroll_backend::select::BackendChoice {
+    fn from(c: BackendChoice) -> Self {
+        match c {
+            BackendChoice::Auto => Self::Auto,
+            BackendChoice::Cpu => Self::Cpu,
+            BackendChoice::Wgpu => Self::Wgpu,
+        }
+    }
 }
 
 /// Options of `eggroll train`.

@@ -2,20 +2,8 @@
 
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{enumerate_adapters, is_hardware};
+use eggroll_backend::select::hardware_adapter;
 use eggroll_backend::{AdapterDescription, Backend};
-
-/// The adapters of `backends`, or of the graphics APIs `WGPU_BACKEND` names when it is set.
-pub fn adapters(backends: wgpu::Backends) -> Vec<AdapterDescription> {
-    enumerate_adapters(backends.with_env())
-}
-
-/// The adapter `--backend auto` trains on, among the adapters of the primary APIs (Vulkan,
-/// Metal, DX12, WebGPU; see [`adapters`]): the first hardware GPU, honouring `WGPU_ADAPTER_NAME`
-/// when it is set; `None` means the CPU backend.
-pub fn auto_adapter(adapters: &[AdapterDescription]) -> Option<&AdapterDescription> {
-    let wanted = std::env::var("WGPU_ADAPTER_NAME").ok().filter(|n| !n.is_empty()).map(|n| n.to_lowercase());
-    adapters.iter().filter(|a| is_hardware(a)).find(|a| wanted.as_ref().is_none_or(|w| a.name.to_lowercase().contains(w)))
-}
 
 /// One line describing an adapter.
 pub fn describe(a: &AdapterDescription) -> String {
@@ -25,7 +13,7 @@ pub fn describe(a: &AdapterDescription) -> String {
 
 /// Prints the report on stdout.
 pub fn run() {
-    let all = adapters(wgpu::Backends::all());
+    let all = enumerate_adapters(wgpu::Backends::all().with_env());
     println!("wgpu adapters:");
     if all.is_empty() {
         println!("  (none)");
@@ -36,7 +24,7 @@ pub fn run() {
     }
     let cpu = CpuBackend::new().describe();
     println!("cpu backend:\n  {}", describe(&cpu));
-    match auto_adapter(&adapters(wgpu::Backends::PRIMARY)) {
+    match hardware_adapter() {
         Some(a) => println!("--backend auto picks: wgpu, {}", a.name),
         None => println!("--backend auto picks: cpu (no hardware GPU adapter)"),
     }

@@ -1,14 +1,14 @@
 //! `eggroll train`: picks the backend and the task, then [`run`]s the training loop with its
 //! progress bar, metrics log, checkpoints, plot and summary.
 
-use super::args::{BackendChoice, TrainArgs};
+use super::args::TrainArgs;
 use super::checkpoint::{self, Manifest, Tensor};
 use super::metrics::{num, MetricsLog, Record};
-use super::{crash_point, info, plot, CliError, Result};
+use super::{crash_point, plot, CliError, Result};
 use eggroll::{train_epoch, Eggroll, EsConfig, Evaluation, ParamKind, ParamSpec, Task, TaskKind, TrainerState};
-use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
-use eggroll_backend::Backend;
+use eggroll_backend::gpu::WgpuOptions;
+use eggroll_backend::select::select_backend;
+use eggroll_backend::{with_backend, Backend};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -19,18 +19,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let kind: TaskKind = args.task.parse()?;
     let config = args.config(kind.build(0)?.default_config())?;
     let task = kind.build(config.seed)?;
-    let wgpu = |backends, adapter_name| WgpuBackend::new_blocking(&WgpuOptions { backends, adapter_name, ..WgpuOptions::default() });
-    match args.backend {
-        BackendChoice::Cpu => run(CpuBackend::new(), task, config, args),
-        BackendChoice::Wgpu => run(wgpu(None, None)?, task, config, args),
-        BackendChoice::Auto => {
-            let primary = wgpu::Backends::PRIMARY;
-            match info::auto_adapter(&info::adapters(primary)) {
-                Some(a) => run(wgpu(Some(primary.with_env()), Some(a.name.clone()))?, task, config, args),
-                None => run(CpuBackend::new(), task, config, args),
-            }
-        }
-    }
+    let selected = select_backend(args.backend.into(), &WgpuOptions::default())?;
+    with_backend!(selected, backend => run(backend, task, config, args))
 }
 
 /// The shape of the parameter (or optimiser moment `adam.m.<name>` / `adam.v.<name>`) `name`.
