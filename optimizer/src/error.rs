@@ -25,9 +25,6 @@ pub enum EggrollError {
     /// A trainer state (checkpoint) does not match the model or optimiser.
     #[error("checkpoint mismatch: {0}")]
     Checkpoint(String),
-    /// A task that this build does not provide.
-    #[error("task `{0}` is not implemented in this build")]
-    NotImplemented(String),
     /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

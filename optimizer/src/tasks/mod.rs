@@ -87,7 +87,7 @@ impl TaskKind {
         }
     }
 
-    /// The task with its data drawn from `seed`, or [`EggrollError::NotImplemented`].
+    /// The task with its data drawn from `seed` (digits: an error if its embedded data fails validation).
     pub fn build(self, seed: u64) -> Result<AnyTask> {
         match self {
             TaskKind::Regression => Ok(AnyTask::Regression(Regression::new(seed))),
