@@ -38,6 +38,7 @@ EGGROLL_TEST_WGPU_BACKEND=vulkan cargo test --workspace --all-targets
 
 echo "== GPU-path tests on GL"
 EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-backend --test gpu_vs_cpu --test philox_kat
+EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll --test wgpu_trajectory
 
 echo "== wasm32 check of the backend (no native-only features)"
 cargo check -p eggroll-backend --no-default-features --target wasm32-unknown-unknown
