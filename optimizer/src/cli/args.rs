@@ -4,6 +4,7 @@
 use super::{CliError, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eggroll::config::{EsConfig, OptimizerKind};
+use eggroll_backend::select::BackendChoice;
 use std::path::{Path, PathBuf};
 
 /// EGGROLL: evolution strategies with low-rank perturbations, on the CPU or any WebGPU adapter.
@@ -26,35 +27,15 @@ pub enum Command {
     Bench(eggroll_bench::BenchArgs),
 }
 
-/// Where `train` runs (opened by `eggroll_backend::select::select_backend`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendChoice {
-    /// A hardware GPU if there is one, else the CPU backend.
-    Auto,
-    /// The multithreaded CPU backend.
-    Cpu,
-    /// The wgpu backend (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` select the adapter).
-    Wgpu,
-}
-
-impl From<BackendChoice> for eggroll_backend::select::BackendChoice {
-    fn from(c: BackendChoice) -> Self {
-        match c {
-            BackendChoice::Auto => Self::Auto,
-            BackendChoice::Cpu => Self::Cpu,
-            BackendChoice::Wgpu => Self::Wgpu,
-        }
-    }
-}
-
 /// Options of `eggroll train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Task: regression, constant, digits, cartpole or pendulum.
     #[arg(long, default_value = "regression")]
     pub task: String,
-    /// Backend: auto picks a hardware GPU if there is one, else the CPU.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    /// Backend: auto (a hardware GPU if there is one, else the CPU), cpu, or wgpu (WGPU_BACKEND and
+    /// WGPU_ADAPTER_NAME select the adapter).
+    #[arg(long, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// EsConfig-shaped TOML file (partial allowed); flags override it, it overrides the task's defaults.
     #[arg(long, value_name = "FILE.toml")]

@@ -19,7 +19,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let kind: TaskKind = args.task.parse()?;
     let config = args.config(kind.build(0)?.default_config())?;
     let task = kind.build(config.seed)?;
-    let selected = select_backend(args.backend.into(), &WgpuOptions::default())?;
+    let selected = select_backend(args.backend, &WgpuOptions::default())?;
     with_backend!(selected, backend => run(backend, task, config, args))
 }
 
