@@ -285,13 +285,7 @@ fn chunked_naive_forward_and_update_match_cpu() {
     g.naive_perturbed_matmul(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), noise, batch, &mut y).unwrap();
     assert_close("chunked naive", &read(&g, &y), &yc, tol(30));
 
-    let noise = self::noise(300, 20, 4, 22);
-    let fitness = random(10, 3);
-    let mut gc = vec![0.0; 300 * 20];
-    c.lowrank_update(&fitness, noise, &mut gc).unwrap();
-    let mut gg = g.zeros(gc.len()).unwrap();
-    g.lowrank_update(&fitness, noise, &mut gg).unwrap();
-    assert_close("chunked update", &read(&g, &gg), &gc, tol(20));
+    check_update(&g, "chunked update");
 }
 
 /// Matmul, both forwards (batched GEMMs over members) and the chunked, accumulating update with
@@ -319,13 +313,19 @@ fn check_gemm_config(g: &WgpuBackend, what: &str) {
         g.naive_perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
         assert_close(&format!("{what} naive {input:?}"), &read(g, &y), &yc, tol(30));
     }
+    check_update(g, &format!("{what} update"));
+}
+
+/// The update of a 300 x 20 rank-4 matrix for 10 members against the CPU.
+fn check_update(g: &WgpuBackend, what: &str) {
+    let c = CpuBackend::new();
     let noise = self::noise(300, 20, 4, 22);
     let fitness = random(10, 3);
     let mut gc = vec![0.0; 300 * 20];
     c.lowrank_update(&fitness, noise, &mut gc).unwrap();
     let mut gg = g.zeros(gc.len()).unwrap();
     g.lowrank_update(&fitness, noise, &mut gg).unwrap();
-    assert_close(&format!("{what} update"), &read(g, &gg), &gc, tol(20));
+    assert_close(what, &read(g, &gg), &gc, tol(20));
 }
 
 #[test]
