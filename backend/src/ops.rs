@@ -106,7 +106,7 @@ impl Batch {
 
 /// Checks a population size: even (antithetic pairs) and > 0.
 pub fn check_population(population: usize) -> Result<()> {
-    if population == 0 || population % 2 != 0 {
+    if population == 0 || !population.is_multiple_of(2) {
         return Err(Error::InvalidArgument(format!("population must be a positive even number (antithetic pairs), got {population}")));
     }
     if population / 2 > u32::MAX as usize {
@@ -134,7 +134,7 @@ pub fn check_fitness(fitness: &[f32]) -> Result<()> {
 /// Sign of member i: `+1` for the first of its antithetic pair, `-1` for the second.
 #[inline]
 pub fn member_sign(member: usize) -> f32 {
-    if member % 2 == 0 {
+    if member.is_multiple_of(2) {
         1.0
     } else {
         -1.0

@@ -81,11 +81,17 @@ impl NoiseStream {
         }
     }
 
-    /// Fills `out` with draws `start .. start + out.len()` of pair `pair`: exactly the values of
-    /// [`NoiseStream::normal`], computed 32 Philox blocks at a time (4 for short runs) so that the loops vectorise (with
-    /// AVX2 or AVX-512 when the processor has them; no fused multiply-add is introduced, so every
-    /// path gives the same bits).
+    /// Fills `out` with draws `start .. start + out.len()` of pair `pair` (a range that must not
+    /// pass `u32::MAX`): exactly the values of [`NoiseStream::normal`], computed 32 Philox blocks
+    /// at a time (4 for short runs) so that the loops vectorise, with hand-written AVX-512 or
+    /// compiler-vectorised AVX2 when the processor has them. No fused multiply-add is introduced,
+    /// so every path gives the same bits.
     pub fn fill_normals(&self, pair: u32, start: u32, out: &mut [f32]) {
+        assert!(
+            u64::from(start) + out.len() as u64 <= 1 << 32,
+            "draws {start} + {} pass the end of the stream (2^32 draws per pair)",
+            out.len()
+        );
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -97,25 +103,35 @@ impl NoiseStream {
                 return unsafe { fill_normals_avx2(self, pair, start, out) };
             }
         }
-        fill_normals_body(self, pair, start, out)
+        fill_normals_body(self, pair, start, out, normal_blocks_wide)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
+mod avx512;
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn fill_normals_avx512(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32]) {
-    fill_normals_body(stream, pair, start, out)
+    fill_normals_body(stream, pair, start, out, |s, p, b, o| avx512::normal_blocks_wide(s, p, b, o))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_normals_avx2(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32]) {
-    fill_normals_body(stream, pair, start, out)
+    fill_normals_body(stream, pair, start, out, normal_blocks_wide)
 }
 
+/// The fill loop shared by every path; `wide` draws one wide batch starting at a block.
 #[inline(always)]
-fn fill_normals_body(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32]) {
-    let mut wide = [[0.0f32; 4]; WIDE];
+fn fill_normals_body(
+    stream: &NoiseStream,
+    pair: u32,
+    start: u32,
+    out: &mut [f32],
+    wide: impl Fn(&NoiseStream, u32, u32, &mut [f32; WIDE_DRAWS]),
+) {
+    let mut batch = [0.0f32; WIDE_DRAWS];
     let mut narrow = [[0.0f32; 4]; NARROW];
     let mut element = start;
     let mut i = 0;
@@ -123,11 +139,19 @@ fn fill_normals_body(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32
         let first = element & !3;
         let offset = (element - first) as usize;
         let left = out.len() - i;
-        // Short runs (small layers, tails) take the narrow blocks: a wide block would draw up to
-        // 4 WIDE values to keep a handful.
+        if offset == 0 && left >= WIDE_DRAWS {
+            // A whole batch lands straight in `out`.
+            let target: &mut [f32; WIDE_DRAWS] = (&mut out[i..i + WIDE_DRAWS]).try_into().expect("batch-sized slice");
+            wide(stream, pair, first >> 2, target);
+            i += WIDE_DRAWS;
+            element = element.wrapping_add(WIDE_DRAWS as u32);
+            continue;
+        }
+        // Short runs (small layers, tails) take the narrow blocks: a wide batch would draw up to
+        // WIDE_DRAWS values to keep a handful.
         let block: &[f32] = if offset + left > 4 * NARROW {
-            normal_blocks(stream, pair, first >> 2, &mut wide);
-            wide.as_flattened()
+            wide(stream, pair, first >> 2, &mut batch);
+            &batch
         } else {
             normal_blocks(stream, pair, first >> 2, &mut narrow);
             narrow.as_flattened()
@@ -139,6 +163,14 @@ fn fill_normals_body(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32
     }
 }
 
+/// One wide batch on the portable path (vectorised by the compiler).
+#[inline(always)]
+fn normal_blocks_wide(stream: &NoiseStream, pair: u32, block0: u32, out: &mut [f32; WIDE_DRAWS]) {
+    let mut blocks = [[0.0f32; 4]; WIDE];
+    normal_blocks(stream, pair, block0, &mut blocks);
+    out.copy_from_slice(blocks.as_flattened());
+}
+
 /// The noise epoch of training epoch `epoch`: a new epoch of noise every `noise_reuse` epochs, or
 /// the same noise for ever when `noise_reuse == 0`.
 pub fn noise_epoch(epoch: u32, noise_reuse: u32) -> u32 {
@@ -147,6 +179,14 @@ pub fn noise_epoch(epoch: u32, noise_reuse: u32) -> u32 {
 
 /// 2^-24, the spacing of the uniform grid the 24 high bits of a word land on.
 const INV_2_24: f32 = 1.0 / 16_777_216.0;
+/// Bits of √½ as f32: [`ln_unit`] reduces its argument to [√½, √2).
+const SQRT_HALF_BITS: u32 = 0x3f35_04f3;
+/// Coefficients of s³, s⁵, s⁷, s⁹ in the atanh series of [`ln_unit`] (over 2s).
+const LN_SERIES: [f32; 4] = [1.0 / 3.0, 1.0 / 5.0, 1.0 / 7.0, 1.0 / 9.0];
+/// Coefficients of φ³, φ⁵, φ⁷, φ⁹ in the sine series of [`sincos_turns`] (over φ).
+const SIN_SERIES: [f32; 4] = [-1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362_880.0];
+/// Coefficients of φ², φ⁴, φ⁶, φ⁸ in the cosine series of [`sincos_turns`].
+const COS_SERIES: [f32; 4] = [-0.5, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40_320.0];
 
 /// Natural log for x in (0, 1], portable and vectorisable: x = 2^e m with m in [√½, √2), then
 /// ln m = 2 atanh(s), s = (m - 1)/(m + 1), by its odd series to s^9 (truncation < 5e-9).
@@ -155,12 +195,13 @@ const INV_2_24: f32 = 1.0 / 16_777_216.0;
 pub fn ln_unit(x: f32) -> f32 {
     let bits = x.to_bits();
     // Exponent relative to √½: m = x / 2^e lands in [√½, √2).
-    let shifted = bits.wrapping_sub(0x3f35_04f3);
+    let shifted = bits.wrapping_sub(SQRT_HALF_BITS);
     let e = (shifted as i32) >> 23;
     let m = f32::from_bits(bits.wrapping_sub((e as u32) << 23));
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
-    let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0))));
+    let [c3, c5, c7, c9] = LN_SERIES;
+    let series = 1.0 + s2 * (c3 + s2 * (c5 + s2 * (c7 + s2 * c9)));
     e as f32 * core::f32::consts::LN_2 + 2.0 * s * series
 }
 
@@ -173,8 +214,10 @@ pub fn sincos_turns(k: u32) -> (f32, f32) {
     let q = (k + (1 << 21)) >> 22;
     let phi = (k as i32 - (q << 22) as i32) as f32 * INV_2_24 * core::f32::consts::TAU;
     let p2 = phi * phi;
-    let sin = phi * (1.0 + p2 * (-1.0 / 6.0 + p2 * (1.0 / 120.0 + p2 * (-1.0 / 5040.0 + p2 * (1.0 / 362_880.0)))));
-    let cos = 1.0 + p2 * (-0.5 + p2 * (1.0 / 24.0 + p2 * (-1.0 / 720.0 + p2 * (1.0 / 40_320.0))));
+    let [s3, s5, s7, s9] = SIN_SERIES;
+    let [c2, c4, c6, c8] = COS_SERIES;
+    let sin = phi * (1.0 + p2 * (s3 + p2 * (s5 + p2 * (s7 + p2 * s9))));
+    let cos = 1.0 + p2 * (c2 + p2 * (c4 + p2 * (c6 + p2 * c8)));
     let (s, c) = if q & 1 == 0 { (sin, cos) } else { (cos, -sin) };
     if q & 2 == 0 {
         (s, c)
@@ -197,6 +240,8 @@ pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
 
 /// Philox blocks computed side by side so the compiler vectorises them.
 const WIDE: usize = 32;
+/// Draws in one wide batch.
+const WIDE_DRAWS: usize = 4 * WIDE;
 /// Blocks side by side for short runs.
 const NARROW: usize = 4;
 
@@ -220,14 +265,15 @@ fn normal_blocks<const LANES: usize>(stream: &NoiseStream, pair: u32, block0: u3
         for i in 0..LANES {
             let p0 = u64::from(PHILOX_M0) * (c0[i] & LO);
             let p1 = u64::from(PHILOX_M1) * (c2[i] & LO);
-            (c0[i], c1[i], c2[i], c3[i]) = ((p1 >> 32) ^ c1[i] ^ k0, p1 & LO, (p0 >> 32) ^ c3[i] ^ k1, p0 & LO);
+            // The low words keep the products' high halves above bit 31: only the low 32 bits
+            // of a lane ever feed a multiply or the output, so masking them would be wasted work.
+            (c0[i], c1[i], c2[i], c3[i]) = ((p1 >> 32) ^ c1[i] ^ k0, p1, (p0 >> 32) ^ c3[i] ^ k1, p0);
         }
     }
-    let (c0, c1, c2, c3) = (c0.map(|v| v as u32), c1.map(|v| v as u32), c2.map(|v| v as u32), c3.map(|v| v as u32));
     let mut z = [[0.0f32; LANES]; 4];
     for i in 0..LANES {
-        (z[0][i], z[1][i]) = box_muller(c0[i], c1[i]);
-        (z[2][i], z[3][i]) = box_muller(c2[i], c3[i]);
+        (z[0][i], z[1][i]) = box_muller(c0[i] as u32, c1[i] as u32);
+        (z[2][i], z[3][i]) = box_muller(c2[i] as u32, c3[i] as u32);
     }
     for i in 0..LANES {
         for w in 0..4 {
@@ -279,6 +325,41 @@ mod tests {
         s.fill_normals(5, 3, &mut parts[..10]);
         s.fill_normals(5, 13, &mut parts[10..]);
         assert_eq!(whole, parts);
+    }
+
+    /// One way of filling a run of draws.
+    type FillPath = fn(&NoiseStream, u32, u32, &mut [f32]);
+
+    #[test]
+    fn every_fill_path_gives_the_bits_of_single_draws() {
+        // Starts on and off block boundaries, lengths around the narrow, wide and batch sizes.
+        let s = NoiseStream::new(0x0123_4567_89ab_cdef, 11, 3);
+        let mut paths: Vec<(&str, FillPath)> = vec![
+            ("dispatched", |s, p, e, o| s.fill_normals(p, e, o)),
+            ("portable", |s, p, e, o| fill_normals_body(s, p, e, o, normal_blocks_wide)),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the processor has the feature.
+                paths.push(("avx512", |s, p, e, o| unsafe { fill_normals_avx512(s, p, e, o) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: as above.
+                paths.push(("avx2", |s, p, e, o| unsafe { fill_normals_avx2(s, p, e, o) }));
+            }
+        }
+        let cases = [(0, 16), (0, 128), (0, 640), (1, 127), (2, 129), (3, 300), (128, 1000), (4093, 517), (u32::MAX - 300, 301)];
+        for (name, fill_path) in paths {
+            for (start, len) in cases {
+                let mut fill = vec![0.0; len];
+                fill_path(&s, 9, start, &mut fill);
+                for (i, z) in fill.iter().enumerate() {
+                    let want = s.normal(9, start.wrapping_add(i as u32));
+                    assert_eq!(z.to_bits(), want.to_bits(), "{name} path, start {start}, element {i}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl PointSpec {
         if self.m == 0 || self.n == 0 {
             return bad(format!("--m {} --n {}: both sides of W must be at least 1", self.m, self.n));
         }
-        if self.population == 0 || self.population % 2 != 0 {
+        if self.population == 0 || !self.population.is_multiple_of(2) {
             return bad(format!("--population {}: must be a positive even number (members come in antithetic pairs)", self.population));
         }
         if self.rank == 0 {

@@ -147,7 +147,7 @@ impl EsConfig {
     /// Checks every field, naming the first offending one.
     pub fn validate(&self) -> Result<()> {
         let n = self.population;
-        if n == 0 || n % 2 != 0 {
+        if n == 0 || !n.is_multiple_of(2) {
             return Err(invalid("population", format!("must be a positive even number (antithetic pairs), got {n}")));
         }
         if u32::try_from(n / 2).is_err() {
@@ -178,7 +178,7 @@ impl EsConfig {
             return Err(invalid("epochs", "must be >= 1 when a schedule decays over it"));
         }
         let g = self.group_size;
-        if g != 0 && (g % 2 != 0 || n % g != 0) {
+        if g != 0 && (!g.is_multiple_of(2) || !n.is_multiple_of(g)) {
             return Err(invalid(
                 "group_size",
                 format!("must be 0 or an even divisor of the population {n} (pairs stay in one group), got {g}"),

@@ -21,7 +21,7 @@ pub fn shape_fitness(raw: &[f32], group_size: usize, shaping: Shaping) -> Result
         return Err(EggrollError::NonFiniteFitness { member, value: raw[member] });
     }
     let group = if group_size == 0 { raw.len() } else { group_size };
-    if raw.is_empty() || raw.len() % group != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(group) {
         return Err(EggrollError::Data(format!("{} fitness values do not split into groups of {group}", raw.len())));
     }
     Ok(match shaping {

@@ -278,7 +278,7 @@ impl Backend for CpuBackend {
 
     fn add_bias(&self, y: &mut Vec<f32>, bias: &Vec<f32>) -> Result<()> {
         let len = bias.len();
-        if len == 0 || y.len() % len != 0 {
+        if len == 0 || !y.len().is_multiple_of(len) {
             return Err(Error::Shape(format!("output of {} values is not a whole number of rows of bias length {len}", y.len())));
         }
         y.par_chunks_mut(len).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
@@ -296,7 +296,7 @@ impl Backend for CpuBackend {
     }
 
     fn layer_norm(&self, x: &mut Vec<f32>, cols: usize, eps: f32) -> Result<()> {
-        if cols == 0 || x.len() % cols != 0 {
+        if cols == 0 || !x.len().is_multiple_of(cols) {
             return Err(Error::Shape(format!("{} values are not a whole number of rows of {cols}", x.len())));
         }
         if !(eps.is_finite() && eps >= 0.0) {

@@ -184,7 +184,7 @@ impl Backend for WgpuBackend {
     }
 
     fn add_bias(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
-        if bias.len == 0 || y.len % bias.len != 0 {
+        if bias.len == 0 || !y.len.is_multiple_of(bias.len) {
             return Err(Error::Shape(format!("output of {} values is not a whole number of rows of bias length {}", y.len, bias.len)));
         }
         let p = ElementParams { cols: word("bias length", bias.len)?, ..ElementParams::new(y.len)? };
@@ -202,7 +202,7 @@ impl Backend for WgpuBackend {
     }
 
     fn layer_norm(&self, x: &mut GpuBuffer, cols: usize, eps: f32) -> Result<()> {
-        if cols == 0 || x.len % cols != 0 {
+        if cols == 0 || !x.len.is_multiple_of(cols) {
             return Err(Error::Shape(format!("{} values are not a whole number of rows of {cols}", x.len)));
         }
         if !(eps.is_finite() && eps >= 0.0) {
