@@ -30,7 +30,7 @@ const PROJECT_WG: u32 = 64u;
 const EXPAND_ROWS: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: LowRankParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>; // f32, or f16 (see gpu/shaders.rs)
 @group(0) @binding(2) var<storage, read_write> p_out: array<f32>;
 @group(0) @binding(3) var<storage, read> p_in: array<f32>;
 @group(0) @binding(4) var<storage, read> z: array<f32>;
@@ -63,7 +63,7 @@ fn lowrank_project(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let b = draw(pair, b_element(p.m, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
             let row = min(row0 + t, rr - 1u);
-            acc[t] = fma(x[xb + row * p.n + l], b, acc[t]);
+            acc[t] = fma(f32(x[xb + row * p.n + l]), b, acc[t]);
         }
     }
     for (var t = 0u; t < PROJECT_ROWS; t++) {
@@ -95,7 +95,7 @@ fn lowrank_project_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
         let b = draw(pair, b_element(p.m, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
             if (t < nr) {
-                acc[t] = fma(x[xb + (row0 + t) * p.n + l], b, acc[t]);
+                acc[t] = fma(f32(x[xb + (row0 + t) * p.n + l]), b, acc[t]);
             }
         }
     }

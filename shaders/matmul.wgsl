@@ -1,8 +1,9 @@
 // y = alpha * x Wᵀ (+ y when accumulating), batched over workgroup_id.z.
 // x: rows x inner, W: cols x inner (both row-major), y: rows x cols.
 //
-// This file is a template: the backend prepends one configuration (gpu/gemm.rs) as module-scope
-// constants, so every candidate is an ordinary WGSL module with constant workgroup and array
+// This file is a template: the backend prepends the storage type `elem` of x and W (f32, or f16
+// with `enable f16;`; loads widen to f32, accumulation is f32) and one configuration (gpu/gemm.rs)
+// as module-scope constants, so every candidate is an ordinary WGSL module with constant workgroup and array
 // sizes (no pipeline-overridable constants, which not every backend handles alike):
 //   WG_X, WG_Y: invocations per workgroup along columns and rows,
 //   BM, BN: register block (rows x columns) per invocation,
@@ -30,8 +31,8 @@ const TN: u32 = WG_X * BN;
 const THREADS: u32 = WG_X * WG_Y;
 
 @group(0) @binding(0) var<uniform> p: Gemm;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 var<workgroup> xs: array<f32, KT * TM>;
@@ -71,7 +72,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let k = k0 + kk;
             var xv = 0.0;
             if (k < p.inner && row_base + r < p.rows) {
-                xv = x[xb + (row_base + r) * p.inner + k];
+                xv = f32(x[xb + (row_base + r) * p.inner + k]);
             }
             xs[kk * TM + r] = xv;
         }
@@ -81,7 +82,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let k = k0 + kk;
             var wv = 0.0;
             if (k < p.inner && col_base + c < p.cols) {
-                wv = w[wb + (col_base + c) * p.inner + k];
+                wv = f32(w[wb + (col_base + c) * p.inner + k]);
             }
             ws[kk * TN + c] = wv;
         }
@@ -126,10 +127,10 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         var a: array<f32, BM>;
         var b: array<f32, BN>;
         for (var i = 0u; i < BM; i++) {
-            a[i] = x[xr[i] + k];
+            a[i] = f32(x[xr[i] + k]);
         }
         for (var j = 0u; j < BN; j++) {
-            b[j] = w[wr[j] + k];
+            b[j] = f32(w[wr[j] + k]);
         }
         for (var i = 0u; i < BM; i++) {
             for (var j = 0u; j < BN; j++) {

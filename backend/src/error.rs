@@ -22,6 +22,10 @@ pub enum Error {
     /// The work does not fit the adapter's limits and cannot be split.
     #[error("exceeds adapter limit: {0}")]
     Limit(String),
+    /// The backend or adapter lacks what the call needs (f16 storage on the CPU or without the
+    /// adapter's `shader-f16` feature, an f16 buffer passed where f32 is required).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// No adapter could be found or opened.
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),

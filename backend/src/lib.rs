@@ -21,7 +21,7 @@ pub mod rng;
 pub mod select;
 
 pub use error::{Error, Result};
-pub use ops::{Activation, AdamParams, Batch, InputLayout, LowRank, LowRankNoise};
+pub use ops::{Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise};
 pub use rng::{philox4x32_10, NoiseStream};
 pub use select::{BackendChoice, SelectedBackend};
 
@@ -58,6 +58,21 @@ pub trait Backend {
 
     /// Copies `data` to a new device buffer.
     fn upload(&self, data: &[f32]) -> Result<Self::Buffer>;
+    /// Copies `data` to a new device buffer stored as `dtype` (f16 rounds to nearest). Only
+    /// [`Backend::matmul`] and [`Backend::perturbed_matmul`] take f16 buffers, as `x` and `w`;
+    /// a backend or adapter without f16 storage returns [`Error::Unsupported`].
+    fn upload_as(&self, data: &[f32], dtype: DType) -> Result<Self::Buffer> {
+        match dtype {
+            DType::F32 => self.upload(data),
+            other => {
+                Err(Error::Unsupported(format!("{} storage on the {} backend (it computes in f32 only)", other, self.describe().backend)))
+            }
+        }
+    }
+    /// The storage type of `buffer`.
+    fn dtype(&self, _buffer: &Self::Buffer) -> DType {
+        DType::F32
+    }
     /// A new zero-filled buffer of `len` values.
     fn zeros(&self, len: usize) -> Result<Self::Buffer>;
     /// Overwrites `buffer` with `data` (same length).
@@ -83,7 +98,8 @@ pub trait Backend {
     }
 
     /// Plain batched inference: `y = x Wᵀ` for `rows` rows (`x`: rows x n, `w`: m x n,
-    /// `y`: rows x m). The baseline the benchmarks compare EGGROLL against.
+    /// `y`: rows x m). The baseline the benchmarks compare EGGROLL against. `x` and `w` may both
+    /// be f16 (see [`Backend::upload_as`]); `y` is f32.
     fn matmul(&self, x: &Self::Buffer, w: &Self::Buffer, m: usize, n: usize, rows: usize, y: &mut Self::Buffer) -> Result<()>;
 
     /// Noise factors of every member: `a` gets `N x m x r` values with `a[i] = s_i A_{i/2}`
@@ -92,7 +108,8 @@ pub trait Backend {
 
     /// The EGGROLL population forward:
     /// `Y_i = X_i Wᵀ + s_i (σ/√r) (X_i B_i) A_iᵀ` for every member i at once, noise regenerated
-    /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m.
+    /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m. `x` and `w`
+    /// may both be f16 (see [`Backend::upload_as`]); `y` is f32.
     fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()>;
 
     /// Naive ES, the same result as [`Backend::perturbed_matmul`] computed the slow way: each

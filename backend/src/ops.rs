@@ -59,6 +59,55 @@ pub fn check_sigma(sigma: f32) -> Result<()> {
     Ok(())
 }
 
+/// The storage type of a buffer's values. Every kernel computes in f32; f16 halves the memory
+/// (and bandwidth) of the inputs and weights of [`crate::Backend::matmul`] and
+/// [`crate::Backend::perturbed_matmul`] on adapters with `shader-f16`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    /// IEEE binary32, the type of every buffer unless said otherwise.
+    #[default]
+    F32,
+    /// IEEE binary16 storage, widened to f32 on load.
+    F16,
+}
+
+impl DType {
+    /// Every storage type, in the order sweeps take them.
+    pub const ALL: [DType; 2] = [DType::F32, DType::F16];
+
+    /// `f32` or `f16`, as flags and JSON spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+        }
+    }
+
+    /// Bytes per value.
+    pub fn bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        DType::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown dtype '{s}' (expected f32 or f16)")))
+    }
+}
+
 /// Whether every member reads the same input rows or its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputLayout {

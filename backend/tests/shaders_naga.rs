@@ -3,13 +3,21 @@
 //! Needs no GPU.
 
 use eggroll_backend::gpu::{shader_sources, GemmConfig};
+use eggroll_backend::DType;
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 
+/// Whether a module is an f16 variant (needs the adapter's `shader-f16`).
+fn is_f16(source: &str) -> bool {
+    source.starts_with("enable f16;")
+}
+
 fn validated(name: &str, source: &str) -> (naga::Module, ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(source)));
-    // No optional capability: the kernels must run on every WebGPU adapter (GL included).
-    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+    // No optional capability but f16 storage in the f16 variants: the f32 kernels must run on
+    // every WebGPU adapter (GL included).
+    let caps = if is_f16(source) { Capabilities::SHADER_FLOAT16 } else { Capabilities::empty() };
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {}", e.emit_to_string(source)));
     (module, info)
@@ -19,11 +27,19 @@ fn validated(name: &str, source: &str) -> (naga::Module, ModuleInfo) {
 fn every_module_validates_and_translates_to_all_backends() {
     let sources = shader_sources();
     let gemms = GemmConfig::CANDIDATES.len();
-    assert_eq!(sources.len(), 7 + gemms, "one module per GEMM candidate and per other shader file");
-    for (config, (name, source)) in GemmConfig::CANDIDATES.iter().zip(&sources) {
-        assert_eq!(*name, config.name(), "GEMM modules come first, in candidate order");
-        assert_eq!(*source, config.wgsl());
+    assert_eq!(
+        sources.len(),
+        2 * gemms + 7 + 1,
+        "per storage type one module per GEMM candidate, then every other shader file and lowrank in f16"
+    );
+    let expected_gemms = DType::ALL.iter().flat_map(|&d| GemmConfig::CANDIDATES.iter().map(move |c| (d, c)));
+    for ((dtype, config), (name, source)) in expected_gemms.zip(&sources) {
+        let want = if dtype == DType::F32 { config.name() } else { format!("{}-{dtype}", config.name()) };
+        assert_eq!(*name, want, "GEMM modules come first, in candidate order, f32 then f16");
+        assert_eq!(*source, config.wgsl(dtype));
+        assert_eq!(is_f16(source), dtype == DType::F16);
     }
+    assert!(sources.iter().any(|(name, source)| name == "lowrank-f16" && is_f16(source)));
     for (name, source) in &sources {
         let (module, info) = validated(name, source);
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
@@ -32,12 +48,22 @@ fn every_module_validates_and_translates_to_all_backends() {
         msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default())
             .unwrap_or_else(|e| panic!("{name} -> MSL: {e}"));
         let mut hlsl_out = String::new();
-        hlsl::Writer::new(&mut hlsl_out, &hlsl::Options::default(), &hlsl::PipelineOptions::default())
+        // HLSL has 16-bit types from shader model 6.2 on.
+        let hlsl_options = if is_f16(source) {
+            hlsl::Options { shader_model: hlsl::ShaderModel::V6_2, ..Default::default() }
+        } else {
+            hlsl::Options::default()
+        };
+        hlsl::Writer::new(&mut hlsl_out, &hlsl_options, &hlsl::PipelineOptions::default())
             .write(&module, &info, None)
             .unwrap_or_else(|e| panic!("{name} -> HLSL: {e}"));
 
         for ep in &module.entry_points {
             assert_eq!(ep.stage, naga::ShaderStage::Compute, "{name}::{} is not a compute entry", ep.name);
+            if is_f16(source) {
+                // GL adapters have no shader-f16: the f16 variants never meet GLSL.
+                continue;
+            }
             for version in [glsl::Version::Desktop(430), glsl::Version::Embedded { version: 310, is_webgl: false }] {
                 let options = glsl::Options { version, ..Default::default() };
                 let pipeline =

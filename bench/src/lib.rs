@@ -27,10 +27,16 @@
 //! `TIMESTAMP_QUERY`, else wall time between two device synchronisations; on the CPU, wall time.
 //! The wgpu GEMM is autotuned (`WgpuOptions::autotune`) during the warm-up calls, never timed.
 //!
+//! Storage type (`--dtype`, JSON `dtype`): in `f16` points the inputs and weights of inference and
+//! of the EGGROLL forward are stored as f16 (loads widen to f32, accumulation and the output are
+//! f32), halving their memory traffic; the update stays f32 (its output is the f32 gradient) and
+//! naive ES runs in f32 only, so it is skipped at f16 points.
+//!
 //! Skips (reported as `null` in JSON and `skipped: ...` in the table, the sweep goes on):
 //! * a point whose input, output or weight buffer exceeds the adapter's `max_buffer_size` or
 //!   `max_storage_buffer_binding_size`, or whose kernels return `Error::Limit` or run out of
 //!   device memory;
+//! * an f16 point on the CPU backend or on an adapter without `shader-f16` (`Error::Unsupported`);
 //! * naive ES when one call is estimated to take longer than `--naive-limit` seconds (default 5):
 //!   the estimate times naive ES on the first `min(N, 8)` members and scales it by `N / min(N, 8)`
 //!   (naive cost is linear in N; a small probe under-uses a GPU, so the estimate errs long).
@@ -44,9 +50,12 @@
 //!                                        #   under a minute on the CPU and on lavapipe
 //!                                        #   (~5 s and ~30 s on a busy 2-core machine)
 //! eggroll bench --full --backend wgpu    # for a real GPU: m=n in {1024,4096,8192},
-//!                                        #   N in {64,256,1024}, rank {1,4,16}, rows {1,16}
+//!                                        #   N in {64,256,1024}, rank {1,4,16}, rows {1,16},
+//!                                        #   dtype f32 and f16
 //! eggroll bench --backend cpu --m 1024 --n 1024 --population 256 --rank 4 --rows 16
 //!                                        # one point (missing ones: m=n=1024, N=256, rank 1, rows 1)
+//! eggroll bench --backend wgpu --m 4096 --n 4096 --population 1024 --dtype f32,f16
+//!                                        # one point in both storage types
 //! eggroll bench --quick --json out.json --plot out.png --markdown out.md
 //! ```
 //!
@@ -54,7 +63,9 @@
 //! `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`). Progress goes to stderr, one line per point; the
 //! Markdown table goes to stdout. `--json FILE` writes an array of [`PointResult`] (rewritten
 //! after every point, so a long sweep keeps what it measured), `--plot FILE.png|FILE.svg` draws
-//! `fraction_of_inference` and `speedup_vs_naive` against N, one line per `(m, rank, rows)`.
+//! `fraction_of_inference` and `speedup_vs_naive` against N, one line per `(m, rank, rows, dtype)`.
+//! Inference and the EGGROLL forward are measured side by side: their timed samples alternate,
+//! so that drift in the machine's speed falls on both alike.
 //!
 //! From Rust, [`measure_point`] runs one point on any [`BenchBackend`].
 
@@ -71,6 +82,7 @@ pub use sweep::{PointSpec, Preset};
 use clap::Args;
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::{select_backend, BackendChoice};
+use eggroll_backend::DType;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -133,6 +145,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub rows: Option<usize>,
     /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
+    /// Storage types of the forwards' inputs and weights to sweep, comma-separated: f32, f16
+    /// (f16 needs the adapter's `shader-f16`; points it cannot run are skipped with the reason).
+    /// Default: f32, and f16 too with --full.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub dtype: Option<Vec<DType>>,
     #[arg(long, value_name = "K")]
     pub repeats: Option<usize>,
     /// Skip naive ES at a point when one call is estimated to take longer than SECS.
@@ -176,9 +193,13 @@ impl BenchArgs {
                 population: self.population.unwrap_or(d.population),
                 rank: self.rank.unwrap_or(d.rank),
                 rows: self.rows.unwrap_or(d.rows),
+                dtype: d.dtype,
             }]
+            .into_iter()
+            .flat_map(|p| self.dtypes().iter().map(move |&dtype| PointSpec { dtype, ..p }))
+            .collect()
         } else {
-            self.preset().points()
+            self.preset().points(self.dtypes())
         };
         for p in &points {
             p.validate()?;
@@ -187,6 +208,11 @@ impl BenchArgs {
     }
 
     /// The measurement options the flags select, checked.
+    /// The storage types to sweep: `--dtype`, else the preset's.
+    pub fn dtypes(&self) -> &[DType] {
+        self.dtype.as_deref().unwrap_or(self.preset().dtypes())
+    }
+
     pub fn measure_options(&self) -> Result<MeasureOptions, BenchError> {
         let repeats = self.repeats.unwrap_or(if self.quick { 3 } else { 5 });
         if repeats == 0 {

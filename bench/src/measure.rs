@@ -5,7 +5,7 @@ use crate::sweep::PointSpec;
 use crate::BenchError;
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuBackend;
-use eggroll_backend::{Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{Backend, Batch, DType, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::time::{Duration, Instant};
 
 /// How a backend's times are taken.
@@ -129,7 +129,7 @@ const NAIVE_PROBE_MEMBERS: usize = 8;
 /// Whether a failure means "this does not fit the adapter" (a skip) rather than a bug.
 fn is_skip(e: &Error) -> bool {
     match e {
-        Error::Limit(_) => true,
+        Error::Limit(_) | Error::Unsupported(_) => true,
         Error::Device(msg) => {
             let msg = msg.to_ascii_lowercase();
             msg.contains("out of memory") || msg.contains("outofmemory") || msg.contains("allocat")
@@ -171,34 +171,57 @@ fn time_op<B: BenchBackend>(
     repeats: usize,
     mut op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
 ) -> eggroll_backend::Result<Stats> {
-    let start = Instant::now();
+    let [stats] = time_side_by_side(b, repeats, |b, _, call| op(b, call))?;
+    Ok(stats)
+}
+
+/// [`time_op`] for `K` operations measured side by side: `op(b, k, call)` runs operation `k`.
+/// Each is warmed up and calibrated on its own, then their samples alternate, so that drift in
+/// the machine's speed (clock boost, heat, other load) falls on all of them alike and their
+/// ratio stays fair.
+fn time_side_by_side<B: BenchBackend, const K: usize>(
+    b: &B,
+    repeats: usize,
+    mut op: impl FnMut(&B, usize, u32) -> eggroll_backend::Result<()>,
+) -> eggroll_backend::Result<[Stats; K]> {
     let mut call = 0u32;
-    while call == 0 || (start.elapsed() < MIN_WARM_UP && call < MAX_CALLS_PER_SAMPLE) {
-        op(b, call)?;
-        b.synchronize_blocking()?;
+    let mut times: [Vec<Duration>; K] = core::array::from_fn(|_| Vec::with_capacity(repeats));
+    let mut calls_per_sample = [1u32; K];
+    for k in 0..K {
+        let start = Instant::now();
+        let first = call;
+        while call == first || (start.elapsed() < MIN_WARM_UP && call - first < MAX_CALLS_PER_SAMPLE) {
+            op(b, k, call)?;
+            b.synchronize_blocking()?;
+            call += 1;
+        }
+        let once = b.time(&mut |b| op(b, k, call))?;
         call += 1;
+        if once >= MIN_SAMPLE {
+            // Long enough to be a sample itself.
+            times[k].push(once);
+        } else {
+            calls_per_sample[k] =
+                (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64().max(1e-7)).ceil().min(f64::from(MAX_CALLS_PER_SAMPLE)) as u32;
+        }
     }
-    let once = b.time(&mut |b| op(b, call))?;
-    call += 1;
-    let mut times = Vec::with_capacity(repeats);
-    let calls = if once >= MIN_SAMPLE {
-        // Long enough to be a sample itself.
-        times.push(once);
-        1
-    } else {
-        (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64().max(1e-7)).ceil().min(f64::from(MAX_CALLS_PER_SAMPLE)) as u32
-    };
-    while times.len() < repeats {
-        let t = b.time(&mut |b| {
-            for k in 0..calls {
-                op(b, call + k)?;
+    while times.iter().any(|t| t.len() < repeats) {
+        for k in 0..K {
+            if times[k].len() == repeats {
+                continue;
             }
-            Ok(())
-        })?;
-        call += calls;
-        times.push(t / calls);
+            let calls = calls_per_sample[k];
+            let t = b.time(&mut |b| {
+                for j in 0..calls {
+                    op(b, k, call + j)?;
+                }
+                Ok(())
+            })?;
+            call += calls;
+            times[k].push(t / calls);
+        }
     }
-    Ok(Stats::of(&times))
+    Ok(times.map(|t| Stats::of(&t)))
 }
 
 /// Measures one point on `b`: inference, EGGROLL forward, naive ES (unless estimated too slow)
@@ -222,7 +245,7 @@ pub fn measure_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOpt
 }
 
 fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions, r: &mut PointResult) -> eggroll_backend::Result<()> {
-    let PointSpec { m, n, population, rank, rows } = *spec;
+    let PointSpec { m, n, population, rank, rows, dtype } = *spec;
     let total_rows = population * rows;
     for (what, floats) in [("weight W", m * n), ("input X", total_rows * n), ("output Y", total_rows * m)] {
         if let Err(reason) = b.buffer_fits(what, floats) {
@@ -234,18 +257,24 @@ fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions,
     let noise = |epoch: u32| LowRankNoise { stream: NoiseStream::new(opts.seed, 1, epoch), shape };
     let batch = Batch { population, rows, input: InputLayout::PerMember };
 
-    let w = b.upload(&data(m * n, opts.seed, 100, 1.0 / (n as f32).sqrt()))?;
+    let w = b.upload_as(&data(m * n, opts.seed, 100, 1.0 / (n as f32).sqrt()), dtype)?;
     let x_host = data(total_rows * n, opts.seed, 101, 1.0);
-    let x = b.upload(&x_host)?;
+    let x = b.upload_as(&x_host, dtype)?;
     let mut y = b.zeros(total_rows * m)?;
 
-    let inference = time_op(b, opts.repeats, |b, _| b.matmul(&x, &w, m, n, total_rows, &mut y))?;
-    let eggroll = time_op(b, opts.repeats, |b, i| b.perturbed_matmul(&x, &w, noise(i), batch, &mut y))?;
+    // Inference and the EGGROLL forward side by side, their samples alternating.
+    let [inference, eggroll] = time_side_by_side(b, opts.repeats, |b, k, i| match k {
+        0 => b.matmul(&x, &w, m, n, total_rows, &mut y),
+        _ => b.perturbed_matmul(&x, &w, noise(i), batch, &mut y),
+    })?;
     r.set_forward(spec, inference, eggroll);
 
     // Naive ES: estimate one call from the first few members, skip it when too slow.
     let probe = population.min(NAIVE_PROBE_MEMBERS);
     let naive = (|| -> eggroll_backend::Result<Result<Stats, String>> {
+        if dtype != DType::F32 {
+            return Ok(Err(format!("skipped: naive ES runs in f32 only (it materialises f32 weights), not {dtype}")));
+        }
         let estimate = if probe < population {
             let px = b.upload(&x_host[..probe * rows * n])?;
             let mut py = b.zeros(probe * rows * m)?;

@@ -30,13 +30,16 @@ pub fn draw_plot(path: &Path, results: &[PointResult]) -> Result<(), BenchError>
     drawn.map_err(|e| BenchError::Output { path: path.to_path_buf(), message: format!("cannot draw plot: {e}") })
 }
 
-/// A series: `(m, n, rank, rows)` and its `(N, value)` points.
-type Series = ((usize, usize, usize, usize), Vec<(f64, f64)>);
+/// What identifies a series: `(m, n, rank, rows, dtype)`.
+type SeriesKey = (usize, usize, usize, usize, String);
+
+/// A series and its `(N, value)` points.
+type Series = (SeriesKey, Vec<(f64, f64)>);
 
 fn series(results: &[PointResult], value: impl Fn(&PointResult) -> Option<f64>) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     for r in results {
-        let key = (r.m, r.n, r.rank, r.rows);
+        let key = (r.m, r.n, r.rank, r.rows, r.dtype.clone());
         let idx = match out.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
@@ -54,12 +57,13 @@ fn series(results: &[PointResult], value: impl Fn(&PointResult) -> Option<f64>) 
     out
 }
 
-fn label(key: (usize, usize, usize, usize)) -> String {
-    let (m, n, rank, rows) = key;
+fn label(key: &SeriesKey) -> String {
+    let (m, n, rank, rows, dtype) = key;
+    let dtype = if dtype == "f32" { String::new() } else { format!(" {dtype}") };
     if m == n {
-        format!("m=n={m} r={rank} rows={rows}")
+        format!("m=n={m} r={rank} rows={rows}{dtype}")
     } else {
-        format!("{m}x{n} r={rank} rows={rows}")
+        format!("{m}x{n} r={rank} rows={rows}{dtype}")
     }
 }
 
@@ -147,7 +151,7 @@ where
         chart
             .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
             .map_err(|e| err(&e))?
-            .label(label(*key))
+            .label(label(key))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| err(&e))?;
     }

@@ -130,7 +130,7 @@ impl PointResult {
             rows: spec.rows,
             backend: backend.to_string(),
             adapter,
-            dtype: "f32".into(),
+            dtype: spec.dtype.name().into(),
             timing: timing.as_str().into(),
             repeats,
             skipped: None,
@@ -159,7 +159,14 @@ impl PointResult {
 
     /// The point's shape.
     pub fn spec(&self) -> PointSpec {
-        PointSpec { m: self.m, n: self.n, population: self.population, rank: self.rank, rows: self.rows }
+        PointSpec {
+            m: self.m,
+            n: self.n,
+            population: self.population,
+            rank: self.rank,
+            rows: self.rows,
+            dtype: self.dtype.parse().unwrap_or_default(),
+        }
     }
 
     pub(crate) fn set_forward(&mut self, spec: &PointSpec, inference: Stats, eggroll: Stats) {
@@ -242,15 +249,15 @@ pub fn markdown_table(results: &[PointResult]) -> String {
         let vendor = if a.vendor != 0 { format!(", vendor 0x{:04x}", a.vendor) } else { String::new() };
         writeln!(
             out,
-            "Adapter: **{}** ({}, {}{vendor}, driver {}); timing: {timing}; f32; median of {repeats} samples (min-max) after a warm-up.",
+            "Adapter: **{}** ({}, {}{vendor}, driver {}); timing: {timing}; median of {repeats} samples (min-max) after a warm-up.",
             a.name, a.backend, a.device_type, a.driver
         )
         .unwrap();
     }
     out.push('\n');
-    out.push_str("| m | n | N | rank | rows | inference ms | EGGROLL ms | naive ms | update ms ");
+    out.push_str("| m | n | N | rank | rows | dtype | inference ms | EGGROLL ms | naive ms | update ms ");
     out.push_str("| inference GFLOP/s | EGGROLL GFLOP/s | naive GFLOP/s | fraction of inference | speedup vs naive |\n");
-    out.push_str("|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---:|---:|---:|---:|---:|---|---|---|---|---|---:|---:|---:|---:|---:|\n");
     let spread = |med: Option<f64>, lo: Option<f64>, hi: Option<f64>, skip: &Option<String>| match (med, lo, hi) {
         (Some(m), Some(l), Some(h)) => format!("{} ({}-{})", sig(m), sig(l), sig(h)),
         (Some(m), _, _) => sig(m),
@@ -258,7 +265,7 @@ pub fn markdown_table(results: &[PointResult]) -> String {
     };
     let num = |v: Option<f64>| v.map_or("-".to_string(), sig);
     for r in results {
-        write!(out, "| {} | {} | {} | {} | {} ", r.m, r.n, r.population, r.rank, r.rows).unwrap();
+        write!(out, "| {} | {} | {} | {} | {} | {} ", r.m, r.n, r.population, r.rank, r.rows, r.dtype).unwrap();
         if let Some(reason) = &r.skipped {
             writeln!(out, "| {reason} | | | | | | | | |").unwrap();
             continue;

@@ -1,6 +1,7 @@
 //! The points of a benchmark and the preset sweeps.
 
 use crate::BenchError;
+use eggroll_backend::DType;
 
 /// One benchmark point: `W` is `m x n`, `population` members with `rows` input rows each,
 /// rank-`rank` perturbations.
@@ -16,11 +17,13 @@ pub struct PointSpec {
     pub rank: usize,
     /// Input rows per member.
     pub rows: usize,
+    /// Storage type of the inputs and weights of the forwards (the update is f32).
+    pub dtype: DType,
 }
 
 impl PointSpec {
     /// The values of `--m --n --population --rank --rows` that are not given when others are.
-    pub const SINGLE_DEFAULT: PointSpec = PointSpec { m: 1024, n: 1024, population: 256, rank: 1, rows: 1 };
+    pub const SINGLE_DEFAULT: PointSpec = PointSpec { m: 1024, n: 1024, population: 256, rank: 1, rows: 1, dtype: DType::F32 };
 
     /// Checks the point, with messages naming the flag.
     pub fn validate(&self) -> Result<(), BenchError> {
@@ -63,7 +66,11 @@ impl PointSpec {
 
 impl std::fmt::Display for PointSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "m={} n={} N={} rank={} rows={}", self.m, self.n, self.population, self.rank, self.rows)
+        write!(f, "m={} n={} N={} rank={} rows={}", self.m, self.n, self.population, self.rank, self.rows)?;
+        if self.dtype != DType::F32 {
+            write!(f, " dtype={}", self.dtype)?;
+        }
+        Ok(())
     }
 }
 
@@ -74,13 +81,24 @@ pub enum Preset {
     Quick,
     /// No flag: m=n=1024, N in {64, 256, 1024}, rank in {1, 4}, rows in {1, 16}.
     Default,
-    /// `--full`: m=n in {1024, 4096, 8192}, N in {64, 256, 1024}, rank in {1, 4, 16}, rows in {1, 16}.
+    /// `--full`: m=n in {1024, 4096, 8192}, N in {64, 256, 1024}, rank in {1, 4, 16}, rows in {1, 16},
+    /// in f32 and f16.
     Full,
 }
 
 impl Preset {
-    /// The sweep's points, ordered by size, rank and rows, then N (one series after the other).
-    pub fn points(self) -> Vec<PointSpec> {
+    /// The storage types the preset sweeps when `--dtype` does not say: f32, and f16 too for
+    /// `--full` (skipped where the adapter lacks `shader-f16`).
+    pub fn dtypes(self) -> &'static [DType] {
+        match self {
+            Preset::Full => &DType::ALL,
+            _ => &[DType::F32],
+        }
+    }
+
+    /// The sweep's points in each of `dtypes`, ordered by size, dtype, rank and rows, then N (one
+    /// series after the other).
+    pub fn points(self, dtypes: &[DType]) -> Vec<PointSpec> {
         let (sizes, populations, ranks, rows): (&[usize], &[usize], &[usize], &[usize]) = match self {
             Preset::Quick => (&[128], &[64, 256], &[1, 4], &[1, 16]),
             Preset::Default => (&[1024], &[64, 256, 1024], &[1, 4], &[1, 16]),
@@ -88,10 +106,12 @@ impl Preset {
         };
         let mut points = Vec::new();
         for &size in sizes {
-            for &rank in ranks {
-                for &rows in rows {
-                    for &population in populations {
-                        points.push(PointSpec { m: size, n: size, population, rank, rows });
+            for &dtype in dtypes {
+                for &rank in ranks {
+                    for &rows in rows {
+                        for &population in populations {
+                            points.push(PointSpec { m: size, n: size, population, rank, rows, dtype });
+                        }
                     }
                 }
             }

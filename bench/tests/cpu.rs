@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::DType;
 use eggroll_bench::{markdown_table, measure_point, BenchArgs, BenchError, MeasureOptions, PointSpec, Preset};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -54,13 +55,19 @@ fn argument_errors_are_clear() {
 
 #[test]
 fn single_point_overrides_the_sweep() {
-    assert_eq!(args(&[]).points().unwrap(), Preset::Default.points());
-    assert_eq!(args(&["--quick"]).points().unwrap(), Preset::Quick.points());
-    let one = args(&["--full", "--m", "64", "--rank", "4"]).points().unwrap();
-    assert_eq!(one, vec![PointSpec { m: 64, n: 1024, population: 256, rank: 4, rows: 1 }]);
-    let full = Preset::Full.points();
-    assert_eq!(full.len(), 3 * 3 * 3 * 2);
+    assert_eq!(args(&[]).points().unwrap(), Preset::Default.points(&[DType::F32]));
+    assert_eq!(args(&["--quick"]).points().unwrap(), Preset::Quick.points(&[DType::F32]));
+    let one = args(&["--full", "--m", "64", "--rank", "4", "--dtype", "f32"]).points().unwrap();
+    assert_eq!(one, vec![PointSpec { m: 64, n: 1024, population: 256, rank: 4, rows: 1, dtype: DType::F32 }]);
+    // --full sweeps f32 and f16 unless --dtype says otherwise.
+    let full = args(&["--full"]).points().unwrap();
+    assert_eq!(full, Preset::Full.points(&DType::ALL));
+    assert_eq!(full.len(), 3 * 2 * 3 * 2 * 3);
     assert!(full.iter().all(|p| p.m == p.n && [1024, 4096, 8192].contains(&p.m)));
+    assert_eq!(full.iter().filter(|p| p.dtype == DType::F16).count(), full.len() / 2);
+    let both = args(&["--m", "64", "--dtype", "f32,f16"]).points().unwrap();
+    assert_eq!(both.iter().map(|p| p.dtype).collect::<Vec<_>>(), DType::ALL);
+    assert!(Cli::try_parse_from(["bench", "--dtype", "bf16"]).is_err());
     assert_eq!(args(&["--quick"]).measure_options().unwrap().repeats, 3);
     assert_eq!(args(&[]).measure_options().unwrap().repeats, 5);
 }
@@ -131,7 +138,7 @@ fn run_writes_json_markdown_and_plot() {
 #[test]
 fn eggroll_is_close_to_inference_and_beats_naive() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let spec = PointSpec { m: 256, n: 256, population: 64, rank: 1, rows: 1 };
+    let spec = PointSpec { m: 256, n: 256, population: 64, rank: 1, rows: 1, dtype: DType::F32 };
     let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 5, ..Default::default() }).unwrap();
     let fraction = r.fraction_of_inference.unwrap();
     assert!(fraction > 0.0 && fraction < 2.0, "fraction of inference {fraction}: {}", r.progress_line());
@@ -139,13 +146,23 @@ fn eggroll_is_close_to_inference_and_beats_naive() {
     assert!(speedup > 1.0, "naive ES should be slower than EGGROLL: {}", r.progress_line());
     assert!(r.update_ms.unwrap() > 0.0);
     let table = markdown_table(&[r]);
-    assert!(table.contains("| 256 | 256 | 64 | 1 | 1 |"), "{table}");
+    assert!(table.contains("| 256 | 256 | 64 | 1 | 1 | f32 |"), "{table}");
+}
+
+#[test]
+fn f16_points_are_skipped_on_the_cpu() {
+    let spec = PointSpec { m: 64, n: 64, population: 8, rank: 1, rows: 1, dtype: DType::F16 };
+    let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 1, ..Default::default() }).unwrap();
+    let reason = r.skipped.clone().expect("skipped");
+    assert!(reason.contains("f16") && reason.contains("cpu"), "{reason}");
+    assert_eq!(r.dtype, "f16");
+    assert!(r.inference_ms.is_none() && r.fraction_of_inference.is_none());
 }
 
 #[test]
 fn naive_is_skipped_past_its_time_limit() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let spec = PointSpec { m: 64, n: 64, population: 32, rank: 1, rows: 1 };
+    let spec = PointSpec { m: 64, n: 64, population: 32, rank: 1, rows: 1, dtype: DType::F32 };
     let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 1, naive_limit_s: 0.0, ..Default::default() }).unwrap();
     assert!(r.naive_ms.is_none() && r.speedup_vs_naive.is_none() && r.naive_gflops.is_none());
     assert!(r.naive_skipped.as_deref().unwrap().starts_with("skipped: estimated"), "{:?}", r.naive_skipped);

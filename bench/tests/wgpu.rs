@@ -2,6 +2,7 @@
 //! (`vulkan`, the default, or `gl`). A missing adapter fails the test: it never skips.
 
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+use eggroll_backend::{Backend, DType};
 use eggroll_bench::{markdown_table, measure_point, BenchBackend, MeasureOptions, PointSpec, Timing};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -36,7 +37,7 @@ fn open() -> WgpuBackend {
 #[test]
 fn tiny_point_on_wgpu() {
     let (gpu, _turn) = gpu();
-    let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2 };
+    let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2, dtype: DType::F32 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
     assert_eq!(r.backend, "wgpu");
     assert_eq!(r.dtype, "f32");
@@ -70,10 +71,29 @@ fn beyond_the_limits_is_a_skip() {
     // An input X of N·rows·n floats one past the binding limit.
     let n = 64;
     let rows = max / (2 * n) + 1;
-    let spec = PointSpec { m: 64, n, population: 2, rank: 1, rows };
+    let spec = PointSpec { m: 64, n, population: 2, rank: 1, rows, dtype: DType::F32 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 1, ..Default::default() }).expect("a skip, not an error");
     let reason = r.skipped.clone().expect("skipped");
     assert!(reason.starts_with("skipped:") && reason.contains("max_"), "{reason}");
     assert!(r.inference_gflops.is_none() && r.fraction_of_inference.is_none());
     assert!(markdown_table(&[r]).contains("skipped:"));
+}
+
+#[test]
+fn f16_point_runs_where_the_adapter_stores_f16() {
+    let (gpu, _turn) = gpu();
+    let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2, dtype: DType::F16 };
+    let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
+    assert_eq!(r.dtype, "f16");
+    if gpu.describe().features.iter().any(|f| f == "shader-f16") {
+        assert!(r.skipped.is_none(), "{}", r.progress_line());
+        assert!(r.fraction_of_inference.is_some_and(|f| f.is_finite() && f > 0.0), "{}", r.progress_line());
+        assert!(r.update_ms.is_some(), "the update (f32) runs at f16 points too");
+        assert!(r.naive_skipped.as_deref().is_some_and(|s| s.contains("f32 only")), "{:?}", r.naive_skipped);
+        assert!(markdown_table(&[r]).contains("| 64 | 48 | 8 | 2 | 2 | f16 |"));
+    } else {
+        assert!(std::env::var("EGGROLL_TEST_EXPECT_F16").is_err(), "EGGROLL_TEST_EXPECT_F16 is set but the adapter has no shader-f16");
+        let reason = r.skipped.expect("skipped without shader-f16");
+        assert!(reason.contains("shader-f16"), "{reason}");
+    }
 }

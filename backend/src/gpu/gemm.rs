@@ -69,17 +69,6 @@ impl GemmConfig {
         }
     }
 
-    /// Module names of [`GemmConfig::CANDIDATES`] (as [`GemmConfig::name`] spells them).
-    pub(crate) const CANDIDATE_NAMES: [&'static str; 7] = [
-        "tiled-64x64-r4x4",
-        "tiled-128x64-r8x4",
-        "tiled-32x32-r2x2",
-        "direct-64x64-r4x4",
-        "direct-32x32-r2x2",
-        "direct-128x64-r8x4",
-        "direct-32x32-r4x4-wg8x8",
-    ];
-
     /// The default of each variant: 64 x 64 tiles, 4 x 4 register blocks.
     pub fn default_for(variant: MatmulVariant) -> Self {
         Self::new(variant, [16, 16], [4, 4])
@@ -112,10 +101,12 @@ impl GemmConfig {
         }
     }
 
-    /// The full WGSL module of this configuration: its constants, then matmul.wgsl.
-    pub fn wgsl(&self) -> String {
+    /// The full WGSL module of this configuration for inputs and weights stored as `dtype`: the
+    /// storage type, the constants, then matmul.wgsl.
+    pub fn wgsl(&self, dtype: crate::DType) -> String {
         format!(
-            "// GEMM configuration {}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{}",
+            "{}// GEMM configuration {}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{}",
+            super::shaders::dtype_prelude(dtype),
             self.name(),
             self.workgroup[0],
             self.workgroup[1],

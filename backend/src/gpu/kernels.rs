@@ -3,7 +3,7 @@
 use super::context::{byte_size, word, Dispatch, Params};
 use super::shaders::Kernel;
 use super::{describe_adapter, GpuBuffer, WgpuBackend};
-use crate::ops::{check_len, check_population, check_sigma, Activation, AdamParams, Batch, LowRankNoise};
+use crate::ops::{check_len, check_population, check_sigma, Activation, AdamParams, Batch, DType, LowRankNoise};
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Result};
 
@@ -69,32 +69,54 @@ impl Backend for WgpuBackend {
     }
 
     fn upload(&self, data: &[f32]) -> Result<GpuBuffer> {
-        let buffer = self.ctx.storage("upload", data.len())?;
-        if !data.is_empty() {
-            self.ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+        self.upload_as(data, DType::F32)
+    }
+
+    fn upload_as(&self, data: &[f32], dtype: DType) -> Result<GpuBuffer> {
+        if dtype == DType::F16 && !self.ctx.features.contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Unsupported(format!("f16 storage needs the shader-f16 feature, which {} lacks", self.ctx.info.name)));
         }
-        self.ctx.check_errors()?;
-        Ok(GpuBuffer { buffer, len: data.len() })
+        // f16 values pack two to a 32-bit word.
+        let words = data.len().div_ceil(4 / dtype.bytes());
+        let mut buffer = GpuBuffer { buffer: self.ctx.storage("upload", words)?, len: data.len(), dtype };
+        self.write(&mut buffer, data)?;
+        Ok(buffer)
+    }
+
+    fn dtype(&self, buffer: &GpuBuffer) -> DType {
+        buffer.dtype
     }
 
     fn zeros(&self, len: usize) -> Result<GpuBuffer> {
         // wgpu zero-initialises new buffers.
-        Ok(GpuBuffer { buffer: self.ctx.storage("zeros", len)?, len })
+        Ok(GpuBuffer::f32(self.ctx.storage("zeros", len)?, len))
     }
 
     fn write(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
         check_len("write source", data.len(), buffer.len)?;
         if !data.is_empty() {
-            self.ctx.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data));
+            match buffer.dtype {
+                DType::F32 => self.ctx.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data)),
+                DType::F16 => {
+                    // Padded to whole 32-bit words, as buffer writes require.
+                    let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+                    halves.resize(data.len().next_multiple_of(2), half::f16::ZERO);
+                    self.ctx.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(&halves));
+                }
+            }
         }
         self.ctx.check_errors()
     }
 
     fn copy(&self, src: &GpuBuffer, dst: &mut GpuBuffer) -> Result<()> {
         check_len("copy source", src.len, dst.len)?;
+        if src.dtype != dst.dtype {
+            return Err(Error::Unsupported(format!("copy from {} to {} (copies keep the storage type)", src.dtype, dst.dtype)));
+        }
         if src.len > 0 {
             let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copy") });
-            encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, byte_size("copy", src.len)?);
+            let words = src.len.div_ceil(4 / src.dtype.bytes());
+            encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, byte_size("copy", words)?);
             self.ctx.queue.submit([encoder.finish()]);
         }
         self.ctx.check_errors()
@@ -108,8 +130,12 @@ impl Backend for WgpuBackend {
         if buffer.len == 0 {
             return Ok(Vec::new());
         }
-        let bytes = self.ctx.read_bytes(&buffer.buffer, byte_size("read", buffer.len)?).await?;
-        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        let words = buffer.len.div_ceil(4 / buffer.dtype.bytes());
+        let bytes = self.ctx.read_bytes(&buffer.buffer, byte_size("read", words)?).await?;
+        Ok(match buffer.dtype {
+            DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            DType::F16 => bytes.chunks_exact(2).take(buffer.len).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        })
     }
 
     async fn synchronize(&self) -> Result<()> {
@@ -129,10 +155,11 @@ impl Backend for WgpuBackend {
         check_len("weight W", w.len, m * n)?;
         check_len("input X", x.len, rows * n)?;
         check_len("output Y", y.len, rows * m)?;
+        let dtype = super::lowrank::input_dtype(x, w, y)?;
         if rows == 0 {
             return Ok(());
         }
-        let gemm = self.gemm(super::lowrank::Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n))?;
+        let gemm = self.gemm(super::lowrank::Gemm { dtype, ..super::lowrank::Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
         self.ctx.run(&[gemm])
     }
 
@@ -159,6 +186,8 @@ impl Backend for WgpuBackend {
             return Err(Error::Shape("bias is empty".into()));
         }
         check_len("output Y", y.len, batch.output_len(bias.len))?;
+        y.expect_f32("output Y")?;
+        bias.expect_f32("bias")?;
         let [lo, hi, id, epoch] = stream_words(&stream);
         let params = vec![
             word("bias length", bias.len)?,
@@ -176,6 +205,7 @@ impl Backend for WgpuBackend {
 
     fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
         check_sigma(sigma)?;
+        g.expect_f32("gradient")?;
         let d = self.fitness_differences(fitness)?;
         let [lo, hi, id, epoch] = stream_words(&stream);
         let coef = sigma / (fitness.len() as f32).sqrt();
@@ -187,6 +217,8 @@ impl Backend for WgpuBackend {
         if bias.len == 0 || !y.len.is_multiple_of(bias.len) {
             return Err(Error::Shape(format!("output of {} values is not a whole number of rows of bias length {}", y.len, bias.len)));
         }
+        y.expect_f32("output Y")?;
+        bias.expect_f32("bias")?;
         let p = ElementParams { cols: word("bias length", bias.len)?, ..ElementParams::new(y.len)? };
         self.elementwise(Kernel::AddBias, p, vec![(1, &y.buffer), (2, &bias.buffer)])
     }
@@ -197,6 +229,7 @@ impl Backend for WgpuBackend {
             Activation::Silu => 1,
             Activation::Tanh => 2,
         };
+        x.expect_f32("activation input")?;
         let p = ElementParams { mode, ..ElementParams::new(x.len)? };
         self.elementwise(Kernel::Activation, p, vec![(1, &x.buffer)])
     }
@@ -208,6 +241,7 @@ impl Backend for WgpuBackend {
         if !(eps.is_finite() && eps >= 0.0) {
             return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
         }
+        x.expect_f32("layer norm input")?;
         let rows = x.len / cols;
         let params = vec![word("rows", rows)?, word("columns", cols)?, bits(eps)];
         self.dispatch(Kernel::LayerNorm, rows, params, vec![(1, &x.buffer)])
@@ -218,6 +252,8 @@ impl Backend for WgpuBackend {
         if !lr.is_finite() {
             return Err(Error::InvalidArgument(format!("learning rate must be finite, got {lr}")));
         }
+        param.expect_f32("parameter")?;
+        grad.expect_f32("gradient")?;
         let p = ElementParams { lr, ..ElementParams::new(param.len)? };
         self.elementwise(Kernel::SgdStep, p, vec![(1, &param.buffer), (2, &grad.buffer)])
     }
@@ -227,6 +263,9 @@ impl Backend for WgpuBackend {
         check_len("gradient", grad.len, param.len)?;
         check_len("first moment", m.len, param.len)?;
         check_len("second moment", v.len, param.len)?;
+        for (what, b) in [("parameter", &*param), ("gradient", grad), ("first moment", &*m), ("second moment", &*v)] {
+            b.expect_f32(what)?;
+        }
         let e = ElementParams { lr: p.lr, adam: Some(p), ..ElementParams::new(param.len)? };
         self.elementwise(Kernel::AdamStep, e, vec![(1, &param.buffer), (2, &grad.buffer), (3, &m.buffer), (4, &v.buffer)])
     }

@@ -6,7 +6,7 @@ use super::gemm::GemmConfig;
 use super::kernels::{bits, stream_words};
 use super::shaders::Kernel;
 use super::{GpuBuffer, WgpuBackend};
-use crate::ops::{check_len, check_population, Batch, InputLayout, LowRankNoise};
+use crate::ops::{check_len, check_population, Batch, DType, InputLayout, LowRankNoise};
 use crate::{Error, Result};
 
 /// One (batched) GEMM `y[b] = alpha x[b] w[b]ᵀ (+ y[b])`, offsets and strides in f32.
@@ -25,6 +25,8 @@ pub(crate) struct Gemm<'a> {
     pub y_batch: usize,
     pub alpha: f32,
     pub accumulate: bool,
+    /// Storage type of `x` and `w` (`y` is f32).
+    pub dtype: DType,
 }
 
 impl<'a> Gemm<'a> {
@@ -45,6 +47,7 @@ impl<'a> Gemm<'a> {
             y_batch: 0,
             alpha: 1.0,
             accumulate: false,
+            dtype: DType::F32,
         }
     }
 
@@ -67,7 +70,7 @@ impl<'a> Gemm<'a> {
             word("GEMM output stride", g.y_batch)?,
             bits(g.alpha),
         ];
-        Ok(Dispatch { kernel: Kernel::Gemm(config), params, buffers: vec![(1, g.x), (2, g.w), (3, g.y)], groups })
+        Ok(Dispatch { kernel: Kernel::Gemm(config, g.dtype), params, buffers: vec![(1, g.x), (2, g.w), (3, g.y)], groups })
     }
 }
 
@@ -96,7 +99,7 @@ impl WgpuBackend {
         if len > max {
             return Err(Error::Limit(format!("{what}: {len} f32 exceed one storage binding of {max} f32")));
         }
-        Ok(GpuBuffer { buffer: self.ctx.storage(what, len)?, len })
+        Ok(GpuBuffer::f32(self.ctx.storage(what, len)?, len))
     }
 
     /// How many items of `per_item` f32 fit one scratch buffer (at least 1, at most `total`).
@@ -115,6 +118,8 @@ impl WgpuBackend {
         let s = noise.shape;
         check_len("factor A", a.len, population * s.m * s.rank)?;
         check_len("factor B", b.len, population * s.n * s.rank)?;
+        a.expect_f32("factor A")?;
+        b.expect_f32("factor B")?;
         let params = self.noise_params(&noise, population, 0)?;
         self.dispatch(Kernel::NoiseFactors, a.len + b.len, params, vec![(1, &a.buffer), (2, &b.buffer)])
     }
@@ -135,6 +140,7 @@ impl WgpuBackend {
         y: &mut GpuBuffer,
     ) -> Result<()> {
         check_matmul_args(x, w, &noise, &batch, y)?;
+        let dtype = input_dtype(x, w, y)?;
         let s = noise.shape;
         let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
         let shared = batch.input == InputLayout::Shared;
@@ -159,16 +165,16 @@ impl WgpuBackend {
         };
         let z = if shared { Some(self.scratch("shared X Wᵀ", rows * m)?) } else { None };
         let base = match &z {
-            Some(z) => self.gemm(Gemm::plain(&x.buffer, &w.buffer, &z.buffer, rows, m, n))?,
-            None => self.gemm(Gemm::plain(&x.buffer, &w.buffer, &y.buffer, population * rows, m, n))?,
+            Some(z) => self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, &z.buffer, rows, m, n) })?,
+            None => self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, population * rows, m, n) })?,
         };
         // Blocks of rows that share one pair's B: the shared rows, or both members' rows.
         let pair_rows = if shared { rows } else { 2 * rows };
         let sums = population / 2 * r * pair_rows.div_ceil(PROJECT_ROWS);
         let (kernel, groups) = if self.project_by_reduction(sums, n) {
-            (Kernel::LowrankProjectReduce, self.ctx.groups_grid("lowrank_project_reduce", sums as u64)?)
+            (Kernel::LowrankProjectReduce(dtype), self.ctx.groups_grid("lowrank_project_reduce", sums as u64)?)
         } else {
-            (Kernel::LowrankProject, self.ctx.grid("lowrank_project", sums)?)
+            (Kernel::LowrankProject(dtype), self.ctx.grid("lowrank_project", sums)?)
         };
         let project = Dispatch { kernel, params: lowrank_params(population / 2)?, buffers: vec![(1, &x.buffer), (2, &p.buffer)], groups };
         let expand = Dispatch {
@@ -189,6 +195,9 @@ impl WgpuBackend {
         y: &mut GpuBuffer,
     ) -> Result<()> {
         check_matmul_args(x, w, &noise, &batch, y)?;
+        for (what, b) in [("input X", x), ("weight W", w), ("output Y", &*y)] {
+            b.expect_f32(&format!("{what} of naive ES"))?;
+        }
         let s = noise.shape;
         let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
         let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
@@ -233,6 +242,7 @@ impl WgpuBackend {
         let s = noise.shape;
         let (m, n, r) = (s.m, s.n, s.rank);
         check_len("gradient G", g.len, m * n)?;
+        g.expect_f32("gradient G")?;
         let pairs = fitness.len() / 2;
         let alpha = s.scale() / (fitness.len() as f32).sqrt();
         // G = alpha Σ_k d_k A_k B_kᵀ = alpha A' B'ᵀ with A' = [A_k] (m x pairs r) and
@@ -254,6 +264,18 @@ impl WgpuBackend {
         }
         Ok(())
     }
+}
+
+/// The storage type of a forward's `x` and `w` (the same for both); `y` must be f32.
+pub(crate) fn input_dtype(x: &GpuBuffer, w: &GpuBuffer, y: &GpuBuffer) -> Result<DType> {
+    y.expect_f32("output Y")?;
+    if x.dtype != w.dtype {
+        return Err(Error::Unsupported(format!(
+            "input X is {} but weight W is {}: both must have the same storage type",
+            x.dtype, w.dtype
+        )));
+    }
+    Ok(x.dtype)
 }
 
 /// The argument checks of the population forwards.

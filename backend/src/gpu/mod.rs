@@ -84,13 +84,33 @@ impl Default for WgpuOptions {
     }
 }
 
-/// A device-resident array of `f32` of the wgpu backend.
+/// A device-resident array of the wgpu backend: `f32` values, or `f16` ones made by
+/// [`crate::Backend::upload_as`].
 #[derive(Debug)]
 pub struct GpuBuffer {
     /// The storage buffer (at least 4 bytes, even when empty).
     pub buffer: wgpu::Buffer,
-    /// Number of `f32` it holds.
+    /// Number of values it holds.
     pub len: usize,
+    /// Their storage type.
+    pub dtype: crate::DType,
+}
+
+impl GpuBuffer {
+    /// An f32 buffer of `len` values.
+    pub(crate) fn f32(buffer: wgpu::Buffer, len: usize) -> Self {
+        Self { buffer, len, dtype: crate::DType::F32 }
+    }
+
+    /// Refuses an f16 buffer where an operation takes f32, naming the argument.
+    pub(crate) fn expect_f32(&self, what: &str) -> crate::Result<()> {
+        match self.dtype {
+            crate::DType::F32 => Ok(()),
+            other => Err(crate::Error::Unsupported(format!(
+                "{what} is {other}: only the inputs and weights of matmul and perturbed_matmul may be f16, every other buffer is f32"
+            ))),
+        }
+    }
 }
 
 /// The EGGROLL kernels on a wgpu device. Implements [`crate::Backend`].

@@ -3,6 +3,7 @@
 //! use and cached.
 
 use super::gemm::GemmConfig;
+use crate::DType;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use wgpu::{BindGroupLayout, ComputePipeline, Device};
@@ -30,29 +31,52 @@ const MODULES: [ModuleSource; 7] = [
     ModuleSource { name: "rng_probe", body: include_str!("../../../shaders/rng_probe.wgsl"), draws_noise: true },
 ];
 
-/// The composed source of a fixed module.
-fn module_source(m: &ModuleSource) -> String {
-    if m.draws_noise {
-        format!("{PHILOX}\n{}", m.body)
-    } else {
-        m.body.to_string()
+/// Modules that read f16 inputs and weights where the caller's buffers are f16: they declare
+/// those arrays as `array<elem>` and widen each load with `f32(...)`.
+const ELEM_MODULES: [&str; 1] = ["lowrank"];
+
+/// What every module starts with: the storage type `elem` of the inputs and weights (unused by
+/// modules that do not read them), after `enable f16;` where that is f16.
+pub(crate) fn dtype_prelude(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "alias elem = f32;\n",
+        DType::F16 => "enable f16;\nalias elem = f16;\n",
     }
+}
+
+/// The composed source of a fixed module.
+fn module_source(m: &ModuleSource, dtype: DType) -> String {
+    let rng = if m.draws_noise { PHILOX } else { "" };
+    format!("{}{rng}\n{}", dtype_prelude(dtype), m.body)
 }
 
 /// The name and full composed WGSL source of every shader module the backend compiles, exactly
 /// as it is handed to the device (for offline validation with naga): one GEMM module per
-/// candidate of [`GemmConfig::CANDIDATES`] (named like [`GemmConfig::name`]), then the others.
-pub fn shader_sources() -> Vec<(&'static str, String)> {
-    let gemms = GemmConfig::CANDIDATES.iter().zip(GemmConfig::CANDIDATE_NAMES).map(|(c, name)| (name, c.wgsl()));
-    gemms.chain(MODULES.iter().map(|m| (m.name, module_source(m)))).collect()
+/// candidate of [`GemmConfig::CANDIDATES`] (named like [`GemmConfig::name`]) and storage type
+/// (f16 ones named with `-f16`), then the others, with the f16 variants of those that read f16.
+pub fn shader_sources() -> Vec<(String, String)> {
+    let mut sources = Vec::new();
+    for dtype in DType::ALL {
+        let suffix = if dtype == DType::F32 { String::new() } else { format!("-{dtype}") };
+        for config in GemmConfig::CANDIDATES {
+            sources.push((format!("{}{suffix}", config.name()), config.wgsl(dtype)));
+        }
+    }
+    for dtype in DType::ALL {
+        for m in MODULES.iter().filter(|m| dtype == DType::F32 || ELEM_MODULES.contains(&m.name)) {
+            let suffix = if dtype == DType::F32 { String::new() } else { format!("-{dtype}") };
+            sources.push((format!("{}{suffix}", m.name), module_source(m, dtype)));
+        }
+    }
+    sources
 }
 
 /// Every compute entry point the backend dispatches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
-    Gemm(GemmConfig),
-    LowrankProject,
-    LowrankProjectReduce,
+    Gemm(GemmConfig, DType),
+    LowrankProject(DType),
+    LowrankProjectReduce(DType),
     LowrankExpand,
     NoiseFactors,
     UpdateFactors,
@@ -72,9 +96,9 @@ impl Kernel {
     /// (module name, entry point) of the fixed kernels.
     fn entry(self) -> (&'static str, &'static str) {
         match self {
-            Kernel::Gemm(c) => ("matmul", c.entry_point()),
-            Kernel::LowrankProject => ("lowrank", "lowrank_project"),
-            Kernel::LowrankProjectReduce => ("lowrank", "lowrank_project_reduce"),
+            Kernel::Gemm(c, _) => ("matmul", c.entry_point()),
+            Kernel::LowrankProject(_) => ("lowrank", "lowrank_project"),
+            Kernel::LowrankProjectReduce(_) => ("lowrank", "lowrank_project_reduce"),
             Kernel::LowrankExpand => ("lowrank", "lowrank_expand"),
             Kernel::NoiseFactors => ("noise", "noise_factors"),
             Kernel::UpdateFactors => ("noise", "update_factors"),
@@ -92,11 +116,21 @@ impl Kernel {
     }
 }
 
-/// A module's cache key: a fixed module's name, or a GEMM configuration.
+impl Kernel {
+    /// The storage type of the inputs the kernel reads (f32 for all but the f16 variants).
+    fn dtype(self) -> DType {
+        match self {
+            Kernel::Gemm(_, d) | Kernel::LowrankProject(d) | Kernel::LowrankProjectReduce(d) => d,
+            _ => DType::F32,
+        }
+    }
+}
+
+/// A module's cache key: a fixed module's name, or a GEMM configuration, with the storage type.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum ModuleKey {
-    Fixed(&'static str),
-    Gemm(GemmConfig),
+    Fixed(&'static str, DType),
+    Gemm(GemmConfig, DType),
 }
 
 #[derive(Default)]
@@ -124,18 +158,18 @@ impl Pipelines {
         }
         let (module_name, entry) = kernel.entry();
         let key = match kernel {
-            Kernel::Gemm(c) => ModuleKey::Gemm(c),
-            _ => ModuleKey::Fixed(module_name),
+            Kernel::Gemm(c, dtype) => ModuleKey::Gemm(c, dtype),
+            _ => ModuleKey::Fixed(module_name, kernel.dtype()),
         };
         let module = cache
             .modules
             .entry(key)
             .or_insert_with(|| {
                 let (label, source) = match key {
-                    ModuleKey::Gemm(c) => (c.name(), c.wgsl()),
-                    ModuleKey::Fixed(name) => {
+                    ModuleKey::Gemm(c, dtype) => (format!("{}-{dtype}", c.name()), c.wgsl(dtype)),
+                    ModuleKey::Fixed(name, dtype) => {
                         let m = MODULES.iter().find(|m| m.name == name).expect("every kernel's module is listed");
-                        (name.to_string(), module_source(m))
+                        (format!("{name}-{dtype}"), module_source(m, dtype))
                     }
                 };
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
