@@ -1,5 +1,6 @@
 //! Criterion benches of the individual kernels on both backends: the noise factors (RNG), the
-//! plain matmul (baseline), the EGGROLL perturbed matmul and the low-rank update.
+//! plain matmul (baseline), the EGGROLL perturbed matmul (both also with f16 X and W where the
+//! backend stores f16) and the low-rank update.
 //!
 //! `cargo bench -p eggroll-bench --bench kernels` measures at m=n=1024, N=256 (m=n=256, N=64 on
 //! software adapters); `cargo test --all-targets` runs every bench once at a tiny size. The wgpu
@@ -10,7 +11,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{is_hardware, WgpuBackend, WgpuOptions};
-use eggroll_backend::{Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{Backend, Batch, DType, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::time::{Duration, Instant};
 
 /// `cargo bench` passes `--bench`; `cargo test` runs the benches without it (once each).
@@ -105,6 +106,30 @@ fn kernels<B: Timer>(c: &mut Criterion, name: &str, b: &B, sizes: &[Size]) {
             bench.iter_custom(|iters| b.time_iters(iters, &mut |b, i| b.perturbed_matmul(&x, &w, noise(s, i), batch, &mut y).unwrap()))
         });
         group.finish();
+
+        // The same two forwards with X and W stored as f16, where the backend has that storage
+        // (wgpu adapters with shader-f16).
+        let w16 = b.upload_as(&values(m * n, 1, 1.0 / (n as f32).sqrt()), DType::F16);
+        let x16 = b.upload_as(&values(total_rows * n, 2, 1.0), DType::F16);
+        match (w16, x16) {
+            (Ok(w16), Ok(x16)) => {
+                let mut group = c.benchmark_group(format!("{name}/matmul_f16"));
+                group.throughput(Throughput::Elements(base));
+                group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+                    bench.iter_custom(|iters| b.time_iters(iters, &mut |b, _| b.matmul(&x16, &w16, m, n, total_rows, &mut y).unwrap()))
+                });
+                group.finish();
+                let mut group = c.benchmark_group(format!("{name}/perturbed_matmul_f16"));
+                group.throughput(Throughput::Elements(base));
+                group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+                    bench.iter_custom(|iters| {
+                        b.time_iters(iters, &mut |b, i| b.perturbed_matmul(&x16, &w16, noise(s, i), batch, &mut y).unwrap())
+                    })
+                });
+                group.finish();
+            }
+            (Err(e), _) | (_, Err(e)) => eprintln!("note: no f16 benches on {name}: {e}"),
+        }
 
         let mut group = c.benchmark_group(format!("{name}/lowrank_update"));
         group.throughput(Throughput::Elements((2 * m * n * (population / 2) * rank) as u64));
