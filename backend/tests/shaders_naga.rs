@@ -29,8 +29,8 @@ fn every_module_validates_and_translates_to_all_backends() {
     let gemms = GemmConfig::CANDIDATES.len();
     assert_eq!(
         sources.len(),
-        2 * gemms + 7 + 1,
-        "per storage type one module per GEMM candidate, then every other shader file and lowrank in f16"
+        2 * gemms + 7 + 2,
+        "per storage type one module per GEMM candidate, then every other shader file, and lowrank and naive in f16"
     );
     let expected_gemms = DType::ALL.iter().flat_map(|&d| GemmConfig::CANDIDATES.iter().map(move |c| (d, c)));
     for ((dtype, config), (name, source)) in expected_gemms.zip(&sources) {
@@ -39,7 +39,9 @@ fn every_module_validates_and_translates_to_all_backends() {
         assert_eq!(*source, config.wgsl(dtype));
         assert_eq!(is_f16(source), dtype == DType::F16);
     }
-    assert!(sources.iter().any(|(name, source)| name == "lowrank-f16" && is_f16(source)));
+    for f16_module in ["lowrank-f16", "naive-f16"] {
+        assert!(sources.iter().any(|(name, source)| name == f16_module && is_f16(source)), "{f16_module}");
+    }
     for (name, source) in &sources {
         let (module, info) = validated(name, source);
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");

@@ -27,10 +27,10 @@
 //! `TIMESTAMP_QUERY`, else wall time between two device synchronisations; on the CPU, wall time.
 //! The wgpu GEMM is autotuned (`WgpuOptions::autotune`) during the warm-up calls, never timed.
 //!
-//! Storage type (`--dtype`, JSON `dtype`): in `f16` points the inputs and weights of inference and
-//! of the EGGROLL forward are stored as f16 (loads widen to f32, accumulation and the output are
-//! f32), halving their memory traffic; the update stays f32 (its output is the f32 gradient) and
-//! naive ES runs in f32 only, so it is skipped at f16 points.
+//! Storage type (`--dtype`, JSON `dtype`): in `f16` points the inputs and weights of inference, of
+//! the EGGROLL forward and of naive ES (whose materialised `W + E_i` is f16 too) are stored as f16
+//! (loads widen to f32, accumulation and the output are f32), halving their memory traffic; the
+//! update stays f32 (its output is the f32 gradient).
 //!
 //! Skips (reported as `null` in JSON and `skipped: ...` in the table, the sweep goes on):
 //! * a point whose input, output or weight buffer exceeds the adapter's `max_buffer_size` or

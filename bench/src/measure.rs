@@ -5,7 +5,7 @@ use crate::sweep::PointSpec;
 use crate::BenchError;
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuBackend;
-use eggroll_backend::{Backend, Batch, DType, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::time::{Duration, Instant};
 
 /// How a backend's times are taken.
@@ -272,9 +272,6 @@ fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions,
     // Naive ES: estimate one call from the first few members, skip it when too slow.
     let probe = population.min(NAIVE_PROBE_MEMBERS);
     let naive = (|| -> eggroll_backend::Result<Result<Stats, String>> {
-        if dtype != DType::F32 {
-            return Ok(Err(format!("skipped: naive ES runs in f32 only (it materialises f32 weights), not {dtype}")));
-        }
         let estimate = if probe < population {
             let px = b.upload(&x_host[..probe * rows * n])?;
             let mut py = b.zeros(probe * rows * m)?;

@@ -195,15 +195,14 @@ impl WgpuBackend {
         y: &mut GpuBuffer,
     ) -> Result<()> {
         check_matmul_args(x, w, &noise, &batch, y)?;
-        for (what, b) in [("input X", x), ("weight W", w), ("output Y", &*y)] {
-            b.expect_f32(&format!("{what} of naive ES"))?;
-        }
+        // W_i is materialised in the weights' storage type.
+        let dtype = input_dtype(x, w, y)?;
         let s = noise.shape;
         let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
         let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
         let a = self.scratch("factors A", chunk * m * r)?;
         let b = self.scratch("factors B", chunk * n * r)?;
-        let w_i = self.scratch("materialised weights W + E_i", chunk * m * n)?;
+        let w_i = self.scratch("materialised weights W + E_i", (chunk * m * n).div_ceil(4 / dtype.bytes()))?;
         for first in (0..population).step_by(chunk) {
             let count = chunk.min(population - first);
             let factors = Dispatch {
@@ -213,7 +212,7 @@ impl WgpuBackend {
                 groups: self.ctx.grid("noise_factors", count * (m + n) * r)?,
             };
             let materialise = Dispatch {
-                kernel: Kernel::Materialise,
+                kernel: Kernel::Materialise(dtype),
                 params: vec![word("m", m)?, word("n", n)?, word("rank", r)?, word("count", count)?, bits(s.scale())],
                 buffers: vec![(1, &w.buffer), (2, &a.buffer), (3, &b.buffer), (4, &w_i.buffer)],
                 groups: self.ctx.grid("materialise", count * m * n)?,
@@ -223,6 +222,7 @@ impl WgpuBackend {
                 InputLayout::PerMember => (first * rows * n, rows * n),
             };
             let multiply = self.gemm(Gemm {
+                dtype,
                 batch: count,
                 x_offset,
                 x_batch,

@@ -33,7 +33,7 @@ const MODULES: [ModuleSource; 7] = [
 
 /// Modules that read f16 inputs and weights where the caller's buffers are f16: they declare
 /// those arrays as `array<elem>` and widen each load with `f32(...)`.
-const ELEM_MODULES: [&str; 1] = ["lowrank"];
+const ELEM_MODULES: [&str; 2] = ["lowrank", "naive"];
 
 /// What every module starts with: the storage type `elem` of the inputs and weights (unused by
 /// modules that do not read them), after `enable f16;` where that is f16.
@@ -80,7 +80,7 @@ pub(crate) enum Kernel {
     LowrankExpand,
     NoiseFactors,
     UpdateFactors,
-    Materialise,
+    Materialise(DType),
     PerturbedBias,
     VectorUpdate,
     AddBias,
@@ -102,7 +102,7 @@ impl Kernel {
             Kernel::LowrankExpand => ("lowrank", "lowrank_expand"),
             Kernel::NoiseFactors => ("noise", "noise_factors"),
             Kernel::UpdateFactors => ("noise", "update_factors"),
-            Kernel::Materialise => ("naive", "materialise"),
+            Kernel::Materialise(_) => ("naive", "materialise"),
             Kernel::PerturbedBias => ("vector_noise", "perturbed_bias"),
             Kernel::VectorUpdate => ("vector_noise", "vector_update"),
             Kernel::AddBias => ("elementwise", "add_bias"),
@@ -120,7 +120,7 @@ impl Kernel {
     /// The storage type of the inputs the kernel reads (f32 for all but the f16 variants).
     fn dtype(self) -> DType {
         match self {
-            Kernel::Gemm(_, d) | Kernel::LowrankProject(d) | Kernel::LowrankProjectReduce(d) => d,
+            Kernel::Gemm(_, d) | Kernel::LowrankProject(d) | Kernel::LowrankProjectReduce(d) | Kernel::Materialise(d) => d,
             _ => DType::F32,
         }
     }
