@@ -273,7 +273,7 @@ fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions,
     let probe = population.min(NAIVE_PROBE_MEMBERS);
     let naive = (|| -> eggroll_backend::Result<Result<Stats, String>> {
         let estimate = if probe < population {
-            let px = b.upload(&x_host[..probe * rows * n])?;
+            let px = b.upload_as(&x_host[..probe * rows * n], dtype)?;
             let mut py = b.zeros(probe * rows * m)?;
             let pbatch = Batch { population: probe, ..batch };
             b.naive_perturbed_matmul(&px, &w, noise(0), pbatch, &mut py)?;

@@ -82,7 +82,8 @@ fn beyond_the_limits_is_a_skip() {
 #[test]
 fn f16_point_runs_where_the_adapter_stores_f16() {
     let (gpu, _turn) = gpu();
-    let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2, dtype: DType::F16 };
+    // N > 8: naive ES is first estimated on a probe of 8 members (in f16 too).
+    let spec = PointSpec { m: 64, n: 48, population: 16, rank: 2, rows: 2, dtype: DType::F16 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
     assert_eq!(r.dtype, "f16");
     if gpu.describe().features.iter().any(|f| f == "shader-f16") {
@@ -90,7 +91,7 @@ fn f16_point_runs_where_the_adapter_stores_f16() {
         assert!(r.fraction_of_inference.is_some_and(|f| f.is_finite() && f > 0.0), "{}", r.progress_line());
         assert!(r.update_ms.is_some(), "the update (f32) runs at f16 points too");
         assert!(r.speedup_vs_naive.is_some_and(|s| s.is_finite() && s > 0.0), "naive ES runs in f16 too: {}", r.progress_line());
-        assert!(markdown_table(&[r]).contains("| 64 | 48 | 8 | 2 | 2 | f16 |"));
+        assert!(markdown_table(&[r]).contains("| 64 | 48 | 16 | 2 | 2 | f16 |"));
     } else {
         assert!(std::env::var("EGGROLL_TEST_EXPECT_F16").is_err(), "EGGROLL_TEST_EXPECT_F16 is set but the adapter has no shader-f16");
         let reason = r.skipped.expect("skipped without shader-f16");
