@@ -76,8 +76,6 @@ fn kernels<B: Timer>(c: &mut Criterion, name: &str, b: &B, sizes: &[Size]) {
     for s in sizes {
         let (m, n, rank, population, rows) = (s.m, s.n, s.rank, s.population, s.rows);
         let total_rows = population * rows;
-        let w = b.upload(&values(m * n, 1, 1.0 / (n as f32).sqrt())).expect("upload W");
-        let x = b.upload(&values(total_rows * n, 2, 1.0)).expect("upload X");
         let mut y = b.zeros(total_rows * m).expect("Y");
         let mut a = b.zeros(population * m * rank).expect("A");
         let mut bf = b.zeros(population * n * rank).expect("B");
@@ -93,42 +91,34 @@ fn kernels<B: Timer>(c: &mut Criterion, name: &str, b: &B, sizes: &[Size]) {
         });
         group.finish();
 
-        let mut group = c.benchmark_group(format!("{name}/matmul"));
-        group.throughput(Throughput::Elements(base));
-        group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
-            bench.iter_custom(|iters| b.time_iters(iters, &mut |b, _| b.matmul(&x, &w, m, n, total_rows, &mut y).unwrap()))
-        });
-        group.finish();
+        // The plain and EGGROLL forwards in every storage type the backend has for X and W
+        // (f16 on wgpu adapters with shader-f16): groups `matmul`, `perturbed_matmul`, then
+        // `matmul_f16`, `perturbed_matmul_f16`.
+        for dtype in DType::ALL {
+            let uploaded = b
+                .upload_as(&values(m * n, 1, 1.0 / (n as f32).sqrt()), dtype)
+                .and_then(|w| Ok((w, b.upload_as(&values(total_rows * n, 2, 1.0), dtype)?)));
+            let (w, x) = match uploaded {
+                Ok(wx) => wx,
+                Err(e) => {
+                    eprintln!("note: no {dtype} benches on {name}: {e}");
+                    continue;
+                }
+            };
+            let suffix = if dtype == DType::F32 { String::new() } else { format!("_{dtype}") };
+            let mut group = c.benchmark_group(format!("{name}/matmul{suffix}"));
+            group.throughput(Throughput::Elements(base));
+            group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+                bench.iter_custom(|iters| b.time_iters(iters, &mut |b, _| b.matmul(&x, &w, m, n, total_rows, &mut y).unwrap()))
+            });
+            group.finish();
 
-        let mut group = c.benchmark_group(format!("{name}/perturbed_matmul"));
-        group.throughput(Throughput::Elements(base));
-        group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
-            bench.iter_custom(|iters| b.time_iters(iters, &mut |b, i| b.perturbed_matmul(&x, &w, noise(s, i), batch, &mut y).unwrap()))
-        });
-        group.finish();
-
-        // The same two forwards with X and W stored as f16, where the backend has that storage
-        // (wgpu adapters with shader-f16).
-        let w16 = b.upload_as(&values(m * n, 1, 1.0 / (n as f32).sqrt()), DType::F16);
-        let x16 = b.upload_as(&values(total_rows * n, 2, 1.0), DType::F16);
-        match (w16, x16) {
-            (Ok(w16), Ok(x16)) => {
-                let mut group = c.benchmark_group(format!("{name}/matmul_f16"));
-                group.throughput(Throughput::Elements(base));
-                group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
-                    bench.iter_custom(|iters| b.time_iters(iters, &mut |b, _| b.matmul(&x16, &w16, m, n, total_rows, &mut y).unwrap()))
-                });
-                group.finish();
-                let mut group = c.benchmark_group(format!("{name}/perturbed_matmul_f16"));
-                group.throughput(Throughput::Elements(base));
-                group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
-                    bench.iter_custom(|iters| {
-                        b.time_iters(iters, &mut |b, i| b.perturbed_matmul(&x16, &w16, noise(s, i), batch, &mut y).unwrap())
-                    })
-                });
-                group.finish();
-            }
-            (Err(e), _) | (_, Err(e)) => eprintln!("note: no f16 benches on {name}: {e}"),
+            let mut group = c.benchmark_group(format!("{name}/perturbed_matmul{suffix}"));
+            group.throughput(Throughput::Elements(base));
+            group.bench_function(BenchmarkId::from_parameter(s.id()), |bench| {
+                bench.iter_custom(|iters| b.time_iters(iters, &mut |b, i| b.perturbed_matmul(&x, &w, noise(s, i), batch, &mut y).unwrap()))
+            });
+            group.finish();
         }
 
         let mut group = c.benchmark_group(format!("{name}/lowrank_update"));
