@@ -81,17 +81,12 @@ impl NoiseStream {
         }
     }
 
-    /// Fills `out` with draws `start .. start + out.len()` of pair `pair` (a range that must not
-    /// pass `u32::MAX`): exactly the values of [`NoiseStream::normal`], computed 32 Philox blocks
-    /// at a time (4 for short runs) so that the loops vectorise, with hand-written AVX-512 or
-    /// compiler-vectorised AVX2 when the processor has them. No fused multiply-add is introduced,
-    /// so every path gives the same bits.
+    /// Fills `out` with draws `start .. start + out.len()` of pair `pair` (element indices wrap
+    /// at 2^32, as in [`NoiseStream::normal`]): exactly the values of [`NoiseStream::normal`],
+    /// computed 32 Philox blocks at a time (4 for short runs) so that the loops vectorise, with
+    /// hand-written AVX-512 or compiler-vectorised AVX2 when the processor has them. No fused
+    /// multiply-add is introduced, so every path gives the same bits.
     pub fn fill_normals(&self, pair: u32, start: u32, out: &mut [f32]) {
-        assert!(
-            u64::from(start) + out.len() as u64 <= 1 << 32,
-            "draws {start} + {} pass the end of the stream (2^32 draws per pair)",
-            out.len()
-        );
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -131,35 +126,40 @@ fn fill_normals_body(
     out: &mut [f32],
     wide: impl Fn(&NoiseStream, u32, u32, &mut [f32; WIDE_DRAWS]),
 ) {
+    // Batches count blocks on past the end of the stream; a run that passes element 2^32 - 1 is
+    // split there and goes on from element 0, as single draws do.
+    let to_end = (1u64 << 32) - u64::from(start);
+    let (head, tail) = out.split_at_mut(out.len().min(usize::try_from(to_end).unwrap_or(usize::MAX)));
     let mut batch = [0.0f32; WIDE_DRAWS];
     let mut narrow = [[0.0f32; 4]; NARROW];
-    let mut element = start;
-    let mut i = 0;
-    while i < out.len() {
-        let first = element & !3;
-        let offset = (element - first) as usize;
-        let left = out.len() - i;
-        if offset == 0 && left >= WIDE_DRAWS {
-            // A whole batch lands straight in `out`.
-            let target: &mut [f32; WIDE_DRAWS] = (&mut out[i..i + WIDE_DRAWS]).try_into().expect("batch-sized slice");
-            wide(stream, pair, first >> 2, target);
-            i += WIDE_DRAWS;
-            element = element.wrapping_add(WIDE_DRAWS as u32);
-            continue;
+    for (mut element, run) in [(start, head), (0, tail)] {
+        let mut i = 0;
+        while i < run.len() {
+            let first = element & !3;
+            let offset = (element - first) as usize;
+            let left = run.len() - i;
+            if offset == 0 && left >= WIDE_DRAWS {
+                // A whole batch lands straight in `run`.
+                let target: &mut [f32; WIDE_DRAWS] = (&mut run[i..i + WIDE_DRAWS]).try_into().expect("batch-sized slice");
+                wide(stream, pair, first >> 2, target);
+                i += WIDE_DRAWS;
+                element = element.wrapping_add(WIDE_DRAWS as u32);
+                continue;
+            }
+            // Short runs (small layers, tails) take the narrow blocks: a wide batch would draw up
+            // to WIDE_DRAWS values to keep a handful.
+            let block: &[f32] = if offset + left > 4 * NARROW {
+                wide(stream, pair, first >> 2, &mut batch);
+                &batch
+            } else {
+                normal_blocks(stream, pair, first >> 2, &mut narrow);
+                narrow.as_flattened()
+            };
+            let take = (block.len() - offset).min(left);
+            run[i..i + take].copy_from_slice(&block[offset..offset + take]);
+            i += take;
+            element = element.wrapping_add(take as u32);
         }
-        // Short runs (small layers, tails) take the narrow blocks: a wide batch would draw up to
-        // WIDE_DRAWS values to keep a handful.
-        let block: &[f32] = if offset + left > 4 * NARROW {
-            wide(stream, pair, first >> 2, &mut batch);
-            &batch
-        } else {
-            normal_blocks(stream, pair, first >> 2, &mut narrow);
-            narrow.as_flattened()
-        };
-        let take = (block.len() - offset).min(left);
-        out[i..i + take].copy_from_slice(&block[offset..offset + take]);
-        i += take;
-        element = element.wrapping_add(take as u32);
     }
 }
 
@@ -349,7 +349,18 @@ mod tests {
                 paths.push(("avx2", |s, p, e, o| unsafe { fill_normals_avx2(s, p, e, o) }));
             }
         }
-        let cases = [(0, 16), (0, 128), (0, 640), (1, 127), (2, 129), (3, 300), (128, 1000), (4093, 517), (u32::MAX - 300, 301)];
+        let cases = [
+            (0, 16),
+            (0, 128),
+            (0, 640),
+            (1, 127),
+            (2, 129),
+            (3, 300),
+            (128, 1000),
+            (4093, 517),
+            (u32::MAX - 300, 301),
+            (u32::MAX - 100, 300),
+        ];
         for (name, fill_path) in paths {
             for (start, len) in cases {
                 let mut fill = vec![0.0; len];
