@@ -1,5 +1,6 @@
 //! The `eggroll` binary end to end: training output, error reporting, checkpoints and exact
-//! resumption after crashes, `info`. Small runs of the `constant` task on the CPU backend.
+//! resumption after crashes, `info`, `bench` with its storage types. Small runs of the `constant`
+//! task on the CPU backend.
 
 use serde_json::Value;
 use std::fs;
@@ -263,4 +264,26 @@ fn train_on_wgpu() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["backend"], "wgpu");
     assert!(v["final_test_loss"].as_f64().is_some_and(f64::is_finite), "{v}");
+}
+
+/// `eggroll bench` end to end: one point in both storage types on the CPU backend writes both to
+/// the JSON file, the f16 one skipped with the reason; a bad dtype is one error line.
+#[test]
+fn bench_sweeps_dtypes_and_reports_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "--backend", "cpu", "--m", "16", "--n", "24", "--population", "4", "--repeats", "1", "--dtype", "f32,f16"];
+    let out = run(dir.path(), &[&args[..], &["--json", "points.json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("| 16 | 24 | 4 | 1 | 1 | f32 |") && table.contains("| 16 | 24 | 4 | 1 | 1 | f16 |"), "{table}");
+    let points: Vec<Value> = serde_json::from_slice(&fs::read(dir.path().join("points.json")).unwrap()).unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!((points[0]["dtype"].as_str(), points[1]["dtype"].as_str()), (Some("f32"), Some("f16")));
+    assert!(points[0]["fraction_of_inference"].as_f64().is_some_and(|f| f > 0.0), "{}", points[0]);
+    assert!(points[1]["skipped"].as_str().is_some_and(|s| s.contains("f16")), "{}", points[1]);
+    assert!(points[1]["fraction_of_inference"].is_null());
+
+    let out = run(dir.path(), &["bench", "--backend", "cpu", "--m", "16", "--dtype", "bf16"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bf16"), "{}", stderr(&out));
 }
