@@ -38,8 +38,8 @@ pub trait BenchBackend: Backend {
     fn timing(&self) -> Timing;
     /// How long the work `f` enqueues takes to run (warm-up excluded by the caller).
     fn time(&self, f: &mut dyn FnMut(&Self) -> eggroll_backend::Result<()>) -> eggroll_backend::Result<Duration>;
-    /// Why a buffer of `floats` f32 (named `what`) cannot exist on this backend, if it cannot.
-    fn buffer_fits(&self, what: &str, floats: usize) -> Result<(), String>;
+    /// Why a buffer of `bytes` bytes (named `what`) cannot exist on this backend, if it cannot.
+    fn buffer_fits(&self, what: &str, bytes: u64) -> Result<(), String>;
     /// The GEMM configuration chosen per shape bucket so far (wgpu), for the record.
     fn gemm_choices(&self) -> Vec<String> {
         Vec::new()
@@ -58,10 +58,11 @@ impl BenchBackend for CpuBackend {
         f(self)?;
         Ok(start.elapsed())
     }
-    fn buffer_fits(&self, what: &str, floats: usize) -> Result<(), String> {
-        match floats.checked_mul(4) {
-            Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
-            _ => Err(format!("{what} of {floats} f32 does not fit the address space")),
+    fn buffer_fits(&self, what: &str, bytes: u64) -> Result<(), String> {
+        if bytes <= isize::MAX as u64 {
+            Ok(())
+        } else {
+            Err(format!("{what} of {bytes} bytes does not fit the address space"))
         }
     }
 }
@@ -80,9 +81,8 @@ impl BenchBackend for WgpuBackend {
     fn time(&self, f: &mut dyn FnMut(&Self) -> eggroll_backend::Result<()>) -> eggroll_backend::Result<Duration> {
         pollster::block_on(self.time_gpu(|b| f(b)))
     }
-    fn buffer_fits(&self, what: &str, floats: usize) -> Result<(), String> {
+    fn buffer_fits(&self, what: &str, bytes: u64) -> Result<(), String> {
         let limits = self.limits();
-        let bytes = (floats as u64).saturating_mul(4);
         if bytes > limits.max_buffer_size {
             return Err(format!("{what} needs {} > max_buffer_size {}", mib(bytes), mib(limits.max_buffer_size)));
         }
@@ -247,8 +247,10 @@ pub fn measure_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOpt
 fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions, r: &mut PointResult) -> eggroll_backend::Result<()> {
     let PointSpec { m, n, population, rank, rows, dtype } = *spec;
     let total_rows = population * rows;
-    for (what, floats) in [("weight W", m * n), ("input X", total_rows * n), ("output Y", total_rows * m)] {
-        if let Err(reason) = b.buffer_fits(what, floats) {
+    // W and X in the point's storage type, Y in f32.
+    let sizes = [("weight W", m * n, dtype.bytes()), ("input X", total_rows * n, dtype.bytes()), ("output Y", total_rows * m, 4)];
+    for (what, values, bytes_each) in sizes {
+        if let Err(reason) = b.buffer_fits(what, (values as u64).saturating_mul(bytes_each as u64)) {
             r.skipped = Some(format!("skipped: {reason}"));
             return Ok(());
         }
