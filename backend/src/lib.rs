@@ -8,7 +8,7 @@
 //! * [`gpu::WgpuBackend`]: WGSL compute shaders (`shaders/`) on any WebGPU adapter; parameters,
 //!   noise and activations stay on the device, only what the caller asks for is read back.
 //!
-//! Conventions (DEVELOPERS.md, `docs/conventions.md`): `W` is m x n and `y = x Wᵀ`; member i of a
+//! Conventions (`docs/conventions.md`): `W` is m x n and `y = x Wᵀ`; member i of a
 //! population of N (even) belongs to antithetic pair `i / 2` with sign `s_i = +1` for even `i` and
 //! `-1` for odd `i`; its perturbation is `s_i (σ/√r) A_i B_iᵀ` with `A_i` (m x r) and `B_i` (n x r)
 //! standard normal from the counter-based RNG in [`rng`].
