@@ -108,7 +108,8 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn fill_normals_avx512(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32]) {
-    fill_normals_body(stream, pair, start, out, |s, p, b, o| avx512::normal_blocks_wide(s, p, b, o))
+    let run = avx512::RunConstants::new(stream, pair);
+    fill_normals_body(stream, pair, start, out, |_, _, b, o| avx512::normal_blocks_wide(&run, b, o))
 }
 
 #[cfg(target_arch = "x86_64")]
