@@ -1,4 +1,5 @@
-//! Criterion benches of the individual kernels on both backends: the noise factors (RNG), the
+//! Criterion benches of the individual kernels on both backends: the CPU draws alone
+//! (`cpu/fill_normals`, one thread), the noise factors (RNG), the
 //! plain matmul (baseline), the EGGROLL perturbed matmul (both also with f16 X and W where the
 //! backend stores f16) and the low-rank update.
 //!
@@ -130,6 +131,25 @@ fn kernels<B: Timer>(c: &mut Criterion, name: &str, b: &B, sizes: &[Size]) {
     }
 }
 
+/// The draws themselves, on one thread: one pair's `(m + n) r` normals of a 1024 x 1024 rank-4
+/// layer per iteration (what the CPU forward draws per pair), through `NoiseStream::fill_normals`.
+fn draws(c: &mut Criterion) {
+    const DRAWS: usize = 2 * 1024 * 4;
+    let stream = NoiseStream::new(7, 1, 0);
+    let mut out = vec![0.0f32; DRAWS];
+    let mut group = c.benchmark_group("cpu/fill_normals");
+    group.throughput(Throughput::Elements(DRAWS as u64));
+    let mut pair = 0u32;
+    group.bench_function(BenchmarkId::from_parameter(DRAWS), |bench| {
+        bench.iter(|| {
+            pair = pair.wrapping_add(1);
+            stream.fill_normals(pair, 0, &mut out);
+            out[0]
+        })
+    });
+    group.finish();
+}
+
 fn sizes(side: usize, population: usize) -> Vec<Size> {
     [(1, 1), (4, 16)].iter().map(|&(rank, rows)| Size { m: side, n: side, population, rank, rows }).collect()
 }
@@ -138,6 +158,7 @@ fn main() {
     let full = bench_mode();
     let mut c = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).configure_from_args();
 
+    draws(&mut c);
     let cpu_sizes = if full { sizes(1024, 256) } else { sizes(64, 8) };
     kernels(&mut c, "cpu", &CpuBackend::new(), &cpu_sizes);
 
