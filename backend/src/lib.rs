@@ -59,8 +59,9 @@ pub trait Backend {
     /// Copies `data` to a new device buffer.
     fn upload(&self, data: &[f32]) -> Result<Self::Buffer>;
     /// Copies `data` to a new device buffer stored as `dtype` (f16 rounds to nearest). Only
-    /// [`Backend::matmul`] and [`Backend::perturbed_matmul`] take f16 buffers, as `x` and `w`;
-    /// a backend or adapter without f16 storage returns [`Error::Unsupported`].
+    /// [`Backend::matmul`], [`Backend::perturbed_matmul`] and [`Backend::naive_perturbed_matmul`]
+    /// take f16 buffers, as `x` and `w`; a backend or adapter without f16 storage returns
+    /// [`Error::Unsupported`].
     fn upload_as(&self, data: &[f32], dtype: DType) -> Result<Self::Buffer> {
         match dtype {
             DType::F32 => self.upload(data),

@@ -60,8 +60,9 @@ pub fn check_sigma(sigma: f32) -> Result<()> {
 }
 
 /// The storage type of a buffer's values. Every kernel computes in f32; f16 halves the memory
-/// (and bandwidth) of the inputs and weights of [`crate::Backend::matmul`] and
-/// [`crate::Backend::perturbed_matmul`] on adapters with `shader-f16`.
+/// (and bandwidth) of the inputs and weights of [`crate::Backend::matmul`],
+/// [`crate::Backend::perturbed_matmul`] and [`crate::Backend::naive_perturbed_matmul`] on
+/// adapters with `shader-f16`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     /// IEEE binary32, the type of every buffer unless said otherwise.
@@ -89,6 +90,11 @@ impl DType {
             DType::F32 => 4,
             DType::F16 => 2,
         }
+    }
+
+    /// 32-bit words that hold `len` values (f16 values pack two to a word).
+    pub fn words(self, len: usize) -> usize {
+        len.div_ceil(4 / self.bytes())
     }
 }
 

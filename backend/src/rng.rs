@@ -98,7 +98,7 @@ impl NoiseStream {
                 return unsafe { fill_normals_avx2(self, pair, start, out) };
             }
         }
-        fill_normals_body(self, pair, start, out, normal_blocks_wide)
+        fill_normals_body(self, pair, start, out, |b, o| normal_blocks_wide(self, pair, b, o))
     }
 }
 
@@ -109,24 +109,19 @@ mod avx512;
 #[target_feature(enable = "avx512f")]
 unsafe fn fill_normals_avx512(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32]) {
     let run = avx512::RunConstants::new(stream, pair);
-    fill_normals_body(stream, pair, start, out, |_, _, b, o| avx512::normal_blocks_wide(&run, b, o))
+    fill_normals_body(stream, pair, start, out, |b, o| avx512::normal_blocks_wide(&run, b, o))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_normals_avx2(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32]) {
-    fill_normals_body(stream, pair, start, out, normal_blocks_wide)
+    fill_normals_body(stream, pair, start, out, |b, o| normal_blocks_wide(stream, pair, b, o))
 }
 
-/// The fill loop shared by every path; `wide` draws one wide batch starting at a block.
+/// The fill loop shared by every path; `wide(block0, out)` draws the wide batch of this
+/// stream's `pair` that starts at block `block0`.
 #[inline(always)]
-fn fill_normals_body(
-    stream: &NoiseStream,
-    pair: u32,
-    start: u32,
-    out: &mut [f32],
-    wide: impl Fn(&NoiseStream, u32, u32, &mut [f32; WIDE_DRAWS]),
-) {
+fn fill_normals_body(stream: &NoiseStream, pair: u32, start: u32, out: &mut [f32], wide: impl Fn(u32, &mut [f32; WIDE_DRAWS])) {
     // Batches count blocks on past the end of the stream; a run that passes element 2^32 - 1 is
     // split there and goes on from element 0, as single draws do.
     let to_end = (1u64 << 32) - u64::from(start);
@@ -142,7 +137,7 @@ fn fill_normals_body(
             if offset == 0 && left >= WIDE_DRAWS {
                 // A whole batch lands straight in `run`.
                 let target: &mut [f32; WIDE_DRAWS] = (&mut run[i..i + WIDE_DRAWS]).try_into().expect("batch-sized slice");
-                wide(stream, pair, first >> 2, target);
+                wide(first >> 2, target);
                 i += WIDE_DRAWS;
                 element = element.wrapping_add(WIDE_DRAWS as u32);
                 continue;
@@ -150,7 +145,7 @@ fn fill_normals_body(
             // Short runs (small layers, tails) take the narrow blocks: a wide batch would draw up
             // to WIDE_DRAWS values to keep a handful.
             let block: &[f32] = if offset + left > 4 * NARROW {
-                wide(stream, pair, first >> 2, &mut batch);
+                wide(first >> 2, &mut batch);
                 &batch
             } else {
                 normal_blocks(stream, pair, first >> 2, &mut narrow);
@@ -337,7 +332,7 @@ mod tests {
         let s = NoiseStream::new(0x0123_4567_89ab_cdef, 11, 3);
         let mut paths: Vec<(&str, FillPath)> = vec![
             ("dispatched", |s, p, e, o| s.fill_normals(p, e, o)),
-            ("portable", |s, p, e, o| fill_normals_body(s, p, e, o, normal_blocks_wide)),
+            ("portable", |s, p, e, o| fill_normals_body(s, p, e, o, |b, out| normal_blocks_wide(s, p, b, out))),
         ];
         #[cfg(target_arch = "x86_64")]
         {

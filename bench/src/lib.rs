@@ -144,12 +144,12 @@ pub struct BenchArgs {
     /// Input rows per member (one point instead of the sweep; default 1).
     #[arg(long)]
     pub rows: Option<usize>,
-    /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
     /// Storage types of the forwards' inputs and weights to sweep, comma-separated: f32, f16
     /// (f16 needs the adapter's `shader-f16`; points it cannot run are skipped with the reason).
     /// Default: f32, and f16 too with --full.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub dtype: Option<Vec<DType>>,
+    /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
     #[arg(long, value_name = "K")]
     pub repeats: Option<usize>,
     /// Skip naive ES at a point when one call is estimated to take longer than SECS.
@@ -187,17 +187,15 @@ impl BenchArgs {
         let single = [self.m, self.n, self.population, self.rank, self.rows].iter().any(Option::is_some);
         let points = if single {
             let d = PointSpec::SINGLE_DEFAULT;
-            vec![PointSpec {
+            let point = PointSpec {
                 m: self.m.unwrap_or(d.m),
                 n: self.n.unwrap_or(d.n),
                 population: self.population.unwrap_or(d.population),
                 rank: self.rank.unwrap_or(d.rank),
                 rows: self.rows.unwrap_or(d.rows),
                 dtype: d.dtype,
-            }]
-            .into_iter()
-            .flat_map(|p| self.dtypes().iter().map(move |&dtype| PointSpec { dtype, ..p }))
-            .collect()
+            };
+            self.dtypes().iter().map(|&dtype| PointSpec { dtype, ..point }).collect()
         } else {
             self.preset().points(self.dtypes())
         };
@@ -207,12 +205,12 @@ impl BenchArgs {
         Ok(points)
     }
 
-    /// The measurement options the flags select, checked.
     /// The storage types to sweep: `--dtype`, else the preset's.
     pub fn dtypes(&self) -> &[DType] {
         self.dtype.as_deref().unwrap_or(self.preset().dtypes())
     }
 
+    /// The measurement options the flags select, checked.
     pub fn measure_options(&self) -> Result<MeasureOptions, BenchError> {
         let repeats = self.repeats.unwrap_or(if self.quick { 3 } else { 5 });
         if repeats == 0 {

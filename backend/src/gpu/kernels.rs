@@ -76,9 +76,7 @@ impl Backend for WgpuBackend {
         if dtype == DType::F16 && !self.ctx.features.contains(wgpu::Features::SHADER_F16) {
             return Err(Error::Unsupported(format!("f16 storage needs the shader-f16 feature, which {} lacks", self.ctx.info.name)));
         }
-        // f16 values pack two to a 32-bit word.
-        let words = data.len().div_ceil(4 / dtype.bytes());
-        let mut buffer = GpuBuffer { buffer: self.ctx.storage("upload", words)?, len: data.len(), dtype };
+        let mut buffer = GpuBuffer { buffer: self.ctx.storage("upload", dtype.words(data.len()))?, len: data.len(), dtype };
         self.write(&mut buffer, data)?;
         Ok(buffer)
     }
@@ -115,8 +113,7 @@ impl Backend for WgpuBackend {
         }
         if src.len > 0 {
             let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copy") });
-            let words = src.len.div_ceil(4 / src.dtype.bytes());
-            encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, byte_size("copy", words)?);
+            encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, byte_size("copy", src.dtype.words(src.len))?);
             self.ctx.queue.submit([encoder.finish()]);
         }
         self.ctx.check_errors()
@@ -130,8 +127,7 @@ impl Backend for WgpuBackend {
         if buffer.len == 0 {
             return Ok(Vec::new());
         }
-        let words = buffer.len.div_ceil(4 / buffer.dtype.bytes());
-        let bytes = self.ctx.read_bytes(&buffer.buffer, byte_size("read", words)?).await?;
+        let bytes = self.ctx.read_bytes(&buffer.buffer, byte_size("read", buffer.dtype.words(buffer.len))?).await?;
         Ok(match buffer.dtype {
             DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             DType::F16 => bytes.chunks_exact(2).take(buffer.len).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),

@@ -202,7 +202,7 @@ impl WgpuBackend {
         let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
         let a = self.scratch("factors A", chunk * m * r)?;
         let b = self.scratch("factors B", chunk * n * r)?;
-        let w_i = self.scratch("materialised weights W + E_i", (chunk * m * n).div_ceil(4 / dtype.bytes()))?;
+        let w_i = self.scratch("materialised weights W + E_i", dtype.words(chunk * m * n))?;
         for first in (0..population).step_by(chunk) {
             let count = chunk.min(population - first);
             let factors = Dispatch {

@@ -107,7 +107,7 @@ impl GpuBuffer {
         match self.dtype {
             crate::DType::F32 => Ok(()),
             other => Err(crate::Error::Unsupported(format!(
-                "{what} is {other}: only the inputs and weights of matmul and perturbed_matmul may be f16, every other buffer is f32"
+                "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and naive_perturbed_matmul may be f16, every other buffer is f32"
             ))),
         }
     }

@@ -44,6 +44,14 @@ pub(crate) fn dtype_prelude(dtype: DType) -> &'static str {
     }
 }
 
+/// A module's name with its storage type: `tiled-64x64-r4x4`, `lowrank-f16` (f32 unmarked).
+fn variant_name(base: &str, dtype: DType) -> String {
+    match dtype {
+        DType::F32 => base.to_string(),
+        other => format!("{base}-{other}"),
+    }
+}
+
 /// The composed source of a fixed module.
 fn module_source(m: &ModuleSource, dtype: DType) -> String {
     let rng = if m.draws_noise { PHILOX } else { "" };
@@ -57,15 +65,13 @@ fn module_source(m: &ModuleSource, dtype: DType) -> String {
 pub fn shader_sources() -> Vec<(String, String)> {
     let mut sources = Vec::new();
     for dtype in DType::ALL {
-        let suffix = if dtype == DType::F32 { String::new() } else { format!("-{dtype}") };
         for config in GemmConfig::CANDIDATES {
-            sources.push((format!("{}{suffix}", config.name()), config.wgsl(dtype)));
+            sources.push((variant_name(&config.name(), dtype), config.wgsl(dtype)));
         }
     }
     for dtype in DType::ALL {
         for m in MODULES.iter().filter(|m| dtype == DType::F32 || ELEM_MODULES.contains(&m.name)) {
-            let suffix = if dtype == DType::F32 { String::new() } else { format!("-{dtype}") };
-            sources.push((format!("{}{suffix}", m.name), module_source(m, dtype)));
+            sources.push((variant_name(m.name, dtype), module_source(m, dtype)));
         }
     }
     sources
@@ -114,9 +120,7 @@ impl Kernel {
             Kernel::NormalDraws => ("rng_probe", "normal_draws"),
         }
     }
-}
 
-impl Kernel {
     /// The storage type of the inputs the kernel reads (f32 for all but the f16 variants).
     fn dtype(self) -> DType {
         match self {
@@ -166,10 +170,10 @@ impl Pipelines {
             .entry(key)
             .or_insert_with(|| {
                 let (label, source) = match key {
-                    ModuleKey::Gemm(c, dtype) => (format!("{}-{dtype}", c.name()), c.wgsl(dtype)),
+                    ModuleKey::Gemm(c, dtype) => (variant_name(&c.name(), dtype), c.wgsl(dtype)),
                     ModuleKey::Fixed(name, dtype) => {
                         let m = MODULES.iter().find(|m| m.name == name).expect("every kernel's module is listed");
-                        (format!("{name}-{dtype}"), module_source(m, dtype))
+                        (variant_name(name, dtype), module_source(m, dtype))
                     }
                 };
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
