@@ -22,7 +22,7 @@ pub mod select;
 
 pub use error::{Error, Result};
 pub use ops::{Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise};
-pub use rng::{philox4x32_10, NoiseStream};
+pub use rng::{philox4x32_10, FillPath, NoiseStream};
 pub use select::{BackendChoice, SelectedBackend};
 
 use std::future::Future;

@@ -1,7 +1,7 @@
 //! Criterion benches of the individual kernels on both backends: the CPU draws alone
-//! (`cpu/fill_normals`, one thread), the noise factors (RNG), the
-//! plain matmul (baseline), the EGGROLL perturbed matmul (both also with f16 X and W where the
-//! backend stores f16) and the low-rank update.
+//! (`cpu/fill_normals`, one thread, on each draw path the processor runs), the noise factors
+//! (RNG), the plain matmul (baseline), the EGGROLL perturbed matmul (both also with f16 X and W
+//! where the backend stores f16) and the low-rank update.
 //!
 //! `cargo bench -p eggroll-bench --bench kernels` measures at m=n=1024, N=256 (m=n=256, N=64 on
 //! software adapters); `cargo test --all-targets` runs every bench once at a tiny size. The wgpu
@@ -12,7 +12,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{is_hardware, WgpuBackend, WgpuOptions};
-use eggroll_backend::{Backend, Batch, DType, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{Backend, Batch, DType, FillPath, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::time::{Duration, Instant};
 
 /// `cargo bench` passes `--bench`; `cargo test` runs the benches without it (once each).
@@ -132,21 +132,24 @@ fn kernels<B: Timer>(c: &mut Criterion, name: &str, b: &B, sizes: &[Size]) {
 }
 
 /// The draws themselves, on one thread: one pair's `(m + n) r` normals of a 1024 x 1024 rank-4
-/// layer per iteration (what the CPU forward draws per pair), through `NoiseStream::fill_normals`.
+/// layer per iteration (what the CPU forward draws per pair), on each [`FillPath`] the processor
+/// runs (`fill_normals` takes the first of them).
 fn draws(c: &mut Criterion) {
     const DRAWS: usize = 2 * 1024 * 4;
     let stream = NoiseStream::new(7, 1, 0);
     let mut out = vec![0.0f32; DRAWS];
     let mut group = c.benchmark_group("cpu/fill_normals");
     group.throughput(Throughput::Elements(DRAWS as u64));
-    let mut pair = 0u32;
-    group.bench_function(BenchmarkId::from_parameter(DRAWS), |bench| {
-        bench.iter(|| {
-            pair = pair.wrapping_add(1);
-            stream.fill_normals(pair, 0, &mut out);
-            out[0]
-        })
-    });
+    for path in FillPath::ALL.into_iter().filter(|p| p.available()) {
+        let mut pair = 0u32;
+        group.bench_function(BenchmarkId::new(path.name(), DRAWS), |bench| {
+            bench.iter(|| {
+                pair = pair.wrapping_add(1);
+                stream.fill_normals_on(path, pair, 0, &mut out).expect("available path");
+                out[0]
+            })
+        });
+    }
     group.finish();
 }
 
