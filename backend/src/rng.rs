@@ -85,8 +85,10 @@ impl NoiseStream {
     /// at 2^32, as in [`NoiseStream::normal`]): exactly the values of [`NoiseStream::normal`],
     /// computed 32 Philox blocks at a time (4 for short runs) on the fastest [`FillPath`] the
     /// processor runs. No fused multiply-add is introduced, so every path gives the same bits.
+    #[inline]
     pub fn fill_normals(&self, pair: u32, start: u32, out: &mut [f32]) {
-        self.fill_normals_on(FillPath::fastest(), pair, start, out).expect("the fastest path is available")
+        // SAFETY: the fastest path is one the processor runs.
+        unsafe { self.fill_normals_unchecked(FillPath::fastest(), pair, start, out) }
     }
 
     /// [`NoiseStream::fill_normals`] on a chosen path (to compare or check the paths); an
@@ -96,8 +98,16 @@ impl NoiseStream {
             let feature = if path == FillPath::Avx512 { "AVX-512F" } else { "AVX2" };
             return Err(crate::Error::Unsupported(format!("the {} draw path needs an x86-64 processor with {feature}", path.name())));
         }
+        // SAFETY: checked just above.
+        unsafe { self.fill_normals_unchecked(path, pair, start, out) };
+        Ok(())
+    }
+
+    /// The fill on `path`, which the caller has checked the processor runs.
+    #[inline]
+    unsafe fn fill_normals_unchecked(&self, path: FillPath, pair: u32, start: u32, out: &mut [f32]) {
         match path {
-            // SAFETY (both): `available` checked that the processor has the features the
+            // SAFETY (both): the caller checked that the processor has the features the
             // function is compiled for.
             #[cfg(target_arch = "x86_64")]
             FillPath::Avx512 => unsafe { fill_normals_avx512(self, pair, start, out) },
@@ -107,7 +117,6 @@ impl NoiseStream {
             FillPath::Avx512 | FillPath::Avx2 => unreachable!("not available off x86-64"),
             FillPath::Portable => fill_normals_body(self, pair, start, out, |b, o| normal_blocks_wide(self, pair, b, o)),
         }
-        Ok(())
     }
 }
 
@@ -140,9 +149,12 @@ impl FillPath {
         }
     }
 
-    /// The fastest path this processor runs: the one [`NoiseStream::fill_normals`] takes.
+    /// The fastest path this processor runs: the one [`NoiseStream::fill_normals`] takes
+    /// (found once per process; small fills are frequent enough for the lookup to show).
+    #[inline]
     pub fn fastest() -> FillPath {
-        FillPath::ALL.into_iter().find(|p| p.available()).unwrap_or(FillPath::Portable)
+        static FASTEST: std::sync::OnceLock<FillPath> = std::sync::OnceLock::new();
+        *FASTEST.get_or_init(|| FillPath::ALL.into_iter().find(|p| p.available()).unwrap_or(FillPath::Portable))
     }
 
     /// Short name: `avx512`, `avx2`, `portable`.
