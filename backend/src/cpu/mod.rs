@@ -8,7 +8,7 @@ mod lowrank;
 use crate::ops::{
     check_fitness, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise,
 };
-use crate::rng::NoiseStream;
+use crate::rng::{FillPath, NoiseStream};
 use crate::{AdapterDescription, Backend, Error, Result};
 use gemm::{gemm, gemm_serial, View};
 use lowrank::{add_pair_lowrank, PairJob, PairScratch};
@@ -71,7 +71,7 @@ impl Backend for CpuBackend {
             name: format!("CPU ({} threads)", rayon::current_num_threads()),
             vendor: 0,
             backend: "cpu".into(),
-            driver: format!("matrixmultiply sgemm on rayon, {}", std::env::consts::ARCH),
+            driver: format!("matrixmultiply sgemm on rayon, {}, {} draws", std::env::consts::ARCH, FillPath::fastest().name()),
             device_type: "Cpu".into(),
             features: Vec::new(),
         }
