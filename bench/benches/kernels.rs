@@ -154,7 +154,7 @@ fn draws(c: &mut Criterion) {
 }
 
 fn sizes(side: usize, population: usize) -> Vec<Size> {
-    [(1, 1), (4, 16)].iter().map(|&(rank, rows)| Size { m: side, n: side, population, rank, rows }).collect()
+    [(1, 1), (4, 1), (4, 16)].iter().map(|&(rank, rows)| Size { m: side, n: side, population, rank, rows }).collect()
 }
 
 fn main() {
