@@ -1,12 +1,13 @@
-//! The wide batch of normals written out with AVX-512 intrinsics: the same arithmetic as
-//! [`super::normal_blocks`] and [`super::box_muller`], operation for operation (no fused
-//! multiply-add, IEEE division and square root), so the draws are bit for bit those of the
-//! portable path. It is faster because it keeps the Philox words in the low halves of 64-bit
+//! The wide batch of normals written out with AVX-512 intrinsics: the floating-point operations
+//! of [`super::normal_blocks`] and [`super::box_muller`] (no fused multiply-add, IEEE division
+//! and square root; integer steps rearranged and exact power-of-two scalings folded, as
+//! [`radius16`] argues), so the draws are bit for bit those of the portable path. It is faster because it keeps the Philox words in the low halves of 64-bit
 //! lanes without ever masking them (one `vpmuludq` per product, the high half moved down with a
 //! shuffle instead of a shift), because the block-independent parts of Philox's first two rounds
 //! and the round keys are computed once per run ([`RunConstants`]), because the quarter-turn
-//! rotation of Box-Muller's sine and cosine is sign-bit arithmetic, and because it lays the 32
-//! blocks out so that the Box-Muller results land in draw order after one round of unpacks.
+//! rotation of Box-Muller's sine and cosine is sign-bit arithmetic, because a batch's
+//! Box-Mullers are evaluated step by step side by side, and because it lays the 32 blocks out so
+//! that the Box-Muller results land in draw order after one round of unpacks.
 
 use super::run_constants::RunConstants;
 use super::{COS_SERIES, INV_2_24, LN_SERIES, PHILOX_M0, PHILOX_M1, SIN_SERIES, SQRT_HALF_BITS, WIDE, WIDE_DRAWS};
