@@ -1,29 +1,109 @@
 #!/usr/bin/env bash
-# The checks a real GPU is for, as one run: the adapter, the `--full` benchmark sweep on it, and the
-# GPU-path tests on it. Usage:
+# The checks a real GPU is for, as one run. Usage:
 #   bash scripts/gpu_bench.sh [OUT_DIR]          # default OUT_DIR: bench-out
-# Writes OUT_DIR/info.txt, full.json, full.md, full.png and tests.log. Set EGGROLL_BIN to a
-# prebuilt `eggroll` binary to skip the release build of the benchmark (the tests still build).
-# WGPU_BACKEND / WGPU_ADAPTER_NAME pick the adapter as everywhere else (default: the first
-# hardware one); EGGROLL_TEST_WGPU_BACKEND (vulkan by default) the one the tests run on.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-out="${1:-bench-out}"
-mkdir -p "$out"
+# Stages, most important first, so that a run cut short still leaves the headline figures:
+#   info.txt                the adapters `eggroll info` sees
+#   headline-r{1,4}.{json,md}  the paper's point: 8192x8192, N = 1024, one row per member, rank 1
+#                           and rank 4, f32 and f16
+#   tests.log               the GPU-path tests (every kernel against the CPU reference, f16, the
+#                           Philox known answers, the runner and training on wgpu)
+#   train.json              the default task trained on wgpu (`eggroll train --backend wgpu --json`)
+#   full.{json,md,png}      the `--full` sweep (its JSON is rewritten after every point)
+# A stage that fails is reported and the next one runs; the script exits non-zero if any failed.
+#
+# Environment:
+#   EGGROLL_BIN             a prebuilt `eggroll` binary (default: cargo build --release)
+#   EGGROLL_TEST_BINS       a folder of prebuilt test executables (scripts/device_kit.sh makes one);
+#                           default: cargo test --release
+#   EGGROLL_STAGE_TIMEOUTS  seconds allowed to the stages headline, tests, train and full, as four
+#                           comma-separated numbers (0 = no limit; default: no limits)
+#   EGGROLL_HEADLINE        the headline point's flags (default: --m 8192 --n 8192 --population 1024
+#                           --rows 1) and EGGROLL_SWEEP the sweep's (default: --full); smaller ones
+#                           rehearse the script on a slow adapter, e.g. "--m 128 --n 128
+#                           --population 64" and --quick
+#   WGPU_BACKEND / WGPU_ADAPTER_NAME pick the benchmark's adapter as everywhere else (default: the
+#   first hardware one); EGGROLL_TEST_WGPU_BACKEND (vulkan by default) the one the tests run on.
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+out="${1:-$repo/bench-out}"
+mkdir -p "$out" && out="$(cd "$out" && pwd)" || exit 1
+# Paths given relative to the caller's folder, before leaving it.
+[ -n "${EGGROLL_BIN:-}" ] && EGGROLL_BIN="$(realpath "$EGGROLL_BIN")"
+[ -n "${EGGROLL_TEST_BINS:-}" ] && export EGGROLL_TEST_BINS="$(realpath "$EGGROLL_TEST_BINS")"
+cd "$repo"
+
+IFS=, read -r t_headline t_tests t_train t_full <<<"${EGGROLL_STAGE_TIMEOUTS:-0,0,0,0}"
+failed=()
+
+# stage NAME SECONDS COMMAND...: runs COMMAND, cut off after SECONDS (0: no limit).
+stage() {
+  local name="$1" limit="$2"
+  shift 2
+  echo "== $name ($(date -u +%H:%M:%S))"
+  local rc=0
+  if [ "${limit:-0}" -gt 0 ]; then
+    timeout --kill-after=10 "$limit" "$@" || rc=$?
+  else
+    "$@" || rc=$?
+  fi
+  if [ "$rc" -ne 0 ]; then
+    [ "$rc" -eq 124 ] && echo "== $name: cut off after $limit s" || echo "== $name: failed (exit $rc)"
+    failed+=("$name")
+  fi
+}
 
 bin="${EGGROLL_BIN:-}"
 if [ -z "$bin" ]; then
   echo "== building eggroll (release)"
-  cargo build --release -p eggroll
+  cargo build --release -p eggroll || exit 1
   bin=target/release/eggroll
 fi
 
-echo "== adapters"
-"$bin" info | tee "$out/info.txt"
+"$bin" info | tee "$out/info.txt" || failed+=(info)
 
-echo "== eggroll bench --full --backend wgpu (f32 and f16)"
-"$bin" bench --full --backend wgpu --json "$out/full.json" --markdown "$out/full.md" --plot "$out/full.png"
+# The stages below run under `timeout`, so they are commands of their own.
+export bin out
+export headline_flags="${EGGROLL_HEADLINE:---m 8192 --n 8192 --population 1024 --rows 1}"
+sweep_flags="${EGGROLL_SWEEP:---full}"
 
-echo "== GPU-path tests on ${EGGROLL_TEST_WGPU_BACKEND:-vulkan}"
-cargo test --release -p eggroll-backend --test gpu_vs_cpu --test f16 --test philox_kat 2>&1 | tee "$out/tests.log"
-cargo test --release -p eggroll-bench --test wgpu 2>&1 | tee -a "$out/tests.log"
+headline() {
+  local rank
+  for rank in 1 4; do
+    # shellcheck disable=SC2086 # the flags are words
+    "$bin" bench --backend wgpu $headline_flags --rank "$rank" --dtype f32,f16 \
+      --json "$out/headline-r$rank.json" --markdown "$out/headline-r$rank.md" || return
+  done
+}
+
+tests() {
+  local rc=0 exe
+  if [ -n "${EGGROLL_TEST_BINS:-}" ]; then
+    for exe in "$EGGROLL_TEST_BINS"/*; do
+      echo "-- $(basename "$exe")"
+      "$exe" || rc=1
+    done
+  else
+    cargo test --release -p eggroll-backend --test gpu_vs_cpu --test f16 --test philox_kat \
+      -p eggroll-bench --test wgpu -p eggroll --test wgpu_trajectory || rc=1
+  fi
+  return "$rc"
+}
+
+train() {
+  "$bin" train --backend wgpu --json >"$out/train.json"
+}
+export -f headline tests train
+
+stage "headline: $headline_flags, rank 1 and 4, f32 and f16" "$t_headline" bash -c headline
+stage "GPU-path tests on ${EGGROLL_TEST_WGPU_BACKEND:-vulkan}" "$t_tests" \
+  bash -o pipefail -c 'tests 2>&1 | tee "$out/tests.log"'
+stage "train the default task on wgpu" "$t_train" bash -c train
+# shellcheck disable=SC2086 # the flags are words
+stage "eggroll bench $sweep_flags --backend wgpu" "$t_full" \
+  "$bin" bench $sweep_flags --backend wgpu --json "$out/full.json" --markdown "$out/full.md" --plot "$out/full.png"
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "== failed or cut off: ${failed[*]}"
+  exit 1
+fi
+echo "== all stages passed; results in $out"
