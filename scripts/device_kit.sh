@@ -13,20 +13,20 @@ kit="${1:-.device-kit}"
 rm -rf "$kit"
 mkdir -p "$kit/bin" "$kit/tests" "$kit/debs"
 
-# The GPU-path tests: one executable per test target (in target/release/deps; the `eggroll` binary
-# the optimizer's tests build beside them is left out) (the cross-checks of every kernel against the
-# CPU reference, f16, the Philox known answers, the runner on wgpu, training on wgpu).
+# The GPU-path tests, one executable per test target (found in target/release/deps): every kernel
+# against the CPU reference, f16, the Philox known answers, the runner on wgpu, the trainer on
+# every backend and across them.
 targets=(-p eggroll-backend --test gpu_vs_cpu --test f16 --test philox_kat
   -p eggroll-bench --test wgpu
-  -p eggroll --test wgpu_trajectory)
+  -p eggroll-tests --test every_backend --test across_backends)
 
 echo "== building eggroll (release)"
 cargo build --release -p eggroll
 echo "== building the GPU-path tests (release)"
 mapfile -t executables < <(cargo test --release --no-run --message-format=json "${targets[@]}" \
   | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/^"executable":"//; s/"$//')
-if [ "${#executables[@]}" -ne 5 ]; then
-  echo "device_kit: expected 5 test executables, cargo reported ${#executables[@]}: ${executables[*]}" >&2
+if [ "${#executables[@]}" -ne 6 ]; then
+  echo "device_kit: expected 6 test executables, cargo reported ${#executables[@]}: ${executables[*]}" >&2
   exit 1
 fi
 

@@ -6,7 +6,8 @@
 #   headline-r{1,4}.{json,md}  the paper's point: 8192x8192, N = 1024, one row per member, rank 1
 #                           and rank 4, f32 and f16
 #   tests.log               the GPU-path tests (every kernel against the CPU reference, f16, the
-#                           Philox known answers, the runner and training on wgpu)
+#                           Philox known answers, the runner on wgpu, the trainer on every backend
+#                           and across them)
 #   train.json              the default task trained on wgpu (`eggroll train --backend wgpu --json`)
 #   full.{json,md,png}      the `--full` sweep (its JSON is rewritten after every point)
 # A stage that fails is reported and the next one runs; the script exits non-zero if any failed.
@@ -84,7 +85,7 @@ tests() {
     done
   else
     cargo test --release -p eggroll-backend --test gpu_vs_cpu --test f16 --test philox_kat \
-      -p eggroll-bench --test wgpu -p eggroll --test wgpu_trajectory || rc=1
+      -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends || rc=1
   fi
   return "$rc"
 }

@@ -1,54 +1,13 @@
-//! The trainer end to end on the CPU backend: the population forward against a host oracle built
-//! from the ask handles, determinism, state round trips, convergence on small tasks, bad input.
+//! The trainer on the CPU backend: determinism, convergence on small tasks, refused
+//! configurations and states, fitness shaping, parameter ids. The properties every backend must
+//! share (the ask handles against the fused forward, state round trips, frozen parameters, bad
+//! fitness) are in the workspace's `tests/tests/every_backend.rs`.
 
-use eggroll::config::{EsConfig, OptimizerKind, Schedule, Shaping};
+use eggroll::config::{EsConfig, OptimizerKind, Shaping};
 use eggroll::tasks::{Constant, Regression, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Layer, Mlp, ParamKind};
+use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind};
 use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::{Activation, InputLayout};
-
-/// The model on the host: `params` in id order (weights outputs x inputs, then bias), one row.
-fn host_forward(model: &Mlp, params: &[Vec<f32>], x: &[f32]) -> Vec<f32> {
-    let mut h = x.to_vec();
-    let mut next = params.iter();
-    for layer in model.layers() {
-        match *layer {
-            Layer::Linear { inputs, outputs, bias } => {
-                let w = next.next().unwrap();
-                let b = if bias { next.next() } else { None };
-                h = (0..outputs)
-                    .map(|j| {
-                        let dot: f32 = (0..inputs).map(|l| w[j * inputs + l] * h[l]).sum();
-                        dot + b.map_or(0.0, |b| b[j])
-                    })
-                    .collect();
-            }
-            Layer::Activation(act) => h.iter_mut().for_each(|v| *v = activate(act, *v)),
-            Layer::LayerNorm => layer_norm(&mut h),
-            Layer::Pqn => {
-                layer_norm(&mut h);
-                h.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-        }
-    }
-    h
-}
-
-fn activate(act: Activation, v: f32) -> f32 {
-    match act {
-        Activation::Relu => v.max(0.0),
-        Activation::Silu => v / (1.0 + (-v).exp()),
-        Activation::Tanh => v.tanh(),
-    }
-}
-
-fn layer_norm(h: &mut [f32]) {
-    let n = h.len() as f32;
-    let mean = h.iter().sum::<f32>() / n;
-    let var = h.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
-    let inv = 1.0 / (var + eggroll::model::LAYER_NORM_EPS).sqrt();
-    h.iter_mut().for_each(|v| *v = (*v - mean) * inv);
-}
+use eggroll_backend::Activation;
 
 fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
@@ -57,91 +16,8 @@ fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
     }
 }
 
-fn small_config() -> EsConfig {
-    EsConfig { population: 16, rank: 2, sigma: 0.3, lr: 0.05, epochs: 50, seed: 7, ..EsConfig::default() }
-}
-
 fn tanh_mlp() -> Mlp {
     Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build()
-}
-
-/// Every member of the batched population forward equals the host forward of `W + E_i` that its
-/// [`eggroll::Perturbation`] handle describes (the ask/tell path an app evaluates elsewhere).
-#[test]
-fn population_forward_matches_the_ask_handles() {
-    let model = tanh_mlp();
-    let mut es = Eggroll::new(CpuBackend::new(), model.clone(), small_config()).unwrap();
-    let mean: Vec<Vec<f32>> = es.state().unwrap().tensors.into_iter().map(|(_, t)| t).collect();
-    let rows = 3;
-    let x: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0).collect();
-    let y = es.population_forward(&x, InputLayout::Shared, rows).unwrap();
-    let specs = es.specs();
-    for handle in es.ask() {
-        let mut params = mean.clone();
-        for (spec, values) in specs.iter().zip(&mut params) {
-            handle.apply(spec, values);
-        }
-        for row in 0..rows {
-            let want = host_forward(&model, &params, &x[row * 5..(row + 1) * 5]);
-            let at = (handle.member * rows + row) * 3;
-            assert_close(&y[at..at + 3], &want, 1e-4, 1e-4, &format!("member {} row {row}", handle.member));
-        }
-    }
-    // Members of a pair differ (the noise is there) and are antithetic around the mean model.
-    let mean_y = es.forward_mean(&x, rows).unwrap();
-    assert!(y[..9] != y[9..18]);
-    assert!(mean_y.iter().all(|v| v.is_finite()));
-}
-
-/// The per-member input layout gives member i its own rows.
-#[test]
-fn per_member_inputs_reach_their_member() {
-    let model = Mlp::builder(2).linear(3).relu().linear(1).build();
-    let cfg = EsConfig { population: 4, ..small_config() };
-    let mut es = Eggroll::new(CpuBackend::new(), model.clone(), cfg).unwrap();
-    let mean: Vec<Vec<f32>> = es.state().unwrap().tensors.into_iter().map(|(_, t)| t).collect();
-    let x = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0, -2.0];
-    let y = es.population_forward(&x, InputLayout::PerMember, 1).unwrap();
-    let specs = es.specs();
-    for handle in es.ask() {
-        let mut params = mean.clone();
-        specs.iter().zip(&mut params).for_each(|(s, v)| handle.apply(s, v));
-        let want = host_forward(&model, &params, &x[handle.member * 2..handle.member * 2 + 2]);
-        assert_close(&y[handle.member..handle.member + 1], &want, 1e-5, 1e-5, "per-member output");
-    }
-}
-
-/// ask/tell with the fitness computed on the host from the handles equals the batched path.
-#[test]
-fn ask_tell_on_the_host_follows_the_batched_trajectory() {
-    let task = Constant::new(3);
-    // SGD: Adam's normalisation would turn rounding-level differences of near-zero gradient
-    // components into full steps.
-    let cfg = EsConfig { epochs: 5, seed: 3, optimizer: OptimizerKind::Sgd, ..task.default_config() };
-    let mut batched = Eggroll::new(CpuBackend::new(), task.model(), cfg.clone()).unwrap();
-    let mut external = Eggroll::new(CpuBackend::new(), task.model(), cfg).unwrap();
-    let x: Vec<f32> = (0..3).map(|i| i as f32 * 0.3 - 0.2).collect();
-    for _ in 0..5 {
-        let y = batched.population_forward(&x, InputLayout::Shared, 1).unwrap();
-        batched.tell(&y.iter().map(|v| -(v - 2.0).powi(2)).collect::<Vec<_>>()).unwrap();
-
-        let mean: Vec<Vec<f32>> = external.state().unwrap().tensors.into_iter().take(external.specs().len()).map(|(_, t)| t).collect();
-        let specs = external.specs();
-        let fitness: Vec<f32> = external
-            .ask()
-            .iter()
-            .map(|h| {
-                let mut p = mean.clone();
-                specs.iter().zip(&mut p).for_each(|(s, v)| h.apply(s, v));
-                -(host_forward(&task.model(), &p, &x)[0] - 2.0).powi(2)
-            })
-            .collect();
-        external.tell(&fitness).unwrap();
-    }
-    let (a, b) = (batched.state().unwrap(), external.state().unwrap());
-    for ((name, ta), (_, tb)) in a.tensors.iter().zip(&b.tensors) {
-        assert_close(ta, tb, 1e-4, 1e-3, name);
-    }
 }
 
 fn run_constant(seed: u64, epochs: u32) -> Vec<(String, Vec<f32>)> {
@@ -160,31 +36,6 @@ fn same_seed_same_trajectory_other_seed_other_one() {
     assert_ne!(run_constant(11, 8), run_constant(12, 8));
 }
 
-/// Stopping, saving the state and restoring it into a fresh trainer continues bit for bit.
-#[test]
-fn state_round_trip_continues_exactly() {
-    for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW] {
-        let mut task = Constant::new(5);
-        let cfg = EsConfig { optimizer, epochs: 12, seed: 5, lr_schedule: Schedule::Cosine, noise_reuse: 3, ..task.default_config() };
-        let mut straight = Eggroll::new(CpuBackend::new(), task.model(), cfg.clone()).unwrap();
-        for _ in 0..12 {
-            train_epoch(&mut task, &mut straight).unwrap();
-        }
-        let mut first = Eggroll::new(CpuBackend::new(), task.model(), cfg.clone()).unwrap();
-        for _ in 0..7 {
-            train_epoch(&mut task, &mut first).unwrap();
-        }
-        let saved = first.state().unwrap();
-        let mut resumed = Eggroll::new(CpuBackend::new(), task.model(), cfg).unwrap();
-        resumed.restore(&saved).unwrap();
-        assert_eq!(resumed.epoch(), 7);
-        for _ in 7..12 {
-            train_epoch(&mut task, &mut resumed).unwrap();
-        }
-        assert_eq!(straight.state().unwrap(), resumed.state().unwrap(), "{optimizer:?}");
-    }
-}
-
 #[test]
 fn restore_refuses_a_state_of_another_model_or_optimiser() {
     let task = Constant::new(0);
@@ -196,24 +47,6 @@ fn restore_refuses_a_state_of_another_model_or_optimiser() {
     let mut other = Eggroll::new(CpuBackend::new(), Mlp::builder(3).linear(8).linear(1).build(), task.default_config()).unwrap();
     let err = other.restore(&adam.state().unwrap()).unwrap_err();
     assert!(matches!(err, EggrollError::Checkpoint(_)), "{err}");
-}
-
-/// A frozen parameter never moves; the others do.
-#[test]
-fn frozen_parameters_stay_put() {
-    let mut task = Constant::new(1);
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), task.default_config()).unwrap();
-    let frozen = es.specs()[0].name.clone();
-    es.set_frozen(&frozen, true).unwrap();
-    assert!(es.set_frozen("no.such.param", true).is_err());
-    let before = es.state().unwrap();
-    for _ in 0..5 {
-        train_epoch(&mut task, &mut es).unwrap();
-    }
-    let after = es.state().unwrap();
-    assert_eq!(before.get(&frozen), after.get(&frozen));
-    let moved = &es.specs()[1].name;
-    assert_ne!(before.get(moved), after.get(moved));
 }
 
 #[test]
@@ -258,22 +91,6 @@ fn bad_configurations_name_the_field() {
         let err = Eggroll::new(CpuBackend::new(), tanh_mlp(), cfg).err().expect(field);
         assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(field), "{field}: {err}");
     }
-}
-
-#[test]
-fn bad_fitness_and_inputs_are_refused() {
-    let mut es = Eggroll::new(CpuBackend::new(), tanh_mlp(), small_config()).unwrap();
-    let mut fitness = vec![0.5; 16];
-    fitness[9] = f32::NAN;
-    let err = es.tell(&fitness).unwrap_err();
-    assert!(matches!(err, EggrollError::NonFiniteFitness { member: 9, .. }), "{err}");
-    fitness[9] = f32::INFINITY;
-    assert!(es.tell(&fitness).is_err());
-    assert!(es.tell(&[0.0; 15]).unwrap_err().to_string().contains("15 fitness values"));
-    assert_eq!(es.epoch(), 0, "a refused tell does not advance the epoch");
-    let err = es.population_forward(&[0.0; 4], InputLayout::Shared, 1).unwrap_err();
-    assert!(err.to_string().contains("expected 5"), "{err}");
-    assert!(es.forward_mean(&[], 0).is_err());
 }
 
 #[test]

@@ -81,6 +81,12 @@ impl<B: Backend> Eggroll<B> {
         &self.backend
     }
 
+    /// The backend back, for another trainer or other work on the same device; the parameters
+    /// and optimiser state are dropped (save them first with [`Eggroll::state`]).
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EsConfig {
         &self.config

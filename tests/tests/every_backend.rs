@@ -1,0 +1,183 @@
+//! The trainer's contract, one test body per property run on every backend (`<name>::cpu`,
+//! `<name>::wgpu`): the fused population forward against a host oracle built from the ask handles,
+//! ask/tell with host-computed fitness, exact state round trips, frozen parameters, bad input.
+
+use eggroll::config::{EsConfig, OptimizerKind, Schedule};
+use eggroll::tasks::{Constant, Task};
+use eggroll::{train_epoch, Eggroll, EggrollError, Mlp};
+use eggroll_backend::{Activation, Backend, InputLayout};
+use eggroll_tests::{assert_close, host_forward, test_device};
+
+test_device!(
+    population_forward_matches_the_ask_handles,
+    per_member_inputs_reach_their_member,
+    ask_tell_on_the_host_follows_the_batched_trajectory,
+    state_round_trip_continues_exactly,
+    frozen_parameters_stay_put,
+    bad_fitness_and_inputs_are_refused,
+);
+
+fn small_config() -> EsConfig {
+    EsConfig { population: 16, rank: 2, sigma: 0.3, lr: 0.05, epochs: 50, seed: 7, ..EsConfig::default() }
+}
+
+fn tanh_mlp() -> Mlp {
+    Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build()
+}
+
+/// The current parameters, in registration order.
+fn mean_params<B: Backend>(es: &Eggroll<B>) -> Vec<Vec<f32>> {
+    let specs = es.specs().len();
+    es.state().unwrap().tensors.into_iter().take(specs).map(|(_, t)| t).collect()
+}
+
+/// Every member of the batched population forward equals the host forward of `W + E_i` that its
+/// [`eggroll::Perturbation`] handle describes (the ask/tell path an app evaluates elsewhere).
+fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
+    let model = tanh_mlp();
+    let mut es = Eggroll::new(backend, model.clone(), small_config()).unwrap();
+    let mean = mean_params(&es);
+    let rows = 3;
+    let x: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0).collect();
+    let y = es.population_forward(&x, InputLayout::Shared, rows).unwrap();
+    let specs = es.specs();
+    for handle in es.ask() {
+        let mut params = mean.clone();
+        for (spec, values) in specs.iter().zip(&mut params) {
+            handle.apply(spec, values);
+        }
+        for row in 0..rows {
+            let want = host_forward(&model, &params, &x[row * 5..(row + 1) * 5]);
+            let at = (handle.member * rows + row) * 3;
+            assert_close(&y[at..at + 3], &want, 1e-4, 1e-4, &format!("member {} row {row}", handle.member));
+        }
+    }
+    // The members of a pair differ: the noise is there.
+    assert!(y[..9] != y[9..18]);
+    let mean_y = es.forward_mean(&x, rows).unwrap();
+    for row in 0..rows {
+        let want = host_forward(&model, &mean, &x[row * 5..(row + 1) * 5]);
+        assert_close(&mean_y[row * 3..(row + 1) * 3], &want, 1e-4, 1e-4, &format!("mean model row {row}"));
+    }
+}
+
+/// The per-member input layout gives member i its own rows.
+fn per_member_inputs_reach_their_member<B: Backend>(backend: B) {
+    let model = Mlp::builder(2).linear(3).relu().linear(1).build();
+    let cfg = EsConfig { population: 4, ..small_config() };
+    let mut es = Eggroll::new(backend, model.clone(), cfg).unwrap();
+    let mean = mean_params(&es);
+    let x = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0, -2.0];
+    let y = es.population_forward(&x, InputLayout::PerMember, 1).unwrap();
+    let specs = es.specs();
+    for handle in es.ask() {
+        let mut params = mean.clone();
+        specs.iter().zip(&mut params).for_each(|(s, v)| handle.apply(s, v));
+        let want = host_forward(&model, &params, &x[handle.member * 2..handle.member * 2 + 2]);
+        assert_close(&y[handle.member..handle.member + 1], &want, 1e-5, 1e-5, "per-member output");
+    }
+}
+
+/// ask/tell with the fitness computed on the host from the handles follows the batched path.
+fn ask_tell_on_the_host_follows_the_batched_trajectory<B: Backend>(backend: B) {
+    let task = Constant::new(3);
+    // SGD: Adam's normalisation would turn rounding-level differences of near-zero gradient
+    // components into full steps.
+    let cfg = EsConfig { epochs: 5, seed: 3, optimizer: OptimizerKind::Sgd, ..task.default_config() };
+    let mut es = Eggroll::new(backend, task.model(), cfg.clone()).unwrap();
+    let mut batched_params = Vec::new();
+    let x: Vec<f32> = (0..3).map(|i| i as f32 * 0.3 - 0.2).collect();
+    let fitness_of = |y: f32| -(y - 2.0).powi(2);
+    // The batched run first, then the same epochs again from the start with host fitness.
+    let start = es.state().unwrap();
+    for _ in 0..5 {
+        let y = es.population_forward(&x, InputLayout::Shared, 1).unwrap();
+        es.tell(&y.iter().map(|&v| fitness_of(v)).collect::<Vec<_>>()).unwrap();
+    }
+    batched_params.extend(es.state().unwrap().tensors);
+    es.restore(&start).unwrap();
+    for _ in 0..5 {
+        let mean = mean_params(&es);
+        let specs = es.specs();
+        let fitness: Vec<f32> = es
+            .ask()
+            .iter()
+            .map(|h| {
+                let mut p = mean.clone();
+                specs.iter().zip(&mut p).for_each(|(s, v)| h.apply(s, v));
+                fitness_of(host_forward(&task.model(), &p, &x)[0])
+            })
+            .collect();
+        es.tell(&fitness).unwrap();
+    }
+    for ((name, batched), (_, host)) in batched_params.iter().zip(&es.state().unwrap().tensors) {
+        assert_close(host, batched, 1e-4, 1e-3, name);
+    }
+}
+
+/// Saving the state and restoring it later (over a trainer that has since moved on) continues
+/// bit for bit: parameters, optimiser moments and the epoch (its noise and schedules) come back.
+fn state_round_trip_continues_exactly<B: Backend>(backend: B) {
+    let mut task = Constant::new(5);
+    let defaults = task.default_config();
+    let cfg = |optimizer| EsConfig { optimizer, epochs: 12, seed: 5, lr_schedule: Schedule::Cosine, noise_reuse: 3, ..defaults.clone() };
+    let mut es = Eggroll::new(backend, task.model(), cfg(OptimizerKind::Sgd)).unwrap();
+    for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW] {
+        es = Eggroll::new(es.into_backend(), task.model(), cfg(optimizer)).unwrap();
+        let start = es.state().unwrap();
+        for _ in 0..12 {
+            train_epoch(&mut task, &mut es).unwrap();
+        }
+        let straight = es.state().unwrap();
+        es.restore(&start).unwrap();
+        for _ in 0..7 {
+            train_epoch(&mut task, &mut es).unwrap();
+        }
+        let saved = es.state().unwrap();
+        for _ in 0..2 {
+            train_epoch(&mut task, &mut es).unwrap();
+        }
+        es.restore(&saved).unwrap();
+        assert_eq!(es.epoch(), 7);
+        for _ in 7..12 {
+            train_epoch(&mut task, &mut es).unwrap();
+        }
+        assert_eq!(straight, es.state().unwrap(), "{optimizer:?}");
+    }
+}
+
+/// A frozen parameter never moves; the others do.
+fn frozen_parameters_stay_put<B: Backend>(backend: B) {
+    let mut task = Constant::new(1);
+    let mut es = Eggroll::new(backend, task.model(), task.default_config()).unwrap();
+    let frozen = es.specs()[0].name.clone();
+    es.set_frozen(&frozen, true).unwrap();
+    assert!(es.set_frozen("no.such.param", true).is_err());
+    let before = es.state().unwrap();
+    for _ in 0..5 {
+        train_epoch(&mut task, &mut es).unwrap();
+    }
+    let after = es.state().unwrap();
+    assert_eq!(before.get(&frozen), after.get(&frozen));
+    let moved = &es.specs()[1].name;
+    assert_ne!(before.get(moved), after.get(moved));
+}
+
+/// NaN/Inf fitness, a wrong number of fitness values and inputs of the wrong width are refused
+/// with errors that name them, before anything reaches the device.
+fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, tanh_mlp(), small_config()).unwrap();
+    let before = es.state().unwrap();
+    let mut fitness = vec![0.5; 16];
+    fitness[9] = f32::NAN;
+    let err = es.tell(&fitness).unwrap_err();
+    assert!(matches!(err, EggrollError::NonFiniteFitness { member: 9, .. }), "{err}");
+    fitness[9] = f32::INFINITY;
+    assert!(es.tell(&fitness).is_err());
+    assert!(es.tell(&[0.0; 15]).unwrap_err().to_string().contains("15 fitness values"));
+    assert_eq!(es.epoch(), 0, "a refused tell does not advance the epoch");
+    assert_eq!(es.state().unwrap(), before, "a refused tell leaves the parameters alone");
+    let err = es.population_forward(&[0.0; 4], InputLayout::Shared, 1).unwrap_err();
+    assert!(err.to_string().contains("expected 5"), "{err}");
+    assert!(es.forward_mean(&[], 0).is_err());
+}
