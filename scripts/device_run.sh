@@ -46,7 +46,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 
 work="$(mktemp -d)"
 EGGROLL_BIN="$kit/bin/eggroll" EGGROLL_TEST_BINS="$kit/tests" \
-  EGGROLL_STAGE_TIMEOUTS="${EGGROLL_STAGE_TIMEOUTS:-120,120,45,240}" \
+  EGGROLL_STAGE_TIMEOUTS="${EGGROLL_STAGE_TIMEOUTS:-90,90,45,300}" \
   bash "$repo/scripts/gpu_bench.sh" "$work"
 rc=$?
 tar -czf "$out/gpu-bench.tar.gz" -C "$work" .
