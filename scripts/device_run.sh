@@ -9,6 +9,8 @@
 #   gpu-bench.tar.gz   every file gpu_bench.sh wrote
 #   *.md, tests.log    the tables and the test log, to read without unpacking
 set -uo pipefail
+# ldconfig lives in sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 [ $# -ge 1 ] || { echo "usage: bash scripts/device_run.sh OUT_DIR [KIT_DIR]" >&2; exit 2; }
 mkdir -p "$1" && out="$(cd "$1" && pwd)" || exit 1
