@@ -40,6 +40,9 @@ echo "== GPU-path tests on GL (no shader-f16 there: f16 uploads must be refused)
 EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-backend --test gpu_vs_cpu --test philox_kat --test f16
 EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-tests --test every_backend --test across_backends
 
+echo "== the optimiser library and its embedding example without the CLI's dependencies"
+cargo check -p eggroll --no-default-features --lib --examples
+
 echo "== wasm32 check of the backend (no native-only features)"
 cargo check -p eggroll-backend --no-default-features --target wasm32-unknown-unknown
 
