@@ -61,8 +61,9 @@
 //!
 //! `--backend auto|cpu|wgpu` selects as everywhere else ([`eggroll_backend::select`]; `wgpu` honours
 //! `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`). Progress goes to stderr, one line per point; the
-//! Markdown table goes to stdout. `--json FILE` writes an array of [`PointResult`] (rewritten
-//! after every point, so a long sweep keeps what it measured), `--plot FILE.png|FILE.svg` draws
+//! Markdown table goes to stdout. `--json FILE` writes an array of [`PointResult`] and
+//! `--markdown FILE` the table (both rewritten after every point, so a long sweep keeps what it
+//! measured; `--time-limit SECS` starts no new point after SECS), `--plot FILE.png|FILE.svg` draws
 //! `fraction_of_inference` and `speedup_vs_naive` against N, one line per `(m, rank, rows, dtype)`.
 //! Inference and the EGGROLL forward are measured side by side: their timed samples alternate,
 //! so that drift in the machine's speed falls on both alike.
@@ -84,6 +85,7 @@ use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::{select_backend, BackendChoice};
 use eggroll_backend::DType;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[cfg(doc)]
@@ -167,6 +169,10 @@ pub struct BenchArgs {
     /// Write the Markdown table (with the adapter line) to FILE as well as stdout.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Start no new point after SECS seconds: the points left are reported as skipped, and the
+    /// table, JSON and plot are written as usual (a point already running finishes).
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<f64>,
 }
 
 impl BenchArgs {
@@ -224,6 +230,15 @@ impl BenchArgs {
         }
         Ok(MeasureOptions { repeats, naive_limit_s: self.naive_limit, ..MeasureOptions::default() })
     }
+
+    /// `--time-limit`, checked.
+    pub fn time_limit(&self) -> Result<Option<Duration>, BenchError> {
+        match self.time_limit {
+            None => Ok(None),
+            Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
+            Some(secs) => Err(BenchError::InvalidArgument(format!("--time-limit {secs}: must be a finite number of seconds > 0"))),
+        }
+    }
 }
 
 /// Runs `eggroll bench`: checks the arguments, opens the backend, measures every point (progress
@@ -231,6 +246,7 @@ impl BenchArgs {
 pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     let points = args.points()?;
     let opts = args.measure_options()?;
+    let time_limit = args.time_limit()?;
     if let Some(path) = &args.plot {
         plot::check_extension(path)?;
     }
@@ -239,29 +255,36 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     if args.preset() == Preset::Full && points.len() > 1 && selected.kind() == "cpu" {
         eprintln!("note: --full is sized for a GPU (m=n up to 8192); on the CPU backend it takes hours");
     }
-    let results = eggroll_backend::with_backend!(selected, b => sweep(&b, &points, &opts, args.json.as_deref()))?;
-    let table = markdown_table(&results);
-    print!("{table}");
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, &table).map_err(|e| BenchError::output(path, e))?;
-    }
-    if let Some(path) = &args.json {
-        write_json(path, &results)?;
-    }
+    // The JSON and the table are rewritten after every point, so that a sweep cut short keeps what
+    // it measured.
+    let write_files = |results: &[PointResult]| -> Result<(), BenchError> {
+        if let Some(path) = &args.json {
+            write_json(path, results)?;
+        }
+        if let Some(path) = &args.markdown {
+            std::fs::write(path, markdown_table(results)).map_err(|e| BenchError::output(path, e))?;
+        }
+        Ok(())
+    };
+    let results = eggroll_backend::with_backend!(selected, b => sweep(&b, &points, &opts, time_limit, write_files))?;
+    print!("{}", markdown_table(&results));
     if let Some(path) = &args.plot {
         draw_plot(path, &results)?;
     }
     Ok(())
 }
 
-/// Measures `points` in order on `backend`, one progress line per point on stderr, rewriting
-/// `json` (when given) after each point.
+/// Measures `points` in order on `backend`, one progress line per point on stderr, calling
+/// `after_point` with the results so far after each point. Once `time_limit` has passed since the
+/// start, the points not started yet are reported as skipped instead of measured.
 pub fn sweep<B: BenchBackend>(
     backend: &B,
     points: &[PointSpec],
     opts: &MeasureOptions,
-    json: Option<&Path>,
+    time_limit: Option<Duration>,
+    mut after_point: impl FnMut(&[PointResult]) -> Result<(), BenchError>,
 ) -> Result<Vec<PointResult>, BenchError> {
+    let start = Instant::now();
     let adapter = backend.describe();
     eprintln!(
         "eggroll bench: {} points on {} ({}, {}, {}); timing: {}; {} repeats after a warm-up",
@@ -275,12 +298,15 @@ pub fn sweep<B: BenchBackend>(
     );
     let mut results = Vec::with_capacity(points.len());
     for (i, p) in points.iter().enumerate() {
-        let r = measure_point(backend, p, opts)?;
+        let r = match time_limit {
+            Some(limit) if start.elapsed() >= limit => {
+                measure::skipped_point(backend, p, opts, format!("skipped: not started within --time-limit {} s", limit.as_secs_f64()))
+            }
+            _ => measure_point(backend, p, opts)?,
+        };
         eprintln!("[{}/{}] {}", i + 1, points.len(), r.progress_line());
         results.push(r);
-        if let Some(path) = json {
-            write_json(path, &results)?;
-        }
+        after_point(&results)?;
     }
     let choices = backend.gemm_choices();
     if !choices.is_empty() {

@@ -235,13 +235,16 @@ pub fn measure_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOpt
     let mut result = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
     match measure_into(b, spec, opts, &mut result) {
         Ok(()) => Ok(result),
-        Err(e) if is_skip(&e) => {
-            let mut skipped = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
-            skipped.skipped = Some(format!("skipped: {e}"));
-            Ok(skipped)
-        }
+        Err(e) if is_skip(&e) => Ok(skipped_point(b, spec, opts, format!("skipped: {e}"))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A point of `b` left unmeasured for `reason` (which starts with `skipped:`).
+pub(crate) fn skipped_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions, reason: String) -> PointResult {
+    let mut r = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
+    r.skipped = Some(reason);
+    r
 }
 
 fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions, r: &mut PointResult) -> eggroll_backend::Result<()> {

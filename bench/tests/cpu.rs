@@ -48,6 +48,10 @@ fn argument_errors_are_clear() {
     assert!(repeats.contains("--repeats 0"), "{repeats}");
     let plot = invalid(&["--backend", "cpu", "--m", "8", "--plot", "out.jpg"]);
     assert!(plot.contains(".png or .svg"), "{plot}");
+    for limit in ["0", "-3", "nan", "inf"] {
+        let msg = invalid(&["--backend", "cpu", "--m", "8", &format!("--time-limit={limit}")]);
+        assert!(msg.contains("--time-limit") && msg.contains("seconds > 0"), "{msg}");
+    }
     // Clap refuses what it can: an unknown backend, both presets at once.
     assert!(Cli::try_parse_from(["bench", "--backend", "tpu"]).is_err());
     assert!(Cli::try_parse_from(["bench", "--quick", "--full"]).is_err());
@@ -132,6 +136,30 @@ fn run_writes_json_markdown_and_plot() {
     // The results read back and plot as SVG too.
     let results: Vec<eggroll_bench::PointResult> = serde_json::from_str(&text).unwrap();
     eggroll_bench::draw_plot(&svg, &results).unwrap();
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+/// With `--time-limit`, the points not started in time are reported as skipped, with the reason,
+/// in the JSON and the table, and the sweep still writes every file.
+#[test]
+fn time_limit_skips_the_points_left_and_writes_the_files() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let (json, md, svg) = (temp("limit.json"), temp("limit.md"), temp("limit.svg"));
+    let mut a = args(&["--backend", "cpu", "--quick", "--repeats", "1", "--time-limit", "0.001"]);
+    a.json = Some(json.clone());
+    a.markdown = Some(md.clone());
+    a.plot = Some(svg.clone());
+    eggroll_bench::run(&a).expect("bench run");
+    let results: Vec<eggroll_bench::PointResult> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(results.len(), Preset::Quick.points(&[DType::F32]).len());
+    // Measuring the first point takes longer than 1 ms: none after it may start.
+    for r in &results[1..] {
+        let reason = r.skipped.as_deref().unwrap_or_else(|| panic!("measured after the limit: {}", r.progress_line()));
+        assert_eq!(reason, "skipped: not started within --time-limit 0.001 s");
+        assert!(r.fraction_of_inference.is_none() && r.update_ms.is_none());
+    }
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(table.matches("not started within --time-limit").count(), results.len() - 1, "{table}");
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
 }
 

@@ -24,7 +24,7 @@ pub enum Command {
     /// List the WebGPU adapters and the CPU backend, and which one `--backend auto` picks.
     Info,
     /// Benchmark the EGGROLL forward against plain inference and naive ES (Markdown table on stdout).
-    Bench(eggroll_bench::BenchArgs),
+    Bench(Box<eggroll_bench::BenchArgs>),
 }
 
 /// Options of `eggroll train`.
