@@ -41,10 +41,11 @@ EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-backend --test gpu_vs_cpu --t
 EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-tests --test every_backend --test across_backends
 
 echo "== the optimiser library and its embedding example without the CLI's dependencies"
-cargo check -p eggroll --no-default-features --lib --examples
+cargo check -p eggroll --no-default-features --features native --lib --examples
 
-echo "== wasm32 check of the backend (no native-only features)"
+echo "== wasm32 check of the backend and the optimiser library (no native-only features)"
 cargo check -p eggroll-backend --no-default-features --target wasm32-unknown-unknown
+cargo check -p eggroll --no-default-features --lib --target wasm32-unknown-unknown
 
 echo "== doc tests"
 cargo test --workspace --doc

@@ -23,6 +23,11 @@
 //! println!("{:?}", task.evaluate(&mut es)?);
 //! # Ok::<(), eggroll::EggrollError>(())
 //! ```
+//!
+//! Features: `cli` (default) builds the `eggroll` binary; `native` (part of `cli`) adds the
+//! blocking read-backs ([`Eggroll::population_forward`], [`Eggroll::forward_mean`],
+//! [`Eggroll::state`]) and the built-in [`tasks`]. Their `_async` twins are always there; without
+//! `native` the crate builds for `wasm32-unknown-unknown`.
 
 pub mod config;
 pub mod error;
@@ -30,6 +35,7 @@ pub mod es;
 pub mod model;
 pub mod params;
 pub mod shaping;
+#[cfg(feature = "native")]
 pub mod tasks;
 
 pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
@@ -37,4 +43,5 @@ pub use error::{EggrollError, Result};
 pub use es::{Eggroll, Perturbation, StepStats, TrainerState};
 pub use model::{Layer, Mlp};
 pub use params::{ParamKind, ParamRegistry, ParamSpec};
+#[cfg(feature = "native")]
 pub use tasks::{train_epoch, AnyTask, Evaluation, Task, TaskKind};

@@ -15,6 +15,7 @@ test_device!(
     state_round_trip_continues_exactly,
     frozen_parameters_stay_put,
     bad_fitness_and_inputs_are_refused,
+    async_api_matches_the_blocking_one,
 );
 
 fn small_config() -> EsConfig {
@@ -180,4 +181,19 @@ fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
     let err = es.population_forward(&[0.0; 4], InputLayout::Shared, 1).unwrap_err();
     assert!(err.to_string().contains("expected 5"), "{err}");
     assert!(es.forward_mean(&[], 0).is_err());
+}
+
+/// The `_async` methods (what a browser app awaits) return what the blocking ones do.
+fn async_api_matches_the_blocking_one<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, tanh_mlp(), EsConfig { optimizer: OptimizerKind::Adam, ..small_config() }).unwrap();
+    let x: Vec<f32> = (0..2 * 5).map(|i| (i as f32 - 4.0) / 3.0).collect();
+    for _ in 0..2 {
+        let y = es.population_forward(&x, InputLayout::Shared, 2).unwrap();
+        assert_eq!(pollster::block_on(es.population_forward_async(&x, InputLayout::Shared, 2)).unwrap(), y);
+        assert_eq!(pollster::block_on(es.forward_mean_async(&x, 2)).unwrap(), es.forward_mean(&x, 2).unwrap());
+        let state = es.state().unwrap();
+        assert_eq!(pollster::block_on(es.state_async()).unwrap(), state);
+        assert_eq!(state.tensors.len(), 3 * es.specs().len(), "parameters and both Adam moments");
+        es.tell(&y.chunks(2 * 3).map(|member| -member.iter().map(|v| v * v).sum::<f32>()).collect::<Vec<_>>()).unwrap();
+    }
 }

@@ -70,16 +70,16 @@ fn scratch_for<'a, B: Backend>(backend: &B, model: &Mlp, cache: &'a mut Vec<Scra
     Ok(cache.last_mut().expect("just pushed"))
 }
 
-/// Runs `model` with parameters `slots` on `x` and reads the output back (members x rows x
-/// outputs, member-major).
-pub(crate) fn run<B: Backend>(
+/// Enqueues `model` with parameters `slots` on `x`; returns the device buffer that will hold the
+/// output (members x rows x outputs, member-major) for the caller to read back.
+pub(crate) fn run<'a, B: Backend>(
     backend: &B,
     model: &Mlp,
     slots: &[Slot<B>],
-    cache: &mut Vec<Scratch<B>>,
+    cache: &'a mut Vec<Scratch<B>>,
     mode: Mode,
     x: &[f32],
-) -> Result<Vec<f32>> {
+) -> Result<&'a B::Buffer> {
     let scratch = scratch_for(backend, model, cache, &mode)?;
     if x.len() != backend.len(&scratch.input) {
         let (members, rows, layout) = mode.key();
@@ -120,7 +120,7 @@ pub(crate) fn run<B: Backend>(
             }
         }
     }
-    Ok(backend.read_blocking(current_mut(scratch, current))?)
+    Ok(current_mut(scratch, current))
 }
 
 /// The buffer holding the current activations.

@@ -118,26 +118,53 @@ impl<B: Backend> Eggroll<B> {
     /// The whole population's forward on the backend (batched perturbed matmuls, no per-member
     /// host loop) at the current epoch's noise and σ: `x` is rows x inputs
     /// ([`InputLayout::Shared`]) or N x rows x inputs ([`InputLayout::PerMember`]); returns
-    /// N x rows x outputs on the host.
+    /// N x rows x outputs on the host. Blocking; [`Eggroll::population_forward_async`] awaits the
+    /// read-back instead (the browser cannot block).
+    #[cfg(feature = "native")]
     pub fn population_forward(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
+        let mode = self.population_mode(layout, rows)?;
+        let (backend, output) = self.enqueue_forward(mode, x)?;
+        Ok(backend.read_blocking(output)?)
+    }
+
+    /// [`Eggroll::population_forward`] with the read-back awaited.
+    pub async fn population_forward_async(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
+        let mode = self.population_mode(layout, rows)?;
+        let (backend, output) = self.enqueue_forward(mode, x)?;
+        Ok(backend.read(output).await?)
+    }
+
+    /// The unperturbed (mean) model on `rows` x inputs; returns rows x outputs. Blocking; see
+    /// [`Eggroll::forward_mean_async`].
+    #[cfg(feature = "native")]
+    pub fn forward_mean(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let (backend, output) = self.enqueue_forward(mean_mode(rows)?, x)?;
+        Ok(backend.read_blocking(output)?)
+    }
+
+    /// [`Eggroll::forward_mean`] with the read-back awaited.
+    pub async fn forward_mean_async(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let (backend, output) = self.enqueue_forward(mean_mode(rows)?, x)?;
+        Ok(backend.read(output).await?)
+    }
+
+    /// The population forward's mode at the current epoch, checked.
+    fn population_mode(&self, layout: InputLayout, rows: usize) -> Result<Mode> {
         let batch = Batch { population: self.config.population, rows, input: layout };
         batch.validate()?;
-        let mode = Mode::Population {
+        Ok(Mode::Population {
             batch,
             seed: self.config.seed,
             noise_epoch: self.noise_epoch(),
             rank: self.config.rank,
             sigma: self.config.sigma_at(self.epoch),
-        };
-        forward::run(&self.backend, &self.model, &self.slots, &mut self.scratch, mode, x)
+        })
     }
 
-    /// The unperturbed (mean) model on `rows` x inputs; returns rows x outputs.
-    pub fn forward_mean(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        if rows == 0 {
-            return Err(EggrollError::Data("rows must be > 0".into()));
-        }
-        forward::run(&self.backend, &self.model, &self.slots, &mut self.scratch, Mode::Mean { rows }, x)
+    /// Enqueues the forward of `mode` on `x`; returns the backend and the buffer to read.
+    fn enqueue_forward(&mut self, mode: Mode, x: &[f32]) -> Result<(&B, &B::Buffer)> {
+        let output = forward::run(&self.backend, &self.model, &self.slots, &mut self.scratch, mode, x)?;
+        Ok((&self.backend, output))
     }
 
     /// The perturbation handles of the current epoch, one per member, so that members can be
@@ -196,6 +223,14 @@ impl<B: Backend> Eggroll<B> {
     fn noise_epoch(&self) -> u32 {
         noise_epoch(self.epoch, self.config.noise_reuse)
     }
+}
+
+/// The mean model's mode on `rows` rows, checked.
+fn mean_mode(rows: usize) -> Result<Mode> {
+    if rows == 0 {
+        return Err(EggrollError::Data("rows must be > 0".into()));
+    }
+    Ok(Mode::Mean { rows })
 }
 
 /// Summary statistics of the raw fitness.

@@ -24,21 +24,37 @@ impl TrainerState {
 }
 
 impl<B: Backend> Eggroll<B> {
-    /// Reads the parameters and optimiser moments back from the backend.
+    /// Reads the parameters and optimiser moments back from the backend. Blocking; see
+    /// [`Eggroll::state_async`].
+    #[cfg(feature = "native")]
     pub fn state(&self) -> Result<TrainerState> {
         let mut tensors = Vec::new();
-        for slot in &self.slots {
-            tensors.push((slot.spec.name.clone(), self.backend.read_blocking(&slot.value)?));
+        for (name, buffer) in self.state_buffers() {
+            tensors.push((name, self.backend.read_blocking(buffer)?));
         }
+        Ok(TrainerState { epoch: self.epoch, tensors })
+    }
+
+    /// [`Eggroll::state`] with the read-backs awaited.
+    pub async fn state_async(&self) -> Result<TrainerState> {
+        let mut tensors = Vec::new();
+        for (name, buffer) in self.state_buffers() {
+            tensors.push((name, self.backend.read(buffer).await?));
+        }
+        Ok(TrainerState { epoch: self.epoch, tensors })
+    }
+
+    /// The tensors of [`TrainerState`], named, in order: the parameters, then the Adam moments.
+    fn state_buffers(&self) -> Vec<(String, &B::Buffer)> {
+        let mut buffers: Vec<_> = self.slots.iter().map(|slot| (slot.spec.name.clone(), &slot.value)).collect();
         for (kind, pick) in [("m", 0), ("v", 1)] {
             for slot in &self.slots {
                 if let Some((m, v)) = &slot.moments {
-                    let buffer = if pick == 0 { m } else { v };
-                    tensors.push((format!("adam.{kind}.{}", slot.spec.name), self.backend.read_blocking(buffer)?));
+                    buffers.push((format!("adam.{kind}.{}", slot.spec.name), if pick == 0 { m } else { v }));
                 }
             }
         }
-        Ok(TrainerState { epoch: self.epoch, tensors })
+        buffers
     }
 
     /// Loads `state` (from [`Eggroll::state`] of the same model and optimiser kind): every
