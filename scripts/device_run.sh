@@ -4,8 +4,9 @@
 #   bash scripts/device_run.sh OUT_DIR [KIT_DIR]      # default KIT_DIR: .device-kit
 # It checks the kit, installs the Vulkan/EGL loaders from the kit when the machine has none (as
 # root: the packages are unpacked into /), points Vulkan and EGL at NVIDIA's driver files when no
-# other driver is registered, runs gpu_bench.sh with a time limit per stage (sized to end inside a
-# ten-minute command; override with EGGROLL_STAGE_TIMEOUTS), and leaves in OUT_DIR:
+# other driver is registered, runs gpu_bench.sh on Vulkan (WGPU_BACKEND, unless set) with a time
+# limit per stage (sized to end inside a ten-minute command; override with
+# EGGROLL_STAGE_TIMEOUTS), and leaves in OUT_DIR:
 #   gpu-bench.tar.gz   every file gpu_bench.sh wrote
 #   *.md, tests.log    the tables and the test log, to read without unpacking
 set -uo pipefail
@@ -45,6 +46,9 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR="$(mktemp -d)" && chmod 700 "$XDG_RUNTIME_DIR" && export XDG_RUNTIME_DIR
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+
+# The benchmark on the same API as the tests (wgpu would also find the GPU through EGL/GL).
+export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 
 work="$(mktemp -d)"
 EGGROLL_BIN="$kit/bin/eggroll" EGGROLL_TEST_BINS="$kit/tests" \
