@@ -173,6 +173,12 @@ pub struct BenchArgs {
     /// table, JSON and plot are written as usual (a point already running finishes).
     #[arg(long, value_name = "SECS")]
     pub time_limit: Option<f64>,
+    /// Measure nothing: read the results of earlier runs from these `--json` files (e.g. one per
+    /// GPU, comma-separated) and print, write and plot them together, with the adapter in a
+    /// column of the table and in the plot's legend when there are several.
+    #[arg(long, value_name = "FILES", value_delimiter = ',', num_args = 1..,
+          conflicts_with_all = ["quick", "full", "m", "n", "population", "rank", "rows", "dtype", "repeats", "no_autotune", "time_limit"])]
+    pub from: Option<Vec<PathBuf>>,
 }
 
 impl BenchArgs {
@@ -244,6 +250,9 @@ impl BenchArgs {
 /// Runs `eggroll bench`: checks the arguments, opens the backend, measures every point (progress
 /// on stderr), prints the Markdown table on stdout and writes the files asked for.
 pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
+    if let Some(paths) = &args.from {
+        return report_saved(args, paths);
+    }
     let points = args.points()?;
     let opts = args.measure_options()?;
     let time_limit = args.time_limit()?;
@@ -257,19 +266,39 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     }
     // The JSON and the table are rewritten after every point, so that a sweep cut short keeps what
     // it measured.
-    let write_files = |results: &[PointResult]| -> Result<(), BenchError> {
-        if let Some(path) = &args.json {
-            write_json(path, results)?;
-        }
-        if let Some(path) = &args.markdown {
-            std::fs::write(path, markdown_table(results)).map_err(|e| BenchError::output(path, e))?;
-        }
-        Ok(())
-    };
-    let results = eggroll_backend::with_backend!(selected, b => sweep(&b, &points, &opts, time_limit, write_files))?;
-    print!("{}", markdown_table(&results));
+    let results = eggroll_backend::with_backend!(selected, b => sweep(&b, &points, &opts, time_limit, |r| write_files(args, r)))?;
+    finish(args, &results)
+}
+
+/// `--from`: the results of `paths`, one after the other, printed and written like a sweep's.
+fn report_saved(args: &BenchArgs, paths: &[PathBuf]) -> Result<(), BenchError> {
     if let Some(path) = &args.plot {
-        draw_plot(path, &results)?;
+        plot::check_extension(path)?;
+    }
+    let mut results = Vec::new();
+    for path in paths {
+        results.extend(read_json(path)?);
+    }
+    write_files(args, &results)?;
+    finish(args, &results)
+}
+
+/// Writes `--json` and `--markdown`, when asked for.
+fn write_files(args: &BenchArgs, results: &[PointResult]) -> Result<(), BenchError> {
+    if let Some(path) = &args.json {
+        write_json(path, results)?;
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, markdown_table(results)).map_err(|e| BenchError::output(path, e))?;
+    }
+    Ok(())
+}
+
+/// Prints the table on stdout and draws `--plot`, when asked for.
+fn finish(args: &BenchArgs, results: &[PointResult]) -> Result<(), BenchError> {
+    print!("{}", markdown_table(results));
+    if let Some(path) = &args.plot {
+        draw_plot(path, results)?;
     }
     Ok(())
 }
@@ -311,6 +340,18 @@ pub fn sweep<B: BenchBackend>(
     let choices = backend.gemm_choices();
     if !choices.is_empty() {
         eprintln!("GEMM configurations per shape bucket: {}", choices.join("; "));
+    }
+    Ok(results)
+}
+
+/// Reads a JSON array of results written by `--json`; errors name the file.
+pub fn read_json(path: &Path) -> Result<Vec<PointResult>, BenchError> {
+    let bad = |message: String| BenchError::InvalidArgument(format!("--from {}: {message}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let results: Vec<PointResult> =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not the JSON `eggroll bench --json` writes: {e}")))?;
+    if results.is_empty() {
+        return Err(bad("holds no results".into()));
     }
     Ok(results)
 }

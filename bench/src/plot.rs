@@ -1,7 +1,7 @@
 //! `--plot`: fraction of inference and speedup vs naive against N, one line per
 //! `(m, rank, rows)`, as PNG or SVG (the same plotters set-up as `eggroll train --plot`).
 
-use crate::report::{sig, PointResult};
+use crate::report::{adapter_names, sig, PointResult};
 use crate::BenchError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -30,16 +30,19 @@ pub fn draw_plot(path: &Path, results: &[PointResult]) -> Result<(), BenchError>
     drawn.map_err(|e| BenchError::Output { path: path.to_path_buf(), message: format!("cannot draw plot: {e}") })
 }
 
-/// What identifies a series: `(m, n, rank, rows, dtype)`.
-type SeriesKey = (usize, usize, usize, usize, String);
+/// What identifies a series: `(m, n, rank, rows, dtype, adapter)`; the adapter's name is empty
+/// when every result comes from one adapter.
+type SeriesKey = (usize, usize, usize, usize, String, String);
 
 /// A series and its `(N, value)` points.
 type Series = (SeriesKey, Vec<(f64, f64)>);
 
 fn series(results: &[PointResult], value: impl Fn(&PointResult) -> Option<f64>) -> Vec<Series> {
+    let several = adapter_names(results).len() > 1;
     let mut out: Vec<Series> = Vec::new();
     for r in results {
-        let key = (r.m, r.n, r.rank, r.rows, r.dtype.clone());
+        let adapter = if several { r.adapter.name.clone() } else { String::new() };
+        let key = (r.m, r.n, r.rank, r.rows, r.dtype.clone(), adapter);
         let idx = match out.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
@@ -58,21 +61,24 @@ fn series(results: &[PointResult], value: impl Fn(&PointResult) -> Option<f64>) 
 }
 
 fn label(key: &SeriesKey) -> String {
-    let (m, n, rank, rows, dtype) = key;
+    let (m, n, rank, rows, dtype, adapter) = key;
     let dtype = if dtype == "f32" { String::new() } else { format!(" {dtype}") };
+    let adapter = if adapter.is_empty() { String::new() } else { format!(" {adapter}") };
     if m == n {
-        format!("m=n={m} r={rank} rows={rows}{dtype}")
+        format!("m=n={m} r={rank} rows={rows}{dtype}{adapter}")
     } else {
-        format!("{m}x{n} r={rank} rows={rows}{dtype}")
+        format!("{m}x{n} r={rank} rows={rows}{dtype}{adapter}")
     }
 }
 
 fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, results: &[PointResult]) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let title = match results.first() {
-        Some(r) => format!("EGGROLL on {} ({})", r.adapter.name, r.backend),
-        None => "EGGROLL".to_string(),
+    let names = adapter_names(results);
+    let title = match (results.first(), names.len()) {
+        (Some(r), 1) => format!("EGGROLL on {} ({})", r.adapter.name, r.backend),
+        (_, 0) => "EGGROLL".to_string(),
+        _ => format!("EGGROLL on {}", names.join(" vs ")),
     };
     let root = root.titled(&title, ("sans-serif", 24)).map_err(|e| err(&e))?;
     let (left, right) = root.split_horizontally(SIZE.0 / 2);

@@ -236,7 +236,19 @@ pub(crate) fn sig(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// The results as Markdown: one line per adapter/timing met, then the table.
+/// The distinct adapter names of `results`, in order of appearance.
+pub(crate) fn adapter_names(results: &[PointResult]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in results {
+        if !names.contains(&r.adapter.name.as_str()) {
+            names.push(&r.adapter.name);
+        }
+    }
+    names
+}
+
+/// The results as Markdown: one line per adapter/timing met, then the table (with an `adapter`
+/// column first when the results come from more than one adapter).
 pub fn markdown_table(results: &[PointResult]) -> String {
     let mut out = String::new();
     let mut seen: Vec<(&AdapterInfo, &str, usize)> = Vec::new();
@@ -254,9 +266,16 @@ pub fn markdown_table(results: &[PointResult]) -> String {
         )
         .unwrap();
     }
+    let several = adapter_names(results).len() > 1;
     out.push('\n');
+    if several {
+        out.push_str("| adapter ");
+    }
     out.push_str("| m | n | N | rank | rows | dtype | inference ms | EGGROLL ms | naive ms | update ms ");
     out.push_str("| inference GFLOP/s | EGGROLL GFLOP/s | naive GFLOP/s | fraction of inference | speedup vs naive |\n");
+    if several {
+        out.push_str("|---");
+    }
     out.push_str("|---:|---:|---:|---:|---:|---|---|---|---|---|---:|---:|---:|---:|---:|\n");
     let spread = |med: Option<f64>, lo: Option<f64>, hi: Option<f64>, skip: &Option<String>| match (med, lo, hi) {
         (Some(m), Some(l), Some(h)) => format!("{} ({}-{})", sig(m), sig(l), sig(h)),
@@ -265,6 +284,9 @@ pub fn markdown_table(results: &[PointResult]) -> String {
     };
     let num = |v: Option<f64>| v.map_or("-".to_string(), sig);
     for r in results {
+        if several {
+            write!(out, "| {} ({}) ", r.adapter.name, r.adapter.backend).unwrap();
+        }
         write!(out, "| {} | {} | {} | {} | {} | {} ", r.m, r.n, r.population, r.rank, r.rows, r.dtype).unwrap();
         if let Some(reason) = &r.skipped {
             writeln!(out, "| {reason} | | | | | | | | |").unwrap();

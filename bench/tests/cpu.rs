@@ -163,6 +163,44 @@ fn time_limit_skips_the_points_left_and_writes_the_files() {
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
 }
 
+/// `--from` puts saved runs of several adapters side by side: one table with an adapter column,
+/// one merged JSON, one plot with a line per adapter; unreadable files are named in the error.
+#[test]
+fn from_compares_saved_runs_of_several_adapters() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let (a, b, merged, md, svg) = (temp("a.json"), temp("b.json"), temp("merged.json"), temp("cmp.md"), temp("cmp.svg"));
+    let mut first = args(&["--backend", "cpu", "--m", "16", "--n", "24", "--population", "4", "--repeats", "1"]);
+    first.json = Some(a.clone());
+    eggroll_bench::run(&first).expect("bench run");
+    // The same results as if another adapter had measured them.
+    let mut other: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    other[0]["adapter"]["name"] = "Other GPU".into();
+    other[0]["adapter"]["backend"] = "Metal".into();
+    std::fs::write(&b, other.to_string()).unwrap();
+
+    let from = format!("{},{}", a.display(), b.display());
+    let mut cmp = args(&["--from", &from]);
+    (cmp.json, cmp.markdown, cmp.plot) = (Some(merged.clone()), Some(md.clone()), Some(svg.clone()));
+    eggroll_bench::run(&cmp).expect("--from run");
+    let results: Vec<eggroll_bench::PointResult> = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[1].adapter.name, "Other GPU");
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert!(table.contains("| adapter | m | n | N |"), "{table}");
+    assert!(table.contains("| Other GPU (Metal) | 16 | 24 | 4 |") && table.contains("(cpu) | 16 | 24 | 4 |"), "{table}");
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.contains(" vs Other GPU") && plot.contains("rows=1 Other GPU"), "no per-adapter title or legend");
+
+    let missing = invalid(&["--from", "/nonexistent/run.json"]);
+    assert!(missing.contains("--from /nonexistent/run.json") && missing.contains("cannot read"), "{missing}");
+    std::fs::write(&b, "garbage").unwrap();
+    let garbage = invalid(&["--from", &b.display().to_string()]);
+    assert!(garbage.contains("not the JSON"), "{garbage}");
+    std::fs::write(&b, "[]").unwrap();
+    assert!(invalid(&["--from", &b.display().to_string()]).contains("holds no results"));
+    assert!(Cli::try_parse_from(["bench", "--from", "a.json", "--quick"]).is_err());
+}
+
 #[test]
 fn eggroll_is_close_to_inference_and_beats_naive() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
