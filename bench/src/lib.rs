@@ -177,7 +177,7 @@ pub struct BenchArgs {
     /// GPU, comma-separated) and print, write and plot them together, with the adapter in a
     /// column of the table and in the plot's legend when there are several.
     #[arg(long, value_name = "FILES", value_delimiter = ',', num_args = 1..,
-          conflicts_with_all = ["quick", "full", "m", "n", "population", "rank", "rows", "dtype", "repeats", "no_autotune", "time_limit"])]
+          conflicts_with_all = ["backend", "quick", "full", "m", "n", "population", "rank", "rows", "dtype", "repeats", "naive_limit", "no_autotune", "time_limit"])]
     pub from: Option<Vec<PathBuf>>,
 }
 
