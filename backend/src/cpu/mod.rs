@@ -183,11 +183,15 @@ impl Backend for CpuBackend {
         let shape = noise.shape;
         let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
         let scale = shape.scale();
-        y.par_chunks_mut(rows * m).enumerate().for_each_init(
-            || (vec![0.0; m * r], vec![0.0; n * r], vec![0.0; m * n]),
-            |(a_t, b_t, w_i), (member, y_member)| {
+        // One task per thread, as in the EGGROLL forward, so that each allocates its m x n scratch
+        // once (per rayon job, as `for_each_init` would, it paid page faults over and over).
+        let members_per_task = batch.population.div_ceil(rayon::current_num_threads());
+        y.par_chunks_mut(members_per_task * rows * m).enumerate().for_each(|(task, y_block)| {
+            let (mut a_t, mut b_t, mut w_i) = (vec![0.0; m * r], vec![0.0; n * r], vec![0.0; m * n]);
+            for (k, y_member) in y_block.chunks_exact_mut(rows * m).enumerate() {
+                let member = task * members_per_task + k;
                 // Materialise W_i = W + s_i (σ/√r) Σ_k A[:, k] B[:, k]ᵀ, full rank, then multiply.
-                draw_factors_t(&noise, (member / 2) as u32, a_t, b_t);
+                draw_factors_t(&noise, (member / 2) as u32, &mut a_t, &mut b_t);
                 w_i.copy_from_slice(w);
                 let coef = member_sign(member) * scale;
                 for (a_col, b_col) in a_t.chunks_exact(m).zip(b_t.chunks_exact(n)) {
@@ -197,9 +201,9 @@ impl Backend for CpuBackend {
                     }
                 }
                 let x_i = member_input(x, &batch, n, member);
-                gemm_serial(View::new(x_i, rows, n), View::transpose_of(w_i, n, m), 0.0, y_member);
-            },
-        );
+                gemm_serial(View::new(x_i, rows, n), View::transpose_of(&w_i, n, m), 0.0, y_member);
+            }
+        });
         Ok(())
     }
 
