@@ -1,5 +1,7 @@
 //! `--plot`: fraction of inference and speedup vs naive against N, one line per
-//! `(m, rank, rows)`, as PNG or SVG (the same plotters set-up as `eggroll train --plot`).
+//! `(m, n, rank, rows, dtype)` and adapter, as PNG or SVG (the same plotters set-up as `eggroll
+//! train --plot`); the legend is a strip below both panels, so that it hides no line however many
+//! series a sweep has (36 in `--full`).
 
 use crate::report::{adapter_names, sig, PointResult};
 use crate::BenchError;
@@ -7,8 +9,19 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
-/// Image size in pixels: two panels side by side.
+/// Image size in pixels without the legend: two panels side by side.
 const SIZE: (u32, u32) = (1400, 600);
+
+/// The legend below the panels: one entry per series (the same colour in both panels), in
+/// columns of this width, rows of this height.
+const LEGEND_COLUMN: u32 = 460;
+const LEGEND_ROW: u32 = 20;
+
+/// Height of the legend strip for `entries` series.
+fn legend_height(entries: usize) -> u32 {
+    let columns = (SIZE.0 / LEGEND_COLUMN) as usize;
+    entries.div_ceil(columns) as u32 * LEGEND_ROW + 2 * LEGEND_ROW
+}
 
 /// Checks that `path` ends in `.png` or `.svg` (before a long sweep, not after).
 pub(crate) fn check_extension(path: &Path) -> Result<(), BenchError> {
@@ -22,10 +35,11 @@ pub(crate) fn check_extension(path: &Path) -> Result<(), BenchError> {
 pub fn draw_plot(path: &Path, results: &[PointResult]) -> Result<(), BenchError> {
     check_extension(path)?;
     let svg = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let size = (SIZE.0, SIZE.1 + legend_height(series(results, |_| None).len()));
     let drawn = if svg {
-        draw_on(SVGBackend::new(path, SIZE).into_drawing_area(), results)
+        draw_on(SVGBackend::new(path, size).into_drawing_area(), results)
     } else {
-        draw_on(BitMapBackend::new(path, SIZE).into_drawing_area(), results)
+        draw_on(BitMapBackend::new(path, size).into_drawing_area(), results)
     };
     drawn.map_err(|e| BenchError::Output { path: path.to_path_buf(), message: format!("cannot draw plot: {e}") })
 }
@@ -81,7 +95,8 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, results: &[PointRes
         _ => format!("EGGROLL on {}", names.join(" vs ")),
     };
     let root = root.titled(&title, ("sans-serif", 24)).map_err(|e| err(&e))?;
-    let (left, right) = root.split_horizontally(SIZE.0 / 2);
+    let (panels, legend) = root.split_vertically(root.dim_in_pixel().1 - legend_height(series(results, |_| None).len()));
+    let (left, right) = panels.split_horizontally(SIZE.0 / 2);
 
     let populations: Vec<f64> = results.iter().map(|r| r.population as f64).collect();
     let n_min = populations.iter().copied().fold(f64::INFINITY, f64::min);
@@ -137,7 +152,23 @@ fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, results: &[PointRes
         .draw()
         .map_err(|e| err(&e))?;
     draw_lines(&mut chart, &speedup)?;
+    draw_legend(&legend, &fraction)?;
     root.present().map_err(|e| err(&e))
+}
+
+/// One entry per series below the panels, coloured as its lines in both.
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, series: &[Series]) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let columns = (SIZE.0 / LEGEND_COLUMN) as usize;
+    for (i, (key, _)) in series.iter().enumerate() {
+        let x = 40 + (i % columns) as i32 * LEGEND_COLUMN as i32;
+        let y = LEGEND_ROW as i32 / 2 + (i / columns) as i32 * LEGEND_ROW as i32;
+        let color = Palette99::pick(i).to_rgba();
+        area.draw(&PathElement::new([(x, y + 8), (x + 24, y + 8)], color.stroke_width(2))).map_err(|e| err(&e))?;
+        area.draw(&Circle::new((x + 12, y + 8), 3, color.filled())).map_err(|e| err(&e))?;
+        area.draw(&Text::new(label(key), (x + 32, y), ("sans-serif", 13))).map_err(|e| err(&e))?;
+    }
+    Ok(())
 }
 
 fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
@@ -149,24 +180,11 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    for (i, (key, points)) in series.iter().enumerate() {
-        if points.is_empty() {
-            continue;
-        }
+    for (i, (_, points)) in series.iter().enumerate() {
+        // The colour is the series' index, the same in both panels and in the legend.
         let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(label(key))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(|e| err(&e))?;
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(|e| err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| err(&e))
+    Ok(())
 }
