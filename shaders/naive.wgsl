@@ -1,38 +1,56 @@
-// Naive ES: each member's full-rank perturbed weight, materialised.
-// out[c, j, l] = W[j, l] + scale sum_k a[c, j, k] b[c, l, k] for c < count
-// (a: count x m x r with signs applied, b: count x n x r, as noise.wgsl's noise_factors writes).
+// Naive ES (OpenAI-style): each member's full-rank Gaussian perturbation, materialised.
+// out[c, e] = W[e] + s_i sigma eps_{i/2}[e] for member i = first + c of the chunk (c < count),
+// e < len = m n the row-major element index and eps_t[e] draw e of pair t's stream (philox.wgsl),
+// as the CPU's `NoiseStream::fill_normals` gives it. One invocation draws one Philox block (four
+// elements) of one pair and writes it to those of the pair's two members inside the chunk.
 // W and out are stored as `elem` (f32, or f16 where the caller's weights are f16, see
 // gpu/shaders.rs); the sum is f32 and rounds once on the store.
 
 struct MaterialiseParams {
-    m: u32,
-    n: u32,
-    rank: u32,
+    len: u32,
+    blocks: u32,
+    first: u32,
     count: u32,
-    scale: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    param_id: u32,
+    noise_epoch: u32,
+    sigma: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: MaterialiseParams;
 @group(0) @binding(1) var<storage, read> w: array<elem>;
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 @compute @workgroup_size(256)
 fn materialise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
-    let mn = p.m * p.n;
-    if (gid >= p.count * mn) {
+    let first_pair = p.first / 2u;
+    let pairs = (p.first + p.count + 1u) / 2u - first_pair;
+    if (gid >= pairs * p.blocks) {
         return;
     }
-    let c = gid / mn;
-    let j = (gid % mn) / p.n;
-    let l = gid % p.n;
-    let ab = (c * p.m + j) * p.rank;
-    let bb = (c * p.n + l) * p.rank;
-    var e = 0.0;
-    for (var k = 0u; k < p.rank; k++) {
-        e = fma(a[ab + k], b[bb + k], e);
+    let pair = first_pair + gid / p.blocks;
+    let block = gid % p.blocks;
+    let words = philox4x32_10(vec4<u32>(block, pair, p.param_id, p.noise_epoch), vec2<u32>(p.seed_lo, p.seed_hi));
+    let low = box_muller(words.x, words.y);
+    let high = box_muller(words.z, words.w);
+    var z = array<f32, 4>(low.x, low.y, high.x, high.y);
+    for (var half = 0u; half < 2u; half++) {
+        let member = 2u * pair + half;
+        if (member < p.first || member >= p.first + p.count) {
+            continue;
+        }
+        var coef = p.sigma;
+        if (half == 1u) {
+            coef = -coef;
+        }
+        let base = (member - p.first) * p.len;
+        for (var lane = 0u; lane < 4u; lane++) {
+            let e = 4u * block + lane;
+            if (e < p.len) {
+                out[base + e] = elem(f32(w[e]) + coef * z[lane]);
+            }
+        }
     }
-    out[gid] = elem(f32(w[gid % mn]) + p.scale * e);
 }

@@ -113,8 +113,13 @@ pub trait Backend {
     /// may both be f16 (see [`Backend::upload_as`]); `y` is f32.
     fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()>;
 
-    /// Naive ES, the same result as [`Backend::perturbed_matmul`] computed the slow way: each
-    /// member's full-rank `W + E_i`, `E_i = s_i (σ/√r) A_i B_iᵀ`, is materialised and multiplied.
+    /// Naive ES, the baseline EGGROLL is measured against (OpenAI-style ES, the paper's "naive
+    /// ES"): every member gets its own full-rank Gaussian perturbation, materialised and
+    /// multiplied, `Y_i = X_i (W + s_i σ E_i)ᵀ`, where `E_i` (m x n) holds draws `0 .. m n` of
+    /// pair `i / 2` in `noise.stream`, row-major (`E_i[j, l]` is draw `j n + l`, as
+    /// [`NoiseStream::fill_normals`] gives them). `noise.shape` gives m, n and σ; its rank plays
+    /// no part. Shapes and dtypes as for [`Backend::perturbed_matmul`]; `m n` must not exceed
+    /// 2^32 (the draws of one pair).
     fn naive_perturbed_matmul(
         &self,
         x: &Self::Buffer,

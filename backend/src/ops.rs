@@ -51,6 +51,16 @@ impl LowRank {
     }
 }
 
+/// Checks that the full-rank noise of an m x n matrix (naive ES) fits one pair's stream: at most
+/// 2^32 draws.
+pub fn check_full_rank_draws(m: usize, n: usize) -> Result<()> {
+    let draws = m as u64 * n as u64;
+    if draws > 1 << 32 {
+        return Err(Error::Limit(format!("full-rank noise of a {m}x{n} matrix: {draws} draws per pair exceed 2^32")));
+    }
+    Ok(())
+}
+
 /// Checks that σ is finite and non-negative.
 pub fn check_sigma(sigma: f32) -> Result<()> {
     if !sigma.is_finite() || sigma < 0.0 {

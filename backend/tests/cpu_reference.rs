@@ -24,6 +24,22 @@ fn assert_close(got: &[f32], want: &[f64], inner: usize, what: &str) {
     }
 }
 
+/// `Y_i = X_i W_iᵀ` in f64 for every member i, `weight(i, j, l)` giving `W_i[j, l]`.
+fn reference_population(x: &[f32], batch: Batch, m: usize, n: usize, weight: impl Fn(usize, usize, usize) -> f64) -> Vec<f64> {
+    let mut y = Vec::with_capacity(batch.output_len(m));
+    for i in 0..batch.population {
+        for row in 0..batch.rows {
+            let base = match batch.input {
+                InputLayout::Shared => row * n,
+                InputLayout::PerMember => (i * batch.rows + row) * n,
+            };
+            let xr = &x[base..base + n];
+            y.extend((0..m).map(|j| (0..n).map(|l| f64::from(xr[l]) * weight(i, j, l)).sum::<f64>()));
+        }
+    }
+    y
+}
+
 /// Y_i = X_i (W + s_i (σ/√r) A B_ᵀ)ᵀ in f64, from the backend's own noise factors.
 fn reference_forward(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
     let cpu = CpuBackend::new();
@@ -32,26 +48,21 @@ fn reference_forward(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) ->
     let mut b = vec![0.0; batch.population * n * r];
     cpu.noise_factors(noise, batch.population, &mut a, &mut b).unwrap();
     let scale = f64::from(noise.shape.scale());
-    let mut y = Vec::with_capacity(batch.output_len(m));
-    for i in 0..batch.population {
+    reference_population(x, batch, m, n, |i, j, l| {
         let (ai, bi) = (&a[i * m * r..(i + 1) * m * r], &b[i * n * r..(i + 1) * n * r]);
-        for row in 0..batch.rows {
-            let base = match batch.input {
-                InputLayout::Shared => row * n,
-                InputLayout::PerMember => (i * batch.rows + row) * n,
-            };
-            let xr = &x[base..base + n];
-            for j in 0..m {
-                let mut acc = 0.0f64;
-                for l in 0..n {
-                    let lowrank: f64 = (0..r).map(|k| f64::from(ai[j * r + k]) * f64::from(bi[l * r + k])).sum();
-                    acc += f64::from(xr[l]) * (f64::from(w[j * n + l]) + scale * lowrank);
-                }
-                y.push(acc);
-            }
-        }
-    }
-    y
+        let lowrank: f64 = (0..r).map(|k| f64::from(ai[j * r + k]) * f64::from(bi[l * r + k])).sum();
+        f64::from(w[j * n + l]) + scale * lowrank
+    })
+}
+
+/// Y_i = X_i (W + s_i σ E_{i/2})ᵀ in f64, `E_t[j, l]` the stream's draw `j n + l` of pair t.
+fn reference_naive(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
+    let LowRank { m, n, sigma, .. } = noise.shape;
+    reference_population(x, batch, m, n, |i, j, l| {
+        let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+        let e = f64::from(noise.stream.normal((i / 2) as u32, (j * n + l) as u32));
+        f64::from(w[j * n + l]) + sign * f64::from(sigma) * e
+    })
 }
 
 fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize, usize, usize, bool, u64)> {
@@ -73,10 +84,19 @@ proptest! {
         let mut y = vec![0.0; batch.output_len(m)];
         cpu.perturbed_matmul(&x, &w, noise, batch, &mut y).unwrap();
         assert_close(&y, &reference_forward(&x, &w, noise, batch), n, "eggroll forward");
-        let mut naive = vec![0.0; batch.output_len(m)];
-        cpu.naive_perturbed_matmul(&x, &w, noise, batch, &mut naive).unwrap();
-        let y64: Vec<f64> = y.iter().map(|v| f64::from(*v)).collect();
-        assert_close(&naive, &y64, n, "naive ES vs eggroll");
+    }
+
+    #[test]
+    fn naive_matches_definition((m, n, rank, population, rows, shared, seed) in shape_strategy()) {
+        let cpu = CpuBackend::new();
+        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+        let batch = Batch { population, rows, input };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 4, 1), shape: LowRank { m, n, rank, sigma: 0.7 } };
+        let x = random(batch.input_len(n), seed ^ 1);
+        let w = random(m * n, seed ^ 2);
+        let mut y = vec![0.0; batch.output_len(m)];
+        cpu.naive_perturbed_matmul(&x, &w, noise, batch, &mut y).unwrap();
+        assert_close(&y, &reference_naive(&x, &w, noise, batch), n, "naive ES");
     }
 
     #[test]
@@ -202,6 +222,12 @@ fn bad_input_is_refused_with_a_named_error() {
     assert!(matches!(cpu.perturbed_matmul(&x, &w, neg, batch, &mut y), Err(Error::InvalidArgument(msg)) if msg.contains("sigma")));
     assert!(matches!(cpu.perturbed_matmul(&x[..11].to_vec(), &w, noise, batch, &mut y), Err(Error::Shape(msg)) if msg.contains("input X")));
     assert!(matches!(cpu.perturbed_matmul(&x, &w, noise, batch, &mut vec![0.0; 15]), Err(Error::Shape(msg)) if msg.contains("output Y")));
+    assert!(matches!(cpu.naive_perturbed_matmul(&x, &w, noise, odd, &mut y), Err(Error::InvalidArgument(msg)) if msg.contains("even")));
+    assert!(
+        matches!(cpu.naive_perturbed_matmul(&x, &w[..11].to_vec(), noise, batch, &mut y), Err(Error::Shape(msg)) if msg.contains("weight W"))
+    );
+    let huge = LowRankNoise { shape: LowRank { m: 1 << 16, n: (1 << 16) + 1, ..shape }, ..noise };
+    assert!(matches!(cpu.naive_perturbed_matmul(&x, &w, huge, batch, &mut y), Err(Error::Limit(msg)) if msg.contains("2^32")));
     let mut g = vec![0.0; 12];
     let nan = [1.0, f32::NAN, 0.0, 0.0];
     assert!(matches!(cpu.lowrank_update(&nan, noise, &mut g), Err(Error::NonFiniteFitness { member: 1, .. })));

@@ -84,6 +84,8 @@ fn f16_forwards_match_cpu_on_rounded_inputs() {
             assert_close(&format!("{variant:?} f16 perturbed_matmul {input:?}"), &g.read_blocking(&y).unwrap(), &yc, 2e-4);
             let mut naive = g.zeros(batch.output_len(m)).unwrap();
             g.naive_perturbed_matmul(&g.upload_as(&x, DType::F16).unwrap(), &wg, noise, batch, &mut naive).unwrap();
+            c.naive_perturbed_matmul(&rounded(&x), &rounded(&w), noise, batch, &mut yc).unwrap();
+            // W + E_i is stored as f16: one more rounding per weight than the CPU's.
             let f16_tol = 1e-3 * (n as f32).sqrt();
             assert_close(&format!("{variant:?} f16 naive {input:?}"), &g.read_blocking(&naive).unwrap(), &yc, f16_tol);
         }

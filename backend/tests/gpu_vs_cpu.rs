@@ -81,9 +81,9 @@ proptest! {
         let mut y = g.zeros(batch.output_len(m)).unwrap();
         g.perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
         assert_close("perturbed_matmul", &read(&g, &y), &yc, tol(n));
-        let mut y_naive = g.zeros(batch.output_len(m)).unwrap();
-        g.naive_perturbed_matmul(&xg, &wg, noise, batch, &mut y_naive).unwrap();
-        assert_close("naive_perturbed_matmul", &read(&g, &y_naive), &yc, tol(n));
+        c.naive_perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
+        g.naive_perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
+        assert_close("naive_perturbed_matmul", &read(&g, &y), &yc, tol(n));
     }
 
     #[test]
@@ -266,21 +266,24 @@ fn bad_arguments_are_errors() {
     assert!(matches!(g.zeros(g.limits().max_buffer_size as usize / 4 + 1), Err(Error::Limit(_))));
     let huge = noise(1 << 20, 1 << 20, 1 << 12, 0);
     assert!(matches!(g.lowrank_update(&[1.0, 2.0], huge, &mut grad), Err(Error::Limit(_))));
+    let e = g.naive_perturbed_matmul(&x, &w, noise(1 << 16, (1 << 16) + 1, 1, 0), batch, &mut y).unwrap_err();
+    assert!(matches!(e, Error::Limit(_)) && e.to_string().contains("2^32"), "{e}");
     // The device is still fine afterwards.
     g.matmul(&x, &w, 6, 8, 2, &mut g.zeros(12).unwrap()).unwrap();
 }
 
 #[test]
 fn chunked_naive_forward_and_update_match_cpu() {
-    // The direct backend's 4 KiB scratch holds one 40 x 30 weight (naive: 6 chunks of one member)
-    // and one pair of 300 x 4 factors (update: 5 chunks of one pair).
+    // The direct backend's 4 KiB scratch holds one 40 x 30 weight (naive: 6 chunks of one member,
+    // each pair's noise drawn in two chunks) and one pair of 300 x 4 factors (update: 5 chunks of
+    // one pair).
     let g = gpu(MatmulVariant::Direct);
     let c = CpuBackend::new();
     let noise = noise(40, 30, 3, 21);
     let batch = Batch { population: 6, rows: 3, input: InputLayout::PerMember };
     let (x, w) = (random(batch.input_len(30), 1), random(40 * 30, 2));
     let mut yc = vec![0.0; batch.output_len(40)];
-    c.perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
+    c.naive_perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
     let mut y = g.zeros(yc.len()).unwrap();
     g.naive_perturbed_matmul(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), noise, batch, &mut y).unwrap();
     assert_close("chunked naive", &read(&g, &y), &yc, tol(30));
@@ -310,6 +313,7 @@ fn check_gemm_config(g: &WgpuBackend, what: &str) {
         let mut y = g.zeros(yc.len()).unwrap();
         g.perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
         assert_close(&format!("{what} perturbed {input:?}"), &read(g, &y), &yc, tol(30));
+        c.naive_perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
         g.naive_perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
         assert_close(&format!("{what} naive {input:?}"), &read(g, &y), &yc, tol(30));
     }

@@ -11,8 +11,10 @@
 //!    shared `Wᵀ`, no noise): the speed limit of any population forward;
 //! 2. **EGGROLL** forward: `Backend::perturbed_matmul`, the noise regenerated on the device at each
 //!    call (a new noise epoch per call, as in training);
-//! 3. **naive ES**: `Backend::naive_perturbed_matmul`, every member's full-rank `W + E_i`
-//!    materialised and multiplied;
+//! 3. **naive ES** (OpenAI-style ES, the paper's baseline): `Backend::naive_perturbed_matmul`,
+//!    every member's `W + s_i σ E_i` with full-rank Gaussian noise `E_i` (m x n draws per pair,
+//!    regenerated at each call) materialised and multiplied: one matmul per member. Its cost does
+//!    not depend on the rank;
 //! 4. **update**: `Backend::lowrank_update`, the ES gradient estimate (a GEMM of inner dimension
 //!    `(N/2)·r`: the two members of a pair share their noise).
 //!

@@ -6,7 +6,8 @@ mod gemm;
 mod lowrank;
 
 use crate::ops::{
-    check_fitness, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise,
+    check_fitness, check_full_rank_draws, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch,
+    InputLayout, LowRankNoise,
 };
 use crate::rng::{FillPath, NoiseStream};
 use crate::{AdapterDescription, Backend, Error, Result};
@@ -179,29 +180,26 @@ impl Backend for CpuBackend {
     }
 
     fn naive_perturbed_matmul(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
+        let (m, n, sigma, rows) = (noise.shape.m, noise.shape.n, noise.shape.sigma, batch.rows);
+        check_full_rank_draws(m, n)?;
         check_matmul_args(x, w, &noise, &batch, y)?;
-        let shape = noise.shape;
-        let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
-        let scale = shape.scale();
-        // One task per thread, as in the EGGROLL forward, so that each allocates its m x n scratch
-        // once (per rayon job, as `for_each_init` would, it paid page faults over and over).
-        let members_per_task = batch.population.div_ceil(rayon::current_num_threads());
-        y.par_chunks_mut(members_per_task * rows * m).enumerate().for_each(|(task, y_block)| {
-            let (mut a_t, mut b_t, mut w_i) = (vec![0.0; m * r], vec![0.0; n * r], vec![0.0; m * n]);
-            for (k, y_member) in y_block.chunks_exact_mut(rows * m).enumerate() {
-                let member = task * members_per_task + k;
-                // Materialise W_i = W + s_i (σ/√r) Σ_k A[:, k] B[:, k]ᵀ, full rank, then multiply.
-                draw_factors_t(&noise, (member / 2) as u32, &mut a_t, &mut b_t);
-                w_i.copy_from_slice(w);
-                let coef = member_sign(member) * scale;
-                for (a_col, b_col) in a_t.chunks_exact(m).zip(b_t.chunks_exact(n)) {
-                    for (w_row, a_j) in w_i.chunks_exact_mut(n).zip(a_col) {
-                        let c = coef * a_j;
-                        w_row.iter_mut().zip(b_col).for_each(|(w, b)| *w += c * b);
-                    }
+        let pair_len = 2 * rows * m;
+        // One task per thread, as in the EGGROLL forward, so that each allocates its two m x n
+        // buffers once (per rayon job, as `for_each_init` would, it paid page faults over and over).
+        let pairs_per_task = (batch.population / 2).div_ceil(rayon::current_num_threads());
+        y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each(|(task, y_block)| {
+            let (mut eps, mut w_i) = (vec![0.0; m * n], vec![0.0; m * n]);
+            for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
+                // The pair's full-rank noise E, drawn once for both of its members.
+                let pair = task * pairs_per_task + k;
+                noise.stream.fill_normals(pair as u32, 0, &mut eps);
+                for (half, y_member) in y_pair.chunks_exact_mut(rows * m).enumerate() {
+                    // Materialise W_i = W + s_i σ E, then multiply.
+                    let coef = member_sign(half) * sigma;
+                    w_i.iter_mut().zip(w).zip(&eps).for_each(|((w_i, w), e)| *w_i = w + coef * e);
+                    let x_i = member_input(x, &batch, n, 2 * pair + half);
+                    gemm_serial(View::new(x_i, rows, n), View::transpose_of(&w_i, n, m), 0.0, y_member);
                 }
-                let x_i = member_input(x, &batch, n, member);
-                gemm_serial(View::new(x_i, rows, n), View::transpose_of(&w_i, n, m), 0.0, y_member);
             }
         });
         Ok(())

@@ -1,12 +1,12 @@
-//! The low-rank kernels: the EGGROLL forward, the naive materialised baseline, the noise factors
-//! and the low-rank update, each a short sequence of dispatches.
+//! The low-rank kernels: the EGGROLL forward, the naive ES baseline (full-rank noise,
+//! materialised), the noise factors and the low-rank update, each a few dispatches.
 
 use super::context::{word, Context, Dispatch};
 use super::gemm::GemmConfig;
 use super::kernels::{bits, stream_words};
 use super::shaders::Kernel;
 use super::{GpuBuffer, WgpuBackend};
-use crate::ops::{check_len, check_population, Batch, DType, InputLayout, LowRankNoise};
+use crate::ops::{check_full_rank_draws, check_len, check_population, Batch, DType, InputLayout, LowRankNoise};
 use crate::{Error, Result};
 
 /// One (batched) GEMM `y[b] = alpha x[b] w[b]ᵀ (+ y[b])`, offsets and strides in f32.
@@ -194,28 +194,33 @@ impl WgpuBackend {
         batch: Batch,
         y: &mut GpuBuffer,
     ) -> Result<()> {
+        let (m, n, rows, population) = (noise.shape.m, noise.shape.n, batch.rows, batch.population);
+        check_full_rank_draws(m, n)?;
         check_matmul_args(x, w, &noise, &batch, y)?;
         // W_i is materialised in the weights' storage type.
         let dtype = input_dtype(x, w, y)?;
-        let s = noise.shape;
-        let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
+        let len = word("full-rank noise draws m n", m * n)?;
+        let [lo, hi, id, epoch] = stream_words(&noise.stream);
         let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
-        let a = self.scratch("factors A", chunk * m * r)?;
-        let b = self.scratch("factors B", chunk * n * r)?;
         let w_i = self.scratch("materialised weights W + E_i", dtype.words(chunk * m * n))?;
         for first in (0..population).step_by(chunk) {
             let count = chunk.min(population - first);
-            let factors = Dispatch {
-                kernel: Kernel::NoiseFactors,
-                params: self.noise_params(&noise, count, first)?,
-                buffers: vec![(1, &a.buffer), (2, &b.buffer)],
-                groups: self.ctx.grid("noise_factors", count * (m + n) * r)?,
-            };
+            let pairs = (first + count).div_ceil(2) - first / 2;
             let materialise = Dispatch {
                 kernel: Kernel::Materialise(dtype),
-                params: vec![word("m", m)?, word("n", n)?, word("rank", r)?, word("count", count)?, bits(s.scale())],
-                buffers: vec![(1, &w.buffer), (2, &a.buffer), (3, &b.buffer), (4, &w_i.buffer)],
-                groups: self.ctx.grid("materialise", count * m * n)?,
+                params: vec![
+                    len,
+                    len.div_ceil(4),
+                    word("first", first)?,
+                    word("count", count)?,
+                    lo,
+                    hi,
+                    id,
+                    epoch,
+                    bits(noise.shape.sigma),
+                ],
+                buffers: vec![(1, &w.buffer), (2, &w_i.buffer)],
+                groups: self.ctx.grid("materialise", pairs * (m * n).div_ceil(4))?,
             };
             let (x_offset, x_batch) = match batch.input {
                 InputLayout::Shared => (0, 0),
@@ -231,7 +236,7 @@ impl WgpuBackend {
                 y_batch: rows * m,
                 ..Gemm::plain(&x.buffer, &w_i.buffer, &y.buffer, rows, m, n)
             })?;
-            self.ctx.run(&[factors, materialise, multiply])?;
+            self.ctx.run(&[materialise, multiply])?;
         }
         Ok(())
     }

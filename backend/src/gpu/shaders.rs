@@ -24,7 +24,7 @@ struct ModuleSource {
 const MODULES: [ModuleSource; 7] = [
     ModuleSource { name: "lowrank", body: include_str!("../../../shaders/lowrank.wgsl"), draws_noise: true },
     ModuleSource { name: "noise", body: include_str!("../../../shaders/noise.wgsl"), draws_noise: true },
-    ModuleSource { name: "naive", body: include_str!("../../../shaders/naive.wgsl"), draws_noise: false },
+    ModuleSource { name: "naive", body: include_str!("../../../shaders/naive.wgsl"), draws_noise: true },
     ModuleSource { name: "vector_noise", body: include_str!("../../../shaders/vector_noise.wgsl"), draws_noise: true },
     ModuleSource { name: "elementwise", body: include_str!("../../../shaders/elementwise.wgsl"), draws_noise: false },
     ModuleSource { name: "layer_norm", body: include_str!("../../../shaders/layer_norm.wgsl"), draws_noise: false },
