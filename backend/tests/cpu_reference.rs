@@ -74,7 +74,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn perturbed_matmul_matches_definition((m, n, rank, population, rows, shared, seed) in shape_strategy()) {
+    fn eggroll_and_naive_forwards_match_definitions((m, n, rank, population, rows, shared, seed) in shape_strategy()) {
         let cpu = CpuBackend::new();
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
         let batch = Batch { population, rows, input };
@@ -84,17 +84,6 @@ proptest! {
         let mut y = vec![0.0; batch.output_len(m)];
         cpu.perturbed_matmul(&x, &w, noise, batch, &mut y).unwrap();
         assert_close(&y, &reference_forward(&x, &w, noise, batch), n, "eggroll forward");
-    }
-
-    #[test]
-    fn naive_matches_definition((m, n, rank, population, rows, shared, seed) in shape_strategy()) {
-        let cpu = CpuBackend::new();
-        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
-        let batch = Batch { population, rows, input };
-        let noise = LowRankNoise { stream: NoiseStream::new(seed, 4, 1), shape: LowRank { m, n, rank, sigma: 0.7 } };
-        let x = random(batch.input_len(n), seed ^ 1);
-        let w = random(m * n, seed ^ 2);
-        let mut y = vec![0.0; batch.output_len(m)];
         cpu.naive_perturbed_matmul(&x, &w, noise, batch, &mut y).unwrap();
         assert_close(&y, &reference_naive(&x, &w, noise, batch), n, "naive ES");
     }
