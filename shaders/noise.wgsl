@@ -1,4 +1,4 @@
-// Materialised low-rank noise factors (philox.wgsl), for the naive baseline and the update:
+// Materialised low-rank noise factors (philox.wgsl), for `Backend::noise_factors` and the update:
 // `noise_factors`: for members i = first .. first + count (c = i - first), row-major factors
 //   a_out[(c m + j) r + k] = s_i A_{i/2}[j, k] and b_out[(c n + l) r + k] = B_{i/2}[l, k];
 // `update_factors`: for pairs t = first .. first + count (c = t - first), with q = count r,
