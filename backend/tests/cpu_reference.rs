@@ -66,7 +66,7 @@ fn reference_naive(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) -> V
 }
 
 fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize, usize, usize, bool, u64)> {
-    (1usize..40, 1usize..40, 1usize..10, 1usize..5, 1usize..4, any::<bool>(), any::<u64>())
+    (1usize..40, 1usize..40, 1usize..10, 1usize..5, 1usize..12, any::<bool>(), any::<u64>())
         .prop_map(|(m, n, rank, pairs, rows, shared, seed)| (m, n, rank.min(m.min(n)), 2 * pairs, rows, shared, seed))
 }
 

@@ -73,3 +73,31 @@ pub(crate) fn gemm(a: View, b: View, beta: f32, c: &mut [f32]) {
         gemm_serial(a.row_block(i * block, rows), b, beta, c_block);
     });
 }
+
+/// `c = a · wᵀ` by dot products (`a`: row-major `rows x k`, `w`: row-major `cols x k`, k > 0, `c`:
+/// row-major `rows x cols`), each row of `w` read once for every row of `a`. For a few rows
+/// this beats [`gemm_serial`], which packs all of `w` and pads the rows to its kernel's height.
+pub(crate) fn matvec_rows(a: &[f32], rows: usize, w: &[f32], k: usize, c: &mut [f32]) {
+    assert!(k > 0 && w.len().is_multiple_of(k), "matvec: w is not a whole number of rows of {k}");
+    let cols = w.len() / k;
+    assert!(a.len() >= rows * k && c.len() >= rows * cols, "matvec shapes");
+    for (j, w_row) in w.chunks_exact(k).enumerate() {
+        for (t, a_row) in a.chunks_exact(k).take(rows).enumerate() {
+            c[t * cols + j] = dot(a_row, w_row);
+        }
+    }
+}
+
+/// `a · b` with 16 partial sums, so that the compiler can keep them in vector registers.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut acc = [0.0f32; LANES];
+    let main = a.len() / LANES * LANES;
+    for (x, y) in a[..main].chunks_exact(LANES).zip(b[..main].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = a[main..].iter().zip(&b[main..]).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
