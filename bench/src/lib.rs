@@ -14,7 +14,8 @@
 //! 3. **naive ES** (OpenAI-style ES, the paper's baseline): `Backend::naive_perturbed_matmul`,
 //!    every member's `W + s_i σ E_i` with full-rank Gaussian noise `E_i` (m x n draws per pair,
 //!    regenerated at each call) materialised and multiplied: one matmul per member. Its cost does
-//!    not depend on the rank;
+//!    not depend on the rank, so a sweep measures it once per `(m, n, N, rows, dtype)` (at the
+//!    first rank) and reports that measurement, or its skip, at every rank;
 //! 4. **update**: `Backend::lowrank_update`, the ES gradient estimate (a GEMM of inner dimension
 //!    `(N/2)·r`: the two members of a pair share their noise).
 //!
@@ -328,12 +329,13 @@ pub fn sweep<B: BenchBackend>(
         opts.repeats
     );
     let mut results = Vec::with_capacity(points.len());
+    let mut naive_memo = measure::NaiveMemo::default();
     for (i, p) in points.iter().enumerate() {
         let r = match time_limit {
             Some(limit) if start.elapsed() >= limit => {
                 measure::skipped_point(backend, p, opts, format!("skipped: not started within --time-limit {} s", limit.as_secs_f64()))
             }
-            _ => measure_point(backend, p, opts)?,
+            _ => measure::measure_point_memo(backend, p, opts, &mut naive_memo)?,
         };
         eprintln!("[{}/{}] {}", i + 1, points.len(), r.progress_line());
         results.push(r);

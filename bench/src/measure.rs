@@ -6,6 +6,7 @@ use crate::BenchError;
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuBackend;
 use eggroll_backend::{Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How a backend's times are taken.
@@ -228,12 +229,29 @@ fn time_side_by_side<B: BenchBackend, const K: usize>(
 /// and update. A point that does not fit the adapter comes back with `skipped` set; other
 /// failures are errors.
 pub fn measure_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions) -> Result<PointResult, BenchError> {
+    measure_point_memo(b, spec, opts, &mut NaiveMemo::default())
+}
+
+/// Naive ES outcomes (times, or why it was skipped) a sweep has measured, by point without its
+/// rank: naive ES's work does not depend on the rank, so a sweep measures it once per
+/// `(m, n, N, rows, dtype)` and reports it at every rank.
+#[derive(Default)]
+pub(crate) struct NaiveMemo(HashMap<PointSpec, Result<Stats, String>>);
+
+/// [`measure_point`], taking naive ES from `memo` when a point differing only in its rank has
+/// been measured, and adding to it otherwise.
+pub(crate) fn measure_point_memo<B: BenchBackend>(
+    b: &B,
+    spec: &PointSpec,
+    opts: &MeasureOptions,
+    memo: &mut NaiveMemo,
+) -> Result<PointResult, BenchError> {
     spec.validate()?;
     if opts.repeats == 0 {
         return Err(BenchError::InvalidArgument("repeats must be at least 1".into()));
     }
     let mut result = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
-    match measure_into(b, spec, opts, &mut result) {
+    match measure_into(b, spec, opts, memo, &mut result) {
         Ok(()) => Ok(result),
         Err(e) if is_skip(&e) => Ok(skipped_point(b, spec, opts, format!("skipped: {e}"))),
         Err(e) => Err(e.into()),
@@ -247,7 +265,13 @@ pub(crate) fn skipped_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &Mea
     r
 }
 
-fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions, r: &mut PointResult) -> eggroll_backend::Result<()> {
+fn measure_into<B: BenchBackend>(
+    b: &B,
+    spec: &PointSpec,
+    opts: &MeasureOptions,
+    memo: &mut NaiveMemo,
+    r: &mut PointResult,
+) -> eggroll_backend::Result<()> {
     let PointSpec { m, n, population, rank, rows, dtype } = *spec;
     let total_rows = population * rows;
     // W and X in the point's storage type, Y in f32.
@@ -274,9 +298,11 @@ fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions,
     })?;
     r.set_forward(spec, inference, eggroll);
 
-    // Naive ES: estimate one call from the first few members, skip it when too slow.
+    // Naive ES (unless measured at another rank): estimate one call from the first few members,
+    // skip it when too slow.
     let probe = population.min(NAIVE_PROBE_MEMBERS);
-    let naive = (|| -> eggroll_backend::Result<Result<Stats, String>> {
+    let memo_key = PointSpec { rank: 0, ..*spec };
+    let naive = memo.0.get(&memo_key).cloned().map(Ok).unwrap_or_else(|| -> eggroll_backend::Result<Result<Stats, String>> {
         let estimate = if probe < population {
             let px = b.upload_as(&x_host[..probe * rows * n], dtype)?;
             let mut py = b.zeros(probe * rows * m)?;
@@ -292,12 +318,16 @@ fn measure_into<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions,
             return Ok(Err(format!("skipped: estimated {estimate:.1} s per call > naive limit {} s", opts.naive_limit_s)));
         }
         Ok(Ok(time_op(b, opts.repeats, |b, i| b.naive_perturbed_matmul(&x, &w, noise(i), batch, &mut y))?))
-    })();
-    match naive {
-        Ok(Ok(stats)) => r.set_naive(spec, stats),
-        Ok(Err(reason)) => r.naive_skipped = Some(reason),
-        Err(e) if is_skip(&e) => r.naive_skipped = Some(format!("skipped: {e}")),
+    });
+    let naive = match naive {
+        Ok(outcome) => outcome,
+        Err(e) if is_skip(&e) => Err(format!("skipped: {e}")),
         Err(e) => return Err(e),
+    };
+    memo.0.insert(memo_key, naive.clone());
+    match naive {
+        Ok(stats) => r.set_naive(spec, stats),
+        Err(reason) => r.naive_skipped = Some(reason),
     }
     drop((x, y));
 

@@ -237,3 +237,23 @@ fn naive_is_skipped_past_its_time_limit() {
     assert!(json["naive_gflops"].is_null() && json["speedup_vs_naive"].is_null());
     assert!(markdown_table(&[r]).contains("skipped: estimated"));
 }
+
+#[test]
+fn a_sweep_measures_naive_es_once_for_every_rank() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let cpu = CpuBackend::new();
+    let point = |rank, population| PointSpec { m: 64, n: 64, population, rank, rows: 1, dtype: DType::F32 };
+    let points = [point(1, 16), point(4, 16), point(2, 32)];
+    let sweep = |opts: MeasureOptions| eggroll_bench::sweep(&cpu, &points, &opts, None, |_| Ok(())).unwrap();
+
+    let r = sweep(MeasureOptions { repeats: 3, ..Default::default() });
+    let naive = |i: usize| (r[i].naive_ms.unwrap(), r[i].naive_ms_min.unwrap(), r[i].naive_ms_max.unwrap());
+    assert_eq!(naive(0), naive(1), "ranks 1 and 4 of one point share one naive ES measurement");
+    assert_ne!(r[0].eggroll_ms, r[1].eggroll_ms, "each rank's EGGROLL forward is measured");
+    assert_eq!(r[1].speedup_vs_naive, Some(naive(1).0 / r[1].eggroll_ms.unwrap()));
+    assert!(r[2].naive_ms.is_some(), "another population is another naive ES point");
+
+    let skipped = sweep(MeasureOptions { repeats: 1, naive_limit_s: 0.0, ..Default::default() });
+    assert!(skipped[0].naive_skipped.as_deref().unwrap().starts_with("skipped: estimated"));
+    assert_eq!(skipped[0].naive_skipped, skipped[1].naive_skipped, "the skip is shared too");
+}
