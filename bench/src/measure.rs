@@ -302,7 +302,7 @@ fn measure_into<B: BenchBackend>(
     // skip it when too slow.
     let probe = population.min(NAIVE_PROBE_MEMBERS);
     let memo_key = PointSpec { rank: 0, ..*spec };
-    let naive = memo.0.get(&memo_key).cloned().map(Ok).unwrap_or_else(|| -> eggroll_backend::Result<Result<Stats, String>> {
+    let mut measure_naive = || -> eggroll_backend::Result<Result<Stats, String>> {
         let estimate = if probe < population {
             let px = b.upload_as(&x_host[..probe * rows * n], dtype)?;
             let mut py = b.zeros(probe * rows * m)?;
@@ -318,13 +318,19 @@ fn measure_into<B: BenchBackend>(
             return Ok(Err(format!("skipped: estimated {estimate:.1} s per call > naive limit {} s", opts.naive_limit_s)));
         }
         Ok(Ok(time_op(b, opts.repeats, |b, i| b.naive_perturbed_matmul(&x, &w, noise(i), batch, &mut y))?))
-    });
-    let naive = match naive {
-        Ok(outcome) => outcome,
-        Err(e) if is_skip(&e) => Err(format!("skipped: {e}")),
-        Err(e) => return Err(e),
     };
-    memo.0.insert(memo_key, naive.clone());
+    let naive = match memo.0.get(&memo_key) {
+        Some(outcome) => outcome.clone(),
+        None => {
+            let outcome = match measure_naive() {
+                Ok(outcome) => outcome,
+                Err(e) if is_skip(&e) => Err(format!("skipped: {e}")),
+                Err(e) => return Err(e),
+            };
+            memo.0.insert(memo_key, outcome.clone());
+            outcome
+        }
+    };
     match naive {
         Ok(stats) => r.set_naive(spec, stats),
         Err(reason) => r.naive_skipped = Some(reason),
