@@ -11,6 +11,8 @@
 //   with base = Z (rows x m, shared input) or Y itself (per-member input), both members of a
 //   pair in one invocation.
 
+// Mirrored field for field by `LowRankParams` in backend/src/gpu/params.rs
+// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
 struct LowRankParams {
     rows: u32,
     n: u32,
@@ -23,6 +25,7 @@ struct LowRankParams {
     param_id: u32,
     noise_epoch: u32,
     scale: f32,
+    _pad0: u32,
 }
 
 const PROJECT_ROWS: u32 = 8u;

@@ -2,7 +2,7 @@
 // x: rows x inner, W: cols x inner (both row-major), y: rows x cols.
 //
 // This file is a template: the backend prepends the storage type `elem` of x and W (f32, or f16
-// with `enable f16;`; loads widen to f32, accumulation is f32) and one configuration (gpu/gemm.rs)
+// with `enable f16;`; loads widen to f32, accumulation is f32) and one configuration (gpu/config.rs)
 // as module-scope constants, so every candidate is an ordinary WGSL module with constant workgroup and array
 // sizes (no pipeline-overridable constants, which not every backend handles alike):
 //   WG_X, WG_Y: invocations per workgroup along columns and rows,
@@ -13,7 +13,9 @@
 // `matmul_tiled` stages KT-deep slices of x and W in workgroup memory (GPUs);
 // `matmul_direct` reads them straight from global memory without barriers (CPU adapters).
 
-struct Gemm {
+// Mirrored field for field by `GemmParams` in backend/src/gpu/params.rs
+// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
+struct GemmParams {
     rows: u32,
     cols: u32,
     inner: u32,
@@ -24,13 +26,15 @@ struct Gemm {
     y_offset: u32,
     y_batch: u32,
     alpha: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 const TM: u32 = WG_Y * BM;
 const TN: u32 = WG_X * BN;
 const THREADS: u32 = WG_X * WG_Y;
 
-@group(0) @binding(0) var<uniform> p: Gemm;
+@group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> x: array<elem>;
 @group(0) @binding(2) var<storage, read> w: array<elem>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

@@ -2,6 +2,8 @@
 // `perturbed_bias` (span = rows len): y[i span + row len + j] += bias[j] + s_i sigma eps_{i/2}[j];
 // `vector_update`: g[j] = coef sum_t d[t] eps_t[j] (coef = sigma / sqrt(N), d_t = f_2t - f_2t+1).
 
+// Mirrored field for field by `VectorParams` in backend/src/gpu/params.rs
+// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
 struct VectorParams {
     len: u32,
     total: u32,
@@ -12,6 +14,9 @@ struct VectorParams {
     param_id: u32,
     noise_epoch: u32,
     coef: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: VectorParams;

@@ -1,66 +1,217 @@
-//! The device, its queue and pipelines, and the plumbing every kernel call goes through: buffer
-//! creation within limits, uniform parameters, dispatch grids, submission and readback.
+//! The device, its queue, and the plumbing every kernel call goes through: buffer creation within
+//! limits, pipelines, uniform parameters, bind groups, dispatch grids, submission and readback.
+//!
+//! Every buffer, bind group and pipeline of the backend is created here, at one place each, and
+//! counted ([`Context::created`]). Calls of the same shape create none after the first:
+//!
+//! * pipelines (and their shader modules) are built on first use and kept;
+//! * each kernel has its own uniform buffers, one per position of the kernel in a submission,
+//!   rewritten with `queue.write_buffer` before each submit (writes are ordered before the next
+//!   submission, and no two dispatches of one submission share one); there are a few per kernel,
+//!   so they are kept for the life of the backend;
+//! * bind groups are cached by kernel, uniform slot and storage buffers, at most
+//!   [`MAX_BIND_GROUPS`], least recently used out; a cached bind group keeps its buffers alive,
+//!   so the cache also drops every bind group of a buffer when the buffer is released: a
+//!   [`super::buffer::GpuBuffer`] when its owner drops it, a scratch buffer when its pool evicts it;
+//! * scratch buffers (projections, materialised weights, update factors, fitness differences)
+//!   and readback staging buffers come from pools keyed by purpose and size, taken for the call
+//!   and given back after it, so concurrent calls never share one. The scratch pool keeps idle
+//!   buffers up to [`MAX_POOLED`] and a byte budget, the staging pool up to [`MAX_POOLED`] and
+//!   [`STAGING_BYTES`], least recently used out.
 
-use super::shaders::{Kernel, Pipelines};
+use super::params::UniformBlock;
+use super::pool::{BindGroupCache, Binds, BufferPool};
+use super::shaders::{Kernel, ModuleKey};
 use crate::{Error, Result};
-use std::sync::{Arc, Mutex};
-use wgpu::util::DeviceExt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Invocations per workgroup of the one-dimensional kernels (`@workgroup_size(256)`).
 pub(crate) const WORKGROUP: u64 = 256;
 
-/// A uniform parameter block: u32 words in WGSL field order (f32 fields as bits).
-pub(crate) type Params = Vec<u32>;
+/// Binding numbers of a kernel's bind group: 0 the uniform block, 1.. the storage buffers.
+const BINDINGS: usize = 6;
 
-/// One compute dispatch: a kernel, its parameters, its storage buffers by binding, its grid.
+/// Most bind groups cached.
+pub(crate) const MAX_BIND_GROUPS: usize = 1024;
+
+/// Most idle buffers in each pool (scratch, staging).
+pub(crate) const MAX_POOLED: usize = 64;
+
+/// Byte budget of the idle readback staging buffers.
+pub(crate) const STAGING_BYTES: u64 = 256 << 20;
+
+/// How many buffers, bind groups and pipelines a backend has created since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CreatedObjects {
+    /// Buffers of every kind: storage, uniform, scratch, readback staging, timestamp.
+    pub buffers: u64,
+    /// Bind groups.
+    pub bind_groups: u64,
+    /// Compute pipelines.
+    pub pipelines: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    buffers: AtomicU64,
+    bind_groups: AtomicU64,
+    pipelines: AtomicU64,
+}
+
+/// The storage buffers of one dispatch, by binding number.
+#[derive(Clone, Copy)]
+pub(crate) struct Storage<'a>([Option<&'a wgpu::Buffer>; BINDINGS]);
+
+impl<'a> Storage<'a> {
+    /// The buffers at the given bindings (1 ..= 5).
+    pub(crate) fn of<const N: usize>(buffers: [(u32, &'a wgpu::Buffer); N]) -> Self {
+        let mut slots = [None; BINDINGS];
+        for (binding, buffer) in buffers {
+            slots[binding as usize] = Some(buffer);
+        }
+        Self(slots)
+    }
+
+    fn bound(&self) -> impl Iterator<Item = (u32, &'a wgpu::Buffer)> + '_ {
+        self.0.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i as u32, b)))
+    }
+}
+
+/// One compute dispatch: a kernel, its parameters, its storage buffers, its grid.
 pub(crate) struct Dispatch<'a> {
     pub kernel: Kernel,
-    pub params: Params,
-    pub buffers: Vec<(u32, &'a wgpu::Buffer)>,
+    pub params: UniformBlock,
+    pub storage: Storage<'a>,
     pub groups: [u32; 3],
 }
 
-/// Owns the device, the queue and the pipelines.
+/// What a cached bind group binds: the kernel (its layout and uniform buffers), the uniform
+/// slot, and the storage buffers by binding.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct BindGroupKey {
+    kernel: Kernel,
+    slot: usize,
+    storage: [Option<wgpu::Buffer>; BINDINGS],
+}
+
+impl Binds for BindGroupKey {
+    fn binds(&self, buffer: &wgpu::Buffer) -> bool {
+        self.storage.iter().flatten().any(|b| b == buffer)
+    }
+}
+
+/// The bind group cache, shared with the buffers whose release must clear their entries.
+pub(crate) type BindGroups = Mutex<BindGroupCache<BindGroupKey>>;
+
+/// What a scratch buffer holds (with its size, the key of its pool).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ScratchUse {
+    /// The projections `X B` of the forward.
+    Projections,
+    /// The shared `X Wᵀ` of a shared-input forward.
+    SharedProduct,
+    /// Materialised weights `W + E_i` of naive ES.
+    Materialised,
+    /// The factors `A'` of the update.
+    UpdateA,
+    /// The factors `d B'` of the update.
+    UpdateB,
+    /// The antithetic fitness differences of an update.
+    FitnessDifferences,
+}
+
+#[derive(Default)]
+struct Pipelines {
+    modules: HashMap<ModuleKey, wgpu::ShaderModule>,
+    kernels: HashMap<Kernel, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
+}
+
+/// Owns the device, the queue, the pipelines and the caches of reusable objects.
 pub(crate) struct Context {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
-    pipelines: Pipelines,
     /// Bound where a kernel's WGSL declares a buffer the call does not use.
     pub dummy: wgpu::Buffer,
     /// The first device error no error scope caught (validation, out of memory).
     errors: Arc<Mutex<Option<String>>>,
+    created: Counters,
+    pipelines: Mutex<Pipelines>,
+    /// Uniform buffers by kernel and position in a submission; held while a submission is
+    /// encoded, which keeps the uniform writes and the submit of one caller together.
+    uniforms: Mutex<HashMap<(Kernel, usize), wgpu::Buffer>>,
+    bind_groups: Arc<BindGroups>,
+    scratch: Mutex<BufferPool<(ScratchUse, u64)>>,
+    staging: Mutex<BufferPool<u64>>,
+}
+
+/// Locks `m`, recovering the data of a poisoned lock (every critical section leaves it whole).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Context {
-    /// Wraps a freshly opened device: installs the error sink and builds every pipeline.
-    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Self> {
+    /// Wraps a freshly opened device: installs the error sink. Idle scratch buffers are kept up
+    /// to `scratch_pool_bytes`.
+    pub(crate) fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, scratch_pool_bytes: u64) -> Result<Self> {
         let errors = Arc::new(Mutex::new(None));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| e.to_string());
         }));
-        let pipelines = Pipelines::new();
+        let created = Counters::default();
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
             size: 16,
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let ctx = Self { limits: device.limits(), features: device.features(), device, queue, info, pipelines, dummy, errors };
+        created.buffers.fetch_add(1, Ordering::Relaxed);
+        let ctx = Self {
+            limits: device.limits(),
+            features: device.features(),
+            device,
+            queue,
+            info,
+            dummy,
+            errors,
+            created,
+            pipelines: Mutex::default(),
+            uniforms: Mutex::default(),
+            bind_groups: Arc::new(Mutex::new(BindGroupCache::new(MAX_BIND_GROUPS))),
+            scratch: Mutex::new(BufferPool::new(MAX_POOLED, scratch_pool_bytes)),
+            staging: Mutex::new(BufferPool::new(MAX_POOLED, STAGING_BYTES)),
+        };
         ctx.check_errors()?;
         Ok(ctx)
     }
 
     /// Returns (and clears) the first device error reported since the last check.
     pub(crate) fn check_errors(&self) -> Result<()> {
-        match self.errors.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        match lock(&self.errors).take() {
             Some(e) => Err(Error::Device(e)),
             None => Ok(()),
         }
+    }
+
+    /// How many buffers, bind groups and pipelines have been created so far.
+    pub(crate) fn created(&self) -> CreatedObjects {
+        CreatedObjects {
+            buffers: self.created.buffers.load(Ordering::Relaxed),
+            bind_groups: self.created.bind_groups.load(Ordering::Relaxed),
+            pipelines: self.created.pipelines.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Creates a buffer (the one place the backend does, so that it is counted).
+    pub(crate) fn create_buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.created.buffers.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
     }
 
     /// A new storage buffer of `len` f32 (at least one, as empty bindings are invalid).
@@ -72,14 +223,31 @@ impl Context {
                 self.limits.max_buffer_size
             )));
         }
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: size.max(4),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let buffer = self.create_buffer(label, size.max(4), usage);
         self.check_errors()?;
         Ok(buffer)
+    }
+
+    /// The bind group cache, for buffers that clear their entries when released.
+    pub(crate) fn bind_groups(&self) -> Weak<BindGroups> {
+        Arc::downgrade(&self.bind_groups)
+    }
+
+    /// A scratch storage buffer of `len` f32 for `what`, which must fit one storage binding:
+    /// an idle one of the same purpose and size, else a new one. It returns to its pool when
+    /// the [`Scratch`] is dropped.
+    pub(crate) fn scratch(&self, what: ScratchUse, len: usize) -> Result<Scratch<'_>> {
+        let max = self.max_binding_floats();
+        if len > max {
+            return Err(Error::Limit(format!("{what:?} scratch: {len} f32 exceed one storage binding of {max} f32")));
+        }
+        let key = (what, byte_size("scratch", len)?.max(4));
+        let buffer = match lock(&self.scratch).take(&key) {
+            Some(b) => b,
+            None => self.storage(&format!("{what:?} scratch"), len)?,
+        };
+        Ok(Scratch { ctx: self, key, buffer: Some(buffer) })
     }
 
     /// The largest number of f32 one storage binding may hold.
@@ -119,11 +287,60 @@ impl Context {
         Ok(())
     }
 
+    /// The pipeline of `kernel` and its bind group layout, built (with its shader module, once
+    /// per module) on its first use, so that a backend compiles only the kernels and GEMM
+    /// configurations it uses.
+    fn pipeline(&self, kernel: Kernel) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
+        let mut cache = lock(&self.pipelines);
+        if let Some(found) = cache.kernels.get(&kernel) {
+            return found.clone();
+        }
+        let (key, label, source) = kernel.module();
+        let module = cache
+            .modules
+            .entry(key)
+            .or_insert_with(|| {
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(&label),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                })
+            })
+            .clone();
+        self.created.pipelines.fetch_add(1, Ordering::Relaxed);
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry_point()),
+            layout: None,
+            module: &module,
+            entry_point: Some(kernel.entry_point()),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        cache.kernels.insert(kernel, (pipeline.clone(), layout.clone()));
+        (pipeline, layout)
+    }
+
+    /// The bind group of dispatch `d` with uniform buffer `uniform` (slot `slot` of its kernel):
+    /// cached, else created.
+    fn bind_group(&self, d: &Dispatch<'_>, slot: usize, uniform: &wgpu::Buffer, layout: &wgpu::BindGroupLayout) -> wgpu::BindGroup {
+        let key = BindGroupKey { kernel: d.kernel, slot, storage: d.storage.0.map(|b| b.cloned()) };
+        let mut cache = lock(&self.bind_groups);
+        if let Some(group) = cache.get(&key) {
+            return group;
+        }
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        entries.extend(d.storage.bound().map(|(binding, b)| wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() }));
+        self.created.bind_groups.fetch_add(1, Ordering::Relaxed);
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
+        cache.insert(key, group.clone());
+        group
+    }
+
     /// Encodes `dispatches` in one compute pass, in order, and submits them.
     pub(crate) fn run(&self, dispatches: &[Dispatch<'_>]) -> Result<()> {
         let max_binding = self.limits.max_storage_buffer_binding_size;
         for d in dispatches {
-            if let Some((binding, b)) = d.buffers.iter().find(|(_, b)| b.size() > max_binding) {
+            if let Some((binding, b)) = d.storage.bound().find(|(_, b)| b.size() > max_binding) {
                 return Err(Error::Limit(format!(
                     "{:?} binding {binding}: a buffer of {} bytes exceeds max_storage_buffer_binding_size ({max_binding} bytes)",
                     d.kernel,
@@ -131,52 +348,51 @@ impl Context {
                 )));
             }
         }
-        let pipelines: Vec<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> =
-            dispatches.iter().map(|d| self.pipelines.get(&self.device, d.kernel)).collect();
-        let bind_groups: Vec<wgpu::BindGroup> =
-            dispatches.iter().zip(&pipelines).map(|(d, (_, layout))| self.bind_group(d, layout)).collect();
+        let mut uniforms = lock(&self.uniforms);
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eggroll") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eggroll"), timestamp_writes: None });
-            for ((d, bind_group), (pipeline, _)) in dispatches.iter().zip(&bind_groups).zip(&pipelines) {
+            for (i, d) in dispatches.iter().enumerate() {
                 if d.groups.contains(&0) {
                     continue;
                 }
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, bind_group, &[]);
+                let slot = dispatches[..i].iter().filter(|e| e.kernel == d.kernel).count();
+                let (pipeline, layout) = self.pipeline(d.kernel);
+                let params = d.params.bytes();
+                let uniform = uniforms
+                    .entry((d.kernel, slot))
+                    .or_insert_with(|| {
+                        self.create_buffer("params", params.len() as u64, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
+                    })
+                    .clone();
+                self.queue.write_buffer(&uniform, 0, params);
+                let bind_group = self.bind_group(d, slot, &uniform, &layout);
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
         }
         self.queue.submit([encoder.finish()]);
+        drop(uniforms);
         self.check_errors()
     }
 
-    fn bind_group(&self, d: &Dispatch<'_>, layout: &wgpu::BindGroupLayout) -> wgpu::BindGroup {
-        let mut words = d.params.clone();
-        words.resize(words.len().div_ceil(4).max(1) * 4, 0);
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        entries.extend(d.buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry { binding: *binding, resource: b.as_entire_binding() }));
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries })
-    }
-
-    /// Copies the first `size` bytes of `src` to the host once queued work has run.
+    /// Copies the first `size` bytes of `src` to the host once queued work has run, through a
+    /// pooled staging buffer.
     pub(crate) async fn read_bytes(&self, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = match lock(&self.staging).take(&size) {
+            Some(b) => b,
+            None => self.create_buffer("readback", size, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+        };
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         self.check_errors()?;
-        self.map_read(&staging).await
+        let bytes = self.map_read(&staging).await?;
+        // Only a buffer that mapped and unmapped cleanly goes back to the pool (staging buffers
+        // are never bound, so what it evicts has no bind groups).
+        lock(&self.staging).give(size, staging);
+        Ok(bytes)
     }
 
     /// Maps a MAP_READ buffer and copies its contents out.
@@ -198,6 +414,35 @@ impl Context {
         #[cfg(not(target_arch = "wasm32"))]
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Device(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// A scratch buffer taken from the pool for one call; given back when dropped (and the bind
+/// groups of any buffer the pool evicts for it are dropped with that buffer).
+pub(crate) struct Scratch<'a> {
+    ctx: &'a Context,
+    key: (ScratchUse, u64),
+    buffer: Option<wgpu::Buffer>,
+}
+
+impl Scratch<'_> {
+    /// The buffer.
+    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            let evicted = lock(&self.ctx.scratch).give(self.key, buffer);
+            if !evicted.is_empty() {
+                let mut groups = lock(&self.ctx.bind_groups);
+                for b in &evicted {
+                    groups.forget(b);
+                }
+            }
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! Test hooks that run the WGSL RNG itself, for comparison with [`crate::rng`] bit for bit.
+//! Test hooks that run the WGSL RNG itself, for comparison with [`crate::rng`] bit for bit
+//! (cargo feature `testing`).
 
-use super::context::{word, Dispatch};
+use super::context::{word, Dispatch, Storage};
+use super::params::{ProbeParams, UniformBlock};
 use super::shaders::Kernel;
-use super::WgpuBackend;
+use super::wgpu_backend::WgpuBackend;
 use crate::rng::NoiseStream;
 use crate::Result;
 
@@ -16,9 +18,10 @@ impl WgpuBackend {
         let input = self.ctx.storage("philox counters", flat.len())?;
         self.ctx.queue.write_buffer(&input, 0, bytemuck::cast_slice(&flat));
         let output = self.ctx.storage("philox words", flat.len())?;
-        let params = vec![word("counters", counters.len())?, key[0], key[1], 0, 0, 0, 0];
+        let params = ProbeParams { count: word("counters", counters.len())?, seed_lo: key[0], seed_hi: key[1], ..ProbeParams::default() };
         let groups = self.ctx.grid("philox_words", counters.len())?;
-        self.ctx.run(&[Dispatch { kernel: Kernel::PhiloxWords, params, buffers: vec![(1, &input), (2, &output)], groups }])?;
+        let storage = Storage::of([(1, &input), (2, &output)]);
+        self.ctx.run(&[Dispatch { kernel: Kernel::PhiloxWords, params: UniformBlock::of(&params), storage, groups }])?;
         let bytes = self.ctx.read_bytes(&output, flat.len() as u64 * 4).await?;
         Ok(bytes
             .chunks_exact(16)
@@ -33,10 +36,20 @@ impl WgpuBackend {
             return Ok(Vec::new());
         }
         let output = self.ctx.storage("normal draws", count)?;
-        let [lo, hi] = stream.key();
-        let params = vec![word("draws", count)?, lo, hi, stream.param_id, stream.noise_epoch, pair, start];
+        let [seed_lo, seed_hi] = stream.key();
+        let params = ProbeParams {
+            count: word("draws", count)?,
+            seed_lo,
+            seed_hi,
+            param_id: stream.param_id,
+            noise_epoch: stream.noise_epoch,
+            pair,
+            start,
+            ..ProbeParams::default()
+        };
         let groups = self.ctx.grid("normal_draws", count)?;
-        self.ctx.run(&[Dispatch { kernel: Kernel::NormalDraws, params, buffers: vec![(3, &output)], groups }])?;
+        let storage = Storage::of([(3, &output)]);
+        self.ctx.run(&[Dispatch { kernel: Kernel::NormalDraws, params: UniformBlock::of(&params), storage, groups }])?;
         let bytes = self.ctx.read_bytes(&output, count as u64 * 4).await?;
         Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }

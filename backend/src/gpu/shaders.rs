@@ -1,18 +1,15 @@
 //! The WGSL modules of `shaders/`, composed (the RNG prepended where noise is drawn, a GEMM
-//! configuration prepended to matmul.wgsl), and the compute pipelines built from them on first
-//! use and cached.
+//! configuration prepended to matmul.wgsl), and the kernels (entry points) the backend
+//! dispatches, each with the module it comes from.
 
-use super::gemm::GemmConfig;
+use super::config::{GemmConfig, MatmulVariant, KT};
 use crate::DType;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use wgpu::{BindGroupLayout, ComputePipeline, Device};
 
 /// The Philox4x32-10 / Box-Muller library every noise-drawing module starts with.
 const PHILOX: &str = include_str!("../../../shaders/philox.wgsl");
 
 /// The GEMM template: compiled once per [`GemmConfig`] with its constants prepended.
-pub(crate) const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
+const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 
 /// One WGSL file of `shaders/` and whether it draws noise.
 struct ModuleSource {
@@ -37,7 +34,7 @@ const ELEM_MODULES: [&str; 2] = ["lowrank", "naive"];
 
 /// What every module starts with: the storage type `elem` of the inputs and weights (unused by
 /// modules that do not read them), after `enable f16;` where that is f16.
-pub(crate) fn dtype_prelude(dtype: DType) -> &'static str {
+fn dtype_prelude(dtype: DType) -> &'static str {
     match dtype {
         DType::F32 => "alias elem = f32;\n",
         DType::F16 => "enable f16;\nalias elem = f16;\n",
@@ -56,6 +53,32 @@ fn variant_name(base: &str, dtype: DType) -> String {
 fn module_source(m: &ModuleSource, dtype: DType) -> String {
     let rng = if m.draws_noise { PHILOX } else { "" };
     format!("{}{rng}\n{}", dtype_prelude(dtype), m.body)
+}
+
+impl GemmConfig {
+    /// The WGSL entry point of the variant.
+    fn entry_point(&self) -> &'static str {
+        match self.variant {
+            MatmulVariant::WorkgroupTiled => "matmul_tiled",
+            MatmulVariant::Direct => "matmul_direct",
+        }
+    }
+
+    /// The full WGSL module of this configuration for inputs and weights stored as `dtype`: the
+    /// storage type, the constants, then matmul.wgsl.
+    pub fn wgsl(&self, dtype: DType) -> String {
+        format!(
+            "{}// GEMM configuration {}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{}",
+            dtype_prelude(dtype),
+            self.name(),
+            self.workgroup[0],
+            self.workgroup[1],
+            self.block[0],
+            self.block[1],
+            KT,
+            MATMUL
+        )
+    }
 }
 
 /// The name and full composed WGSL source of every shader module the backend compiles, exactly
@@ -77,7 +100,7 @@ pub fn shader_sources() -> Vec<(String, String)> {
     sources
 }
 
-/// Every compute entry point the backend dispatches.
+/// Every compute entry point the backend dispatches (the key of its pipeline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
     Gemm(GemmConfig, DType),
@@ -94,12 +117,14 @@ pub(crate) enum Kernel {
     SgdStep,
     AdamStep,
     LayerNorm,
+    #[cfg(feature = "testing")]
     PhiloxWords,
+    #[cfg(feature = "testing")]
     NormalDraws,
 }
 
 impl Kernel {
-    /// (module name, entry point) of the fixed kernels.
+    /// (module name, entry point); the module name of a GEMM is `matmul`.
     fn entry(self) -> (&'static str, &'static str) {
         match self {
             Kernel::Gemm(c, _) => ("matmul", c.entry_point()),
@@ -116,7 +141,9 @@ impl Kernel {
             Kernel::SgdStep => ("elementwise", "sgd_step"),
             Kernel::AdamStep => ("elementwise", "adam_step"),
             Kernel::LayerNorm => ("layer_norm", "layer_norm"),
+            #[cfg(feature = "testing")]
             Kernel::PhiloxWords => ("rng_probe", "philox_words"),
+            #[cfg(feature = "testing")]
             Kernel::NormalDraws => ("rng_probe", "normal_draws"),
         }
     }
@@ -128,70 +155,31 @@ impl Kernel {
             _ => DType::F32,
         }
     }
+
+    /// The WGSL entry point.
+    pub(crate) fn entry_point(self) -> &'static str {
+        self.entry().1
+    }
+
+    /// The module the kernel's pipeline is built from: its key (kernels of one module share it),
+    /// label and composed source.
+    pub(crate) fn module(self) -> (ModuleKey, String, String) {
+        match self {
+            Kernel::Gemm(c, dtype) => (ModuleKey::Gemm(c, dtype), variant_name(&c.name(), dtype), c.wgsl(dtype)),
+            _ => {
+                let (name, _) = self.entry();
+                let dtype = self.dtype();
+                let m = MODULES.iter().find(|m| m.name == name).expect("every kernel's module is listed");
+                (ModuleKey::Fixed(name, dtype), variant_name(name, dtype), module_source(m, dtype))
+            }
+        }
+    }
 }
 
-/// A module's cache key: a fixed module's name, or a GEMM configuration, with the storage type.
+/// A shader module's cache key: a fixed module's name, or a GEMM configuration, with the storage
+/// type.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum ModuleKey {
+pub(crate) enum ModuleKey {
     Fixed(&'static str, DType),
     Gemm(GemmConfig, DType),
-}
-
-#[derive(Default)]
-struct Cache {
-    modules: HashMap<ModuleKey, wgpu::ShaderModule>,
-    kernels: HashMap<Kernel, (ComputePipeline, BindGroupLayout)>,
-}
-
-/// Every pipeline, built on its first dispatch (so that a backend compiles only the kernels and
-/// GEMM configurations it uses) and cached, with the bind group layout WGSL's bindings imply.
-pub(crate) struct Pipelines {
-    cache: Mutex<Cache>,
-}
-
-impl Pipelines {
-    pub(crate) fn new() -> Self {
-        Self { cache: Mutex::new(Cache::default()) }
-    }
-
-    /// The pipeline of `kernel` and its bind group layout, built now if this is its first use.
-    pub(crate) fn get(&self, device: &Device, kernel: Kernel) -> (ComputePipeline, BindGroupLayout) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = cache.kernels.get(&kernel) {
-            return found.clone();
-        }
-        let (module_name, entry) = kernel.entry();
-        let key = match kernel {
-            Kernel::Gemm(c, dtype) => ModuleKey::Gemm(c, dtype),
-            _ => ModuleKey::Fixed(module_name, kernel.dtype()),
-        };
-        let module = cache
-            .modules
-            .entry(key)
-            .or_insert_with(|| {
-                let (label, source) = match key {
-                    ModuleKey::Gemm(c, dtype) => (variant_name(&c.name(), dtype), c.wgsl(dtype)),
-                    ModuleKey::Fixed(name, dtype) => {
-                        let m = MODULES.iter().find(|m| m.name == name).expect("every kernel's module is listed");
-                        (variant_name(name, dtype), module_source(m, dtype))
-                    }
-                };
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&label),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                })
-            })
-            .clone();
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        let layout = pipeline.get_bind_group_layout(0);
-        cache.kernels.insert(kernel, (pipeline.clone(), layout.clone()));
-        (pipeline, layout)
-    }
 }

@@ -1,65 +1,16 @@
-//! [`Backend`] for [`WgpuBackend`]: argument checks, then dispatches of the `shaders/` kernels.
+//! [`Backend`] for [`WgpuBackend`]: argument checks, then the kernels of `lowrank`,
+//! `vector_noise` and `elementwise`, and the buffer transfers.
 
-use super::context::{byte_size, word, Dispatch, Params};
-use super::shaders::Kernel;
-use super::{describe_adapter, GpuBuffer, WgpuBackend};
-use crate::ops::{check_len, check_population, check_sigma, Activation, AdamParams, Batch, DType, LowRankNoise};
+use super::adapter::describe_adapter;
+use super::buffer::GpuBuffer;
+use super::context::byte_size;
+use super::gemm::Gemm;
+use super::lowrank::input_dtype;
+use super::timing;
+use super::wgpu_backend::WgpuBackend;
+use crate::ops::{check_len, check_sigma, Activation, AdamParams, Batch, DType, LowRankNoise};
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Result};
-
-/// The bits of an f32 uniform field.
-pub(crate) fn bits(v: f32) -> u32 {
-    v.to_bits()
-}
-
-/// Uniform words of the elementwise kernels (`ElementParams` of elementwise.wgsl).
-struct ElementParams {
-    len: u32,
-    cols: u32,
-    mode: u32,
-    lr: f32,
-    adam: Option<AdamParams>,
-}
-
-impl ElementParams {
-    fn new(len: usize) -> Result<Self> {
-        Ok(Self { len: word("buffer length", len)?, cols: 1, mode: 0, lr: 0.0, adam: None })
-    }
-
-    fn words(&self) -> Params {
-        let (b1, b2, eps, wd, bc1, bc2) = match self.adam {
-            Some(p) => (p.beta1, p.beta2, p.eps, p.weight_decay, 1.0 - p.beta1.powi(p.step as i32), 1.0 - p.beta2.powi(p.step as i32)),
-            None => (0.0, 0.0, 0.0, 0.0, 1.0, 1.0),
-        };
-        vec![self.len, self.cols, self.mode, bits(self.lr), bits(b1), bits(b2), bits(eps), bits(wd), bits(bc1), bits(bc2)]
-    }
-}
-
-impl WgpuBackend {
-    /// Runs one kernel over `invocations` one-dimensional invocations.
-    pub(crate) fn dispatch(&self, kernel: Kernel, invocations: usize, params: Params, buffers: Vec<(u32, &wgpu::Buffer)>) -> Result<()> {
-        let groups = self.ctx.grid(&format!("{kernel:?}"), invocations)?;
-        self.ctx.run(&[Dispatch { kernel, params, buffers, groups }])
-    }
-
-    fn elementwise(&self, kernel: Kernel, p: ElementParams, buffers: Vec<(u32, &wgpu::Buffer)>) -> Result<()> {
-        self.dispatch(kernel, p.len as usize, p.words(), buffers)
-    }
-
-    /// Uploads the antithetic fitness differences `d_k = f_2k - f_2k+1` (fitness checked).
-    pub(crate) fn fitness_differences(&self, fitness: &[f32]) -> Result<GpuBuffer> {
-        check_population(fitness.len())?;
-        crate::ops::check_fitness(fitness)?;
-        let d: Vec<f32> = fitness.chunks_exact(2).map(|f| f[0] - f[1]).collect();
-        self.upload(&d)
-    }
-}
-
-/// Uniform words selecting a noise stream: seed low and high words, parameter id, noise epoch.
-pub(crate) fn stream_words(stream: &NoiseStream) -> [u32; 4] {
-    let [lo, hi] = stream.key();
-    [lo, hi, stream.param_id, stream.noise_epoch]
-}
 
 impl Backend for WgpuBackend {
     type Buffer = GpuBuffer;
@@ -76,7 +27,7 @@ impl Backend for WgpuBackend {
         if dtype == DType::F16 && !self.ctx.features.contains(wgpu::Features::SHADER_F16) {
             return Err(Error::Unsupported(format!("f16 storage needs the shader-f16 feature, which {} lacks", self.ctx.info.name)));
         }
-        let mut buffer = GpuBuffer { buffer: self.ctx.storage("upload", dtype.words(data.len()))?, len: data.len(), dtype };
+        let mut buffer = self.new_buffer(data.len(), dtype)?;
         self.write(&mut buffer, data)?;
         Ok(buffer)
     }
@@ -86,8 +37,7 @@ impl Backend for WgpuBackend {
     }
 
     fn zeros(&self, len: usize) -> Result<GpuBuffer> {
-        // wgpu zero-initialises new buffers.
-        Ok(GpuBuffer::f32(self.ctx.storage("zeros", len)?, len))
+        self.new_buffer(len, DType::F32)
     }
 
     fn write(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
@@ -135,13 +85,7 @@ impl Backend for WgpuBackend {
     }
 
     async fn synchronize(&self) -> Result<()> {
-        let (tx, rx) = futures_channel::oneshot::channel();
-        self.ctx.queue.on_submitted_work_done(move || {
-            let _ = tx.send(());
-        });
-        self.ctx.poll()?;
-        rx.await.map_err(|_| Error::Device("the device was lost before the queue drained".into()))?;
-        self.ctx.check_errors()
+        timing::drain(&self.ctx).await
     }
 
     fn matmul(&self, x: &GpuBuffer, w: &GpuBuffer, m: usize, n: usize, rows: usize, y: &mut GpuBuffer) -> Result<()> {
@@ -151,28 +95,28 @@ impl Backend for WgpuBackend {
         check_len("weight W", w.len, m * n)?;
         check_len("input X", x.len, rows * n)?;
         check_len("output Y", y.len, rows * m)?;
-        let dtype = super::lowrank::input_dtype(x, w, y)?;
+        let dtype = input_dtype(x, w, y)?;
         if rows == 0 {
             return Ok(());
         }
-        let gemm = self.gemm(super::lowrank::Gemm { dtype, ..super::lowrank::Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
+        let gemm = self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
         self.ctx.run(&[gemm])
     }
 
     fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
-        self.noise_factors_impl(noise, population, a, b)
+        self.noise_factors_kernel(noise, population, a, b)
     }
 
     fn perturbed_matmul(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
-        self.perturbed_matmul_impl(x, w, noise, batch, y)
+        self.perturbed_matmul_kernel(x, w, noise, batch, y)
     }
 
     fn naive_perturbed_matmul(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
-        self.naive_perturbed_matmul_impl(x, w, noise, batch, y)
+        self.naive_perturbed_matmul_kernel(x, w, noise, batch, y)
     }
 
     fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
-        self.lowrank_update_impl(fitness, noise, g)
+        self.lowrank_update_kernel(fitness, noise, g)
     }
 
     fn perturbed_bias(&self, y: &mut GpuBuffer, bias: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
@@ -184,29 +128,13 @@ impl Backend for WgpuBackend {
         check_len("output Y", y.len, batch.output_len(bias.len))?;
         y.expect_f32("output Y")?;
         bias.expect_f32("bias")?;
-        let [lo, hi, id, epoch] = stream_words(&stream);
-        let params = vec![
-            word("bias length", bias.len)?,
-            word("output length", y.len)?,
-            word("rows x length", batch.rows * bias.len)?,
-            word("pairs", batch.population / 2)?,
-            lo,
-            hi,
-            id,
-            epoch,
-            bits(sigma),
-        ];
-        self.dispatch(Kernel::PerturbedBias, y.len, params, vec![(1, &y.buffer), (2, &bias.buffer)])
+        self.perturbed_bias_kernel(y, bias, stream, sigma, batch)
     }
 
     fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
         check_sigma(sigma)?;
         g.expect_f32("gradient")?;
-        let d = self.fitness_differences(fitness)?;
-        let [lo, hi, id, epoch] = stream_words(&stream);
-        let coef = sigma / (fitness.len() as f32).sqrt();
-        let params = vec![word("gradient length", g.len)?, 0, 0, word("pairs", fitness.len() / 2)?, lo, hi, id, epoch, bits(coef)];
-        self.dispatch(Kernel::VectorUpdate, g.len, params, vec![(3, &d.buffer), (4, &g.buffer)])
+        self.vector_update_kernel(fitness, stream, sigma, g)
     }
 
     fn add_bias(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
@@ -215,19 +143,12 @@ impl Backend for WgpuBackend {
         }
         y.expect_f32("output Y")?;
         bias.expect_f32("bias")?;
-        let p = ElementParams { cols: word("bias length", bias.len)?, ..ElementParams::new(y.len)? };
-        self.elementwise(Kernel::AddBias, p, vec![(1, &y.buffer), (2, &bias.buffer)])
+        self.add_bias_kernel(y, bias)
     }
 
     fn activation(&self, x: &mut GpuBuffer, act: Activation) -> Result<()> {
-        let mode = match act {
-            Activation::Relu => 0,
-            Activation::Silu => 1,
-            Activation::Tanh => 2,
-        };
         x.expect_f32("activation input")?;
-        let p = ElementParams { mode, ..ElementParams::new(x.len)? };
-        self.elementwise(Kernel::Activation, p, vec![(1, &x.buffer)])
+        self.activation_kernel(x, act)
     }
 
     fn layer_norm(&self, x: &mut GpuBuffer, cols: usize, eps: f32) -> Result<()> {
@@ -238,9 +159,7 @@ impl Backend for WgpuBackend {
             return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
         }
         x.expect_f32("layer norm input")?;
-        let rows = x.len / cols;
-        let params = vec![word("rows", rows)?, word("columns", cols)?, bits(eps)];
-        self.dispatch(Kernel::LayerNorm, rows, params, vec![(1, &x.buffer)])
+        self.layer_norm_kernel(x, cols, eps)
     }
 
     fn sgd_step(&self, param: &mut GpuBuffer, grad: &GpuBuffer, lr: f32) -> Result<()> {
@@ -250,8 +169,7 @@ impl Backend for WgpuBackend {
         }
         param.expect_f32("parameter")?;
         grad.expect_f32("gradient")?;
-        let p = ElementParams { lr, ..ElementParams::new(param.len)? };
-        self.elementwise(Kernel::SgdStep, p, vec![(1, &param.buffer), (2, &grad.buffer)])
+        self.sgd_step_kernel(param, grad, lr)
     }
 
     fn adam_step(&self, param: &mut GpuBuffer, grad: &GpuBuffer, m: &mut GpuBuffer, v: &mut GpuBuffer, p: AdamParams) -> Result<()> {
@@ -262,7 +180,6 @@ impl Backend for WgpuBackend {
         for (what, b) in [("parameter", &*param), ("gradient", grad), ("first moment", &*m), ("second moment", &*v)] {
             b.expect_f32(what)?;
         }
-        let e = ElementParams { lr: p.lr, adam: Some(p), ..ElementParams::new(param.len)? };
-        self.elementwise(Kernel::AdamStep, e, vec![(1, &param.buffer), (2, &grad.buffer), (3, &m.buffer), (4, &v.buffer)])
+        self.adam_step_kernel(param, grad, m, v, p)
     }
 }

@@ -1,0 +1,52 @@
+//! [`GpuBuffer`], the device-resident array of the wgpu backend.
+
+use super::context::BindGroups;
+use crate::DType;
+use std::fmt;
+use std::sync::Weak;
+
+/// A device-resident array of the wgpu backend: `f32` values, or `f16` ones made by
+/// [`crate::Backend::upload_as`]. Dropping it frees its device memory (and the bind groups the
+/// backend cached for it).
+pub struct GpuBuffer {
+    /// The storage buffer (at least 4 bytes, even when empty).
+    pub(crate) buffer: wgpu::Buffer,
+    /// Number of values it holds.
+    pub len: usize,
+    /// Their storage type.
+    pub dtype: DType,
+    /// The backend's bind group cache, which forgets this buffer when it is dropped.
+    bind_groups: Weak<BindGroups>,
+}
+
+impl GpuBuffer {
+    /// Wraps a storage buffer of `len` values of `dtype`, whose cached bind groups live in
+    /// `bind_groups`.
+    pub(crate) fn new(buffer: wgpu::Buffer, len: usize, dtype: DType, bind_groups: Weak<BindGroups>) -> Self {
+        Self { buffer, len, dtype, bind_groups }
+    }
+
+    /// Refuses an f16 buffer where an operation takes f32, naming the argument.
+    pub(crate) fn expect_f32(&self, what: &str) -> crate::Result<()> {
+        match self.dtype {
+            DType::F32 => Ok(()),
+            other => Err(crate::Error::Unsupported(format!(
+                "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and naive_perturbed_matmul may be f16, every other buffer is f32"
+            ))),
+        }
+    }
+}
+
+impl fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuBuffer").field("buffer", &self.buffer).field("len", &self.len).field("dtype", &self.dtype).finish()
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(cache) = self.bind_groups.upgrade() {
+            cache.lock().unwrap_or_else(|p| p.into_inner()).forget(&self.buffer);
+        }
+    }
+}

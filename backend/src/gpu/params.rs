@@ -1,0 +1,301 @@
+//! The uniform parameter blocks of the kernels: one `#[repr(C)]` [`Pod`] struct per WGSL uniform
+//! struct of `shaders/`, field for field (same names, same order, `f32` fields as `f32`), with
+//! explicit `_pad` fields that round each up to a multiple of 16 bytes as the WGSL struct does.
+//! `backend/tests/params_layout.rs` checks every size and field offset against naga's layout of
+//! the WGSL modules, so that the two cannot drift apart.
+
+use crate::rng::NoiseStream;
+use bytemuck::{Pod, Zeroable};
+
+/// A uniform parameter block of a kernel.
+pub trait Uniform: Pod {
+    /// The name of the WGSL struct it mirrors.
+    const WGSL_STRUCT: &'static str;
+}
+
+/// Bytes a [`UniformBlock`] holds: the largest parameter struct.
+const MAX_UNIFORM_BYTES: usize = 48;
+
+/// The bytes of one parameter struct, held inline (no heap allocation per dispatch).
+#[derive(Clone, Copy)]
+pub(crate) struct UniformBlock {
+    bytes: [u8; MAX_UNIFORM_BYTES],
+    len: usize,
+}
+
+impl UniformBlock {
+    /// The bytes of `params`.
+    pub(crate) fn of<T: Uniform>(params: &T) -> Self {
+        const { assert!(size_of::<T>() <= MAX_UNIFORM_BYTES && size_of::<T>().is_multiple_of(16)) };
+        let mut bytes = [0; MAX_UNIFORM_BYTES];
+        bytes[..size_of::<T>()].copy_from_slice(bytemuck::bytes_of(params));
+        Self { bytes, len: size_of::<T>() }
+    }
+
+    /// The struct's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The seed words, parameter id and noise epoch of `stream`, in the order the structs hold them
+/// (`seed_lo`, `seed_hi`, `param_id`, `noise_epoch`).
+pub(crate) fn stream_fields(stream: &NoiseStream) -> [u32; 4] {
+    let [lo, hi] = stream.key();
+    [lo, hi, stream.param_id, stream.noise_epoch]
+}
+
+/// `GemmParams` of `shaders/matmul.wgsl`: one (batched) GEMM `y[b] = alpha x[b] w[b]ᵀ (+ y[b])`,
+/// offsets and strides in elements.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct GemmParams {
+    /// Rows of `x` and `y` per batch entry.
+    pub rows: u32,
+    /// Rows of `w`, columns of `y`.
+    pub cols: u32,
+    /// Columns of `x` and `w`.
+    pub inner: u32,
+    /// 1: add to `y`; 0: overwrite it.
+    pub accumulate: u32,
+    /// Offset of `x`.
+    pub x_offset: u32,
+    /// Stride of `x` between batch entries (0: shared).
+    pub x_batch: u32,
+    /// Stride of `w` between batch entries (0: shared).
+    pub w_batch: u32,
+    /// Offset of `y`.
+    pub y_offset: u32,
+    /// Stride of `y` between batch entries.
+    pub y_batch: u32,
+    /// Factor of the product.
+    pub alpha: f32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+}
+
+impl Uniform for GemmParams {
+    const WGSL_STRUCT: &'static str = "GemmParams";
+}
+
+/// `LowRankParams` of `shaders/lowrank.wgsl`: the projection `X B` and the expansion of the
+/// EGGROLL forward.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct LowRankParams {
+    /// Input rows per member.
+    pub rows: u32,
+    /// Inputs per row (columns of `W`).
+    pub n: u32,
+    /// Outputs per row (rows of `W`).
+    pub m: u32,
+    /// Rank of the perturbation.
+    pub rank: u32,
+    /// Pairs (projection) or members (expansion).
+    pub count: u32,
+    /// 1 when every member reads the same input rows.
+    pub shared_input: u32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// `σ/√r`.
+    pub scale: f32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+}
+
+impl Uniform for LowRankParams {
+    const WGSL_STRUCT: &'static str = "LowRankParams";
+}
+
+/// `NoiseParams` of `shaders/noise.wgsl`: the noise factors of `count` members, or the update
+/// factors of `count` pairs from pair `first`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct NoiseParams {
+    /// Rows of `A` (of `W`).
+    pub m: u32,
+    /// Rows of `B` (columns of `W`).
+    pub n: u32,
+    /// Rank.
+    pub rank: u32,
+    /// Members or pairs.
+    pub count: u32,
+    /// First pair.
+    pub first: u32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
+}
+
+impl Uniform for NoiseParams {
+    const WGSL_STRUCT: &'static str = "NoiseParams";
+}
+
+/// `MaterialiseParams` of `shaders/naive.wgsl`: `W + s_i σ E_i` of `count` members from member
+/// `first` (naive ES).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct MaterialiseParams {
+    /// `m n`, the values of one matrix.
+    pub len: u32,
+    /// Blocks of four values per matrix.
+    pub blocks: u32,
+    /// First member.
+    pub first: u32,
+    /// Members.
+    pub count: u32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// σ.
+    pub sigma: f32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
+}
+
+impl Uniform for MaterialiseParams {
+    const WGSL_STRUCT: &'static str = "MaterialiseParams";
+}
+
+/// `VectorParams` of `shaders/vector_noise.wgsl`: the perturbed bias of the forward, or the
+/// vector update.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct VectorParams {
+    /// Length of the vector.
+    pub len: u32,
+    /// Values of the output (forward).
+    pub total: u32,
+    /// Values per member: rows x length (forward).
+    pub span: u32,
+    /// Antithetic pairs.
+    pub pairs: u32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// σ (forward), or `σ/√N` (update).
+    pub coef: f32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
+}
+
+impl Uniform for VectorParams {
+    const WGSL_STRUCT: &'static str = "VectorParams";
+}
+
+/// `ElementParams` of `shaders/elementwise.wgsl`: bias, activations and optimizer steps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ElementParams {
+    /// Values to process.
+    pub len: u32,
+    /// Bias length (`add_bias`).
+    pub cols: u32,
+    /// Activation: 0 relu, 1 silu, 2 tanh.
+    pub mode: u32,
+    /// Learning rate (optimizer steps).
+    pub lr: f32,
+    /// Adam β1.
+    pub beta1: f32,
+    /// Adam β2.
+    pub beta2: f32,
+    /// Adam ε.
+    pub eps: f32,
+    /// AdamW weight decay.
+    pub weight_decay: f32,
+    /// Bias correction `1 - β1^t`.
+    pub bc1: f32,
+    /// Bias correction `1 - β2^t`.
+    pub bc2: f32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+}
+
+impl Uniform for ElementParams {
+    const WGSL_STRUCT: &'static str = "ElementParams";
+}
+
+/// `NormParams` of `shaders/layer_norm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct NormParams {
+    /// Rows.
+    pub rows: u32,
+    /// Values per row.
+    pub cols: u32,
+    /// ε added to the variance.
+    pub eps: f32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+}
+
+impl Uniform for NormParams {
+    const WGSL_STRUCT: &'static str = "NormParams";
+}
+
+/// `ProbeParams` of `shaders/rng_probe.wgsl`: the RNG test hooks.
+#[cfg(feature = "testing")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ProbeParams {
+    /// Counters (`philox_words`) or draws (`normal_draws`).
+    pub count: u32,
+    /// Low word of the key.
+    pub seed_lo: u32,
+    /// High word of the key.
+    pub seed_hi: u32,
+    /// Parameter id of the stream (`normal_draws`).
+    pub param_id: u32,
+    /// Noise epoch of the stream (`normal_draws`).
+    pub noise_epoch: u32,
+    /// Pair (`normal_draws`).
+    pub pair: u32,
+    /// First draw (`normal_draws`).
+    pub start: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+}
+
+#[cfg(feature = "testing")]
+impl Uniform for ProbeParams {
+    const WGSL_STRUCT: &'static str = "ProbeParams";
+}
