@@ -3,7 +3,7 @@
 use super::context::{byte_size, word, Dispatch, Params};
 use super::shaders::Kernel;
 use super::{describe_adapter, GpuBuffer, WgpuBackend};
-use crate::ops::{check_len, check_population, check_sigma, Activation, AdamParams, Batch, DType, LowRankNoise};
+use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise};
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Result};
 
@@ -46,10 +46,8 @@ impl WgpuBackend {
         self.dispatch(kernel, p.len as usize, p.words(), buffers)
     }
 
-    /// Uploads the antithetic fitness differences `d_k = f_2k - f_2k+1` (fitness checked).
+    /// Uploads the antithetic fitness differences `d_k = f_2k - f_2k+1`.
     pub(crate) fn fitness_differences(&self, fitness: &[f32]) -> Result<GpuBuffer> {
-        check_population(fitness.len())?;
-        crate::ops::check_fitness(fitness)?;
         let d: Vec<f32> = fitness.chunks_exact(2).map(|f| f[0] - f[1]).collect();
         self.upload(&d)
     }
@@ -90,8 +88,7 @@ impl Backend for WgpuBackend {
         Ok(GpuBuffer::f32(self.ctx.storage("zeros", len)?, len))
     }
 
-    fn write(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
-        check_len("write source", data.len(), buffer.len)?;
+    fn write_unchecked(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
         if !data.is_empty() {
             match buffer.dtype {
                 DType::F32 => self.ctx.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data)),
@@ -106,11 +103,7 @@ impl Backend for WgpuBackend {
         self.ctx.check_errors()
     }
 
-    fn copy(&self, src: &GpuBuffer, dst: &mut GpuBuffer) -> Result<()> {
-        check_len("copy source", src.len, dst.len)?;
-        if src.dtype != dst.dtype {
-            return Err(Error::Unsupported(format!("copy from {} to {} (copies keep the storage type)", src.dtype, dst.dtype)));
-        }
+    fn copy_unchecked(&self, src: &GpuBuffer, dst: &mut GpuBuffer) -> Result<()> {
         if src.len > 0 {
             let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copy") });
             encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, byte_size("copy", src.dtype.words(src.len))?);
@@ -144,46 +137,36 @@ impl Backend for WgpuBackend {
         self.ctx.check_errors()
     }
 
-    fn matmul(&self, x: &GpuBuffer, w: &GpuBuffer, m: usize, n: usize, rows: usize, y: &mut GpuBuffer) -> Result<()> {
-        if m == 0 || n == 0 {
-            return Err(Error::Shape(format!("matrix is {m}x{n}: both sides must be > 0")));
-        }
-        check_len("weight W", w.len, m * n)?;
-        check_len("input X", x.len, rows * n)?;
-        check_len("output Y", y.len, rows * m)?;
-        let dtype = super::lowrank::input_dtype(x, w, y)?;
-        if rows == 0 {
-            return Ok(());
-        }
-        let gemm = self.gemm(super::lowrank::Gemm { dtype, ..super::lowrank::Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
+    fn matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, m: usize, n: usize, rows: usize, y: &mut GpuBuffer) -> Result<()> {
+        let gemm =
+            self.gemm(super::lowrank::Gemm { dtype: x.dtype, ..super::lowrank::Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
         self.ctx.run(&[gemm])
     }
 
-    fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
+    fn noise_factors_unchecked(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
         self.noise_factors_impl(noise, population, a, b)
     }
 
-    fn perturbed_matmul(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
+    fn perturbed_matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
         self.perturbed_matmul_impl(x, w, noise, batch, y)
     }
 
-    fn naive_perturbed_matmul(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
+    fn naive_perturbed_matmul_unchecked(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut GpuBuffer,
+    ) -> Result<()> {
         self.naive_perturbed_matmul_impl(x, w, noise, batch, y)
     }
 
-    fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
+    fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
         self.lowrank_update_impl(fitness, noise, g)
     }
 
-    fn perturbed_bias(&self, y: &mut GpuBuffer, bias: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        batch.validate()?;
-        check_sigma(sigma)?;
-        if bias.len == 0 {
-            return Err(Error::Shape("bias is empty".into()));
-        }
-        check_len("output Y", y.len, batch.output_len(bias.len))?;
-        y.expect_f32("output Y")?;
-        bias.expect_f32("bias")?;
+    fn perturbed_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
         let [lo, hi, id, epoch] = stream_words(&stream);
         let params = vec![
             word("bias length", bias.len)?,
@@ -199,9 +182,7 @@ impl Backend for WgpuBackend {
         self.dispatch(Kernel::PerturbedBias, y.len, params, vec![(1, &y.buffer), (2, &bias.buffer)])
     }
 
-    fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
-        check_sigma(sigma)?;
-        g.expect_f32("gradient")?;
+    fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
         let d = self.fitness_differences(fitness)?;
         let [lo, hi, id, epoch] = stream_words(&stream);
         let coef = sigma / (fitness.len() as f32).sqrt();
@@ -209,59 +190,40 @@ impl Backend for WgpuBackend {
         self.dispatch(Kernel::VectorUpdate, g.len, params, vec![(3, &d.buffer), (4, &g.buffer)])
     }
 
-    fn add_bias(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
-        if bias.len == 0 || !y.len.is_multiple_of(bias.len) {
-            return Err(Error::Shape(format!("output of {} values is not a whole number of rows of bias length {}", y.len, bias.len)));
-        }
-        y.expect_f32("output Y")?;
-        bias.expect_f32("bias")?;
+    fn add_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
         let p = ElementParams { cols: word("bias length", bias.len)?, ..ElementParams::new(y.len)? };
         self.elementwise(Kernel::AddBias, p, vec![(1, &y.buffer), (2, &bias.buffer)])
     }
 
-    fn activation(&self, x: &mut GpuBuffer, act: Activation) -> Result<()> {
+    fn activation_unchecked(&self, x: &mut GpuBuffer, act: Activation) -> Result<()> {
         let mode = match act {
             Activation::Relu => 0,
             Activation::Silu => 1,
             Activation::Tanh => 2,
         };
-        x.expect_f32("activation input")?;
         let p = ElementParams { mode, ..ElementParams::new(x.len)? };
         self.elementwise(Kernel::Activation, p, vec![(1, &x.buffer)])
     }
 
-    fn layer_norm(&self, x: &mut GpuBuffer, cols: usize, eps: f32) -> Result<()> {
-        if cols == 0 || !x.len.is_multiple_of(cols) {
-            return Err(Error::Shape(format!("{} values are not a whole number of rows of {cols}", x.len)));
-        }
-        if !(eps.is_finite() && eps >= 0.0) {
-            return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
-        }
-        x.expect_f32("layer norm input")?;
+    fn layer_norm_unchecked(&self, x: &mut GpuBuffer, cols: usize, eps: f32) -> Result<()> {
         let rows = x.len / cols;
         let params = vec![word("rows", rows)?, word("columns", cols)?, bits(eps)];
         self.dispatch(Kernel::LayerNorm, rows, params, vec![(1, &x.buffer)])
     }
 
-    fn sgd_step(&self, param: &mut GpuBuffer, grad: &GpuBuffer, lr: f32) -> Result<()> {
-        check_len("gradient", grad.len, param.len)?;
-        if !lr.is_finite() {
-            return Err(Error::InvalidArgument(format!("learning rate must be finite, got {lr}")));
-        }
-        param.expect_f32("parameter")?;
-        grad.expect_f32("gradient")?;
+    fn sgd_step_unchecked(&self, param: &mut GpuBuffer, grad: &GpuBuffer, lr: f32) -> Result<()> {
         let p = ElementParams { lr, ..ElementParams::new(param.len)? };
         self.elementwise(Kernel::SgdStep, p, vec![(1, &param.buffer), (2, &grad.buffer)])
     }
 
-    fn adam_step(&self, param: &mut GpuBuffer, grad: &GpuBuffer, m: &mut GpuBuffer, v: &mut GpuBuffer, p: AdamParams) -> Result<()> {
-        p.validate()?;
-        check_len("gradient", grad.len, param.len)?;
-        check_len("first moment", m.len, param.len)?;
-        check_len("second moment", v.len, param.len)?;
-        for (what, b) in [("parameter", &*param), ("gradient", grad), ("first moment", &*m), ("second moment", &*v)] {
-            b.expect_f32(what)?;
-        }
+    fn adam_step_unchecked(
+        &self,
+        param: &mut GpuBuffer,
+        grad: &GpuBuffer,
+        m: &mut GpuBuffer,
+        v: &mut GpuBuffer,
+        p: AdamParams,
+    ) -> Result<()> {
         let e = ElementParams { lr: p.lr, adam: Some(p), ..ElementParams::new(param.len)? };
         self.elementwise(Kernel::AdamStep, e, vec![(1, &param.buffer), (2, &grad.buffer), (3, &m.buffer), (4, &v.buffer)])
     }

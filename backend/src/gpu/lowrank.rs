@@ -6,7 +6,7 @@ use super::gemm::GemmConfig;
 use super::kernels::{bits, stream_words};
 use super::shaders::Kernel;
 use super::{GpuBuffer, WgpuBackend};
-use crate::ops::{check_full_rank_draws, check_len, check_population, Batch, DType, InputLayout, LowRankNoise};
+use crate::ops::{Batch, DType, InputLayout, LowRankNoise};
 use crate::{Error, Result};
 
 /// One (batched) GEMM `y[b] = alpha x[b] w[b]ᵀ (+ y[b])`, offsets and strides in f32.
@@ -113,13 +113,6 @@ impl WgpuBackend {
     }
 
     pub(crate) fn noise_factors_impl(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
-        noise.shape.validate()?;
-        check_population(population)?;
-        let s = noise.shape;
-        check_len("factor A", a.len, population * s.m * s.rank)?;
-        check_len("factor B", b.len, population * s.n * s.rank)?;
-        a.expect_f32("factor A")?;
-        b.expect_f32("factor B")?;
         let params = self.noise_params(&noise, population, 0)?;
         self.dispatch(Kernel::NoiseFactors, a.len + b.len, params, vec![(1, &a.buffer), (2, &b.buffer)])
     }
@@ -139,8 +132,7 @@ impl WgpuBackend {
         batch: Batch,
         y: &mut GpuBuffer,
     ) -> Result<()> {
-        check_matmul_args(x, w, &noise, &batch, y)?;
-        let dtype = input_dtype(x, w, y)?;
+        let dtype = x.dtype;
         let s = noise.shape;
         let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
         let shared = batch.input == InputLayout::Shared;
@@ -195,10 +187,8 @@ impl WgpuBackend {
         y: &mut GpuBuffer,
     ) -> Result<()> {
         let (m, n, rows, population) = (noise.shape.m, noise.shape.n, batch.rows, batch.population);
-        check_full_rank_draws(m, n)?;
-        check_matmul_args(x, w, &noise, &batch, y)?;
         // W_i is materialised in the weights' storage type.
-        let dtype = input_dtype(x, w, y)?;
+        let dtype = x.dtype;
         let len = word("full-rank noise draws m n", m * n)?;
         let [lo, hi, id, epoch] = stream_words(&noise.stream);
         let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
@@ -242,12 +232,9 @@ impl WgpuBackend {
     }
 
     pub(crate) fn lowrank_update_impl(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
-        noise.shape.validate()?;
         let d = self.fitness_differences(fitness)?;
         let s = noise.shape;
         let (m, n, r) = (s.m, s.n, s.rank);
-        check_len("gradient G", g.len, m * n)?;
-        g.expect_f32("gradient G")?;
         let pairs = fitness.len() / 2;
         let alpha = s.scale() / (fitness.len() as f32).sqrt();
         // G = alpha Σ_k d_k A_k B_kᵀ = alpha A' B'ᵀ with A' = [A_k] (m x pairs r) and
@@ -269,26 +256,4 @@ impl WgpuBackend {
         }
         Ok(())
     }
-}
-
-/// The storage type of a forward's `x` and `w` (the same for both); `y` must be f32.
-pub(crate) fn input_dtype(x: &GpuBuffer, w: &GpuBuffer, y: &GpuBuffer) -> Result<DType> {
-    y.expect_f32("output Y")?;
-    if x.dtype != w.dtype {
-        return Err(Error::Unsupported(format!(
-            "input X is {} but weight W is {}: both must have the same storage type",
-            x.dtype, w.dtype
-        )));
-    }
-    Ok(x.dtype)
-}
-
-/// The argument checks of the population forwards.
-fn check_matmul_args(x: &GpuBuffer, w: &GpuBuffer, noise: &LowRankNoise, batch: &Batch, y: &GpuBuffer) -> Result<()> {
-    noise.shape.validate()?;
-    batch.validate()?;
-    let (m, n) = (noise.shape.m, noise.shape.n);
-    check_len("weight W", w.len, m * n)?;
-    check_len("input X", x.len, batch.input_len(n))?;
-    check_len("output Y", y.len, batch.output_len(m))
 }

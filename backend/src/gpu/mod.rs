@@ -101,16 +101,6 @@ impl GpuBuffer {
     pub(crate) fn f32(buffer: wgpu::Buffer, len: usize) -> Self {
         Self { buffer, len, dtype: crate::DType::F32 }
     }
-
-    /// Refuses an f16 buffer where an operation takes f32, naming the argument.
-    pub(crate) fn expect_f32(&self, what: &str) -> crate::Result<()> {
-        match self.dtype {
-            crate::DType::F32 => Ok(()),
-            other => Err(crate::Error::Unsupported(format!(
-                "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and naive_perturbed_matmul may be f16, every other buffer is f32"
-            ))),
-        }
-    }
 }
 
 /// The EGGROLL kernels on a wgpu device. Implements [`crate::Backend`].
