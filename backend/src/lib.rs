@@ -13,6 +13,7 @@
 //! `-1` for odd `i`; its perturbation is `s_i (σ/√r) A_i B_iᵀ` with `A_i` (m x r) and `B_i` (n x r)
 //! standard normal from the counter-based RNG in [`rng`].
 
+mod checks;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
@@ -21,7 +22,7 @@ pub mod rng;
 pub mod select;
 
 pub use error::{Error, Result};
-pub use ops::{Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise};
+pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise};
 pub use rng::{philox4x32_10, FillPath, NoiseStream};
 pub use select::{BackendChoice, SelectedBackend};
 
@@ -45,11 +46,17 @@ pub struct AdapterDescription {
 }
 
 /// The operations EGGROLL needs from a device. Buffers are flat `f32` arrays that stay on the
-/// device; every kernel checks its arguments and returns [`Error`] instead of panicking.
+/// device.
+///
+/// Callers use the checked methods (`matmul`, `perturbed_matmul`, `lowrank_update`, ...): each
+/// checks its arguments once, here in front of the backends, returns [`Error`] instead of
+/// panicking, and then runs the backend's kernel. A backend implements the `*_unchecked` kernels,
+/// which may assume those rules hold; it refuses only what its own device cannot do (limits,
+/// storage types it lacks). The checked methods are not meant to be overridden.
 ///
 /// Work is enqueued by the kernel calls and runs asynchronously on GPU backends; [`Backend::read`]
 /// is the only call that waits for results (async at its core so that it runs in a browser).
-pub trait Backend {
+pub trait Backend: Sized {
     /// A device-resident array of `f32`.
     type Buffer;
 
@@ -76,10 +83,6 @@ pub trait Backend {
     }
     /// A new zero-filled buffer of `len` values.
     fn zeros(&self, len: usize) -> Result<Self::Buffer>;
-    /// Overwrites `buffer` with `data` (same length).
-    fn write(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()>;
-    /// Copies `src` into `dst` (same length).
-    fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()>;
     /// Number of `f32` in `buffer`.
     fn len(&self, buffer: &Self::Buffer) -> usize;
     /// Reads `buffer` back to the host once all queued work that writes it has run.
@@ -98,20 +101,44 @@ pub trait Backend {
         pollster::block_on(self.synchronize())
     }
 
+    /// Overwrites `buffer` with `data` (same length).
+    fn write(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()> {
+        checks::write(self, buffer, data)?;
+        self.write_unchecked(buffer, data)
+    }
+
+    /// Copies `src` into `dst` (same length and storage type).
+    fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()> {
+        checks::copy(self, src, dst)?;
+        self.copy_unchecked(src, dst)
+    }
+
     /// Plain batched inference: `y = x Wᵀ` for `rows` rows (`x`: rows x n, `w`: m x n,
     /// `y`: rows x m). The baseline the benchmarks compare EGGROLL against. `x` and `w` may both
     /// be f16 (see [`Backend::upload_as`]); `y` is f32.
-    fn matmul(&self, x: &Self::Buffer, w: &Self::Buffer, m: usize, n: usize, rows: usize, y: &mut Self::Buffer) -> Result<()>;
+    fn matmul(&self, x: &Self::Buffer, w: &Self::Buffer, m: usize, n: usize, rows: usize, y: &mut Self::Buffer) -> Result<()> {
+        checks::matmul(self, x, w, (m, n, rows), y)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.matmul_unchecked(x, w, m, n, rows, y)
+    }
 
     /// Noise factors of every member: `a` gets `N x m x r` values with `a[i] = s_i A_{i/2}`
     /// (sign applied), `b` gets `N x n x r` values with `b[i] = B_{i/2}`.
-    fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut Self::Buffer, b: &mut Self::Buffer) -> Result<()>;
+    fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut Self::Buffer, b: &mut Self::Buffer) -> Result<()> {
+        checks::noise_factors(self, &noise, population, a, b)?;
+        self.noise_factors_unchecked(noise, population, a, b)
+    }
 
     /// The EGGROLL population forward:
     /// `Y_i = X_i Wᵀ + s_i (σ/√r) (X_i B_i) A_iᵀ` for every member i at once, noise regenerated
     /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m. `x` and `w`
     /// may both be f16 (see [`Backend::upload_as`]); `y` is f32.
-    fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()>;
+    fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()> {
+        checks::population_forward(self, x, w, &noise, &batch, y)?;
+        self.perturbed_matmul_unchecked(x, w, noise, batch, y)
+    }
 
     /// Naive ES, the baseline EGGROLL is measured against (OpenAI-style ES, the paper's "naive
     /// ES"): every member gets its own full-rank Gaussian perturbation, materialised and
@@ -127,31 +154,119 @@ pub trait Backend {
         noise: LowRankNoise,
         batch: Batch,
         y: &mut Self::Buffer,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        checks::full_rank_draws(noise.shape.m, noise.shape.n)?;
+        checks::population_forward(self, x, w, &noise, &batch, y)?;
+        self.naive_perturbed_matmul_unchecked(x, w, noise, batch, y)
+    }
 
     /// The low-rank ES gradient estimate `g = (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (m x n), overwriting
     /// `g`. `fitness` holds N finite (usually shaped) values.
-    fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()>;
+    fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()> {
+        checks::lowrank_update(self, fitness, &noise, g)?;
+        self.lowrank_update_unchecked(fitness, noise, g)
+    }
 
     /// Full-rank vector noise in the forward pass: `y[i, row, :] += bias + s_i σ ε_i` for each
     /// member i and row (`y`: N x rows x len, `bias`: len). Draw `j` of pair `k`'s stream is `ε_k[j]`.
-    fn perturbed_bias(&self, y: &mut Self::Buffer, bias: &Self::Buffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()>;
+    fn perturbed_bias(&self, y: &mut Self::Buffer, bias: &Self::Buffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
+        checks::perturbed_bias(self, y, bias, sigma, &batch)?;
+        self.perturbed_bias_unchecked(y, bias, stream, sigma, batch)
+    }
 
     /// The vector gradient estimate `g = σ/√N Σ_i f_i s_i ε_i` (len), overwriting `g`.
-    fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Self::Buffer) -> Result<()>;
+    fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Self::Buffer) -> Result<()> {
+        checks::vector_update(self, fitness, sigma, g)?;
+        self.vector_update_unchecked(fitness, stream, sigma, g)
+    }
 
     /// Adds `bias` (len) to every row of `y` (rows x len), no noise.
-    fn add_bias(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()>;
+    fn add_bias(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()> {
+        checks::add_bias(self, y, bias)?;
+        self.add_bias_unchecked(y, bias)
+    }
+
     /// Applies `act` elementwise in place.
-    fn activation(&self, x: &mut Self::Buffer, act: Activation) -> Result<()>;
+    fn activation(&self, x: &mut Self::Buffer, act: Activation) -> Result<()> {
+        checks::activation(self, x)?;
+        self.activation_unchecked(x, act)
+    }
+
     /// Normalises each row of `cols` values to zero mean and unit variance (no affine), in place.
-    fn layer_norm(&self, x: &mut Self::Buffer, cols: usize, eps: f32) -> Result<()>;
+    fn layer_norm(&self, x: &mut Self::Buffer, cols: usize, eps: f32) -> Result<()> {
+        checks::layer_norm(self, x, cols, eps)?;
+        self.layer_norm_unchecked(x, cols, eps)
+    }
 
     /// SGD ascent step `param += lr * grad`.
-    fn sgd_step(&self, param: &mut Self::Buffer, grad: &Self::Buffer, lr: f32) -> Result<()>;
+    fn sgd_step(&self, param: &mut Self::Buffer, grad: &Self::Buffer, lr: f32) -> Result<()> {
+        checks::sgd_step(self, param, grad, lr)?;
+        self.sgd_step_unchecked(param, grad, lr)
+    }
+
     /// Adam/AdamW step on the loss `-grad` (ascent on the fitness), moments `m` and `v` updated in
     /// place; decoupled weight decay when `p.weight_decay > 0`.
     fn adam_step(
+        &self,
+        param: &mut Self::Buffer,
+        grad: &Self::Buffer,
+        m: &mut Self::Buffer,
+        v: &mut Self::Buffer,
+        p: AdamParams,
+    ) -> Result<()> {
+        checks::adam_step(self, param, grad, m, v, &p)?;
+        self.adam_step_unchecked(param, grad, m, v, p)
+    }
+
+    /// The kernel of [`Backend::write`]; arguments already checked.
+    fn write_unchecked(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()>;
+    /// The kernel of [`Backend::copy`]; arguments already checked.
+    fn copy_unchecked(&self, src: &Self::Buffer, dst: &mut Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::matmul`]; arguments already checked, `rows > 0`.
+    fn matmul_unchecked(&self, x: &Self::Buffer, w: &Self::Buffer, m: usize, n: usize, rows: usize, y: &mut Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::noise_factors`]; arguments already checked.
+    fn noise_factors_unchecked(&self, noise: LowRankNoise, population: usize, a: &mut Self::Buffer, b: &mut Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::perturbed_matmul`]; arguments already checked.
+    fn perturbed_matmul_unchecked(
+        &self,
+        x: &Self::Buffer,
+        w: &Self::Buffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// The kernel of [`Backend::naive_perturbed_matmul`]; arguments already checked.
+    fn naive_perturbed_matmul_unchecked(
+        &self,
+        x: &Self::Buffer,
+        w: &Self::Buffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// The kernel of [`Backend::lowrank_update`]; arguments already checked.
+    fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::perturbed_bias`]; arguments already checked.
+    fn perturbed_bias_unchecked(
+        &self,
+        y: &mut Self::Buffer,
+        bias: &Self::Buffer,
+        stream: NoiseStream,
+        sigma: f32,
+        batch: Batch,
+    ) -> Result<()>;
+    /// The kernel of [`Backend::vector_update`]; arguments already checked.
+    fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::add_bias`]; arguments already checked.
+    fn add_bias_unchecked(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::activation`]; arguments already checked.
+    fn activation_unchecked(&self, x: &mut Self::Buffer, act: Activation) -> Result<()>;
+    /// The kernel of [`Backend::layer_norm`]; arguments already checked.
+    fn layer_norm_unchecked(&self, x: &mut Self::Buffer, cols: usize, eps: f32) -> Result<()>;
+    /// The kernel of [`Backend::sgd_step`]; arguments already checked.
+    fn sgd_step_unchecked(&self, param: &mut Self::Buffer, grad: &Self::Buffer, lr: f32) -> Result<()>;
+    /// The kernel of [`Backend::adam_step`]; arguments already checked.
+    fn adam_step_unchecked(
         &self,
         param: &mut Self::Buffer,
         grad: &Self::Buffer,

@@ -32,7 +32,7 @@ impl LowRank {
                 self.n
             )));
         }
-        check_sigma(self.sigma)?;
+        crate::checks::sigma(self.sigma)?;
         let elements = (self.m + self.n) as u64 * self.rank as u64;
         if elements > u64::from(u32::MAX) {
             return Err(Error::Limit(format!("(m + n) * rank = {elements} noise draws per pair exceed 2^32")));
@@ -49,24 +49,6 @@ impl LowRank {
     pub fn layout(&self) -> FactorLayout {
         FactorLayout { m: self.m as u32, n: self.n as u32, rank: self.rank as u32 }
     }
-}
-
-/// Checks that the full-rank noise of an m x n matrix (naive ES) fits one pair's stream: at most
-/// 2^32 draws.
-pub fn check_full_rank_draws(m: usize, n: usize) -> Result<()> {
-    let draws = m as u64 * n as u64;
-    if draws > 1 << 32 {
-        return Err(Error::Limit(format!("full-rank noise of a {m}x{n} matrix: {draws} draws per pair exceed 2^32")));
-    }
-    Ok(())
-}
-
-/// Checks that σ is finite and non-negative.
-pub fn check_sigma(sigma: f32) -> Result<()> {
-    if !sigma.is_finite() || sigma < 0.0 {
-        return Err(Error::InvalidArgument(format!("sigma must be finite and >= 0, got {sigma}")));
-    }
-    Ok(())
 }
 
 /// The storage type of a buffer's values. Every kernel computes in f32; f16 halves the memory
@@ -148,7 +130,7 @@ pub struct Batch {
 impl Batch {
     /// Checks the population is even and non-empty and rows > 0.
     pub fn validate(&self) -> Result<()> {
-        check_population(self.population)?;
+        crate::checks::population(self.population)?;
         if self.rows == 0 {
             return Err(Error::InvalidArgument("rows per member must be > 0".into()));
         }
@@ -169,27 +151,9 @@ impl Batch {
     }
 }
 
-/// Checks a population size: even (antithetic pairs) and > 0.
-pub fn check_population(population: usize) -> Result<()> {
-    if population == 0 || !population.is_multiple_of(2) {
-        return Err(Error::InvalidArgument(format!("population must be a positive even number (antithetic pairs), got {population}")));
-    }
-    if population / 2 > u32::MAX as usize {
-        return Err(Error::Limit(format!("population {population} exceeds 2^33")));
-    }
-    Ok(())
-}
-
-/// Checks a buffer length.
-pub fn check_len(what: &str, actual: usize, expected: usize) -> Result<()> {
-    if actual != expected {
-        return Err(Error::Shape(format!("{what} holds {actual} values, expected {expected}")));
-    }
-    Ok(())
-}
-
-/// Checks every fitness is finite.
-pub fn check_fitness(fitness: &[f32]) -> Result<()> {
+/// Checks that every fitness value is finite: the rule the updates apply to the fitness they are
+/// given, for callers that check raw fitness before shaping it.
+pub fn validate_fitness(fitness: &[f32]) -> Result<()> {
     match fitness.iter().position(|f| !f.is_finite()) {
         Some(member) => Err(Error::NonFiniteFitness { member, value: fitness[member] }),
         None => Ok(()),
@@ -198,7 +162,7 @@ pub fn check_fitness(fitness: &[f32]) -> Result<()> {
 
 /// Sign of member i: `+1` for the first of its antithetic pair, `-1` for the second.
 #[inline]
-pub fn member_sign(member: usize) -> f32 {
+pub(crate) fn member_sign(member: usize) -> f32 {
     if member.is_multiple_of(2) {
         1.0
     } else {

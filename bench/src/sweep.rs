@@ -1,7 +1,7 @@
 //! The points of a benchmark and the preset sweeps.
 
 use crate::BenchError;
-use eggroll_backend::DType;
+use eggroll_backend::{Batch, DType, InputLayout, LowRank};
 
 /// One benchmark point: `W` is `m x n`, `population` members with `rows` input rows each,
 /// rank-`rank` perturbations.
@@ -31,17 +31,13 @@ impl PointSpec {
         if self.m == 0 || self.n == 0 {
             return bad(format!("--m {} --n {}: both sides of W must be at least 1", self.m, self.n));
         }
-        if self.population == 0 || !self.population.is_multiple_of(2) {
-            return bad(format!("--population {}: must be a positive even number (members come in antithetic pairs)", self.population));
+        // The backends' own rules for a population, rows and rank, with the flags named.
+        let batch = Batch { population: self.population, rows: self.rows, input: InputLayout::Shared };
+        if let Err(e) = batch.validate() {
+            return bad(format!("--population {} --rows {}: {e}", self.population, self.rows));
         }
-        if self.rank == 0 {
-            return bad("--rank 0: the rank must be at least 1".into());
-        }
-        if self.rank > self.m.min(self.n) {
-            return bad(format!("--rank {}: exceeds min(m, n) = {} of the {}x{} weight", self.rank, self.m.min(self.n), self.m, self.n));
-        }
-        if self.rows == 0 {
-            return bad("--rows 0: each member needs at least one input row".into());
+        if let Err(e) = (LowRank { m: self.m, n: self.n, rank: self.rank, sigma: 0.0 }).validate() {
+            return bad(format!("--rank {} --m {} --n {}: {e}", self.rank, self.m, self.n));
         }
         let too_big = [self.m, self.n, self.population, self.rows]
             .iter()

@@ -39,7 +39,7 @@ fn argument_errors_are_clear() {
     let odd = invalid(&["--backend", "cpu", "--population", "7"]);
     assert!(odd.contains("--population 7") && odd.contains("even"), "{odd}");
     let zero = invalid(&["--backend", "cpu", "--rank", "0"]);
-    assert!(zero.contains("--rank 0") && zero.contains("at least 1"), "{zero}");
+    assert!(zero.contains("--rank 0") && zero.contains("1..=min(m, n)"), "{zero}");
     let big = invalid(&["--backend", "cpu", "--m", "16", "--n", "32", "--rank", "17"]);
     assert!(big.contains("--rank 17") && big.contains("min(m, n) = 16"), "{big}");
     let rows = invalid(&["--backend", "cpu", "--rows", "0"]);

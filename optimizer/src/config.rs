@@ -1,6 +1,7 @@
 //! Hyperparameters of an EGGROLL run ([`EsConfig`]) and their validation.
 
 use crate::error::{EggrollError, Result};
+use eggroll_backend::{Batch, InputLayout};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -147,12 +148,8 @@ impl EsConfig {
     /// Checks every field, naming the first offending one.
     pub fn validate(&self) -> Result<()> {
         let n = self.population;
-        if n == 0 || !n.is_multiple_of(2) {
-            return Err(invalid("population", format!("must be a positive even number (antithetic pairs), got {n}")));
-        }
-        if u32::try_from(n / 2).is_err() {
-            return Err(invalid("population", format!("{n} is too large (at most 2^33 members)")));
-        }
+        // The backends' own rule for a population (even, > 0, pairs indexed in 32 bits).
+        Batch { population: n, rows: 1, input: InputLayout::Shared }.validate().map_err(|e| invalid("population", e))?;
         if self.rank == 0 {
             return Err(invalid("rank", "must be >= 1"));
         }

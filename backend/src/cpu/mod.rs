@@ -5,12 +5,9 @@
 mod gemm;
 mod lowrank;
 
-use crate::ops::{
-    check_fitness, check_full_rank_draws, check_len, check_population, check_sigma, member_sign, Activation, AdamParams, Batch,
-    InputLayout, LowRankNoise,
-};
+use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise};
 use crate::rng::{FillPath, NoiseStream};
-use crate::{AdapterDescription, Backend, Error, Result};
+use crate::{AdapterDescription, Backend, Result};
 use gemm::{gemm, gemm_serial, matvec_rows, View};
 use lowrank::{add_pair_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
@@ -51,16 +48,6 @@ fn transpose_into(t: &[f32], rows: usize, r: usize, sign: f32, out: &mut [f32]) 
     }
 }
 
-/// Checks the buffers of a population matmul against its shape.
-fn check_matmul_args(x: &[f32], w: &[f32], noise: &LowRankNoise, batch: &Batch, y: &[f32]) -> Result<()> {
-    noise.shape.validate()?;
-    batch.validate()?;
-    let (m, n) = (noise.shape.m, noise.shape.n);
-    check_len("weight W", w.len(), m * n)?;
-    check_len("input X", x.len(), batch.input_len(n))?;
-    check_len("output Y", y.len(), batch.output_len(m))
-}
-
 /// The input rows of member `member`.
 fn member_input<'a>(x: &'a [f32], batch: &Batch, n: usize, member: usize) -> &'a [f32] {
     match batch.input {
@@ -91,14 +78,14 @@ impl Backend for CpuBackend {
         Ok(vec![0.0; len])
     }
 
-    fn write(&self, buffer: &mut Vec<f32>, data: &[f32]) -> Result<()> {
-        check_len("write source", data.len(), buffer.len())?;
+    fn write_unchecked(&self, buffer: &mut Vec<f32>, data: &[f32]) -> Result<()> {
         buffer.copy_from_slice(data);
         Ok(())
     }
 
-    fn copy(&self, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
-        self.write(dst, src)
+    fn copy_unchecked(&self, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
+        dst.copy_from_slice(src);
+        Ok(())
     }
 
     fn len(&self, buffer: &Vec<f32>) -> usize {
@@ -113,24 +100,14 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn matmul(&self, x: &Vec<f32>, w: &Vec<f32>, m: usize, n: usize, rows: usize, y: &mut Vec<f32>) -> Result<()> {
-        if m == 0 || n == 0 {
-            return Err(Error::Shape(format!("matrix is {m}x{n}: both sides must be > 0")));
-        }
-        check_len("weight W", w.len(), m * n)?;
-        check_len("input X", x.len(), rows * n)?;
-        check_len("output Y", y.len(), rows * m)?;
+    fn matmul_unchecked(&self, x: &Vec<f32>, w: &Vec<f32>, m: usize, n: usize, rows: usize, y: &mut Vec<f32>) -> Result<()> {
         gemm(View::new(x, rows, n), View::transpose_of(w, n, m), 0.0, y);
         Ok(())
     }
 
-    fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut Vec<f32>, b: &mut Vec<f32>) -> Result<()> {
-        noise.shape.validate()?;
-        check_population(population)?;
+    fn noise_factors_unchecked(&self, noise: LowRankNoise, _population: usize, a: &mut Vec<f32>, b: &mut Vec<f32>) -> Result<()> {
         let LowRankNoise { shape, .. } = noise;
         let (ma, nb) = (shape.m * shape.rank, shape.n * shape.rank);
-        check_len("factor A", a.len(), population * ma)?;
-        check_len("factor B", b.len(), population * nb)?;
         let r = shape.rank;
         a.par_chunks_mut(2 * ma).zip(b.par_chunks_mut(2 * nb)).enumerate().for_each_init(
             || (vec![0.0; ma], vec![0.0; nb]),
@@ -147,8 +124,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn perturbed_matmul(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
-        check_matmul_args(x, w, &noise, &batch, y)?;
+    fn perturbed_matmul_unchecked(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
         let shape = noise.shape;
         let (m, n, rows) = (shape.m, shape.n, batch.rows);
         // The shared X Wᵀ, row blocks of it fused with the low-rank terms of the same members: one
@@ -184,10 +160,15 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn naive_perturbed_matmul(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
+    fn naive_perturbed_matmul_unchecked(
+        &self,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
         let (m, n, sigma, rows) = (noise.shape.m, noise.shape.n, noise.shape.sigma, batch.rows);
-        check_full_rank_draws(m, n)?;
-        check_matmul_args(x, w, &noise, &batch, y)?;
         let pair_len = 2 * rows * m;
         // One task per thread, as in the EGGROLL forward, so that each allocates its two m x n
         // buffers once (per rayon job, as `for_each_init` would, it paid page faults over and over).
@@ -214,13 +195,9 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Vec<f32>) -> Result<()> {
-        noise.shape.validate()?;
-        check_population(fitness.len())?;
-        check_fitness(fitness)?;
+    fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Vec<f32>) -> Result<()> {
         let shape = noise.shape;
         let (m, n, r) = (shape.m, shape.n, shape.rank);
-        check_len("gradient G", g.len(), m * n)?;
         let pairs = fitness.len() / 2;
         // G = Σ_k coef_k A_k B_kᵀ with coef_k = (σ/√r)/√N (f_2k - f_2k+1): a GEMM of inner
         // dimension pairs x r over Aᵀ (pairs r x m) and Bᵀ (pairs r x n), chunked over pairs.
@@ -245,14 +222,8 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn perturbed_bias(&self, y: &mut Vec<f32>, bias: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        batch.validate()?;
-        check_sigma(sigma)?;
+    fn perturbed_bias_unchecked(&self, y: &mut Vec<f32>, bias: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
         let len = bias.len();
-        if len == 0 {
-            return Err(Error::Shape("bias is empty".into()));
-        }
-        check_len("output Y", y.len(), batch.output_len(len))?;
         y.par_chunks_mut(2 * batch.rows * len).enumerate().for_each_init(
             || vec![0.0; len],
             |eps, (pair, y_pair)| {
@@ -270,10 +241,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Vec<f32>) -> Result<()> {
-        check_population(fitness.len())?;
-        check_fitness(fitness)?;
-        check_sigma(sigma)?;
+    fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Vec<f32>) -> Result<()> {
         let coef = sigma / (fitness.len() as f32).sqrt();
         let mut eps = vec![0.0; g.len()];
         g.fill(0.0);
@@ -287,16 +255,13 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn add_bias(&self, y: &mut Vec<f32>, bias: &Vec<f32>) -> Result<()> {
+    fn add_bias_unchecked(&self, y: &mut Vec<f32>, bias: &Vec<f32>) -> Result<()> {
         let len = bias.len();
-        if len == 0 || !y.len().is_multiple_of(len) {
-            return Err(Error::Shape(format!("output of {} values is not a whole number of rows of bias length {len}", y.len())));
-        }
         y.par_chunks_mut(len).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
         Ok(())
     }
 
-    fn activation(&self, x: &mut Vec<f32>, act: Activation) -> Result<()> {
+    fn activation_unchecked(&self, x: &mut Vec<f32>, act: Activation) -> Result<()> {
         let f: fn(f32) -> f32 = match act {
             Activation::Relu => |v| v.max(0.0),
             Activation::Silu => |v| v / (1.0 + (-v).exp()),
@@ -306,13 +271,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn layer_norm(&self, x: &mut Vec<f32>, cols: usize, eps: f32) -> Result<()> {
-        if cols == 0 || !x.len().is_multiple_of(cols) {
-            return Err(Error::Shape(format!("{} values are not a whole number of rows of {cols}", x.len())));
-        }
-        if !(eps.is_finite() && eps >= 0.0) {
-            return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
-        }
+    fn layer_norm_unchecked(&self, x: &mut Vec<f32>, cols: usize, eps: f32) -> Result<()> {
         x.par_chunks_mut(cols).for_each(|row| {
             let mean = row.iter().sum::<f32>() / cols as f32;
             let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
@@ -322,20 +281,12 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn sgd_step(&self, param: &mut Vec<f32>, grad: &Vec<f32>, lr: f32) -> Result<()> {
-        check_len("gradient", grad.len(), param.len())?;
-        if !lr.is_finite() {
-            return Err(Error::InvalidArgument(format!("learning rate must be finite, got {lr}")));
-        }
+    fn sgd_step_unchecked(&self, param: &mut Vec<f32>, grad: &Vec<f32>, lr: f32) -> Result<()> {
         param.iter_mut().zip(grad).for_each(|(p, g)| *p += lr * g);
         Ok(())
     }
 
-    fn adam_step(&self, param: &mut Vec<f32>, grad: &Vec<f32>, m: &mut Vec<f32>, v: &mut Vec<f32>, p: AdamParams) -> Result<()> {
-        p.validate()?;
-        check_len("gradient", grad.len(), param.len())?;
-        check_len("first moment", m.len(), param.len())?;
-        check_len("second moment", v.len(), param.len())?;
+    fn adam_step_unchecked(&self, param: &mut Vec<f32>, grad: &Vec<f32>, m: &mut Vec<f32>, v: &mut Vec<f32>, p: AdamParams) -> Result<()> {
         let c1 = 1.0 - p.beta1.powi(p.step as i32);
         let c2 = 1.0 - p.beta2.powi(p.step as i32);
         for (((w, g), m), v) in param.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {

@@ -1,14 +1,15 @@
-//! [`Backend`] for [`WgpuBackend`]: argument checks, then the kernels of `lowrank`,
-//! `vector_noise` and `elementwise`, and the buffer transfers.
+//! [`Backend`] for [`WgpuBackend`]: the buffer transfers, and the kernels of `gemm`, `lowrank`,
+//! `vector_noise` and `elementwise` behind the trait's argument checks (`crate::checks`). What
+//! is refused here is only what the adapter cannot do: f16 storage without shader-f16, and the
+//! buffer, binding, grid and 32-bit index limits the kernels check.
 
 use super::adapter::describe_adapter;
 use super::buffer::GpuBuffer;
 use super::context::byte_size;
 use super::gemm::Gemm;
-use super::lowrank::input_dtype;
 use super::timing;
 use super::wgpu_backend::WgpuBackend;
-use crate::ops::{check_len, check_sigma, Activation, AdamParams, Batch, DType, LowRankNoise};
+use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise};
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Result};
 
@@ -40,8 +41,7 @@ impl Backend for WgpuBackend {
         self.new_buffer(len, DType::F32)
     }
 
-    fn write(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
-        check_len("write source", data.len(), buffer.len)?;
+    fn write_unchecked(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
         if !data.is_empty() {
             match buffer.dtype {
                 DType::F32 => self.ctx.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data)),
@@ -56,11 +56,7 @@ impl Backend for WgpuBackend {
         self.ctx.check_errors()
     }
 
-    fn copy(&self, src: &GpuBuffer, dst: &mut GpuBuffer) -> Result<()> {
-        check_len("copy source", src.len, dst.len)?;
-        if src.dtype != dst.dtype {
-            return Err(Error::Unsupported(format!("copy from {} to {} (copies keep the storage type)", src.dtype, dst.dtype)));
-        }
+    fn copy_unchecked(&self, src: &GpuBuffer, dst: &mut GpuBuffer) -> Result<()> {
         if src.len > 0 {
             let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copy") });
             encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, byte_size("copy", src.dtype.words(src.len))?);
@@ -88,98 +84,66 @@ impl Backend for WgpuBackend {
         timing::drain(&self.ctx).await
     }
 
-    fn matmul(&self, x: &GpuBuffer, w: &GpuBuffer, m: usize, n: usize, rows: usize, y: &mut GpuBuffer) -> Result<()> {
-        if m == 0 || n == 0 {
-            return Err(Error::Shape(format!("matrix is {m}x{n}: both sides must be > 0")));
-        }
-        check_len("weight W", w.len, m * n)?;
-        check_len("input X", x.len, rows * n)?;
-        check_len("output Y", y.len, rows * m)?;
-        let dtype = input_dtype(x, w, y)?;
-        if rows == 0 {
-            return Ok(());
-        }
-        let gemm = self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
+    fn matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, m: usize, n: usize, rows: usize, y: &mut GpuBuffer) -> Result<()> {
+        let gemm = self.gemm(Gemm { dtype: x.dtype, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
         self.ctx.run(&[gemm])
     }
 
-    fn noise_factors(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
+    fn noise_factors_unchecked(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
         self.noise_factors_kernel(noise, population, a, b)
     }
 
-    fn perturbed_matmul(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
+    fn perturbed_matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
         self.perturbed_matmul_kernel(x, w, noise, batch, y)
     }
 
-    fn naive_perturbed_matmul(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
+    fn naive_perturbed_matmul_unchecked(
+        &self,
+        x: &GpuBuffer,
+        w: &GpuBuffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut GpuBuffer,
+    ) -> Result<()> {
         self.naive_perturbed_matmul_kernel(x, w, noise, batch, y)
     }
 
-    fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
+    fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
         self.lowrank_update_kernel(fitness, noise, g)
     }
 
-    fn perturbed_bias(&self, y: &mut GpuBuffer, bias: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        batch.validate()?;
-        check_sigma(sigma)?;
-        if bias.len == 0 {
-            return Err(Error::Shape("bias is empty".into()));
-        }
-        check_len("output Y", y.len, batch.output_len(bias.len))?;
-        y.expect_f32("output Y")?;
-        bias.expect_f32("bias")?;
+    fn perturbed_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
         self.perturbed_bias_kernel(y, bias, stream, sigma, batch)
     }
 
-    fn vector_update(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
-        check_sigma(sigma)?;
-        g.expect_f32("gradient")?;
+    fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
         self.vector_update_kernel(fitness, stream, sigma, g)
     }
 
-    fn add_bias(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
-        if bias.len == 0 || !y.len.is_multiple_of(bias.len) {
-            return Err(Error::Shape(format!("output of {} values is not a whole number of rows of bias length {}", y.len, bias.len)));
-        }
-        y.expect_f32("output Y")?;
-        bias.expect_f32("bias")?;
+    fn add_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
         self.add_bias_kernel(y, bias)
     }
 
-    fn activation(&self, x: &mut GpuBuffer, act: Activation) -> Result<()> {
-        x.expect_f32("activation input")?;
+    fn activation_unchecked(&self, x: &mut GpuBuffer, act: Activation) -> Result<()> {
         self.activation_kernel(x, act)
     }
 
-    fn layer_norm(&self, x: &mut GpuBuffer, cols: usize, eps: f32) -> Result<()> {
-        if cols == 0 || !x.len.is_multiple_of(cols) {
-            return Err(Error::Shape(format!("{} values are not a whole number of rows of {cols}", x.len)));
-        }
-        if !(eps.is_finite() && eps >= 0.0) {
-            return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
-        }
-        x.expect_f32("layer norm input")?;
+    fn layer_norm_unchecked(&self, x: &mut GpuBuffer, cols: usize, eps: f32) -> Result<()> {
         self.layer_norm_kernel(x, cols, eps)
     }
 
-    fn sgd_step(&self, param: &mut GpuBuffer, grad: &GpuBuffer, lr: f32) -> Result<()> {
-        check_len("gradient", grad.len, param.len)?;
-        if !lr.is_finite() {
-            return Err(Error::InvalidArgument(format!("learning rate must be finite, got {lr}")));
-        }
-        param.expect_f32("parameter")?;
-        grad.expect_f32("gradient")?;
+    fn sgd_step_unchecked(&self, param: &mut GpuBuffer, grad: &GpuBuffer, lr: f32) -> Result<()> {
         self.sgd_step_kernel(param, grad, lr)
     }
 
-    fn adam_step(&self, param: &mut GpuBuffer, grad: &GpuBuffer, m: &mut GpuBuffer, v: &mut GpuBuffer, p: AdamParams) -> Result<()> {
-        p.validate()?;
-        check_len("gradient", grad.len, param.len)?;
-        check_len("first moment", m.len, param.len)?;
-        check_len("second moment", v.len, param.len)?;
-        for (what, b) in [("parameter", &*param), ("gradient", grad), ("first moment", &*m), ("second moment", &*v)] {
-            b.expect_f32(what)?;
-        }
+    fn adam_step_unchecked(
+        &self,
+        param: &mut GpuBuffer,
+        grad: &GpuBuffer,
+        m: &mut GpuBuffer,
+        v: &mut GpuBuffer,
+        p: AdamParams,
+    ) -> Result<()> {
         self.adam_step_kernel(param, grad, m, v, p)
     }
 }

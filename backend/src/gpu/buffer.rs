@@ -25,16 +25,6 @@ impl GpuBuffer {
     pub(crate) fn new(buffer: wgpu::Buffer, len: usize, dtype: DType, bind_groups: Weak<BindGroups>) -> Self {
         Self { buffer, len, dtype, bind_groups }
     }
-
-    /// Refuses an f16 buffer where an operation takes f32, naming the argument.
-    pub(crate) fn expect_f32(&self, what: &str) -> crate::Result<()> {
-        match self.dtype {
-            DType::F32 => Ok(()),
-            other => Err(crate::Error::Unsupported(format!(
-                "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and naive_perturbed_matmul may be f16, every other buffer is f32"
-            ))),
-        }
-    }
 }
 
 impl fmt::Debug for GpuBuffer {

@@ -7,8 +7,8 @@ use super::gemm::Gemm;
 use super::params::{stream_fields, LowRankParams, MaterialiseParams, NoiseParams, UniformBlock};
 use super::shaders::Kernel;
 use super::wgpu_backend::WgpuBackend;
-use crate::ops::{check_full_rank_draws, check_len, check_population, Batch, DType, InputLayout, LowRankNoise};
-use crate::{Error, Result};
+use crate::ops::{Batch, InputLayout, LowRankNoise};
+use crate::Result;
 
 /// Rows per block of the projection kernels (lowrank.wgsl's PROJECT_ROWS).
 const PROJECT_ROWS: usize = 8;
@@ -24,13 +24,6 @@ impl WgpuBackend {
     }
 
     pub(crate) fn noise_factors_kernel(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
-        noise.shape.validate()?;
-        check_population(population)?;
-        let s = noise.shape;
-        check_len("factor A", a.len, population * s.m * s.rank)?;
-        check_len("factor B", b.len, population * s.n * s.rank)?;
-        a.expect_f32("factor A")?;
-        b.expect_f32("factor B")?;
         let params = noise_params(&noise, population, 0)?;
         self.dispatch(Kernel::NoiseFactors, a.len + b.len, params, Storage::of([(1, &a.buffer), (2, &b.buffer)]))
     }
@@ -43,8 +36,7 @@ impl WgpuBackend {
         batch: Batch,
         y: &mut GpuBuffer,
     ) -> Result<()> {
-        check_matmul_args(x, w, &noise, &batch, y)?;
-        let dtype = input_dtype(x, w, y)?;
+        let dtype = x.dtype;
         let s = noise.shape;
         let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
         let shared = batch.input == InputLayout::Shared;
@@ -101,10 +93,8 @@ impl WgpuBackend {
         y: &mut GpuBuffer,
     ) -> Result<()> {
         let (m, n, rows, population) = (noise.shape.m, noise.shape.n, batch.rows, batch.population);
-        check_full_rank_draws(m, n)?;
-        check_matmul_args(x, w, &noise, &batch, y)?;
         // W_i is materialised in the weights' storage type.
-        let dtype = input_dtype(x, w, y)?;
+        let dtype = x.dtype;
         let len = word("full-rank noise draws m n", m * n)?;
         let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
         let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
@@ -149,12 +139,9 @@ impl WgpuBackend {
     }
 
     pub(crate) fn lowrank_update_kernel(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
-        noise.shape.validate()?;
         let d = self.fitness_differences(fitness)?;
         let s = noise.shape;
         let (m, n, r) = (s.m, s.n, s.rank);
-        check_len("gradient G", g.len, m * n)?;
-        g.expect_f32("gradient G")?;
         let pairs = fitness.len() / 2;
         let alpha = s.scale() / (fitness.len() as f32).sqrt();
         // G = alpha Σ_k d_k A_k B_kᵀ = alpha A' B'ᵀ with A' = [A_k] (m x pairs r) and
@@ -194,26 +181,4 @@ fn noise_params(noise: &LowRankNoise, count: usize, first: usize) -> Result<Unif
         noise_epoch,
         ..NoiseParams::default()
     }))
-}
-
-/// The storage type of a forward's `x` and `w` (the same for both); `y` must be f32.
-pub(crate) fn input_dtype(x: &GpuBuffer, w: &GpuBuffer, y: &GpuBuffer) -> Result<DType> {
-    y.expect_f32("output Y")?;
-    if x.dtype != w.dtype {
-        return Err(Error::Unsupported(format!(
-            "input X is {} but weight W is {}: both must have the same storage type",
-            x.dtype, w.dtype
-        )));
-    }
-    Ok(x.dtype)
-}
-
-/// The argument checks of the population forwards.
-fn check_matmul_args(x: &GpuBuffer, w: &GpuBuffer, noise: &LowRankNoise, batch: &Batch, y: &GpuBuffer) -> Result<()> {
-    noise.shape.validate()?;
-    batch.validate()?;
-    let (m, n) = (noise.shape.m, noise.shape.n);
-    check_len("weight W", w.len, m * n)?;
-    check_len("input X", x.len, batch.input_len(n))?;
-    check_len("output Y", y.len, batch.output_len(m))
 }

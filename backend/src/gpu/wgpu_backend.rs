@@ -115,11 +115,8 @@ impl WgpuBackend {
         Ok((budget / per_item).clamp(1, total.min(max_batch)))
     }
 
-    /// The antithetic fitness differences `d_k = f_2k - f_2k+1` in a scratch buffer (fitness
-    /// checked).
+    /// The antithetic fitness differences `d_k = f_2k - f_2k+1` in a scratch buffer.
     pub(crate) fn fitness_differences(&self, fitness: &[f32]) -> Result<Scratch<'_>> {
-        crate::ops::check_population(fitness.len())?;
-        crate::ops::check_fitness(fitness)?;
         let differences: Vec<f32> = fitness.chunks_exact(2).map(|f| f[0] - f[1]).collect();
         word("pairs", differences.len())?;
         let d = self.ctx.scratch(ScratchUse::FitnessDifferences, differences.len())?;

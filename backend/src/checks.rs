@@ -1,0 +1,221 @@
+//! The argument rules of every [`Backend`] method, checked once, in front of the backends: the
+//! provided methods of [`Backend`] call these before the backend's `*_unchecked` kernel, so no
+//! backend (nor the optimiser, nor the benchmarks) checks them again. Buffers are described by
+//! their length and storage type only, which every backend reports.
+
+use crate::error::{Error, Result};
+use crate::ops::{AdamParams, Batch, DType, LowRankNoise};
+use crate::Backend;
+
+/// Checks a population size: even (antithetic pairs) and > 0.
+pub(crate) fn population(population: usize) -> Result<()> {
+    if population == 0 || !population.is_multiple_of(2) {
+        return Err(Error::InvalidArgument(format!("population must be a positive even number (antithetic pairs), got {population}")));
+    }
+    if population / 2 > u32::MAX as usize {
+        return Err(Error::Limit(format!("population {population} exceeds 2^33")));
+    }
+    Ok(())
+}
+
+/// Checks that σ is finite and non-negative.
+pub(crate) fn sigma(sigma: f32) -> Result<()> {
+    if !sigma.is_finite() || sigma < 0.0 {
+        return Err(Error::InvalidArgument(format!("sigma must be finite and >= 0, got {sigma}")));
+    }
+    Ok(())
+}
+
+/// Checks a fitness vector: a valid population of finite values.
+pub(crate) fn fitness(fitness: &[f32]) -> Result<()> {
+    population(fitness.len())?;
+    crate::ops::validate_fitness(fitness)
+}
+
+/// Checks a buffer's length.
+fn len(what: &str, actual: usize, expected: usize) -> Result<()> {
+    if actual != expected {
+        return Err(Error::Shape(format!("{what} holds {actual} values, expected {expected}")));
+    }
+    Ok(())
+}
+
+/// Checks that a buffer is f32: only the inputs and weights of the forwards may be f16.
+fn f32_buffer<B: Backend>(backend: &B, what: &str, buffer: &B::Buffer) -> Result<()> {
+    match backend.dtype(buffer) {
+        DType::F32 => Ok(()),
+        other => Err(Error::Unsupported(format!(
+            "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and naive_perturbed_matmul may be f16, every other buffer is f32"
+        ))),
+    }
+}
+
+/// Checks a buffer's length and that it is f32.
+fn f32_len<B: Backend>(backend: &B, what: &str, buffer: &B::Buffer, expected: usize) -> Result<()> {
+    len(what, backend.len(buffer), expected)?;
+    f32_buffer(backend, what, buffer)
+}
+
+/// Checks the storage types of a forward: `x` and `w` alike (f32 or f16), `y` f32.
+fn forward_dtypes<B: Backend>(backend: &B, x: &B::Buffer, w: &B::Buffer, y: &B::Buffer) -> Result<()> {
+    f32_buffer(backend, "output Y", y)?;
+    let (dx, dw) = (backend.dtype(x), backend.dtype(w));
+    if dx != dw {
+        return Err(Error::Unsupported(format!("input X is {dx} but weight W is {dw}: both must have the same storage type")));
+    }
+    Ok(())
+}
+
+/// [`Backend::write`]: the source fills the buffer exactly.
+pub(crate) fn write<B: Backend>(backend: &B, buffer: &B::Buffer, data: &[f32]) -> Result<()> {
+    len("write source", data.len(), backend.len(buffer))
+}
+
+/// [`Backend::copy`]: same length and storage type.
+pub(crate) fn copy<B: Backend>(backend: &B, src: &B::Buffer, dst: &B::Buffer) -> Result<()> {
+    len("copy source", backend.len(src), backend.len(dst))?;
+    let (ds, dd) = (backend.dtype(src), backend.dtype(dst));
+    if ds != dd {
+        return Err(Error::Unsupported(format!("copy from {ds} to {dd} (copies keep the storage type)")));
+    }
+    Ok(())
+}
+
+/// [`Backend::matmul`]: `x` rows x n, `w` m x n, `y` rows x m, both sides of `w` > 0.
+pub(crate) fn matmul<B: Backend>(
+    backend: &B,
+    x: &B::Buffer,
+    w: &B::Buffer,
+    (m, n, rows): (usize, usize, usize),
+    y: &B::Buffer,
+) -> Result<()> {
+    if m == 0 || n == 0 {
+        return Err(Error::Shape(format!("matrix is {m}x{n}: both sides must be > 0")));
+    }
+    len("weight W", backend.len(w), m * n)?;
+    len("input X", backend.len(x), rows * n)?;
+    len("output Y", backend.len(y), rows * m)?;
+    forward_dtypes(backend, x, w, y)
+}
+
+/// [`Backend::noise_factors`]: a valid shape and population, factor buffers of `N x m x r` and
+/// `N x n x r` f32.
+pub(crate) fn noise_factors<B: Backend>(backend: &B, noise: &LowRankNoise, population: usize, a: &B::Buffer, b: &B::Buffer) -> Result<()> {
+    noise.shape.validate()?;
+    self::population(population)?;
+    let s = noise.shape;
+    f32_len(backend, "factor A", a, population * s.m * s.rank)?;
+    f32_len(backend, "factor B", b, population * s.n * s.rank)
+}
+
+/// [`Backend::perturbed_matmul`] and [`Backend::naive_perturbed_matmul`]: a valid shape and batch,
+/// buffers of the lengths they imply, storage types as [`Backend::matmul`].
+pub(crate) fn population_forward<B: Backend>(
+    backend: &B,
+    x: &B::Buffer,
+    w: &B::Buffer,
+    noise: &LowRankNoise,
+    batch: &Batch,
+    y: &B::Buffer,
+) -> Result<()> {
+    noise.shape.validate()?;
+    batch.validate()?;
+    let (m, n) = (noise.shape.m, noise.shape.n);
+    len("weight W", backend.len(w), m * n)?;
+    len("input X", backend.len(x), batch.input_len(n))?;
+    len("output Y", backend.len(y), batch.output_len(m))?;
+    forward_dtypes(backend, x, w, y)
+}
+
+/// [`Backend::naive_perturbed_matmul`]'s extra rule: the full-rank noise of an m x n matrix fits
+/// one pair's stream (at most 2^32 draws).
+pub(crate) fn full_rank_draws(m: usize, n: usize) -> Result<()> {
+    let draws = m as u64 * n as u64;
+    if draws > 1 << 32 {
+        return Err(Error::Limit(format!("full-rank noise of a {m}x{n} matrix: {draws} draws per pair exceed 2^32")));
+    }
+    Ok(())
+}
+
+/// [`Backend::lowrank_update`]: a valid shape, finite fitness of a valid population, an m x n f32
+/// gradient.
+pub(crate) fn lowrank_update<B: Backend>(backend: &B, fitness: &[f32], noise: &LowRankNoise, g: &B::Buffer) -> Result<()> {
+    noise.shape.validate()?;
+    self::fitness(fitness)?;
+    f32_len(backend, "gradient G", g, noise.shape.m * noise.shape.n)
+}
+
+/// [`Backend::perturbed_bias`]: a valid batch and σ, a non-empty f32 bias, an f32 output of the
+/// batch's length.
+pub(crate) fn perturbed_bias<B: Backend>(backend: &B, y: &B::Buffer, bias: &B::Buffer, sigma: f32, batch: &Batch) -> Result<()> {
+    batch.validate()?;
+    self::sigma(sigma)?;
+    let len = backend.len(bias);
+    if len == 0 {
+        return Err(Error::Shape("bias is empty".into()));
+    }
+    f32_buffer(backend, "bias", bias)?;
+    f32_len(backend, "output Y", y, batch.output_len(len))
+}
+
+/// [`Backend::vector_update`]: finite fitness of a valid population, a valid σ, an f32 gradient.
+pub(crate) fn vector_update<B: Backend>(backend: &B, fitness: &[f32], sigma: f32, g: &B::Buffer) -> Result<()> {
+    self::fitness(fitness)?;
+    self::sigma(sigma)?;
+    f32_buffer(backend, "gradient", g)
+}
+
+/// [`Backend::add_bias`]: `y` whole rows of a non-empty bias, both f32.
+pub(crate) fn add_bias<B: Backend>(backend: &B, y: &B::Buffer, bias: &B::Buffer) -> Result<()> {
+    let (len, y_len) = (backend.len(bias), backend.len(y));
+    if len == 0 || !y_len.is_multiple_of(len) {
+        return Err(Error::Shape(format!("output of {y_len} values is not a whole number of rows of bias length {len}")));
+    }
+    f32_buffer(backend, "output Y", y)?;
+    f32_buffer(backend, "bias", bias)
+}
+
+/// [`Backend::layer_norm`]: whole rows of `cols > 0` f32 values, `eps` finite and >= 0.
+pub(crate) fn layer_norm<B: Backend>(backend: &B, x: &B::Buffer, cols: usize, eps: f32) -> Result<()> {
+    let x_len = backend.len(x);
+    if cols == 0 || !x_len.is_multiple_of(cols) {
+        return Err(Error::Shape(format!("{x_len} values are not a whole number of rows of {cols}")));
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
+    }
+    f32_buffer(backend, "layer norm input", x)
+}
+
+/// [`Backend::activation`]: an f32 buffer.
+pub(crate) fn activation<B: Backend>(backend: &B, x: &B::Buffer) -> Result<()> {
+    f32_buffer(backend, "activation input", x)
+}
+
+/// [`Backend::sgd_step`]: a finite learning rate, f32 parameter and gradient of one length.
+pub(crate) fn sgd_step<B: Backend>(backend: &B, param: &B::Buffer, grad: &B::Buffer, lr: f32) -> Result<()> {
+    if !lr.is_finite() {
+        return Err(Error::InvalidArgument(format!("learning rate must be finite, got {lr}")));
+    }
+    let n = backend.len(param);
+    f32_buffer(backend, "parameter", param)?;
+    f32_len(backend, "gradient", grad, n)
+}
+
+/// [`Backend::adam_step`]: valid hyperparameters, f32 parameter, gradient and moments of one
+/// length.
+pub(crate) fn adam_step<B: Backend>(
+    backend: &B,
+    param: &B::Buffer,
+    grad: &B::Buffer,
+    m: &B::Buffer,
+    v: &B::Buffer,
+    p: &AdamParams,
+) -> Result<()> {
+    p.validate()?;
+    let n = backend.len(param);
+    f32_buffer(backend, "parameter", param)?;
+    f32_len(backend, "gradient", grad, n)?;
+    f32_len(backend, "first moment", m, n)?;
+    f32_len(backend, "second moment", v, n)
+}
