@@ -8,7 +8,7 @@ mod common;
 
 use common::{gpu, gpu_with};
 use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::gpu::{GemmConfig, MatmulVariant, WgpuBackend, WgpuOptions};
+use eggroll_backend::gpu::{GemmConfig, GemmSource, MatmulVariant, WgpuBackend, WgpuOptions};
 use eggroll_backend::{Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -347,7 +347,9 @@ fn every_gemm_config_matches_cpu() {
 
 #[test]
 fn autotuner_records_its_choices_and_matches_cpu() {
-    let g = gpu_with("autotune", WgpuOptions { autotune: true, ..Default::default() });
+    // A cache file of its own: the choices are timed here, not read from an earlier run's.
+    let cache = common::temp_dir("autotuner_records_its_choices").join("gemm-autotune.json");
+    let g = gpu_with("autotune", WgpuOptions { autotune: true, autotune_cache: Some(cache), ..Default::default() });
     let c = CpuBackend::new();
     for (m, n, rows) in [(70, 67, 130), (3, 5, 2)] {
         let (x, w) = (random(rows * n, 7), random(m * n, 8));
@@ -364,6 +366,8 @@ fn autotuner_records_its_choices_and_matches_cpu() {
     let choices = g.gemm_choices();
     eprintln!("autotuned: {choices:?}");
     assert_eq!(choices.len(), 2, "{choices:?}");
+    let sources = g.gemm_choice_sources();
+    assert!(sources.iter().all(|(_, _, source)| *source == GemmSource::Autotuned), "{sources:?}");
     assert!(choices.iter().all(|(_, name)| GemmConfig::CANDIDATES.iter().any(|c| c.name() == *name)), "{choices:?}");
     assert_eq!(choices[0].0, eggroll_backend::gpu::ShapeBucket::of(2, 3, 5, 1));
 }

@@ -6,6 +6,7 @@
 
 use eggroll_backend::gpu::{MatmulVariant, WgpuBackend, WgpuOptions};
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// The wgpu backend selected by `EGGROLL_TEST_WGPU_BACKEND`.
@@ -84,4 +85,13 @@ pub fn gpu(variant: MatmulVariant) -> Gpu {
         MatmulVariant::Direct => DIRECT.get_or_init(|| open(variant)),
     };
     Gpu { backend, _turn: turn }
+}
+
+/// A new empty directory under the system's temporary directory for test `name` of this process
+/// (e.g. for an autotune cache file that must not be the user's).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eggroll-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
 }
