@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{options, temp_dir};
+use common::{options, TempDir};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{GemmConfig, GemmSource, MatmulVariant, ShapeBucket, WgpuBackend, WgpuOptions};
 use eggroll_backend::Backend;
@@ -61,14 +61,17 @@ fn own_entries(path: &Path, g: &WgpuBackend) -> Vec<Value> {
     doc["entries"].as_array().expect("entries").iter().filter(|e| e["adapter"] == name.as_str()).cloned().collect()
 }
 
-fn cache_file(test: &str) -> PathBuf {
-    temp_dir(test).join("eggroll").join("gemm-autotune.json")
+/// A directory for `test`'s cache file, and the file's path in a folder not yet there.
+fn cache_file(test: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(test);
+    let path = dir.join("eggroll/gemm-autotune.json");
+    (dir, path)
 }
 
 #[test]
 fn a_second_backend_reuses_the_choices_without_timing() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let path = cache_file("reuse");
+    let (_dir, path) = cache_file("reuse");
     let first = autotuning(&path);
     let (config, source) = run_gemm(&first);
     assert_eq!(source, GemmSource::Autotuned, "a fresh file holds nothing: the candidates are timed");
@@ -86,7 +89,7 @@ fn a_second_backend_reuses_the_choices_without_timing() {
 #[test]
 fn a_corrupt_or_foreign_file_is_ignored_and_rewritten() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let path = cache_file("corrupt");
+    let (_dir, path) = cache_file("corrupt");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let probe = autotuning(&path);
     let ours = |config: &str| {
@@ -116,7 +119,7 @@ fn a_corrupt_or_foreign_file_is_ignored_and_rewritten() {
 #[test]
 fn another_adapters_entries_are_left_alone() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let path = cache_file("other_adapter");
+    let (_dir, path) = cache_file("other_adapter");
     let other = json!({"adapter": "Some Other GPU", "backend": "Metal", "driver": "other 1.0", "family": "tiled",
                        "rows": 2, "cols": 4, "inner": 8, "batch": 1, "config": "tiled-64x64-r4x4"});
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -348,7 +348,8 @@ fn every_gemm_config_matches_cpu() {
 #[test]
 fn autotuner_records_its_choices_and_matches_cpu() {
     // A cache file of its own: the choices are timed here, not read from an earlier run's.
-    let cache = common::temp_dir("autotuner_records_its_choices").join("gemm-autotune.json");
+    let dir = common::TempDir::new("autotuner_records_its_choices");
+    let cache = dir.join("gemm-autotune.json");
     let g = gpu_with("autotune", WgpuOptions { autotune: true, autotune_cache: Some(cache), ..Default::default() });
     let c = CpuBackend::new();
     for (m, n, rows) in [(70, 67, 130), (3, 5, 2)] {

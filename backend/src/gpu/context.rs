@@ -165,13 +165,7 @@ impl Context {
             slot.get_or_insert_with(|| e.to_string());
         }));
         let created = Counters::default();
-        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("unused binding"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        created.buffers.fetch_add(1, Ordering::Relaxed);
+        let dummy = new_buffer(&device, &created, "unused binding", 16, wgpu::BufferUsages::STORAGE);
         let ctx = Self {
             limits: device.limits(),
             features: device.features(),
@@ -208,10 +202,9 @@ impl Context {
         }
     }
 
-    /// Creates a buffer (the one place the backend does, so that it is counted).
+    /// Creates a buffer, counted.
     pub(crate) fn create_buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
-        self.created.buffers.fetch_add(1, Ordering::Relaxed);
-        self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+        new_buffer(&self.device, &self.created, label, size, usage)
     }
 
     /// A new storage buffer of `len` f32 (at least one, as empty bindings are invalid).
@@ -444,6 +437,12 @@ impl Drop for Scratch<'_> {
             }
         }
     }
+}
+
+/// Creates a buffer and counts it: the one place the backend creates buffers.
+fn new_buffer(device: &wgpu::Device, created: &Counters, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    created.buffers.fetch_add(1, Ordering::Relaxed);
+    device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
 }
 
 /// Bytes of `len` f32, refusing overflow.

@@ -88,10 +88,26 @@ pub fn gpu(variant: MatmulVariant) -> Gpu {
 }
 
 /// A new empty directory under the system's temporary directory for test `name` of this process
-/// (e.g. for an autotune cache file that must not be the user's).
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eggroll-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
+/// (e.g. for an autotune cache file that must not be the user's), removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates the directory.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("eggroll-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        Self(dir)
+    }
+
+    /// `path` inside the directory.
+    pub fn join(&self, path: &str) -> PathBuf {
+        self.0.join(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
