@@ -23,7 +23,7 @@ fn small_config() -> EsConfig {
 }
 
 fn tanh_mlp() -> Mlp {
-    Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build()
+    Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build().unwrap()
 }
 
 /// The current parameters, in registration order.
@@ -64,7 +64,7 @@ fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
 
 /// The per-member input layout gives member i its own rows.
 fn per_member_inputs_reach_their_member<B: Backend>(backend: B) {
-    let model = Mlp::builder(2).linear(3).relu().linear(1).build();
+    let model = Mlp::builder(2).linear(3).relu().linear(1).build().unwrap();
     let cfg = EsConfig { population: 4, ..small_config() };
     let mut es = Eggroll::new(backend, model.clone(), cfg).unwrap();
     let mean = mean_params(&es);
