@@ -1,12 +1,13 @@
 //! The trainer's contract, one test body per property run on every backend (`<name>::cpu`,
-//! `<name>::wgpu`): the fused population forward against a host oracle built from the ask handles,
+//! `<name>::wgpu` on each test adapter): the fused population forward against a host oracle built from the ask handles,
 //! ask/tell with host-computed fitness, exact state round trips, frozen parameters, bad input.
 
 use eggroll::config::{EsConfig, OptimizerKind, Schedule};
 use eggroll::tasks::{Constant, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Mlp};
+use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, Backend, InputLayout};
-use eggroll_tests::{assert_close, host_forward, test_device};
+use eggroll_tests::host_forward;
 
 test_device!(
     population_forward_matches_the_ask_handles,
