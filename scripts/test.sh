@@ -40,8 +40,12 @@ echo "== GPU-path tests on GL (no shader-f16 there: f16 uploads must be refused)
 EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-backend --test gpu_vs_cpu --test philox_kat --test f16
 EGGROLL_TEST_WGPU_BACKEND=gl cargo test -p eggroll-tests --test every_backend --test across_backends
 
-echo "== the optimiser library and its embedding example without the CLI's dependencies"
-cargo check -p eggroll --no-default-features --features native --lib --examples
+echo "== the optimiser library and its embedding example as an app builds them, without the CLI's dependencies"
+cargo check -p eggroll --lib --examples
+if cargo tree -p eggroll -e normal | grep -E 'clap|indicatif|plotters|eggroll-bench'; then
+  echo "the eggroll library depends on crates only the eggroll-cli binary needs (above)" >&2
+  exit 1
+fi
 
 echo "== wasm32 check of the backend and the optimiser library (no native-only features)"
 cargo check -p eggroll-backend --no-default-features --target wasm32-unknown-unknown
