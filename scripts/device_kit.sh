@@ -21,7 +21,7 @@ targets=(-p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test 
   -p eggroll-tests --test every_backend --test across_backends)
 
 echo "== building eggroll (release)"
-cargo build --release -p eggroll
+cargo build --release --bin eggroll
 echo "== building the GPU-path tests (release)"
 mapfile -t executables < <(cargo test --release --no-run --message-format=json "${targets[@]}" \
   | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/^"executable":"//; s/"$//')

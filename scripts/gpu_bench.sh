@@ -56,7 +56,7 @@ stage() {
 bin="${EGGROLL_BIN:-}"
 if [ -z "$bin" ]; then
   echo "== building eggroll (release)"
-  cargo build --release -p eggroll || exit 1
+  cargo build --release --bin eggroll || exit 1
   bin=target/release/eggroll
 fi
 

@@ -40,8 +40,12 @@ echo "== workspace tests (wgpu tests on Vulkan/lavapipe and GL/llvmpipe; lavapip
 echo "   the f16 kernels must run there; GL has not, so f16 uploads must be refused there)"
 EGGROLL_TEST_WGPU_BACKEND=vulkan,gl EGGROLL_TEST_EXPECT_F16=vulkan cargo test --workspace --all-targets
 
-echo "== the optimiser library and its embedding example without the CLI's dependencies"
-cargo check -p eggroll --no-default-features --features native --lib --examples
+echo "== the optimiser library and its embedding example as an app builds them, without the CLI's dependencies"
+cargo check -p eggroll --lib --examples
+if cargo tree -p eggroll -e normal | grep -E 'clap|indicatif|plotters|eggroll-bench'; then
+  echo "the eggroll library depends on crates only the eggroll-cli binary needs (above)" >&2
+  exit 1
+fi
 
 echo "== wasm32 check of the backend and the optimiser library (no native-only features)"
 cargo check -p eggroll-backend --no-default-features --target wasm32-unknown-unknown

@@ -23,11 +23,15 @@
 //! # Ok::<(), eggroll::EggrollError>(())
 //! ```
 //!
-//! Features: `cli` (default) builds the `eggroll` binary; `native` (part of `cli`) adds the
-//! blocking read-backs ([`Eggroll::population_forward`], [`Eggroll::forward_mean`],
-//! [`Eggroll::state`]) and the built-in [`tasks`]. Their `_async` twins are always there; without
-//! `native` the crate builds for `wasm32-unknown-unknown`.
+//! A trainer's state ([`Eggroll::state`], [`Eggroll::restore`]) saves to and loads from
+//! safetensors bytes ([`checkpoint`]).
+//!
+//! Features: `native` (default) adds the blocking read-backs ([`Eggroll::population_forward`],
+//! [`Eggroll::forward_mean`], [`Eggroll::state`]) and the built-in [`tasks`]. Their `_async` twins
+//! are always there; without `native` the crate builds for `wasm32-unknown-unknown`. The `eggroll`
+//! command (train / info / bench) is the crate `eggroll-cli`.
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod es;
