@@ -7,14 +7,8 @@ use eggroll::config::{EsConfig, OptimizerKind, Shaping};
 use eggroll::tasks::{Constant, Regression, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind};
 use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::testing::assert_close;
 use eggroll_backend::Activation;
-
-fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w}");
-    }
-}
 
 fn tanh_mlp() -> Mlp {
     Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build().unwrap()
