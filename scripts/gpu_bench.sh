@@ -56,7 +56,7 @@ stage() {
 bin="${EGGROLL_BIN:-}"
 if [ -z "$bin" ]; then
   echo "== building eggroll (release)"
-  cargo build --release -p eggroll || exit 1
+  cargo build --release --bin eggroll || exit 1
   bin=target/release/eggroll
 fi
 
@@ -84,7 +84,7 @@ tests() {
       "$exe" || rc=1
     done
   else
-    cargo test --release -p eggroll-backend --test gpu_vs_cpu --test f16 --test philox_kat \
+    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat \
       -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends || rc=1
   fi
   return "$rc"

@@ -20,6 +20,8 @@ pub mod gpu;
 pub mod ops;
 pub mod rng;
 pub mod select;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise};

@@ -258,7 +258,7 @@ const COS_SERIES: [f32; 4] = [-0.5, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40_320.0];
 /// ln m = 2 atanh(s), s = (m - 1)/(m + 1), by its odd series to s^9 (truncation < 5e-9).
 /// `shaders/philox.wgsl` computes the same formula.
 #[inline(always)]
-pub fn ln_unit(x: f32) -> f32 {
+pub(crate) fn ln_unit(x: f32) -> f32 {
     let bits = x.to_bits();
     // Exponent relative to √½: m = x / 2^e lands in [√½, √2).
     let shifted = bits.wrapping_sub(SQRT_HALF_BITS);
@@ -276,7 +276,7 @@ pub fn ln_unit(x: f32) -> f32 {
 /// [-1/8, 1/8] exactly, Taylor series of sin and cos of φ = 2πf to degree 9 and 8 (truncation
 /// < 3e-8), then a rotation by q quarter turns. `shaders/philox.wgsl` computes the same formula.
 #[inline(always)]
-pub fn sincos_turns(k: u32) -> (f32, f32) {
+pub(crate) fn sincos_turns(k: u32) -> (f32, f32) {
     let q = (k + (1 << 21)) >> 22;
     let phi = (k as i32 - (q << 22) as i32) as f32 * INV_2_24 * core::f32::consts::TAU;
     let p2 = phi * phi;
@@ -297,7 +297,7 @@ pub fn sincos_turns(k: u32) -> (f32, f32) {
 /// `u1 = (hi24(w0) + 1) / 2^24` lies in (0, 1] so the log is finite (|z| <= 5.77), and
 /// `t = 2π hi24(w1) / 2^24` lies in [0, 2π). Both conversions are exact in f32.
 #[inline(always)]
-pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
+pub(crate) fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
     let u1 = ((w0 >> 8) + 1) as i32 as f32 * INV_2_24;
     let r = (-2.0 * ln_unit(u1)).sqrt();
     let (s, c) = sincos_turns(w1 >> 8);

@@ -72,11 +72,17 @@ impl SelectedBackend {
     }
 }
 
+/// Every wgpu adapter of the APIs `WGPU_BACKEND` allows (all of them when it is unset), with the
+/// optional features each offers: what `eggroll info` lists.
+#[cfg(feature = "native")]
+pub fn list_adapters() -> Vec<AdapterDescription> {
+    crate::gpu::enumerate_adapters(wgpu::Backends::all().with_env())
+}
+
 /// The hardware adapter `auto` would take, if any (honouring `WGPU_BACKEND`).
 #[cfg(feature = "native")]
 pub fn hardware_adapter() -> Option<AdapterDescription> {
-    use wgpu::Backends;
-    crate::gpu::enumerate_adapters(Backends::all().with_env()).into_iter().find(crate::gpu::is_hardware)
+    list_adapters().into_iter().find(crate::gpu::is_hardware)
 }
 
 /// Opens the backend `choice` names.

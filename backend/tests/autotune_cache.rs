@@ -1,30 +1,23 @@
 //! The autotune cache file: a second backend on the same file takes the first one's GEMM choices
 //! without timing; a corrupt or foreign file is ignored and rewritten; entries of other adapters
-//! are left alone. Runs on the test adapter (`EGGROLL_TEST_WGPU_BACKEND`), each test with a
+//! are left alone. Runs on every test adapter (`EGGROLL_TEST_WGPU_BACKEND`), each test with a
 //! cache file of its own.
 
-mod common;
-
-use common::{options, TempDir};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{GemmConfig, GemmSource, MatmulVariant, ShapeBucket, WgpuBackend, WgpuOptions};
+use eggroll_backend::testing::{for_each_adapter, open, options};
 use eggroll_backend::Backend;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-/// The tests open backends one at a time (wgpu's GL backend panics when a thread waits long for
-/// the GL context while another compiles).
-static TURN: Mutex<()> = Mutex::new(());
 
 /// The GEMM every test runs: 3 x 5 weights, 2 rows.
 const M: usize = 3;
 const N: usize = 5;
 const ROWS: usize = 2;
 
-fn autotuning(cache: &Path) -> WgpuBackend {
-    let opts = WgpuOptions { autotune: true, autotune_cache: Some(cache.to_path_buf()), ..options(MatmulVariant::Direct) };
-    WgpuBackend::new_blocking(&opts).unwrap_or_else(|e| panic!("EGGROLL_TEST_WGPU_BACKEND={}: {e}", common::backend_name()))
+/// A new autotuning backend on `adapter` with the cache file `cache`.
+fn autotuning(adapter: wgpu::Backend, cache: &Path) -> WgpuBackend {
+    open(adapter, &WgpuOptions { autotune: true, autotune_cache: Some(cache.to_path_buf()), ..options(MatmulVariant::Direct) })
 }
 
 /// Runs the GEMM on `g`, checks it against the CPU, and returns its choice and source.
@@ -61,75 +54,90 @@ fn own_entries(path: &Path, g: &WgpuBackend) -> Vec<Value> {
     doc["entries"].as_array().expect("entries").iter().filter(|e| e["adapter"] == name.as_str()).cloned().collect()
 }
 
-/// A directory for `test`'s cache file, and the file's path in a folder not yet there.
-fn cache_file(test: &str) -> (TempDir, PathBuf) {
-    let dir = TempDir::new(test);
-    let path = dir.join("eggroll/gemm-autotune.json");
-    (dir, path)
+/// A new empty directory under the system's temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A directory for `test`'s cache file on `adapter`, and the file's path in a folder not yet
+/// there.
+fn cache_file(test: &str, adapter: wgpu::Backend) -> (TempDir, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("eggroll-test-{}-{test}-{adapter}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let file = dir.join("eggroll").join("gemm-autotune.json");
+    (TempDir(dir), file)
 }
 
 #[test]
 fn a_second_backend_reuses_the_choices_without_timing() {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let (_dir, path) = cache_file("reuse");
-    let first = autotuning(&path);
-    let (config, source) = run_gemm(&first);
-    assert_eq!(source, GemmSource::Autotuned, "a fresh file holds nothing: the candidates are timed");
-    let entries = own_entries(&path, &first);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0]["config"], config.name().as_str());
-    assert_eq!(entries[0]["family"], "direct");
-    assert_eq!((entries[0]["rows"].as_u64(), entries[0]["cols"].as_u64(), entries[0]["inner"].as_u64()), (Some(2), Some(4), Some(8)));
+    for_each_adapter(|adapter| {
+        let (_dir, path) = cache_file("reuse", adapter);
+        let first = autotuning(adapter, &path);
+        let (config, source) = run_gemm(&first);
+        assert_eq!(source, GemmSource::Autotuned, "a fresh file holds nothing: the candidates are timed");
+        let entries = own_entries(&path, &first);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0]["config"], config.name().as_str());
+        assert_eq!(entries[0]["family"], "direct");
+        assert_eq!((entries[0]["rows"].as_u64(), entries[0]["cols"].as_u64(), entries[0]["inner"].as_u64()), (Some(2), Some(4), Some(8)));
 
-    let second = autotuning(&path);
-    assert_eq!(run_gemm(&second), (config, GemmSource::AutotuneCache), "the second backend reads the first one's choice");
-    assert_eq!(own_entries(&path, &second).len(), 1);
+        let second = autotuning(adapter, &path);
+        assert_eq!(run_gemm(&second), (config, GemmSource::AutotuneCache), "the second backend reads the first one's choice");
+        assert_eq!(own_entries(&path, &second).len(), 1);
+    });
 }
 
 #[test]
 fn a_corrupt_or_foreign_file_is_ignored_and_rewritten() {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let (_dir, path) = cache_file("corrupt");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let probe = autotuning(&path);
-    let ours = |config: &str| {
-        let d = probe.describe();
-        json!({"adapter": d.name, "backend": d.backend, "driver": d.driver, "family": "direct",
+    for_each_adapter(|adapter| {
+        let (_dir, path) = cache_file("corrupt", adapter);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let probe = autotuning(adapter, &path);
+        let ours = |config: &str| {
+            let d = probe.describe();
+            json!({"adapter": d.name, "backend": d.backend, "driver": d.driver, "family": "direct",
                "rows": 2, "cols": 4, "inner": 8, "batch": 1, "config": config})
-    };
-    let another_version = json!({"format": "eggroll-gemm-autotune", "version": 999, "entries": [ours("direct-64x64-r4x4")]});
-    let another_format = json!({"format": "something-else", "version": 1, "entries": [ours("direct-64x64-r4x4")]});
-    let unknown_config = json!({"format": "eggroll-gemm-autotune", "version": 1, "entries": [ours("no-such-config")]});
-    for contents in [
-        "{\"format\": \"eggroll-gemm-autotune\", \"vers".to_string(),
-        another_version.to_string(),
-        another_format.to_string(),
-        unknown_config.to_string(),
-    ] {
-        std::fs::write(&path, &contents).unwrap();
-        let g = autotuning(&path);
-        let (config, source) = run_gemm(&g);
-        assert_eq!(source, GemmSource::Autotuned, "{contents}: ignored, so the candidates are timed");
-        let entries = own_entries(&path, &g);
-        assert_eq!(entries.len(), 1, "{contents}: rewritten with the new choice only: {entries:?}");
-        assert_eq!(entries[0]["config"], config.name().as_str());
-    }
+        };
+        let another_version = json!({"format": "eggroll-gemm-autotune", "version": 999, "entries": [ours("direct-64x64-r4x4")]});
+        let another_format = json!({"format": "something-else", "version": 1, "entries": [ours("direct-64x64-r4x4")]});
+        let unknown_config = json!({"format": "eggroll-gemm-autotune", "version": 1, "entries": [ours("no-such-config")]});
+        for contents in [
+            "{\"format\": \"eggroll-gemm-autotune\", \"vers".to_string(),
+            another_version.to_string(),
+            another_format.to_string(),
+            unknown_config.to_string(),
+        ] {
+            std::fs::write(&path, &contents).unwrap();
+            let g = autotuning(adapter, &path);
+            let (config, source) = run_gemm(&g);
+            assert_eq!(source, GemmSource::Autotuned, "{contents}: ignored, so the candidates are timed");
+            let entries = own_entries(&path, &g);
+            assert_eq!(entries.len(), 1, "{contents}: rewritten with the new choice only: {entries:?}");
+            assert_eq!(entries[0]["config"], config.name().as_str());
+        }
+    });
 }
 
 #[test]
 fn another_adapters_entries_are_left_alone() {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let (_dir, path) = cache_file("other_adapter");
-    let other = json!({"adapter": "Some Other GPU", "backend": "Metal", "driver": "other 1.0", "family": "tiled",
+    for_each_adapter(|adapter| {
+        let (_dir, path) = cache_file("other_adapter", adapter);
+        let other = json!({"adapter": "Some Other GPU", "backend": "Metal", "driver": "other 1.0", "family": "tiled",
                        "rows": 2, "cols": 4, "inner": 8, "batch": 1, "config": "tiled-64x64-r4x4"});
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, json!({"format": "eggroll-gemm-autotune", "version": 1, "entries": [other.clone()]}).to_string()).unwrap();
-    let g = autotuning(&path);
-    let (_, source) = run_gemm(&g);
-    assert_eq!(source, GemmSource::Autotuned, "another adapter's choice is not this one's");
-    let doc = read_json(&path);
-    let entries = doc["entries"].as_array().expect("entries");
-    assert_eq!(entries.len(), 2, "{entries:?}");
-    assert!(entries.contains(&other), "the other adapter's entry is kept as it was: {entries:?}");
-    assert_eq!(own_entries(&path, &g).len(), 1);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, json!({"format": "eggroll-gemm-autotune", "version": 1, "entries": [other.clone()]}).to_string()).unwrap();
+        let g = autotuning(adapter, &path);
+        let (_, source) = run_gemm(&g);
+        assert_eq!(source, GemmSource::Autotuned, "another adapter's choice is not this one's");
+        let doc = read_json(&path);
+        let entries = doc["entries"].as_array().expect("entries");
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert!(entries.contains(&other), "the other adapter's entry is kept as it was: {entries:?}");
+        assert_eq!(own_entries(&path, &g).len(), 1);
+    });
 }

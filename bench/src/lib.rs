@@ -71,7 +71,8 @@
 //! Inference and the EGGROLL forward are measured side by side: their timed samples alternate,
 //! so that drift in the machine's speed falls on both alike.
 //!
-//! From Rust, [`measure_point`] runs one point on any [`BenchBackend`].
+//! The `eggroll` binary (crate `eggroll-cli`) maps these flags onto [`BenchOptions`] and calls
+//! [`run`]. From Rust, [`measure_point`] runs one point on any [`BenchBackend`].
 
 mod measure;
 mod plot;
@@ -83,7 +84,6 @@ pub use plot::draw_plot;
 pub use report::{markdown_table, AdapterInfo, PointResult};
 pub use sweep::{PointSpec, Preset};
 
-use clap::Args;
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::{select_backend, BackendChoice};
 use eggroll_backend::DType;
@@ -97,7 +97,7 @@ use eggroll_backend::gpu::WgpuBackend;
 /// Everything `eggroll bench` can fail with.
 #[derive(Debug, Error)]
 pub enum BenchError {
-    /// A command-line value is out of range (odd population, rank 0, ...).
+    /// An option is out of range (odd population, rank 0, ...).
     #[error("{0}")]
     InvalidArgument(String),
     /// A backend could not be opened or a kernel failed (other than a skip).
@@ -119,72 +119,73 @@ impl BenchError {
     }
 }
 
-/// Options of `eggroll bench`.
-#[derive(Clone, Debug, Args)]
-pub struct BenchArgs {
-    /// Backend: auto (a hardware GPU if there is one, else the CPU), cpu or wgpu (WGPU_BACKEND and
-    /// WGPU_ADAPTER_NAME select the adapter).
-    #[arg(long, default_value_t = BackendChoice::Auto)]
+/// Options of `eggroll bench`, one field per flag (the command line maps its flags onto them);
+/// the checks and defaults of the methods below name the flags in their messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchOptions {
+    /// `--backend`: auto (a hardware GPU if there is one, else the CPU), cpu or wgpu.
     pub backend: BackendChoice,
-    /// Small sweep that finishes in under a minute on the CPU and on software adapters:
-    /// m=n=128, N in {64,256}, rank in {1,4}, rows in {1,16}.
-    #[arg(long, conflicts_with = "full")]
+    /// `--quick`: the [`Preset::Quick`] sweep.
     pub quick: bool,
-    /// Sweep for a real GPU: m=n in {1024,4096,8192}, N in {64,256,1024}, rank in {1,4,16}, rows in
-    /// {1,16}; points beyond the adapter's limits are skipped.
-    #[arg(long)]
+    /// `--full`: the [`Preset::Full`] sweep (wins over `quick`).
     pub full: bool,
-    /// Output features of W (one point instead of the sweep; default 1024).
-    #[arg(long)]
+    /// `--m`: output features of W (one point instead of the sweep).
     pub m: Option<usize>,
-    /// Input features of W (one point instead of the sweep; default 1024).
-    #[arg(long)]
+    /// `--n`: input features of W (one point instead of the sweep).
     pub n: Option<usize>,
-    /// Population size N, even (one point instead of the sweep; default 256).
-    #[arg(long)]
+    /// `--population`: population size N (one point instead of the sweep).
     pub population: Option<usize>,
-    /// Rank of the perturbations (one point instead of the sweep; default 1).
-    #[arg(long)]
+    /// `--rank`: rank of the perturbations (one point instead of the sweep).
     pub rank: Option<usize>,
-    /// Input rows per member (one point instead of the sweep; default 1).
-    #[arg(long)]
+    /// `--rows`: input rows per member (one point instead of the sweep).
     pub rows: Option<usize>,
-    /// Storage types of the forwards' inputs and weights to sweep, comma-separated: f32, f16
-    /// (f16 needs the adapter's `shader-f16`; points it cannot run are skipped with the reason).
-    /// Default: f32, and f16 too with --full.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    /// `--dtype`: storage types to sweep; `None`: the preset's ([`Preset::dtypes`]).
     pub dtype: Option<Vec<DType>>,
-    /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
-    #[arg(long, value_name = "K")]
+    /// `--repeats`: timed samples per operation; `None`: 5, 3 with `quick`.
     pub repeats: Option<usize>,
-    /// Skip naive ES at a point when one call is estimated to take longer than SECS.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    /// `--naive-limit`: skip naive ES when one call is estimated to take longer (seconds).
     pub naive_limit: f64,
-    /// Let the rule pick the wgpu GEMM configuration instead of autotuning it.
-    #[arg(long)]
+    /// `--no-autotune`: the rule picks the wgpu GEMM configuration.
     pub no_autotune: bool,
-    /// Write the results as a JSON array (one object per point) to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// `--json`: write the results as a JSON array here.
     pub json: Option<PathBuf>,
-    /// Draw fraction of inference and speedup vs naive against N to FILE.png or FILE.svg.
-    #[arg(long, value_name = "FILE")]
+    /// `--plot`: draw fraction of inference and speedup vs naive here (`.png` or `.svg`).
     pub plot: Option<PathBuf>,
-    /// Write the Markdown table (with the adapter line) to FILE as well as stdout.
-    #[arg(long, value_name = "FILE")]
+    /// `--markdown`: write the Markdown table here as well as to stdout.
     pub markdown: Option<PathBuf>,
-    /// Start no new point after SECS seconds: the points left are reported as skipped, and the
-    /// table, JSON and plot are written as usual (a point already running finishes).
-    #[arg(long, value_name = "SECS")]
+    /// `--time-limit`: start no new point after this many seconds.
     pub time_limit: Option<f64>,
-    /// Measure nothing: read the results of earlier runs from these `--json` files (e.g. one per
-    /// GPU, comma-separated) and print, write and plot them together, with the adapter in a
-    /// column of the table and in the plot's legend when there are several.
-    #[arg(long, value_name = "FILES", value_delimiter = ',', num_args = 1..,
-          conflicts_with_all = ["backend", "quick", "full", "m", "n", "population", "rank", "rows", "dtype", "repeats", "naive_limit", "no_autotune", "time_limit"])]
+    /// `--from`: measure nothing, report these saved `--json` files together (the measuring
+    /// options are then unused).
     pub from: Option<Vec<PathBuf>>,
 }
 
-impl BenchArgs {
+impl Default for BenchOptions {
+    /// What `eggroll bench` without flags runs: the default sweep on `auto`.
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::Auto,
+            quick: false,
+            full: false,
+            m: None,
+            n: None,
+            population: None,
+            rank: None,
+            rows: None,
+            dtype: None,
+            repeats: None,
+            naive_limit: MeasureOptions::default().naive_limit_s,
+            no_autotune: false,
+            json: None,
+            plot: None,
+            markdown: None,
+            time_limit: None,
+            from: None,
+        }
+    }
+}
+
+impl BenchOptions {
     /// The preset the flags select.
     pub fn preset(&self) -> Preset {
         if self.full {
@@ -250,9 +251,9 @@ impl BenchArgs {
     }
 }
 
-/// Runs `eggroll bench`: checks the arguments, opens the backend, measures every point (progress
+/// Runs `eggroll bench` with `args`: checks them, opens the backend, measures every point (progress
 /// on stderr), prints the Markdown table on stdout and writes the files asked for.
-pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
+pub fn run(args: &BenchOptions) -> Result<(), BenchError> {
     if let Some(paths) = &args.from {
         return report_saved(args, paths);
     }
@@ -274,7 +275,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
 }
 
 /// `--from`: the results of `paths`, one after the other, printed and written like a sweep's.
-fn report_saved(args: &BenchArgs, paths: &[PathBuf]) -> Result<(), BenchError> {
+fn report_saved(args: &BenchOptions, paths: &[PathBuf]) -> Result<(), BenchError> {
     if let Some(path) = &args.plot {
         plot::check_extension(path)?;
     }
@@ -287,7 +288,7 @@ fn report_saved(args: &BenchArgs, paths: &[PathBuf]) -> Result<(), BenchError> {
 }
 
 /// Writes `--json` and `--markdown`, when asked for.
-fn write_files(args: &BenchArgs, results: &[PointResult]) -> Result<(), BenchError> {
+fn write_files(args: &BenchOptions, results: &[PointResult]) -> Result<(), BenchError> {
     if let Some(path) = &args.json {
         write_json(path, results)?;
     }
@@ -298,7 +299,7 @@ fn write_files(args: &BenchArgs, results: &[PointResult]) -> Result<(), BenchErr
 }
 
 /// Prints the table on stdout and draws `--plot`, when asked for.
-fn finish(args: &BenchArgs, results: &[PointResult]) -> Result<(), BenchError> {
+fn finish(args: &BenchOptions, results: &[PointResult]) -> Result<(), BenchError> {
     print!("{}", markdown_table(results));
     if let Some(path) = &args.plot {
         draw_plot(path, results)?;

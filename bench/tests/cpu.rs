@@ -1,24 +1,25 @@
-//! The benchmark runner on the CPU backend: argument checking, one tiny point through
-//! `eggroll_bench::run` with its JSON, Markdown and plot files, and the measured ratios.
+//! The benchmark runner on the CPU backend: option checking, one tiny point through
+//! `eggroll_bench::run` with its JSON, Markdown and plot files, and the measured ratios. (The
+//! flags' parsing is the `eggroll` binary's, tested in `eggroll-cli`.)
 
-use clap::Parser;
 use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::select::BackendChoice;
 use eggroll_backend::DType;
-use eggroll_bench::{markdown_table, measure_point, BenchArgs, BenchError, MeasureOptions, PointSpec, Preset};
+use eggroll_bench::{markdown_table, measure_point, BenchError, BenchOptions, MeasureOptions, PointSpec, Preset};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Timing tests take turns so that they do not share the two cores of a CI runner.
 static TURN: Mutex<()> = Mutex::new(());
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: BenchArgs,
+/// The options of a run on the CPU backend.
+fn cpu() -> BenchOptions {
+    BenchOptions { backend: BackendChoice::Cpu, ..BenchOptions::default() }
 }
 
-fn args(line: &[&str]) -> BenchArgs {
-    Cli::try_parse_from(std::iter::once("bench").chain(line.iter().copied())).expect("arguments parse").args
+/// The options of one point on the CPU backend: `m x n`, `population`, the rest by default.
+fn point(m: usize, n: usize, population: usize) -> BenchOptions {
+    BenchOptions { m: Some(m), n: Some(n), population: Some(population), ..cpu() }
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -27,64 +28,72 @@ fn temp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-fn invalid(line: &[&str]) -> String {
-    match eggroll_bench::run(&args(line)) {
+fn invalid(options: BenchOptions) -> String {
+    match eggroll_bench::run(&options) {
         Err(e @ BenchError::InvalidArgument(_)) => e.to_string(),
-        other => panic!("{line:?}: expected an argument error, got {other:?}"),
+        other => panic!("{options:?}: expected an argument error, got {other:?}"),
     }
 }
 
 #[test]
 fn argument_errors_are_clear() {
-    let odd = invalid(&["--backend", "cpu", "--population", "7"]);
+    let odd = invalid(BenchOptions { population: Some(7), ..cpu() });
     assert!(odd.contains("--population 7") && odd.contains("even"), "{odd}");
-    let zero = invalid(&["--backend", "cpu", "--rank", "0"]);
+    let zero = invalid(BenchOptions { rank: Some(0), ..cpu() });
     assert!(zero.contains("--rank 0") && zero.contains("1..=min(m, n)"), "{zero}");
-    let big = invalid(&["--backend", "cpu", "--m", "16", "--n", "32", "--rank", "17"]);
+    let big = invalid(BenchOptions { rank: Some(17), ..point(16, 32, 256) });
     assert!(big.contains("--rank 17") && big.contains("min(m, n) = 16"), "{big}");
-    let rows = invalid(&["--backend", "cpu", "--rows", "0"]);
+    let rows = invalid(BenchOptions { rows: Some(0), ..cpu() });
     assert!(rows.contains("--rows 0"), "{rows}");
-    let repeats = invalid(&["--backend", "cpu", "--m", "8", "--repeats", "0"]);
+    let small = BenchOptions { m: Some(8), ..cpu() };
+    let repeats = invalid(BenchOptions { repeats: Some(0), ..small.clone() });
     assert!(repeats.contains("--repeats 0"), "{repeats}");
-    let plot = invalid(&["--backend", "cpu", "--m", "8", "--plot", "out.jpg"]);
+    let plot = invalid(BenchOptions { plot: Some("out.jpg".into()), ..small.clone() });
     assert!(plot.contains(".png or .svg"), "{plot}");
-    for limit in ["0", "-3", "nan", "inf"] {
-        let msg = invalid(&["--backend", "cpu", "--m", "8", &format!("--time-limit={limit}")]);
+    for limit in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+        let msg = invalid(BenchOptions { time_limit: Some(limit), ..small.clone() });
         assert!(msg.contains("--time-limit") && msg.contains("seconds > 0"), "{msg}");
     }
-    // Clap refuses what it can: an unknown backend, both presets at once.
-    assert!(Cli::try_parse_from(["bench", "--backend", "tpu"]).is_err());
-    assert!(Cli::try_parse_from(["bench", "--quick", "--full"]).is_err());
+    for limit in [-1.0, f64::NAN] {
+        let msg = invalid(BenchOptions { naive_limit: limit, ..small.clone() });
+        assert!(msg.contains("--naive-limit") && msg.contains("seconds >= 0"), "{msg}");
+    }
 }
 
 #[test]
 fn single_point_overrides_the_sweep() {
-    assert_eq!(args(&[]).points().unwrap(), Preset::Default.points(&[DType::F32]));
-    assert_eq!(args(&["--quick"]).points().unwrap(), Preset::Quick.points(&[DType::F32]));
-    let one = args(&["--full", "--m", "64", "--rank", "4", "--dtype", "f32"]).points().unwrap();
+    let quick = BenchOptions { quick: true, ..BenchOptions::default() };
+    let full = BenchOptions { full: true, ..BenchOptions::default() };
+    assert_eq!(BenchOptions::default().points().unwrap(), Preset::Default.points(&[DType::F32]));
+    assert_eq!(quick.points().unwrap(), Preset::Quick.points(&[DType::F32]));
+    let one = BenchOptions { m: Some(64), rank: Some(4), dtype: Some(vec![DType::F32]), ..full.clone() }.points().unwrap();
     assert_eq!(one, vec![PointSpec { m: 64, n: 1024, population: 256, rank: 4, rows: 1, dtype: DType::F32 }]);
     // --full sweeps f32 and f16 unless --dtype says otherwise.
-    let full = args(&["--full"]).points().unwrap();
+    let full = full.points().unwrap();
     assert_eq!(full, Preset::Full.points(&DType::ALL));
     assert_eq!(full.len(), 3 * 2 * 3 * 2 * 3);
     assert!(full.iter().all(|p| p.m == p.n && [1024, 4096, 8192].contains(&p.m)));
     assert_eq!(full.iter().filter(|p| p.dtype == DType::F16).count(), full.len() / 2);
-    let both = args(&["--m", "64", "--dtype", "f32,f16"]).points().unwrap();
+    let both = BenchOptions { m: Some(64), dtype: Some(DType::ALL.to_vec()), ..BenchOptions::default() }.points().unwrap();
     assert_eq!(both.iter().map(|p| p.dtype).collect::<Vec<_>>(), DType::ALL);
-    assert!(Cli::try_parse_from(["bench", "--dtype", "bf16"]).is_err());
-    assert_eq!(args(&["--quick"]).measure_options().unwrap().repeats, 3);
-    assert_eq!(args(&[]).measure_options().unwrap().repeats, 5);
+    assert_eq!(quick.measure_options().unwrap().repeats, 3);
+    assert_eq!(BenchOptions::default().measure_options().unwrap().repeats, 5);
+    assert_eq!(BenchOptions::default().measure_options().unwrap().naive_limit_s, 5.0);
 }
 
 #[test]
 fn run_writes_json_markdown_and_plot() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let (json, md, png, svg) = (temp("run.json"), temp("run.md"), temp("run.png"), temp("run.svg"));
-    let line = ["--backend", "cpu", "--m", "32", "--n", "48", "--population", "8", "--rank", "2", "--rows", "3", "--repeats", "2"];
-    let mut a = args(&line);
-    a.json = Some(json.clone());
-    a.markdown = Some(md.clone());
-    a.plot = Some(png.clone());
+    let a = BenchOptions {
+        rank: Some(2),
+        rows: Some(3),
+        repeats: Some(2),
+        json: Some(json.clone()),
+        markdown: Some(md.clone()),
+        plot: Some(png.clone()),
+        ..point(32, 48, 8)
+    };
     eggroll_bench::run(&a).expect("bench run");
     let text = std::fs::read_to_string(&json).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -145,10 +154,15 @@ fn run_writes_json_markdown_and_plot() {
 fn time_limit_skips_the_points_left_and_writes_the_files() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let (json, md, svg) = (temp("limit.json"), temp("limit.md"), temp("limit.svg"));
-    let mut a = args(&["--backend", "cpu", "--quick", "--repeats", "1", "--time-limit", "0.001"]);
-    a.json = Some(json.clone());
-    a.markdown = Some(md.clone());
-    a.plot = Some(svg.clone());
+    let a = BenchOptions {
+        quick: true,
+        repeats: Some(1),
+        time_limit: Some(0.001),
+        json: Some(json.clone()),
+        markdown: Some(md.clone()),
+        plot: Some(svg.clone()),
+        ..cpu()
+    };
     eggroll_bench::run(&a).expect("bench run");
     let results: Vec<eggroll_bench::PointResult> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(results.len(), Preset::Quick.points(&[DType::F32]).len());
@@ -169,8 +183,7 @@ fn time_limit_skips_the_points_left_and_writes_the_files() {
 fn from_compares_saved_runs_of_several_adapters() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let (a, b, merged, md, svg) = (temp("a.json"), temp("b.json"), temp("merged.json"), temp("cmp.md"), temp("cmp.svg"));
-    let mut first = args(&["--backend", "cpu", "--m", "16", "--n", "24", "--population", "4", "--repeats", "1"]);
-    first.json = Some(a.clone());
+    let first = BenchOptions { repeats: Some(1), json: Some(a.clone()), ..point(16, 24, 4) };
     eggroll_bench::run(&first).expect("bench run");
     // The same results as if another adapter had measured them.
     let mut other: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
@@ -178,9 +191,8 @@ fn from_compares_saved_runs_of_several_adapters() {
     other[0]["adapter"]["backend"] = "Metal".into();
     std::fs::write(&b, other.to_string()).unwrap();
 
-    let from = format!("{},{}", a.display(), b.display());
-    let mut cmp = args(&["--from", &from]);
-    (cmp.json, cmp.markdown, cmp.plot) = (Some(merged.clone()), Some(md.clone()), Some(svg.clone()));
+    let from = |paths: &[&PathBuf]| BenchOptions { from: Some(paths.iter().map(|p| p.to_path_buf()).collect()), ..BenchOptions::default() };
+    let cmp = BenchOptions { json: Some(merged.clone()), markdown: Some(md.clone()), plot: Some(svg.clone()), ..from(&[&a, &b]) };
     eggroll_bench::run(&cmp).expect("--from run");
     let results: Vec<eggroll_bench::PointResult> = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
     assert_eq!(results.len(), 2);
@@ -191,14 +203,13 @@ fn from_compares_saved_runs_of_several_adapters() {
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.contains(" vs Other GPU") && plot.contains("rows=1 Other GPU"), "no per-adapter title or legend");
 
-    let missing = invalid(&["--from", "/nonexistent/run.json"]);
+    let missing = invalid(from(&[&PathBuf::from("/nonexistent/run.json")]));
     assert!(missing.contains("--from /nonexistent/run.json") && missing.contains("cannot read"), "{missing}");
     std::fs::write(&b, "garbage").unwrap();
-    let garbage = invalid(&["--from", &b.display().to_string()]);
+    let garbage = invalid(from(&[&b]));
     assert!(garbage.contains("not the JSON"), "{garbage}");
     std::fs::write(&b, "[]").unwrap();
-    assert!(invalid(&["--from", &b.display().to_string()]).contains("holds no results"));
-    assert!(Cli::try_parse_from(["bench", "--from", "a.json", "--quick"]).is_err());
+    assert!(invalid(from(&[&b])).contains("holds no results"));
 }
 
 #[test]

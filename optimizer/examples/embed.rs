@@ -7,9 +7,7 @@
 //!
 //! Run: `cargo run --release -p eggroll --example embed`
 
-use eggroll::{Eggroll, EsConfig, Mlp, OptimizerKind};
-use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::InputLayout;
+use eggroll::{CpuBackend, Eggroll, EsConfig, InputLayout, Mlp, OptimizerKind};
 
 /// The function the app wants its network to learn: `sin(3a) + b / 2`.
 fn target(a: f32, b: f32) -> f32 {
@@ -24,7 +22,7 @@ fn main() -> Result<(), eggroll::EggrollError> {
     let mse = |pred: &[f32]| pred.iter().zip(&y).map(|(p, t)| (p - t).powi(2)).sum::<f32>() / rows as f32;
 
     // 1. Batched: one population forward per epoch, fitness = -MSE of each member.
-    let model = Mlp::builder(2).linear(32).tanh().linear(32).tanh().linear(1).build();
+    let model = Mlp::builder(2).linear(32).tanh().linear(32).tanh().linear(1).build()?;
     let config =
         EsConfig { population: 256, rank: 4, sigma: 0.05, lr: 0.01, optimizer: OptimizerKind::Adam, epochs: 300, ..EsConfig::default() };
     let mut es = Eggroll::new(CpuBackend::new(), model, config)?;
@@ -37,29 +35,22 @@ fn main() -> Result<(), eggroll::EggrollError> {
     println!("batched: end MSE {:.4} after {} epochs", mse(&es.forward_mean(&x, rows)?), es.epoch());
 
     // 2. ask/tell: a linear model y = w·x + b that the app evaluates itself.
-    let model = Mlp::builder(2).linear(1).build();
+    let model = Mlp::builder(2).linear(1).build()?;
     let config = EsConfig { population: 64, sigma: 0.1, lr: 0.05, optimizer: OptimizerKind::Adam, epochs: 200, ..EsConfig::default() };
     let mut es = Eggroll::new(CpuBackend::new(), model, config)?;
-    let specs = es.specs();
+    // The app's own forward pass of the linear model, from parameters looked up by name.
+    let predict = |p: &eggroll::ParamValues| -> Vec<f32> {
+        let (w, b) = (p.get("layers.0.weight").expect("a weight"), p.get("layers.0.bias").expect("a bias")[0]);
+        x.chunks_exact(2).map(|q| w[0] * q[0] + w[1] * q[1] + b).collect()
+    };
     for _ in 0..es.config().epochs {
-        let mean: Vec<Vec<f32>> = es.state()?.tensors.into_iter().take(specs.len()).map(|(_, t)| t).collect();
-        let fitness: Vec<f32> = es
-            .ask()
-            .iter()
-            .map(|member| {
-                // The member's parameters: the mean plus its perturbation.
-                let mut p = mean.clone();
-                for (spec, values) in specs.iter().zip(&mut p) {
-                    member.apply(spec, values);
-                }
-                let (w, b) = (&p[0], p[1][0]);
-                let pred: Vec<f32> = x.chunks_exact(2).map(|q| w[0] * q[0] + w[1] * q[1] + b).collect();
-                -mse(&pred)
-            })
-            .collect();
+        let mean = es.params()?;
+        // Each member's parameters: the mean plus its perturbation, in one call.
+        let fitness: Vec<f32> = es.ask().iter().map(|member| -mse(&predict(&member.apply_all(&mean)))).collect();
         es.tell(&fitness)?;
     }
-    let state = es.state()?;
-    println!("ask/tell: w = {:?}, b = {:?}, MSE {:.4}", state.tensors[0].1, state.tensors[1].1, mse(&es.forward_mean(&x, rows)?));
+    let p = es.params()?;
+    let (w, b) = (p.get("layers.0.weight").unwrap_or_default(), p.get("layers.0.bias").unwrap_or_default());
+    println!("ask/tell: w = {w:?}, b = {b:?}, MSE {:.4}", mse(&predict(&p)));
     Ok(())
 }

@@ -22,6 +22,9 @@ pub enum EggrollError {
         /// Its value.
         value: f32,
     },
+    /// Bytes that are not a trainer state file (not safetensors, or not f32 tensors).
+    #[error("corrupt trainer state: {0}")]
+    CorruptState(String),
     /// A trainer state (checkpoint) does not match the model or optimiser.
     #[error("checkpoint mismatch: {0}")]
     Checkpoint(String),

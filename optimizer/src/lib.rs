@@ -13,8 +13,7 @@
 //! Adam/AdamW (descent on `-G`).
 //!
 //! ```no_run
-//! use eggroll::{tasks::{Regression, Task}, Eggroll};
-//! use eggroll_backend::cpu::CpuBackend;
+//! use eggroll::{tasks::{Regression, Task}, CpuBackend, Eggroll};
 //! let mut task = Regression::new(0);
 //! let mut es = Eggroll::new(CpuBackend::new(), task.model(), task.default_config())?;
 //! for _ in 0..es.config().epochs {
@@ -24,11 +23,15 @@
 //! # Ok::<(), eggroll::EggrollError>(())
 //! ```
 //!
-//! Features: `cli` (default) builds the `eggroll` binary; `native` (part of `cli`) adds the
-//! blocking read-backs ([`Eggroll::population_forward`], [`Eggroll::forward_mean`],
-//! [`Eggroll::state`]) and the built-in [`tasks`]. Their `_async` twins are always there; without
-//! `native` the crate builds for `wasm32-unknown-unknown`.
+//! A trainer's state ([`Eggroll::state`], [`Eggroll::restore`]) saves to and loads from
+//! safetensors bytes ([`checkpoint`]).
+//!
+//! Features: `native` (default) adds the blocking read-backs ([`Eggroll::population_forward`],
+//! [`Eggroll::forward_mean`], [`Eggroll::state`]) and the built-in [`tasks`]. Their `_async` twins
+//! are always there; without `native` the crate builds for `wasm32-unknown-unknown`. The `eggroll`
+//! command (train / info / bench) is the crate `eggroll-cli`.
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod es;
@@ -42,6 +45,14 @@ pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
 pub use error::{EggrollError, Result};
 pub use es::{Eggroll, Perturbation, StepStats, TrainerState};
 pub use model::{Layer, Mlp};
-pub use params::{ParamKind, ParamRegistry, ParamSpec};
+pub use params::{ParamKind, ParamRegistry, ParamSpec, ParamValues};
 #[cfg(feature = "native")]
 pub use tasks::{train_epoch, AnyTask, Evaluation, Task, TaskKind};
+
+// What an app needs from the backend crate, so that `use eggroll::...` suffices.
+pub use eggroll_backend::cpu::CpuBackend;
+pub use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+#[cfg(feature = "native")]
+pub use eggroll_backend::select::select_backend;
+pub use eggroll_backend::select::{BackendChoice, SelectedBackend};
+pub use eggroll_backend::{with_backend, Activation, AdapterDescription, Backend, Batch, DType, Error as BackendError, InputLayout};

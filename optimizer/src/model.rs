@@ -4,6 +4,7 @@
 //! `layers.i.weight` (outputs x inputs, `y = x Wᵀ`) and, with a bias, `layers.i.bias`; ids follow
 //! that order.
 
+use crate::error::{EggrollError, Result};
 use crate::params::{ParamKind, ParamRegistry, ParamSpec};
 use eggroll_backend::Activation;
 use rand::{RngExt, SeedableRng};
@@ -87,21 +88,22 @@ impl MlpBuilder {
         self
     }
 
-    /// The model.
-    ///
-    /// # Panics
-    /// When the input or a layer width is 0, or no layer is linear.
-    pub fn build(self) -> Mlp {
-        assert!(self.mlp.inputs > 0, "Mlp: inputs must be > 0");
-        let mut linear = false;
-        for layer in &self.mlp.layers {
-            if let Layer::Linear { outputs, .. } = layer {
-                assert!(*outputs > 0, "Mlp: linear layers need at least one output");
-                linear = true;
+    /// The model; refuses (naming the layer) a model without inputs, a linear layer without
+    /// outputs, or one with no linear layer at all.
+    pub fn build(self) -> Result<Mlp> {
+        let invalid = |why: String| Err(EggrollError::Config(format!("model: {why}")));
+        if self.mlp.inputs == 0 {
+            return invalid("inputs must be > 0".into());
+        }
+        for (i, layer) in self.mlp.layers.iter().enumerate() {
+            if let Layer::Linear { outputs: 0, .. } = layer {
+                return invalid(format!("linear layer {i} has no outputs"));
             }
         }
-        assert!(linear, "Mlp: at least one linear layer is needed");
-        self.mlp
+        if !self.mlp.layers.iter().any(|l| matches!(l, Layer::Linear { .. })) {
+            return invalid("at least one linear layer is needed".into());
+        }
+        Ok(self.mlp)
     }
 }
 

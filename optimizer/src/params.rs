@@ -114,3 +114,43 @@ impl ParamRegistry {
         self.specs.iter().map(|s| s.kind.len()).sum()
     }
 }
+
+/// A model's parameter values, each with its spec, in id order; look one up by name with
+/// [`ParamValues::get`]. [`crate::Eggroll::params`] gives the mean parameters,
+/// [`crate::Perturbation::apply_all`] one member's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamValues {
+    entries: Vec<(ParamSpec, Vec<f32>)>,
+}
+
+impl ParamValues {
+    /// Pairs `specs` with `values` (same order and lengths).
+    pub(crate) fn new(entries: Vec<(ParamSpec, Vec<f32>)>) -> Self {
+        Self { entries }
+    }
+
+    /// The values of the parameter called `name` (e.g. `layers.0.weight`, row-major).
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.entries.iter().find(|(spec, _)| spec.name == name).map(|(_, v)| v.as_slice())
+    }
+
+    /// Every parameter in id order, with its spec.
+    pub fn iter(&self) -> impl Iterator<Item = (&ParamSpec, &[f32])> {
+        self.entries.iter().map(|(spec, v)| (spec, v.as_slice()))
+    }
+
+    /// Every parameter's values in id order, for mutation in place.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ParamSpec, &mut [f32])> {
+        self.entries.iter_mut().map(|(spec, v)| (&*spec, v.as_mut_slice()))
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

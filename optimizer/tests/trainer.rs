@@ -7,17 +7,11 @@ use eggroll::config::{EsConfig, OptimizerKind, Shaping};
 use eggroll::tasks::{Constant, Regression, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind};
 use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::testing::assert_close;
 use eggroll_backend::Activation;
 
-fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w}");
-    }
-}
-
 fn tanh_mlp() -> Mlp {
-    Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build()
+    Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build().unwrap()
 }
 
 fn run_constant(seed: u64, epochs: u32) -> Vec<(String, Vec<f32>)> {
@@ -44,7 +38,7 @@ fn restore_refuses_a_state_of_another_model_or_optimiser() {
     let mut sgd = Eggroll::new(CpuBackend::new(), task.model(), sgd_cfg).unwrap();
     let err = sgd.restore(&adam.state().unwrap()).unwrap_err();
     assert!(matches!(err, EggrollError::Checkpoint(_)) && err.to_string().contains("adam.m."), "{err}");
-    let mut other = Eggroll::new(CpuBackend::new(), Mlp::builder(3).linear(8).linear(1).build(), task.default_config()).unwrap();
+    let mut other = Eggroll::new(CpuBackend::new(), Mlp::builder(3).linear(8).linear(1).build().unwrap(), task.default_config()).unwrap();
     let err = other.restore(&adam.state().unwrap()).unwrap_err();
     assert!(matches!(err, EggrollError::Checkpoint(_)), "{err}");
 }
@@ -118,4 +112,38 @@ fn registry_gives_matrices_and_vectors_stable_ids() {
     assert_eq!(kinds[1], (1, "layers.0.bias", ParamKind::Vector { len: 7 }));
     assert_eq!(kinds.last().unwrap().2, ParamKind::Matrix { m: 3, n: 6 });
     assert_eq!(specs.len(), 5);
+}
+
+#[test]
+fn params_by_name_and_member_params_in_one_call() {
+    let cfg = EsConfig { population: 6, rank: 2, ..EsConfig::default() };
+    let mut es = Eggroll::new(CpuBackend::new(), tanh_mlp(), cfg).unwrap();
+    es.tell(&[0.5, -1.0, 2.0, 0.0, 1.0, 3.0]).unwrap();
+    let mean = es.params().unwrap();
+    let state = es.state().unwrap();
+    let names: Vec<&str> = mean.iter().map(|(spec, _)| spec.name.as_str()).collect();
+    assert_eq!(names, ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias", "layers.4.weight"]);
+    for (spec, values) in mean.iter() {
+        assert_eq!(Some(values), state.get(&spec.name), "{}", spec.name);
+    }
+    assert!(mean.get("layers.9.weight").is_none());
+    for member in es.ask() {
+        let all = member.apply_all(&mean);
+        for ((spec, got), (_, base)) in all.iter().zip(mean.iter()) {
+            let mut want = base.to_vec();
+            member.apply(spec, &mut want);
+            assert_eq!(got, want.as_slice(), "member {} {}", member.member, spec.name);
+            assert_ne!(got, base, "member {} {} is perturbed", member.member, spec.name);
+        }
+    }
+}
+
+#[test]
+fn the_model_builder_refuses_bad_models() {
+    for (model, what) in
+        [(Mlp::builder(0).linear(3), "inputs"), (Mlp::builder(2).linear(0), "no outputs"), (Mlp::builder(2).tanh(), "linear layer")]
+    {
+        let err = model.build().unwrap_err();
+        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(what), "{err}");
+    }
 }

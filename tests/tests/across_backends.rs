@@ -1,12 +1,13 @@
-//! The `cpu` and `wgpu` backends against each other: the same training trajectory within f32
-//! tolerance, and a trainer's state (what `eggroll train --checkpoint` saves) moving from one
-//! backend to the other mid-run.
+//! The `cpu` and `wgpu` backends (each test adapter) against each other: the same training
+//! trajectory within f32 tolerance, and a trainer's state (what `eggroll train --checkpoint`
+//! saves) moving from one backend to the other mid-run.
 
 use eggroll::tasks::{Constant, Regression, Task};
 use eggroll::{train_epoch, Eggroll, EsConfig, TrainerState};
 use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+use eggroll_backend::testing::{assert_close, for_each_adapter, open};
 use eggroll_backend::Backend;
-use eggroll_tests::{assert_close, gpu_turn, wgpu_backend};
 
 /// Trains `epochs` epochs of `task` on `backend` from `state` (a fresh start when `None`); returns
 /// the mean fitness of each epoch and the final state.
@@ -25,23 +26,29 @@ fn train<B: Backend, T: Task>(
     (fitness, es.state().unwrap())
 }
 
+/// A new wgpu backend with default options on `adapter`.
+fn wgpu(adapter: wgpu::Backend) -> WgpuBackend {
+    open(adapter, &WgpuOptions::default())
+}
+
 fn assert_close_states(got: &TrainerState, want: &TrainerState, tol: f32, what: &str) {
     assert_eq!(got.epoch, want.epoch, "{what}: epoch");
     assert_eq!(got.tensors.len(), want.tensors.len(), "{what}: tensors");
     for ((name, a), (want_name, b)) in got.tensors.iter().zip(&want.tensors) {
         assert_eq!(name, want_name, "{what}: tensor order");
-        assert_close(a, b, tol, tol, &format!("{what}: {name}"));
+        assert_close(a, b, f64::from(tol), f64::from(tol), &format!("{what}: {name}"));
     }
 }
 
 fn assert_same_trajectory<T: Task + Clone>(task: T, config: EsConfig, tol: f32) {
-    let _turn = gpu_turn();
     let (f_cpu, s_cpu) = train(CpuBackend::new(), &mut task.clone(), &config, None, config.epochs);
-    let (f_gpu, s_gpu) = train(wgpu_backend(), &mut task.clone(), &config, None, config.epochs);
-    for (epoch, (a, b)) in f_cpu.iter().zip(&f_gpu).enumerate() {
-        assert!((a - b).abs() <= tol * (1.0 + a.abs()), "epoch {epoch}: mean fitness cpu {a}, wgpu {b}");
-    }
-    assert_close_states(&s_gpu, &s_cpu, tol, "wgpu against cpu");
+    for_each_adapter(|adapter| {
+        let (f_gpu, s_gpu) = train(wgpu(adapter), &mut task.clone(), &config, None, config.epochs);
+        for (epoch, (a, b)) in f_cpu.iter().zip(&f_gpu).enumerate() {
+            assert!((a - b).abs() <= tol * (1.0 + a.abs()), "epoch {epoch}: mean fitness cpu {a}, wgpu {b}");
+        }
+        assert_close_states(&s_gpu, &s_cpu, tol, "wgpu against cpu");
+    });
 }
 
 #[test]
@@ -61,16 +68,16 @@ fn regression_task_same_trajectory_on_cpu_and_wgpu() {
 /// ten epochs on the CPU, within f32 tolerance, both ways round (Adam moments included).
 #[test]
 fn state_moves_between_backends_mid_run() {
-    let _turn = gpu_turn();
     let task = Constant::new(6);
     let config = EsConfig { epochs: 10, seed: 6, noise_reuse: 2, ..task.default_config() };
     let (_, straight) = train(CpuBackend::new(), &mut task.clone(), &config, None, 10);
+    let (_, cpu_half) = train(CpuBackend::new(), &mut task.clone(), &config, None, 5);
+    for_each_adapter(|adapter| {
+        let (_, cpu_then_gpu) = train(wgpu(adapter), &mut task.clone(), &config, Some(&cpu_half), 5);
+        assert_close_states(&cpu_then_gpu, &straight, 1e-3, "cpu then wgpu");
 
-    let (_, half) = train(CpuBackend::new(), &mut task.clone(), &config, None, 5);
-    let (_, cpu_then_gpu) = train(wgpu_backend(), &mut task.clone(), &config, Some(&half), 5);
-    assert_close_states(&cpu_then_gpu, &straight, 1e-3, "cpu then wgpu");
-
-    let (_, half) = train(wgpu_backend(), &mut task.clone(), &config, None, 5);
-    let (_, gpu_then_cpu) = train(CpuBackend::new(), &mut task.clone(), &config, Some(&half), 5);
-    assert_close_states(&gpu_then_cpu, &straight, 1e-3, "wgpu then cpu");
+        let (_, gpu_half) = train(wgpu(adapter), &mut task.clone(), &config, None, 5);
+        let (_, gpu_then_cpu) = train(CpuBackend::new(), &mut task.clone(), &config, Some(&gpu_half), 5);
+        assert_close_states(&gpu_then_cpu, &straight, 1e-3, "wgpu then cpu");
+    });
 }

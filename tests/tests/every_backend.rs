@@ -1,12 +1,13 @@
 //! The trainer's contract, one test body per property run on every backend (`<name>::cpu`,
-//! `<name>::wgpu`): the fused population forward against a host oracle built from the ask handles,
+//! `<name>::wgpu` on each test adapter): the fused population forward against a host oracle built from the ask handles,
 //! ask/tell with host-computed fitness, exact state round trips, frozen parameters, bad input.
 
 use eggroll::config::{EsConfig, OptimizerKind, Schedule};
 use eggroll::tasks::{Constant, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Mlp};
+use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamValues};
+use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, Backend, InputLayout};
-use eggroll_tests::{assert_close, host_forward, test_device};
+use eggroll_tests::host_forward;
 
 test_device!(
     population_forward_matches_the_ask_handles,
@@ -23,13 +24,12 @@ fn small_config() -> EsConfig {
 }
 
 fn tanh_mlp() -> Mlp {
-    Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build()
+    Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build().unwrap()
 }
 
-/// The current parameters, in registration order.
-fn mean_params<B: Backend>(es: &Eggroll<B>) -> Vec<Vec<f32>> {
-    let specs = es.specs().len();
-    es.state().unwrap().tensors.into_iter().take(specs).map(|(_, t)| t).collect()
+/// Parameter values in registration order, as the host oracle takes them.
+fn values(params: &ParamValues) -> Vec<Vec<f32>> {
+    params.iter().map(|(_, v)| v.to_vec()).collect()
 }
 
 /// Every member of the batched population forward equals the host forward of `W + E_i` that its
@@ -37,16 +37,13 @@ fn mean_params<B: Backend>(es: &Eggroll<B>) -> Vec<Vec<f32>> {
 fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
     let model = tanh_mlp();
     let mut es = Eggroll::new(backend, model.clone(), small_config()).unwrap();
-    let mean = mean_params(&es);
+    let mean_values = es.params().unwrap();
+    let mean = values(&mean_values);
     let rows = 3;
     let x: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0).collect();
     let y = es.population_forward(&x, InputLayout::Shared, rows).unwrap();
-    let specs = es.specs();
     for handle in es.ask() {
-        let mut params = mean.clone();
-        for (spec, values) in specs.iter().zip(&mut params) {
-            handle.apply(spec, values);
-        }
+        let params = values(&handle.apply_all(&mean_values));
         for row in 0..rows {
             let want = host_forward(&model, &params, &x[row * 5..(row + 1) * 5]);
             let at = (handle.member * rows + row) * 3;
@@ -64,16 +61,14 @@ fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
 
 /// The per-member input layout gives member i its own rows.
 fn per_member_inputs_reach_their_member<B: Backend>(backend: B) {
-    let model = Mlp::builder(2).linear(3).relu().linear(1).build();
+    let model = Mlp::builder(2).linear(3).relu().linear(1).build().unwrap();
     let cfg = EsConfig { population: 4, ..small_config() };
     let mut es = Eggroll::new(backend, model.clone(), cfg).unwrap();
-    let mean = mean_params(&es);
+    let mean = es.params().unwrap();
     let x = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0, -2.0];
     let y = es.population_forward(&x, InputLayout::PerMember, 1).unwrap();
-    let specs = es.specs();
     for handle in es.ask() {
-        let mut params = mean.clone();
-        specs.iter().zip(&mut params).for_each(|(s, v)| handle.apply(s, v));
+        let params = values(&handle.apply_all(&mean));
         let want = host_forward(&model, &params, &x[handle.member * 2..handle.member * 2 + 2]);
         assert_close(&y[handle.member..handle.member + 1], &want, 1e-5, 1e-5, "per-member output");
     }
@@ -98,17 +93,9 @@ fn ask_tell_on_the_host_follows_the_batched_trajectory<B: Backend>(backend: B) {
     batched_params.extend(es.state().unwrap().tensors);
     es.restore(&start).unwrap();
     for _ in 0..5 {
-        let mean = mean_params(&es);
-        let specs = es.specs();
-        let fitness: Vec<f32> = es
-            .ask()
-            .iter()
-            .map(|h| {
-                let mut p = mean.clone();
-                specs.iter().zip(&mut p).for_each(|(s, v)| h.apply(s, v));
-                fitness_of(host_forward(&task.model(), &p, &x)[0])
-            })
-            .collect();
+        let mean = es.params().unwrap();
+        let fitness: Vec<f32> =
+            es.ask().iter().map(|h| fitness_of(host_forward(&task.model(), &values(&h.apply_all(&mean)), &x)[0])).collect();
         es.tell(&fitness).unwrap();
     }
     for ((name, batched), (_, host)) in batched_params.iter().zip(&es.state().unwrap().tensors) {

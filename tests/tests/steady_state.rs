@@ -1,15 +1,15 @@
 //! Training on wgpu reaches a steady state after its first epoch: epochs 2..k create no buffer,
 //! bind group or pipeline (uniform, scratch and readback buffers, bind groups and pipelines are
 //! all reused). Through the public trainer API: the population forward and `tell` with
-//! host-computed fitness, and the built-in tasks' epochs. Runs on the test adapter
+//! host-computed fitness, and the built-in tasks' epochs. Runs on every test adapter
 //! (`EGGROLL_TEST_WGPU_BACKEND`).
 
 use eggroll::config::{EsConfig, OptimizerKind};
 use eggroll::tasks::{Constant, Regression, Task};
 use eggroll::{train_epoch, Eggroll, Mlp};
-use eggroll_backend::gpu::{CreatedObjects, WgpuBackend};
+use eggroll_backend::gpu::{CreatedObjects, WgpuBackend, WgpuOptions};
+use eggroll_backend::testing::{for_each_adapter, open};
 use eggroll_backend::{Activation, InputLayout};
-use eggroll_tests::{gpu_turn, wgpu_backend};
 
 /// Epochs each run trains (the first creates what the others reuse).
 const EPOCHS: usize = 6;
@@ -40,61 +40,65 @@ fn fitness(y: &[f32], population: usize) -> Vec<f32> {
 
 #[test]
 fn ask_tell_epochs_create_no_device_objects_after_the_first() {
-    let _turn = gpu_turn();
-    for optimizer in [OptimizerKind::Adam, OptimizerKind::Sgd] {
-        let model = Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build();
-        let config =
-            EsConfig { population: 8, rank: 2, sigma: 0.2, lr: 0.05, optimizer, epochs: EPOCHS as u32, seed: 3, ..EsConfig::default() };
-        let mut es = Eggroll::new(wgpu_backend(), model, config).unwrap();
-        let (rows, population) = (3, 8);
-        let mut step = 0;
-        assert_steady(&format!("ask/tell with {optimizer:?}"), &mut es, |es| {
-            step += 1;
-            let shared: Vec<f32> = (0..rows * 5).map(|i| ((i * 7 + step) % 13) as f32 / 6.0 - 1.0).collect();
-            let per_member: Vec<f32> = (0..population * rows * 5).map(|i| ((i * 5 + step) % 11) as f32 / 5.0 - 1.0).collect();
-            let y = es.population_forward(&shared, InputLayout::Shared, rows).unwrap();
-            let z = es.population_forward(&per_member, InputLayout::PerMember, rows).unwrap();
-            let f: Vec<f32> = fitness(&y, population).iter().zip(fitness(&z, population)).map(|(a, b)| a + b).collect();
-            es.tell(&f).unwrap();
-            let mean = es.forward_mean(&shared, rows).unwrap();
-            assert!(mean.iter().all(|v| v.is_finite()), "{mean:?}");
-        });
-    }
+    for_each_adapter(|adapter| {
+        for optimizer in [OptimizerKind::Adam, OptimizerKind::Sgd] {
+            let model = Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build().unwrap();
+            let config =
+                EsConfig { population: 8, rank: 2, sigma: 0.2, lr: 0.05, optimizer, epochs: EPOCHS as u32, seed: 3, ..EsConfig::default() };
+            let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), model, config).unwrap();
+            let (rows, population) = (3, 8);
+            let mut step = 0;
+            assert_steady(&format!("ask/tell with {optimizer:?}"), &mut es, |es| {
+                step += 1;
+                let shared: Vec<f32> = (0..rows * 5).map(|i| ((i * 7 + step) % 13) as f32 / 6.0 - 1.0).collect();
+                let per_member: Vec<f32> = (0..population * rows * 5).map(|i| ((i * 5 + step) % 11) as f32 / 5.0 - 1.0).collect();
+                let y = es.population_forward(&shared, InputLayout::Shared, rows).unwrap();
+                let z = es.population_forward(&per_member, InputLayout::PerMember, rows).unwrap();
+                let f: Vec<f32> = fitness(&y, population).iter().zip(fitness(&z, population)).map(|(a, b)| a + b).collect();
+                es.tell(&f).unwrap();
+                let mean = es.forward_mean(&shared, rows).unwrap();
+                assert!(mean.iter().all(|v| v.is_finite()), "{mean:?}");
+            });
+        }
+    });
 }
 
 #[test]
 fn task_epochs_create_no_device_objects_after_the_first() {
-    let _turn = gpu_turn();
-    let mut constant = Constant::new(5);
-    let config = EsConfig { population: 8, group_size: 0, epochs: EPOCHS as u32, ..constant.default_config() };
-    let mut es = Eggroll::new(wgpu_backend(), constant.model(), config).unwrap();
-    assert_steady("constant", &mut es, |es| {
-        train_epoch(&mut constant, es).unwrap();
-    });
+    for_each_adapter(|adapter| {
+        let mut constant = Constant::new(5);
+        let config = EsConfig { population: 8, group_size: 0, epochs: EPOCHS as u32, ..constant.default_config() };
+        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), constant.model(), config).unwrap();
+        assert_steady("constant", &mut es, |es| {
+            train_epoch(&mut constant, es).unwrap();
+        });
 
-    let mut regression = Regression::new(5);
-    let config = EsConfig { population: 8, group_size: 0, epochs: EPOCHS as u32, ..regression.default_config() };
-    let mut es = Eggroll::new(wgpu_backend(), regression.model(), config).unwrap();
-    assert_steady("regression", &mut es, |es| {
-        train_epoch(&mut regression, es).unwrap();
+        let mut regression = Regression::new(5);
+        let config = EsConfig { population: 8, group_size: 0, epochs: EPOCHS as u32, ..regression.default_config() };
+        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), regression.model(), config).unwrap();
+        assert_steady("regression", &mut es, |es| {
+            train_epoch(&mut regression, es).unwrap();
+        });
     });
 }
 
-/// The counts only grow, and count what a first call creates.
+/// `created` counts what is created: the parameters' buffers, then what an epoch's first run
+/// builds (scratch and uniform buffers, bind groups, pipelines).
 #[test]
 fn created_counts_what_a_first_call_creates() {
-    let _turn = gpu_turn();
-    let backend = wgpu_backend();
-    let start: CreatedObjects = backend.created();
-    let mut constant = Constant::new(1);
-    let config = EsConfig { population: 4, group_size: 0, epochs: 1, ..constant.default_config() };
-    let mut es = Eggroll::new(backend, constant.model(), config).unwrap();
-    let uploaded = es.backend().created();
-    assert!(uploaded.buffers > start.buffers, "the parameters' buffers are counted: {start:?} -> {uploaded:?}");
-    train_epoch(&mut constant, &mut es).unwrap();
-    let trained = es.backend().created();
-    assert!(
-        trained.buffers > uploaded.buffers && trained.bind_groups > uploaded.bind_groups && trained.pipelines > uploaded.pipelines,
-        "an epoch's first run creates scratch and uniform buffers, bind groups and pipelines: {uploaded:?} -> {trained:?}"
-    );
+    for_each_adapter(|adapter| {
+        let backend = open(adapter, &WgpuOptions::default());
+        let start: CreatedObjects = backend.created();
+        let mut constant = Constant::new(1);
+        let config = EsConfig { population: 4, group_size: 0, epochs: 1, ..constant.default_config() };
+        let mut es = Eggroll::new(backend, constant.model(), config).unwrap();
+        let uploaded = es.backend().created();
+        assert!(uploaded.buffers > start.buffers, "the parameters' buffers are counted: {start:?} -> {uploaded:?}");
+        train_epoch(&mut constant, &mut es).unwrap();
+        let trained = es.backend().created();
+        assert!(
+            trained.buffers > uploaded.buffers && trained.bind_groups > uploaded.bind_groups && trained.pipelines > uploaded.pipelines,
+            "an epoch's first run creates scratch and uniform buffers, bind groups and pipelines: {uploaded:?} -> {trained:?}"
+        );
+    });
 }

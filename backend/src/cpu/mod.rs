@@ -16,8 +16,9 @@ use rayon::prelude::*;
 const UPDATE_SCRATCH_FLOATS: usize = 32 << 20;
 
 /// From how many rows per member naive ES multiplies its `W + σ E_i` by the GEMM rather than by
-/// dot products, which read it once and do not pack it (at 1024x1024, N = 64: 4 rows 41 ms by
-/// dot products against 51 ms by the GEMM, 8 rows 53 ms either way).
+/// dot products, which read it once and do not pack it: below it the GEMM's packing of the whole
+/// matrix costs more than it saves (the crossover is measured with `eggroll bench`, see
+/// BENCHMARKS.md).
 const NAIVE_GEMM_ROWS: usize = 8;
 
 /// The multithreaded CPU backend. Buffers are plain `Vec<f32>`.

@@ -26,7 +26,7 @@ pub(super) fn normal_blocks_wide(run: &RunConstants, block0: u32, out: &mut [f32
     let w: [[__m512i; 4]; SETS / 2] =
         core::array::from_fn(|half| core::array::from_fn(|j| _mm512_permutex2var_epi32(words[j][2 * half], index, words[j][2 * half + 1])));
     // The batch's Box-Mullers (one per set) step by step side by side: each is a long dependent
-    // chain, and interleaving them keeps the scheduler fed (one after another ran ~7% slower).
+    // chain, and interleaving them keeps the scheduler fed where one after another would stall.
     let r: [__m512; SETS] = radius16(core::array::from_fn(|i| w[i / 2][2 * (i % 2)]));
     let (sin, cos): ([__m512; SETS], [__m512; SETS]) = sincos16(core::array::from_fn(|i| w[i / 2][2 * (i % 2) + 1]));
     let z: [__m512; 2 * SETS] = core::array::from_fn(|i| {

@@ -1,6 +1,6 @@
 //! Handles on the population members of one epoch, for evaluation outside the trainer.
 
-use crate::params::{ParamKind, ParamSpec};
+use crate::params::{ParamKind, ParamSpec, ParamValues};
 use eggroll_backend::{LowRank, NoiseStream};
 use serde::{Deserialize, Serialize};
 
@@ -58,5 +58,16 @@ impl Perturbation {
                 }
             }
         }
+    }
+
+    /// This member's parameters: a copy of `mean` (from [`crate::Eggroll::params`] of the same
+    /// epoch) with the member's noise added to every parameter, as [`Perturbation::apply`] does
+    /// to one.
+    pub fn apply_all(&self, mean: &ParamValues) -> ParamValues {
+        let mut member = mean.clone();
+        for (spec, values) in member.iter_mut() {
+            self.apply(spec, values);
+        }
+        member
     }
 }

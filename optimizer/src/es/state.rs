@@ -2,6 +2,7 @@
 
 use super::Eggroll;
 use crate::error::{EggrollError, Result};
+use crate::params::ParamValues;
 use eggroll_backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,26 @@ impl<B: Backend> Eggroll<B> {
             tensors.push((name, self.backend.read(buffer).await?));
         }
         Ok(TrainerState { epoch: self.epoch, tensors })
+    }
+
+    /// The mean parameters by name, in id order (no optimiser moments). Blocking; see
+    /// [`Eggroll::params_async`].
+    #[cfg(feature = "native")]
+    pub fn params(&self) -> Result<ParamValues> {
+        let mut entries = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            entries.push((slot.spec.clone(), self.backend.read_blocking(&slot.value)?));
+        }
+        Ok(ParamValues::new(entries))
+    }
+
+    /// [`Eggroll::params`] with the read-backs awaited.
+    pub async fn params_async(&self) -> Result<ParamValues> {
+        let mut entries = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            entries.push((slot.spec.clone(), self.backend.read(&slot.value).await?));
+        }
+        Ok(ParamValues::new(entries))
     }
 
     /// The tensors of [`TrainerState`], named, in order: the parameters, then the Adam moments.

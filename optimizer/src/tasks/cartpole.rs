@@ -111,7 +111,7 @@ impl Env for CartPoleEnv {
 
     /// 4 → 32 → 32 → 2, tanh between layers.
     fn model(&self) -> Mlp {
-        Mlp::builder(4).linear(32).tanh().linear(32).tanh().linear(2).build()
+        Mlp::builder(4).linear(32).tanh().linear(32).tanh().linear(2).build().expect("the task's fixed architecture is valid")
     }
 
     /// N = 256, rank 4, σ = 0.1, Adam with lr 0.05, 50 epochs.

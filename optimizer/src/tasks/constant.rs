@@ -44,7 +44,7 @@ impl Task for Constant {
     }
 
     fn model(&self) -> Mlp {
-        Mlp::builder(INPUTS).linear(16).relu().linear(16).relu().linear(1).build()
+        Mlp::builder(INPUTS).linear(16).relu().linear(16).relu().linear(1).build().expect("the task's fixed architecture is valid")
     }
 
     /// N = 64, rank 8, σ = 0.2, AdamW with lr 0.03, 200 epochs.

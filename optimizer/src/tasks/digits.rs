@@ -257,7 +257,7 @@ impl Task for Digits {
     }
 
     fn model(&self) -> Mlp {
-        Mlp::builder(FEATURES).linear(HIDDEN).tanh().linear(CLASSES).build()
+        Mlp::builder(FEATURES).linear(HIDDEN).tanh().linear(CLASSES).build().expect("the task's fixed architecture is valid")
     }
 
     /// N = 512, rank 4, σ = 0.05, AdamW with lr 0.02 (weight decay 1e-4), 300 epochs, fitness

@@ -95,7 +95,7 @@ impl Env for PendulumEnv {
 
     /// 3 → 32 → 32 → 1, tanh between layers.
     fn model(&self) -> Mlp {
-        Mlp::builder(3).linear(32).tanh().linear(32).tanh().linear(1).build()
+        Mlp::builder(3).linear(32).tanh().linear(32).tanh().linear(1).build().expect("the task's fixed architecture is valid")
     }
 
     /// N = 256, rank 4, σ = 0.05, Adam with lr 0.03, 500 epochs.

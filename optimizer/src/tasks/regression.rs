@@ -55,7 +55,16 @@ impl Task for Regression {
     }
 
     fn model(&self) -> Mlp {
-        Mlp::builder(1).linear(64).pqn().linear(64).pqn().linear(64).pqn().linear(1).build()
+        Mlp::builder(1)
+            .linear(64)
+            .pqn()
+            .linear(64)
+            .pqn()
+            .linear(64)
+            .pqn()
+            .linear(1)
+            .build()
+            .expect("the task's fixed architecture is valid")
     }
 
     /// N = 4096, rank 1, σ = lr = 1 (SGD), both decaying linearly to 0 over 1000 epochs, groups

@@ -1,6 +1,6 @@
 //! The `eggroll` binary end to end: training output, error reporting, checkpoints and exact
-//! resumption after crashes, `info`, `bench` with its storage types. Small runs of the `constant`
-//! task on the CPU backend.
+//! resumption after crashes, `info` (also without `XDG_RUNTIME_DIR`), `bench` with its storage
+//! types. Small runs of the `constant` task on the CPU backend.
 
 use serde_json::Value;
 use std::fs;
@@ -253,6 +253,33 @@ fn info_lists_the_cpu_backend_and_the_auto_choice() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cpu backend"), "{text}");
     assert!(text.contains("--backend auto picks"), "{text}");
+}
+
+/// Without `XDG_RUNTIME_DIR` the binary points it at a private folder of its own (0700, reused
+/// by the next run), so Mesa's Vulkan device-select layer prints no `XDG_RUNTIME_DIR is invalid`
+/// line while `info` probes the adapters.
+#[test]
+fn info_without_xdg_runtime_dir_prints_no_loader_complaint() {
+    let dir = tempfile::tempdir().unwrap();
+    for run in 0..2 {
+        // TMPDIR: the folder is made in the test's own temporary directory.
+        let out = eggroll(dir.path(), &["info"]).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!err.contains("XDG_RUNTIME_DIR"), "run {run}: {err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let made: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("eggroll-runtime-"))
+                .collect();
+            assert_eq!(made.len(), 1, "run {run}: one runtime folder, reused");
+            let meta = made[0].metadata().unwrap();
+            assert!(meta.is_dir() && meta.permissions().mode() & 0o777 == 0o700, "run {run}: {meta:?}");
+        }
+    }
 }
 
 /// Needs a WebGPU adapter (lavapipe will do): fails, does not skip, without one.

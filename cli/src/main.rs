@@ -1,14 +1,27 @@
 //! The `eggroll` command: `train`, `info` and `bench`. Every failure prints one `error: ...` line
 //! on stderr and exits non-zero.
+//!
+//! Modules: argument parsing ([`args`]), the training driver ([`train`]) and its files
+//! ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]).
 
-mod cli;
+mod args;
+mod checkpoint;
+mod crash;
+mod error;
+mod info;
+mod metrics;
+mod plot;
+mod runtime_dir;
+mod train;
 
+use args::{Cli, Command};
 use clap::error::ErrorKind;
 use clap::Parser;
-use cli::args::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before any thread exists: it sets an environment variable.
+    runtime_dir::ensure();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -28,12 +41,12 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        Command::Train(args) => cli::train::train(args),
+        Command::Train(args) => train::train(args),
         Command::Info => {
-            cli::info::run();
+            info::run();
             Ok(())
         }
-        Command::Bench(args) => eggroll_bench::run(args).map_err(cli::CliError::new),
+        Command::Bench(args) => eggroll_bench::run(&args.options()).map_err(error::CliError::new),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,13 +1,4 @@
-//! The `eggroll` command line: argument parsing, the training driver and its files (metrics,
-//! plot, checkpoints), and adapter listing. Every failure is a [`CliError`], printed by `main` as
-//! one `error: ...` line.
-
-pub mod args;
-pub mod checkpoint;
-pub mod info;
-pub mod metrics;
-pub mod plot;
-pub mod train;
+//! Every failure of the command line is a [`CliError`], printed by `main` as one `error: ...` line.
 
 use std::fmt;
 use std::path::Path;
@@ -47,17 +38,5 @@ impl From<eggroll::error::EggrollError> for CliError {
 impl From<eggroll_backend::Error> for CliError {
     fn from(e: eggroll_backend::Error) -> Self {
         Self::new(e)
-    }
-}
-
-/// Test hook: `EGGROLL_TEST_CRASH=<epoch>:<stage>` aborts the process (as `kill -9` would: no
-/// destructors, no buffered output) when the run reaches `stage` of `epoch`. Stages: `epoch`
-/// (after the epoch's metrics line), `metrics` (half-way through that line), `checkpoint` (half-way
-/// through writing the checkpoint), `rename` (checkpoint in place, `LATEST` not yet updated).
-pub fn crash_point(epoch: u32, stage: &str) {
-    if let Ok(spec) = std::env::var("EGGROLL_TEST_CRASH") {
-        if spec == format!("{epoch}:{stage}") {
-            std::process::abort();
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! `--plot`: train loss and the held-out metric against epoch, as PNG or SVG.
 
-use super::metrics::Record;
-use super::{CliError, Result};
+use crate::error::{CliError, Result};
+use crate::metrics::Record;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;

@@ -1,15 +1,16 @@
 //! Crash-safe checkpoints. A checkpoint directory holds `ckpt-<epoch>/` folders, each with
-//! `model.safetensors` (parameters and optimiser moments, f32, named as in
-//! [`eggroll::TrainerState`]) and `state.json` ([`Manifest`]: epoch, config, task, FNV-1a hash of
-//! the safetensors file), plus a `LATEST` file naming the current one.
+//! `model.safetensors` (parameters and optimiser moments, the library's
+//! [`TrainerState::to_safetensors`](eggroll::TrainerState::to_safetensors)) and `state.json`
+//! ([`Manifest`]: epoch, config, task, FNV-1a hash of the safetensors file), plus a `LATEST` file
+//! naming the current one.
 //!
 //! A save writes a hidden temporary folder, syncs it, renames it into place, then atomically
 //! replaces `LATEST` and only then deletes older folders: a crash at any moment leaves `LATEST`
 //! naming a complete checkpoint.
 
-use super::{crash_point, CliError, Result};
+use crate::crash::crash_point;
+use crate::error::{CliError, Result};
 use eggroll::EsConfig;
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::Write;
@@ -18,7 +19,8 @@ use std::path::{Path, PathBuf};
 /// Version of the checkpoint layout; loading refuses others.
 pub const FORMAT_VERSION: u32 = 1;
 const LATEST: &str = "LATEST";
-const MODEL: &str = "model.safetensors";
+/// The file of the tensors in a checkpoint folder.
+pub const MODEL: &str = "model.safetensors";
 const STATE: &str = "state.json";
 
 /// `state.json`: what the tensors belong to.
@@ -42,15 +44,27 @@ pub struct Manifest {
     pub model_fnv1a64: String,
 }
 
-/// One named tensor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    /// Name, as in [`eggroll::TrainerState`].
-    pub name: String,
-    /// Shape (row-major).
-    pub shape: Vec<usize>,
-    /// Values.
-    pub data: Vec<f32>,
+/// A checkpoint read back: its manifest, the bytes of its `model.safetensors` (size and hash
+/// checked) and the folder it came from.
+pub struct Loaded {
+    /// `state.json`.
+    pub manifest: Manifest,
+    /// `model.safetensors`.
+    pub model: Vec<u8>,
+    /// The `ckpt-<epoch>` folder.
+    pub folder: PathBuf,
+}
+
+impl Loaded {
+    /// `corrupt checkpoint <folder>: why`.
+    pub fn corrupt(&self, why: impl std::fmt::Display) -> CliError {
+        corrupt(&self.folder, why)
+    }
+}
+
+/// `corrupt checkpoint <folder>: why`.
+fn corrupt(folder: &Path, why: impl std::fmt::Display) -> CliError {
+    CliError::new(format!("corrupt checkpoint {}: {why}", folder.display()))
 }
 
 /// FNV-1a, 64 bits.
@@ -94,16 +108,15 @@ pub fn start(dir: &Path) -> Result<()> {
     }
 }
 
-/// Saves `tensors` as the checkpoint of `manifest.epoch` (whose size and hash fields are filled
-/// in here), then prunes older checkpoints.
-pub fn save(dir: &Path, mut manifest: Manifest, tensors: &[Tensor]) -> Result<()> {
+/// Saves `bytes` (a safetensors file) as the checkpoint of `manifest.epoch` (whose size and hash
+/// fields are filled in here), then prunes older checkpoints.
+pub fn save(dir: &Path, mut manifest: Manifest, bytes: &[u8]) -> Result<()> {
     let name = format!("ckpt-{:08}", manifest.epoch);
     if latest(dir)?.as_deref() == Some(name.as_str()) {
         return Ok(());
     }
-    let bytes = serialize(tensors)?;
     manifest.model_bytes = bytes.len() as u64;
-    manifest.model_fnv1a64 = fnv1a64(&bytes);
+    manifest.model_fnv1a64 = fnv1a64(bytes);
     let json = serde_json::to_string_pretty(&manifest).map_err(CliError::new)?;
 
     let tmp = dir.join(format!(".tmp-{name}"));
@@ -111,7 +124,7 @@ pub fn save(dir: &Path, mut manifest: Manifest, tensors: &[Tensor]) -> Result<()
         fs::remove_dir_all(&tmp).map_err(io(&tmp, "cannot remove"))?;
     }
     fs::create_dir(&tmp).map_err(io(&tmp, "cannot create"))?;
-    write_synced(&tmp.join(MODEL), &bytes)?;
+    write_synced(&tmp.join(MODEL), bytes)?;
     crash_point(manifest.epoch, "checkpoint");
     write_synced(&tmp.join(STATE), json.as_bytes())?;
     sync_dir(&tmp)?;
@@ -143,46 +156,25 @@ fn prune(dir: &Path, keep: &str) -> Result<()> {
     Ok(())
 }
 
-/// The tensors as a safetensors file (little-endian f32; deterministic byte for byte).
-fn serialize(tensors: &[Tensor]) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| Ok((t.name.as_str(), TensorView::new(Dtype::F32, t.shape.clone(), b)?)))
-        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(|e| CliError::new(format!("cannot serialise checkpoint: {e}")))?;
-    safetensors::serialize(views, None).map_err(|e| CliError::new(format!("cannot serialise checkpoint: {e}")))
-}
-
-/// Loads the checkpoint `LATEST` in `dir` names, checking its format version and hash.
-pub fn load(dir: &Path) -> Result<(Manifest, Vec<Tensor>)> {
+/// Loads the checkpoint `LATEST` in `dir` names, checking its format version, and the size and
+/// hash of its `model.safetensors`.
+pub fn load(dir: &Path) -> Result<Loaded> {
     let name = latest(dir)?.ok_or_else(|| CliError::new(format!("no checkpoint in {} (no LATEST file)", dir.display())))?;
     if !name.starts_with("ckpt-") || name.contains(['/', '\\']) {
         return Err(CliError::new(format!("corrupt checkpoint: {} names `{name}`", dir.join(LATEST).display())));
     }
     let folder: PathBuf = dir.join(&name);
-    let corrupt = |why: String| CliError::new(format!("corrupt checkpoint {}: {why}", folder.display()));
     let state = folder.join(STATE);
-    let text = fs::read_to_string(&state).map_err(|e| corrupt(format!("cannot read {STATE}: {e}")))?;
-    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| corrupt(format!("{STATE}: {e}")))?;
+    let text = fs::read_to_string(&state).map_err(|e| corrupt(&folder, format!("cannot read {STATE}: {e}")))?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| corrupt(&folder, format!("{STATE}: {e}")))?;
     if manifest.format_version != FORMAT_VERSION {
-        return Err(corrupt(format!("format version {} (this build reads {FORMAT_VERSION})", manifest.format_version)));
+        return Err(corrupt(&folder, format!("format version {} (this build reads {FORMAT_VERSION})", manifest.format_version)));
     }
-    let bytes = fs::read(folder.join(MODEL)).map_err(|e| corrupt(format!("cannot read {MODEL}: {e}")))?;
-    if bytes.len() as u64 != manifest.model_bytes || fnv1a64(&bytes) != manifest.model_fnv1a64 {
-        return Err(corrupt(format!("{MODEL} does not match the size and hash in {STATE}")));
+    let model = fs::read(folder.join(MODEL)).map_err(|e| corrupt(&folder, format!("cannot read {MODEL}: {e}")))?;
+    if model.len() as u64 != manifest.model_bytes || fnv1a64(&model) != manifest.model_fnv1a64 {
+        return Err(corrupt(&folder, format!("{MODEL} does not match the size and hash in {STATE}")));
     }
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(format!("{MODEL}: {e}")))?;
-    let mut tensors = Vec::new();
-    for (name, view) in st.iter() {
-        if view.dtype() != Dtype::F32 {
-            return Err(corrupt(format!("tensor `{name}` is {:?}, not F32", view.dtype())));
-        }
-        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        tensors.push(Tensor { name: name.to_string(), shape: view.shape().to_vec(), data });
-    }
-    Ok((manifest, tensors))
+    Ok(Loaded { manifest, model, folder })
 }
 
 #[cfg(test)]
@@ -205,16 +197,13 @@ mod tests {
     #[test]
     fn round_trip_and_pruning() {
         let dir = tempfile::tempdir().unwrap();
-        let t = vec![
-            Tensor { name: "w".into(), shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.0, f32::MIN_POSITIVE, 7.0] },
-            Tensor { name: "b".into(), shape: vec![2], data: vec![0.25, -0.5] },
-        ];
         start(dir.path()).unwrap();
-        save(dir.path(), manifest(5), &t).unwrap();
-        save(dir.path(), manifest(10), &t[..1]).unwrap();
-        let (m, loaded) = load(dir.path()).unwrap();
-        assert_eq!(m.epoch, 10);
-        assert_eq!(loaded, t[..1].to_vec());
+        save(dir.path(), manifest(5), b"five").unwrap();
+        save(dir.path(), manifest(10), b"ten").unwrap();
+        let loaded = load(dir.path()).unwrap();
+        assert_eq!(loaded.manifest.epoch, 10);
+        assert_eq!(loaded.model, b"ten");
+        assert_eq!(loaded.folder, dir.path().join("ckpt-00000010"));
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
         assert_eq!(fnv1a64(b"a"), "af63dc4c8601ec8c");

@@ -2,7 +2,8 @@
 //! a checkpoint's length on resume, so that an interrupted and resumed run writes the same lines
 //! as an uninterrupted one.
 
-use super::{crash_point, CliError, Result};
+use crate::crash::crash_point;
+use crate::error::{CliError, Result};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -1,8 +1,8 @@
 //! `eggroll info`: the WebGPU adapters, the CPU backend, and what `--backend auto` picks.
 
 use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::gpu::{enumerate_adapters, is_hardware};
-use eggroll_backend::select::hardware_adapter;
+use eggroll_backend::gpu::is_hardware;
+use eggroll_backend::select::list_adapters;
 use eggroll_backend::{AdapterDescription, Backend};
 
 /// One line describing an adapter.
@@ -13,7 +13,7 @@ pub fn describe(a: &AdapterDescription) -> String {
 
 /// Prints the report on stdout.
 pub fn run() {
-    let all = enumerate_adapters(wgpu::Backends::all().with_env());
+    let all = list_adapters();
     println!("wgpu adapters:");
     if all.is_empty() {
         println!("  (none)");
@@ -24,7 +24,8 @@ pub fn run() {
     }
     let cpu = CpuBackend::new().describe();
     println!("cpu backend:\n  {}", describe(&cpu));
-    match hardware_adapter() {
+    // What `select::hardware_adapter` returns, without enumerating the adapters a second time.
+    match all.iter().find(|a| is_hardware(a)) {
         Some(a) => println!("--backend auto picks: wgpu, {}", a.name),
         None => println!("--backend auto picks: cpu (no hardware GPU adapter)"),
     }

@@ -1,11 +1,13 @@
 //! `eggroll train`: picks the backend and the task, then [`run`]s the training loop with its
 //! progress bar, metrics log, checkpoints, plot and summary.
 
-use super::args::TrainArgs;
-use super::checkpoint::{self, Manifest, Tensor};
-use super::metrics::{num, MetricsLog, Record};
-use super::{crash_point, plot, CliError, Result};
-use eggroll::{train_epoch, Eggroll, EsConfig, Evaluation, ParamKind, ParamSpec, Task, TaskKind, TrainerState};
+use crate::args::TrainArgs;
+use crate::checkpoint::{self, Manifest};
+use crate::crash::crash_point;
+use crate::error::{CliError, Result};
+use crate::metrics::{num, MetricsLog, Record};
+use crate::plot;
+use eggroll::{train_epoch, Eggroll, EggrollError, EsConfig, Evaluation, Task, TaskKind, TrainerState};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
 use eggroll_backend::{with_backend, Backend};
@@ -23,19 +25,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     with_backend!(selected, backend => run(backend, task, config, args))
 }
 
-/// The shape of the parameter (or optimiser moment `adam.m.<name>` / `adam.v.<name>`) `name`.
-fn shape_of(specs: &[ParamSpec], name: &str) -> Option<Vec<usize>> {
-    let base = name.strip_prefix("adam.m.").or_else(|| name.strip_prefix("adam.v.")).unwrap_or(name);
-    specs.iter().find(|s| s.name == base).map(|s| match s.kind {
-        ParamKind::Matrix { m, n } => vec![m, n],
-        ParamKind::Vector { len } => vec![len],
-    })
-}
-
 /// Loads the checkpoint in `dir` into `es` after checking it belongs to this task, configuration
 /// and model; returns its manifest.
 fn resume<B: Backend>(es: &mut Eggroll<B>, task: &str, dir: &std::path::Path) -> Result<Manifest> {
-    let (manifest, tensors) = checkpoint::load(dir)?;
+    let loaded = checkpoint::load(dir)?;
+    let manifest = &loaded.manifest;
     let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
     if manifest.task != task {
         return Err(refuse(format!("it is a checkpoint of task `{}`, not `{task}`", manifest.task)));
@@ -51,26 +45,19 @@ fn resume<B: Backend>(es: &mut Eggroll<B>, task: &str, dir: &std::path::Path) ->
         };
         return Err(refuse(format!("it was made with {field} = {}, this run has {}", show(&saved[&field]), show(&now[&field]))));
     }
-    let specs = es.specs();
-    for t in &tensors {
-        if let Some(shape) = shape_of(&specs, &t.name).filter(|s| *s != t.shape) {
-            return Err(refuse(format!("tensor `{}` has shape {:?}, the model needs {shape:?}", t.name, t.shape)));
-        }
-    }
-    let tensors = tensors.into_iter().map(|t| (t.name, t.data)).collect();
-    es.restore(&TrainerState { epoch: manifest.epoch, tensors }).map_err(|e| refuse(e.to_string()))?;
-    Ok(manifest)
+    let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(|e| match e {
+        EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
+        EggrollError::Checkpoint(why) => refuse(why),
+        other => refuse(other.to_string()),
+    })?;
+    es.restore(&state).map_err(|e| refuse(e.to_string()))?;
+    Ok(loaded.manifest)
 }
 
 /// Saves the trainer into `dir` as the checkpoint of its current epoch.
 fn save<B: Backend>(es: &Eggroll<B>, task: &str, dir: &std::path::Path, log: Option<&mut MetricsLog>) -> Result<()> {
     let state = es.state()?;
-    let specs = es.specs();
-    let tensors: Vec<Tensor> = state
-        .tensors
-        .into_iter()
-        .map(|(name, data)| Tensor { shape: shape_of(&specs, &name).unwrap_or_else(|| vec![data.len()]), name, data })
-        .collect();
+    let model = state.to_safetensors(&es.specs())?;
     let manifest = Manifest {
         format_version: checkpoint::FORMAT_VERSION,
         task: task.to_string(),
@@ -81,7 +68,7 @@ fn save<B: Backend>(es: &Eggroll<B>, task: &str, dir: &std::path::Path, log: Opt
         model_bytes: 0,
         model_fnv1a64: String::new(),
     };
-    checkpoint::save(dir, manifest, &tensors)
+    checkpoint::save(dir, manifest, &model)
 }
 
 /// A progress bar on stderr, hidden with `quiet` or when stderr is not a terminal.

@@ -1,0 +1,472 @@
+//! The kernel contract of every backend (`<name>::cpu`, `<name>::wgpu` on each test adapter):
+//! each kernel against straightforward f64 formulas of the definitions in `docs/conventions.md`,
+//! the noise factors against the RNG's draws, buffers round trips, and bad arguments refused with
+//! the right [`Error`] variant.
+//!
+//! Tolerance: |got - want| <= 1e-4 (1 + |want|) max(1, sqrt(inner / 16)) for f32 kernels whose
+//! reference is computed in f64 with a sum over an inner dimension of length `inner`.
+
+use eggroll_backend::testing::{assert_close, test_device};
+use eggroll_backend::{Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+use std::fmt::Debug;
+
+test_device!(
+    eggroll_and_naive_forwards_match_definitions,
+    matmul_matches_definition,
+    noise_factors_match_the_stream,
+    lowrank_update_matches_definition,
+    vector_noise_and_update_match_definitions,
+    elementwise_kernels_match_definitions,
+    optimiser_steps_match_their_formulas,
+    buffers_round_trip,
+    bad_arguments_are_refused,
+);
+
+/// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
+/// 4) on wgpu adapters, which are software rasterisers in CI; fails with the smallest failing
+/// value proptest finds.
+fn check<B: Backend, S: Strategy>(backend: &B, cases: u32, strategy: S, test: impl Fn(S::Value))
+where
+    S::Value: Debug,
+{
+    let cases = if backend.describe().backend == "cpu" { cases } else { (cases / 2).max(4) };
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    if let Err(e) = runner.run(&strategy, |value| {
+        test(value);
+        Ok(())
+    }) {
+        panic!("{e}");
+    }
+}
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Pcg64::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Tolerance of a value summed over an inner dimension of length `inner`.
+fn tol(inner: usize) -> f64 {
+    1e-4 * (inner as f64 / 16.0).sqrt().max(1.0)
+}
+
+fn up<B: Backend>(backend: &B, data: &[f32]) -> B::Buffer {
+    backend.upload(data).expect("upload")
+}
+
+fn read<B: Backend>(backend: &B, buffer: &B::Buffer) -> Vec<f32> {
+    backend.read_blocking(buffer).expect("readback")
+}
+
+fn sign(member: usize) -> f64 {
+    if member.is_multiple_of(2) {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// The factors of pair `k` from their definition: `A_k[j, q]` and `B_k[l, q]` are draws
+/// `a_index(j, q)` and `b_index(l, q)` of pair k's stream (row-major m x r and n x r).
+fn factors(noise: LowRankNoise, k: usize) -> (Vec<f64>, Vec<f64>) {
+    let LowRank { m, n, rank, .. } = noise.shape;
+    let layout = noise.shape.layout();
+    let draw = |element: u32| f64::from(noise.stream.normal(k as u32, element));
+    let a = (0..m * rank).map(|i| draw(layout.a_index((i / rank) as u32, (i % rank) as u32))).collect();
+    let b = (0..n * rank).map(|i| draw(layout.b_index((i / rank) as u32, (i % rank) as u32))).collect();
+    (a, b)
+}
+
+/// `Y_i = X_i W_iᵀ` in f64 for every member i, `weight(i, j, l)` giving `W_i[j, l]`.
+fn reference_population(x: &[f32], batch: Batch, m: usize, n: usize, weight: impl Fn(usize, usize, usize) -> f64) -> Vec<f64> {
+    let mut y = Vec::with_capacity(batch.output_len(m));
+    for i in 0..batch.population {
+        for row in 0..batch.rows {
+            let base = match batch.input {
+                InputLayout::Shared => row * n,
+                InputLayout::PerMember => (i * batch.rows + row) * n,
+            };
+            let xr = &x[base..base + n];
+            y.extend((0..m).map(|j| (0..n).map(|l| f64::from(xr[l]) * weight(i, j, l)).sum::<f64>()));
+        }
+    }
+    y
+}
+
+/// `Y_i = X_i (W + s_i (σ/√r) A_{i/2} B_{i/2}ᵀ)ᵀ` in f64.
+fn reference_forward(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
+    let LowRank { m, n, rank, .. } = noise.shape;
+    let pairs: Vec<_> = (0..batch.population / 2).map(|k| factors(noise, k)).collect();
+    let scale = f64::from(noise.shape.sigma) / (rank as f64).sqrt();
+    reference_population(x, batch, m, n, |i, j, l| {
+        let (a, b) = &pairs[i / 2];
+        let lowrank: f64 = (0..rank).map(|q| a[j * rank + q] * b[l * rank + q]).sum();
+        f64::from(w[j * n + l]) + sign(i) * scale * lowrank
+    })
+}
+
+/// `Y_i = X_i (W + s_i σ E_{i/2})ᵀ` in f64, `E_k[j, l]` the stream's draw `j n + l` of pair k.
+fn reference_naive(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
+    let LowRank { m, n, sigma, .. } = noise.shape;
+    reference_population(x, batch, m, n, |i, j, l| {
+        let e = f64::from(noise.stream.normal((i / 2) as u32, (j * n + l) as u32));
+        f64::from(w[j * n + l]) + sign(i) * f64::from(sigma) * e
+    })
+}
+
+/// (m, n, rank <= min(m, n), even population, rows, shared input, seed).
+fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize, usize, usize, bool, u64)> {
+    (1usize..40, 1usize..40, 1usize..10, 1usize..5, 1usize..12, any::<bool>(), any::<u64>())
+        .prop_map(|(m, n, rank, pairs, rows, shared, seed)| (m, n, rank.min(m.min(n)), 2 * pairs, rows, shared, seed))
+}
+
+fn eggroll_and_naive_forwards_match_definitions<B: Backend>(backend: B) {
+    check(&backend, 24, shape_strategy(), |(m, n, rank, population, rows, shared, seed)| {
+        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+        let batch = Batch { population, rows, input };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 7, 3), shape: LowRank { m, n, rank, sigma: 0.7 } };
+        let (x, w) = (random(batch.input_len(n), seed ^ 1), random(m * n, seed ^ 2));
+        let (xb, wb) = (up(&backend, &x), up(&backend, &w));
+        let mut y = backend.zeros(batch.output_len(m)).unwrap();
+        backend.perturbed_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
+        assert_close(&read(&backend, &y), &reference_forward(&x, &w, noise, batch), tol(n), tol(n), "eggroll forward");
+        backend.naive_perturbed_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
+        assert_close(&read(&backend, &y), &reference_naive(&x, &w, noise, batch), tol(n), tol(n), "naive ES");
+    });
+}
+
+fn matmul_matches_definition<B: Backend>(backend: B) {
+    check(&backend, 24, (1usize..70, 1usize..70, 1usize..20, any::<u64>()), |(m, n, rows, seed)| {
+        let (x, w) = (random(rows * n, seed), random(m * n, seed ^ 5));
+        let mut y = backend.zeros(rows * m).unwrap();
+        backend.matmul(&up(&backend, &x), &up(&backend, &w), m, n, rows, &mut y).unwrap();
+        let want: Vec<f64> =
+            (0..rows * m).map(|idx| (0..n).map(|l| f64::from(x[(idx / m) * n + l]) * f64::from(w[(idx % m) * n + l])).sum()).collect();
+        assert_close(&read(&backend, &y), &want, tol(n), tol(n), "matmul");
+    });
+}
+
+/// `a[i] = s_i A_{i/2}` and `b[i] = B_{i/2}`: the members of a pair share their noise with
+/// opposite signs, and the values are the stream's draws where the layout puts them.
+fn noise_factors_match_the_stream<B: Backend>(backend: B) {
+    let strategy = (1usize..30, 1usize..30, 1usize..7, 1usize..4, any::<u64>()).prop_map(|(m, n, r, p, s)| (m, n, r.min(m.min(n)), p, s));
+    check(&backend, 16, strategy, |(m, n, rank, pairs, seed)| {
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 3, 5), shape: LowRank { m, n, rank, sigma: 0.7 } };
+        let population = 2 * pairs;
+        let (mut a, mut b) = (backend.zeros(population * m * rank).unwrap(), backend.zeros(population * n * rank).unwrap());
+        backend.noise_factors(noise, population, &mut a, &mut b).unwrap();
+        let (a, b) = (read(&backend, &a), read(&backend, &b));
+        let (ma, nb) = (m * rank, n * rank);
+        for k in 0..pairs {
+            let (even, odd) = (&a[2 * k * ma..(2 * k + 1) * ma], &a[(2 * k + 1) * ma..(2 * k + 2) * ma]);
+            assert!(even.iter().zip(odd).all(|(e, o)| *e == -*o), "pair {k}: A of its members differ by more than the sign");
+            assert_eq!(&b[2 * k * nb..(2 * k + 1) * nb], &b[(2 * k + 1) * nb..(2 * k + 2) * nb], "pair {k}: B of its members");
+            let (want_a, want_b) = factors(noise, k);
+            assert_close(even, &want_a, 1e-5, 1e-5, &format!("A of pair {k}"));
+            assert_close(&b[2 * k * nb..(2 * k + 1) * nb], &want_b, 1e-5, 1e-5, &format!("B of pair {k}"));
+        }
+        if pairs > 1 && ma > 1 {
+            assert_ne!(&a[..ma], &a[2 * ma..3 * ma], "different pairs draw different noise");
+        }
+    });
+}
+
+/// `G = (σ/√r)/√N Σ_i f_i s_i A_{i/2} B_{i/2}ᵀ`, overwriting G.
+fn lowrank_update_matches_definition<B: Backend>(backend: B) {
+    check(&backend, 24, shape_strategy(), |(m, n, rank, population, _rows, _shared, seed)| {
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 1, 0), shape: LowRank { m, n, rank, sigma: 0.3 } };
+        let fitness = random(population, seed ^ 3);
+        // Start from garbage: the update overwrites.
+        let mut g = up(&backend, &random(m * n, seed ^ 4));
+        backend.lowrank_update(&fitness, noise, &mut g).unwrap();
+        let coef = f64::from(noise.shape.scale()) / (population as f64).sqrt();
+        let mut want = vec![0.0f64; m * n];
+        for (i, f) in fitness.iter().enumerate() {
+            let (a, b) = factors(noise, i / 2);
+            for j in 0..m {
+                for l in 0..n {
+                    let ab: f64 = (0..rank).map(|q| a[j * rank + q] * b[l * rank + q]).sum();
+                    want[j * n + l] += coef * f64::from(*f) * sign(i) * ab;
+                }
+            }
+        }
+        let inner = population * rank;
+        assert_close(&read(&backend, &g), &want, tol(inner), tol(inner), "low-rank update");
+    });
+}
+
+/// `y[i, row, :] += bias + s_i σ ε_{i/2}` and `g = σ/√N Σ_i f_i s_i ε_{i/2}`.
+fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
+    let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>());
+    check(&backend, 24, strategy, |(len, pairs, rows, shared, seed)| {
+        let population = 2 * pairs;
+        let stream = NoiseStream::new(seed, 4, 2);
+        let sigma = 0.5;
+        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+        let batch = Batch { population, rows, input };
+        let (y0, bias) = (random(batch.output_len(len), seed), random(len, seed ^ 1));
+        let mut y = up(&backend, &y0);
+        backend.perturbed_bias(&mut y, &up(&backend, &bias), stream, sigma, batch).unwrap();
+        let eps = |i: usize, j: usize| f64::from(stream.normal((i / 2) as u32, j as u32));
+        let want_y: Vec<f64> = (0..y0.len())
+            .map(|idx| {
+                let (i, j) = (idx / (rows * len), idx % len);
+                f64::from(y0[idx]) + f64::from(bias[j]) + sign(i) * f64::from(sigma) * eps(i, j)
+            })
+            .collect();
+        assert_close(&read(&backend, &y), &want_y, 1e-5, 1e-5, "perturbed bias");
+
+        let fitness = random(population, seed ^ 9);
+        let mut g = up(&backend, &random(len, seed ^ 3));
+        backend.vector_update(&fitness, stream, sigma, &mut g).unwrap();
+        let coef = f64::from(sigma) / (population as f64).sqrt();
+        let want_g: Vec<f64> =
+            (0..len).map(|j| (0..population).map(|i| coef * f64::from(fitness[i]) * sign(i) * eps(i, j)).sum()).collect();
+        assert_close(&read(&backend, &g), &want_g, tol(population), tol(population), "vector update");
+    });
+}
+
+/// `add_bias`, the activations (up to ±40: the saturated ends of silu and tanh) and `layer_norm`
+/// without affine part.
+fn elementwise_kernels_match_definitions<B: Backend>(backend: B) {
+    check(&backend, 16, (1usize..20, 1usize..70, any::<u64>()), |(rows, cols, seed)| {
+        let x: Vec<f32> = random(rows * cols, seed).iter().map(|v| v * 40.0).collect();
+        let bias = random(cols, seed ^ 1);
+        let mut xb = up(&backend, &x);
+        backend.add_bias(&mut xb, &up(&backend, &bias)).unwrap();
+        let want: Vec<f64> = x.iter().enumerate().map(|(i, v)| f64::from(*v) + f64::from(bias[i % cols])).collect();
+        assert_close(&read(&backend, &xb), &want, 1e-5, 1e-5, "add_bias");
+        for act in [Activation::Relu, Activation::Silu, Activation::Tanh] {
+            let f = |v: f64| match act {
+                Activation::Relu => v.max(0.0),
+                Activation::Silu => v / (1.0 + (-v).exp()),
+                Activation::Tanh => v.tanh(),
+            };
+            let mut a = up(&backend, &x);
+            backend.activation(&mut a, act).unwrap();
+            let want: Vec<f64> = x.iter().map(|v| f(f64::from(*v))).collect();
+            assert_close(&read(&backend, &a), &want, 1e-5, 1e-5, &format!("{act:?}"));
+        }
+        let eps = 1e-5;
+        let mut l = up(&backend, &x);
+        backend.layer_norm(&mut l, cols, eps).unwrap();
+        let want: Vec<f64> = x
+            .chunks(cols)
+            .flat_map(|row| {
+                let row: Vec<f64> = row.iter().map(|v| f64::from(*v)).collect();
+                let mean = row.iter().sum::<f64>() / cols as f64;
+                let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+                row.into_iter().map(move |v| (v - mean) / (var + f64::from(eps)).sqrt())
+            })
+            .collect();
+        assert_close(&read(&backend, &l), &want, tol(cols), tol(cols), "layer_norm");
+    });
+}
+
+/// SGD ascends `w += lr g`; Adam/AdamW descend on the loss gradient `-g` with bias-corrected
+/// moments and decoupled weight decay.
+fn optimiser_steps_match_their_formulas<B: Backend>(backend: B) {
+    // One step by hand: Adam's step 1 on the loss gradient -2 has m̂ = -2, v̂ = 4, update -1.
+    let mut w = up(&backend, &[1.0, -2.0]);
+    backend.sgd_step(&mut w, &up(&backend, &[0.5, 0.25]), 2.0).unwrap();
+    assert_eq!(read(&backend, &w), [2.0, -1.5]);
+    let (mut w, mut m, mut v) = (up(&backend, &[1.0]), backend.zeros(1).unwrap(), backend.zeros(1).unwrap());
+    let p = AdamParams { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, step: 1 };
+    backend.adam_step(&mut w, &up(&backend, &[2.0]), &mut m, &mut v, p).unwrap();
+    assert_close(&read(&backend, &w), &[1.0 - 0.1 * (-2.0 / (2.0 + 1e-8) + 0.01)], 1e-6, 0.0, "adam param");
+    assert_close(&read(&backend, &m), &[-0.2], 1e-7, 0.0, "adam m");
+    assert_close(&read(&backend, &v), &[0.004], 1e-7, 0.0, "adam v");
+
+    // Three steps on random values against the formulas in f64.
+    check(&backend, 16, (1usize..600, prop_oneof![Just(0.0f32), Just(0.01)], any::<u64>()), |(len, weight_decay, seed)| {
+        let (p0, grad) = (random(len, seed), random(len, seed ^ 1));
+        let (mut w, g) = (up(&backend, &p0), up(&backend, &grad));
+        let (mut m, mut v) = (backend.zeros(len).unwrap(), backend.zeros(len).unwrap());
+        let (mut w64, mut m64, mut v64) = (p0.iter().map(|x| f64::from(*x)).collect::<Vec<_>>(), vec![0.0f64; len], vec![0.0f64; len]);
+        for step in 1..=3 {
+            let p = AdamParams { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, step };
+            backend.adam_step(&mut w, &g, &mut m, &mut v, p).unwrap();
+            let (b1, b2, lr, wd) = (f64::from(p.beta1), f64::from(p.beta2), f64::from(p.lr), f64::from(weight_decay));
+            for j in 0..len {
+                let loss_grad = -f64::from(grad[j]);
+                m64[j] = b1 * m64[j] + (1.0 - b1) * loss_grad;
+                v64[j] = b2 * v64[j] + (1.0 - b2) * loss_grad * loss_grad;
+                let (m_hat, v_hat) = (m64[j] / (1.0 - b1.powi(step as i32)), v64[j] / (1.0 - b2.powi(step as i32)));
+                w64[j] -= lr * (m_hat / (v_hat.sqrt() + f64::from(p.eps)) + wd * w64[j]);
+            }
+        }
+        assert_close(&read(&backend, &w), &w64, 1e-5, 1e-4, "adam param");
+        assert_close(&read(&backend, &m), &m64, 1e-6, 1e-5, "adam m");
+        assert_close(&read(&backend, &v), &v64, 1e-7, 1e-5, "adam v");
+        let mut s = up(&backend, &p0);
+        backend.sgd_step(&mut s, &g, 0.05).unwrap();
+        let want: Vec<f64> = p0.iter().zip(&grad).map(|(p, g)| f64::from(*p) + 0.05 * f64::from(*g)).collect();
+        assert_close(&read(&backend, &s), &want, 1e-6, 1e-6, "sgd step");
+    });
+}
+
+/// Upload, zeros, write, copy and read give back exactly what went in.
+fn buffers_round_trip<B: Backend>(backend: B) {
+    let data = random(1001, 4);
+    let a = up(&backend, &data);
+    assert_eq!(backend.len(&a), 1001);
+    assert_eq!(read(&backend, &a), data);
+    let mut b = backend.zeros(1001).unwrap();
+    assert!(read(&backend, &b).iter().all(|v| *v == 0.0));
+    backend.copy(&a, &mut b).unwrap();
+    assert_eq!(read(&backend, &b), data);
+    let other = random(1001, 5);
+    backend.write(&mut b, &other).unwrap();
+    assert_eq!(read(&backend, &b), other);
+    assert_eq!(read(&backend, &a), data, "the copy's source is untouched");
+    assert!(read(&backend, &up(&backend, &[])).is_empty());
+    backend.synchronize_blocking().unwrap();
+}
+
+/// Asserts that `call` is refused with an error matching `pattern`.
+macro_rules! assert_refused {
+    ($call:expr, $pattern:pat, $what:expr) => {{
+        let error = $call.err();
+        assert!(matches!(error, Some($pattern)), "{}: got {error:?}", $what);
+    }};
+}
+
+/// Every bad argument is refused with the right [`Error`] variant. Each call has exactly one
+/// fault (the buffers match the shape the call implies unless their length is the fault), so
+/// that the variant does not depend on the order of the checks.
+fn bad_arguments_are_refused<B: Backend>(backend: B) {
+    let b = &backend;
+    let (m, n, rank) = (4, 3, 2);
+    let shape = LowRank { m, n, rank, sigma: 1.0 };
+    let noise = LowRankNoise { stream: NoiseStream::new(0, 0, 0), shape };
+    let stream = noise.stream;
+    let with = |shape: LowRank| LowRankNoise { shape, ..noise };
+    let zeros = |len: usize| b.zeros(len).unwrap();
+    let batch = |population: usize, rows: usize| Batch { population, rows, input: InputLayout::PerMember };
+    let (ok, odd, no_rows) = (batch(4, 2), batch(3, 2), batch(4, 0));
+    let (x, w, bias) = (zeros(ok.input_len(n)), zeros(m * n), zeros(m));
+    let mut y = zeros(ok.output_len(m));
+
+    // The well-formed calls the faults below are made from are accepted.
+    b.matmul(&zeros(2 * n), &w, m, n, 2, &mut zeros(2 * m)).unwrap();
+    b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
+    b.naive_perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
+    b.noise_factors(noise, 4, &mut zeros(4 * m * rank), &mut zeros(4 * n * rank)).unwrap();
+    b.lowrank_update(&[1.0; 4], noise, &mut zeros(m * n)).unwrap();
+    b.perturbed_bias(&mut y, &bias, stream, 1.0, ok).unwrap();
+    b.vector_update(&[1.0; 4], stream, 1.0, &mut zeros(m)).unwrap();
+
+    // An odd population.
+    let (x3, mut y3) = (zeros(odd.input_len(n)), zeros(odd.output_len(m)));
+    assert_refused!(b.perturbed_matmul(&x3, &w, noise, odd, &mut y3), Error::InvalidArgument(_), "perturbed_matmul, 3 members");
+    assert_refused!(b.naive_perturbed_matmul(&x3, &w, noise, odd, &mut y3), Error::InvalidArgument(_), "naive, 3 members");
+    assert_refused!(b.perturbed_bias(&mut y3, &bias, stream, 1.0, odd), Error::InvalidArgument(_), "perturbed_bias, 3 members");
+    let (mut a3, mut b3) = (zeros(3 * m * rank), zeros(3 * n * rank));
+    assert_refused!(b.noise_factors(noise, 3, &mut a3, &mut b3), Error::InvalidArgument(_), "noise_factors, 3 members");
+    assert_refused!(b.lowrank_update(&[1.0; 3], noise, &mut zeros(m * n)), Error::InvalidArgument(_), "lowrank_update, 3 fitness values");
+    assert_refused!(b.vector_update(&[1.0; 3], stream, 1.0, &mut zeros(m)), Error::InvalidArgument(_), "vector_update, 3 fitness values");
+    // No rows.
+    let (x0, mut y0) = (zeros(no_rows.input_len(n)), zeros(no_rows.output_len(m)));
+    assert_refused!(b.perturbed_matmul(&x0, &w, noise, no_rows, &mut y0), Error::InvalidArgument(_), "perturbed_matmul, 0 rows");
+
+    // Rank 0 and rank > min(m, n), with factors sized for that rank.
+    for bad in [0, n + 1] {
+        let bad_noise = with(LowRank { rank: bad, ..shape });
+        let what = format!("rank {bad} of a {m}x{n} matrix");
+        assert_refused!(b.perturbed_matmul(&x, &w, bad_noise, ok, &mut y), Error::InvalidArgument(_), format!("perturbed_matmul, {what}"));
+        let (mut a, mut bf) = (zeros(4 * m * bad), zeros(4 * n * bad));
+        assert_refused!(b.noise_factors(bad_noise, 4, &mut a, &mut bf), Error::InvalidArgument(_), format!("noise_factors, {what}"));
+        assert_refused!(
+            b.lowrank_update(&[1.0; 4], bad_noise, &mut zeros(m * n)),
+            Error::InvalidArgument(_),
+            format!("lowrank_update, {what}")
+        );
+    }
+
+    // Negative and non-finite sigma.
+    for sigma in [-1.0, f32::NAN, f32::INFINITY] {
+        let bad_noise = with(LowRank { sigma, ..shape });
+        let what = format!("sigma {sigma}");
+        assert_refused!(b.perturbed_matmul(&x, &w, bad_noise, ok, &mut y), Error::InvalidArgument(_), format!("perturbed_matmul, {what}"));
+        assert_refused!(b.naive_perturbed_matmul(&x, &w, bad_noise, ok, &mut y), Error::InvalidArgument(_), format!("naive, {what}"));
+        assert_refused!(
+            b.lowrank_update(&[1.0; 4], bad_noise, &mut zeros(m * n)),
+            Error::InvalidArgument(_),
+            format!("lowrank_update, {what}")
+        );
+        assert_refused!(b.perturbed_bias(&mut y, &bias, stream, sigma, ok), Error::InvalidArgument(_), format!("perturbed_bias, {what}"));
+        assert_refused!(
+            b.vector_update(&[1.0; 4], stream, sigma, &mut zeros(m)),
+            Error::InvalidArgument(_),
+            format!("vector_update, {what}")
+        );
+    }
+
+    // Non-finite fitness, naming the first bad member.
+    assert_refused!(
+        b.lowrank_update(&[1.0, f32::NAN, 0.0, f32::NAN], noise, &mut zeros(m * n)),
+        Error::NonFiniteFitness { member: 1, .. },
+        "lowrank_update, NaN fitness"
+    );
+    assert_refused!(
+        b.vector_update(&[1.0, 0.0, f32::INFINITY, 0.0], stream, 1.0, &mut zeros(m)),
+        Error::NonFiniteFitness { member: 2, .. },
+        "vector_update, infinite fitness"
+    );
+    assert_refused!(
+        b.vector_update(&[f32::NEG_INFINITY, 0.0], stream, 1.0, &mut zeros(m)),
+        Error::NonFiniteFitness { member: 0, .. },
+        "vector_update, -inf fitness"
+    );
+
+    // Buffers of the wrong length.
+    let short = |len: usize| zeros(len - 1);
+    assert_refused!(b.matmul(&short(2 * n), &w, m, n, 2, &mut zeros(2 * m)), Error::Shape(_), "matmul, short X");
+    assert_refused!(b.matmul(&zeros(2 * n), &short(m * n), m, n, 2, &mut zeros(2 * m)), Error::Shape(_), "matmul, short W");
+    assert_refused!(b.matmul(&zeros(2 * n), &w, m, n, 2, &mut short(2 * m)), Error::Shape(_), "matmul, short Y");
+    let long_x = zeros(ok.input_len(n) + 1);
+    assert_refused!(b.perturbed_matmul(&long_x, &w, noise, ok, &mut y), Error::Shape(_), "perturbed_matmul, long X");
+    assert_refused!(b.perturbed_matmul(&x, &short(m * n), noise, ok, &mut y), Error::Shape(_), "perturbed_matmul, short W");
+    assert_refused!(b.perturbed_matmul(&x, &w, noise, ok, &mut short(ok.output_len(m))), Error::Shape(_), "perturbed_matmul, short Y");
+    assert_refused!(b.naive_perturbed_matmul(&short(ok.input_len(n)), &w, noise, ok, &mut y), Error::Shape(_), "naive, short X");
+    assert_refused!(b.naive_perturbed_matmul(&x, &short(m * n), noise, ok, &mut y), Error::Shape(_), "naive, short W");
+    assert_refused!(b.naive_perturbed_matmul(&x, &w, noise, ok, &mut short(ok.output_len(m))), Error::Shape(_), "naive, short Y");
+    let (mut a, mut bf) = (zeros(4 * m * rank), zeros(4 * n * rank));
+    assert_refused!(b.noise_factors(noise, 4, &mut short(4 * m * rank), &mut bf), Error::Shape(_), "noise_factors, short A");
+    assert_refused!(b.noise_factors(noise, 4, &mut a, &mut short(4 * n * rank)), Error::Shape(_), "noise_factors, short B");
+    assert_refused!(b.lowrank_update(&[1.0; 4], noise, &mut short(m * n)), Error::Shape(_), "lowrank_update, short G");
+    assert_refused!(b.perturbed_bias(&mut short(ok.output_len(m)), &bias, stream, 1.0, ok), Error::Shape(_), "perturbed_bias, short Y");
+    assert_refused!(b.add_bias(&mut zeros(2 * m + 1), &bias), Error::Shape(_), "add_bias, a partial row");
+    assert_refused!(b.layer_norm(&mut zeros(2 * m + 1), m, 1e-5), Error::Shape(_), "layer_norm, a partial row");
+    let (mut p, grad) = (zeros(5), zeros(5));
+    assert_refused!(b.sgd_step(&mut p, &short(5), 0.1), Error::Shape(_), "sgd_step, short gradient");
+    let adam = AdamParams { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1 };
+    assert_refused!(b.adam_step(&mut p, &short(5), &mut zeros(5), &mut zeros(5), adam), Error::Shape(_), "adam_step, short gradient");
+    assert_refused!(b.adam_step(&mut p, &grad, &mut short(5), &mut zeros(5), adam), Error::Shape(_), "adam_step, short m");
+    assert_refused!(b.adam_step(&mut p, &grad, &mut zeros(5), &mut short(5), adam), Error::Shape(_), "adam_step, short v");
+    assert_refused!(b.write(&mut p, &[0.0; 4]), Error::Shape(_), "write, short data");
+    assert_refused!(b.copy(&short(5), &mut p), Error::Shape(_), "copy, short source");
+
+    // Bad hyperparameters.
+    assert_refused!(b.layer_norm(&mut zeros(2 * m), m, -1.0), Error::InvalidArgument(_), "layer_norm, negative eps");
+    assert_refused!(b.sgd_step(&mut p, &grad, f32::NAN), Error::InvalidArgument(_), "sgd_step, NaN learning rate");
+    for bad in [AdamParams { step: 0, ..adam }, AdamParams { beta1: 1.0, ..adam }, AdamParams { eps: 0.0, ..adam }] {
+        assert_refused!(
+            b.adam_step(&mut p, &grad, &mut zeros(5), &mut zeros(5), bad),
+            Error::InvalidArgument(_),
+            format!("adam_step, {bad:?}")
+        );
+    }
+
+    // Naive ES of an m x n matrix with m n > 2^32 draws per pair. Its buffers cannot be made, so
+    // the mismatched lengths are a second fault: either refusal is right.
+    let huge = with(LowRank { m: 1 << 16, n: (1 << 16) + 1, ..shape });
+    assert_refused!(b.naive_perturbed_matmul(&x, &w, huge, ok, &mut y), Error::Limit(_) | Error::Shape(_), "naive, 2^32 + 2^16 draws");
+
+    // The backend still works after refusing all that.
+    b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
+    assert_eq!(read(b, &y).len(), ok.output_len(m));
+}
