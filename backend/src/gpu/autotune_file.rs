@@ -17,6 +17,7 @@
 use super::config::{GemmConfig, MatmulVariant, ShapeBucket};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The `format` field of the file.
@@ -26,7 +27,7 @@ const FORMAT: &str = "eggroll-gemm-autotune";
 const VERSION: u32 = 1;
 
 /// The variable that overrides the file's location.
-pub(crate) const PATH_VARIABLE: &str = "EGGROLL_AUTOTUNE_CACHE";
+const PATH_VARIABLE: &str = "EGGROLL_AUTOTUNE_CACHE";
 
 /// The whole file.
 #[derive(Serialize, Deserialize)]
@@ -126,8 +127,13 @@ impl AutotuneFile {
 
 /// `EGGROLL_AUTOTUNE_CACHE` when set and not empty, else `<cache>/eggroll/gemm-autotune.json`
 /// with `<cache>` = `$XDG_CACHE_HOME`, else `$HOME/.cache`.
-pub(crate) fn default_path() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+fn default_path() -> Option<PathBuf> {
+    path_from(|name| std::env::var_os(name))
+}
+
+/// [`default_path`] with the environment variables read by `var`.
+fn path_from(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let var = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(path) = var(PATH_VARIABLE) {
         return Some(path);
     }
@@ -154,4 +160,27 @@ fn write(path: &Path, doc: &Document) -> std::io::Result<()> {
     std::fs::rename(&temporary, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&temporary);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(vars: &[(&str, &str)]) -> Option<PathBuf> {
+        path_from(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v)))
+    }
+
+    #[test]
+    fn the_file_goes_where_the_environment_says() {
+        let file = |p: &str| Some(PathBuf::from(p));
+        assert_eq!(resolve(&[("EGGROLL_AUTOTUNE_CACHE", "/x/t.json"), ("XDG_CACHE_HOME", "/c")]), file("/x/t.json"));
+        assert_eq!(
+            resolve(&[("EGGROLL_AUTOTUNE_CACHE", ""), ("XDG_CACHE_HOME", "/c"), ("HOME", "/h")]),
+            file("/c/eggroll/gemm-autotune.json")
+        );
+        // A relative XDG_CACHE_HOME is invalid per the XDG spec: the home directory's cache instead.
+        assert_eq!(resolve(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/h")]), file("/h/.cache/eggroll/gemm-autotune.json"));
+        assert_eq!(resolve(&[("HOME", "/h")]), file("/h/.cache/eggroll/gemm-autotune.json"));
+        assert_eq!(resolve(&[]), None);
+    }
 }

@@ -66,7 +66,8 @@ pub struct WgpuOptions {
     pub autotune_cache: Option<PathBuf>,
     /// Cap on the scratch memory (bytes) that `naive_perturbed_matmul` (materialised weights) and
     /// `lowrank_update` (materialised factors) use per buffer; the work is split into chunks
-    /// that fit it and one storage binding. `None`: 256 MiB.
+    /// that fit it and one storage binding. `None`: 256 MiB. Scratch buffers are kept between
+    /// calls for reuse, idle ones up to four times this in all.
     pub scratch_bytes: Option<u64>,
 }
 

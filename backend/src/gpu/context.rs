@@ -34,13 +34,13 @@ pub(crate) const WORKGROUP: u64 = 256;
 const BINDINGS: usize = 6;
 
 /// Most bind groups cached.
-pub(crate) const MAX_BIND_GROUPS: usize = 1024;
+const MAX_BIND_GROUPS: usize = 1024;
 
 /// Most idle buffers in each pool (scratch, staging).
-pub(crate) const MAX_POOLED: usize = 64;
+const MAX_POOLED: usize = 64;
 
 /// Byte budget of the idle readback staging buffers.
-pub(crate) const STAGING_BYTES: u64 = 256 << 20;
+const STAGING_BYTES: u64 = 256 << 20;
 
 /// How many buffers, bind groups and pipelines a backend has created since it was opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
