@@ -95,6 +95,17 @@ fn assert_in_turn(what: &str) {
     assert!(IN_TURN.get(), "{what} outside testing::for_each_adapter: wgpu tests run there, one at a time, on every listed adapter");
 }
 
+/// The environment variable that lists the test adapters that must have `shader-f16`.
+pub const EXPECT_F16_VAR: &str = "EGGROLL_TEST_EXPECT_F16";
+
+/// Whether `adapter` must have `shader-f16` per `EGGROLL_TEST_EXPECT_F16`, a comma list of
+/// graphics APIs (every other adapter must then refuse f16 storage); `None` when it is unset (no
+/// expectation). scripts/test.sh sets `vulkan`: lavapipe has the feature, wgpu's GL backend not.
+pub fn expects_f16(adapter: wgpu::Backend) -> Option<bool> {
+    let list = std::env::var(EXPECT_F16_VAR).ok()?;
+    Some(wgpu::Backends::from_comma_list(&list).contains(adapter.into()))
+}
+
 /// Test options with GEMM `variant`: the direct GEMM gets a 4 KiB scratch budget so that the
 /// naive forward and the update run in many chunks; the tiled one keeps the default (one chunk
 /// at test sizes). The adapter is set by [`open`], [`gpu`] and [`gpu_with`].

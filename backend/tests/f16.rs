@@ -12,7 +12,7 @@
 
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{MatmulVariant, WgpuBackend};
-use eggroll_backend::testing::{assert_close, for_each_adapter, gpu};
+use eggroll_backend::testing::{assert_close, expects_f16, for_each_adapter, gpu};
 use eggroll_backend::{Backend, Batch, DType, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 
 fn values(len: usize, salt: u32) -> Vec<f32> {
@@ -25,13 +25,6 @@ fn rounded(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
 }
 
-/// Whether `adapter` must have `shader-f16` per `EGGROLL_TEST_EXPECT_F16` (`None`: unset, no
-/// expectation).
-fn expect_f16(adapter: wgpu::Backend) -> Option<bool> {
-    let list = std::env::var("EGGROLL_TEST_EXPECT_F16").ok()?;
-    Some(wgpu::Backends::from_comma_list(&list).contains(adapter.into()))
-}
-
 /// Whether the adapter stores f16; checks the refusal when it does not, and both against
 /// `EGGROLL_TEST_EXPECT_F16`.
 fn has_f16(adapter: wgpu::Backend, g: &WgpuBackend) -> bool {
@@ -41,12 +34,12 @@ fn has_f16(adapter: wgpu::Backend, g: &WgpuBackend) -> bool {
         Ok(b) => {
             assert!(listed, "f16 upload worked but shader-f16 is not listed");
             assert_eq!(g.dtype(&b), DType::F16);
-            assert_ne!(expect_f16(adapter), Some(false), "EGGROLL_TEST_EXPECT_F16 leaves out {adapter}, but {name} has shader-f16");
+            assert_ne!(expects_f16(adapter), Some(false), "EGGROLL_TEST_EXPECT_F16 leaves out {adapter}, but {name} has shader-f16");
             true
         }
         Err(e) => {
             assert!(!listed && matches!(e, Error::Unsupported(_)) && e.to_string().contains("shader-f16"), "{e}");
-            assert_ne!(expect_f16(adapter), Some(true), "EGGROLL_TEST_EXPECT_F16 lists {adapter}, but {name} has no shader-f16");
+            assert_ne!(expects_f16(adapter), Some(true), "EGGROLL_TEST_EXPECT_F16 lists {adapter}, but {name} has no shader-f16");
             false
         }
     }

@@ -1,49 +1,30 @@
-//! The benchmark runner on the wgpu backend, on the adapter `EGGROLL_TEST_WGPU_BACKEND` selects
-//! (`vulkan`, the default, or `gl`). A missing adapter fails the test: it never skips.
+//! The benchmark runner on the wgpu backend, on each test adapter `EGGROLL_TEST_WGPU_BACKEND`
+//! lists (see `eggroll_backend::testing`). A missing adapter fails the test: it never skips.
 
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+use eggroll_backend::testing::{expects_f16, for_each_adapter, gpu_with};
 use eggroll_backend::{Backend, DType};
 use eggroll_bench::{markdown_table, measure_point, BenchBackend, MeasureOptions, PointSpec, Timing};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 
-fn backend_name() -> String {
-    std::env::var("EGGROLL_TEST_WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into())
-}
-
-/// The test adapter, opened once; tests take turns on it (wgpu's GL backend dislikes threads
-/// waiting on its context).
-fn gpu() -> (&'static WgpuBackend, MutexGuard<'static, ()>) {
-    static GPU: OnceLock<WgpuBackend> = OnceLock::new();
-    static TURN: Mutex<()> = Mutex::new(());
-    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    (GPU.get_or_init(open), turn)
-}
-
-fn open() -> WgpuBackend {
-    let backends = match backend_name().to_lowercase().as_str() {
-        "vulkan" => wgpu::Backends::VULKAN,
-        "gl" => wgpu::Backends::GL,
-        other => wgpu::Backends::from_comma_list(other),
-    };
-    WgpuBackend::new_blocking(&WgpuOptions { backends: Some(backends), autotune: true, ..Default::default() }).unwrap_or_else(|e| {
-        panic!(
-            "EGGROLL_TEST_WGPU_BACKEND={}: {e}. The GPU tests need an adapter: install Mesa's lavapipe \
-             (mesa-vulkan-drivers) for vulkan, or EGL + llvmpipe for gl",
-            backend_name()
-        )
-    })
+/// The backend on `adapter` as `eggroll bench` opens it (autotuned GEMM), with the autotune
+/// choices persisted to a file of this test binary's own, not the user's cache.
+fn gpu(adapter: wgpu::Backend) -> &'static WgpuBackend {
+    let cache = std::env::temp_dir().join(format!("eggroll-bench-test-{}", std::process::id())).join("gemm-autotune.json");
+    gpu_with(adapter, "bench", &WgpuOptions { autotune: true, autotune_cache: Some(cache), ..Default::default() })
 }
 
 #[test]
 fn tiny_point_on_wgpu() {
-    let (gpu, _turn) = gpu();
+    for_each_adapter(tiny_point);
+}
+
+fn tiny_point(adapter: wgpu::Backend) {
+    let gpu = gpu(adapter);
     let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2, dtype: DType::F32 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
     assert_eq!(r.backend, "wgpu");
     assert_eq!(r.dtype, "f32");
-    if ["vulkan", "gl"].contains(&backend_name().to_lowercase().as_str()) {
-        assert_eq!(r.adapter.backend.to_lowercase(), backend_name().to_lowercase(), "{:?}", r.adapter);
-    }
+    assert_eq!(r.adapter.backend.to_lowercase(), adapter.to_str(), "{:?}", r.adapter);
     let expected = if gpu.supports_timestamps() { Timing::GpuTimestamps } else { Timing::WallSynchronized };
     assert_eq!(gpu.timing(), expected);
     assert_eq!(r.timing, expected.as_str());
@@ -66,7 +47,11 @@ fn tiny_point_on_wgpu() {
 
 #[test]
 fn beyond_the_limits_is_a_skip() {
-    let (gpu, _turn) = gpu();
+    for_each_adapter(beyond_the_limits);
+}
+
+fn beyond_the_limits(adapter: wgpu::Backend) {
+    let gpu = gpu(adapter);
     let max = gpu.limits().max_storage_buffer_binding_size as usize / 4;
     // An input X of N·rows·n floats one past the binding limit.
     let n = 64;
@@ -81,19 +66,24 @@ fn beyond_the_limits_is_a_skip() {
 
 #[test]
 fn f16_point_runs_where_the_adapter_stores_f16() {
-    let (gpu, _turn) = gpu();
+    for_each_adapter(f16_point);
+}
+
+fn f16_point(adapter: wgpu::Backend) {
+    let gpu = gpu(adapter);
     // N > 8: naive ES is first estimated on a probe of 8 members (in f16 too).
     let spec = PointSpec { m: 64, n: 48, population: 16, rank: 2, rows: 2, dtype: DType::F16 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
     assert_eq!(r.dtype, "f16");
     if gpu.describe().features.iter().any(|f| f == "shader-f16") {
+        assert_ne!(expects_f16(adapter), Some(false), "EGGROLL_TEST_EXPECT_F16 leaves out {adapter}, but it has shader-f16");
         assert!(r.skipped.is_none(), "{}", r.progress_line());
         assert!(r.fraction_of_inference.is_some_and(|f| f.is_finite() && f > 0.0), "{}", r.progress_line());
         assert!(r.update_ms.is_some(), "the update (f32) runs at f16 points too");
         assert!(r.speedup_vs_naive.is_some_and(|s| s.is_finite() && s > 0.0), "naive ES runs in f16 too: {}", r.progress_line());
         assert!(markdown_table(&[r]).contains("| 64 | 48 | 16 | 2 | 2 | f16 |"));
     } else {
-        assert!(std::env::var("EGGROLL_TEST_EXPECT_F16").is_err(), "EGGROLL_TEST_EXPECT_F16 is set but the adapter has no shader-f16");
+        assert_ne!(expects_f16(adapter), Some(true), "EGGROLL_TEST_EXPECT_F16 lists {adapter}, but it has no shader-f16");
         let reason = r.skipped.expect("skipped without shader-f16");
         assert!(reason.contains("shader-f16"), "{reason}");
     }
