@@ -13,7 +13,8 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BackendChoice {
     /// A hardware GPU when one exists, else the CPU backend (a software adapter such as
-    /// lavapipe is ~100x slower than the CPU backend, so it is never picked automatically).
+    /// lavapipe runs the kernels on the same cores far slower than the CPU backend, see
+    /// BENCHMARKS.md, so it is never picked automatically).
     #[default]
     Auto,
     /// The multithreaded CPU backend.

@@ -167,7 +167,7 @@ fn main() {
 
     match WgpuBackend::new_blocking(&WgpuOptions { autotune: full, ..Default::default() }) {
         Ok(gpu) => {
-            // Software adapters (lavapipe, llvmpipe) run at ~1 GFLOP/s: a smaller size there.
+            // Software adapters (lavapipe, llvmpipe) are slow: a smaller size there.
             let hardware = is_hardware(&eggroll_backend::Backend::describe(&gpu));
             let gpu_sizes = match (full, hardware) {
                 (true, true) => sizes(1024, 256),

@@ -51,7 +51,6 @@
 //!                                        #   N in {64,256,1024}, rank in {1,4}, rows in {1,16}
 //! eggroll bench --quick                  # m=n=128, N in {64,256}, rank {1,4}, rows {1,16}:
 //!                                        #   under a minute on the CPU and on lavapipe
-//!                                        #   (~5 s and ~30 s on a busy 2-core machine)
 //! eggroll bench --full --backend wgpu    # for a real GPU: m=n in {1024,4096,8192},
 //!                                        #   N in {64,256,1024}, rank {1,4,16}, rows {1,16},
 //!                                        #   dtype f32 and f16

@@ -138,10 +138,9 @@ impl GemmConfig {
                 }
             }
             // CPU adapters: one workgroup per thread at a time, SIMD across invocations. 64 x 64
-            // tiles with 4 x 4 blocks were the fastest or within 20% on lavapipe and llvmpipe at
-            // 256 and 512 (128 x 64 with 8 x 4 wins by 20% on llvmpipe at 512 but loses 12% on
-            // lavapipe: the autotuner settles it); small outputs take 32 x 32 tiles of 8 x 8
-            // workgroups so that every thread gets a tile.
+            // tiles with 4 x 4 blocks are the fastest or close to it on both lavapipe and
+            // llvmpipe at mid sizes (where the two disagree, the autotuner settles it); small
+            // outputs take 32 x 32 tiles of 8 x 8 workgroups so that every thread gets a tile.
             MatmulVariant::Direct => {
                 if groups(64, 64) >= 8 {
                     GemmConfig::CANDIDATES[3]
