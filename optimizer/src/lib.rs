@@ -35,6 +35,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod es;
+pub mod forward;
 pub mod model;
 pub mod params;
 pub mod shaping;
@@ -44,7 +45,8 @@ pub mod tasks;
 pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
 pub use error::{EggrollError, Result};
 pub use es::{Eggroll, Perturbation, StepStats, TrainerState};
-pub use model::{Layer, Mlp};
+pub use forward::{Act, Forward};
+pub use model::{Layer, Mlp, Model};
 pub use params::{ParamKind, ParamRegistry, ParamSpec, ParamValues};
 #[cfg(feature = "native")]
 pub use tasks::{train_epoch, AnyTask, Evaluation, Task, TaskKind};

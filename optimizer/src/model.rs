@@ -1,17 +1,40 @@
-//! Multilayer perceptrons: the models EGGROLL trains here.
+//! The models EGGROLL trains: the [`Model`] interface and its built-in implementation, the
+//! multilayer perceptron [`Mlp`].
 //!
-//! A [`Linear`](Layer::Linear) layer at position i of the layer list owns the parameters
+//! In an [`Mlp`], a [`Linear`](Layer::Linear) layer at position i of the layer list owns the parameters
 //! `layers.i.weight` (outputs x inputs, `y = x Wᵀ`) and, with a bias, `layers.i.bias`; ids follow
 //! that order.
 
 use crate::error::{EggrollError, Result};
+pub use crate::forward::{Act, Forward, LAYER_NORM_EPS};
 use crate::params::{ParamKind, ParamRegistry, ParamSpec};
-use eggroll_backend::Activation;
+use eggroll_backend::{Activation, Backend};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
-/// Epsilon of the (affine-free) layer norms.
-pub const LAYER_NORM_EPS: f32 = 1e-5;
+/// A model's parameters and forward: what [`crate::Eggroll`] trains. Implement it for an app's own
+/// network built from [`Forward`]'s layers (`optimizer/examples/custom_model.rs` shows one);
+/// [`Mlp`] is one implementation.
+pub trait Model {
+    /// The parameters (name, shape and kind; noise ids in registration order).
+    fn registry(&self) -> ParamRegistry;
+
+    /// Input features of a row.
+    fn inputs(&self) -> usize;
+
+    /// Output features of a row.
+    fn outputs(&self) -> usize;
+
+    /// Runs the layers on `x` (the model input, `inputs()` wide) and returns the output
+    /// (`outputs()` wide), for every member at once.
+    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<Act>;
+
+    /// Initial values: matrices `W ~ N(0, 1/fan_in)` (fan-in the `n` of `m x n`), zero vectors,
+    /// a pure function of `seed` (PCG64 and Box-Muller, parameters drawn in id order).
+    fn init_params(&self, seed: u64) -> Vec<(ParamSpec, Vec<f32>)> {
+        init_params(&self.registry(), seed)
+    }
+}
 
 /// One layer of an [`Mlp`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,30 +136,15 @@ impl Mlp {
         MlpBuilder { mlp: Mlp { inputs, layers: Vec::new() }, width: inputs }
     }
 
-    /// Input features.
-    pub fn inputs(&self) -> usize {
-        self.inputs
-    }
-
-    /// Output features (those of the last linear layer).
-    pub fn outputs(&self) -> usize {
-        self.layers
-            .iter()
-            .rev()
-            .find_map(|l| match l {
-                Layer::Linear { outputs, .. } => Some(*outputs),
-                _ => None,
-            })
-            .unwrap_or(self.inputs)
-    }
-
     /// The layers in order.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
     }
+}
 
+impl Model for Mlp {
     /// The parameters, `layers.i.weight` then `layers.i.bias` per linear layer, ids in that order.
-    pub fn registry(&self) -> ParamRegistry {
+    fn registry(&self) -> ParamRegistry {
         let mut registry = ParamRegistry::new();
         for (i, layer) in self.layers.iter().enumerate() {
             if let Layer::Linear { inputs, outputs, bias } = *layer {
@@ -152,25 +160,61 @@ impl Mlp {
         registry
     }
 
-    /// Initial values: weights `W ~ N(0, 1/fan_in)`, zero biases, a pure function of `seed`
-    /// (PCG64 and Box-Muller, parameters drawn in id order).
-    pub fn init_params(&self, seed: u64) -> Vec<(ParamSpec, Vec<f32>)> {
-        let mut rng = Pcg64::seed_from_u64(seed);
-        self.registry()
-            .specs()
-            .iter()
-            .map(|spec| {
-                let values = match spec.kind {
-                    ParamKind::Matrix { m, n } => {
-                        let std = (1.0 / n as f64).sqrt();
-                        (0..m * n).map(|_| (std * standard_normal(&mut rng)) as f32).collect()
-                    }
-                    ParamKind::Vector { len } => vec![0.0; len],
-                };
-                (spec.clone(), values)
-            })
-            .collect()
+    /// Input features.
+    fn inputs(&self) -> usize {
+        self.inputs
     }
+
+    /// Output features (those of the last linear layer).
+    fn outputs(&self) -> usize {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|l| match l {
+                Layer::Linear { outputs, .. } => Some(*outputs),
+                _ => None,
+            })
+            .unwrap_or(self.inputs)
+    }
+
+    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<Act> {
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            match *layer {
+                Layer::Linear { bias, .. } => {
+                    let bias_name = format!("layers.{i}.bias");
+                    h = f.linear(h, &format!("layers.{i}.weight"), bias.then_some(bias_name.as_str()))?;
+                }
+                Layer::Activation(act) => f.activation(h, act)?,
+                Layer::LayerNorm => f.layer_norm(h)?,
+                Layer::Pqn => {
+                    f.layer_norm(h)?;
+                    f.activation(h, Activation::Relu)?;
+                }
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// The default initial values of [`Model::init_params`]: matrices `W ~ N(0, 1/fan_in)`, zero
+/// vectors, drawn in id order from PCG64 seeded with `seed`.
+pub(crate) fn init_params(registry: &ParamRegistry, seed: u64) -> Vec<(ParamSpec, Vec<f32>)> {
+    let mut rng = Pcg64::seed_from_u64(seed);
+    registry
+        .specs()
+        .iter()
+        .map(|spec| {
+            let values = match spec.kind {
+                ParamKind::Matrix { m, n } => {
+                    let std = (1.0 / n as f64).sqrt();
+                    (0..m * n).map(|_| (std * standard_normal(&mut rng)) as f32).collect()
+                }
+                ParamKind::Vector { len } => vec![0.0; len],
+            };
+            (spec.clone(), values)
+        })
+        .collect()
 }
 
 /// One standard normal draw (Box-Muller on two uniforms, the first in (0, 1]).

@@ -5,7 +5,7 @@
 
 use eggroll::config::{EsConfig, OptimizerKind, Shaping};
 use eggroll::tasks::{Constant, Regression, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind};
+use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, Model, ParamKind};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::testing::assert_close;
 use eggroll_backend::Activation;
@@ -145,5 +145,57 @@ fn the_model_builder_refuses_bad_models() {
     {
         let err = model.build().unwrap_err();
         assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(what), "{err}");
+    }
+}
+
+/// A model whose forward is wrong in one way, chosen by `fault`.
+struct Faulty {
+    fault: u8,
+}
+
+impl Model for Faulty {
+    fn registry(&self) -> eggroll::ParamRegistry {
+        let mut r = eggroll::ParamRegistry::new();
+        r.register("w", ParamKind::Matrix { m: 3, n: 2 }).unwrap();
+        r
+    }
+
+    fn inputs(&self) -> usize {
+        2
+    }
+
+    fn outputs(&self) -> usize {
+        3
+    }
+
+    fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        match self.fault {
+            0 => f.linear(x, "missing", None),
+            1 => f.linear(x, "w", Some("w")),
+            2 => {
+                let y = f.linear(x, "w", None)?;
+                f.linear(y, "w", None)
+            }
+            3 => Ok(x),
+            _ => {
+                let y = f.linear(x, "w", None)?;
+                f.add(y, x).map(|()| y)
+            }
+        }
+    }
+}
+
+#[test]
+fn a_wrong_model_forward_is_refused_naming_the_problem() {
+    for (fault, what) in [
+        (0, "no parameter `missing`"),
+        (1, "not a vector"),
+        (2, "takes 2 inputs"),
+        (3, "declares 3 outputs"),
+        (4, "adding activations of 3 and 2"),
+    ] {
+        let mut es = Eggroll::new(CpuBackend::new(), Faulty { fault }, EsConfig { population: 4, ..EsConfig::default() }).unwrap();
+        let err = es.population_forward(&[0.5, -0.5], eggroll::InputLayout::Shared, 1).unwrap_err();
+        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(what), "fault {fault}: {err}");
     }
 }

@@ -4,7 +4,7 @@
 
 use eggroll::config::{EsConfig, OptimizerKind, Schedule};
 use eggroll::tasks::{Constant, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamValues};
+use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind, ParamValues};
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, Backend, InputLayout};
 use eggroll_tests::host_forward;
@@ -17,6 +17,7 @@ test_device!(
     frozen_parameters_stay_put,
     bad_fitness_and_inputs_are_refused,
     async_api_matches_the_blocking_one,
+    an_apps_own_model_runs_batched_and_matches_its_ask_handles,
 );
 
 fn small_config() -> EsConfig {
@@ -182,5 +183,82 @@ fn async_api_matches_the_blocking_one<B: Backend>(backend: B) {
         assert_eq!(pollster::block_on(es.state_async()).unwrap(), state);
         assert_eq!(state.tensors.len(), 3 * es.specs().len(), "parameters and both Adam moments");
         es.tell(&y.chunks(2 * 3).map(|member| -member.iter().map(|v| v * v).sum::<f32>()).collect::<Vec<_>>()).unwrap();
+    }
+}
+
+/// A model the crate does not ship (an app's residual block: `h = tanh(W_in x)`, then
+/// `h + tanh(layer_norm(W_1 h + b_1))`, then `W_out h`), built from [`eggroll::Forward`]'s layers.
+struct Residual;
+
+impl eggroll::Model for Residual {
+    fn registry(&self) -> eggroll::ParamRegistry {
+        let mut r = eggroll::ParamRegistry::new();
+        r.register("in.weight", ParamKind::Matrix { m: 6, n: 4 }).unwrap();
+        r.register("block.weight", ParamKind::Matrix { m: 6, n: 6 }).unwrap();
+        r.register("block.bias", ParamKind::Vector { len: 6 }).unwrap();
+        r.register("out.weight", ParamKind::Matrix { m: 2, n: 6 }).unwrap();
+        r
+    }
+
+    fn inputs(&self) -> usize {
+        4
+    }
+
+    fn outputs(&self) -> usize {
+        2
+    }
+
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        let h = f.linear(x, "in.weight", None)?;
+        f.activation(h, Activation::Tanh)?;
+        let y = f.linear(h, "block.weight", Some("block.bias"))?;
+        f.layer_norm(y)?;
+        f.activation(y, Activation::Tanh)?;
+        f.add(y, h)?;
+        f.linear(y, "out.weight", None)
+    }
+}
+
+/// The residual model on the host, one row, from parameters by name.
+fn residual_on_host(p: &ParamValues, x: &[f32]) -> Vec<f32> {
+    let linear = |w: &[f32], b: Option<&[f32]>, x: &[f32], m: usize| -> Vec<f32> {
+        (0..m).map(|j| (0..x.len()).map(|l| w[j * x.len() + l] * x[l]).sum::<f32>() + b.map_or(0.0, |b| b[j])).collect()
+    };
+    let h: Vec<f32> = linear(p.get("in.weight").unwrap(), None, x, 6).iter().map(|v| v.tanh()).collect();
+    let mut y = linear(p.get("block.weight").unwrap(), p.get("block.bias"), &h, 6);
+    let mean = y.iter().sum::<f32>() / 6.0;
+    let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 6.0;
+    y.iter_mut().zip(&h).for_each(|(v, h)| *v = ((*v - mean) / (var + eggroll::model::LAYER_NORM_EPS).sqrt()).tanh() + h);
+    linear(p.get("out.weight").unwrap(), None, &y, 2)
+}
+
+/// An app's own model trains through the same batched population forward as the built-in MLP:
+/// every member's output equals the host forward of the parameters its ask handle describes, with
+/// the input shared or per member, and the mean model equals the host forward of the mean.
+fn an_apps_own_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, Residual, EsConfig { population: 6, ..small_config() }).unwrap();
+    es.tell(&[1.0, -1.0, 0.5, 2.0, 0.0, -0.5]).unwrap();
+    let mean = es.params().unwrap();
+    let rows = 2;
+    let shared: Vec<f32> = (0..rows * 4).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect();
+    let per_member: Vec<f32> = (0..6 * rows * 4).map(|i| ((i * 3 % 11) as f32 - 5.0) / 4.0).collect();
+    for (x, layout) in [(&shared, InputLayout::Shared), (&per_member, InputLayout::PerMember)] {
+        let y = es.population_forward(x, layout, rows).unwrap();
+        for handle in es.ask() {
+            let params = handle.apply_all(&mean);
+            for row in 0..rows {
+                let at = match layout {
+                    InputLayout::Shared => row * 4,
+                    InputLayout::PerMember => (handle.member * rows + row) * 4,
+                };
+                let want = residual_on_host(&params, &x[at..at + 4]);
+                let got = (handle.member * rows + row) * 2;
+                assert_close(&y[got..got + 2], &want, 1e-4, 1e-4, &format!("{layout:?} member {} row {row}", handle.member));
+            }
+        }
+    }
+    let mean_y = es.forward_mean(&shared, rows).unwrap();
+    for row in 0..rows {
+        assert_close(&mean_y[row * 2..row * 2 + 2], &residual_on_host(&mean, &shared[row * 4..row * 4 + 4]), 1e-4, 1e-4, "mean model");
     }
 }

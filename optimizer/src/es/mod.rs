@@ -17,12 +17,12 @@ pub use state::TrainerState;
 
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
-use crate::model::Mlp;
+use crate::forward::{Arena, Mode};
+use crate::model::{Mlp, Model};
 use crate::params::{ParamKind, ParamSpec};
 use crate::shaping::shape_fitness;
 use eggroll_backend::rng::noise_epoch;
 use eggroll_backend::{AdamParams, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
-use forward::{Mode, Scratch};
 use serde::{Deserialize, Serialize};
 
 /// A parameter's device buffers: value, gradient estimate and, for Adam, the two moments.
@@ -52,20 +52,21 @@ pub struct StepStats {
     pub sigma: f32,
 }
 
-/// The EGGROLL trainer: a model's parameters and optimiser state on a backend.
-pub struct Eggroll<B: Backend> {
+/// The EGGROLL trainer: a model's parameters and optimiser state on a backend. Generic over the
+/// [`Model`]; [`Mlp`] by default.
+pub struct Eggroll<B: Backend, M: Model = Mlp> {
     backend: B,
-    model: Mlp,
+    model: M,
     config: EsConfig,
     epoch: u32,
     slots: Vec<Slot<B>>,
-    scratch: Vec<Scratch<B>>,
+    arenas: Vec<Arena<B>>,
 }
 
-impl<B: Backend> Eggroll<B> {
+impl<B: Backend, M: Model> Eggroll<B, M> {
     /// Validates `config`, initialises the parameters of `model` from `config.seed`
-    /// ([`Mlp::init_params`]) and uploads them with zeroed gradients and moments.
-    pub fn new(backend: B, model: Mlp, config: EsConfig) -> Result<Self> {
+    /// ([`Model::init_params`]) and uploads them with zeroed gradients and moments.
+    pub fn new(backend: B, model: M, config: EsConfig) -> Result<Self> {
         config.validate()?;
         let adam = config.optimizer != OptimizerKind::Sgd;
         let mut slots = Vec::new();
@@ -73,7 +74,7 @@ impl<B: Backend> Eggroll<B> {
             let moments = if adam { Some((backend.zeros(values.len())?, backend.zeros(values.len())?)) } else { None };
             slots.push(Slot { value: backend.upload(&values)?, grad: backend.zeros(values.len())?, moments, spec });
         }
-        Ok(Self { backend, model, config, epoch: 0, slots, scratch: Vec::new() })
+        Ok(Self { backend, model, config, epoch: 0, slots, arenas: Vec::new() })
     }
 
     /// The backend.
@@ -93,7 +94,7 @@ impl<B: Backend> Eggroll<B> {
     }
 
     /// The model.
-    pub fn model(&self) -> &Mlp {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
@@ -163,7 +164,7 @@ impl<B: Backend> Eggroll<B> {
 
     /// Enqueues the forward of `mode` on `x`; returns the backend and the buffer to read.
     fn enqueue_forward(&mut self, mode: Mode, x: &[f32]) -> Result<(&B, &B::Buffer)> {
-        let output = forward::run(&self.backend, &self.model, &self.slots, &mut self.scratch, mode, x)?;
+        let output = forward::run(&self.backend, &self.model, &self.slots, &mut self.arenas, mode, x)?;
         Ok((&self.backend, output))
     }
 

@@ -2,6 +2,7 @@
 
 use super::Eggroll;
 use crate::error::{EggrollError, Result};
+use crate::model::Model;
 use crate::params::ParamValues;
 use eggroll_backend::Backend;
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,7 @@ impl TrainerState {
     }
 }
 
-impl<B: Backend> Eggroll<B> {
+impl<B: Backend, M: Model> Eggroll<B, M> {
     /// Reads the parameters and optimiser moments back from the backend. Blocking; see
     /// [`Eggroll::state_async`].
     #[cfg(feature = "native")]

@@ -1,0 +1,281 @@
+//! The forward pass of any [`Model`](crate::model::Model) on the backend: [`Forward`] is what a
+//! model's forward runs its layers through, for the whole population at once (batched perturbed
+//! matmuls, no per-member host loop) or for the mean model, in device buffers that are reused
+//! from one call to the next.
+
+use crate::error::{EggrollError, Result};
+use crate::params::{ParamKind, ParamSpec};
+use eggroll_backend::{Activation, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
+
+/// Epsilon of the (affine-free) layer norms.
+pub const LAYER_NORM_EPS: f32 = 1e-5;
+
+/// How many differently shaped buffer sets are kept.
+const MAX_ARENAS: usize = 4;
+
+/// What to run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mode {
+    /// Every member `W + E_i`, noise of `(seed, param id, noise_epoch)` at scale `sigma`.
+    Population {
+        /// Population, rows and input layout.
+        batch: Batch,
+        /// Experiment seed.
+        seed: u64,
+        /// Noise epoch.
+        noise_epoch: u32,
+        /// Configured rank (clamped per matrix).
+        rank: usize,
+        /// Scheduled σ.
+        sigma: f32,
+    },
+    /// The unperturbed model on `rows` rows.
+    Mean {
+        /// Input rows.
+        rows: usize,
+    },
+}
+
+impl Mode {
+    /// Members (1 for the mean), rows and the layout of the input.
+    fn key(&self) -> (usize, usize, InputLayout) {
+        match *self {
+            Mode::Population { batch, .. } => (batch.population, batch.rows, batch.input),
+            Mode::Mean { rows } => (1, rows, InputLayout::Shared),
+        }
+    }
+}
+
+/// Activations in the forward's buffers: `width` features per row, for every member, or once for
+/// all members (`shared`: the model input in the [`InputLayout::Shared`] layout, which every
+/// member reads alike until a layer perturbs it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Act {
+    slot: usize,
+    width: usize,
+    shared: bool,
+}
+
+impl Act {
+    /// Features per row.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+}
+
+/// Device buffers of one input shape, in the order a forward asks for them.
+pub(crate) struct Arena<B: Backend> {
+    key: (usize, usize, InputLayout),
+    buffers: Vec<Option<B::Buffer>>,
+}
+
+/// The layers a model's forward runs on the backend. Every method enqueues work for all members
+/// at once; the buffers come from an arena that the next forward of the same shape reuses, so a
+/// steady training loop allocates nothing.
+pub struct Forward<'a, B: Backend> {
+    backend: &'a B,
+    params: Vec<(&'a ParamSpec, &'a B::Buffer)>,
+    mode: Mode,
+    arena: &'a mut Arena<B>,
+    next: usize,
+}
+
+impl<'a, B: Backend> Forward<'a, B> {
+    /// A forward of `mode` with `params` in the arena of its shape from `cache` (made when the
+    /// shape is new, the oldest of [`MAX_ARENAS`] dropped), its input `x` (`inputs` wide) written
+    /// into the arena's first buffer and returned as the first activation.
+    pub(crate) fn start(
+        backend: &'a B,
+        params: Vec<(&'a ParamSpec, &'a B::Buffer)>,
+        cache: &'a mut Vec<Arena<B>>,
+        mode: Mode,
+        x: &[f32],
+        inputs: usize,
+    ) -> Result<(Self, Act)> {
+        let key = mode.key();
+        let (members, rows, layout) = key;
+        let input_len = rows * inputs * if layout == InputLayout::Shared { 1 } else { members };
+        if x.len() != input_len {
+            return Err(EggrollError::Data(format!(
+                "input holds {} values, expected {input_len} ({layout:?} layout, {members} members, {rows} rows, {inputs} inputs)",
+                x.len()
+            )));
+        }
+        let index = match cache.iter().position(|a| a.key == key) {
+            Some(i) => i,
+            None => {
+                if cache.len() == MAX_ARENAS {
+                    cache.remove(0);
+                }
+                cache.push(Arena { key, buffers: Vec::new() });
+                cache.len() - 1
+            }
+        };
+        let mut f = Forward { backend, params, mode, arena: &mut cache[index], next: 0 };
+        let input = Act { slot: f.alloc(input_len)?, width: inputs, shared: layout == InputLayout::Shared };
+        backend.write(f.buffer_mut(input), x)?;
+        Ok((f, input))
+    }
+
+    /// Ends the forward: the buffer of `output`, which must be `outputs` wide and, in a population
+    /// forward, each member's own.
+    pub(crate) fn finish(self, output: Act, outputs: usize) -> Result<&'a B::Buffer> {
+        if output.width != outputs {
+            return Err(EggrollError::Config(format!(
+                "the model's forward gives {} features, it declares {outputs} outputs",
+                output.width
+            )));
+        }
+        if output.shared && self.members_rows().0 > 1 {
+            return Err(EggrollError::Config("the model's output does not depend on its parameters".into()));
+        }
+        let arena: &'a Arena<B> = self.arena;
+        Ok(arena.buffers[output.slot].as_ref().expect("the output's buffer is in the arena"))
+    }
+
+    /// Members (1 for the mean model) and rows per member.
+    fn members_rows(&self) -> (usize, usize) {
+        let (members, rows, _) = self.mode.key();
+        (members, rows)
+    }
+
+    /// The next buffer of the arena, of `len` values (reused when the last forward of this shape
+    /// made one of that length at the same point).
+    fn alloc(&mut self, len: usize) -> Result<usize> {
+        let slot = self.next;
+        self.next += 1;
+        if slot == self.arena.buffers.len() {
+            self.arena.buffers.push(None);
+        }
+        let fits = self.arena.buffers[slot].as_ref().is_some_and(|b| self.backend.len(b) == len);
+        if !fits {
+            self.arena.buffers[slot] = Some(self.backend.zeros(len)?);
+        }
+        Ok(slot)
+    }
+
+    fn buffer(&self, act: Act) -> &B::Buffer {
+        self.arena.buffers[act.slot].as_ref().expect("an activation's buffer is in the arena")
+    }
+
+    fn buffer_mut(&mut self, act: Act) -> &mut B::Buffer {
+        self.arena.buffers[act.slot].as_mut().expect("an activation's buffer is in the arena")
+    }
+
+    /// The parameter called `name`, with its device buffer.
+    fn param(&self, name: &str) -> Result<(&'a ParamSpec, &'a B::Buffer)> {
+        self.params
+            .iter()
+            .find(|(spec, _)| spec.name == name)
+            .copied()
+            .ok_or_else(|| EggrollError::Config(format!("the model has no parameter `{name}`")))
+    }
+
+    /// σ of a parameter in this forward: the scheduled σ, or 0 when it is frozen.
+    fn sigma_of(spec: &ParamSpec, sigma: f32) -> f32 {
+        if spec.frozen {
+            0.0
+        } else {
+            sigma
+        }
+    }
+
+    /// `y = x Wᵀ (+ b)` with the matrix parameter `weight` (outputs x inputs) and the optional
+    /// vector parameter `bias` (outputs): each member's weight gets its low-rank noise and its
+    /// bias its full-rank noise in a population forward, none in the mean model's.
+    pub fn linear(&mut self, x: Act, weight: &str, bias: Option<&str>) -> Result<Act> {
+        let (w_spec, w) = self.param(weight)?;
+        let ParamKind::Matrix { m, n } = w_spec.kind else {
+            return Err(EggrollError::Config(format!("`{weight}` is {:?}, not a matrix", w_spec.kind)));
+        };
+        if n != x.width {
+            return Err(EggrollError::Config(format!("`{weight}` takes {n} inputs, its input has {}", x.width)));
+        }
+        let bias = match bias {
+            Some(name) => {
+                let (b_spec, b) = self.param(name)?;
+                if b_spec.kind != (ParamKind::Vector { len: m }) {
+                    return Err(EggrollError::Config(format!(
+                        "`{name}` is {:?}, not a vector of the {m} outputs of `{weight}`",
+                        b_spec.kind
+                    )));
+                }
+                Some((b_spec, b))
+            }
+            None => None,
+        };
+        let (members, rows) = self.members_rows();
+        let slot = self.alloc(members * rows * m)?;
+        let y = Act { slot, width: m, shared: false };
+        let mut dst = self.arena.buffers[slot].take().expect("just allocated");
+        let result = self.linear_into(x, (w_spec, w), bias, &mut dst);
+        self.arena.buffers[slot] = Some(dst);
+        result.map(|()| y)
+    }
+
+    fn linear_into(
+        &self,
+        x: Act,
+        (w_spec, w): (&ParamSpec, &B::Buffer),
+        bias: Option<(&ParamSpec, &B::Buffer)>,
+        dst: &mut B::Buffer,
+    ) -> Result<()> {
+        let (backend, src) = (self.backend, self.buffer(x));
+        let ParamKind::Matrix { m, n } = w_spec.kind else { unreachable!("checked by linear") };
+        match self.mode {
+            Mode::Population { batch, seed, noise_epoch, rank, sigma } => {
+                let input = if x.shared { batch.input } else { InputLayout::PerMember };
+                let noise = LowRankNoise {
+                    stream: NoiseStream::new(seed, w_spec.id, noise_epoch),
+                    shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: Self::sigma_of(w_spec, sigma) },
+                };
+                backend.perturbed_matmul(src, w, noise, Batch { input, ..batch }, dst)?;
+                if let Some((b_spec, b)) = bias {
+                    let stream = NoiseStream::new(seed, b_spec.id, noise_epoch);
+                    backend.perturbed_bias(dst, b, stream, Self::sigma_of(b_spec, sigma), batch)?;
+                }
+            }
+            Mode::Mean { rows } => {
+                backend.matmul(src, w, m, n, rows, dst)?;
+                if let Some((_, b)) = bias {
+                    backend.add_bias(dst, b)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `act` to `x` in place.
+    pub fn activation(&mut self, x: Act, act: Activation) -> Result<()> {
+        let backend = self.backend;
+        Ok(backend.activation(self.buffer_mut(x), act)?)
+    }
+
+    /// Normalises each row of `x` to zero mean and unit variance (no affine parameters), in place.
+    pub fn layer_norm(&mut self, x: Act) -> Result<()> {
+        let backend = self.backend;
+        Ok(backend.layer_norm(self.buffer_mut(x), x.width, LAYER_NORM_EPS)?)
+    }
+
+    /// The residual sum `x += other` in place: same width; `other` may be the shared model input,
+    /// which every member's rows then get added.
+    pub fn add(&mut self, x: Act, other: Act) -> Result<()> {
+        if x.width != other.width {
+            return Err(EggrollError::Config(format!("adding activations of {} and {} features", x.width, other.width)));
+        }
+        if x.shared && !other.shared {
+            return Err(EggrollError::Config(
+                "adding a member's activations into the shared input: add the shared one into the member's instead".into(),
+            ));
+        }
+        if x.slot == other.slot {
+            return Err(EggrollError::Config("adding activations to themselves".into()));
+        }
+        let mut dst = self.arena.buffers[x.slot].take().expect("an activation's buffer is in the arena");
+        // Rows of `other` repeat over the members (shared) or match them one for one: a bias of
+        // `other`'s whole length adds it to each block of that length.
+        let result = self.backend.add_bias(&mut dst, self.buffer(other));
+        self.arena.buffers[x.slot] = Some(dst);
+        Ok(result?)
+    }
+}
