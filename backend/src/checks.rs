@@ -219,3 +219,24 @@ pub(crate) fn adam_step<B: Backend>(
     f32_len(backend, "first moment", m, n)?;
     f32_len(backend, "second moment", v, n)
 }
+
+/// [`Backend::mingru_scan`]: a valid shape, f32 gate, candidate and output of
+/// `sequences x time x width` values, and, when given, an f32 initial state of
+/// `sequences x width` values.
+pub(crate) fn mingru_scan<B: Backend>(
+    backend: &B,
+    gate: &B::Buffer,
+    candidate: &B::Buffer,
+    h0: Option<&B::Buffer>,
+    shape: &crate::ops::Recurrence,
+    h: &B::Buffer,
+) -> Result<()> {
+    shape.validate()?;
+    let len = shape.output_len();
+    f32_len(backend, "gate", gate, len)?;
+    f32_len(backend, "candidate", candidate, len)?;
+    if let Some(h0) = h0 {
+        f32_len(backend, "initial state h0", h0, shape.state_len())?;
+    }
+    f32_len(backend, "output H", h, len)
+}

@@ -24,6 +24,7 @@ pub mod select;
 pub mod testing;
 
 pub use error::{Error, Result};
+pub use ops::Recurrence;
 pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise};
 pub use rng::{philox4x32_10, FillPath, NoiseStream};
 pub use select::{BackendChoice, SelectedBackend};
@@ -220,6 +221,27 @@ pub trait Backend: Sized {
         self.adam_step_unchecked(param, grad, m, v, p)
     }
 
+    /// The minGRU recurrence over time. `gate` holds the gate pre-activations `W_z x_t` and
+    /// `candidate` the candidates `h~_t = W_h x_t` of every step (computed beforehand as plain or
+    /// perturbed matmuls over all rows and steps at once); for each sequence s, step t and
+    /// channel c, `z = sigmoid(gate[s, t, c])` and
+    /// `h[s, t, c] = (1 - z) h[s, t - 1, c] + z candidate[s, t, c]`, with
+    /// `sigmoid(v) = 1 / (1 + exp(-v))` and `h[s, -1, c] = h0[s, c]` (0 when `h0` is `None`).
+    /// `gate`, `candidate` and `h` hold `sequences x time x width` f32 laid out
+    /// `[sequence][time][width]` (sequences = members x rows, member-major; see [`Recurrence`]);
+    /// `h0` holds `sequences x width`. `h` gets every `h_t`, overwritten.
+    fn mingru_scan(
+        &self,
+        gate: &Self::Buffer,
+        candidate: &Self::Buffer,
+        h0: Option<&Self::Buffer>,
+        shape: Recurrence,
+        h: &mut Self::Buffer,
+    ) -> Result<()> {
+        checks::mingru_scan(self, gate, candidate, h0, &shape, h)?;
+        self.mingru_scan_unchecked(gate, candidate, h0, shape, h)
+    }
+
     /// The kernel of [`Backend::write`]; arguments already checked.
     fn write_unchecked(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()>;
     /// The kernel of [`Backend::copy`]; arguments already checked.
@@ -275,5 +297,14 @@ pub trait Backend: Sized {
         m: &mut Self::Buffer,
         v: &mut Self::Buffer,
         p: AdamParams,
+    ) -> Result<()>;
+    /// The kernel of [`Backend::mingru_scan`]; arguments already checked.
+    fn mingru_scan_unchecked(
+        &self,
+        gate: &Self::Buffer,
+        candidate: &Self::Buffer,
+        h0: Option<&Self::Buffer>,
+        shape: Recurrence,
+        h: &mut Self::Buffer,
     ) -> Result<()>;
 }

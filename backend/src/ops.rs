@@ -224,3 +224,47 @@ pub struct LowRankNoise {
     /// Which shape.
     pub shape: LowRank,
 }
+
+/// The shape of a minGRU recurrence ([`crate::Backend::mingru_scan`]): `sequences` independent
+/// sequences (members x rows, member-major) of `time` steps of `width` channels each. The gate,
+/// candidate and output buffers hold `sequences x time x width` values laid out
+/// `[sequence][time][width]`; the initial state holds `sequences x width`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recurrence {
+    /// Independent sequences (members x rows, member-major).
+    pub sequences: usize,
+    /// Time steps per sequence.
+    pub time: usize,
+    /// Channels per time step (the width of the hidden state).
+    pub width: usize,
+}
+
+impl Recurrence {
+    /// Checks every side is > 0 and that the `sequences x time x width` values of a scan have
+    /// 32-bit indices, as the kernels index them.
+    pub fn validate(&self) -> Result<()> {
+        let Recurrence { sequences, time, width } = *self;
+        if sequences == 0 || time == 0 || width == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a recurrence of {sequences} sequences x {time} time steps x {width} channels: every side must be > 0"
+            )));
+        }
+        let values = (sequences as u128) * (time as u128) * (width as u128);
+        if values > u128::from(u32::MAX) {
+            return Err(Error::Limit(format!(
+                "a recurrence of {sequences} x {time} x {width} = {values} values: more than 32-bit indices reach (2^32 - 1)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of f32 the gate, candidate and output hold: `sequences x time x width`.
+    pub fn output_len(&self) -> usize {
+        self.sequences * self.time * self.width
+    }
+
+    /// Number of f32 the initial state holds: `sequences x width`.
+    pub fn state_len(&self) -> usize {
+        self.sequences * self.width
+    }
+}

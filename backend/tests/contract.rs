@@ -8,6 +8,7 @@
 
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{DType, Recurrence};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rand::{RngExt, SeedableRng};
@@ -24,6 +25,7 @@ test_device!(
     optimiser_steps_match_their_formulas,
     buffers_round_trip,
     bad_arguments_are_refused,
+    mingru_scan_matches_definition,
 );
 
 /// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
@@ -466,7 +468,97 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
     let huge = with(LowRank { m: 1 << 16, n: (1 << 16) + 1, ..shape });
     assert_refused!(b.naive_perturbed_matmul(&x, &w, huge, ok, &mut y), Error::Limit(_) | Error::Shape(_), "naive, 2^32 + 2^16 draws");
 
+    // The minGRU scan: buffers of the wrong length, an empty side (buffers sized for it), more
+    // values than 32-bit indices reach, an f16 input where the adapter stores f16.
+    let rec = Recurrence { sequences: 3, time: 5, width: 2 };
+    let (gate, cand, h0) = (zeros(rec.output_len()), zeros(rec.output_len()), zeros(rec.state_len()));
+    let mut h = zeros(rec.output_len());
+    b.mingru_scan(&gate, &cand, Some(&h0), rec, &mut h).unwrap();
+    b.mingru_scan(&gate, &cand, None, rec, &mut h).unwrap();
+    let len = rec.output_len();
+    assert_refused!(b.mingru_scan(&short(len), &cand, None, rec, &mut h), Error::Shape(_), "mingru_scan, short gate");
+    assert_refused!(b.mingru_scan(&gate, &short(len), None, rec, &mut h), Error::Shape(_), "mingru_scan, short candidate");
+    assert_refused!(b.mingru_scan(&gate, &cand, Some(&short(rec.state_len())), rec, &mut h), Error::Shape(_), "mingru_scan, short h0");
+    assert_refused!(b.mingru_scan(&gate, &cand, Some(&gate), rec, &mut h), Error::Shape(_), "mingru_scan, h0 of a whole sequence");
+    assert_refused!(b.mingru_scan(&gate, &cand, None, rec, &mut short(len)), Error::Shape(_), "mingru_scan, short output");
+    assert_refused!(b.mingru_scan(&gate, &cand, None, rec, &mut zeros(len + 1)), Error::Shape(_), "mingru_scan, long output");
+    for empty in [Recurrence { sequences: 0, ..rec }, Recurrence { time: 0, ..rec }, Recurrence { width: 0, ..rec }] {
+        let (g0, c0, mut h_0) = (zeros(empty.output_len()), zeros(empty.output_len()), zeros(empty.output_len()));
+        let s0 = zeros(empty.state_len());
+        assert_refused!(b.mingru_scan(&g0, &c0, None, empty, &mut h_0), Error::InvalidArgument(_), format!("mingru_scan, {empty:?}"));
+        assert_refused!(b.mingru_scan(&g0, &c0, Some(&s0), empty, &mut h_0), Error::InvalidArgument(_), format!("mingru_scan, {empty:?}"));
+    }
+    // 2^32 values: the shape is refused on its own; its buffers cannot be made, so the
+    // mismatched lengths are a second fault of the call and either refusal is right.
+    let huge = Recurrence { sequences: 1 << 16, time: 1 << 16, width: 1 };
+    assert!(matches!(huge.validate(), Err(Error::Limit(_))), "{huge:?}: {:?}", huge.validate());
+    assert!(Recurrence { sequences: 1 << 16, time: (1 << 16) - 1, width: 1 }.validate().is_ok());
+    assert_refused!(b.mingru_scan(&gate, &cand, None, huge, &mut h), Error::Limit(_) | Error::Shape(_), "mingru_scan, 2^32 values");
+    // f16 storage is refused by the front check wherever the adapter can store it at all.
+    if let Ok(half) = b.upload_as(&[0.0; 30], DType::F16) {
+        assert_refused!(b.mingru_scan(&half, &cand, None, rec, &mut h), Error::Unsupported(_), "mingru_scan, f16 gate");
+        assert_refused!(b.mingru_scan(&gate, &half, None, rec, &mut h), Error::Unsupported(_), "mingru_scan, f16 candidate");
+        let half_h0 = b.upload_as(&[0.0; 6], DType::F16).unwrap();
+        assert_refused!(b.mingru_scan(&gate, &cand, Some(&half_h0), rec, &mut h), Error::Unsupported(_), "mingru_scan, f16 h0");
+        let mut half_h = b.upload_as(&[0.0; 30], DType::F16).unwrap();
+        assert_refused!(b.mingru_scan(&gate, &cand, None, rec, &mut half_h), Error::Unsupported(_), "mingru_scan, f16 output");
+    }
+
     // The backend still works after refusing all that.
     b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
     assert_eq!(read(b, &y).len(), ok.output_len(m));
+}
+
+/// The minGRU recurrence over `[sequence][time][width]`: `z = sigmoid(gate)`,
+/// `h_t = (1 - z) h_{t-1} + z candidate_t`, from `h0` or from zeros, every `h_t` written; and a
+/// scan split in two along time, the second half started from the first's last state, gives
+/// the whole scan's states.
+fn mingru_scan_matches_definition<B: Backend>(backend: B) {
+    let strategy = (1usize..9, 1usize..40, 1usize..50, any::<bool>(), any::<u64>());
+    check(&backend, 24, strategy, |(sequences, time, width, with_h0, seed)| {
+        let shape = Recurrence { sequences, time, width };
+        let len = shape.output_len();
+        // Gates up to ±12: z from nearly 0 (the state carried over) to nearly 1 (replaced).
+        let gate: Vec<f32> = random(len, seed).iter().map(|v| v * 12.0).collect();
+        let candidate = random(len, seed ^ 1);
+        let h0 = with_h0.then(|| random(shape.state_len(), seed ^ 2));
+        let (gate_b, candidate_b) = (up(&backend, &gate), up(&backend, &candidate));
+        let h0_b = h0.as_ref().map(|h0| up(&backend, h0));
+        // Start from garbage: the scan overwrites.
+        let mut h = up(&backend, &random(len, seed ^ 3));
+        backend.mingru_scan(&gate_b, &candidate_b, h0_b.as_ref(), shape, &mut h).unwrap();
+        let mut want = vec![0.0f64; len];
+        for s in 0..sequences {
+            for c in 0..width {
+                let mut state = h0.as_ref().map_or(0.0, |h0| f64::from(h0[s * width + c]));
+                for t in 0..time {
+                    let i = (s * time + t) * width + c;
+                    let z = 1.0 / (1.0 + (-f64::from(gate[i])).exp());
+                    state = (1.0 - z) * state + z * f64::from(candidate[i]);
+                    want[i] = state;
+                }
+            }
+        }
+        let got = read(&backend, &h);
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("minGRU scan of {shape:?}, h0 {with_h0}"));
+
+        if time >= 2 {
+            // Steps [0, cut) then [cut, time) from the state at cut - 1.
+            let cut = time / 2;
+            let part = |from: usize, to: usize, values: &[f32]| -> Vec<f32> {
+                (0..sequences).flat_map(|s| values[(s * time + from) * width..(s * time + to) * width].to_vec()).collect()
+            };
+            let first = Recurrence { time: cut, ..shape };
+            let second = Recurrence { time: time - cut, ..shape };
+            let mut h1 = backend.zeros(first.output_len()).unwrap();
+            let (g1, c1) = (up(&backend, &part(0, cut, &gate)), up(&backend, &part(0, cut, &candidate)));
+            backend.mingru_scan(&g1, &c1, h0_b.as_ref(), first, &mut h1).unwrap();
+            let mid = up(&backend, &part(cut - 1, cut, &got));
+            let mut h2 = backend.zeros(second.output_len()).unwrap();
+            let (g2, c2) = (up(&backend, &part(cut, time, &gate)), up(&backend, &part(cut, time, &candidate)));
+            backend.mingru_scan(&g2, &c2, Some(&mid), second, &mut h2).unwrap();
+            assert_eq!(read(&backend, &h1), part(0, cut, &got), "the first {cut} steps of {shape:?} alone");
+            assert_eq!(read(&backend, &h2), part(cut, time, &got), "the steps from {cut} of {shape:?}, from the state at {}", cut - 1);
+        }
+    });
 }

@@ -4,6 +4,7 @@
 
 mod gemm;
 mod lowrank;
+mod recurrence;
 
 use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise};
 use crate::rng::{FillPath, NoiseStream};
@@ -11,6 +12,7 @@ use crate::{AdapterDescription, Backend, Result};
 use gemm::{gemm, gemm_serial, matvec_rows, View};
 use lowrank::{add_pair_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
+use recurrence::mingru_scan;
 
 /// Upper bound on the f32 scratch the low-rank update materialises at once (pairs are chunked).
 const UPDATE_SCRATCH_FLOATS: usize = 32 << 20;
@@ -297,6 +299,18 @@ impl Backend for CpuBackend {
             let update = (*m / c1) / ((*v / c2).sqrt() + p.eps);
             *w -= p.lr * (update + p.weight_decay * *w);
         }
+        Ok(())
+    }
+
+    fn mingru_scan_unchecked(
+        &self,
+        gate: &Vec<f32>,
+        candidate: &Vec<f32>,
+        h0: Option<&Vec<f32>>,
+        shape: crate::Recurrence,
+        h: &mut Vec<f32>,
+    ) -> Result<()> {
+        mingru_scan(gate, candidate, h0.map(Vec::as_slice), shape, h);
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! [`Backend`] for [`WgpuBackend`]: the buffer transfers, and the kernels of `gemm`, `lowrank`,
-//! `vector_noise` and `elementwise` behind the trait's argument checks (`crate::checks`). What
-//! is refused here is only what the adapter cannot do: f16 storage without shader-f16, and the
-//! buffer, binding, grid and 32-bit index limits the kernels check.
+//! `vector_noise`, `elementwise` and `recurrence` behind the trait's argument checks
+//! (`crate::checks`). What is refused here is only what the adapter cannot do: f16 storage
+//! without shader-f16, and the buffer, binding, grid and 32-bit index limits the kernels check.
 
 use super::adapter::describe_adapter;
 use super::buffer::GpuBuffer;
@@ -145,5 +145,16 @@ impl Backend for WgpuBackend {
         p: AdamParams,
     ) -> Result<()> {
         self.adam_step_kernel(param, grad, m, v, p)
+    }
+
+    fn mingru_scan_unchecked(
+        &self,
+        gate: &GpuBuffer,
+        candidate: &GpuBuffer,
+        h0: Option<&GpuBuffer>,
+        shape: crate::Recurrence,
+        h: &mut GpuBuffer,
+    ) -> Result<()> {
+        self.mingru_scan_kernel(gate, candidate, h0, shape, h)
     }
 }

@@ -21,7 +21,7 @@
 //! 9. `autotune_file`: the autotune cache file (native only);
 //! 10. `gemm`: one GEMM as a dispatch, the choice of its configuration, the autotuner;
 //! 11. `wgpu_backend`: [`WgpuBackend`], its construction and inspection, shared kernel helpers;
-//! 12. `lowrank`, `vector_noise`, `elementwise`, `probe`: the kernels' dispatches;
+//! 12. `lowrank`, `vector_noise`, `elementwise`, `probe`, `recurrence`: the kernels' dispatches;
 //! 13. `backend`: the [`Backend`](crate::Backend) implementation;
 //! 14. this module: re-exports.
 
@@ -39,6 +39,7 @@ pub mod params;
 mod pool;
 #[cfg(feature = "testing")]
 mod probe;
+mod recurrence;
 mod shaders;
 mod timing;
 mod vector_noise;

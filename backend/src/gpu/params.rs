@@ -299,3 +299,21 @@ pub struct ProbeParams {
 impl Uniform for ProbeParams {
     const WGSL_STRUCT: &'static str = "ProbeParams";
 }
+
+/// `RecurrenceParams` of `shaders/recurrence.wgsl`: the minGRU recurrence.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct RecurrenceParams {
+    /// Independent sequences.
+    pub sequences: u32,
+    /// Time steps per sequence.
+    pub time: u32,
+    /// Channels per step.
+    pub width: u32,
+    /// 1 when an initial state is bound, 0 when the scan starts from zeros.
+    pub has_h0: u32,
+}
+
+impl Uniform for RecurrenceParams {
+    const WGSL_STRUCT: &'static str = "RecurrenceParams";
+}
