@@ -2,6 +2,7 @@
 //! lays out every uniform struct of every composed module, and each must have the size, the
 //! member names, order, offsets and scalar types of its Rust struct. Needs no GPU.
 
+use eggroll_backend::gpu::params::LogSoftmaxParams;
 use eggroll_backend::gpu::params::{
     ElementParams, GemmParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, Uniform, VectorParams,
 };
@@ -59,6 +60,7 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(ElementParams { len, cols, mode, lr, beta1, beta2, eps, weight_decay, bc1, bc2, _pad0, _pad1 }),
         layout!(NormParams { rows, cols, eps, _pad0 }),
         layout!(ProbeParams { count, seed_lo, seed_hi, param_id, noise_epoch, pair, start, _pad0 }),
+        layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),
     ]
 }
 

@@ -1,5 +1,5 @@
 //! [`Backend`] for [`WgpuBackend`]: the buffer transfers, and the kernels of `gemm`, `lowrank`,
-//! `vector_noise` and `elementwise` behind the trait's argument checks (`crate::checks`). What
+//! `vector_noise`, `elementwise` and `cross_entropy` behind the trait's argument checks (`crate::checks`). What
 //! is refused here is only what the adapter cannot do: f16 storage without shader-f16, and the
 //! buffer, binding, grid and 32-bit index limits the kernels check.
 
@@ -145,5 +145,9 @@ impl Backend for WgpuBackend {
         p: AdamParams,
     ) -> Result<()> {
         self.adam_step_kernel(param, grad, m, v, p)
+    }
+
+    fn log_softmax_at_unchecked(&self, logits: &GpuBuffer, targets: &[u32], classes: usize, out: &mut GpuBuffer) -> Result<()> {
+        self.log_softmax_at_kernel(logits, targets, classes, out)
     }
 }

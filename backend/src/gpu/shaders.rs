@@ -18,7 +18,7 @@ struct ModuleSource {
     draws_noise: bool,
 }
 
-const MODULES: [ModuleSource; 7] = [
+const MODULES: [ModuleSource; 8] = [
     ModuleSource { name: "lowrank", body: include_str!("../../../shaders/lowrank.wgsl"), draws_noise: true },
     ModuleSource { name: "noise", body: include_str!("../../../shaders/noise.wgsl"), draws_noise: true },
     ModuleSource { name: "naive", body: include_str!("../../../shaders/naive.wgsl"), draws_noise: true },
@@ -26,6 +26,7 @@ const MODULES: [ModuleSource; 7] = [
     ModuleSource { name: "elementwise", body: include_str!("../../../shaders/elementwise.wgsl"), draws_noise: false },
     ModuleSource { name: "layer_norm", body: include_str!("../../../shaders/layer_norm.wgsl"), draws_noise: false },
     ModuleSource { name: "rng_probe", body: include_str!("../../../shaders/rng_probe.wgsl"), draws_noise: true },
+    ModuleSource { name: "cross_entropy", body: include_str!("../../../shaders/cross_entropy.wgsl"), draws_noise: false },
 ];
 
 /// Modules that read f16 inputs and weights where the caller's buffers are f16: they declare
@@ -121,6 +122,7 @@ pub(crate) enum Kernel {
     PhiloxWords,
     #[cfg(feature = "testing")]
     NormalDraws,
+    LogSoftmaxAt,
 }
 
 impl Kernel {
@@ -145,6 +147,7 @@ impl Kernel {
             Kernel::PhiloxWords => ("rng_probe", "philox_words"),
             #[cfg(feature = "testing")]
             Kernel::NormalDraws => ("rng_probe", "normal_draws"),
+            Kernel::LogSoftmaxAt => ("cross_entropy", "log_softmax_at"),
         }
     }
 
