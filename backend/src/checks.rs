@@ -240,3 +240,20 @@ pub(crate) fn mingru_scan<B: Backend>(
     }
     f32_len(backend, "output H", h, len)
 }
+
+/// [`Backend::log_softmax_at`]: whole rows of `classes > 0` f32 logits, one target per row, each a
+/// class in `0..classes`, an f32 output of one value per row.
+pub(crate) fn log_softmax_at<B: Backend>(backend: &B, logits: &B::Buffer, targets: &[u32], classes: usize, out: &B::Buffer) -> Result<()> {
+    let logits_len = backend.len(logits);
+    if classes == 0 || !logits_len.is_multiple_of(classes) {
+        return Err(Error::Shape(format!("{logits_len} logits are not a whole number of rows of {classes} classes")));
+    }
+    let rows = logits_len / classes;
+    len("targets", targets.len(), rows)?;
+    f32_buffer(backend, "logits", logits)?;
+    f32_len(backend, "log-likelihood output", out, rows)?;
+    if let Some((row, t)) = targets.iter().enumerate().find(|(_, &t)| t as usize >= classes) {
+        return Err(Error::InvalidArgument(format!("target of row {row} is class {t}, outside 0..{classes}")));
+    }
+    Ok(())
+}

@@ -242,6 +242,25 @@ pub trait Backend: Sized {
         self.mingru_scan_unchecked(gate, candidate, h0, shape, h)
     }
 
+    /// The log-likelihood of a target class under a softmax, per row: `logits` holds
+    /// `rows x classes` f32 values (row-major, `rows = len(logits) / classes`), `targets` one class
+    /// index per row, and `out` (rows f32) gets
+    /// `log_softmax(logits[row])[t] = l_t - max - ln Σ_j exp(l_j - max)`, `t = targets[row]`,
+    /// `max` the row's largest logit (subtracted so that no exp overflows; non-finite logits give
+    /// non-finite results). The fitness of a language model is the mean of these over the tokens.
+    ///
+    /// The targets live on the host: they are the next tokens of the data the caller already
+    /// holds, and only there can each be checked to be a class in `0..classes` in front of the
+    /// backends without a readback; a GPU backend uploads them (`rows` u32) into a pooled buffer
+    /// per call, as [`Backend::lowrank_update`] does with its fitness.
+    fn log_softmax_at(&self, logits: &Self::Buffer, targets: &[u32], classes: usize, out: &mut Self::Buffer) -> Result<()> {
+        checks::log_softmax_at(self, logits, targets, classes, out)?;
+        if targets.is_empty() {
+            return Ok(());
+        }
+        self.log_softmax_at_unchecked(logits, targets, classes, out)
+    }
+
     /// The kernel of [`Backend::write`]; arguments already checked.
     fn write_unchecked(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()>;
     /// The kernel of [`Backend::copy`]; arguments already checked.
@@ -307,4 +326,6 @@ pub trait Backend: Sized {
         shape: Recurrence,
         h: &mut Self::Buffer,
     ) -> Result<()>;
+    /// The kernel of [`Backend::log_softmax_at`]; arguments already checked, at least one row.
+    fn log_softmax_at_unchecked(&self, logits: &Self::Buffer, targets: &[u32], classes: usize, out: &mut Self::Buffer) -> Result<()>;
 }

@@ -26,6 +26,7 @@ test_device!(
     buffers_round_trip,
     bad_arguments_are_refused,
     mingru_scan_matches_definition,
+    log_softmax_at_matches_definition,
 );
 
 /// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
@@ -503,6 +504,7 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
         let mut half_h = b.upload_as(&[0.0; 30], DType::F16).unwrap();
         assert_refused!(b.mingru_scan(&gate, &cand, None, rec, &mut half_h), Error::Unsupported(_), "mingru_scan, f16 output");
     }
+    log_softmax_at_bad_arguments(b);
 
     // The backend still works after refusing all that.
     b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
@@ -561,4 +563,101 @@ fn mingru_scan_matches_definition<B: Backend>(backend: B) {
             assert_eq!(read(&backend, &h2), part(cut, time, &got), "the steps from {cut} of {shape:?}, from the state at {}", cut - 1);
         }
     });
+}
+
+/// `log_softmax(l)[t] = l_t - max - ln Σ_j exp(l_j - max)` of one row, in f64.
+fn reference_log_softmax_at(row: &[f32], t: u32) -> f64 {
+    let row: Vec<f64> = row.iter().map(|v| f64::from(*v)).collect();
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
+    row[t as usize] - max - sum.ln()
+}
+
+/// `log_softmax_at` of `rows x classes` logits drawn from ±`scale` and random targets against
+/// the f64 definition, over a garbage-filled output.
+fn check_log_softmax_at<B: Backend>(backend: &B, rows: usize, classes: usize, scale: f32, seed: u64) {
+    let logits: Vec<f32> = random(rows * classes, seed).iter().map(|v| v * scale).collect();
+    let mut rng = Pcg64::seed_from_u64(seed ^ 7);
+    let targets: Vec<u32> = (0..rows).map(|_| rng.random_range(0..classes as u32)).collect();
+    let mut out = up(backend, &random(rows, seed ^ 8));
+    backend.log_softmax_at(&up(backend, &logits), &targets, classes, &mut out).unwrap();
+    let want: Vec<f64> = logits.chunks(classes).zip(&targets).map(|(row, &t)| reference_log_softmax_at(row, t)).collect();
+    let what = format!("log_softmax_at, {rows} rows of {classes} classes within ±{scale}");
+    assert_close(&read(backend, &out), &want, tol(classes), 1e-5, &what);
+}
+
+/// The log-likelihood of each row's target: one class (always 0), classes beyond a workgroup,
+/// logits of ±100 where a naive `exp` overflows f32, then random shapes.
+fn log_softmax_at_matches_definition<B: Backend>(backend: B) {
+    check_log_softmax_at(&backend, 5, 1, 1.0, 1);
+    let one = read(&backend, &{
+        let mut out = backend.zeros(3).unwrap();
+        backend.log_softmax_at(&up(&backend, &[-7.0, 0.0, 90.0]), &[0; 3], 1, &mut out).unwrap();
+        out
+    });
+    assert_eq!(one, [0.0; 3], "one class has probability 1");
+    for (rows, classes) in [(3, 256), (4, 300), (2, 1000)] {
+        check_log_softmax_at(&backend, rows, classes, 1.0, classes as u64);
+        check_log_softmax_at(&backend, rows, classes, 100.0, classes as u64 + 1);
+    }
+    // More rows than a grid dimension holds workgroups (65535 by default): the grid folds.
+    check_log_softmax_at(&backend, 66_000, 2, 1.0, 2);
+    // Equal logits: every class has probability 1 / classes.
+    let mut out = backend.zeros(2).unwrap();
+    backend.log_softmax_at(&up(&backend, &[100.0; 2 * 300]), &[0, 299], 300, &mut out).unwrap();
+    assert_close(&read(&backend, &out), &[-(300f64.ln()); 2], 1e-5, 1e-6, "log_softmax_at of equal logits");
+    let classes = prop_oneof![1usize..70, 200usize..1100];
+    check(&backend, 24, (1usize..20, classes, prop_oneof![Just(1.0f32), Just(100.0)], any::<u64>()), |(rows, classes, scale, seed)| {
+        check_log_softmax_at(&backend, rows, classes, scale, seed)
+    });
+    // No rows: nothing to do.
+    backend.log_softmax_at(&up(&backend, &[]), &[], 4, &mut backend.zeros(0).unwrap()).unwrap();
+}
+
+/// The bad arguments of `log_softmax_at`, one fault per call.
+fn log_softmax_at_bad_arguments<B: Backend>(b: &B) {
+    let (rows, classes) = (3, 5);
+    let zeros = |len: usize| b.zeros(len).unwrap();
+    let (logits, targets) = (zeros(rows * classes), [0, 4, 2]);
+    b.log_softmax_at(&logits, &targets, classes, &mut zeros(rows)).unwrap();
+    assert_refused!(
+        b.log_softmax_at(&zeros(rows * classes + 1), &targets, classes, &mut zeros(rows)),
+        Error::Shape(_),
+        "log_softmax_at, a partial row"
+    );
+    assert_refused!(b.log_softmax_at(&logits, &targets[..2], classes, &mut zeros(rows)), Error::Shape(_), "log_softmax_at, a target short");
+    assert_refused!(
+        b.log_softmax_at(&logits, &[0, 1, 2, 3], classes, &mut zeros(rows)),
+        Error::Shape(_),
+        "log_softmax_at, a target too many"
+    );
+    assert_refused!(b.log_softmax_at(&logits, &targets, classes, &mut zeros(rows - 1)), Error::Shape(_), "log_softmax_at, short output");
+    assert_refused!(b.log_softmax_at(&zeros(0), &[], 0, &mut zeros(0)), Error::Shape(_), "log_softmax_at, 0 classes");
+    let error = b.log_softmax_at(&logits, &[0, 5, 2], classes, &mut zeros(rows)).unwrap_err();
+    assert!(
+        matches!(error, Error::InvalidArgument(_)) && error.to_string().contains("row 1"),
+        "log_softmax_at, target 5 of 5 classes: {error}"
+    );
+    assert_refused!(
+        b.log_softmax_at(&logits, &[u32::MAX, 0, 0], classes, &mut zeros(rows)),
+        Error::InvalidArgument(_),
+        "log_softmax_at, target 2^32 - 1"
+    );
+    // f16 logits or output: refused where f16 storage exists, else the upload is refused.
+    match b.upload_as(&[0.0; 15], eggroll_backend::DType::F16) {
+        Ok(half) => {
+            assert_refused!(
+                b.log_softmax_at(&half, &targets, classes, &mut zeros(rows)),
+                Error::Unsupported(_),
+                "log_softmax_at, f16 logits"
+            );
+            let mut half_out = b.upload_as(&[0.0; 3], eggroll_backend::DType::F16).unwrap();
+            assert_refused!(
+                b.log_softmax_at(&logits, &targets, classes, &mut half_out),
+                Error::Unsupported(_),
+                "log_softmax_at, f16 output"
+            );
+        }
+        Err(e) => assert!(matches!(e, Error::Unsupported(_)), "f16 upload: {e}"),
+    }
 }

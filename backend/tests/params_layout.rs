@@ -2,9 +2,9 @@
 //! lays out every uniform struct of every composed module, and each must have the size, the
 //! member names, order, offsets and scalar types of its Rust struct. Needs no GPU.
 
-use eggroll_backend::gpu::params::RecurrenceParams;
 use eggroll_backend::gpu::params::{
-    ElementParams, GemmParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, Uniform, VectorParams,
+    ElementParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams,
+    Uniform, VectorParams,
 };
 use eggroll_backend::gpu::shader_sources;
 use naga::{AddressSpace, Scalar, TypeInner};
@@ -61,6 +61,7 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(NormParams { rows, cols, eps, _pad0 }),
         layout!(ProbeParams { count, seed_lo, seed_hi, param_id, noise_epoch, pair, start, _pad0 }),
         layout!(RecurrenceParams { sequences, time, width, has_h0 }),
+        layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),
     ]
 }
 

@@ -313,4 +313,13 @@ impl Backend for CpuBackend {
         mingru_scan(gate, candidate, h0.map(Vec::as_slice), shape, h);
         Ok(())
     }
+
+    fn log_softmax_at_unchecked(&self, logits: &Vec<f32>, targets: &[u32], classes: usize, out: &mut Vec<f32>) -> Result<()> {
+        out.par_iter_mut().zip(logits.par_chunks(classes)).zip(targets.par_iter()).for_each(|((o, row), &t)| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|l| (l - max).exp()).sum();
+            *o = (row[t as usize] - max) - sum.ln();
+        });
+        Ok(())
+    }
 }

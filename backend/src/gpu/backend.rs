@@ -1,6 +1,6 @@
 //! [`Backend`] for [`WgpuBackend`]: the buffer transfers, and the kernels of `gemm`, `lowrank`,
-//! `vector_noise`, `elementwise` and `recurrence` behind the trait's argument checks
-//! (`crate::checks`). What is refused here is only what the adapter cannot do: f16 storage
+//! `vector_noise`, `elementwise`, `recurrence` and `cross_entropy` behind the trait's argument
+//! checks (`crate::checks`). What is refused here is only what the adapter cannot do: f16 storage
 //! without shader-f16, and the buffer, binding, grid and 32-bit index limits the kernels check.
 
 use super::adapter::describe_adapter;
@@ -156,5 +156,9 @@ impl Backend for WgpuBackend {
         h: &mut GpuBuffer,
     ) -> Result<()> {
         self.mingru_scan_kernel(gate, candidate, h0, shape, h)
+    }
+
+    fn log_softmax_at_unchecked(&self, logits: &GpuBuffer, targets: &[u32], classes: usize, out: &mut GpuBuffer) -> Result<()> {
+        self.log_softmax_at_kernel(logits, targets, classes, out)
     }
 }

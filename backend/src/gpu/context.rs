@@ -13,11 +13,11 @@
 //!   [`MAX_BIND_GROUPS`], least recently used out; a cached bind group keeps its buffers alive,
 //!   so the cache also drops every bind group of a buffer when the buffer is released: a
 //!   [`super::buffer::GpuBuffer`] when its owner drops it, a scratch buffer when its pool evicts it;
-//! * scratch buffers (projections, materialised weights, update factors, fitness differences)
-//!   and readback staging buffers come from pools keyed by purpose and size, taken for the call
-//!   and given back after it, so concurrent calls never share one. The scratch pool keeps idle
-//!   buffers up to [`MAX_POOLED`] and a byte budget, the staging pool up to [`MAX_POOLED`] and
-//!   [`STAGING_BYTES`], least recently used out.
+//! * scratch buffers (projections, materialised weights, update factors, fitness differences,
+//!   targets) and readback staging buffers come from pools keyed by purpose and size, taken for
+//!   the call and given back after it, so concurrent calls never share one. The scratch pool
+//!   keeps idle buffers up to [`MAX_POOLED`] and a byte budget, the staging pool up to
+//!   [`MAX_POOLED`] and [`STAGING_BYTES`], least recently used out.
 
 use super::params::UniformBlock;
 use super::pool::{BindGroupCache, Binds, BufferPool};
@@ -120,6 +120,8 @@ pub(crate) enum ScratchUse {
     UpdateB,
     /// The antithetic fitness differences of an update.
     FitnessDifferences,
+    /// The target classes of a log-likelihood (u32).
+    Targets,
 }
 
 #[derive(Default)]

@@ -317,3 +317,21 @@ pub struct RecurrenceParams {
 impl Uniform for RecurrenceParams {
     const WGSL_STRUCT: &'static str = "RecurrenceParams";
 }
+
+/// `LogSoftmaxParams` of `shaders/cross_entropy.wgsl`: the log-likelihood of each row's target.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct LogSoftmaxParams {
+    /// Rows of logits.
+    pub rows: u32,
+    /// Classes per row.
+    pub classes: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+}
+
+impl Uniform for LogSoftmaxParams {
+    const WGSL_STRUCT: &'static str = "LogSoftmaxParams";
+}

@@ -18,7 +18,7 @@ struct ModuleSource {
     draws_noise: bool,
 }
 
-const MODULES: [ModuleSource; 8] = [
+const MODULES: [ModuleSource; 9] = [
     ModuleSource { name: "lowrank", body: include_str!("../../../shaders/lowrank.wgsl"), draws_noise: true },
     ModuleSource { name: "noise", body: include_str!("../../../shaders/noise.wgsl"), draws_noise: true },
     ModuleSource { name: "naive", body: include_str!("../../../shaders/naive.wgsl"), draws_noise: true },
@@ -27,6 +27,7 @@ const MODULES: [ModuleSource; 8] = [
     ModuleSource { name: "layer_norm", body: include_str!("../../../shaders/layer_norm.wgsl"), draws_noise: false },
     ModuleSource { name: "rng_probe", body: include_str!("../../../shaders/rng_probe.wgsl"), draws_noise: true },
     ModuleSource { name: "recurrence", body: include_str!("../../../shaders/recurrence.wgsl"), draws_noise: false },
+    ModuleSource { name: "cross_entropy", body: include_str!("../../../shaders/cross_entropy.wgsl"), draws_noise: false },
 ];
 
 /// Modules that read f16 inputs and weights where the caller's buffers are f16: they declare
@@ -123,6 +124,7 @@ pub(crate) enum Kernel {
     #[cfg(feature = "testing")]
     NormalDraws,
     MingruScan,
+    LogSoftmaxAt,
 }
 
 impl Kernel {
@@ -148,6 +150,7 @@ impl Kernel {
             #[cfg(feature = "testing")]
             Kernel::NormalDraws => ("rng_probe", "normal_draws"),
             Kernel::MingruScan => ("recurrence", "mingru_scan"),
+            Kernel::LogSoftmaxAt => ("cross_entropy", "log_softmax_at"),
         }
     }
 
