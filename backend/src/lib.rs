@@ -24,8 +24,7 @@ pub mod select;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use ops::Recurrence;
-pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise};
+pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise, Recurrence};
 pub use rng::{philox4x32_10, FillPath, NoiseStream};
 pub use select::{BackendChoice, SelectedBackend};
 

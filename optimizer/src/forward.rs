@@ -5,7 +5,7 @@
 
 use crate::error::{EggrollError, Result};
 use crate::params::{ParamKind, ParamSpec};
-use eggroll_backend::{Activation, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{Activation, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream, Recurrence};
 
 /// Epsilon of the (affine-free) layer norms.
 pub const LAYER_NORM_EPS: f32 = 1e-5;
@@ -243,6 +243,31 @@ impl<'a, B: Backend> Forward<'a, B> {
             }
         }
         Ok(())
+    }
+
+    /// A minGRU over sequences of `time` steps: `z_t = sigmoid(W_z x_t)`, `h~_t = W_h x_t`,
+    /// `h_t = (1 - z_t) h_{t-1} + z_t h~_t` from `h_{-1} = 0`, with the matrix parameters `gate`
+    /// (`W_z`) and `candidate` (`W_h`), both width x inputs, perturbed like [`Forward::linear`]'s.
+    /// Each member's rows are its sequences one after another, `time` rows each (so the rows must
+    /// be a multiple of `time`); the projections of every step run as one (perturbed) matmul, only
+    /// the recurrence is sequential. Returns every `h_t`, one row per step.
+    pub fn min_gru(&mut self, x: Act, gate: &str, candidate: &str, time: usize) -> Result<Act> {
+        let (members, rows) = self.members_rows();
+        if time == 0 || !rows.is_multiple_of(time) {
+            return Err(EggrollError::Data(format!("{rows} rows per member are not whole sequences of {time} steps")));
+        }
+        let z = self.linear(x, gate, None)?;
+        let h_tilde = self.linear(x, candidate, None)?;
+        if z.width != h_tilde.width {
+            return Err(EggrollError::Config(format!("`{gate}` gives {} features, `{candidate}` {}", z.width, h_tilde.width)));
+        }
+        let shape = Recurrence { sequences: members * rows / time, time, width: z.width };
+        let slot = self.alloc(members * rows * z.width)?;
+        let mut dst = self.arena.buffers[slot].take().expect("just allocated");
+        let result = self.backend.mingru_scan(self.buffer(z), self.buffer(h_tilde), None, shape, &mut dst);
+        self.arena.buffers[slot] = Some(dst);
+        result?;
+        Ok(Act { slot, width: z.width, shared: false })
     }
 
     /// Applies `act` to `x` in place.

@@ -18,6 +18,7 @@ test_device!(
     bad_fitness_and_inputs_are_refused,
     async_api_matches_the_blocking_one,
     an_apps_own_model_runs_batched_and_matches_its_ask_handles,
+    a_recurrent_model_runs_batched_and_matches_its_ask_handles,
 );
 
 fn small_config() -> EsConfig {
@@ -261,4 +262,87 @@ fn an_apps_own_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backen
     for row in 0..rows {
         assert_close(&mean_y[row * 2..row * 2 + 2], &residual_on_host(&mean, &shared[row * 4..row * 4 + 4]), 1e-4, 1e-4, "mean model");
     }
+}
+
+/// Steps per sequence of [`Recurrent`].
+const STEPS: usize = 3;
+
+/// A recurrent model: a minGRU of width 4 over sequences of [`STEPS`] steps of 3 inputs, then a
+/// linear read-out of 2 features at every step.
+struct Recurrent;
+
+impl eggroll::Model for Recurrent {
+    fn registry(&self) -> eggroll::ParamRegistry {
+        let mut r = eggroll::ParamRegistry::new();
+        r.register("gru.gate", ParamKind::Matrix { m: 4, n: 3 }).unwrap();
+        r.register("gru.candidate", ParamKind::Matrix { m: 4, n: 3 }).unwrap();
+        r.register("out.weight", ParamKind::Matrix { m: 2, n: 4 }).unwrap();
+        r.register("out.bias", ParamKind::Vector { len: 2 }).unwrap();
+        r
+    }
+
+    fn inputs(&self) -> usize {
+        3
+    }
+
+    fn outputs(&self) -> usize {
+        2
+    }
+
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        let h = f.min_gru(x, "gru.gate", "gru.candidate", STEPS)?;
+        f.linear(h, "out.weight", Some("out.bias"))
+    }
+}
+
+/// [`Recurrent`] on the host: one sequence of [`STEPS`] rows of 3 inputs to its [`STEPS`] rows of
+/// 2 outputs, in f64.
+fn recurrent_on_host(p: &ParamValues, xs: &[f32]) -> Vec<f32> {
+    let matvec = |w: &[f32], x: &[f64], m: usize| -> Vec<f64> {
+        (0..m).map(|j| (0..x.len()).map(|l| f64::from(w[j * x.len() + l]) * x[l]).sum()).collect()
+    };
+    let mut h = vec![0.0f64; 4];
+    let mut out = Vec::new();
+    for x in xs.chunks(3) {
+        let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let z = matvec(p.get("gru.gate").unwrap(), &x, 4);
+        let c = matvec(p.get("gru.candidate").unwrap(), &x, 4);
+        for k in 0..4 {
+            let z = 1.0 / (1.0 + (-z[k]).exp());
+            h[k] = (1.0 - z) * h[k] + z * c[k];
+        }
+        let y = matvec(p.get("out.weight").unwrap(), &h, 2);
+        out.extend(y.iter().zip(p.get("out.bias").unwrap()).map(|(y, b)| (y + f64::from(*b)) as f32));
+    }
+    out
+}
+
+/// A recurrent model (minGRU) runs as a batched population forward over sequences: every member's
+/// outputs equal the host recurrence of the parameters its ask handle describes, each sequence
+/// starting from a zero state, with the input shared or per member; a row count that is not
+/// whole sequences is refused.
+fn a_recurrent_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, Recurrent, EsConfig { population: 4, ..small_config() }).unwrap();
+    es.tell(&[0.5, -1.0, 1.5, 0.0]).unwrap();
+    let mean = es.params().unwrap();
+    let rows = 2 * STEPS;
+    let shared: Vec<f32> = (0..rows * 3).map(|i| ((i * 7 % 9) as f32 - 4.0) / 2.0).collect();
+    let per_member: Vec<f32> = (0..4 * rows * 3).map(|i| ((i * 5 % 13) as f32 - 6.0) / 3.0).collect();
+    for (x, layout) in [(&shared, InputLayout::Shared), (&per_member, InputLayout::PerMember)] {
+        let y = es.population_forward(x, layout, rows).unwrap();
+        for handle in es.ask() {
+            let params = handle.apply_all(&mean);
+            for seq in 0..2 {
+                let first = match layout {
+                    InputLayout::Shared => seq * STEPS,
+                    InputLayout::PerMember => handle.member * rows + seq * STEPS,
+                };
+                let want = recurrent_on_host(&params, &x[first * 3..(first + STEPS) * 3]);
+                let at = (handle.member * rows + seq * STEPS) * 2;
+                assert_close(&y[at..at + STEPS * 2], &want, 1e-4, 1e-4, &format!("{layout:?} member {} sequence {seq}", handle.member));
+            }
+        }
+    }
+    let err = es.population_forward(&shared[..(rows - 1) * 3], InputLayout::Shared, rows - 1).unwrap_err();
+    assert!(matches!(err, EggrollError::Data(_)) && err.to_string().contains("sequences of 3 steps"), "{err}");
 }
