@@ -257,3 +257,43 @@ pub(crate) fn log_softmax_at<B: Backend>(backend: &B, logits: &B::Buffer, target
     }
     Ok(())
 }
+
+/// The token ids of an embedding: each a row of the `vocab`-row table.
+fn tokens_in_range(tokens: &[u32], vocab: usize) -> Result<()> {
+    if let Some((row, t)) = tokens.iter().enumerate().find(|(_, &t)| t as usize >= vocab) {
+        return Err(Error::InvalidArgument(format!("token of row {row} is {t}, outside the table's rows 0..{vocab}")));
+    }
+    Ok(())
+}
+
+/// [`Backend::perturbed_embedding`]: a valid shape and batch, one token per input row (per
+/// [`Batch::input_len`] with width 1), each a row of the m x n f32 table, an f32 output of
+/// `N x rows x n` values.
+pub(crate) fn perturbed_embedding<B: Backend>(
+    backend: &B,
+    tokens: &[u32],
+    table: &B::Buffer,
+    noise: &LowRankNoise,
+    batch: &Batch,
+    y: &B::Buffer,
+) -> Result<()> {
+    noise.shape.validate()?;
+    batch.validate()?;
+    let (m, n) = (noise.shape.m, noise.shape.n);
+    len("tokens", tokens.len(), batch.input_len(1))?;
+    f32_len(backend, "embedding table", table, m * n)?;
+    f32_len(backend, "output Y", y, batch.output_len(n))?;
+    tokens_in_range(tokens, m)
+}
+
+/// [`Backend::embedding`]: an f32 table of whole rows of `cols > 0` values, each token one of its
+/// rows, an f32 output of `tokens x cols` values.
+pub(crate) fn embedding<B: Backend>(backend: &B, tokens: &[u32], table: &B::Buffer, cols: usize, y: &B::Buffer) -> Result<()> {
+    let table_len = backend.len(table);
+    if cols == 0 || table_len == 0 || !table_len.is_multiple_of(cols) {
+        return Err(Error::Shape(format!("embedding table of {table_len} values is not a whole number (> 0) of rows of {cols}")));
+    }
+    f32_buffer(backend, "embedding table", table)?;
+    f32_len(backend, "output Y", y, tokens.len() * cols)?;
+    tokens_in_range(tokens, table_len / cols)
+}

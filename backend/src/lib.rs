@@ -260,6 +260,35 @@ pub trait Backend: Sized {
         self.log_softmax_at_unchecked(logits, targets, classes, out)
     }
 
+    /// The EGGROLL embedding lookup: row `v` of member i's table `W + s_i (σ/√r) A_i B_iᵀ`, that is
+    /// `y[i, row, :] = W[v, :] + s_i (σ/√r) Σ_k A_i[v, k] B_i[:, k]` with `v` the row's token, for
+    /// every member at once; only the rows looked up are computed, the noise regenerated from the
+    /// RNG as in [`Backend::perturbed_matmul`]. `tokens` holds [`Batch::input_len`]`(1)` ids (the
+    /// shared rows, or every member's rows), each `< noise.shape.m`; `table` is m x n (f32), `y`
+    /// gets `N x rows x n`. The tokens live on the host, like the targets of
+    /// [`Backend::log_softmax_at`], so that each is checked in front of the backends.
+    fn perturbed_embedding(
+        &self,
+        tokens: &[u32],
+        table: &Self::Buffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Self::Buffer,
+    ) -> Result<()> {
+        checks::perturbed_embedding(self, tokens, table, &noise, &batch, y)?;
+        self.perturbed_embedding_unchecked(tokens, table, noise, batch, y)
+    }
+
+    /// The unperturbed embedding lookup (the mean model's): `y[row, :] = table[tokens[row], :]`
+    /// with `table` rows of `cols` f32 values and `y` `tokens x cols`.
+    fn embedding(&self, tokens: &[u32], table: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()> {
+        checks::embedding(self, tokens, table, cols, y)?;
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        self.embedding_unchecked(tokens, table, cols, y)
+    }
+
     /// The kernel of [`Backend::write`]; arguments already checked.
     fn write_unchecked(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()>;
     /// The kernel of [`Backend::copy`]; arguments already checked.
@@ -327,4 +356,15 @@ pub trait Backend: Sized {
     ) -> Result<()>;
     /// The kernel of [`Backend::log_softmax_at`]; arguments already checked, at least one row.
     fn log_softmax_at_unchecked(&self, logits: &Self::Buffer, targets: &[u32], classes: usize, out: &mut Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::perturbed_embedding`]; arguments already checked.
+    fn perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Self::Buffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// The kernel of [`Backend::embedding`]; arguments already checked, at least one token.
+    fn embedding_unchecked(&self, tokens: &[u32], table: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()>;
 }

@@ -27,6 +27,7 @@ test_device!(
     bad_arguments_are_refused,
     mingru_scan_matches_definition,
     log_softmax_at_matches_definition,
+    embeddings_match_definitions,
 );
 
 /// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
@@ -505,6 +506,7 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
         assert_refused!(b.mingru_scan(&gate, &cand, None, rec, &mut half_h), Error::Unsupported(_), "mingru_scan, f16 output");
     }
     log_softmax_at_bad_arguments(b);
+    embedding_bad_arguments(b);
 
     // The backend still works after refusing all that.
     b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
@@ -657,6 +659,124 @@ fn log_softmax_at_bad_arguments<B: Backend>(b: &B) {
                 Error::Unsupported(_),
                 "log_softmax_at, f16 output"
             );
+        }
+        Err(e) => assert!(matches!(e, Error::Unsupported(_)), "f16 upload: {e}"),
+    }
+}
+
+/// Member i's row `v` of the table in f64: `W[v, :] + s_i (σ/√r) Σ_q A_{i/2}[v, q] B_{i/2}[:, q]`,
+/// the factors from their definition (the stream's draws at the layout's indices).
+fn reference_embedding(tokens: &[u32], table: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
+    let LowRank { n, rank, sigma, .. } = noise.shape;
+    let scale = f64::from(sigma) / (rank as f64).sqrt();
+    let mut y = Vec::with_capacity(batch.output_len(n));
+    for i in 0..batch.population {
+        let (a, b) = factors(noise, i / 2);
+        for row in 0..batch.rows {
+            let v = match batch.input {
+                InputLayout::Shared => tokens[row],
+                InputLayout::PerMember => tokens[i * batch.rows + row],
+            } as usize;
+            y.extend((0..n).map(|c| {
+                let lowrank: f64 = (0..rank).map(|q| a[v * rank + q] * b[c * rank + q]).sum();
+                f64::from(table[v * n + c]) + sign(i) * scale * lowrank
+            }));
+        }
+    }
+    y
+}
+
+/// The perturbed lookup against every member's row of its table (shared and per-member tokens,
+/// random shapes), and the plain lookup against the table's rows.
+fn embeddings_match_definitions<B: Backend>(backend: B) {
+    check(&backend, 24, shape_strategy(), |(m, n, rank, population, rows, shared, seed)| {
+        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+        let batch = Batch { population, rows, input };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 5, 2), shape: LowRank { m, n, rank, sigma: 0.9 } };
+        let mut rng = Pcg64::seed_from_u64(seed ^ 3);
+        let tokens: Vec<u32> = (0..batch.input_len(1)).map(|_| rng.random_range(0..m as u32)).collect();
+        let table = random(m * n, seed ^ 4);
+        let tb = up(&backend, &table);
+        let mut y = backend.zeros(batch.output_len(n)).unwrap();
+        backend.perturbed_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
+        let want = reference_embedding(&tokens, &table, noise, batch);
+        assert_close(&read(&backend, &y), &want, tol(rank), tol(rank), "perturbed embedding");
+        let mut plain = backend.zeros(tokens.len() * n).unwrap();
+        backend.embedding(&tokens, &tb, n, &mut plain).unwrap();
+        let want: Vec<f64> =
+            tokens.iter().flat_map(|&v| table[v as usize * n..(v as usize + 1) * n].iter().map(|&t| f64::from(t))).collect();
+        assert_eq!(read(&backend, &plain), want.iter().map(|&v| v as f32).collect::<Vec<_>>(), "embedding");
+    });
+    // No tokens: nothing to do.
+    backend.embedding(&[], &up(&backend, &[1.0; 6]), 3, &mut backend.zeros(0).unwrap()).unwrap();
+}
+
+/// The bad arguments of the embedding lookups, one fault per call.
+fn embedding_bad_arguments<B: Backend>(b: &B) {
+    let (m, n, rank) = (5, 3, 2);
+    let noise = LowRankNoise { stream: NoiseStream::new(1, 2, 3), shape: LowRank { m, n, rank, sigma: 0.5 } };
+    let zeros = |len: usize| b.zeros(len).unwrap();
+    let batch = Batch { population: 4, rows: 2, input: InputLayout::PerMember };
+    let shared = Batch { input: InputLayout::Shared, ..batch };
+    let table = zeros(m * n);
+    let tokens = [0, 4, 1, 2, 3, 0, 4, 4];
+    let mut y = zeros(batch.output_len(n));
+    b.perturbed_embedding(&tokens, &table, noise, batch, &mut y).unwrap();
+    b.perturbed_embedding(&tokens[..2], &table, noise, shared, &mut y).unwrap();
+    b.embedding(&tokens, &table, n, &mut zeros(tokens.len() * n)).unwrap();
+
+    let mut bad = tokens;
+    bad[5] = 5;
+    let error = b.perturbed_embedding(&bad, &table, noise, batch, &mut y).unwrap_err();
+    assert!(
+        matches!(error, Error::InvalidArgument(_)) && error.to_string().contains("row 5"),
+        "perturbed_embedding, token 5 of 5: {error}"
+    );
+    let error = b.embedding(&bad, &table, n, &mut zeros(tokens.len() * n)).unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)) && error.to_string().contains("row 5"), "embedding, token 5 of 5: {error}");
+    assert_refused!(
+        b.perturbed_embedding(&tokens[..7], &table, noise, batch, &mut y),
+        Error::Shape(_),
+        "perturbed_embedding, a token short"
+    );
+    assert_refused!(
+        b.perturbed_embedding(&tokens, &table, noise, shared, &mut y),
+        Error::Shape(_),
+        "perturbed_embedding, shared, tokens too many"
+    );
+    assert_refused!(
+        b.perturbed_embedding(&tokens, &zeros(m * n - 1), noise, batch, &mut y),
+        Error::Shape(_),
+        "perturbed_embedding, short table"
+    );
+    assert_refused!(
+        b.perturbed_embedding(&tokens, &table, noise, batch, &mut zeros(batch.output_len(n) + 1)),
+        Error::Shape(_),
+        "perturbed_embedding, long output"
+    );
+    let odd = Batch { population: 3, ..batch };
+    assert_refused!(
+        b.perturbed_embedding(&tokens[..6], &table, noise, odd, &mut zeros(3 * 2 * n)),
+        Error::InvalidArgument(_),
+        "perturbed_embedding, odd population"
+    );
+    let too_high = LowRankNoise { shape: LowRank { rank: 4, ..noise.shape }, ..noise };
+    assert_refused!(
+        b.perturbed_embedding(&tokens, &table, too_high, batch, &mut y),
+        Error::InvalidArgument(_),
+        "perturbed_embedding, rank 4 of 5x3"
+    );
+    assert_refused!(b.embedding(&tokens, &zeros(m * n + 1), n, &mut zeros(tokens.len() * n)), Error::Shape(_), "embedding, a partial row");
+    assert_refused!(b.embedding(&tokens, &table, 0, &mut zeros(0)), Error::Shape(_), "embedding, 0 columns");
+    assert_refused!(b.embedding(&tokens, &table, n, &mut zeros(tokens.len() * n - 1)), Error::Shape(_), "embedding, short output");
+    match b.upload_as(&[0.0; 15], DType::F16) {
+        Ok(half) => {
+            assert_refused!(
+                b.perturbed_embedding(&tokens, &half, noise, batch, &mut y),
+                Error::Unsupported(_),
+                "perturbed_embedding, f16 table"
+            );
+            assert_refused!(b.embedding(&tokens, &half, n, &mut zeros(tokens.len() * n)), Error::Unsupported(_), "embedding, f16 table");
         }
         Err(e) => assert!(matches!(e, Error::Unsupported(_)), "f16 upload: {e}"),
     }

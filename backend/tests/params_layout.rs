@@ -3,8 +3,8 @@
 //! member names, order, offsets and scalar types of its Rust struct. Needs no GPU.
 
 use eggroll_backend::gpu::params::{
-    ElementParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams,
-    Uniform, VectorParams,
+    ElementParams, EmbeddingParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams,
+    RecurrenceParams, Uniform, VectorParams,
 };
 use eggroll_backend::gpu::shader_sources;
 use naga::{AddressSpace, Scalar, TypeInner};
@@ -62,6 +62,7 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(ProbeParams { count, seed_lo, seed_hi, param_id, noise_epoch, pair, start, _pad0 }),
         layout!(RecurrenceParams { sequences, time, width, has_h0 }),
         layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),
+        layout!(EmbeddingParams { rows, m, n, rank, count, shared_input, seed_lo, seed_hi, param_id, noise_epoch, scale, _pad0 }),
     ]
 }
 

@@ -29,7 +29,7 @@ fn every_module_validates_and_translates_to_all_backends() {
     let gemms = GemmConfig::CANDIDATES.len();
     assert_eq!(
         sources.len(),
-        2 * gemms + 9 + 2,
+        2 * gemms + 10 + 2,
         "per storage type one module per GEMM candidate, then every other shader file, and lowrank and naive in f16"
     );
     let expected_gemms = DType::ALL.iter().flat_map(|&d| GemmConfig::CANDIDATES.iter().map(move |c| (d, c)));

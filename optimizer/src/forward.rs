@@ -67,6 +67,10 @@ impl Act {
 pub(crate) struct Arena<B: Backend> {
     key: (usize, usize, InputLayout),
     buffers: Vec<Option<B::Buffer>>,
+    /// A host copy of the forward's input, which [`Forward::embedding`] reads its token ids from.
+    input: Vec<f32>,
+    /// The token ids of an embedding lookup, reused from one forward to the next.
+    tokens: Vec<u32>,
 }
 
 /// The layers a model's forward runs on the backend. Every method enqueues work for all members
@@ -107,11 +111,13 @@ impl<'a, B: Backend> Forward<'a, B> {
                 if cache.len() == MAX_ARENAS {
                     cache.remove(0);
                 }
-                cache.push(Arena { key, buffers: Vec::new() });
+                cache.push(Arena { key, buffers: Vec::new(), input: Vec::new(), tokens: Vec::new() });
                 cache.len() - 1
             }
         };
         let mut f = Forward { backend, params, mode, arena: &mut cache[index], next: 0 };
+        f.arena.input.clear();
+        f.arena.input.extend_from_slice(x);
         let input = Act { slot: f.alloc(input_len)?, width: inputs, shared: layout == InputLayout::Shared };
         backend.write(f.buffer_mut(input), x)?;
         Ok((f, input))
@@ -268,6 +274,54 @@ impl<'a, B: Backend> Forward<'a, B> {
         self.arena.buffers[slot] = Some(dst);
         result?;
         Ok(Act { slot, width: z.width, shared: false })
+    }
+
+    /// The embedding lookup of the matrix parameter `table` (vocabulary x width): `x` must be the
+    /// model input, one token id per row as an exact f32 integer in `0..vocabulary`, and each
+    /// row becomes its token's row of the table. In a population forward that is the row of each
+    /// member's own perturbed table `W + s_i (σ/√r) A_i B_iᵀ` (the table's low-rank noise, as
+    /// [`Forward::linear`]'s weights get; only the rows looked up are computed), in the mean
+    /// model's the row of `W`. A row whose value is not such an id is an [`EggrollError::Data`]
+    /// naming it. Returns width features per row, each member's own.
+    pub fn embedding(&mut self, x: Act, table: &str) -> Result<Act> {
+        let (spec, t) = self.param(table)?;
+        let ParamKind::Matrix { m, n } = spec.kind else {
+            return Err(EggrollError::Config(format!("`{table}` is {:?}, not a matrix", spec.kind)));
+        };
+        // Slot 0 holds the model input: `start` allocates it first.
+        if x.slot != 0 || x.width != 1 {
+            return Err(EggrollError::Config(format!(
+                "the embedding `{table}` looks up the model input, one token id per row; its input is {}, {} wide",
+                if x.slot == 0 { "the model input" } else { "a layer's output" },
+                x.width
+            )));
+        }
+        let mut tokens = std::mem::take(&mut self.arena.tokens);
+        tokens.clear();
+        for (row, &v) in self.arena.input.iter().enumerate() {
+            if !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < m) {
+                self.arena.tokens = tokens;
+                return Err(EggrollError::Data(format!("row {row} of the input holds {v}, not a token id in 0..{m} of `{table}`")));
+            }
+            tokens.push(v as u32);
+        }
+        let (members, rows) = self.members_rows();
+        let slot = self.alloc(members * rows * n)?;
+        let mut dst = self.arena.buffers[slot].take().expect("just allocated");
+        let result = match self.mode {
+            Mode::Population { batch, seed, noise_epoch, rank, sigma } => {
+                let noise = LowRankNoise {
+                    stream: NoiseStream::new(seed, spec.id, noise_epoch),
+                    shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: Self::sigma_of(spec, sigma) },
+                };
+                self.backend.perturbed_embedding(&tokens, t, noise, batch, &mut dst)
+            }
+            Mode::Mean { .. } => self.backend.embedding(&tokens, t, n, &mut dst),
+        };
+        self.arena.buffers[slot] = Some(dst);
+        self.arena.tokens = tokens;
+        result?;
+        Ok(Act { slot, width: n, shared: false })
     }
 
     /// Applies `act` to `x` in place.

@@ -19,6 +19,7 @@ test_device!(
     async_api_matches_the_blocking_one,
     an_apps_own_model_runs_batched_and_matches_its_ask_handles,
     a_recurrent_model_runs_batched_and_matches_its_ask_handles,
+    an_embedding_model_runs_batched_and_matches_its_ask_handles,
 );
 
 fn small_config() -> EsConfig {
@@ -345,4 +346,85 @@ fn a_recurrent_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backen
     }
     let err = es.population_forward(&shared[..(rows - 1) * 3], InputLayout::Shared, rows - 1).unwrap_err();
     assert!(matches!(err, EggrollError::Data(_)) && err.to_string().contains("sequences of 3 steps"), "{err}");
+}
+
+/// Vocabulary and width of [`Embed`]'s table.
+const VOCAB: usize = 11;
+const DIM: usize = 5;
+
+/// A byte-level language model's first layers: a token's row of an 11 x 5 embedding table, tanh,
+/// then a linear read-out of 3 features.
+struct Embed;
+
+impl eggroll::Model for Embed {
+    fn registry(&self) -> eggroll::ParamRegistry {
+        let mut r = eggroll::ParamRegistry::new();
+        r.register("embed", ParamKind::Matrix { m: VOCAB, n: DIM }).unwrap();
+        r.register("out.weight", ParamKind::Matrix { m: 3, n: DIM }).unwrap();
+        r
+    }
+
+    fn inputs(&self) -> usize {
+        1
+    }
+
+    fn outputs(&self) -> usize {
+        3
+    }
+
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        let h = f.embedding(x, "embed")?;
+        f.activation(h, Activation::Tanh)?;
+        f.linear(h, "out.weight", None)
+    }
+}
+
+/// [`Embed`] on the host for one token: the row of the (perturbed) table, tanh, the read-out.
+fn embed_on_host(p: &ParamValues, token: f32) -> Vec<f32> {
+    let (table, w) = (p.get("embed").unwrap(), p.get("out.weight").unwrap());
+    let v = token as usize;
+    let h: Vec<f64> = table[v * DIM..(v + 1) * DIM].iter().map(|&e| f64::from(e).tanh()).collect();
+    (0..3).map(|j| (0..DIM).map(|l| f64::from(w[j * DIM + l]) * h[l]).sum::<f64>() as f32).collect()
+}
+
+/// An embedding model runs as a batched population forward: every member's outputs equal the
+/// host forward of the table and weights its ask handle describes (the rows of its own perturbed
+/// table), with the tokens shared or per member, the mean model those of the mean parameters;
+/// a token id outside the vocabulary, negative or not an integer is refused naming its row.
+fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, Embed, EsConfig { population: 6, ..small_config() }).unwrap();
+    es.tell(&[1.0, -0.5, 0.0, 2.0, -1.0, 0.5]).unwrap();
+    let mean = es.params().unwrap();
+    let rows = 4;
+    let shared: Vec<f32> = [3, 10, 0, 3].map(|t| t as f32).to_vec();
+    let per_member: Vec<f32> = (0..6 * rows).map(|i| (i * 7 % VOCAB) as f32).collect();
+    for (x, layout) in [(&shared, InputLayout::Shared), (&per_member, InputLayout::PerMember)] {
+        let y = es.population_forward(x, layout, rows).unwrap();
+        for handle in es.ask() {
+            let params = handle.apply_all(&mean);
+            for row in 0..rows {
+                let at = match layout {
+                    InputLayout::Shared => row,
+                    InputLayout::PerMember => handle.member * rows + row,
+                };
+                let got = (handle.member * rows + row) * 3;
+                let what = format!("{layout:?} member {} row {row}", handle.member);
+                assert_close(&y[got..got + 3], &embed_on_host(&params, x[at]), 1e-4, 1e-4, &what);
+            }
+        }
+        // The members of a pair differ: the table's noise is there.
+        assert!(y[..rows * 3] != y[rows * 3..2 * rows * 3]);
+    }
+    let mean_y = es.forward_mean(&shared, rows).unwrap();
+    for row in 0..rows {
+        assert_close(&mean_y[row * 3..row * 3 + 3], &embed_on_host(&mean, shared[row]), 1e-5, 1e-5, "mean model");
+    }
+    for bad in [VOCAB as f32, -1.0, 2.5, f32::NAN] {
+        let mut x = shared.clone();
+        x[2] = bad;
+        let err = es.population_forward(&x, InputLayout::Shared, rows).unwrap_err();
+        assert!(matches!(err, EggrollError::Data(_)) && err.to_string().contains("row 2"), "token {bad}: {err}");
+        let err = es.forward_mean(&x, rows).unwrap_err();
+        assert!(matches!(err, EggrollError::Data(_)) && err.to_string().contains("row 2"), "mean model, token {bad}: {err}");
+    }
 }

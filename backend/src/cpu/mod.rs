@@ -52,7 +52,7 @@ fn transpose_into(t: &[f32], rows: usize, r: usize, sign: f32, out: &mut [f32]) 
 }
 
 /// The input rows of member `member`.
-fn member_input<'a>(x: &'a [f32], batch: &Batch, n: usize, member: usize) -> &'a [f32] {
+fn member_input<'a, T>(x: &'a [T], batch: &Batch, n: usize, member: usize) -> &'a [T] {
     match batch.input {
         InputLayout::Shared => x,
         InputLayout::PerMember => &x[member * batch.rows * n..(member + 1) * batch.rows * n],
@@ -320,6 +320,48 @@ impl Backend for CpuBackend {
             let sum: f32 = row.iter().map(|l| (l - max).exp()).sum();
             *o = (row[t as usize] - max) - sum.ln();
         });
+        Ok(())
+    }
+
+    fn perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Vec<f32>,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        let shape = noise.shape;
+        let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
+        let scale = shape.scale();
+        // One task per antithetic pair: its factors drawn once (column by column, Aᵀ and Bᵀ),
+        // then each looked-up row is the table's row plus s_i scale Σ_k A[v, k] B[:, k].
+        y.par_chunks_mut(2 * rows * n).enumerate().for_each_init(
+            || (vec![0.0; m * r], vec![0.0; n * r]),
+            |(a_t, b_t), (pair, y_pair)| {
+                draw_factors_t(&noise, pair as u32, a_t, b_t);
+                for (half, y_member) in y_pair.chunks_exact_mut(rows * n).enumerate() {
+                    let coef = member_sign(half) * scale;
+                    let member_tokens = member_input(tokens, &batch, 1, 2 * pair + half);
+                    for (&v, y_row) in member_tokens.iter().zip(y_member.chunks_exact_mut(n)) {
+                        let v = v as usize;
+                        y_row.copy_from_slice(&table[v * n..(v + 1) * n]);
+                        for (a_col, b_col) in a_t.chunks_exact(m).zip(b_t.chunks_exact(n)) {
+                            let c = coef * a_col[v];
+                            y_row.iter_mut().zip(b_col).for_each(|(yj, bj)| *yj += c * bj);
+                        }
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
+
+    fn embedding_unchecked(&self, tokens: &[u32], table: &Vec<f32>, cols: usize, y: &mut Vec<f32>) -> Result<()> {
+        for (&v, y_row) in tokens.iter().zip(y.chunks_exact_mut(cols)) {
+            let v = v as usize;
+            y_row.copy_from_slice(&table[v * cols..(v + 1) * cols]);
+        }
         Ok(())
     }
 }

@@ -161,4 +161,19 @@ impl Backend for WgpuBackend {
     fn log_softmax_at_unchecked(&self, logits: &GpuBuffer, targets: &[u32], classes: usize, out: &mut GpuBuffer) -> Result<()> {
         self.log_softmax_at_kernel(logits, targets, classes, out)
     }
+
+    fn perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &GpuBuffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut GpuBuffer,
+    ) -> Result<()> {
+        self.perturbed_embedding_kernel(tokens, table, noise, batch, y)
+    }
+
+    fn embedding_unchecked(&self, tokens: &[u32], table: &GpuBuffer, cols: usize, y: &mut GpuBuffer) -> Result<()> {
+        self.embedding_kernel(tokens, table, cols, y)
+    }
 }

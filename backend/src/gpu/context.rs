@@ -122,6 +122,8 @@ pub(crate) enum ScratchUse {
     FitnessDifferences,
     /// The target classes of a log-likelihood (u32).
     Targets,
+    /// The token ids of an embedding lookup (u32).
+    Tokens,
 }
 
 #[derive(Default)]

@@ -21,8 +21,8 @@
 //! 9. `autotune_file`: the autotune cache file (native only);
 //! 10. `gemm`: one GEMM as a dispatch, the choice of its configuration, the autotuner;
 //! 11. `wgpu_backend`: [`WgpuBackend`], its construction and inspection, shared kernel helpers;
-//! 12. `lowrank`, `vector_noise`, `elementwise`, `recurrence`, `cross_entropy`, `probe`: the
-//!     kernels' dispatches;
+//! 12. `lowrank`, `vector_noise`, `elementwise`, `recurrence`, `cross_entropy`, `embedding`,
+//!     `probe`: the kernels' dispatches;
 //! 13. `backend`: the [`Backend`](crate::Backend) implementation;
 //! 14. this module: re-exports.
 
@@ -35,6 +35,7 @@ mod config;
 mod context;
 mod cross_entropy;
 mod elementwise;
+mod embedding;
 mod gemm;
 mod lowrank;
 pub mod params;

@@ -335,3 +335,37 @@ pub struct LogSoftmaxParams {
 impl Uniform for LogSoftmaxParams {
     const WGSL_STRUCT: &'static str = "LogSoftmaxParams";
 }
+
+/// `EmbeddingParams` of `shaders/embedding.wgsl`: an embedding lookup, perturbed or plain.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct EmbeddingParams {
+    /// Rows (tokens) per member.
+    pub rows: u32,
+    /// Rows of the table (the vocabulary).
+    pub m: u32,
+    /// Columns of the table (the embedding width).
+    pub n: u32,
+    /// Rank of the noise.
+    pub rank: u32,
+    /// Members (1 for the plain lookup).
+    pub count: u32,
+    /// 1 when every member reads the same tokens.
+    pub shared_input: u32,
+    /// Low word of the stream's key.
+    pub seed_lo: u32,
+    /// High word of the stream's key.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// σ/√r.
+    pub scale: f32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+}
+
+impl Uniform for EmbeddingParams {
+    const WGSL_STRUCT: &'static str = "EmbeddingParams";
+}

@@ -18,7 +18,7 @@ struct ModuleSource {
     draws_noise: bool,
 }
 
-const MODULES: [ModuleSource; 9] = [
+const MODULES: [ModuleSource; 10] = [
     ModuleSource { name: "lowrank", body: include_str!("../../../shaders/lowrank.wgsl"), draws_noise: true },
     ModuleSource { name: "noise", body: include_str!("../../../shaders/noise.wgsl"), draws_noise: true },
     ModuleSource { name: "naive", body: include_str!("../../../shaders/naive.wgsl"), draws_noise: true },
@@ -28,6 +28,7 @@ const MODULES: [ModuleSource; 9] = [
     ModuleSource { name: "rng_probe", body: include_str!("../../../shaders/rng_probe.wgsl"), draws_noise: true },
     ModuleSource { name: "recurrence", body: include_str!("../../../shaders/recurrence.wgsl"), draws_noise: false },
     ModuleSource { name: "cross_entropy", body: include_str!("../../../shaders/cross_entropy.wgsl"), draws_noise: false },
+    ModuleSource { name: "embedding", body: include_str!("../../../shaders/embedding.wgsl"), draws_noise: true },
 ];
 
 /// Modules that read f16 inputs and weights where the caller's buffers are f16: they declare
@@ -125,6 +126,8 @@ pub(crate) enum Kernel {
     NormalDraws,
     MingruScan,
     LogSoftmaxAt,
+    PerturbedEmbedding,
+    Embedding,
 }
 
 impl Kernel {
@@ -151,6 +154,8 @@ impl Kernel {
             Kernel::NormalDraws => ("rng_probe", "normal_draws"),
             Kernel::MingruScan => ("recurrence", "mingru_scan"),
             Kernel::LogSoftmaxAt => ("cross_entropy", "log_softmax_at"),
+            Kernel::PerturbedEmbedding => ("embedding", "perturbed_embedding"),
+            Kernel::Embedding => ("embedding", "embedding"),
         }
     }
 

@@ -1,0 +1,60 @@
+// The embedding lookup, noise regenerated from the RNG (philox.wgsl):
+// `perturbed_embedding`: y[i, row, c] = table[v, c] + s_i scale sum_k A_pair(i)[v, k] B_pair(i)[c, k]
+//   with v the row's token (the shared rows' tokens, or member i's own): row v of member i's
+//   table W + s_i scale A Bᵀ, only the rows looked up; one invocation per (member, row, column),
+//   drawing the r terms of its value;
+// `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model).
+
+// Mirrored field for field by `EmbeddingParams` in backend/src/gpu/params.rs
+// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
+struct EmbeddingParams {
+    rows: u32,
+    m: u32,
+    n: u32,
+    rank: u32,
+    count: u32,
+    shared_input: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    param_id: u32,
+    noise_epoch: u32,
+    scale: f32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: EmbeddingParams;
+@group(0) @binding(1) var<storage, read> table: array<f32>;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+fn draw(pair: u32, element: u32) -> f32 {
+    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
+}
+
+@compute @workgroup_size(256)
+fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= p.count * p.rows * p.n) {
+        return;
+    }
+    let c = gid % p.n;
+    let row = (gid / p.n) % p.rows;
+    let member = gid / (p.n * p.rows);
+    let v = tokens[select(member * p.rows + row, row, p.shared_input != 0u)];
+    let pair = member / 2u;
+    var acc = 0.0;
+    for (var k = 0u; k < p.rank; k++) {
+        acc = fma(draw(pair, a_element(p.m, v, k)), draw(pair, b_element(p.m, p.n, p.rank, c, k)), acc);
+    }
+    let coef = select(p.scale, -p.scale, (member & 1u) != 0u);
+    y[gid] = fma(coef, acc, table[v * p.n + c]);
+}
+
+@compute @workgroup_size(256)
+fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= p.rows * p.n) {
+        return;
+    }
+    y[gid] = table[tokens[gid / p.n] * p.n + gid % p.n];
+}
