@@ -6,7 +6,7 @@
 
 use eggroll::config::{EsConfig, OptimizerKind};
 use eggroll::tasks::{Constant, Regression, Task};
-use eggroll::{train_epoch, Eggroll, Mlp};
+use eggroll::{train_epoch, Eggroll, Mlp, ParamKind};
 use eggroll_backend::gpu::{CreatedObjects, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{for_each_adapter, open};
 use eggroll_backend::{Activation, InputLayout};
@@ -15,7 +15,7 @@ use eggroll_backend::{Activation, InputLayout};
 const EPOCHS: usize = 6;
 
 /// Runs `epoch` `EPOCHS` times and asserts that epochs 2.. create nothing, naming `what`.
-fn assert_steady(what: &str, es: &mut Eggroll<WgpuBackend>, mut epoch: impl FnMut(&mut Eggroll<WgpuBackend>)) {
+fn assert_steady<M: eggroll::Model>(what: &str, es: &mut Eggroll<WgpuBackend, M>, mut epoch: impl FnMut(&mut Eggroll<WgpuBackend, M>)) {
     epoch(es);
     let after_first = es.backend().created();
     assert!(after_first.pipelines > 0 && after_first.bind_groups > 0, "{what}: the first epoch builds pipelines: {after_first:?}");
@@ -100,5 +100,54 @@ fn created_counts_what_a_first_call_creates() {
             trained.buffers > uploaded.buffers && trained.bind_groups > uploaded.bind_groups && trained.pipelines > uploaded.pipelines,
             "an epoch's first run creates scratch and uniform buffers, bind groups and pipelines: {uploaded:?} -> {trained:?}"
         );
+    });
+}
+
+/// A small sequence model of the layers a language model is built from: a byte embedding, a
+/// minGRU over sequences of 4 steps, layer norm, a residual sum and a read-out.
+struct Sequence;
+
+impl eggroll::Model for Sequence {
+    fn registry(&self) -> eggroll::ParamRegistry {
+        let mut r = eggroll::ParamRegistry::new();
+        r.register("embed", ParamKind::Matrix { m: 16, n: 6 }).unwrap();
+        r.register("gru.gate", ParamKind::Matrix { m: 6, n: 6 }).unwrap();
+        r.register("gru.candidate", ParamKind::Matrix { m: 6, n: 6 }).unwrap();
+        r.register("head", ParamKind::Matrix { m: 3, n: 6 }).unwrap();
+        r
+    }
+
+    fn inputs(&self) -> usize {
+        1
+    }
+
+    fn outputs(&self) -> usize {
+        3
+    }
+
+    fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        let e = f.embedding(x, "embed")?;
+        let h = f.min_gru(e, "gru.gate", "gru.candidate", 4)?;
+        f.layer_norm(h)?;
+        f.add(h, e)?;
+        f.linear(h, "head", None)
+    }
+}
+
+#[test]
+fn sequence_model_epochs_create_no_device_objects_after_the_first() {
+    for_each_adapter(|adapter| {
+        let config = EsConfig { population: 8, rank: 2, sigma: 0.1, lr: 0.05, epochs: EPOCHS as u32, seed: 9, ..EsConfig::default() };
+        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), Sequence, config).unwrap();
+        let mut step = 0;
+        assert_steady("embedding + minGRU", &mut es, |es| {
+            step += 1;
+            // Two sequences of 4 byte ids per member, other ids every epoch.
+            let tokens: Vec<f32> = (0..8).map(|i| ((i * 5 + step) % 16) as f32).collect();
+            let y = es.population_forward(&tokens, InputLayout::Shared, 8).unwrap();
+            es.tell(&fitness(&y, 8)).unwrap();
+            let mean = es.forward_mean(&tokens, 8).unwrap();
+            assert!(mean.iter().all(|v| v.is_finite()), "{mean:?}");
+        });
     });
 }
