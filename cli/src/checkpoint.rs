@@ -30,6 +30,10 @@ pub struct Manifest {
     pub format_version: u32,
     /// Task name.
     pub task: String,
+    /// The task's settings beyond the configuration ([`eggroll::Task::settings`]: a language
+    /// model's shape and data), absent for tasks without any.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub settings: serde_json::Value,
     /// Epochs completed; training resumes here.
     pub epoch: u32,
     /// Experiment seed (also in `config`, repeated for readers).
@@ -185,6 +189,7 @@ mod tests {
         Manifest {
             format_version: FORMAT_VERSION,
             task: "constant".into(),
+            settings: serde_json::Value::Null,
             epoch,
             seed: 0,
             config: EsConfig::default(),

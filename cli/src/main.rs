@@ -1,8 +1,8 @@
-//! The `eggroll` command: `train`, `info` and `bench`. Every failure prints one `error: ...` line
+//! The `eggroll` command: `train`, `info`, `bench` and `sample`. Every failure prints one `error: ...` line
 //! on stderr and exits non-zero.
 //!
 //! Modules: argument parsing ([`args`]), the training driver ([`train`]) and its files
-//! ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]).
+//! ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]), text generation ([`sample`]).
 
 mod args;
 mod checkpoint;
@@ -12,6 +12,7 @@ mod info;
 mod metrics;
 mod plot;
 mod runtime_dir;
+mod sample;
 mod train;
 
 use args::{Cli, Command};
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Bench(args) => eggroll_bench::run(&args.options()).map_err(error::CliError::new),
+        Command::Sample(args) => sample::sample(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

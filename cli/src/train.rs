@@ -7,7 +7,8 @@ use crate::crash::crash_point;
 use crate::error::{CliError, Result};
 use crate::metrics::{num, MetricsLog, Record};
 use crate::plot;
-use eggroll::{train_epoch, Eggroll, EggrollError, EsConfig, Evaluation, Task, TaskKind, TrainerState};
+use eggroll::tasks::CharLm;
+use eggroll::{train_epoch, Eggroll, EggrollError, EsConfig, Evaluation, Model, Task, TaskKind, TrainerState};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
 use eggroll_backend::{with_backend, Backend};
@@ -19,6 +20,14 @@ use std::time::Instant;
 /// Builds the configuration and the task, opens the backend `--backend` asks for, and trains.
 pub fn train(args: &TrainArgs) -> Result<()> {
     let kind: TaskKind = args.task.parse()?;
+    args.check_task_flags(kind)?;
+    if kind == TaskKind::CharLm {
+        let options = args.charlm_options();
+        let config = args.config(CharLm::new(0, &options)?.default_config())?;
+        let task = CharLm::new(config.seed, &options)?;
+        let selected = select_backend(args.backend, &WgpuOptions::default())?;
+        return with_backend!(selected, backend => run(backend, task, config, args));
+    }
     let config = args.config(kind.build(0)?.default_config())?;
     let task = kind.build(config.seed)?;
     let selected = select_backend(args.backend, &WgpuOptions::default())?;
@@ -27,12 +36,20 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 
 /// Loads the checkpoint in `dir` into `es` after checking it belongs to this task, configuration
 /// and model; returns its manifest.
-fn resume<B: Backend>(es: &mut Eggroll<B>, task: &str, dir: &std::path::Path) -> Result<Manifest> {
+fn resume<B: Backend, T: Task>(es: &mut Eggroll<B, T::Model>, task: &T, dir: &std::path::Path) -> Result<Manifest> {
     let loaded = checkpoint::load(dir)?;
     let manifest = &loaded.manifest;
     let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
-    if manifest.task != task {
-        return Err(refuse(format!("it is a checkpoint of task `{}`, not `{task}`", manifest.task)));
+    let name = task.name();
+    if manifest.task != name {
+        return Err(refuse(format!("it is a checkpoint of task `{}`, not `{name}`", manifest.task)));
+    }
+    let settings = task.settings();
+    if manifest.settings != settings {
+        let key = settings.as_object().and_then(|o| o.keys().find(|k| manifest.settings.get(k.as_str()) != o.get(k.as_str())).cloned());
+        let key = key.unwrap_or_default();
+        let (saved, now) = (manifest.settings.get(&key).cloned().unwrap_or_default(), settings.get(&key).cloned().unwrap_or_default());
+        return Err(refuse(format!("it was made with {key} = {saved}, this run has {now}")));
     }
     if manifest.config != *es.config() {
         let (saved, now) = (json!(manifest.config), json!(es.config()));
@@ -55,12 +72,13 @@ fn resume<B: Backend>(es: &mut Eggroll<B>, task: &str, dir: &std::path::Path) ->
 }
 
 /// Saves the trainer into `dir` as the checkpoint of its current epoch.
-fn save<B: Backend>(es: &Eggroll<B>, task: &str, dir: &std::path::Path, log: Option<&mut MetricsLog>) -> Result<()> {
+fn save<B: Backend, T: Task>(es: &Eggroll<B, T::Model>, task: &T, dir: &std::path::Path, log: Option<&mut MetricsLog>) -> Result<()> {
     let state = es.state()?;
     let model = state.to_safetensors(&es.specs())?;
     let manifest = Manifest {
         format_version: checkpoint::FORMAT_VERSION,
-        task: task.to_string(),
+        task: task.name().to_string(),
+        settings: task.settings(),
         epoch: state.epoch,
         seed: es.config().seed,
         config: es.config().clone(),
@@ -87,10 +105,11 @@ fn progress(epochs: u32, start: u32, quiet: bool) -> ProgressBar {
 pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args: &TrainArgs) -> Result<()> {
     let name = task.name();
     let epochs = config.epochs;
+    let tokens = task.tokens_per_epoch(&config);
     let mut es = Eggroll::new(backend, task.model(), config)?;
     let ckpt_dir = args.checkpoint.as_ref().or(args.resume.as_ref());
     let manifest = match &args.resume {
-        Some(dir) => Some(resume(&mut es, name, dir)?),
+        Some(dir) => Some(resume(&mut es, &task, dir)?),
         None => None,
     };
     if let Some(dir) = ckpt_dir.filter(|d| args.resume.as_ref() != Some(d)) {
@@ -125,11 +144,12 @@ pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args:
         history.push(record);
         crash_point(done, "epoch");
         if let Some(dir) = ckpt_dir.filter(|_| done % args.checkpoint_every == 0 || done == epochs) {
-            save(&es, name, dir, log.as_mut())?;
+            save(&es, &task, dir, log.as_mut())?;
         }
         last_eval = eval.or(last_eval);
         let shown = last_eval.as_ref().map(|e| format!(" train_loss {:.4} {} {:.4}", e.train_loss, e.metric_name, e.metric));
-        bar.set_message(format!("fitness {:.4}{}", stats.mean_fitness, shown.unwrap_or_default()));
+        let speed = tokens.map(|t| format!(" {:.0} tok/s", t as f64 / (ms / 1e3)));
+        bar.set_message(format!("fitness {:.4}{}{}", stats.mean_fitness, shown.unwrap_or_default(), speed.unwrap_or_default()));
         bar.set_position(u64::from(done));
     }
     bar.finish_and_clear();
@@ -142,27 +162,61 @@ pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args:
         plot::draw(path, &history, &format!("eggroll {name}"))?;
     }
     let ms_per_epoch = if epochs > start { total_ms / f64::from(epochs - start) } else { 0.0 };
-    report(&es, name, &final_eval, ms_per_epoch, manifest.map(|m| m.epoch), args.json);
+    let summary = Summary {
+        eval: final_eval,
+        ms_per_epoch,
+        resumed_from: manifest.map(|m| m.epoch),
+        baselines: task.baselines(),
+        tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
+    };
+    report(&es, name, &summary, args.json);
     Ok(())
 }
 
-/// Prints the final summary: one JSON object with `json`, else two human lines.
-fn report<B: Backend>(es: &Eggroll<B>, name: &str, eval: &Evaluation, ms_per_epoch: f64, resumed_from: Option<u32>, json: bool) {
+/// What a run ends with.
+struct Summary {
+    /// The last evaluation.
+    eval: Evaluation,
+    /// Mean training time of the epochs this run made (evaluations excluded).
+    ms_per_epoch: f64,
+    /// The epoch a resumed run started from.
+    resumed_from: Option<u32>,
+    /// The task's reference figures ([`Task::baselines`]).
+    baselines: Vec<(&'static str, f64)>,
+    /// Tokens the population evaluated per second of training, for sequence tasks.
+    tokens_per_second: Option<f64>,
+}
+
+/// Prints the final summary: one JSON object with `json`, else two human lines (three with
+/// baselines or a token rate).
+fn report<B: Backend, M: Model>(es: &Eggroll<B, M>, name: &str, summary: &Summary, json: bool) {
     let adapter = es.backend().describe();
     let backend = if adapter.backend == "cpu" { "cpu" } else { "wgpu" };
     let c = es.config();
+    let (eval, ms_per_epoch) = (&summary.eval, summary.ms_per_epoch);
     if json {
         let mut out = json!({
             "task": name, "backend": backend, "api": adapter.backend, "adapter": adapter.name,
             "device_type": adapter.device_type, "epochs": c.epochs,
-            "population": c.population, "rank": c.rank, "seed": c.seed, "resumed_from": resumed_from,
+            "population": c.population, "rank": c.rank, "seed": c.seed, "resumed_from": summary.resumed_from,
             "final_train_loss": num(eval.train_loss), "ms_per_epoch": ms_per_epoch,
         });
         out[format!("final_{}", eval.metric_name)] = num(eval.metric);
+        for &(key, value) in &summary.baselines {
+            out[key] = num(value as f32);
+        }
+        if let Some(rate) = summary.tokens_per_second {
+            out["tokens_per_second"] = json!(rate);
+        }
         println!("{out}");
     } else {
         let api = if backend == "cpu" { String::new() } else { format!(", {}", adapter.backend) };
         println!("{name} on {} [{backend}{api}]: {} epochs, population {}, rank {}", adapter.name, c.epochs, c.population, c.rank);
         println!("final train_loss {:.6}, {} {:.6}; {ms_per_epoch:.3} ms/epoch", eval.train_loss, eval.metric_name, eval.metric);
+        let mut extra: Vec<String> = summary.baselines.iter().map(|(key, value)| format!("{key} {value:.4}")).collect();
+        extra.extend(summary.tokens_per_second.map(|rate| format!("{rate:.0} tokens/s")));
+        if !extra.is_empty() {
+            println!("{}", extra.join(", "));
+        }
     }
 }

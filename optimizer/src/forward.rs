@@ -126,6 +126,13 @@ impl<'a, B: Backend> Forward<'a, B> {
     /// Ends the forward: the buffer of `output`, which must be `outputs` wide and, in a population
     /// forward, each member's own.
     pub(crate) fn finish(self, output: Act, outputs: usize) -> Result<&'a B::Buffer> {
+        self.check_output(output, outputs)?;
+        let arena: &'a Arena<B> = self.arena;
+        Ok(arena.buffers[output.slot].as_ref().expect("the output's buffer is in the arena"))
+    }
+
+    /// Checks that `output` is `outputs` wide and, in a population forward, each member's own.
+    pub(crate) fn check_output(&self, output: Act, outputs: usize) -> Result<()> {
         if output.width != outputs {
             return Err(EggrollError::Config(format!(
                 "the model's forward gives {} features, it declares {outputs} outputs",
@@ -135,8 +142,7 @@ impl<'a, B: Backend> Forward<'a, B> {
         if output.shared && self.members_rows().0 > 1 {
             return Err(EggrollError::Config("the model's output does not depend on its parameters".into()));
         }
-        let arena: &'a Arena<B> = self.arena;
-        Ok(arena.buffers[output.slot].as_ref().expect("the output's buffer is in the arena"))
+        Ok(())
     }
 
     /// Members (1 for the mean model) and rows per member.
@@ -322,6 +328,38 @@ impl<'a, B: Backend> Forward<'a, B> {
         self.arena.tokens = tokens;
         result?;
         Ok(Act { slot, width: n, shared: false })
+    }
+
+    /// A copy of `x` in a buffer of its own (a residual branch that a layer then changes in place
+    /// leaves the original as it was); shared when `x` is.
+    pub fn copy(&mut self, x: Act) -> Result<Act> {
+        let len = self.backend.len(self.buffer(x));
+        let slot = self.alloc(len)?;
+        let mut dst = self.arena.buffers[slot].take().expect("just allocated");
+        let result = self.backend.copy(self.buffer(x), &mut dst);
+        self.arena.buffers[slot] = Some(dst);
+        result?;
+        Ok(Act { slot, ..x })
+    }
+
+    /// The log-likelihood of a target class per row: `logits` are each member's scores over
+    /// their width of classes, `targets` the class of every row (members x rows, member-major, in
+    /// `0..width`); returns one value per row, `log softmax(logits_row)[target]`, computed on the
+    /// backend so that only one value per row is read back.
+    pub fn log_likelihood(&mut self, logits: Act, targets: &[u32]) -> Result<Act> {
+        let (members, rows) = self.members_rows();
+        if logits.shared && members > 1 {
+            return Err(EggrollError::Config("the logits do not depend on the parameters".into()));
+        }
+        if targets.len() != members * rows {
+            return Err(EggrollError::Data(format!("{} targets for {members} members x {rows} rows", targets.len())));
+        }
+        let slot = self.alloc(members * rows)?;
+        let mut dst = self.arena.buffers[slot].take().expect("just allocated");
+        let result = self.backend.log_softmax_at(self.buffer(logits), targets, logits.width, &mut dst);
+        self.arena.buffers[slot] = Some(dst);
+        result?;
+        Ok(Act { slot, width: 1, shared: false })
     }
 
     /// Applies `act` to `x` in place.

@@ -98,6 +98,27 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
         &self.model
     }
 
+    /// Replaces the model by `model`, which must declare the same parameters (names, ids and
+    /// shapes): for settings that are not parameters, such as the sequence length a recurrent
+    /// model's forward splits its rows into. Refused, naming the first difference, otherwise.
+    pub fn set_model(&mut self, model: M) -> Result<()> {
+        let new = model.registry();
+        let (new, old) = (new.specs(), &self.slots);
+        if new.len() != old.len() {
+            return Err(EggrollError::Config(format!("the new model has {} parameters, the trainer's {}", new.len(), old.len())));
+        }
+        for (n, o) in new.iter().zip(old) {
+            if (&n.name, n.id, n.kind) != (&o.spec.name, o.spec.id, o.spec.kind) {
+                return Err(EggrollError::Config(format!(
+                    "the new model's parameter {} is `{}` {:?}, the trainer's `{}` {:?}",
+                    n.id, n.name, n.kind, o.spec.name, o.spec.kind
+                )));
+            }
+        }
+        self.model = model;
+        Ok(())
+    }
+
     /// The current epoch: the number of [`Eggroll::tell`]s so far (or restored).
     pub fn epoch(&self) -> u32 {
         self.epoch
@@ -124,14 +145,14 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
     #[cfg(feature = "native")]
     pub fn population_forward(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
         let mode = self.population_mode(layout, rows)?;
-        let (backend, output) = self.enqueue_forward(mode, x)?;
+        let (backend, output) = self.enqueue(mode, x, None)?;
         Ok(backend.read_blocking(output)?)
     }
 
     /// [`Eggroll::population_forward`] with the read-back awaited.
     pub async fn population_forward_async(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
         let mode = self.population_mode(layout, rows)?;
-        let (backend, output) = self.enqueue_forward(mode, x)?;
+        let (backend, output) = self.enqueue(mode, x, None)?;
         Ok(backend.read(output).await?)
     }
 
@@ -139,13 +160,47 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
     /// [`Eggroll::forward_mean_async`].
     #[cfg(feature = "native")]
     pub fn forward_mean(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let (backend, output) = self.enqueue_forward(mean_mode(rows)?, x)?;
+        let (backend, output) = self.enqueue(mean_mode(rows)?, x, None)?;
         Ok(backend.read_blocking(output)?)
     }
 
     /// [`Eggroll::forward_mean`] with the read-back awaited.
     pub async fn forward_mean_async(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let (backend, output) = self.enqueue_forward(mean_mode(rows)?, x)?;
+        let (backend, output) = self.enqueue(mean_mode(rows)?, x, None)?;
+        Ok(backend.read(output).await?)
+    }
+
+    /// The population forward scored against `targets` on the backend: for each of the
+    /// N x rows output rows (member-major), the log-likelihood `log softmax(y_row)[target]` of its
+    /// target class in `0..outputs`, so that a classifier or language model's fitness reads back
+    /// one value per row instead of its logits. `x` and `layout` as in
+    /// [`Eggroll::population_forward`]. Blocking; see [`Eggroll::population_log_likelihood_async`].
+    #[cfg(feature = "native")]
+    pub fn population_log_likelihood(&mut self, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
+        let mode = self.population_mode(layout, rows)?;
+        let (backend, output) = self.enqueue(mode, x, Some(targets))?;
+        Ok(backend.read_blocking(output)?)
+    }
+
+    /// [`Eggroll::population_log_likelihood`] with the read-back awaited.
+    pub async fn population_log_likelihood_async(&mut self, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
+        let mode = self.population_mode(layout, rows)?;
+        let (backend, output) = self.enqueue(mode, x, Some(targets))?;
+        Ok(backend.read(output).await?)
+    }
+
+    /// The mean model scored against `targets` (one class per row): the log-likelihood of each
+    /// row's target, as [`Eggroll::population_log_likelihood`]. Blocking; see
+    /// [`Eggroll::mean_log_likelihood_async`].
+    #[cfg(feature = "native")]
+    pub fn mean_log_likelihood(&mut self, x: &[f32], rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
+        let (backend, output) = self.enqueue(mean_mode(rows)?, x, Some(targets))?;
+        Ok(backend.read_blocking(output)?)
+    }
+
+    /// [`Eggroll::mean_log_likelihood`] with the read-back awaited.
+    pub async fn mean_log_likelihood_async(&mut self, x: &[f32], rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
+        let (backend, output) = self.enqueue(mean_mode(rows)?, x, Some(targets))?;
         Ok(backend.read(output).await?)
     }
 
@@ -162,9 +217,10 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
         })
     }
 
-    /// Enqueues the forward of `mode` on `x`; returns the backend and the buffer to read.
-    fn enqueue_forward(&mut self, mode: Mode, x: &[f32]) -> Result<(&B, &B::Buffer)> {
-        let output = forward::run(&self.backend, &self.model, &self.slots, &mut self.arenas, mode, x)?;
+    /// Enqueues the forward of `mode` on `x`, scored against `targets` when given; returns the
+    /// backend and the buffer to read.
+    fn enqueue(&mut self, mode: Mode, x: &[f32], targets: Option<&[u32]>) -> Result<(&B, &B::Buffer)> {
+        let output = forward::run(&self.backend, &self.model, &self.slots, &mut self.arenas, mode, x, targets)?;
         Ok((&self.backend, output))
     }
 

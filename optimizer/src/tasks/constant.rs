@@ -39,6 +39,8 @@ impl Constant {
 }
 
 impl Task for Constant {
+    type Model = Mlp;
+
     fn name(&self) -> &'static str {
         "constant"
     }

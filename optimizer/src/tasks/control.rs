@@ -221,6 +221,8 @@ impl<E: Env> Control<E> {
 }
 
 impl<E: Env> Task for Control<E> {
+    type Model = Mlp;
+
     fn name(&self) -> &'static str {
         E::NAME
     }

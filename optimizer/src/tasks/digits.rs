@@ -252,6 +252,8 @@ impl Digits {
 }
 
 impl Task for Digits {
+    type Model = Mlp;
+
     fn name(&self) -> &'static str {
         "digits"
     }

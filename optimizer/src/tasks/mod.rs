@@ -4,6 +4,7 @@
 //! state), so a run resumed from a checkpoint continues exactly.
 
 pub mod cartpole;
+pub mod charlm;
 mod constant;
 pub mod control;
 pub mod digits;
@@ -11,6 +12,7 @@ pub mod pendulum;
 mod regression;
 
 pub use cartpole::CartPole;
+pub use charlm::{CharLm, CharLmModel, CharLmOptions};
 pub use constant::Constant;
 pub use digits::Digits;
 pub use pendulum::Pendulum;
@@ -19,7 +21,7 @@ pub use regression::Regression;
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::{Eggroll, StepStats};
-use crate::model::Mlp;
+use crate::model::{Mlp, Model};
 use eggroll_backend::Backend;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -39,20 +41,37 @@ pub struct Evaluation {
 
 /// A problem EGGROLL can train on.
 pub trait Task {
+    /// The model it trains.
+    type Model: Model;
     /// Short name, as [`TaskKind`] parses it.
     fn name(&self) -> &'static str;
     /// The model to train.
-    fn model(&self) -> Mlp;
+    fn model(&self) -> Self::Model;
     /// The hyperparameters the task is tuned for.
     fn default_config(&self) -> EsConfig;
     /// Raw fitness (len N, higher is better) of every member at the trainer's current epoch.
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>>;
+    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Vec<f32>>;
     /// Train loss of the mean model on the data just seen, and the held-out metric.
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation>;
+    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Evaluation>;
+    /// Tokens (bytes) the whole population evaluates in an epoch of `config`, for a sequence
+    /// model's tokens-per-second figure; `None` (the default) for other tasks.
+    fn tokens_per_epoch(&self, _config: &EsConfig) -> Option<usize> {
+        None
+    }
+    /// Reference figures reported beside the metric, by name (a language model's baselines);
+    /// none by default.
+    fn baselines(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+    /// The task's settings beyond the [`EsConfig`] (model shape, data) that a checkpoint records
+    /// and a resumed run must match; `null` (the default) when the task has none.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// One epoch: [`Task::population_fitness`], then [`Eggroll::tell`].
-pub fn train_epoch<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B>) -> Result<StepStats> {
+pub fn train_epoch<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B, T::Model>) -> Result<StepStats> {
     let fitness = task.population_fitness(es)?;
     es.tell(&fitness)
 }
@@ -70,11 +89,15 @@ pub enum TaskKind {
     CartPole,
     /// Pendulum-v1 swing-up ([`Pendulum`]).
     Pendulum,
+    /// A byte-level language model ([`CharLm`]); it trains a [`CharLmModel`], not an [`Mlp`],
+    /// so it is built with [`CharLm::new`] rather than [`TaskKind::build`].
+    CharLm,
 }
 
 impl TaskKind {
     /// Every task kind.
-    pub const ALL: [TaskKind; 5] = [TaskKind::Regression, TaskKind::Constant, TaskKind::Digits, TaskKind::CartPole, TaskKind::Pendulum];
+    pub const ALL: [TaskKind; 6] =
+        [TaskKind::Regression, TaskKind::Constant, TaskKind::Digits, TaskKind::CartPole, TaskKind::Pendulum, TaskKind::CharLm];
 
     /// The name [`FromStr`] accepts.
     pub fn name(self) -> &'static str {
@@ -84,10 +107,12 @@ impl TaskKind {
             TaskKind::Digits => "digits",
             TaskKind::CartPole => "cartpole",
             TaskKind::Pendulum => "pendulum",
+            TaskKind::CharLm => "charlm",
         }
     }
 
-    /// The task with its data drawn from `seed` (digits: an error if its embedded data fails validation).
+    /// The [`Mlp`] task with its data drawn from `seed` (digits: an error if its embedded data
+    /// fails validation); `charlm` is refused, as [`CharLm::new`] builds it.
     pub fn build(self, seed: u64) -> Result<AnyTask> {
         match self {
             TaskKind::Regression => Ok(AnyTask::Regression(Regression::new(seed))),
@@ -95,6 +120,7 @@ impl TaskKind {
             TaskKind::Digits => Ok(AnyTask::Digits(Digits::new(seed)?)),
             TaskKind::CartPole => Ok(AnyTask::CartPole(CartPole::new(seed))),
             TaskKind::Pendulum => Ok(AnyTask::Pendulum(Pendulum::new(seed))),
+            TaskKind::CharLm => Err(EggrollError::Config("the charlm task trains a CharLmModel: build it with CharLm::new".into())),
         }
     }
 }
@@ -117,7 +143,7 @@ impl FromStr for TaskKind {
     }
 }
 
-/// Any task of this build, for dispatch by [`TaskKind`].
+/// Any [`Mlp`] task of this build, for dispatch by [`TaskKind`].
 #[derive(Clone, Debug)]
 pub enum AnyTask {
     /// [`Regression`].
@@ -146,6 +172,7 @@ macro_rules! dispatch {
 }
 
 impl Task for AnyTask {
+    type Model = Mlp;
     fn name(&self) -> &'static str {
         dispatch!(self, t => t.name())
     }

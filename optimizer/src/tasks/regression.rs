@@ -50,6 +50,8 @@ impl Regression {
 }
 
 impl Task for Regression {
+    type Model = Mlp;
+
     fn name(&self) -> &'static str {
         "regression"
     }

@@ -1,0 +1,196 @@
+//! A byte-level language model ([`CharLmModel`]) learning the next byte of a corpus: the King
+//! James Bible shipped with the crate ([`Corpus::kjv`]), or any file's bytes.
+//!
+//! - Fitness of a member: the mean log-likelihood (nats per byte) of the next byte over its window
+//!   of `window` bytes, the recurrent state starting from zero at the window's start (so every
+//!   window is scored alike, and training and sampling see the same state).
+//! - Data reuse: the members of a fitness-shaping group (`group_size` consecutive members, the
+//!   whole population when it is 0) share one window, so an epoch draws `population / group`
+//!   windows from the train split, a pure function of (seed, epoch); shaping within groups then
+//!   compares members on the same bytes.
+//! - Held-out metric: bits per byte of the mean model on the [`TEST_WINDOWS`] fixed test windows,
+//!   beside the unigram and bigram baselines fitted on the train split and scored on the same
+//!   windows.
+
+pub mod corpus;
+mod model;
+
+pub use corpus::{Baselines, Corpus, TEST_WINDOWS, VOCAB};
+pub use model::{CharLmModel, MLP_RATIO};
+
+use super::{Evaluation, Task};
+use crate::config::{EsConfig, OptimizerKind};
+use crate::error::{EggrollError, Result};
+use crate::es::Eggroll;
+use eggroll_backend::{Backend, InputLayout};
+use serde_json::json;
+use std::f64::consts::LN_2;
+use std::path::PathBuf;
+
+/// What the `charlm` task trains on, and the model's shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CharLmOptions {
+    /// A file whose bytes replace the embedded King James Bible.
+    pub data: Option<PathBuf>,
+    /// Features of the model's residual stream.
+    pub width: usize,
+    /// Blocks of the model.
+    pub depth: usize,
+    /// Bytes per window (T).
+    pub window: usize,
+}
+
+impl Default for CharLmOptions {
+    fn default() -> Self {
+        Self { data: None, width: 64, depth: 1, window: 32 }
+    }
+}
+
+/// The `charlm` task.
+#[derive(Clone, Debug)]
+pub struct CharLm {
+    corpus: Corpus,
+    model: CharLmModel,
+    seed: u64,
+    test_inputs: Vec<f32>,
+    test_targets: Vec<u32>,
+    unigram_bits: f64,
+    bigram_bits: f64,
+    /// The distinct windows of the last population evaluation (inputs, targets).
+    seen: Option<(Vec<f32>, Vec<u32>)>,
+    /// Every member's input and targets, reused from one epoch to the next.
+    inputs: Vec<f32>,
+    targets: Vec<u32>,
+}
+
+/// Bits per byte of mean log-likelihoods `ll` (nats).
+fn bits_per_byte(ll: &[f32]) -> f32 {
+    let mean = ll.iter().map(|&v| f64::from(v)).sum::<f64>() / ll.len() as f64;
+    (-mean / LN_2) as f32
+}
+
+impl CharLm {
+    /// The task on `options`' data (the embedded King James Bible by default) and model, windows
+    /// drawn from `seed`. Refuses a data file that is missing, empty or too short for a window in
+    /// each split, and a width, depth or window of 0.
+    pub fn new(seed: u64, options: &CharLmOptions) -> Result<Self> {
+        let model = CharLmModel::new(options.width, options.depth, options.window)?;
+        let corpus = match &options.data {
+            Some(path) => Corpus::from_file(path)?,
+            None => Corpus::kjv()?,
+        };
+        corpus.check_window(model.window)?;
+        let starts = corpus.test_starts(model.window);
+        let (inputs, targets) = corpus::windows(corpus.test(), &starts, model.window);
+        let baselines = Baselines::fit(corpus.train());
+        Ok(Self {
+            unigram_bits: baselines.unigram_bits(&targets),
+            bigram_bits: baselines.bigram_bits(&inputs, &targets),
+            test_inputs: inputs.iter().map(|&b| f32::from(b)).collect(),
+            test_targets: targets.iter().map(|&b| u32::from(b)).collect(),
+            corpus,
+            model,
+            seed,
+            seen: None,
+            inputs: Vec::new(),
+            targets: Vec::new(),
+        })
+    }
+
+    /// The corpus.
+    pub fn corpus(&self) -> &Corpus {
+        &self.corpus
+    }
+
+    /// Bits per byte of the unigram baseline on the test windows.
+    pub fn unigram_bits_per_byte(&self) -> f64 {
+        self.unigram_bits
+    }
+
+    /// Bits per byte of the bigram baseline on the test windows.
+    pub fn bigram_bits_per_byte(&self) -> f64 {
+        self.bigram_bits
+    }
+
+    /// The distinct train windows of `epoch` for a population in groups of `group` members:
+    /// inputs as f32 byte values, and targets.
+    fn train_windows(&self, config: &EsConfig, epoch: u32) -> (Vec<f32>, Vec<u32>) {
+        let count = config.population / config.group_len();
+        let starts = self.corpus.train_starts(self.model.window, count, self.seed, epoch);
+        let (x, y) = corpus::windows(self.corpus.train(), &starts, self.model.window);
+        (x.iter().map(|&b| f32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
+    }
+}
+
+impl Task for CharLm {
+    type Model = CharLmModel;
+
+    fn name(&self) -> &'static str {
+        "charlm"
+    }
+
+    fn model(&self) -> CharLmModel {
+        self.model
+    }
+
+    /// Sized for a 2-core CPU: population 256 in groups of 32 (8 windows per epoch), rank 1,
+    /// Adam.
+    fn default_config(&self) -> EsConfig {
+        EsConfig {
+            population: 256,
+            rank: 1,
+            sigma: 0.02,
+            lr: 0.003,
+            optimizer: OptimizerKind::Adam,
+            epochs: 1000,
+            group_size: 32,
+            ..EsConfig::default()
+        }
+    }
+
+    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Vec<f32>> {
+        let config = es.config().clone();
+        let (t, group) = (self.model.window, config.group_len());
+        let (x, y) = self.train_windows(&config, es.epoch());
+        self.inputs.clear();
+        self.targets.clear();
+        for member in 0..config.population {
+            let w = member / group;
+            self.inputs.extend_from_slice(&x[w * t..(w + 1) * t]);
+            self.targets.extend_from_slice(&y[w * t..(w + 1) * t]);
+        }
+        let ll = es.population_log_likelihood(&self.inputs, InputLayout::PerMember, t, &self.targets)?;
+        self.seen = Some((x, y));
+        let fitness: Vec<f32> = ll.chunks_exact(t).map(|w| (w.iter().map(|&v| f64::from(v)).sum::<f64>() / t as f64) as f32).collect();
+        if let Some(bad) = fitness.iter().position(|f| !f.is_finite()) {
+            return Err(EggrollError::Data(format!("member {bad}'s log-likelihood is {}", fitness[bad])));
+        }
+        Ok(fitness)
+    }
+
+    /// Bits per byte of the mean model on the windows last seen (train loss) and on the test
+    /// windows (`test_bits_per_byte`).
+    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Evaluation> {
+        let (x, y) = match &self.seen {
+            Some(seen) => seen.clone(),
+            None => self.train_windows(es.config(), es.epoch()),
+        };
+        let train = es.mean_log_likelihood(&x, y.len(), &y)?;
+        let test = es.mean_log_likelihood(&self.test_inputs, self.test_targets.len(), &self.test_targets)?;
+        Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: "test_bits_per_byte", metric: bits_per_byte(&test) })
+    }
+
+    fn tokens_per_epoch(&self, config: &EsConfig) -> Option<usize> {
+        Some(config.population * self.model.window)
+    }
+
+    fn baselines(&self) -> Vec<(&'static str, f64)> {
+        vec![("unigram_bits_per_byte", self.unigram_bits), ("bigram_bits_per_byte", self.bigram_bits)]
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        let bytes = self.corpus.bytes();
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        json!({ "model": self.model, "data_bytes": bytes.len(), "data_fnv1a64": format!("{hash:016x}") })
+    }
+}
