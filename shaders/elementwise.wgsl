@@ -1,5 +1,6 @@
-// Elementwise kernels: bias, activations and optimizer steps over `len` values.
-// `add_bias`: dst[i] += src[i % cols];  `activation`: dst = act(dst), mode 0 relu, 1 silu, 2 tanh;
+// Elementwise kernels: bias, gain, activations and optimizer steps over `len` values.
+// `add_bias`: dst[i] += src[i % cols];  `gain`: dst[i] *= 1 + src[i % cols] (a gain is stored as
+// an offset from 1);  `activation`: dst = act(dst), mode 0 relu, 1 silu, 2 tanh;
 // `sgd_step`: dst += lr src;  `adam_step`: Adam/AdamW on the loss -src (ascent on the fitness),
 // moments in m and v, bias corrections bc1 = 1 - beta1^t and bc2 = 1 - beta2^t from the host.
 
@@ -35,6 +36,14 @@ fn add_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let i = index(wid, nwg, lid);
     if (i < p.len) {
         dst[i] += src[i % p.cols];
+    }
+}
+
+@compute @workgroup_size(256)
+fn gain(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wid, nwg, lid);
+    if (i < p.len) {
+        dst[i] *= 1.0 + src[i % p.cols];
     }
 }
 

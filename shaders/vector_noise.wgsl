@@ -1,5 +1,7 @@
 // Full-rank vector noise (philox.wgsl): draw j of pair t's stream is eps_t[j].
-// `perturbed_bias` (span = rows len): y[i span + row len + j] += bias[j] + s_i sigma eps_{i/2}[j];
+// The forwards (span = rows len) apply member i's perturbed vector v[j] + s_i sigma eps_{i/2}[j]
+// to y[i span + row len + j]: `perturbed_bias` adds it (v a bias), `perturbed_gain` multiplies
+// by 1 + it (v a gain, stored as an offset from 1);
 // `vector_update`: g[j] = coef sum_t d[t] eps_t[j] (coef = sigma / sqrt(N), d_t = f_2t - f_2t+1).
 
 // Mirrored field for field by `VectorParams` in backend/src/gpu/params.rs
@@ -21,7 +23,7 @@ struct VectorParams {
 
 @group(0) @binding(0) var<uniform> p: VectorParams;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read> vector_param: array<f32>;
 @group(0) @binding(3) var<storage, read> d: array<f32>;
 @group(0) @binding(4) var<storage, read_write> g: array<f32>;
 
@@ -29,19 +31,31 @@ fn draw(pair: u32, element: u32) -> f32 {
     return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
 }
 
-@compute @workgroup_size(256)
-fn perturbed_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
-    if (gid >= p.total) {
-        return;
-    }
+// Member i's perturbed vector at the column of output value gid: v[j] + s_i sigma eps_{i/2}[j].
+fn perturbed(gid: u32) -> f32 {
     let j = gid % p.len;
     let i = gid / p.span;
     var coef = p.coef;
     if ((i & 1u) != 0u) {
         coef = -coef;
     }
-    y[gid] += bias[j] + coef * draw(i / 2u, j);
+    return vector_param[j] + coef * draw(i / 2u, j);
+}
+
+@compute @workgroup_size(256)
+fn perturbed_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid < p.total) {
+        y[gid] += perturbed(gid);
+    }
+}
+
+@compute @workgroup_size(256)
+fn perturbed_gain(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid < p.total) {
+        y[gid] *= 1.0 + perturbed(gid);
+    }
 }
 
 @compute @workgroup_size(256)

@@ -148,13 +148,24 @@ pub(crate) fn lowrank_update<B: Backend>(backend: &B, fitness: &[f32], noise: &L
 /// [`Backend::perturbed_bias`]: a valid batch and σ, a non-empty f32 bias, an f32 output of the
 /// batch's length.
 pub(crate) fn perturbed_bias<B: Backend>(backend: &B, y: &B::Buffer, bias: &B::Buffer, sigma: f32, batch: &Batch) -> Result<()> {
+    perturbed_vector(backend, "bias", y, bias, sigma, batch)
+}
+
+/// [`Backend::perturbed_gain`]: as [`perturbed_bias`], for a gain.
+pub(crate) fn perturbed_gain<B: Backend>(backend: &B, y: &B::Buffer, gain: &B::Buffer, sigma: f32, batch: &Batch) -> Result<()> {
+    perturbed_vector(backend, "gain", y, gain, sigma, batch)
+}
+
+/// A vector parameter `what` with full-rank noise in a population forward: a valid batch and σ, a
+/// non-empty f32 vector, an f32 output of the batch's length.
+fn perturbed_vector<B: Backend>(backend: &B, what: &str, y: &B::Buffer, vector: &B::Buffer, sigma: f32, batch: &Batch) -> Result<()> {
     batch.validate()?;
     self::sigma(sigma)?;
-    let len = backend.len(bias);
+    let len = backend.len(vector);
     if len == 0 {
-        return Err(Error::Shape("bias is empty".into()));
+        return Err(Error::Shape(format!("{what} is empty")));
     }
-    f32_buffer(backend, "bias", bias)?;
+    f32_buffer(backend, what, vector)?;
     f32_len(backend, "output Y", y, batch.output_len(len))
 }
 
@@ -167,12 +178,23 @@ pub(crate) fn vector_update<B: Backend>(backend: &B, fitness: &[f32], sigma: f32
 
 /// [`Backend::add_bias`]: `y` whole rows of a non-empty bias, both f32.
 pub(crate) fn add_bias<B: Backend>(backend: &B, y: &B::Buffer, bias: &B::Buffer) -> Result<()> {
-    let (len, y_len) = (backend.len(bias), backend.len(y));
+    rows_of_vector(backend, "bias", y, bias)
+}
+
+/// [`Backend::gain`]: `y` whole rows of a non-empty gain, both f32.
+pub(crate) fn gain<B: Backend>(backend: &B, y: &B::Buffer, gain: &B::Buffer) -> Result<()> {
+    rows_of_vector(backend, "gain", y, gain)
+}
+
+/// A vector parameter `what` applied to every row of `y`: `y` whole rows of the non-empty vector,
+/// both f32.
+fn rows_of_vector<B: Backend>(backend: &B, what: &str, y: &B::Buffer, vector: &B::Buffer) -> Result<()> {
+    let (len, y_len) = (backend.len(vector), backend.len(y));
     if len == 0 || !y_len.is_multiple_of(len) {
-        return Err(Error::Shape(format!("output of {y_len} values is not a whole number of rows of bias length {len}")));
+        return Err(Error::Shape(format!("output of {y_len} values is not a whole number of rows of {what} length {len}")));
     }
     f32_buffer(backend, "output Y", y)?;
-    f32_buffer(backend, "bias", bias)
+    f32_buffer(backend, what, vector)
 }
 
 /// [`Backend::layer_norm`]: whole rows of `cols > 0` f32 values, `eps` finite and >= 0.

@@ -188,6 +188,23 @@ pub trait Backend: Sized {
         self.add_bias_unchecked(y, bias)
     }
 
+    /// Full-rank vector noise on a gain in the forward pass:
+    /// `y[i, row, j] *= 1 + gain[j] + s_i σ ε_i[j]` for each member i and row (`y`: N x rows x len,
+    /// `gain`: len). The gain is stored as an offset from 1 (zero leaves `y` as it is), and `ε_i`
+    /// is the noise [`Backend::perturbed_bias`] adds and [`Backend::vector_update`] estimates the
+    /// gradient from for the same stream.
+    fn perturbed_gain(&self, y: &mut Self::Buffer, gain: &Self::Buffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
+        checks::perturbed_gain(self, y, gain, sigma, &batch)?;
+        self.perturbed_gain_unchecked(y, gain, stream, sigma, batch)
+    }
+
+    /// Multiplies every row of `y` (rows x len) by `1 + gain` (`gain`: len, an offset from 1), no
+    /// noise.
+    fn gain(&self, y: &mut Self::Buffer, gain: &Self::Buffer) -> Result<()> {
+        checks::gain(self, y, gain)?;
+        self.gain_unchecked(y, gain)
+    }
+
     /// Applies `act` elementwise in place.
     fn activation(&self, x: &mut Self::Buffer, act: Activation) -> Result<()> {
         checks::activation(self, x)?;
@@ -330,6 +347,17 @@ pub trait Backend: Sized {
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::add_bias`]; arguments already checked.
     fn add_bias_unchecked(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::perturbed_gain`]; arguments already checked.
+    fn perturbed_gain_unchecked(
+        &self,
+        y: &mut Self::Buffer,
+        gain: &Self::Buffer,
+        stream: NoiseStream,
+        sigma: f32,
+        batch: Batch,
+    ) -> Result<()>;
+    /// The kernel of [`Backend::gain`]; arguments already checked.
+    fn gain_unchecked(&self, y: &mut Self::Buffer, gain: &Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::activation`]; arguments already checked.
     fn activation_unchecked(&self, x: &mut Self::Buffer, act: Activation) -> Result<()>;
     /// The kernel of [`Backend::layer_norm`]; arguments already checked.

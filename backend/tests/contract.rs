@@ -21,6 +21,7 @@ test_device!(
     noise_factors_match_the_stream,
     lowrank_update_matches_definition,
     vector_noise_and_update_match_definitions,
+    gains_match_definitions,
     elementwise_kernels_match_definitions,
     optimiser_steps_match_their_formulas,
     buffers_round_trip,
@@ -233,6 +234,49 @@ fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
     });
 }
 
+/// `y[i, row, j] *= 1 + gain[j] + s_i σ ε_{i/2}[j]` against the f64 definition and against the
+/// noise `perturbed_bias` adds for the same stream (on zeros it gives `s_i σ ε_{i/2}` itself), σ = 0
+/// (a frozen gain) against the plain `gain`, and `gain`'s `y[.., j] *= 1 + gain[j]`.
+fn gains_match_definitions<B: Backend>(backend: B) {
+    let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>());
+    check(&backend, 24, strategy, |(len, pairs, rows, shared, seed)| {
+        let population = 2 * pairs;
+        let stream = NoiseStream::new(seed, 6, 1);
+        let sigma = 0.5;
+        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+        let batch = Batch { population, rows, input };
+        let (y0, gain) = (random(batch.output_len(len), seed), random(len, seed ^ 1));
+        let gain_b = up(&backend, &gain);
+        let mut y = up(&backend, &y0);
+        backend.perturbed_gain(&mut y, &gain_b, stream, sigma, batch).unwrap();
+        let got = read(&backend, &y);
+        let eps = |i: usize, j: usize| f64::from(stream.normal((i / 2) as u32, j as u32));
+        let want: Vec<f64> = (0..y0.len())
+            .map(|idx| {
+                let (i, j) = (idx / (rows * len), idx % len);
+                f64::from(y0[idx]) * (1.0 + f64::from(gain[j]) + sign(i) * f64::from(sigma) * eps(i, j))
+            })
+            .collect();
+        assert_close(&got, &want, 1e-5, 1e-5, "perturbed gain");
+
+        let mut noise = backend.zeros(y0.len()).unwrap();
+        backend.perturbed_bias(&mut noise, &backend.zeros(len).unwrap(), stream, sigma, batch).unwrap();
+        let noise = read(&backend, &noise);
+        let want: Vec<f64> =
+            (0..y0.len()).map(|idx| f64::from(y0[idx]) * (1.0 + f64::from(gain[idx % len]) + f64::from(noise[idx]))).collect();
+        assert_close(&got, &want, 1e-5, 1e-5, "perturbed gain, with perturbed_bias's noise");
+
+        let mut frozen = up(&backend, &y0);
+        backend.perturbed_gain(&mut frozen, &gain_b, stream, 0.0, batch).unwrap();
+        let mut plain = up(&backend, &y0);
+        backend.gain(&mut plain, &gain_b).unwrap();
+        let plain = read(&backend, &plain);
+        let want: Vec<f64> = y0.iter().enumerate().map(|(idx, v)| f64::from(*v) * (1.0 + f64::from(gain[idx % len]))).collect();
+        assert_close(&plain, &want, 1e-6, 1e-6, "gain");
+        assert_close(&read(&backend, &frozen), &want, 1e-6, 1e-6, "perturbed gain with sigma 0");
+    });
+}
+
 /// `add_bias`, the activations (up to ±40: the saturated ends of silu and tanh) and `layer_norm`
 /// without affine part.
 fn elementwise_kernels_match_definitions<B: Backend>(backend: B) {
@@ -361,6 +405,8 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
     b.noise_factors(noise, 4, &mut zeros(4 * m * rank), &mut zeros(4 * n * rank)).unwrap();
     b.lowrank_update(&[1.0; 4], noise, &mut zeros(m * n)).unwrap();
     b.perturbed_bias(&mut y, &bias, stream, 1.0, ok).unwrap();
+    b.perturbed_gain(&mut y, &bias, stream, 1.0, ok).unwrap();
+    b.gain(&mut zeros(2 * m), &bias).unwrap();
     b.vector_update(&[1.0; 4], stream, 1.0, &mut zeros(m)).unwrap();
 
     // An odd population.
@@ -368,6 +414,7 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
     assert_refused!(b.perturbed_matmul(&x3, &w, noise, odd, &mut y3), Error::InvalidArgument(_), "perturbed_matmul, 3 members");
     assert_refused!(b.naive_perturbed_matmul(&x3, &w, noise, odd, &mut y3), Error::InvalidArgument(_), "naive, 3 members");
     assert_refused!(b.perturbed_bias(&mut y3, &bias, stream, 1.0, odd), Error::InvalidArgument(_), "perturbed_bias, 3 members");
+    assert_refused!(b.perturbed_gain(&mut y3, &bias, stream, 1.0, odd), Error::InvalidArgument(_), "perturbed_gain, 3 members");
     let (mut a3, mut b3) = (zeros(3 * m * rank), zeros(3 * n * rank));
     assert_refused!(b.noise_factors(noise, 3, &mut a3, &mut b3), Error::InvalidArgument(_), "noise_factors, 3 members");
     assert_refused!(b.lowrank_update(&[1.0; 3], noise, &mut zeros(m * n)), Error::InvalidArgument(_), "lowrank_update, 3 fitness values");
@@ -375,6 +422,7 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
     // No rows.
     let (x0, mut y0) = (zeros(no_rows.input_len(n)), zeros(no_rows.output_len(m)));
     assert_refused!(b.perturbed_matmul(&x0, &w, noise, no_rows, &mut y0), Error::InvalidArgument(_), "perturbed_matmul, 0 rows");
+    assert_refused!(b.perturbed_gain(&mut y0, &bias, stream, 1.0, no_rows), Error::InvalidArgument(_), "perturbed_gain, 0 rows");
 
     // Rank 0 and rank > min(m, n), with factors sized for that rank.
     for bad in [0, n + 1] {
@@ -402,6 +450,7 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
             format!("lowrank_update, {what}")
         );
         assert_refused!(b.perturbed_bias(&mut y, &bias, stream, sigma, ok), Error::InvalidArgument(_), format!("perturbed_bias, {what}"));
+        assert_refused!(b.perturbed_gain(&mut y, &bias, stream, sigma, ok), Error::InvalidArgument(_), format!("perturbed_gain, {what}"));
         assert_refused!(
             b.vector_update(&[1.0; 4], stream, sigma, &mut zeros(m)),
             Error::InvalidArgument(_),
@@ -444,6 +493,19 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
     assert_refused!(b.lowrank_update(&[1.0; 4], noise, &mut short(m * n)), Error::Shape(_), "lowrank_update, short G");
     assert_refused!(b.perturbed_bias(&mut short(ok.output_len(m)), &bias, stream, 1.0, ok), Error::Shape(_), "perturbed_bias, short Y");
     assert_refused!(b.add_bias(&mut zeros(2 * m + 1), &bias), Error::Shape(_), "add_bias, a partial row");
+    assert_refused!(b.perturbed_gain(&mut short(ok.output_len(m)), &bias, stream, 1.0, ok), Error::Shape(_), "perturbed_gain, short Y");
+    assert_refused!(b.perturbed_gain(&mut y, &short(m), stream, 1.0, ok), Error::Shape(_), "perturbed_gain, short gain");
+    assert_refused!(b.perturbed_gain(&mut zeros(0), &zeros(0), stream, 1.0, ok), Error::Shape(_), "perturbed_gain, empty gain");
+    assert_refused!(b.gain(&mut zeros(2 * m + 1), &bias), Error::Shape(_), "gain, a partial row");
+    assert_refused!(b.gain(&mut zeros(2 * m), &zeros(0)), Error::Shape(_), "gain, empty gain");
+    // An f16 gain or output, where the adapter stores f16 at all.
+    if let Ok(half) = b.upload_as(&[0.0; 4], DType::F16) {
+        assert_refused!(b.perturbed_gain(&mut y, &half, stream, 1.0, ok), Error::Unsupported(_), "perturbed_gain, f16 gain");
+        assert_refused!(b.gain(&mut zeros(2 * m), &half), Error::Unsupported(_), "gain, f16 gain");
+        let mut half_y = b.upload_as(&[0.0; 32], DType::F16).unwrap();
+        assert_refused!(b.perturbed_gain(&mut half_y, &bias, stream, 1.0, ok), Error::Unsupported(_), "perturbed_gain, f16 output");
+        assert_refused!(b.gain(&mut half_y, &bias), Error::Unsupported(_), "gain, f16 output");
+    }
     assert_refused!(b.layer_norm(&mut zeros(2 * m + 1), m, 1e-5), Error::Shape(_), "layer_norm, a partial row");
     let (mut p, grad) = (zeros(5), zeros(5));
     assert_refused!(b.sgd_step(&mut p, &short(5), 0.1), Error::Shape(_), "sgd_step, short gradient");

@@ -7,7 +7,7 @@ use crate::error::{EggrollError, Result};
 use crate::params::{ParamKind, ParamSpec};
 use eggroll_backend::{Activation, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream, Recurrence};
 
-/// Epsilon of the (affine-free) layer norms.
+/// Epsilon of the layer norms (with or without affine parameters).
 pub const LAYER_NORM_EPS: f32 = 1e-5;
 
 /// How many differently shaped buffer sets are kept.
@@ -368,10 +368,56 @@ impl<'a, B: Backend> Forward<'a, B> {
         Ok(backend.activation(self.buffer_mut(x), act)?)
     }
 
-    /// Normalises each row of `x` to zero mean and unit variance (no affine parameters), in place.
+    /// Normalises each row of `x` to zero mean and unit variance (no affine parameters, see
+    /// [`Forward::layer_norm_affine`]), in place.
     pub fn layer_norm(&mut self, x: Act) -> Result<()> {
         let backend = self.backend;
         Ok(backend.layer_norm(self.buffer_mut(x), x.width, LAYER_NORM_EPS)?)
+    }
+
+    /// The affine layer norm `y = layer_norm(x) * (1 + gain) + bias` of `x` in place, with the
+    /// vector parameters `gain` and `bias` (both x's width). The gain is stored as an offset from
+    /// 1, so that zero (the default initial value) is the plain [`Forward::layer_norm`] and weight
+    /// decay pulls it toward the identity. In a population forward member i uses
+    /// `gain + s_i σ ε_i` and `bias + s_i σ ε_i`, each parameter with the full-rank noise of its
+    /// own stream, the noise [`Forward::linear`]'s bias gets (σ = 0 for a frozen one); the mean
+    /// model uses `gain` and `bias`. The shared model input of a population forward is refused:
+    /// the members' gains and biases differ, so run a layer (e.g. [`Forward::linear`]) that gives
+    /// each member its own activations first.
+    pub fn layer_norm_affine(&mut self, x: Act, gain: &str, bias: &str) -> Result<()> {
+        let vector = |name: &str| -> Result<(&'a ParamSpec, &'a B::Buffer)> {
+            let (spec, buffer) = self.param(name)?;
+            if spec.kind != (ParamKind::Vector { len: x.width }) {
+                return Err(EggrollError::Config(format!(
+                    "`{name}` is {:?}, not a vector of the {} features of the layer norm's input",
+                    spec.kind, x.width
+                )));
+            }
+            Ok((spec, buffer))
+        };
+        let ((g_spec, g), (b_spec, b)) = (vector(gain)?, vector(bias)?);
+        let mode = self.mode;
+        if x.shared && matches!(mode, Mode::Population { .. }) {
+            return Err(EggrollError::Config(format!(
+                "the affine layer norm (`{gain}`, `{bias}`) of the shared model input: each member's gain and bias differ, \
+                 so it needs each member's own activations (run a layer such as `linear` first)"
+            )));
+        }
+        let backend = self.backend;
+        let dst = self.buffer_mut(x);
+        backend.layer_norm(dst, x.width, LAYER_NORM_EPS)?;
+        match mode {
+            Mode::Population { batch, seed, noise_epoch, sigma, .. } => {
+                let stream = |spec: &ParamSpec| NoiseStream::new(seed, spec.id, noise_epoch);
+                backend.perturbed_gain(dst, g, stream(g_spec), Self::sigma_of(g_spec, sigma), batch)?;
+                backend.perturbed_bias(dst, b, stream(b_spec), Self::sigma_of(b_spec, sigma), batch)?;
+            }
+            Mode::Mean { .. } => {
+                backend.gain(dst, g)?;
+                backend.add_bias(dst, b)?;
+            }
+        }
+        Ok(())
     }
 
     /// The residual sum `x += other` in place: same width; `other` may be the shared model input,

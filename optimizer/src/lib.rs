@@ -7,8 +7,8 @@
 //! antithetic pair `i / 2` with sign `+1` (even i) / `-1` (odd i); the noise epoch is
 //! [`eggroll_backend::rng::noise_epoch`]`(epoch, noise_reuse)`; matrices get low-rank noise
 //! ([`eggroll_backend::Backend::perturbed_matmul`]), vectors full-rank noise
-//! ([`eggroll_backend::Backend::perturbed_bias`]); every parameter's noise id is its registration
-//! index ([`params`]). Raw fitness is shaped on the host ([`shaping`]), turned into updates by
+//! ([`eggroll_backend::Backend::perturbed_bias`], [`eggroll_backend::Backend::perturbed_gain`]);
+//! every parameter's noise id is its registration index ([`params`]). Raw fitness is shaped on the host ([`shaping`]), turned into updates by
 //! [`eggroll_backend::Backend::lowrank_update`] / `vector_update`, then applied by SGD (ascent) or
 //! Adam/AdamW (descent on `-G`).
 //!

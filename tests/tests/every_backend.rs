@@ -20,6 +20,8 @@ test_device!(
     an_apps_own_model_runs_batched_and_matches_its_ask_handles,
     a_recurrent_model_runs_batched_and_matches_its_ask_handles,
     an_embedding_model_runs_batched_and_matches_its_ask_handles,
+    an_affine_layer_norm_runs_batched_and_matches_its_ask_handles,
+    an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters,
 );
 
 fn small_config() -> EsConfig {
@@ -426,5 +428,178 @@ fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backe
         assert!(matches!(err, EggrollError::Data(_)) && err.to_string().contains("row 2"), "token {bad}: {err}");
         let err = es.forward_mean(&x, rows).unwrap_err();
         assert!(matches!(err, EggrollError::Data(_)) && err.to_string().contains("row 2"), "mean model, token {bad}: {err}");
+    }
+}
+
+/// A model with an affine layer norm: `h = W_in x + b_in` (5 features of 4 inputs), then
+/// `layer_norm(h) * (1 + g) + b` with the gain offset `g` and bias `b` of the norm, then a linear
+/// read-out of 2 features.
+struct AffineNorm;
+
+impl eggroll::Model for AffineNorm {
+    fn registry(&self) -> eggroll::ParamRegistry {
+        let mut r = eggroll::ParamRegistry::new();
+        r.register("in.weight", ParamKind::Matrix { m: 5, n: 4 }).unwrap();
+        r.register("in.bias", ParamKind::Vector { len: 5 }).unwrap();
+        r.register("norm.gain", ParamKind::Vector { len: 5 }).unwrap();
+        r.register("norm.bias", ParamKind::Vector { len: 5 }).unwrap();
+        r.register("out.weight", ParamKind::Matrix { m: 2, n: 5 }).unwrap();
+        r
+    }
+
+    fn inputs(&self) -> usize {
+        4
+    }
+
+    fn outputs(&self) -> usize {
+        2
+    }
+
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        let h = f.linear(x, "in.weight", Some("in.bias"))?;
+        f.layer_norm_affine(h, "norm.gain", "norm.bias")?;
+        f.linear(h, "out.weight", None)
+    }
+}
+
+/// `layer_norm(h) * (1 + gain) + bias` of one row in f64, the gain and bias `name.gain` and
+/// `name.bias` of `p`.
+fn affine_norm_on_host(p: &ParamValues, name: &str, h: &[f64]) -> Vec<f64> {
+    let (gain, bias) = (p.get(&format!("{name}.gain")).unwrap(), p.get(&format!("{name}.bias")).unwrap());
+    let cols = h.len() as f64;
+    let mean = h.iter().sum::<f64>() / cols;
+    let var = h.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols;
+    let inv = 1.0 / (var + f64::from(eggroll::model::LAYER_NORM_EPS)).sqrt();
+    h.iter().zip(gain).zip(bias).map(|((v, g), b)| (v - mean) * inv * (1.0 + f64::from(*g)) + f64::from(*b)).collect()
+}
+
+/// `W x (+ b)` of one row in f64, `W` m x len(x).
+fn linear_on_host(w: &[f32], b: Option<&[f32]>, x: &[f64], m: usize) -> Vec<f64> {
+    (0..m).map(|j| (0..x.len()).map(|l| f64::from(w[j * x.len() + l]) * x[l]).sum::<f64>() + b.map_or(0.0, |b| f64::from(b[j]))).collect()
+}
+
+/// [`AffineNorm`] on the host, one row.
+fn affine_norm_model_on_host(p: &ParamValues, x: &[f32]) -> Vec<f32> {
+    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let h = linear_on_host(p.get("in.weight").unwrap(), p.get("in.bias"), &x, 5);
+    let y = affine_norm_on_host(p, "norm", &h);
+    linear_on_host(p.get("out.weight").unwrap(), None, &y, 2).iter().map(|&v| v as f32).collect()
+}
+
+/// `state` with the tensor `name` replaced by `values`.
+fn with_tensor(mut state: eggroll::TrainerState, name: &str, values: &[f32]) -> eggroll::TrainerState {
+    let tensor = state.tensors.iter_mut().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no tensor `{name}`"));
+    tensor.1 = values.to_vec();
+    state
+}
+
+/// The affine layer norm runs as a batched population forward: with non-zero gain offsets and
+/// biases (restored into the trainer) every member's outputs equal the host forward of the
+/// parameters its ask handle describes (its gain and bias each with their own full-rank noise),
+/// with the input shared or per member, and the mean model those of the mean parameters; after
+/// a training step the same holds, and a frozen gain gets no noise.
+fn an_affine_layer_norm_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, AffineNorm, EsConfig { population: 6, ..small_config() }).unwrap();
+    let state = with_tensor(es.state().unwrap(), "norm.gain", &[0.5, -0.8, 1.2, -0.3, 0.9]);
+    es.restore(&with_tensor(state, "norm.bias", &[-0.4, 0.7, 0.1, -1.1, 0.6])).unwrap();
+    let rows = 3;
+    let shared: Vec<f32> = (0..rows * 4).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect();
+    let per_member: Vec<f32> = (0..6 * rows * 4).map(|i| ((i * 3 % 11) as f32 - 5.0) / 4.0).collect();
+    let check = |es: &mut Eggroll<B, AffineNorm>, what: &str| {
+        let mean = es.params().unwrap();
+        for (x, layout) in [(&shared, InputLayout::Shared), (&per_member, InputLayout::PerMember)] {
+            let y = es.population_forward(x, layout, rows).unwrap();
+            for handle in es.ask() {
+                let params = handle.apply_all(&mean);
+                for row in 0..rows {
+                    let at = match layout {
+                        InputLayout::Shared => row * 4,
+                        InputLayout::PerMember => (handle.member * rows + row) * 4,
+                    };
+                    let got = (handle.member * rows + row) * 2;
+                    let want = affine_norm_model_on_host(&params, &x[at..at + 4]);
+                    assert_close(&y[got..got + 2], &want, 1e-4, 1e-4, &format!("{what}, {layout:?} member {} row {row}", handle.member));
+                }
+            }
+        }
+        let mean_y = es.forward_mean(&shared, rows).unwrap();
+        for row in 0..rows {
+            let want = affine_norm_model_on_host(&mean, &shared[row * 4..row * 4 + 4]);
+            assert_close(&mean_y[row * 2..row * 2 + 2], &want, 1e-5, 1e-5, &format!("{what}, mean model row {row}"));
+        }
+    };
+    check(&mut es, "restored gain and bias");
+    es.tell(&[1.0, -0.5, 0.0, 2.0, -1.0, 0.5]).unwrap();
+    check(&mut es, "after a step");
+    es.set_frozen("norm.gain", true).unwrap();
+    check(&mut es, "frozen gain");
+}
+
+/// The affine layer norm of the model input, with the gain and bias it is given by name.
+struct NormOnInput {
+    gain: &'static str,
+}
+
+impl eggroll::Model for NormOnInput {
+    fn registry(&self) -> eggroll::ParamRegistry {
+        let mut r = eggroll::ParamRegistry::new();
+        r.register("norm.gain", ParamKind::Vector { len: 3 }).unwrap();
+        r.register("norm.bias", ParamKind::Vector { len: 3 }).unwrap();
+        r.register("short.gain", ParamKind::Vector { len: 2 }).unwrap();
+        r.register("out.weight", ParamKind::Matrix { m: 2, n: 3 }).unwrap();
+        r
+    }
+
+    fn inputs(&self) -> usize {
+        3
+    }
+
+    fn outputs(&self) -> usize {
+        2
+    }
+
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        f.layer_norm_affine(x, self.gain, "norm.bias")?;
+        f.linear(x, "out.weight", None)
+    }
+}
+
+/// The shared model input of a population forward cannot take each member's gain in place: it is
+/// refused with an error naming the layer's parameters, while per-member input and the mean
+/// model (whose input is its own) run and match the host; a gain that is missing, a matrix or of
+/// the wrong length is refused naming it.
+fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, NormOnInput { gain: "norm.gain" }, EsConfig { population: 4, ..small_config() }).unwrap();
+    es.restore(&with_tensor(es.state().unwrap(), "norm.gain", &[0.3, -0.6, 1.5])).unwrap();
+    let x = [0.5, -1.0, 2.0, 1.5, 0.25, -0.75];
+    let err = es.population_forward(&x, InputLayout::Shared, 2).unwrap_err();
+    assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains("`norm.gain`, `norm.bias`"), "{err}");
+    assert!(err.to_string().contains("shared model input"), "{err}");
+    let on_host = |p: &ParamValues, x: &[f32]| -> Vec<f32> {
+        let y = affine_norm_on_host(p, "norm", &x.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+        linear_on_host(p.get("out.weight").unwrap(), None, &y, 2).iter().map(|&v| v as f32).collect()
+    };
+    let mean = es.params().unwrap();
+    let per_member: Vec<f32> = (0..4 * 3).map(|i| ((i * 7 % 5) as f32 - 2.0) / 2.0).collect();
+    let y = es.population_forward(&per_member, InputLayout::PerMember, 1).unwrap();
+    for handle in es.ask() {
+        let m = handle.member;
+        let want = on_host(&handle.apply_all(&mean), &per_member[m * 3..m * 3 + 3]);
+        assert_close(&y[m * 2..m * 2 + 2], &want, 1e-4, 1e-4, &format!("per-member input, member {m}"));
+    }
+    let mean_y = es.forward_mean(&x, 2).unwrap();
+    for row in 0..2 {
+        assert_close(&mean_y[row * 2..row * 2 + 2], &on_host(&mean, &x[row * 3..row * 3 + 3]), 1e-5, 1e-5, "mean model");
+    }
+    let mut backend = es.into_backend();
+    for (gain, needle) in
+        [("no.gain", "no parameter `no.gain`"), ("out.weight", "`out.weight` is Matrix"), ("short.gain", "`short.gain` is Vector")]
+    {
+        let mut es = Eggroll::new(backend, NormOnInput { gain }, small_config()).unwrap();
+        let err = es.forward_mean(&x, 2).unwrap_err();
+        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "mean model, gain `{gain}`: {err}");
+        let err = es.population_forward(&per_member[..3], InputLayout::Shared, 1).unwrap_err();
+        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "population, gain `{gain}`: {err}");
+        backend = es.into_backend();
     }
 }

@@ -59,6 +59,28 @@ fn member_input<'a, T>(x: &'a [T], batch: &Batch, n: usize, member: usize) -> &'
     }
 }
 
+/// Applies a vector parameter `v` (len) with full-rank noise to `y` (N x rows x len):
+/// `op(y[i, row, j], v[j] + s_i σ ε_i[j])` for every value, in parallel over the antithetic
+/// pairs, the noise `ε` of each pair drawn once (draw `j` of its stream) and shared by its
+/// members.
+fn perturbed_vector(y: &mut [f32], v: &[f32], stream: NoiseStream, sigma: f32, rows: usize, op: impl Fn(&mut f32, f32) + Sync) {
+    let len = v.len();
+    y.par_chunks_mut(2 * rows * len).enumerate().for_each_init(
+        || vec![0.0; len],
+        |eps, (pair, y_pair)| {
+            stream.fill_normals(pair as u32, 0, eps);
+            for (half, y_member) in y_pair.chunks_exact_mut(rows * len).enumerate() {
+                let coef = member_sign(half) * sigma;
+                for y_row in y_member.chunks_exact_mut(len) {
+                    for ((yj, vj), ej) in y_row.iter_mut().zip(v).zip(eps.iter()) {
+                        op(yj, vj + coef * ej);
+                    }
+                }
+            }
+        },
+    );
+}
+
 impl Backend for CpuBackend {
     type Buffer = Vec<f32>;
 
@@ -226,21 +248,7 @@ impl Backend for CpuBackend {
     }
 
     fn perturbed_bias_unchecked(&self, y: &mut Vec<f32>, bias: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        let len = bias.len();
-        y.par_chunks_mut(2 * batch.rows * len).enumerate().for_each_init(
-            || vec![0.0; len],
-            |eps, (pair, y_pair)| {
-                stream.fill_normals(pair as u32, 0, eps);
-                for (half, y_member) in y_pair.chunks_exact_mut(batch.rows * len).enumerate() {
-                    let coef = member_sign(half) * sigma;
-                    for y_row in y_member.chunks_exact_mut(len) {
-                        for ((yj, bj), ej) in y_row.iter_mut().zip(bias).zip(eps.iter()) {
-                            *yj += bj + coef * ej;
-                        }
-                    }
-                }
-            },
-        );
+        perturbed_vector(y, bias, stream, sigma, batch.rows, |y, b| *y += b);
         Ok(())
     }
 
@@ -261,6 +269,17 @@ impl Backend for CpuBackend {
     fn add_bias_unchecked(&self, y: &mut Vec<f32>, bias: &Vec<f32>) -> Result<()> {
         let len = bias.len();
         y.par_chunks_mut(len).for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
+        Ok(())
+    }
+
+    fn perturbed_gain_unchecked(&self, y: &mut Vec<f32>, gain: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
+        perturbed_vector(y, gain, stream, sigma, batch.rows, |y, g| *y *= 1.0 + g);
+        Ok(())
+    }
+
+    fn gain_unchecked(&self, y: &mut Vec<f32>, gain: &Vec<f32>) -> Result<()> {
+        let len = gain.len();
+        y.par_chunks_mut(len).for_each(|row| row.iter_mut().zip(gain).for_each(|(v, g)| *v *= 1.0 + g));
         Ok(())
     }
 

@@ -124,6 +124,14 @@ impl Backend for WgpuBackend {
         self.add_bias_kernel(y, bias)
     }
 
+    fn perturbed_gain_unchecked(&self, y: &mut GpuBuffer, gain: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
+        self.perturbed_gain_kernel(y, gain, stream, sigma, batch)
+    }
+
+    fn gain_unchecked(&self, y: &mut GpuBuffer, gain: &GpuBuffer) -> Result<()> {
+        self.gain_kernel(y, gain)
+    }
+
     fn activation_unchecked(&self, x: &mut GpuBuffer, act: Activation) -> Result<()> {
         self.activation_kernel(x, act)
     }

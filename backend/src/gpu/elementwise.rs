@@ -1,4 +1,4 @@
-//! The kernels without noise: bias, activations, layer norm and the optimizer steps
+//! The kernels without noise: bias, gain, activations, layer norm and the optimizer steps
 //! (elementwise.wgsl, layer_norm.wgsl).
 
 use super::buffer::GpuBuffer;
@@ -26,6 +26,12 @@ impl WgpuBackend {
     pub(crate) fn add_bias_kernel(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
         let p = ElementParams { cols: word("bias length", bias.len)?, ..ElementParams::over(y.len)? };
         self.elementwise(Kernel::AddBias, p, Storage::of([(1, &y.buffer), (2, &bias.buffer)]))
+    }
+
+    /// `y *= 1 + gain` on every row.
+    pub(crate) fn gain_kernel(&self, y: &mut GpuBuffer, gain: &GpuBuffer) -> Result<()> {
+        let p = ElementParams { cols: word("gain length", gain.len)?, ..ElementParams::over(y.len)? };
+        self.elementwise(Kernel::Gain, p, Storage::of([(1, &y.buffer), (2, &gain.buffer)]))
     }
 
     /// `x = act(x)`.

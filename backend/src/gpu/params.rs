@@ -185,8 +185,8 @@ impl Uniform for MaterialiseParams {
     const WGSL_STRUCT: &'static str = "MaterialiseParams";
 }
 
-/// `VectorParams` of `shaders/vector_noise.wgsl`: the perturbed bias of the forward, or the
-/// vector update.
+/// `VectorParams` of `shaders/vector_noise.wgsl`: the perturbed bias or gain of the forward, or
+/// the vector update.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct VectorParams {
@@ -220,13 +220,13 @@ impl Uniform for VectorParams {
     const WGSL_STRUCT: &'static str = "VectorParams";
 }
 
-/// `ElementParams` of `shaders/elementwise.wgsl`: bias, activations and optimizer steps.
+/// `ElementParams` of `shaders/elementwise.wgsl`: bias, gain, activations and optimizer steps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct ElementParams {
     /// Values to process.
     pub len: u32,
-    /// Bias length (`add_bias`).
+    /// Bias or gain length (`add_bias`, `gain`).
     pub cols: u32,
     /// Activation: 0 relu, 1 silu, 2 tanh.
     pub mode: u32,

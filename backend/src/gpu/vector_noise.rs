@@ -1,5 +1,5 @@
-//! The full-rank vector noise kernels (vector_noise.wgsl): the perturbed bias of the forward and
-//! the vector update.
+//! The full-rank vector noise kernels (vector_noise.wgsl): the perturbed bias and gain of the
+//! forward and the vector update.
 
 use super::buffer::GpuBuffer;
 use super::context::{word, Storage};
@@ -20,11 +20,37 @@ impl WgpuBackend {
         sigma: f32,
         batch: Batch,
     ) -> Result<()> {
+        self.perturbed_vector(Kernel::PerturbedBias, y, bias, stream, sigma, batch)
+    }
+
+    /// `y[i, row, :] *= 1 + gain + s_i σ ε_i`.
+    pub(crate) fn perturbed_gain_kernel(
+        &self,
+        y: &mut GpuBuffer,
+        gain: &GpuBuffer,
+        stream: NoiseStream,
+        sigma: f32,
+        batch: Batch,
+    ) -> Result<()> {
+        self.perturbed_vector(Kernel::PerturbedGain, y, gain, stream, sigma, batch)
+    }
+
+    /// One of the forwards of vector_noise.wgsl: `kernel` applies member i's `v + s_i σ ε_i` to
+    /// its rows of `y`.
+    fn perturbed_vector(
+        &self,
+        kernel: Kernel,
+        y: &mut GpuBuffer,
+        v: &GpuBuffer,
+        stream: NoiseStream,
+        sigma: f32,
+        batch: Batch,
+    ) -> Result<()> {
         let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&stream);
         let p = VectorParams {
-            len: word("bias length", bias.len)?,
+            len: word("vector length", v.len)?,
             total: word("output length", y.len)?,
-            span: word("rows x length", batch.rows * bias.len)?,
+            span: word("rows x length", batch.rows * v.len)?,
             pairs: word("pairs", batch.population / 2)?,
             seed_lo,
             seed_hi,
@@ -33,7 +59,7 @@ impl WgpuBackend {
             coef: sigma,
             ..VectorParams::default()
         };
-        self.dispatch(Kernel::PerturbedBias, y.len, UniformBlock::of(&p), Storage::of([(1, &y.buffer), (2, &bias.buffer)]))
+        self.dispatch(kernel, y.len, UniformBlock::of(&p), Storage::of([(1, &y.buffer), (2, &v.buffer)]))
     }
 
     /// `g = σ/√N Σ_i f_i s_i ε_i`.
