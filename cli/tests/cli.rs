@@ -2,38 +2,14 @@
 //! resumption after crashes, `info` (also without `XDG_RUNTIME_DIR`), `bench` with its storage
 //! types. Small runs of the `constant` task on the CPU backend.
 
+mod common;
+
+use common::{assert_one_error, eggroll, latest_model, run, stderr};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// A command for the binary in `dir`, without the crash hook.
-fn eggroll(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eggroll"));
-    cmd.args(args).current_dir(dir).env_remove("EGGROLL_TEST_CRASH");
-    cmd
-}
-
-/// Runs the binary and returns its output.
-fn run(dir: &Path, args: &[&str]) -> Output {
-    eggroll(dir, args).output().expect("the eggroll binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts a failure with exactly one `error: ...` line on stderr; returns that line.
-fn assert_one_error(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure, stdout: {}", String::from_utf8_lossy(&out.stdout));
-    let err = stderr(out);
-    let lines: Vec<_> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err:?}");
-    assert!(lines[0].starts_with("error: "), "{err:?}");
-    assert!(!err.contains("panicked"), "{err:?}");
-    lines[0].to_string()
-}
 
 /// The metrics lines without their timing field.
 fn metrics(path: &Path) -> Vec<Value> {
@@ -45,12 +21,6 @@ fn metrics(path: &Path) -> Vec<Value> {
             v
         })
         .collect()
-}
-
-/// The safetensors bytes of the latest checkpoint in `dir`.
-fn latest_model(dir: &Path) -> Vec<u8> {
-    let name = fs::read_to_string(dir.join("LATEST")).unwrap();
-    fs::read(dir.join(name.trim()).join("model.safetensors")).unwrap()
 }
 
 const RUN: [&str; 10] = ["train", "--task", "constant", "--backend", "cpu", "--epochs", "40", "--checkpoint-every", "6", "--eval-every"];

@@ -2,7 +2,7 @@
 //! trajectory within f32 tolerance, and a trainer's state (what `eggroll train --checkpoint`
 //! saves) moving from one backend to the other mid-run.
 
-use eggroll::tasks::{Constant, Regression, Task};
+use eggroll::tasks::{CharLm, CharLmOptions, Constant, Regression, Task};
 use eggroll::{train_epoch, Eggroll, EsConfig, TrainerState};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
@@ -61,6 +61,16 @@ fn constant_task_same_trajectory_on_cpu_and_wgpu() {
 fn regression_task_same_trajectory_on_cpu_and_wgpu() {
     let task = Regression::new(4);
     let config = EsConfig { population: 256, group_size: 32, epochs: 8, seed: 4, ..task.default_config() };
+    assert_same_trajectory(task, config, 1e-3);
+}
+
+/// The byte-level language model (embedding, two blocks of affine layer norm, minGRU, MLP and
+/// residuals, head; fitness scored by the backend's log-softmax) on the embedded Bible.
+#[test]
+fn charlm_task_same_trajectory_on_cpu_and_wgpu() {
+    let options = CharLmOptions { width: 8, depth: 2, window: 6, ..CharLmOptions::default() };
+    let task = CharLm::new(8, &options).unwrap();
+    let config = EsConfig { population: 16, group_size: 4, epochs: 3, seed: 8, ..task.default_config() };
     assert_same_trajectory(task, config, 1e-3);
 }
 

@@ -1,0 +1,39 @@
+//! Helpers shared by the binary's end-to-end tests.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A command for the binary in `dir`, without the crash hook.
+pub fn eggroll(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eggroll"));
+    cmd.args(args).current_dir(dir).env_remove("EGGROLL_TEST_CRASH");
+    cmd
+}
+
+/// Runs the binary and returns its output.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    eggroll(dir, args).output().expect("the eggroll binary runs")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failure with exactly one `error: ...` line on stderr; returns that line.
+pub fn assert_one_error(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure, stdout: {}", String::from_utf8_lossy(&out.stdout));
+    let err = stderr(out);
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err:?}");
+    assert!(!err.contains("panicked"), "{err:?}");
+    lines[0].to_string()
+}
+
+/// The safetensors bytes of the latest checkpoint in `dir`.
+pub fn latest_model(dir: &Path) -> Vec<u8> {
+    let name = fs::read_to_string(dir.join("LATEST")).unwrap();
+    fs::read(dir.join(name.trim()).join("model.safetensors")).unwrap()
+}
+
