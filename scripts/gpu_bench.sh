@@ -9,6 +9,9 @@
 #                           Philox known answers, the runner on wgpu, the trainer on every backend
 #                           and across them)
 #   train.json              the default task trained on wgpu (`eggroll train --backend wgpu --json`)
+#   charlm-scaling.md       the cost of a `charlm` epoch for populations 256..16384
+#                           (scripts/charlm_scaling.sh on wgpu), then charlm.json: the default
+#                           `charlm` run on wgpu with its bits per byte beside the baselines
 #   full.{json,md,png}      the `--full` sweep (its JSON and table are rewritten after every point)
 # A stage that fails is reported and the next one runs; the script exits non-zero if any failed.
 #
@@ -16,8 +19,8 @@
 #   EGGROLL_BIN             a prebuilt `eggroll` binary (default: cargo build --release)
 #   EGGROLL_TEST_BINS       a folder of prebuilt test executables (scripts/device_kit.sh makes one);
 #                           default: cargo test --release
-#   EGGROLL_STAGE_TIMEOUTS  seconds allowed to the stages headline, tests, train and full, as four
-#                           comma-separated numbers (0 = no limit; default: no limits)
+#   EGGROLL_STAGE_TIMEOUTS  seconds allowed to the stages headline, tests, train, charlm and full,
+#                           as five comma-separated numbers (0 = no limit; default: no limits)
 #   EGGROLL_HEADLINE        the headline point's flags (default: --m 8192 --n 8192 --population 1024
 #                           --rows 1) and EGGROLL_SWEEP the sweep's (default: --full); smaller ones
 #                           rehearse the script on a slow adapter, e.g. "--m 128 --n 128
@@ -33,7 +36,7 @@ mkdir -p "$out" && out="$(cd "$out" && pwd)" || exit 1
 [ -n "${EGGROLL_TEST_BINS:-}" ] && export EGGROLL_TEST_BINS="$(realpath "$EGGROLL_TEST_BINS")"
 cd "$repo"
 
-IFS=, read -r t_headline t_tests t_train t_full <<<"${EGGROLL_STAGE_TIMEOUTS:-0,0,0,0}"
+IFS=, read -r t_headline t_tests t_train t_charlm t_full <<<"${EGGROLL_STAGE_TIMEOUTS:-0,0,0,0,0}"
 failed=()
 
 # stage NAME SECONDS COMMAND...: runs COMMAND, cut off after SECONDS (0: no limit).
@@ -93,12 +96,19 @@ tests() {
 train() {
   "$bin" train --backend wgpu --json >"$out/train.json"
 }
-export -f headline tests train
+
+charlm() {
+  BACKEND=wgpu EPOCHS=3 EGGROLL_BIN="$bin" bash "$repo/scripts/charlm_scaling.sh" "$out/charlm-scaling.md" || return
+  "$bin" train --task charlm --backend wgpu --json --quiet --metrics "$out/charlm.jsonl" >"$out/charlm.json"
+}
+export repo
+export -f headline tests train charlm
 
 stage "headline: $headline_flags, rank 1 and 4, f32 and f16" "$t_headline" bash -c headline
 stage "GPU-path tests on ${EGGROLL_TEST_WGPU_BACKEND:-vulkan}" "$t_tests" \
   bash -o pipefail -c 'tests 2>&1 | tee "$out/tests.log"'
 stage "train the default task on wgpu" "$t_train" bash -c train
+stage "charlm: epoch cost against the population, and the default run, on wgpu" "$t_charlm" bash -c charlm
 # Under a stage limit the sweep starts no new point after three quarters of it (--time-limit), so
 # that it ends on its own and writes its table, JSON and plot with the points left marked skipped.
 [ "${t_full:-0}" -gt 0 ] && sweep_flags+=" --time-limit $((t_full * 3 / 4))"

@@ -280,9 +280,16 @@ impl TrainArgs {
 
     /// Refuses the `charlm` flags for another task.
     pub fn check_task_flags(&self, task: TaskKind) -> Result<()> {
-        let given = [("--data", self.data.is_some()), ("--width", self.width.is_some()), ("--depth", self.depth.is_some()), ("--window", self.window.is_some())];
+        let given = [
+            ("--data", self.data.is_some()),
+            ("--width", self.width.is_some()),
+            ("--depth", self.depth.is_some()),
+            ("--window", self.window.is_some()),
+        ];
         match given.iter().find(|(_, set)| *set) {
-            Some((flag, _)) if task != TaskKind::CharLm => Err(CliError::new(format!("{flag} applies to the charlm task only, not {task}"))),
+            Some((flag, _)) if task != TaskKind::CharLm => {
+                Err(CliError::new(format!("{flag} applies to the charlm task only, not {task}")))
+            }
             _ => Ok(()),
         }
     }

@@ -24,8 +24,26 @@ fn write_corpus(dir: &Path) {
 /// A small `charlm` run on `data.txt` for `epochs` epochs.
 fn small(epochs: &'static str) -> Vec<&'static str> {
     vec![
-        "train", "--task", "charlm", "--backend", "cpu", "--data", "data.txt", "--width", "8", "--window", "8", "--population", "16",
-        "--group-size", "4", "--eval-every", "2", "--quiet", "--epochs", epochs,
+        "train",
+        "--task",
+        "charlm",
+        "--backend",
+        "cpu",
+        "--data",
+        "data.txt",
+        "--width",
+        "8",
+        "--window",
+        "8",
+        "--population",
+        "16",
+        "--group-size",
+        "4",
+        "--eval-every",
+        "2",
+        "--quiet",
+        "--epochs",
+        epochs,
     ]
 }
 
@@ -52,11 +70,15 @@ fn charlm_reports_resumes_exactly_and_samples() {
     assert!(latest_model(&dir.path().join("ckpt")) == latest_model(&dir.path().join("ref")), "parameters differ after resuming");
     let lines = |f: &str| -> Vec<Value> {
         let text = fs::read_to_string(dir.path().join(f)).unwrap();
-        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).map(|mut v| v.as_object_mut().unwrap().remove("ms").map(|_| v).unwrap()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|mut v| v.as_object_mut().unwrap().remove("ms").map(|_| v).unwrap())
+            .collect()
     };
     assert_eq!(lines("m.jsonl"), lines("ref.jsonl"));
 
-    let sample = |extra: &[&str]| run(dir.path(), &[&["sample", "--checkpoint", "ref", "--prompt", "And God", "--bytes", "40"], extra].concat());
+    let sample =
+        |extra: &[&str]| run(dir.path(), &[&["sample", "--checkpoint", "ref", "--prompt", "And God", "--bytes", "40"], extra].concat());
     let greedy = sample(&["--temperature", "0"]);
     assert!(greedy.status.success(), "{}", stderr(&greedy));
     assert!(greedy.stdout.starts_with(b"And God"), "{:?}", String::from_utf8_lossy(&greedy.stdout));
@@ -70,7 +92,25 @@ fn charlm_reports_resumes_exactly_and_samples() {
 #[test]
 fn charlm_trains_on_the_embedded_bible() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["train", "--task", "charlm", "--backend", "cpu", "--width", "8", "--window", "8", "--population", "8", "--group-size", "4", "--epochs", "2", "--json", "--quiet"];
+    let args = [
+        "train",
+        "--task",
+        "charlm",
+        "--backend",
+        "cpu",
+        "--width",
+        "8",
+        "--window",
+        "8",
+        "--population",
+        "8",
+        "--group-size",
+        "4",
+        "--epochs",
+        "2",
+        "--json",
+        "--quiet",
+    ];
     let out = run(dir.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

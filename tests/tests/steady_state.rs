@@ -5,7 +5,7 @@
 //! (`EGGROLL_TEST_WGPU_BACKEND`).
 
 use eggroll::config::{EsConfig, OptimizerKind};
-use eggroll::tasks::{Constant, Regression, Task};
+use eggroll::tasks::{CharLm, CharLmOptions, Constant, Regression, Task};
 use eggroll::{train_epoch, Eggroll, Mlp, ParamKind};
 use eggroll_backend::gpu::{CreatedObjects, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{for_each_adapter, open};
@@ -78,6 +78,16 @@ fn task_epochs_create_no_device_objects_after_the_first() {
         let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), regression.model(), config).unwrap();
         assert_steady("regression", &mut es, |es| {
             train_epoch(&mut regression, es).unwrap();
+        });
+
+        // The language model: affine layer norms, minGRU, MLP and residuals, its fitness scored by
+        // the log-softmax on the device, and the mean model's evaluation every epoch.
+        let mut charlm = CharLm::new(5, &CharLmOptions { width: 8, depth: 1, window: 6, ..CharLmOptions::default() }).unwrap();
+        let config = EsConfig { population: 16, group_size: 4, epochs: EPOCHS as u32, ..charlm.default_config() };
+        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), charlm.model(), config).unwrap();
+        assert_steady("charlm", &mut es, |es| {
+            train_epoch(&mut charlm, es).unwrap();
+            charlm.evaluate(es).unwrap();
         });
     });
 }

@@ -36,4 +36,3 @@ pub fn latest_model(dir: &Path) -> Vec<u8> {
     let name = fs::read_to_string(dir.join("LATEST")).unwrap();
     fs::read(dir.join(name.trim()).join("model.safetensors")).unwrap()
 }
-

@@ -183,7 +183,13 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
     }
 
     /// [`Eggroll::population_log_likelihood`] with the read-back awaited.
-    pub async fn population_log_likelihood_async(&mut self, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
+    pub async fn population_log_likelihood_async(
+        &mut self,
+        x: &[f32],
+        layout: InputLayout,
+        rows: usize,
+        targets: &[u32],
+    ) -> Result<Vec<f32>> {
         let mode = self.population_mode(layout, rows)?;
         let (backend, output) = self.enqueue(mode, x, Some(targets))?;
         Ok(backend.read(output).await?)

@@ -41,9 +41,7 @@ impl Corpus {
     /// The embedded King James Bible.
     pub fn kjv() -> Result<Self> {
         let mut bytes = Vec::with_capacity(KJV_BYTES);
-        GzDecoder::new(KJV_GZ)
-            .read_to_end(&mut bytes)
-            .map_err(|e| EggrollError::Data(format!("kjv.txt.gz: cannot decompress: {e}")))?;
+        GzDecoder::new(KJV_GZ).read_to_end(&mut bytes).map_err(|e| EggrollError::Data(format!("kjv.txt.gz: cannot decompress: {e}")))?;
         if bytes.len() != KJV_BYTES {
             return Err(EggrollError::Data(format!("kjv.txt.gz: expected {KJV_BYTES} bytes, found {}", bytes.len())));
         }
