@@ -17,6 +17,7 @@ mod checks;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod int8;
 pub mod ops;
 pub mod rng;
 pub mod select;

@@ -1,0 +1,211 @@
+//! Integer EGGROLL: int8 weights and activations, i32 accumulation, integer noise, an integer
+//! log-likelihood and a ±1 update, all exact, so that every backend gives the same bits
+//! ([docs/int8.md](../../../docs/int8.md) defines each operation; [`spec`] holds the scalar
+//! definitions the kernels follow).
+//!
+//! [`IntBackend`] is the integer twin of [`Backend`]: its provided methods check their arguments
+//! (rules in `checks.rs`, in front of every backend, as for the f32 kernels) and call the
+//! backend's `*_unchecked` kernels.
+
+mod checks;
+pub mod spec;
+pub mod tables;
+
+pub use spec::{log_likelihood, noise_value, sat8, threshold, weight_shift, ACT_BITS};
+pub use tables::{EXP2, LOG2};
+
+use crate::error::Result;
+use crate::ops::{Batch, Recurrence};
+use crate::rng::NoiseStream;
+use crate::Backend;
+use std::future::Future;
+
+/// An int8 matrix `W` (m x n, row-major, `y = x Wᵀ`): both sides multiples of 4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntMatrix {
+    /// Output features (rows of `W`).
+    pub m: usize,
+    /// Input features (columns of `W`).
+    pub n: usize,
+}
+
+/// The integer low-rank noise of one matrix parameter at one noise epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntNoise {
+    /// Which stream (seed, parameter id, noise epoch).
+    pub stream: NoiseStream,
+    /// Rank r of the factors (>= 1).
+    pub rank: usize,
+    /// The noise shift `t`: member i's weight is about `W + s_i a bᵀ / 2^t`.
+    pub shift: u32,
+}
+
+/// Integer EGGROLL's kernels: the int8 forward of a population, its log-likelihood and the ±1
+/// update. `I8` tensors hold int8 values in `[-127, 127]`, `I32` tensors i32 values.
+pub trait IntBackend: Backend {
+    /// A device-resident int8 tensor (its length a multiple of 4).
+    type I8;
+    /// A device-resident i32 tensor.
+    type I32;
+
+    /// Copies `data` (values in `[-127, 127]`, length a multiple of 4) to a new int8 tensor.
+    fn upload_i8(&self, data: &[i8]) -> Result<Self::I8> {
+        checks::i8_data(data)?;
+        self.upload_i8_unchecked(data)
+    }
+    /// A new zero-filled int8 tensor of `len` values (a multiple of 4).
+    fn zeros_i8(&self, len: usize) -> Result<Self::I8> {
+        checks::i8_len(len)?;
+        self.zeros_i8_unchecked(len)
+    }
+    /// Overwrites `tensor` with `data` (same length, values in `[-127, 127]`).
+    fn write_i8(&self, tensor: &mut Self::I8, data: &[i8]) -> Result<()> {
+        checks::write_i8(self, tensor, data)?;
+        self.write_i8_unchecked(tensor, data)
+    }
+    /// A new zero-filled i32 tensor of `len` values.
+    fn zeros_i32(&self, len: usize) -> Result<Self::I32>;
+    /// Values in an int8 tensor.
+    fn len_i8(&self, tensor: &Self::I8) -> usize;
+    /// Values in an i32 tensor.
+    fn len_i32(&self, tensor: &Self::I32) -> usize;
+    /// Reads an int8 tensor back once the queued work writing it has run.
+    fn read_i8(&self, tensor: &Self::I8) -> impl Future<Output = Result<Vec<i8>>>;
+    /// Reads an i32 tensor back once the queued work writing it has run.
+    fn read_i32(&self, tensor: &Self::I32) -> impl Future<Output = Result<Vec<i32>>>;
+    /// Blocking [`IntBackend::read_i8`].
+    #[cfg(feature = "native")]
+    fn read_i8_blocking(&self, tensor: &Self::I8) -> Result<Vec<i8>> {
+        pollster::block_on(self.read_i8(tensor))
+    }
+    /// Blocking [`IntBackend::read_i32`].
+    #[cfg(feature = "native")]
+    fn read_i32_blocking(&self, tensor: &Self::I32) -> Result<Vec<i32>> {
+        pollster::block_on(self.read_i32(tensor))
+    }
+
+    /// The mean model's product `y = sat8((x Wᵀ) >> weight_shift(n))` over `rows` rows.
+    fn int_matmul(&self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, rows: usize, y: &mut Self::I8) -> Result<()> {
+        checks::int_matmul(self, x, w, shape, rows, y)?;
+        self.int_matmul_unchecked(x, w, shape, rows, y)
+    }
+    /// Every member's perturbed product (docs/int8.md): `x` is shared (`rows x n`) or each
+    /// member's (`N x rows x n`) as `batch.input` says, `y` gets `N x rows x m`.
+    fn int_perturbed_matmul(
+        &self,
+        x: &Self::I8,
+        w: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()> {
+        checks::int_perturbed_matmul(self, x, w, shape, &noise, &batch, y)?;
+        self.int_perturbed_matmul_unchecked(x, w, shape, noise, batch, y)
+    }
+    /// Rows `tokens` of the V x d table (the mean model's embedding), `tokens.len() x d`.
+    fn int_embedding(&self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, y: &mut Self::I8) -> Result<()> {
+        checks::int_embedding(self, tokens, table, shape, y)?;
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        self.int_embedding_unchecked(tokens, table, shape, y)
+    }
+    /// Every member's perturbed rows of the table; `tokens` as [`Batch::input_len`]`(1)`.
+    fn int_perturbed_embedding(
+        &self,
+        tokens: &[u32],
+        table: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()> {
+        checks::int_perturbed_embedding(self, tokens, table, shape, &noise, &batch, y)?;
+        self.int_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y)
+    }
+    /// The integer layer norm of every row of `width` values, in place.
+    fn int_layer_norm(&self, x: &mut Self::I8, width: usize) -> Result<()> {
+        checks::int_rows(self, x, width, "layer norm")?;
+        self.int_layer_norm_unchecked(x, width)
+    }
+    /// The integer minGRU over `[sequence][time][width]` gate pre-activations and candidates.
+    fn int_mingru_scan(&self, gate: &Self::I8, candidate: &Self::I8, shape: Recurrence, h: &mut Self::I8) -> Result<()> {
+        checks::int_mingru_scan(self, gate, candidate, shape, h)?;
+        self.int_mingru_scan_unchecked(gate, candidate, shape, h)
+    }
+    /// `max(x, 0)` in place.
+    fn int_relu(&self, x: &mut Self::I8) -> Result<()> {
+        self.int_relu_unchecked(x)
+    }
+    /// `x = sat8(x + other)` in place; `other`'s length divides `x`'s and it repeats over it.
+    fn int_add(&self, x: &mut Self::I8, other: &Self::I8) -> Result<()> {
+        checks::int_add(self, x, other)?;
+        self.int_add_unchecked(x, other)
+    }
+    /// The log-likelihood `ll` of each row's target (units of 2^-16 bits) into `out` (one i32 per
+    /// row); `targets` in `0..classes`, one per row of `logits`.
+    fn int_log_likelihood(&self, logits: &Self::I8, targets: &[u32], classes: usize, out: &mut Self::I32) -> Result<()> {
+        checks::int_log_likelihood(self, logits, targets, classes, out)?;
+        if targets.is_empty() {
+            return Ok(());
+        }
+        self.int_log_likelihood_unchecked(logits, targets, classes, out)
+    }
+    /// The ±1 update of an int8 matrix: `W += sign(Z)` where `|Z| > threshold`, with
+    /// `Z = Σ_k f_k Σ_q a_kq b_kqᵀ` and `fitness` one value in `{-1, 0, 1}` per pair.
+    fn int_lowrank_update(&self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut Self::I8) -> Result<()> {
+        checks::int_lowrank_update(self, fitness, &noise, shape, w)?;
+        self.int_lowrank_update_unchecked(fitness, noise, shape, threshold, w)
+    }
+
+    /// The kernel of [`IntBackend::upload_i8`].
+    fn upload_i8_unchecked(&self, data: &[i8]) -> Result<Self::I8>;
+    /// The kernel of [`IntBackend::zeros_i8`].
+    fn zeros_i8_unchecked(&self, len: usize) -> Result<Self::I8>;
+    /// The kernel of [`IntBackend::write_i8`].
+    fn write_i8_unchecked(&self, tensor: &mut Self::I8, data: &[i8]) -> Result<()>;
+    /// The kernel of [`IntBackend::int_matmul`].
+    fn int_matmul_unchecked(&self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, rows: usize, y: &mut Self::I8) -> Result<()>;
+    /// The kernel of [`IntBackend::int_perturbed_matmul`].
+    fn int_perturbed_matmul_unchecked(
+        &self,
+        x: &Self::I8,
+        w: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()>;
+    /// The kernel of [`IntBackend::int_embedding`]; at least one token.
+    fn int_embedding_unchecked(&self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, y: &mut Self::I8) -> Result<()>;
+    /// The kernel of [`IntBackend::int_perturbed_embedding`].
+    fn int_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()>;
+    /// The kernel of [`IntBackend::int_layer_norm`].
+    fn int_layer_norm_unchecked(&self, x: &mut Self::I8, width: usize) -> Result<()>;
+    /// The kernel of [`IntBackend::int_mingru_scan`].
+    fn int_mingru_scan_unchecked(&self, gate: &Self::I8, candidate: &Self::I8, shape: Recurrence, h: &mut Self::I8) -> Result<()>;
+    /// The kernel of [`IntBackend::int_relu`].
+    fn int_relu_unchecked(&self, x: &mut Self::I8) -> Result<()>;
+    /// The kernel of [`IntBackend::int_add`].
+    fn int_add_unchecked(&self, x: &mut Self::I8, other: &Self::I8) -> Result<()>;
+    /// The kernel of [`IntBackend::int_log_likelihood`]; at least one row.
+    fn int_log_likelihood_unchecked(&self, logits: &Self::I8, targets: &[u32], classes: usize, out: &mut Self::I32) -> Result<()>;
+    /// The kernel of [`IntBackend::int_lowrank_update`].
+    fn int_lowrank_update_unchecked(
+        &self,
+        fitness: &[i8],
+        noise: IntNoise,
+        shape: IntMatrix,
+        threshold: i32,
+        w: &mut Self::I8,
+    ) -> Result<()>;
+}
