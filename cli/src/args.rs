@@ -36,19 +36,19 @@ pub enum Command {
 /// Options of `eggroll train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Task: regression, constant, digits, cartpole, pendulum or charlm.
+    /// Task: regression, constant, digits, cartpole, pendulum, charlm or egg.
     #[arg(long, default_value = "regression")]
     pub task: String,
-    /// charlm: train on the bytes of FILE instead of the embedded King James Bible.
+    /// charlm and egg: train on the bytes of FILE instead of the embedded King James Bible.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// charlm: features of the model's residual stream (default 64).
+    /// charlm and egg: features of the model's residual stream (default 64).
     #[arg(long)]
     pub width: Option<usize>,
-    /// charlm: blocks of the model (default 1).
+    /// charlm and egg: blocks of the model (default 1 and 2).
     #[arg(long)]
     pub depth: Option<usize>,
-    /// charlm: bytes per window T (default 32).
+    /// charlm and egg: bytes per window T (default 32 and 100).
     #[arg(long)]
     pub window: Option<usize>,
     /// Backend: auto (a hardware GPU if there is one, else the CPU), cpu, or wgpu (WGPU_BACKEND and
@@ -266,10 +266,9 @@ impl From<OptimizerArg> for OptimizerKind {
 }
 
 impl TrainArgs {
-    /// The `charlm` task's options: its defaults with `--data`, `--width`, `--depth` and
-    /// `--window` applied.
-    pub fn charlm_options(&self) -> CharLmOptions {
-        let d = CharLmOptions::default();
+    /// A language-model task's options: `d` (its defaults) with `--data`, `--width`, `--depth`
+    /// and `--window` applied.
+    pub fn lm_options(&self, d: CharLmOptions) -> CharLmOptions {
         CharLmOptions {
             data: self.data.clone().or(d.data),
             width: self.width.unwrap_or(d.width),

@@ -13,6 +13,7 @@ mod metrics;
 mod plot;
 mod runtime_dir;
 mod sample;
+mod session;
 mod train;
 
 use args::{Cli, Command};

@@ -1,4 +1,4 @@
-//! `eggroll sample`: text from a `charlm` checkpoint's mean parameters.
+//! `eggroll sample`: text from a `charlm` or `egg` checkpoint's mean parameters.
 //!
 //! Each byte is drawn from the softmax (at the temperature) of the model's next-byte logits after
 //! the last `window` bytes of the text so far, the recurrent state starting from zero at that
@@ -7,16 +7,19 @@
 use crate::args::SampleArgs;
 use crate::checkpoint;
 use crate::error::{CliError, Result};
+use eggroll::int8::{EggModel, IntEggroll};
+use eggroll::tasks::charlm::VOCAB;
 use eggroll::tasks::CharLmModel;
 use eggroll::{Eggroll, EggrollError, TrainerState};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
-use eggroll_backend::{with_backend, Backend};
+use eggroll_backend::with_backend;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 use std::io::Write;
 
-/// Loads the checkpoint, checks it is a `charlm` one, and prints the prompt and its continuation.
+/// Loads the checkpoint, checks it is a `charlm` or `egg` one, and prints the prompt and its
+/// continuation.
 pub fn sample(args: &SampleArgs) -> Result<()> {
     if !(args.temperature.is_finite() && args.temperature >= 0.0) {
         return Err(CliError::new(format!("--temperature must be finite and >= 0, got {}", args.temperature)));
@@ -24,68 +27,82 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     let dir = &args.checkpoint;
     let loaded = checkpoint::load(dir)?;
     let manifest = &loaded.manifest;
-    if manifest.task != "charlm" {
-        return Err(CliError::new(format!(
-            "{} holds a checkpoint of task `{}`; `eggroll sample` needs one of task `charlm`",
-            dir.display(),
-            manifest.task
-        )));
-    }
-    let model: CharLmModel = manifest
-        .settings
-        .get("model")
-        .cloned()
-        .ok_or_else(|| loaded.corrupt("state.json has no charlm model settings"))
-        .and_then(|v| serde_json::from_value(v).map_err(|e| loaded.corrupt(format!("state.json: model: {e}"))))?;
-    let model = CharLmModel::new(model.width, model.depth, model.window).map_err(|e| loaded.corrupt(e))?;
+    let model = manifest.settings.get("model").cloned();
+    let model = || model.clone().ok_or_else(|| loaded.corrupt("state.json has no model settings"));
+    let corrupt_state = |e: EggrollError| match e {
+        EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
+        other => loaded.corrupt(other),
+    };
     let selected = select_backend(args.backend, &WgpuOptions::default())?;
-    with_backend!(selected, backend => {
-        let mut es = Eggroll::new(backend, model, manifest.config.clone())?;
-        let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(|e| match e {
-            EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
-            other => loaded.corrupt(other),
-        })?;
-        es.restore(&state).map_err(|e| loaded.corrupt(e))?;
-        generate(&mut es, model, args)
-    })
+    match manifest.task.as_str() {
+        "charlm" => {
+            let m: CharLmModel = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
+            let m = CharLmModel::new(m.width, m.depth, m.window).map_err(|e| loaded.corrupt(e))?;
+            with_backend!(selected, backend => {
+                let mut es = Eggroll::new(backend, m, manifest.config.clone())?;
+                let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
+                es.restore(&state).map_err(|e| loaded.corrupt(e))?;
+                generate(m.window, args, |context| {
+                    es.set_model(m.with_window(context.len())?)?;
+                    let x: Vec<f32> = context.iter().map(|&b| f32::from(b)).collect();
+                    let logits = es.forward_mean(&x, context.len())?;
+                    Ok(logits[logits.len() - VOCAB..].iter().map(|&l| f64::from(l)).collect())
+                })
+            })
+        }
+        "egg" => {
+            let m: EggModel = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
+            let m = EggModel::new(m.width, m.depth, m.window).map_err(|e| loaded.corrupt(e))?;
+            with_backend!(selected, backend => {
+                let mut es = IntEggroll::new(backend, m, manifest.config.clone())?;
+                es.restore_safetensors(&loaded.model, manifest.epoch).map_err(corrupt_state)?;
+                generate(m.window, args, |context| {
+                    es.set_model(m.with_window(context.len())?)?;
+                    let tokens: Vec<u32> = context.iter().map(|&b| u32::from(b)).collect();
+                    let logits = es.mean_logits(&tokens, context.len())?;
+                    // Int8 logits are bits with 4 fractional bits: p ∝ 2^(l/16) = e^(l ln 2 / 16).
+                    Ok(logits[logits.len() - VOCAB..].iter().map(|&l| f64::from(l) * std::f64::consts::LN_2 / 16.0).collect())
+                })
+            })
+        }
+        other => Err(CliError::new(format!(
+            "{} holds a checkpoint of task `{other}`; `eggroll sample` needs one of task `charlm` or `egg`",
+            dir.display()
+        ))),
+    }
 }
 
-/// Writes the prompt, then `args.bytes` generated bytes, to stdout as they come.
-fn generate<B: Backend>(es: &mut Eggroll<B, CharLmModel>, model: CharLmModel, args: &SampleArgs) -> Result<()> {
+/// Writes the prompt, then `args.bytes` generated bytes, to stdout as they come: each drawn from
+/// the scores (natural-log scale) `next` gives for the last `window` bytes.
+fn generate(window: usize, args: &SampleArgs, mut next: impl FnMut(&[u8]) -> eggroll::Result<Vec<f64>>) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let write = |out: &mut std::io::StdoutLock<'_>, bytes: &[u8]| {
-        out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| CliError::new(format!("cannot write to stdout: {e}")))
-    };
+    let write = |out: &mut std::io::StdoutLock<'_>, bytes: &[u8]| out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| CliError::new(format!("cannot write to stdout: {e}")));
     write(&mut out, args.prompt.as_bytes())?;
     let mut text: Vec<u8> = if args.prompt.is_empty() { b"\n".to_vec() } else { args.prompt.as_bytes().to_vec() };
     let mut rng = Pcg64::seed_from_u64(args.seed);
-    let (mut x, mut p) = (Vec::with_capacity(model.window), Vec::with_capacity(256));
+    let mut p = Vec::with_capacity(VOCAB);
     for _ in 0..args.bytes {
-        let context = &text[text.len().saturating_sub(model.window)..];
-        x.clear();
-        x.extend(context.iter().map(|&b| f32::from(b)));
-        es.set_model(model.with_window(context.len())?)?;
-        let logits = es.forward_mean(&x, context.len())?;
-        let last = &logits[logits.len() - 256..];
-        let byte = draw(last, args.temperature, &mut rng, &mut p)?;
+        let context = &text[text.len().saturating_sub(window)..];
+        let scores = next(context)?;
+        let byte = draw(&scores, args.temperature, &mut rng, &mut p)?;
         text.push(byte);
         write(&mut out, &[byte])?;
     }
     write(&mut out, b"\n")
 }
 
-/// A byte drawn from `softmax(logits / temperature)`, or the likeliest (the first on ties) at
+/// A byte drawn from `softmax(scores / temperature)`, or the likeliest (the first on ties) at
 /// temperature 0.
-fn draw(logits: &[f32], temperature: f32, rng: &mut Pcg64, p: &mut Vec<f64>) -> Result<u8> {
-    if let Some(bad) = logits.iter().position(|v| !v.is_finite()) {
-        return Err(CliError::new(format!("the model's logit of byte {bad} is {}", logits[bad])));
+fn draw(scores: &[f64], temperature: f32, rng: &mut Pcg64, p: &mut Vec<f64>) -> Result<u8> {
+    if let Some(bad) = scores.iter().position(|v| !v.is_finite()) {
+        return Err(CliError::new(format!("the model's logit of byte {bad} is {}", scores[bad])));
     }
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if temperature == 0.0 {
-        return Ok(logits.iter().position(|&v| v == max).unwrap_or(0) as u8);
+        return Ok(scores.iter().position(|&v| v == max).unwrap_or(0) as u8);
     }
     p.clear();
-    p.extend(logits.iter().map(|&v| ((f64::from(v) - f64::from(max)) / f64::from(temperature)).exp()));
+    p.extend(scores.iter().map(|&v| ((v - max) / f64::from(temperature)).exp()));
     let mut u = rng.random::<f64>() * p.iter().sum::<f64>();
     for (byte, &w) in p.iter().enumerate() {
         if u < w {

@@ -7,11 +7,12 @@ use crate::crash::crash_point;
 use crate::error::{CliError, Result};
 use crate::metrics::{num, MetricsLog, Record};
 use crate::plot;
-use eggroll::tasks::CharLm;
-use eggroll::{train_epoch, Eggroll, EggrollError, EsConfig, Evaluation, Model, Task, TaskKind, TrainerState};
+use crate::session::{EggSession, FloatSession, Session};
+use eggroll::tasks::{CharLm, Egg};
+use eggroll::{EggrollError, Evaluation, Task, TaskKind};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
-use eggroll_backend::{with_backend, Backend};
+use eggroll_backend::with_backend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -21,38 +22,49 @@ use std::time::Instant;
 pub fn train(args: &TrainArgs) -> Result<()> {
     let kind: TaskKind = args.task.parse()?;
     args.check_task_flags(kind)?;
-    if kind == TaskKind::CharLm {
-        let options = args.charlm_options();
-        let config = args.config(CharLm::new(0, &options)?.default_config())?;
-        let task = CharLm::new(config.seed, &options)?;
-        let selected = select_backend(args.backend, &WgpuOptions::default())?;
-        return with_backend!(selected, backend => run(backend, task, config, args));
+    match kind {
+        TaskKind::CharLm => {
+            let options = args.lm_options(CharLm::default_options());
+            let config = args.config(CharLm::new(0, &options)?.default_config())?;
+            let task = CharLm::new(config.seed, &options)?;
+            let selected = select_backend(args.backend, &WgpuOptions::default())?;
+            with_backend!(selected, backend => run(FloatSession::new(backend, task, config)?, args))
+        }
+        TaskKind::Egg => {
+            let options = args.lm_options(Egg::default_options());
+            let config = args.config(Egg::new(0, &options)?.default_config())?;
+            let task = Egg::new(config.seed, &options)?;
+            let selected = select_backend(args.backend, &WgpuOptions::default())?;
+            with_backend!(selected, backend => run(EggSession::new(backend, task, config)?, args))
+        }
+        _ => {
+            let config = args.config(kind.build(0)?.default_config())?;
+            let task = kind.build(config.seed)?;
+            let selected = select_backend(args.backend, &WgpuOptions::default())?;
+            with_backend!(selected, backend => run(FloatSession::new(backend, task, config)?, args))
+        }
     }
-    let config = args.config(kind.build(0)?.default_config())?;
-    let task = kind.build(config.seed)?;
-    let selected = select_backend(args.backend, &WgpuOptions::default())?;
-    with_backend!(selected, backend => run(backend, task, config, args))
 }
 
-/// Loads the checkpoint in `dir` into `es` after checking it belongs to this task, configuration
-/// and model; returns its manifest.
-fn resume<B: Backend, T: Task>(es: &mut Eggroll<B, T::Model>, task: &T, dir: &std::path::Path) -> Result<Manifest> {
+/// Loads the checkpoint in `dir` into the session after checking it belongs to this task,
+/// configuration and model; returns its manifest.
+fn resume<S: Session>(session: &mut S, dir: &std::path::Path) -> Result<Manifest> {
     let loaded = checkpoint::load(dir)?;
     let manifest = &loaded.manifest;
     let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
-    let name = task.name();
+    let name = session.name();
     if manifest.task != name {
         return Err(refuse(format!("it is a checkpoint of task `{}`, not `{name}`", manifest.task)));
     }
-    let settings = task.settings();
+    let settings = session.settings();
     if manifest.settings != settings {
         let key = settings.as_object().and_then(|o| o.keys().find(|k| manifest.settings.get(k.as_str()) != o.get(k.as_str())).cloned());
         let key = key.unwrap_or_default();
         let (saved, now) = (manifest.settings.get(&key).cloned().unwrap_or_default(), settings.get(&key).cloned().unwrap_or_default());
         return Err(refuse(format!("it was made with {key} = {saved}, this run has {now}")));
     }
-    if manifest.config != *es.config() {
-        let (saved, now) = (json!(manifest.config), json!(es.config()));
+    if manifest.config != *session.config() {
+        let (saved, now) = (json!(manifest.config), json!(session.config()));
         let field = saved.as_object().and_then(|o| o.keys().find(|k| saved[k.as_str()] != now[k.as_str()]).cloned());
         let field = field.unwrap_or_default();
         // Config floats are f32: show them as such.
@@ -62,26 +74,24 @@ fn resume<B: Backend, T: Task>(es: &mut Eggroll<B, T::Model>, task: &T, dir: &st
         };
         return Err(refuse(format!("it was made with {field} = {}, this run has {}", show(&saved[&field]), show(&now[&field]))));
     }
-    let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(|e| match e {
+    session.restore(&loaded.model, manifest.epoch).map_err(|e| match e {
         EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
         EggrollError::Checkpoint(why) => refuse(why),
         other => refuse(other.to_string()),
     })?;
-    es.restore(&state).map_err(|e| refuse(e.to_string()))?;
     Ok(loaded.manifest)
 }
 
-/// Saves the trainer into `dir` as the checkpoint of its current epoch.
-fn save<B: Backend, T: Task>(es: &Eggroll<B, T::Model>, task: &T, dir: &std::path::Path, log: Option<&mut MetricsLog>) -> Result<()> {
-    let state = es.state()?;
-    let model = state.to_safetensors(&es.specs())?;
+/// Saves the session's trainer into `dir` as the checkpoint of its current epoch.
+fn save<S: Session>(session: &S, dir: &std::path::Path, log: Option<&mut MetricsLog>) -> Result<()> {
+    let model = session.save()?;
     let manifest = Manifest {
         format_version: checkpoint::FORMAT_VERSION,
-        task: task.name().to_string(),
-        settings: task.settings(),
-        epoch: state.epoch,
-        seed: es.config().seed,
-        config: es.config().clone(),
+        task: session.name().to_string(),
+        settings: session.settings(),
+        epoch: session.epoch(),
+        seed: session.config().seed,
+        config: session.config().clone(),
         metrics_bytes: log.map(MetricsLog::sync).transpose()?,
         model_bytes: 0,
         model_fnv1a64: String::new(),
@@ -100,16 +110,15 @@ fn progress(epochs: u32, start: u32, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Trains `task` on `backend` for the epochs `config` asks for (from the checkpoint on with
+/// Trains the session for the epochs its configuration asks for (from the checkpoint on with
 /// `--resume`), then reports.
-pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args: &TrainArgs) -> Result<()> {
-    let name = task.name();
-    let epochs = config.epochs;
-    let tokens = task.tokens_per_epoch(&config);
-    let mut es = Eggroll::new(backend, task.model(), config)?;
+pub fn run<S: Session>(mut session: S, args: &TrainArgs) -> Result<()> {
+    let name = session.name();
+    let epochs = session.config().epochs;
+    let tokens = session.tokens_per_epoch();
     let ckpt_dir = args.checkpoint.as_ref().or(args.resume.as_ref());
     let manifest = match &args.resume {
-        Some(dir) => Some(resume(&mut es, &task, dir)?),
+        Some(dir) => Some(resume(&mut session, dir)?),
         None => None,
     };
     if let Some(dir) = ckpt_dir.filter(|d| args.resume.as_ref() != Some(d)) {
@@ -121,15 +130,15 @@ pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args:
         (None, _) => (None, Vec::new()),
     };
 
-    let bar = progress(epochs, es.epoch(), args.quiet);
-    let (mut last_eval, mut total_ms, start) = (None::<Evaluation>, 0.0, es.epoch());
+    let bar = progress(epochs, session.epoch(), args.quiet);
+    let (mut last_eval, mut total_ms, start) = (None::<Evaluation>, 0.0, session.epoch());
     for epoch in start..epochs {
         let t = Instant::now();
-        let stats = train_epoch(&mut task, &mut es)?;
+        let stats = session.train_epoch()?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         total_ms += ms;
         let done = epoch + 1;
-        let eval = if done % args.eval_every == 0 || done == epochs { Some(task.evaluate(&mut es)?) } else { None };
+        let eval = if done % args.eval_every == 0 || done == epochs { Some(session.evaluate()?) } else { None };
         let record = Record {
             epoch: done,
             mean_fitness: stats.mean_fitness,
@@ -144,7 +153,7 @@ pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args:
         history.push(record);
         crash_point(done, "epoch");
         if let Some(dir) = ckpt_dir.filter(|_| done % args.checkpoint_every == 0 || done == epochs) {
-            save(&es, &task, dir, log.as_mut())?;
+            save(&session, dir, log.as_mut())?;
         }
         last_eval = eval.or(last_eval);
         let shown = last_eval.as_ref().map(|e| format!(" train_loss {:.4} {} {:.4}", e.train_loss, e.metric_name, e.metric));
@@ -156,7 +165,7 @@ pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args:
 
     let final_eval = match last_eval.filter(|_| start < epochs) {
         Some(e) => e,
-        None => task.evaluate(&mut es)?,
+        None => session.evaluate()?,
     };
     if let Some(path) = &args.plot {
         plot::draw(path, &history, &format!("eggroll {name}"))?;
@@ -166,10 +175,10 @@ pub fn run<B: Backend, T: Task>(backend: B, mut task: T, config: EsConfig, args:
         eval: final_eval,
         ms_per_epoch,
         resumed_from: manifest.map(|m| m.epoch),
-        baselines: task.baselines(),
+        baselines: session.baselines(),
         tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
     };
-    report(&es, name, &summary, args.json);
+    report(&session, &summary, args.json);
     Ok(())
 }
 
@@ -189,10 +198,11 @@ struct Summary {
 
 /// Prints the final summary: one JSON object with `json`, else two human lines (three with
 /// baselines or a token rate).
-fn report<B: Backend, M: Model>(es: &Eggroll<B, M>, name: &str, summary: &Summary, json: bool) {
-    let adapter = es.backend().describe();
+fn report<S: Session>(session: &S, summary: &Summary, json: bool) {
+    let name = session.name();
+    let adapter = session.adapter();
     let backend = if adapter.backend == "cpu" { "cpu" } else { "wgpu" };
-    let c = es.config();
+    let c = session.config();
     let (eval, ms_per_epoch) = (&summary.eval, summary.ms_per_epoch);
     if json {
         let mut out = json!({

@@ -4,22 +4,10 @@
 
 mod common;
 
-use common::{assert_one_error, eggroll, latest_model, run, stderr};
+use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr, write_corpus};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
-
-/// Writes `data.txt`: a few kilobytes of English with some variety.
-fn write_corpus(dir: &Path) {
-    let verses = [
-        "In the beginning God created the heaven and the earth.",
-        "And the earth was without form, and void; and darkness was upon the face of the deep.",
-        "And God said, Let there be light: and there was light.",
-        "And God saw the light, that it was good.",
-    ];
-    let text: String = (0..40).map(|i| format!("  {} {}\n", i + 1, verses[i % verses.len()])).collect();
-    fs::write(dir.join("data.txt"), text).unwrap();
-}
 
 /// A small `charlm` run on `data.txt` for `epochs` epochs.
 fn small(epochs: &'static str) -> Vec<&'static str> {
@@ -68,14 +56,7 @@ fn charlm_reports_resumes_exactly_and_samples() {
     let out = run(dir.path(), &[&crashed[..], &["--resume", "ckpt"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(latest_model(&dir.path().join("ckpt")) == latest_model(&dir.path().join("ref")), "parameters differ after resuming");
-    let lines = |f: &str| -> Vec<Value> {
-        let text = fs::read_to_string(dir.path().join(f)).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .map(|mut v| v.as_object_mut().unwrap().remove("ms").map(|_| v).unwrap())
-            .collect()
-    };
-    assert_eq!(lines("m.jsonl"), lines("ref.jsonl"));
+    assert_eq!(metrics(&dir.path().join("m.jsonl")), metrics(&dir.path().join("ref.jsonl")));
 
     let sample =
         |extra: &[&str]| run(dir.path(), &[&["sample", "--checkpoint", "ref", "--prompt", "And God", "--bytes", "40"], extra].concat());
@@ -143,7 +124,7 @@ fn charlm_refuses_bad_input() {
         (&["--window", "0"], "window"),
         (&["--width", "0"], "width"),
         (&["--depth", "0"], "depth"),
-        (&["--task", "constant"], "charlm task only"),
+        (&["--task", "constant"], "charlm and egg tasks only"),
     ];
     for (extra, needle) in cases {
         let line = with(extra);

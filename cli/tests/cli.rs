@@ -4,24 +4,12 @@
 
 mod common;
 
-use common::{assert_one_error, eggroll, latest_model, run, stderr};
+use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// The metrics lines without their timing field.
-fn metrics(path: &Path) -> Vec<Value> {
-    let text = fs::read_to_string(path).unwrap();
-    text.lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("ms").expect("every line has ms");
-            v
-        })
-        .collect()
-}
 
 const RUN: [&str; 10] = ["train", "--task", "constant", "--backend", "cpu", "--epochs", "40", "--checkpoint-every", "6", "--eval-every"];
 

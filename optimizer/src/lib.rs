@@ -36,6 +36,7 @@ pub mod config;
 pub mod error;
 pub mod es;
 pub mod forward;
+pub mod int8;
 pub mod model;
 pub mod params;
 pub mod shaping;

@@ -2,7 +2,8 @@
 //! trajectory within f32 tolerance, and a trainer's state (what `eggroll train --checkpoint`
 //! saves) moving from one backend to the other mid-run.
 
-use eggroll::tasks::{CharLm, CharLmOptions, Constant, Regression, Task};
+use eggroll::int8::IntEggroll;
+use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
 use eggroll::{train_epoch, Eggroll, EsConfig, TrainerState};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
@@ -72,6 +73,31 @@ fn charlm_task_same_trajectory_on_cpu_and_wgpu() {
     let task = CharLm::new(8, &options).unwrap();
     let config = EsConfig { population: 16, group_size: 4, epochs: 3, seed: 8, ..task.default_config() };
     assert_same_trajectory(task, config, 1e-3);
+}
+
+/// The integer language model is exact: the same scores, metrics and int8 weights, bit for bit,
+/// on the CPU and on every adapter, epoch after epoch (two blocks, rank 2, groups sharing windows).
+#[test]
+fn egg_task_same_bits_on_cpu_and_wgpu() {
+    let options = CharLmOptions { width: 8, depth: 2, window: 6, ..Egg::default_options() };
+    let task = Egg::new(3, &options).unwrap();
+    let config = EsConfig { population: 16, group_size: 4, rank: 2, epochs: 4, seed: 3, lr: 0.2, ..task.default_config() };
+    let run = |es: &mut IntEggroll<_, _>| {
+        let mut task = task.clone();
+        let mut trace = Vec::new();
+        for _ in 0..config.epochs {
+            trace.push(task.population_scores(es).unwrap());
+            es.tell(trace.last().unwrap()).unwrap();
+        }
+        let eval = task.evaluate(es).unwrap();
+        (trace, eval.train_loss.to_bits(), eval.metric.to_bits(), es.to_safetensors().unwrap())
+    };
+    let cpu = run(&mut IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap());
+    assert_ne!(cpu.3, IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap().to_safetensors().unwrap(), "the weights moved");
+    for_each_adapter(|adapter| {
+        let gpu = run(&mut IntEggroll::new(wgpu(adapter), task.model(), config.clone()).unwrap());
+        assert!(gpu == cpu, "{adapter:?}: the integer trajectory differs from the CPU's");
+    });
 }
 
 /// Five epochs on one backend, the state carried over, five more on the other: the same place as

@@ -63,6 +63,16 @@ pub trait IntBackend: Backend {
         checks::write_i8(self, tensor, data)?;
         self.write_i8_unchecked(tensor, data)
     }
+    /// Copies `src` into `dst` (same length): zeros written into `dst`, then the saturating sum,
+    /// which leaves int8 values as they are; a backend may copy directly instead.
+    fn copy_i8(&self, src: &Self::I8, dst: &mut Self::I8) -> Result<()> {
+        let len = self.len_i8(src);
+        if self.len_i8(dst) != len {
+            return Err(crate::Error::Shape(format!("copying {len} int8 values into {}", self.len_i8(dst))));
+        }
+        self.write_i8(dst, &vec![0; len])?;
+        self.int_add(dst, src)
+    }
     /// A new zero-filled i32 tensor of `len` values.
     fn zeros_i32(&self, len: usize) -> Result<Self::I32>;
     /// Values in an int8 tensor.

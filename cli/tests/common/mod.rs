@@ -1,5 +1,9 @@
 //! Helpers shared by the binary's end-to-end tests.
 
+// Each test file uses its own subset of the helpers.
+#![allow(dead_code)]
+
+use serde_json::Value;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -35,4 +39,29 @@ pub fn assert_one_error(out: &Output) -> String {
 pub fn latest_model(dir: &Path) -> Vec<u8> {
     let name = fs::read_to_string(dir.join("LATEST")).unwrap();
     fs::read(dir.join(name.trim()).join("model.safetensors")).unwrap()
+}
+
+/// Writes `data.txt`: a few kilobytes of English with some variety.
+pub fn write_corpus(dir: &Path) {
+    let verses = [
+        "In the beginning God created the heaven and the earth.",
+        "And the earth was without form, and void; and darkness was upon the face of the deep.",
+        "And God said, Let there be light: and there was light.",
+        "And God saw the light, that it was good.",
+    ];
+    let text: String = (0..40).map(|i| format!("  {} {}\n", i + 1, verses[i % verses.len()])).collect();
+    fs::write(dir.join("data.txt"), text).unwrap();
+}
+
+
+/// The metrics lines without their timing field.
+pub fn metrics(path: &Path) -> Vec<Value> {
+    let text = fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("ms").expect("every line has ms");
+            v
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@ pub mod cartpole;
 pub mod charlm;
 mod constant;
 pub mod control;
+pub mod egg;
 pub mod digits;
 pub mod pendulum;
 mod regression;
@@ -15,6 +16,7 @@ pub use cartpole::CartPole;
 pub use charlm::{CharLm, CharLmModel, CharLmOptions};
 pub use constant::Constant;
 pub use digits::Digits;
+pub use egg::Egg;
 pub use pendulum::Pendulum;
 pub use regression::Regression;
 
@@ -92,12 +94,22 @@ pub enum TaskKind {
     /// A byte-level language model ([`CharLm`]); it trains a [`CharLmModel`], not an [`Mlp`],
     /// so it is built with [`CharLm::new`] rather than [`TaskKind::build`].
     CharLm,
+    /// The integer language model ([`Egg`]), trained by integer EGGROLL
+    /// ([`crate::int8::IntEggroll`]); built with [`Egg::new`].
+    Egg,
 }
 
 impl TaskKind {
     /// Every task kind.
-    pub const ALL: [TaskKind; 6] =
-        [TaskKind::Regression, TaskKind::Constant, TaskKind::Digits, TaskKind::CartPole, TaskKind::Pendulum, TaskKind::CharLm];
+    pub const ALL: [TaskKind; 7] = [
+        TaskKind::Regression,
+        TaskKind::Constant,
+        TaskKind::Digits,
+        TaskKind::CartPole,
+        TaskKind::Pendulum,
+        TaskKind::CharLm,
+        TaskKind::Egg,
+    ];
 
     /// The name [`FromStr`] accepts.
     pub fn name(self) -> &'static str {
@@ -108,11 +120,12 @@ impl TaskKind {
             TaskKind::CartPole => "cartpole",
             TaskKind::Pendulum => "pendulum",
             TaskKind::CharLm => "charlm",
+            TaskKind::Egg => "egg",
         }
     }
 
     /// The [`Mlp`] task with its data drawn from `seed` (digits: an error if its embedded data
-    /// fails validation); `charlm` is refused, as [`CharLm::new`] builds it.
+    /// fails validation); `charlm` and `egg` are refused, as [`CharLm::new`] and [`Egg::new`] build them.
     pub fn build(self, seed: u64) -> Result<AnyTask> {
         match self {
             TaskKind::Regression => Ok(AnyTask::Regression(Regression::new(seed))),
@@ -121,6 +134,7 @@ impl TaskKind {
             TaskKind::CartPole => Ok(AnyTask::CartPole(CartPole::new(seed))),
             TaskKind::Pendulum => Ok(AnyTask::Pendulum(Pendulum::new(seed))),
             TaskKind::CharLm => Err(EggrollError::Config("the charlm task trains a CharLmModel: build it with CharLm::new".into())),
+            TaskKind::Egg => Err(EggrollError::Config("the egg task trains an integer model: build it with Egg::new".into())),
         }
     }
 }

@@ -13,9 +13,11 @@
 //!   windows.
 
 pub mod corpus;
+mod data;
 mod model;
 
 pub use corpus::{Baselines, Corpus, TEST_WINDOWS, VOCAB};
+pub use data::LmData;
 pub use model::{CharLmModel, MLP_RATIO};
 
 use super::{Evaluation, Task};
@@ -49,13 +51,10 @@ impl Default for CharLmOptions {
 /// The `charlm` task.
 #[derive(Clone, Debug)]
 pub struct CharLm {
-    corpus: Corpus,
+    data: LmData,
     model: CharLmModel,
-    seed: u64,
     test_inputs: Vec<f32>,
     test_targets: Vec<u32>,
-    unigram_bits: f64,
-    bigram_bits: f64,
     /// The distinct windows of the last population evaluation (inputs, targets).
     seen: Option<(Vec<f32>, Vec<u32>)>,
     /// Every member's input and targets, reused from one epoch to the next.
@@ -70,6 +69,11 @@ fn bits_per_byte(ll: &[f32]) -> f32 {
 }
 
 impl CharLm {
+    /// The model's shape and data when no flag says otherwise ([`CharLmOptions::default`]).
+    pub fn default_options() -> CharLmOptions {
+        CharLmOptions::default()
+    }
+
     /// The task on `options`' data (the embedded King James Bible by default) and model, windows
     /// drawn from `seed`. Refuses a data file that is missing, empty or too short for a window in
     /// each split, and a width, depth or window of 0.
@@ -85,45 +89,37 @@ impl CharLm {
     /// The task on `corpus` (an app's own bytes, say) with `model`; refuses a corpus too short
     /// for a window of the model in each split.
     pub fn with_corpus(seed: u64, corpus: Corpus, model: CharLmModel) -> Result<Self> {
-        corpus.check_window(model.window)?;
-        let starts = corpus.test_starts(model.window);
-        let (inputs, targets) = corpus::windows(corpus.test(), &starts, model.window);
-        let baselines = Baselines::fit(corpus.train());
+        let data = LmData::new(seed, corpus, model.window)?;
+        let (inputs, targets) = data.test();
         Ok(Self {
-            unigram_bits: baselines.unigram_bits(&targets),
-            bigram_bits: baselines.bigram_bits(&inputs, &targets),
             test_inputs: inputs.iter().map(|&b| f32::from(b)).collect(),
             test_targets: targets.iter().map(|&b| u32::from(b)).collect(),
-            corpus,
+            data,
             model,
-            seed,
             seen: None,
             inputs: Vec::new(),
             targets: Vec::new(),
         })
     }
 
-    /// The corpus.
-    pub fn corpus(&self) -> &Corpus {
-        &self.corpus
+    /// The corpus, windows and baselines.
+    pub fn data(&self) -> &LmData {
+        &self.data
     }
 
     /// Bits per byte of the unigram baseline on the test windows.
     pub fn unigram_bits_per_byte(&self) -> f64 {
-        self.unigram_bits
+        self.data.unigram_bits_per_byte()
     }
 
     /// Bits per byte of the bigram baseline on the test windows.
     pub fn bigram_bits_per_byte(&self) -> f64 {
-        self.bigram_bits
+        self.data.bigram_bits_per_byte()
     }
 
-    /// The distinct train windows of `epoch` for a population in groups of `group` members:
-    /// inputs as f32 byte values, and targets.
+    /// The distinct train windows of `epoch`: inputs as f32 byte values, and targets.
     fn train_windows(&self, config: &EsConfig, epoch: u32) -> (Vec<f32>, Vec<u32>) {
-        let count = config.population / config.group_len();
-        let starts = self.corpus.train_starts(self.model.window, count, self.seed, epoch);
-        let (x, y) = corpus::windows(self.corpus.train(), &starts, self.model.window);
+        let (x, y) = self.data.train_windows(config, epoch);
         (x.iter().map(|&b| f32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
     }
 }
@@ -191,13 +187,11 @@ impl Task for CharLm {
     }
 
     fn baselines(&self) -> Vec<(&'static str, f64)> {
-        vec![("unigram_bits_per_byte", self.unigram_bits), ("bigram_bits_per_byte", self.bigram_bits)]
+        self.data.baselines()
     }
 
     fn settings(&self) -> serde_json::Value {
-        let bytes = self.corpus.bytes();
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-        json!({ "model": self.model, "data_bytes": bytes.len(), "data_fnv1a64": format!("{hash:016x}") })
+        self.data.settings(json!(self.model))
     }
 }
 

@@ -1,0 +1,171 @@
+//! `egg`: the paper's integer language model ([`EggModel`]) trained with integer EGGROLL
+//! ([`IntEggroll`]) on the `charlm` corpus, split, windows and baselines ([`LmData`]).
+//!
+//! A member's score is the sum of its window's integer log-likelihoods (units of 2^-16 bits), the
+//! recurrent state starting from zero at the window's start; the members of a group share a
+//! window; the held-out metric is the mean model's bits per byte on the fixed test windows.
+
+use super::charlm::{CharLmOptions, Corpus, LmData};
+use super::Evaluation;
+use crate::config::{EsConfig, OptimizerKind};
+use crate::error::{EggrollError, Result};
+use crate::es::StepStats;
+use crate::int8::{EggModel, IntEggroll};
+use eggroll_backend::int8::IntBackend;
+use eggroll_backend::InputLayout;
+use serde_json::json;
+
+/// Units of the integer log-likelihood per bit.
+const LL_PER_BIT: f64 = 65536.0;
+
+/// The `egg` task.
+#[derive(Clone, Debug)]
+pub struct Egg {
+    data: LmData,
+    model: EggModel,
+    test_tokens: Vec<u32>,
+    test_targets: Vec<u32>,
+    /// The distinct windows of the last population evaluation (tokens, targets).
+    seen: Option<(Vec<u32>, Vec<u32>)>,
+    tokens: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+/// Bits per byte of integer log-likelihoods.
+fn bits_per_byte(ll: &[i32]) -> f32 {
+    let sum: f64 = ll.iter().map(|&v| f64::from(v)).sum();
+    (-sum / ll.len() as f64 / LL_PER_BIT) as f32
+}
+
+impl Egg {
+    /// The model's shape and data when no flag says otherwise: width 64, 2 blocks, windows of
+    /// 100 bytes, the embedded King James Bible.
+    pub fn default_options() -> CharLmOptions {
+        CharLmOptions { data: None, width: 64, depth: 2, window: 100 }
+    }
+
+    /// The task on `options`' data and model, windows drawn from `seed`; refuses what
+    /// [`crate::tasks::CharLm::new`] refuses and a width that is not a multiple of 4.
+    pub fn new(seed: u64, options: &CharLmOptions) -> Result<Self> {
+        let model = EggModel::new(options.width, options.depth, options.window)?;
+        let corpus = match &options.data {
+            Some(path) => Corpus::from_file(path)?,
+            None => Corpus::kjv()?,
+        };
+        Self::with_corpus(seed, corpus, model)
+    }
+
+    /// The task on `corpus` with `model`.
+    pub fn with_corpus(seed: u64, corpus: Corpus, model: EggModel) -> Result<Self> {
+        let data = LmData::new(seed, corpus, model.window)?;
+        let (inputs, targets) = data.test();
+        Ok(Self {
+            test_tokens: inputs.iter().map(|&b| u32::from(b)).collect(),
+            test_targets: targets.iter().map(|&b| u32::from(b)).collect(),
+            data,
+            model,
+            seen: None,
+            tokens: Vec::new(),
+            targets: Vec::new(),
+        })
+    }
+
+    /// `"egg"`.
+    pub fn name(&self) -> &'static str {
+        "egg"
+    }
+
+    /// The model.
+    pub fn model(&self) -> EggModel {
+        self.model
+    }
+
+    /// The corpus, windows and baselines.
+    pub fn data(&self) -> &LmData {
+        &self.data
+    }
+
+    /// Sized for a 2-core CPU: population 1024 in groups of 32, rank 1, noise shift 4 (σ = 2^-4),
+    /// α = 0.01 decaying linearly; the update is the ±1 step (`sgd`).
+    pub fn default_config(&self) -> EsConfig {
+        EsConfig {
+            population: 1024,
+            rank: 1,
+            sigma: 0.0625,
+            lr: 0.01,
+            optimizer: OptimizerKind::Sgd,
+            lr_schedule: crate::config::Schedule::Linear,
+            epochs: 300,
+            group_size: 32,
+            ..EsConfig::default()
+        }
+    }
+
+    fn train_windows(&self, config: &EsConfig, epoch: u32) -> (Vec<u32>, Vec<u32>) {
+        let (x, y) = self.data.train_windows(config, epoch);
+        (x.iter().map(|&b| u32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
+    }
+
+    /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods.
+    #[cfg(feature = "native")]
+    pub fn population_scores<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
+        let config = es.config().clone();
+        let (t, group) = (self.model.window, config.group_len());
+        let (x, y) = self.train_windows(&config, es.epoch());
+        self.tokens.clear();
+        self.targets.clear();
+        for member in 0..config.population {
+            let w = member / group;
+            self.tokens.extend_from_slice(&x[w * t..(w + 1) * t]);
+            self.targets.extend_from_slice(&y[w * t..(w + 1) * t]);
+        }
+        let ll = es.population_log_likelihood(&self.tokens, InputLayout::PerMember, t, &self.targets)?;
+        self.seen = Some((x, y));
+        Ok(ll.chunks_exact(t).map(|w| w.iter().map(|&v| i64::from(v)).sum()).collect())
+    }
+
+    /// One epoch: the scores, then the trainer's step.
+    #[cfg(feature = "native")]
+    pub fn train_epoch<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<StepStats> {
+        let scores = self.population_scores(es)?;
+        let mut stats = es.tell(&scores)?;
+        // Scores are sums over a window in 2^-16 bits: report them as bits per byte (negated
+        // log-likelihood is the loss; the fitness stays "higher is better").
+        let per_byte = |v: f32| (f64::from(v) / LL_PER_BIT / self.model.window as f64) as f32;
+        stats.mean_fitness = per_byte(stats.mean_fitness);
+        stats.max_fitness = per_byte(stats.max_fitness);
+        stats.min_fitness = per_byte(stats.min_fitness);
+        stats.fitness_std = per_byte(stats.fitness_std);
+        Ok(stats)
+    }
+
+    /// Bits per byte of the mean model on the windows last seen and on the test windows.
+    #[cfg(feature = "native")]
+    pub fn evaluate<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
+        let (x, y) = match &self.seen {
+            Some(seen) => seen.clone(),
+            None => self.train_windows(es.config(), es.epoch()),
+        };
+        let train = es.mean_log_likelihood(&x, y.len(), &y)?;
+        let test = es.mean_log_likelihood(&self.test_tokens, self.test_targets.len(), &self.test_targets)?;
+        if train.is_empty() || test.is_empty() {
+            return Err(EggrollError::Data("no windows to evaluate".into()));
+        }
+        Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: "test_bits_per_byte", metric: bits_per_byte(&test) })
+    }
+
+    /// Bytes the population evaluates per epoch.
+    pub fn tokens_per_epoch(&self, config: &EsConfig) -> usize {
+        config.population * self.model.window
+    }
+
+    /// The unigram and bigram baselines.
+    pub fn baselines(&self) -> Vec<(&'static str, f64)> {
+        self.data.baselines()
+    }
+
+    /// The model's shape and the data's size and hash, for checkpoints.
+    pub fn settings(&self) -> serde_json::Value {
+        self.data.settings(json!(self.model))
+    }
+}
