@@ -1,11 +1,12 @@
 // The packed int8 helpers of the integer modules from core WGSL bit operations, for
 // implementations without the language feature packed_4x8_integer_dot_product (which also
-// brings unpack4xI8 and pack4xI8): the same functions as int8_dot.wgsl, bit for bit.
+// brings WGSL's own pack and unpack built-ins): the same functions as int8_dot.wgsl, bit for bit.
 
-// The four lanes, sign-extended (extractBits sign-extends on i32).
+// The four lanes, sign-extended: each byte shifted to the top, then arithmetically back down
+// (shifts rather than extractBits, which some shading-language targets lack).
 fn unpack_i8(w: u32) -> vec4<i32> {
-    let s = bitcast<i32>(w);
-    return vec4<i32>(extractBits(s, 0u, 8u), extractBits(s, 8u, 8u), extractBits(s, 16u, 8u), extractBits(s, 24u, 8u));
+    let s = vec4<i32>(bitcast<i32>(w));
+    return (s << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
 
 // Σ_j a_j b_j over the four lanes.

@@ -53,17 +53,17 @@ fn int_noise_factors(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 @compute @workgroup_size(256)
 fn int_project(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
-    let shared = p.shared_input != 0u;
-    let groups = select(p.count, p.count / 2u, shared);
+    let is_shared = p.shared_input != 0u;
+    let groups = select(p.count, p.count / 2u, is_shared);
     if (gid >= groups * p.rows * p.rank) {
         return;
     }
     let q = gid % p.rank;
     let r = gid / p.rank;
     let g = r / p.rows;
-    let pair = select(g / 2u, g, shared);
+    let pair = select(g / 2u, g, is_shared);
     let n4 = p.n / 4u;
-    let x_base = select(r, r % p.rows, shared) * n4;
+    let x_base = select(r, r % p.rows, is_shared) * n4;
     let b_base = pair * factor_words() + (p.m * p.rank) / 4u + q * n4;
     var acc = 0;
     for (var k = 0u; k < n4; k++) {
@@ -82,11 +82,11 @@ fn int_matmul(@builtin(global_invocation_id) g: vec3<u32>) {
     if (c >= m4 || r0 >= total) {
         return;
     }
-    let shared = p.shared_input != 0u;
+    let is_shared = p.shared_input != 0u;
     var x_base: array<u32, RB>;
     for (var i = 0u; i < RB; i++) {
         let r = min(r0 + i, total - 1u);
-        x_base[i] = select(r, r % p.rows, shared) * n4;
+        x_base[i] = select(r, r % p.rows, is_shared) * n4;
     }
     var acc: array<vec4<i32>, RB>;
     for (var k = 0u; k < n4; k++) {
@@ -109,7 +109,7 @@ fn int_matmul(@builtin(global_invocation_id) g: vec3<u32>) {
         if (p.rank > 0u) {
             let member = r / p.rows;
             let pair = member / 2u;
-            let proj_row = select(r, pair * p.rows + r % p.rows, shared);
+            let proj_row = select(r, pair * p.rows + r % p.rows, is_shared);
             var noise = vec4<i32>(0);
             for (var q = 0u; q < p.rank; q++) {
                 noise += proj[proj_row * p.rank + q] * unpack_i8(factors[pair * fw + q * m4 + c]);
