@@ -40,7 +40,11 @@ fn on_both_paths(mut test: impl FnMut(&'static WgpuBackend, &str)) {
 }
 
 fn noise(rng: &mut Pcg64, rank: usize) -> IntNoise {
-    IntNoise { stream: NoiseStream::new(rng.random(), rng.random_range(0..50), rng.random_range(0..9)), rank, shift: rng.random_range(0..9) }
+    IntNoise {
+        stream: NoiseStream::new(rng.random(), rng.random_range(0..50), rng.random_range(0..9)),
+        rank,
+        shift: rng.random_range(0..9),
+    }
 }
 
 #[test]
@@ -122,7 +126,8 @@ fn embeddings_equal_the_cpu() {
 
                 for input in [InputLayout::Shared, InputLayout::PerMember] {
                     let batch = Batch { population: 2 * rng.random_range(1..=5), rows, input };
-                    let noise = noise(&mut rng, rng.random_range(1..=3usize.min(vocabulary).min(d)));
+                    let rank = rng.random_range(1..=3usize.min(vocabulary).min(d));
+                    let noise = noise(&mut rng, rank);
                     let tokens: Vec<u32> = (0..batch.input_len(1)).map(|_| rng.random_range(0..vocabulary as u32)).collect();
                     let mut want = cpu.zeros_i8(batch.output_len(d)).unwrap();
                     cpu.int_perturbed_embedding(&tokens, &table, shape, noise, batch, &mut want).unwrap();
@@ -199,10 +204,14 @@ fn updates_equal_the_cpu() {
     let cpu = CpuBackend::new();
     on_both_paths(|gpu, path| {
         let mut rng = Pcg64::seed_from_u64(5);
-        let shapes = WIDTHS.iter().flat_map(|&m| WIDTHS.iter().map(move |&n| IntMatrix { m, n })).chain([IntMatrix { m: 6, n: 2 }, IntMatrix { m: 3, n: 4 }]);
+        let shapes = WIDTHS
+            .iter()
+            .flat_map(|&m| WIDTHS.iter().map(move |&n| IntMatrix { m, n }))
+            .chain([IntMatrix { m: 6, n: 2 }, IntMatrix { m: 3, n: 4 }]);
         for shape in shapes {
             let pairs = rng.random_range(1..=5);
-            let noise = noise(&mut rng, rng.random_range(1..=3usize.min(shape.m).min(shape.n)));
+            let rank = rng.random_range(1..=3usize.min(shape.m).min(shape.n));
+            let noise = noise(&mut rng, rank);
             let fitness: Vec<i8> = (0..pairs).map(|_| rng.random_range(-1..=1)).collect();
             let nonzero = fitness.iter().filter(|&&f| f != 0).count();
             let w = random_i8(&mut rng, shape.m * shape.n);
@@ -223,7 +232,7 @@ fn a_steady_loop_creates_no_device_objects() {
         let shape = IntMatrix { m: 12, n: 36 };
         let batch = Batch { population: 4, rows: 3, input: InputLayout::PerMember };
         let noise = noise(&mut rng, 2);
-        let w = gpu.upload_i8(&random_i8(&mut rng, shape.m * shape.n)).unwrap();
+        let mut w = gpu.upload_i8(&random_i8(&mut rng, shape.m * shape.n)).unwrap();
         let mut emb = gpu.upload_i8(&random_i8(&mut rng, 10 * shape.n)).unwrap();
         let x = gpu.upload_i8(&random_i8(&mut rng, batch.input_len(shape.n))).unwrap();
         let mut h = gpu.zeros_i8(batch.output_len(shape.n)).unwrap();

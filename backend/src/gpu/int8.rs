@@ -54,7 +54,14 @@ impl WgpuBackend {
     }
 
     /// The product's parameters: the mean model's when `noise` is `None`.
-    fn int_noise_params(&self, shape: IntMatrix, rows: usize, count: usize, shared: bool, noise: Option<IntNoise>) -> Result<IntNoiseParams> {
+    fn int_noise_params(
+        &self,
+        shape: IntMatrix,
+        rows: usize,
+        count: usize,
+        shared: bool,
+        noise: Option<IntNoise>,
+    ) -> Result<IntNoiseParams> {
         let [seed_lo, seed_hi, param_id, noise_epoch] = noise.map(|n| stream_fields(&n.stream)).unwrap_or_default();
         Ok(IntNoiseParams {
             rows: word("rows", rows)?,
@@ -278,7 +285,12 @@ impl IntBackend for WgpuBackend {
                 params,
                 Storage::of([(1, f.buffer()), (2, fa.buffer()), (3, fb.buffer())]),
             )?,
-            self.int_dispatch(IntKernel::Update, shape.m * shape.n / 4, params, Storage::of([(2, fa.buffer()), (3, fb.buffer()), (4, w.buffer())]))?,
+            self.int_dispatch(
+                IntKernel::Update,
+                shape.m * shape.n / 4,
+                params,
+                Storage::of([(2, fa.buffer()), (3, fb.buffer()), (4, w.buffer())]),
+            )?,
         ])
     }
 }
