@@ -101,3 +101,23 @@ fn a_element(m: u32, j: u32, k: u32) -> u32 {
 fn b_element(m: u32, n: u32, rank: u32, l: u32, k: u32) -> u32 {
     return m * rank + k * n + l;
 }
+
+// Integer noise (docs/int8.md, int8::noise_value): draw `element` of pair `pair` is byte
+// `element & 15` of the Philox block `element >> 4`, as (u & 15) - (u >> 4) in [-15, 15].
+fn int_noise_at(seed_lo: u32, seed_hi: u32, param_id: u32, noise_epoch: u32, pair: u32, element: u32) -> i32 {
+    let words = philox4x32_10(vec4<u32>(element >> 4u, pair, param_id, noise_epoch), vec2<u32>(seed_lo, seed_hi));
+    let u = (words[(element >> 2u) & 3u] >> (8u * (element & 3u))) & 0xFFu;
+    return i32(u & 15u) - i32(u >> 4u);
+}
+
+// Draws 4 word .. 4 word + 3 of pair `pair` packed four to a u32 (lane j is draw 4 word + j, the
+// byte order of pack4xI8): one word of a Philox block.
+fn int_noise_word(seed_lo: u32, seed_hi: u32, param_id: u32, noise_epoch: u32, pair: u32, word: u32) -> u32 {
+    let bits = philox4x32_10(vec4<u32>(word >> 2u, pair, param_id, noise_epoch), vec2<u32>(seed_lo, seed_hi))[word & 3u];
+    var packed = 0u;
+    for (var j = 0u; j < 4u; j++) {
+        let u = (bits >> (8u * j)) & 0xFFu;
+        packed |= (bitcast<u32>(i32(u & 15u) - i32(u >> 4u)) & 0xFFu) << (8u * j);
+    }
+    return packed;
+}

@@ -3,8 +3,8 @@
 //! member names, order, offsets and scalar types of its Rust struct. Needs no GPU.
 
 use eggroll_backend::gpu::params::{
-    ElementParams, EmbeddingParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams,
-    RecurrenceParams, Uniform, VectorParams,
+    ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntNoiseParams, IntUpdateParams, LogSoftmaxParams, LowRankParams,
+    MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, Uniform, VectorParams,
 };
 use eggroll_backend::gpu::shader_sources;
 use naga::{AddressSpace, Scalar, TypeInner};
@@ -18,13 +18,17 @@ struct Layout {
     fields: Vec<(&'static str, usize, Scalar)>,
 }
 
-/// The scalar naga reports for a field of Rust type `T` (u32 or f32).
+/// The scalar naga reports for a field of Rust type `T` (u32, i32 or f32).
 trait WgslScalar {
     const SCALAR: Scalar;
 }
 
 impl WgslScalar for u32 {
     const SCALAR: Scalar = Scalar::U32;
+}
+
+impl WgslScalar for i32 {
+    const SCALAR: Scalar = Scalar::I32;
 }
 
 impl WgslScalar for f32 {
@@ -63,6 +67,9 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(RecurrenceParams { sequences, time, width, has_h0 }),
         layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),
         layout!(EmbeddingParams { rows, m, n, rank, count, shared_input, seed_lo, seed_hi, param_id, noise_epoch, scale, _pad0 }),
+        layout!(IntNoiseParams { rows, m, n, rank, count, shared_input, shift, out_shift, seed_lo, seed_hi, param_id, noise_epoch }),
+        layout!(IntUpdateParams { m, n, rank, pairs, inner_words, threshold, seed_lo, seed_hi, param_id, noise_epoch, _pad0, _pad1 }),
+        layout!(IntElementParams { len, other, rows, width, time, _pad0, _pad1, _pad2 }),
     ]
 }
 

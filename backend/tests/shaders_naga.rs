@@ -29,8 +29,9 @@ fn every_module_validates_and_translates_to_all_backends() {
     let gemms = GemmConfig::CANDIDATES.len();
     assert_eq!(
         sources.len(),
-        2 * gemms + 10 + 2,
-        "per storage type one module per GEMM candidate, then every other shader file, and lowrank and naive in f16"
+        2 * gemms + 10 + 2 + 2 * 4,
+        "per storage type one module per GEMM candidate, then every other shader file, lowrank and naive in f16, and the four \
+         integer modules with dot4I8Packed and with its fallback"
     );
     let expected_gemms = DType::ALL.iter().flat_map(|&d| GemmConfig::CANDIDATES.iter().map(move |c| (d, c)));
     for ((dtype, config), (name, source)) in expected_gemms.zip(&sources) {
@@ -41,6 +42,14 @@ fn every_module_validates_and_translates_to_all_backends() {
     }
     for f16_module in ["lowrank-f16", "naive-f16"] {
         assert!(sources.iter().any(|(name, source)| name == f16_module && is_f16(source)), "{f16_module}");
+    }
+    for base in ["int8_matmul", "int8_embedding", "int8_elementwise", "int8_update"] {
+        let native = sources.iter().find(|(name, _)| name == base).unwrap_or_else(|| panic!("{base}"));
+        let fallback = sources.iter().find(|(name, _)| *name == format!("{base}-fallback")).unwrap_or_else(|| panic!("{base}-fallback"));
+        assert!(native.1.contains("dot4I8Packed(") && native.1.starts_with("// "), "{base}: the native helpers come first");
+        for builtin in ["dot4I8Packed(", "unpack4xI8(", "pack4xI8(", "requires packed_4x8_integer_dot_product"] {
+            assert!(!fallback.1.contains(builtin), "{base}-fallback uses only core WGSL, not {builtin}");
+        }
     }
     for (name, source) in &sources {
         let (module, info) = validated(name, source);
@@ -82,7 +91,7 @@ fn every_module_validates_and_translates_to_all_backends() {
 #[test]
 fn noise_modules_carry_the_rng() {
     for (name, source) in shader_sources() {
-        let draws = source.contains("normal_at(") || source.contains("philox4x32_10(");
+        let draws = ["normal_at(", "int_noise_at(", "int_noise_word(", "philox4x32_10("].iter().any(|f| source.contains(f));
         assert_eq!(draws, source.contains("fn philox4x32_10"), "{name}: the RNG is prepended exactly where it is used");
     }
 }

@@ -3,6 +3,7 @@
 //! low-rank terms, noise regenerated once per pair and shared by its two members).
 
 mod gemm;
+mod int8;
 mod lowrank;
 mod recurrence;
 

@@ -11,10 +11,20 @@ const OPTIONAL_FEATURES: [(wgpu::Features, &str); 3] = [
     (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
 ];
 
+/// An opened device, with what the backend needs to know of its adapter and instance.
+pub(crate) struct Opened {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    /// Whether the instance's WGSL has `packed_4x8_integer_dot_product` (`dot4I8Packed`).
+    pub packed_dot: bool,
+}
+
 /// Opens an adapter per `opts` and requests a device with the adapter's own limits and the
 /// optional features it has.
-pub(crate) async fn open(opts: &WgpuOptions) -> Result<(wgpu::Device, wgpu::Queue, wgpu::AdapterInfo)> {
+pub(crate) async fn open(opts: &WgpuOptions) -> Result<Opened> {
     let instance = instance(opts.backends);
+    let packed_dot = instance.wgsl_language_features().contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
     let name = opts.adapter_name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).filter(|n| !n.is_empty());
     let adapter = match &name {
         Some(name) => {
@@ -45,7 +55,7 @@ pub(crate) async fn open(opts: &WgpuOptions) -> Result<(wgpu::Device, wgpu::Queu
         })
         .await
         .map_err(|e| Error::NoAdapter(format!("opening {:?}: {e}", adapter.get_info().name)))?;
-    Ok((device, queue, adapter.get_info()))
+    Ok(Opened { device, queue, info: adapter.get_info(), packed_dot })
 }
 
 /// The backends an instance for `backends` considers (`None`: `WGPU_BACKEND`, else all).

@@ -69,6 +69,11 @@ pub struct WgpuOptions {
     /// that fit it and one storage binding. `None`: 256 MiB. Scratch buffers are kept between
     /// calls for reuse, idle ones up to four times this in all.
     pub scratch_bytes: Option<u64>,
+    /// Compile the integer kernels with their packed int8 helpers built from core WGSL bit
+    /// operations even where the instance offers WGSL's `packed_4x8_integer_dot_product`
+    /// (`dot4I8Packed`); without that language feature they are built so anyway. Both give the
+    /// same bits; this exercises the fallback on adapters that have the feature.
+    pub int_dot_fallback: bool,
 }
 
 impl Default for WgpuOptions {
@@ -82,6 +87,7 @@ impl Default for WgpuOptions {
             autotune: false,
             autotune_cache: None,
             scratch_bytes: None,
+            int_dot_fallback: false,
         }
     }
 }

@@ -124,6 +124,16 @@ pub(crate) enum ScratchUse {
     Targets,
     /// The token ids of an embedding lookup (u32).
     Tokens,
+    /// Every pair's packed integer factors of a perturbed int8 product.
+    IntFactors,
+    /// The integer projections `x . b_q` of a perturbed int8 product (i32).
+    IntProjections,
+    /// The fitness of each pair of an integer update (i32).
+    IntFitness,
+    /// The packed `f_k a_kq` of an integer update.
+    IntUpdateA,
+    /// The packed `b_kq` of an integer update.
+    IntUpdateB,
 }
 
 #[derive(Default)]

@@ -24,7 +24,9 @@
 //! 12. `lowrank`, `vector_noise`, `elementwise`, `recurrence`, `cross_entropy`, `embedding`,
 //!     `probe`: the kernels' dispatches;
 //! 13. `backend`: the [`Backend`](crate::Backend) implementation;
-//! 14. this module: re-exports.
+//! 14. `int8_buffer`: [`GpuI8`], [`GpuI32`]; `int8`: the
+//!     [`IntBackend`](crate::int8::IntBackend) implementation;
+//! 15. this module: re-exports.
 
 mod adapter;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
@@ -37,6 +39,8 @@ mod cross_entropy;
 mod elementwise;
 mod embedding;
 mod gemm;
+mod int8;
+mod int8_buffer;
 mod lowrank;
 pub mod params;
 mod pool;
@@ -55,5 +59,6 @@ pub use buffer::GpuBuffer;
 pub use config::{GemmConfig, MatmulVariant, ShapeBucket, WgpuOptions};
 pub use context::CreatedObjects;
 pub use gemm::GemmSource;
+pub use int8_buffer::{GpuI32, GpuI8};
 pub use shaders::shader_sources;
 pub use wgpu_backend::WgpuBackend;

@@ -369,3 +369,98 @@ pub struct EmbeddingParams {
 impl Uniform for EmbeddingParams {
     const WGSL_STRUCT: &'static str = "EmbeddingParams";
 }
+
+/// `IntNoiseParams` of `shaders/int8_matmul.wgsl` and `shaders/int8_embedding.wgsl`: an integer
+/// product or embedding lookup, perturbed or the mean model's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct IntNoiseParams {
+    /// Input rows (tokens) per member.
+    pub rows: u32,
+    /// Outputs of the matrix (the vocabulary of a table).
+    pub m: u32,
+    /// Inputs of the matrix (the width of a table).
+    pub n: u32,
+    /// Rank of the noise (0: no noise, the mean model's product).
+    pub rank: u32,
+    /// Members (1 for the mean model).
+    pub count: u32,
+    /// 1 when every member reads the same input rows (tokens).
+    pub shared_input: u32,
+    /// The noise shift `t`.
+    pub shift: u32,
+    /// The output shift `weight_shift(n)` of a product.
+    pub out_shift: u32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+}
+
+impl Uniform for IntNoiseParams {
+    const WGSL_STRUCT: &'static str = "IntNoiseParams";
+}
+
+/// `IntUpdateParams` of `shaders/int8_update.wgsl`: the ±1 update of an int8 matrix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct IntUpdateParams {
+    /// Rows of `W`.
+    pub m: u32,
+    /// Columns of `W`.
+    pub n: u32,
+    /// Rank of the noise.
+    pub rank: u32,
+    /// Antithetic pairs.
+    pub pairs: u32,
+    /// Words of the packed pairs x rank inner dimension.
+    pub inner_words: u32,
+    /// A weight moves where `|Z|` exceeds it.
+    pub threshold: i32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+}
+
+impl Uniform for IntUpdateParams {
+    const WGSL_STRUCT: &'static str = "IntUpdateParams";
+}
+
+/// `IntElementParams` of `shaders/int8_elementwise.wgsl`: the elementwise and row kernels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct IntElementParams {
+    /// Words of the tensor processed (`int_relu`, `int_add`).
+    pub len: u32,
+    /// Words of the repeating operand (`int_add`).
+    pub other: u32,
+    /// Rows (`int_layer_norm`, `int_log_likelihood`) or sequences (`int_mingru_scan`).
+    pub rows: u32,
+    /// Values per row, channels per step, or classes.
+    pub width: u32,
+    /// Time steps per sequence (`int_mingru_scan`).
+    pub time: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
+}
+
+impl Uniform for IntElementParams {
+    const WGSL_STRUCT: &'static str = "IntElementParams";
+}

@@ -1,6 +1,7 @@
 //! The WGSL modules of `shaders/`, composed (the RNG prepended where noise is drawn, a GEMM
-//! configuration prepended to matmul.wgsl), and the kernels (entry points) the backend
-//! dispatches, each with the module it comes from.
+//! configuration prepended to matmul.wgsl, the packed int8 helpers of an [`IntDot`] path
+//! prepended to the integer modules), and the kernels (entry points) the backend dispatches,
+//! each with the module it comes from.
 
 use super::config::{GemmConfig, MatmulVariant, KT};
 use crate::DType;
@@ -30,6 +31,54 @@ const MODULES: [ModuleSource; 10] = [
     ModuleSource { name: "cross_entropy", body: include_str!("../../../shaders/cross_entropy.wgsl"), draws_noise: false },
     ModuleSource { name: "embedding", body: include_str!("../../../shaders/embedding.wgsl"), draws_noise: true },
 ];
+
+/// The integer modules (docs/int8.md): each compiled once per [`IntDot`] path, after the packed
+/// helpers of that path (and the RNG where it draws noise).
+const INT_MODULES: [ModuleSource; 4] = [
+    ModuleSource { name: "int8_matmul", body: include_str!("../../../shaders/int8_matmul.wgsl"), draws_noise: true },
+    ModuleSource { name: "int8_embedding", body: include_str!("../../../shaders/int8_embedding.wgsl"), draws_noise: true },
+    ModuleSource { name: "int8_elementwise", body: include_str!("../../../shaders/int8_elementwise.wgsl"), draws_noise: false },
+    ModuleSource { name: "int8_update", body: include_str!("../../../shaders/int8_update.wgsl"), draws_noise: true },
+];
+
+/// How the integer modules compute their packed int8 helpers `dot4i8(a, b)` (the dot product of
+/// two words of four int8), `unpack_i8(w)` and `pack_i8(v)` (lane j = byte j).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum IntDot {
+    /// WGSL's `dot4I8Packed`, `unpack4xI8` and `pack4xI8` (the `packed_4x8_integer_dot_product`
+    /// language feature).
+    Native,
+    /// The same functions from core WGSL bit operations (`extractBits`, shifts and masks), for
+    /// implementations without that language feature.
+    Fallback,
+}
+
+impl IntDot {
+    /// Both paths, native first.
+    pub(crate) const ALL: [IntDot; 2] = [IntDot::Native, IntDot::Fallback];
+
+    /// The WGSL that defines the packed helpers on this path, and `sat8` on vectors.
+    fn prelude(self) -> &'static str {
+        match self {
+            IntDot::Native => include_str!("../../../shaders/int8_dot.wgsl"),
+            IntDot::Fallback => include_str!("../../../shaders/int8_dot_fallback.wgsl"),
+        }
+    }
+
+    /// A module's name on this path: `int8_matmul`, `int8_matmul-fallback`.
+    fn module_name(self, base: &str) -> String {
+        match self {
+            IntDot::Native => base.to_string(),
+            IntDot::Fallback => format!("{base}-fallback"),
+        }
+    }
+}
+
+/// The composed source of an integer module on the `dot` path.
+fn int_module_source(m: &ModuleSource, dot: IntDot) -> String {
+    let rng = if m.draws_noise { PHILOX } else { "" };
+    format!("{}{rng}\n{}", dot.prelude(), m.body)
+}
 
 /// Modules that read f16 inputs and weights where the caller's buffers are f16: they declare
 /// those arrays as `array<elem>` and widen each load with `f32(...)`.
@@ -87,7 +136,8 @@ impl GemmConfig {
 /// The name and full composed WGSL source of every shader module the backend compiles, exactly
 /// as it is handed to the device (for offline validation with naga): one GEMM module per
 /// candidate of [`GemmConfig::CANDIDATES`] (named like [`GemmConfig::name`]) and storage type
-/// (f16 ones named with `-f16`), then the others, with the f16 variants of those that read f16.
+/// (f16 ones named with `-f16`), then the others, with the f16 variants of those that read f16,
+/// then the integer modules on each [`IntDot`] path (the fallback ones named with `-fallback`).
 pub fn shader_sources() -> Vec<(String, String)> {
     let mut sources = Vec::new();
     for dtype in DType::ALL {
@@ -98,6 +148,11 @@ pub fn shader_sources() -> Vec<(String, String)> {
     for dtype in DType::ALL {
         for m in MODULES.iter().filter(|m| dtype == DType::F32 || ELEM_MODULES.contains(&m.name)) {
             sources.push((variant_name(m.name, dtype), module_source(m, dtype)));
+        }
+    }
+    for dot in IntDot::ALL {
+        for m in &INT_MODULES {
+            sources.push((dot.module_name(m.name), int_module_source(m, dot)));
         }
     }
     sources
@@ -130,6 +185,44 @@ pub(crate) enum Kernel {
     LogSoftmaxAt,
     PerturbedEmbedding,
     Embedding,
+    Int(IntKernel, IntDot),
+}
+
+/// The integer kernels (the entry points of the `int8_*` modules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum IntKernel {
+    NoiseFactors,
+    Project,
+    Matmul,
+    Embedding,
+    PerturbedEmbedding,
+    Relu,
+    Add,
+    LayerNorm,
+    MingruScan,
+    LogLikelihood,
+    UpdateFactors,
+    Update,
+}
+
+impl IntKernel {
+    /// (module name, entry point).
+    fn entry(self) -> (&'static str, &'static str) {
+        match self {
+            IntKernel::NoiseFactors => ("int8_matmul", "int_noise_factors"),
+            IntKernel::Project => ("int8_matmul", "int_project"),
+            IntKernel::Matmul => ("int8_matmul", "int_matmul"),
+            IntKernel::Embedding => ("int8_embedding", "int_embedding"),
+            IntKernel::PerturbedEmbedding => ("int8_embedding", "int_perturbed_embedding"),
+            IntKernel::Relu => ("int8_elementwise", "int_relu"),
+            IntKernel::Add => ("int8_elementwise", "int_add"),
+            IntKernel::LayerNorm => ("int8_elementwise", "int_layer_norm"),
+            IntKernel::MingruScan => ("int8_elementwise", "int_mingru_scan"),
+            IntKernel::LogLikelihood => ("int8_elementwise", "int_log_likelihood"),
+            IntKernel::UpdateFactors => ("int8_update", "int_update_factors"),
+            IntKernel::Update => ("int8_update", "int_update"),
+        }
+    }
 }
 
 impl Kernel {
@@ -160,6 +253,7 @@ impl Kernel {
             Kernel::LogSoftmaxAt => ("cross_entropy", "log_softmax_at"),
             Kernel::PerturbedEmbedding => ("embedding", "perturbed_embedding"),
             Kernel::Embedding => ("embedding", "embedding"),
+            Kernel::Int(k, _) => k.entry(),
         }
     }
 
@@ -181,6 +275,11 @@ impl Kernel {
     pub(crate) fn module(self) -> (ModuleKey, String, String) {
         match self {
             Kernel::Gemm(c, dtype) => (ModuleKey::Gemm(c, dtype), variant_name(&c.name(), dtype), c.wgsl(dtype)),
+            Kernel::Int(k, dot) => {
+                let (name, _) = k.entry();
+                let m = INT_MODULES.iter().find(|m| m.name == name).expect("every integer kernel's module is listed");
+                (ModuleKey::Int(name, dot), dot.module_name(name), int_module_source(m, dot))
+            }
             _ => {
                 let (name, _) = self.entry();
                 let dtype = self.dtype();
@@ -192,9 +291,10 @@ impl Kernel {
 }
 
 /// A shader module's cache key: a fixed module's name, or a GEMM configuration, with the storage
-/// type.
+/// type; an integer module's name with its [`IntDot`] path.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum ModuleKey {
     Fixed(&'static str, DType),
+    Int(&'static str, IntDot),
     Gemm(GemmConfig, DType),
 }

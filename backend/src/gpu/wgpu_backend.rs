@@ -8,9 +8,10 @@ use super::config::{GemmConfig, MatmulVariant, ShapeBucket, WgpuOptions};
 use super::context::{word, Context, CreatedObjects, Dispatch, Scratch, ScratchUse, Storage};
 use super::gemm::{Gemm, GemmChooser, GemmSource};
 use super::params::UniformBlock;
-use super::shaders::Kernel;
+use super::shaders::{IntDot, Kernel};
 use super::timing;
 use crate::{DType, Error, Result};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The EGGROLL kernels on a wgpu device. Implements [`crate::Backend`].
@@ -18,6 +19,10 @@ pub struct WgpuBackend {
     pub(crate) ctx: Context,
     gemms: GemmChooser,
     scratch_floats: usize,
+    /// How the integer kernels compute their packed int8 dot products.
+    pub(crate) int_dot: IntDot,
+    /// The integer log-likelihood's tables (`int8::EXP2` then `int8::LOG2`), uploaded on first use.
+    pub(crate) int_tables: OnceLock<wgpu::Buffer>,
 }
 
 /// Default of [`WgpuOptions::scratch_bytes`].
@@ -27,7 +32,8 @@ impl WgpuBackend {
     /// Opens an adapter per `opts` and requests a device with the adapter's own limits and the
     /// optional features it has. Pipelines are built on their first use.
     pub async fn new(opts: &WgpuOptions) -> Result<Self> {
-        let (device, queue, info) = adapter::open(opts).await?;
+        let adapter::Opened { device, queue, info, packed_dot } = adapter::open(opts).await?;
+        let int_dot = if packed_dot && !opts.int_dot_fallback { IntDot::Native } else { IntDot::Fallback };
         let variant =
             opts.gemm_config.map(|c| c.variant).or(opts.matmul_variant).unwrap_or_else(|| MatmulVariant::for_device_type(info.device_type));
         let scratch_bytes = opts.scratch_bytes.unwrap_or(DEFAULT_SCRATCH_BYTES);
@@ -38,7 +44,7 @@ impl WgpuBackend {
             c.check(&ctx.limits)?;
         }
         let gemms = GemmChooser::new(&ctx, variant, opts.gemm_config, opts.autotune, opts.autotune_cache.clone());
-        Ok(Self { ctx, gemms, scratch_floats })
+        Ok(Self { ctx, gemms, scratch_floats, int_dot, int_tables: OnceLock::new() })
     }
 
     /// Blocking [`WgpuBackend::new`] for native callers.
@@ -50,6 +56,12 @@ impl WgpuBackend {
     /// The GEMM kernel family in use.
     pub fn matmul_variant(&self) -> MatmulVariant {
         self.gemms.variant()
+    }
+
+    /// Whether the integer kernels use WGSL's `dot4I8Packed` (the instance has the language
+    /// feature and [`WgpuOptions::int_dot_fallback`] is off) rather than its core-WGSL fallback.
+    pub fn int_dot_native(&self) -> bool {
+        self.int_dot == IntDot::Native
     }
 
     /// The device's limits (the adapter's own, as requested).

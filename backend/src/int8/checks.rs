@@ -6,8 +6,12 @@ use crate::ops::{Batch, Recurrence};
 
 /// Largest inner dimension (and `n x rank`) of an integer product: no i32 sum can overflow below it.
 const MAX_INNER: usize = 1 << 16;
-/// Largest row of logits: the sum of its `EXP2` terms stays below 2^31.
-const MAX_CLASSES: usize = 1 << 15;
+/// Largest `n x rank` of a perturbed product: `x Wᵀ` (at most `127² n`) plus the noise term (at
+/// most `127 · 15² · n r`) stays below 2^31.
+const MAX_NOISY_INNER: usize = 1 << 15;
+/// Largest row of logits, the largest multiple of 4 below 2^15: the sum of its `EXP2` terms (each
+/// at most 2^16) stays below 2^31.
+const MAX_CLASSES: usize = (1 << 15) - 4;
 
 fn shape(what: &str, actual: usize, expected: usize) -> Result<()> {
     if actual != expected {
@@ -91,6 +95,12 @@ pub(crate) fn int_perturbed_matmul<B: IntBackend>(
     batch.validate()?;
     matrix(s)?;
     noise(n, s)?;
+    if s.n * n.rank > MAX_NOISY_INNER {
+        return Err(Error::Limit(format!(
+            "a perturbed int8 product's inputs times its rank must be at most {MAX_NOISY_INNER}, got {}",
+            s.n * n.rank
+        )));
+    }
     shape("x", b.len_i8(x), batch.input_len(s.n))?;
     shape("W", b.len_i8(w), s.m * s.n)?;
     shape("y", b.len_i8(y), batch.output_len(s.m))

@@ -34,7 +34,8 @@ pub fn noise_value(stream: &NoiseStream, pair: u32, element: u32) -> i8 {
 }
 
 /// `ll` of a row of int8 logits (4 fractional bits of bits) at class `target`: the
-/// log-likelihood in units of 2^-16 bits, `<= 0`.
+/// log-likelihood in units of 2^-16 bits, `<= 0`. Fewer than 2^15 logits, so that the sum of
+/// their `EXP2` terms stays below 2^31.
 pub fn log_likelihood(logits: &[i8], target: usize) -> i32 {
     let max = logits.iter().copied().max().map_or(0, i32::from);
     let sum: i32 = logits.iter().map(|&l| EXP2[(max - i32::from(l)) as usize]).sum();
@@ -74,7 +75,7 @@ fn normal_quantile(p: f64) -> f64 {
         return f64::INFINITY;
     }
     const A: [f64; 6] =
-        [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+        [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
     const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
     const C: [f64; 6] =
         [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];

@@ -1,0 +1,348 @@
+//! Integer EGGROLL's kernels on the CPU ([docs/int8.md](../../../docs/int8.md)): the reference the
+//! GPU's integer kernels are checked against. Every product accumulates int8 values in `i32`
+//! (exact, so the order of the sums is free); the noise comes from [`noise_value`] through the
+//! factor layout of `rng::FactorLayout`; rayon splits the work over antithetic pairs (each pair's
+//! factors drawn once for both members) or over rows.
+
+use super::{member_input, CpuBackend};
+use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
+use crate::ops::{Batch, InputLayout, Recurrence};
+use crate::Result;
+use rayon::prelude::*;
+
+/// Fewest values a rayon job handles in the elementwise kernels and the shared products.
+const MIN_JOB_VALUES: usize = 4096;
+
+/// `Σ_l a_l b_l` of two int8 rows, widened to `i32` (an integer sum, so the compiler is free to
+/// vectorise it).
+#[inline]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
+}
+
+/// `out[i, j] = Σ_l x[i, l] w[j, l]` for the rows of `x` and `w` (`inner` values each): the `i32`
+/// accumulation of `x wᵀ`, on the calling thread.
+fn matmul_nt(x: &[i8], w: &[i8], inner: usize, out: &mut [i32]) {
+    let cols = w.len() / inner;
+    for (x_row, out_row) in x.chunks_exact(inner).zip(out.chunks_exact_mut(cols)) {
+        for (o, w_row) in out_row.iter_mut().zip(w.chunks_exact(inner)) {
+            *o = dot_i8(x_row, w_row);
+        }
+    }
+}
+
+/// [`matmul_nt`] split over rayon by blocks of output values (so that a single row of `x` still
+/// uses every thread).
+fn matmul_nt_par(x: &[i8], w: &[i8], inner: usize, out: &mut [i32]) {
+    let cols = w.len() / inner;
+    let block = MIN_JOB_VALUES.div_ceil(inner).max(1);
+    out.par_chunks_mut(block).enumerate().for_each(|(b, out_block)| {
+        for (f, o) in (b * block..).zip(out_block.iter_mut()) {
+            let (i, j) = (f / cols, f % cols);
+            *o = dot_i8(&x[i * inner..(i + 1) * inner], &w[j * inner..(j + 1) * inner]);
+        }
+    });
+}
+
+/// Draws pair `pair`'s factors: `a` gets `a_q[j]` at `q m + j` (`r x m`), `b` gets `b_q[l]` at
+/// `q n + l` (`r x n`), the elements `q m + j` and `m r + q n + l` of its stream.
+fn draw_factors(noise: &IntNoise, m: usize, pair: u32, a: &mut [i8], b: &mut [i8]) {
+    for (e, v) in a.iter_mut().enumerate() {
+        *v = noise_value(&noise.stream, pair, e as u32);
+    }
+    let offset = (m * noise.rank) as u32;
+    for (e, v) in b.iter_mut().enumerate() {
+        *v = noise_value(&noise.stream, pair, offset + e as u32);
+    }
+}
+
+/// The sign of member `member`'s noise: +1 for even members, -1 for odd ones.
+fn sign(member: usize) -> i32 {
+    if member.is_multiple_of(2) {
+        1
+    } else {
+        -1
+    }
+}
+
+/// Per-thread scratch of the perturbed product: the pair's factors (`r x m`, `r x n`), its
+/// members' `x Wᵀ` (per-member input) and noise terms (`rows x m` each), the projections `p`.
+#[derive(Default)]
+struct PairScratch {
+    a: Vec<i8>,
+    b: Vec<i8>,
+    acc: Vec<i32>,
+    noise: Vec<i32>,
+    p: Vec<i32>,
+}
+
+/// `noise[row, j] = Σ_q p_q a_q[j]` with `p_q = Σ_l x[row, l] b_q[l]`, for every row of `x`.
+fn noise_terms(x: &[i8], a: &[i8], b: &[i8], n: usize, m: usize, p: &mut [i32], noise: &mut [i32]) {
+    for (x_row, noise_row) in x.chunks_exact(n).zip(noise.chunks_exact_mut(m)) {
+        for (p_q, b_q) in p.iter_mut().zip(b.chunks_exact(n)) {
+            *p_q = dot_i8(x_row, b_q);
+        }
+        noise_row.fill(0);
+        for (&p_q, a_q) in p.iter().zip(a.chunks_exact(m)) {
+            for (v, &a) in noise_row.iter_mut().zip(a_q) {
+                *v += p_q * i32::from(a);
+            }
+        }
+    }
+}
+
+/// `y = sat8((acc + s (noise >> t)) >> o)` over a member's outputs.
+fn finish_rows(acc: &[i32], noise: &[i32], s: i32, t: u32, o: u32, y: &mut [i8]) {
+    for ((y, &acc), &noise) in y.iter_mut().zip(acc).zip(noise) {
+        *y = sat8((acc + s * (noise >> t)) >> o);
+    }
+}
+
+impl IntBackend for CpuBackend {
+    type I8 = Vec<i8>;
+    type I32 = Vec<i32>;
+
+    fn zeros_i32(&self, len: usize) -> Result<Vec<i32>> {
+        Ok(vec![0; len])
+    }
+
+    fn len_i8(&self, tensor: &Vec<i8>) -> usize {
+        tensor.len()
+    }
+
+    fn len_i32(&self, tensor: &Vec<i32>) -> usize {
+        tensor.len()
+    }
+
+    async fn read_i8(&self, tensor: &Vec<i8>) -> Result<Vec<i8>> {
+        Ok(tensor.clone())
+    }
+
+    async fn read_i32(&self, tensor: &Vec<i32>) -> Result<Vec<i32>> {
+        Ok(tensor.clone())
+    }
+
+    fn upload_i8_unchecked(&self, data: &[i8]) -> Result<Vec<i8>> {
+        Ok(data.to_vec())
+    }
+
+    fn zeros_i8_unchecked(&self, len: usize) -> Result<Vec<i8>> {
+        Ok(vec![0; len])
+    }
+
+    fn write_i8_unchecked(&self, tensor: &mut Vec<i8>, data: &[i8]) -> Result<()> {
+        tensor.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn int_matmul_unchecked(&self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, rows: usize, y: &mut Vec<i8>) -> Result<()> {
+        let mut acc = vec![0; rows * shape.m];
+        matmul_nt_par(x, w, shape.n, &mut acc);
+        let o = weight_shift(shape.n);
+        y.iter_mut().zip(&acc).for_each(|(y, &acc)| *y = sat8(acc >> o));
+        Ok(())
+    }
+
+    fn int_perturbed_matmul_unchecked(
+        &self,
+        x: &Vec<i8>,
+        w: &Vec<i8>,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Vec<i8>,
+    ) -> Result<()> {
+        let (m, n, r, rows) = (shape.m, shape.n, noise.rank, batch.rows);
+        let (t, o) = (noise.shift, weight_shift(n));
+        let shared = batch.input == InputLayout::Shared;
+        // The shared x Wᵀ once for every member; per-member input multiplies in each pair's task.
+        let base = shared.then(|| {
+            let mut base = vec![0; rows * m];
+            matmul_nt_par(x, w, n, &mut base);
+            base
+        });
+        let pairs = batch.population / 2;
+        let pairs_per_task = pairs.div_ceil(rayon::current_num_threads());
+        let (member_len, pair_len) = (rows * m, 2 * rows * m);
+        y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
+            scratch.a.resize(r * m, 0);
+            scratch.b.resize(r * n, 0);
+            scratch.acc.resize(member_len, 0);
+            scratch.noise.resize(member_len, 0);
+            scratch.p.resize(r, 0);
+            for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
+                let pair = task * pairs_per_task + k;
+                draw_factors(&noise, m, pair as u32, &mut scratch.a, &mut scratch.b);
+                for (half, y_member) in y_pair.chunks_exact_mut(member_len).enumerate() {
+                    let member = 2 * pair + half;
+                    let x_i = member_input(x, &batch, n, member);
+                    // With shared input both members have the same noise terms, of opposite sign.
+                    if !shared || half == 0 {
+                        noise_terms(x_i, &scratch.a, &scratch.b, n, m, &mut scratch.p, &mut scratch.noise);
+                    }
+                    let acc = match &base {
+                        Some(base) => base.as_slice(),
+                        None => {
+                            matmul_nt(x_i, w, n, &mut scratch.acc);
+                            scratch.acc.as_slice()
+                        }
+                    };
+                    finish_rows(acc, &scratch.noise, sign(member), t, o, y_member);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn int_embedding_unchecked(&self, tokens: &[u32], table: &Vec<i8>, shape: IntMatrix, y: &mut Vec<i8>) -> Result<()> {
+        let d = shape.n;
+        for (&v, y_row) in tokens.iter().zip(y.chunks_exact_mut(d)) {
+            let v = v as usize;
+            y_row.copy_from_slice(&table[v * d..(v + 1) * d]);
+        }
+        Ok(())
+    }
+
+    fn int_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Vec<i8>,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Vec<i8>,
+    ) -> Result<()> {
+        let (m, d, r, rows) = (shape.m, shape.n, noise.rank, batch.rows);
+        let t = noise.shift;
+        // One task per pair: `b` (r x d) drawn once, the few `a_q[v]` of the looked-up rows on
+        // demand, the rows of both members from them.
+        y.par_chunks_mut(2 * rows * d).enumerate().for_each_init(
+            || (vec![0i8; r * d], vec![0i32; d]),
+            |(b, sum), (pair, y_pair)| {
+                let pair32 = pair as u32;
+                for (e, v) in b.iter_mut().enumerate() {
+                    *v = noise_value(&noise.stream, pair32, (m * r + e) as u32);
+                }
+                for (half, y_member) in y_pair.chunks_exact_mut(rows * d).enumerate() {
+                    let member = 2 * pair + half;
+                    let s = sign(member);
+                    let member_tokens = member_input(tokens, &batch, 1, member);
+                    for (&v, y_row) in member_tokens.iter().zip(y_member.chunks_exact_mut(d)) {
+                        let v = v as usize;
+                        sum.fill(0);
+                        for (q, b_q) in b.chunks_exact(d).enumerate() {
+                            let a = i32::from(noise_value(&noise.stream, pair32, (q * m + v) as u32));
+                            sum.iter_mut().zip(b_q).for_each(|(s, &b)| *s += a * i32::from(b));
+                        }
+                        let w_row = &table[v * d..(v + 1) * d];
+                        for ((y, &w), &sum) in y_row.iter_mut().zip(w_row).zip(sum.iter()) {
+                            *y = sat8(i32::from(w) + s * (sum >> t));
+                        }
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
+
+    fn int_layer_norm_unchecked(&self, x: &mut Vec<i8>, width: usize) -> Result<()> {
+        let d = width as i32;
+        x.par_chunks_mut(width).with_min_len(MIN_JOB_VALUES.div_ceil(width)).for_each(|row| {
+            let s: i32 = row.iter().map(|&v| i32::from(v).abs()).sum();
+            // A row of zeros (S = 0) stays zeros.
+            if s != 0 {
+                row.iter_mut().for_each(|v| *v = sat8(i32::from(*v) * 16 * d / s));
+            }
+        });
+        Ok(())
+    }
+
+    fn int_mingru_scan_unchecked(&self, gate: &Vec<i8>, candidate: &Vec<i8>, shape: Recurrence, h: &mut Vec<i8>) -> Result<()> {
+        let (width, span) = (shape.width, shape.time * shape.width);
+        h.par_chunks_mut(span).with_min_len(MIN_JOB_VALUES.div_ceil(span)).enumerate().for_each(|(s, h_seq)| {
+            let values = s * span..(s + 1) * span;
+            let (g_seq, c_seq) = (&gate[values.clone()], &candidate[values]);
+            let mut state = vec![0i32; width];
+            for ((g, c), h_t) in g_seq.chunks_exact(width).zip(c_seq.chunks_exact(width)).zip(h_seq.chunks_exact_mut(width)) {
+                for (((&g, &c), h), out) in g.iter().zip(c).zip(state.iter_mut()).zip(h_t.iter_mut()) {
+                    let z = (i32::from(g) + 64).clamp(0, 128);
+                    *h += (z * (i32::from(c) - *h)) >> 7;
+                    *out = *h as i8;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn int_relu_unchecked(&self, x: &mut Vec<i8>) -> Result<()> {
+        x.par_chunks_mut(MIN_JOB_VALUES).for_each(|c| c.iter_mut().for_each(|v| *v = (*v).max(0)));
+        Ok(())
+    }
+
+    fn int_add_unchecked(&self, x: &mut Vec<i8>, other: &Vec<i8>) -> Result<()> {
+        let len = other.len();
+        x.par_chunks_mut(len * MIN_JOB_VALUES.div_ceil(len)).for_each(|block| {
+            for row in block.chunks_exact_mut(len) {
+                row.iter_mut().zip(other).for_each(|(v, &o)| *v = sat8(i32::from(*v) + i32::from(o)));
+            }
+        });
+        Ok(())
+    }
+
+    fn int_log_likelihood_unchecked(&self, logits: &Vec<i8>, targets: &[u32], classes: usize, out: &mut Vec<i32>) -> Result<()> {
+        out.par_iter_mut().zip(logits.par_chunks(classes)).zip(targets.par_iter()).for_each(|((o, row), &t)| {
+            *o = log_likelihood(row, t as usize);
+        });
+        Ok(())
+    }
+
+    fn int_lowrank_update_unchecked(
+        &self,
+        fitness: &[i8],
+        noise: IntNoise,
+        shape: IntMatrix,
+        threshold: i32,
+        w: &mut Vec<i8>,
+    ) -> Result<()> {
+        let (m, n, r) = (shape.m, shape.n, noise.rank);
+        // Only pairs of nonzero fitness contribute to Z.
+        let active: Vec<usize> = (0..fitness.len()).filter(|&k| fitness[k] != 0).collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        // Z = Fᵀ G with the columns of F (m x K r) the f_k a_kq and those of G (n x K r) the
+        // b_kq: an integer `x wᵀ` over the inner dimension K r, so both are stored transposed.
+        let inner = active.len() * r;
+        let (mut fa_t, mut b_t) = (vec![0i8; m * inner], vec![0i8; n * inner]);
+        let mut factors: Vec<(Vec<i8>, Vec<i8>)> = active
+            .par_iter()
+            .map(|&k| {
+                let (mut a, mut b) = (vec![0i8; r * m], vec![0i8; r * n]);
+                draw_factors(&noise, m, k as u32, &mut a, &mut b);
+                a.iter_mut().for_each(|v| *v *= fitness[k]);
+                (a, b)
+            })
+            .collect();
+        for (c, (a, b)) in factors.drain(..).enumerate() {
+            for q in 0..r {
+                let col = c * r + q;
+                for j in 0..m {
+                    fa_t[j * inner + col] = a[q * m + j];
+                }
+                for l in 0..n {
+                    b_t[l * inner + col] = b[q * n + l];
+                }
+            }
+        }
+        let mut z = vec![0i32; m * n];
+        matmul_nt_par(&fa_t, &b_t, inner, &mut z);
+        w.par_chunks_mut(MIN_JOB_VALUES).zip(z.par_chunks(MIN_JOB_VALUES)).for_each(|(w, z)| {
+            for (w, &z) in w.iter_mut().zip(z) {
+                if z.abs() > threshold {
+                    *w = sat8(i32::from(*w) + z.signum());
+                }
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! [`IntBackend`] for [`WgpuBackend`]: integer EGGROLL's kernels (docs/int8.md) as the `int8_*`
+//! WGSL modules, over int8 tensors packed four to a word ([`GpuI8`]). Each call is one
+//! submission of one to three dispatches; tokens, targets, fitness, factors and projections go
+//! through the pooled scratch buffers, and the log-likelihood's tables are uploaded once per
+//! backend, so that a steady loop creates no device objects.
+
+use super::buffer::GpuBuffer;
+use super::context::{byte_size, word, Dispatch, Scratch, ScratchUse, Storage};
+use super::int8_buffer::{GpuI32, GpuI8};
+use super::params::{stream_fields, IntElementParams, IntNoiseParams, IntUpdateParams, UniformBlock};
+use super::shaders::{IntKernel, Kernel};
+use super::wgpu_backend::WgpuBackend;
+use crate::int8::{weight_shift, IntBackend, IntMatrix, IntNoise, EXP2, LOG2};
+use crate::ops::{Batch, InputLayout, Recurrence};
+use crate::{DType, Result};
+
+/// Output rows per invocation of `int_matmul` (`RB` of int8_matmul.wgsl).
+const MATMUL_ROWS: usize = 4;
+/// `@workgroup_size(8, 8)` of `int_matmul`.
+const MATMUL_WORKGROUP: usize = 8;
+
+/// Packs int8 values four to a little-endian word (lane j = byte j).
+fn pack(data: &[i8]) -> Vec<u32> {
+    data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])).collect()
+}
+
+impl WgpuBackend {
+    fn int_kernel(&self, k: IntKernel) -> Kernel {
+        Kernel::Int(k, self.int_dot)
+    }
+
+    /// One dispatch of `k` over `invocations` one-dimensional invocations.
+    fn int_dispatch<'a>(&self, k: IntKernel, invocations: usize, params: UniformBlock, storage: Storage<'a>) -> Result<Dispatch<'a>> {
+        let groups = self.ctx.grid(&format!("{k:?}"), invocations)?;
+        Ok(Dispatch { kernel: self.int_kernel(k), params, storage, groups })
+    }
+
+    /// A scratch buffer holding `values` (u32 or i32).
+    fn int_upload_scratch(&self, what: ScratchUse, values: &[u32]) -> Result<Scratch<'_>> {
+        let s = self.ctx.scratch(what, values.len())?;
+        self.ctx.queue.write_buffer(s.buffer(), 0, bytemuck::cast_slice(values));
+        Ok(s)
+    }
+
+    /// `EXP2` then `LOG2`, on the device from the first log-likelihood on.
+    fn int_tables(&self) -> Result<&wgpu::Buffer> {
+        if let Some(b) = self.int_tables.get() {
+            return Ok(b);
+        }
+        let values: Vec<i32> = EXP2.iter().chain(LOG2.iter()).copied().collect();
+        let buffer = self.ctx.storage("int8 tables", values.len())?;
+        self.ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
+        Ok(self.int_tables.get_or_init(|| buffer))
+    }
+
+    /// The product's parameters: the mean model's when `noise` is `None`.
+    fn int_noise_params(
+        &self,
+        shape: IntMatrix,
+        rows: usize,
+        count: usize,
+        shared: bool,
+        noise: Option<IntNoise>,
+    ) -> Result<IntNoiseParams> {
+        let [seed_lo, seed_hi, param_id, noise_epoch] = noise.map(|n| stream_fields(&n.stream)).unwrap_or_default();
+        Ok(IntNoiseParams {
+            rows: word("rows", rows)?,
+            m: word("m", shape.m)?,
+            n: word("n", shape.n)?,
+            rank: word("rank", noise.map_or(0, |n| n.rank))?,
+            count: word("population", count)?,
+            shared_input: u32::from(shared),
+            shift: noise.map_or(0, |n| n.shift),
+            out_shift: weight_shift(shape.n),
+            seed_lo,
+            seed_hi,
+            param_id,
+            noise_epoch,
+        })
+    }
+
+    /// The grid of `int_matmul` over `m / 4` output words and `rows` output rows.
+    fn int_matmul_grid(&self, m: usize, rows: usize) -> Result<[u32; 3]> {
+        let x = (m / 4).div_ceil(MATMUL_WORKGROUP);
+        let y = rows.div_ceil(MATMUL_ROWS).div_ceil(MATMUL_WORKGROUP);
+        let groups = [word("int8 product grid", x)?, word("int8 product grid", y)?, 1];
+        self.ctx.check_grid("int8 product", groups)?;
+        Ok(groups)
+    }
+
+    /// Runs one elementwise kernel over `invocations`.
+    fn int_element(&self, k: IntKernel, invocations: usize, params: IntElementParams, storage: Storage<'_>) -> Result<()> {
+        let d = self.int_dispatch(k, invocations, UniformBlock::of(&params), storage)?;
+        self.ctx.run(&[d])
+    }
+}
+
+impl IntBackend for WgpuBackend {
+    type I8 = GpuI8;
+    type I32 = GpuI32;
+
+    fn zeros_i32(&self, len: usize) -> Result<GpuI32> {
+        Ok(GpuI32 { values: self.new_buffer(len, DType::F32)? })
+    }
+
+    fn len_i8(&self, tensor: &GpuI8) -> usize {
+        tensor.len
+    }
+
+    fn len_i32(&self, tensor: &GpuI32) -> usize {
+        tensor.len()
+    }
+
+    async fn read_i8(&self, tensor: &GpuI8) -> Result<Vec<i8>> {
+        if tensor.len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self.ctx.read_bytes(tensor.buffer(), byte_size("read", tensor.len / 4)?).await?;
+        Ok(bytes.into_iter().map(|b| b as i8).collect())
+    }
+
+    async fn read_i32(&self, tensor: &GpuI32) -> Result<Vec<i32>> {
+        if tensor.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = self.ctx.read_bytes(tensor.buffer(), byte_size("read", tensor.len())?).await?;
+        Ok(bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    fn upload_i8_unchecked(&self, data: &[i8]) -> Result<GpuI8> {
+        let mut tensor = self.zeros_i8_unchecked(data.len())?;
+        self.write_i8_unchecked(&mut tensor, data)?;
+        Ok(tensor)
+    }
+
+    fn zeros_i8_unchecked(&self, len: usize) -> Result<GpuI8> {
+        let words: GpuBuffer = self.new_buffer(len / 4, DType::F32)?;
+        Ok(GpuI8 { words, len })
+    }
+
+    fn write_i8_unchecked(&self, tensor: &mut GpuI8, data: &[i8]) -> Result<()> {
+        if !data.is_empty() {
+            self.ctx.queue.write_buffer(tensor.buffer(), 0, bytemuck::cast_slice(&pack(data)));
+        }
+        self.ctx.check_errors()
+    }
+
+    fn int_matmul_unchecked(&self, x: &GpuI8, w: &GpuI8, shape: IntMatrix, rows: usize, y: &mut GpuI8) -> Result<()> {
+        let params = self.int_noise_params(shape, rows, 1, true, None)?;
+        let dummy = &self.ctx.dummy;
+        self.ctx.run(&[Dispatch {
+            kernel: self.int_kernel(IntKernel::Matmul),
+            params: UniformBlock::of(&params),
+            storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, dummy), (4, dummy), (5, y.buffer())]),
+            groups: self.int_matmul_grid(shape.m, rows)?,
+        }])
+    }
+
+    fn int_perturbed_matmul_unchecked(
+        &self,
+        x: &GpuI8,
+        w: &GpuI8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut GpuI8,
+    ) -> Result<()> {
+        let shared = batch.input == InputLayout::Shared;
+        let pairs = batch.population / 2;
+        let factor_words = noise.rank * (shape.m + shape.n) / 4;
+        let projections = if shared { pairs } else { batch.population } * batch.rows * noise.rank;
+        let factors = self.ctx.scratch(ScratchUse::IntFactors, pairs * factor_words)?;
+        let proj = self.ctx.scratch(ScratchUse::IntProjections, projections)?;
+        let params = UniformBlock::of(&self.int_noise_params(shape, batch.rows, batch.population, shared, Some(noise))?);
+        self.ctx.run(&[
+            self.int_dispatch(IntKernel::NoiseFactors, pairs * factor_words, params, Storage::of([(3, factors.buffer())]))?,
+            self.int_dispatch(
+                IntKernel::Project,
+                projections,
+                params,
+                Storage::of([(1, x.buffer()), (3, factors.buffer()), (4, proj.buffer())]),
+            )?,
+            Dispatch {
+                kernel: self.int_kernel(IntKernel::Matmul),
+                params,
+                storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, factors.buffer()), (4, proj.buffer()), (5, y.buffer())]),
+                groups: self.int_matmul_grid(shape.m, batch.population * batch.rows)?,
+            },
+        ])
+    }
+
+    fn int_embedding_unchecked(&self, tokens: &[u32], table: &GpuI8, shape: IntMatrix, y: &mut GpuI8) -> Result<()> {
+        let params = self.int_noise_params(shape, tokens.len(), 1, true, None)?;
+        let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
+        let d = self.int_dispatch(
+            IntKernel::Embedding,
+            y.len / 4,
+            UniformBlock::of(&params),
+            Storage::of([(1, table.buffer()), (2, t.buffer()), (3, y.buffer())]),
+        )?;
+        self.ctx.run(&[d])
+    }
+
+    fn int_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &GpuI8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut GpuI8,
+    ) -> Result<()> {
+        let shared = batch.input == InputLayout::Shared;
+        let params = self.int_noise_params(shape, batch.rows, batch.population, shared, Some(noise))?;
+        let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
+        let d = self.int_dispatch(
+            IntKernel::PerturbedEmbedding,
+            y.len / 4,
+            UniformBlock::of(&params),
+            Storage::of([(1, table.buffer()), (2, t.buffer()), (3, y.buffer())]),
+        )?;
+        self.ctx.run(&[d])
+    }
+
+    fn int_layer_norm_unchecked(&self, x: &mut GpuI8, width: usize) -> Result<()> {
+        let rows = x.len / width;
+        let params = IntElementParams { rows: word("rows", rows)?, width: word("width", width)?, ..Default::default() };
+        self.int_element(IntKernel::LayerNorm, rows, params, Storage::of([(1, x.buffer())]))
+    }
+
+    fn int_mingru_scan_unchecked(&self, gate: &GpuI8, candidate: &GpuI8, shape: Recurrence, h: &mut GpuI8) -> Result<()> {
+        let params = IntElementParams {
+            rows: word("sequences", shape.sequences)?,
+            width: word("width", shape.width)?,
+            time: word("time", shape.time)?,
+            ..Default::default()
+        };
+        let storage = Storage::of([(1, h.buffer()), (2, gate.buffer()), (3, candidate.buffer())]);
+        self.int_element(IntKernel::MingruScan, shape.sequences * shape.width / 4, params, storage)
+    }
+
+    fn int_relu_unchecked(&self, x: &mut GpuI8) -> Result<()> {
+        let params = IntElementParams { len: word("words", x.len / 4)?, ..Default::default() };
+        self.int_element(IntKernel::Relu, x.len / 4, params, Storage::of([(1, x.buffer())]))
+    }
+
+    fn int_add_unchecked(&self, x: &mut GpuI8, other: &GpuI8) -> Result<()> {
+        let params = IntElementParams { len: word("words", x.len / 4)?, other: word("words", other.len / 4)?, ..Default::default() };
+        self.int_element(IntKernel::Add, x.len / 4, params, Storage::of([(1, x.buffer()), (2, other.buffer())]))
+    }
+
+    fn int_log_likelihood_unchecked(&self, logits: &GpuI8, targets: &[u32], classes: usize, out: &mut GpuI32) -> Result<()> {
+        let params = IntElementParams { rows: word("rows", targets.len())?, width: word("classes", classes)?, ..Default::default() };
+        let tables = self.int_tables()?;
+        let t = self.int_upload_scratch(ScratchUse::Targets, targets)?;
+        let storage = Storage::of([(2, logits.buffer()), (3, t.buffer()), (4, out.buffer()), (5, tables)]);
+        self.int_element(IntKernel::LogLikelihood, targets.len(), params, storage)
+    }
+
+    fn int_lowrank_update_unchecked(&self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut GpuI8) -> Result<()> {
+        let pairs = fitness.len();
+        let inner_words = (pairs * noise.rank).div_ceil(4);
+        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+        let params = UniformBlock::of(&IntUpdateParams {
+            m: word("m", shape.m)?,
+            n: word("n", shape.n)?,
+            rank: word("rank", noise.rank)?,
+            pairs: word("pairs", pairs)?,
+            inner_words: word("inner words", inner_words)?,
+            threshold,
+            seed_lo,
+            seed_hi,
+            param_id,
+            noise_epoch,
+            ..Default::default()
+        });
+        let f: Vec<u32> = fitness.iter().map(|&f| i32::from(f) as u32).collect();
+        let f = self.int_upload_scratch(ScratchUse::IntFitness, &f)?;
+        let fa = self.ctx.scratch(ScratchUse::IntUpdateA, shape.m * inner_words)?;
+        let fb = self.ctx.scratch(ScratchUse::IntUpdateB, shape.n * inner_words)?;
+        self.ctx.run(&[
+            self.int_dispatch(
+                IntKernel::UpdateFactors,
+                (shape.m + shape.n) * inner_words,
+                params,
+                Storage::of([(1, f.buffer()), (2, fa.buffer()), (3, fb.buffer())]),
+            )?,
+            self.int_dispatch(
+                IntKernel::Update,
+                shape.m * shape.n / 4,
+                params,
+                Storage::of([(2, fa.buffer()), (3, fb.buffer()), (4, w.buffer())]),
+            )?,
+        ])
+    }
+}

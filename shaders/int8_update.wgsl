@@ -1,0 +1,83 @@
+// Integer EGGROLL's ±1 update (docs/int8.md), with the packed helpers and the RNG (philox.wgsl)
+// prepended:
+// `int_update_factors`: fa[j] = (f_k a_kq[j]) and fb[l] = (b_kq[l]) over the pairs x rank inner
+//   dimension (index k r + q), packed four to a word and zero-padded to `inner_words` words,
+//   one word per invocation;
+// `int_update`: Z[j, l] = fa[j] . fb[l] and W[j, l] = sat8(W[j, l] + sign(Z)) where |Z| >
+//   threshold, one word of W per invocation.
+
+// Mirrored field for field by `IntUpdateParams` in backend/src/gpu/params.rs
+// (backend/tests/params_layout.rs checks the layouts agree).
+struct IntUpdateParams {
+    m: u32,
+    n: u32,
+    rank: u32,
+    pairs: u32,
+    inner_words: u32,
+    threshold: i32,
+    seed_lo: u32,
+    seed_hi: u32,
+    param_id: u32,
+    noise_epoch: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: IntUpdateParams;
+@group(0) @binding(1) var<storage, read> fitness: array<i32>;
+@group(0) @binding(2) var<storage, read_write> fa: array<u32>;
+@group(0) @binding(3) var<storage, read_write> fb: array<u32>;
+@group(0) @binding(4) var<storage, read_write> w: array<u32>;
+
+@compute @workgroup_size(256)
+fn int_update_factors(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= (p.m + p.n) * p.inner_words) {
+        return;
+    }
+    let row = gid / p.inner_words;
+    let word = gid % p.inner_words;
+    var v = vec4<i32>(0);
+    for (var lane = 0u; lane < 4u; lane++) {
+        let at = 4u * word + lane;
+        if (at < p.pairs * p.rank) {
+            let k = at / p.rank;
+            let q = at % p.rank;
+            if (row < p.m) {
+                let f = fitness[k];
+                if (f != 0) {
+                    v[lane] = f * int_noise_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, k, q * p.m + row);
+                }
+            } else {
+                v[lane] = int_noise_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, k, p.m * p.rank + q * p.n + row - p.m);
+            }
+        }
+    }
+    if (row < p.m) {
+        fa[gid] = pack_i8(v);
+    } else {
+        fb[gid - p.m * p.inner_words] = pack_i8(v);
+    }
+}
+
+@compute @workgroup_size(256)
+fn int_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= p.m * p.n / 4u) {
+        return;
+    }
+    var v = unpack_i8(w[gid]);
+    for (var lane = 0u; lane < 4u; lane++) {
+        let e = 4u * gid + lane;
+        let j = e / p.n;
+        let l = e % p.n;
+        var z = 0;
+        for (var k = 0u; k < p.inner_words; k++) {
+            z += dot4i8(fa[j * p.inner_words + k], fb[l * p.inner_words + k]);
+        }
+        if (abs(z) > p.threshold) {
+            v[lane] = clamp(v[lane] + sign(z), -127, 127);
+        }
+    }
+    w[gid] = pack_i8(v);
+}
