@@ -1,59 +1,45 @@
 //! Integer EGGROLL's kernels on the CPU ([docs/int8.md](../../../docs/int8.md)): the reference the
 //! GPU's integer kernels are checked against. Every product accumulates int8 values in `i32`
-//! (exact, so the order of the sums is free); the noise comes from [`noise_value`] through the
-//! factor layout of `rng::FactorLayout`; rayon splits the work over antithetic pairs (each pair's
+//! (exact, so the order of the sums is free, and `int8_gemm` picks the fastest kernel); the noise
+//! is [`noise_value`]'s, drawn 16 to a Philox block, through the factor layout of
+//! `rng::FactorLayout`; rayon splits the work over antithetic pairs (each pair's
 //! factors drawn once for both members) or over rows.
 
+use super::int8_gemm::{dot_i8, Rhs};
 use super::{member_input, CpuBackend};
 use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
 use crate::ops::{Batch, InputLayout, Recurrence};
+use crate::rng::{philox4x32_10, NoiseStream};
 use crate::Result;
 use rayon::prelude::*;
 
-/// Fewest values a rayon job handles in the elementwise kernels and the shared products.
+/// Fewest values a rayon job handles in the elementwise kernels.
 const MIN_JOB_VALUES: usize = 4096;
 
-/// `Σ_l a_l b_l` of two int8 rows, widened to `i32` (an integer sum, so the compiler is free to
-/// vectorise it).
-#[inline]
-fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
-}
-
-/// `out[i, j] = Σ_l x[i, l] w[j, l]` for the rows of `x` and `w` (`inner` values each): the `i32`
-/// accumulation of `x wᵀ`, on the calling thread.
-fn matmul_nt(x: &[i8], w: &[i8], inner: usize, out: &mut [i32]) {
-    let cols = w.len() / inner;
-    for (x_row, out_row) in x.chunks_exact(inner).zip(out.chunks_exact_mut(cols)) {
-        for (o, w_row) in out_row.iter_mut().zip(w.chunks_exact(inner)) {
-            *o = dot_i8(x_row, w_row);
+/// Elements `first..first + out.len()` of pair `pair`'s integer noise, each the value
+/// [`noise_value`] gives it, from one Philox block per 16 draws.
+fn fill_noise(stream: &NoiseStream, pair: u32, first: u32, out: &mut [i8]) {
+    let mut e = first;
+    let mut rest = out;
+    while !rest.is_empty() {
+        let block = e >> 4;
+        let words = philox4x32_10([block, pair, stream.param_id, stream.noise_epoch], stream.key());
+        let count = rest.len().min((16 - (e & 15)) as usize);
+        let (now, later) = rest.split_at_mut(count);
+        for v in now {
+            let u = (words[((e >> 2) & 3) as usize] >> (8 * (e & 3))) & 0xff;
+            *v = ((u & 15) as i32 - (u >> 4) as i32) as i8;
+            e += 1;
         }
+        rest = later;
     }
-}
-
-/// [`matmul_nt`] split over rayon by blocks of output values (so that a single row of `x` still
-/// uses every thread).
-fn matmul_nt_par(x: &[i8], w: &[i8], inner: usize, out: &mut [i32]) {
-    let cols = w.len() / inner;
-    let block = MIN_JOB_VALUES.div_ceil(inner).max(1);
-    out.par_chunks_mut(block).enumerate().for_each(|(b, out_block)| {
-        for (f, o) in (b * block..).zip(out_block.iter_mut()) {
-            let (i, j) = (f / cols, f % cols);
-            *o = dot_i8(&x[i * inner..(i + 1) * inner], &w[j * inner..(j + 1) * inner]);
-        }
-    });
 }
 
 /// Draws pair `pair`'s factors: `a` gets `a_q[j]` at `q m + j` (`r x m`), `b` gets `b_q[l]` at
 /// `q n + l` (`r x n`), the elements `q m + j` and `m r + q n + l` of its stream.
 fn draw_factors(noise: &IntNoise, m: usize, pair: u32, a: &mut [i8], b: &mut [i8]) {
-    for (e, v) in a.iter_mut().enumerate() {
-        *v = noise_value(&noise.stream, pair, e as u32);
-    }
-    let offset = (m * noise.rank) as u32;
-    for (e, v) in b.iter_mut().enumerate() {
-        *v = noise_value(&noise.stream, pair, offset + e as u32);
-    }
+    fill_noise(&noise.stream, pair, 0, a);
+    fill_noise(&noise.stream, pair, (m * noise.rank) as u32, b);
 }
 
 /// The sign of member `member`'s noise: +1 for even members, -1 for odd ones.
@@ -137,7 +123,7 @@ impl IntBackend for CpuBackend {
 
     fn int_matmul_unchecked(&self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, rows: usize, y: &mut Vec<i8>) -> Result<()> {
         let mut acc = vec![0; rows * shape.m];
-        matmul_nt_par(x, w, shape.n, &mut acc);
+        Rhs::new(w, shape.n).product_par(x, &mut acc);
         let o = weight_shift(shape.n);
         y.iter_mut().zip(&acc).for_each(|(y, &acc)| *y = sat8(acc >> o));
         Ok(())
@@ -155,10 +141,11 @@ impl IntBackend for CpuBackend {
         let (m, n, r, rows) = (shape.m, shape.n, noise.rank, batch.rows);
         let (t, o) = (noise.shift, weight_shift(n));
         let shared = batch.input == InputLayout::Shared;
+        let w = Rhs::new(w, n);
         // The shared x Wᵀ once for every member; per-member input multiplies in each pair's task.
         let base = shared.then(|| {
             let mut base = vec![0; rows * m];
-            matmul_nt_par(x, w, n, &mut base);
+            w.product_par(x, &mut base);
             base
         });
         let pairs = batch.population / 2;
@@ -183,7 +170,7 @@ impl IntBackend for CpuBackend {
                     let acc = match &base {
                         Some(base) => base.as_slice(),
                         None => {
-                            matmul_nt(x_i, w, n, &mut scratch.acc);
+                            w.product(x_i, 0..m, &mut scratch.acc);
                             scratch.acc.as_slice()
                         }
                     };
@@ -220,9 +207,7 @@ impl IntBackend for CpuBackend {
             || (vec![0i8; r * d], vec![0i32; d]),
             |(b, sum), (pair, y_pair)| {
                 let pair32 = pair as u32;
-                for (e, v) in b.iter_mut().enumerate() {
-                    *v = noise_value(&noise.stream, pair32, (m * r + e) as u32);
-                }
+                fill_noise(&noise.stream, pair32, (m * r) as u32, b);
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * d).enumerate() {
                     let member = 2 * pair + half;
                     let s = sign(member);
@@ -335,7 +320,7 @@ impl IntBackend for CpuBackend {
             }
         }
         let mut z = vec![0i32; m * n];
-        matmul_nt_par(&fa_t, &b_t, inner, &mut z);
+        Rhs::new(&b_t, inner).product_par(&fa_t, &mut z);
         w.par_chunks_mut(MIN_JOB_VALUES).zip(z.par_chunks(MIN_JOB_VALUES)).for_each(|(w, z)| {
             for (w, &z) in w.iter_mut().zip(z) {
                 if z.abs() > threshold {
@@ -344,5 +329,21 @@ impl IntBackend for CpuBackend {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filled_noise_is_noise_value() {
+        let stream = NoiseStream::new(0x1234_5678_9abc, 7, 2);
+        for (first, len) in [(0, 16), (3, 1), (5, 40), (16, 16), (31, 2), (1000, 333)] {
+            let mut out = vec![0; len];
+            fill_noise(&stream, 9, first, &mut out);
+            let want: Vec<i8> = (first..first + len as u32).map(|e| noise_value(&stream, 9, e)).collect();
+            assert_eq!(out, want, "from {first}, {len} draws");
+        }
     }
 }
