@@ -52,7 +52,8 @@ fn sign(member: usize) -> i32 {
 }
 
 /// Per-thread scratch of the perturbed product: the pair's factors (`r x m`, `r x n`), its
-/// members' `x Wᵀ` (per-member input) and noise terms (`rows x m` each), the projections `p`.
+/// members' `x Wᵀ` (per-member input, `2 x rows x m`), a member's noise terms (`rows x m`) and
+/// projections `p` (`r`).
 #[derive(Default)]
 struct PairScratch {
     a: Vec<i8>,
@@ -62,7 +63,19 @@ struct PairScratch {
     p: Vec<i32>,
 }
 
+/// What every pair of a perturbed product shares: the input, `W` prepared for the products, the
+/// shared `x Wᵀ` (shared input only), the noise and the batch.
+struct Product<'a> {
+    x: &'a [i8],
+    w: Rhs<'a>,
+    base: Option<Vec<i32>>,
+    shape: IntMatrix,
+    noise: IntNoise,
+    batch: Batch,
+}
+
 /// `noise[row, j] = Σ_q p_q a_q[j]` with `p_q = Σ_l x[row, l] b_q[l]`, for every row of `x`.
+#[inline(always)]
 fn noise_terms(x: &[i8], a: &[i8], b: &[i8], n: usize, m: usize, p: &mut [i32], noise: &mut [i32]) {
     for (x_row, noise_row) in x.chunks_exact(n).zip(noise.chunks_exact_mut(m)) {
         for (p_q, b_q) in p.iter_mut().zip(b.chunks_exact(n)) {
@@ -77,10 +90,66 @@ fn noise_terms(x: &[i8], a: &[i8], b: &[i8], n: usize, m: usize, p: &mut [i32], 
     }
 }
 
-/// `y = sat8((acc + s (noise >> t)) >> o)` over a member's outputs.
-fn finish_rows(acc: &[i32], noise: &[i32], s: i32, t: u32, o: u32, y: &mut [i8]) {
-    for ((y, &acc), &noise) in y.iter_mut().zip(acc).zip(noise) {
-        *y = sat8((acc + s * (noise >> t)) >> o);
+/// Both members' outputs of pair `pair` (`y_pair`, `2 x rows x m`). The elementwise loops are
+/// compiled for AVX-512 / AVX2 when the processor has them; the integer results are the same.
+fn pair_outputs(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the processor supports the features the function is compiled for.
+            return unsafe { pair_outputs_avx512(job, pair, y_pair, scratch) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { pair_outputs_avx2(job, pair, y_pair, scratch) };
+        }
+    }
+    pair_outputs_body(job, pair, y_pair, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pair_outputs_avx512(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    pair_outputs_body(job, pair, y_pair, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pair_outputs_avx2(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    pair_outputs_body(job, pair, y_pair, scratch)
+}
+
+#[inline(always)]
+fn pair_outputs_body(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    let (m, n, r, rows) = (job.shape.m, job.shape.n, job.noise.rank, job.batch.rows);
+    let (t, o) = (job.noise.shift, weight_shift(n));
+    let member_len = rows * m;
+    scratch.a.resize(r * m, 0);
+    scratch.b.resize(r * n, 0);
+    scratch.acc.resize(2 * member_len, 0);
+    scratch.noise.resize(member_len, 0);
+    scratch.p.resize(r, 0);
+    draw_factors(&job.noise, m, pair as u32, &mut scratch.a, &mut scratch.b);
+    if job.base.is_none() {
+        // Per-member input: both members' rows are contiguous, one product for the pair.
+        job.w.product(&job.x[2 * pair * rows * n..(2 * pair + 2) * rows * n], 0..m, &mut scratch.acc);
+    }
+    for (half, y_member) in y_pair.chunks_exact_mut(member_len).enumerate() {
+        let member = 2 * pair + half;
+        let x_i = member_input(job.x, &job.batch, n, member);
+        // With shared input both members have the same noise terms, of opposite sign.
+        if job.base.is_none() || half == 0 {
+            noise_terms(x_i, &scratch.a, &scratch.b, n, m, &mut scratch.p, &mut scratch.noise);
+        }
+        let acc = match &job.base {
+            Some(base) => base.as_slice(),
+            None => &scratch.acc[half * member_len..(half + 1) * member_len],
+        };
+        // y = sat8((acc + s (noise >> t)) >> o).
+        let s = sign(member);
+        for ((y, &acc), &noise) in y_member.iter_mut().zip(acc).zip(&scratch.noise) {
+            *y = sat8((acc + s * (noise >> t)) >> o);
+        }
     }
 }
 
@@ -138,44 +207,21 @@ impl IntBackend for CpuBackend {
         batch: Batch,
         y: &mut Vec<i8>,
     ) -> Result<()> {
-        let (m, n, r, rows) = (shape.m, shape.n, noise.rank, batch.rows);
-        let (t, o) = (noise.shift, weight_shift(n));
-        let shared = batch.input == InputLayout::Shared;
+        let (m, n, rows) = (shape.m, shape.n, batch.rows);
         let w = Rhs::new(w, n);
         // The shared x Wᵀ once for every member; per-member input multiplies in each pair's task.
-        let base = shared.then(|| {
+        let base = (batch.input == InputLayout::Shared).then(|| {
             let mut base = vec![0; rows * m];
             w.product_par(x, &mut base);
             base
         });
+        let job = Product { x, w, base, shape, noise, batch };
         let pairs = batch.population / 2;
         let pairs_per_task = pairs.div_ceil(rayon::current_num_threads());
-        let (member_len, pair_len) = (rows * m, 2 * rows * m);
+        let pair_len = 2 * rows * m;
         y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
-            scratch.a.resize(r * m, 0);
-            scratch.b.resize(r * n, 0);
-            scratch.acc.resize(member_len, 0);
-            scratch.noise.resize(member_len, 0);
-            scratch.p.resize(r, 0);
             for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
-                let pair = task * pairs_per_task + k;
-                draw_factors(&noise, m, pair as u32, &mut scratch.a, &mut scratch.b);
-                for (half, y_member) in y_pair.chunks_exact_mut(member_len).enumerate() {
-                    let member = 2 * pair + half;
-                    let x_i = member_input(x, &batch, n, member);
-                    // With shared input both members have the same noise terms, of opposite sign.
-                    if !shared || half == 0 {
-                        noise_terms(x_i, &scratch.a, &scratch.b, n, m, &mut scratch.p, &mut scratch.noise);
-                    }
-                    let acc = match &base {
-                        Some(base) => base.as_slice(),
-                        None => {
-                            w.product(x_i, 0..m, &mut scratch.acc);
-                            scratch.acc.as_slice()
-                        }
-                    };
-                    finish_rows(acc, &scratch.noise, sign(member), t, o, y_member);
-                }
+                pair_outputs(&job, task * pairs_per_task + k, y_pair, scratch);
             }
         });
         Ok(())
