@@ -1,59 +1,45 @@
 //! Integer EGGROLL's kernels on the CPU ([docs/int8.md](../../../docs/int8.md)): the reference the
 //! GPU's integer kernels are checked against. Every product accumulates int8 values in `i32`
-//! (exact, so the order of the sums is free); the noise comes from [`noise_value`] through the
-//! factor layout of `rng::FactorLayout`; rayon splits the work over antithetic pairs (each pair's
+//! (exact, so the order of the sums is free, and `int8_gemm` picks the fastest kernel); the noise
+//! is [`noise_value`]'s, drawn 16 to a Philox block, through the factor layout of
+//! `rng::FactorLayout`; rayon splits the work over antithetic pairs (each pair's
 //! factors drawn once for both members) or over rows.
 
+use super::int8_gemm::{dot_i8, Rhs};
 use super::{member_input, CpuBackend};
 use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
 use crate::ops::{Batch, InputLayout, Recurrence};
+use crate::rng::{philox4x32_10, NoiseStream};
 use crate::Result;
 use rayon::prelude::*;
 
-/// Fewest values a rayon job handles in the elementwise kernels and the shared products.
+/// Fewest values a rayon job handles in the elementwise kernels.
 const MIN_JOB_VALUES: usize = 4096;
 
-/// `Σ_l a_l b_l` of two int8 rows, widened to `i32` (an integer sum, so the compiler is free to
-/// vectorise it).
-#[inline]
-fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
-}
-
-/// `out[i, j] = Σ_l x[i, l] w[j, l]` for the rows of `x` and `w` (`inner` values each): the `i32`
-/// accumulation of `x wᵀ`, on the calling thread.
-fn matmul_nt(x: &[i8], w: &[i8], inner: usize, out: &mut [i32]) {
-    let cols = w.len() / inner;
-    for (x_row, out_row) in x.chunks_exact(inner).zip(out.chunks_exact_mut(cols)) {
-        for (o, w_row) in out_row.iter_mut().zip(w.chunks_exact(inner)) {
-            *o = dot_i8(x_row, w_row);
+/// Elements `first..first + out.len()` of pair `pair`'s integer noise, each the value
+/// [`noise_value`] gives it, from one Philox block per 16 draws.
+fn fill_noise(stream: &NoiseStream, pair: u32, first: u32, out: &mut [i8]) {
+    let mut e = first;
+    let mut rest = out;
+    while !rest.is_empty() {
+        let block = e >> 4;
+        let words = philox4x32_10([block, pair, stream.param_id, stream.noise_epoch], stream.key());
+        let count = rest.len().min((16 - (e & 15)) as usize);
+        let (now, later) = rest.split_at_mut(count);
+        for v in now {
+            let u = (words[((e >> 2) & 3) as usize] >> (8 * (e & 3))) & 0xff;
+            *v = ((u & 15) as i32 - (u >> 4) as i32) as i8;
+            e += 1;
         }
+        rest = later;
     }
-}
-
-/// [`matmul_nt`] split over rayon by blocks of output values (so that a single row of `x` still
-/// uses every thread).
-fn matmul_nt_par(x: &[i8], w: &[i8], inner: usize, out: &mut [i32]) {
-    let cols = w.len() / inner;
-    let block = MIN_JOB_VALUES.div_ceil(inner).max(1);
-    out.par_chunks_mut(block).enumerate().for_each(|(b, out_block)| {
-        for (f, o) in (b * block..).zip(out_block.iter_mut()) {
-            let (i, j) = (f / cols, f % cols);
-            *o = dot_i8(&x[i * inner..(i + 1) * inner], &w[j * inner..(j + 1) * inner]);
-        }
-    });
 }
 
 /// Draws pair `pair`'s factors: `a` gets `a_q[j]` at `q m + j` (`r x m`), `b` gets `b_q[l]` at
 /// `q n + l` (`r x n`), the elements `q m + j` and `m r + q n + l` of its stream.
 fn draw_factors(noise: &IntNoise, m: usize, pair: u32, a: &mut [i8], b: &mut [i8]) {
-    for (e, v) in a.iter_mut().enumerate() {
-        *v = noise_value(&noise.stream, pair, e as u32);
-    }
-    let offset = (m * noise.rank) as u32;
-    for (e, v) in b.iter_mut().enumerate() {
-        *v = noise_value(&noise.stream, pair, offset + e as u32);
-    }
+    fill_noise(&noise.stream, pair, 0, a);
+    fill_noise(&noise.stream, pair, (m * noise.rank) as u32, b);
 }
 
 /// The sign of member `member`'s noise: +1 for even members, -1 for odd ones.
@@ -66,7 +52,8 @@ fn sign(member: usize) -> i32 {
 }
 
 /// Per-thread scratch of the perturbed product: the pair's factors (`r x m`, `r x n`), its
-/// members' `x Wᵀ` (per-member input) and noise terms (`rows x m` each), the projections `p`.
+/// members' `x Wᵀ` (per-member input, `2 x rows x m`), a member's noise terms (`rows x m`) and
+/// projections `p` (`r`).
 #[derive(Default)]
 struct PairScratch {
     a: Vec<i8>,
@@ -76,7 +63,19 @@ struct PairScratch {
     p: Vec<i32>,
 }
 
+/// What every pair of a perturbed product shares: the input, `W` prepared for the products, the
+/// shared `x Wᵀ` (shared input only), the noise and the batch.
+struct Product<'a> {
+    x: &'a [i8],
+    w: Rhs<'a>,
+    base: Option<Vec<i32>>,
+    shape: IntMatrix,
+    noise: IntNoise,
+    batch: Batch,
+}
+
 /// `noise[row, j] = Σ_q p_q a_q[j]` with `p_q = Σ_l x[row, l] b_q[l]`, for every row of `x`.
+#[inline(always)]
 fn noise_terms(x: &[i8], a: &[i8], b: &[i8], n: usize, m: usize, p: &mut [i32], noise: &mut [i32]) {
     for (x_row, noise_row) in x.chunks_exact(n).zip(noise.chunks_exact_mut(m)) {
         for (p_q, b_q) in p.iter_mut().zip(b.chunks_exact(n)) {
@@ -91,10 +90,66 @@ fn noise_terms(x: &[i8], a: &[i8], b: &[i8], n: usize, m: usize, p: &mut [i32], 
     }
 }
 
-/// `y = sat8((acc + s (noise >> t)) >> o)` over a member's outputs.
-fn finish_rows(acc: &[i32], noise: &[i32], s: i32, t: u32, o: u32, y: &mut [i8]) {
-    for ((y, &acc), &noise) in y.iter_mut().zip(acc).zip(noise) {
-        *y = sat8((acc + s * (noise >> t)) >> o);
+/// Both members' outputs of pair `pair` (`y_pair`, `2 x rows x m`). The elementwise loops are
+/// compiled for AVX-512 / AVX2 when the processor has them; the integer results are the same.
+fn pair_outputs(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the processor supports the features the function is compiled for.
+            return unsafe { pair_outputs_avx512(job, pair, y_pair, scratch) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { pair_outputs_avx2(job, pair, y_pair, scratch) };
+        }
+    }
+    pair_outputs_body(job, pair, y_pair, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pair_outputs_avx512(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    pair_outputs_body(job, pair, y_pair, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pair_outputs_avx2(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    pair_outputs_body(job, pair, y_pair, scratch)
+}
+
+#[inline(always)]
+fn pair_outputs_body(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut PairScratch) {
+    let (m, n, r, rows) = (job.shape.m, job.shape.n, job.noise.rank, job.batch.rows);
+    let (t, o) = (job.noise.shift, weight_shift(n));
+    let member_len = rows * m;
+    scratch.a.resize(r * m, 0);
+    scratch.b.resize(r * n, 0);
+    scratch.acc.resize(2 * member_len, 0);
+    scratch.noise.resize(member_len, 0);
+    scratch.p.resize(r, 0);
+    draw_factors(&job.noise, m, pair as u32, &mut scratch.a, &mut scratch.b);
+    if job.base.is_none() {
+        // Per-member input: both members' rows are contiguous, one product for the pair.
+        job.w.product(&job.x[2 * pair * rows * n..(2 * pair + 2) * rows * n], 0..m, &mut scratch.acc);
+    }
+    for (half, y_member) in y_pair.chunks_exact_mut(member_len).enumerate() {
+        let member = 2 * pair + half;
+        let x_i = member_input(job.x, &job.batch, n, member);
+        // With shared input both members have the same noise terms, of opposite sign.
+        if job.base.is_none() || half == 0 {
+            noise_terms(x_i, &scratch.a, &scratch.b, n, m, &mut scratch.p, &mut scratch.noise);
+        }
+        let acc = match &job.base {
+            Some(base) => base.as_slice(),
+            None => &scratch.acc[half * member_len..(half + 1) * member_len],
+        };
+        // y = sat8((acc + s (noise >> t)) >> o).
+        let s = sign(member);
+        for ((y, &acc), &noise) in y_member.iter_mut().zip(acc).zip(&scratch.noise) {
+            *y = sat8((acc + s * (noise >> t)) >> o);
+        }
     }
 }
 
@@ -137,7 +192,7 @@ impl IntBackend for CpuBackend {
 
     fn int_matmul_unchecked(&self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, rows: usize, y: &mut Vec<i8>) -> Result<()> {
         let mut acc = vec![0; rows * shape.m];
-        matmul_nt_par(x, w, shape.n, &mut acc);
+        Rhs::new(w, shape.n).product_par(x, &mut acc);
         let o = weight_shift(shape.n);
         y.iter_mut().zip(&acc).for_each(|(y, &acc)| *y = sat8(acc >> o));
         Ok(())
@@ -152,43 +207,21 @@ impl IntBackend for CpuBackend {
         batch: Batch,
         y: &mut Vec<i8>,
     ) -> Result<()> {
-        let (m, n, r, rows) = (shape.m, shape.n, noise.rank, batch.rows);
-        let (t, o) = (noise.shift, weight_shift(n));
-        let shared = batch.input == InputLayout::Shared;
+        let (m, n, rows) = (shape.m, shape.n, batch.rows);
+        let w = Rhs::new(w, n);
         // The shared x Wᵀ once for every member; per-member input multiplies in each pair's task.
-        let base = shared.then(|| {
+        let base = (batch.input == InputLayout::Shared).then(|| {
             let mut base = vec![0; rows * m];
-            matmul_nt_par(x, w, n, &mut base);
+            w.product_par(x, &mut base);
             base
         });
+        let job = Product { x, w, base, shape, noise, batch };
         let pairs = batch.population / 2;
         let pairs_per_task = pairs.div_ceil(rayon::current_num_threads());
-        let (member_len, pair_len) = (rows * m, 2 * rows * m);
+        let pair_len = 2 * rows * m;
         y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
-            scratch.a.resize(r * m, 0);
-            scratch.b.resize(r * n, 0);
-            scratch.acc.resize(member_len, 0);
-            scratch.noise.resize(member_len, 0);
-            scratch.p.resize(r, 0);
             for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
-                let pair = task * pairs_per_task + k;
-                draw_factors(&noise, m, pair as u32, &mut scratch.a, &mut scratch.b);
-                for (half, y_member) in y_pair.chunks_exact_mut(member_len).enumerate() {
-                    let member = 2 * pair + half;
-                    let x_i = member_input(x, &batch, n, member);
-                    // With shared input both members have the same noise terms, of opposite sign.
-                    if !shared || half == 0 {
-                        noise_terms(x_i, &scratch.a, &scratch.b, n, m, &mut scratch.p, &mut scratch.noise);
-                    }
-                    let acc = match &base {
-                        Some(base) => base.as_slice(),
-                        None => {
-                            matmul_nt(x_i, w, n, &mut scratch.acc);
-                            scratch.acc.as_slice()
-                        }
-                    };
-                    finish_rows(acc, &scratch.noise, sign(member), t, o, y_member);
-                }
+                pair_outputs(&job, task * pairs_per_task + k, y_pair, scratch);
             }
         });
         Ok(())
@@ -220,9 +253,7 @@ impl IntBackend for CpuBackend {
             || (vec![0i8; r * d], vec![0i32; d]),
             |(b, sum), (pair, y_pair)| {
                 let pair32 = pair as u32;
-                for (e, v) in b.iter_mut().enumerate() {
-                    *v = noise_value(&noise.stream, pair32, (m * r + e) as u32);
-                }
+                fill_noise(&noise.stream, pair32, (m * r) as u32, b);
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * d).enumerate() {
                     let member = 2 * pair + half;
                     let s = sign(member);
@@ -335,7 +366,7 @@ impl IntBackend for CpuBackend {
             }
         }
         let mut z = vec![0i32; m * n];
-        matmul_nt_par(&fa_t, &b_t, inner, &mut z);
+        Rhs::new(&b_t, inner).product_par(&fa_t, &mut z);
         w.par_chunks_mut(MIN_JOB_VALUES).zip(z.par_chunks(MIN_JOB_VALUES)).for_each(|(w, z)| {
             for (w, &z) in w.iter_mut().zip(z) {
                 if z.abs() > threshold {
@@ -344,5 +375,21 @@ impl IntBackend for CpuBackend {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filled_noise_is_noise_value() {
+        let stream = NoiseStream::new(0x1234_5678_9abc, 7, 2);
+        for (first, len) in [(0, 16), (3, 1), (5, 40), (16, 16), (31, 2), (1000, 333)] {
+            let mut out = vec![0; len];
+            fill_noise(&stream, 9, first, &mut out);
+            let want: Vec<i8> = (first..first + len as u32).map(|e| noise_value(&stream, 9, e)).collect();
+            assert_eq!(out, want, "from {first}, {len} draws");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 mod gemm;
 mod int8;
+mod int8_gemm;
 mod lowrank;
 mod recurrence;
 
