@@ -286,8 +286,8 @@ impl TrainArgs {
             ("--window", self.window.is_some()),
         ];
         match given.iter().find(|(_, set)| *set) {
-            Some((flag, _)) if task != TaskKind::CharLm => {
-                Err(CliError::new(format!("{flag} applies to the charlm task only, not {task}")))
+            Some((flag, _)) if !matches!(task, TaskKind::CharLm | TaskKind::Egg) => {
+                Err(CliError::new(format!("{flag} applies to the charlm and egg tasks only, not {task}")))
             }
             _ => Ok(()),
         }

@@ -76,7 +76,9 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
 /// the scores (natural-log scale) `next` gives for the last `window` bytes.
 fn generate(window: usize, args: &SampleArgs, mut next: impl FnMut(&[u8]) -> eggroll::Result<Vec<f64>>) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let write = |out: &mut std::io::StdoutLock<'_>, bytes: &[u8]| out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| CliError::new(format!("cannot write to stdout: {e}")));
+    let write = |out: &mut std::io::StdoutLock<'_>, bytes: &[u8]| {
+        out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| CliError::new(format!("cannot write to stdout: {e}")))
+    };
     write(&mut out, args.prompt.as_bytes())?;
     let mut text: Vec<u8> = if args.prompt.is_empty() { b"\n".to_vec() } else { args.prompt.as_bytes().to_vec() };
     let mut rng = Pcg64::seed_from_u64(args.seed);

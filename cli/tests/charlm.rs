@@ -7,7 +7,6 @@ mod common;
 use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr, write_corpus};
 use serde_json::Value;
 use std::fs;
-use std::path::Path;
 
 /// A small `charlm` run on `data.txt` for `epochs` epochs.
 fn small(epochs: &'static str) -> Vec<&'static str> {

@@ -10,8 +10,28 @@ use serde_json::Value;
 /// A small `egg` run on `data.txt` for `epochs` epochs.
 fn small(epochs: &'static str) -> Vec<&'static str> {
     vec![
-        "train", "--task", "egg", "--backend", "cpu", "--data", "data.txt", "--width", "8", "--depth", "1", "--window", "8",
-        "--population", "16", "--group-size", "4", "--eval-every", "2", "--quiet", "--epochs", epochs,
+        "train",
+        "--task",
+        "egg",
+        "--backend",
+        "cpu",
+        "--data",
+        "data.txt",
+        "--width",
+        "8",
+        "--depth",
+        "1",
+        "--window",
+        "8",
+        "--population",
+        "16",
+        "--group-size",
+        "4",
+        "--eval-every",
+        "2",
+        "--quiet",
+        "--epochs",
+        epochs,
     ]
 }
 
@@ -36,7 +56,8 @@ fn egg_reports_resumes_exactly_and_samples() {
     assert!(latest_model(&dir.path().join("ckpt")) == latest_model(&dir.path().join("ref")), "int8 weights differ after resuming");
     assert_eq!(metrics(&dir.path().join("m.jsonl")), metrics(&dir.path().join("ref.jsonl")));
 
-    let sample = |extra: &[&str]| run(dir.path(), &[&["sample", "--checkpoint", "ref", "--prompt", "And God", "--bytes", "30"], extra].concat());
+    let sample =
+        |extra: &[&str]| run(dir.path(), &[&["sample", "--checkpoint", "ref", "--prompt", "And God", "--bytes", "30"], extra].concat());
     let greedy = sample(&["--temperature", "0"]);
     assert!(greedy.status.success(), "{}", stderr(&greedy));
     assert!(greedy.stdout.starts_with(b"And God"));
@@ -71,8 +92,28 @@ fn egg_refuses_what_the_integer_model_cannot_take() {
         assert!(line.contains(needle), "{extra:?}: {line}");
     }
     // A charlm checkpoint is not an egg one.
-    let charlm = ["train", "--task", "charlm", "--backend", "cpu", "--data", "data.txt", "--width", "8", "--window", "8", "--population", "16",
-        "--group-size", "4", "--epochs", "2", "--quiet", "--checkpoint", "lm"];
+    let charlm = [
+        "train",
+        "--task",
+        "charlm",
+        "--backend",
+        "cpu",
+        "--data",
+        "data.txt",
+        "--width",
+        "8",
+        "--window",
+        "8",
+        "--population",
+        "16",
+        "--group-size",
+        "4",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--checkpoint",
+        "lm",
+    ];
     let out = run(dir.path(), &charlm);
     assert!(out.status.success(), "{}", stderr(&out));
     let line = with(&["--resume", "lm"]);

@@ -2,11 +2,12 @@
 //! trajectory within f32 tolerance, and a trainer's state (what `eggroll train --checkpoint`
 //! saves) moving from one backend to the other mid-run.
 
-use eggroll::int8::IntEggroll;
+use eggroll::int8::{EggModel, IntEggroll};
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
 use eggroll::{train_epoch, Eggroll, EsConfig, TrainerState};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+use eggroll_backend::int8::IntBackend;
 use eggroll_backend::testing::{assert_close, for_each_adapter, open};
 use eggroll_backend::Backend;
 
@@ -82,7 +83,8 @@ fn egg_task_same_bits_on_cpu_and_wgpu() {
     let options = CharLmOptions { width: 8, depth: 2, window: 6, ..Egg::default_options() };
     let task = Egg::new(3, &options).unwrap();
     let config = EsConfig { population: 16, group_size: 4, rank: 2, epochs: 4, seed: 3, lr: 0.2, ..task.default_config() };
-    let run = |es: &mut IntEggroll<_, _>| {
+    type Trace = (Vec<Vec<i64>>, u32, u32, Vec<u8>);
+    fn run<B: IntBackend>(task: &Egg, config: &EsConfig, es: &mut IntEggroll<B, EggModel>) -> Trace {
         let mut task = task.clone();
         let mut trace = Vec::new();
         for _ in 0..config.epochs {
@@ -91,11 +93,15 @@ fn egg_task_same_bits_on_cpu_and_wgpu() {
         }
         let eval = task.evaluate(es).unwrap();
         (trace, eval.train_loss.to_bits(), eval.metric.to_bits(), es.to_safetensors().unwrap())
-    };
-    let cpu = run(&mut IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap());
-    assert_ne!(cpu.3, IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap().to_safetensors().unwrap(), "the weights moved");
+    }
+    let cpu = run(&task, &config, &mut IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap());
+    assert_ne!(
+        cpu.3,
+        IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap().to_safetensors().unwrap(),
+        "the weights moved"
+    );
     for_each_adapter(|adapter| {
-        let gpu = run(&mut IntEggroll::new(wgpu(adapter), task.model(), config.clone()).unwrap());
+        let gpu = run(&task, &config, &mut IntEggroll::new(wgpu(adapter), task.model(), config.clone()).unwrap());
         assert!(gpu == cpu, "{adapter:?}: the integer trajectory differs from the CPU's");
     });
 }

@@ -53,7 +53,6 @@ pub fn write_corpus(dir: &Path) {
     fs::write(dir.join("data.txt"), text).unwrap();
 }
 
-
 /// The metrics lines without their timing field.
 pub fn metrics(path: &Path) -> Vec<Value> {
     let text = fs::read_to_string(path).unwrap();

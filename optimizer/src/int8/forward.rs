@@ -132,7 +132,7 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
     }
 
     /// Runs `f` with the tensor of `slot` taken out of the arena as its output.
-    fn into_slot(&mut self, slot: usize, f: impl FnOnce(&Self, &mut B::I8) -> eggroll_backend::Result<()>) -> Result<()> {
+    fn write_slot(&mut self, slot: usize, f: impl FnOnce(&Self, &mut B::I8) -> eggroll_backend::Result<()>) -> Result<()> {
         let mut dst = self.arena.tensors[slot].take().expect("an activation's tensor is in the arena");
         let result = f(self, &mut dst);
         self.arena.tensors[slot] = Some(dst);
@@ -165,7 +165,7 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
         let (members, rows) = self.members_rows();
         let slot = self.alloc(members * rows * shape.n)?;
         let tokens = self.tokens;
-        self.into_slot(slot, |f, dst| match f.mode {
+        self.write_slot(slot, |f, dst| match f.mode {
             IntMode::Population { batch, seed, noise_epoch, rank, shift } => {
                 let noise = Self::noise(spec, shape, seed, noise_epoch, rank, shift);
                 f.backend.int_perturbed_embedding(tokens, t, shape, noise, batch, dst)
@@ -184,7 +184,7 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
         }
         let (members, rows) = self.members_rows();
         let slot = self.alloc(members * rows * shape.m)?;
-        self.into_slot(slot, |f, dst| {
+        self.write_slot(slot, |f, dst| {
             let src = f.tensor(x);
             match f.mode {
                 IntMode::Population { batch, seed, noise_epoch, rank, shift } => {
@@ -211,18 +211,18 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
         }
         let shape = Recurrence { sequences: members * rows / time, time, width: z.width };
         let slot = self.alloc(members * rows * z.width)?;
-        self.into_slot(slot, |f, dst| f.backend.int_mingru_scan(f.tensor(z), f.tensor(c), shape, dst))?;
+        self.write_slot(slot, |f, dst| f.backend.int_mingru_scan(f.tensor(z), f.tensor(c), shape, dst))?;
         Ok(IntAct { slot, width: z.width })
     }
 
     /// The integer layer norm of every row, in place.
     pub fn layer_norm(&mut self, x: IntAct) -> Result<()> {
-        self.into_slot(x.slot, |f, t| f.backend.int_layer_norm(t, x.width))
+        self.write_slot(x.slot, |f, t| f.backend.int_layer_norm(t, x.width))
     }
 
     /// `max(x, 0)` in place.
     pub fn relu(&mut self, x: IntAct) -> Result<()> {
-        self.into_slot(x.slot, |f, t| f.backend.int_relu(t))
+        self.write_slot(x.slot, |f, t| f.backend.int_relu(t))
     }
 
     /// The saturating residual sum `x += other` in place (same width, different activations).
@@ -230,14 +230,14 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
         if x.width != other.width || x.slot == other.slot {
             return Err(EggrollError::Config(format!("adding activations of {} and {} values", x.width, other.width)));
         }
-        self.into_slot(x.slot, |f, t| f.backend.int_add(t, f.tensor(other)))
+        self.write_slot(x.slot, |f, t| f.backend.int_add(t, f.tensor(other)))
     }
 
     /// A copy of `x` in a tensor of its own.
     pub fn copy(&mut self, x: IntAct) -> Result<IntAct> {
         let len = self.backend.len_i8(self.tensor(x));
         let slot = self.alloc(len)?;
-        self.into_slot(slot, |f, t| f.backend.copy_i8(f.tensor(x), t))?;
+        self.write_slot(slot, |f, t| f.backend.copy_i8(f.tensor(x), t))?;
         Ok(IntAct { slot, ..x })
     }
 

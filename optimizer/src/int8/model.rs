@@ -66,7 +66,9 @@ impl EggModel {
     /// The model, refusing a width that is 0 or not a multiple of 4, and a depth or window of 0.
     pub fn new(width: usize, depth: usize, window: usize) -> Result<Self> {
         if width == 0 || !width.is_multiple_of(4) {
-            return Err(EggrollError::Config(format!("egg model: width must be a positive multiple of 4 (int8 values are packed four to a word), got {width}")));
+            return Err(EggrollError::Config(format!(
+                "egg model: width must be a positive multiple of 4 (int8 values are packed four to a word), got {width}"
+            )));
         }
         for (name, v) in [("depth", depth), ("window", window)] {
             if v == 0 {

@@ -32,7 +32,7 @@ pub struct IntEggroll<B: IntBackend, M: IntModel> {
 fn noise_shift(config: &EsConfig) -> Result<u32> {
     let bad = |why: String| Err(EggrollError::Config(format!("integer EGGROLL: {why}")));
     let t = -f64::from(config.sigma).log2();
-    if !(t >= 0.0 && t <= 30.0 && t.fract() == 0.0) {
+    if !((0.0..=30.0).contains(&t) && t.fract() == 0.0) {
         return bad(format!("sigma must be a power of two 2^-t with t in 0..=30 (the integer noise shift), got {}", config.sigma));
     }
     if config.optimizer != OptimizerKind::Sgd {
@@ -118,7 +118,13 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
     pub fn population_log_likelihood(&mut self, tokens: &[u32], layout: InputLayout, rows: usize, targets: &[u32]) -> Result<Vec<i32>> {
         let batch = Batch { population: self.config.population, rows, input: layout };
         batch.validate()?;
-        let mode = IntMode::Population { batch, seed: self.config.seed, noise_epoch: self.noise_epoch(), rank: self.config.rank, shift: self.shift };
+        let mode = IntMode::Population {
+            batch,
+            seed: self.config.seed,
+            noise_epoch: self.noise_epoch(),
+            rank: self.config.rank,
+            shift: self.shift,
+        };
         let scores = scored(&self.backend, &self.model, &self.params, &mut self.arenas, mode, tokens, targets)?;
         Ok(self.backend.read_i32_blocking(scores)?)
     }
@@ -215,7 +221,11 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
             }
             let ParamKind::Matrix { m, n } = spec.kind else { unreachable!("checked by new") };
             if view.shape() != [m, n] {
-                return Err(EggrollError::Checkpoint(format!("tensor `{}` has shape {:?}, the model needs [{m}, {n}]", spec.name, view.shape())));
+                return Err(EggrollError::Checkpoint(format!(
+                    "tensor `{}` has shape {:?}, the model needs [{m}, {n}]",
+                    spec.name,
+                    view.shape()
+                )));
             }
             let data: Vec<i8> = view.data().iter().map(|&b| b as i8).collect();
             if data.contains(&i8::MIN) {
@@ -250,7 +260,11 @@ fn scored<'a, B: IntBackend, M: IntModel>(
     let mut f = IntForward::start(backend, params, arenas, mode, tokens)?;
     let logits = model.forward(&mut f)?;
     if logits.width() != model.classes() {
-        return Err(EggrollError::Config(format!("the model's forward gives {} logits, it declares {} classes", logits.width(), model.classes())));
+        return Err(EggrollError::Config(format!(
+            "the model's forward gives {} logits, it declares {} classes",
+            logits.width(),
+            model.classes()
+        )));
     }
     f.finish_scored(logits, targets)
 }

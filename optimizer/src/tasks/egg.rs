@@ -85,17 +85,18 @@ impl Egg {
         &self.data
     }
 
-    /// Sized for a 2-core CPU: population 1024 in groups of 32, rank 1, noise shift 4 (σ = 2^-4),
-    /// α = 0.01 decaying linearly; the update is the ±1 step (`sgd`).
+    /// Sized for a 2-core CPU: 1000 epochs of a population of 1024 in groups of 32, rank 1, noise
+    /// shift 4 (σ = 2^-4), α = 1 decaying linearly to 0 (every weight with any evidence moves at
+    /// first, fewer and fewer later); the update is the ±1 step (`sgd`).
     pub fn default_config(&self) -> EsConfig {
         EsConfig {
             population: 1024,
             rank: 1,
             sigma: 0.0625,
-            lr: 0.01,
+            lr: 1.0,
             optimizer: OptimizerKind::Sgd,
             lr_schedule: crate::config::Schedule::Linear,
-            epochs: 300,
+            epochs: 1000,
             group_size: 32,
             ..EsConfig::default()
         }

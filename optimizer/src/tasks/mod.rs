@@ -7,8 +7,8 @@ pub mod cartpole;
 pub mod charlm;
 mod constant;
 pub mod control;
-pub mod egg;
 pub mod digits;
+pub mod egg;
 pub mod pendulum;
 mod regression;
 
