@@ -11,7 +11,8 @@
 #   train.json              the default task trained on wgpu (`eggroll train --backend wgpu --json`)
 #   charlm-scaling.md       the cost of a `charlm` epoch for populations 256..16384
 #                           (scripts/charlm_scaling.sh on wgpu), then charlm.json: the default
-#                           `charlm` run on wgpu with its bits per byte beside the baselines
+#                           `charlm` run on wgpu with its bits per byte beside the baselines,
+#                           and egg.json: the default integer `egg` run on wgpu
 #   full.{json,md,png}      the `--full` sweep (its JSON and table are rewritten after every point)
 # A stage that fails is reported and the next one runs; the script exits non-zero if any failed.
 #
@@ -87,7 +88,7 @@ tests() {
       "$exe" || rc=1
     done
   else
-    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache \
+    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8_gpu \
       -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends --test steady_state || rc=1
   fi
   return "$rc"
@@ -99,7 +100,8 @@ train() {
 
 charlm() {
   BACKEND=wgpu EPOCHS=3 EGGROLL_BIN="$bin" bash "$repo/scripts/charlm_scaling.sh" "$out/charlm-scaling.md" || return
-  "$bin" train --task charlm --backend wgpu --json --quiet --metrics "$out/charlm.jsonl" >"$out/charlm.json"
+  "$bin" train --task charlm --backend wgpu --json --quiet --metrics "$out/charlm.jsonl" >"$out/charlm.json" || return
+  "$bin" train --task egg --backend wgpu --json --quiet --metrics "$out/egg.jsonl" >"$out/egg.json"
 }
 export repo
 export -f headline tests train charlm
