@@ -5,7 +5,8 @@
 //! (`EGGROLL_TEST_WGPU_BACKEND`).
 
 use eggroll::config::{EsConfig, OptimizerKind};
-use eggroll::tasks::{CharLm, CharLmOptions, Constant, Regression, Task};
+use eggroll::int8::IntEggroll;
+use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
 use eggroll::{train_epoch, Eggroll, Mlp, ParamKind};
 use eggroll_backend::gpu::{CreatedObjects, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{for_each_adapter, open};
@@ -15,13 +16,18 @@ use eggroll_backend::{Activation, InputLayout};
 const EPOCHS: usize = 6;
 
 /// Runs `epoch` `EPOCHS` times and asserts that epochs 2.. create nothing, naming `what`.
-fn assert_steady<M: eggroll::Model>(what: &str, es: &mut Eggroll<WgpuBackend, M>, mut epoch: impl FnMut(&mut Eggroll<WgpuBackend, M>)) {
+fn assert_steady<M: eggroll::Model>(what: &str, es: &mut Eggroll<WgpuBackend, M>, epoch: impl FnMut(&mut Eggroll<WgpuBackend, M>)) {
+    assert_steady_on(what, es, |es| es.backend().created(), epoch);
+}
+
+/// [`assert_steady`] for any trainer whose backend's counts `created` reads.
+fn assert_steady_on<T>(what: &str, es: &mut T, created: impl Fn(&T) -> CreatedObjects, mut epoch: impl FnMut(&mut T)) {
     epoch(es);
-    let after_first = es.backend().created();
+    let after_first = created(es);
     assert!(after_first.pipelines > 0 && after_first.bind_groups > 0, "{what}: the first epoch builds pipelines: {after_first:?}");
     for k in 2..=EPOCHS {
         epoch(es);
-        let now = es.backend().created();
+        let now = created(es);
         assert_eq!(
             now,
             after_first,
@@ -89,6 +95,21 @@ fn task_epochs_create_no_device_objects_after_the_first() {
             train_epoch(&mut charlm, es).unwrap();
             charlm.evaluate(es).unwrap();
         });
+
+        // The integer language model: int8 products, integer norms, recurrence and
+        // log-likelihood, the ±1 update, and the mean model's evaluation every epoch.
+        let mut egg = Egg::new(5, &CharLmOptions { width: 8, depth: 1, window: 6, ..Egg::default_options() }).unwrap();
+        let config = EsConfig { population: 16, group_size: 4, epochs: EPOCHS as u32, ..egg.default_config() };
+        let mut es = IntEggroll::new(open(adapter, &WgpuOptions::default()), egg.model(), config).unwrap();
+        assert_steady_on(
+            "egg",
+            &mut es,
+            |es| es.backend().created(),
+            |es| {
+                egg.train_epoch(es).unwrap();
+                egg.evaluate(es).unwrap();
+            },
+        );
     });
 }
 

@@ -170,3 +170,37 @@ impl Egg {
         self.data.settings(json!(self.model))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eggroll_backend::cpu::CpuBackend;
+
+    #[test]
+    fn learns_a_repeating_text_below_its_unigram_baseline() {
+        let corpus = Corpus::new("cat".into(), b"the cat sat on the mat. ".repeat(200));
+        let mut task = Egg::with_corpus(1, corpus, EggModel::new(16, 1, 8).unwrap()).unwrap();
+        let config = EsConfig { population: 128, group_size: 8, epochs: 300, seed: 1, ..task.default_config() };
+        let mut es = IntEggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let start = task.evaluate(&mut es).unwrap().metric;
+        for _ in 0..300 {
+            task.train_epoch(&mut es).unwrap();
+        }
+        let end = task.evaluate(&mut es).unwrap().metric;
+        let unigram = task.data().unigram_bits_per_byte() as f32;
+        assert!(end < unigram && end < start, "{start} -> {end} bits per byte, unigram {unigram}");
+    }
+
+    #[test]
+    fn the_configuration_is_read_as_integer_eggroll_reads_it() {
+        let task = Egg::with_corpus(1, Corpus::new("t".into(), vec![b'a'; 400]), EggModel::new(4, 1, 4).unwrap()).unwrap();
+        let model = task.model();
+        let new = |config: EsConfig| IntEggroll::new(CpuBackend::new(), model, config).map(|_| ()).unwrap_err().to_string();
+        let base = EsConfig { population: 8, group_size: 0, ..task.default_config() };
+        assert!(new(EsConfig { sigma: 0.1, ..base.clone() }).contains("power of two"));
+        assert!(new(EsConfig { optimizer: OptimizerKind::Adam, ..base.clone() }).contains("sgd"));
+        assert!(new(EsConfig { lr: 1.5, ..base.clone() }).contains("lr"));
+        assert!(new(EsConfig { sigma_schedule: crate::config::Schedule::Linear, ..base }).contains("sigma_schedule"));
+        assert!(EggModel::new(6, 1, 4).unwrap_err().to_string().contains("multiple of 4"));
+    }
+}
