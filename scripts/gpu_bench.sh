@@ -13,6 +13,8 @@
 #                           (scripts/charlm_scaling.sh on wgpu), then charlm.json: the default
 #                           `charlm` run on wgpu with its bits per byte beside the baselines,
 #                           and egg.json: the default integer `egg` run on wgpu
+#   egg-paper.jsonl         `egg` at the paper's size (6 blocks of width 256, N = 16384) on wgpu
+#                           for as long as its stage allows (the metrics of every epoch it made)
 #   full.{json,md,png}      the `--full` sweep (its JSON and table are rewritten after every point)
 # A stage that fails is reported and the next one runs; the script exits non-zero if any failed.
 #
@@ -20,8 +22,10 @@
 #   EGGROLL_BIN             a prebuilt `eggroll` binary (default: cargo build --release)
 #   EGGROLL_TEST_BINS       a folder of prebuilt test executables (scripts/device_kit.sh makes one);
 #                           default: cargo test --release
-#   EGGROLL_STAGE_TIMEOUTS  seconds allowed to the stages headline, tests, train, charlm and full,
-#                           as five comma-separated numbers (0 = no limit; default: no limits)
+#   EGGROLL_STAGE_TIMEOUTS  seconds allowed to the stages headline, tests, train, charlm, egg-paper
+#                           and full, as six comma-separated numbers (0 = no limit; default: no
+#                           limits; egg-paper trains until its limit by design, and 100000 epochs
+#                           without one)
 #   EGGROLL_HEADLINE        the headline point's flags (default: --m 8192 --n 8192 --population 1024
 #                           --rows 1) and EGGROLL_SWEEP the sweep's (default: --full); smaller ones
 #                           rehearse the script on a slow adapter, e.g. "--m 128 --n 128
@@ -37,7 +41,7 @@ mkdir -p "$out" && out="$(cd "$out" && pwd)" || exit 1
 [ -n "${EGGROLL_TEST_BINS:-}" ] && export EGGROLL_TEST_BINS="$(realpath "$EGGROLL_TEST_BINS")"
 cd "$repo"
 
-IFS=, read -r t_headline t_tests t_train t_charlm t_full <<<"${EGGROLL_STAGE_TIMEOUTS:-0,0,0,0,0}"
+IFS=, read -r t_headline t_tests t_train t_charlm t_paper t_full <<<"${EGGROLL_STAGE_TIMEOUTS:-0,0,0,0,0,0}"
 failed=()
 
 # stage NAME SECONDS COMMAND...: runs COMMAND, cut off after SECONDS (0: no limit).
@@ -103,14 +107,22 @@ charlm() {
   "$bin" train --task charlm --backend wgpu --json --quiet --metrics "$out/charlm.jsonl" >"$out/charlm.json" || return
   "$bin" train --task egg --backend wgpu --json --quiet --metrics "$out/egg.jsonl" >"$out/egg.json"
 }
+# Trains until its time is up: the metrics file holds every epoch made; being cut off is success.
+egg_paper() {
+  local rc=0
+  timeout --kill-after=10 "$1" "$bin" train --task egg --backend wgpu --width 256 --depth 6 --population 16384 \
+    --epochs 100000 --eval-every 10 --quiet --metrics "$out/egg-paper.jsonl" || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]
+}
 export repo
-export -f headline tests train charlm
+export -f headline tests train charlm egg_paper
 
 stage "headline: $headline_flags, rank 1 and 4, f32 and f16" "$t_headline" bash -c headline
 stage "GPU-path tests on ${EGGROLL_TEST_WGPU_BACKEND:-vulkan}" "$t_tests" \
   bash -o pipefail -c 'tests 2>&1 | tee "$out/tests.log"'
 stage "train the default task on wgpu" "$t_train" bash -c train
 stage "charlm: epoch cost against the population, and the default run, on wgpu" "$t_charlm" bash -c charlm
+stage "egg at the paper's size on wgpu" 0 bash -c "egg_paper ${t_paper:-0}"
 # Under a stage limit the sweep starts no new point after three quarters of it (--time-limit), so
 # that it ends on its own and writes its table, JSON and plot with the points left marked skipped.
 [ "${t_full:-0}" -gt 0 ] && sweep_flags+=" --time-limit $((t_full * 3 / 4))"
