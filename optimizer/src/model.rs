@@ -12,6 +12,9 @@ use eggroll_backend::{Activation, Backend};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
+/// Vocabulary of a byte-level language model: the 256 byte values.
+pub const BYTE_VOCAB: usize = 256;
+
 /// A model's parameters and forward: what [`crate::Eggroll`] trains. Implement it for an app's own
 /// network built from [`Forward`]'s layers (`optimizer/examples/custom_model.rs` shows one);
 /// [`Mlp`] is one implementation.

@@ -3,9 +3,8 @@
 
 use super::forward::{IntAct, IntForward};
 use crate::error::{EggrollError, Result};
-use crate::model::standard_normal;
+use crate::model::{standard_normal, BYTE_VOCAB as VOCAB};
 use crate::params::{ParamKind, ParamRegistry, ParamSpec};
-use crate::tasks::charlm::VOCAB;
 use eggroll_backend::int8::{sat8, IntBackend};
 use rand::SeedableRng;
 use rand_pcg::Pcg64;

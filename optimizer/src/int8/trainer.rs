@@ -114,42 +114,66 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
     /// Every member's log-likelihood of each row's target (N x rows, member-major, in units of
     /// 2^-16 bits) at the current epoch's noise: `tokens` are the model input (`rows` ids shared
     /// by all, or `N x rows` with [`InputLayout::PerMember`]), `targets` one class per output row.
+    /// Blocking; see [`IntEggroll::population_log_likelihood_async`].
     #[cfg(feature = "native")]
     pub fn population_log_likelihood(&mut self, tokens: &[u32], layout: InputLayout, rows: usize, targets: &[u32]) -> Result<Vec<i32>> {
+        let mode = self.population_mode(layout, rows)?;
+        let scores = scored(&self.backend, &self.model, &self.params, &mut self.arenas, mode, tokens, targets)?;
+        Ok(self.backend.read_i32_blocking(scores)?)
+    }
+
+    /// [`IntEggroll::population_log_likelihood`] with the read-back awaited.
+    pub async fn population_log_likelihood_async(
+        &mut self,
+        tokens: &[u32],
+        layout: InputLayout,
+        rows: usize,
+        targets: &[u32],
+    ) -> Result<Vec<i32>> {
+        let mode = self.population_mode(layout, rows)?;
+        let scores = scored(&self.backend, &self.model, &self.params, &mut self.arenas, mode, tokens, targets)?;
+        Ok(self.backend.read_i32(scores).await?)
+    }
+
+    /// The mean model's log-likelihood of each row's target (units of 2^-16 bits). Blocking; see
+    /// [`IntEggroll::mean_log_likelihood_async`].
+    #[cfg(feature = "native")]
+    pub fn mean_log_likelihood(&mut self, tokens: &[u32], rows: usize, targets: &[u32]) -> Result<Vec<i32>> {
+        let scores = scored(&self.backend, &self.model, &self.params, &mut self.arenas, mean_mode(rows)?, tokens, targets)?;
+        Ok(self.backend.read_i32_blocking(scores)?)
+    }
+
+    /// [`IntEggroll::mean_log_likelihood`] with the read-back awaited.
+    pub async fn mean_log_likelihood_async(&mut self, tokens: &[u32], rows: usize, targets: &[u32]) -> Result<Vec<i32>> {
+        let scores = scored(&self.backend, &self.model, &self.params, &mut self.arenas, mean_mode(rows)?, tokens, targets)?;
+        Ok(self.backend.read_i32(scores).await?)
+    }
+
+    /// The mean model's int8 logits (rows x classes, 4 fractional bits of bits). Blocking; see
+    /// [`IntEggroll::mean_logits_async`].
+    #[cfg(feature = "native")]
+    pub fn mean_logits(&mut self, tokens: &[u32], rows: usize) -> Result<Vec<i8>> {
+        let logits = logits(&self.backend, &self.model, &self.params, &mut self.arenas, mean_mode(rows)?, tokens)?;
+        Ok(self.backend.read_i8_blocking(logits)?)
+    }
+
+    /// [`IntEggroll::mean_logits`] with the read-back awaited.
+    pub async fn mean_logits_async(&mut self, tokens: &[u32], rows: usize) -> Result<Vec<i8>> {
+        let logits = logits(&self.backend, &self.model, &self.params, &mut self.arenas, mean_mode(rows)?, tokens)?;
+        Ok(self.backend.read_i8(logits).await?)
+    }
+
+    /// The population forward's mode at the current epoch, checked.
+    fn population_mode(&self, layout: InputLayout, rows: usize) -> Result<IntMode> {
         let batch = Batch { population: self.config.population, rows, input: layout };
         batch.validate()?;
-        let mode = IntMode::Population {
+        Ok(IntMode::Population {
             batch,
             seed: self.config.seed,
             noise_epoch: self.noise_epoch(),
             rank: self.config.rank,
             shift: self.shift,
-        };
-        let scores = scored(&self.backend, &self.model, &self.params, &mut self.arenas, mode, tokens, targets)?;
-        Ok(self.backend.read_i32_blocking(scores)?)
-    }
-
-    /// The mean model's log-likelihood of each row's target (units of 2^-16 bits).
-    #[cfg(feature = "native")]
-    pub fn mean_log_likelihood(&mut self, tokens: &[u32], rows: usize, targets: &[u32]) -> Result<Vec<i32>> {
-        if rows == 0 {
-            return Err(EggrollError::Data("rows must be > 0".into()));
-        }
-        let scores = scored(&self.backend, &self.model, &self.params, &mut self.arenas, IntMode::Mean { rows }, tokens, targets)?;
-        Ok(self.backend.read_i32_blocking(scores)?)
-    }
-
-    /// The mean model's int8 logits (rows x classes, 4 fractional bits of bits).
-    #[cfg(feature = "native")]
-    pub fn mean_logits(&mut self, tokens: &[u32], rows: usize) -> Result<Vec<i8>> {
-        if rows == 0 {
-            return Err(EggrollError::Data("rows must be > 0".into()));
-        }
-        let params = self.params.iter().map(|(s, t)| (s, t)).collect();
-        let mut f = IntForward::start(&self.backend, params, &mut self.arenas, IntMode::Mean { rows }, tokens)?;
-        let logits = self.model.forward(&mut f)?;
-        let out = f.finish(logits);
-        Ok(self.backend.read_i8_blocking(out)?)
+        })
     }
 
     /// Integer EGGROLL's step from every member's score (higher is better): pair k's fitness is
@@ -187,20 +211,34 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
     }
 
     /// The matrices as a safetensors file: each as I8 under its name, shaped `[m, n]`, no
-    /// metadata (the epoch is kept beside it, as for the f32 trainer's state).
+    /// metadata (the epoch is kept beside it, as for the f32 trainer's state). Blocking; see
+    /// [`IntEggroll::to_safetensors_async`].
     #[cfg(feature = "native")]
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let failed = |e: safetensors::SafeTensorError| EggrollError::Data(format!("cannot encode the trainer state: {e}"));
-        let mut data = Vec::new();
-        for (spec, t) in &self.params {
-            let values = self.backend.read_i8_blocking(t)?;
-            data.push((spec, values.iter().map(|&v| v as u8).collect::<Vec<u8>>()));
+        let values = self.params.iter().map(|(_, t)| self.backend.read_i8_blocking(t)).collect::<eggroll_backend::Result<Vec<_>>>()?;
+        self.encode(values)
+    }
+
+    /// [`IntEggroll::to_safetensors`] with the read-backs awaited.
+    pub async fn to_safetensors_async(&self) -> Result<Vec<u8>> {
+        let mut values = Vec::with_capacity(self.params.len());
+        for (_, t) in &self.params {
+            values.push(self.backend.read_i8(t).await?);
         }
-        let views = data
+        self.encode(values)
+    }
+
+    /// The safetensors file of the matrices' `values`, in id order.
+    fn encode(&self, values: Vec<Vec<i8>>) -> Result<Vec<u8>> {
+        let failed = |e: safetensors::SafeTensorError| EggrollError::Data(format!("cannot encode the trainer state: {e}"));
+        let bytes: Vec<Vec<u8>> = values.into_iter().map(|v| v.into_iter().map(|b| b as u8).collect()).collect();
+        let views = self
+            .params
             .iter()
-            .map(|(spec, bytes)| {
+            .zip(&bytes)
+            .map(|((spec, _), b)| {
                 let ParamKind::Matrix { m, n } = spec.kind else { unreachable!("checked by new") };
-                Ok((spec.name.as_str(), TensorView::new(Dtype::I8, vec![m, n], bytes)?))
+                Ok((spec.name.as_str(), TensorView::new(Dtype::I8, vec![m, n], b)?))
             })
             .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
             .map_err(failed)?;
@@ -243,6 +281,29 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
         self.epoch = epoch;
         Ok(())
     }
+}
+
+/// The mean model's mode on `rows` rows, checked.
+fn mean_mode(rows: usize) -> Result<IntMode> {
+    if rows == 0 {
+        return Err(EggrollError::Data("rows must be > 0".into()));
+    }
+    Ok(IntMode::Mean { rows })
+}
+
+/// Enqueues `model`'s forward of `mode` on `tokens`; returns the tensor of its logits.
+fn logits<'a, B: IntBackend, M: IntModel>(
+    backend: &'a B,
+    model: &M,
+    params: &'a [(ParamSpec, B::I8)],
+    arenas: &'a mut Vec<IntArena<B>>,
+    mode: IntMode,
+    tokens: &'a [u32],
+) -> Result<&'a B::I8> {
+    let params = params.iter().map(|(s, t)| (s, t)).collect();
+    let mut f = IntForward::start(backend, params, arenas, mode, tokens)?;
+    let logits = model.forward(&mut f)?;
+    Ok(f.finish(logits))
 }
 
 /// Enqueues `model`'s forward of `mode` on `tokens`, scored against `targets`; returns the tensor

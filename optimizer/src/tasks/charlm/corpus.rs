@@ -23,7 +23,7 @@ pub const TRAIN_PERCENT: usize = 90;
 /// Test windows the held-out metric and the baselines are scored on.
 pub const TEST_WINDOWS: usize = 256;
 /// Vocabulary of a byte-level model.
-pub const VOCAB: usize = 256;
+pub const VOCAB: usize = crate::model::BYTE_VOCAB;
 
 /// [`rng_for`] stream of the train windows.
 const WINDOW_STREAM: u64 = 21;
