@@ -78,9 +78,11 @@ fn int_naive_matmul(@builtin(global_invocation_id) g: vec3<u32>) {
     let member = p.first + local;
     let r0 = (g.y % row_blocks) * RB;
     let is_shared = p.shared_input != 0u;
+    // Rows past the member's last are not computed (with one row per member, three of four).
+    let valid = min(RB, p.rows - r0);
     var x_base: array<u32, RB>;
-    for (var i = 0u; i < RB; i++) {
-        let r = min(r0 + i, p.rows - 1u);
+    for (var i = 0u; i < valid; i++) {
+        let r = r0 + i;
         x_base[i] = select(member * p.rows + r, r, is_shared) * n4;
     }
     let w_base = local * p.m * n4 + 4u * c * n4;
@@ -91,15 +93,14 @@ fn int_naive_matmul(@builtin(global_invocation_id) g: vec3<u32>) {
         let w2 = wi[w_base + 2u * n4 + k];
         let w3 = wi[w_base + 3u * n4 + k];
         for (var i = 0u; i < RB; i++) {
-            let xv = x[x_base[i] + k];
-            acc[i] += vec4<i32>(dot4i8(xv, w0), dot4i8(xv, w1), dot4i8(xv, w2), dot4i8(xv, w3));
+            if (i < valid) {
+                let xv = x[x_base[i] + k];
+                acc[i] += vec4<i32>(dot4i8(xv, w0), dot4i8(xv, w1), dot4i8(xv, w2), dot4i8(xv, w3));
+            }
         }
     }
-    for (var i = 0u; i < RB; i++) {
+    for (var i = 0u; i < valid; i++) {
         let r = r0 + i;
-        if (r >= p.rows) {
-            break;
-        }
         y[(member * p.rows + r) * m4 + c] = pack_i8(sat8(acc[i] >> vec4<u32>(p.out_shift)));
     }
 }
