@@ -62,6 +62,29 @@ fn naive_perturbed_matmul(x: &[i8], w: &[i8], s: IntMatrix, noise: &IntNoise, ba
     y
 }
 
+/// Naive ES on int8 (docs/int8.md, "Naive ES"): member i's weight `sat8(W[j, l] + s E_k[j, l])`
+/// with `E_k[j, l]` draw `j n + l` of its pair, element by element.
+fn naive_es(x: &[i8], w: &[i8], s: IntMatrix, stream: &NoiseStream, batch: &Batch) -> Vec<i8> {
+    let (m, n) = (s.m, s.n);
+    let mut y = Vec::new();
+    for i in 0..batch.population {
+        let (sign, k) = member(i);
+        let w_i: Vec<i32> =
+            (0..m * n).map(|e| i32::from(sat8(i32::from(w[e]) + sign * i32::from(noise_value(stream, k, e as u32))))).collect();
+        for row in 0..batch.rows {
+            let x_row = match batch.input {
+                InputLayout::Shared => &x[row * n..(row + 1) * n],
+                InputLayout::PerMember => &x[(i * batch.rows + row) * n..(i * batch.rows + row + 1) * n],
+            };
+            for j in 0..m {
+                let acc: i32 = (0..n).map(|l| i32::from(x_row[l]) * w_i[j * n + l]).sum();
+                y.push(sat8(acc >> weight_shift(n)));
+            }
+        }
+    }
+    y
+}
+
 /// The mean model's product: `sat8((x Wᵀ) >> s_w(n))`.
 fn naive_matmul(x: &[i8], w: &[i8], s: IntMatrix, rows: usize) -> Vec<i8> {
     let mut y = Vec::new();
@@ -133,6 +156,32 @@ fn perturbed_matmul_matches_definition() -> Result<()> {
         let mut y = cpu.zeros_i8(batch.output_len(s.m))?;
         cpu.int_perturbed_matmul(&cpu.upload_i8(&x)?, &cpu.upload_i8(&w)?, s, noise, batch, &mut y)?;
         assert_eq!(cpu.read_i8_blocking(&y)?, naive_perturbed_matmul(&x, &w, s, &noise, &batch), "{s:?} {noise:?} {batch:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn naive_es_matches_definition() -> Result<()> {
+    let cpu = CpuBackend::new();
+    let mut rng = Pcg64::seed_from_u64(12);
+    for case in 0..24 {
+        let input = if case % 2 == 0 { InputLayout::Shared } else { InputLayout::PerMember };
+        let (s, mut batch) = (random_shape(&mut rng), random_batch(&mut rng, input));
+        // Rows past the CPU's switch from dot products to the packed product, now and then.
+        if case % 6 == 5 {
+            batch.rows = 9;
+        }
+        let stream = NoiseStream::new(rng.random_range(0..u64::MAX), rng.random_range(0..100), rng.random_range(0..5));
+        // Extreme weights in some cases, so that W + E saturates on both sides.
+        let w = match case % 8 {
+            3 => vec![127; s.m * s.n],
+            7 => vec![-127; s.m * s.n],
+            _ => random_i8(&mut rng, s.m * s.n),
+        };
+        let x = random_i8(&mut rng, batch.input_len(s.n));
+        let mut y = cpu.zeros_i8(batch.output_len(s.m))?;
+        cpu.int_naive_perturbed_matmul(&cpu.upload_i8(&x)?, &cpu.upload_i8(&w)?, s, stream, batch, &mut y)?;
+        assert_eq!(cpu.read_i8_blocking(&y)?, naive_es(&x, &w, s, &stream, &batch), "{s:?} {stream:?} {batch:?}");
     }
     Ok(())
 }
@@ -430,6 +479,17 @@ fn bad_arguments_are_refused() -> Result<()> {
     wrong_shape(perturbed(noise, batch, s, &mut y8));
     over_limit(perturbed(noise, batch, IntMatrix { m: 8, n: (1 << 16) + 4 }, &mut y));
     over_limit(perturbed(IntNoise { rank: 3, ..noise }, batch, IntMatrix { m: 8, n: 1 << 14 }, &mut y));
+
+    // Naive ES: widths not multiples of 4, an odd population, wrong lengths, more draws than a
+    // pair's stream holds.
+    let naive = |s: IntMatrix, batch: Batch, y: &mut Vec<i8>| cpu.int_naive_perturbed_matmul(&x, &w, s, noise.stream, batch, y);
+    naive(s, batch, &mut y)?;
+    invalid(naive(IntMatrix { m: 6, n: 4 }, batch, &mut y));
+    invalid(naive(IntMatrix { m: 8, n: 2 }, batch, &mut y));
+    invalid(naive(s, Batch { population: 3, ..batch }, &mut y));
+    wrong_shape(naive(s, Batch { input: InputLayout::PerMember, ..batch }, &mut y));
+    wrong_shape(naive(s, batch, &mut y8));
+    over_limit(naive(IntMatrix { m: 1 << 17, n: 1 << 16 }, batch, &mut y));
 
     // Embeddings: a token outside the table, a width not a multiple of 4, the wrong count.
     let table = cpu.zeros_i8(32)?;

@@ -85,6 +85,49 @@ fn products_equal_the_cpu() {
     });
 }
 
+/// Naive ES on int8 equals the CPU's, with the default scratch budget (one chunk) and a 4 KiB one
+/// (members in many chunks, some starting at odd members).
+#[test]
+fn naive_es_equals_the_cpu() {
+    let cpu = CpuBackend::new();
+    for_each_adapter(|adapter| {
+        for fallback in [false, true] {
+            for scratch_bytes in [None, Some(4096)] {
+                let opts = WgpuOptions { int_dot_fallback: fallback, scratch_bytes, ..WgpuOptions::default() };
+                let gpu = gpu_with(adapter, &format!("int8 naive ES, fallback {fallback}, scratch {scratch_bytes:?}"), &opts);
+                assert_eq!(gpu.int_dot_native(), !fallback, "the instance offers packed_4x8_integer_dot_product: native unless forced off");
+                let path = if fallback { "fallback" } else { "dot4I8Packed" };
+                let mut rng = Pcg64::seed_from_u64(7);
+                for m in WIDTHS {
+                    for n in WIDTHS {
+                        let shape = IntMatrix { m, n };
+                        let w = match rng.random_range(0..6) {
+                            0 => vec![127; m * n],
+                            1 => vec![-127; m * n],
+                            _ => random_i8(&mut rng, m * n),
+                        };
+                        let wg = gpu.upload_i8(&w).unwrap();
+                        for input in [InputLayout::Shared, InputLayout::PerMember] {
+                            let batch = Batch { population: 2 * rng.random_range(1..=5), rows: rng.random_range(1..=5), input };
+                            let stream = NoiseStream::new(rng.random(), rng.random_range(0..50), rng.random_range(0..9));
+                            let x = random_i8(&mut rng, batch.input_len(n));
+                            let mut want = cpu.zeros_i8(batch.output_len(m)).unwrap();
+                            cpu.int_naive_perturbed_matmul(&x, &w, shape, stream, batch, &mut want).unwrap();
+                            let mut got = gpu.zeros_i8(batch.output_len(m)).unwrap();
+                            gpu.int_naive_perturbed_matmul(&gpu.upload_i8(&x).unwrap(), &wg, shape, stream, batch, &mut got).unwrap();
+                            assert_eq!(
+                                gpu.read_i8_blocking(&got).unwrap(),
+                                want,
+                                "{path}, scratch {scratch_bytes:?}: naive ES {m}x{n}, {batch:?}, {stream:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn extreme_products_equal_the_cpu() {
     let cpu = CpuBackend::new();

@@ -3,8 +3,8 @@
 //! member names, order, offsets and scalar types of its Rust struct. Needs no GPU.
 
 use eggroll_backend::gpu::params::{
-    ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntNoiseParams, IntUpdateParams, LogSoftmaxParams, LowRankParams,
-    MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, Uniform, VectorParams,
+    ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntNaiveParams, IntNoiseParams, IntUpdateParams, LogSoftmaxParams,
+    LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, Uniform, VectorParams,
 };
 use eggroll_backend::gpu::shader_sources;
 use naga::{AddressSpace, Scalar, TypeInner};
@@ -68,6 +68,7 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),
         layout!(EmbeddingParams { rows, m, n, rank, count, shared_input, seed_lo, seed_hi, param_id, noise_epoch, scale, _pad0 }),
         layout!(IntNoiseParams { rows, m, n, rank, count, shared_input, shift, out_shift, seed_lo, seed_hi, param_id, noise_epoch }),
+        layout!(IntNaiveParams { rows, m, n, first, count, shared_input, out_shift, seed_lo, seed_hi, param_id, noise_epoch, _pad0 }),
         layout!(IntUpdateParams { m, n, rank, pairs, inner_words, threshold, seed_lo, seed_hi, param_id, noise_epoch, _pad0, _pad1 }),
         layout!(IntElementParams { len, other, rows, width, time, _pad0, _pad1, _pad2 }),
     ]

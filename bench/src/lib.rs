@@ -35,6 +35,15 @@
 //! (loads widen to f32, accumulation and the output are f32), halving their memory traffic; the
 //! update stays f32 (its output is the f32 gradient).
 //!
+//! In `int8` points ([`Precision::Int8`]) the four operations are integer EGGROLL's
+//! ([`eggroll_backend::int8::IntBackend`], docs/int8.md), on int8 inputs, weights and outputs:
+//! inference `int_matmul`, the EGGROLL forward `int_perturbed_matmul` (noise shift 4, a new noise
+//! epoch per call), naive ES `int_naive_perturbed_matmul` (full-rank integer noise materialised per
+//! member) and the update `int_lowrank_update` (fitness ±1 per pair, the threshold of
+//! `int8::threshold(0.5, N/2, r)`). Their rates count the same operations as integer operations
+//! per second, in the `*_gops` fields (the `*_gflops` ones stay empty), shown as `GOP/s` in the
+//! table. int8 needs `m` and `n` multiples of 4: other points are skipped with the reason.
+//!
 //! Skips (reported as `null` in JSON and `skipped: ...` in the table, the sweep goes on):
 //! * a point whose input, output or weight buffer exceeds the adapter's `max_buffer_size` or
 //!   `max_storage_buffer_binding_size`, or whose kernels return `Error::Limit` or run out of
@@ -53,11 +62,13 @@
 //!                                        #   under a minute on the CPU and on lavapipe
 //! eggroll bench --full --backend wgpu    # for a real GPU: m=n in {1024,4096,8192},
 //!                                        #   N in {64,256,1024}, rank {1,4,16}, rows {1,16},
-//!                                        #   dtype f32 and f16
+//!                                        #   dtype f32, f16 and int8
 //! eggroll bench --backend cpu --m 1024 --n 1024 --population 256 --rank 4 --rows 16
 //!                                        # one point (missing ones: m=n=1024, N=256, rank 1, rows 1)
 //! eggroll bench --backend wgpu --m 4096 --n 4096 --population 1024 --dtype f32,f16
-//!                                        # one point in both storage types
+//!                                        # one point in both float storage types
+//! eggroll bench --backend cpu --dtype f32,int8 --rank 1
+//!                                        # one point in f32 and in integer EGGROLL
 //! eggroll bench --quick --json out.json --plot out.png --markdown out.md
 //! ```
 //!
@@ -75,17 +86,18 @@
 
 mod measure;
 mod plot;
+mod precision;
 mod report;
 mod sweep;
 
 pub use measure::{measure_point, BenchBackend, MeasureOptions, Timing};
 pub use plot::draw_plot;
+pub use precision::Precision;
 pub use report::{markdown_table, AdapterInfo, PointResult};
 pub use sweep::{PointSpec, Preset};
 
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::{select_backend, BackendChoice};
-use eggroll_backend::DType;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -139,7 +151,7 @@ pub struct BenchOptions {
     /// `--rows`: input rows per member (one point instead of the sweep).
     pub rows: Option<usize>,
     /// `--dtype`: storage types to sweep; `None`: the preset's ([`Preset::dtypes`]).
-    pub dtype: Option<Vec<DType>>,
+    pub dtype: Option<Vec<Precision>>,
     /// `--repeats`: timed samples per operation; `None`: 5, 3 with `quick`.
     pub repeats: Option<usize>,
     /// `--naive-limit`: skip naive ES when one call is estimated to take longer (seconds).
@@ -221,7 +233,7 @@ impl BenchOptions {
     }
 
     /// The storage types to sweep: `--dtype`, else the preset's.
-    pub fn dtypes(&self) -> &[DType] {
+    pub fn dtypes(&self) -> &[Precision] {
         self.dtype.as_deref().unwrap_or(self.preset().dtypes())
     }
 

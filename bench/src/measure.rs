@@ -3,9 +3,11 @@
 use crate::report::{AdapterInfo, PointResult, Stats};
 use crate::sweep::PointSpec;
 use crate::BenchError;
+use crate::Precision;
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuBackend;
-use eggroll_backend::{Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::int8::{self, IntBackend, IntMatrix, IntNoise};
+use eggroll_backend::{Backend, Batch, DType, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -31,8 +33,9 @@ impl Timing {
     }
 }
 
-/// What the runner needs from a backend beyond [`Backend`]: a timer and its limits.
-pub trait BenchBackend: Backend {
+/// What the runner needs from a backend beyond [`Backend`] and [`IntBackend`]: a timer and its
+/// limits.
+pub trait BenchBackend: Backend + IntBackend {
     /// `cpu` or `wgpu`.
     fn kind(&self) -> &'static str;
     /// How [`BenchBackend::time`] measures.
@@ -138,6 +141,18 @@ fn is_skip(e: &Error) -> bool {
         _ => false,
     }
 }
+
+/// int8 stand-in data of `len` values: [`data`] at deviation 16 (1.0 in the activations' 4
+/// fractional bits, the initial deviation of an int8 weight), rounded and saturated.
+fn int_data(len: usize, seed: u64, id: u32) -> Vec<i8> {
+    data(len, seed, id, 16.0).iter().map(|v| int8::sat8(v.round() as i32)).collect()
+}
+
+/// The noise shift of the int8 EGGROLL forward (member i's weight about `W + s_i a bᵀ / 16`).
+const INT_NOISE_SHIFT: u32 = 4;
+
+/// The significance level of the int8 update's threshold.
+const INT_UPDATE_ALPHA: f64 = 0.5;
 
 /// `f32` stand-in data of `len` values: a block of standard normal draws tiled, times `scale`.
 fn data(len: usize, seed: u64, id: u32, scale: f32) -> Vec<f32> {
@@ -272,16 +287,79 @@ fn measure_into<B: BenchBackend>(
     memo: &mut NaiveMemo,
     r: &mut PointResult,
 ) -> eggroll_backend::Result<()> {
-    let PointSpec { m, n, population, rank, rows, dtype } = *spec;
+    let PointSpec { m, n, population, rows, dtype, .. } = *spec;
+    if dtype == Precision::Int8 && !(m.is_multiple_of(4) && n.is_multiple_of(4)) {
+        r.skipped = Some(format!("skipped: int8 needs m and n multiples of 4 (values packed four to a word), got {m} x {n}"));
+        return Ok(());
+    }
     let total_rows = population * rows;
-    // W and X in the point's storage type, Y in f32.
-    let sizes = [("weight W", m * n, dtype.bytes()), ("input X", total_rows * n, dtype.bytes()), ("output Y", total_rows * m, 4)];
+    // W and X in the point's storage type, Y in f32 (int8 at int8 points).
+    let y_bytes = if dtype == Precision::Int8 { 1 } else { 4 };
+    let sizes = [("weight W", m * n, dtype.bytes()), ("input X", total_rows * n, dtype.bytes()), ("output Y", total_rows * m, y_bytes)];
     for (what, values, bytes_each) in sizes {
         if let Err(reason) = b.buffer_fits(what, (values as u64).saturating_mul(bytes_each as u64)) {
             r.skipped = Some(format!("skipped: {reason}"));
             return Ok(());
         }
     }
+    match dtype.float() {
+        Some(float) => measure_float(b, spec, float, opts, memo, r),
+        None => measure_int8(b, spec, opts, memo, r),
+    }
+}
+
+/// Naive ES's outcome at `spec`: taken from `memo` when a point differing only in its rank has
+/// been measured, else measured (`estimate` gives the estimated seconds of one call, `op` runs
+/// call `i`) and added to it.
+fn naive_outcome<B: BenchBackend>(
+    b: &B,
+    spec: &PointSpec,
+    opts: &MeasureOptions,
+    memo: &mut NaiveMemo,
+    estimate: impl FnOnce() -> eggroll_backend::Result<f64>,
+    op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
+) -> eggroll_backend::Result<Result<Stats, String>> {
+    let memo_key = PointSpec { rank: 0, ..*spec };
+    if let Some(outcome) = memo.0.get(&memo_key) {
+        return Ok(outcome.clone());
+    }
+    let measure = || -> eggroll_backend::Result<Result<Stats, String>> {
+        let estimate = estimate()?;
+        if estimate > opts.naive_limit_s {
+            return Ok(Err(format!("skipped: estimated {estimate:.1} s per call > naive limit {} s", opts.naive_limit_s)));
+        }
+        Ok(Ok(time_op(b, opts.repeats, op)?))
+    };
+    let outcome = match measure() {
+        Ok(outcome) => outcome,
+        Err(e) if is_skip(&e) => Err(format!("skipped: {e}")),
+        Err(e) => return Err(e),
+    };
+    memo.0.insert(memo_key, outcome.clone());
+    Ok(outcome)
+}
+
+/// Records the update's outcome: its times, or why it was skipped.
+fn record_update(r: &mut PointResult, spec: &PointSpec, update: eggroll_backend::Result<Stats>) -> eggroll_backend::Result<()> {
+    match update {
+        Ok(stats) => r.set_update(spec, stats),
+        Err(e) if is_skip(&e) => r.update_skipped = Some(format!("skipped: {e}")),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// An f32 or f16 point: the [`Backend`] kernels.
+fn measure_float<B: BenchBackend>(
+    b: &B,
+    spec: &PointSpec,
+    dtype: DType,
+    opts: &MeasureOptions,
+    memo: &mut NaiveMemo,
+    r: &mut PointResult,
+) -> eggroll_backend::Result<()> {
+    let PointSpec { m, n, population, rank, rows, .. } = *spec;
+    let total_rows = population * rows;
     let shape = LowRank { m, n, rank, sigma: opts.sigma };
     let noise = |epoch: u32| LowRankNoise { stream: NoiseStream::new(opts.seed, 1, epoch), shape };
     let batch = Batch { population, rows, input: InputLayout::PerMember };
@@ -301,36 +379,19 @@ fn measure_into<B: BenchBackend>(
     // Naive ES (unless measured at another rank): estimate one call from the first few members,
     // skip it when too slow.
     let probe = population.min(NAIVE_PROBE_MEMBERS);
-    let memo_key = PointSpec { rank: 0, ..*spec };
-    let mut measure_naive = || -> eggroll_backend::Result<Result<Stats, String>> {
-        let estimate = if probe < population {
-            let px = b.upload_as(&x_host[..probe * rows * n], dtype)?;
-            let mut py = b.zeros(probe * rows * m)?;
-            let pbatch = Batch { population: probe, ..batch };
-            b.naive_perturbed_matmul(&px, &w, noise(0), pbatch, &mut py)?;
-            b.synchronize_blocking()?;
-            let t = b.time(&mut |b| b.naive_perturbed_matmul(&px, &w, noise(1), pbatch, &mut py))?;
-            t.as_secs_f64() * population as f64 / probe as f64
-        } else {
-            0.0
-        };
-        if estimate > opts.naive_limit_s {
-            return Ok(Err(format!("skipped: estimated {estimate:.1} s per call > naive limit {} s", opts.naive_limit_s)));
+    let estimate = || -> eggroll_backend::Result<f64> {
+        if probe == population {
+            return Ok(0.0);
         }
-        Ok(Ok(time_op(b, opts.repeats, |b, i| b.naive_perturbed_matmul(&x, &w, noise(i), batch, &mut y))?))
+        let px = b.upload_as(&x_host[..probe * rows * n], dtype)?;
+        let mut py = b.zeros(probe * rows * m)?;
+        let pbatch = Batch { population: probe, ..batch };
+        b.naive_perturbed_matmul(&px, &w, noise(0), pbatch, &mut py)?;
+        b.synchronize_blocking()?;
+        let t = b.time(&mut |b| b.naive_perturbed_matmul(&px, &w, noise(1), pbatch, &mut py))?;
+        Ok(t.as_secs_f64() * population as f64 / probe as f64)
     };
-    let naive = match memo.0.get(&memo_key) {
-        Some(outcome) => outcome.clone(),
-        None => {
-            let outcome = match measure_naive() {
-                Ok(outcome) => outcome,
-                Err(e) if is_skip(&e) => Err(format!("skipped: {e}")),
-                Err(e) => return Err(e),
-            };
-            memo.0.insert(memo_key, outcome.clone());
-            outcome
-        }
-    };
+    let naive = naive_outcome(b, spec, opts, memo, estimate, |b, i| b.naive_perturbed_matmul(&x, &w, noise(i), batch, &mut y))?;
     match naive {
         Ok(stats) => r.set_naive(spec, stats),
         Err(reason) => r.naive_skipped = Some(reason),
@@ -343,10 +404,66 @@ fn measure_into<B: BenchBackend>(
         let mut g = b.zeros(m * n)?;
         time_op(b, opts.repeats, |b, i| b.lowrank_update(&fitness, noise(i), &mut g))
     })();
-    match update {
-        Ok(stats) => r.set_update(spec, stats),
-        Err(e) if is_skip(&e) => r.update_skipped = Some(format!("skipped: {e}")),
-        Err(e) => return Err(e),
+    record_update(r, spec, update)
+}
+
+/// An int8 point: integer EGGROLL's [`IntBackend`] kernels (docs/int8.md).
+fn measure_int8<B: BenchBackend>(
+    b: &B,
+    spec: &PointSpec,
+    opts: &MeasureOptions,
+    memo: &mut NaiveMemo,
+    r: &mut PointResult,
+) -> eggroll_backend::Result<()> {
+    let PointSpec { m, n, population, rank, rows, .. } = *spec;
+    let total_rows = population * rows;
+    let shape = IntMatrix { m, n };
+    let noise = |epoch: u32| IntNoise { stream: NoiseStream::new(opts.seed, 1, epoch), rank, shift: INT_NOISE_SHIFT };
+    let batch = Batch { population, rows, input: InputLayout::PerMember };
+
+    let w_host = int_data(m * n, opts.seed, 100);
+    let w = b.upload_i8(&w_host)?;
+    let x_host = int_data(total_rows * n, opts.seed, 101);
+    let x = b.upload_i8(&x_host)?;
+    let mut y = b.zeros_i8(total_rows * m)?;
+
+    // Inference and the EGGROLL forward side by side, their samples alternating.
+    let [inference, eggroll] = time_side_by_side(b, opts.repeats, |b, k, i| match k {
+        0 => b.int_matmul(&x, &w, shape, total_rows, &mut y),
+        _ => b.int_perturbed_matmul(&x, &w, shape, noise(i), batch, &mut y),
+    })?;
+    r.set_forward(spec, inference, eggroll);
+
+    // Naive ES on int8, estimated and skipped as the f32 one.
+    let probe = population.min(NAIVE_PROBE_MEMBERS);
+    let estimate = || -> eggroll_backend::Result<f64> {
+        if probe == population {
+            return Ok(0.0);
+        }
+        let px = b.upload_i8(&x_host[..probe * rows * n])?;
+        let mut py = b.zeros_i8(probe * rows * m)?;
+        let pbatch = Batch { population: probe, ..batch };
+        b.int_naive_perturbed_matmul(&px, &w, shape, noise(0).stream, pbatch, &mut py)?;
+        b.synchronize_blocking()?;
+        let t = b.time(&mut |b| b.int_naive_perturbed_matmul(&px, &w, shape, noise(1).stream, pbatch, &mut py))?;
+        Ok(t.as_secs_f64() * population as f64 / probe as f64)
+    };
+    let naive =
+        naive_outcome(b, spec, opts, memo, estimate, |b, i| b.int_naive_perturbed_matmul(&x, &w, shape, noise(i).stream, batch, &mut y))?;
+    match naive {
+        Ok(stats) => r.set_naive(spec, stats),
+        Err(reason) => r.naive_skipped = Some(reason),
     }
-    Ok(())
+    drop((x, y));
+
+    // Update: fitness ±1 per pair, the threshold of that many pairs at the rank. The weights it
+    // moves are a copy, so W stays the forwards' W.
+    let pairs = population / 2;
+    let fitness: Vec<i8> = data(pairs, opts.seed, 102, 1.0).iter().map(|&f| if f < 0.0 { -1 } else { 1 }).collect();
+    let threshold = int8::threshold(INT_UPDATE_ALPHA, pairs, rank);
+    let update = (|| -> eggroll_backend::Result<Stats> {
+        let mut moved = b.upload_i8(&w_host)?;
+        time_op(b, opts.repeats, |b, i| b.int_lowrank_update(&fitness, noise(i), shape, threshold, &mut moved))
+    })();
+    record_update(r, spec, update)
 }

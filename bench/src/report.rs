@@ -2,6 +2,7 @@
 
 use crate::measure::Timing;
 use crate::sweep::PointSpec;
+use crate::Precision;
 use eggroll_backend::AdapterDescription;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -65,7 +66,7 @@ pub struct PointResult {
     pub backend: String,
     /// The adapter.
     pub adapter: AdapterInfo,
-    /// Always "f32".
+    /// Storage type: "f32", "f16" or "int8".
     pub dtype: String,
     /// "wall", "gpu-timestamps" or "wall-synchronized".
     pub timing: String,
@@ -101,14 +102,27 @@ pub struct PointResult {
     pub update_ms_max: Option<f64>,
     /// Why the update was not measured.
     pub update_skipped: Option<String>,
-    /// `2·m·n·N·rows / inference time`.
+    /// `2·m·n·N·rows / inference time` in GFLOP/s (f32 and f16 points).
     pub inference_gflops: Option<f64>,
-    /// `2·m·n·N·rows / EGGROLL time`.
+    /// `2·m·n·N·rows / EGGROLL time` in GFLOP/s (f32 and f16 points).
     pub eggroll_gflops: Option<f64>,
-    /// `2·m·n·N·rows / naive time`.
+    /// `2·m·n·N·rows / naive time` in GFLOP/s (f32 and f16 points).
     pub naive_gflops: Option<f64>,
-    /// `2·m·n·(N/2)·r / update time`.
+    /// `2·m·n·(N/2)·r / update time` in GFLOP/s (f32 and f16 points).
     pub update_gflops: Option<f64>,
+    /// `2·m·n·N·rows / inference time` in billions of integer operations per second (int8
+    /// points; absent from the JSON of float points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_gops: Option<f64>,
+    /// `2·m·n·N·rows / EGGROLL time` in GOP/s (int8 points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eggroll_gops: Option<f64>,
+    /// `2·m·n·N·rows / naive time` in GOP/s (int8 points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naive_gops: Option<f64>,
+    /// `2·m·n·(N/2)·r / update time` in GOP/s (int8 points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_gops: Option<f64>,
     /// `inference time / EGGROLL time` (medians).
     pub fraction_of_inference: Option<f64>,
     /// `naive time / EGGROLL time` (medians).
@@ -117,6 +131,16 @@ pub struct PointResult {
 
 fn gflops(flops: f64, ms: f64) -> f64 {
     flops / (ms * 1e-3) / 1e9
+}
+
+/// The rate field a point's operation count goes to: its `*_gflops` field, or at an int8 point
+/// its `*_gops` field.
+fn rate<'a>(spec: &PointSpec, gflops: &'a mut Option<f64>, gops: &'a mut Option<f64>) -> &'a mut Option<f64> {
+    if spec.dtype == Precision::Int8 {
+        gops
+    } else {
+        gflops
+    }
 }
 
 impl PointResult {
@@ -152,6 +176,10 @@ impl PointResult {
             eggroll_gflops: None,
             naive_gflops: None,
             update_gflops: None,
+            inference_gops: None,
+            eggroll_gops: None,
+            naive_gops: None,
+            update_gops: None,
             fraction_of_inference: None,
             speedup_vs_naive: None,
         }
@@ -173,20 +201,20 @@ impl PointResult {
         (self.inference_ms, self.inference_ms_min, self.inference_ms_max) =
             (Some(inference.median_ms), Some(inference.min_ms), Some(inference.max_ms));
         (self.eggroll_ms, self.eggroll_ms_min, self.eggroll_ms_max) = (Some(eggroll.median_ms), Some(eggroll.min_ms), Some(eggroll.max_ms));
-        self.inference_gflops = Some(gflops(spec.base_flops(), inference.median_ms));
-        self.eggroll_gflops = Some(gflops(spec.base_flops(), eggroll.median_ms));
+        *rate(spec, &mut self.inference_gflops, &mut self.inference_gops) = Some(gflops(spec.base_flops(), inference.median_ms));
+        *rate(spec, &mut self.eggroll_gflops, &mut self.eggroll_gops) = Some(gflops(spec.base_flops(), eggroll.median_ms));
         self.fraction_of_inference = Some(inference.median_ms / eggroll.median_ms);
     }
 
     pub(crate) fn set_naive(&mut self, spec: &PointSpec, naive: Stats) {
         (self.naive_ms, self.naive_ms_min, self.naive_ms_max) = (Some(naive.median_ms), Some(naive.min_ms), Some(naive.max_ms));
-        self.naive_gflops = Some(gflops(spec.base_flops(), naive.median_ms));
+        *rate(spec, &mut self.naive_gflops, &mut self.naive_gops) = Some(gflops(spec.base_flops(), naive.median_ms));
         self.speedup_vs_naive = self.eggroll_ms.map(|e| naive.median_ms / e);
     }
 
     pub(crate) fn set_update(&mut self, spec: &PointSpec, update: Stats) {
         (self.update_ms, self.update_ms_min, self.update_ms_max) = (Some(update.median_ms), Some(update.min_ms), Some(update.max_ms));
-        self.update_gflops = Some(gflops(spec.update_flops(), update.median_ms));
+        *rate(spec, &mut self.update_gflops, &mut self.update_gops) = Some(gflops(spec.update_flops(), update.median_ms));
     }
 
     /// The one-line summary printed on stderr as the point finishes.
@@ -283,6 +311,11 @@ pub fn markdown_table(results: &[PointResult]) -> String {
         _ => skip.clone().unwrap_or_else(|| "-".into()),
     };
     let num = |v: Option<f64>| v.map_or("-".to_string(), sig);
+    // The GFLOP/s columns hold an int8 point's integer operations per second, marked GOP/s.
+    let rate = |gflops: Option<f64>, gops: Option<f64>| match gops {
+        Some(v) => format!("{} GOP/s", sig(v)),
+        None => num(gflops),
+    };
     for r in results {
         if several {
             write!(out, "| {} ({}) ", r.adapter.name, r.adapter.backend).unwrap();
@@ -299,9 +332,9 @@ pub fn markdown_table(results: &[PointResult]) -> String {
             spread(r.eggroll_ms, r.eggroll_ms_min, r.eggroll_ms_max, &None),
             spread(r.naive_ms, r.naive_ms_min, r.naive_ms_max, &r.naive_skipped),
             spread(r.update_ms, r.update_ms_min, r.update_ms_max, &r.update_skipped),
-            num(r.inference_gflops),
-            num(r.eggroll_gflops),
-            num(r.naive_gflops),
+            rate(r.inference_gflops, r.inference_gops),
+            rate(r.eggroll_gflops, r.eggroll_gops),
+            rate(r.naive_gflops, r.naive_gops),
             r.fraction_of_inference.map_or("-".into(), |f| format!("{f:.3}")),
             r.speedup_vs_naive.map_or("-".into(), |s| format!("{}x", sig(s))),
         )

@@ -1,7 +1,8 @@
 //! The points of a benchmark and the preset sweeps.
 
 use crate::BenchError;
-use eggroll_backend::{Batch, DType, InputLayout, LowRank};
+use crate::Precision;
+use eggroll_backend::{Batch, InputLayout, LowRank};
 
 /// One benchmark point: `W` is `m x n`, `population` members with `rows` input rows each,
 /// rank-`rank` perturbations.
@@ -17,13 +18,14 @@ pub struct PointSpec {
     pub rank: usize,
     /// Input rows per member.
     pub rows: usize,
-    /// Storage type of the inputs and weights of the forwards (the update is f32).
-    pub dtype: DType,
+    /// Storage type of the inputs and weights of the forwards (the update is f32 for f32 and f16
+    /// points, int8 for int8 points).
+    pub dtype: Precision,
 }
 
 impl PointSpec {
     /// The values of `--m --n --population --rank --rows` that are not given when others are.
-    pub const SINGLE_DEFAULT: PointSpec = PointSpec { m: 1024, n: 1024, population: 256, rank: 1, rows: 1, dtype: DType::F32 };
+    pub const SINGLE_DEFAULT: PointSpec = PointSpec { m: 1024, n: 1024, population: 256, rank: 1, rows: 1, dtype: Precision::F32 };
 
     /// Checks the point, with messages naming the flag.
     pub fn validate(&self) -> Result<(), BenchError> {
@@ -49,12 +51,12 @@ impl PointSpec {
         Ok(())
     }
 
-    /// Flops of the base matmul: `2·m·n·N·rows`.
+    /// Flops (integer operations at int8 points) of the base matmul: `2·m·n·N·rows`.
     pub fn base_flops(&self) -> f64 {
         2.0 * self.m as f64 * self.n as f64 * self.population as f64 * self.rows as f64
     }
 
-    /// Flops of the update GEMM: `2·m·n·(N/2)·r`.
+    /// Flops (integer operations at int8 points) of the update's product: `2·m·n·(N/2)·r`.
     pub fn update_flops(&self) -> f64 {
         2.0 * self.m as f64 * self.n as f64 * (self.population / 2) as f64 * self.rank as f64
     }
@@ -63,7 +65,7 @@ impl PointSpec {
 impl std::fmt::Display for PointSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "m={} n={} N={} rank={} rows={}", self.m, self.n, self.population, self.rank, self.rows)?;
-        if self.dtype != DType::F32 {
+        if self.dtype != Precision::F32 {
             write!(f, " dtype={}", self.dtype)?;
         }
         Ok(())
@@ -78,23 +80,23 @@ pub enum Preset {
     /// No flag: m=n=1024, N in {64, 256, 1024}, rank in {1, 4}, rows in {1, 16}.
     Default,
     /// `--full`: m=n in {1024, 4096, 8192}, N in {64, 256, 1024}, rank in {1, 4, 16}, rows in {1, 16},
-    /// in f32 and f16.
+    /// in f32, f16 and int8.
     Full,
 }
 
 impl Preset {
-    /// The storage types the preset sweeps when `--dtype` does not say: f32, and f16 too for
-    /// `--full` (skipped where the adapter lacks `shader-f16`).
-    pub fn dtypes(self) -> &'static [DType] {
+    /// The storage types the preset sweeps when `--dtype` does not say: f32, and f16 and int8 too
+    /// for `--full` (f16 skipped where the adapter lacks `shader-f16`).
+    pub fn dtypes(self) -> &'static [Precision] {
         match self {
-            Preset::Full => &DType::ALL,
-            _ => &[DType::F32],
+            Preset::Full => &Precision::ALL,
+            _ => &[Precision::F32],
         }
     }
 
     /// The sweep's points in each of `dtypes`, ordered by size, dtype, rank and rows, then N (one
     /// series after the other).
-    pub fn points(self, dtypes: &[DType]) -> Vec<PointSpec> {
+    pub fn points(self, dtypes: &[Precision]) -> Vec<PointSpec> {
         let (sizes, populations, ranks, rows): (&[usize], &[usize], &[usize], &[usize]) = match self {
             Preset::Quick => (&[128], &[64, 256], &[1, 4], &[1, 16]),
             Preset::Default => (&[1024], &[64, 256, 1024], &[1, 4], &[1, 16]),

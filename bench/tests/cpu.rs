@@ -4,8 +4,7 @@
 
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::select::BackendChoice;
-use eggroll_backend::DType;
-use eggroll_bench::{markdown_table, measure_point, BenchError, BenchOptions, MeasureOptions, PointSpec, Preset};
+use eggroll_bench::{markdown_table, measure_point, BenchError, BenchOptions, MeasureOptions, PointSpec, Precision, Preset};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -64,18 +63,20 @@ fn argument_errors_are_clear() {
 fn single_point_overrides_the_sweep() {
     let quick = BenchOptions { quick: true, ..BenchOptions::default() };
     let full = BenchOptions { full: true, ..BenchOptions::default() };
-    assert_eq!(BenchOptions::default().points().unwrap(), Preset::Default.points(&[DType::F32]));
-    assert_eq!(quick.points().unwrap(), Preset::Quick.points(&[DType::F32]));
-    let one = BenchOptions { m: Some(64), rank: Some(4), dtype: Some(vec![DType::F32]), ..full.clone() }.points().unwrap();
-    assert_eq!(one, vec![PointSpec { m: 64, n: 1024, population: 256, rank: 4, rows: 1, dtype: DType::F32 }]);
-    // --full sweeps f32 and f16 unless --dtype says otherwise.
+    assert_eq!(BenchOptions::default().points().unwrap(), Preset::Default.points(&[Precision::F32]));
+    assert_eq!(quick.points().unwrap(), Preset::Quick.points(&[Precision::F32]));
+    let one = BenchOptions { m: Some(64), rank: Some(4), dtype: Some(vec![Precision::F32]), ..full.clone() }.points().unwrap();
+    assert_eq!(one, vec![PointSpec { m: 64, n: 1024, population: 256, rank: 4, rows: 1, dtype: Precision::F32 }]);
+    // --full sweeps f32, f16 and int8 unless --dtype says otherwise.
     let full = full.points().unwrap();
-    assert_eq!(full, Preset::Full.points(&DType::ALL));
-    assert_eq!(full.len(), 3 * 2 * 3 * 2 * 3);
+    assert_eq!(full, Preset::Full.points(&Precision::ALL));
+    assert_eq!(full.len(), 3 * 3 * 3 * 2 * 3);
     assert!(full.iter().all(|p| p.m == p.n && [1024, 4096, 8192].contains(&p.m)));
-    assert_eq!(full.iter().filter(|p| p.dtype == DType::F16).count(), full.len() / 2);
-    let both = BenchOptions { m: Some(64), dtype: Some(DType::ALL.to_vec()), ..BenchOptions::default() }.points().unwrap();
-    assert_eq!(both.iter().map(|p| p.dtype).collect::<Vec<_>>(), DType::ALL);
+    for dtype in Precision::ALL {
+        assert_eq!(full.iter().filter(|p| p.dtype == dtype).count(), full.len() / 3);
+    }
+    let both = BenchOptions { m: Some(64), dtype: Some(Precision::ALL.to_vec()), ..BenchOptions::default() }.points().unwrap();
+    assert_eq!(both.iter().map(|p| p.dtype).collect::<Vec<_>>(), Precision::ALL);
     assert_eq!(quick.measure_options().unwrap().repeats, 3);
     assert_eq!(BenchOptions::default().measure_options().unwrap().repeats, 5);
     assert_eq!(BenchOptions::default().measure_options().unwrap().naive_limit_s, 5.0);
@@ -165,7 +166,7 @@ fn time_limit_skips_the_points_left_and_writes_the_files() {
     };
     eggroll_bench::run(&a).expect("bench run");
     let results: Vec<eggroll_bench::PointResult> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(results.len(), Preset::Quick.points(&[DType::F32]).len());
+    assert_eq!(results.len(), Preset::Quick.points(&[Precision::F32]).len());
     // Measuring the first point takes longer than 1 ms: none after it may start.
     for r in &results[1..] {
         let reason = r.skipped.as_deref().unwrap_or_else(|| panic!("measured after the limit: {}", r.progress_line()));
@@ -215,7 +216,7 @@ fn from_compares_saved_runs_of_several_adapters() {
 #[test]
 fn eggroll_is_close_to_inference_and_beats_naive() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let spec = PointSpec { m: 256, n: 256, population: 64, rank: 1, rows: 1, dtype: DType::F32 };
+    let spec = PointSpec { m: 256, n: 256, population: 64, rank: 1, rows: 1, dtype: Precision::F32 };
     let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 5, ..Default::default() }).unwrap();
     let fraction = r.fraction_of_inference.unwrap();
     assert!(fraction > 0.0 && fraction < 2.0, "fraction of inference {fraction}: {}", r.progress_line());
@@ -228,7 +229,7 @@ fn eggroll_is_close_to_inference_and_beats_naive() {
 
 #[test]
 fn f16_points_are_skipped_on_the_cpu() {
-    let spec = PointSpec { m: 64, n: 64, population: 8, rank: 1, rows: 1, dtype: DType::F16 };
+    let spec = PointSpec { m: 64, n: 64, population: 8, rank: 1, rows: 1, dtype: Precision::F16 };
     let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 1, ..Default::default() }).unwrap();
     let reason = r.skipped.clone().expect("skipped");
     assert!(reason.contains("f16") && reason.contains("cpu"), "{reason}");
@@ -236,10 +237,58 @@ fn f16_points_are_skipped_on_the_cpu() {
     assert!(r.inference_ms.is_none() && r.fraction_of_inference.is_none());
 }
 
+/// An int8 point times integer EGGROLL's kernels: finite positive integer-operation rates in the
+/// `*_gops` fields (the GFLOP/s ones stay empty), the ratios and the dtype label.
+#[test]
+fn int8_point_runs_the_integer_kernels() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    // N > 8: naive ES is first estimated on a probe of 8 members.
+    let spec = PointSpec { m: 64, n: 48, population: 16, rank: 2, rows: 2, dtype: Precision::Int8 };
+    let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 2, ..Default::default() }).unwrap();
+    assert_eq!(r.dtype, "int8");
+    assert!(r.skipped.is_none() && r.naive_skipped.is_none() && r.update_skipped.is_none(), "{}", r.progress_line());
+    for (name, v) in [
+        ("inference_gops", r.inference_gops),
+        ("eggroll_gops", r.eggroll_gops),
+        ("naive_gops", r.naive_gops),
+        ("update_gops", r.update_gops),
+        ("update_ms", r.update_ms),
+        ("fraction_of_inference", r.fraction_of_inference),
+        ("speedup_vs_naive", r.speedup_vs_naive),
+    ] {
+        let v = v.unwrap_or_else(|| panic!("{name} missing: {}", r.progress_line()));
+        assert!(v.is_finite() && v > 0.0, "{name} = {v}");
+    }
+    assert!(r.inference_gflops.is_none() && r.eggroll_gflops.is_none() && r.naive_gflops.is_none() && r.update_gflops.is_none());
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["dtype"], "int8");
+    assert!(json["eggroll_gops"].as_f64().is_some() && json["eggroll_gflops"].is_null());
+    assert_eq!(serde_json::from_value::<eggroll_bench::PointResult>(json).unwrap(), r, "the JSON reads back");
+    let table = markdown_table(&[r]);
+    assert!(table.contains("| 64 | 48 | 16 | 2 | 2 | int8 |") && table.contains(" GOP/s |"), "{table}");
+
+    // A float point's JSON has no `*_gops` fields.
+    let f32_spec = PointSpec { dtype: Precision::F32, ..spec };
+    let f = measure_point(&CpuBackend::new(), &f32_spec, &MeasureOptions { repeats: 1, ..Default::default() }).unwrap();
+    let json = serde_json::to_value(&f).unwrap();
+    assert!(json.get("eggroll_gops").is_none() && json["eggroll_gflops"].as_f64().is_some(), "{json}");
+    assert!(!markdown_table(&[f]).contains("GOP/s |"));
+}
+
+#[test]
+fn int8_points_need_sides_that_are_multiples_of_4() {
+    let spec = PointSpec { m: 64, n: 30, population: 8, rank: 1, rows: 1, dtype: Precision::Int8 };
+    let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 1, ..Default::default() }).unwrap();
+    let reason = r.skipped.clone().expect("skipped");
+    assert!(reason.starts_with("skipped: int8") && reason.contains("multiples of 4") && reason.contains("64 x 30"), "{reason}");
+    assert!(r.inference_ms.is_none() && r.fraction_of_inference.is_none());
+    assert!(BenchOptions { dtype: Some(vec![Precision::Int8]), ..point(64, 30, 8) }.points().is_ok(), "a skip, not an error");
+}
+
 #[test]
 fn naive_is_skipped_past_its_time_limit() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let spec = PointSpec { m: 64, n: 64, population: 32, rank: 1, rows: 1, dtype: DType::F32 };
+    let spec = PointSpec { m: 64, n: 64, population: 32, rank: 1, rows: 1, dtype: Precision::F32 };
     let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 1, naive_limit_s: 0.0, ..Default::default() }).unwrap();
     assert!(r.naive_ms.is_none() && r.speedup_vs_naive.is_none() && r.naive_gflops.is_none());
     assert!(r.naive_skipped.as_deref().unwrap().starts_with("skipped: estimated"), "{:?}", r.naive_skipped);
@@ -253,7 +302,7 @@ fn naive_is_skipped_past_its_time_limit() {
 fn a_sweep_measures_naive_es_once_for_every_rank() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let cpu = CpuBackend::new();
-    let point = |rank, population| PointSpec { m: 64, n: 64, population, rank, rows: 1, dtype: DType::F32 };
+    let point = |rank, population| PointSpec { m: 64, n: 64, population, rank, rows: 1, dtype: Precision::F32 };
     let points = [point(1, 16), point(4, 16), point(2, 32)];
     let sweep = |opts: MeasureOptions| eggroll_bench::sweep(&cpu, &points, &opts, None, |_| Ok(())).unwrap();
 

@@ -3,7 +3,8 @@
 
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{expects_f16, for_each_adapter, gpu_with};
-use eggroll_backend::{Backend, DType};
+use eggroll_backend::Backend;
+use eggroll_bench::Precision;
 use eggroll_bench::{markdown_table, measure_point, BenchBackend, MeasureOptions, PointSpec, Timing};
 
 /// The backend on `adapter` as `eggroll bench` opens it (autotuned GEMM), with the autotune
@@ -20,7 +21,7 @@ fn tiny_point_on_wgpu() {
 
 fn tiny_point(adapter: wgpu::Backend) {
     let gpu = gpu(adapter);
-    let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2, dtype: DType::F32 };
+    let spec = PointSpec { m: 64, n: 48, population: 8, rank: 2, rows: 2, dtype: Precision::F32 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
     assert_eq!(r.backend, "wgpu");
     assert_eq!(r.dtype, "f32");
@@ -56,7 +57,7 @@ fn beyond_the_limits(adapter: wgpu::Backend) {
     // An input X of N·rows·n floats one past the binding limit.
     let n = 64;
     let rows = max / (2 * n) + 1;
-    let spec = PointSpec { m: 64, n, population: 2, rank: 1, rows, dtype: DType::F32 };
+    let spec = PointSpec { m: 64, n, population: 2, rank: 1, rows, dtype: Precision::F32 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 1, ..Default::default() }).expect("a skip, not an error");
     let reason = r.skipped.clone().expect("skipped");
     assert!(reason.starts_with("skipped:") && reason.contains("max_"), "{reason}");
@@ -72,7 +73,7 @@ fn f16_point_runs_where_the_adapter_stores_f16() {
 fn f16_point(adapter: wgpu::Backend) {
     let gpu = gpu(adapter);
     // N > 8: naive ES is first estimated on a probe of 8 members (in f16 too).
-    let spec = PointSpec { m: 64, n: 48, population: 16, rank: 2, rows: 2, dtype: DType::F16 };
+    let spec = PointSpec { m: 64, n: 48, population: 16, rank: 2, rows: 2, dtype: Precision::F16 };
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
     assert_eq!(r.dtype, "f16");
     if gpu.describe().features.iter().any(|f| f == "shader-f16") {
@@ -87,4 +88,32 @@ fn f16_point(adapter: wgpu::Backend) {
         let reason = r.skipped.expect("skipped without shader-f16");
         assert!(reason.contains("shader-f16"), "{reason}");
     }
+}
+
+#[test]
+fn int8_point_runs_the_integer_kernels() {
+    for_each_adapter(int8_point);
+}
+
+fn int8_point(adapter: wgpu::Backend) {
+    let gpu = gpu(adapter);
+    // N > 8: naive ES is first estimated on a probe of 8 members.
+    let spec = PointSpec { m: 64, n: 48, population: 16, rank: 2, rows: 2, dtype: Precision::Int8 };
+    let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
+    assert_eq!(r.dtype, "int8");
+    assert_eq!(r.backend, "wgpu");
+    assert!(r.skipped.is_none() && r.naive_skipped.is_none() && r.update_skipped.is_none(), "{}", r.progress_line());
+    for (name, v) in [
+        ("inference_gops", r.inference_gops),
+        ("eggroll_gops", r.eggroll_gops),
+        ("naive_gops", r.naive_gops),
+        ("update_gops", r.update_gops),
+        ("fraction_of_inference", r.fraction_of_inference),
+        ("speedup_vs_naive", r.speedup_vs_naive),
+    ] {
+        let v = v.unwrap_or_else(|| panic!("{name} missing: {}", r.progress_line()));
+        assert!(v.is_finite() && v > 0.0, "{name} = {v}");
+    }
+    assert!(r.eggroll_gflops.is_none());
+    assert!(markdown_table(&[r]).contains("| 64 | 48 | 16 | 2 | 2 | int8 |"));
 }

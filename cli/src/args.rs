@@ -7,8 +7,7 @@ use eggroll::config::{EsConfig, OptimizerKind};
 use eggroll::tasks::CharLmOptions;
 use eggroll::TaskKind;
 use eggroll_backend::select::BackendChoice;
-use eggroll_backend::DType;
-use eggroll_bench::{BenchOptions, MeasureOptions};
+use eggroll_bench::{BenchOptions, MeasureOptions, Precision};
 use std::path::{Path, PathBuf};
 
 /// EGGROLL: evolution strategies with low-rank perturbations, on the CPU or any WebGPU adapter.
@@ -165,11 +164,12 @@ pub struct BenchArgs {
     /// Input rows per member (one point instead of the sweep; default 1).
     #[arg(long)]
     pub rows: Option<usize>,
-    /// Storage types of the forwards' inputs and weights to sweep, comma-separated: f32, f16
-    /// (f16 needs the adapter's `shader-f16`; points it cannot run are skipped with the reason).
-    /// Default: f32, and f16 too with --full.
+    /// Storage types of the forwards' inputs and weights to sweep, comma-separated: f32, f16,
+    /// int8 (f16 needs the adapter's `shader-f16`; int8 times integer EGGROLL's kernels and needs
+    /// m and n multiples of 4; points that cannot run are skipped with the reason).
+    /// Default: f32, and f16 and int8 too with --full.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub dtype: Option<Vec<DType>>,
+    pub dtype: Option<Vec<Precision>>,
     /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
     #[arg(long, value_name = "K")]
     pub repeats: Option<usize>,
@@ -352,7 +352,7 @@ mod tests {
             "--population=4",
             "--rank=3",
             "--rows=5",
-            "--dtype=f32,f16",
+            "--dtype=f32,f16,int8",
             "--repeats=6",
             "--naive-limit=0.5",
             "--no-autotune",
@@ -370,7 +370,7 @@ mod tests {
             population: Some(4),
             rank: Some(3),
             rows: Some(5),
-            dtype: Some(DType::ALL.to_vec()),
+            dtype: Some(Precision::ALL.to_vec()),
             repeats: Some(6),
             naive_limit: 0.5,
             no_autotune: true,
@@ -385,6 +385,8 @@ mod tests {
         assert_eq!(from.from, Some(vec!["a.json".into(), "b.json".into()]));
         assert_eq!(from.json, Some("all.json".into()));
         assert!(bench(&["--full"]).unwrap().full);
+        assert_eq!(bench(&["--dtype", "int8"]).unwrap().dtype, Some(vec![Precision::Int8]));
+        assert_eq!(bench(&["--dtype", "f32,int8"]).unwrap().dtype, Some(vec![Precision::F32, Precision::Int8]));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! factors drawn once for both members) or over rows.
 
 use super::int8_gemm::{dot_i8, Rhs};
+use super::int8_naive;
 use super::{member_input, CpuBackend};
 use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
 use crate::ops::{Batch, InputLayout, Recurrence};
@@ -18,7 +19,7 @@ const MIN_JOB_VALUES: usize = 4096;
 
 /// Elements `first..first + out.len()` of pair `pair`'s integer noise, each the value
 /// [`noise_value`] gives it, from one Philox block per 16 draws.
-fn fill_noise(stream: &NoiseStream, pair: u32, first: u32, out: &mut [i8]) {
+pub(super) fn fill_noise(stream: &NoiseStream, pair: u32, first: u32, out: &mut [i8]) {
     let mut e = first;
     let mut rest = out;
     while !rest.is_empty() {
@@ -224,6 +225,19 @@ impl IntBackend for CpuBackend {
                 pair_outputs(&job, task * pairs_per_task + k, y_pair, scratch);
             }
         });
+        Ok(())
+    }
+
+    fn int_naive_perturbed_matmul_unchecked(
+        &self,
+        x: &Vec<i8>,
+        w: &Vec<i8>,
+        shape: IntMatrix,
+        stream: NoiseStream,
+        batch: Batch,
+        y: &mut Vec<i8>,
+    ) -> Result<()> {
+        int8_naive::naive_perturbed_matmul(x, w, shape, &stream, &batch, y);
         Ok(())
     }
 

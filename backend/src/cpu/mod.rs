@@ -5,6 +5,7 @@
 mod gemm;
 mod int8;
 mod int8_gemm;
+mod int8_naive;
 mod lowrank;
 mod recurrence;
 

@@ -1,20 +1,23 @@
 //! [`IntBackend`] for [`WgpuBackend`]: integer EGGROLL's kernels (docs/int8.md) as the `int8_*`
 //! WGSL modules, over int8 tensors packed four to a word ([`GpuI8`]). Each call is one
-//! submission of one to three dispatches; tokens, targets, fitness, factors and projections go
-//! through the pooled scratch buffers, and the log-likelihood's tables are uploaded once per
+//! submission of one to three dispatches (naive ES: one of two per chunk of members); tokens,
+//! targets, fitness, factors, projections and naive ES's materialised weights go through the
+//! pooled scratch buffers, and the log-likelihood's tables are uploaded once per
 //! backend, so that a steady loop creates no device objects.
 
 use super::buffer::GpuBuffer;
 use super::context::{byte_size, word, Dispatch, Scratch, ScratchUse, Storage};
 use super::int8_buffer::{GpuI32, GpuI8};
-use super::params::{stream_fields, IntElementParams, IntNoiseParams, IntUpdateParams, UniformBlock};
+use super::params::{stream_fields, IntElementParams, IntNaiveParams, IntNoiseParams, IntUpdateParams, UniformBlock};
 use super::shaders::{IntKernel, Kernel};
 use super::wgpu_backend::WgpuBackend;
 use crate::int8::{weight_shift, IntBackend, IntMatrix, IntNoise, EXP2, LOG2};
 use crate::ops::{Batch, InputLayout, Recurrence};
+use crate::rng::NoiseStream;
 use crate::{DType, Result};
 
-/// Output rows per invocation of `int_matmul` (`RB` of int8_matmul.wgsl).
+/// Output rows per invocation of `int_matmul` and `int_naive_matmul` (`RB` of int8_matmul.wgsl and
+/// int8_naive.wgsl).
 const MATMUL_ROWS: usize = 4;
 /// `@workgroup_size(8, 8)` of `int_matmul`.
 const MATMUL_WORKGROUP: usize = 8;
@@ -187,6 +190,59 @@ impl IntBackend for WgpuBackend {
                 groups: self.int_matmul_grid(shape.m, batch.population * batch.rows)?,
             },
         ])
+    }
+
+    fn int_naive_perturbed_matmul_unchecked(
+        &self,
+        x: &GpuI8,
+        w: &GpuI8,
+        shape: IntMatrix,
+        stream: NoiseStream,
+        batch: Batch,
+        y: &mut GpuI8,
+    ) -> Result<()> {
+        let (m, n, rows, population) = (shape.m, shape.n, batch.rows, batch.population);
+        // Members in chunks whose materialised weights (m n / 4 words each) fit the scratch budget.
+        let words = m * n / 4;
+        let chunk = self.chunk("materialised int8 weights W_i", words, population)?;
+        let w_i = self.ctx.scratch(ScratchUse::Materialised, chunk * words)?;
+        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&stream);
+        for first in (0..population).step_by(chunk) {
+            let count = chunk.min(population - first);
+            let pairs = (first + count).div_ceil(2) - first / 2;
+            let params = UniformBlock::of(&IntNaiveParams {
+                rows: word("rows", rows)?,
+                m: word("m", m)?,
+                n: word("n", n)?,
+                first: word("first", first)?,
+                count: word("count", count)?,
+                shared_input: u32::from(batch.input == InputLayout::Shared),
+                out_shift: weight_shift(n),
+                seed_lo,
+                seed_hi,
+                param_id,
+                noise_epoch,
+                ..IntNaiveParams::default()
+            });
+            let materialise = self.int_dispatch(
+                IntKernel::NaiveMaterialise,
+                pairs * (words / 4),
+                params,
+                Storage::of([(2, w.buffer()), (3, w_i.buffer())]),
+            )?;
+            let x_groups = (m / 4).div_ceil(MATMUL_WORKGROUP);
+            let y_groups = (count * rows.div_ceil(MATMUL_ROWS)).div_ceil(MATMUL_WORKGROUP);
+            let groups = [word("int8 naive grid", x_groups)?, word("int8 naive grid", y_groups)?, 1];
+            self.ctx.check_grid("int8 naive product", groups)?;
+            let multiply = Dispatch {
+                kernel: self.int_kernel(IntKernel::NaiveMatmul),
+                params,
+                storage: Storage::of([(1, x.buffer()), (3, w_i.buffer()), (4, y.buffer())]),
+                groups,
+            };
+            self.ctx.run(&[materialise, multiply])?;
+        }
+        Ok(())
     }
 
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &GpuI8, shape: IntMatrix, y: &mut GpuI8) -> Result<()> {

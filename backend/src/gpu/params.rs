@@ -405,6 +405,41 @@ impl Uniform for IntNoiseParams {
     const WGSL_STRUCT: &'static str = "IntNoiseParams";
 }
 
+/// `IntNaiveParams` of `shaders/int8_naive.wgsl`: naive ES on int8 for `count` members from
+/// member `first`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct IntNaiveParams {
+    /// Input rows per member.
+    pub rows: u32,
+    /// Outputs of the matrix.
+    pub m: u32,
+    /// Inputs of the matrix.
+    pub n: u32,
+    /// First member of the chunk.
+    pub first: u32,
+    /// Members in the chunk.
+    pub count: u32,
+    /// 1 when every member reads the same input rows.
+    pub shared_input: u32,
+    /// The output shift `weight_shift(n)`.
+    pub out_shift: u32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+}
+
+impl Uniform for IntNaiveParams {
+    const WGSL_STRUCT: &'static str = "IntNaiveParams";
+}
+
 /// `IntUpdateParams` of `shaders/int8_update.wgsl`: the ±1 update of an int8 matrix.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

@@ -34,8 +34,9 @@ const MODULES: [ModuleSource; 10] = [
 
 /// The integer modules (docs/int8.md): each compiled once per [`IntDot`] path, after the packed
 /// helpers of that path (and the RNG where it draws noise).
-const INT_MODULES: [ModuleSource; 4] = [
+const INT_MODULES: [ModuleSource; 5] = [
     ModuleSource { name: "int8_matmul", body: include_str!("../../../shaders/int8_matmul.wgsl"), draws_noise: true },
+    ModuleSource { name: "int8_naive", body: include_str!("../../../shaders/int8_naive.wgsl"), draws_noise: true },
     ModuleSource { name: "int8_embedding", body: include_str!("../../../shaders/int8_embedding.wgsl"), draws_noise: true },
     ModuleSource { name: "int8_elementwise", body: include_str!("../../../shaders/int8_elementwise.wgsl"), draws_noise: false },
     ModuleSource { name: "int8_update", body: include_str!("../../../shaders/int8_update.wgsl"), draws_noise: true },
@@ -194,6 +195,8 @@ pub(crate) enum IntKernel {
     NoiseFactors,
     Project,
     Matmul,
+    NaiveMaterialise,
+    NaiveMatmul,
     Embedding,
     PerturbedEmbedding,
     Relu,
@@ -212,6 +215,8 @@ impl IntKernel {
             IntKernel::NoiseFactors => ("int8_matmul", "int_noise_factors"),
             IntKernel::Project => ("int8_matmul", "int_project"),
             IntKernel::Matmul => ("int8_matmul", "int_matmul"),
+            IntKernel::NaiveMaterialise => ("int8_naive", "int_naive_materialise"),
+            IntKernel::NaiveMatmul => ("int8_naive", "int_naive_matmul"),
             IntKernel::Embedding => ("int8_embedding", "int_embedding"),
             IntKernel::PerturbedEmbedding => ("int8_embedding", "int_perturbed_embedding"),
             IntKernel::Relu => ("int8_elementwise", "int_relu"),

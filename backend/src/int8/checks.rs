@@ -106,6 +106,20 @@ pub(crate) fn int_perturbed_matmul<B: IntBackend>(
     shape("y", b.len_i8(y), batch.output_len(s.m))
 }
 
+/// [`IntBackend::int_naive_perturbed_matmul`]: a valid matrix and batch, the full-rank noise of
+/// one pair within its stream's 2^32 draws, buffers of the lengths they imply.
+pub(crate) fn int_naive_perturbed_matmul<B: IntBackend>(b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, batch: &Batch, y: &B::I8) -> Result<()> {
+    batch.validate()?;
+    matrix(s)?;
+    let draws = s.m as u64 * s.n as u64;
+    if draws > 1 << 32 {
+        return Err(Error::Limit(format!("full-rank noise of a {}x{} matrix: {draws} draws per pair exceed 2^32", s.m, s.n)));
+    }
+    shape("x", b.len_i8(x), batch.input_len(s.n))?;
+    shape("W", b.len_i8(w), s.m * s.n)?;
+    shape("y", b.len_i8(y), batch.output_len(s.m))
+}
+
 fn tokens(tokens: &[u32], vocabulary: usize) -> Result<()> {
     match tokens.iter().position(|&t| t as usize >= vocabulary) {
         Some(i) => Err(Error::InvalidArgument(format!("token {i} is {}, outside the table's 0..{vocabulary}", tokens[i]))),

@@ -113,6 +113,23 @@ pub trait IntBackend: Backend {
         checks::int_perturbed_matmul(self, x, w, shape, &noise, &batch, y)?;
         self.int_perturbed_matmul_unchecked(x, w, shape, noise, batch, y)
     }
+    /// Naive ES on int8, the baseline the integer EGGROLL forward is measured against
+    /// (docs/int8.md, "Naive ES"): member i's weight `sat8(W[j, l] + s_i E_k[j, l])` with the
+    /// full-rank noise `E_k[j, l] = noise_value(stream, k, j n + l)` of its pair `k = i / 2`,
+    /// materialised and multiplied: `y = sat8((x W_iᵀ) >> weight_shift(n))`. `x` and `y` as for
+    /// [`IntBackend::int_perturbed_matmul`]; `m n` must not exceed 2^32 (the draws of one pair).
+    fn int_naive_perturbed_matmul(
+        &self,
+        x: &Self::I8,
+        w: &Self::I8,
+        shape: IntMatrix,
+        stream: NoiseStream,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()> {
+        checks::int_naive_perturbed_matmul(self, x, w, shape, &batch, y)?;
+        self.int_naive_perturbed_matmul_unchecked(x, w, shape, stream, batch, y)
+    }
     /// Rows `tokens` of the V x d table (the mean model's embedding), `tokens.len() x d`.
     fn int_embedding(&self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, y: &mut Self::I8) -> Result<()> {
         checks::int_embedding(self, tokens, table, shape, y)?;
@@ -184,6 +201,16 @@ pub trait IntBackend: Backend {
         w: &Self::I8,
         shape: IntMatrix,
         noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()>;
+    /// The kernel of [`IntBackend::int_naive_perturbed_matmul`].
+    fn int_naive_perturbed_matmul_unchecked(
+        &self,
+        x: &Self::I8,
+        w: &Self::I8,
+        shape: IntMatrix,
+        stream: NoiseStream,
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()>;
