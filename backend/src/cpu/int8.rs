@@ -16,6 +16,8 @@ use rayon::prelude::*;
 
 /// Fewest values a rayon job handles in the elementwise kernels.
 const MIN_JOB_VALUES: usize = 4096;
+/// Rows of `x` a task of the mean model's product takes: the row tile of the VNNI product.
+const ROW_TILE: usize = 4;
 
 /// Elements `first..first + out.len()` of pair `pair`'s integer noise, each the value
 /// [`noise_value`] gives it, from one Philox block per 16 draws.
@@ -192,10 +194,24 @@ impl IntBackend for CpuBackend {
     }
 
     fn int_matmul_unchecked(&self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, rows: usize, y: &mut Vec<i8>) -> Result<()> {
-        let mut acc = vec![0; rows * shape.m];
-        Rhs::new(w, shape.n).product_par(x, &mut acc);
-        let o = weight_shift(shape.n);
-        y.iter_mut().zip(&acc).for_each(|(y, &acc)| *y = sat8(acc >> o));
+        let (m, n) = (shape.m, shape.n);
+        let (w, o) = (Rhs::new(w, n), weight_shift(n));
+        if rows >= 2 * rayon::current_num_threads() {
+            // One row tile of the product per task, summed into the task's own scratch and then
+            // shifted and saturated there, so no full-size i32 buffer is made or walked on one
+            // thread; larger blocks of rows per task measured slower.
+            let rows_per_task = ROW_TILE;
+            y.par_chunks_mut(rows_per_task * m).zip(x.par_chunks(rows_per_task * n)).for_each_init(Vec::new, |acc, (y, x)| {
+                acc.clear();
+                acc.resize(y.len(), 0);
+                w.product(x, 0..m, acc);
+                y.iter_mut().zip(acc.iter()).for_each(|(y, &a)| *y = sat8(a >> o));
+            });
+        } else {
+            let mut acc = vec![0; rows * m];
+            w.product_par(x, &mut acc);
+            y.iter_mut().zip(&acc).for_each(|(y, &a)| *y = sat8(a >> o));
+        }
         Ok(())
     }
 

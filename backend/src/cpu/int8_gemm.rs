@@ -52,6 +52,9 @@ impl Path {
     }
 }
 
+/// Groups of four inputs one packing task lays out (each reads every row of `w` once).
+const PACK_GROUPS: usize = 16;
+
 /// The right-hand side `w` (`cols x inner`, row-major) of products `x wᵀ`, prepared once for the
 /// path that multiplies by it.
 pub(crate) struct Rhs<'a> {
@@ -81,13 +84,22 @@ impl<'a> Rhs<'a> {
             let padded = cols.div_ceil(COLUMN_BLOCK) * COLUMN_BLOCK;
             let groups = inner.div_ceil(4);
             rhs.packed = vec![0; groups * padded * 4];
-            rhs.offsets = vec![0; padded];
-            for (j, (row, offset)) in w.chunks_exact(inner).zip(&mut rhs.offsets).enumerate() {
-                for (l, &v) in row.iter().enumerate() {
-                    rhs.packed[((l / 4) * padded + j) * 4 + l % 4] = v;
+            // Each task fills the packed rows of a few groups, reading every row of `w` once.
+            rhs.packed.par_chunks_mut(PACK_GROUPS * padded * 4).enumerate().for_each(|(task, chunk)| {
+                let first = task * PACK_GROUPS;
+                for (j, row) in w.chunks_exact(inner).enumerate() {
+                    for g in 0..chunk.len() / (padded * 4) {
+                        let (l, at) = (4 * (first + g), (g * padded + j) * 4);
+                        match row.get(l..l + 4) {
+                            // A fixed-size copy: one 4-byte move, not a call.
+                            Some(four) => chunk[at..at + 4].copy_from_slice(four),
+                            None => chunk[at..at + inner - l].copy_from_slice(&row[l..]),
+                        }
+                    }
                 }
-                *offset = 128 * row.iter().map(|&v| i32::from(v)).sum::<i32>();
-            }
+            });
+            rhs.offsets = w.par_chunks(inner).map(|row| 128 * row.iter().map(|&v| i32::from(v)).sum::<i32>()).collect();
+            rhs.offsets.resize(padded, 0);
             rhs.padded_cols = padded;
         }
         rhs
