@@ -4,7 +4,7 @@
 # Stages, most important first, so that a run cut short still leaves the headline figures:
 #   info.txt                the adapters `eggroll info` sees
 #   headline-r{1,4}.{json,md}  the paper's point: 8192x8192, N = 1024, one row per member, rank 1
-#                           and rank 4, f32 and f16
+#                           and rank 4, f32, f16 and int8
 #   tests.log               the GPU-path tests (every kernel against the CPU reference, f16, the
 #                           Philox known answers, the runner on wgpu, the trainer on every backend
 #                           and across them)
@@ -79,7 +79,7 @@ headline() {
   local rank
   for rank in 1 4; do
     # shellcheck disable=SC2086 # the flags are words
-    "$bin" bench --backend wgpu $headline_flags --rank "$rank" --dtype f32,f16 \
+    "$bin" bench --backend wgpu $headline_flags --rank "$rank" --dtype f32,f16,int8 \
       --json "$out/headline-r$rank.json" --markdown "$out/headline-r$rank.md" || return
   done
 }
