@@ -197,6 +197,10 @@ fn row_kernels_equal_the_cpu() {
             gpu.int_layer_norm(&mut got, width).unwrap();
             assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: layer norm of {rows} x {width}");
 
+            let mut copy = gpu.zeros_i8(x.len()).unwrap();
+            gpu.copy_i8(&gpu.upload_i8(&x).unwrap(), &mut copy).unwrap();
+            assert_eq!(gpu.read_i8_blocking(&copy).unwrap(), x, "{path}: copy of {rows} x {width}");
+
             let (mut want, mut got) = (x.clone(), gpu.upload_i8(&x).unwrap());
             cpu.int_relu(&mut want).unwrap();
             gpu.int_relu(&mut got).unwrap();

@@ -164,6 +164,11 @@ impl IntBackend for CpuBackend {
         Ok(vec![0; len])
     }
 
+    fn copy_i8_unchecked(&self, src: &Vec<i8>, dst: &mut Vec<i8>) -> Result<()> {
+        dst.copy_from_slice(src);
+        Ok(())
+    }
+
     fn len_i8(&self, tensor: &Vec<i8>) -> usize {
         tensor.len()
     }

@@ -14,7 +14,7 @@ use super::wgpu_backend::WgpuBackend;
 use crate::int8::{weight_shift, IntBackend, IntMatrix, IntNoise, EXP2, LOG2};
 use crate::ops::{Batch, InputLayout, Recurrence};
 use crate::rng::NoiseStream;
-use crate::{DType, Result};
+use crate::{Backend, DType, Result};
 
 /// Output rows per invocation of `int_matmul` and `int_naive_matmul` (`RB` of int8_matmul.wgsl and
 /// int8_naive.wgsl).
@@ -104,6 +104,11 @@ impl IntBackend for WgpuBackend {
 
     fn zeros_i32(&self, len: usize) -> Result<GpuI32> {
         Ok(GpuI32 { values: self.new_buffer(len, DType::F32)? })
+    }
+
+    /// A buffer-to-buffer copy of the packed words: the bits, untouched by any shader.
+    fn copy_i8_unchecked(&self, src: &GpuI8, dst: &mut GpuI8) -> Result<()> {
+        self.copy_unchecked(&src.words, &mut dst.words)
     }
 
     fn len_i8(&self, tensor: &GpuI8) -> usize {

@@ -63,15 +63,16 @@ pub trait IntBackend: Backend {
         checks::write_i8(self, tensor, data)?;
         self.write_i8_unchecked(tensor, data)
     }
-    /// Copies `src` into `dst` (same length): zeros written into `dst`, then the saturating sum,
-    /// which leaves int8 values as they are; a backend may copy directly instead.
+    /// Copies `src` into `dst` (same length).
     fn copy_i8(&self, src: &Self::I8, dst: &mut Self::I8) -> Result<()> {
         let len = self.len_i8(src);
         if self.len_i8(dst) != len {
             return Err(crate::Error::Shape(format!("copying {len} int8 values into {}", self.len_i8(dst))));
         }
-        self.write_i8(dst, &vec![0; len])?;
-        self.int_add(dst, src)
+        if len == 0 {
+            return Ok(());
+        }
+        self.copy_i8_unchecked(src, dst)
     }
     /// A new zero-filled i32 tensor of `len` values.
     fn zeros_i32(&self, len: usize) -> Result<Self::I32>;
@@ -190,6 +191,8 @@ pub trait IntBackend: Backend {
     fn upload_i8_unchecked(&self, data: &[i8]) -> Result<Self::I8>;
     /// The kernel of [`IntBackend::zeros_i8`].
     fn zeros_i8_unchecked(&self, len: usize) -> Result<Self::I8>;
+    /// The kernel of [`IntBackend::copy_i8`]; at least one value.
+    fn copy_i8_unchecked(&self, src: &Self::I8, dst: &mut Self::I8) -> Result<()>;
     /// The kernel of [`IntBackend::write_i8`].
     fn write_i8_unchecked(&self, tensor: &mut Self::I8, data: &[i8]) -> Result<()>;
     /// The kernel of [`IntBackend::int_matmul`].
