@@ -117,7 +117,7 @@ egg_paper() {
 export repo
 export -f headline tests train charlm egg_paper
 
-stage "headline: $headline_flags, rank 1 and 4, f32 and f16" "$t_headline" bash -c headline
+stage "headline: $headline_flags, rank 1 and 4, f32, f16 and int8" "$t_headline" bash -c headline
 stage "GPU-path tests on ${EGGROLL_TEST_WGPU_BACKEND:-vulkan}" "$t_tests" \
   bash -o pipefail -c 'tests 2>&1 | tee "$out/tests.log"'
 stage "train the default task on wgpu" "$t_train" bash -c train
