@@ -48,11 +48,7 @@ impl Egg {
     /// [`crate::tasks::CharLm::new`] refuses and a width that is not a multiple of 4.
     pub fn new(seed: u64, options: &CharLmOptions) -> Result<Self> {
         let model = EggModel::new(options.width, options.depth, options.window)?;
-        let corpus = match &options.data {
-            Some(path) => Corpus::from_file(path)?,
-            None => Corpus::kjv()?,
-        };
-        Self::with_corpus(seed, corpus, model)
+        Self::with_corpus(seed, Corpus::load(options.data.as_deref())?, model)
     }
 
     /// The task on `corpus` with `model`.
@@ -110,16 +106,9 @@ impl Egg {
     /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods.
     #[cfg(feature = "native")]
     pub fn population_scores<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
-        let config = es.config().clone();
-        let (t, group) = (self.model.window, config.group_len());
-        let (x, y) = self.train_windows(&config, es.epoch());
-        self.tokens.clear();
-        self.targets.clear();
-        for member in 0..config.population {
-            let w = member / group;
-            self.tokens.extend_from_slice(&x[w * t..(w + 1) * t]);
-            self.targets.extend_from_slice(&y[w * t..(w + 1) * t]);
-        }
+        let t = self.model.window;
+        let (x, y) = self.train_windows(es.config(), es.epoch());
+        self.data.member_windows(es.config(), (&x, &y), &mut self.tokens, &mut self.targets);
         let ll = es.population_log_likelihood(&self.tokens, InputLayout::PerMember, t, &self.targets)?;
         self.seen = Some((x, y));
         Ok(ll.chunks_exact(t).map(|w| w.iter().map(|&v| i64::from(v)).sum()).collect())

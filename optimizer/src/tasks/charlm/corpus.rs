@@ -48,6 +48,14 @@ impl Corpus {
         Ok(Self::new("kjv".into(), bytes))
     }
 
+    /// The bytes of the file at `path`, or the embedded King James Bible without one.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        match path {
+            Some(path) => Self::from_file(path),
+            None => Self::kjv(),
+        }
+    }
+
     /// The bytes of the file at `path`, whatever they hold.
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| EggrollError::Data(format!("cannot read data file {}: {e}", path.display())))?;

@@ -71,6 +71,20 @@ impl LmData {
         corpus::windows(self.corpus.train(), &starts, self.window)
     }
 
+    /// Every member's copy of its group's window: `inputs` and `targets` become the population's
+    /// (N x window each, member-major) from the distinct windows `x` and `y` of
+    /// [`LmData::train_windows`].
+    pub fn member_windows<T: Copy>(&self, config: &EsConfig, (x, y): (&[T], &[u32]), inputs: &mut Vec<T>, targets: &mut Vec<u32>) {
+        let (t, group) = (self.window, config.group_len());
+        inputs.clear();
+        targets.clear();
+        for member in 0..config.population {
+            let w = member / group;
+            inputs.extend_from_slice(&x[w * t..(w + 1) * t]);
+            targets.extend_from_slice(&y[w * t..(w + 1) * t]);
+        }
+    }
+
     /// The baselines as a task reports them.
     pub fn baselines(&self) -> Vec<(&'static str, f64)> {
         vec![("unigram_bits_per_byte", self.unigram_bits), ("bigram_bits_per_byte", self.bigram_bits)]

@@ -79,11 +79,7 @@ impl CharLm {
     /// each split, and a width, depth or window of 0.
     pub fn new(seed: u64, options: &CharLmOptions) -> Result<Self> {
         let model = CharLmModel::new(options.width, options.depth, options.window)?;
-        let corpus = match &options.data {
-            Some(path) => Corpus::from_file(path)?,
-            None => Corpus::kjv()?,
-        };
-        Self::with_corpus(seed, corpus, model)
+        Self::with_corpus(seed, Corpus::load(options.data.as_deref())?, model)
     }
 
     /// The task on `corpus` (an app's own bytes, say) with `model`; refuses a corpus too short
@@ -151,16 +147,9 @@ impl Task for CharLm {
     }
 
     fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Vec<f32>> {
-        let config = es.config().clone();
-        let (t, group) = (self.model.window, config.group_len());
-        let (x, y) = self.train_windows(&config, es.epoch());
-        self.inputs.clear();
-        self.targets.clear();
-        for member in 0..config.population {
-            let w = member / group;
-            self.inputs.extend_from_slice(&x[w * t..(w + 1) * t]);
-            self.targets.extend_from_slice(&y[w * t..(w + 1) * t]);
-        }
+        let t = self.model.window;
+        let (x, y) = self.train_windows(es.config(), es.epoch());
+        self.data.member_windows(es.config(), (&x, &y), &mut self.inputs, &mut self.targets);
         let ll = es.population_log_likelihood(&self.inputs, InputLayout::PerMember, t, &self.targets)?;
         self.seen = Some((x, y));
         let fitness: Vec<f32> = ll.chunks_exact(t).map(|w| (w.iter().map(|&v| f64::from(v)).sum::<f64>() / t as f64) as f32).collect();
