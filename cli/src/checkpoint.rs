@@ -10,6 +10,7 @@
 
 use crate::crash::crash_point;
 use crate::error::{CliError, Result};
+use eggroll::checkpoint::fnv1a64;
 use eggroll::EsConfig;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -69,12 +70,6 @@ impl Loaded {
 /// `corrupt checkpoint <folder>: why`.
 fn corrupt(folder: &Path, why: impl std::fmt::Display) -> CliError {
     CliError::new(format!("corrupt checkpoint {}: {why}", folder.display()))
-}
-
-/// FNV-1a, 64 bits.
-fn fnv1a64(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}")
 }
 
 /// Maps an I/O error on `path` to `what path: error`.

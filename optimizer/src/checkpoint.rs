@@ -32,6 +32,13 @@ pub fn tensor_shape(specs: &[ParamSpec], name: &str) -> Option<Vec<usize>> {
     })
 }
 
+/// The FNV-1a 64-bit hash of `bytes` as 16 hex digits: how checkpoints identify the files and
+/// data they were made from.
+pub fn fnv1a64(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
 impl TrainerState {
     /// The state's tensors as a safetensors file, shaped after `specs` (the trainer's
     /// [`Eggroll::specs`](crate::Eggroll::specs)); a tensor no spec names is stored flat.

@@ -93,7 +93,6 @@ impl LmData {
     /// What a checkpoint records: `model`, and the data's size and FNV-1a hash.
     pub fn settings(&self, model: serde_json::Value) -> serde_json::Value {
         let bytes = self.corpus.bytes();
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-        json!({ "model": model, "data_bytes": bytes.len(), "data_fnv1a64": format!("{hash:016x}") })
+        json!({ "model": model, "data_bytes": bytes.len(), "data_fnv1a64": crate::checkpoint::fnv1a64(bytes) })
     }
 }
