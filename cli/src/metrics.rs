@@ -4,6 +4,7 @@
 
 use crate::crash::crash_point;
 use crate::error::{CliError, Result};
+use eggroll::report::json_number;
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -26,21 +27,15 @@ pub struct Record {
     pub eval: Option<(f32, String, f32)>,
 }
 
-/// `x` as a JSON number with the shortest decimal that reads back as the same f32 (`0.03`, not
-/// `0.029999999329447746`); `null` when not finite.
-pub fn num(x: f32) -> Value {
-    x.to_string().parse::<f64>().map_or(Value::Null, |v| json!(v))
-}
-
 impl Record {
     /// The JSON line (without its newline).
     pub fn to_json(&self) -> Value {
         let mut v = json!({
-            "epoch": self.epoch, "mean_fitness": num(self.mean_fitness), "lr": num(self.lr), "sigma": num(self.sigma), "ms": self.ms,
+            "epoch": self.epoch, "mean_fitness": json_number(self.mean_fitness), "lr": json_number(self.lr), "sigma": json_number(self.sigma), "ms": self.ms,
         });
         if let Some((train_loss, name, metric)) = &self.eval {
-            v["train_loss"] = num(*train_loss);
-            v[name.as_str()] = num(*metric);
+            v["train_loss"] = json_number(*train_loss);
+            v[name.as_str()] = json_number(*metric);
         }
         v
     }

@@ -5,9 +5,10 @@ use crate::args::TrainArgs;
 use crate::checkpoint::{self, Manifest};
 use crate::crash::crash_point;
 use crate::error::{CliError, Result};
-use crate::metrics::{num, MetricsLog, Record};
+use crate::metrics::{MetricsLog, Record};
 use crate::plot;
 use crate::session::{EggSession, FloatSession, Session};
+use eggroll::report::Summary;
 use eggroll::tasks::{CharLm, Egg};
 use eggroll::{EggrollError, Evaluation, Task, TaskKind};
 use eggroll_backend::gpu::WgpuOptions;
@@ -172,6 +173,9 @@ pub fn run<S: Session>(mut session: S, args: &TrainArgs) -> Result<()> {
     }
     let ms_per_epoch = if epochs > start { total_ms / f64::from(epochs - start) } else { 0.0 };
     let summary = Summary {
+        task: name,
+        adapter: session.adapter(),
+        config: session.config().clone(),
         eval: final_eval,
         ms_per_epoch,
         resumed_from: manifest.map(|m| m.epoch),
@@ -182,51 +186,21 @@ pub fn run<S: Session>(mut session: S, args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// What a run ends with.
-struct Summary {
-    /// The last evaluation.
-    eval: Evaluation,
-    /// Mean training time of the epochs this run made (evaluations excluded).
-    ms_per_epoch: f64,
-    /// The epoch a resumed run started from.
-    resumed_from: Option<u32>,
-    /// The task's reference figures ([`Task::baselines`]).
-    baselines: Vec<(&'static str, f64)>,
-    /// Tokens the population evaluated per second of training, for sequence tasks.
-    tokens_per_second: Option<f64>,
-}
-
-/// Prints the final summary: one JSON object with `json`, else two human lines (three with
-/// baselines or a token rate).
+/// Prints the final summary: one JSON object with `json` ([`Summary::to_json`]), else two human
+/// lines (three with baselines or a token rate).
 fn report<S: Session>(session: &S, summary: &Summary, json: bool) {
-    let name = session.name();
-    let adapter = session.adapter();
-    let backend = if adapter.backend == "cpu" { "cpu" } else { "wgpu" };
-    let c = session.config();
-    let (eval, ms_per_epoch) = (&summary.eval, summary.ms_per_epoch);
     if json {
-        let mut out = json!({
-            "task": name, "backend": backend, "api": adapter.backend, "adapter": adapter.name,
-            "device_type": adapter.device_type, "epochs": c.epochs,
-            "population": c.population, "rank": c.rank, "seed": c.seed, "resumed_from": summary.resumed_from,
-            "final_train_loss": num(eval.train_loss), "ms_per_epoch": ms_per_epoch,
-        });
-        out[format!("final_{}", eval.metric_name)] = num(eval.metric);
-        for &(key, value) in &summary.baselines {
-            out[key] = num(value as f32);
-        }
-        if let Some(rate) = summary.tokens_per_second {
-            out["tokens_per_second"] = json!(rate);
-        }
-        println!("{out}");
-    } else {
-        let api = if backend == "cpu" { String::new() } else { format!(", {}", adapter.backend) };
-        println!("{name} on {} [{backend}{api}]: {} epochs, population {}, rank {}", adapter.name, c.epochs, c.population, c.rank);
-        println!("final train_loss {:.6}, {} {:.6}; {ms_per_epoch:.3} ms/epoch", eval.train_loss, eval.metric_name, eval.metric);
-        let mut extra: Vec<String> = summary.baselines.iter().map(|(key, value)| format!("{key} {value:.4}")).collect();
-        extra.extend(summary.tokens_per_second.map(|rate| format!("{rate:.0} tokens/s")));
-        if !extra.is_empty() {
-            println!("{}", extra.join(", "));
-        }
+        println!("{}", summary.to_json());
+        return;
+    }
+    let (name, adapter, c, eval) = (session.name(), &summary.adapter, &summary.config, &summary.eval);
+    let backend = summary.backend();
+    let api = if backend == "cpu" { String::new() } else { format!(", {}", adapter.backend) };
+    println!("{name} on {} [{backend}{api}]: {} epochs, population {}, rank {}", adapter.name, c.epochs, c.population, c.rank);
+    println!("final train_loss {:.6}, {} {:.6}; {:.3} ms/epoch", eval.train_loss, eval.metric_name, eval.metric, summary.ms_per_epoch);
+    let mut extra: Vec<String> = summary.baselines.iter().map(|(key, value)| format!("{key} {value:.4}")).collect();
+    extra.extend(summary.tokens_per_second.map(|rate| format!("{rate:.0} tokens/s")));
+    if !extra.is_empty() {
+        println!("{}", extra.join(", "));
     }
 }

@@ -27,8 +27,9 @@
 //! safetensors bytes ([`checkpoint`]).
 //!
 //! Features: `native` (default) adds the blocking read-backs ([`Eggroll::population_forward`],
-//! [`Eggroll::forward_mean`], [`Eggroll::state`]) and the built-in [`tasks`]. Their `_async` twins
-//! are always there; without `native` the crate builds for `wasm32-unknown-unknown`. The `eggroll`
+//! [`Eggroll::forward_mean`], [`Eggroll::state`], [`Task::population_fitness`], [`train_epoch`]).
+//! Their `_async` twins are always there; without `native` the crate, its built-in [`tasks`]
+//! included, builds for `wasm32-unknown-unknown` (the `eggroll-web` crate runs it in a page). The `eggroll`
 //! command (train / info / bench) is the crate `eggroll-cli`.
 
 pub mod checkpoint;
@@ -39,8 +40,8 @@ pub mod forward;
 pub mod int8;
 pub mod model;
 pub mod params;
+pub mod report;
 pub mod shaping;
-#[cfg(feature = "native")]
 pub mod tasks;
 
 pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
@@ -50,7 +51,8 @@ pub use forward::{Act, Forward};
 pub use model::{Layer, Mlp, Model};
 pub use params::{ParamKind, ParamRegistry, ParamSpec, ParamValues};
 #[cfg(feature = "native")]
-pub use tasks::{train_epoch, AnyTask, Evaluation, Task, TaskKind};
+pub use tasks::train_epoch;
+pub use tasks::{train_epoch_async, AnyTask, Evaluation, Task, TaskKind};
 
 // What an app needs from the backend crate, so that `use eggroll::...` suffices.
 pub use eggroll_backend::cpu::CpuBackend;

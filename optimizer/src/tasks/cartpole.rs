@@ -226,11 +226,11 @@ mod tests {
         // the steps survived, at most 500.
         let starts = CartPole::new(0).eval_starts().to_vec();
         let mut calls = 0;
-        let returns = rollout(&CartPoleEnv, starts, |obs| {
+        let returns = pollster::block_on(rollout(&CartPoleEnv, starts, async |obs: &[f32]| {
             calls += 1;
             // Push toward the side the pole leans to (θ + θ̇ > 0 → right): a decent controller.
             Ok(obs.chunks_exact(4).flat_map(|o| if o[2] + o[3] > 0.0 { [0.0, 1.0] } else { [1.0, 0.0] }).collect())
-        })
+        }))
         .unwrap();
         assert_eq!(returns.len(), EVAL_EPISODES);
         assert!(calls <= MAX_STEPS);

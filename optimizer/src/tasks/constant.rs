@@ -63,18 +63,18 @@ impl Task for Constant {
         }
     }
 
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
         let x = inputs(es.config().seed, 3, es.epoch(), ROWS_PER_EPOCH);
-        let y = es.population_forward(&x, InputLayout::Shared, ROWS_PER_EPOCH)?;
+        let y = es.population_forward_async(&x, InputLayout::Shared, ROWS_PER_EPOCH).await?;
         let targets = [TARGET; ROWS_PER_EPOCH];
         Ok(y.chunks_exact(ROWS_PER_EPOCH).map(|member| -mse(member, &targets)).collect())
     }
 
     /// Train loss on the inputs of the last epoch trained; test loss on 256 held-out inputs.
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
         let x = inputs(es.config().seed, 3, es.epoch().saturating_sub(1), ROWS_PER_EPOCH);
-        let train_loss = mse(&es.forward_mean(&x, ROWS_PER_EPOCH)?, &[TARGET; ROWS_PER_EPOCH]);
-        let test = es.forward_mean(&self.test_x, TEST_ROWS)?;
+        let train_loss = mse(&es.forward_mean_async(&x, ROWS_PER_EPOCH).await?, &[TARGET; ROWS_PER_EPOCH]);
+        let test = es.forward_mean_async(&self.test_x, TEST_ROWS).await?;
         Ok(Evaluation { train_loss, metric_name: "test_loss", metric: mse(&test, &[TARGET; TEST_ROWS]) })
     }
 }

@@ -165,20 +165,21 @@ impl<E: Env> VecEnv<E> {
 
 /// Runs one episode from each of `starts`, calling `policy` once per time step with the
 /// observations of all environments (environments x [`Env::OBS`]); `policy` returns their outputs
-/// (environments x [`Env::OUTPUTS`]). Returns every episode's return.
-pub fn rollout<E: Env>(env: &E, starts: Vec<E::State>, mut policy: impl FnMut(&[f32]) -> Result<Vec<f32>>) -> Result<Vec<f32>> {
+/// (environments x [`Env::OUTPUTS`]), awaiting a backend's read-back. Returns every episode's
+/// return.
+pub async fn rollout<E: Env>(env: &E, starts: Vec<E::State>, mut policy: impl AsyncFnMut(&[f32]) -> Result<Vec<f32>>) -> Result<Vec<f32>> {
     let mut batch = VecEnv::new(env.clone(), starts);
     while !batch.done() {
-        let outputs = policy(batch.observations())?;
+        let outputs = policy(batch.observations()).await?;
         batch.step(&outputs)?;
     }
     Ok(batch.returns())
 }
 
 /// Returns of the mean model from `starts`, all episodes batched as rows of one forward per step.
-pub fn mean_returns<E: Env, B: Backend>(env: &E, es: &mut Eggroll<B>, starts: Vec<E::State>) -> Result<Vec<f32>> {
+pub async fn mean_returns<E: Env, B: Backend>(env: &E, es: &mut Eggroll<B>, starts: Vec<E::State>) -> Result<Vec<f32>> {
     let rows = starts.len();
-    rollout(env, starts, |obs| es.forward_mean(obs, rows))
+    rollout(env, starts, async |obs: &[f32]| es.forward_mean_async(obs, rows).await).await
 }
 
 /// Mean of `values` (f64 accumulation).
@@ -237,19 +238,19 @@ impl<E: Env> Task for Control<E> {
 
     /// Episode return of every member, pairs sharing their start state; one population forward
     /// (every member its own observation row) per time step.
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
         let n = es.config().population;
         let pair_starts = self.train_starts(es.epoch(), n / 2);
         let starts = (0..n).map(|i| pair_starts[i / 2]).collect();
-        rollout(&self.env, starts, |obs| es.population_forward(obs, InputLayout::PerMember, 1))
+        rollout(&self.env, starts, async |obs: &[f32]| es.population_forward_async(obs, InputLayout::PerMember, 1).await).await
     }
 
     /// `train_loss`: minus the mean return of the mean model from the last epoch's start states;
     /// `return`: its mean return over the [`EVAL_EPISODES`] held-out start states.
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
         let pairs = es.config().population / 2;
-        let train = mean_returns(&self.env, es, self.train_starts(es.epoch().saturating_sub(1), pairs))?;
-        let held_out = mean_returns(&self.env, es, self.eval_starts.clone())?;
+        let train = mean_returns(&self.env, es, self.train_starts(es.epoch().saturating_sub(1), pairs)).await?;
+        let held_out = mean_returns(&self.env, es, self.eval_starts.clone()).await?;
         Ok(Evaluation { train_loss: -mean(&train), metric_name: "return", metric: mean(&held_out) })
     }
 }

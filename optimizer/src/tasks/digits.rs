@@ -280,17 +280,17 @@ impl Task for Digits {
         }
     }
 
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
         let batch = self.batch(es.epoch());
-        let logits = es.population_forward(&batch.features, InputLayout::Shared, batch.len())?;
+        let logits = es.population_forward_async(&batch.features, InputLayout::Shared, batch.len()).await?;
         Ok(logits.chunks_exact(batch.len() * CLASSES).map(|member| -cross_entropy(member, &batch.labels) as f32).collect())
     }
 
     /// Cross-entropy of the mean model over the 1437 training images (train loss) and its
     /// accuracy on the 360 test images (metric `"accuracy"`).
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
-        let train = es.forward_mean(&self.train.features, self.train.len())?;
-        let test = es.forward_mean(&self.test.features, self.test.len())?;
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+        let train = es.forward_mean_async(&self.train.features, self.train.len()).await?;
+        let test = es.forward_mean_async(&self.test.features, self.test.len()).await?;
         Ok(Evaluation {
             train_loss: cross_entropy(&train, &self.train.labels) as f32,
             metric_name: "accuracy",

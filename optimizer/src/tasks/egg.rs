@@ -103,21 +103,20 @@ impl Egg {
         (x.iter().map(|&b| u32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
     }
 
-    /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods.
-    #[cfg(feature = "native")]
-    pub fn population_scores<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
+    /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods, the
+    /// read-back awaited.
+    pub async fn population_scores_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
         let t = self.model.window;
         let (x, y) = self.train_windows(es.config(), es.epoch());
         self.data.member_windows(es.config(), (&x, &y), &mut self.tokens, &mut self.targets);
-        let ll = es.population_log_likelihood(&self.tokens, InputLayout::PerMember, t, &self.targets)?;
+        let ll = es.population_log_likelihood_async(&self.tokens, InputLayout::PerMember, t, &self.targets).await?;
         self.seen = Some((x, y));
         Ok(ll.chunks_exact(t).map(|w| w.iter().map(|&v| i64::from(v)).sum()).collect())
     }
 
     /// One epoch: the scores, then the trainer's step.
-    #[cfg(feature = "native")]
-    pub fn train_epoch<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<StepStats> {
-        let scores = self.population_scores(es)?;
+    pub async fn train_epoch_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<StepStats> {
+        let scores = self.population_scores_async(es).await?;
         let mut stats = es.tell(&scores)?;
         // Scores are sums over a window in 2^-16 bits: report them as bits per byte (negated
         // log-likelihood is the loss; the fitness stays "higher is better").
@@ -129,19 +128,37 @@ impl Egg {
         Ok(stats)
     }
 
-    /// Bits per byte of the mean model on the windows last seen and on the test windows.
-    #[cfg(feature = "native")]
-    pub fn evaluate<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
+    /// Bits per byte of the mean model on the windows last seen and on the test windows, the
+    /// read-backs awaited.
+    pub async fn evaluate_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
         let (x, y) = match &self.seen {
             Some(seen) => seen.clone(),
             None => self.train_windows(es.config(), es.epoch()),
         };
-        let train = es.mean_log_likelihood(&x, y.len(), &y)?;
-        let test = es.mean_log_likelihood(&self.test_tokens, self.test_targets.len(), &self.test_targets)?;
+        let train = es.mean_log_likelihood_async(&x, y.len(), &y).await?;
+        let test = es.mean_log_likelihood_async(&self.test_tokens, self.test_targets.len(), &self.test_targets).await?;
         if train.is_empty() || test.is_empty() {
             return Err(EggrollError::Data("no windows to evaluate".into()));
         }
         Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: "test_bits_per_byte", metric: bits_per_byte(&test) })
+    }
+
+    /// Blocking [`Egg::population_scores_async`] for native callers.
+    #[cfg(feature = "native")]
+    pub fn population_scores<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
+        pollster::block_on(self.population_scores_async(es))
+    }
+
+    /// Blocking [`Egg::train_epoch_async`] for native callers.
+    #[cfg(feature = "native")]
+    pub fn train_epoch<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<StepStats> {
+        pollster::block_on(self.train_epoch_async(es))
+    }
+
+    /// Blocking [`Egg::evaluate_async`] for native callers.
+    #[cfg(feature = "native")]
+    pub fn evaluate<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
+        pollster::block_on(self.evaluate_async(es))
     }
 
     /// Bytes the population evaluates per epoch.

@@ -28,6 +28,7 @@ use eggroll_backend::Backend;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 
 /// What a task reports about the mean model.
@@ -51,10 +52,22 @@ pub trait Task {
     fn model(&self) -> Self::Model;
     /// The hyperparameters the task is tuned for.
     fn default_config(&self) -> EsConfig;
-    /// Raw fitness (len N, higher is better) of every member at the trainer's current epoch.
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Vec<f32>>;
-    /// Train loss of the mean model on the data just seen, and the held-out metric.
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Evaluation>;
+    /// Raw fitness (len N, higher is better) of every member at the trainer's current epoch, the
+    /// backend's read-backs awaited (a browser cannot block on them).
+    fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> impl Future<Output = Result<Vec<f32>>>;
+    /// Train loss of the mean model on the data just seen, and the held-out metric, the read-backs
+    /// awaited.
+    fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> impl Future<Output = Result<Evaluation>>;
+    /// Blocking [`Task::population_fitness_async`] for native callers.
+    #[cfg(feature = "native")]
+    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Vec<f32>> {
+        pollster::block_on(self.population_fitness_async(es))
+    }
+    /// Blocking [`Task::evaluate_async`] for native callers.
+    #[cfg(feature = "native")]
+    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Evaluation> {
+        pollster::block_on(self.evaluate_async(es))
+    }
     /// Tokens (bytes) the whole population evaluates in an epoch of `config`, for a sequence
     /// model's tokens-per-second figure; `None` (the default) for other tasks.
     fn tokens_per_epoch(&self, _config: &EsConfig) -> Option<usize> {
@@ -72,10 +85,16 @@ pub trait Task {
     }
 }
 
-/// One epoch: [`Task::population_fitness`], then [`Eggroll::tell`].
-pub fn train_epoch<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B, T::Model>) -> Result<StepStats> {
-    let fitness = task.population_fitness(es)?;
+/// One epoch: [`Task::population_fitness_async`], then [`Eggroll::tell`].
+pub async fn train_epoch_async<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B, T::Model>) -> Result<StepStats> {
+    let fitness = task.population_fitness_async(es).await?;
     es.tell(&fitness)
+}
+
+/// Blocking [`train_epoch_async`] for native callers.
+#[cfg(feature = "native")]
+pub fn train_epoch<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B, T::Model>) -> Result<StepStats> {
+    pollster::block_on(train_epoch_async(task, es))
 }
 
 /// The tasks by name.
@@ -196,11 +215,11 @@ impl Task for AnyTask {
     fn default_config(&self) -> EsConfig {
         dispatch!(self, t => t.default_config())
     }
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
-        dispatch!(self, t => t.population_fitness(es))
+    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+        dispatch!(self, t => t.population_fitness_async(es).await)
     }
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
-        dispatch!(self, t => t.evaluate(es))
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+        dispatch!(self, t => t.evaluate_async(es).await)
     }
 }
 

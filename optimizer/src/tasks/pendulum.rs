@@ -195,10 +195,10 @@ mod tests {
             assert!((-PI..PI).contains(&s.theta) && (-1.0..1.0).contains(&s.theta_dot));
         }
         let mut calls = 0;
-        let returns = rollout(&PendulumEnv, task.eval_starts().to_vec(), |obs| {
+        let returns = pollster::block_on(rollout(&PendulumEnv, task.eval_starts().to_vec(), async |obs: &[f32]| {
             calls += 1;
             Ok(vec![0.0; obs.len() / 3])
-        })
+        }))
         .unwrap();
         assert_eq!(calls, MAX_STEPS);
         assert_eq!(returns.len(), EVAL_EPISODES);

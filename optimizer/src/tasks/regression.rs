@@ -88,21 +88,21 @@ impl Task for Regression {
         }
     }
 
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
         let group = es.config().group_len();
         let points = self.batch(es.epoch(), es.config().population / group);
         let x: Vec<f32> = points.iter().flat_map(|&x| std::iter::repeat_n(x, group)).collect();
-        let y = es.population_forward(&x, InputLayout::PerMember, 1)?;
+        let y = es.population_forward_async(&x, InputLayout::PerMember, 1).await?;
         Ok(y.iter().zip(&x).map(|(&pred, &x)| -(pred - target(x)).powi(2)).collect())
     }
 
     /// Train loss on the points of the last epoch trained; test MSE over the 1024 test points.
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
         let group = es.config().group_len();
         let points = self.batch(es.epoch().saturating_sub(1), es.config().population / group);
         let targets: Vec<f32> = points.iter().map(|&x| target(x)).collect();
-        let train_loss = mse(&es.forward_mean(&points, points.len())?, &targets);
-        let test = es.forward_mean(&self.test_x, TEST_POINTS)?;
+        let train_loss = mse(&es.forward_mean_async(&points, points.len()).await?, &targets);
+        let test = es.forward_mean_async(&self.test_x, TEST_POINTS).await?;
         Ok(Evaluation { train_loss, metric_name: "test_loss", metric: mse(&test, &self.test_y) })
     }
 }

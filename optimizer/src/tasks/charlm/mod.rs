@@ -146,11 +146,11 @@ impl Task for CharLm {
         }
     }
 
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Vec<f32>> {
+    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Vec<f32>> {
         let t = self.model.window;
         let (x, y) = self.train_windows(es.config(), es.epoch());
         self.data.member_windows(es.config(), (&x, &y), &mut self.inputs, &mut self.targets);
-        let ll = es.population_log_likelihood(&self.inputs, InputLayout::PerMember, t, &self.targets)?;
+        let ll = es.population_log_likelihood_async(&self.inputs, InputLayout::PerMember, t, &self.targets).await?;
         self.seen = Some((x, y));
         let fitness: Vec<f32> = ll.chunks_exact(t).map(|w| (w.iter().map(|&v| f64::from(v)).sum::<f64>() / t as f64) as f32).collect();
         if let Some(bad) = fitness.iter().position(|f| !f.is_finite()) {
@@ -161,13 +161,13 @@ impl Task for CharLm {
 
     /// Bits per byte of the mean model on the windows last seen (train loss) and on the test
     /// windows (`test_bits_per_byte`).
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Evaluation> {
         let (x, y) = match &self.seen {
             Some(seen) => seen.clone(),
             None => self.train_windows(es.config(), es.epoch()),
         };
-        let train = es.mean_log_likelihood(&x, y.len(), &y)?;
-        let test = es.mean_log_likelihood(&self.test_inputs, self.test_targets.len(), &self.test_targets)?;
+        let train = es.mean_log_likelihood_async(&x, y.len(), &y).await?;
+        let test = es.mean_log_likelihood_async(&self.test_inputs, self.test_targets.len(), &self.test_targets).await?;
         Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: "test_bits_per_byte", metric: bits_per_byte(&test) })
     }
 
