@@ -9,6 +9,7 @@
 //! step taken (the terminating step included), at most 500 steps, start state `U(-0.05, 0.05)⁴`.
 
 use super::control::{Control, Env, Transition};
+use super::TaskKind;
 use crate::config::{EsConfig, OptimizerKind};
 use crate::model::Mlp;
 use rand::RngExt;
@@ -88,7 +89,7 @@ impl CartPoleEnv {
 
 impl Env for CartPoleEnv {
     type State = CartPoleState;
-    const NAME: &'static str = "cartpole";
+    const KIND: TaskKind = TaskKind::CartPole;
     const OBS: usize = 4;
     const OUTPUTS: usize = 2;
     const HORIZON: usize = MAX_STEPS;

@@ -1,6 +1,6 @@
 //! A smoke-test task: output 2 whatever the input.
 
-use super::{mse, rng_for, Evaluation, Task};
+use super::{mse, rng_for, Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::Result;
 use crate::es::Eggroll;
@@ -75,6 +75,6 @@ impl Task for Constant {
         let x = inputs(es.config().seed, 3, es.epoch().saturating_sub(1), ROWS_PER_EPOCH);
         let train_loss = mse(&es.forward_mean_async(&x, ROWS_PER_EPOCH).await?, &[TARGET; ROWS_PER_EPOCH]);
         let test = es.forward_mean_async(&self.test_x, TEST_ROWS).await?;
-        Ok(Evaluation { train_loss, metric_name: "test_loss", metric: mse(&test, &[TARGET; TEST_ROWS]) })
+        Ok(Evaluation { train_loss, metric_name: TaskKind::Constant.metric_name(), metric: mse(&test, &[TARGET; TEST_ROWS]) })
     }
 }

@@ -19,7 +19,7 @@
 //!   seed). `train_loss` is the *negative* mean return of the mean model from the `N / 2` start
 //!   states of the last epoch trained, so that lower is better as for the other tasks.
 
-use super::{rng_for, Evaluation, Task};
+use super::{rng_for, Evaluation, Task, TaskKind};
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
@@ -45,8 +45,8 @@ pub struct Transition {
 pub trait Env: Clone + std::fmt::Debug {
     /// The physical state.
     type State: Copy + std::fmt::Debug + PartialEq;
-    /// Task name, as [`super::TaskKind`] parses it.
-    const NAME: &'static str;
+    /// The task it is.
+    const KIND: TaskKind;
     /// Observation features (model inputs).
     const OBS: usize;
     /// Model outputs the action is decoded from.
@@ -137,7 +137,7 @@ impl<E: Env> VecEnv<E> {
         if outputs.len() != self.len() * E::OUTPUTS {
             return Err(EggrollError::Data(format!(
                 "{}: got {} model outputs for {} environments x {} outputs",
-                E::NAME,
+                E::KIND.name(),
                 outputs.len(),
                 self.len(),
                 E::OUTPUTS
@@ -225,7 +225,7 @@ impl<E: Env> Task for Control<E> {
     type Model = Mlp;
 
     fn name(&self) -> &'static str {
-        E::NAME
+        E::KIND.name()
     }
 
     fn model(&self) -> Mlp {
@@ -251,6 +251,6 @@ impl<E: Env> Task for Control<E> {
         let pairs = es.config().population / 2;
         let train = mean_returns(&self.env, es, self.train_starts(es.epoch().saturating_sub(1), pairs)).await?;
         let held_out = mean_returns(&self.env, es, self.eval_starts.clone()).await?;
-        Ok(Evaluation { train_loss: -mean(&train), metric_name: "return", metric: mean(&held_out) })
+        Ok(Evaluation { train_loss: -mean(&train), metric_name: E::KIND.metric_name(), metric: mean(&held_out) })
     }
 }

@@ -4,7 +4,7 @@
 //! `optimizer/data/LICENSE-digits.md`) is embedded in the binary and decompressed when the task is
 //! built, so the task needs no file at run time.
 
-use super::{rng_for, Evaluation, Task};
+use super::{rng_for, Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule};
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
@@ -293,7 +293,7 @@ impl Task for Digits {
         let test = es.forward_mean_async(&self.test.features, self.test.len()).await?;
         Ok(Evaluation {
             train_loss: cross_entropy(&train, &self.train.labels) as f32,
-            metric_name: "accuracy",
+            metric_name: TaskKind::Digits.metric_name(),
             metric: accuracy(&test, &self.test.labels),
         })
     }

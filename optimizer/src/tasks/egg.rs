@@ -6,7 +6,7 @@
 //! window; the held-out metric is the mean model's bits per byte on the fixed test windows.
 
 use super::charlm::{CharLmOptions, Corpus, LmData};
-use super::Evaluation;
+use super::{Evaluation, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::es::StepStats;
@@ -140,7 +140,7 @@ impl Egg {
         if train.is_empty() || test.is_empty() {
             return Err(EggrollError::Data("no windows to evaluate".into()));
         }
-        Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: "test_bits_per_byte", metric: bits_per_byte(&test) })
+        Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: TaskKind::Egg.metric_name(), metric: bits_per_byte(&test) })
     }
 
     /// Blocking [`Egg::population_scores_async`] for native callers.

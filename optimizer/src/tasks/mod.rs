@@ -143,6 +143,16 @@ impl TaskKind {
         }
     }
 
+    /// The name of the held-out metric its [`Evaluation`] reports.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            TaskKind::Regression | TaskKind::Constant => "test_loss",
+            TaskKind::Digits => "accuracy",
+            TaskKind::CartPole | TaskKind::Pendulum => "return",
+            TaskKind::CharLm | TaskKind::Egg => "test_bits_per_byte",
+        }
+    }
+
     /// The [`Mlp`] task with its data drawn from `seed` (digits: an error if its embedded data
     /// fails validation); `charlm` and `egg` are refused, as [`CharLm::new`] and [`Egg::new`] build them.
     pub fn build(self, seed: u64) -> Result<AnyTask> {

@@ -9,6 +9,7 @@
 //! `θ = 0` is upright.
 
 use super::control::{Control, Env, Transition};
+use super::TaskKind;
 use crate::config::{EsConfig, OptimizerKind};
 use crate::model::Mlp;
 use rand::RngExt;
@@ -72,7 +73,7 @@ impl PendulumEnv {
 
 impl Env for PendulumEnv {
     type State = PendulumState;
-    const NAME: &'static str = "pendulum";
+    const KIND: TaskKind = TaskKind::Pendulum;
     const OBS: usize = 3;
     const OUTPUTS: usize = 1;
     const HORIZON: usize = MAX_STEPS;

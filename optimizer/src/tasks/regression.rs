@@ -1,6 +1,6 @@
 //! The authors' worked example: fit `y = x² + x + 1` on `x ~ U[-10, 10]`.
 
-use super::{mse, rng_for, Evaluation, Task};
+use super::{mse, rng_for, Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule, Shaping};
 use crate::error::Result;
 use crate::es::Eggroll;
@@ -103,6 +103,6 @@ impl Task for Regression {
         let targets: Vec<f32> = points.iter().map(|&x| target(x)).collect();
         let train_loss = mse(&es.forward_mean_async(&points, points.len()).await?, &targets);
         let test = es.forward_mean_async(&self.test_x, TEST_POINTS).await?;
-        Ok(Evaluation { train_loss, metric_name: "test_loss", metric: mse(&test, &self.test_y) })
+        Ok(Evaluation { train_loss, metric_name: TaskKind::Regression.metric_name(), metric: mse(&test, &self.test_y) })
     }
 }

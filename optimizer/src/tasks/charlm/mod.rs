@@ -20,7 +20,7 @@ pub use corpus::{Baselines, Corpus, TEST_WINDOWS, VOCAB};
 pub use data::LmData;
 pub use model::{CharLmModel, MLP_RATIO};
 
-use super::{Evaluation, Task};
+use super::{Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
@@ -168,7 +168,7 @@ impl Task for CharLm {
         };
         let train = es.mean_log_likelihood_async(&x, y.len(), &y).await?;
         let test = es.mean_log_likelihood_async(&self.test_inputs, self.test_targets.len(), &self.test_targets).await?;
-        Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: "test_bits_per_byte", metric: bits_per_byte(&test) })
+        Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: TaskKind::CharLm.metric_name(), metric: bits_per_byte(&test) })
     }
 
     fn tokens_per_epoch(&self, config: &EsConfig) -> Option<usize> {
