@@ -151,6 +151,9 @@ pub(crate) struct Context {
     pub features: wgpu::Features,
     /// Bound where a kernel's WGSL declares a buffer the call does not use.
     pub dummy: wgpu::Buffer,
+    /// A second unused buffer, for a call that leaves two writable bindings unused: WebGPU
+    /// (Dawn) refuses one buffer bound to two writable bindings of a dispatch, even unused ones.
+    pub dummy_other: wgpu::Buffer,
     /// The first device error no error scope caught (validation, out of memory).
     errors: Arc<Mutex<Option<String>>>,
     created: Counters,
@@ -180,6 +183,7 @@ impl Context {
         }));
         let created = Counters::default();
         let dummy = new_buffer(&device, &created, "unused binding", 16, wgpu::BufferUsages::STORAGE);
+        let dummy_other = new_buffer(&device, &created, "second unused binding", 16, wgpu::BufferUsages::STORAGE);
         let ctx = Self {
             limits: device.limits(),
             features: device.features(),
@@ -187,6 +191,7 @@ impl Context {
             queue,
             info,
             dummy,
+            dummy_other,
             errors,
             created,
             pipelines: Mutex::default(),

@@ -155,11 +155,11 @@ impl IntBackend for WgpuBackend {
 
     fn int_matmul_unchecked(&self, x: &GpuI8, w: &GpuI8, shape: IntMatrix, rows: usize, y: &mut GpuI8) -> Result<()> {
         let params = self.int_noise_params(shape, rows, 1, true, None)?;
-        let dummy = &self.ctx.dummy;
+        let (factors, proj) = (&self.ctx.dummy, &self.ctx.dummy_other);
         self.ctx.run(&[Dispatch {
             kernel: self.int_kernel(IntKernel::Matmul),
             params: UniformBlock::of(&params),
-            storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, dummy), (4, dummy), (5, y.buffer())]),
+            storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, factors), (4, proj), (5, y.buffer())]),
             groups: self.int_matmul_grid(shape.m, rows)?,
         }])
     }
