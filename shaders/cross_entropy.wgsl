@@ -16,8 +16,9 @@ struct LogSoftmaxParams {
 // Invocations per workgroup, all reducing one row.
 const ROW_WG: u32 = 64u;
 
-// The lowest finite f32: the neutral element of the max (WGSL has no infinity literal).
-const LOWEST: f32 = -3.40282347e38;
+// The lowest finite f32: the neutral element of the max (WGSL has no infinity literal). Written
+// exactly: a decimal literal rounded up beyond the f32 range is a shader-creation error in Tint.
+const LOWEST: f32 = -0x1.fffffep+127f;
 
 @group(0) @binding(0) var<uniform> p: LogSoftmaxParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;

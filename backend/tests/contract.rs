@@ -1,4 +1,5 @@
-//! The kernel contract of every backend (`<name>::cpu`, `<name>::wgpu` on each test adapter):
+//! The kernel contract of every backend (`<name>::cpu`, `<name>::wgpu` on each test adapter;
+//! compiled to wasm32, in the browser on its WebGPU adapter and on the CPU reference there):
 //! each kernel against straightforward f64 formulas of the definitions in `docs/conventions.md`,
 //! the noise factors against the RNG's draws, buffers round trips, and bad arguments refused with
 //! the right [`Error`] variant.
@@ -14,6 +15,9 @@ use proptest::test_runner::{Config, TestRunner};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 use std::fmt::Debug;
+
+#[cfg(target_arch = "wasm32")]
+eggroll_backend::testing::wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 test_device!(
     eggroll_and_naive_forwards_match_definitions,
@@ -32,19 +36,35 @@ test_device!(
 );
 
 /// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
-/// 4) on wgpu adapters, which are software rasterisers in CI; fails with the smallest failing
-/// value proptest finds.
-fn check<B: Backend, S: Strategy>(backend: &B, cases: u32, strategy: S, test: impl Fn(S::Value))
+/// 4) on wgpu adapters, which are software rasterisers in CI.
+///
+/// Natively proptest runs it, blocking on each case, and fails with the smallest failing value
+/// it finds. In the browser (no OS entropy, no blocking) the values come from a fixed seed and
+/// each is awaited in turn, logged to the console before it runs: the test runner prints a
+/// failing test's console output, so the failing value is shown.
+async fn check<B: Backend, S: Strategy>(backend: &B, cases: u32, strategy: S, test: impl AsyncFn(S::Value))
 where
     S::Value: Debug,
 {
     let cases = if backend.describe().backend == "cpu" { cases } else { (cases / 2).max(4) };
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-    if let Err(e) = runner.run(&strategy, |value| {
-        test(value);
+    let config = Config { cases, failure_persistence: None, ..Config::default() };
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Err(e) = TestRunner::new(config).run(&strategy, |value| {
+        pollster::block_on(test(value));
         Ok(())
     }) {
         panic!("{e}");
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::{RngAlgorithm, TestRng};
+        let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+        for case in 1..=cases {
+            let value = strategy.new_tree(&mut runner).unwrap_or_else(|e| panic!("drawing case {case}: {e}")).current();
+            eggroll_backend::testing::wasm_bindgen_test::console_log!("case {case} of {cases}: {value:?}");
+            test(value).await;
+        }
     }
 }
 
@@ -62,8 +82,8 @@ fn up<B: Backend>(backend: &B, data: &[f32]) -> B::Buffer {
     backend.upload(data).expect("upload")
 }
 
-fn read<B: Backend>(backend: &B, buffer: &B::Buffer) -> Vec<f32> {
-    backend.read_blocking(buffer).expect("readback")
+async fn read<B: Backend>(backend: &B, buffer: &B::Buffer) -> Vec<f32> {
+    backend.read(buffer).await.expect("readback")
 }
 
 fn sign(member: usize) -> f64 {
@@ -128,8 +148,8 @@ fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize, usize, usize,
         .prop_map(|(m, n, rank, pairs, rows, shared, seed)| (m, n, rank.min(m.min(n)), 2 * pairs, rows, shared, seed))
 }
 
-fn eggroll_and_naive_forwards_match_definitions<B: Backend>(backend: B) {
-    check(&backend, 24, shape_strategy(), |(m, n, rank, population, rows, shared, seed)| {
+async fn eggroll_and_naive_forwards_match_definitions<B: Backend>(backend: B) {
+    check(&backend, 24, shape_strategy(), async |(m, n, rank, population, rows, shared, seed)| {
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
         let batch = Batch { population, rows, input };
         let noise = LowRankNoise { stream: NoiseStream::new(seed, 7, 3), shape: LowRank { m, n, rank, sigma: 0.7 } };
@@ -137,33 +157,35 @@ fn eggroll_and_naive_forwards_match_definitions<B: Backend>(backend: B) {
         let (xb, wb) = (up(&backend, &x), up(&backend, &w));
         let mut y = backend.zeros(batch.output_len(m)).unwrap();
         backend.perturbed_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
-        assert_close(&read(&backend, &y), &reference_forward(&x, &w, noise, batch), tol(n), tol(n), "eggroll forward");
+        assert_close(&read(&backend, &y).await, &reference_forward(&x, &w, noise, batch), tol(n), tol(n), "eggroll forward");
         backend.naive_perturbed_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
-        assert_close(&read(&backend, &y), &reference_naive(&x, &w, noise, batch), tol(n), tol(n), "naive ES");
-    });
+        assert_close(&read(&backend, &y).await, &reference_naive(&x, &w, noise, batch), tol(n), tol(n), "naive ES");
+    })
+    .await;
 }
 
-fn matmul_matches_definition<B: Backend>(backend: B) {
-    check(&backend, 24, (1usize..70, 1usize..70, 1usize..20, any::<u64>()), |(m, n, rows, seed)| {
+async fn matmul_matches_definition<B: Backend>(backend: B) {
+    check(&backend, 24, (1usize..70, 1usize..70, 1usize..20, any::<u64>()), async |(m, n, rows, seed)| {
         let (x, w) = (random(rows * n, seed), random(m * n, seed ^ 5));
         let mut y = backend.zeros(rows * m).unwrap();
         backend.matmul(&up(&backend, &x), &up(&backend, &w), m, n, rows, &mut y).unwrap();
         let want: Vec<f64> =
             (0..rows * m).map(|idx| (0..n).map(|l| f64::from(x[(idx / m) * n + l]) * f64::from(w[(idx % m) * n + l])).sum()).collect();
-        assert_close(&read(&backend, &y), &want, tol(n), tol(n), "matmul");
-    });
+        assert_close(&read(&backend, &y).await, &want, tol(n), tol(n), "matmul");
+    })
+    .await;
 }
 
 /// `a[i] = s_i A_{i/2}` and `b[i] = B_{i/2}`: the members of a pair share their noise with
 /// opposite signs, and the values are the stream's draws where the layout puts them.
-fn noise_factors_match_the_stream<B: Backend>(backend: B) {
+async fn noise_factors_match_the_stream<B: Backend>(backend: B) {
     let strategy = (1usize..30, 1usize..30, 1usize..7, 1usize..4, any::<u64>()).prop_map(|(m, n, r, p, s)| (m, n, r.min(m.min(n)), p, s));
-    check(&backend, 16, strategy, |(m, n, rank, pairs, seed)| {
+    check(&backend, 16, strategy, async |(m, n, rank, pairs, seed)| {
         let noise = LowRankNoise { stream: NoiseStream::new(seed, 3, 5), shape: LowRank { m, n, rank, sigma: 0.7 } };
         let population = 2 * pairs;
         let (mut a, mut b) = (backend.zeros(population * m * rank).unwrap(), backend.zeros(population * n * rank).unwrap());
         backend.noise_factors(noise, population, &mut a, &mut b).unwrap();
-        let (a, b) = (read(&backend, &a), read(&backend, &b));
+        let (a, b) = (read(&backend, &a).await, read(&backend, &b).await);
         let (ma, nb) = (m * rank, n * rank);
         for k in 0..pairs {
             let (even, odd) = (&a[2 * k * ma..(2 * k + 1) * ma], &a[(2 * k + 1) * ma..(2 * k + 2) * ma]);
@@ -176,12 +198,13 @@ fn noise_factors_match_the_stream<B: Backend>(backend: B) {
         if pairs > 1 && ma > 1 {
             assert_ne!(&a[..ma], &a[2 * ma..3 * ma], "different pairs draw different noise");
         }
-    });
+    })
+    .await;
 }
 
 /// `G = (σ/√r)/√N Σ_i f_i s_i A_{i/2} B_{i/2}ᵀ`, overwriting G.
-fn lowrank_update_matches_definition<B: Backend>(backend: B) {
-    check(&backend, 24, shape_strategy(), |(m, n, rank, population, _rows, _shared, seed)| {
+async fn lowrank_update_matches_definition<B: Backend>(backend: B) {
+    check(&backend, 24, shape_strategy(), async |(m, n, rank, population, _rows, _shared, seed)| {
         let noise = LowRankNoise { stream: NoiseStream::new(seed, 1, 0), shape: LowRank { m, n, rank, sigma: 0.3 } };
         let fitness = random(population, seed ^ 3);
         // Start from garbage: the update overwrites.
@@ -199,14 +222,15 @@ fn lowrank_update_matches_definition<B: Backend>(backend: B) {
             }
         }
         let inner = population * rank;
-        assert_close(&read(&backend, &g), &want, tol(inner), tol(inner), "low-rank update");
-    });
+        assert_close(&read(&backend, &g).await, &want, tol(inner), tol(inner), "low-rank update");
+    })
+    .await;
 }
 
 /// `y[i, row, :] += bias + s_i σ ε_{i/2}` and `g = σ/√N Σ_i f_i s_i ε_{i/2}`.
-fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
+async fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
     let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>());
-    check(&backend, 24, strategy, |(len, pairs, rows, shared, seed)| {
+    check(&backend, 24, strategy, async |(len, pairs, rows, shared, seed)| {
         let population = 2 * pairs;
         let stream = NoiseStream::new(seed, 4, 2);
         let sigma = 0.5;
@@ -222,7 +246,7 @@ fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
                 f64::from(y0[idx]) + f64::from(bias[j]) + sign(i) * f64::from(sigma) * eps(i, j)
             })
             .collect();
-        assert_close(&read(&backend, &y), &want_y, 1e-5, 1e-5, "perturbed bias");
+        assert_close(&read(&backend, &y).await, &want_y, 1e-5, 1e-5, "perturbed bias");
 
         let fitness = random(population, seed ^ 9);
         let mut g = up(&backend, &random(len, seed ^ 3));
@@ -230,16 +254,17 @@ fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
         let coef = f64::from(sigma) / (population as f64).sqrt();
         let want_g: Vec<f64> =
             (0..len).map(|j| (0..population).map(|i| coef * f64::from(fitness[i]) * sign(i) * eps(i, j)).sum()).collect();
-        assert_close(&read(&backend, &g), &want_g, tol(population), tol(population), "vector update");
-    });
+        assert_close(&read(&backend, &g).await, &want_g, tol(population), tol(population), "vector update");
+    })
+    .await;
 }
 
 /// `y[i, row, j] *= 1 + gain[j] + s_i σ ε_{i/2}[j]` against the f64 definition and against the
 /// noise `perturbed_bias` adds for the same stream (on zeros it gives `s_i σ ε_{i/2}` itself), σ = 0
 /// (a frozen gain) against the plain `gain`, and `gain`'s `y[.., j] *= 1 + gain[j]`.
-fn gains_match_definitions<B: Backend>(backend: B) {
+async fn gains_match_definitions<B: Backend>(backend: B) {
     let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>());
-    check(&backend, 24, strategy, |(len, pairs, rows, shared, seed)| {
+    check(&backend, 24, strategy, async |(len, pairs, rows, shared, seed)| {
         let population = 2 * pairs;
         let stream = NoiseStream::new(seed, 6, 1);
         let sigma = 0.5;
@@ -249,7 +274,7 @@ fn gains_match_definitions<B: Backend>(backend: B) {
         let gain_b = up(&backend, &gain);
         let mut y = up(&backend, &y0);
         backend.perturbed_gain(&mut y, &gain_b, stream, sigma, batch).unwrap();
-        let got = read(&backend, &y);
+        let got = read(&backend, &y).await;
         let eps = |i: usize, j: usize| f64::from(stream.normal((i / 2) as u32, j as u32));
         let want: Vec<f64> = (0..y0.len())
             .map(|idx| {
@@ -261,7 +286,7 @@ fn gains_match_definitions<B: Backend>(backend: B) {
 
         let mut noise = backend.zeros(y0.len()).unwrap();
         backend.perturbed_bias(&mut noise, &backend.zeros(len).unwrap(), stream, sigma, batch).unwrap();
-        let noise = read(&backend, &noise);
+        let noise = read(&backend, &noise).await;
         let want: Vec<f64> =
             (0..y0.len()).map(|idx| f64::from(y0[idx]) * (1.0 + f64::from(gain[idx % len]) + f64::from(noise[idx]))).collect();
         assert_close(&got, &want, 1e-5, 1e-5, "perturbed gain, with perturbed_bias's noise");
@@ -270,23 +295,24 @@ fn gains_match_definitions<B: Backend>(backend: B) {
         backend.perturbed_gain(&mut frozen, &gain_b, stream, 0.0, batch).unwrap();
         let mut plain = up(&backend, &y0);
         backend.gain(&mut plain, &gain_b).unwrap();
-        let plain = read(&backend, &plain);
+        let plain = read(&backend, &plain).await;
         let want: Vec<f64> = y0.iter().enumerate().map(|(idx, v)| f64::from(*v) * (1.0 + f64::from(gain[idx % len]))).collect();
         assert_close(&plain, &want, 1e-6, 1e-6, "gain");
-        assert_close(&read(&backend, &frozen), &want, 1e-6, 1e-6, "perturbed gain with sigma 0");
-    });
+        assert_close(&read(&backend, &frozen).await, &want, 1e-6, 1e-6, "perturbed gain with sigma 0");
+    })
+    .await;
 }
 
 /// `add_bias`, the activations (up to ±40: the saturated ends of silu and tanh) and `layer_norm`
 /// without affine part.
-fn elementwise_kernels_match_definitions<B: Backend>(backend: B) {
-    check(&backend, 16, (1usize..20, 1usize..70, any::<u64>()), |(rows, cols, seed)| {
+async fn elementwise_kernels_match_definitions<B: Backend>(backend: B) {
+    check(&backend, 16, (1usize..20, 1usize..70, any::<u64>()), async |(rows, cols, seed)| {
         let x: Vec<f32> = random(rows * cols, seed).iter().map(|v| v * 40.0).collect();
         let bias = random(cols, seed ^ 1);
         let mut xb = up(&backend, &x);
         backend.add_bias(&mut xb, &up(&backend, &bias)).unwrap();
         let want: Vec<f64> = x.iter().enumerate().map(|(i, v)| f64::from(*v) + f64::from(bias[i % cols])).collect();
-        assert_close(&read(&backend, &xb), &want, 1e-5, 1e-5, "add_bias");
+        assert_close(&read(&backend, &xb).await, &want, 1e-5, 1e-5, "add_bias");
         for act in [Activation::Relu, Activation::Silu, Activation::Tanh] {
             let f = |v: f64| match act {
                 Activation::Relu => v.max(0.0),
@@ -296,7 +322,7 @@ fn elementwise_kernels_match_definitions<B: Backend>(backend: B) {
             let mut a = up(&backend, &x);
             backend.activation(&mut a, act).unwrap();
             let want: Vec<f64> = x.iter().map(|v| f(f64::from(*v))).collect();
-            assert_close(&read(&backend, &a), &want, 1e-5, 1e-5, &format!("{act:?}"));
+            assert_close(&read(&backend, &a).await, &want, 1e-5, 1e-5, &format!("{act:?}"));
         }
         let eps = 1e-5;
         let mut l = up(&backend, &x);
@@ -310,26 +336,27 @@ fn elementwise_kernels_match_definitions<B: Backend>(backend: B) {
                 row.into_iter().map(move |v| (v - mean) / (var + f64::from(eps)).sqrt())
             })
             .collect();
-        assert_close(&read(&backend, &l), &want, tol(cols), tol(cols), "layer_norm");
-    });
+        assert_close(&read(&backend, &l).await, &want, tol(cols), tol(cols), "layer_norm");
+    })
+    .await;
 }
 
 /// SGD ascends `w += lr g`; Adam/AdamW descend on the loss gradient `-g` with bias-corrected
 /// moments and decoupled weight decay.
-fn optimiser_steps_match_their_formulas<B: Backend>(backend: B) {
+async fn optimiser_steps_match_their_formulas<B: Backend>(backend: B) {
     // One step by hand: Adam's step 1 on the loss gradient -2 has m̂ = -2, v̂ = 4, update -1.
     let mut w = up(&backend, &[1.0, -2.0]);
     backend.sgd_step(&mut w, &up(&backend, &[0.5, 0.25]), 2.0).unwrap();
-    assert_eq!(read(&backend, &w), [2.0, -1.5]);
+    assert_eq!(read(&backend, &w).await, [2.0, -1.5]);
     let (mut w, mut m, mut v) = (up(&backend, &[1.0]), backend.zeros(1).unwrap(), backend.zeros(1).unwrap());
     let p = AdamParams { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, step: 1 };
     backend.adam_step(&mut w, &up(&backend, &[2.0]), &mut m, &mut v, p).unwrap();
-    assert_close(&read(&backend, &w), &[1.0 - 0.1 * (-2.0 / (2.0 + 1e-8) + 0.01)], 1e-6, 0.0, "adam param");
-    assert_close(&read(&backend, &m), &[-0.2], 1e-7, 0.0, "adam m");
-    assert_close(&read(&backend, &v), &[0.004], 1e-7, 0.0, "adam v");
+    assert_close(&read(&backend, &w).await, &[1.0 - 0.1 * (-2.0 / (2.0 + 1e-8) + 0.01)], 1e-6, 0.0, "adam param");
+    assert_close(&read(&backend, &m).await, &[-0.2], 1e-7, 0.0, "adam m");
+    assert_close(&read(&backend, &v).await, &[0.004], 1e-7, 0.0, "adam v");
 
     // Three steps on random values against the formulas in f64.
-    check(&backend, 16, (1usize..600, prop_oneof![Just(0.0f32), Just(0.01)], any::<u64>()), |(len, weight_decay, seed)| {
+    check(&backend, 16, (1usize..600, prop_oneof![Just(0.0f32), Just(0.01)], any::<u64>()), async |(len, weight_decay, seed)| {
         let (p0, grad) = (random(len, seed), random(len, seed ^ 1));
         let (mut w, g) = (up(&backend, &p0), up(&backend, &grad));
         let (mut m, mut v) = (backend.zeros(len).unwrap(), backend.zeros(len).unwrap());
@@ -346,32 +373,33 @@ fn optimiser_steps_match_their_formulas<B: Backend>(backend: B) {
                 w64[j] -= lr * (m_hat / (v_hat.sqrt() + f64::from(p.eps)) + wd * w64[j]);
             }
         }
-        assert_close(&read(&backend, &w), &w64, 1e-5, 1e-4, "adam param");
-        assert_close(&read(&backend, &m), &m64, 1e-6, 1e-5, "adam m");
-        assert_close(&read(&backend, &v), &v64, 1e-7, 1e-5, "adam v");
+        assert_close(&read(&backend, &w).await, &w64, 1e-5, 1e-4, "adam param");
+        assert_close(&read(&backend, &m).await, &m64, 1e-6, 1e-5, "adam m");
+        assert_close(&read(&backend, &v).await, &v64, 1e-7, 1e-5, "adam v");
         let mut s = up(&backend, &p0);
         backend.sgd_step(&mut s, &g, 0.05).unwrap();
         let want: Vec<f64> = p0.iter().zip(&grad).map(|(p, g)| f64::from(*p) + 0.05 * f64::from(*g)).collect();
-        assert_close(&read(&backend, &s), &want, 1e-6, 1e-6, "sgd step");
-    });
+        assert_close(&read(&backend, &s).await, &want, 1e-6, 1e-6, "sgd step");
+    })
+    .await;
 }
 
 /// Upload, zeros, write, copy and read give back exactly what went in.
-fn buffers_round_trip<B: Backend>(backend: B) {
+async fn buffers_round_trip<B: Backend>(backend: B) {
     let data = random(1001, 4);
     let a = up(&backend, &data);
     assert_eq!(backend.len(&a), 1001);
-    assert_eq!(read(&backend, &a), data);
+    assert_eq!(read(&backend, &a).await, data);
     let mut b = backend.zeros(1001).unwrap();
-    assert!(read(&backend, &b).iter().all(|v| *v == 0.0));
+    assert!(read(&backend, &b).await.iter().all(|v| *v == 0.0));
     backend.copy(&a, &mut b).unwrap();
-    assert_eq!(read(&backend, &b), data);
+    assert_eq!(read(&backend, &b).await, data);
     let other = random(1001, 5);
     backend.write(&mut b, &other).unwrap();
-    assert_eq!(read(&backend, &b), other);
-    assert_eq!(read(&backend, &a), data, "the copy's source is untouched");
-    assert!(read(&backend, &up(&backend, &[])).is_empty());
-    backend.synchronize_blocking().unwrap();
+    assert_eq!(read(&backend, &b).await, other);
+    assert_eq!(read(&backend, &a).await, data, "the copy's source is untouched");
+    assert!(read(&backend, &up(&backend, &[])).await.is_empty());
+    backend.synchronize().await.unwrap();
 }
 
 /// Asserts that `call` is refused with an error matching `pattern`.
@@ -385,7 +413,7 @@ macro_rules! assert_refused {
 /// Every bad argument is refused with the right [`Error`] variant. Each call has exactly one
 /// fault (the buffers match the shape the call implies unless their length is the fault), so
 /// that the variant does not depend on the order of the checks.
-fn bad_arguments_are_refused<B: Backend>(backend: B) {
+async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     let b = &backend;
     let (m, n, rank) = (4, 3, 2);
     let shape = LowRank { m, n, rank, sigma: 1.0 };
@@ -572,16 +600,16 @@ fn bad_arguments_are_refused<B: Backend>(backend: B) {
 
     // The backend still works after refusing all that.
     b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
-    assert_eq!(read(b, &y).len(), ok.output_len(m));
+    assert_eq!(read(b, &y).await.len(), ok.output_len(m));
 }
 
 /// The minGRU recurrence over `[sequence][time][width]`: `z = sigmoid(gate)`,
 /// `h_t = (1 - z) h_{t-1} + z candidate_t`, from `h0` or from zeros, every `h_t` written; and a
 /// scan split in two along time, the second half started from the first's last state, gives
 /// the whole scan's states.
-fn mingru_scan_matches_definition<B: Backend>(backend: B) {
+async fn mingru_scan_matches_definition<B: Backend>(backend: B) {
     let strategy = (1usize..9, 1usize..40, 1usize..50, any::<bool>(), any::<u64>());
-    check(&backend, 24, strategy, |(sequences, time, width, with_h0, seed)| {
+    check(&backend, 24, strategy, async |(sequences, time, width, with_h0, seed)| {
         let shape = Recurrence { sequences, time, width };
         let len = shape.output_len();
         // Gates up to ±12: z from nearly 0 (the state carried over) to nearly 1 (replaced).
@@ -605,7 +633,7 @@ fn mingru_scan_matches_definition<B: Backend>(backend: B) {
                 }
             }
         }
-        let got = read(&backend, &h);
+        let got = read(&backend, &h).await;
         assert_close(&got, &want, 1e-5, 1e-5, &format!("minGRU scan of {shape:?}, h0 {with_h0}"));
 
         if time >= 2 {
@@ -623,10 +651,16 @@ fn mingru_scan_matches_definition<B: Backend>(backend: B) {
             let mut h2 = backend.zeros(second.output_len()).unwrap();
             let (g2, c2) = (up(&backend, &part(cut, time, &gate)), up(&backend, &part(cut, time, &candidate)));
             backend.mingru_scan(&g2, &c2, Some(&mid), second, &mut h2).unwrap();
-            assert_eq!(read(&backend, &h1), part(0, cut, &got), "the first {cut} steps of {shape:?} alone");
-            assert_eq!(read(&backend, &h2), part(cut, time, &got), "the steps from {cut} of {shape:?}, from the state at {}", cut - 1);
+            assert_eq!(read(&backend, &h1).await, part(0, cut, &got), "the first {cut} steps of {shape:?} alone");
+            assert_eq!(
+                read(&backend, &h2).await,
+                part(cut, time, &got),
+                "the steps from {cut} of {shape:?}, from the state at {}",
+                cut - 1
+            );
         }
-    });
+    })
+    .await;
 }
 
 /// `log_softmax(l)[t] = l_t - max - ln Σ_j exp(l_j - max)` of one row, in f64.
@@ -639,7 +673,7 @@ fn reference_log_softmax_at(row: &[f32], t: u32) -> f64 {
 
 /// `log_softmax_at` of `rows x classes` logits drawn from ±`scale` and random targets against
 /// the f64 definition, over a garbage-filled output.
-fn check_log_softmax_at<B: Backend>(backend: &B, rows: usize, classes: usize, scale: f32, seed: u64) {
+async fn check_log_softmax_at<B: Backend>(backend: &B, rows: usize, classes: usize, scale: f32, seed: u64) {
     let logits: Vec<f32> = random(rows * classes, seed).iter().map(|v| v * scale).collect();
     let mut rng = Pcg64::seed_from_u64(seed ^ 7);
     let targets: Vec<u32> = (0..rows).map(|_| rng.random_range(0..classes as u32)).collect();
@@ -647,33 +681,38 @@ fn check_log_softmax_at<B: Backend>(backend: &B, rows: usize, classes: usize, sc
     backend.log_softmax_at(&up(backend, &logits), &targets, classes, &mut out).unwrap();
     let want: Vec<f64> = logits.chunks(classes).zip(&targets).map(|(row, &t)| reference_log_softmax_at(row, t)).collect();
     let what = format!("log_softmax_at, {rows} rows of {classes} classes within ±{scale}");
-    assert_close(&read(backend, &out), &want, tol(classes), 1e-5, &what);
+    assert_close(&read(backend, &out).await, &want, tol(classes), 1e-5, &what);
 }
 
 /// The log-likelihood of each row's target: one class (always 0), classes beyond a workgroup,
 /// logits of ±100 where a naive `exp` overflows f32, then random shapes.
-fn log_softmax_at_matches_definition<B: Backend>(backend: B) {
-    check_log_softmax_at(&backend, 5, 1, 1.0, 1);
+async fn log_softmax_at_matches_definition<B: Backend>(backend: B) {
+    check_log_softmax_at(&backend, 5, 1, 1.0, 1).await;
     let one = read(&backend, &{
         let mut out = backend.zeros(3).unwrap();
         backend.log_softmax_at(&up(&backend, &[-7.0, 0.0, 90.0]), &[0; 3], 1, &mut out).unwrap();
         out
-    });
+    })
+    .await;
     assert_eq!(one, [0.0; 3], "one class has probability 1");
     for (rows, classes) in [(3, 256), (4, 300), (2, 1000)] {
-        check_log_softmax_at(&backend, rows, classes, 1.0, classes as u64);
-        check_log_softmax_at(&backend, rows, classes, 100.0, classes as u64 + 1);
+        check_log_softmax_at(&backend, rows, classes, 1.0, classes as u64).await;
+        check_log_softmax_at(&backend, rows, classes, 100.0, classes as u64 + 1).await;
     }
     // More rows than a grid dimension holds workgroups (65535 by default): the grid folds.
-    check_log_softmax_at(&backend, 66_000, 2, 1.0, 2);
+    check_log_softmax_at(&backend, 66_000, 2, 1.0, 2).await;
     // Equal logits: every class has probability 1 / classes.
     let mut out = backend.zeros(2).unwrap();
     backend.log_softmax_at(&up(&backend, &[100.0; 2 * 300]), &[0, 299], 300, &mut out).unwrap();
-    assert_close(&read(&backend, &out), &[-(300f64.ln()); 2], 1e-5, 1e-6, "log_softmax_at of equal logits");
+    assert_close(&read(&backend, &out).await, &[-(300f64.ln()); 2], 1e-5, 1e-6, "log_softmax_at of equal logits");
     let classes = prop_oneof![1usize..70, 200usize..1100];
-    check(&backend, 24, (1usize..20, classes, prop_oneof![Just(1.0f32), Just(100.0)], any::<u64>()), |(rows, classes, scale, seed)| {
-        check_log_softmax_at(&backend, rows, classes, scale, seed)
-    });
+    check(
+        &backend,
+        24,
+        (1usize..20, classes, prop_oneof![Just(1.0f32), Just(100.0)], any::<u64>()),
+        async |(rows, classes, scale, seed)| check_log_softmax_at(&backend, rows, classes, scale, seed).await,
+    )
+    .await;
     // No rows: nothing to do.
     backend.log_softmax_at(&up(&backend, &[]), &[], 4, &mut backend.zeros(0).unwrap()).unwrap();
 }
@@ -750,8 +789,8 @@ fn reference_embedding(tokens: &[u32], table: &[f32], noise: LowRankNoise, batch
 
 /// The perturbed lookup against every member's row of its table (shared and per-member tokens,
 /// random shapes), and the plain lookup against the table's rows.
-fn embeddings_match_definitions<B: Backend>(backend: B) {
-    check(&backend, 24, shape_strategy(), |(m, n, rank, population, rows, shared, seed)| {
+async fn embeddings_match_definitions<B: Backend>(backend: B) {
+    check(&backend, 24, shape_strategy(), async |(m, n, rank, population, rows, shared, seed)| {
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
         let batch = Batch { population, rows, input };
         let noise = LowRankNoise { stream: NoiseStream::new(seed, 5, 2), shape: LowRank { m, n, rank, sigma: 0.9 } };
@@ -762,13 +801,14 @@ fn embeddings_match_definitions<B: Backend>(backend: B) {
         let mut y = backend.zeros(batch.output_len(n)).unwrap();
         backend.perturbed_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
         let want = reference_embedding(&tokens, &table, noise, batch);
-        assert_close(&read(&backend, &y), &want, tol(rank), tol(rank), "perturbed embedding");
+        assert_close(&read(&backend, &y).await, &want, tol(rank), tol(rank), "perturbed embedding");
         let mut plain = backend.zeros(tokens.len() * n).unwrap();
         backend.embedding(&tokens, &tb, n, &mut plain).unwrap();
         let want: Vec<f64> =
             tokens.iter().flat_map(|&v| table[v as usize * n..(v as usize + 1) * n].iter().map(|&t| f64::from(t))).collect();
-        assert_eq!(read(&backend, &plain), want.iter().map(|&v| v as f32).collect::<Vec<_>>(), "embedding");
-    });
+        assert_eq!(read(&backend, &plain).await, want.iter().map(|&v| v as f32).collect::<Vec<_>>(), "embedding");
+    })
+    .await;
     // No tokens: nothing to do.
     backend.embedding(&[], &up(&backend, &[1.0; 6]), 3, &mut backend.zeros(0).unwrap()).unwrap();
 }

@@ -39,7 +39,7 @@ fn values(params: &ParamValues) -> Vec<Vec<f32>> {
 
 /// Every member of the batched population forward equals the host forward of `W + E_i` that its
 /// [`eggroll::Perturbation`] handle describes (the ask/tell path an app evaluates elsewhere).
-fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
+async fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
     let model = tanh_mlp();
     let mut es = Eggroll::new(backend, model.clone(), small_config()).unwrap();
     let mean_values = es.params().unwrap();
@@ -65,7 +65,7 @@ fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
 }
 
 /// The per-member input layout gives member i its own rows.
-fn per_member_inputs_reach_their_member<B: Backend>(backend: B) {
+async fn per_member_inputs_reach_their_member<B: Backend>(backend: B) {
     let model = Mlp::builder(2).linear(3).relu().linear(1).build().unwrap();
     let cfg = EsConfig { population: 4, ..small_config() };
     let mut es = Eggroll::new(backend, model.clone(), cfg).unwrap();
@@ -80,7 +80,7 @@ fn per_member_inputs_reach_their_member<B: Backend>(backend: B) {
 }
 
 /// ask/tell with the fitness computed on the host from the handles follows the batched path.
-fn ask_tell_on_the_host_follows_the_batched_trajectory<B: Backend>(backend: B) {
+async fn ask_tell_on_the_host_follows_the_batched_trajectory<B: Backend>(backend: B) {
     let task = Constant::new(3);
     // SGD: Adam's normalisation would turn rounding-level differences of near-zero gradient
     // components into full steps.
@@ -110,7 +110,7 @@ fn ask_tell_on_the_host_follows_the_batched_trajectory<B: Backend>(backend: B) {
 
 /// Saving the state and restoring it later (over a trainer that has since moved on) continues
 /// bit for bit: parameters, optimiser moments and the epoch (its noise and schedules) come back.
-fn state_round_trip_continues_exactly<B: Backend>(backend: B) {
+async fn state_round_trip_continues_exactly<B: Backend>(backend: B) {
     let mut task = Constant::new(5);
     let defaults = task.default_config();
     let cfg = |optimizer| EsConfig { optimizer, epochs: 12, seed: 5, lr_schedule: Schedule::Cosine, noise_reuse: 3, ..defaults.clone() };
@@ -140,7 +140,7 @@ fn state_round_trip_continues_exactly<B: Backend>(backend: B) {
 }
 
 /// A frozen parameter never moves; the others do.
-fn frozen_parameters_stay_put<B: Backend>(backend: B) {
+async fn frozen_parameters_stay_put<B: Backend>(backend: B) {
     let mut task = Constant::new(1);
     let mut es = Eggroll::new(backend, task.model(), task.default_config()).unwrap();
     let frozen = es.specs()[0].name.clone();
@@ -158,7 +158,7 @@ fn frozen_parameters_stay_put<B: Backend>(backend: B) {
 
 /// NaN/Inf fitness, a wrong number of fitness values and inputs of the wrong width are refused
 /// with errors that name them, before anything reaches the device.
-fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
+async fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
     let mut es = Eggroll::new(backend, tanh_mlp(), small_config()).unwrap();
     let before = es.state().unwrap();
     let mut fitness = vec![0.5; 16];
@@ -176,15 +176,15 @@ fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
 }
 
 /// The `_async` methods (what a browser app awaits) return what the blocking ones do.
-fn async_api_matches_the_blocking_one<B: Backend>(backend: B) {
+async fn async_api_matches_the_blocking_one<B: Backend>(backend: B) {
     let mut es = Eggroll::new(backend, tanh_mlp(), EsConfig { optimizer: OptimizerKind::Adam, ..small_config() }).unwrap();
     let x: Vec<f32> = (0..2 * 5).map(|i| (i as f32 - 4.0) / 3.0).collect();
     for _ in 0..2 {
         let y = es.population_forward(&x, InputLayout::Shared, 2).unwrap();
-        assert_eq!(pollster::block_on(es.population_forward_async(&x, InputLayout::Shared, 2)).unwrap(), y);
-        assert_eq!(pollster::block_on(es.forward_mean_async(&x, 2)).unwrap(), es.forward_mean(&x, 2).unwrap());
+        assert_eq!(es.population_forward_async(&x, InputLayout::Shared, 2).await.unwrap(), y);
+        assert_eq!(es.forward_mean_async(&x, 2).await.unwrap(), es.forward_mean(&x, 2).unwrap());
         let state = es.state().unwrap();
-        assert_eq!(pollster::block_on(es.state_async()).unwrap(), state);
+        assert_eq!(es.state_async().await.unwrap(), state);
         assert_eq!(state.tensors.len(), 3 * es.specs().len(), "parameters and both Adam moments");
         es.tell(&y.chunks(2 * 3).map(|member| -member.iter().map(|v| v * v).sum::<f32>()).collect::<Vec<_>>()).unwrap();
     }
@@ -239,7 +239,7 @@ fn residual_on_host(p: &ParamValues, x: &[f32]) -> Vec<f32> {
 /// An app's own model trains through the same batched population forward as the built-in MLP:
 /// every member's output equals the host forward of the parameters its ask handle describes, with
 /// the input shared or per member, and the mean model equals the host forward of the mean.
-fn an_apps_own_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+async fn an_apps_own_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
     let mut es = Eggroll::new(backend, Residual, EsConfig { population: 6, ..small_config() }).unwrap();
     es.tell(&[1.0, -1.0, 0.5, 2.0, 0.0, -0.5]).unwrap();
     let mean = es.params().unwrap();
@@ -324,7 +324,7 @@ fn recurrent_on_host(p: &ParamValues, xs: &[f32]) -> Vec<f32> {
 /// outputs equal the host recurrence of the parameters its ask handle describes, each sequence
 /// starting from a zero state, with the input shared or per member; a row count that is not
 /// whole sequences is refused.
-fn a_recurrent_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+async fn a_recurrent_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
     let mut es = Eggroll::new(backend, Recurrent, EsConfig { population: 4, ..small_config() }).unwrap();
     es.tell(&[0.5, -1.0, 1.5, 0.0]).unwrap();
     let mean = es.params().unwrap();
@@ -393,7 +393,7 @@ fn embed_on_host(p: &ParamValues, token: f32) -> Vec<f32> {
 /// host forward of the table and weights its ask handle describes (the rows of its own perturbed
 /// table), with the tokens shared or per member, the mean model those of the mean parameters;
 /// a token id outside the vocabulary, negative or not an integer is refused naming its row.
-fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+async fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
     let mut es = Eggroll::new(backend, Embed, EsConfig { population: 6, ..small_config() }).unwrap();
     es.tell(&[1.0, -0.5, 0.0, 2.0, -1.0, 0.5]).unwrap();
     let mean = es.params().unwrap();
@@ -498,7 +498,7 @@ fn with_tensor(mut state: eggroll::TrainerState, name: &str, values: &[f32]) -> 
 /// parameters its ask handle describes (its gain and bias each with their own full-rank noise),
 /// with the input shared or per member, and the mean model those of the mean parameters; after
 /// a training step the same holds, and a frozen gain gets no noise.
-fn an_affine_layer_norm_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
+async fn an_affine_layer_norm_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
     let mut es = Eggroll::new(backend, AffineNorm, EsConfig { population: 6, ..small_config() }).unwrap();
     let state = with_tensor(es.state().unwrap(), "norm.gain", &[0.5, -0.8, 1.2, -0.3, 0.9]);
     es.restore(&with_tensor(state, "norm.bias", &[-0.4, 0.7, 0.1, -1.1, 0.6])).unwrap();
@@ -568,7 +568,7 @@ impl eggroll::Model for NormOnInput {
 /// refused with an error naming the layer's parameters, while per-member input and the mean
 /// model (whose input is its own) run and match the host; a gain that is missing, a matrix or of
 /// the wrong length is refused naming it.
-fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Backend>(backend: B) {
+async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Backend>(backend: B) {
     let mut es = Eggroll::new(backend, NormOnInput { gain: "norm.gain" }, EsConfig { population: 4, ..small_config() }).unwrap();
     es.restore(&with_tensor(es.state().unwrap(), "norm.gain", &[0.3, -0.6, 1.5])).unwrap();
     let x = [0.5, -1.0, 2.0, 1.5, 0.25, -0.75];

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The wasm32 tests in headless Chromium on its WebGPU adapter (SwiftShader on a machine without a
+# GPU), with their own set-up on a fresh Debian machine (scripts/browser_env.sh installs Chromium,
+# chromedriver, the wasm32 target and the matching wasm-bindgen-test-runner when missing):
+#   - the backend's kernel contract (backend/tests/contract.rs): every kernel on the browser's
+#     WebGPU adapter and on the CPU backend compiled to wasm32, against the f64 definitions;
+#   - the trainer's cpu-vs-wgpu trajectory (tests/tests/across_backends.rs).
+# The wgpu tests fail (never skip) when the browser or its WebGPU adapter is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+source scripts/browser_env.sh
+export CARGO_TERM_COLOR=never
+
+echo "== the backend's kernel contract in headless Chromium (WebGPU and the wasm32 CPU backend)"
+cargo test -p eggroll-backend --target wasm32-unknown-unknown --test contract
+
+# The trainer's trajectory tests, cpu against wgpu, in the browser.
+echo "== the trainer's cpu-vs-wgpu trajectory in headless Chromium"
+cargo test -p eggroll-tests --target wasm32-unknown-unknown --test across_backends
