@@ -156,6 +156,9 @@ pub(crate) struct Context {
     pub dummy_other: wgpu::Buffer,
     /// The first device error no error scope caught (validation, out of memory).
     errors: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, once it is: every later call fails with it (a browser loses a
+    /// device on a driver reset, a tab in the background too long, or `destroy`).
+    lost: Arc<Mutex<Option<String>>>,
     created: Counters,
     pipelines: Mutex<Pipelines>,
     /// Uniform buffers by kernel and position in a submission; held while a submission is
@@ -181,6 +184,12 @@ impl Context {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| e.to_string());
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = lost_sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("the GPU device was lost ({reason:?}): {message}"));
+        });
         let created = Counters::default();
         let dummy = new_buffer(&device, &created, "unused binding", 16, wgpu::BufferUsages::STORAGE);
         let dummy_other = new_buffer(&device, &created, "second unused binding", 16, wgpu::BufferUsages::STORAGE);
@@ -193,6 +202,7 @@ impl Context {
             dummy,
             dummy_other,
             errors,
+            lost,
             created,
             pipelines: Mutex::default(),
             uniforms: Mutex::default(),
@@ -204,8 +214,12 @@ impl Context {
         Ok(ctx)
     }
 
-    /// Returns (and clears) the first device error reported since the last check.
+    /// Returns (and clears) the first device error reported since the last check; once the
+    /// device is lost, that it is lost, at every check.
     pub(crate) fn check_errors(&self) -> Result<()> {
+        if let Some(why) = lock(&self.lost).as_ref() {
+            return Err(Error::Device(why.clone()));
+        }
         match lock(&self.errors).take() {
             Some(e) => Err(Error::Device(e)),
             None => Ok(()),
@@ -414,7 +428,12 @@ impl Context {
             let _ = tx.send(r);
         });
         self.poll()?;
-        rx.await.map_err(|_| Error::Readback("the map callback was dropped".into()))?.map_err(|e| Error::Readback(e.to_string()))?;
+        let mapped = rx.await.map_err(|_| Error::Readback("the map callback was dropped".into()))?;
+        if let Err(e) = mapped {
+            // A lost device fails every mapping: say so rather than only that the map failed.
+            self.check_errors()?;
+            return Err(Error::Readback(e.to_string()));
+        }
         let bytes = staging.get_mapped_range(..).map_err(|e| Error::Readback(e.to_string()))?.to_vec();
         staging.unmap();
         self.check_errors()?;

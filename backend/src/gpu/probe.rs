@@ -9,6 +9,11 @@ use crate::rng::NoiseStream;
 use crate::Result;
 
 impl WgpuBackend {
+    /// Destroys the device, as a browser may at any time: every later call reports the loss.
+    pub fn destroy_device(&self) {
+        self.ctx.device.destroy();
+    }
+
     /// Philox4x32-10 of each counter under `key`, computed by `shaders/philox.wgsl`.
     pub async fn philox_words(&self, counters: &[[u32; 4]], key: [u32; 2]) -> Result<Vec<[u32; 4]>> {
         if counters.is_empty() {
