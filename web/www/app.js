@@ -347,7 +347,7 @@ function draw() {
   ]);
   panel(ctx, bottom, epochs, [{ points: run.fitness, color: colors.fitness, label: "mean fitness", side: "left" }]);
   ctx.fillStyle = colors.text;
-  ctx.fillText("epoch", bottom.x + bottom.w + 8, bottom.y + bottom.h + 14);
+  ctx.fillText("epoch", bottom.x + bottom.w + 16, bottom.y + bottom.h + 14);
 }
 
 /** One panel: an epoch axis shared by its series, each series with its own value axis. */
@@ -362,8 +362,8 @@ function panel(ctx, rect, epochs, series) {
   ctx.strokeRect(rect.x, rect.y, rect.w, rect.h);
   ctx.fillStyle = colors.axis;
   ctx.textAlign = "center";
-  for (let i = 0; i <= 4; i++) {
-    const epoch = Math.round((epochs * i) / 4);
+  const step = niceStep(epochs / 5);
+  for (let epoch = 0; epoch <= epochs; epoch += step) {
     ctx.fillText(String(epoch), rect.x + (rect.w * epoch) / epochs, rect.y + rect.h + 14);
   }
   let legendX = rect.x;
@@ -398,6 +398,15 @@ function panel(ctx, rect, epochs, series) {
     }
   }
   ctx.textAlign = "left";
+}
+
+/** The smallest of 1, 2, 5, 10, 20, 50... that is at least `x`. */
+function niceStep(x) {
+  let step = 1;
+  for (let decade = 1; step < x; decade *= 10) {
+    step = [1, 2, 5].map((m) => m * decade).find((s) => s >= x) || 10 * decade;
+  }
+  return step;
 }
 
 /** Maps values to [0, 1]: linear, or logarithmic when they are positive and span two decades. */
