@@ -4,6 +4,7 @@
 # chromedriver, the wasm32 target and the matching wasm-bindgen-test-runner when missing):
 #   - the backend's kernel contract (backend/tests/contract.rs): every kernel on the browser's
 #     WebGPU adapter and on the CPU backend compiled to wasm32, against the f64 definitions;
+#   - a lost device reported by every later call (backend/tests/device_lost.rs);
 #   - the trainer's cpu-vs-wgpu trajectory (tests/tests/across_backends.rs).
 # The wgpu tests fail (never skip) when the browser or its WebGPU adapter is missing.
 set -euo pipefail
@@ -14,6 +15,9 @@ export CARGO_TERM_COLOR=never
 
 echo "== the backend's kernel contract in headless Chromium (WebGPU and the wasm32 CPU backend)"
 cargo test -p eggroll-backend --target wasm32-unknown-unknown --test contract
+
+echo "== a lost WebGPU device in headless Chromium"
+cargo test -p eggroll-backend --target wasm32-unknown-unknown --test device_lost
 
 # The trainer's trajectory tests, cpu against wgpu, in the browser.
 echo "== the trainer's cpu-vs-wgpu trajectory in headless Chromium"

@@ -206,6 +206,9 @@ impl Context {
             created,
             pipelines: Mutex::default(),
             uniforms: Mutex::default(),
+            // On wasm32 wgpu's handles are neither Send nor Sync (a page has one thread); the Arc
+            // is for the native backends, where they are.
+            #[allow(clippy::arc_with_non_send_sync)]
             bind_groups: Arc::new(Mutex::new(BindGroupCache::new(MAX_BIND_GROUPS))),
             scratch: Mutex::new(BufferPool::new(MAX_POOLED, scratch_pool_bytes)),
             staging: Mutex::new(BufferPool::new(MAX_POOLED, STAGING_BYTES)),
