@@ -2,9 +2,14 @@
 # The whole test suite, with its own set-up on a fresh Debian machine:
 #   1. installs Mesa's software Vulkan/GL drivers when missing (the GPU-path tests need an adapter:
 #      lavapipe on Vulkan and llvmpipe on GL, both "llvmpipe" software rasterisers);
-#   2. adds the wasm32 target when missing (the backend must build for the browser);
+#   2. installs what the browser tests need when missing (scripts/browser_env.sh: Debian's
+#      chromium and chromium-driver, the wasm32 target, wasm-bindgen-cli at the version of the
+#      wasm-bindgen crate) and builds the web page (scripts/web.sh build), which the end-to-end
+#      test cli/tests/web_page.rs drives in headless Chromium;
 #   3. runs every test of the workspace once, each wgpu test on both adapters, then checks the
-#      backend for wasm32 and builds the criterion benches.
+#      library for wasm32, runs the doc tests, and runs the wasm32 tests in headless Chromium on
+#      its WebGPU adapter (scripts/test_browser.sh: the kernel contract, a lost device, the
+#      trainer's cpu-vs-wgpu trajectories).
 # EGGROLL_TEST_WGPU_BACKEND is the comma list of the wgpu adapters the tests run on (see
 # eggroll_backend::testing): every wgpu test, `test_device!`'s included, runs on each listed
 # adapter in turn, and fails (never skips) when one is missing. EGGROLL_TEST_EXPECT_F16 lists the
@@ -24,17 +29,16 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
 fi
-if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
-  echo "== adding the wasm32-unknown-unknown target"
-  rustup target add wasm32-unknown-unknown
-fi
-
 # Mesa complains when XDG_RUNTIME_DIR is unset; give it a private one.
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR="$(mktemp -d)"
   chmod 700 "$XDG_RUNTIME_DIR"
 fi
 export CARGO_TERM_COLOR=never
+
+echo "== the browser tools (installed when missing) and the web page"
+source scripts/browser_env.sh
+bash scripts/web.sh build
 
 echo "== workspace tests (wgpu tests on Vulkan/lavapipe and GL/llvmpipe; lavapipe has shader-f16, so"
 echo "   the f16 kernels must run there; GL has not, so f16 uploads must be refused there)"
@@ -53,3 +57,5 @@ cargo check -p eggroll --no-default-features --lib --target wasm32-unknown-unkno
 
 echo "== doc tests"
 cargo test --workspace --doc
+
+bash scripts/test_browser.sh

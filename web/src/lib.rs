@@ -20,6 +20,7 @@
 //! with an `Error` naming the problem; a failed step (a lost device, a browser limit) rejects
 //! with its message and leaves the trainer refusing further steps, so a new run starts afresh.
 
+mod adapter;
 mod clock;
 pub mod options;
 pub mod run;
@@ -90,6 +91,9 @@ impl WebTrainer {
     /// resolves to its record, a JSON object `{"epoch", "mean_fitness", "lr", "sigma", "ms"}` with
     /// `"train_loss"` and `"metric"` on evaluated epochs. A failure rejects with its message and
     /// ends the run.
+    // The run stays borrowed for the whole step, across its awaits, on purpose: a second call
+    // meanwhile finds it taken and is refused (`busy`) instead of interleaving with it.
+    #[allow(clippy::await_holding_refcell_ref)]
     pub fn step(&self) -> js_sys::Promise {
         let run = self.run.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -109,6 +113,7 @@ impl WebTrainer {
     /// adapter, device_type, epochs, population, rank, seed, resumed_from, final_train_loss,
     /// final_<metric>, ms_per_epoch`, and a language model's baselines and `tokens_per_second`),
     /// the mean model evaluated at the current epoch.
+    #[allow(clippy::await_holding_refcell_ref)]
     pub fn result(&self) -> js_sys::Promise {
         let run = self.run.clone();
         wasm_bindgen_futures::future_to_promise(async move {

@@ -6,7 +6,7 @@ use crate::options::{RunOptions, WebBackend};
 use eggroll::report::{json_number, Summary};
 use eggroll::tasks::CharLm;
 use eggroll::{train_epoch_async, AnyTask, CpuBackend, Eggroll, EggrollError, EsConfig, Evaluation, Result, Task, TaskKind};
-use eggroll::{WgpuBackend, WgpuOptions};
+use eggroll::{AdapterDescription, WgpuBackend, WgpuOptions};
 use eggroll_backend::Backend;
 use serde_json::{json, Value};
 
@@ -18,6 +18,8 @@ pub const EVAL_EVERY: u32 = 10;
 pub struct Trainer<B: Backend, T: Task> {
     task: T,
     es: Eggroll<B, T::Model>,
+    /// The adapter, named as the browser names it where wgpu has no name for it.
+    adapter: AdapterDescription,
     /// Training time of the epochs stepped so far (evaluations excluded).
     total_ms: f64,
     /// Epochs stepped.
@@ -27,9 +29,10 @@ pub struct Trainer<B: Backend, T: Task> {
 }
 
 impl<B: Backend, T: Task> Trainer<B, T> {
-    fn new(backend: B, task: T, config: EsConfig) -> Result<Self> {
+    async fn new(backend: B, task: T, config: EsConfig) -> Result<Self> {
+        let adapter = crate::adapter::named(backend.describe()).await;
         let es = Eggroll::new(backend, task.model(), config)?;
-        Ok(Self { task, es, total_ms: 0.0, stepped: 0, last_eval: None })
+        Ok(Self { task, es, adapter, total_ms: 0.0, stepped: 0, last_eval: None })
     }
 
     fn epoch(&self) -> u32 {
@@ -81,7 +84,7 @@ impl<B: Backend, T: Task> Trainer<B, T> {
         let tokens = self.task.tokens_per_epoch(&config);
         Ok(Summary {
             task: self.task.name(),
-            adapter: self.es.backend().describe(),
+            adapter: self.adapter.clone(),
             config,
             eval,
             ms_per_epoch,
@@ -156,10 +159,10 @@ impl Run {
         };
         let config = options.config(PageTask::build(options.task, 0)?.default_config())?;
         Ok(match (PageTask::build(options.task, config.seed)?, backend) {
-            (PageTask::Mlp(task), Some(gpu)) => Run::GpuMlp(Trainer::new(gpu, task, config)?),
-            (PageTask::Mlp(task), None) => Run::CpuMlp(Trainer::new(CpuBackend::new(), task, config)?),
-            (PageTask::Lm(task), Some(gpu)) => Run::GpuLm(Trainer::new(gpu, task, config)?),
-            (PageTask::Lm(task), None) => Run::CpuLm(Trainer::new(CpuBackend::new(), task, config)?),
+            (PageTask::Mlp(task), Some(gpu)) => Run::GpuMlp(Trainer::new(gpu, task, config).await?),
+            (PageTask::Mlp(task), None) => Run::CpuMlp(Trainer::new(CpuBackend::new(), task, config).await?),
+            (PageTask::Lm(task), Some(gpu)) => Run::GpuLm(Trainer::new(gpu, task, config).await?),
+            (PageTask::Lm(task), None) => Run::CpuLm(Trainer::new(CpuBackend::new(), task, config).await?),
         })
     }
 
@@ -186,7 +189,7 @@ impl Run {
 
     /// The task, backend, adapter and configuration of the run `options` started, for the page.
     pub fn info(&self, options: &RunOptions) -> Value {
-        let (adapter, config) = each!(self, t => (t.es.backend().describe(), t.es.config().clone()));
+        let (adapter, config) = each!(self, t => (t.adapter.clone(), t.es.config().clone()));
         json!({
             "task": options.task.name(), "backend": options.backend.name(),
             "adapter": {
@@ -217,7 +220,7 @@ mod tests {
             let epoch = i as u32 + 1;
             assert_eq!(r["epoch"], json!(epoch));
             assert!(r["mean_fitness"].is_f64() && r["ms"].as_f64().unwrap() >= 0.0, "{r}");
-            let evaluated = epoch % EVAL_EVERY == 0 || epoch == 12;
+            let evaluated = epoch.is_multiple_of(EVAL_EVERY) || epoch == 12;
             assert_eq!(r.get("train_loss").is_some() && r.get("metric").is_some(), evaluated, "{r}");
         }
         let e = pollster::block_on(run.step()).unwrap_err().to_string();

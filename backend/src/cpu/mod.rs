@@ -89,7 +89,10 @@ impl Backend for CpuBackend {
 
     fn describe(&self) -> AdapterDescription {
         AdapterDescription {
-            name: format!("CPU ({} threads)", rayon::current_num_threads()),
+            name: match rayon::current_num_threads() {
+                1 => "CPU (1 thread)".to_string(),
+                threads => format!("CPU ({threads} threads)"),
+            },
             vendor: 0,
             backend: "cpu".into(),
             driver: format!("matrixmultiply sgemm on rayon, {}, {} draws", std::env::consts::ARCH, FillPath::fastest().name()),
