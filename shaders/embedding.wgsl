@@ -19,7 +19,7 @@ struct EmbeddingParams {
     param_id: u32,
     noise_epoch: u32,
     scale: f32,
-    _pad0: u32,
+    pair_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
@@ -41,7 +41,8 @@ fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     let row = (gid / p.n) % p.rows;
     let member = gid / (p.n * p.rows);
     let v = tokens[select(member * p.rows + row, row, p.shared_input != 0u)];
-    let pair = member / 2u;
+    // The batch's member `member` is of pair `pair_offset + member / 2` in the whole population.
+    let pair = p.pair_offset + member / 2u;
     var acc = 0.0;
     for (var k = 0u; k < p.rank; k++) {
         acc = fma(draw(pair, a_element(p.m, v, k)), draw(pair, b_element(p.m, p.n, p.rank, c, k)), acc);

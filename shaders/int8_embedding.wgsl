@@ -5,7 +5,8 @@
 //   its r terms drawn in place (only the rows looked up are computed).
 
 // Mirrored field for field by `IntNoiseParams` in backend/src/gpu/params.rs; here `m` is the
-// vocabulary and `n` the embedding width.
+// vocabulary and `n` the embedding width; members count from the batch's first, whose pair in
+// the whole population is `pair_offset`.
 struct IntNoiseParams {
     rows: u32,
     m: u32,
@@ -19,6 +20,10 @@ struct IntNoiseParams {
     seed_hi: u32,
     param_id: u32,
     noise_epoch: u32,
+    pair_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: IntNoiseParams;
@@ -46,7 +51,7 @@ fn int_perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
     let c = gid % n4;
     let r = gid / n4;
     let member = r / p.rows;
-    let pair = member / 2u;
+    let pair = p.pair_offset + member / 2u;
     let v = tokens[select(r, r % p.rows, p.shared_input != 0u)];
     var noise = vec4<i32>(0);
     for (var lane = 0u; lane < 4u; lane++) {

@@ -9,7 +9,7 @@
 //   term when rank = 0 (the mean model); each invocation computes RB rows of one output word.
 
 // Mirrored field for field by `IntNoiseParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree).
+// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
 struct IntNoiseParams {
     rows: u32,
     m: u32,
@@ -23,6 +23,10 @@ struct IntNoiseParams {
     seed_hi: u32,
     param_id: u32,
     noise_epoch: u32,
+    pair_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Output rows per invocation of `int_matmul`.
@@ -47,7 +51,8 @@ fn int_noise_factors(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (gid >= (p.count / 2u) * fw) {
         return;
     }
-    factors[gid] = int_noise_word(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, gid / fw, gid % fw);
+    // The batch's pair gid / fw is pair pair_offset + gid / fw of the whole population.
+    factors[gid] = int_noise_word(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, p.pair_offset + gid / fw, gid % fw);
 }
 
 @compute @workgroup_size(256)

@@ -3,7 +3,8 @@
 // packed helpers (unpack_i8, pack_i8, dot4i8, sat8) and the RNG (philox.wgsl) prepended. Members
 // first .. first + count of a chunk:
 // `int_naive_materialise`: W_c = sat8(W + s_i E_k) for member i = first + c (c < count) of pair
-//   k = i / 2, E_k[e] = draw e (e = j n + l) of pair k; one invocation draws one Philox block (16
+//   k = i / 2, E_k[e] = draw e (e = j n + l) of pair pair_offset + k (members and pairs count
+//   from the batch's first, which is of pair pair_offset in the whole population); one invocation draws one Philox block (16
 //   elements, four words) of one pair and writes it to those of the pair's members in the chunk;
 // `int_naive_matmul`: y = sat8((x W_cᵀ) >> out_shift) for the chunk's members, each invocation RB
 //   rows of one member and one output word.
@@ -22,7 +23,7 @@ struct IntNaiveParams {
     seed_hi: u32,
     param_id: u32,
     noise_epoch: u32,
-    _pad0: u32,
+    pair_offset: u32,
 }
 
 // Output rows per invocation of `int_naive_matmul`.
@@ -47,7 +48,7 @@ fn int_naive_materialise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     }
     let pair = first_pair + gid / blocks;
     let block = gid % blocks;
-    let bits = philox4x32_10(vec4<u32>(block, pair, p.param_id, p.noise_epoch), vec2<u32>(p.seed_lo, p.seed_hi));
+    let bits = philox4x32_10(vec4<u32>(block, p.pair_offset + pair, p.param_id, p.noise_epoch), vec2<u32>(p.seed_lo, p.seed_hi));
     for (var k = 0u; k < 4u; k++) {
         // Draw 4 k + lane of the block: (u & 15) - (u >> 4) of byte `lane` of word k.
         let u = (vec4<u32>(bits[k]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xFFu);

@@ -25,7 +25,7 @@ struct LowRankParams {
     param_id: u32,
     noise_epoch: u32,
     scale: f32,
-    _pad0: u32,
+    pair_offset: u32,
 }
 
 const PROJECT_ROWS: u32 = 8u;
@@ -45,8 +45,9 @@ fn pair_rows() -> u32 {
     return select(2u * p.rows, p.rows, p.shared_input != 0u);
 }
 
+// Draw `element` of the batch's pair `pair`: pair `pair_offset + pair` of the whole population.
 fn draw(pair: u32, element: u32) -> f32 {
-    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
+    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, p.pair_offset + pair, element);
 }
 
 @compute @workgroup_size(256)

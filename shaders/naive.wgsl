@@ -1,7 +1,8 @@
 // Naive ES (OpenAI-style): each member's full-rank Gaussian perturbation, materialised.
 // out[c, e] = W[e] + s_i sigma eps_{i/2}[e] for member i = first + c of the chunk (c < count),
 // e < len = m n the row-major element index and eps_t[e] draw e of pair t's stream (philox.wgsl),
-// as the CPU's `NoiseStream::fill_normals` gives it. One invocation draws one Philox block (four
+// as the CPU's `NoiseStream::fill_normals` gives it; members and pairs count from the batch's
+// first, whose pair in the whole population is `pair_offset` (the noise's pair index adds it). One invocation draws one Philox block (four
 // elements) of one pair and writes it to those of the pair's two members inside the chunk.
 // W and out are stored as `elem` (f32, or f16 where the caller's weights are f16, see
 // gpu/shaders.rs); the sum is f32 and rounds once on the store.
@@ -18,9 +19,9 @@ struct MaterialiseParams {
     param_id: u32,
     noise_epoch: u32,
     sigma: f32,
+    pair_offset: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: MaterialiseParams;
@@ -37,7 +38,7 @@ fn materialise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     let pair = first_pair + gid / p.blocks;
     let block = gid % p.blocks;
-    let words = philox4x32_10(vec4<u32>(block, pair, p.param_id, p.noise_epoch), vec2<u32>(p.seed_lo, p.seed_hi));
+    let words = philox4x32_10(vec4<u32>(block, p.pair_offset + pair, p.param_id, p.noise_epoch), vec2<u32>(p.seed_lo, p.seed_hi));
     let low = box_muller(words.x, words.y);
     let high = box_muller(words.z, words.w);
     var z = array<f32, 4>(low.x, low.y, high.x, high.y);

@@ -16,9 +16,9 @@ struct VectorParams {
     param_id: u32,
     noise_epoch: u32,
     coef: f32,
+    pair_offset: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: VectorParams;
@@ -31,7 +31,8 @@ fn draw(pair: u32, element: u32) -> f32 {
     return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
 }
 
-// Member i's perturbed vector at the column of output value gid: v[j] + s_i sigma eps_{i/2}[j].
+// Member i's perturbed vector at the column of output value gid: v[j] + s_i sigma eps_{i/2}[j],
+// i counted from the batch's first member, whose pair in the whole population is pair_offset.
 fn perturbed(gid: u32) -> f32 {
     let j = gid % p.len;
     let i = gid / p.span;
@@ -39,7 +40,7 @@ fn perturbed(gid: u32) -> f32 {
     if ((i & 1u) != 0u) {
         coef = -coef;
     }
-    return vector_param[j] + coef * draw(i / 2u, j);
+    return vector_param[j] + coef * draw(p.pair_offset + i / 2u, j);
 }
 
 @compute @workgroup_size(256)

@@ -49,7 +49,7 @@ fn main() {
         let g = WgpuBackend::new_blocking(&WgpuOptions { autotune, ..Default::default() }).unwrap();
         let (m, n, pop, rows) = (256usize, 256usize, 64usize, 1usize);
         for rank in [1usize, 4] {
-            let batch = Batch { population: pop, rows, input: InputLayout::PerMember };
+            let batch = Batch { population: pop, rows, input: InputLayout::PerMember, first_member: 0 };
             let noise = LowRankNoise { stream: NoiseStream::new(1, 2, 3), shape: LowRank { m, n, rank, sigma: 0.1 } };
             let x = g.upload(&vec![0.5; batch.input_len(n)]).unwrap();
             let w = g.upload(&vec![0.01; m * n]).unwrap();

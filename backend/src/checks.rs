@@ -18,6 +18,25 @@ pub(crate) fn population(population: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks the first member of a batch of `population` members of a larger population: even (a
+/// pair is never split between batches), and the last pair `(first + population) / 2 - 1` a
+/// 32-bit pair index, as the noise streams count pairs.
+pub(crate) fn first_member(first: usize, population: usize) -> Result<()> {
+    if !first.is_multiple_of(2) {
+        return Err(Error::InvalidArgument(format!(
+            "first member {first} is odd: a batch starts at the first member of an antithetic pair (an even index)"
+        )));
+    }
+    let end = first.checked_add(population).map(|end| end as u64 / 2);
+    if end.is_none_or(|pairs| pairs > 1 << 32) {
+        return Err(Error::Limit(format!(
+            "members {first}..{} reach past pair 2^32 - 1, the last pair index of the noise streams",
+            first as u128 + population as u128
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that σ is finite and non-negative.
 pub(crate) fn sigma(sigma: f32) -> Result<()> {
     if !sigma.is_finite() || sigma < 0.0 {

@@ -116,25 +116,39 @@ pub enum InputLayout {
 }
 
 /// A population forward: `population` members in antithetic pairs `(2k, 2k+1)` with signs `+1/-1`,
-/// each with `rows` input rows.
+/// each with `rows` input rows. The members are `first_member .. first_member + population` of a
+/// larger population (0 for the whole of it): member `first_member + i` (the batch's i-th) has
+/// the noise of pair `(first_member + i) / 2` and the sign of its parity, exactly as in the whole
+/// population, so that a slice evaluated on its own gives the same rows as the whole forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batch {
-    /// Number of members N (even).
+    /// Number of members N (even) this batch evaluates.
     pub population: usize,
     /// Input rows per member.
     pub rows: usize,
     /// Layout of the input.
     pub input: InputLayout,
+    /// Index of the batch's first member in the whole population (even, so that pairs are never
+    /// split); the input and output hold only this batch's members.
+    pub first_member: usize,
 }
 
 impl Batch {
-    /// Checks the population is even and non-empty and rows > 0.
+    /// Checks the population is even and non-empty, rows > 0, and the first member even with
+    /// every pair of the batch within the 32-bit pair index of the noise streams.
     pub fn validate(&self) -> Result<()> {
         crate::checks::population(self.population)?;
+        crate::checks::first_member(self.first_member, self.population)?;
         if self.rows == 0 {
             return Err(Error::InvalidArgument("rows per member must be > 0".into()));
         }
         Ok(())
+    }
+
+    /// The pair of the batch's first member in the whole population: the offset of every pair
+    /// index the batch draws noise for.
+    pub fn first_pair(&self) -> usize {
+        self.first_member / 2
     }
 
     /// Number of f32 the input holds for `n` input features.

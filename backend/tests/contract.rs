@@ -33,6 +33,7 @@ test_device!(
     mingru_scan_matches_definition,
     log_softmax_at_matches_definition,
     embeddings_match_definitions,
+    population_slices_match_the_whole_forward,
 );
 
 /// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
@@ -105,14 +106,20 @@ fn factors(noise: LowRankNoise, k: usize) -> (Vec<f64>, Vec<f64>) {
     (a, b)
 }
 
-/// `Y_i = X_i W_iᵀ` in f64 for every member i, `weight(i, j, l)` giving `W_i[j, l]`.
+/// The members of `batch` in the whole population: `first_member ..` (global member indices).
+fn members(batch: Batch) -> std::ops::Range<usize> {
+    batch.first_member..batch.first_member + batch.population
+}
+
+/// `Y_i = X_i W_iᵀ` in f64 for every member i of the batch, `weight(i, j, l)` giving `W_i[j, l]`
+/// with `i` the member's index in the whole population (`x` and `Y` hold the batch's members).
 fn reference_population(x: &[f32], batch: Batch, m: usize, n: usize, weight: impl Fn(usize, usize, usize) -> f64) -> Vec<f64> {
     let mut y = Vec::with_capacity(batch.output_len(m));
-    for i in 0..batch.population {
+    for (local, i) in members(batch).enumerate() {
         for row in 0..batch.rows {
             let base = match batch.input {
                 InputLayout::Shared => row * n,
-                InputLayout::PerMember => (i * batch.rows + row) * n,
+                InputLayout::PerMember => (local * batch.rows + row) * n,
             };
             let xr = &x[base..base + n];
             y.extend((0..m).map(|j| (0..n).map(|l| f64::from(xr[l]) * weight(i, j, l)).sum::<f64>()));
@@ -121,25 +128,40 @@ fn reference_population(x: &[f32], batch: Batch, m: usize, n: usize, weight: imp
     y
 }
 
-/// `Y_i = X_i (W + s_i (σ/√r) A_{i/2} B_{i/2}ᵀ)ᵀ` in f64.
+/// `Y_i = X_i (W + s_i (σ/√r) A_{i/2} B_{i/2}ᵀ)ᵀ` in f64, i the global member.
 fn reference_forward(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
     let LowRank { m, n, rank, .. } = noise.shape;
-    let pairs: Vec<_> = (0..batch.population / 2).map(|k| factors(noise, k)).collect();
+    let first_pair = batch.first_member / 2;
+    let pairs: Vec<_> = (first_pair..first_pair + batch.population / 2).map(|k| factors(noise, k)).collect();
     let scale = f64::from(noise.shape.sigma) / (rank as f64).sqrt();
     reference_population(x, batch, m, n, |i, j, l| {
-        let (a, b) = &pairs[i / 2];
+        let (a, b) = &pairs[i / 2 - first_pair];
         let lowrank: f64 = (0..rank).map(|q| a[j * rank + q] * b[l * rank + q]).sum();
         f64::from(w[j * n + l]) + sign(i) * scale * lowrank
     })
 }
 
-/// `Y_i = X_i (W + s_i σ E_{i/2})ᵀ` in f64, `E_k[j, l]` the stream's draw `j n + l` of pair k.
+/// `Y_i = X_i (W + s_i σ E_{i/2})ᵀ` in f64, `E_k[j, l]` the stream's draw `j n + l` of pair k, i
+/// the global member.
 fn reference_naive(x: &[f32], w: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
     let LowRank { m, n, sigma, .. } = noise.shape;
     reference_population(x, batch, m, n, |i, j, l| {
         let e = f64::from(noise.stream.normal((i / 2) as u32, (j * n + l) as u32));
         f64::from(w[j * n + l]) + sign(i) * f64::from(sigma) * e
     })
+}
+
+/// A first member far into the 32-bit pair range: its pairs end a few short of pair 2^32 - 1
+/// natively (where usize reaches that far), near the end of usize on 32-bit targets.
+const FAR_FIRST_MEMBER: usize = {
+    let top = 2 * (u32::MAX as u64 - 8);
+    let reach = usize::MAX as u64 - 32;
+    (if top < reach { top } else { reach & !1 }) as usize
+};
+
+/// The first member of a batch: the whole population (0), a few pairs in, or far in.
+fn first_member_strategy() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(0usize), (1usize..6).prop_map(|pair| 2 * pair), Just(FAR_FIRST_MEMBER)]
 }
 
 /// (m, n, rank <= min(m, n), even population, rows, shared input, seed).
@@ -149,9 +171,10 @@ fn shape_strategy() -> impl Strategy<Value = (usize, usize, usize, usize, usize,
 }
 
 async fn eggroll_and_naive_forwards_match_definitions<B: Backend>(backend: B) {
-    check(&backend, 24, shape_strategy(), async |(m, n, rank, population, rows, shared, seed)| {
+    let strategy = (shape_strategy(), first_member_strategy());
+    check(&backend, 24, strategy, async |((m, n, rank, population, rows, shared, seed), first_member)| {
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
-        let batch = Batch { population, rows, input };
+        let batch = Batch { population, rows, input, first_member };
         let noise = LowRankNoise { stream: NoiseStream::new(seed, 7, 3), shape: LowRank { m, n, rank, sigma: 0.7 } };
         let (x, w) = (random(batch.input_len(n), seed ^ 1), random(m * n, seed ^ 2));
         let (xb, wb) = (up(&backend, &x), up(&backend, &w));
@@ -227,27 +250,29 @@ async fn lowrank_update_matches_definition<B: Backend>(backend: B) {
     .await;
 }
 
-/// `y[i, row, :] += bias + s_i σ ε_{i/2}` and `g = σ/√N Σ_i f_i s_i ε_{i/2}`.
+/// `y[i, row, :] += bias + s_i σ ε_{i/2}` (i the global member of a batch from `first_member`)
+/// and `g = σ/√N Σ_i f_i s_i ε_{i/2}`.
 async fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
-    let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>());
-    check(&backend, 24, strategy, async |(len, pairs, rows, shared, seed)| {
+    let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>(), first_member_strategy());
+    check(&backend, 24, strategy, async |(len, pairs, rows, shared, seed, first_member)| {
         let population = 2 * pairs;
         let stream = NoiseStream::new(seed, 4, 2);
         let sigma = 0.5;
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
-        let batch = Batch { population, rows, input };
+        let batch = Batch { population, rows, input, first_member };
         let (y0, bias) = (random(batch.output_len(len), seed), random(len, seed ^ 1));
         let mut y = up(&backend, &y0);
         backend.perturbed_bias(&mut y, &up(&backend, &bias), stream, sigma, batch).unwrap();
         let eps = |i: usize, j: usize| f64::from(stream.normal((i / 2) as u32, j as u32));
         let want_y: Vec<f64> = (0..y0.len())
             .map(|idx| {
-                let (i, j) = (idx / (rows * len), idx % len);
+                let (i, j) = (first_member + idx / (rows * len), idx % len);
                 f64::from(y0[idx]) + f64::from(bias[j]) + sign(i) * f64::from(sigma) * eps(i, j)
             })
             .collect();
         assert_close(&read(&backend, &y).await, &want_y, 1e-5, 1e-5, "perturbed bias");
 
+        // The update takes the whole population's fitness, from member 0.
         let fitness = random(population, seed ^ 9);
         let mut g = up(&backend, &random(len, seed ^ 3));
         backend.vector_update(&fitness, stream, sigma, &mut g).unwrap();
@@ -259,17 +284,18 @@ async fn vector_noise_and_update_match_definitions<B: Backend>(backend: B) {
     .await;
 }
 
-/// `y[i, row, j] *= 1 + gain[j] + s_i σ ε_{i/2}[j]` against the f64 definition and against the
+/// `y[i, row, j] *= 1 + gain[j] + s_i σ ε_{i/2}[j]` (i the global member of a batch from
+/// `first_member`) against the f64 definition and against the
 /// noise `perturbed_bias` adds for the same stream (on zeros it gives `s_i σ ε_{i/2}` itself), σ = 0
 /// (a frozen gain) against the plain `gain`, and `gain`'s `y[.., j] *= 1 + gain[j]`.
 async fn gains_match_definitions<B: Backend>(backend: B) {
-    let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>());
-    check(&backend, 24, strategy, async |(len, pairs, rows, shared, seed)| {
+    let strategy = (1usize..300, 1usize..5, 1usize..4, any::<bool>(), any::<u64>(), first_member_strategy());
+    check(&backend, 24, strategy, async |(len, pairs, rows, shared, seed, first_member)| {
         let population = 2 * pairs;
         let stream = NoiseStream::new(seed, 6, 1);
         let sigma = 0.5;
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
-        let batch = Batch { population, rows, input };
+        let batch = Batch { population, rows, input, first_member };
         let (y0, gain) = (random(batch.output_len(len), seed), random(len, seed ^ 1));
         let gain_b = up(&backend, &gain);
         let mut y = up(&backend, &y0);
@@ -278,7 +304,7 @@ async fn gains_match_definitions<B: Backend>(backend: B) {
         let eps = |i: usize, j: usize| f64::from(stream.normal((i / 2) as u32, j as u32));
         let want: Vec<f64> = (0..y0.len())
             .map(|idx| {
-                let (i, j) = (idx / (rows * len), idx % len);
+                let (i, j) = (first_member + idx / (rows * len), idx % len);
                 f64::from(y0[idx]) * (1.0 + f64::from(gain[j]) + sign(i) * f64::from(sigma) * eps(i, j))
             })
             .collect();
@@ -421,7 +447,7 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     let stream = noise.stream;
     let with = |shape: LowRank| LowRankNoise { shape, ..noise };
     let zeros = |len: usize| b.zeros(len).unwrap();
-    let batch = |population: usize, rows: usize| Batch { population, rows, input: InputLayout::PerMember };
+    let batch = |population: usize, rows: usize| Batch { population, rows, input: InputLayout::PerMember, first_member: 0 };
     let (ok, odd, no_rows) = (batch(4, 2), batch(3, 2), batch(4, 0));
     let (x, w, bias) = (zeros(ok.input_len(n)), zeros(m * n), zeros(m));
     let mut y = zeros(ok.output_len(m));
@@ -447,6 +473,34 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     assert_refused!(b.noise_factors(noise, 3, &mut a3, &mut b3), Error::InvalidArgument(_), "noise_factors, 3 members");
     assert_refused!(b.lowrank_update(&[1.0; 3], noise, &mut zeros(m * n)), Error::InvalidArgument(_), "lowrank_update, 3 fitness values");
     assert_refused!(b.vector_update(&[1.0; 3], stream, 1.0, &mut zeros(m)), Error::InvalidArgument(_), "vector_update, 3 fitness values");
+    // An odd first member, and members whose pairs reach past the streams' 32-bit pair index
+    // (buffers sized for the batch's own members).
+    let odd_first = Batch { first_member: 3, ..ok };
+    let past = Batch { first_member: usize::MAX - 1, ..ok };
+    for (bad, what, odd) in [(odd_first, "first member 3", true), (past, "first member usize::MAX - 1", false)] {
+        let fault = |e: &Option<Error>| if odd { matches!(e, Some(Error::InvalidArgument(_))) } else { matches!(e, Some(Error::Limit(_))) };
+        let e = b.perturbed_matmul(&x, &w, noise, bad, &mut y).err();
+        assert!(fault(&e), "perturbed_matmul, {what}: {e:?}");
+        let e = b.naive_perturbed_matmul(&x, &w, noise, bad, &mut y).err();
+        assert!(fault(&e), "naive, {what}: {e:?}");
+        let e = b.perturbed_bias(&mut y, &bias, stream, 1.0, bad).err();
+        assert!(fault(&e), "perturbed_bias, {what}: {e:?}");
+        let e = b.perturbed_gain(&mut y, &bias, stream, 1.0, bad).err();
+        assert!(fault(&e), "perturbed_gain, {what}: {e:?}");
+        let e = b.perturbed_embedding(&[0; 8], &zeros(m * n), noise, bad, &mut zeros(ok.output_len(n))).err();
+        assert!(fault(&e), "perturbed_embedding, {what}: {e:?}");
+    }
+    assert!(odd_first.validate().unwrap_err().to_string().contains("first member 3 is odd"), "{:?}", odd_first.validate());
+    // The last pair index is 2^32 - 1: a batch may end there, not one pair later.
+    #[cfg(target_pointer_width = "64")]
+    {
+        let last = Batch { first_member: (1 << 33) - 4, ..ok };
+        assert!(last.validate().is_ok(), "{last:?}: {:?}", last.validate());
+        let beyond = Batch { first_member: (1 << 33) - 2, ..ok };
+        assert!(matches!(beyond.validate(), Err(Error::Limit(_))), "{beyond:?}: {:?}", beyond.validate());
+        b.perturbed_matmul(&x, &w, noise, last, &mut y).unwrap();
+    }
+
     // No rows.
     let (x0, mut y0) = (zeros(no_rows.input_len(n)), zeros(no_rows.output_len(m)));
     assert_refused!(b.perturbed_matmul(&x0, &w, noise, no_rows, &mut y0), Error::InvalidArgument(_), "perturbed_matmul, 0 rows");
@@ -766,17 +820,18 @@ fn log_softmax_at_bad_arguments<B: Backend>(b: &B) {
 }
 
 /// Member i's row `v` of the table in f64: `W[v, :] + s_i (σ/√r) Σ_q A_{i/2}[v, q] B_{i/2}[:, q]`,
-/// the factors from their definition (the stream's draws at the layout's indices).
+/// i the global member, the factors from their definition (the stream's draws at the layout's
+/// indices).
 fn reference_embedding(tokens: &[u32], table: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
     let LowRank { n, rank, sigma, .. } = noise.shape;
     let scale = f64::from(sigma) / (rank as f64).sqrt();
     let mut y = Vec::with_capacity(batch.output_len(n));
-    for i in 0..batch.population {
+    for (local, i) in members(batch).enumerate() {
         let (a, b) = factors(noise, i / 2);
         for row in 0..batch.rows {
             let v = match batch.input {
                 InputLayout::Shared => tokens[row],
-                InputLayout::PerMember => tokens[i * batch.rows + row],
+                InputLayout::PerMember => tokens[local * batch.rows + row],
             } as usize;
             y.extend((0..n).map(|c| {
                 let lowrank: f64 = (0..rank).map(|q| a[v * rank + q] * b[c * rank + q]).sum();
@@ -788,11 +843,13 @@ fn reference_embedding(tokens: &[u32], table: &[f32], noise: LowRankNoise, batch
 }
 
 /// The perturbed lookup against every member's row of its table (shared and per-member tokens,
-/// random shapes), and the plain lookup against the table's rows.
+/// random shapes, batches from a random first member), and the plain lookup against the table's
+/// rows.
 async fn embeddings_match_definitions<B: Backend>(backend: B) {
-    check(&backend, 24, shape_strategy(), async |(m, n, rank, population, rows, shared, seed)| {
+    let strategy = (shape_strategy(), first_member_strategy());
+    check(&backend, 24, strategy, async |((m, n, rank, population, rows, shared, seed), first_member)| {
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
-        let batch = Batch { population, rows, input };
+        let batch = Batch { population, rows, input, first_member };
         let noise = LowRankNoise { stream: NoiseStream::new(seed, 5, 2), shape: LowRank { m, n, rank, sigma: 0.9 } };
         let mut rng = Pcg64::seed_from_u64(seed ^ 3);
         let tokens: Vec<u32> = (0..batch.input_len(1)).map(|_| rng.random_range(0..m as u32)).collect();
@@ -818,7 +875,7 @@ fn embedding_bad_arguments<B: Backend>(b: &B) {
     let (m, n, rank) = (5, 3, 2);
     let noise = LowRankNoise { stream: NoiseStream::new(1, 2, 3), shape: LowRank { m, n, rank, sigma: 0.5 } };
     let zeros = |len: usize| b.zeros(len).unwrap();
-    let batch = Batch { population: 4, rows: 2, input: InputLayout::PerMember };
+    let batch = Batch { population: 4, rows: 2, input: InputLayout::PerMember, first_member: 0 };
     let shared = Batch { input: InputLayout::Shared, ..batch };
     let table = zeros(m * n);
     let tokens = [0, 4, 1, 2, 3, 0, 4, 4];
@@ -882,4 +939,72 @@ fn embedding_bad_arguments<B: Backend>(b: &B) {
         }
         Err(e) => assert!(matches!(e, Error::Unsupported(_)), "f16 upload: {e}"),
     }
+}
+
+/// A slice of the population (members `first .. first + count`, whole pairs) evaluated on its
+/// own gives the rows the whole population's forward gives those members, for every forward that
+/// depends on the member: bit for bit on the CPU backend, within the file's tolerance on wgpu.
+async fn population_slices_match_the_whole_forward<B: Backend>(backend: B) {
+    let strategy = (shape_strategy(), 0usize..5, 1usize..5);
+    let exact = backend.describe().backend == "cpu";
+    check(&backend, 24, strategy, async |((m, n, rank, population, rows, shared, seed), start, count)| {
+        let pairs = population / 2;
+        let start = start % pairs;
+        let count = count.min(pairs - start);
+        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+        let whole = Batch { population, rows, input, first_member: 0 };
+        let part = Batch { population: 2 * count, first_member: 2 * start, ..whole };
+        // The part's rows of a member-major buffer of `width` values per row.
+        let rows_of = |values: &[f32], width: usize| -> Vec<f32> {
+            values[part.first_member * rows * width..(part.first_member + part.population) * rows * width].to_vec()
+        };
+        let input_of = |values: &[f32], width: usize| match input {
+            InputLayout::Shared => values.to_vec(),
+            InputLayout::PerMember => rows_of(values, width),
+        };
+        let same = |got: &[f32], want: &[f32], inner: usize, what: &str| {
+            let what = format!("{what}: members {}..{} of {population}", part.first_member, part.first_member + part.population);
+            if exact {
+                assert_eq!(got, want, "{what}");
+            } else {
+                assert_close(got, want, tol(inner), tol(inner), &what);
+            }
+        };
+
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 9, 4), shape: LowRank { m, n, rank, sigma: 0.7 } };
+        let (x, w) = (random(whole.input_len(n), seed ^ 1), random(m * n, seed ^ 2));
+        let (xb, x_part, wb) = (up(&backend, &x), up(&backend, &input_of(&x, n)), up(&backend, &w));
+        let (mut y, mut y_part) = (backend.zeros(whole.output_len(m)).unwrap(), backend.zeros(part.output_len(m)).unwrap());
+        backend.perturbed_matmul(&xb, &wb, noise, whole, &mut y).unwrap();
+        backend.perturbed_matmul(&x_part, &wb, noise, part, &mut y_part).unwrap();
+        same(&read(&backend, &y_part).await, &rows_of(&read(&backend, &y).await, m), n, "eggroll forward");
+        backend.naive_perturbed_matmul(&xb, &wb, noise, whole, &mut y).unwrap();
+        backend.naive_perturbed_matmul(&x_part, &wb, noise, part, &mut y_part).unwrap();
+        same(&read(&backend, &y_part).await, &rows_of(&read(&backend, &y).await, m), n, "naive ES");
+
+        // The vector noise, added (bias) and multiplied (gain), on random outputs.
+        let (y0, v) = (random(whole.output_len(m), seed ^ 3), up(&backend, &random(m, seed ^ 4)));
+        let stream = NoiseStream::new(seed, 10, 4);
+        let (mut yb, mut yb_part) = (up(&backend, &y0), up(&backend, &rows_of(&y0, m)));
+        backend.perturbed_bias(&mut yb, &v, stream, 0.5, whole).unwrap();
+        backend.perturbed_bias(&mut yb_part, &v, stream, 0.5, part).unwrap();
+        same(&read(&backend, &yb_part).await, &rows_of(&read(&backend, &yb).await, m), 1, "perturbed bias");
+        backend.perturbed_gain(&mut yb, &v, stream, 0.5, whole).unwrap();
+        backend.perturbed_gain(&mut yb_part, &v, stream, 0.5, part).unwrap();
+        same(&read(&backend, &yb_part).await, &rows_of(&read(&backend, &yb).await, m), 1, "perturbed gain");
+
+        // The embedding: the table is m x n, each input row one token.
+        let mut rng = Pcg64::seed_from_u64(seed ^ 5);
+        let tokens: Vec<u32> = (0..whole.input_len(1)).map(|_| rng.random_range(0..m as u32)).collect();
+        let tokens_part = match input {
+            InputLayout::Shared => tokens.clone(),
+            InputLayout::PerMember => tokens[part.first_member * rows..(part.first_member + part.population) * rows].to_vec(),
+        };
+        let table = up(&backend, &random(m * n, seed ^ 6));
+        let (mut e, mut e_part) = (backend.zeros(whole.output_len(n)).unwrap(), backend.zeros(part.output_len(n)).unwrap());
+        backend.perturbed_embedding(&tokens, &table, noise, whole, &mut e).unwrap();
+        backend.perturbed_embedding(&tokens_part, &table, noise, part, &mut e_part).unwrap();
+        same(&read(&backend, &e_part).await, &rows_of(&read(&backend, &e).await, n), rank, "perturbed embedding");
+    })
+    .await;
 }

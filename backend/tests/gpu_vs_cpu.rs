@@ -84,7 +84,7 @@ fn perturbed_and_naive_match_cpu() {
     check_variants(strategy, |g, ((m, n, rank), pairs, rows, input, seed)| {
         let c = CpuBackend::new();
         let noise = noise(m, n, rank, seed);
-        let batch = Batch { population: 2 * pairs, rows, input };
+        let batch = Batch { population: 2 * pairs, rows, input, first_member: 0 };
         let (x, w) = (random(batch.input_len(n), seed), random(m * n, seed ^ 1));
         let (xg, wg) = (g.upload(&x).unwrap(), g.upload(&w).unwrap());
         let mut yc = vec![0.0; batch.output_len(m)];
@@ -116,7 +116,7 @@ fn lowrank_update_matches_cpu() {
 fn gemm_variants_agree_past_the_tile_on_batched_shared_input() {
     // 130 rows, 70 outputs, inner 67: partial tiles on every side, 4 members of a shared input.
     let noise = noise(70, 67, 3, 9);
-    let batch = Batch { population: 4, rows: 130, input: InputLayout::Shared };
+    let batch = Batch { population: 4, rows: 130, input: InputLayout::Shared, first_member: 0 };
     let (x, w) = (random(batch.input_len(67), 1), random(70 * 67, 2));
     let mut yc = vec![0.0; batch.output_len(70)];
     CpuBackend::new().perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
@@ -176,7 +176,7 @@ fn chunked_naive_forward_and_update_match_cpu() {
     // each pair's noise drawn in two chunks) and one pair of 300 x 4 factors (update: 5 chunks of
     // one pair).
     let noise = noise(40, 30, 3, 21);
-    let batch = Batch { population: 6, rows: 3, input: InputLayout::PerMember };
+    let batch = Batch { population: 6, rows: 3, input: InputLayout::PerMember, first_member: 0 };
     let (x, w) = (random(batch.input_len(30), 1), random(40 * 30, 2));
     let mut yc = vec![0.0; batch.output_len(40)];
     CpuBackend::new().naive_perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
@@ -203,7 +203,7 @@ fn check_gemm_config(g: &WgpuBackend, what: &str) {
     }
     let noise = noise(40, 30, 3, 21);
     for input in [InputLayout::PerMember, InputLayout::Shared] {
-        let batch = Batch { population: 6, rows: 3, input };
+        let batch = Batch { population: 6, rows: 3, input, first_member: 0 };
         let (x, w) = (random(batch.input_len(30), 1), random(40 * 30, 2));
         let mut yc = vec![0.0; batch.output_len(40)];
         c.perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
@@ -281,7 +281,7 @@ fn projection_by_workgroup_reduction_matches_cpu() {
     // including a partial block of rows; the proptests' n < 64 take the serial kernel.
     for (input, rows) in [(InputLayout::PerMember, 3), (InputLayout::Shared, 11)] {
         let noise = noise(20, 150, 2, 31);
-        let batch = Batch { population: 4, rows, input };
+        let batch = Batch { population: 4, rows, input, first_member: 0 };
         let (x, w) = (random(batch.input_len(150), 1), random(20 * 150, 2));
         let mut yc = vec![0.0; batch.output_len(20)];
         CpuBackend::new().perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();

@@ -39,17 +39,23 @@ fn b(noise: &IntNoise, k: u32, m: usize, n: usize, q: usize, l: usize) -> i32 {
     i32::from(noise_value(&noise.stream, k, (m * noise.rank + q * n + l) as u32))
 }
 
-/// The perturbed product of docs/int8.md, member by member and row by row.
+/// The batch's members: (index in the batch, index in the whole population).
+fn members(batch: &Batch) -> impl Iterator<Item = (usize, usize)> {
+    (batch.first_member..batch.first_member + batch.population).enumerate()
+}
+
+/// The perturbed product of docs/int8.md, member by member (each with its sign and pair in the
+/// whole population) and row by row.
 fn naive_perturbed_matmul(x: &[i8], w: &[i8], s: IntMatrix, noise: &IntNoise, batch: &Batch) -> Vec<i8> {
     let (m, n, r) = (s.m, s.n, noise.rank);
     let (t, o) = (noise.shift, weight_shift(n));
     let mut y = Vec::new();
-    for i in 0..batch.population {
+    for (local, i) in members(batch) {
         let (sign, k) = member(i);
         for row in 0..batch.rows {
             let x_row = match batch.input {
                 InputLayout::Shared => &x[row * n..(row + 1) * n],
-                InputLayout::PerMember => &x[(i * batch.rows + row) * n..(i * batch.rows + row + 1) * n],
+                InputLayout::PerMember => &x[(local * batch.rows + row) * n..(local * batch.rows + row + 1) * n],
             };
             let p: Vec<i32> = (0..r).map(|q| (0..n).map(|l| i32::from(x_row[l]) * b(noise, k, m, n, q, l)).sum()).collect();
             for j in 0..m {
@@ -63,18 +69,18 @@ fn naive_perturbed_matmul(x: &[i8], w: &[i8], s: IntMatrix, noise: &IntNoise, ba
 }
 
 /// Naive ES on int8 (docs/int8.md, "Naive ES"): member i's weight `sat8(W[j, l] + s E_k[j, l])`
-/// with `E_k[j, l]` draw `j n + l` of its pair, element by element.
+/// with `E_k[j, l]` draw `j n + l` of its pair (in the whole population), element by element.
 fn naive_es(x: &[i8], w: &[i8], s: IntMatrix, stream: &NoiseStream, batch: &Batch) -> Vec<i8> {
     let (m, n) = (s.m, s.n);
     let mut y = Vec::new();
-    for i in 0..batch.population {
+    for (local, i) in members(batch) {
         let (sign, k) = member(i);
         let w_i: Vec<i32> =
             (0..m * n).map(|e| i32::from(sat8(i32::from(w[e]) + sign * i32::from(noise_value(stream, k, e as u32))))).collect();
         for row in 0..batch.rows {
             let x_row = match batch.input {
                 InputLayout::Shared => &x[row * n..(row + 1) * n],
-                InputLayout::PerMember => &x[(i * batch.rows + row) * n..(i * batch.rows + row + 1) * n],
+                InputLayout::PerMember => &x[(local * batch.rows + row) * n..(local * batch.rows + row + 1) * n],
             };
             for j in 0..m {
                 let acc: i32 = (0..n).map(|l| i32::from(x_row[l]) * w_i[j * n + l]).sum();
@@ -126,8 +132,14 @@ fn random_shape(rng: &mut Pcg64) -> IntMatrix {
     IntMatrix { m: WIDTHS[rng.random_range(0..4)], n: WIDTHS[rng.random_range(0..4)] }
 }
 
+/// A batch of 2 to 10 members from member 0, a few pairs in, or far into the 32-bit pair range.
 fn random_batch(rng: &mut Pcg64, input: InputLayout) -> Batch {
-    Batch { population: 2 * rng.random_range(1..=5), rows: rng.random_range(1..=5), input }
+    let first_member = match rng.random_range(0..4) {
+        0 => 0,
+        1 => 2 * (u32::MAX / 2 - 8) as usize,
+        _ => 2 * rng.random_range(1..6),
+    };
+    Batch { population: 2 * rng.random_range(1..=5), rows: rng.random_range(1..=5), input, first_member }
 }
 
 #[test]
@@ -186,13 +198,54 @@ fn naive_es_matches_definition() -> Result<()> {
     Ok(())
 }
 
+/// A slice of the population (members `first .. first + count`, whole pairs) evaluated on its
+/// own gives exactly the rows the whole population's products and lookups give those members.
+#[test]
+fn population_slices_equal_the_whole() -> Result<()> {
+    let cpu = CpuBackend::new();
+    let mut rng = Pcg64::seed_from_u64(13);
+    for case in 0..24 {
+        let input = if case % 2 == 0 { InputLayout::Shared } else { InputLayout::PerMember };
+        let s = random_shape(&mut rng);
+        let whole = Batch { first_member: 0, ..random_batch(&mut rng, input) };
+        let start = 2 * rng.random_range(0..whole.population / 2);
+        let part = Batch { population: 2 * rng.random_range(1..=(whole.population - start) / 2), first_member: start, ..whole };
+        let slice = |v: &[i8], width: usize| v[start * whole.rows * width..(start + part.population) * whole.rows * width].to_vec();
+        let input_of = |v: &[i8], width: usize| if input == InputLayout::Shared { v.to_vec() } else { slice(v, width) };
+        let what = format!("{s:?}, members {start}..{} of {whole:?}", start + part.population);
+
+        let noise = random_noise(&mut rng, s);
+        let (x, w) = (random_i8(&mut rng, whole.input_len(s.n)), random_i8(&mut rng, s.m * s.n));
+        let (mut y, mut y_part) = (cpu.zeros_i8(whole.output_len(s.m))?, cpu.zeros_i8(part.output_len(s.m))?);
+        cpu.int_perturbed_matmul(&x, &w, s, noise, whole, &mut y)?;
+        cpu.int_perturbed_matmul(&input_of(&x, s.n), &w, s, noise, part, &mut y_part)?;
+        assert_eq!(y_part, slice(&y, s.m), "perturbed product, {what}");
+        cpu.int_naive_perturbed_matmul(&x, &w, s, noise.stream, whole, &mut y)?;
+        cpu.int_naive_perturbed_matmul(&input_of(&x, s.n), &w, s, noise.stream, part, &mut y_part)?;
+        assert_eq!(y_part, slice(&y, s.m), "naive ES, {what}");
+
+        let table = random_i8(&mut rng, s.m * s.n);
+        let tokens: Vec<u32> = (0..whole.input_len(1)).map(|_| rng.random_range(0..s.m as u32)).collect();
+        let tokens_part = if input == InputLayout::Shared {
+            tokens.clone()
+        } else {
+            tokens[start * whole.rows..(start + part.population) * whole.rows].to_vec()
+        };
+        let (mut e, mut e_part) = (cpu.zeros_i8(whole.output_len(s.n))?, cpu.zeros_i8(part.output_len(s.n))?);
+        cpu.int_perturbed_embedding(&tokens, &table, s, noise, whole, &mut e)?;
+        cpu.int_perturbed_embedding(&tokens_part, &table, s, noise, part, &mut e_part)?;
+        assert_eq!(e_part, slice(&e, s.n), "perturbed embedding, {what}");
+    }
+    Ok(())
+}
+
 #[test]
 fn shared_input_equals_the_same_rows_per_member() -> Result<()> {
     let cpu = CpuBackend::new();
     let mut rng = Pcg64::seed_from_u64(3);
     let s = IntMatrix { m: 36, n: 12 };
     let noise = IntNoise { stream: NoiseStream::new(9, 1, 2), rank: 3, shift: 2 };
-    let shared = Batch { population: 6, rows: 3, input: InputLayout::Shared };
+    let shared = Batch { population: 6, rows: 3, input: InputLayout::Shared, first_member: 0 };
     let (x, w) = (random_i8(&mut rng, shared.input_len(s.n)), random_i8(&mut rng, s.m * s.n));
     let (w, mut y_shared, mut y_each) = (cpu.upload_i8(&w)?, cpu.zeros_i8(shared.output_len(s.m))?, cpu.zeros_i8(shared.output_len(s.m))?);
     cpu.int_perturbed_matmul(&cpu.upload_i8(&x)?, &w, s, noise, shared, &mut y_shared)?;
@@ -207,7 +260,7 @@ fn pair_members_have_antithetic_noise() -> Result<()> {
     let cpu = CpuBackend::new();
     let mut rng = Pcg64::seed_from_u64(4);
     let noise = IntNoise { stream: NoiseStream::new(11, 2, 0), rank: 2, shift: 0 };
-    let batch = Batch { population: 8, rows: 2, input: InputLayout::Shared };
+    let batch = Batch { population: 8, rows: 2, input: InputLayout::Shared, first_member: 0 };
     // Embedding rows of a zero table are the corrections sat8(s ((Σ_q a_q[v] b_q) >> t)) alone:
     // member 2k+1's is exactly minus member 2k's.
     let s = IntMatrix { m: 12, n: 36 };
@@ -249,11 +302,11 @@ fn embeddings_match_definition() -> Result<()> {
         let mut y = cpu.zeros_i8(batch.output_len(s.n))?;
         cpu.int_perturbed_embedding(&tokens, &table_t, s, noise, batch, &mut y)?;
         let mut want = Vec::new();
-        for i in 0..batch.population {
+        for (local, i) in members(&batch) {
             let (sign, k) = member(i);
             let member_tokens = match input {
                 InputLayout::Shared => &tokens[..],
-                InputLayout::PerMember => &tokens[i * batch.rows..(i + 1) * batch.rows],
+                InputLayout::PerMember => &tokens[local * batch.rows..(local + 1) * batch.rows],
             };
             for &v in member_tokens {
                 for j in 0..s.n {
@@ -447,7 +500,7 @@ fn bad_arguments_are_refused() -> Result<()> {
     let cpu = CpuBackend::new();
     let s = IntMatrix { m: 8, n: 4 };
     let noise = IntNoise { stream: NoiseStream::new(1, 2, 3), rank: 1, shift: 0 };
-    let batch = Batch { population: 2, rows: 1, input: InputLayout::Shared };
+    let batch = Batch { population: 2, rows: 1, input: InputLayout::Shared, first_member: 0 };
     let (x, w) = (cpu.zeros_i8(4)?, cpu.zeros_i8(32)?);
     let mut y = cpu.zeros_i8(16)?;
 
@@ -474,6 +527,8 @@ fn bad_arguments_are_refused() -> Result<()> {
     invalid(perturbed(IntNoise { rank: 5, ..noise }, batch, s, &mut y));
     invalid(perturbed(IntNoise { shift: 31, ..noise }, batch, s, &mut y));
     invalid(perturbed(noise, Batch { population: 3, ..batch }, s, &mut y));
+    invalid(perturbed(noise, Batch { first_member: 1, ..batch }, s, &mut y));
+    over_limit(perturbed(noise, Batch { first_member: usize::MAX - 1, ..batch }, s, &mut y));
     invalid(perturbed(noise, batch, IntMatrix { m: 8, n: 6 }, &mut y));
     wrong_shape(perturbed(noise, Batch { input: InputLayout::PerMember, ..batch }, s, &mut y));
     wrong_shape(perturbed(noise, batch, s, &mut y8));
@@ -487,6 +542,8 @@ fn bad_arguments_are_refused() -> Result<()> {
     invalid(naive(IntMatrix { m: 6, n: 4 }, batch, &mut y));
     invalid(naive(IntMatrix { m: 8, n: 2 }, batch, &mut y));
     invalid(naive(s, Batch { population: 3, ..batch }, &mut y));
+    invalid(naive(s, Batch { first_member: 1, ..batch }, &mut y));
+    over_limit(naive(s, Batch { first_member: usize::MAX - 1, ..batch }, &mut y));
     wrong_shape(naive(s, Batch { input: InputLayout::PerMember, ..batch }, &mut y));
     wrong_shape(naive(s, batch, &mut y8));
     over_limit(naive(IntMatrix { m: 1 << 17, n: 1 << 16 }, batch, &mut y));

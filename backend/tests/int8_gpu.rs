@@ -1,8 +1,8 @@
 //! Integer EGGROLL's kernels on wgpu against the CPU backend's: every kernel, on irregular shapes
-//! (sides 4, 12, 36, 100; 1 to 5 rows; populations 2 to 10; ranks 1 to 3; shared and per-member
-//! inputs; random values with the extremes ±127), on every test adapter, with WGSL's
-//! `dot4I8Packed` and with its core-WGSL fallback. The arithmetic is exact, so every comparison
-//! is an equality.
+//! (sides 4, 12, 36, 100; 1 to 5 rows; populations 2 to 10, from member 0, a few pairs in or far
+//! into the 32-bit pair range; ranks 1 to 3; shared and per-member inputs; random values with the
+//! extremes ±127), on every test adapter, with WGSL's `dot4I8Packed` and with its core-WGSL
+//! fallback. The arithmetic is exact, so every comparison is an equality.
 
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
@@ -39,6 +39,15 @@ fn on_both_paths(mut test: impl FnMut(&'static WgpuBackend, &str)) {
     });
 }
 
+/// The first member of a batch: 0, a few pairs in, or far into the 32-bit pair range.
+fn first_member(rng: &mut Pcg64) -> usize {
+    match rng.random_range(0..4) {
+        0 => 0,
+        1 => 2 * (u32::MAX / 2 - 8) as usize,
+        _ => 2 * rng.random_range(1..6),
+    }
+}
+
 fn noise(rng: &mut Pcg64, rank: usize) -> IntNoise {
     IntNoise {
         stream: NoiseStream::new(rng.random(), rng.random_range(0..50), rng.random_range(0..9)),
@@ -70,7 +79,7 @@ fn products_equal_the_cpu() {
                 assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: mean product {m}x{n}, {rows} rows");
 
                 for input in [InputLayout::Shared, InputLayout::PerMember] {
-                    let batch = Batch { population, rows, input };
+                    let batch = Batch { population, rows, input, first_member: first_member(&mut rng) };
                     let noise = noise(&mut rng, rank);
                     let x = random_i8(&mut rng, batch.input_len(n));
                     let xg = gpu.upload_i8(&x).unwrap();
@@ -108,7 +117,12 @@ fn naive_es_equals_the_cpu() {
                         };
                         let wg = gpu.upload_i8(&w).unwrap();
                         for input in [InputLayout::Shared, InputLayout::PerMember] {
-                            let batch = Batch { population: 2 * rng.random_range(1..=5), rows: rng.random_range(1..=5), input };
+                            let batch = Batch {
+                                population: 2 * rng.random_range(1..=5),
+                                rows: rng.random_range(1..=5),
+                                input,
+                                first_member: first_member(&mut rng),
+                            };
                             let stream = NoiseStream::new(rng.random(), rng.random_range(0..50), rng.random_range(0..9));
                             let x = random_i8(&mut rng, batch.input_len(n));
                             let mut want = cpu.zeros_i8(batch.output_len(m)).unwrap();
@@ -138,7 +152,7 @@ fn extreme_products_equal_the_cpu() {
         for (xv, wv) in [(127i8, 127i8), (-127, 127), (127, -127)] {
             let x = vec![xv; 2 * n];
             let w = vec![wv; m * n];
-            let batch = Batch { population: 4, rows: 2, input: InputLayout::Shared };
+            let batch = Batch { population: 4, rows: 2, input: InputLayout::Shared, first_member: 0 };
             let noise = IntNoise { stream: NoiseStream::new(9, 1, 0), rank: 3, shift: 0 };
             let mut want = cpu.zeros_i8(batch.output_len(m)).unwrap();
             cpu.int_perturbed_matmul(&x, &w, shape, noise, batch, &mut want).unwrap();
@@ -168,7 +182,7 @@ fn embeddings_equal_the_cpu() {
                 assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: embedding {vocabulary}x{d}");
 
                 for input in [InputLayout::Shared, InputLayout::PerMember] {
-                    let batch = Batch { population: 2 * rng.random_range(1..=5), rows, input };
+                    let batch = Batch { population: 2 * rng.random_range(1..=5), rows, input, first_member: first_member(&mut rng) };
                     let rank = rng.random_range(1..=3usize.min(vocabulary).min(d));
                     let noise = noise(&mut rng, rank);
                     let tokens: Vec<u32> = (0..batch.input_len(1)).map(|_| rng.random_range(0..vocabulary as u32)).collect();
@@ -277,7 +291,7 @@ fn a_steady_loop_creates_no_device_objects() {
     on_both_paths(|gpu, path| {
         let mut rng = Pcg64::seed_from_u64(6);
         let shape = IntMatrix { m: 12, n: 36 };
-        let batch = Batch { population: 4, rows: 3, input: InputLayout::PerMember };
+        let batch = Batch { population: 4, rows: 3, input: InputLayout::PerMember, first_member: 0 };
         let noise = noise(&mut rng, 2);
         let mut w = gpu.upload_i8(&random_i8(&mut rng, shape.m * shape.n)).unwrap();
         let mut emb = gpu.upload_i8(&random_i8(&mut rng, 10 * shape.n)).unwrap();

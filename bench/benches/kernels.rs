@@ -82,7 +82,7 @@ fn kernels<B: Timer>(c: &mut Criterion, name: &str, b: &B, sizes: &[Size]) {
         let mut bf = b.zeros(population * n * rank).expect("B");
         let mut g = b.zeros(m * n).expect("G");
         let fitness = values(population, 3, 1.0);
-        let batch = Batch { population, rows, input: InputLayout::PerMember };
+        let batch = Batch { population, rows, input: InputLayout::PerMember, first_member: 0 };
         let base = (2 * m * n * total_rows) as u64;
 
         let mut group = c.benchmark_group(format!("{name}/noise_factors"));

@@ -362,7 +362,7 @@ fn measure_float<B: BenchBackend>(
     let total_rows = population * rows;
     let shape = LowRank { m, n, rank, sigma: opts.sigma };
     let noise = |epoch: u32| LowRankNoise { stream: NoiseStream::new(opts.seed, 1, epoch), shape };
-    let batch = Batch { population, rows, input: InputLayout::PerMember };
+    let batch = Batch { population, rows, input: InputLayout::PerMember, first_member: 0 };
 
     let w = b.upload_as(&data(m * n, opts.seed, 100, 1.0 / (n as f32).sqrt()), dtype)?;
     let x_host = data(total_rows * n, opts.seed, 101, 1.0);
@@ -419,7 +419,7 @@ fn measure_int8<B: BenchBackend>(
     let total_rows = population * rows;
     let shape = IntMatrix { m, n };
     let noise = |epoch: u32| IntNoise { stream: NoiseStream::new(opts.seed, 1, epoch), rank, shift: INT_NOISE_SHIFT };
-    let batch = Batch { population, rows, input: InputLayout::PerMember };
+    let batch = Batch { population, rows, input: InputLayout::PerMember, first_member: 0 };
 
     let w_host = int_data(m * n, opts.seed, 100);
     let w = b.upload_i8(&w_host)?;

@@ -34,7 +34,7 @@ impl PointSpec {
             return bad(format!("--m {} --n {}: both sides of W must be at least 1", self.m, self.n));
         }
         // The backends' own rules for a population, rows and rank, with the flags named.
-        let batch = Batch { population: self.population, rows: self.rows, input: InputLayout::Shared };
+        let batch = Batch { population: self.population, rows: self.rows, input: InputLayout::Shared, first_member: 0 };
         if let Err(e) = batch.validate() {
             return bad(format!("--population {} --rows {}: {e}", self.population, self.rows));
         }

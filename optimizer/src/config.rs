@@ -149,7 +149,7 @@ impl EsConfig {
     pub fn validate(&self) -> Result<()> {
         let n = self.population;
         // The backends' own rule for a population (even, > 0, pairs indexed in 32 bits).
-        Batch { population: n, rows: 1, input: InputLayout::Shared }.validate().map_err(|e| invalid("population", e))?;
+        Batch { population: n, rows: 1, input: InputLayout::Shared, first_member: 0 }.validate().map_err(|e| invalid("population", e))?;
         if self.rank == 0 {
             return Err(invalid("rank", "must be >= 1"));
         }

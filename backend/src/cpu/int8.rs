@@ -132,7 +132,7 @@ fn pair_outputs_body(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mu
     scratch.acc.resize(2 * member_len, 0);
     scratch.noise.resize(member_len, 0);
     scratch.p.resize(r, 0);
-    draw_factors(&job.noise, m, pair as u32, &mut scratch.a, &mut scratch.b);
+    draw_factors(&job.noise, m, (job.batch.first_pair() + pair) as u32, &mut scratch.a, &mut scratch.b);
     if job.base.is_none() {
         // Per-member input: both members' rows are contiguous, one product for the pair.
         job.w.product(&job.x[2 * pair * rows * n..(2 * pair + 2) * rows * n], 0..m, &mut scratch.acc);
@@ -287,7 +287,7 @@ impl IntBackend for CpuBackend {
         y.par_chunks_mut(2 * rows * d).enumerate().for_each_init(
             || (vec![0i8; r * d], vec![0i32; d]),
             |(b, sum), (pair, y_pair)| {
-                let pair32 = pair as u32;
+                let pair32 = (batch.first_pair() + pair) as u32;
                 fill_noise(&noise.stream, pair32, (m * r) as u32, b);
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * d).enumerate() {
                     let member = 2 * pair + half;

@@ -73,7 +73,7 @@ pub(super) fn naive_perturbed_matmul(x: &[i8], w: &[i8], shape: IntMatrix, strea
         for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
             // The pair's full-rank noise E, drawn once for both of its members.
             let pair = task * pairs_per_task + k;
-            fill_noise(stream, pair as u32, 0, &mut eps);
+            fill_noise(stream, (batch.first_pair() + pair) as u32, 0, &mut eps);
             for (half, y_member) in y_pair.chunks_exact_mut(rows * m).enumerate() {
                 materialise(w, &eps, half == 1, &mut w_i);
                 let x_i = member_input(x, batch, n, 2 * pair + half);

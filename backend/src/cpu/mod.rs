@@ -54,7 +54,7 @@ fn transpose_into(t: &[f32], rows: usize, r: usize, sign: f32, out: &mut [f32]) 
     }
 }
 
-/// The input rows of member `member`.
+/// The input rows of the batch's member `member` (counted from the batch's first).
 fn member_input<'a, T>(x: &'a [T], batch: &Batch, n: usize, member: usize) -> &'a [T] {
     match batch.input {
         InputLayout::Shared => x,
@@ -64,14 +64,14 @@ fn member_input<'a, T>(x: &'a [T], batch: &Batch, n: usize, member: usize) -> &'
 
 /// Applies a vector parameter `v` (len) with full-rank noise to `y` (N x rows x len):
 /// `op(y[i, row, j], v[j] + s_i σ ε_i[j])` for every value, in parallel over the antithetic
-/// pairs, the noise `ε` of each pair drawn once (draw `j` of its stream) and shared by its
-/// members.
-fn perturbed_vector(y: &mut [f32], v: &[f32], stream: NoiseStream, sigma: f32, rows: usize, op: impl Fn(&mut f32, f32) + Sync) {
-    let len = v.len();
+/// pairs, the noise `ε` of each pair drawn once (draw `j` of its stream, pair `batch.first_pair()`
+/// on for the batch's first) and shared by its members.
+fn perturbed_vector(y: &mut [f32], v: &[f32], stream: NoiseStream, sigma: f32, batch: &Batch, op: impl Fn(&mut f32, f32) + Sync) {
+    let (len, rows, first_pair) = (v.len(), batch.rows, batch.first_pair());
     y.par_chunks_mut(2 * rows * len).enumerate().for_each_init(
         || vec![0.0; len],
         |eps, (pair, y_pair)| {
-            stream.fill_normals(pair as u32, 0, eps);
+            stream.fill_normals((first_pair + pair) as u32, 0, eps);
             for (half, y_member) in y_pair.chunks_exact_mut(rows * len).enumerate() {
                 let coef = member_sign(half) * sigma;
                 for y_row in y_member.chunks_exact_mut(len) {
@@ -185,7 +185,8 @@ impl Backend for CpuBackend {
                 let pair = first + k;
                 let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
                 let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
-                add_pair_lowrank(&noise, PairJob { pair: pair as u32, inputs, outputs: [y_even, y_odd], rows }, scratch);
+                let noise_pair = (batch.first_pair() + pair) as u32;
+                add_pair_lowrank(&noise, PairJob { pair: noise_pair, inputs, outputs: [y_even, y_odd], rows }, scratch);
             }
         });
         Ok(())
@@ -209,7 +210,7 @@ impl Backend for CpuBackend {
             for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
                 // The pair's full-rank noise E, drawn once for both of its members.
                 let pair = task * pairs_per_task + k;
-                noise.stream.fill_normals(pair as u32, 0, &mut eps);
+                noise.stream.fill_normals((batch.first_pair() + pair) as u32, 0, &mut eps);
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * m).enumerate() {
                     // Materialise W_i = W + s_i σ E, then multiply.
                     let coef = member_sign(half) * sigma;
@@ -254,7 +255,7 @@ impl Backend for CpuBackend {
     }
 
     fn perturbed_bias_unchecked(&self, y: &mut Vec<f32>, bias: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        perturbed_vector(y, bias, stream, sigma, batch.rows, |y, b| *y += b);
+        perturbed_vector(y, bias, stream, sigma, &batch, |y, b| *y += b);
         Ok(())
     }
 
@@ -279,7 +280,7 @@ impl Backend for CpuBackend {
     }
 
     fn perturbed_gain_unchecked(&self, y: &mut Vec<f32>, gain: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        perturbed_vector(y, gain, stream, sigma, batch.rows, |y, g| *y *= 1.0 + g);
+        perturbed_vector(y, gain, stream, sigma, &batch, |y, g| *y *= 1.0 + g);
         Ok(())
     }
 
@@ -364,7 +365,7 @@ impl Backend for CpuBackend {
         y.par_chunks_mut(2 * rows * n).enumerate().for_each_init(
             || (vec![0.0; m * r], vec![0.0; n * r]),
             |(a_t, b_t), (pair, y_pair)| {
-                draw_factors_t(&noise, pair as u32, a_t, b_t);
+                draw_factors_t(&noise, (batch.first_pair() + pair) as u32, a_t, b_t);
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * n).enumerate() {
                     let coef = member_sign(half) * scale;
                     let member_tokens = member_input(tokens, &batch, 1, 2 * pair + half);

@@ -33,7 +33,7 @@ impl WgpuBackend {
             param_id,
             noise_epoch,
             scale: s.scale(),
-            ..EmbeddingParams::default()
+            pair_offset: word("first pair", batch.first_pair())?,
         };
         self.gather(Kernel::PerturbedEmbedding, "perturbed_embedding", tokens, table, params, y)
     }

@@ -56,12 +56,13 @@ impl WgpuBackend {
         Ok(self.int_tables.get_or_init(|| buffer))
     }
 
-    /// The product's parameters: the mean model's when `noise` is `None`.
+    /// The product's parameters: the mean model's when `noise` is `None`, else those of the
+    /// batch's `count` members from pair `first_pair` of the whole population on.
     fn int_noise_params(
         &self,
         shape: IntMatrix,
         rows: usize,
-        count: usize,
+        (count, first_pair): (usize, usize),
         shared: bool,
         noise: Option<IntNoise>,
     ) -> Result<IntNoiseParams> {
@@ -79,6 +80,8 @@ impl WgpuBackend {
             seed_hi,
             param_id,
             noise_epoch,
+            pair_offset: word("first pair", first_pair)?,
+            ..IntNoiseParams::default()
         })
     }
 
@@ -154,7 +157,7 @@ impl IntBackend for WgpuBackend {
     }
 
     fn int_matmul_unchecked(&self, x: &GpuI8, w: &GpuI8, shape: IntMatrix, rows: usize, y: &mut GpuI8) -> Result<()> {
-        let params = self.int_noise_params(shape, rows, 1, true, None)?;
+        let params = self.int_noise_params(shape, rows, (1, 0), true, None)?;
         let (factors, proj) = (&self.ctx.dummy, &self.ctx.dummy_other);
         self.ctx.run(&[Dispatch {
             kernel: self.int_kernel(IntKernel::Matmul),
@@ -179,7 +182,8 @@ impl IntBackend for WgpuBackend {
         let projections = if shared { pairs } else { batch.population } * batch.rows * noise.rank;
         let factors = self.ctx.scratch(ScratchUse::IntFactors, pairs * factor_words)?;
         let proj = self.ctx.scratch(ScratchUse::IntProjections, projections)?;
-        let params = UniformBlock::of(&self.int_noise_params(shape, batch.rows, batch.population, shared, Some(noise))?);
+        let params =
+            UniformBlock::of(&self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?);
         self.ctx.run(&[
             self.int_dispatch(IntKernel::NoiseFactors, pairs * factor_words, params, Storage::of([(3, factors.buffer())]))?,
             self.int_dispatch(
@@ -227,7 +231,7 @@ impl IntBackend for WgpuBackend {
                 seed_hi,
                 param_id,
                 noise_epoch,
-                ..IntNaiveParams::default()
+                pair_offset: word("first pair", batch.first_pair())?,
             });
             let materialise = self.int_dispatch(
                 IntKernel::NaiveMaterialise,
@@ -251,7 +255,7 @@ impl IntBackend for WgpuBackend {
     }
 
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &GpuI8, shape: IntMatrix, y: &mut GpuI8) -> Result<()> {
-        let params = self.int_noise_params(shape, tokens.len(), 1, true, None)?;
+        let params = self.int_noise_params(shape, tokens.len(), (1, 0), true, None)?;
         let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
         let d = self.int_dispatch(
             IntKernel::Embedding,
@@ -272,7 +276,7 @@ impl IntBackend for WgpuBackend {
         y: &mut GpuI8,
     ) -> Result<()> {
         let shared = batch.input == InputLayout::Shared;
-        let params = self.int_noise_params(shape, batch.rows, batch.population, shared, Some(noise))?;
+        let params = self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?;
         let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
         let d = self.int_dispatch(
             IntKernel::PerturbedEmbedding,

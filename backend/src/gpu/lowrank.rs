@@ -44,6 +44,7 @@ impl WgpuBackend {
         let projections = if shared { population / 2 } else { population };
         let p = self.ctx.scratch(ScratchUse::Projections, projections * rows * r)?;
         let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+        let pair_offset = word("first pair", batch.first_pair())?;
         let lowrank_params = |count: usize| -> Result<UniformBlock> {
             Ok(UniformBlock::of(&LowRankParams {
                 rows: word("rows", rows)?,
@@ -57,7 +58,7 @@ impl WgpuBackend {
                 param_id,
                 noise_epoch,
                 scale: s.scale(),
-                ..LowRankParams::default()
+                pair_offset,
             }))
         };
         let z = if shared { Some(self.ctx.scratch(ScratchUse::SharedProduct, rows * m)?) } else { None };
@@ -114,6 +115,7 @@ impl WgpuBackend {
                     param_id,
                     noise_epoch,
                     sigma: noise.shape.sigma,
+                    pair_offset: word("first pair", batch.first_pair())?,
                     ..MaterialiseParams::default()
                 }),
                 storage: Storage::of([(1, &w.buffer), (2, w_i.buffer())]),

@@ -14,7 +14,7 @@ pub trait Uniform: Pod {
 }
 
 /// Bytes a [`UniformBlock`] holds: the largest parameter struct.
-const MAX_UNIFORM_BYTES: usize = 48;
+const MAX_UNIFORM_BYTES: usize = 64;
 
 /// The bytes of one parameter struct, held inline (no heap allocation per dispatch).
 #[derive(Clone, Copy)]
@@ -107,8 +107,9 @@ pub struct LowRankParams {
     pub noise_epoch: u32,
     /// `σ/√r`.
     pub scale: f32,
-    /// Padding to 16 bytes.
-    pub _pad0: u32,
+    /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
+    /// added to every pair index the noise is drawn for.
+    pub pair_offset: u32,
 }
 
 impl Uniform for LowRankParams {
@@ -173,12 +174,13 @@ pub struct MaterialiseParams {
     pub noise_epoch: u32,
     /// σ.
     pub sigma: f32,
+    /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
+    /// added to every pair index the noise is drawn for.
+    pub pair_offset: u32,
     /// Padding to 16 bytes.
     pub _pad0: u32,
     /// Padding to 16 bytes.
     pub _pad1: u32,
-    /// Padding to 16 bytes.
-    pub _pad2: u32,
 }
 
 impl Uniform for MaterialiseParams {
@@ -208,12 +210,13 @@ pub struct VectorParams {
     pub noise_epoch: u32,
     /// σ (forward), or `σ/√N` (update).
     pub coef: f32,
+    /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
+    /// added to every pair index the forward draws noise for (0 for the update).
+    pub pair_offset: u32,
     /// Padding to 16 bytes.
     pub _pad0: u32,
     /// Padding to 16 bytes.
     pub _pad1: u32,
-    /// Padding to 16 bytes.
-    pub _pad2: u32,
 }
 
 impl Uniform for VectorParams {
@@ -362,8 +365,9 @@ pub struct EmbeddingParams {
     pub noise_epoch: u32,
     /// σ/√r.
     pub scale: f32,
-    /// Padding to 16 bytes.
-    pub _pad0: u32,
+    /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
+    /// added to every pair index the noise is drawn for.
+    pub pair_offset: u32,
 }
 
 impl Uniform for EmbeddingParams {
@@ -399,6 +403,15 @@ pub struct IntNoiseParams {
     pub param_id: u32,
     /// Noise epoch of the stream.
     pub noise_epoch: u32,
+    /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
+    /// added to every pair index the noise is drawn for.
+    pub pair_offset: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
 }
 
 impl Uniform for IntNoiseParams {
@@ -432,8 +445,9 @@ pub struct IntNaiveParams {
     pub param_id: u32,
     /// Noise epoch of the stream.
     pub noise_epoch: u32,
-    /// Padding to 16 bytes.
-    pub _pad0: u32,
+    /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
+    /// added to every pair index the noise is drawn for.
+    pub pair_offset: u32,
 }
 
 impl Uniform for IntNaiveParams {

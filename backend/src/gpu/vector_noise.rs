@@ -57,6 +57,7 @@ impl WgpuBackend {
             param_id,
             noise_epoch,
             coef: sigma,
+            pair_offset: word("first pair", batch.first_pair())?,
             ..VectorParams::default()
         };
         self.dispatch(kernel, y.len, UniformBlock::of(&p), Storage::of([(1, &y.buffer), (2, &v.buffer)]))

@@ -212,7 +212,7 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
 
     /// The population forward's mode at the current epoch, checked.
     fn population_mode(&self, layout: InputLayout, rows: usize) -> Result<Mode> {
-        let batch = Batch { population: self.config.population, rows, input: layout };
+        let batch = Batch { population: self.config.population, rows, input: layout, first_member: 0 };
         batch.validate()?;
         Ok(Mode::Population {
             batch,

@@ -165,7 +165,7 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
 
     /// The population forward's mode at the current epoch, checked.
     fn population_mode(&self, layout: InputLayout, rows: usize) -> Result<IntMode> {
-        let batch = Batch { population: self.config.population, rows, input: layout };
+        let batch = Batch { population: self.config.population, rows, input: layout, first_member: 0 };
         batch.validate()?;
         Ok(IntMode::Population {
             batch,
