@@ -16,9 +16,11 @@ const MAX_ARENAS: usize = 4;
 /// What to run.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Mode {
-    /// Every member `W + E_i`, noise of `(seed, param id, noise_epoch)` at scale `sigma`.
+    /// Every member `W + E_i` of the batch, noise of `(seed, param id, noise_epoch)` at scale
+    /// `sigma`.
     Population {
-        /// Population, rows and input layout.
+        /// Members (those from `batch.first_member` of the whole population), rows and input
+        /// layout.
         batch: Batch,
         /// Experiment seed.
         seed: u64,
@@ -37,7 +39,8 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    /// Members (1 for the mean), rows and the layout of the input.
+    /// Members (1 for the mean), rows and the layout of the input: what the buffers' sizes depend
+    /// on (not the batch's first member, so that slices of one size share an arena).
     fn key(&self) -> (usize, usize, InputLayout) {
         match *self {
             Mode::Population { batch, .. } => (batch.population, batch.rows, batch.input),

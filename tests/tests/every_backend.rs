@@ -1,9 +1,10 @@
 //! The trainer's contract, one test body per property run on every backend (`<name>::cpu`,
 //! `<name>::wgpu` on each test adapter): the fused population forward against a host oracle built from the ask handles,
-//! ask/tell with host-computed fitness, exact state round trips, frozen parameters, bad input.
+//! ask/tell with host-computed fitness, exact state round trips, frozen parameters, bad input,
+//! forwards over a range of members against the whole population's.
 
 use eggroll::config::{EsConfig, OptimizerKind, Schedule};
-use eggroll::tasks::{Constant, Task};
+use eggroll::tasks::{CharLm, CharLmOptions, Constant, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind, ParamValues};
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, Backend, InputLayout};
@@ -22,6 +23,7 @@ test_device!(
     an_embedding_model_runs_batched_and_matches_its_ask_handles,
     an_affine_layer_norm_runs_batched_and_matches_its_ask_handles,
     an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters,
+    member_ranges_give_the_rows_of_the_whole_population,
 );
 
 fn small_config() -> EsConfig {
@@ -602,4 +604,59 @@ async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Bac
         assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "population, gain `{gain}`: {err}");
         backend = es.into_backend();
     }
+}
+
+/// The forwards of `0..N/2` and `N/2..N`, each run on its own, concatenated against the whole
+/// population's forward (outputs, and log-likelihoods of `targets`): bit for bit on the CPU
+/// backend, within f32 tolerance on wgpu, where the two may tile their products differently.
+async fn assert_halves_give_the_whole<B: Backend, M: eggroll::Model>(
+    es: &mut Eggroll<B, M>,
+    x: &[f32],
+    layout: InputLayout,
+    rows: usize,
+    targets: &[u32],
+) {
+    let (n, inputs) = (es.config().population, es.model().inputs());
+    let exact = es.backend().describe().backend == "cpu";
+    let whole = es.population_forward_async(x, layout, rows).await.unwrap();
+    let ll = es.population_log_likelihood_async(x, layout, rows, targets).await.unwrap();
+    let (mut parts, mut ll_parts) = (Vec::new(), Vec::new());
+    for members in [0..n / 2, n / 2..n] {
+        let input = match layout {
+            InputLayout::Shared => x.to_vec(),
+            InputLayout::PerMember => x[members.start * rows * inputs..members.end * rows * inputs].to_vec(),
+        };
+        let t = &targets[members.start * rows..members.end * rows];
+        parts.extend(es.population_forward_members_async(members.clone(), &input, layout, rows).await.unwrap());
+        ll_parts.extend(es.population_log_likelihood_members_async(members, &input, layout, rows, t).await.unwrap());
+    }
+    for (got, want, what) in [(&parts, &whole, "outputs"), (&ll_parts, &ll, "log-likelihoods")] {
+        let what = format!("{what} of the two halves, {layout:?} input");
+        if exact {
+            assert_eq!(got, want, "{what}");
+        } else {
+            assert_close(got, want, 1e-4, 1e-4, &what);
+        }
+    }
+}
+
+/// A trainer's forward over a range of members gives the rows the whole population's forward
+/// gives those members, for an Mlp (shared and per-member input) and the charlm model.
+async fn member_ranges_give_the_rows_of_the_whole_population<B: Backend>(backend: B) {
+    let mut es = Eggroll::new(backend, tanh_mlp(), EsConfig { population: 12, ..small_config() }).unwrap();
+    let rows = 3;
+    let targets: Vec<u32> = (0..12 * rows).map(|i| (i % 3) as u32).collect();
+    let shared: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0).collect();
+    assert_halves_give_the_whole(&mut es, &shared, InputLayout::Shared, rows, &targets).await;
+    let each: Vec<f32> = (0..12 * rows * 5).map(|i| ((i * 29 % 13) as f32 - 6.0) / 5.0).collect();
+    assert_halves_give_the_whole(&mut es, &each, InputLayout::PerMember, rows, &targets).await;
+
+    let options = CharLmOptions { width: 8, depth: 1, window: 6, ..CharLm::default_options() };
+    let task = CharLm::new(3, &options).unwrap();
+    let cfg = EsConfig { population: 8, rank: 2, sigma: 0.05, seed: 9, group_size: 0, ..task.default_config() };
+    let mut lm = Eggroll::new(es.into_backend(), task.model(), cfg).unwrap();
+    let rows = 2 * options.window;
+    let bytes: Vec<f32> = (0..8 * rows).map(|i| ((i * 53) % 256) as f32).collect();
+    let targets: Vec<u32> = (0..8 * rows).map(|i| ((i * 7 + 3) % 256) as u32).collect();
+    assert_halves_give_the_whole(&mut lm, &bytes, InputLayout::PerMember, rows, &targets).await;
 }

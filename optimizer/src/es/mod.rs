@@ -24,6 +24,7 @@ use crate::shaping::shape_fitness;
 use eggroll_backend::rng::noise_epoch;
 use eggroll_backend::{AdamParams, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// A parameter's device buffers: value, gradient estimate and, for Adam, the two moments.
 pub(crate) struct Slot<B: Backend> {
@@ -144,14 +145,38 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
     /// read-back instead (the browser cannot block).
     #[cfg(feature = "native")]
     pub fn population_forward(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
-        let mode = self.population_mode(layout, rows)?;
-        let (backend, output) = self.enqueue(mode, x, None)?;
-        Ok(backend.read_blocking(output)?)
+        self.population_forward_members(0..self.config.population, x, layout, rows)
     }
 
     /// [`Eggroll::population_forward`] with the read-back awaited.
     pub async fn population_forward_async(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
-        let mode = self.population_mode(layout, rows)?;
+        self.population_forward_members_async(0..self.config.population, x, layout, rows).await
+    }
+
+    /// The forward of members `members` of the population alone, each with the noise and sign it
+    /// has in the whole population, so that a worker can evaluate its slice of the population on
+    /// its own device: the rows are those [`Eggroll::population_forward`] gives these members
+    /// (bit for bit on the CPU backend). `members` must be whole pairs (even start and end) within
+    /// `0..N`; `x` is rows x inputs ([`InputLayout::Shared`]) or, for
+    /// [`InputLayout::PerMember`], these members' rows only (`members.len()` x rows x inputs).
+    /// Returns `members.len()` x rows x outputs. Blocking; see
+    /// [`Eggroll::population_forward_members_async`].
+    #[cfg(feature = "native")]
+    pub fn population_forward_members(&mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
+        let mode = self.population_mode(members, layout, rows)?;
+        let (backend, output) = self.enqueue(mode, x, None)?;
+        Ok(backend.read_blocking(output)?)
+    }
+
+    /// [`Eggroll::population_forward_members`] with the read-back awaited.
+    pub async fn population_forward_members_async(
+        &mut self,
+        members: Range<usize>,
+        x: &[f32],
+        layout: InputLayout,
+        rows: usize,
+    ) -> Result<Vec<f32>> {
+        let mode = self.population_mode(members, layout, rows)?;
         let (backend, output) = self.enqueue(mode, x, None)?;
         Ok(backend.read(output).await?)
     }
@@ -177,9 +202,7 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
     /// [`Eggroll::population_forward`]. Blocking; see [`Eggroll::population_log_likelihood_async`].
     #[cfg(feature = "native")]
     pub fn population_log_likelihood(&mut self, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
-        let mode = self.population_mode(layout, rows)?;
-        let (backend, output) = self.enqueue(mode, x, Some(targets))?;
-        Ok(backend.read_blocking(output)?)
+        self.population_log_likelihood_members(0..self.config.population, x, layout, rows, targets)
     }
 
     /// [`Eggroll::population_log_likelihood`] with the read-back awaited.
@@ -190,7 +213,37 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
         rows: usize,
         targets: &[u32],
     ) -> Result<Vec<f32>> {
-        let mode = self.population_mode(layout, rows)?;
+        self.population_log_likelihood_members_async(0..self.config.population, x, layout, rows, targets).await
+    }
+
+    /// [`Eggroll::population_log_likelihood`] of members `members` alone, as
+    /// [`Eggroll::population_forward_members`] runs them: `x` as there, `targets` one class per
+    /// row of these members (`members.len()` x rows, member-major); returns `members.len()` x rows
+    /// log-likelihoods. Blocking; see [`Eggroll::population_log_likelihood_members_async`].
+    #[cfg(feature = "native")]
+    pub fn population_log_likelihood_members(
+        &mut self,
+        members: Range<usize>,
+        x: &[f32],
+        layout: InputLayout,
+        rows: usize,
+        targets: &[u32],
+    ) -> Result<Vec<f32>> {
+        let mode = self.population_mode(members, layout, rows)?;
+        let (backend, output) = self.enqueue(mode, x, Some(targets))?;
+        Ok(backend.read_blocking(output)?)
+    }
+
+    /// [`Eggroll::population_log_likelihood_members`] with the read-back awaited.
+    pub async fn population_log_likelihood_members_async(
+        &mut self,
+        members: Range<usize>,
+        x: &[f32],
+        layout: InputLayout,
+        rows: usize,
+        targets: &[u32],
+    ) -> Result<Vec<f32>> {
+        let mode = self.population_mode(members, layout, rows)?;
         let (backend, output) = self.enqueue(mode, x, Some(targets))?;
         Ok(backend.read(output).await?)
     }
@@ -210,9 +263,17 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
         Ok(backend.read(output).await?)
     }
 
-    /// The population forward's mode at the current epoch, checked.
-    fn population_mode(&self, layout: InputLayout, rows: usize) -> Result<Mode> {
-        let batch = Batch { population: self.config.population, rows, input: layout, first_member: 0 };
+    /// The mode of the forward of `members` of the population at the current epoch, checked:
+    /// whole pairs (even start and end), at least one, within `0..N`.
+    fn population_mode(&self, members: Range<usize>, layout: InputLayout, rows: usize) -> Result<Mode> {
+        let n = self.config.population;
+        let Range { start, end } = members;
+        if start >= end || end > n || !start.is_multiple_of(2) || !end.is_multiple_of(2) {
+            return Err(EggrollError::Data(format!(
+                "members {start}..{end}: a range of whole antithetic pairs (even start and end, start < end) within the population 0..{n}"
+            )));
+        }
+        let batch = Batch { population: end - start, rows, input: layout, first_member: start };
         batch.validate()?;
         Ok(Mode::Population {
             batch,
