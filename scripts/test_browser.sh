@@ -5,7 +5,9 @@
 #   - the backend's kernel contract (backend/tests/contract.rs): every kernel on the browser's
 #     WebGPU adapter and on the CPU backend compiled to wasm32, against the f64 definitions;
 #   - a lost device reported by every later call (backend/tests/device_lost.rs);
-#   - the trainer's cpu-vs-wgpu trajectory (tests/tests/across_backends.rs).
+#   - the trainer's cpu-vs-wgpu trajectory (tests/tests/across_backends.rs);
+#   - the web page's runs (web/tests/browser.rs): WebGPU against the wasm CPU backend, and a
+#     new run after a lost device.
 # The wgpu tests fail (never skip) when the browser or its WebGPU adapter is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +24,6 @@ cargo test -p eggroll-backend --target wasm32-unknown-unknown --test device_lost
 # The trainer's trajectory tests, cpu against wgpu, in the browser.
 echo "== the trainer's cpu-vs-wgpu trajectory in headless Chromium"
 cargo test -p eggroll-tests --target wasm32-unknown-unknown --test across_backends
+
+echo "== the web page's runs in headless Chromium"
+cargo test -p eggroll-web --target wasm32-unknown-unknown --test browser

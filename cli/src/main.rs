@@ -13,7 +13,6 @@ mod metrics;
 mod plot;
 mod runtime_dir;
 mod sample;
-mod session;
 mod train;
 
 use args::{Cli, Command};

@@ -2,7 +2,8 @@
 //! `bash scripts/web.sh build`), end to end in headless Chromium over WebDriver: a short run on
 //! WebGPU whose result matches the native CPU backend's for the same config, saved as a screenshot
 //! in `target/web-e2e/page.png`; bad input in the URL reported on the page, and a run started again
-//! from the form after such an error, on the CPU backend compiled to wasm. Needs chromedriver and
+//! from the form after such an error, on the CPU backend compiled to wasm; a run beyond the
+//! adapter's limits refused with the limit named. Needs chromedriver and
 //! Chromium (`CHROMEDRIVER`, `CHROMIUM_BIN`, `EGGROLL_CHROMIUM_ARGS`; Debian's paths by default)
 //! and fails when they or the built site are missing.
 
@@ -139,6 +140,9 @@ fn bad_input_is_shown_on_the_page_and_a_new_run_starts_after_it() {
         ("task=constant&epochs=NaN&autostart=1", &["epochs", "NaN"]),
         ("task=constant&seed=-1&autostart=1", &["seed", "-1"]),
         ("task=constant&backend=tpu&autostart=1", &["backend", "tpu"]),
+        // The language model's logits for 65536 members (2 GiB) exceed what SwiftShader's adapter
+        // allows in one buffer (1 GiB): refused with the limit named, before anything runs.
+        ("task=charlm&population=65536&epochs=1&backend=webgpu&autostart=1", &["limit", "max_buffer_size"]),
         ("task=constant&rank=0&epochs=5&seed=11&backend=cpu&autostart=1", &["rank"]),
     ];
     for (bad, words) in cases {

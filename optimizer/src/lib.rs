@@ -41,6 +41,7 @@ pub mod int8;
 pub mod model;
 pub mod params;
 pub mod report;
+pub mod session;
 pub mod shaping;
 pub mod tasks;
 

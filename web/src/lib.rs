@@ -25,19 +25,19 @@ mod clock;
 pub mod options;
 pub mod run;
 
-use options::{RunOptions, WEB_TASKS};
+use options::RunOptions;
 use run::{PageTask, Run};
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-/// The tasks the page offers, as a JSON array of
+/// The tasks the page offers (every task of the `eggroll` command), as a JSON array of
 /// `{"name", "metric", "population", "rank", "epochs", "seed"}` (each task's defaults).
 #[wasm_bindgen]
 pub fn tasks() -> Result<String, JsError> {
     let mut list = Vec::new();
-    for kind in WEB_TASKS {
+    for kind in eggroll::TaskKind::ALL {
         let config = PageTask::build(kind, 0).map_err(js_error)?.default_config();
         list.push(json!({
             "name": kind.name(), "metric": kind.metric_name(), "population": config.population,

@@ -24,10 +24,6 @@ impl WebBackend {
     }
 }
 
-/// The tasks a page can train: the MLP tasks and the byte-level language model (the integer
-/// `egg` task and the 200-step `pendulum` are left to the native command).
-pub const WEB_TASKS: [TaskKind; 5] = [TaskKind::Regression, TaskKind::Constant, TaskKind::Digits, TaskKind::CartPole, TaskKind::CharLm];
-
 /// A run as the page asks for it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunOptions {
@@ -60,9 +56,6 @@ impl RunOptions {
         }
         let task = string(object, "task")?;
         let task: TaskKind = task.parse()?;
-        if !WEB_TASKS.contains(&task) {
-            return Err(config(format!("the task `{task}` does not run in the page; choose one of {}", names())));
-        }
         let backend = match string(object, "backend")?.to_ascii_lowercase().as_str() {
             "webgpu" => WebBackend::WebGpu,
             "cpu" => WebBackend::Cpu,
@@ -91,11 +84,6 @@ impl RunOptions {
         config.validate()?;
         Ok(config)
     }
-}
-
-/// The page's task names, comma-separated.
-pub fn names() -> String {
-    WEB_TASKS.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
 }
 
 fn config(message: String) -> EggrollError {
@@ -144,7 +132,6 @@ mod tests {
     fn bad_settings_are_refused_by_name() {
         for (json, says) in [
             (r#"{"task":"nosuch","backend":"cpu"}"#, "unknown task `nosuch`"),
-            (r#"{"task":"egg","backend":"cpu"}"#, "does not run in the page"),
             (r#"{"task":"constant","backend":"metal"}"#, "unknown backend `metal`"),
             (r#"{"backend":"cpu"}"#, "`task` is missing"),
             (r#"{"task":"constant","backend":"cpu","population":63}"#, "population"),

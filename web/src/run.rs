@@ -1,23 +1,23 @@
-//! A page's training run: a task and its trainer on the CPU backend or the browser's WebGPU
-//! adapter, stepped one epoch at a time so that the page (or its worker) never blocks.
+//! A page's training run: a task and its trainer ([`Session`]) on the CPU backend or the
+//! browser's WebGPU adapter, stepped one epoch at a time so that the page (or its worker) never
+//! blocks.
 
 use crate::clock::now_ms;
 use crate::options::{RunOptions, WebBackend};
 use eggroll::report::{json_number, Summary};
-use eggroll::tasks::CharLm;
-use eggroll::{train_epoch_async, AnyTask, CpuBackend, Eggroll, EggrollError, EsConfig, Evaluation, Result, Task, TaskKind};
-use eggroll::{AdapterDescription, WgpuBackend, WgpuOptions};
-use eggroll_backend::Backend;
+use eggroll::session::{EggSession, FloatSession, Session};
+use eggroll::tasks::{CharLm, Egg};
+use eggroll::{AdapterDescription, AnyTask, CpuBackend, EggrollError, EsConfig, Evaluation, Result, Task, TaskKind};
+use eggroll::{WgpuBackend, WgpuOptions};
 use serde_json::{json, Value};
 
 /// Evaluate the mean model every this many epochs and after the last one, as `eggroll train`
 /// does by default (`--eval-every 10`).
 pub const EVAL_EVERY: u32 = 10;
 
-/// A task with its trainer and the run's timings.
-pub struct Trainer<B: Backend, T: Task> {
-    task: T,
-    es: Eggroll<B, T::Model>,
+/// A session with the run's timings.
+pub struct Trainer<S: Session> {
+    session: S,
     /// The adapter, named as the browser names it where wgpu has no name for it.
     adapter: AdapterDescription,
     /// Training time of the epochs stepped so far (evaluations excluded).
@@ -28,19 +28,18 @@ pub struct Trainer<B: Backend, T: Task> {
     last_eval: Option<(u32, Evaluation)>,
 }
 
-impl<B: Backend, T: Task> Trainer<B, T> {
-    async fn new(backend: B, task: T, config: EsConfig) -> Result<Self> {
-        let adapter = crate::adapter::named(backend.describe()).await;
-        let es = Eggroll::new(backend, task.model(), config)?;
-        Ok(Self { task, es, adapter, total_ms: 0.0, stepped: 0, last_eval: None })
+impl<S: Session> Trainer<S> {
+    async fn new(session: S) -> Self {
+        let adapter = crate::adapter::named(session.adapter()).await;
+        Self { session, adapter, total_ms: 0.0, stepped: 0, last_eval: None }
     }
 
     fn epoch(&self) -> u32 {
-        self.es.epoch()
+        self.session.epoch()
     }
 
     fn epochs(&self) -> u32 {
-        self.es.config().epochs
+        self.session.config().epochs
     }
 
     /// One epoch, evaluated every [`EVAL_EVERY`] epochs and after the last; its record.
@@ -49,7 +48,7 @@ impl<B: Backend, T: Task> Trainer<B, T> {
             return Err(EggrollError::Config(format!("the run has trained all its {} epochs", self.epochs())));
         }
         let start = now_ms();
-        let stats = train_epoch_async(&mut self.task, &mut self.es).await?;
+        let stats = self.session.train_epoch_async().await?;
         let ms = now_ms() - start;
         self.total_ms += ms;
         self.stepped += 1;
@@ -59,7 +58,7 @@ impl<B: Backend, T: Task> Trainer<B, T> {
             "sigma": json_number(stats.sigma), "ms": ms,
         });
         if epoch.is_multiple_of(EVAL_EVERY) || epoch == self.epochs() {
-            let eval = self.task.evaluate_async(&mut self.es).await?;
+            let eval = self.session.evaluate_async().await?;
             record["train_loss"] = json_number(eval.train_loss);
             record["metric"] = json_number(eval.metric);
             self.last_eval = Some((epoch, eval));
@@ -74,33 +73,36 @@ impl<B: Backend, T: Task> Trainer<B, T> {
         let eval = match &self.last_eval {
             Some((at, eval)) if *at == epoch => eval.clone(),
             _ => {
-                let eval = self.task.evaluate_async(&mut self.es).await?;
+                let eval = self.session.evaluate_async().await?;
                 self.last_eval = Some((epoch, eval.clone()));
                 eval
             }
         };
-        let config = self.es.config().clone();
+        let config = self.session.config().clone();
         let ms_per_epoch = if self.stepped > 0 { self.total_ms / f64::from(self.stepped) } else { 0.0 };
-        let tokens = self.task.tokens_per_epoch(&config);
+        let tokens = self.session.tokens_per_epoch();
         Ok(Summary {
-            task: self.task.name(),
+            task: self.session.name(),
             adapter: self.adapter.clone(),
             config,
             eval,
             ms_per_epoch,
             resumed_from: None,
-            baselines: self.task.baselines(),
+            baselines: self.session.baselines(),
             tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
         })
     }
 }
 
-/// A page task: an MLP task or the language model, which trains its own model.
+/// A page task: an MLP task, the language model or the integer language model, each with its
+/// default shape.
 pub enum PageTask {
     /// An MLP task.
     Mlp(AnyTask),
-    /// The byte-level language model with its default shape.
+    /// The byte-level language model.
     Lm(CharLm),
+    /// The integer language model, trained by integer EGGROLL.
+    Egg(Egg),
 }
 
 impl PageTask {
@@ -108,6 +110,7 @@ impl PageTask {
     pub fn build(kind: TaskKind, seed: u64) -> Result<Self> {
         match kind {
             TaskKind::CharLm => Ok(Self::Lm(CharLm::new(seed, &CharLm::default_options())?)),
+            TaskKind::Egg => Ok(Self::Egg(Egg::new(seed, &Egg::default_options())?)),
             other => Ok(Self::Mlp(other.build(seed)?)),
         }
     }
@@ -117,6 +120,7 @@ impl PageTask {
         match self {
             Self::Mlp(task) => task.default_config(),
             Self::Lm(task) => task.default_config(),
+            Self::Egg(task) => task.default_config(),
         }
     }
 }
@@ -124,13 +128,17 @@ impl PageTask {
 /// A run of any page task on either backend.
 pub enum Run {
     /// An MLP task on the CPU backend.
-    CpuMlp(Trainer<CpuBackend, AnyTask>),
+    CpuMlp(Trainer<FloatSession<CpuBackend, AnyTask>>),
     /// An MLP task on WebGPU.
-    GpuMlp(Trainer<WgpuBackend, AnyTask>),
+    GpuMlp(Trainer<FloatSession<WgpuBackend, AnyTask>>),
     /// The language model on the CPU backend.
-    CpuLm(Trainer<CpuBackend, CharLm>),
+    CpuLm(Trainer<FloatSession<CpuBackend, CharLm>>),
     /// The language model on WebGPU.
-    GpuLm(Trainer<WgpuBackend, CharLm>),
+    GpuLm(Trainer<FloatSession<WgpuBackend, CharLm>>),
+    /// The integer language model on the CPU backend.
+    CpuEgg(Trainer<EggSession<CpuBackend>>),
+    /// The integer language model on WebGPU.
+    GpuEgg(Trainer<EggSession<WgpuBackend>>),
 }
 
 /// Runs `$e` on the trainer inside a [`Run`].
@@ -141,6 +149,8 @@ macro_rules! each {
             Run::GpuMlp($t) => $e,
             Run::CpuLm($t) => $e,
             Run::GpuLm($t) => $e,
+            Run::CpuEgg($t) => $e,
+            Run::GpuEgg($t) => $e,
         }
     };
 }
@@ -149,21 +159,36 @@ impl Run {
     /// Builds the task (its data drawn from the run's seed, as `eggroll train` does), opens the
     /// backend and the trainer. WebGPU missing in this browser is an error that says so.
     pub async fn start(options: &RunOptions) -> Result<Self> {
-        let backend = match options.backend {
-            WebBackend::Cpu => None,
-            WebBackend::WebGpu => Some(WgpuBackend::new(&WgpuOptions::default()).await.map_err(|e| {
-                EggrollError::Config(format!(
-                    "this browser gave no WebGPU adapter ({e}); use a browser with WebGPU enabled, or the CPU backend (backend=cpu)"
-                ))
-            })?),
-        };
         let config = options.config(PageTask::build(options.task, 0)?.default_config())?;
-        Ok(match (PageTask::build(options.task, config.seed)?, backend) {
-            (PageTask::Mlp(task), Some(gpu)) => Run::GpuMlp(Trainer::new(gpu, task, config).await?),
-            (PageTask::Mlp(task), None) => Run::CpuMlp(Trainer::new(CpuBackend::new(), task, config).await?),
-            (PageTask::Lm(task), Some(gpu)) => Run::GpuLm(Trainer::new(gpu, task, config).await?),
-            (PageTask::Lm(task), None) => Run::CpuLm(Trainer::new(CpuBackend::new(), task, config).await?),
+        let task = PageTask::build(options.task, config.seed)?;
+        if options.backend == WebBackend::Cpu {
+            let cpu = CpuBackend::new();
+            return Ok(match task {
+                PageTask::Mlp(task) => Run::CpuMlp(Trainer::new(FloatSession::new(cpu, task, config)?).await),
+                PageTask::Lm(task) => Run::CpuLm(Trainer::new(FloatSession::new(cpu, task, config)?).await),
+                PageTask::Egg(task) => Run::CpuEgg(Trainer::new(EggSession::new(cpu, task, config)?).await),
+            });
+        }
+        let gpu = WgpuBackend::new(&WgpuOptions::default()).await.map_err(|e| {
+            EggrollError::Config(format!(
+                "this browser gave no WebGPU adapter ({e}); use a browser with WebGPU enabled, or the CPU backend (backend=cpu)"
+            ))
+        })?;
+        Ok(match task {
+            PageTask::Mlp(task) => Run::GpuMlp(Trainer::new(FloatSession::new(gpu, task, config)?).await),
+            PageTask::Lm(task) => Run::GpuLm(Trainer::new(FloatSession::new(gpu, task, config)?).await),
+            PageTask::Egg(task) => Run::GpuEgg(Trainer::new(EggSession::new(gpu, task, config)?).await),
         })
+    }
+
+    /// The WebGPU backend the run trains on; `None` on the CPU backend.
+    pub fn wgpu_backend(&self) -> Option<&WgpuBackend> {
+        match self {
+            Run::GpuMlp(t) => Some(t.session.backend()),
+            Run::GpuLm(t) => Some(t.session.backend()),
+            Run::GpuEgg(t) => Some(t.session.backend()),
+            Run::CpuMlp(_) | Run::CpuLm(_) | Run::CpuEgg(_) => None,
+        }
     }
 
     /// Epochs trained so far.
@@ -189,7 +214,7 @@ impl Run {
 
     /// The task, backend, adapter and configuration of the run `options` started, for the page.
     pub fn info(&self, options: &RunOptions) -> Value {
-        let (adapter, config) = each!(self, t => (t.adapter.clone(), t.es.config().clone()));
+        let (adapter, config) = each!(self, t => (t.adapter.clone(), t.session.config().clone()));
         json!({
             "task": options.task.name(), "backend": options.backend.name(),
             "adapter": {
@@ -242,9 +267,9 @@ mod tests {
         let fitness: Vec<Value> = (0..3).map(|_| pollster::block_on(run.step()).unwrap()["mean_fitness"].clone()).collect();
         let mut task = TaskKind::Regression.build(5).unwrap();
         let config = EsConfig { population: 256, epochs: 3, seed: 5, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = eggroll::Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
         for want in fitness {
-            let stats = pollster::block_on(train_epoch_async(&mut task, &mut es)).unwrap();
+            let stats = pollster::block_on(eggroll::train_epoch_async(&mut task, &mut es)).unwrap();
             assert_eq!(json_number(stats.mean_fitness), want);
         }
     }

@@ -1,27 +1,38 @@
-//! A task and its trainer as `eggroll train` drives them: [`FloatSession`] for the f32 tasks
-//! ([`Task`] with [`Eggroll`]), [`EggSession`] for the integer `egg` task ([`Egg`] with
-//! [`IntEggroll`]). The training loop, checkpoints and report see only [`Session`].
+//! A task and its trainer as a training loop drives them (`eggroll train`, the web page):
+//! [`FloatSession`] for the f32 tasks ([`Task`] with [`Eggroll`]), [`EggSession`] for the integer
+//! `egg` task ([`Egg`] with [`IntEggroll`]). A loop, its checkpoints and its report see only
+//! [`Session`]. Every method that reads the device back is async at its core (a browser cannot
+//! block); native callers have blocking twins.
 
-use eggroll::int8::{EggModel, IntEggroll};
-use eggroll::tasks::Egg;
-use eggroll::{Eggroll, EsConfig, Evaluation, Result, StepStats, Task, TrainerState};
+use crate::config::EsConfig;
+use crate::error::Result;
+use crate::es::{Eggroll, StepStats, TrainerState};
+use crate::int8::{EggModel, IntEggroll};
+use crate::tasks::{Egg, Evaluation, Task};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::{AdapterDescription, Backend};
+use std::future::Future;
 
-/// What the training loop needs of a task and its trainer.
+/// What a training loop needs of a task and its trainer.
 pub trait Session {
+    /// The backend the trainer runs on.
+    type Backend: Backend;
     /// The task's name.
     fn name(&self) -> &'static str;
     /// The run's configuration.
     fn config(&self) -> &EsConfig;
     /// Epochs trained so far.
     fn epoch(&self) -> u32;
+    /// The backend the trainer runs on.
+    fn backend(&self) -> &Self::Backend;
     /// The adapter the trainer runs on.
-    fn adapter(&self) -> AdapterDescription;
+    fn adapter(&self) -> AdapterDescription {
+        self.backend().describe()
+    }
     /// One epoch: every member's fitness, then the update.
-    fn train_epoch(&mut self) -> Result<StepStats>;
+    fn train_epoch_async(&mut self) -> impl Future<Output = Result<StepStats>>;
     /// The mean model's train loss and held-out metric.
-    fn evaluate(&mut self) -> Result<Evaluation>;
+    fn evaluate_async(&mut self) -> impl Future<Output = Result<Evaluation>>;
     /// Tokens the population evaluates per epoch (sequence tasks).
     fn tokens_per_epoch(&self) -> Option<usize>;
     /// Reference figures beside the metric.
@@ -29,9 +40,25 @@ pub trait Session {
     /// Settings beyond the configuration that a checkpoint must match.
     fn settings(&self) -> serde_json::Value;
     /// The trainer's state as safetensors bytes.
-    fn save(&self) -> Result<Vec<u8>>;
-    /// Restores a state of [`Session::save`] as the state after `epoch` epochs.
+    fn save_async(&self) -> impl Future<Output = Result<Vec<u8>>>;
+    /// Restores a state of [`Session::save_async`] as the state after `epoch` epochs.
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()>;
+
+    /// Blocking [`Session::train_epoch_async`] for native callers.
+    #[cfg(feature = "native")]
+    fn train_epoch(&mut self) -> Result<StepStats> {
+        pollster::block_on(self.train_epoch_async())
+    }
+    /// Blocking [`Session::evaluate_async`] for native callers.
+    #[cfg(feature = "native")]
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        pollster::block_on(self.evaluate_async())
+    }
+    /// Blocking [`Session::save_async`] for native callers.
+    #[cfg(feature = "native")]
+    fn save(&self) -> Result<Vec<u8>> {
+        pollster::block_on(self.save_async())
+    }
 }
 
 /// An f32 task with its [`Eggroll`] trainer.
@@ -49,6 +76,7 @@ impl<B: Backend, T: Task> FloatSession<B, T> {
 }
 
 impl<B: Backend, T: Task> Session for FloatSession<B, T> {
+    type Backend = B;
     fn name(&self) -> &'static str {
         self.task.name()
     }
@@ -58,14 +86,14 @@ impl<B: Backend, T: Task> Session for FloatSession<B, T> {
     fn epoch(&self) -> u32 {
         self.es.epoch()
     }
-    fn adapter(&self) -> AdapterDescription {
-        self.es.backend().describe()
+    fn backend(&self) -> &B {
+        self.es.backend()
     }
-    fn train_epoch(&mut self) -> Result<StepStats> {
-        eggroll::train_epoch(&mut self.task, &mut self.es)
+    async fn train_epoch_async(&mut self) -> Result<StepStats> {
+        crate::tasks::train_epoch_async(&mut self.task, &mut self.es).await
     }
-    fn evaluate(&mut self) -> Result<Evaluation> {
-        self.task.evaluate(&mut self.es)
+    async fn evaluate_async(&mut self) -> Result<Evaluation> {
+        self.task.evaluate_async(&mut self.es).await
     }
     fn tokens_per_epoch(&self) -> Option<usize> {
         self.task.tokens_per_epoch(self.es.config())
@@ -76,8 +104,8 @@ impl<B: Backend, T: Task> Session for FloatSession<B, T> {
     fn settings(&self) -> serde_json::Value {
         self.task.settings()
     }
-    fn save(&self) -> Result<Vec<u8>> {
-        self.es.state()?.to_safetensors(&self.es.specs())
+    async fn save_async(&self) -> Result<Vec<u8>> {
+        self.es.state_async().await?.to_safetensors(&self.es.specs())
     }
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
         let state = TrainerState::from_safetensors(bytes, epoch, &self.es.specs())?;
@@ -100,6 +128,7 @@ impl<B: IntBackend> EggSession<B> {
 }
 
 impl<B: IntBackend> Session for EggSession<B> {
+    type Backend = B;
     fn name(&self) -> &'static str {
         self.task.name()
     }
@@ -109,14 +138,14 @@ impl<B: IntBackend> Session for EggSession<B> {
     fn epoch(&self) -> u32 {
         self.es.epoch()
     }
-    fn adapter(&self) -> AdapterDescription {
-        self.es.backend().describe()
+    fn backend(&self) -> &B {
+        self.es.backend()
     }
-    fn train_epoch(&mut self) -> Result<StepStats> {
-        self.task.train_epoch(&mut self.es)
+    async fn train_epoch_async(&mut self) -> Result<StepStats> {
+        self.task.train_epoch_async(&mut self.es).await
     }
-    fn evaluate(&mut self) -> Result<Evaluation> {
-        self.task.evaluate(&mut self.es)
+    async fn evaluate_async(&mut self) -> Result<Evaluation> {
+        self.task.evaluate_async(&mut self.es).await
     }
     fn tokens_per_epoch(&self) -> Option<usize> {
         Some(self.task.tokens_per_epoch(self.es.config()))
@@ -127,8 +156,8 @@ impl<B: IntBackend> Session for EggSession<B> {
     fn settings(&self) -> serde_json::Value {
         self.task.settings()
     }
-    fn save(&self) -> Result<Vec<u8>> {
-        self.es.to_safetensors()
+    async fn save_async(&self) -> Result<Vec<u8>> {
+        self.es.to_safetensors_async().await
     }
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
         self.es.restore_safetensors(bytes, epoch)
