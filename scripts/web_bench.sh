@@ -4,13 +4,13 @@
 # native `eggroll train --backend cpu` figure of the same config. Prints one Markdown row per task
 # and browser backend, ready for BENCHMARKS.md.
 #
-#   bash scripts/web_bench.sh [TASK ...]      (default: regression constant digits cartpole charlm)
+#   bash scripts/web_bench.sh [TASK ...]      (default: every task)
 #
 # Each run is the task's default config (population, rank, seed 0) for a few epochs; the figure
 # is the `ms_per_epoch` of the page's result JSON (the same object as `eggroll train --json`).
 # Environment:
 #   WEB_BENCH_EPOCHS    epochs per task, e.g. "regression=20 charlm=5" (default: regression 10,
-#                       constant 50, digits 5, cartpole 3, charlm 3)
+#                       constant 50, digits 5, cartpole 3, pendulum 3, charlm 3, egg 2)
 #   WEB_BENCH_BACKENDS  browser backends to run, default "webgpu cpu"
 #   WEB_BENCH_TIMEOUT   seconds one browser run may take before it is reported as cut off (1800)
 # It builds the site (scripts/web.sh build) and the release binary first, and gets Chromium,
@@ -27,7 +27,7 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 python3 - "$target_dir/release/eggroll" "$@" <<'PY'
 import json, os, socket, subprocess, sys, time, urllib.error, urllib.request
 
-EPOCHS = {"regression": 10, "constant": 50, "digits": 5, "cartpole": 3, "charlm": 3}
+EPOCHS = {"regression": 10, "constant": 50, "digits": 5, "cartpole": 3, "pendulum": 3, "charlm": 3, "egg": 2}
 for item in os.environ.get("WEB_BENCH_EPOCHS", "").split():
     task, _, n = item.partition("=")
     if task not in EPOCHS or not n.isdigit() or int(n) < 1:
