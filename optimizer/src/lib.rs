@@ -42,6 +42,7 @@ pub mod model;
 pub mod params;
 pub mod report;
 pub mod session;
+pub mod shards;
 pub mod shaping;
 pub mod tasks;
 

@@ -7,6 +7,7 @@ use crate::es::Eggroll;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
 use rand::RngExt;
+use std::ops::Range;
 
 /// The value the model must output.
 pub const TARGET: f32 = 2.0;
@@ -63,9 +64,9 @@ impl Task for Constant {
         }
     }
 
-    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let x = inputs(es.config().seed, 3, es.epoch(), ROWS_PER_EPOCH);
-        let y = es.population_forward_async(&x, InputLayout::Shared, ROWS_PER_EPOCH).await?;
+        let y = es.population_forward_members_async(members, &x, InputLayout::Shared, ROWS_PER_EPOCH).await?;
         let targets = [TARGET; ROWS_PER_EPOCH];
         Ok(y.chunks_exact(ROWS_PER_EPOCH).map(|member| -mse(member, &targets)).collect())
     }

@@ -26,6 +26,7 @@ use crate::es::Eggroll;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
 use rand_pcg::Pcg64;
+use std::ops::Range;
 
 /// Held-out start states the evaluation metric averages over.
 pub const EVAL_EPISODES: usize = 16;
@@ -238,11 +239,12 @@ impl<E: Env> Task for Control<E> {
 
     /// Episode return of every member, pairs sharing their start state; one population forward
     /// (every member its own observation row) per time step.
-    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let n = es.config().population;
         let pair_starts = self.train_starts(es.epoch(), n / 2);
-        let starts = (0..n).map(|i| pair_starts[i / 2]).collect();
-        rollout(&self.env, starts, async |obs: &[f32]| es.population_forward_async(obs, InputLayout::PerMember, 1).await).await
+        let starts = members.clone().map(|i| pair_starts[i / 2]).collect();
+        let forward = async |obs: &[f32]| es.population_forward_members_async(members.clone(), obs, InputLayout::PerMember, 1).await;
+        rollout(&self.env, starts, forward).await
     }
 
     /// `train_loss`: minus the mean return of the mean model from the last epoch's start states;

@@ -14,6 +14,7 @@ use flate2::read::GzDecoder;
 use rand::RngExt;
 use rand_pcg::Pcg64;
 use std::io::Read;
+use std::ops::Range;
 
 /// Pixels per image (8x8), the model's inputs.
 pub const FEATURES: usize = 64;
@@ -280,9 +281,9 @@ impl Task for Digits {
         }
     }
 
-    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let batch = self.batch(es.epoch());
-        let logits = es.population_forward_async(&batch.features, InputLayout::Shared, batch.len()).await?;
+        let logits = es.population_forward_members_async(members, &batch.features, InputLayout::Shared, batch.len()).await?;
         Ok(logits.chunks_exact(batch.len() * CLASSES).map(|member| -cross_entropy(member, &batch.labels) as f32).collect())
     }
 

@@ -108,7 +108,8 @@ impl Egg {
     pub async fn population_scores_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
         let t = self.model.window;
         let (x, y) = self.train_windows(es.config(), es.epoch());
-        self.data.member_windows(es.config(), (&x, &y), &mut self.tokens, &mut self.targets);
+        let population = es.config().population;
+        self.data.member_windows(es.config(), 0..population, (&x, &y), &mut self.tokens, &mut self.targets);
         let ll = es.population_log_likelihood_async(&self.tokens, InputLayout::PerMember, t, &self.targets).await?;
         self.seen = Some((x, y));
         Ok(ll.chunks_exact(t).map(|w| w.iter().map(|&v| i64::from(v)).sum()).collect())

@@ -29,6 +29,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use std::fmt;
 use std::future::Future;
+use std::ops::Range;
 use std::str::FromStr;
 
 /// What a task reports about the mean model.
@@ -52,9 +53,22 @@ pub trait Task {
     fn model(&self) -> Self::Model;
     /// The hyperparameters the task is tuned for.
     fn default_config(&self) -> EsConfig;
-    /// Raw fitness (len N, higher is better) of every member at the trainer's current epoch, the
-    /// backend's read-backs awaited (a browser cannot block on them).
-    fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> impl Future<Output = Result<Vec<f32>>>;
+    /// Raw fitness (higher is better) of the members `members` (whole antithetic pairs of the
+    /// population, [`Eggroll::population_forward_members_async`]) at the trainer's current epoch,
+    /// the backend's read-backs awaited (a browser cannot block on them). A member's fitness
+    /// depends on the member alone, never on which others are evaluated with it, so that workers
+    /// sharing a population out (several adapters, MPI ranks) give the values one worker would.
+    fn members_fitness_async<B: Backend>(
+        &mut self,
+        es: &mut Eggroll<B, Self::Model>,
+        members: Range<usize>,
+    ) -> impl Future<Output = Result<Vec<f32>>>;
+    /// Raw fitness (len N, higher is better) of every member at the trainer's current epoch:
+    /// [`Task::members_fitness_async`] of `0..N`.
+    fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> impl Future<Output = Result<Vec<f32>>> {
+        let population = es.config().population;
+        self.members_fitness_async(es, 0..population)
+    }
     /// Train loss of the mean model on the data just seen, and the held-out metric, the read-backs
     /// awaited.
     fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> impl Future<Output = Result<Evaluation>>;
@@ -225,8 +239,8 @@ impl Task for AnyTask {
     fn default_config(&self) -> EsConfig {
         dispatch!(self, t => t.default_config())
     }
-    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
-        dispatch!(self, t => t.population_fitness_async(es).await)
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
+        dispatch!(self, t => t.members_fitness_async(es, members).await)
     }
     async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
         dispatch!(self, t => t.evaluate_async(es).await)

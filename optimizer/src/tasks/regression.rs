@@ -7,6 +7,7 @@ use crate::es::Eggroll;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
 use rand::RngExt;
+use std::ops::Range;
 
 /// Training points.
 pub const TRAIN_POINTS: usize = 1024;
@@ -88,11 +89,11 @@ impl Task for Regression {
         }
     }
 
-    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let group = es.config().group_len();
         let points = self.batch(es.epoch(), es.config().population / group);
-        let x: Vec<f32> = points.iter().flat_map(|&x| std::iter::repeat_n(x, group)).collect();
-        let y = es.population_forward_async(&x, InputLayout::PerMember, 1).await?;
+        let x: Vec<f32> = members.clone().map(|member| points[member / group]).collect();
+        let y = es.population_forward_members_async(members, &x, InputLayout::PerMember, 1).await?;
         Ok(y.iter().zip(&x).map(|(&pred, &x)| -(pred - target(x)).powi(2)).collect())
     }
 

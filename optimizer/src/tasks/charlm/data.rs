@@ -6,6 +6,7 @@ use super::corpus::{self, Baselines, Corpus};
 use crate::config::EsConfig;
 use crate::error::Result;
 use serde_json::json;
+use std::ops::Range;
 
 /// A corpus with its window length, test windows and baselines.
 #[derive(Clone, Debug)]
@@ -71,14 +72,21 @@ impl LmData {
         corpus::windows(self.corpus.train(), &starts, self.window)
     }
 
-    /// Every member's copy of its group's window: `inputs` and `targets` become the population's
-    /// (N x window each, member-major) from the distinct windows `x` and `y` of
+    /// Each of `members`' copy of its group's window: `inputs` and `targets` become theirs
+    /// (members x window each, member-major) from the distinct windows `x` and `y` of
     /// [`LmData::train_windows`].
-    pub fn member_windows<T: Copy>(&self, config: &EsConfig, (x, y): (&[T], &[u32]), inputs: &mut Vec<T>, targets: &mut Vec<u32>) {
+    pub fn member_windows<T: Copy>(
+        &self,
+        config: &EsConfig,
+        members: Range<usize>,
+        (x, y): (&[T], &[u32]),
+        inputs: &mut Vec<T>,
+        targets: &mut Vec<u32>,
+    ) {
         let (t, group) = (self.window, config.group_len());
         inputs.clear();
         targets.clear();
-        for member in 0..config.population {
+        for member in members {
             let w = member / group;
             inputs.extend_from_slice(&x[w * t..(w + 1) * t]);
             targets.extend_from_slice(&y[w * t..(w + 1) * t]);

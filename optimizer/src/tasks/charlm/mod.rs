@@ -27,6 +27,7 @@ use crate::es::Eggroll;
 use eggroll_backend::{Backend, InputLayout};
 use serde_json::json;
 use std::f64::consts::LN_2;
+use std::ops::Range;
 use std::path::PathBuf;
 
 /// What the `charlm` task trains on, and the model's shape.
@@ -146,15 +147,16 @@ impl Task for CharLm {
         }
     }
 
-    async fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>, members: Range<usize>) -> Result<Vec<f32>> {
         let t = self.model.window;
         let (x, y) = self.train_windows(es.config(), es.epoch());
-        self.data.member_windows(es.config(), (&x, &y), &mut self.inputs, &mut self.targets);
-        let ll = es.population_log_likelihood_async(&self.inputs, InputLayout::PerMember, t, &self.targets).await?;
+        self.data.member_windows(es.config(), members.clone(), (&x, &y), &mut self.inputs, &mut self.targets);
+        let ll =
+            es.population_log_likelihood_members_async(members.clone(), &self.inputs, InputLayout::PerMember, t, &self.targets).await?;
         self.seen = Some((x, y));
         let fitness: Vec<f32> = ll.chunks_exact(t).map(|w| (w.iter().map(|&v| f64::from(v)).sum::<f64>() / t as f64) as f32).collect();
         if let Some(bad) = fitness.iter().position(|f| !f.is_finite()) {
-            return Err(EggrollError::Data(format!("member {bad}'s log-likelihood is {}", fitness[bad])));
+            return Err(EggrollError::Data(format!("member {}'s log-likelihood is {}", members.start + bad, fitness[bad])));
         }
         Ok(fitness)
     }
