@@ -26,6 +26,14 @@ pub(crate) async fn open(opts: &WgpuOptions) -> Result<Opened> {
     let instance = instance(opts.backends);
     let packed_dot = instance.wgsl_language_features().contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct);
     let name = opts.adapter_name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).filter(|n| !n.is_empty());
+    if let Some(index) = opts.adapter_index {
+        let adapters = instance.enumerate_adapters(instance_backends(opts.backends)).await;
+        let count = adapters.len();
+        let adapter = adapters.into_iter().nth(index).ok_or_else(|| {
+            Error::NoAdapter(format!("no adapter {index}: there are {count} (numbered from 0, as `eggroll info` lists them)"))
+        })?;
+        return open_device(adapter, packed_dot).await;
+    }
     let adapter = match &name {
         Some(name) => {
             let wanted = name.to_lowercase();
@@ -45,6 +53,11 @@ pub(crate) async fn open(opts: &WgpuOptions) -> Result<Opened> {
             instance_backends(opts.backends)
         ))
     })?;
+    open_device(adapter, packed_dot).await
+}
+
+/// Requests a device on `adapter` with the adapter's own limits and the optional features it has.
+async fn open_device(adapter: wgpu::Adapter, packed_dot: bool) -> Result<Opened> {
     let features = OPTIONAL_FEATURES.iter().map(|(f, _)| *f).fold(wgpu::Features::empty(), |a, f| a | f) & adapter.features();
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {

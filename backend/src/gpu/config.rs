@@ -46,6 +46,9 @@ pub struct WgpuOptions {
     /// Case-insensitive substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`, else the
     /// adapter wgpu prefers for `power_preference`.
     pub adapter_name: Option<String>,
+    /// The adapter at this index of every adapter of `backends`, in wgpu's order (the list
+    /// `eggroll info` numbers); overrides `adapter_name`. `None`: by name or preference.
+    pub adapter_index: Option<usize>,
     /// Preference when no name is given.
     pub power_preference: wgpu::PowerPreference,
     /// GEMM kernel family; `None` chooses by device type ([`MatmulVariant::for_device_type`]).
@@ -81,6 +84,7 @@ impl Default for WgpuOptions {
         Self {
             backends: None,
             adapter_name: None,
+            adapter_index: None,
             power_preference: wgpu::PowerPreference::HighPerformance,
             matmul_variant: None,
             gemm_config: None,
