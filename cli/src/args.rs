@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// WGPU_ADAPTER_NAME select the adapter).
     #[arg(long, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// With --backend wgpu: share the population out over several adapters, `all` or their
+    /// indices as `eggroll info` lists them (e.g. `0,2`), in whole antithetic pairs.
+    #[arg(long, value_name = "all|I,J,...")]
+    pub devices: Option<String>,
     /// EsConfig-shaped TOML file (partial allowed); flags override it, it overrides the task's defaults.
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
@@ -291,6 +295,42 @@ impl TrainArgs {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The adapters `--devices` names, by their index in `eggroll info`'s list (`all`: every
+    /// one); `None` without the flag. Refused without `--backend wgpu`, for the integer `egg`
+    /// task, and for a repeated or malformed index.
+    pub fn devices(&self, task: TaskKind) -> Result<Option<Vec<usize>>> {
+        let Some(list) = &self.devices else { return Ok(None) };
+        if self.backend != BackendChoice::Wgpu {
+            return Err(CliError::new(format!(
+                "--devices shares the population out over wgpu adapters: it needs --backend wgpu, not {}",
+                self.backend
+            )));
+        }
+        if task == TaskKind::Egg {
+            return Err(CliError::new("--devices is for the f32 tasks; the integer egg task trains on one adapter"));
+        }
+        if list.trim() == "all" {
+            let count = eggroll_backend::select::list_adapters().len();
+            if count == 0 {
+                return Err(CliError::new("--devices all: wgpu lists no adapter (see eggroll info)"));
+            }
+            return Ok(Some((0..count).collect()));
+        }
+        let mut indices = Vec::new();
+        for item in list.split(',').map(str::trim) {
+            let index: usize = item.parse().map_err(|_| {
+                CliError::new(format!(
+                    "--devices {list:?}: {item:?} is not an adapter index; give `all` or indices as eggroll info lists them, e.g. 0,2"
+                ))
+            })?;
+            if indices.contains(&index) {
+                return Err(CliError::new(format!("--devices {list:?}: adapter {index} is listed twice")));
+            }
+            indices.push(index);
+        }
+        Ok(Some(indices))
     }
 
     /// The run's configuration: `defaults` < `--config` file < flags, validated.

@@ -9,9 +9,10 @@ use crate::metrics::{MetricsLog, Record};
 use crate::plot;
 use eggroll::report::Summary;
 use eggroll::session::{EggSession, FloatSession, Session};
+use eggroll::shards::ShardedSession;
 use eggroll::tasks::{CharLm, Egg};
 use eggroll::{EggrollError, Evaluation, Task, TaskKind};
-use eggroll_backend::gpu::WgpuOptions;
+use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
 use eggroll_backend::select::select_backend;
 use eggroll_backend::with_backend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -28,10 +29,14 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             let options = args.lm_options(CharLm::default_options());
             let config = args.config(CharLm::new(0, &options)?.default_config())?;
             let task = CharLm::new(config.seed, &options)?;
+            if let Some(devices) = args.devices(kind)? {
+                return run(ShardedSession::new(open_devices(&devices)?, task, config)?, args);
+            }
             let selected = select_backend(args.backend, &WgpuOptions::default())?;
             with_backend!(selected, backend => run(FloatSession::new(backend, task, config)?, args))
         }
         TaskKind::Egg => {
+            args.devices(kind)?;
             let options = args.lm_options(Egg::default_options());
             let config = args.config(Egg::new(0, &options)?.default_config())?;
             let task = Egg::new(config.seed, &options)?;
@@ -41,10 +46,19 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         _ => {
             let config = args.config(kind.build(0)?.default_config())?;
             let task = kind.build(config.seed)?;
+            if let Some(devices) = args.devices(kind)? {
+                return run(ShardedSession::new(open_devices(&devices)?, task, config)?, args);
+            }
             let selected = select_backend(args.backend, &WgpuOptions::default())?;
             with_backend!(selected, backend => run(FloatSession::new(backend, task, config)?, args))
         }
     }
+}
+
+/// The wgpu backends on the adapters `indices` (as `eggroll info` numbers them), in order.
+fn open_devices(indices: &[usize]) -> Result<Vec<WgpuBackend>> {
+    let open = |&index: &usize| WgpuBackend::new_blocking(&WgpuOptions { adapter_index: Some(index), ..WgpuOptions::default() });
+    Ok(indices.iter().map(open).collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
 /// Loads the checkpoint in `dir` into the session after checking it belongs to this task,

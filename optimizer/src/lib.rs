@@ -42,8 +42,8 @@ pub mod model;
 pub mod params;
 pub mod report;
 pub mod session;
-pub mod shards;
 pub mod shaping;
+pub mod shards;
 pub mod tasks;
 
 pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};

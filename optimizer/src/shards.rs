@@ -133,10 +133,16 @@ mod sharded {
         fn backend(&self) -> &B {
             self.shards[0].es.backend()
         }
-        /// The first backend's adapter, named after every adapter in use (`A + B`).
+        /// The first backend's adapter, named after every adapter in use with its graphics API
+        /// (`A [Vulkan] + B [Gl]`) when there are several.
         fn adapter(&self) -> AdapterDescription {
-            let names: Vec<String> = self.shards.iter().map(|s| s.es.backend().describe().name).collect();
-            AdapterDescription { name: names.join(" + "), ..self.shards[0].es.backend().describe() }
+            let first = self.shards[0].es.backend().describe();
+            if self.shards.len() == 1 {
+                return first;
+            }
+            let names: Vec<String> =
+                self.shards.iter().map(|s| s.es.backend().describe()).map(|a| format!("{} [{}]", a.name, a.backend)).collect();
+            AdapterDescription { name: names.join(" + "), ..first }
         }
         /// Blocks the calling thread while the backends evaluate their shares.
         async fn train_epoch_async(&mut self) -> Result<StepStats> {
@@ -186,7 +192,8 @@ mod tests {
 
     #[test]
     fn shares_are_whole_pairs_in_order_and_as_even_as_possible() {
-        assert_eq!(share_pairs(8, 1).unwrap(), [0..8]);
+        let one = share_pairs(8, 1).unwrap();
+        assert_eq!((one.len(), one[0].clone()), (1, 0..8));
         assert_eq!(share_pairs(8, 2).unwrap(), [0..4, 4..8]);
         assert_eq!(share_pairs(10, 3).unwrap(), [0..4, 4..8, 8..10]);
         assert_eq!(share_pairs(4, 2).unwrap(), [0..2, 2..4]);
