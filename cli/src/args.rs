@@ -113,6 +113,11 @@ pub struct TrainArgs {
     /// --checkpoint says otherwise); the rest of the command line must match the original run.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Under `mpirun`: stop the whole job with an error when one epoch's exchange of fitness
+    /// between the ranks has not completed within SECONDS (a rank died or hangs).
+    #[cfg(feature = "mpi")]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub mpi_timeout: u64,
 }
 
 /// Options of `eggroll sample`.

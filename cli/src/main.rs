@@ -10,6 +10,8 @@ mod crash;
 mod error;
 mod info;
 mod metrics;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod plot;
 mod runtime_dir;
 mod sample;

@@ -22,6 +22,11 @@ use std::time::Instant;
 
 /// Builds the configuration and the task, opens the backend `--backend` asks for, and trains.
 pub fn train(args: &TrainArgs) -> Result<()> {
+    // Under mpirun, one rank of a job (src/mpi.rs); a plain launch goes on below.
+    #[cfg(feature = "mpi")]
+    if crate::mpi::launched() {
+        return crate::mpi::train(args);
+    }
     let kind: TaskKind = args.task.parse()?;
     args.check_task_flags(kind)?;
     match kind {
@@ -63,7 +68,7 @@ fn open_devices(indices: &[usize]) -> Result<Vec<WgpuBackend>> {
 
 /// Loads the checkpoint in `dir` into the session after checking it belongs to this task,
 /// configuration and model; returns its manifest.
-fn resume<S: Session>(session: &mut S, dir: &std::path::Path) -> Result<Manifest> {
+pub(crate) fn resume<S: Session>(session: &mut S, dir: &std::path::Path) -> Result<Manifest> {
     let loaded = checkpoint::load(dir)?;
     let manifest = &loaded.manifest;
     let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
