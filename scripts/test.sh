@@ -10,6 +10,8 @@
 #      library for wasm32, runs the doc tests, and runs the wasm32 tests in headless Chromium on
 #      its WebGPU adapter (scripts/test_browser.sh: the kernel contract, a lost device, the
 #      trainer's cpu-vs-wgpu trajectories).
+# It also installs OpenMPI and libclang when missing, and runs the `mpi` feature's tests
+# (cli/tests/mpi.rs: `mpirun -np K eggroll train` on 1, 2 and 4 ranks).
 # EGGROLL_TEST_WGPU_BACKEND is the comma list of the wgpu adapters the tests run on (see
 # eggroll_backend::testing): every wgpu test, `test_device!`'s included, runs on each listed
 # adapter in turn, and fails (never skips) when one is missing. EGGROLL_TEST_EXPECT_F16 lists the
@@ -23,6 +25,8 @@ dpkg -s libvulkan1 >/dev/null 2>&1 || need_pkgs+=(libvulkan1)
 dpkg -s libegl1 >/dev/null 2>&1 || need_pkgs+=(libegl1)
 dpkg -s libegl-mesa0 >/dev/null 2>&1 || need_pkgs+=(libegl-mesa0)
 dpkg -s libgl1-mesa-dri >/dev/null 2>&1 || need_pkgs+=(libgl1-mesa-dri)
+# The `mpi` feature: rsmpi builds against OpenMPI (its bindings need libclang); mpirun runs the ranks.
+for p in libopenmpi-dev openmpi-bin libclang-dev; do dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p"); done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -43,6 +47,9 @@ bash scripts/web.sh build
 echo "== workspace tests (wgpu tests on Vulkan/lavapipe and GL/llvmpipe; lavapipe has shader-f16, so"
 echo "   the f16 kernels must run there; GL has not, so f16 uploads must be refused there)"
 EGGROLL_TEST_WGPU_BACKEND=vulkan,gl EGGROLL_TEST_EXPECT_F16=vulkan cargo test --workspace --all-targets
+
+echo "== MPI: mpirun -np 1, 2 and 4 against a run without mpirun, resumption, a dead or hung rank, bad input"
+cargo test -p eggroll-cli --features mpi --test mpi
 
 echo "== the optimiser library and its embedding example as an app builds them, without the CLI's dependencies"
 cargo check -p eggroll --lib --examples
