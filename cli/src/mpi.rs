@@ -373,15 +373,16 @@ impl<B: Backend, T: Task> Session for RankSession<'_, B, T> {
     fn tokens_per_epoch(&self) -> Option<usize> {
         self.task.tokens_per_epoch(self.es.config())
     }
-    /// The task's baselines, then `allgather_ms_per_epoch`: the mean time this rank spent in the
-    /// exchange of fitness (waiting for the slowest rank included), which the summary reports by
-    /// name.
     fn baselines(&self) -> Vec<(&'static str, f64)> {
-        let mut out = self.task.baselines();
-        if self.gathers > 0 {
-            out.push(("allgather_ms_per_epoch", self.gather_ms / f64::from(self.gathers)));
+        self.task.baselines()
+    }
+    /// `allgather_ms_per_epoch`: the mean time this rank spent in the exchange of fitness
+    /// (waiting for the slowest rank included).
+    fn timings(&self) -> Vec<(&'static str, f64)> {
+        if self.gathers == 0 {
+            return Vec::new();
         }
-        out
+        vec![("allgather_ms_per_epoch", self.gather_ms / f64::from(self.gathers))]
     }
     fn settings(&self) -> Value {
         self.task.settings()

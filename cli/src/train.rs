@@ -200,13 +200,14 @@ pub fn run<S: Session>(mut session: S, args: &TrainArgs) -> Result<()> {
         resumed_from: manifest.map(|m| m.epoch),
         baselines: session.baselines(),
         tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
+        timings: session.timings(),
     };
     report(&session, &summary, args.json);
     Ok(())
 }
 
 /// Prints the final summary: one JSON object with `json` ([`Summary::to_json`]), else two human
-/// lines (three with baselines or a token rate).
+/// lines (three with baselines, a token rate or timings).
 fn report<S: Session>(session: &S, summary: &Summary, json: bool) {
     if json {
         println!("{}", summary.to_json());
@@ -219,6 +220,7 @@ fn report<S: Session>(session: &S, summary: &Summary, json: bool) {
     println!("final train_loss {:.6}, {} {:.6}; {:.3} ms/epoch", eval.train_loss, eval.metric_name, eval.metric, summary.ms_per_epoch);
     let mut extra: Vec<String> = summary.baselines.iter().map(|(key, value)| format!("{key} {value:.4}")).collect();
     extra.extend(summary.tokens_per_second.map(|rate| format!("{rate:.0} tokens/s")));
+    extra.extend(summary.timings.iter().map(|(key, ms)| format!("{key} {ms:.3}")));
     if !extra.is_empty() {
         println!("{}", extra.join(", "));
     }

@@ -25,6 +25,8 @@ pub struct Summary {
     pub baselines: Vec<(&'static str, f64)>,
     /// Tokens the population evaluated per second of training, for sequence tasks.
     pub tokens_per_second: Option<f64>,
+    /// Where the time went beyond `ms_per_epoch`, by name ([`crate::session::Session::timings`]).
+    pub timings: Vec<(&'static str, f64)>,
 }
 
 impl Summary {
@@ -38,8 +40,8 @@ impl Summary {
     }
 
     /// The JSON object: `task, backend, api, adapter, device_type, epochs, population, rank, seed,
-    /// resumed_from, final_train_loss, final_<metric>, ms_per_epoch`, then the baselines by name
-    /// and `tokens_per_second` where the task has them.
+    /// resumed_from, final_train_loss, final_<metric>, ms_per_epoch`, then the baselines and
+    /// timings by name and `tokens_per_second` where the run has them.
     pub fn to_json(&self) -> Value {
         let (c, eval) = (&self.config, &self.eval);
         let mut out = json!({
@@ -54,6 +56,9 @@ impl Summary {
         }
         if let Some(rate) = self.tokens_per_second {
             out["tokens_per_second"] = json!(rate);
+        }
+        for &(key, ms) in &self.timings {
+            out[key] = json!(ms);
         }
         out
     }

@@ -39,6 +39,11 @@ pub trait Session {
     fn baselines(&self) -> Vec<(&'static str, f64)>;
     /// Settings beyond the configuration that a checkpoint must match.
     fn settings(&self) -> serde_json::Value;
+    /// Where the run's time went beyond `ms_per_epoch`, by name, in milliseconds per epoch (the
+    /// fitness exchange of ranks under MPI); none by default.
+    fn timings(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
     /// The trainer's state as safetensors bytes.
     fn save_async(&self) -> impl Future<Output = Result<Vec<u8>>>;
     /// Restores a state of [`Session::save_async`] as the state after `epoch` epochs.

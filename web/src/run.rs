@@ -90,6 +90,7 @@ impl<S: Session> Trainer<S> {
             resumed_from: None,
             baselines: self.session.baselines(),
             tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
+            timings: self.session.timings(),
         })
     }
 }
