@@ -9,7 +9,7 @@
 #   3. runs every test of the workspace once, each wgpu test on both adapters, then checks the
 #      library for wasm32, runs the doc tests, and runs the wasm32 tests in headless Chromium on
 #      its WebGPU adapter (scripts/test_browser.sh: the kernel contract, a lost device, the
-#      trainer's cpu-vs-wgpu trajectories).
+#      trainer's cpu-vs-wgpu trajectories, the page's runs).
 # It also installs OpenMPI and libclang when missing, and runs the `mpi` feature's tests
 # (cli/tests/mpi.rs: `mpirun -np K eggroll train` on 1, 2 and 4 ranks).
 # EGGROLL_TEST_WGPU_BACKEND is the comma list of the wgpu adapters the tests run on (see
