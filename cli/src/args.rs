@@ -3,7 +3,7 @@
 
 use crate::error::{CliError, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use eggroll::config::{EsConfig, OptimizerKind};
+use eggroll::config::{EsConfig, Method, OptimizerKind};
 use eggroll::tasks::CharLmOptions;
 use eggroll::TaskKind;
 use eggroll_backend::select::BackendChoice;
@@ -88,6 +88,9 @@ pub struct TrainArgs {
     /// Optimiser.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
+    /// Perturbations: EGGROLL's low-rank ones or OpenES's full-rank ones (the baseline).
+    #[arg(long, value_enum)]
+    pub method: Option<MethodArg>,
     /// Evaluate the held-out metric every K epochs (and after the last one).
     #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub eval_every: u32,
@@ -274,6 +277,24 @@ impl From<OptimizerArg> for OptimizerKind {
     }
 }
 
+/// `--method` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// Low-rank perturbations (EGGROLL).
+    Eggroll,
+    /// Full-rank Gaussian perturbations (OpenAI-style ES).
+    Openes,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Eggroll => Method::Eggroll,
+            MethodArg::Openes => Method::OpenEs,
+        }
+    }
+}
+
 impl TrainArgs {
     /// A language-model task's options: `d` (its defaults) with `--data`, `--width`, `--depth`
     /// and `--window` applied.
@@ -347,7 +368,7 @@ impl TrainArgs {
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = self.$field { c.$field = v.into(); } )*};
         }
-        set!(epochs, population, rank, sigma, lr, seed, group_size, noise_reuse, optimizer);
+        set!(epochs, population, rank, sigma, lr, seed, group_size, noise_reuse, optimizer, method);
         c.validate()?;
         Ok(c)
     }

@@ -18,6 +18,19 @@ pub enum OptimizerKind {
     AdamW,
 }
 
+/// How the population is perturbed and the update estimated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// EGGROLL: each matrix gets the low-rank perturbation `s_i (σ/√r) A_i B_iᵀ`.
+    #[default]
+    Eggroll,
+    /// OpenAI-style ES: each matrix gets the full-rank perturbation `s_i σ E_i`, materialised per
+    /// member ([`eggroll_backend::Backend::naive_perturbed_matmul`]); the baseline EGGROLL is
+    /// compared against.
+    OpenEs,
+}
+
 /// How a hyperparameter evolves over [`EsConfig::epochs`]: its value at epoch `t` is the base
 /// value times [`Schedule::factor`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +87,7 @@ macro_rules! serde_names {
         }
     )*};
 }
-serde_names!(OptimizerKind, Schedule, Shaping);
+serde_names!(Method, OptimizerKind, Schedule, Shaping);
 
 /// Everything that defines an EGGROLL run besides the model and the task.
 ///
@@ -114,6 +127,8 @@ pub struct EsConfig {
     pub noise_reuse: u32,
     /// Fitness shaping.
     pub shaping: Shaping,
+    /// EGGROLL's low-rank perturbations or OpenES's full-rank ones.
+    pub method: Method,
 }
 
 impl Default for EsConfig {
@@ -135,6 +150,7 @@ impl Default for EsConfig {
             group_size: 0,
             noise_reuse: 1,
             shaping: Shaping::ZScore,
+            method: Method::Eggroll,
         }
     }
 }

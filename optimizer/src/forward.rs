@@ -3,6 +3,7 @@
 //! matmuls, no per-member host loop) or for the mean model, in device buffers that are reused
 //! from one call to the next.
 
+use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::params::{ParamKind, ParamSpec};
 use eggroll_backend::{Activation, Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream, Recurrence};
@@ -30,6 +31,8 @@ pub(crate) enum Mode {
         rank: usize,
         /// Scheduled σ.
         sigma: f32,
+        /// EGGROLL's low-rank matrix noise or OpenES's full-rank one.
+        method: Method,
     },
     /// The unperturbed model on `rows` rows.
     Mean {
@@ -197,7 +200,9 @@ impl<'a, B: Backend> Forward<'a, B> {
 
     /// `y = x Wᵀ (+ b)` with the matrix parameter `weight` (outputs x inputs) and the optional
     /// vector parameter `bias` (outputs): each member's weight gets its low-rank noise and its
-    /// bias its full-rank noise in a population forward, none in the mean model's.
+    /// bias its full-rank noise in a population forward, none in the mean model's. Under
+    /// [`Method::OpenEs`] the weight's noise is full-rank too, `s_i σ E_i`
+    /// ([`Backend::naive_perturbed_matmul`]).
     pub fn linear(&mut self, x: Act, weight: &str, bias: Option<&str>) -> Result<Act> {
         let (w_spec, w) = self.param(weight)?;
         let ParamKind::Matrix { m, n } = w_spec.kind else {
@@ -238,13 +243,17 @@ impl<'a, B: Backend> Forward<'a, B> {
         let (backend, src) = (self.backend, self.buffer(x));
         let ParamKind::Matrix { m, n } = w_spec.kind else { unreachable!("checked by linear") };
         match self.mode {
-            Mode::Population { batch, seed, noise_epoch, rank, sigma } => {
+            Mode::Population { batch, seed, noise_epoch, rank, sigma, method } => {
                 let input = if x.shared { batch.input } else { InputLayout::PerMember };
                 let noise = LowRankNoise {
                     stream: NoiseStream::new(seed, w_spec.id, noise_epoch),
                     shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: Self::sigma_of(w_spec, sigma) },
                 };
-                backend.perturbed_matmul(src, w, noise, Batch { input, ..batch }, dst)?;
+                let matmul_batch = Batch { input, ..batch };
+                match method {
+                    Method::Eggroll => backend.perturbed_matmul(src, w, noise, matmul_batch, dst)?,
+                    Method::OpenEs => backend.naive_perturbed_matmul(src, w, noise, matmul_batch, dst)?,
+                }
                 if let Some((b_spec, b)) = bias {
                     let stream = NoiseStream::new(seed, b_spec.id, noise_epoch);
                     backend.perturbed_bias(dst, b, stream, Self::sigma_of(b_spec, sigma), batch)?;
@@ -291,12 +300,19 @@ impl<'a, B: Backend> Forward<'a, B> {
     /// member's own perturbed table `W + s_i (σ/√r) A_i B_iᵀ` (the table's low-rank noise, as
     /// [`Forward::linear`]'s weights get; only the rows looked up are computed), in the mean
     /// model's the row of `W`. A row whose value is not such an id is an [`EggrollError::Data`]
-    /// naming it. Returns width features per row, each member's own.
+    /// naming it. Returns width features per row, each member's own. An OpenES population
+    /// forward is refused ([`EggrollError::Config`]): no backend has a full-rank perturbed
+    /// embedding lookup.
     pub fn embedding(&mut self, x: Act, table: &str) -> Result<Act> {
         let (spec, t) = self.param(table)?;
         let ParamKind::Matrix { m, n } = spec.kind else {
             return Err(EggrollError::Config(format!("`{table}` is {:?}, not a matrix", spec.kind)));
         };
+        if let Mode::Population { method: Method::OpenEs, .. } = self.mode {
+            return Err(EggrollError::Config(format!(
+                "method openes: the embedding `{table}` has no full-rank (OpenES) perturbation; train this model with method eggroll"
+            )));
+        }
         // Slot 0 holds the model input: `start` allocates it first.
         if x.slot != 0 || x.width != 1 {
             return Err(EggrollError::Config(format!(
@@ -318,7 +334,7 @@ impl<'a, B: Backend> Forward<'a, B> {
         let slot = self.alloc(members * rows * n)?;
         let mut dst = self.arena.buffers[slot].take().expect("just allocated");
         let result = match self.mode {
-            Mode::Population { batch, seed, noise_epoch, rank, sigma } => {
+            Mode::Population { batch, seed, noise_epoch, rank, sigma, .. } => {
                 let noise = LowRankNoise {
                     stream: NoiseStream::new(seed, spec.id, noise_epoch),
                     shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: Self::sigma_of(spec, sigma) },

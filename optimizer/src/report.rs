@@ -39,13 +39,13 @@ impl Summary {
         }
     }
 
-    /// The JSON object: `task, backend, api, adapter, device_type, epochs, population, rank, seed,
+    /// The JSON object: `task, method, backend, api, adapter, device_type, epochs, population, rank, seed,
     /// resumed_from, final_train_loss, final_<metric>, ms_per_epoch`, then the baselines and
     /// timings by name and `tokens_per_second` where the run has them.
     pub fn to_json(&self) -> Value {
         let (c, eval) = (&self.config, &self.eval);
         let mut out = json!({
-            "task": self.task, "backend": self.backend(), "api": self.adapter.backend, "adapter": self.adapter.name,
+            "task": self.task, "method": c.method.to_string(), "backend": self.backend(), "api": self.adapter.backend, "adapter": self.adapter.name,
             "device_type": self.adapter.device_type, "epochs": c.epochs,
             "population": c.population, "rank": c.rank, "seed": c.seed, "resumed_from": self.resumed_from,
             "final_train_loss": json_number(eval.train_loss), "ms_per_epoch": self.ms_per_epoch,

@@ -3,6 +3,7 @@
 //! trajectory within f32 tolerance, and a trainer's state (what `eggroll train --checkpoint`
 //! saves) moving from one backend to the other mid-run.
 
+use eggroll::config::Method;
 use eggroll::int8::{EggModel, IntEggroll};
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
 use eggroll::{train_epoch_async, Eggroll, EsConfig, TrainerState};
@@ -18,6 +19,7 @@ eggroll_backend::testing::wasm_bindgen_test::wasm_bindgen_test_configure!(run_in
 test_wgpu!(
     constant_task_same_trajectory_on_cpu_and_wgpu,
     regression_task_same_trajectory_on_cpu_and_wgpu,
+    openes_regression_same_trajectory_on_cpu_and_wgpu,
     charlm_task_same_trajectory_on_cpu_and_wgpu,
     egg_task_same_bits_on_cpu_and_wgpu,
     state_moves_between_backends_mid_run,
@@ -70,6 +72,22 @@ async fn constant_task_same_trajectory_on_cpu_and_wgpu(gpu: WgpuBackend) {
 async fn regression_task_same_trajectory_on_cpu_and_wgpu(gpu: WgpuBackend) {
     let task = Regression::new(4);
     let config = EsConfig { population: 256, group_size: 32, epochs: 8, seed: 4, ..task.default_config() };
+    assert_same_trajectory(gpu, task, config, 1e-3).await;
+}
+
+/// OpenES (full-rank noise on every matrix, its full-rank update) follows the same trajectory.
+async fn openes_regression_same_trajectory_on_cpu_and_wgpu(gpu: WgpuBackend) {
+    let task = Regression::new(9);
+    let config = EsConfig {
+        population: 64,
+        group_size: 16,
+        epochs: 6,
+        seed: 9,
+        sigma: 0.1,
+        lr: 0.1,
+        method: Method::OpenEs,
+        ..task.default_config()
+    };
     assert_same_trajectory(gpu, task, config, 1e-3).await;
 }
 

@@ -3,11 +3,12 @@
 //! ask/tell with host-computed fitness, exact state round trips, frozen parameters, bad input,
 //! forwards over a range of members against the whole population's.
 
-use eggroll::config::{EsConfig, OptimizerKind, Schedule};
+use eggroll::config::{EsConfig, Method, OptimizerKind, Schedule};
+use eggroll::shaping::shape_fitness;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind, ParamValues};
 use eggroll_backend::testing::{assert_close, test_device};
-use eggroll_backend::{Activation, Backend, InputLayout};
+use eggroll_backend::{Activation, Backend, InputLayout, NoiseStream};
 use eggroll_tests::host_forward;
 
 test_device!(
@@ -24,6 +25,8 @@ test_device!(
     an_affine_layer_norm_runs_batched_and_matches_its_ask_handles,
     an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters,
     member_ranges_give_the_rows_of_the_whole_population,
+    openes_population_forward_is_full_rank,
+    openes_update_is_the_full_rank_estimate,
 );
 
 fn small_config() -> EsConfig {
@@ -659,4 +662,76 @@ async fn member_ranges_give_the_rows_of_the_whole_population<B: Backend>(backend
     let bytes: Vec<f32> = (0..8 * rows).map(|i| ((i * 53) % 256) as f32).collect();
     let targets: Vec<u32> = (0..8 * rows).map(|i| ((i * 7 + 3) % 256) as u32).collect();
     assert_halves_give_the_whole(&mut lm, &bytes, InputLayout::PerMember, rows, &targets).await;
+}
+
+/// Member `member`'s parameters under OpenES, from the definitions: every parameter, matrix or
+/// vector, plus `s σ E` with `E` the first values of its stream for the member's pair, row-major.
+fn openes_member(mean: &ParamValues, config: &EsConfig, member: usize) -> Vec<Vec<f32>> {
+    let sign = if member.is_multiple_of(2) { 1.0 } else { -1.0 };
+    let noise_epoch = eggroll_backend::rng::noise_epoch(0, config.noise_reuse);
+    mean.iter()
+        .map(|(spec, values)| {
+            let mut e = vec![0.0; values.len()];
+            NoiseStream::new(config.seed, spec.id, noise_epoch).fill_normals((member / 2) as u32, 0, &mut e);
+            values.iter().zip(&e).map(|(w, e)| w + sign * config.sigma * e).collect()
+        })
+        .collect()
+}
+
+/// OpenES: every member of the batched population forward is the host forward of
+/// `x (W + s_i σ E_i)ᵀ` with a full-rank `E_i` from the parameter's stream (vectors alike); the
+/// ask handles describe the same parameters; a range of members gives the whole population's
+/// rows; EGGROLL's low-rank forward gives others.
+async fn openes_population_forward_is_full_rank<B: Backend>(backend: B) {
+    let model = tanh_mlp();
+    let config = EsConfig { method: Method::OpenEs, ..small_config() };
+    let mut es = Eggroll::new(backend, model.clone(), config.clone()).unwrap();
+    let mean = es.params().unwrap();
+    let rows = 3;
+    let x: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0).collect();
+    let y = es.population_forward(&x, InputLayout::Shared, rows).unwrap();
+    for member in 0..config.population {
+        let params = openes_member(&mean, &config, member);
+        for row in 0..rows {
+            let want = host_forward(&model, &params, &x[row * 5..(row + 1) * 5]);
+            let at = (member * rows + row) * 3;
+            assert_close(&y[at..at + 3], &want, 1e-4, 1e-4, &format!("member {member} row {row}"));
+        }
+    }
+    for handle in es.ask() {
+        let want = openes_member(&mean, &config, handle.member);
+        for ((spec, got), want) in handle.apply_all(&mean).iter().zip(&want) {
+            assert_close(got, want, 1e-6, 1e-6, &format!("handle {} {}", handle.member, spec.name));
+        }
+    }
+    let part = es.population_forward_members(4..8, &x, InputLayout::Shared, rows).unwrap();
+    assert_close(&part, &y[4 * rows * 3..8 * rows * 3], 1e-5, 1e-5, "members 4..8");
+    let mut eggroll = Eggroll::new(es.into_backend(), model, small_config()).unwrap();
+    let lowrank = eggroll.population_forward(&x, InputLayout::Shared, rows).unwrap();
+    assert!(lowrank != y, "OpenES and EGGROLL perturb alike");
+}
+
+/// OpenES's update of every parameter, matrix or vector, is the full-rank estimate: after one
+/// SGD tell, `θ' = θ + lr σ/√N Σ_i f_i s_i E_i` with `f` the shaped fitness and `E_i` the draws
+/// of its forward.
+async fn openes_update_is_the_full_rank_estimate<B: Backend>(backend: B) {
+    let config = EsConfig { method: Method::OpenEs, optimizer: OptimizerKind::Sgd, population: 6, ..small_config() };
+    let mut es = Eggroll::new(backend, tanh_mlp(), config.clone()).unwrap();
+    let before = es.params().unwrap();
+    let raw = [0.5, -1.0, 2.0, 0.0, 1.0, 3.0];
+    let shaped = shape_fitness(&raw, config.group_size, config.shaping).unwrap();
+    es.tell(&raw).unwrap();
+    let after = es.params().unwrap();
+    let coef = f64::from(config.lr) * f64::from(config.sigma) / (raw.len() as f64).sqrt();
+    for ((spec, old), (_, new)) in before.iter().zip(after.iter()) {
+        let mut want: Vec<f64> = old.iter().map(|&v| f64::from(v)).collect();
+        let mut e = vec![0.0; old.len()];
+        for (member, f) in shaped.iter().enumerate() {
+            NoiseStream::new(config.seed, spec.id, 0).fill_normals((member / 2) as u32, 0, &mut e);
+            let sign = if member.is_multiple_of(2) { 1.0 } else { -1.0 };
+            want.iter_mut().zip(&e).for_each(|(w, &e)| *w += coef * f64::from(*f) * sign * f64::from(e));
+        }
+        assert_close(new, &want, 1e-5, 1e-4, &spec.name);
+        assert!(new != old, "{} moved", spec.name);
+    }
 }

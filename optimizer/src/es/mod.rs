@@ -7,6 +7,11 @@
 //! `s_i σ ε_i`. The update of a matrix is `G = (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (vectors:
 //! `σ/√N Σ_i f_i s_i ε_i`) with `f` the shaped fitness; SGD ascends `θ += lr G`, Adam/AdamW
 //! descend on `-G`.
+//!
+//! With [`Method::OpenEs`] (OpenAI-style ES, the baseline EGGROLL is compared against) a matrix
+//! instead gets the full-rank `s_i σ E_i`, `E_i` (m x n) draws `0 .. m n` of pair `i / 2`'s stream
+//! row-major, and its update is `σ/√N Σ_i f_i s_i E_i`: a vector's, over the matrix's m n draws.
+//! Shaping, optimisers and checkpoints are the same.
 
 mod forward;
 mod perturbation;
@@ -15,7 +20,7 @@ mod state;
 pub use perturbation::Perturbation;
 pub use state::TrainerState;
 
-use crate::config::{EsConfig, OptimizerKind};
+use crate::config::{EsConfig, Method, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::forward::{Arena, Mode};
 use crate::model::{Mlp, Model};
@@ -281,6 +286,7 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
             noise_epoch: self.noise_epoch(),
             rank: self.config.rank,
             sigma: self.config.sigma_at(self.epoch),
+            method: self.config.method,
         })
     }
 
@@ -304,6 +310,7 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
                 seed: self.config.seed,
                 sigma: self.config.sigma_at(self.epoch),
                 rank: self.config.rank,
+                method: self.config.method,
             })
             .collect()
     }
@@ -322,12 +329,14 @@ impl<B: Backend, M: Model> Eggroll<B, M> {
         let backend = &self.backend;
         for slot in self.slots.iter_mut().filter(|s| !s.spec.frozen) {
             let stream = NoiseStream::new(cfg.seed, slot.spec.id, noise_epoch);
-            match slot.spec.kind {
-                ParamKind::Matrix { m, n } => {
+            match (slot.spec.kind, cfg.method) {
+                // OpenES: E_i holds the same draws as a vector of m n values (row-major).
+                (ParamKind::Matrix { .. }, Method::OpenEs) => backend.vector_update(&shaped, stream, sigma, &mut slot.grad)?,
+                (ParamKind::Matrix { m, n }, Method::Eggroll) => {
                     let shape = LowRank { m, n, rank: cfg.rank.min(m).min(n), sigma };
                     backend.lowrank_update(&shaped, LowRankNoise { stream, shape }, &mut slot.grad)?;
                 }
-                ParamKind::Vector { .. } => backend.vector_update(&shaped, stream, sigma, &mut slot.grad)?,
+                (ParamKind::Vector { .. }, _) => backend.vector_update(&shaped, stream, sigma, &mut slot.grad)?,
             }
             match (&mut slot.moments, cfg.optimizer) {
                 (Some((m, v)), OptimizerKind::Adam | OptimizerKind::AdamW) => {

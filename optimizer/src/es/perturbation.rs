@@ -1,5 +1,6 @@
 //! Handles on the population members of one epoch, for evaluation outside the trainer.
 
+use crate::config::Method;
 use crate::params::{ParamKind, ParamSpec, ParamValues};
 use eggroll_backend::{LowRank, NoiseStream};
 use serde::{Deserialize, Serialize};
@@ -21,21 +22,25 @@ pub struct Perturbation {
     pub seed: u64,
     /// Scheduled σ of this epoch.
     pub sigma: f32,
-    /// Configured rank (clamped to `min(m, n)` per matrix).
+    /// Configured rank (clamped to `min(m, n)` per matrix; unused by OpenES).
     pub rank: usize,
+    /// EGGROLL's low-rank matrix noise or OpenES's full-rank one (EGGROLL when absent).
+    #[serde(default)]
+    pub method: Method,
 }
 
 impl Perturbation {
     /// Adds this member's noise to `values`, the mean values of parameter `spec`, on the host:
-    /// `W += s (σ/√r) A Bᵀ` for matrices, `b += s σ ε` for vectors, nothing when frozen. The
+    /// `W += s (σ/√r) A Bᵀ` for matrices (OpenES: `W += s σ E`, E the matrix's first m n draws
+    /// row-major), `b += s σ ε` for vectors, nothing when frozen. The
     /// result is the parameter [`crate::es::Eggroll::population_forward`] uses for this member.
     pub fn apply(&self, spec: &ParamSpec, values: &mut [f32]) {
         if spec.frozen {
             return;
         }
         let stream = NoiseStream::new(self.seed, spec.id, self.noise_epoch);
-        match spec.kind {
-            ParamKind::Matrix { m, n } => {
+        match (spec.kind, self.method) {
+            (ParamKind::Matrix { m, n }, Method::Eggroll) => {
                 let shape = LowRank { m, n, rank: self.rank.min(m).min(n), sigma: self.sigma };
                 let (r, layout) = (shape.rank, shape.layout());
                 let mut a = vec![0.0; m * r];
@@ -50,8 +55,9 @@ impl Perturbation {
                     }
                 }
             }
-            ParamKind::Vector { len } => {
-                let mut eps = vec![0.0; len];
+            // A vector's noise, and OpenES's matrix noise over the m n values of the matrix.
+            (kind, _) => {
+                let mut eps = vec![0.0; kind.len()];
                 stream.fill_normals(self.pair, 0, &mut eps);
                 for (v, e) in values.iter_mut().zip(&eps) {
                     *v += self.sign * self.sigma * e;

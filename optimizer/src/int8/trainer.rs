@@ -8,7 +8,7 @@
 
 use super::forward::{IntArena, IntForward, IntMode};
 use super::model::IntModel;
-use crate::config::{EsConfig, OptimizerKind, Schedule};
+use crate::config::{EsConfig, Method, OptimizerKind, Schedule};
 use crate::error::{EggrollError, Result};
 use crate::es::StepStats;
 use crate::params::{ParamKind, ParamSpec};
@@ -52,6 +52,12 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
     /// `config.seed` and uploads them.
     pub fn new(backend: B, model: M, config: EsConfig) -> Result<Self> {
         config.validate()?;
+        if config.method != Method::Eggroll {
+            return Err(EggrollError::Config(format!(
+                "method {}: the integer trainer perturbs with EGGROLL's low-rank noise only; use method eggroll",
+                config.method
+            )));
+        }
         let shift = noise_shift(&config)?;
         let mut params = Vec::new();
         for (spec, values) in model.init_params(config.seed) {

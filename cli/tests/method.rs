@@ -1,0 +1,64 @@
+//! `eggroll train --method eggroll|openes` end to end: OpenES trains and says so in `--json`, a
+//! checkpoint of one method is refused by the other, and the tasks OpenES cannot perturb are
+//! refused. Small runs of the `constant` task on the CPU backend.
+
+mod common;
+
+use common::{assert_one_error, run, stderr};
+use serde_json::Value;
+use std::path::Path;
+
+/// `eggroll train --task constant` on the CPU for `epochs` epochs with `extra` flags; the
+/// `--json` summary.
+fn train(dir: &Path, epochs: &str, extra: &[&str]) -> Value {
+    let args = ["train", "--task", "constant", "--backend", "cpu", "--quiet", "--json", "--epochs", epochs];
+    let out = run(dir, &[&args[..], extra].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
+}
+
+#[test]
+fn openes_trains_and_reports_its_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let untrained = train(dir.path(), "0", &["--method", "openes"]);
+    let trained = train(dir.path(), "60", &["--method", "openes"]);
+    assert_eq!(trained["method"], "openes", "{trained}");
+    let (start, end) = (untrained["final_test_loss"].as_f64().unwrap(), trained["final_test_loss"].as_f64().unwrap());
+    assert!(end < start, "test loss {start} -> {end}");
+    // EGGROLL is the default, and reported as such.
+    assert_eq!(train(dir.path(), "1", &[])["method"], "eggroll");
+    assert_eq!(train(dir.path(), "1", &["--method", "eggroll"])["method"], "eggroll");
+}
+
+#[test]
+fn a_config_file_sets_the_method_and_the_flag_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("es.toml"), "method = \"openes\"\n").unwrap();
+    assert_eq!(train(dir.path(), "1", &["--config", "es.toml"])["method"], "openes");
+    assert_eq!(train(dir.path(), "1", &["--config", "es.toml", "--method", "eggroll"])["method"], "eggroll");
+}
+
+#[test]
+fn resume_refuses_a_checkpoint_of_the_other_method() {
+    let dir = tempfile::tempdir().unwrap();
+    train(dir.path(), "4", &["--method", "openes", "--checkpoint", "ckpt"]);
+    let args = ["train", "--task", "constant", "--backend", "cpu", "--quiet", "--epochs", "4", "--resume", "ckpt"];
+    for method in [&[][..], &["--method", "eggroll"]] {
+        let line = assert_one_error(&run(dir.path(), &[&args[..], method].concat()));
+        assert!(line.contains("method") && line.contains("openes") && line.contains("eggroll"), "{line}");
+    }
+    let resumed = train(dir.path(), "4", &["--method", "openes", "--resume", "ckpt"]);
+    assert_eq!((resumed["method"].as_str(), resumed["resumed_from"].as_u64()), (Some("openes"), Some(4)));
+}
+
+#[test]
+fn openes_is_refused_for_the_embedding_and_integer_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    for task in ["egg", "charlm"] {
+        let args = ["train", "--task", task, "--backend", "cpu", "--epochs", "1", "--method", "openes"];
+        let line = assert_one_error(&run(dir.path(), &args));
+        assert!(line.contains("openes") && line.contains("eggroll"), "{task}: {line}");
+    }
+    let line = assert_one_error(&run(dir.path(), &["train", "--task", "constant", "--method", "naive"]));
+    assert!(line.contains("naive") && line.contains("--method"), "{line}");
+}
