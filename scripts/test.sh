@@ -44,6 +44,12 @@ echo "== the browser tools (installed when missing) and the web page"
 source scripts/browser_env.sh
 bash scripts/web.sh build
 
+# The Gymnasium oracle test (optimizer/tests/gymnasium.rs) replays episodes Gymnasium itself
+# wrote: scripts/gym_cases.sh installs the pinned gymnasium and numpy into target/gym-venv when
+# missing, writes the cases and prints their path.
+echo "== Gymnasium's episodes for the control environments' oracle test"
+export EGGROLL_GYM_CASES="$(bash scripts/gym_cases.sh)"
+
 echo "== workspace tests (wgpu tests on Vulkan/lavapipe and GL/llvmpipe; lavapipe has shader-f16, so"
 echo "   the f16 kernels must run there; GL has not, so f16 uploads must be refused there)"
 EGGROLL_TEST_WGPU_BACKEND=vulkan,gl EGGROLL_TEST_EXPECT_F16=vulkan cargo test --workspace --all-targets

@@ -11,7 +11,6 @@
 use super::control::{Control, Env, Transition};
 use super::TaskKind;
 use crate::config::{EsConfig, OptimizerKind};
-use crate::model::Mlp;
 use rand::RngExt;
 use rand_pcg::Pcg64;
 
@@ -56,16 +55,21 @@ pub struct CartPoleEnv;
 
 impl CartPoleEnv {
     /// One Euler step of `tau` with `action` 1 (push right) or anything else (push left);
-    /// returns whether the new state is terminal. Same arithmetic, in the same order, as
-    /// Gymnasium's `CartPoleEnv.step` (`kinematics_integrator="euler"`).
+    /// returns whether the new state is terminal. The arithmetic of Gymnasium 1.x's
+    /// `CartPoleEnv.step` (`kinematics_integrator="euler"`) operation for operation, products
+    /// associated as Python evaluates them left to right (`np.square(x)` is the product `x * x`),
+    /// so that the state is the same f64 bit for bit.
     pub fn physics(state: &mut CartPoleState, action: usize) -> bool {
         let total_mass = MASS_POLE + MASS_CART;
         let polemass_length = MASS_POLE * LENGTH;
         let force = if action == 1 { FORCE_MAG } else { -FORCE_MAG };
         let CartPoleState { x, x_dot, theta, theta_dot } = *state;
-        let (sintheta, costheta) = theta.sin_cos();
-        let temp = (force + polemass_length * theta_dot * theta_dot * sintheta) / total_mass;
-        let thetaacc = (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASS_POLE * costheta * costheta / total_mass));
+        let (sintheta, costheta) = (theta.sin(), theta.cos());
+        // temp = (force + polemass_length * np.square(theta_dot) * sintheta) / total_mass
+        let temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass;
+        // thetaacc = (gravity * sintheta - costheta * temp)
+        //     / (length * (4.0 / 3.0 - masspole * np.square(costheta) / total_mass))
+        let thetaacc = (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / total_mass));
         let xacc = temp - polemass_length * thetaacc * costheta / total_mass;
         *state = CartPoleState {
             x: x + TAU * x_dot,
@@ -80,18 +84,17 @@ impl CartPoleEnv {
     pub fn terminal(state: &CartPoleState) -> bool {
         state.x < -X_THRESHOLD || state.x > X_THRESHOLD || state.theta < -THETA_THRESHOLD || state.theta > THETA_THRESHOLD
     }
-
-    /// The action of 2 logits: 1 when `logits[1] > logits[0]`, else 0.
-    pub fn action(logits: &[f32]) -> usize {
-        usize::from(logits[1] > logits[0])
-    }
 }
 
 impl Env for CartPoleEnv {
     type State = CartPoleState;
+    /// 0 pushes left, 1 pushes right.
+    type Action = usize;
     const KIND: TaskKind = TaskKind::CartPole;
     const OBS: usize = 4;
     const OUTPUTS: usize = 2;
+    /// 4 → 32 → 32 → 2.
+    const HIDDEN: &'static [usize] = &[32, 32];
     const HORIZON: usize = MAX_STEPS;
     const TRAIN_STREAM: u64 = 21;
     const EVAL_STREAM: u64 = 22;
@@ -105,14 +108,15 @@ impl Env for CartPoleEnv {
         obs.copy_from_slice(&[s.x as f32, s.x_dot as f32, s.theta as f32, s.theta_dot as f32]);
     }
 
-    fn step(&self, state: &mut CartPoleState, output: &[f32]) -> Transition {
-        let terminated = Self::physics(state, Self::action(output));
-        Transition { reward: 1.0, terminated }
+    /// The argmax of 2 logits: 1 when `logits[1] > logits[0]`, else 0.
+    fn decode(&self, logits: &[f32]) -> usize {
+        usize::from(logits[1] > logits[0])
     }
 
-    /// 4 → 32 → 32 → 2, tanh between layers.
-    fn model(&self) -> Mlp {
-        Mlp::builder(4).linear(32).tanh().linear(32).tanh().linear(2).build().expect("the task's fixed architecture is valid")
+    /// [`CartPoleEnv::physics`]; reward 1 for every step, the terminating one included.
+    fn apply(&self, state: &mut CartPoleState, action: usize) -> Transition {
+        let terminated = Self::physics(state, action);
+        Transition { reward: 1.0, terminated }
     }
 
     /// N = 256, rank 4, σ = 0.1, Adam with lr 0.05, 50 epochs.
@@ -191,9 +195,9 @@ mod tests {
 
     #[test]
     fn action_is_argmax_ties_left() {
-        assert_eq!(CartPoleEnv::action(&[0.0, 1.0]), 1);
-        assert_eq!(CartPoleEnv::action(&[1.0, 0.0]), 0);
-        assert_eq!(CartPoleEnv::action(&[0.5, 0.5]), 0);
+        assert_eq!(CartPoleEnv.decode(&[0.0, 1.0]), 1);
+        assert_eq!(CartPoleEnv.decode(&[1.0, 0.0]), 0);
+        assert_eq!(CartPoleEnv.decode(&[0.5, 0.5]), 0);
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //!   [`EVAL_EPISODES`] fixed held-out start states (a stream of their own, drawn once from the
 //!   seed). `train_loss` is the *negative* mean return of the mean model from the `N / 2` start
 //!   states of the last epoch trained, so that lower is better as for the other tasks.
+//! - **Policy.** An [`Mlp`] from the observation to the outputs with tanh after each hidden layer,
+//!   [`Env::HIDDEN`] wide by default or as [`Control::with_hidden`] (the CLI's `--hidden`) asks;
+//!   [`Task::settings`] records the hidden sizes, so a checkpoint resumes only with the same shape.
 
 use super::{rng_for, Evaluation, Task, TaskKind};
 use crate::config::EsConfig;
@@ -26,6 +29,7 @@ use crate::es::Eggroll;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
 use rand_pcg::Pcg64;
+use serde_json::json;
 use std::ops::Range;
 
 /// Held-out start states the evaluation metric averages over.
@@ -46,12 +50,17 @@ pub struct Transition {
 pub trait Env: Clone + std::fmt::Debug {
     /// The physical state.
     type State: Copy + std::fmt::Debug + PartialEq;
+    /// The action a step applies, as Gymnasium's action space holds it (an index for a discrete
+    /// space, `f32` for a `float32` box).
+    type Action: Copy + std::fmt::Debug + PartialEq;
     /// The task it is.
     const KIND: TaskKind;
     /// Observation features (model inputs).
     const OBS: usize;
     /// Model outputs the action is decoded from.
     const OUTPUTS: usize;
+    /// Hidden layer sizes of the default policy network.
+    const HIDDEN: &'static [usize];
     /// Time limit: episodes are truncated after this many steps.
     const HORIZON: usize;
     /// Stream of the tasks' seeded generator (`rng_for`) the training start states come from
@@ -65,11 +74,15 @@ pub trait Env: Clone + std::fmt::Debug {
     fn initial_state(&self, rng: &mut Pcg64) -> Self::State;
     /// Writes the observation of `state` into `obs` (len [`Env::OBS`]).
     fn observe(&self, state: &Self::State, obs: &mut [f32]);
-    /// Decodes the model's `output` (len [`Env::OUTPUTS`]) into an action, applies it to `state`
-    /// for one time step and returns the reward.
-    fn step(&self, state: &mut Self::State, output: &[f32]) -> Transition;
-    /// The policy network.
-    fn model(&self) -> Mlp;
+    /// The action the model's `output` (len [`Env::OUTPUTS`]) chooses.
+    fn decode(&self, output: &[f32]) -> Self::Action;
+    /// Applies `action` to `state` for one time step: the state, reward and termination of
+    /// Gymnasium's `step` for the same state and action, bit for bit.
+    fn apply(&self, state: &mut Self::State, action: Self::Action) -> Transition;
+    /// Decodes the model's `output` into an action and applies it.
+    fn step(&self, state: &mut Self::State, output: &[f32]) -> Transition {
+        self.apply(state, self.decode(output))
+    }
     /// The hyperparameters the task is tuned for.
     fn default_config(&self) -> EsConfig;
 }
@@ -194,15 +207,34 @@ fn mean(values: &[f32]) -> f32 {
 pub struct Control<E: Env> {
     env: E,
     seed: u64,
+    hidden: Vec<usize>,
     eval_starts: Vec<E::State>,
 }
 
 impl<E: Env> Control<E> {
-    /// The task on `env`, with its start states drawn from `seed`.
+    /// The task on `env` with the default policy ([`Env::HIDDEN`]), its start states drawn from
+    /// `seed`.
     pub fn with_env(env: E, seed: u64) -> Self {
         let mut rng = rng_for(seed, E::EVAL_STREAM, 0);
         let eval_starts = (0..EVAL_EPISODES).map(|_| env.initial_state(&mut rng)).collect();
-        Self { env, seed, eval_starts }
+        Self { env, seed, hidden: E::HIDDEN.to_vec(), eval_starts }
+    }
+
+    /// The task on `env` with a policy of hidden layers `hidden` (e.g. `[256, 256, 256]`); an
+    /// error for an empty list or a layer of width 0.
+    pub fn with_hidden(env: E, seed: u64, hidden: &[usize]) -> Result<Self> {
+        if hidden.is_empty() || hidden.contains(&0) {
+            return Err(EggrollError::Config(format!(
+                "{}: the policy's hidden layer sizes must be one or more positive widths, got {hidden:?}",
+                E::KIND.name()
+            )));
+        }
+        Ok(Self { hidden: hidden.to_vec(), ..Self::with_env(env, seed) })
+    }
+
+    /// The policy's hidden layer sizes.
+    pub fn hidden(&self) -> &[usize] {
+        &self.hidden
     }
 
     /// The environment.
@@ -229,8 +261,10 @@ impl<E: Env> Task for Control<E> {
         E::KIND.name()
     }
 
+    /// [`Env::OBS`] → each of the hidden sizes, tanh after each → [`Env::OUTPUTS`].
     fn model(&self) -> Mlp {
-        self.env.model()
+        let builder = self.hidden.iter().fold(Mlp::builder(E::OBS), |b, &h| b.linear(h).tanh());
+        builder.linear(E::OUTPUTS).build().expect("positive layer sizes make a valid network")
     }
 
     fn default_config(&self) -> EsConfig {
@@ -254,5 +288,10 @@ impl<E: Env> Task for Control<E> {
         let train = mean_returns(&self.env, es, self.train_starts(es.epoch().saturating_sub(1), pairs)).await?;
         let held_out = mean_returns(&self.env, es, self.eval_starts.clone()).await?;
         Ok(Evaluation { train_loss: -mean(&train), metric_name: E::KIND.metric_name(), metric: mean(&held_out) })
+    }
+
+    /// `{"hidden": [...]}`: the policy's shape.
+    fn settings(&self) -> serde_json::Value {
+        json!({ "hidden": self.hidden })
     }
 }

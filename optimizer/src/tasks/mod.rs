@@ -3,20 +3,24 @@
 //! Tasks derive all their randomness from their seed and the trainer's epoch (no hidden RNG
 //! state), so a run resumed from a checkpoint continues exactly.
 
+pub mod acrobot;
 pub mod cartpole;
 pub mod charlm;
 mod constant;
 pub mod control;
 pub mod digits;
 pub mod egg;
+pub mod mountaincar;
 pub mod pendulum;
 mod regression;
 
+pub use acrobot::Acrobot;
 pub use cartpole::CartPole;
 pub use charlm::{CharLm, CharLmModel, CharLmOptions};
 pub use constant::Constant;
 pub use digits::Digits;
 pub use egg::Egg;
+pub use mountaincar::{MountainCar, MountainCarContinuous};
 pub use pendulum::Pendulum;
 pub use regression::Regression;
 
@@ -24,6 +28,7 @@ use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::{Eggroll, StepStats};
 use crate::model::{Mlp, Model};
+use control::Control;
 use eggroll_backend::Backend;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -124,6 +129,12 @@ pub enum TaskKind {
     CartPole,
     /// Pendulum-v1 swing-up ([`Pendulum`]).
     Pendulum,
+    /// Acrobot-v1 swing-up ([`Acrobot`]).
+    Acrobot,
+    /// MountainCar-v0, discrete pushes ([`MountainCar`]).
+    MountainCar,
+    /// MountainCarContinuous-v0, a continuous force ([`MountainCarContinuous`]).
+    MountainCarContinuous,
     /// A byte-level language model ([`CharLm`]); it trains a [`CharLmModel`], not an [`Mlp`],
     /// so it is built with [`CharLm::new`] rather than [`TaskKind::build`].
     CharLm,
@@ -134,12 +145,15 @@ pub enum TaskKind {
 
 impl TaskKind {
     /// Every task kind.
-    pub const ALL: [TaskKind; 7] = [
+    pub const ALL: [TaskKind; 10] = [
         TaskKind::Regression,
         TaskKind::Constant,
         TaskKind::Digits,
         TaskKind::CartPole,
         TaskKind::Pendulum,
+        TaskKind::Acrobot,
+        TaskKind::MountainCar,
+        TaskKind::MountainCarContinuous,
         TaskKind::CharLm,
         TaskKind::Egg,
     ];
@@ -152,6 +166,9 @@ impl TaskKind {
             TaskKind::Digits => "digits",
             TaskKind::CartPole => "cartpole",
             TaskKind::Pendulum => "pendulum",
+            TaskKind::Acrobot => "acrobot",
+            TaskKind::MountainCar => "mountaincar",
+            TaskKind::MountainCarContinuous => "mountaincar-continuous",
             TaskKind::CharLm => "charlm",
             TaskKind::Egg => "egg",
         }
@@ -162,7 +179,9 @@ impl TaskKind {
         match self {
             TaskKind::Regression | TaskKind::Constant => "test_loss",
             TaskKind::Digits => "accuracy",
-            TaskKind::CartPole | TaskKind::Pendulum => "return",
+            TaskKind::CartPole | TaskKind::Pendulum | TaskKind::Acrobot | TaskKind::MountainCar | TaskKind::MountainCarContinuous => {
+                "return"
+            }
             TaskKind::CharLm | TaskKind::Egg => "test_bits_per_byte",
         }
     }
@@ -176,8 +195,35 @@ impl TaskKind {
             TaskKind::Digits => Ok(AnyTask::Digits(Digits::new(seed)?)),
             TaskKind::CartPole => Ok(AnyTask::CartPole(CartPole::new(seed))),
             TaskKind::Pendulum => Ok(AnyTask::Pendulum(Pendulum::new(seed))),
+            TaskKind::Acrobot => Ok(AnyTask::Acrobot(Acrobot::new(seed))),
+            TaskKind::MountainCar => Ok(AnyTask::MountainCar(MountainCar::new(seed))),
+            TaskKind::MountainCarContinuous => Ok(AnyTask::MountainCarContinuous(MountainCarContinuous::new(seed))),
             TaskKind::CharLm => Err(EggrollError::Config("the charlm task trains a CharLmModel: build it with CharLm::new".into())),
             TaskKind::Egg => Err(EggrollError::Config("the egg task trains an integer model: build it with Egg::new".into())),
+        }
+    }
+
+    /// Whether it is a control task (an episode per member, an [`Mlp`] policy whose hidden layers
+    /// [`TaskKind::build_with_hidden`] sets).
+    pub fn is_control(self) -> bool {
+        matches!(
+            self,
+            TaskKind::CartPole | TaskKind::Pendulum | TaskKind::Acrobot | TaskKind::MountainCar | TaskKind::MountainCarContinuous
+        )
+    }
+
+    /// The control task with a policy of hidden layer sizes `hidden` (e.g. `[256, 256, 256]`),
+    /// its start states drawn from `seed`; an error for another task or an empty or zero size.
+    pub fn build_with_hidden(self, seed: u64, hidden: &[usize]) -> Result<AnyTask> {
+        match self {
+            TaskKind::CartPole => Ok(AnyTask::CartPole(Control::with_hidden(cartpole::CartPoleEnv, seed, hidden)?)),
+            TaskKind::Pendulum => Ok(AnyTask::Pendulum(Control::with_hidden(pendulum::PendulumEnv, seed, hidden)?)),
+            TaskKind::Acrobot => Ok(AnyTask::Acrobot(Control::with_hidden(acrobot::AcrobotEnv, seed, hidden)?)),
+            TaskKind::MountainCar => Ok(AnyTask::MountainCar(Control::with_hidden(mountaincar::MountainCarEnv, seed, hidden)?)),
+            TaskKind::MountainCarContinuous => {
+                Ok(AnyTask::MountainCarContinuous(Control::with_hidden(mountaincar::ContinuousEnv, seed, hidden)?))
+            }
+            other => Err(EggrollError::Config(format!("hidden layer sizes apply to the control tasks only, not {other}"))),
         }
     }
 }
@@ -213,6 +259,12 @@ pub enum AnyTask {
     CartPole(CartPole),
     /// [`Pendulum`].
     Pendulum(Pendulum),
+    /// [`Acrobot`].
+    Acrobot(Acrobot),
+    /// [`MountainCar`].
+    MountainCar(MountainCar),
+    /// [`MountainCarContinuous`].
+    MountainCarContinuous(MountainCarContinuous),
 }
 
 /// Forwards a [`Task`] method to the task inside an [`AnyTask`].
@@ -224,6 +276,9 @@ macro_rules! dispatch {
             AnyTask::Digits($t) => $call,
             AnyTask::CartPole($t) => $call,
             AnyTask::Pendulum($t) => $call,
+            AnyTask::Acrobot($t) => $call,
+            AnyTask::MountainCar($t) => $call,
+            AnyTask::MountainCarContinuous($t) => $call,
         }
     };
 }
@@ -244,6 +299,9 @@ impl Task for AnyTask {
     }
     async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
         dispatch!(self, t => t.evaluate_async(es).await)
+    }
+    fn settings(&self) -> serde_json::Value {
+        dispatch!(self, t => t.settings())
     }
 }
 

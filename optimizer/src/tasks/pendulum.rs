@@ -3,7 +3,7 @@
 //! The dynamics, constants, cost and time limit are those of Gymnasium's `PendulumEnv`
 //! (`gymnasium/envs/classic_control/pendulum.py`, registered as `Pendulum-v1` with
 //! `max_episode_steps=200`): max speed 8 rad/s, max torque 2, `dt` 0.05, `g` 10, `m` 1, `l` 1;
-//! `θ̇ ← clip(θ̇ + (3g/(2l) sin θ + 3/(m l²) u) dt, ±8)`, then `θ ← θ + θ̇ dt` (semi-implicit Euler);
+//! `θ̇ ← clip(θ̇ + (3g/(2l) sin θ + 3/(m l²) u) dt, ±8)` with `u` a float32 torque, then `θ ← θ + θ̇ dt` (semi-implicit Euler);
 //! reward `-(angle_normalize(θ)² + 0.1 θ̇² + 0.001 u²)` on the state before the step; start state
 //! `θ ~ U(-π, π)`, `θ̇ ~ U(-1, 1)`; observation `[cos θ, sin θ, θ̇]`; 200 steps, no termination.
 //! `θ = 0` is upright.
@@ -11,7 +11,6 @@
 use super::control::{Control, Env, Transition};
 use super::TaskKind;
 use crate::config::{EsConfig, OptimizerKind};
-use crate::model::Mlp;
 use rand::RngExt;
 use rand_pcg::Pcg64;
 use std::f64::consts::PI;
@@ -48,34 +47,50 @@ pub fn angle_normalize(x: f64) -> f64 {
     (x + PI).rem_euclid(2.0 * PI) - PI
 }
 
+/// `x ** 2` as NumPy computes it for a float64: the platform libm's `pow(x, 2.0)`, which is not
+/// always the product `x * x` (it can differ in the last bit). The exponent is hidden from the
+/// optimiser, which would otherwise turn `powf(2.0)` into that product.
+pub(crate) fn pow2(x: f64) -> f64 {
+    x.powf(std::hint::black_box(2.0))
+}
+
+/// `x ** 2` as NumPy computes it for a float32: the platform libm's `powf(x, 2.0)`.
+pub(crate) fn pow2_f32(x: f32) -> f32 {
+    x.powf(std::hint::black_box(2.0))
+}
+
 /// The Pendulum-v1 dynamics. Observation `[cos θ, sin θ, θ̇]`; the model outputs one value `y` and
-/// the torque is `2 tanh(y)`.
+/// the torque is `2 tanh(y)`, a float32 as Gymnasium's action space holds it.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PendulumEnv;
 
 impl PendulumEnv {
-    /// One step with torque `u` (clipped to ±2); returns the reward. Same arithmetic, in the
-    /// same order, as Gymnasium's `PendulumEnv.step`.
-    pub fn physics(state: &mut PendulumState, u: f64) -> f64 {
-        let u = u.clamp(-MAX_TORQUE, MAX_TORQUE);
+    /// One step with the float32 torque `u` (clipped to ±2); returns the reward. The arithmetic
+    /// of Gymnasium 1.x's `PendulumEnv.step` for a float32 action, with NumPy 2's promotion: the
+    /// terms with `u` (`0.001 * u**2` and `3.0 / (m * l**2) * u`) are float32, the rest float64.
+    pub fn physics(state: &mut PendulumState, u: f32) -> f64 {
+        let u = u.clamp(-MAX_TORQUE as f32, MAX_TORQUE as f32);
         let PendulumState { theta, theta_dot } = *state;
-        let costs = angle_normalize(theta).powi(2) + 0.1 * theta_dot * theta_dot + 0.001 * (u * u);
-        let new_theta_dot = (theta_dot + (3.0 * G / (2.0 * L) * theta.sin() + 3.0 / (M * L * L) * u) * DT).clamp(-MAX_SPEED, MAX_SPEED);
+        // costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
+        let costs = pow2(angle_normalize(theta)) + 0.1 * pow2(theta_dot) + f64::from(0.001f32 * pow2_f32(u));
+        // newthdot = thdot + (3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l**2) * u) * dt
+        let torque_term = (3.0 / (M * L * L)) as f32 * u;
+        let new_theta_dot = theta_dot + (3.0 * G / (2.0 * L) * theta.sin() + f64::from(torque_term)) * DT;
+        let new_theta_dot = new_theta_dot.clamp(-MAX_SPEED, MAX_SPEED);
         *state = PendulumState { theta: theta + new_theta_dot * DT, theta_dot: new_theta_dot };
         -costs
-    }
-
-    /// The torque of the model's output `y`: `2 tanh(y)`.
-    pub fn torque(output: &[f32]) -> f64 {
-        MAX_TORQUE * f64::from(output[0]).tanh()
     }
 }
 
 impl Env for PendulumEnv {
     type State = PendulumState;
+    /// The torque.
+    type Action = f32;
     const KIND: TaskKind = TaskKind::Pendulum;
     const OBS: usize = 3;
     const OUTPUTS: usize = 1;
+    /// 3 → 32 → 32 → 1.
+    const HIDDEN: &'static [usize] = &[32, 32];
     const HORIZON: usize = MAX_STEPS;
     const TRAIN_STREAM: u64 = 31;
     const EVAL_STREAM: u64 = 32;
@@ -86,17 +101,17 @@ impl Env for PendulumEnv {
     }
 
     fn observe(&self, s: &PendulumState, obs: &mut [f32]) {
-        let (sin, cos) = s.theta.sin_cos();
-        obs.copy_from_slice(&[cos as f32, sin as f32, s.theta_dot as f32]);
+        obs.copy_from_slice(&[s.theta.cos() as f32, s.theta.sin() as f32, s.theta_dot as f32]);
     }
 
-    fn step(&self, state: &mut PendulumState, output: &[f32]) -> Transition {
-        Transition { reward: Self::physics(state, Self::torque(output)), terminated: false }
+    /// The torque `2 tanh(y)` of the model's output `y`, rounded to float32.
+    fn decode(&self, output: &[f32]) -> f32 {
+        (MAX_TORQUE * f64::from(output[0]).tanh()) as f32
     }
 
-    /// 3 → 32 → 32 → 1, tanh between layers.
-    fn model(&self) -> Mlp {
-        Mlp::builder(3).linear(32).tanh().linear(32).tanh().linear(1).build().expect("the task's fixed architecture is valid")
+    /// [`PendulumEnv::physics`]; never terminates (the time limit ends the episode).
+    fn apply(&self, state: &mut PendulumState, u: f32) -> Transition {
+        Transition { reward: Self::physics(state, u), terminated: false }
     }
 
     /// N = 256, rank 4, σ = 0.05, Adam with lr 0.03, 500 epochs.
@@ -123,7 +138,7 @@ mod tests {
     use crate::tasks::Task;
     use eggroll_backend::cpu::CpuBackend;
 
-    fn step(theta: f64, theta_dot: f64, u: f64) -> (PendulumState, f64) {
+    fn step(theta: f64, theta_dot: f64, u: f32) -> (PendulumState, f64) {
         let mut s = PendulumState { theta, theta_dot };
         let r = PendulumEnv::physics(&mut s, u);
         (s, r)
@@ -140,32 +155,33 @@ mod tests {
         let (s, r) = step(0.0, 0.0, 2.0);
         assert_close(s.theta_dot, 0.3);
         assert_close(s.theta, 0.015);
-        assert_close(r, -0.004);
+        // The torque cost is float32, as Gymnasium computes it for a float32 action.
+        assert!((r + 0.004).abs() < 1e-9, "{r}");
         // θ = π/2, θ̇ = 1, u = 1: θ̇' = 1 + (15 + 3)·0.05 = 1.9, θ' = π/2 + 0.095,
         // reward -((π/2)² + 0.1 + 0.001).
         let (s, r) = step(PI / 2.0, 1.0, 1.0);
         assert_close(s.theta_dot, 1.9);
         assert_close(s.theta, PI / 2.0 + 0.095);
-        assert_close(r, -(PI * PI / 4.0 + 0.101));
+        assert!((r + (PI * PI / 4.0 + 0.101)).abs() < 1e-9, "{r}");
     }
 
     #[test]
     fn steps_match_gymnasium() {
-        // Reference values: Gymnasium's PendulumEnv.step arithmetic (Python floats).
+        // Reference values: Gymnasium 1.4's PendulumEnv.step with float32 actions.
         let (s, r) = step(1.0, -0.5, 0.7);
-        assert_close(s.theta, 1.0118051619302961);
-        assert_close(s.theta_dot, 0.23610323860592242);
-        assert_close(r, -1.02549);
+        assert_close(s.theta, 1.0118051616918775);
+        assert_close(s.theta_dot, 0.23610323383755083);
+        assert_close(r, -1.0254900000058114);
         // Torque clipped to -2 (also in the cost), angle wrapped in the cost.
         let (s, r) = step(4.0, 2.0, -3.0);
         assert_close(s.theta, 4.0566199064259525);
         assert_close(s.theta_dot, 1.1323981285190539);
-        assert_close(r, -5.616935146920741);
+        assert_close(r, -5.616935147110731);
         // Speed clipped to 8.
         let (s, r) = step(1.5, 7.9, 2.0);
         assert_close(s.theta_dot, 8.0);
         assert_close(s.theta, 1.9);
-        assert_close(r, -8.495);
+        assert_close(r, -8.49500000018999);
     }
 
     #[test]
@@ -181,9 +197,9 @@ mod tests {
 
     #[test]
     fn torque_and_observation() {
-        assert_close(PendulumEnv::torque(&[0.0]), 0.0);
-        assert!((PendulumEnv::torque(&[0.5f32.atanh()]) - 1.0).abs() < 1e-6);
-        assert!(PendulumEnv::torque(&[100.0]) <= MAX_TORQUE && PendulumEnv::torque(&[-100.0]) >= -MAX_TORQUE);
+        assert_eq!(PendulumEnv.decode(&[0.0]), 0.0);
+        assert!((PendulumEnv.decode(&[0.5f32.atanh()]) - 1.0).abs() < 1e-6);
+        assert!(PendulumEnv.decode(&[100.0]) <= 2.0 && PendulumEnv.decode(&[-100.0]) >= -2.0);
         let mut obs = [0.0f32; 3];
         PendulumEnv.observe(&PendulumState { theta: PI / 2.0, theta_dot: -3.0 }, &mut obs);
         assert!(obs[0].abs() < 1e-7 && obs[1] == 1.0 && obs[2] == -3.0, "{obs:?}");
