@@ -5,7 +5,7 @@ use crate::error::{CliError, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eggroll::config::{EsConfig, Method, OptimizerKind};
 use eggroll::tasks::CharLmOptions;
-use eggroll::TaskKind;
+use eggroll::{AnyTask, TaskKind};
 use eggroll_backend::select::BackendChoice;
 use eggroll_bench::{BenchOptions, MeasureOptions, Precision};
 use std::path::{Path, PathBuf};
@@ -35,7 +35,8 @@ pub enum Command {
 /// Options of `eggroll train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Task: regression, constant, digits, cartpole, pendulum, charlm or egg.
+    /// Task: regression, constant, digits, cartpole, pendulum, acrobot, mountaincar,
+    /// mountaincar-continuous, charlm or egg.
     #[arg(long, default_value = "regression")]
     pub task: String,
     /// charlm and egg: train on the bytes of FILE instead of the embedded King James Bible.
@@ -50,6 +51,10 @@ pub struct TrainArgs {
     /// charlm and egg: bytes per window T (default 32 and 100).
     #[arg(long)]
     pub window: Option<usize>,
+    /// Control tasks (cartpole, pendulum, acrobot, mountaincar, mountaincar-continuous): the
+    /// policy's hidden layer sizes, comma-separated (default 32,32; the paper's is 256,256,256).
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', allow_negative_numbers = true)]
+    pub hidden: Option<Vec<usize>>,
     /// Backend: auto (a hardware GPU if there is one, else the CPU), cpu, or wgpu (WGPU_BACKEND and
     /// WGPU_ADAPTER_NAME select the adapter).
     #[arg(long, default_value_t = BackendChoice::Auto)]
@@ -307,8 +312,28 @@ impl TrainArgs {
         }
     }
 
-    /// Refuses the `charlm` flags for another task.
+    /// The [`Mlp`](eggroll::Mlp) task `kind` with its data drawn from `seed`, a control task's
+    /// policy with the hidden layer sizes of `--hidden` when given.
+    pub fn mlp_task(&self, kind: TaskKind, seed: u64) -> Result<AnyTask> {
+        Ok(match &self.hidden {
+            Some(hidden) => kind.build_with_hidden(seed, hidden)?,
+            None => kind.build(seed)?,
+        })
+    }
+
+    /// Refuses the `charlm` flags for another task, and `--hidden` for a task other than a
+    /// control task (or under `mpirun`, whose ranks build their tasks without it).
     pub fn check_task_flags(&self, task: TaskKind) -> Result<()> {
+        if self.hidden.is_some() {
+            if !task.is_control() {
+                let control: Vec<_> = TaskKind::ALL.iter().filter(|k| k.is_control()).map(|k| k.name()).collect();
+                return Err(CliError::new(format!("--hidden applies to the control tasks ({}) only, not {task}", control.join(", "))));
+            }
+            #[cfg(feature = "mpi")]
+            if crate::mpi::launched() {
+                return Err(CliError::new("--hidden is not supported under mpirun; train with the default policy there"));
+            }
+        }
         let given = [
             ("--data", self.data.is_some()),
             ("--width", self.width.is_some()),

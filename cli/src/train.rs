@@ -55,8 +55,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             with_backend!(selected, backend => run(EggSession::new(backend, task, config)?, args))
         }
         _ => {
-            let config = args.config(kind.build(0)?.default_config())?;
-            let task = kind.build(config.seed)?;
+            let config = args.config(args.mlp_task(kind, 0)?.default_config())?;
+            let task = args.mlp_task(kind, config.seed)?;
             if let Some(devices) = args.devices(kind)? {
                 return run(ShardedSession::new(open_devices(&devices)?, task, config)?, args);
             }
