@@ -117,7 +117,8 @@ impl Env for MountainCarEnv {
     }
 
     /// N = 256, rank 4, σ = 1, Adam with lr 0.05, 100 epochs: a wide search, since only a
-    /// policy that rocks the car by its velocity ever reaches the goal and changes the return.
+    /// policy that rocks the car by its velocity ever reaches the goal and changes the return
+    /// (until one member does, every return is −200 and the update has no signal).
     fn default_config(&self) -> EsConfig {
         EsConfig { population: 256, rank: 4, sigma: 1.0, lr: 0.05, optimizer: OptimizerKind::Adam, epochs: 100, ..EsConfig::default() }
     }
