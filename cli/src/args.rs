@@ -322,17 +322,11 @@ impl TrainArgs {
     }
 
     /// Refuses the `charlm` flags for another task, and `--hidden` for a task other than a
-    /// control task (or under `mpirun`, whose ranks build their tasks without it).
+    /// control task.
     pub fn check_task_flags(&self, task: TaskKind) -> Result<()> {
-        if self.hidden.is_some() {
-            if !task.is_control() {
-                let control: Vec<_> = TaskKind::ALL.iter().filter(|k| k.is_control()).map(|k| k.name()).collect();
-                return Err(CliError::new(format!("--hidden applies to the control tasks ({}) only, not {task}", control.join(", "))));
-            }
-            #[cfg(feature = "mpi")]
-            if crate::mpi::launched() {
-                return Err(CliError::new("--hidden is not supported under mpirun; train with the default policy there"));
-            }
+        if self.hidden.is_some() && !task.is_control() {
+            let control: Vec<_> = TaskKind::ALL.iter().filter(|k| k.is_control()).map(|k| k.name()).collect();
+            return Err(CliError::new(format!("--hidden applies to the control tasks ({}) only, not {task}", control.join(", "))));
         }
         let given = [
             ("--data", self.data.is_some()),

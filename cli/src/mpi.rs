@@ -269,11 +269,10 @@ fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
             with_backend!(selected, backend => launch(ranks, EggSession::new(backend, task, config).map_err(CliError::from), args))
         }
         _ => {
-            let built = kind
-                .build(0)
-                .map_err(CliError::from)
+            let built = args
+                .mlp_task(kind, 0)
                 .and_then(|t| args.config(t.default_config()))
-                .and_then(|config| Ok((kind.build(config.seed)?, config)));
+                .and_then(|config| Ok((args.mlp_task(kind, config.seed)?, config)));
             let (task, config) = built.map_err(refuse)?;
             let selected = ranks.select_backend(args.backend).map_err(refuse)?;
             with_backend!(selected, backend => launch(ranks, RankSession::new(ranks, backend, task, config), args))
