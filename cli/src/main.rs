@@ -1,8 +1,9 @@
-//! The `eggroll` command: `train`, `info`, `bench` and `sample`. Every failure prints one `error: ...` line
-//! on stderr and exits non-zero.
+//! The `eggroll` command: `train`, `info`, `bench`, `sample` and `rl-compare`. Every failure prints
+//! one `error: ...` line on stderr and exits non-zero.
 //!
 //! Modules: argument parsing ([`args`]), the training driver ([`train`]) and its files
-//! ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]), text generation ([`sample`]).
+//! ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]), text generation ([`sample`]),
+//! EGGROLL against OpenES on the control tasks ([`rl_compare`]).
 
 mod args;
 mod checkpoint;
@@ -13,6 +14,7 @@ mod metrics;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod plot;
+mod rl_compare;
 mod runtime_dir;
 mod sample;
 mod train;
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => eggroll_bench::run(&args.options()).map_err(error::CliError::new),
         Command::Sample(args) => sample::sample(args),
+        Command::RlCompare(args) => rl_compare::rl_compare(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
