@@ -319,8 +319,9 @@ fn table(plan: &Plan, adapter: &str, rows: &[Row]) -> String {
     let mut md = String::from("# EGGROLL against OpenES on the control tasks\n\n");
     let _ = writeln!(
         md,
-        "{adapter}, {} seeds per task and method, {:.1} s of training per run ({} minutes shared by {} runs), hidden layers {hidden}.",
+        "{adapter}, {} seed{} per task and method, {:.1} s of training per run ({} minutes shared by {} runs), hidden layers {hidden}.",
         args.seeds,
+        if args.seeds == 1 { "" } else { "s" },
         plan.run_s,
         args.minutes,
         rows.len() * args.seeds as usize
