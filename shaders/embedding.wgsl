@@ -3,6 +3,10 @@
 //   with v the row's token (the shared rows' tokens, or member i's own): row v of member i's
 //   table W + s_i scale A Bᵀ, only the rows looked up; one invocation per (member, row, column),
 //   drawing the r terms of its value;
+// `naive_perturbed_embedding`: y[i, row, c] = table[v, c] + s_i sigma E_pair(i)[v, c] with
+//   E_t[v, c] draw v n + c of pair t's stream (naive ES's full-rank noise, as naive.wgsl and
+//   vector_noise.wgsl draw it), `scale` holding sigma and `rank` unused; one invocation per
+//   (member, row, column), drawing its one value;
 // `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model).
 
 // Mirrored field for field by `EmbeddingParams` in backend/src/gpu/params.rs
@@ -49,6 +53,22 @@ fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     }
     let coef = select(p.scale, -p.scale, (member & 1u) != 0u);
     y[gid] = fma(coef, acc, table[v * p.n + c]);
+}
+
+@compute @workgroup_size(256)
+fn naive_perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= p.count * p.rows * p.n) {
+        return;
+    }
+    let c = gid % p.n;
+    let row = (gid / p.n) % p.rows;
+    let member = gid / (p.n * p.rows);
+    let v = tokens[select(member * p.rows + row, row, p.shared_input != 0u)];
+    // v n + c < m n <= 2^32 (checked in front): a draw index of the pair.
+    let element = v * p.n + c;
+    let coef = select(p.scale, -p.scale, (member & 1u) != 0u);
+    y[gid] = table[element] + coef * draw(p.pair_offset + member / 2u, element);
 }
 
 @compute @workgroup_size(256)

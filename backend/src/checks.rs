@@ -146,8 +146,8 @@ pub(crate) fn population_forward<B: Backend>(
     forward_dtypes(backend, x, w, y)
 }
 
-/// [`Backend::naive_perturbed_matmul`]'s extra rule: the full-rank noise of an m x n matrix fits
-/// one pair's stream (at most 2^32 draws).
+/// The extra rule of [`Backend::naive_perturbed_matmul`] and [`Backend::naive_perturbed_embedding`]:
+/// the full-rank noise of an m x n matrix fits one pair's stream (at most 2^32 draws).
 pub(crate) fn full_rank_draws(m: usize, n: usize) -> Result<()> {
     let draws = m as u64 * n as u64;
     if draws > 1 << 32 {
@@ -307,9 +307,9 @@ fn tokens_in_range(tokens: &[u32], vocab: usize) -> Result<()> {
     Ok(())
 }
 
-/// [`Backend::perturbed_embedding`]: a valid shape and batch, one token per input row (per
-/// [`Batch::input_len`] with width 1), each a row of the m x n f32 table, an f32 output of
-/// `N x rows x n` values.
+/// [`Backend::perturbed_embedding`] and [`Backend::naive_perturbed_embedding`]: a valid shape and
+/// batch, one token per input row (per [`Batch::input_len`] with width 1), each a row of the
+/// m x n f32 table, an f32 output of `N x rows x n` values.
 pub(crate) fn perturbed_embedding<B: Backend>(
     backend: &B,
     tokens: &[u32],

@@ -297,6 +297,27 @@ pub trait Backend: Sized {
         self.perturbed_embedding_unchecked(tokens, table, noise, batch, y)
     }
 
+    /// The naive ES (OpenES) embedding lookup: row `v` of member i's table `W + s_i σ E_{i/2}`, that
+    /// is `y[i, row, :] = W[v, :] + s_i σ E_{i/2}[v, :]` with `v` the row's token, for every member
+    /// at once, where `E_k[v, l]` is draw `v n + l` of pair k in `noise.stream`: the full-rank noise
+    /// [`Backend::naive_perturbed_matmul`] gives an m x n matrix and [`Backend::vector_update`]
+    /// estimates its gradient from. Only the rows looked up are drawn, the m x n noise is never
+    /// materialised. `noise.shape` gives m, n and σ; its rank plays no part. Tokens, table and
+    /// output as for [`Backend::perturbed_embedding`]; `m n` must not exceed 2^32 (the draws of
+    /// one pair).
+    fn naive_perturbed_embedding(
+        &self,
+        tokens: &[u32],
+        table: &Self::Buffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Self::Buffer,
+    ) -> Result<()> {
+        checks::full_rank_draws(noise.shape.m, noise.shape.n)?;
+        checks::perturbed_embedding(self, tokens, table, &noise, &batch, y)?;
+        self.naive_perturbed_embedding_unchecked(tokens, table, noise, batch, y)
+    }
+
     /// The unperturbed embedding lookup (the mean model's): `y[row, :] = table[tokens[row], :]`
     /// with `table` rows of `cols` f32 values and `y` `tokens x cols`.
     fn embedding(&self, tokens: &[u32], table: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()> {
@@ -387,6 +408,15 @@ pub trait Backend: Sized {
     fn log_softmax_at_unchecked(&self, logits: &Self::Buffer, targets: &[u32], classes: usize, out: &mut Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::perturbed_embedding`]; arguments already checked.
     fn perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Self::Buffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// The kernel of [`Backend::naive_perturbed_embedding`]; arguments already checked.
+    fn naive_perturbed_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &Self::Buffer,

@@ -489,6 +489,8 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
         assert!(fault(&e), "perturbed_gain, {what}: {e:?}");
         let e = b.perturbed_embedding(&[0; 8], &zeros(m * n), noise, bad, &mut zeros(ok.output_len(n))).err();
         assert!(fault(&e), "perturbed_embedding, {what}: {e:?}");
+        let e = b.naive_perturbed_embedding(&[0; 8], &zeros(m * n), noise, bad, &mut zeros(ok.output_len(n))).err();
+        assert!(fault(&e), "naive_perturbed_embedding, {what}: {e:?}");
     }
     assert!(odd_first.validate().unwrap_err().to_string().contains("first member 3 is odd"), "{:?}", odd_first.validate());
     // The last pair index is 2^32 - 1: a batch may end there, not one pair later.
@@ -842,9 +844,29 @@ fn reference_embedding(tokens: &[u32], table: &[f32], noise: LowRankNoise, batch
     y
 }
 
-/// The perturbed lookup against every member's row of its table (shared and per-member tokens,
-/// random shapes, batches from a random first member), and the plain lookup against the table's
-/// rows.
+/// Member i's row `v` of the table with naive ES's noise in f64: `W[v, :] + s_i σ E_{i/2}[v, :]`,
+/// i the global member, `E_k` pair k's m x n full-rank noise as [`NoiseStream::fill_normals`]
+/// gives it (draws `0 .. m n`, row-major).
+fn reference_naive_embedding(tokens: &[u32], table: &[f32], noise: LowRankNoise, batch: Batch) -> Vec<f64> {
+    let LowRank { m, n, sigma, .. } = noise.shape;
+    let mut e = vec![0.0; m * n];
+    let mut y = Vec::with_capacity(batch.output_len(n));
+    for (local, i) in members(batch).enumerate() {
+        noise.stream.fill_normals((i / 2) as u32, 0, &mut e);
+        for row in 0..batch.rows {
+            let v = match batch.input {
+                InputLayout::Shared => tokens[row],
+                InputLayout::PerMember => tokens[local * batch.rows + row],
+            } as usize;
+            y.extend((v * n..(v + 1) * n).map(|j| f64::from(table[j]) + sign(i) * f64::from(sigma) * f64::from(e[j])));
+        }
+    }
+    y
+}
+
+/// The perturbed lookups, low-rank and full-rank, against every member's row of its table
+/// (shared and per-member tokens, random shapes, batches from a random first member), and the
+/// plain lookup against the table's rows.
 async fn embeddings_match_definitions<B: Backend>(backend: B) {
     let strategy = (shape_strategy(), first_member_strategy());
     check(&backend, 24, strategy, async |((m, n, rank, population, rows, shared, seed), first_member)| {
@@ -859,6 +881,9 @@ async fn embeddings_match_definitions<B: Backend>(backend: B) {
         backend.perturbed_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
         let want = reference_embedding(&tokens, &table, noise, batch);
         assert_close(&read(&backend, &y).await, &want, tol(rank), tol(rank), "perturbed embedding");
+        backend.naive_perturbed_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
+        let want = reference_naive_embedding(&tokens, &table, noise, batch);
+        assert_close(&read(&backend, &y).await, &want, tol(1), tol(1), "naive perturbed embedding");
         let mut plain = backend.zeros(tokens.len() * n).unwrap();
         backend.embedding(&tokens, &tb, n, &mut plain).unwrap();
         let want: Vec<f64> =
@@ -870,6 +895,10 @@ async fn embeddings_match_definitions<B: Backend>(backend: B) {
     backend.embedding(&[], &up(&backend, &[1.0; 6]), 3, &mut backend.zeros(0).unwrap()).unwrap();
 }
 
+/// A perturbed embedding lookup: [`Backend::perturbed_embedding`] or
+/// [`Backend::naive_perturbed_embedding`].
+type PerturbedLookup<B> = fn(&B, &[u32], &<B as Backend>::Buffer, LowRankNoise, Batch, &mut <B as Backend>::Buffer) -> Result<(), Error>;
+
 /// The bad arguments of the embedding lookups, one fault per call.
 fn embedding_bad_arguments<B: Backend>(b: &B) {
     let (m, n, rank) = (5, 3, 2);
@@ -880,64 +909,55 @@ fn embedding_bad_arguments<B: Backend>(b: &B) {
     let table = zeros(m * n);
     let tokens = [0, 4, 1, 2, 3, 0, 4, 4];
     let mut y = zeros(batch.output_len(n));
-    b.perturbed_embedding(&tokens, &table, noise, batch, &mut y).unwrap();
-    b.perturbed_embedding(&tokens[..2], &table, noise, shared, &mut y).unwrap();
-    b.embedding(&tokens, &table, n, &mut zeros(tokens.len() * n)).unwrap();
-
     let mut bad = tokens;
     bad[5] = 5;
-    let error = b.perturbed_embedding(&bad, &table, noise, batch, &mut y).unwrap_err();
-    assert!(
-        matches!(error, Error::InvalidArgument(_)) && error.to_string().contains("row 5"),
-        "perturbed_embedding, token 5 of 5: {error}"
+    let lookups: [(&str, PerturbedLookup<B>); 2] =
+        [("perturbed_embedding", B::perturbed_embedding), ("naive_perturbed_embedding", B::naive_perturbed_embedding)];
+    for (name, lookup) in lookups {
+        lookup(b, &tokens, &table, noise, batch, &mut y).unwrap();
+        lookup(b, &tokens[..2], &table, noise, shared, &mut y).unwrap();
+        let error = lookup(b, &bad, &table, noise, batch, &mut y).unwrap_err();
+        assert!(matches!(error, Error::InvalidArgument(_)) && error.to_string().contains("row 5"), "{name}, token 5 of 5: {error}");
+        assert_refused!(lookup(b, &tokens[..7], &table, noise, batch, &mut y), Error::Shape(_), format!("{name}, a token short"));
+        assert_refused!(lookup(b, &tokens, &table, noise, shared, &mut y), Error::Shape(_), format!("{name}, shared, tokens too many"));
+        assert_refused!(lookup(b, &tokens, &zeros(m * n - 1), noise, batch, &mut y), Error::Shape(_), format!("{name}, short table"));
+        assert_refused!(
+            lookup(b, &tokens, &table, noise, batch, &mut zeros(batch.output_len(n) + 1)),
+            Error::Shape(_),
+            format!("{name}, long output")
+        );
+        let odd = Batch { population: 3, ..batch };
+        assert_refused!(
+            lookup(b, &tokens[..6], &table, noise, odd, &mut zeros(3 * 2 * n)),
+            Error::InvalidArgument(_),
+            format!("{name}, odd population")
+        );
+        let too_high = LowRankNoise { shape: LowRank { rank: 4, ..noise.shape }, ..noise };
+        assert_refused!(lookup(b, &tokens, &table, too_high, batch, &mut y), Error::InvalidArgument(_), format!("{name}, rank 4 of 5x3"));
+        match b.upload_as(&[0.0; 15], DType::F16) {
+            Ok(half) => {
+                assert_refused!(lookup(b, &tokens, &half, noise, batch, &mut y), Error::Unsupported(_), format!("{name}, f16 table"))
+            }
+            Err(e) => assert!(matches!(e, Error::Unsupported(_)), "f16 upload: {e}"),
+        }
+    }
+    // The full-rank noise of a table with m n > 2^32 draws per pair. Its table cannot be made, so
+    // the mismatched lengths are a second fault: either refusal is right.
+    let huge = LowRankNoise { shape: LowRank { m: 1 << 16, n: (1 << 16) + 1, ..noise.shape }, ..noise };
+    assert_refused!(
+        b.naive_perturbed_embedding(&tokens, &table, huge, batch, &mut y),
+        Error::Limit(_) | Error::Shape(_),
+        "naive_perturbed_embedding, 2^32 + 2^16 draws"
     );
+
+    b.embedding(&tokens, &table, n, &mut zeros(tokens.len() * n)).unwrap();
     let error = b.embedding(&bad, &table, n, &mut zeros(tokens.len() * n)).unwrap_err();
     assert!(matches!(error, Error::InvalidArgument(_)) && error.to_string().contains("row 5"), "embedding, token 5 of 5: {error}");
-    assert_refused!(
-        b.perturbed_embedding(&tokens[..7], &table, noise, batch, &mut y),
-        Error::Shape(_),
-        "perturbed_embedding, a token short"
-    );
-    assert_refused!(
-        b.perturbed_embedding(&tokens, &table, noise, shared, &mut y),
-        Error::Shape(_),
-        "perturbed_embedding, shared, tokens too many"
-    );
-    assert_refused!(
-        b.perturbed_embedding(&tokens, &zeros(m * n - 1), noise, batch, &mut y),
-        Error::Shape(_),
-        "perturbed_embedding, short table"
-    );
-    assert_refused!(
-        b.perturbed_embedding(&tokens, &table, noise, batch, &mut zeros(batch.output_len(n) + 1)),
-        Error::Shape(_),
-        "perturbed_embedding, long output"
-    );
-    let odd = Batch { population: 3, ..batch };
-    assert_refused!(
-        b.perturbed_embedding(&tokens[..6], &table, noise, odd, &mut zeros(3 * 2 * n)),
-        Error::InvalidArgument(_),
-        "perturbed_embedding, odd population"
-    );
-    let too_high = LowRankNoise { shape: LowRank { rank: 4, ..noise.shape }, ..noise };
-    assert_refused!(
-        b.perturbed_embedding(&tokens, &table, too_high, batch, &mut y),
-        Error::InvalidArgument(_),
-        "perturbed_embedding, rank 4 of 5x3"
-    );
     assert_refused!(b.embedding(&tokens, &zeros(m * n + 1), n, &mut zeros(tokens.len() * n)), Error::Shape(_), "embedding, a partial row");
     assert_refused!(b.embedding(&tokens, &table, 0, &mut zeros(0)), Error::Shape(_), "embedding, 0 columns");
     assert_refused!(b.embedding(&tokens, &table, n, &mut zeros(tokens.len() * n - 1)), Error::Shape(_), "embedding, short output");
-    match b.upload_as(&[0.0; 15], DType::F16) {
-        Ok(half) => {
-            assert_refused!(
-                b.perturbed_embedding(&tokens, &half, noise, batch, &mut y),
-                Error::Unsupported(_),
-                "perturbed_embedding, f16 table"
-            );
-            assert_refused!(b.embedding(&tokens, &half, n, &mut zeros(tokens.len() * n)), Error::Unsupported(_), "embedding, f16 table");
-        }
-        Err(e) => assert!(matches!(e, Error::Unsupported(_)), "f16 upload: {e}"),
+    if let Ok(half) = b.upload_as(&[0.0; 15], DType::F16) {
+        assert_refused!(b.embedding(&tokens, &half, n, &mut zeros(tokens.len() * n)), Error::Unsupported(_), "embedding, f16 table");
     }
 }
 
@@ -1005,6 +1025,9 @@ async fn population_slices_match_the_whole_forward<B: Backend>(backend: B) {
         backend.perturbed_embedding(&tokens, &table, noise, whole, &mut e).unwrap();
         backend.perturbed_embedding(&tokens_part, &table, noise, part, &mut e_part).unwrap();
         same(&read(&backend, &e_part).await, &rows_of(&read(&backend, &e).await, n), rank, "perturbed embedding");
+        backend.naive_perturbed_embedding(&tokens, &table, noise, whole, &mut e).unwrap();
+        backend.naive_perturbed_embedding(&tokens_part, &table, noise, part, &mut e_part).unwrap();
+        same(&read(&backend, &e_part).await, &rows_of(&read(&backend, &e).await, n), 1, "naive perturbed embedding");
     })
     .await;
 }

@@ -383,6 +383,46 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn naive_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Vec<f32>,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        let (n, sigma, rows) = (noise.shape.n, noise.shape.sigma, batch.rows);
+        // One task per antithetic pair. Row `v` of the pair's noise E is draws `v n .. v n + n`:
+        // drawn once per row for the even member, and again for the odd member only when its
+        // token differs (per-member tokens), then `W[v, :] ± σ E[v, :]`.
+        y.par_chunks_mut(2 * rows * n).enumerate().for_each_init(
+            || vec![0.0; n],
+            |eps, (pair, y_pair)| {
+                let noise_pair = (batch.first_pair() + pair) as u32;
+                let (y_even, y_odd) = y_pair.split_at_mut(rows * n);
+                let even_tokens = member_input(tokens, &batch, 1, 2 * pair);
+                let odd_tokens = member_input(tokens, &batch, 1, 2 * pair + 1);
+                // `v n < m n <= 2^32`: the checked bound on the draws.
+                let draw = |v: usize, eps: &mut [f32]| noise.stream.fill_normals(noise_pair, (v * n) as u32, eps);
+                let row = |v: usize, coef: f32, eps: &[f32], y_row: &mut [f32]| {
+                    let w_row = &table[v * n..(v + 1) * n];
+                    y_row.iter_mut().zip(w_row).zip(eps).for_each(|((y, w), e)| *y = w + coef * e);
+                };
+                let rows = y_even.chunks_exact_mut(n).zip(y_odd.chunks_exact_mut(n)).zip(even_tokens.iter().zip(odd_tokens));
+                for ((y_e, y_o), (&v_even, &v_odd)) in rows {
+                    let (v_even, v_odd) = (v_even as usize, v_odd as usize);
+                    draw(v_even, eps);
+                    row(v_even, sigma, eps, y_e);
+                    if v_odd != v_even {
+                        draw(v_odd, eps);
+                    }
+                    row(v_odd, -sigma, eps, y_o);
+                }
+            },
+        );
+        Ok(())
+    }
+
     fn embedding_unchecked(&self, tokens: &[u32], table: &Vec<f32>, cols: usize, y: &mut Vec<f32>) -> Result<()> {
         for (&v, y_row) in tokens.iter().zip(y.chunks_exact_mut(cols)) {
             let v = v as usize;

@@ -181,6 +181,17 @@ impl Backend for WgpuBackend {
         self.perturbed_embedding_kernel(tokens, table, noise, batch, y)
     }
 
+    fn naive_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &GpuBuffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut GpuBuffer,
+    ) -> Result<()> {
+        self.naive_perturbed_embedding_kernel(tokens, table, noise, batch, y)
+    }
+
     fn embedding_unchecked(&self, tokens: &[u32], table: &GpuBuffer, cols: usize, y: &mut GpuBuffer) -> Result<()> {
         self.embedding_kernel(tokens, table, cols, y)
     }

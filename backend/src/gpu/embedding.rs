@@ -9,6 +9,26 @@ use super::wgpu_backend::WgpuBackend;
 use crate::ops::{Batch, InputLayout, LowRankNoise};
 use crate::Result;
 
+/// The parameters of a perturbed lookup of `batch` with `noise`, its noise scaled by `scale`.
+fn perturbed_params(noise: LowRankNoise, batch: Batch, scale: f32) -> Result<EmbeddingParams> {
+    let s = noise.shape;
+    let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+    Ok(EmbeddingParams {
+        rows: word("rows", batch.rows)?,
+        m: word("m", s.m)?,
+        n: word("n", s.n)?,
+        rank: word("rank", s.rank)?,
+        count: word("population", batch.population)?,
+        shared_input: u32::from(batch.input == InputLayout::Shared),
+        seed_lo,
+        seed_hi,
+        param_id,
+        noise_epoch,
+        scale,
+        pair_offset: word("first pair", batch.first_pair())?,
+    })
+}
+
 impl WgpuBackend {
     /// Every member's perturbed rows of the table for its tokens.
     pub(crate) fn perturbed_embedding_kernel(
@@ -19,23 +39,21 @@ impl WgpuBackend {
         batch: Batch,
         y: &mut GpuBuffer,
     ) -> Result<()> {
-        let s = noise.shape;
-        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
-        let params = EmbeddingParams {
-            rows: word("rows", batch.rows)?,
-            m: word("m", s.m)?,
-            n: word("n", s.n)?,
-            rank: word("rank", s.rank)?,
-            count: word("population", batch.population)?,
-            shared_input: u32::from(batch.input == InputLayout::Shared),
-            seed_lo,
-            seed_hi,
-            param_id,
-            noise_epoch,
-            scale: s.scale(),
-            pair_offset: word("first pair", batch.first_pair())?,
-        };
+        let params = perturbed_params(noise, batch, noise.shape.scale())?;
         self.gather(Kernel::PerturbedEmbedding, "perturbed_embedding", tokens, table, params, y)
+    }
+
+    /// Every member's rows of its table with naive ES's full-rank noise, for its tokens.
+    pub(crate) fn naive_perturbed_embedding_kernel(
+        &self,
+        tokens: &[u32],
+        table: &GpuBuffer,
+        noise: LowRankNoise,
+        batch: Batch,
+        y: &mut GpuBuffer,
+    ) -> Result<()> {
+        let params = perturbed_params(noise, batch, noise.shape.sigma)?;
+        self.gather(Kernel::NaivePerturbedEmbedding, "naive_perturbed_embedding", tokens, table, params, y)
     }
 
     /// The table's rows for the tokens, unperturbed.

@@ -339,7 +339,8 @@ impl Uniform for LogSoftmaxParams {
     const WGSL_STRUCT: &'static str = "LogSoftmaxParams";
 }
 
-/// `EmbeddingParams` of `shaders/embedding.wgsl`: an embedding lookup, perturbed or plain.
+/// `EmbeddingParams` of `shaders/embedding.wgsl`: an embedding lookup, perturbed (low-rank or
+/// full-rank) or plain.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct EmbeddingParams {
@@ -349,7 +350,7 @@ pub struct EmbeddingParams {
     pub m: u32,
     /// Columns of the table (the embedding width).
     pub n: u32,
-    /// Rank of the noise.
+    /// Rank of the noise (unused by the full-rank lookup).
     pub rank: u32,
     /// Members (1 for the plain lookup).
     pub count: u32,
@@ -363,7 +364,7 @@ pub struct EmbeddingParams {
     pub param_id: u32,
     /// Noise epoch of the stream.
     pub noise_epoch: u32,
-    /// σ/√r.
+    /// σ/√r (σ for the full-rank lookup).
     pub scale: f32,
     /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
     /// added to every pair index the noise is drawn for.

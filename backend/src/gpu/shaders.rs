@@ -185,6 +185,7 @@ pub(crate) enum Kernel {
     MingruScan,
     LogSoftmaxAt,
     PerturbedEmbedding,
+    NaivePerturbedEmbedding,
     Embedding,
     Int(IntKernel, IntDot),
 }
@@ -257,6 +258,7 @@ impl Kernel {
             Kernel::MingruScan => ("recurrence", "mingru_scan"),
             Kernel::LogSoftmaxAt => ("cross_entropy", "log_softmax_at"),
             Kernel::PerturbedEmbedding => ("embedding", "perturbed_embedding"),
+            Kernel::NaivePerturbedEmbedding => ("embedding", "naive_perturbed_embedding"),
             Kernel::Embedding => ("embedding", "embedding"),
             Kernel::Int(k, _) => k.entry(),
         }
