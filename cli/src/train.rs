@@ -7,7 +7,6 @@ use crate::crash::crash_point;
 use crate::error::{CliError, Result};
 use crate::metrics::{MetricsLog, Record};
 use crate::plot;
-use eggroll::config::Method;
 use eggroll::report::Summary;
 use eggroll::session::{EggSession, FloatSession, Session};
 use eggroll::shards::ShardedSession;
@@ -34,11 +33,6 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         TaskKind::CharLm => {
             let options = args.lm_options(CharLm::default_options());
             let config = args.config(CharLm::new(0, &options)?.default_config())?;
-            if config.method == Method::OpenEs {
-                return Err(CliError::new(
-                    "method openes: the charlm model's embedding has no full-rank (OpenES) perturbation; train it with --method eggroll",
-                ));
-            }
             let task = CharLm::new(config.seed, &options)?;
             if let Some(devices) = args.devices(kind)? {
                 return run(ShardedSession::new(open_devices(&devices)?, task, config)?, args);

@@ -1,10 +1,11 @@
 //! `eggroll train --method eggroll|openes` end to end: OpenES trains and says so in `--json`, a
-//! checkpoint of one method is refused by the other, and the tasks OpenES cannot perturb are
-//! refused. Small runs of the `constant` task on the CPU backend.
+//! checkpoint of one method is refused by the other, OpenES trains the charlm model alike on
+//! both backends, and the integer task, which OpenES cannot perturb, is refused. Small runs of
+//! the `constant` task on the CPU backend, and of `charlm` on both.
 
 mod common;
 
-use common::{assert_one_error, run, stderr};
+use common::{assert_one_error, run, stderr, write_corpus};
 use serde_json::Value;
 use std::path::Path;
 
@@ -51,14 +52,56 @@ fn resume_refuses_a_checkpoint_of_the_other_method() {
     assert_eq!((resumed["method"].as_str(), resumed["resumed_from"].as_u64()), (Some("openes"), Some(4)));
 }
 
+/// OpenES trains the charlm model (its embedding table with full-rank noise) and says so, to the
+/// same losses on the CPU and wgpu backends.
 #[test]
-fn openes_is_refused_for_the_embedding_and_integer_tasks() {
+fn openes_trains_charlm_on_cpu_and_wgpu() {
     let dir = tempfile::tempdir().unwrap();
-    for task in ["egg", "charlm"] {
-        let args = ["train", "--task", task, "--backend", "cpu", "--epochs", "1", "--method", "openes"];
-        let line = assert_one_error(&run(dir.path(), &args));
-        assert!(line.contains("openes") && line.contains("eggroll"), "{task}: {line}");
+    write_corpus(dir.path());
+    let charlm = |backend: &str| -> Value {
+        let args = [
+            "train",
+            "--task",
+            "charlm",
+            "--data",
+            "data.txt",
+            "--width",
+            "8",
+            "--window",
+            "8",
+            "--population",
+            "8",
+            "--group-size",
+            "4",
+            "--epochs",
+            "3",
+            "--method",
+            "openes",
+            "--quiet",
+            "--json",
+            "--backend",
+            backend,
+        ];
+        let out = run(dir.path(), &args);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON object");
+        assert_eq!((v["method"].as_str(), v["backend"].as_str()), (Some("openes"), Some(backend)), "{v}");
+        v
+    };
+    let (cpu, gpu) = (charlm("cpu"), charlm("wgpu"));
+    for key in ["final_train_loss", "final_test_bits_per_byte"] {
+        let (a, b) = (cpu[key].as_f64().unwrap(), gpu[key].as_f64().unwrap());
+        assert!(a.is_finite() && a > 0.0, "{key} in {cpu}");
+        assert!((a - b).abs() <= 1e-3 * (1.0 + a.abs()), "{key}: cpu {a}, wgpu {b}");
     }
+}
+
+#[test]
+fn openes_is_refused_for_the_integer_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["train", "--task", "egg", "--backend", "cpu", "--epochs", "1", "--method", "openes"];
+    let line = assert_one_error(&run(dir.path(), &args));
+    assert!(line.contains("openes") && line.contains("eggroll"), "egg: {line}");
     let line = assert_one_error(&run(dir.path(), &["train", "--task", "constant", "--method", "naive"]));
     assert!(line.contains("naive") && line.contains("--method"), "{line}");
 }

@@ -299,20 +299,15 @@ impl<'a, B: Backend> Forward<'a, B> {
     /// row becomes its token's row of the table. In a population forward that is the row of each
     /// member's own perturbed table `W + s_i (σ/√r) A_i B_iᵀ` (the table's low-rank noise, as
     /// [`Forward::linear`]'s weights get; only the rows looked up are computed), in the mean
-    /// model's the row of `W`. A row whose value is not such an id is an [`EggrollError::Data`]
-    /// naming it. Returns width features per row, each member's own. An OpenES population
-    /// forward is refused ([`EggrollError::Config`]): no backend has a full-rank perturbed
-    /// embedding lookup.
+    /// model's the row of `W`. Under [`Method::OpenEs`] a member's table is `W + s_i σ E_i`, the
+    /// full-rank noise a matrix gets there ([`Backend::naive_perturbed_embedding`], again only the
+    /// rows looked up). A row whose value is not such an id is an [`EggrollError::Data`] naming
+    /// it. Returns width features per row, each member's own.
     pub fn embedding(&mut self, x: Act, table: &str) -> Result<Act> {
         let (spec, t) = self.param(table)?;
         let ParamKind::Matrix { m, n } = spec.kind else {
             return Err(EggrollError::Config(format!("`{table}` is {:?}, not a matrix", spec.kind)));
         };
-        if let Mode::Population { method: Method::OpenEs, .. } = self.mode {
-            return Err(EggrollError::Config(format!(
-                "method openes: the embedding `{table}` has no full-rank (OpenES) perturbation; train this model with method eggroll"
-            )));
-        }
         // Slot 0 holds the model input: `start` allocates it first.
         if x.slot != 0 || x.width != 1 {
             return Err(EggrollError::Config(format!(
@@ -334,12 +329,15 @@ impl<'a, B: Backend> Forward<'a, B> {
         let slot = self.alloc(members * rows * n)?;
         let mut dst = self.arena.buffers[slot].take().expect("just allocated");
         let result = match self.mode {
-            Mode::Population { batch, seed, noise_epoch, rank, sigma, .. } => {
+            Mode::Population { batch, seed, noise_epoch, rank, sigma, method } => {
                 let noise = LowRankNoise {
                     stream: NoiseStream::new(seed, spec.id, noise_epoch),
                     shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: Self::sigma_of(spec, sigma) },
                 };
-                self.backend.perturbed_embedding(&tokens, t, noise, batch, &mut dst)
+                match method {
+                    Method::Eggroll => self.backend.perturbed_embedding(&tokens, t, noise, batch, &mut dst),
+                    Method::OpenEs => self.backend.naive_perturbed_embedding(&tokens, t, noise, batch, &mut dst),
+                }
             }
             Mode::Mean { .. } => self.backend.embedding(&tokens, t, n, &mut dst),
         };

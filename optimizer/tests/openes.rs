@@ -1,12 +1,15 @@
 //! OpenES (`method = "openes"`, full-rank noise on every matrix) on the CPU backend: the
-//! configuration field, training, and the models it refuses. Its forward and update against
-//! the definitions, on every backend, are in the workspace's `tests/tests/every_backend.rs`.
+//! configuration field, training (an MLP, and the charlm model with its embedding table), the
+//! charlm population forward against each member's perturbed parameters, and the integer
+//! trainer it refuses. Its forward and update against the definitions for an MLP, on every
+//! backend, are in the workspace's `tests/tests/every_backend.rs`.
 
 use eggroll::config::{EsConfig, Method};
 use eggroll::int8::IntEggroll;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError};
+use eggroll::{train_epoch, Eggroll, EggrollError, Model, TrainerState};
 use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::InputLayout;
 
 #[test]
 fn the_method_defaults_to_eggroll_and_reads_its_serde_names() {
@@ -52,18 +55,65 @@ fn openes_and_eggroll_move_differently() {
     assert_ne!(run(Method::OpenEs), run(Method::Eggroll));
 }
 
+/// Under OpenES every member of the charlm population forward is the mean model of the
+/// parameters its ask handle describes, `W + s σ E` with E the first m n draws of the member's
+/// pair for every matrix, the embedding table included (the noise the full-rank update is
+/// estimated from).
 #[test]
-fn openes_refuses_embeddings_and_the_integer_trainer() {
+fn openes_charlm_members_are_their_perturbed_mean_models() {
     let options = CharLmOptions { width: 8, depth: 1, window: 4, ..CharLmOptions::default() };
-    let mut task = CharLm::new(0, &options).unwrap();
-    let config = EsConfig { population: 8, group_size: 4, method: Method::OpenEs, ..task.default_config() };
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
-    let err = train_epoch(&mut task, &mut es).unwrap_err();
-    assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains("openes"), "{err}");
-    assert!(err.to_string().contains("embedding"), "{err}");
-    // The mean model has no noise: evaluation still runs.
-    task.evaluate(&mut es).unwrap();
+    let task = CharLm::new(0, &options).unwrap();
+    let config = EsConfig { population: 6, group_size: 0, sigma: 0.1, method: Method::OpenEs, ..task.default_config() };
+    let mut es = Eggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap();
+    let mut member_model = Eggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap();
+    let (mean, state) = (es.params().unwrap(), es.state().unwrap());
+    let rows = 2 * options.window;
+    let bytes: Vec<f32> = (0..rows).map(|i| ((i * 53 + 11) % 256) as f32).collect();
+    let y = es.population_forward(&bytes, InputLayout::Shared, rows).unwrap();
+    let per_member = rows * es.model().outputs();
+    let unperturbed = es.forward_mean(&bytes, rows).unwrap();
+    for handle in es.ask() {
+        // The member's parameters, the optimiser's moments as they are.
+        let params = handle.apply_all(&mean);
+        let tensors = state.tensors.iter().map(|(name, t)| (name.clone(), params.get(name).unwrap_or(t).to_vec())).collect();
+        member_model.restore(&TrainerState { epoch: 0, tensors }).unwrap();
+        let want = member_model.forward_mean(&bytes, rows).unwrap();
+        let got = &y[handle.member * per_member..(handle.member + 1) * per_member];
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "member {} value {j}: population {g}, its mean model {w}", handle.member);
+        }
+        assert!(got != unperturbed.as_slice(), "member {} is perturbed", handle.member);
+    }
+    // Members 2..4 alone give the whole population's rows.
+    let part = es.population_forward_members(2..4, &bytes, InputLayout::Shared, rows).unwrap();
+    assert_eq!(part, y[2 * per_member..4 * per_member], "members 2..4");
+}
 
+/// OpenES trains the charlm model: finite fitness and losses, the embedding table moves, and
+/// along another path than under EGGROLL.
+#[test]
+fn openes_trains_the_charlm_model() {
+    let options = CharLmOptions { width: 8, depth: 1, window: 4, ..CharLmOptions::default() };
+    let run = |method| {
+        let mut task = CharLm::new(0, &options).unwrap();
+        let config = EsConfig { population: 8, group_size: 4, epochs: 3, method, ..task.default_config() };
+        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let start = es.params().unwrap().get("embed").unwrap().to_vec();
+        for _ in 0..es.config().epochs {
+            let stats = train_epoch(&mut task, &mut es).unwrap();
+            assert!(stats.mean_fitness.is_finite(), "{method}: {stats:?}");
+        }
+        let eval = task.evaluate(&mut es).unwrap();
+        assert!(eval.train_loss.is_finite() && eval.metric.is_finite(), "{method}: {eval:?}");
+        let end = es.params().unwrap().get("embed").unwrap().to_vec();
+        assert_ne!(end, start, "{method}: the embedding table moved");
+        end
+    };
+    assert_ne!(run(Method::OpenEs), run(Method::Eggroll));
+}
+
+#[test]
+fn openes_refuses_the_integer_trainer() {
     let egg = Egg::new(0, &Egg::default_options()).unwrap();
     let config = EsConfig { method: Method::OpenEs, ..egg.default_config() };
     let err = IntEggroll::new(CpuBackend::new(), egg.model(), config).err().expect("refused");

@@ -21,6 +21,7 @@ test_wgpu!(
     regression_task_same_trajectory_on_cpu_and_wgpu,
     openes_regression_same_trajectory_on_cpu_and_wgpu,
     charlm_task_same_trajectory_on_cpu_and_wgpu,
+    openes_charlm_same_trajectory_on_cpu_and_wgpu,
     egg_task_same_bits_on_cpu_and_wgpu,
     state_moves_between_backends_mid_run,
 );
@@ -97,6 +98,15 @@ async fn charlm_task_same_trajectory_on_cpu_and_wgpu(gpu: WgpuBackend) {
     let options = CharLmOptions { width: 8, depth: 2, window: 6, ..CharLmOptions::default() };
     let task = CharLm::new(8, &options).unwrap();
     let config = EsConfig { population: 16, group_size: 4, epochs: 3, seed: 8, ..task.default_config() };
+    assert_same_trajectory(gpu, task, config, 1e-3).await;
+}
+
+/// OpenES on the byte-level language model (full-rank noise on every matrix, the embedding
+/// table's looked-up rows included) follows the same trajectory.
+async fn openes_charlm_same_trajectory_on_cpu_and_wgpu(gpu: WgpuBackend) {
+    let options = CharLmOptions { width: 8, depth: 2, window: 6, ..CharLmOptions::default() };
+    let task = CharLm::new(5, &options).unwrap();
+    let config = EsConfig { population: 16, group_size: 4, epochs: 3, seed: 5, method: Method::OpenEs, ..task.default_config() };
     assert_same_trajectory(gpu, task, config, 1e-3).await;
 }
 
