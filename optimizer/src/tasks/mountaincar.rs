@@ -6,7 +6,8 @@
 //! (`gymnasium/envs/classic_control/mountain_car.py` and `continuous_mountain_car.py`, registered
 //! with `max_episode_steps` 200 and 999), after Moore (1990). Position in `[-1.2, 0.6]`, speed
 //! bounded by 0.07, gravity term `-0.0025 cos(3 x)`, the car stopped at the left wall; start
-//! position `U(-0.6, -0.4)` at rest; observation `[x, ẋ]`.
+//! position `U(-0.6, -0.4)` at rest; observation `[x, ẋ]`, which the policy reads rescaled to
+//! `[-1, 1]²` ([`scaled_observation`]).
 //! - **Discrete** (`mountaincar`): push left, none or right (force 0.001); reward −1 per step;
 //!   terminal at `x ≥ 0.5` moving right (`ẋ ≥ 0`).
 //! - **Continuous** (`mountaincar-continuous`): a float32 force in `[-1, 1]` times power 0.0015;
@@ -57,6 +58,18 @@ pub struct MountainCarState {
     pub float32: bool,
 }
 
+/// The policy's input: Gymnasium's observation `[x, ẋ]` mapped from its box
+/// (`[-1.2, 0.6] x [-0.07, 0.07]`) onto `[-1, 1]²`. The raw speed is two orders of magnitude below
+/// the position, so an unscaled policy barely sees it, and only a policy that pushes along the
+/// velocity ever reaches the goal: rescaled, a fair share of random initial policies do, which
+/// gives the fitness its first differences. The state itself (and everything the Gymnasium
+/// oracle test compares) is Gymnasium's.
+fn scaled_observation(s: &MountainCarState, obs: &mut [f32]) {
+    let centre = (MIN_POSITION + MAX_POSITION) / 2.0;
+    let half = (MAX_POSITION - MIN_POSITION) / 2.0;
+    obs.copy_from_slice(&[((s.position - centre) / half) as f32, (s.velocity / MAX_SPEED) as f32]);
+}
+
 /// A start state: position `U(-0.6, -0.4)`, at rest, float64.
 fn start(rng: &mut Pcg64) -> MountainCarState {
     MountainCarState { position: rng.random_range(START_POSITION), velocity: 0.0, float32: false }
@@ -102,8 +115,9 @@ impl Env for MountainCarEnv {
         start(rng)
     }
 
+    /// [`scaled_observation`].
     fn observe(&self, s: &MountainCarState, obs: &mut [f32]) {
-        obs.copy_from_slice(&[s.position as f32, s.velocity as f32]);
+        scaled_observation(s, obs);
     }
 
     /// The argmax of 3 logits (ties to the lower index).
@@ -116,11 +130,13 @@ impl Env for MountainCarEnv {
         Transition { reward: -1.0, terminated: Self::physics(state, action) }
     }
 
-    /// N = 256, rank 4, σ = 1, Adam with lr 0.05, 100 epochs: a wide search, since only a
-    /// policy that rocks the car by its velocity ever reaches the goal and changes the return
-    /// (until one member does, every return is −200 and the update has no signal).
+    /// N = 256, rank 4, σ = 0.1, Adam with lr 0.05, 100 epochs. Only a policy that rocks the car
+    /// by its velocity ever reaches the goal and changes the return (until one member does, every
+    /// return is −200 and the update has no signal); with the rescaled observation
+    /// ([`scaled_observation`]) the initial population has such members, and a small σ then
+    /// refines the swing.
     fn default_config(&self) -> EsConfig {
-        EsConfig { population: 256, rank: 4, sigma: 1.0, lr: 0.05, optimizer: OptimizerKind::Adam, epochs: 100, ..EsConfig::default() }
+        EsConfig { population: 256, rank: 4, sigma: 0.1, lr: 0.05, optimizer: OptimizerKind::Adam, epochs: 100, ..EsConfig::default() }
     }
 }
 
@@ -264,8 +280,9 @@ impl Env for ContinuousEnv {
         start(rng)
     }
 
+    /// [`scaled_observation`].
     fn observe(&self, s: &MountainCarState, obs: &mut [f32]) {
-        obs.copy_from_slice(&[s.position as f32, s.velocity as f32]);
+        scaled_observation(s, obs);
     }
 
     /// The force `tanh(y)` of the model's output `y`, rounded to float32.
@@ -328,7 +345,7 @@ mod tests {
 
     /// Returns of the mean model before and after `epochs` epochs of training on `task`.
     fn train<E: Env>(mut task: Control<E>, epochs: usize) -> (f32, f32) {
-        let config = EsConfig { population: 64, seed: 1, ..task.default_config() };
+        let config = EsConfig { seed: 1, ..task.default_config() };
         let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
         let before = task.evaluate(&mut es).unwrap().metric;
         for _ in 0..epochs {
@@ -338,9 +355,17 @@ mod tests {
     }
 
     #[test]
-    fn continuous_training_improves_the_return() {
+    fn training_reaches_the_goal() {
+        // The initial policy never reaches the goal; training finds the swing.
+        let (before, after) = train(MountainCar::new(1), 30);
+        eprintln!("mountaincar return {before} -> {after}");
+        assert!(before == -200.0 && after > -150.0, "mountaincar return {before} -> {after}");
+    }
+
+    #[test]
+    fn continuous_training_ends_above_the_solved_threshold() {
         let (before, after) = train(MountainCarContinuous::new(1), 20);
         eprintln!("mountaincar-continuous return {before} -> {after}");
-        assert!(after >= before + 3.0, "mountaincar-continuous return {before} -> {after}");
+        assert!(after >= 90.0 && after > before, "mountaincar-continuous return {before} -> {after}");
     }
 }
