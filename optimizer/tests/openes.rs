@@ -1,5 +1,5 @@
 //! OpenES (`method = "openes"`, full-rank noise on every matrix) on the CPU backend: the
-//! configuration field, training, and the models it refuses. Its forward and update against
+//! configuration field, training (the integer trainer's included), and the models it refuses. Its forward and update against
 //! the definitions, on every backend, are in the workspace's `tests/tests/every_backend.rs`.
 
 use eggroll::config::{EsConfig, Method};
@@ -53,7 +53,7 @@ fn openes_and_eggroll_move_differently() {
 }
 
 #[test]
-fn openes_refuses_embeddings_and_the_integer_trainer() {
+fn openes_refuses_embeddings() {
     let options = CharLmOptions { width: 8, depth: 1, window: 4, ..CharLmOptions::default() };
     let mut task = CharLm::new(0, &options).unwrap();
     let config = EsConfig { population: 8, group_size: 4, method: Method::OpenEs, ..task.default_config() };
@@ -63,9 +63,28 @@ fn openes_refuses_embeddings_and_the_integer_trainer() {
     assert!(err.to_string().contains("embedding"), "{err}");
     // The mean model has no noise: evaluation still runs.
     task.evaluate(&mut es).unwrap();
+}
 
-    let egg = Egg::new(0, &Egg::default_options()).unwrap();
-    let config = EsConfig { method: Method::OpenEs, ..egg.default_config() };
-    let err = IntEggroll::new(CpuBackend::new(), egg.model(), config).err().expect("refused");
-    assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains("openes"), "{err}");
+/// The integer trainer takes OpenES (docs/int8.md, "OpenES"): from the same start and seed its
+/// full-rank noise moves the int8 weights elsewhere than EGGROLL's, and a run is reproducible.
+#[test]
+fn the_integer_trainer_takes_openes() {
+    let options = CharLmOptions { width: 8, depth: 1, window: 8, ..Egg::default_options() };
+    let run = |method| {
+        let mut task = Egg::new(2, &options).unwrap();
+        let config = EsConfig { method, population: 16, group_size: 4, rank: 2, epochs: 3, seed: 2, ..task.default_config() };
+        let mut es = IntEggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let start = es.to_safetensors().unwrap();
+        for _ in 0..3 {
+            task.train_epoch(&mut es).unwrap();
+        }
+        task.evaluate(&mut es).unwrap();
+        (start, es.to_safetensors().unwrap())
+    };
+    let (start, openes) = run(Method::OpenEs);
+    let (same_start, eggroll) = run(Method::Eggroll);
+    assert_eq!(start, same_start, "the methods start from the same weights");
+    assert_ne!(openes, start, "OpenES moved the weights");
+    assert_ne!(openes, eggroll, "OpenES and EGGROLL moved them differently");
+    assert_eq!(run(Method::OpenEs).1, openes, "the same run gives the same weights");
 }
