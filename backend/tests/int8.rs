@@ -105,7 +105,7 @@ fn naive_full_rank_embedding(tokens: &[u32], table: &[i8], s: IntMatrix, noise: 
     for (local, i) in members(batch) {
         let (sign, k) = member(i);
         let member_tokens = match batch.input {
-            InputLayout::Shared => &tokens[..],
+            InputLayout::Shared => tokens,
             InputLayout::PerMember => &tokens[local * batch.rows..(local + 1) * batch.rows],
         };
         for &v in member_tokens {
