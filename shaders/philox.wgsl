@@ -106,7 +106,11 @@ fn b_element(m: u32, n: u32, rank: u32, l: u32, k: u32) -> u32 {
 // `element & 15` of the Philox block `element >> 4`, as (u & 15) - (u >> 4) in [-15, 15].
 fn int_noise_at(seed_lo: u32, seed_hi: u32, param_id: u32, noise_epoch: u32, pair: u32, element: u32) -> i32 {
     let words = philox4x32_10(vec4<u32>(element >> 4u, pair, param_id, noise_epoch), vec2<u32>(seed_lo, seed_hi));
-    let u = (words[(element >> 2u) & 3u] >> (8u * (element & 3u))) & 0xFFu;
+    return int_noise_of_byte((words[(element >> 2u) & 3u] >> (8u * (element & 3u))) & 0xFFu);
+}
+
+// The integer noise value of a random byte u: (u & 15) - (u >> 4), in [-15, 15].
+fn int_noise_of_byte(u: u32) -> i32 {
     return i32(u & 15u) - i32(u >> 4u);
 }
 
@@ -117,7 +121,7 @@ fn int_noise_word(seed_lo: u32, seed_hi: u32, param_id: u32, noise_epoch: u32, p
     var packed = 0u;
     for (var j = 0u; j < 4u; j++) {
         let u = (bits >> (8u * j)) & 0xFFu;
-        packed |= (bitcast<u32>(i32(u & 15u) - i32(u >> 4u)) & 0xFFu) << (8u * j);
+        packed |= (bitcast<u32>(int_noise_of_byte(u)) & 0xFFu) << (8u * j);
     }
     return packed;
 }

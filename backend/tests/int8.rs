@@ -5,7 +5,7 @@
 //! the error variant of their rule.
 
 use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
+use eggroll_backend::int8::{full_rank_noise, log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
 use eggroll_backend::{Batch, Error, InputLayout, NoiseStream, Recurrence, Result};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
@@ -68,6 +68,56 @@ fn naive_perturbed_matmul(x: &[i8], w: &[i8], s: IntMatrix, noise: &IntNoise, ba
     y
 }
 
+/// OpenES's `E_k[e]` (docs/int8.md, "OpenES"): `Σ_q d(2 (e r + q)) d(2 (e r + q) + 1)` with `d`
+/// the draws of pair `k`.
+fn full_rank(noise: &IntNoise, k: u32, element: usize) -> i32 {
+    let d = |e: usize| i32::from(noise_value(&noise.stream, k, e as u32));
+    (0..noise.rank).map(|q| d(2 * (element * noise.rank + q)) * d(2 * (element * noise.rank + q) + 1)).sum()
+}
+
+/// OpenES's perturbed product, member by member and row by row: integer EGGROLL's with
+/// `noise_j = Σ_l x_l E_k[j, l]`.
+fn naive_full_rank_matmul(x: &[i8], w: &[i8], s: IntMatrix, noise: &IntNoise, batch: &Batch) -> Vec<i8> {
+    let (m, n) = (s.m, s.n);
+    let (t, o) = (noise.shift, weight_shift(n));
+    let mut y = Vec::new();
+    for (local, i) in members(batch) {
+        let (sign, k) = member(i);
+        let e: Vec<i32> = (0..m * n).map(|el| full_rank(noise, k, el)).collect();
+        for row in 0..batch.rows {
+            let x_row = match batch.input {
+                InputLayout::Shared => &x[row * n..(row + 1) * n],
+                InputLayout::PerMember => &x[(local * batch.rows + row) * n..(local * batch.rows + row + 1) * n],
+            };
+            for j in 0..m {
+                let acc: i32 = (0..n).map(|l| i32::from(x_row[l]) * i32::from(w[j * n + l])).sum();
+                let noise_j: i32 = (0..n).map(|l| i32::from(x_row[l]) * e[j * n + l]).sum();
+                y.push(sat8((acc + sign * (noise_j >> t)) >> o));
+            }
+        }
+    }
+    y
+}
+
+/// OpenES's perturbed rows of a V x d table: `sat8(W[v, j] + s (E_k[v d + j] >> t))`.
+fn naive_full_rank_embedding(tokens: &[u32], table: &[i8], s: IntMatrix, noise: &IntNoise, batch: &Batch) -> Vec<i8> {
+    let mut y = Vec::new();
+    for (local, i) in members(batch) {
+        let (sign, k) = member(i);
+        let member_tokens = match batch.input {
+            InputLayout::Shared => tokens,
+            InputLayout::PerMember => &tokens[local * batch.rows..(local + 1) * batch.rows],
+        };
+        for &v in member_tokens {
+            for j in 0..s.n {
+                let at = v as usize * s.n + j;
+                y.push(sat8(i32::from(table[at]) + sign * (full_rank(noise, k, at) >> noise.shift)));
+            }
+        }
+    }
+    y
+}
+
 /// Naive ES on int8 (docs/int8.md, "Naive ES"): member i's weight `sat8(W[j, l] + s E_k[j, l])`
 /// with `E_k[j, l]` draw `j n + l` of its pair (in the whole population), element by element.
 fn naive_es(x: &[i8], w: &[i8], s: IntMatrix, stream: &NoiseStream, batch: &Batch) -> Vec<i8> {
@@ -116,6 +166,11 @@ fn naive_z(fitness: &[i8], noise: &IntNoise, s: IntMatrix) -> Vec<i32> {
         }
     }
     z
+}
+
+/// OpenES's `Z[j, l] = Σ_k f_k E_k[j, l]`.
+fn naive_full_rank_z(fitness: &[i8], noise: &IntNoise, s: IntMatrix) -> Vec<i32> {
+    (0..s.m * s.n).map(|el| fitness.iter().enumerate().map(|(k, &f)| i32::from(f) * full_rank(noise, k as u32, el)).sum()).collect()
 }
 
 /// A random noise of rank `1..=3` (at most `min(m, n)`) and shift `0..=8`.
@@ -198,6 +253,91 @@ fn naive_es_matches_definition() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn full_rank_noise_matches_its_definition() {
+    let noise = IntNoise { stream: NoiseStream::new(5, 9, 2), rank: 3, shift: 0 };
+    for (k, element) in [(0, 0), (1, 7), (4, 1000), (u32::MAX, 12345)] {
+        assert_eq!(full_rank_noise(&noise.stream, k, element, noise.rank), full_rank(&noise, k, element), "pair {k}, element {element}");
+    }
+}
+
+/// OpenES's product against its definition, on the shapes, batches (odd pair counts, member
+/// ranges far into the pair range), ranks and noise shifts of the low-rank product's test, and
+/// with extremes: x and W all ±127 at shift 0 (the largest sums, saturation on both sides) and
+/// ranks above 72 (the CPU splits E's ranks into slices).
+#[test]
+fn full_rank_matmul_matches_definition() -> Result<()> {
+    let cpu = CpuBackend::new();
+    let mut rng = Pcg64::seed_from_u64(14);
+    for case in 0..32 {
+        let input = if case % 2 == 0 { InputLayout::Shared } else { InputLayout::PerMember };
+        let (s, mut batch) = (random_shape(&mut rng), random_batch(&mut rng, input));
+        // Rows past the CPU's switch from dot products to the packed product, now and then.
+        if case % 6 == 5 {
+            batch.rows = 9;
+        }
+        let noise = random_noise(&mut rng, s);
+        let (x, w) = (random_i8(&mut rng, batch.input_len(s.n)), random_i8(&mut rng, s.m * s.n));
+        let mut y = cpu.zeros_i8(batch.output_len(s.m))?;
+        cpu.int_full_rank_perturbed_matmul(&cpu.upload_i8(&x)?, &cpu.upload_i8(&w)?, s, noise, batch, &mut y)?;
+        assert_eq!(cpu.read_i8_blocking(&y)?, naive_full_rank_matmul(&x, &w, s, &noise, &batch), "{s:?} {noise:?} {batch:?}");
+    }
+    let s = IntMatrix { m: 12, n: 100 };
+    for (rank, xv, wv) in [(1, 127i8, 127i8), (3, -127, 127), (100, 127, -127), (100, 5, -3), (73, -127, -127)] {
+        let s = IntMatrix { m: if rank > 12 { 100 } else { s.m }, ..s };
+        for input in [InputLayout::Shared, InputLayout::PerMember] {
+            let batch = Batch { population: 6, rows: 2, input, first_member: 4 };
+            let noise = IntNoise { stream: NoiseStream::new(9, 1, 0), rank, shift: 0 };
+            let (x, w) = (vec![xv; batch.input_len(s.n)], vec![wv; s.m * s.n]);
+            let mut y = cpu.zeros_i8(batch.output_len(s.m))?;
+            cpu.int_full_rank_perturbed_matmul(&x, &w, s, noise, batch, &mut y)?;
+            assert_eq!(y, naive_full_rank_matmul(&x, &w, s, &noise, &batch), "rank {rank}, x = {xv}, W = {wv}, {input:?}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn full_rank_embeddings_match_definition() -> Result<()> {
+    let cpu = CpuBackend::new();
+    let mut rng = Pcg64::seed_from_u64(15);
+    for case in 0..24 {
+        let input = if case % 2 == 0 { InputLayout::Shared } else { InputLayout::PerMember };
+        let (s, batch) = (random_shape(&mut rng), random_batch(&mut rng, input));
+        let noise = random_noise(&mut rng, s);
+        let table = random_i8(&mut rng, s.m * s.n);
+        let tokens: Vec<u32> = (0..batch.input_len(1)).map(|_| rng.random_range(0..s.m as u32)).collect();
+        let mut y = cpu.zeros_i8(batch.output_len(s.n))?;
+        cpu.int_full_rank_perturbed_embedding(&tokens, &cpu.upload_i8(&table)?, s, noise, batch, &mut y)?;
+        assert_eq!(y, naive_full_rank_embedding(&tokens, &table, s, &noise, &batch), "{s:?} {noise:?} {batch:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn full_rank_update_moves_exactly_the_weights_past_the_threshold() -> Result<()> {
+    let cpu = CpuBackend::new();
+    let mut rng = Pcg64::seed_from_u64(16);
+    let shapes =
+        (0..16).map(|_| random_shape(&mut rng)).collect::<Vec<_>>().into_iter().chain([IntMatrix { m: 6, n: 2 }, IntMatrix { m: 3, n: 4 }]);
+    for s in shapes {
+        let noise = random_noise(&mut rng, s);
+        let fitness: Vec<i8> = (0..rng.random_range(1..=5)).map(|_| rng.random_range(-1..=1i32) as i8).collect();
+        let w = random_i8(&mut rng, s.m * s.n);
+        let z = naive_full_rank_z(&fitness, &noise, s);
+        let mut abs: Vec<i32> = z.iter().map(|v| v.abs()).collect();
+        abs.sort_unstable();
+        for threshold in [abs[abs.len() / 2], i32::MAX, -1] {
+            let mut t = cpu.upload_i8(&w)?;
+            cpu.int_full_rank_update(&fitness, noise, s, threshold, &mut t)?;
+            let want: Vec<i8> =
+                w.iter().zip(&z).map(|(&w, &z)| if z.abs() > threshold { sat8(i32::from(w) + z.signum()) } else { w }).collect();
+            assert_eq!(t, want, "{s:?} {noise:?} fitness {fitness:?} threshold {threshold}");
+        }
+    }
+    Ok(())
+}
+
 /// A slice of the population (members `first .. first + count`, whole pairs) evaluated on its
 /// own gives exactly the rows the whole population's products and lookups give those members.
 #[test]
@@ -223,6 +363,9 @@ fn population_slices_equal_the_whole() -> Result<()> {
         cpu.int_naive_perturbed_matmul(&x, &w, s, noise.stream, whole, &mut y)?;
         cpu.int_naive_perturbed_matmul(&input_of(&x, s.n), &w, s, noise.stream, part, &mut y_part)?;
         assert_eq!(y_part, slice(&y, s.m), "naive ES, {what}");
+        cpu.int_full_rank_perturbed_matmul(&x, &w, s, noise, whole, &mut y)?;
+        cpu.int_full_rank_perturbed_matmul(&input_of(&x, s.n), &w, s, noise, part, &mut y_part)?;
+        assert_eq!(y_part, slice(&y, s.m), "full-rank product, {what}");
 
         let table = random_i8(&mut rng, s.m * s.n);
         let tokens: Vec<u32> = (0..whole.input_len(1)).map(|_| rng.random_range(0..s.m as u32)).collect();
@@ -235,6 +378,9 @@ fn population_slices_equal_the_whole() -> Result<()> {
         cpu.int_perturbed_embedding(&tokens, &table, s, noise, whole, &mut e)?;
         cpu.int_perturbed_embedding(&tokens_part, &table, s, noise, part, &mut e_part)?;
         assert_eq!(e_part, slice(&e, s.n), "perturbed embedding, {what}");
+        cpu.int_full_rank_perturbed_embedding(&tokens, &table, s, noise, whole, &mut e)?;
+        cpu.int_full_rank_perturbed_embedding(&tokens_part, &table, s, noise, part, &mut e_part)?;
+        assert_eq!(e_part, slice(&e, s.n), "full-rank embedding, {what}");
     }
     Ok(())
 }
@@ -252,6 +398,9 @@ fn shared_input_equals_the_same_rows_per_member() -> Result<()> {
     let each = Batch { input: InputLayout::PerMember, ..shared };
     cpu.int_perturbed_matmul(&cpu.upload_i8(&x.repeat(6))?, &w, s, noise, each, &mut y_each)?;
     assert_eq!(y_shared, y_each);
+    cpu.int_full_rank_perturbed_matmul(&x, &w, s, noise, shared, &mut y_shared)?;
+    cpu.int_full_rank_perturbed_matmul(&x.repeat(6), &w, s, noise, each, &mut y_each)?;
+    assert_eq!(y_shared, y_each, "full-rank product");
     Ok(())
 }
 
@@ -548,6 +697,22 @@ fn bad_arguments_are_refused() -> Result<()> {
     wrong_shape(naive(s, batch, &mut y8));
     over_limit(naive(IntMatrix { m: 1 << 17, n: 1 << 16 }, batch, &mut y));
 
+    // OpenES: the low-rank product's rules, and more draws than a pair's stream holds (2 m n r).
+    let full =
+        |noise: IntNoise, batch: Batch, s: IntMatrix, y: &mut Vec<i8>| cpu.int_full_rank_perturbed_matmul(&x, &w, s, noise, batch, y);
+    full(noise, batch, s, &mut y)?;
+    invalid(full(IntNoise { rank: 0, ..noise }, batch, s, &mut y));
+    invalid(full(IntNoise { rank: 5, ..noise }, batch, s, &mut y));
+    invalid(full(IntNoise { shift: 31, ..noise }, batch, s, &mut y));
+    invalid(full(noise, Batch { population: 3, ..batch }, s, &mut y));
+    invalid(full(noise, Batch { first_member: 1, ..batch }, s, &mut y));
+    over_limit(full(noise, Batch { first_member: usize::MAX - 1, ..batch }, s, &mut y));
+    invalid(full(noise, batch, IntMatrix { m: 8, n: 6 }, &mut y));
+    wrong_shape(full(noise, Batch { input: InputLayout::PerMember, ..batch }, s, &mut y));
+    wrong_shape(full(noise, batch, s, &mut y8));
+    over_limit(full(IntNoise { rank: 3, ..noise }, batch, IntMatrix { m: 8, n: 1 << 14 }, &mut y));
+    over_limit(full(noise, batch, IntMatrix { m: 1 << 17, n: 1 << 15 }, &mut y));
+
     // Embeddings: a token outside the table, a width not a multiple of 4, the wrong count.
     let table = cpu.zeros_i8(32)?;
     let mut row = cpu.zeros_i8(4)?;
@@ -560,6 +725,11 @@ fn bad_arguments_are_refused() -> Result<()> {
     invalid(cpu.int_perturbed_embedding(&[8], &table, s, noise, batch, &mut rows));
     invalid(cpu.int_perturbed_embedding(&[7], &table, s, IntNoise { rank: 0, ..noise }, batch, &mut rows));
     wrong_shape(cpu.int_perturbed_embedding(&[7, 7], &table, s, noise, batch, &mut rows));
+    cpu.int_full_rank_perturbed_embedding(&[7], &table, s, noise, batch, &mut rows)?;
+    invalid(cpu.int_full_rank_perturbed_embedding(&[8], &table, s, noise, batch, &mut rows));
+    invalid(cpu.int_full_rank_perturbed_embedding(&[7], &table, s, IntNoise { rank: 0, ..noise }, batch, &mut rows));
+    wrong_shape(cpu.int_full_rank_perturbed_embedding(&[7, 7], &table, s, noise, batch, &mut rows));
+    over_limit(cpu.int_full_rank_perturbed_embedding(&[7], &table, IntMatrix { m: 1 << 17, n: 1 << 15 }, noise, batch, &mut rows));
 
     // Rows: widths not multiples of 4 or not dividing the length; the recurrence's lengths.
     let mut t = cpu.zeros_i8(24)?;
@@ -591,5 +761,11 @@ fn bad_arguments_are_refused() -> Result<()> {
     invalid(cpu.int_lowrank_update(&[], noise, s, 0, &mut w));
     invalid(cpu.int_lowrank_update(&[1], IntNoise { rank: 0, ..noise }, s, 0, &mut w));
     wrong_shape(cpu.int_lowrank_update(&[1], noise, IntMatrix { m: 4, n: 4 }, 0, &mut w));
+    cpu.int_full_rank_update(&[1, -1, 0], noise, s, 0, &mut w)?;
+    invalid(cpu.int_full_rank_update(&[1, 2], noise, s, 0, &mut w));
+    invalid(cpu.int_full_rank_update(&[], noise, s, 0, &mut w));
+    invalid(cpu.int_full_rank_update(&[1], IntNoise { rank: 0, ..noise }, s, 0, &mut w));
+    wrong_shape(cpu.int_full_rank_update(&[1], noise, IntMatrix { m: 4, n: 4 }, 0, &mut w));
+    over_limit(cpu.int_full_rank_update(&[1], noise, IntMatrix { m: 1 << 17, n: 1 << 15 }, 0, &mut w));
     Ok(())
 }

@@ -1,8 +1,8 @@
-//! Integer EGGROLL's kernels on wgpu against the CPU backend's: every kernel, on irregular shapes
-//! (sides 4, 12, 36, 100; 1 to 5 rows; populations 2 to 10, from member 0, a few pairs in or far
-//! into the 32-bit pair range; ranks 1 to 3; shared and per-member inputs; random values with the
-//! extremes ±127), on every test adapter, with WGSL's `dot4I8Packed` and with its core-WGSL
-//! fallback. The arithmetic is exact, so every comparison is an equality.
+//! Integer EGGROLL's and OpenES's kernels on wgpu against the CPU backend's: every kernel, on
+//! irregular shapes (sides 4, 12, 36, 100; 1 to 5 rows; populations 2 to 10, from member 0, a few
+//! pairs in or far into the 32-bit pair range; ranks 1 to 3; shared and per-member inputs; random
+//! values with the extremes ±127), on every test adapter, with WGSL's `dot4I8Packed` and with its
+//! core-WGSL fallback. The arithmetic is exact, so every comparison is an equality.
 
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
@@ -142,6 +142,51 @@ fn naive_es_equals_the_cpu() {
     });
 }
 
+/// OpenES's product equals the CPU's, with the default scratch budget (one chunk of pairs) and a
+/// 4 KiB one (the pairs in many chunks).
+#[test]
+fn full_rank_products_equal_the_cpu() {
+    let cpu = CpuBackend::new();
+    for_each_adapter(|adapter| {
+        for fallback in [false, true] {
+            for scratch_bytes in [None, Some(4096)] {
+                let opts = WgpuOptions { int_dot_fallback: fallback, scratch_bytes, ..WgpuOptions::default() };
+                let gpu = gpu_with(adapter, &format!("int8 OpenES, fallback {fallback}, scratch {scratch_bytes:?}"), &opts);
+                assert_eq!(gpu.int_dot_native(), !fallback, "the instance offers packed_4x8_integer_dot_product: native unless forced off");
+                let path = if fallback { "fallback" } else { "dot4I8Packed" };
+                let mut rng = Pcg64::seed_from_u64(8);
+                for m in WIDTHS {
+                    for n in WIDTHS {
+                        let shape = IntMatrix { m, n };
+                        let w = random_i8(&mut rng, m * n);
+                        let wg = gpu.upload_i8(&w).unwrap();
+                        for input in [InputLayout::Shared, InputLayout::PerMember] {
+                            let batch = Batch {
+                                population: 2 * rng.random_range(1..=5),
+                                rows: rng.random_range(1..=5),
+                                input,
+                                first_member: first_member(&mut rng),
+                            };
+                            let rank = rng.random_range(1..=3usize.min(m).min(n));
+                            let noise = noise(&mut rng, rank);
+                            let x = random_i8(&mut rng, batch.input_len(n));
+                            let mut want = cpu.zeros_i8(batch.output_len(m)).unwrap();
+                            cpu.int_full_rank_perturbed_matmul(&x, &w, shape, noise, batch, &mut want).unwrap();
+                            let mut got = gpu.zeros_i8(batch.output_len(m)).unwrap();
+                            gpu.int_full_rank_perturbed_matmul(&gpu.upload_i8(&x).unwrap(), &wg, shape, noise, batch, &mut got).unwrap();
+                            assert_eq!(
+                                gpu.read_i8_blocking(&got).unwrap(),
+                                want,
+                                "{path}, scratch {scratch_bytes:?}: OpenES product {m}x{n}, {batch:?}, {noise:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn extreme_products_equal_the_cpu() {
     let cpu = CpuBackend::new();
@@ -159,6 +204,10 @@ fn extreme_products_equal_the_cpu() {
             let mut got = gpu.zeros_i8(batch.output_len(m)).unwrap();
             gpu.int_perturbed_matmul(&gpu.upload_i8(&x).unwrap(), &gpu.upload_i8(&w).unwrap(), shape, noise, batch, &mut got).unwrap();
             assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: x = {xv}, W = {wv}");
+            cpu.int_full_rank_perturbed_matmul(&x, &w, shape, noise, batch, &mut want).unwrap();
+            gpu.int_full_rank_perturbed_matmul(&gpu.upload_i8(&x).unwrap(), &gpu.upload_i8(&w).unwrap(), shape, noise, batch, &mut got)
+                .unwrap();
+            assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: OpenES, x = {xv}, W = {wv}");
         }
     });
 }
@@ -191,6 +240,9 @@ fn embeddings_equal_the_cpu() {
                     let mut got = gpu.zeros_i8(batch.output_len(d)).unwrap();
                     gpu.int_perturbed_embedding(&tokens, &tg, shape, noise, batch, &mut got).unwrap();
                     assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: perturbed embedding {vocabulary}x{d}, {batch:?}");
+                    cpu.int_full_rank_perturbed_embedding(&tokens, &table, shape, noise, batch, &mut want).unwrap();
+                    gpu.int_full_rank_perturbed_embedding(&tokens, &tg, shape, noise, batch, &mut got).unwrap();
+                    assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: OpenES embedding {vocabulary}x{d}, {batch:?}");
                 }
             }
         }
@@ -281,6 +333,14 @@ fn updates_equal_the_cpu() {
                 cpu.int_lowrank_update(&fitness, noise, shape, tau, &mut want).unwrap();
                 gpu.int_lowrank_update(&fitness, noise, shape, tau, &mut got).unwrap();
                 assert_eq!(gpu.read_i8_blocking(&got).unwrap(), want, "{path}: update of {shape:?}, fitness {fitness:?}, threshold {tau}");
+                let (mut want, mut got) = (w.clone(), gpu.upload_i8(&w).unwrap());
+                cpu.int_full_rank_update(&fitness, noise, shape, tau, &mut want).unwrap();
+                gpu.int_full_rank_update(&fitness, noise, shape, tau, &mut got).unwrap();
+                assert_eq!(
+                    gpu.read_i8_blocking(&got).unwrap(),
+                    want,
+                    "{path}: OpenES update of {shape:?}, fitness {fitness:?}, threshold {tau}"
+                );
             }
         }
     });
@@ -311,6 +371,11 @@ fn a_steady_loop_creates_no_device_objects() {
             gpu.read_i32_blocking(&ll).unwrap();
             gpu.int_lowrank_update(&[1, -1], noise, shape, 100, w).unwrap();
             gpu.int_lowrank_update(&[0, 1], noise, shape_v, 100, emb).unwrap();
+            gpu.int_full_rank_perturbed_embedding(&tokens, emb, shape_v, noise, batch, &mut h).unwrap();
+            gpu.int_full_rank_perturbed_matmul(&x, w, shape, noise, batch, &mut y).unwrap();
+            gpu.read_i8_blocking(&y).unwrap();
+            gpu.int_full_rank_update(&[1, -1], noise, shape, 100, w).unwrap();
+            gpu.int_full_rank_update(&[0, 1], noise, shape_v, 100, emb).unwrap();
         };
         step(&mut w, &mut emb);
         let before = gpu.created();

@@ -3,8 +3,8 @@
 //! member names, order, offsets and scalar types of its Rust struct. Needs no GPU.
 
 use eggroll_backend::gpu::params::{
-    ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntNaiveParams, IntNoiseParams, IntUpdateParams, LogSoftmaxParams,
-    LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, Uniform, VectorParams,
+    ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams,
+    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, Uniform, VectorParams,
 };
 use eggroll_backend::gpu::shader_sources;
 use naga::{AddressSpace, Scalar, TypeInner};
@@ -88,6 +88,24 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(IntNaiveParams { rows, m, n, first, count, shared_input, out_shift, seed_lo, seed_hi, param_id, noise_epoch, pair_offset }),
         layout!(IntUpdateParams { m, n, rank, pairs, inner_words, threshold, seed_lo, seed_hi, param_id, noise_epoch, _pad0, _pad1 }),
         layout!(IntElementParams { len, other, rows, width, time, _pad0, _pad1, _pad2 }),
+        layout!(IntFullRankParams {
+            rows,
+            m,
+            n,
+            rank,
+            first_pair,
+            pairs,
+            shared_input,
+            shift,
+            out_shift,
+            threshold,
+            seed_lo,
+            seed_hi,
+            param_id,
+            noise_epoch,
+            pair_offset,
+            _pad0
+        }),
     ]
 }
 

@@ -29,8 +29,8 @@ fn every_module_validates_and_translates_to_all_backends() {
     let gemms = GemmConfig::CANDIDATES.len();
     assert_eq!(
         sources.len(),
-        2 * gemms + 10 + 2 + 2 * 5,
-        "per storage type one module per GEMM candidate, then every other shader file, lowrank and naive in f16, and the five \
+        2 * gemms + 10 + 2 + 2 * 6,
+        "per storage type one module per GEMM candidate, then every other shader file, lowrank and naive in f16, and the six \
          integer modules with dot4I8Packed and with its fallback"
     );
     let expected_gemms = DType::ALL.iter().flat_map(|&d| GemmConfig::CANDIDATES.iter().map(move |c| (d, c)));
@@ -43,7 +43,7 @@ fn every_module_validates_and_translates_to_all_backends() {
     for f16_module in ["lowrank-f16", "naive-f16"] {
         assert!(sources.iter().any(|(name, source)| name == f16_module && is_f16(source)), "{f16_module}");
     }
-    for base in ["int8_matmul", "int8_naive", "int8_embedding", "int8_elementwise", "int8_update"] {
+    for base in ["int8_matmul", "int8_naive", "int8_embedding", "int8_elementwise", "int8_update", "int8_full_rank"] {
         let native = sources.iter().find(|(name, _)| name == base).unwrap_or_else(|| panic!("{base}"));
         let fallback = sources.iter().find(|(name, _)| *name == format!("{base}-fallback")).unwrap_or_else(|| panic!("{base}-fallback"));
         assert!(native.1.contains("dot4I8Packed(") && native.1.starts_with("// "), "{base}: the native helpers come first");

@@ -97,11 +97,8 @@ fn openes_trains_charlm_on_cpu_and_wgpu() {
 }
 
 #[test]
-fn openes_is_refused_for_the_integer_task() {
+fn an_unknown_method_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["train", "--task", "egg", "--backend", "cpu", "--epochs", "1", "--method", "openes"];
-    let line = assert_one_error(&run(dir.path(), &args));
-    assert!(line.contains("openes") && line.contains("eggroll"), "egg: {line}");
     let line = assert_one_error(&run(dir.path(), &["train", "--task", "constant", "--method", "naive"]));
     assert!(line.contains("naive") && line.contains("--method"), "{line}");
 }

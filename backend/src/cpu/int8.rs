@@ -6,7 +6,7 @@
 //! factors drawn once for both members) or over rows.
 
 use super::int8_gemm::{dot_i8, Rhs};
-use super::int8_naive;
+use super::{int8_full_rank, int8_naive};
 use super::{member_input, CpuBackend};
 use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
 use crate::ops::{Batch, InputLayout, Recurrence};
@@ -15,7 +15,7 @@ use crate::Result;
 use rayon::prelude::*;
 
 /// Fewest values a rayon job handles in the elementwise kernels.
-const MIN_JOB_VALUES: usize = 4096;
+pub(super) const MIN_JOB_VALUES: usize = 4096;
 /// Rows of `x` a task of the mean model's product takes: the row tile of the VNNI product.
 const ROW_TILE: usize = 4;
 
@@ -46,7 +46,7 @@ fn draw_factors(noise: &IntNoise, m: usize, pair: u32, a: &mut [i8], b: &mut [i8
 }
 
 /// The sign of member `member`'s noise: +1 for even members, -1 for odd ones.
-fn sign(member: usize) -> i32 {
+pub(super) fn sign(member: usize) -> i32 {
     if member.is_multiple_of(2) {
         1
     } else {
@@ -262,6 +262,19 @@ impl IntBackend for CpuBackend {
         Ok(())
     }
 
+    fn int_full_rank_perturbed_matmul_unchecked(
+        &self,
+        x: &Vec<i8>,
+        w: &Vec<i8>,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Vec<i8>,
+    ) -> Result<()> {
+        int8_full_rank::perturbed_matmul(x, w, shape, noise, batch, y);
+        Ok(())
+    }
+
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &Vec<i8>, shape: IntMatrix, y: &mut Vec<i8>) -> Result<()> {
         let d = shape.n;
         for (&v, y_row) in tokens.iter().zip(y.chunks_exact_mut(d)) {
@@ -308,6 +321,19 @@ impl IntBackend for CpuBackend {
                 }
             },
         );
+        Ok(())
+    }
+
+    fn int_full_rank_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Vec<i8>,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Vec<i8>,
+    ) -> Result<()> {
+        int8_full_rank::perturbed_embedding(tokens, table, shape, noise, batch, y);
         Ok(())
     }
 
@@ -409,6 +435,18 @@ impl IntBackend for CpuBackend {
                 }
             }
         });
+        Ok(())
+    }
+
+    fn int_full_rank_update_unchecked(
+        &self,
+        fitness: &[i8],
+        noise: IntNoise,
+        shape: IntMatrix,
+        threshold: i32,
+        w: &mut Vec<i8>,
+    ) -> Result<()> {
+        int8_full_rank::update(fitness, noise, shape, threshold, w);
         Ok(())
     }
 }

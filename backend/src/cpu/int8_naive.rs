@@ -11,9 +11,10 @@ use crate::ops::Batch;
 use crate::rng::NoiseStream;
 use rayon::prelude::*;
 
-/// The path that multiplies a member's `W_i`: below [`NAIVE_GEMM_ROWS`] rows the dot products,
-/// which read `W_i` once and do not pack it (packing for VNNI costs as much as the product then).
-fn path(rows: usize) -> Path {
+/// The path that multiplies a matrix made for one product of `rows` rows (a member's `W_i`, a
+/// pair's full-rank noise): below [`NAIVE_GEMM_ROWS`] rows the dot products, which read the matrix
+/// once and do not pack it (packing for VNNI costs as much as the product then).
+pub(super) fn path(rows: usize) -> Path {
     let fastest = Path::fastest();
     if rows < NAIVE_GEMM_ROWS && fastest == Path::Vnni {
         Path::Avx2

@@ -4,6 +4,7 @@
 
 mod gemm;
 mod int8;
+mod int8_full_rank;
 mod int8_gemm;
 mod int8_naive;
 mod lowrank;

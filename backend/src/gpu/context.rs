@@ -134,6 +134,8 @@ pub(crate) enum ScratchUse {
     IntUpdateA,
     /// The packed `b_kq` of an integer update.
     IntUpdateB,
+    /// The full-rank integer noise `E_k` of a chunk of pairs (i32).
+    IntFullRank,
 }
 
 #[derive(Default)]

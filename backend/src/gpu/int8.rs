@@ -1,14 +1,15 @@
 //! [`IntBackend`] for [`WgpuBackend`]: integer EGGROLL's kernels (docs/int8.md) as the `int8_*`
 //! WGSL modules, over int8 tensors packed four to a word ([`GpuI8`]). Each call is one
-//! submission of one to three dispatches (naive ES: one of two per chunk of members); tokens,
-//! targets, fitness, factors, projections and naive ES's materialised weights go through the
-//! pooled scratch buffers, and the log-likelihood's tables are uploaded once per
+//! submission of one to three dispatches (naive ES: one of two per chunk of members, OpenES's
+//! product one of two per chunk of pairs); tokens, targets, fitness, factors, projections, naive
+//! ES's materialised weights and OpenES's materialised noise go through the pooled scratch
+//! buffers, and the log-likelihood's tables are uploaded once per
 //! backend, so that a steady loop creates no device objects.
 
 use super::buffer::GpuBuffer;
 use super::context::{byte_size, word, Dispatch, Scratch, ScratchUse, Storage};
 use super::int8_buffer::{GpuI32, GpuI8};
-use super::params::{stream_fields, IntElementParams, IntNaiveParams, IntNoiseParams, IntUpdateParams, UniformBlock};
+use super::params::{stream_fields, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams, UniformBlock};
 use super::shaders::{IntKernel, Kernel};
 use super::wgpu_backend::WgpuBackend;
 use crate::int8::{weight_shift, IntBackend, IntMatrix, IntNoise, EXP2, LOG2};
@@ -16,8 +17,8 @@ use crate::ops::{Batch, InputLayout, Recurrence};
 use crate::rng::NoiseStream;
 use crate::{Backend, DType, Result};
 
-/// Output rows per invocation of `int_matmul` and `int_naive_matmul` (`RB` of int8_matmul.wgsl and
-/// int8_naive.wgsl).
+/// Output rows per invocation of `int_matmul`, `int_naive_matmul` and `int_full_rank_matmul` (`RB`
+/// of int8_matmul.wgsl, int8_naive.wgsl and int8_full_rank.wgsl).
 const MATMUL_ROWS: usize = 4;
 /// `@workgroup_size(8, 8)` of `int_matmul`.
 const MATMUL_WORKGROUP: usize = 8;
@@ -92,6 +93,23 @@ impl WgpuBackend {
         let groups = [word("int8 product grid", x)?, word("int8 product grid", y)?, 1];
         self.ctx.check_grid("int8 product", groups)?;
         Ok(groups)
+    }
+
+    /// The parameters of OpenES's kernels on `noise` (the stream, the rank and the shift), with
+    /// the rest zero.
+    fn int_full_rank_params(&self, shape: IntMatrix, noise: IntNoise) -> Result<IntFullRankParams> {
+        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+        Ok(IntFullRankParams {
+            m: word("m", shape.m)?,
+            n: word("n", shape.n)?,
+            rank: word("rank", noise.rank)?,
+            shift: noise.shift,
+            seed_lo,
+            seed_hi,
+            param_id,
+            noise_epoch,
+            ..IntFullRankParams::default()
+        })
     }
 
     /// Runs one elementwise kernel over `invocations`.
@@ -254,6 +272,45 @@ impl IntBackend for WgpuBackend {
         Ok(())
     }
 
+    fn int_full_rank_perturbed_matmul_unchecked(
+        &self,
+        x: &GpuI8,
+        w: &GpuI8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut GpuI8,
+    ) -> Result<()> {
+        let (m, n, rows, pairs) = (shape.m, shape.n, batch.rows, batch.population / 2);
+        // Pairs in chunks whose materialised noise (m n i32 each) fits the scratch budget.
+        let chunk = self.chunk("full-rank int8 noise E_k", m * n, pairs)?;
+        let e = self.ctx.scratch(ScratchUse::IntFullRank, chunk * m * n)?;
+        let base = IntFullRankParams {
+            rows: word("rows", rows)?,
+            shared_input: u32::from(batch.input == InputLayout::Shared),
+            out_shift: weight_shift(n),
+            pair_offset: word("first pair", batch.first_pair())?,
+            ..self.int_full_rank_params(shape, noise)?
+        };
+        for first in (0..pairs).step_by(chunk) {
+            let count = chunk.min(pairs - first);
+            let params = UniformBlock::of(&IntFullRankParams { first_pair: word("first", first)?, pairs: word("pairs", count)?, ..base });
+            let draw = self.int_dispatch(IntKernel::FullRankNoise, count * (m * n / 8), params, Storage::of([(3, e.buffer())]))?;
+            let x_groups = (m / 4).div_ceil(MATMUL_WORKGROUP);
+            let y_groups = (2 * count * rows.div_ceil(MATMUL_ROWS)).div_ceil(MATMUL_WORKGROUP);
+            let groups = [word("int8 full-rank grid", x_groups)?, word("int8 full-rank grid", y_groups)?, 1];
+            self.ctx.check_grid("int8 full-rank product", groups)?;
+            let multiply = Dispatch {
+                kernel: self.int_kernel(IntKernel::FullRankMatmul),
+                params,
+                storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, e.buffer()), (4, y.buffer())]),
+                groups,
+            };
+            self.ctx.run(&[draw, multiply])?;
+        }
+        Ok(())
+    }
+
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &GpuI8, shape: IntMatrix, y: &mut GpuI8) -> Result<()> {
         let params = self.int_noise_params(shape, tokens.len(), (1, 0), true, None)?;
         let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
@@ -283,6 +340,32 @@ impl IntBackend for WgpuBackend {
             y.len / 4,
             UniformBlock::of(&params),
             Storage::of([(1, table.buffer()), (2, t.buffer()), (3, y.buffer())]),
+        )?;
+        self.ctx.run(&[d])
+    }
+
+    fn int_full_rank_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &GpuI8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut GpuI8,
+    ) -> Result<()> {
+        let params = IntFullRankParams {
+            rows: word("rows", batch.rows)?,
+            pairs: word("pairs", batch.population / 2)?,
+            shared_input: u32::from(batch.input == InputLayout::Shared),
+            pair_offset: word("first pair", batch.first_pair())?,
+            ..self.int_full_rank_params(shape, noise)?
+        };
+        let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
+        let d = self.int_dispatch(
+            IntKernel::FullRankEmbedding,
+            y.len / 4,
+            UniformBlock::of(&params),
+            Storage::of([(1, t.buffer()), (2, table.buffer()), (4, y.buffer())]),
         )?;
         self.ctx.run(&[d])
     }
@@ -357,5 +440,26 @@ impl IntBackend for WgpuBackend {
                 Storage::of([(2, fa.buffer()), (3, fb.buffer()), (4, w.buffer())]),
             )?,
         ])
+    }
+
+    fn int_full_rank_update_unchecked(
+        &self,
+        fitness: &[i8],
+        noise: IntNoise,
+        shape: IntMatrix,
+        threshold: i32,
+        w: &mut GpuI8,
+    ) -> Result<()> {
+        let params = IntFullRankParams { pairs: word("pairs", fitness.len())?, threshold, ..self.int_full_rank_params(shape, noise)? };
+        let f: Vec<u32> = fitness.iter().map(|&f| i32::from(f) as u32).collect();
+        let f = self.int_upload_scratch(ScratchUse::IntFitness, &f)?;
+        // Eight weights (two words) per invocation.
+        let d = self.int_dispatch(
+            IntKernel::FullRankUpdate,
+            (shape.m * shape.n / 4).div_ceil(2),
+            UniformBlock::of(&params),
+            Storage::of([(4, w.buffer()), (5, f.buffer())]),
+        )?;
+        self.ctx.run(&[d])
     }
 }

@@ -489,6 +489,50 @@ impl Uniform for IntUpdateParams {
     const WGSL_STRUCT: &'static str = "IntUpdateParams";
 }
 
+/// `IntFullRankParams` of `shaders/int8_full_rank.wgsl`: OpenES's integer product (a chunk of
+/// pairs), lookup or update.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct IntFullRankParams {
+    /// Input rows (tokens) per member.
+    pub rows: u32,
+    /// Outputs of the matrix (the vocabulary of a table).
+    pub m: u32,
+    /// Inputs of the matrix (the width of a table).
+    pub n: u32,
+    /// Products of two draws per element of the noise.
+    pub rank: u32,
+    /// The chunk's first pair within the batch (the product; 0 otherwise).
+    pub first_pair: u32,
+    /// Pairs of the chunk (the product), of the batch (the lookup) or of the fitness (the update).
+    pub pairs: u32,
+    /// 1 when every member reads the same input rows (tokens).
+    pub shared_input: u32,
+    /// The noise shift `t`.
+    pub shift: u32,
+    /// The output shift `weight_shift(n)` of a product.
+    pub out_shift: u32,
+    /// A weight moves where `|Z|` exceeds it (the update).
+    pub threshold: i32,
+    /// Low word of the stream's seed.
+    pub seed_lo: u32,
+    /// High word of the stream's seed.
+    pub seed_hi: u32,
+    /// Parameter id of the stream.
+    pub param_id: u32,
+    /// Noise epoch of the stream.
+    pub noise_epoch: u32,
+    /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
+    /// added to every pair index the noise is drawn for.
+    pub pair_offset: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+}
+
+impl Uniform for IntFullRankParams {
+    const WGSL_STRUCT: &'static str = "IntFullRankParams";
+}
+
 /// `IntElementParams` of `shaders/int8_elementwise.wgsl`: the elementwise and row kernels.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

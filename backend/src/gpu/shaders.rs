@@ -34,12 +34,13 @@ const MODULES: [ModuleSource; 10] = [
 
 /// The integer modules (docs/int8.md): each compiled once per [`IntDot`] path, after the packed
 /// helpers of that path (and the RNG where it draws noise).
-const INT_MODULES: [ModuleSource; 5] = [
+const INT_MODULES: [ModuleSource; 6] = [
     ModuleSource { name: "int8_matmul", body: include_str!("../../../shaders/int8_matmul.wgsl"), draws_noise: true },
     ModuleSource { name: "int8_naive", body: include_str!("../../../shaders/int8_naive.wgsl"), draws_noise: true },
     ModuleSource { name: "int8_embedding", body: include_str!("../../../shaders/int8_embedding.wgsl"), draws_noise: true },
     ModuleSource { name: "int8_elementwise", body: include_str!("../../../shaders/int8_elementwise.wgsl"), draws_noise: false },
     ModuleSource { name: "int8_update", body: include_str!("../../../shaders/int8_update.wgsl"), draws_noise: true },
+    ModuleSource { name: "int8_full_rank", body: include_str!("../../../shaders/int8_full_rank.wgsl"), draws_noise: true },
 ];
 
 /// How the integer modules compute their packed int8 helpers `dot4i8(a, b)` (the dot product of
@@ -207,6 +208,10 @@ pub(crate) enum IntKernel {
     LogLikelihood,
     UpdateFactors,
     Update,
+    FullRankNoise,
+    FullRankMatmul,
+    FullRankEmbedding,
+    FullRankUpdate,
 }
 
 impl IntKernel {
@@ -227,6 +232,10 @@ impl IntKernel {
             IntKernel::LogLikelihood => ("int8_elementwise", "int_log_likelihood"),
             IntKernel::UpdateFactors => ("int8_update", "int_update_factors"),
             IntKernel::Update => ("int8_update", "int_update"),
+            IntKernel::FullRankNoise => ("int8_full_rank", "int_full_rank_noise"),
+            IntKernel::FullRankMatmul => ("int8_full_rank", "int_full_rank_matmul"),
+            IntKernel::FullRankEmbedding => ("int8_full_rank", "int_full_rank_embedding"),
+            IntKernel::FullRankUpdate => ("int8_full_rank", "int_full_rank_update"),
         }
     }
 }

@@ -120,6 +120,34 @@ pub(crate) fn int_naive_perturbed_matmul<B: IntBackend>(b: &B, x: &B::I8, w: &B:
     shape("y", b.len_i8(y), batch.output_len(s.m))
 }
 
+/// OpenES's integer noise of an m x n matrix: its `2 m n r` draws per pair within the pair's
+/// stream of 2^32.
+fn full_rank_draws(s: IntMatrix, rank: usize) -> Result<()> {
+    let draws = 2 * s.m as u64 * s.n as u64 * rank as u64;
+    if draws > 1 << 32 {
+        return Err(Error::Limit(format!(
+            "full-rank integer noise of rank {rank} on a {}x{} matrix: {draws} draws per pair exceed 2^32",
+            s.m, s.n
+        )));
+    }
+    Ok(())
+}
+
+/// [`IntBackend::int_full_rank_perturbed_matmul`]: the full-rank draws within a pair's stream
+/// (checked first, before any length), and the rules of the low-rank product.
+pub(crate) fn int_full_rank_perturbed_matmul<B: IntBackend>(
+    b: &B,
+    x: &B::I8,
+    w: &B::I8,
+    s: IntMatrix,
+    n: &IntNoise,
+    batch: &Batch,
+    y: &B::I8,
+) -> Result<()> {
+    full_rank_draws(s, n.rank)?;
+    int_perturbed_matmul(b, x, w, s, n, batch, y)
+}
+
 fn tokens(tokens: &[u32], vocabulary: usize) -> Result<()> {
     match tokens.iter().position(|&t| t as usize >= vocabulary) {
         Some(i) => Err(Error::InvalidArgument(format!("token {i} is {}, outside the table's 0..{vocabulary}", tokens[i]))),
@@ -153,6 +181,21 @@ pub(crate) fn int_perturbed_embedding<B: IntBackend>(
     tokens(t, s.m)?;
     shape("the table", b.len_i8(table), s.m * s.n)?;
     shape("y", b.len_i8(y), batch.output_len(s.n))
+}
+
+/// [`IntBackend::int_full_rank_perturbed_embedding`]: the full-rank draws of the table within a
+/// pair's stream (checked first), and the rules of the low-rank lookup.
+pub(crate) fn int_full_rank_perturbed_embedding<B: IntBackend>(
+    b: &B,
+    t: &[u32],
+    table: &B::I8,
+    s: IntMatrix,
+    n: &IntNoise,
+    batch: &Batch,
+    y: &B::I8,
+) -> Result<()> {
+    full_rank_draws(s, n.rank)?;
+    int_perturbed_embedding(b, t, table, s, n, batch, y)
 }
 
 pub(crate) fn int_rows<B: IntBackend>(b: &B, x: &B::I8, width: usize, what: &str) -> Result<()> {
@@ -210,4 +253,11 @@ pub(crate) fn int_lowrank_update<B: IntBackend>(b: &B, fitness: &[i8], n: &IntNo
         return Err(Error::Limit(format!("pairs times rank must be at most {MAX_INNER}, got {}", fitness.len() * n.rank)));
     }
     shape("W", b.len_i8(w), s.m * s.n)
+}
+
+/// [`IntBackend::int_full_rank_update`]: the full-rank draws within a pair's stream (checked
+/// first), and the rules of the low-rank update.
+pub(crate) fn int_full_rank_update<B: IntBackend>(b: &B, fitness: &[i8], n: &IntNoise, s: IntMatrix, w: &B::I8) -> Result<()> {
+    full_rank_draws(s, n.rank)?;
+    int_lowrank_update(b, fitness, n, s, w)
 }

@@ -11,7 +11,7 @@ mod checks;
 pub mod spec;
 pub mod tables;
 
-pub use spec::{log_likelihood, noise_value, sat8, threshold, weight_shift, ACT_BITS};
+pub use spec::{full_rank_noise, log_likelihood, noise_value, sat8, threshold, weight_shift, ACT_BITS};
 pub use tables::{EXP2, LOG2};
 
 use crate::error::Result;
@@ -29,12 +29,14 @@ pub struct IntMatrix {
     pub n: usize,
 }
 
-/// The integer low-rank noise of one matrix parameter at one noise epoch.
+/// The integer noise of one matrix parameter at one noise epoch: EGGROLL's rank-r factors, or
+/// OpenES's full-rank noise of the same distribution per weight (the sum of `rank` products of
+/// two draws, [`full_rank_noise`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntNoise {
     /// Which stream (seed, parameter id, noise epoch).
     pub stream: NoiseStream,
-    /// Rank r of the factors (>= 1).
+    /// Rank r of the factors, or products per weight of the full-rank noise (>= 1).
     pub rank: usize,
     /// The noise shift `t`: member i's weight is about `W + s_i a bᵀ / 2^t`.
     pub shift: u32,
@@ -131,6 +133,22 @@ pub trait IntBackend: Backend {
         checks::int_naive_perturbed_matmul(self, x, w, shape, &batch, y)?;
         self.int_naive_perturbed_matmul_unchecked(x, w, shape, stream, batch, y)
     }
+    /// Every member's perturbed product under OpenES's full-rank integer noise (docs/int8.md,
+    /// "OpenES"): integer EGGROLL's product with `noise_j = Σ_l x_l E_k[j, l]`, `E_k[j, l]` the
+    /// [`full_rank_noise`] of element `j n + l` of member i's pair `k`. Arguments as for
+    /// [`IntBackend::int_perturbed_matmul`]; `2 m n r` must not exceed 2^32 (the draws of a pair).
+    fn int_full_rank_perturbed_matmul(
+        &self,
+        x: &Self::I8,
+        w: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()> {
+        checks::int_full_rank_perturbed_matmul(self, x, w, shape, &noise, &batch, y)?;
+        self.int_full_rank_perturbed_matmul_unchecked(x, w, shape, noise, batch, y)
+    }
     /// Rows `tokens` of the V x d table (the mean model's embedding), `tokens.len() x d`.
     fn int_embedding(&self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, y: &mut Self::I8) -> Result<()> {
         checks::int_embedding(self, tokens, table, shape, y)?;
@@ -151,6 +169,22 @@ pub trait IntBackend: Backend {
     ) -> Result<()> {
         checks::int_perturbed_embedding(self, tokens, table, shape, &noise, &batch, y)?;
         self.int_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y)
+    }
+    /// Every member's perturbed rows of the table under OpenES's full-rank noise: row v is
+    /// `sat8(W[v, j] + s (E_k[v, j] >> t))` with `E_k[v, j]` the [`full_rank_noise`] of element
+    /// `v d + j`. Arguments as for [`IntBackend::int_perturbed_embedding`]; `2 V d r` must not
+    /// exceed 2^32.
+    fn int_full_rank_perturbed_embedding(
+        &self,
+        tokens: &[u32],
+        table: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()> {
+        checks::int_full_rank_perturbed_embedding(self, tokens, table, shape, &noise, &batch, y)?;
+        self.int_full_rank_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y)
     }
     /// The integer layer norm of every row of `width` values, in place.
     fn int_layer_norm(&self, x: &mut Self::I8, width: usize) -> Result<()> {
@@ -187,6 +221,14 @@ pub trait IntBackend: Backend {
         self.int_lowrank_update_unchecked(fitness, noise, shape, threshold, w)
     }
 
+    /// OpenES's ±1 update of an int8 matrix: as [`IntBackend::int_lowrank_update`] with
+    /// `Z[j, l] = Σ_k f_k E_k[j, l]`, the full-rank noise of
+    /// [`IntBackend::int_full_rank_perturbed_matmul`]; `2 m n r` must not exceed 2^32.
+    fn int_full_rank_update(&self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut Self::I8) -> Result<()> {
+        checks::int_full_rank_update(self, fitness, &noise, shape, w)?;
+        self.int_full_rank_update_unchecked(fitness, noise, shape, threshold, w)
+    }
+
     /// The kernel of [`IntBackend::upload_i8`].
     fn upload_i8_unchecked(&self, data: &[i8]) -> Result<Self::I8>;
     /// The kernel of [`IntBackend::zeros_i8`].
@@ -217,10 +259,30 @@ pub trait IntBackend: Backend {
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()>;
+    /// The kernel of [`IntBackend::int_full_rank_perturbed_matmul`].
+    fn int_full_rank_perturbed_matmul_unchecked(
+        &self,
+        x: &Self::I8,
+        w: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()>;
     /// The kernel of [`IntBackend::int_embedding`]; at least one token.
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, y: &mut Self::I8) -> Result<()>;
     /// The kernel of [`IntBackend::int_perturbed_embedding`].
     fn int_perturbed_embedding_unchecked(
+        &self,
+        tokens: &[u32],
+        table: &Self::I8,
+        shape: IntMatrix,
+        noise: IntNoise,
+        batch: Batch,
+        y: &mut Self::I8,
+    ) -> Result<()>;
+    /// The kernel of [`IntBackend::int_full_rank_perturbed_embedding`].
+    fn int_full_rank_perturbed_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &Self::I8,
@@ -241,6 +303,15 @@ pub trait IntBackend: Backend {
     fn int_log_likelihood_unchecked(&self, logits: &Self::I8, targets: &[u32], classes: usize, out: &mut Self::I32) -> Result<()>;
     /// The kernel of [`IntBackend::int_lowrank_update`].
     fn int_lowrank_update_unchecked(
+        &self,
+        fitness: &[i8],
+        noise: IntNoise,
+        shape: IntMatrix,
+        threshold: i32,
+        w: &mut Self::I8,
+    ) -> Result<()>;
+    /// The kernel of [`IntBackend::int_full_rank_update`].
+    fn int_full_rank_update_unchecked(
         &self,
         fitness: &[i8],
         noise: IntNoise,

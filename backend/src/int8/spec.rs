@@ -33,6 +33,30 @@ pub fn noise_value(stream: &NoiseStream, pair: u32, element: u32) -> i8 {
     ((u & 15) as i32 - (u >> 4) as i32) as i8
 }
 
+/// The first of the `2 rank` consecutive draws of OpenES's integer noise on element `e` of a
+/// matrix (`e = j n + l` for weight `(j, l)` of an m x n matrix, `e = v d + j` in a V x d table):
+/// draw `2 (e rank + q)` and the one after it are the two factors of its term `q`.
+#[inline]
+pub fn full_rank_first_draw(element: usize, rank: usize) -> u32 {
+    (2 * element * rank) as u32
+}
+
+/// OpenES's integer noise from its `2 r` draws `d` (in order): `Σ_q d[2q] d[2q + 1]`, the sum of
+/// `r` products of two independent draws, so that it has the distribution of one weight of
+/// EGGROLL's `Σ_q a_q[j] b_q[l]`, independently for every weight.
+#[inline]
+pub fn full_rank_combine(draws: &[i8]) -> i32 {
+    draws.chunks_exact(2).map(|d| i32::from(d[0]) * i32::from(d[1])).sum()
+}
+
+/// OpenES's integer noise `E_k[e]` of pair `pair` on element `e` (docs/int8.md, "OpenES"):
+/// `Σ_{q < rank} d(2 (e rank + q)) d(2 (e rank + q) + 1)` with `d` the pair's [`noise_value`]s.
+pub fn full_rank_noise(stream: &NoiseStream, pair: u32, element: usize, rank: usize) -> i32 {
+    let first = u64::from(full_rank_first_draw(element, rank));
+    let draws: Vec<i8> = (first..first + 2 * rank as u64).map(|d| noise_value(stream, pair, d as u32)).collect();
+    full_rank_combine(&draws)
+}
+
 /// `ll` of a row of int8 logits (4 fractional bits of bits) at class `target`: the
 /// log-likelihood in units of 2^-16 bits, `<= 0`. Fewer than 2^15 logits, so that the sum of
 /// their `EXP2` terms stays below 2^31.
@@ -115,6 +139,26 @@ mod tests {
         assert!(mean.abs() < 0.05 && (var - NOISE_VARIANCE).abs() < 0.5, "mean {mean}, variance {var}");
         assert!(draws.iter().all(|d| d.abs() <= 15.0));
         assert_ne!(noise_value(&stream, 5, 0), noise_value(&stream, 6, 0));
+    }
+
+    /// OpenES's noise has EGGROLL's per-weight distribution: mean 0, variance `r 42.5²`, and
+    /// neighbouring weights uncorrelated (they share no draw, unlike EGGROLL's `a_q[j] b_q[l]`).
+    #[test]
+    fn full_rank_noise_has_eggrolls_variance_per_weight() {
+        let stream = NoiseStream::new(3, 1, 4);
+        for rank in [1, 3] {
+            let e: Vec<f64> = (0..60_000).map(|el| f64::from(full_rank_noise(&stream, 2, el, rank))).collect();
+            let mean = e.iter().sum::<f64>() / e.len() as f64;
+            let var = e.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / e.len() as f64;
+            let want = rank as f64 * NOISE_VARIANCE * NOISE_VARIANCE;
+            assert!(
+                mean.abs() < 0.05 * want.sqrt() && (var / want - 1.0).abs() < 0.05,
+                "rank {rank}: mean {mean}, variance {var}, want {want}"
+            );
+            let neighbours = e.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / (e.len() - 1) as f64 / var;
+            assert!(neighbours.abs() < 0.02, "rank {rank}: correlation of neighbours {neighbours}");
+            assert!(e.iter().all(|v| v.abs() <= 225.0 * rank as f64));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! once or for the mean model, in int8 device tensors reused from one call to the next
 //! (docs/int8.md defines every layer's arithmetic).
 
+use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::params::{ParamKind, ParamSpec};
 use eggroll_backend::int8::{IntBackend, IntMatrix, IntNoise};
@@ -26,6 +27,8 @@ pub(crate) enum IntMode {
         rank: usize,
         /// The noise shift t.
         shift: u32,
+        /// EGGROLL's low-rank noise or OpenES's full-rank noise.
+        method: Method,
     },
     /// The unperturbed model on `rows` rows.
     Mean {
@@ -153,7 +156,8 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
         }
     }
 
-    /// The integer noise of `spec` in a population forward.
+    /// The integer noise of `spec` in a population forward (the rank clamped as for either
+    /// method: OpenES's noise has the distribution of EGGROLL's of that rank).
     fn noise(spec: &ParamSpec, shape: IntMatrix, seed: u64, noise_epoch: u32, rank: usize, shift: u32) -> IntNoise {
         IntNoise { stream: NoiseStream::new(seed, spec.id, noise_epoch), rank: rank.min(shape.m).min(shape.n), shift }
     }
@@ -166,9 +170,12 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
         let slot = self.alloc(members * rows * shape.n)?;
         let tokens = self.tokens;
         self.write_slot(slot, |f, dst| match f.mode {
-            IntMode::Population { batch, seed, noise_epoch, rank, shift } => {
+            IntMode::Population { batch, seed, noise_epoch, rank, shift, method } => {
                 let noise = Self::noise(spec, shape, seed, noise_epoch, rank, shift);
-                f.backend.int_perturbed_embedding(tokens, t, shape, noise, batch, dst)
+                match method {
+                    Method::Eggroll => f.backend.int_perturbed_embedding(tokens, t, shape, noise, batch, dst),
+                    Method::OpenEs => f.backend.int_full_rank_perturbed_embedding(tokens, t, shape, noise, batch, dst),
+                }
             }
             IntMode::Mean { .. } => f.backend.int_embedding(tokens, t, shape, dst),
         })?;
@@ -187,9 +194,13 @@ impl<'a, B: IntBackend> IntForward<'a, B> {
         self.write_slot(slot, |f, dst| {
             let src = f.tensor(x);
             match f.mode {
-                IntMode::Population { batch, seed, noise_epoch, rank, shift } => {
+                IntMode::Population { batch, seed, noise_epoch, rank, shift, method } => {
                     let noise = Self::noise(spec, shape, seed, noise_epoch, rank, shift);
-                    f.backend.int_perturbed_matmul(src, w, shape, noise, Batch { input: InputLayout::PerMember, ..batch }, dst)
+                    let batch = Batch { input: InputLayout::PerMember, ..batch };
+                    match method {
+                        Method::Eggroll => f.backend.int_perturbed_matmul(src, w, shape, noise, batch, dst),
+                        Method::OpenEs => f.backend.int_full_rank_perturbed_matmul(src, w, shape, noise, batch, dst),
+                    }
                 }
                 IntMode::Mean { rows } => f.backend.int_matmul(src, w, shape, rows, dst),
             }

@@ -4,7 +4,9 @@
 //! `noise_reuse`, `epochs` as for the f32 trainer; `sigma` is the integer noise scale `2^-t` (a
 //! power of two: the noise shift `t`); `lr` is α, the fraction of weights that would move per
 //! epoch if the fitness carried no information, on `lr_schedule`; `optimizer` must be `sgd`
-//! (the update is a ±1 step, with no optimiser state); `sigma_schedule` must be constant.
+//! (the update is a ±1 step, with no optimiser state); `sigma_schedule` must be constant;
+//! `method` picks EGGROLL's low-rank noise or OpenES's full-rank noise of the same per-weight
+//! distribution (docs/int8.md, "OpenES"), with the same noise shift and update threshold.
 
 use super::forward::{IntArena, IntForward, IntMode};
 use super::model::IntModel;
@@ -52,12 +54,6 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
     /// `config.seed` and uploads them.
     pub fn new(backend: B, model: M, config: EsConfig) -> Result<Self> {
         config.validate()?;
-        if config.method != Method::Eggroll {
-            return Err(EggrollError::Config(format!(
-                "method {}: the integer trainer perturbs with EGGROLL's low-rank noise only; use method eggroll",
-                config.method
-            )));
-        }
         let shift = noise_shift(&config)?;
         let mut params = Vec::new();
         for (spec, values) in model.init_params(config.seed) {
@@ -179,12 +175,14 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
             noise_epoch: self.noise_epoch(),
             rank: self.config.rank,
             shift: self.shift,
+            method: self.config.method,
         })
     }
 
     /// Integer EGGROLL's step from every member's score (higher is better): pair k's fitness is
     /// the sign of `score[2k] - score[2k+1]`, and every matrix takes the ±1 step of the weights
-    /// whose `|Z|` passes the threshold of α (docs/int8.md). Returns the scores' statistics.
+    /// whose `|Z|` passes the threshold of α (docs/int8.md), `Z` summing the method's noise.
+    /// Returns the scores' statistics.
     pub fn tell(&mut self, scores: &[i64]) -> Result<StepStats> {
         let n = self.config.population;
         if scores.len() != n {
@@ -198,8 +196,12 @@ impl<B: IntBackend, M: IntModel> IntEggroll<B, M> {
             let ParamKind::Matrix { m, n } = spec.kind else { unreachable!("checked by new") };
             let rank = self.config.rank.min(m).min(n);
             let noise = IntNoise { stream: NoiseStream::new(self.config.seed, spec.id, noise_epoch), rank, shift: self.shift };
+            // Under either method Z has the variance nonzero · rank · 42.5² without evidence.
             let tau = threshold(f64::from(alpha), nonzero, rank);
-            self.backend.int_lowrank_update(&fitness, noise, IntMatrix { m, n }, tau, w)?;
+            match self.config.method {
+                Method::Eggroll => self.backend.int_lowrank_update(&fitness, noise, IntMatrix { m, n }, tau, w)?,
+                Method::OpenEs => self.backend.int_full_rank_update(&fitness, noise, IntMatrix { m, n }, tau, w)?,
+            }
         }
         let mean = scores.iter().map(|&s| s as f64).sum::<f64>() / n as f64;
         let var = scores.iter().map(|&s| (s as f64 - mean).powi(2)).sum::<f64>() / n as f64;
