@@ -7,7 +7,7 @@
 use eggroll::config::{EsConfig, Method};
 use eggroll::int8::IntEggroll;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Model, TrainerState};
+use eggroll::{train_epoch, Eggroll, Model, TrainerState};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::InputLayout;
 
