@@ -23,6 +23,7 @@ test_wgpu!(
     charlm_task_same_trajectory_on_cpu_and_wgpu,
     openes_charlm_same_trajectory_on_cpu_and_wgpu,
     egg_task_same_bits_on_cpu_and_wgpu,
+    openes_egg_task_same_bits_on_cpu_and_wgpu,
     state_moves_between_backends_mid_run,
 );
 
@@ -113,9 +114,19 @@ async fn openes_charlm_same_trajectory_on_cpu_and_wgpu(gpu: WgpuBackend) {
 /// The integer language model is exact: the same scores, metrics and int8 weights, bit for bit,
 /// on the CPU and on every adapter, epoch after epoch (two blocks, rank 2, groups sharing windows).
 async fn egg_task_same_bits_on_cpu_and_wgpu(gpu: WgpuBackend) {
+    assert_same_egg_bits(gpu, Method::Eggroll).await;
+}
+
+/// So is integer OpenES (full-rank integer noise in the products, the embedding and the update).
+async fn openes_egg_task_same_bits_on_cpu_and_wgpu(gpu: WgpuBackend) {
+    assert_same_egg_bits(gpu, Method::OpenEs).await;
+}
+
+/// Four epochs of a small `egg` model under `method` on the CPU and on `gpu` give the same bits.
+async fn assert_same_egg_bits(gpu: WgpuBackend, method: Method) {
     let options = CharLmOptions { width: 8, depth: 2, window: 6, ..Egg::default_options() };
     let task = Egg::new(3, &options).unwrap();
-    let config = EsConfig { population: 16, group_size: 4, rank: 2, epochs: 4, seed: 3, lr: 0.2, ..task.default_config() };
+    let config = EsConfig { population: 16, group_size: 4, rank: 2, epochs: 4, seed: 3, lr: 0.2, method, ..task.default_config() };
     type Trace = (Vec<Vec<i64>>, u32, u32, Vec<u8>);
     async fn run<B: IntBackend>(task: &Egg, config: &EsConfig, es: &mut IntEggroll<B, EggModel>) -> Trace {
         let mut task = task.clone();
@@ -131,7 +142,7 @@ async fn egg_task_same_bits_on_cpu_and_wgpu(gpu: WgpuBackend) {
     let start = IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap().to_safetensors_async().await.unwrap();
     assert_ne!(cpu.3, start, "the weights moved");
     let gpu = run(&task, &config, &mut IntEggroll::new(gpu, task.model(), config.clone()).unwrap()).await;
-    assert!(gpu == cpu, "the integer trajectory on wgpu differs from the CPU's");
+    assert!(gpu == cpu, "{method}: the integer trajectory on wgpu differs from the CPU's");
 }
 
 /// Five epochs on one backend, the state carried over, five more on the other: the same place as
