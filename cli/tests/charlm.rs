@@ -4,34 +4,13 @@
 
 mod common;
 
-use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr, write_corpus};
+use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr, write_corpus, SMALL_CHARLM};
 use serde_json::Value;
 use std::fs;
 
 /// A small `charlm` run on `data.txt` for `epochs` epochs.
 fn small(epochs: &'static str) -> Vec<&'static str> {
-    vec![
-        "train",
-        "--task",
-        "charlm",
-        "--backend",
-        "cpu",
-        "--data",
-        "data.txt",
-        "--width",
-        "8",
-        "--window",
-        "8",
-        "--population",
-        "16",
-        "--group-size",
-        "4",
-        "--eval-every",
-        "2",
-        "--quiet",
-        "--epochs",
-        epochs,
-    ]
+    [SMALL_CHARLM, &["--epochs", epochs]].concat()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr, write_corpus};
+use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr, write_corpus, SMALL_CHARLM};
 use serde_json::Value;
 
 /// A small `egg` run on `data.txt` for `epochs` epochs.
@@ -132,28 +132,7 @@ fn egg_refuses_what_the_integer_model_cannot_take() {
         assert!(line.contains(needle), "{extra:?}: {line}");
     }
     // A charlm checkpoint is not an egg one.
-    let charlm = [
-        "train",
-        "--task",
-        "charlm",
-        "--backend",
-        "cpu",
-        "--data",
-        "data.txt",
-        "--width",
-        "8",
-        "--window",
-        "8",
-        "--population",
-        "16",
-        "--group-size",
-        "4",
-        "--epochs",
-        "2",
-        "--quiet",
-        "--checkpoint",
-        "lm",
-    ];
+    let charlm = [SMALL_CHARLM, &["--epochs", "2", "--checkpoint", "lm"]].concat();
     let out = run(dir.path(), &charlm);
     assert!(out.status.success(), "{}", stderr(&out));
     let line = with(&["--resume", "lm"]);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{eggroll, latest_model, metrics, stderr, write_corpus};
+use common::{eggroll, latest_model, metrics, stderr, write_corpus, SMALL_CHARLM};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -16,28 +16,6 @@ use std::time::{Duration, Instant};
 /// A small `regression` run.
 const REGRESSION: &[&str] =
     &["train", "--task", "regression", "--backend", "cpu", "--population", "64", "--group-size", "8", "--eval-every", "2", "--quiet"];
-
-/// A small `charlm` run on `data.txt`.
-const CHARLM: &[&str] = &[
-    "train",
-    "--task",
-    "charlm",
-    "--backend",
-    "cpu",
-    "--data",
-    "data.txt",
-    "--width",
-    "8",
-    "--window",
-    "8",
-    "--population",
-    "16",
-    "--group-size",
-    "4",
-    "--eval-every",
-    "2",
-    "--quiet",
-];
 
 /// `mpirun` with the ranks' command lines (`-np 1 ARGS : -np 1 ARGS` for several), as root too, one
 /// thread per rank, in `dir`.
@@ -99,7 +77,7 @@ fn report(out: &Output) -> Value {
 
 #[test]
 fn trajectories_do_not_depend_on_the_number_of_ranks() {
-    for (task, args) in [("regression", REGRESSION), ("charlm", CHARLM)] {
+    for (task, args) in [("regression", REGRESSION), ("charlm", SMALL_CHARLM)] {
         let dir = tempfile::tempdir().unwrap();
         write_corpus(dir.path());
         let line = |name: &str| -> Vec<String> {

@@ -53,6 +53,30 @@ pub fn write_corpus(dir: &Path) {
     fs::write(dir.join("data.txt"), text).unwrap();
 }
 
+/// A small `charlm` run on the CPU over the corpus of [`write_corpus`] (`data.txt`): width and
+/// window 8, 16 members in groups of 4, evaluated every 2 epochs, no progress lines. Callers
+/// append the epochs and what else they test.
+pub const SMALL_CHARLM: &[&str] = &[
+    "train",
+    "--task",
+    "charlm",
+    "--backend",
+    "cpu",
+    "--data",
+    "data.txt",
+    "--width",
+    "8",
+    "--window",
+    "8",
+    "--population",
+    "16",
+    "--group-size",
+    "4",
+    "--eval-every",
+    "2",
+    "--quiet",
+];
+
 /// The metrics lines without their timing field.
 pub fn metrics(path: &Path) -> Vec<Value> {
     let text = fs::read_to_string(path).unwrap();
