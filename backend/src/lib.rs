@@ -18,6 +18,8 @@ pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod int8;
+mod limits;
+pub mod meter;
 pub mod ops;
 pub mod rng;
 pub mod select;
@@ -25,6 +27,7 @@ pub mod select;
 pub mod testing;
 
 pub use error::{Error, Result};
+pub use limits::MemoryLimits;
 pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise, Recurrence};
 pub use rng::{philox4x32_10, FillPath, NoiseStream};
 pub use select::{BackendChoice, SelectedBackend};
@@ -92,6 +95,10 @@ pub trait Backend: Sized {
     fn read(&self, buffer: &Self::Buffer) -> impl Future<Output = Result<Vec<f32>>>;
     /// Waits until all queued work has run (for timing).
     fn synchronize(&self) -> impl Future<Output = Result<()>>;
+    /// The limits of the device's memory, for planning what a run allocates; none by default.
+    fn memory_limits(&self) -> MemoryLimits {
+        MemoryLimits::default()
+    }
 
     /// Blocking [`Backend::read`] for native callers.
     #[cfg(feature = "native")]

@@ -1,11 +1,12 @@
-//! The command line ([`Cli`]), how `train` builds its [`EsConfig`] (task defaults, then the
-//! `--config` TOML file, then the flags) and how `bench` maps its flags onto [`BenchOptions`].
+//! The command line ([`Cli`]), the run `train` asks for ([`RunSpec`]) and the overlay of its
+//! [`EsConfig`] (the `--config` TOML file, then the flags, over the task's defaults), and how
+//! `bench` maps its flags onto [`BenchOptions`].
 
 use crate::error::{CliError, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eggroll::config::{EsConfig, Method, OptimizerKind};
-use eggroll::tasks::CharLmOptions;
-use eggroll::{AnyTask, TaskKind};
+use eggroll::run::RunSpec;
+use eggroll::TaskKind;
 use eggroll_backend::select::BackendChoice;
 use eggroll_bench::{BenchOptions, MeasureOptions, Precision};
 use std::path::{Path, PathBuf};
@@ -331,29 +332,24 @@ impl From<MethodArg> for Method {
 }
 
 impl TrainArgs {
-    /// A language-model task's options: `d` (its defaults) with `--data`, `--width`, `--depth`
-    /// and `--window` applied.
-    pub fn lm_options(&self, d: CharLmOptions) -> CharLmOptions {
-        CharLmOptions {
-            data: self.data.clone().or(d.data),
-            width: self.width.unwrap_or(d.width),
-            depth: self.depth.unwrap_or(d.depth),
-            window: self.window.unwrap_or(d.window),
-        }
-    }
-
-    /// The [`Mlp`](eggroll::Mlp) task `kind` with its data drawn from `seed`, a control task's
-    /// policy with the hidden layer sizes of `--hidden` when given.
-    pub fn mlp_task(&self, kind: TaskKind, seed: u64) -> Result<AnyTask> {
-        Ok(match &self.hidden {
-            Some(hidden) => kind.build_with_hidden(seed, hidden)?,
-            None => kind.build(seed)?,
+    /// The run this command line asks for: the task, checked against the flags that apply to
+    /// it, with its model and data options.
+    pub fn spec(&self) -> Result<RunSpec> {
+        let task: TaskKind = self.task.parse()?;
+        self.check_task_flags(task)?;
+        Ok(RunSpec {
+            task,
+            data: self.data.clone(),
+            width: self.width,
+            depth: self.depth,
+            window: self.window,
+            hidden: self.hidden.clone(),
         })
     }
 
     /// Refuses the `charlm` flags for another task, and `--hidden` for a task other than a
     /// control task.
-    pub fn check_task_flags(&self, task: TaskKind) -> Result<()> {
+    fn check_task_flags(&self, task: TaskKind) -> Result<()> {
         if self.hidden.is_some() && !task.is_control() {
             let control: Vec<_> = TaskKind::ALL.iter().filter(|k| k.is_control()).map(|k| k.name()).collect();
             return Err(CliError::new(format!("--hidden applies to the control tasks ({}) only, not {task}", control.join(", "))));

@@ -1,8 +1,8 @@
 //! `mpirun -np K eggroll train ...` (cargo feature `mpi`): one rank per process. Each rank builds
-//! the same task and trainer on its own backend, evaluates its share of the population (whole
-//! antithetic pairs, [`share_pairs`]), an all-gather gives every rank the fitness of all N members
-//! in member order, and every rank applies the same update ([`Eggroll::tell`]): only fitness values
-//! travel, and the trajectory does not depend on K (on the CPU backend the parameters are bit-identical
+//! the same run on its own backend ([`eggroll::run::RunSpec`]), evaluates its share of the
+//! population (whole antithetic pairs, [`share_pairs`]), an all-gather ([`RankExchange`]) gives
+//! every rank the fitness of all N members in member order, and every rank applies the same
+//! update: only fitness values travel, and the trajectory does not depend on K (on the CPU backend the parameters are bit-identical
 //! to a run without MPI). Rank 0 drives [`train::run`] (progress bar, metrics, checkpoints, plot,
 //! summary); the other ranks only train. A plain launch (no `mpirun`) never initialises MPI.
 //!
@@ -27,14 +27,12 @@ use ::mpi::topology::{Communicator, SimpleCommunicator};
 use ::mpi::traits::*;
 use ::mpi::Threading;
 use eggroll::checkpoint::fnv1a64;
-use eggroll::es::TrainerState;
-use eggroll::session::{EggSession, Session};
+use eggroll::run::{native_clock_ms, Driver, EpochRecord, Hooks, Workers};
+use eggroll::session::{Exchange, Training};
 use eggroll::shards::share_pairs;
-use eggroll::tasks::{CharLm, Egg};
-use eggroll::{Eggroll, EsConfig, Evaluation, StepStats, Task, TaskKind};
+use eggroll::TaskKind;
 use eggroll_backend::gpu::{is_hardware, WgpuOptions};
 use eggroll_backend::select::{list_adapters, select_backend, BackendChoice, SelectedBackend};
-use eggroll_backend::{with_backend, Backend};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::ops::Range;
@@ -169,7 +167,7 @@ struct Status {
 }
 
 impl Status {
-    fn of<S: Session>(session: &S, args: &TrainArgs) -> Self {
+    fn of<S: Training>(session: &S, args: &TrainArgs) -> Self {
         let run = json!({ "task": session.name(), "config": session.config(), "settings": session.settings(), "resume": args.resume });
         let adapter = session.adapter();
         Self { run, adapter: format!("{} [{}]", adapter.name, adapter.backend) }
@@ -237,86 +235,60 @@ fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
         Ok(()) => unreachable!("an exchange with an error agrees on it"),
         Err(f) => f,
     };
-    let kind: TaskKind = args.task.parse().map_err(|e: eggroll::EggrollError| refuse(e.into()))?;
-    args.check_task_flags(kind).map_err(refuse)?;
+    let spec = args.spec().map_err(refuse)?;
     if args.devices.is_some() {
         let why = "--devices shares the population over adapters within one process; under mpirun each rank takes its own adapter";
         return Err(refuse(CliError::new(why)));
     }
-    match kind {
-        TaskKind::CharLm => {
-            let options = args.lm_options(CharLm::default_options());
-            let built = CharLm::new(0, &options)
-                .map_err(CliError::from)
-                .and_then(|t| args.config(t.default_config()))
-                .and_then(|config| Ok((CharLm::new(config.seed, &options)?, config)));
-            let (task, config) = built.map_err(refuse)?;
-            let selected = ranks.select_backend(args.backend).map_err(refuse)?;
-            with_backend!(selected, backend => launch(ranks, RankSession::new(ranks, backend, task, config), args))
-        }
-        TaskKind::Egg => {
-            if ranks.size > 1 {
-                let why = format!("the integer egg task trains in one process: run it without mpirun or with -np 1, not {}", ranks.size);
-                return Err(refuse(CliError::new(why)));
-            }
-            let options = args.lm_options(Egg::default_options());
-            let built = Egg::new(0, &options)
-                .map_err(CliError::from)
-                .and_then(|t| args.config(t.default_config()))
-                .and_then(|config| Ok((Egg::new(config.seed, &options)?, config)));
-            let (task, config) = built.map_err(refuse)?;
-            let selected = ranks.select_backend(args.backend).map_err(refuse)?;
-            with_backend!(selected, backend => launch(ranks, EggSession::new(backend, task, config).map_err(CliError::from), args))
-        }
-        _ => {
-            let built = args
-                .mlp_task(kind, 0)
-                .and_then(|t| args.config(t.default_config()))
-                .and_then(|config| Ok((args.mlp_task(kind, config.seed)?, config)));
-            let (task, config) = built.map_err(refuse)?;
-            let selected = ranks.select_backend(args.backend).map_err(refuse)?;
-            with_backend!(selected, backend => launch(ranks, RankSession::new(ranks, backend, task, config), args))
-        }
+    if spec.task == TaskKind::Egg && ranks.size > 1 {
+        let why = format!("the integer egg task trains in one process: run it without mpirun or with -np 1, not {}", ranks.size);
+        return Err(refuse(CliError::new(why)));
     }
-}
-
-/// Exchanges statuses, then trains `session` on this rank.
-fn launch<S: Session>(ranks: &Ranks, session: Result<S>, args: &TrainArgs) -> std::result::Result<(), Failure> {
-    match session {
-        Ok(session) => {
-            ranks.agree(Ok(Status::of(&session, args)))?;
-            if ranks.rank == 0 {
-                train::run(session, args)?;
-            } else {
-                follow(session, args)?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(ranks.agree(Err(e)).err().unwrap_or_else(|| unreachable!("an exchange with an error agrees on it"))),
-    }
-}
-
-/// A rank other than 0: resumes like rank 0 and trains the same epochs, with no output: rank 0
-/// evaluates, reports and writes the files (evaluations change no state).
-fn follow<S: Session>(mut session: S, args: &TrainArgs) -> Result<()> {
-    if let Some(dir) = &args.resume {
-        train::resume(&mut session, dir)?;
-    }
-    for epoch in session.epoch()..session.config().epochs {
-        session.train_epoch()?;
-        crash_point(epoch + 1, "epoch");
+    let config = spec.config(|defaults| args.config(defaults)).map_err(refuse)?;
+    let backend = ranks.select_backend(args.backend).map_err(refuse)?;
+    let session = RankExchange::new(ranks, config.population)
+        .and_then(|exchange| Ok(spec.build(config, Workers::One { backend, exchange })?))
+        .map_err(refuse)?;
+    ranks.agree(Ok(Status::of(&session, args)))?;
+    if ranks.rank == 0 {
+        train::run(session, args)?;
+    } else {
+        follow(session, args)?;
     }
     Ok(())
 }
 
-/// An f32 task and its trainer on one rank: it evaluates its share of the population and gathers
-/// the others' fitness before every update. The rest is [`eggroll::session::FloatSession`]'s.
-pub struct RankSession<'r, B: Backend, T: Task> {
-    task: T,
-    es: Eggroll<B, T::Model>,
+/// What a rank other than 0 does around each epoch: no evaluation (rank 0 evaluates, reports
+/// and writes the files; evaluations change no state), the crash hook of the tests.
+struct Follower;
+
+impl<S> Hooks<S> for Follower {
+    type Error = CliError;
+    fn evaluate_after(&mut self, _done: u32, _epochs: u32, _train_ms: f64) -> bool {
+        false
+    }
+    fn after_epoch(&mut self, _session: &S, record: &EpochRecord) -> Result<()> {
+        crash_point(record.epoch, "epoch");
+        Ok(())
+    }
+}
+
+/// A rank other than 0: resumes like rank 0 and trains the same epochs, with no output.
+fn follow<S: Training>(session: S, args: &TrainArgs) -> Result<()> {
+    let mut driver = Driver::new(session, native_clock_ms);
+    if let Some(dir) = &args.resume {
+        train::resume(&mut driver, dir)?;
+    }
+    while !driver.finished(&mut Follower) {
+        driver.step(&mut Follower)?;
+    }
+    Ok(())
+}
+
+/// The fitness exchange of one rank: it evaluates its share of the population and gathers the
+/// others' before every update.
+pub struct RankExchange<'r> {
     ranks: &'r Ranks,
-    /// This rank's members.
-    share: Range<usize>,
     /// Every rank's count of members and the first one, for the all-gather.
     counts: Vec<i32>,
     displs: Vec<i32>,
@@ -325,37 +297,24 @@ pub struct RankSession<'r, B: Backend, T: Task> {
     gathers: u32,
 }
 
-impl<'r, B: Backend, T: Task> RankSession<'r, B, T> {
-    /// The trainer of `task`'s model on `backend` with `config`, for this rank's share of the
-    /// population.
-    fn new(ranks: &'r Ranks, backend: B, task: T, config: EsConfig) -> Result<Self> {
-        let shares = share_pairs(config.population, ranks.size).map_err(|e| CliError::new(format!("{e} (MPI ranks)")))?;
+impl<'r> RankExchange<'r> {
+    /// The exchange of a population of `population` over the ranks.
+    fn new(ranks: &'r Ranks, population: usize) -> Result<Self> {
+        let shares = share_pairs(population, ranks.size).map_err(|e| CliError::new(format!("{e} (MPI ranks)")))?;
         let counts: Vec<i32> = shares.iter().map(|s| s.len() as i32).collect();
-        let es = Eggroll::new(backend, task.model(), config)?;
-        Ok(Self { share: shares[ranks.rank].clone(), displs: offsets(&counts), counts, task, es, ranks, gather_ms: 0.0, gathers: 0 })
+        Ok(Self { displs: offsets(&counts), counts, ranks, gather_ms: 0.0, gathers: 0 })
     }
 }
 
-impl<B: Backend, T: Task> Session for RankSession<'_, B, T> {
-    type Backend = B;
-    fn name(&self) -> &'static str {
-        self.task.name()
+impl<V: Equivalence + Default + Clone> Exchange<V> for RankExchange<'_> {
+    /// This rank's share of whole pairs.
+    fn members(&self, population: usize) -> eggroll::Result<Range<usize>> {
+        Ok(share_pairs(population, self.ranks.size)?.swap_remove(self.ranks.rank))
     }
-    fn config(&self) -> &EsConfig {
-        self.es.config()
-    }
-    fn epoch(&self) -> u32 {
-        self.es.epoch()
-    }
-    fn backend(&self) -> &B {
-        self.es.backend()
-    }
-    /// This rank's members' fitness, the all-gather of everyone's in member order, the update.
-    async fn train_epoch_async(&mut self) -> eggroll::Result<StepStats> {
-        let mine = self.task.members_fitness_async(&mut self.es, self.share.clone()).await?;
-        let epoch = self.es.epoch() + 1;
-        stall_point(epoch);
-        let mut all = vec![0f32; self.es.config().population];
+    /// The all-gather of everyone's fitness in member order, under the watchdog.
+    fn all_gather(&mut self, mine: Vec<V>, population: usize, epoch: u32) -> eggroll::Result<Vec<V>> {
+        stall_point(epoch + 1);
+        let mut all = vec![V::default(); population];
         let t = Instant::now();
         {
             let _armed = self.ranks.watchdog.arm("the exchange of fitness");
@@ -364,16 +323,7 @@ impl<B: Backend, T: Task> Session for RankSession<'_, B, T> {
         }
         self.gather_ms += t.elapsed().as_secs_f64() * 1e3;
         self.gathers += 1;
-        self.es.tell(&all)
-    }
-    async fn evaluate_async(&mut self) -> eggroll::Result<Evaluation> {
-        self.task.evaluate_async(&mut self.es).await
-    }
-    fn tokens_per_epoch(&self) -> Option<usize> {
-        self.task.tokens_per_epoch(self.es.config())
-    }
-    fn baselines(&self) -> Vec<(&'static str, f64)> {
-        self.task.baselines()
+        Ok(all)
     }
     /// `allgather_ms_per_epoch`: the mean time this rank spent in the exchange of fitness
     /// (waiting for the slowest rank included).
@@ -382,16 +332,6 @@ impl<B: Backend, T: Task> Session for RankSession<'_, B, T> {
             return Vec::new();
         }
         vec![("allgather_ms_per_epoch", self.gather_ms / f64::from(self.gathers))]
-    }
-    fn settings(&self) -> Value {
-        self.task.settings()
-    }
-    async fn save_async(&self) -> eggroll::Result<Vec<u8>> {
-        self.es.state_async().await?.to_safetensors(&self.es.specs())
-    }
-    fn restore(&mut self, bytes: &[u8], epoch: u32) -> eggroll::Result<()> {
-        let state = TrainerState::from_safetensors(bytes, epoch, &self.es.specs())?;
-        self.es.restore(&state)
     }
 }
 

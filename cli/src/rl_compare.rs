@@ -15,18 +15,17 @@
 use crate::args::RlCompareArgs;
 use crate::error::{CliError, Result};
 use eggroll::config::{EsConfig, Method, Schedule};
-use eggroll::session::{FloatSession, Session};
-use eggroll::{AnyTask, Task, TaskKind};
+use eggroll::run::{native_clock_ms, Driver, Hooks, RunSpec, Workers};
+use eggroll::session::Training;
+use eggroll::{EggrollError, TaskKind};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
-use eggroll_backend::with_backend;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Instant;
 
 /// Evaluations per run after the one before training: one per twentieth of the run's time.
 const CHECKPOINTS: u32 = 20;
@@ -137,27 +136,27 @@ impl<'a> Plan<'a> {
         let plan = Self { args, tasks, run_s: args.minutes * 60.0 / runs };
         for &kind in &plan.tasks {
             for method in METHODS {
-                let (task, config) = plan.setup(kind, method, 0)?;
-                FloatSession::new(CpuBackend::new(), task, config)
+                let (spec, config) = plan.setup(kind, method, 0)?;
+                spec.build(config, Workers::one(CpuBackend::new()))
                     .map_err(|e| CliError::new(format!("{kind} with method {}: {e}", method_name(method))))?;
             }
         }
         Ok(plan)
     }
 
-    /// The task and config of one run.
-    fn setup(&self, kind: TaskKind, method: Method, seed: u64) -> Result<(AnyTask, EsConfig)> {
-        let task = match &self.args.hidden {
-            Some(hidden) => kind.build_with_hidden(seed, hidden).map_err(|e| CliError::new(format!("--hidden: {e}")))?,
-            None => kind.build(seed)?,
-        };
-        let defaults = task.default_config();
-        let config = EsConfig { seed, method, population: self.args.population.unwrap_or(defaults.population), ..defaults };
-        config.validate().map_err(|e| CliError::new(format!("{kind}: {e}")))?;
+    /// The run and config of one (task, method, seed).
+    fn setup(&self, kind: TaskKind, method: Method, seed: u64) -> Result<(RunSpec, EsConfig)> {
+        let spec = RunSpec { hidden: self.args.hidden.clone(), ..RunSpec::new(kind) };
+        let population = self.args.population;
+        let overlay = |d: EsConfig| Ok::<_, EggrollError>(EsConfig { seed, method, population: population.unwrap_or(d.population), ..d });
+        if let Some(hidden) = &self.args.hidden {
+            kind.build_with_hidden(seed, hidden).map_err(|e| CliError::new(format!("--hidden: {e}")))?;
+        }
+        let config = spec.config(overlay).map_err(|e| CliError::new(format!("{kind}: {e}")))?;
         if config.lr_schedule != Schedule::Constant || config.sigma_schedule != Schedule::Constant {
             return Err(CliError::new(format!("{kind}: its schedule decays over its epochs, which a run limited by time ignores")));
         }
-        Ok((task, config))
+        Ok((spec, config))
     }
 }
 
@@ -182,13 +181,11 @@ pub fn rl_compare(args: &RlCompareArgs) -> Result<()> {
     for &kind in &plan.tasks {
         for seed in 0..args.seeds {
             for method in METHODS {
-                let (task, config) = plan.setup(kind, method, seed)?;
-                let selected = select_backend(args.backend, &WgpuOptions::default())?;
-                let run = with_backend!(selected, backend => {
-                    let session = FloatSession::new(backend, task, config)?;
-                    adapter = session.adapter().name;
-                    train_for(session, kind, plan.run_s)?
-                });
+                let (spec, config) = plan.setup(kind, method, seed)?;
+                let backend = select_backend(args.backend, &WgpuOptions::default())?;
+                let session = spec.build(config, Workers::one(backend))?;
+                adapter = session.adapter().name;
+                let run = train_for(session, kind, plan.run_s)?;
                 eprintln!(
                     "rl-compare: [{}/{total}] {kind} {} seed {seed}: {} epochs, {:.3} ms/epoch, return {:.2}",
                     runs.len() + 1,
@@ -226,27 +223,47 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| CliError::file(path, "cannot write", e))
 }
 
+/// A run limited by time alone: it evaluates at the first epoch boundary after each of the
+/// [`CHECKPOINTS`] equal parts of its training time and ends after the last one, whatever the
+/// configuration's epochs.
+struct TimeBudget {
+    /// Seconds of training per part.
+    step_s: f64,
+    /// The next part to reach, from 1.
+    next: u32,
+}
+
+impl<S> Hooks<S> for TimeBudget {
+    type Error = CliError;
+    fn evaluate_after(&mut self, _done: u32, _epochs: u32, train_ms: f64) -> bool {
+        train_ms / 1e3 >= f64::from(self.next) * self.step_s
+    }
+    fn finished(&mut self, _done: u32, _epochs: u32, _train_ms: f64) -> bool {
+        self.next > CHECKPOINTS
+    }
+}
+
 /// Trains `session` for `run_s` seconds of training time (to the first epoch boundary after
 /// it), evaluating the held-out return before training and at each checkpoint.
-fn train_for<S: Session>(mut session: S, kind: TaskKind, run_s: f64) -> Result<Run> {
-    let step = run_s / f64::from(CHECKPOINTS);
-    let mut curve = vec![Point { at_s: 0.0, train_s: 0.0, epochs: 0, ret: f64::from(session.evaluate()?.metric) }];
-    let (mut train_s, mut epochs, mut next) = (0.0, 0u32, 1u32);
-    while next <= CHECKPOINTS {
-        let t = Instant::now();
-        session.train_epoch()?;
-        train_s += t.elapsed().as_secs_f64();
-        epochs += 1;
-        if train_s >= f64::from(next) * step {
-            let ret = f64::from(session.evaluate()?.metric);
+fn train_for<S: Training>(session: S, kind: TaskKind, run_s: f64) -> Result<Run> {
+    let mut driver = Driver::new(session, native_clock_ms);
+    let first = driver.evaluate()?;
+    let mut budget = TimeBudget { step_s: run_s / f64::from(CHECKPOINTS), next: 1 };
+    let mut curve = vec![Point { at_s: 0.0, train_s: 0.0, epochs: 0, ret: f64::from(first.metric) }];
+    while !driver.finished(&mut budget) {
+        let record = driver.step(&mut budget)?;
+        if let Some(eval) = record.eval {
+            let train_s = driver.train_ms() / 1e3;
             // A slow epoch may pass several checkpoints: they share its evaluation.
-            while next <= CHECKPOINTS && train_s >= f64::from(next) * step {
-                curve.push(Point { at_s: f64::from(next) * step, train_s, epochs, ret });
-                next += 1;
+            while budget.next <= CHECKPOINTS && train_s >= f64::from(budget.next) * budget.step_s {
+                let at_s = f64::from(budget.next) * budget.step_s;
+                curve.push(Point { at_s, train_s, epochs: record.epoch, ret: f64::from(eval.metric) });
+                budget.next += 1;
             }
         }
     }
-    let config = session.config();
+    let (epochs, train_s) = (driver.session().epoch(), driver.train_ms() / 1e3);
+    let config = driver.session().config();
     Ok(Run {
         task: kind.name(),
         method: method_name(config.method),

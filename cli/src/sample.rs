@@ -13,7 +13,6 @@ use eggroll::tasks::CharLmModel;
 use eggroll::{Eggroll, EggrollError, TrainerState};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
-use eggroll_backend::with_backend;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 use std::io::Write;
@@ -38,31 +37,28 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         "charlm" => {
             let m: CharLmModel = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
             let m = CharLmModel::new(m.width, m.depth, m.window).map_err(|e| loaded.corrupt(e))?;
-            with_backend!(selected, backend => {
-                let mut es = Eggroll::new(backend, m, manifest.config.clone())?;
-                let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
-                es.restore(&state).map_err(|e| loaded.corrupt(e))?;
-                generate(m.window, args, |context| {
-                    es.set_model(m.with_window(context.len())?)?;
-                    let x: Vec<f32> = context.iter().map(|&b| f32::from(b)).collect();
-                    let logits = es.forward_mean(&x, context.len())?;
-                    Ok(logits[logits.len() - VOCAB..].iter().map(|&l| f64::from(l)).collect())
-                })
+            let mut es = Eggroll::new(selected, m, manifest.config.clone())?;
+            let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
+            es.restore(&state).map_err(|e| loaded.corrupt(e))?;
+            generate(m.window, args, |context| {
+                es.set_model(m.with_window(context.len())?)?;
+                let x: Vec<f32> = context.iter().map(|&b| f32::from(b)).collect();
+                let logits = es.forward_mean(&x, context.len())?;
+                Ok(logits[logits.len() - VOCAB..].iter().map(|&l| f64::from(l)).collect())
             })
         }
         "egg" => {
             let m: EggModel = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
             let m = EggModel::new(m.width, m.depth, m.window).map_err(|e| loaded.corrupt(e))?;
-            with_backend!(selected, backend => {
-                let mut es = IntEggroll::new(backend, m, manifest.config.clone())?;
-                es.restore_safetensors(&loaded.model, manifest.epoch).map_err(corrupt_state)?;
-                generate(m.window, args, |context| {
-                    es.set_model(m.with_window(context.len())?)?;
-                    let tokens: Vec<u32> = context.iter().map(|&b| u32::from(b)).collect();
-                    let logits = es.mean_logits(&tokens, context.len())?;
-                    // Int8 logits are bits with 4 fractional bits: p ∝ 2^(l/16) = e^(l ln 2 / 16).
-                    Ok(logits[logits.len() - VOCAB..].iter().map(|&l| f64::from(l) * std::f64::consts::LN_2 / 16.0).collect())
-                })
+            let mut es = IntEggroll::new(selected, m, manifest.config.clone())?;
+            let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
+            es.restore(&state).map_err(|e| loaded.corrupt(e))?;
+            generate(m.window, args, |context| {
+                es.set_model(m.with_window(context.len())?)?;
+                let tokens: Vec<u32> = context.iter().map(|&b| u32::from(b)).collect();
+                let logits = es.mean_logits(&tokens, context.len())?;
+                // Int8 logits are bits with 4 fractional bits: p ∝ 2^(l/16) = e^(l ln 2 / 16).
+                Ok(logits[logits.len() - VOCAB..].iter().map(|&l| f64::from(l) * std::f64::consts::LN_2 / 16.0).collect())
             })
         }
         other => Err(CliError::new(format!(

@@ -1,5 +1,6 @@
-//! `eggroll train`: picks the backend and the task, then [`run`]s the training loop with its
-//! progress bar, metrics log, checkpoints, plot and summary.
+//! `eggroll train`: builds the run the command line asks for ([`RunSpec`]) on the backend or
+//! adapters it names, then drives it ([`run`]) with the command's hooks: its progress bar,
+//! metrics log, checkpoints, plot and summary.
 
 use crate::args::TrainArgs;
 use crate::checkpoint::{self, Manifest};
@@ -8,70 +9,50 @@ use crate::error::{CliError, Result};
 use crate::metrics::{MetricsLog, Record};
 use crate::plot;
 use eggroll::report::Summary;
-use eggroll::session::{EggSession, FloatSession, Session};
-use eggroll::shards::ShardedSession;
-use eggroll::tasks::{CharLm, Egg};
-use eggroll::{EggrollError, Evaluation, Task, TaskKind};
+use eggroll::run::{native_clock_ms, Driver, EpochRecord, Hooks, Workers};
+use eggroll::session::{Local, Training};
+use eggroll::EggrollError;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
-use eggroll_backend::select::select_backend;
-use eggroll_backend::with_backend;
+use eggroll_backend::select::{select_backend, SelectedBackend};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
-use std::time::Instant;
+use std::path::Path;
 
-/// Builds the configuration and the task, opens the backend `--backend` asks for, and trains.
+/// Builds the configuration and the task, opens the backend `--backend` asks for (or the
+/// adapters of `--devices`), and trains.
 pub fn train(args: &TrainArgs) -> Result<()> {
     // Under mpirun, one rank of a job (src/mpi.rs); a plain launch goes on below.
     #[cfg(feature = "mpi")]
     if crate::mpi::launched() {
         return crate::mpi::train(args);
     }
-    let kind: TaskKind = args.task.parse()?;
-    args.check_task_flags(kind)?;
-    match kind {
-        TaskKind::CharLm => {
-            let options = args.lm_options(CharLm::default_options());
-            let config = args.config(CharLm::new(0, &options)?.default_config())?;
-            let task = CharLm::new(config.seed, &options)?;
-            if let Some(devices) = args.devices(kind)? {
-                return run(ShardedSession::new(open_devices(&devices)?, task, config)?, args);
-            }
-            let selected = select_backend(args.backend, &WgpuOptions::default())?;
-            with_backend!(selected, backend => run(FloatSession::new(backend, task, config)?, args))
-        }
-        TaskKind::Egg => {
-            args.devices(kind)?;
-            let options = args.lm_options(Egg::default_options());
-            let config = args.config(Egg::new(0, &options)?.default_config())?;
-            let task = Egg::new(config.seed, &options)?;
-            let selected = select_backend(args.backend, &WgpuOptions::default())?;
-            with_backend!(selected, backend => run(EggSession::new(backend, task, config)?, args))
-        }
-        _ => {
-            let config = args.config(args.mlp_task(kind, 0)?.default_config())?;
-            let task = args.mlp_task(kind, config.seed)?;
-            if let Some(devices) = args.devices(kind)? {
-                return run(ShardedSession::new(open_devices(&devices)?, task, config)?, args);
-            }
-            let selected = select_backend(args.backend, &WgpuOptions::default())?;
-            with_backend!(selected, backend => run(FloatSession::new(backend, task, config)?, args))
-        }
-    }
+    let spec = args.spec()?;
+    let devices = args.devices(spec.task)?;
+    let config = spec.config(|defaults| args.config(defaults))?;
+    let workers = match devices {
+        Some(devices) => Workers::Sharded { backends: open_devices(&devices)?, exchange: Local },
+        None => Workers::one(select_backend(args.backend, &WgpuOptions::default())?),
+    };
+    run(spec.build(config, workers)?, args)
 }
 
 /// The wgpu backends on the adapters `indices` (as `eggroll info` numbers them), in order.
-fn open_devices(indices: &[usize]) -> Result<Vec<WgpuBackend>> {
-    let open = |&index: &usize| WgpuBackend::new_blocking(&WgpuOptions { adapter_index: Some(index), ..WgpuOptions::default() });
-    Ok(indices.iter().map(open).collect::<std::result::Result<Vec<_>, _>>()?)
+fn open_devices(indices: &[usize]) -> Result<Vec<SelectedBackend>> {
+    let open = |&index: &usize| {
+        let backend = WgpuBackend::new_blocking(&WgpuOptions { adapter_index: Some(index), ..WgpuOptions::default() })?;
+        Ok(SelectedBackend::Wgpu(Box::new(backend)))
+    };
+    indices.iter().map(open).collect()
 }
 
-/// Loads the checkpoint in `dir` into the session after checking it belongs to this task,
-/// configuration and model; returns its manifest.
-pub(crate) fn resume<S: Session>(session: &mut S, dir: &std::path::Path) -> Result<Manifest> {
+/// Loads the checkpoint in `dir` into the driver's session after checking it belongs to this
+/// task, configuration and model; returns its manifest.
+pub(crate) fn resume<S: Training>(driver: &mut Driver<S>, dir: &Path) -> Result<Manifest> {
     let loaded = checkpoint::load(dir)?;
     let manifest = &loaded.manifest;
     let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
+    let session = driver.session();
     let name = session.name();
     if manifest.task != name {
         return Err(refuse(format!("it is a checkpoint of task `{}`, not `{name}`", manifest.task)));
@@ -94,7 +75,7 @@ pub(crate) fn resume<S: Session>(session: &mut S, dir: &std::path::Path) -> Resu
         };
         return Err(refuse(format!("it was made with {field} = {}, this run has {}", show(&saved[&field]), show(&now[&field]))));
     }
-    session.restore(&loaded.model, manifest.epoch).map_err(|e| match e {
+    driver.resume(&loaded.model, manifest.epoch).map_err(|e| match e {
         EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
         EggrollError::Checkpoint(why) => refuse(why),
         other => refuse(other.to_string()),
@@ -103,7 +84,7 @@ pub(crate) fn resume<S: Session>(session: &mut S, dir: &std::path::Path) -> Resu
 }
 
 /// Saves the session's trainer into `dir` as the checkpoint of its current epoch.
-fn save<S: Session>(session: &S, dir: &std::path::Path, log: Option<&mut MetricsLog>) -> Result<()> {
+fn save<S: Training>(session: &S, dir: &Path, log: Option<&mut MetricsLog>) -> Result<()> {
     let model = session.save()?;
     let manifest = Manifest {
         format_version: checkpoint::FORMAT_VERSION,
@@ -130,90 +111,94 @@ fn progress(epochs: u32, start: u32, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// What `eggroll train` does around each epoch: evaluate every `--eval-every` epochs, append to
+/// the metrics log, checkpoint, and move the progress bar.
+struct TrainHooks<'a> {
+    args: &'a TrainArgs,
+    /// Where checkpoints go.
+    ckpt_dir: Option<&'a Path>,
+    log: Option<MetricsLog>,
+    /// Every epoch's record, the resumed run's earlier ones included, for the plot.
+    history: Vec<Record>,
+    bar: ProgressBar,
+    /// The last evaluation, for the progress bar.
+    shown: Option<String>,
+    tokens: Option<usize>,
+}
+
+impl<S: Training> Hooks<S> for TrainHooks<'_> {
+    type Error = CliError;
+    fn evaluate_after(&mut self, done: u32, epochs: u32, _train_ms: f64) -> bool {
+        done.is_multiple_of(self.args.eval_every) || done == epochs
+    }
+
+    fn after_epoch(&mut self, session: &S, r: &EpochRecord) -> Result<()> {
+        let record = Record {
+            epoch: r.epoch,
+            mean_fitness: r.stats.mean_fitness,
+            lr: r.stats.lr,
+            sigma: r.stats.sigma,
+            ms: r.ms,
+            eval: r.eval.as_ref().map(|e| (e.train_loss, e.metric_name.to_string(), e.metric)),
+        };
+        if let Some(log) = self.log.as_mut() {
+            log.append(&record)?;
+        }
+        self.history.push(record);
+        crash_point(r.epoch, "epoch");
+        let epochs = session.config().epochs;
+        if let Some(dir) = self.ckpt_dir.filter(|_| r.epoch.is_multiple_of(self.args.checkpoint_every) || r.epoch == epochs) {
+            save(session, dir, self.log.as_mut())?;
+        }
+        if let Some(e) = &r.eval {
+            self.shown = Some(format!(" train_loss {:.4} {} {:.4}", e.train_loss, e.metric_name, e.metric));
+        }
+        let speed = self.tokens.map(|t| format!(" {:.0} tok/s", t as f64 / (r.ms / 1e3)));
+        let shown = self.shown.as_deref().unwrap_or_default();
+        self.bar.set_message(format!("fitness {:.4}{shown}{}", r.stats.mean_fitness, speed.unwrap_or_default()));
+        self.bar.set_position(u64::from(r.epoch));
+        Ok(())
+    }
+}
+
 /// Trains the session for the epochs its configuration asks for (from the checkpoint on with
 /// `--resume`), then reports.
-pub fn run<S: Session>(mut session: S, args: &TrainArgs) -> Result<()> {
-    let name = session.name();
-    let epochs = session.config().epochs;
-    let tokens = session.tokens_per_epoch();
-    let ckpt_dir = args.checkpoint.as_ref().or(args.resume.as_ref());
+pub fn run<S: Training>(session: S, args: &TrainArgs) -> Result<()> {
+    let mut driver = Driver::new(session, native_clock_ms);
+    let ckpt_dir = args.checkpoint.as_deref().or(args.resume.as_deref());
     let manifest = match &args.resume {
-        Some(dir) => Some(resume(&mut session, dir)?),
+        Some(dir) => Some(resume(&mut driver, dir)?),
         None => None,
     };
-    if let Some(dir) = ckpt_dir.filter(|d| args.resume.as_ref() != Some(d)) {
+    if let Some(dir) = ckpt_dir.filter(|d| args.resume.as_deref() != Some(*d)) {
         checkpoint::start(dir)?;
     }
-    let (mut log, mut history) = match (&args.metrics, &manifest) {
+    let (log, history) = match (&args.metrics, &manifest) {
         (Some(path), Some(m)) => MetricsLog::resume(path, m.metrics_bytes, m.epoch).map(|(l, h)| (Some(l), h))?,
         (Some(path), None) => (Some(MetricsLog::create(path)?), Vec::new()),
         (None, _) => (None, Vec::new()),
     };
-
-    let bar = progress(epochs, session.epoch(), args.quiet);
-    let (mut last_eval, mut total_ms, start) = (None::<Evaluation>, 0.0, session.epoch());
-    for epoch in start..epochs {
-        let t = Instant::now();
-        let stats = session.train_epoch()?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        total_ms += ms;
-        let done = epoch + 1;
-        let eval = if done % args.eval_every == 0 || done == epochs { Some(session.evaluate()?) } else { None };
-        let record = Record {
-            epoch: done,
-            mean_fitness: stats.mean_fitness,
-            lr: stats.lr,
-            sigma: stats.sigma,
-            ms,
-            eval: eval.as_ref().map(|e| (e.train_loss, e.metric_name.to_string(), e.metric)),
-        };
-        if let Some(log) = log.as_mut() {
-            log.append(&record)?;
-        }
-        history.push(record);
-        crash_point(done, "epoch");
-        if let Some(dir) = ckpt_dir.filter(|_| done % args.checkpoint_every == 0 || done == epochs) {
-            save(&session, dir, log.as_mut())?;
-        }
-        last_eval = eval.or(last_eval);
-        let shown = last_eval.as_ref().map(|e| format!(" train_loss {:.4} {} {:.4}", e.train_loss, e.metric_name, e.metric));
-        let speed = tokens.map(|t| format!(" {:.0} tok/s", t as f64 / (ms / 1e3)));
-        bar.set_message(format!("fitness {:.4}{}{}", stats.mean_fitness, shown.unwrap_or_default(), speed.unwrap_or_default()));
-        bar.set_position(u64::from(done));
-    }
-    bar.finish_and_clear();
-
-    let final_eval = match last_eval.filter(|_| start < epochs) {
-        Some(e) => e,
-        None => session.evaluate()?,
-    };
+    let session = driver.session();
+    let bar = progress(session.config().epochs, session.epoch(), args.quiet);
+    let tokens = session.tokens_per_epoch();
+    let mut hooks = TrainHooks { args, ckpt_dir, log, history, bar, shown: None, tokens };
+    let summary = driver.run(&mut hooks)?;
+    hooks.bar.finish_and_clear();
     if let Some(path) = &args.plot {
-        plot::draw(path, &history, &format!("eggroll {name}"))?;
+        plot::draw(path, &hooks.history, &format!("eggroll {}", summary.task))?;
     }
-    let ms_per_epoch = if epochs > start { total_ms / f64::from(epochs - start) } else { 0.0 };
-    let summary = Summary {
-        task: name,
-        adapter: session.adapter(),
-        config: session.config().clone(),
-        eval: final_eval,
-        ms_per_epoch,
-        resumed_from: manifest.map(|m| m.epoch),
-        baselines: session.baselines(),
-        tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
-        timings: session.timings(),
-    };
-    report(&session, &summary, args.json);
+    report(&summary, args.json);
     Ok(())
 }
 
 /// Prints the final summary: one JSON object with `json` ([`Summary::to_json`]), else two human
 /// lines (three with baselines, a token rate or timings).
-fn report<S: Session>(session: &S, summary: &Summary, json: bool) {
+fn report(summary: &Summary, json: bool) {
     if json {
         println!("{}", summary.to_json());
         return;
     }
-    let (name, adapter, c, eval) = (session.name(), &summary.adapter, &summary.config, &summary.eval);
+    let (name, adapter, c, eval) = (summary.task, &summary.adapter, &summary.config, &summary.eval);
     let backend = summary.backend();
     let api = if backend == "cpu" { String::new() } else { format!(", {}", adapter.backend) };
     println!("{name} on {} [{backend}{api}]: {} epochs, population {}, rank {}", adapter.name, c.epochs, c.population, c.rank);

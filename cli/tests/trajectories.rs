@@ -55,7 +55,10 @@ fn every_recorded_trajectory_is_bit_identical() {
     let args: Vec<String> = table.iter().map(|row| row["args"].as_str().unwrap().to_string()).collect();
     // Two commands at a time: each uses the CPU backend's threads, and the table stays short.
     let results: Vec<Value> = std::thread::scope(|scope| {
-        let chunks: Vec<_> = args.chunks(args.len().div_ceil(2)).map(|chunk| scope.spawn(move || chunk.iter().map(|a| run(a)).collect::<Vec<_>>())).collect();
+        let chunks: Vec<_> = args
+            .chunks(args.len().div_ceil(2))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(|a| run(a)).collect::<Vec<_>>()))
+            .collect();
         chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     if std::env::var("EGGROLL_RECORD_TRAJECTORIES").is_ok_and(|v| v == "1") {

@@ -1,6 +1,7 @@
 //! A [`TrainerState`] as a safetensors file: every tensor of the state (the parameters, then the
-//! Adam moments `adam.m.<name>` / `adam.v.<name>`) as little-endian f32 under its name, shaped as
-//! its parameter (`[m, n]` for a matrix, `[len]` for a vector), with no metadata. The epoch is not
+//! Adam moments `adam.m.<name>` / `adam.v.<name>`) as little-endian values of the trainer's
+//! format (F32, or I8 for an integer trainer) under its name, shaped as its parameter (`[m, n]`
+//! for a matrix, `[len]` for a vector), with no metadata. The epoch is not
 //! in the file: whoever stores the bytes keeps it beside them (the `eggroll` binary writes it to
 //! its checkpoint's `state.json`). Encoding is deterministic byte for byte.
 //!
@@ -18,8 +19,9 @@
 
 use crate::error::{EggrollError, Result};
 use crate::es::TrainerState;
+use crate::format::Element;
 use crate::params::{ParamKind, ParamSpec};
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use safetensors::{tensor::TensorView, SafeTensors};
 
 /// The shape of the state tensor `name` (a parameter, or its moment `adam.m.<name>` /
 /// `adam.v.<name>`) among `specs`: `[m, n]` for a matrix, `[len]` for a vector; `None` when no
@@ -39,19 +41,27 @@ pub fn fnv1a64(bytes: &[u8]) -> String {
     format!("{hash:016x}")
 }
 
-impl TrainerState {
+impl<V: Element> TrainerState<V> {
     /// The state's tensors as a safetensors file, shaped after `specs` (the trainer's
-    /// [`Eggroll::specs`](crate::Eggroll::specs)); a tensor no spec names is stored flat.
+    /// [`Trainer::specs`](crate::es::Trainer::specs)); a tensor no spec names is stored flat.
     pub fn to_safetensors(&self, specs: &[ParamSpec]) -> Result<Vec<u8>> {
         let failed = |e: safetensors::SafeTensorError| EggrollError::Data(format!("cannot encode the trainer state: {e}"));
-        let bytes: Vec<Vec<u8>> = self.tensors.iter().map(|(_, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+        let bytes: Vec<Vec<u8>> = self
+            .tensors
+            .iter()
+            .map(|(_, data)| {
+                let mut out = Vec::with_capacity(data.len() * V::SIZE);
+                data.iter().for_each(|v| v.put(&mut out));
+                out
+            })
+            .collect();
         let views = self
             .tensors
             .iter()
             .zip(&bytes)
             .map(|((name, data), b)| {
                 let shape = tensor_shape(specs, name).unwrap_or_else(|| vec![data.len()]);
-                Ok((name.as_str(), TensorView::new(Dtype::F32, shape, b)?))
+                Ok((name.as_str(), TensorView::new(V::DTYPE, shape, b)?))
             })
             .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
             .map_err(failed)?;
@@ -59,20 +69,24 @@ impl TrainerState {
     }
 
     /// Reads a file written by [`TrainerState::to_safetensors`] as the state of `epoch`, checking
-    /// that it holds f32 tensors ([`EggrollError::CorruptState`] otherwise) and that each tensor
-    /// `specs` names has its parameter's shape ([`EggrollError::Checkpoint`] otherwise). Which
-    /// tensors must be there is [`Eggroll::restore`](crate::Eggroll::restore)'s check.
+    /// that it holds tensors of the format's dtype whose values a parameter can hold
+    /// ([`EggrollError::CorruptState`] otherwise) and that each tensor `specs` names has its
+    /// parameter's shape ([`EggrollError::Checkpoint`] otherwise). Which tensors must be there is
+    /// [`Trainer::restore`](crate::es::Trainer::restore)'s check.
     pub fn from_safetensors(bytes: &[u8], epoch: u32, specs: &[ParamSpec]) -> Result<Self> {
         let st = SafeTensors::deserialize(bytes).map_err(|e| EggrollError::CorruptState(e.to_string()))?;
         let mut tensors = Vec::new();
         for (name, view) in st.iter() {
-            if view.dtype() != Dtype::F32 {
-                return Err(EggrollError::CorruptState(format!("tensor `{name}` is {:?}, not F32", view.dtype())));
+            if view.dtype() != V::DTYPE {
+                return Err(EggrollError::CorruptState(format!("tensor `{name}` is {:?}, not {:?}", view.dtype(), V::DTYPE)));
             }
             if let Some(shape) = tensor_shape(specs, name).filter(|s| s != view.shape()) {
                 return Err(EggrollError::Checkpoint(format!("tensor `{name}` has shape {:?}, the model needs {shape:?}", view.shape())));
             }
-            let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let data: Vec<V> = view.data().chunks_exact(V::SIZE).map(V::get).collect();
+            if let Some(why) = data.iter().find_map(|v| v.invalid()) {
+                return Err(EggrollError::CorruptState(format!("tensor `{name}` {why}")));
+            }
             tensors.push((name.to_string(), data));
         }
         Ok(Self { epoch, tensors })
@@ -82,6 +96,7 @@ impl TrainerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use safetensors::Dtype;
 
     fn specs() -> Vec<ParamSpec> {
         vec![
@@ -123,13 +138,13 @@ mod tests {
     #[test]
     fn bad_files_and_other_shapes_are_refused() {
         let bytes = state().to_safetensors(&specs()).unwrap();
-        let err = TrainerState::from_safetensors(&bytes[..bytes.len() - 1], 0, &specs()).unwrap_err();
+        let err = TrainerState::<f32>::from_safetensors(&bytes[..bytes.len() - 1], 0, &specs()).unwrap_err();
         assert!(matches!(err, EggrollError::CorruptState(_)), "{err}");
         let transposed = [ParamSpec { kind: ParamKind::Matrix { m: 3, n: 2 }, ..specs()[0].clone() }];
-        let err = TrainerState::from_safetensors(&bytes, 0, &transposed).unwrap_err().to_string();
+        let err = TrainerState::<f32>::from_safetensors(&bytes, 0, &transposed).unwrap_err().to_string();
         assert!(err.contains("tensor `w` has shape [2, 3], the model needs [3, 2]"), "{err}");
         let half = safetensors::serialize([("w", TensorView::new(Dtype::F16, vec![1], &[0, 0]).unwrap())], None).unwrap();
-        let err = TrainerState::from_safetensors(&half, 0, &specs()).unwrap_err().to_string();
+        let err = TrainerState::<f32>::from_safetensors(&half, 0, &specs()).unwrap_err().to_string();
         assert!(err.contains("tensor `w` is F16, not F32"), "{err}");
     }
 }

@@ -36,11 +36,15 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod es;
+pub mod format;
 pub mod forward;
 pub mod int8;
+#[cfg(feature = "native")]
+pub mod limits;
 pub mod model;
 pub mod params;
 pub mod report;
+pub mod run;
 pub mod session;
 pub mod shaping;
 pub mod shards;
@@ -48,7 +52,8 @@ pub mod tasks;
 
 pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
 pub use error::{EggrollError, Result};
-pub use es::{Eggroll, Perturbation, StepStats, TrainerState};
+pub use es::{Eggroll, IntEggroll, Perturbation, StepStats, Trainer, TrainerState};
+pub use format::{Format, Int8, Trains, F32};
 pub use forward::{Act, Forward};
 pub use model::{Layer, Mlp, Model};
 pub use params::{ParamKind, ParamRegistry, ParamSpec, ParamValues};

@@ -119,28 +119,28 @@ impl ParamRegistry {
 /// [`ParamValues::get`]. [`crate::Eggroll::params`] gives the mean parameters,
 /// [`crate::Perturbation::apply_all`] one member's.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParamValues {
-    entries: Vec<(ParamSpec, Vec<f32>)>,
+pub struct ParamValues<V = f32> {
+    entries: Vec<(ParamSpec, Vec<V>)>,
 }
 
-impl ParamValues {
+impl<V> ParamValues<V> {
     /// Pairs `specs` with `values` (same order and lengths).
-    pub(crate) fn new(entries: Vec<(ParamSpec, Vec<f32>)>) -> Self {
+    pub(crate) fn new(entries: Vec<(ParamSpec, Vec<V>)>) -> Self {
         Self { entries }
     }
 
     /// The values of the parameter called `name` (e.g. `layers.0.weight`, row-major).
-    pub fn get(&self, name: &str) -> Option<&[f32]> {
+    pub fn get(&self, name: &str) -> Option<&[V]> {
         self.entries.iter().find(|(spec, _)| spec.name == name).map(|(_, v)| v.as_slice())
     }
 
     /// Every parameter in id order, with its spec.
-    pub fn iter(&self) -> impl Iterator<Item = (&ParamSpec, &[f32])> {
+    pub fn iter(&self) -> impl Iterator<Item = (&ParamSpec, &[V])> {
         self.entries.iter().map(|(spec, v)| (spec, v.as_slice()))
     }
 
     /// Every parameter's values in id order, for mutation in place.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ParamSpec, &mut [f32])> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ParamSpec, &mut [V])> {
         self.entries.iter_mut().map(|(spec, v)| (&*spec, v.as_mut_slice()))
     }
 

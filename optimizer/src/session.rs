@@ -1,21 +1,25 @@
-//! A task and its trainer as a training loop drives them (`eggroll train`, the web page):
-//! [`FloatSession`] for the f32 tasks ([`Task`] with [`Eggroll`]), [`EggSession`] for the integer
-//! `egg` task ([`Egg`] with [`IntEggroll`]). A loop, its checkpoints and its report see only
-//! [`Session`]. Every method that reads the device back is async at its core (a browser cannot
-//! block); native callers have blocking twins.
+//! A task and its trainer as a training loop drives them (`eggroll train`, the web page,
+//! `eggroll rl-compare`, every rank under MPI): one [`Session`] for every task and number format,
+//! on one backend or several, its epoch's fitness gathered by an [`Exchange`] (none in one
+//! process, [`Local`]; an all-gather over MPI ranks in the CLI). A loop, its checkpoints and its
+//! report see only [`Training`]. Every method that reads the device back is async at its core (a
+//! browser cannot block); native callers have blocking twins.
 
 use crate::config::EsConfig;
-use crate::error::Result;
-use crate::es::{Eggroll, StepStats, TrainerState};
-use crate::int8::{EggModel, IntEggroll};
-use crate::tasks::{Egg, Evaluation, Task};
+use crate::error::{EggrollError, Result};
+use crate::es::{StepStats, Trainer, TrainerState};
+use crate::format::{Tensors, Trains};
+use crate::shards::share_pairs;
+use crate::tasks::{Evaluation, FitnessOf, Task};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::{AdapterDescription, Backend};
 use std::future::Future;
+use std::ops::Range;
 
-/// What a training loop needs of a task and its trainer.
-pub trait Session {
-    /// The backend the trainer runs on.
+/// What a training loop needs of a task and its trainer, whatever the task, its format and the
+/// workers it runs on.
+pub trait Training {
+    /// The backend the (first) trainer runs on.
     type Backend: Backend;
     /// The task's name.
     fn name(&self) -> &'static str;
@@ -23,12 +27,10 @@ pub trait Session {
     fn config(&self) -> &EsConfig;
     /// Epochs trained so far.
     fn epoch(&self) -> u32;
-    /// The backend the trainer runs on.
+    /// The backend the (first) trainer runs on.
     fn backend(&self) -> &Self::Backend;
-    /// The adapter the trainer runs on.
-    fn adapter(&self) -> AdapterDescription {
-        self.backend().describe()
-    }
+    /// The adapter the run trains on.
+    fn adapter(&self) -> AdapterDescription;
     /// One epoch: every member's fitness, then the update.
     fn train_epoch_async(&mut self) -> impl Future<Output = Result<StepStats>>;
     /// The mean model's train loss and held-out metric.
@@ -40,131 +42,281 @@ pub trait Session {
     /// Settings beyond the configuration that a checkpoint must match.
     fn settings(&self) -> serde_json::Value;
     /// Where the run's time went beyond `ms_per_epoch`, by name, in milliseconds per epoch (the
-    /// fitness exchange of ranks under MPI); none by default.
-    fn timings(&self) -> Vec<(&'static str, f64)> {
-        Vec::new()
-    }
+    /// fitness exchange of ranks under MPI).
+    fn timings(&self) -> Vec<(&'static str, f64)>;
     /// The trainer's state as safetensors bytes.
     fn save_async(&self) -> impl Future<Output = Result<Vec<u8>>>;
-    /// Restores a state of [`Session::save_async`] as the state after `epoch` epochs.
+    /// Restores a state of [`Training::save_async`] as the state after `epoch` epochs.
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()>;
 
-    /// Blocking [`Session::train_epoch_async`] for native callers.
+    /// Blocking [`Training::train_epoch_async`] for native callers.
     #[cfg(feature = "native")]
     fn train_epoch(&mut self) -> Result<StepStats> {
         pollster::block_on(self.train_epoch_async())
     }
-    /// Blocking [`Session::evaluate_async`] for native callers.
+    /// Blocking [`Training::evaluate_async`] for native callers.
     #[cfg(feature = "native")]
     fn evaluate(&mut self) -> Result<Evaluation> {
         pollster::block_on(self.evaluate_async())
     }
-    /// Blocking [`Session::save_async`] for native callers.
+    /// Blocking [`Training::save_async`] for native callers.
     #[cfg(feature = "native")]
     fn save(&self) -> Result<Vec<u8>> {
         pollster::block_on(self.save_async())
     }
 }
 
-/// An f32 task with its [`Eggroll`] trainer.
-pub struct FloatSession<B: Backend, T: Task> {
+/// How the processes of a run share an epoch's fitness: each evaluates its members
+/// ([`Exchange::members`]), and [`Exchange::all_gather`] gives every process every member's
+/// fitness in member order. Only fitness values travel: every process regenerates any member's
+/// noise from the seed and applies the same update.
+pub trait Exchange<V> {
+    /// This process's members of a population of `population`, whole antithetic pairs.
+    fn members(&self, population: usize) -> Result<Range<usize>>;
+    /// Every member's fitness (`population` values, in member order) from this process's `mine`,
+    /// at epoch `epoch` (the one being trained, from 0).
+    fn all_gather(&mut self, mine: Vec<V>, population: usize, epoch: u32) -> Result<Vec<V>>;
+    /// Where the exchange's time went, by name, in milliseconds per epoch.
+    fn timings(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+}
+
+/// `Send` where threads exist (native builds), nothing in a browser, whose backends stay on one
+/// thread.
+#[cfg(feature = "native")]
+pub trait Sendable: Send {}
+#[cfg(feature = "native")]
+impl<T: Send> Sendable for T {}
+/// `Send` where threads exist (native builds), nothing in a browser, whose backends stay on one
+/// thread.
+#[cfg(not(feature = "native"))]
+pub trait Sendable {}
+#[cfg(not(feature = "native"))]
+impl<T> Sendable for T {}
+
+/// One process evaluates the whole population: nothing to exchange.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Local;
+
+impl<V> Exchange<V> for Local {
+    fn members(&self, population: usize) -> Result<Range<usize>> {
+        Ok(0..population)
+    }
+    fn all_gather(&mut self, mine: Vec<V>, _population: usize, _epoch: u32) -> Result<Vec<V>> {
+        Ok(mine)
+    }
+}
+
+/// One backend's task, trainer and members.
+struct Worker<B: Backend, T: Task>
+where
+    T::Format: Tensors<B>,
+{
     task: T,
-    es: Eggroll<B, T::Model>,
+    es: Trainer<B, T::Model, T::Format>,
+    members: Range<usize>,
 }
 
-impl<B: Backend, T: Task> FloatSession<B, T> {
-    /// The trainer of `task`'s model on `backend` with `config`.
+/// Evaluates several workers' shares at once (each on its own thread), in member order.
+type Shares<B, T> = fn(&mut [Worker<B, T>]) -> Result<Vec<FitnessOf<T>>>;
+
+/// A task and its trainer on one backend or several, the fitness of every epoch gathered by the
+/// exchange `X`.
+///
+/// With several backends (`eggroll train --devices`), each evaluates its share of whole pairs
+/// ([`share_pairs`]) on its own thread and the fitness of all members is gathered on the host in
+/// member order before the update. On identical adapters every backend applies the update itself
+/// and they agree bit for bit; when the adapters differ, the first one applies it and the others
+/// take its state, so that rounding differences between devices never accumulate. Evaluation,
+/// checkpoints and the report are the first backend's.
+pub struct Session<B: IntBackend, T: Task, X = Local>
+where
+    T::Format: Trains<B, T::Model>,
+{
+    workers: Vec<Worker<B, T>>,
+    exchange: X,
+    /// Whether the adapters differ (then the others copy the first one's state).
+    copy_state: bool,
+    /// How several workers evaluate their shares (native builds only).
+    shares: Option<Shares<B, T>>,
+}
+
+impl<B: IntBackend, T: Task> Session<B, T, Local>
+where
+    T::Format: Trains<B, T::Model>,
+{
+    /// The trainer of `task`'s model on `backend` with `config`, the whole population in this
+    /// process.
     pub fn new(backend: B, task: T, config: EsConfig) -> Result<Self> {
-        let es = Eggroll::new(backend, task.model(), config)?;
-        Ok(Self { task, es })
+        Session::with_exchange(backend, task, config, Local)
     }
 }
 
-impl<B: Backend, T: Task> Session for FloatSession<B, T> {
+impl<B: IntBackend, T: Task, X: Exchange<FitnessOf<T>>> Session<B, T, X>
+where
+    T::Format: Trains<B, T::Model>,
+{
+    /// The trainer of `task`'s model on `backend` with `config`, for this process's members of
+    /// `exchange`.
+    pub fn with_exchange(backend: B, task: T, config: EsConfig, exchange: X) -> Result<Self> {
+        let members = exchange.members(config.population)?;
+        let es = Trainer::new(backend, task.model(), config)?;
+        Ok(Self { workers: vec![Worker { task, es, members }], exchange, copy_state: false, shares: None })
+    }
+
+    /// The members each backend evaluates, in backend order.
+    pub fn shares(&self) -> Vec<Range<usize>> {
+        self.workers.iter().map(|w| w.members.clone()).collect()
+    }
+
+    /// The first backend's trainer.
+    pub fn trainer(&self) -> &Trainer<B, T::Model, T::Format> {
+        &self.workers[0].es
+    }
+
+    /// The task.
+    pub fn task(&self) -> &T {
+        &self.workers[0].task
+    }
+
+    /// This process's members' fitness: one worker's awaited, several workers' on their threads.
+    async fn own_fitness(&mut self) -> Result<Vec<FitnessOf<T>>> {
+        match (self.shares, self.workers.as_mut_slice()) {
+            (_, [w]) => w.task.members_fitness_async(&mut w.es, w.members.clone()).await,
+            (Some(shares), workers) => shares(workers),
+            (None, _) => unreachable!("several workers come from Session::sharded, which sets their evaluation"),
+        }
+    }
+}
+
+#[cfg(feature = "native")]
+impl<B, T, X> Session<B, T, X>
+where
+    B: IntBackend + Send,
+    T: Task + Clone + Send,
+    T::Model: Send,
+    T::Format: Trains<B, T::Model>,
+    <T::Format as Tensors<B>>::Tensor: Send,
+    <T::Format as Tensors<B>>::Scores: Send,
+    X: Exchange<FitnessOf<T>>,
+{
+    /// `task`'s trainer on every backend of `backends` (at least one), this process's members
+    /// of `exchange` shared out over them in order.
+    pub fn sharded(backends: Vec<B>, task: T, config: EsConfig, exchange: X) -> Result<Self> {
+        let mine = exchange.members(config.population)?;
+        let shares = share_pairs(mine.len(), backends.len())?.into_iter().map(|s| s.start + mine.start..s.end + mine.start);
+        let adapters: Vec<AdapterDescription> = backends.iter().map(Backend::describe).collect();
+        let copy_state = adapters.windows(2).any(|w| w[0] != w[1]);
+        let workers = backends
+            .into_iter()
+            .zip(shares)
+            .map(|(backend, members)| {
+                let es = Trainer::new(backend, task.model(), config.clone())?;
+                Ok(Worker { task: task.clone(), es, members })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { workers, exchange, copy_state, shares: Some(threaded::<B, T>) })
+    }
+}
+
+/// Every worker's share on its own thread, in member order.
+#[cfg(feature = "native")]
+fn threaded<B, T>(workers: &mut [Worker<B, T>]) -> Result<Vec<FitnessOf<T>>>
+where
+    B: IntBackend + Send,
+    T: Task + Send,
+    T::Model: Send,
+    T::Format: Trains<B, T::Model>,
+    <T::Format as Tensors<B>>::Tensor: Send,
+    <T::Format as Tensors<B>>::Scores: Send,
+{
+    let parts: Vec<Result<Vec<_>>> = std::thread::scope(|scope| {
+        let running: Vec<_> = workers
+            .iter_mut()
+            .map(|w| scope.spawn(move || pollster::block_on(w.task.members_fitness_async(&mut w.es, w.members.clone()))))
+            .collect();
+        running.into_iter().map(|r| r.join().unwrap_or_else(|_| Err(EggrollError::Data("a backend's thread panicked".into())))).collect()
+    });
+    let mut fitness = Vec::new();
+    for part in parts {
+        fitness.extend(part?);
+    }
+    Ok(fitness)
+}
+
+impl<B: IntBackend, T: Task, X: Exchange<FitnessOf<T>>> Training for Session<B, T, X>
+where
+    T::Format: Trains<B, T::Model>,
+{
     type Backend = B;
     fn name(&self) -> &'static str {
-        self.task.name()
+        self.workers[0].task.name()
     }
     fn config(&self) -> &EsConfig {
-        self.es.config()
+        self.workers[0].es.config()
     }
     fn epoch(&self) -> u32 {
-        self.es.epoch()
+        self.workers[0].es.epoch()
     }
     fn backend(&self) -> &B {
-        self.es.backend()
+        self.workers[0].es.backend()
     }
+    /// The first backend's adapter, named after every adapter in use with its graphics API
+    /// (`A [Vulkan] + B [Gl]`) when there are several.
+    fn adapter(&self) -> AdapterDescription {
+        let first = self.backend().describe();
+        if self.workers.len() == 1 {
+            return first;
+        }
+        let names: Vec<String> =
+            self.workers.iter().map(|w| w.es.backend().describe()).map(|a| format!("{} [{}]", a.name, a.backend)).collect();
+        AdapterDescription { name: names.join(" + "), ..first }
+    }
+    /// With several backends, blocks the calling thread while they evaluate their shares.
     async fn train_epoch_async(&mut self) -> Result<StepStats> {
-        crate::tasks::train_epoch_async(&mut self.task, &mut self.es).await
+        let mine = self.own_fitness().await?;
+        let (population, epoch) = (self.config().population, self.epoch());
+        let fitness = self.exchange.all_gather(mine, population, epoch)?;
+        let stats = if self.copy_state {
+            let (first, others) = self.workers.split_first_mut().expect("at least one backend");
+            let stats = <T::Format as Trains<B, T::Model>>::tell(&mut first.es, &fitness)?;
+            let state = first.es.state_async().await?;
+            for worker in others {
+                worker.es.restore(&state)?;
+            }
+            stats
+        } else {
+            let mut stats = Vec::with_capacity(self.workers.len());
+            for worker in &mut self.workers {
+                stats.push(<T::Format as Trains<B, T::Model>>::tell(&mut worker.es, &fitness)?);
+            }
+            stats.swap_remove(0)
+        };
+        Ok(self.workers[0].task.report_stats(stats))
     }
     async fn evaluate_async(&mut self) -> Result<Evaluation> {
-        self.task.evaluate_async(&mut self.es).await
+        let first = &mut self.workers[0];
+        first.task.evaluate_async(&mut first.es).await
     }
     fn tokens_per_epoch(&self) -> Option<usize> {
-        self.task.tokens_per_epoch(self.es.config())
+        self.workers[0].task.tokens_per_epoch(self.config())
     }
     fn baselines(&self) -> Vec<(&'static str, f64)> {
-        self.task.baselines()
+        self.workers[0].task.baselines()
     }
     fn settings(&self) -> serde_json::Value {
-        self.task.settings()
+        self.workers[0].task.settings()
+    }
+    fn timings(&self) -> Vec<(&'static str, f64)> {
+        self.exchange.timings()
     }
     async fn save_async(&self) -> Result<Vec<u8>> {
-        self.es.state_async().await?.to_safetensors(&self.es.specs())
+        let first = &self.workers[0].es;
+        first.state_async().await?.to_safetensors(&first.specs())
     }
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
-        let state = TrainerState::from_safetensors(bytes, epoch, &self.es.specs())?;
-        self.es.restore(&state)
-    }
-}
-
-/// The integer `egg` task with its [`IntEggroll`] trainer.
-pub struct EggSession<B: IntBackend> {
-    task: Egg,
-    es: IntEggroll<B, EggModel>,
-}
-
-impl<B: IntBackend> EggSession<B> {
-    /// The trainer of `task`'s model on `backend` with `config`.
-    pub fn new(backend: B, task: Egg, config: EsConfig) -> Result<Self> {
-        let es = IntEggroll::new(backend, task.model(), config)?;
-        Ok(Self { task, es })
-    }
-}
-
-impl<B: IntBackend> Session for EggSession<B> {
-    type Backend = B;
-    fn name(&self) -> &'static str {
-        self.task.name()
-    }
-    fn config(&self) -> &EsConfig {
-        self.es.config()
-    }
-    fn epoch(&self) -> u32 {
-        self.es.epoch()
-    }
-    fn backend(&self) -> &B {
-        self.es.backend()
-    }
-    async fn train_epoch_async(&mut self) -> Result<StepStats> {
-        self.task.train_epoch_async(&mut self.es).await
-    }
-    async fn evaluate_async(&mut self) -> Result<Evaluation> {
-        self.task.evaluate_async(&mut self.es).await
-    }
-    fn tokens_per_epoch(&self) -> Option<usize> {
-        Some(self.task.tokens_per_epoch(self.es.config()))
-    }
-    fn baselines(&self) -> Vec<(&'static str, f64)> {
-        self.task.baselines()
-    }
-    fn settings(&self) -> serde_json::Value {
-        self.task.settings()
-    }
-    async fn save_async(&self) -> Result<Vec<u8>> {
-        self.es.to_safetensors_async().await
-    }
-    fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
-        self.es.restore_safetensors(bytes, epoch)
+        let state = TrainerState::from_safetensors(bytes, epoch, &self.workers[0].es.specs())?;
+        self.workers.iter_mut().try_for_each(|w| w.es.restore(&state))
     }
 }

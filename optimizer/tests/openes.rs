@@ -121,12 +121,12 @@ fn the_integer_trainer_takes_openes() {
         let mut task = Egg::new(2, &options).unwrap();
         let config = EsConfig { method, population: 16, group_size: 4, rank: 2, epochs: 3, seed: 2, ..task.default_config() };
         let mut es = IntEggroll::new(CpuBackend::new(), task.model(), config).unwrap();
-        let start = es.to_safetensors().unwrap();
+        let start = es.state().unwrap();
         for _ in 0..3 {
-            task.train_epoch(&mut es).unwrap();
+            train_epoch(&mut task, &mut es).unwrap();
         }
         task.evaluate(&mut es).unwrap();
-        (start, es.to_safetensors().unwrap())
+        (start, es.state().unwrap())
     };
     let (start, openes) = run(Method::OpenEs);
     let (same_start, eggroll) = run(Method::Eggroll);

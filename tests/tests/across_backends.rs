@@ -6,12 +6,11 @@
 use eggroll::config::Method;
 use eggroll::int8::{EggModel, IntEggroll};
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
-use eggroll::{train_epoch_async, Eggroll, EsConfig, TrainerState};
+use eggroll::{train_epoch_async, Eggroll, EsConfig, Model, TrainerState, F32};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuBackend;
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::testing::{assert_close, test_wgpu};
-use eggroll_backend::Backend;
 
 #[cfg(target_arch = "wasm32")]
 eggroll_backend::testing::wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
@@ -29,13 +28,16 @@ test_wgpu!(
 
 /// Trains `epochs` epochs of `task` on `backend` from `state` (a fresh start when `None`); returns
 /// the mean fitness of each epoch, the final state and the backend.
-async fn train<B: Backend, T: Task>(
+async fn train<B: IntBackend, T: Task<Format = F32>>(
     backend: B,
     task: &mut T,
     config: &EsConfig,
     state: Option<&TrainerState>,
     epochs: u32,
-) -> (Vec<f32>, TrainerState, B) {
+) -> (Vec<f32>, TrainerState, B)
+where
+    T::Model: Model,
+{
     let mut es = Eggroll::new(backend, task.model(), config.clone()).unwrap();
     if let Some(state) = state {
         es.restore(state).unwrap();
@@ -57,7 +59,10 @@ fn assert_close_states(got: &TrainerState, want: &TrainerState, tol: f32, what: 
     }
 }
 
-async fn assert_same_trajectory<T: Task + Clone>(gpu: WgpuBackend, task: T, config: EsConfig, tol: f32) {
+async fn assert_same_trajectory<T: Task<Format = F32> + Clone>(gpu: WgpuBackend, task: T, config: EsConfig, tol: f32)
+where
+    T::Model: Model,
+{
     let (f_cpu, s_cpu, _) = train(CpuBackend::new(), &mut task.clone(), &config, None, config.epochs).await;
     let (f_gpu, s_gpu, _) = train(gpu, &mut task.clone(), &config, None, config.epochs).await;
     for (epoch, (a, b)) in f_cpu.iter().zip(&f_gpu).enumerate() {
@@ -132,14 +137,15 @@ async fn assert_same_egg_bits(gpu: WgpuBackend, method: Method) {
         let mut task = task.clone();
         let mut trace = Vec::new();
         for _ in 0..config.epochs {
-            trace.push(task.population_scores_async(es).await.unwrap());
+            trace.push(task.population_fitness_async(es).await.unwrap());
             es.tell(trace.last().unwrap()).unwrap();
         }
         let eval = task.evaluate_async(es).await.unwrap();
-        (trace, eval.train_loss.to_bits(), eval.metric.to_bits(), es.to_safetensors_async().await.unwrap())
+        (trace, eval.train_loss.to_bits(), eval.metric.to_bits(), es.state_async().await.unwrap().to_safetensors(&es.specs()).unwrap())
     }
     let cpu = run(&task, &config, &mut IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap()).await;
-    let start = IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap().to_safetensors_async().await.unwrap();
+    let start = IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap().state_async().await.unwrap().tensors;
+    let start = start.into_iter().flat_map(|(_, t)| t.into_iter().map(|v| v as u8)).collect::<Vec<u8>>();
     assert_ne!(cpu.3, start, "the weights moved");
     let gpu = run(&task, &config, &mut IntEggroll::new(gpu, task.model(), config.clone()).unwrap()).await;
     assert!(gpu == cpu, "{method}: the integer trajectory on wgpu differs from the CPU's");

@@ -7,6 +7,7 @@ use eggroll::config::{EsConfig, Method, OptimizerKind, Schedule};
 use eggroll::shaping::shape_fitness;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind, ParamValues};
+use eggroll_backend::int8::IntBackend;
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, Backend, InputLayout, NoiseStream};
 use eggroll_tests::host_forward;
@@ -115,7 +116,7 @@ async fn ask_tell_on_the_host_follows_the_batched_trajectory<B: Backend>(backend
 
 /// Saving the state and restoring it later (over a trainer that has since moved on) continues
 /// bit for bit: parameters, optimiser moments and the epoch (its noise and schedules) come back.
-async fn state_round_trip_continues_exactly<B: Backend>(backend: B) {
+async fn state_round_trip_continues_exactly<B: IntBackend>(backend: B) {
     let mut task = Constant::new(5);
     let defaults = task.default_config();
     let cfg = |optimizer| EsConfig { optimizer, epochs: 12, seed: 5, lr_schedule: Schedule::Cosine, noise_reuse: 3, ..defaults.clone() };
@@ -145,7 +146,7 @@ async fn state_round_trip_continues_exactly<B: Backend>(backend: B) {
 }
 
 /// A frozen parameter never moves; the others do.
-async fn frozen_parameters_stay_put<B: Backend>(backend: B) {
+async fn frozen_parameters_stay_put<B: IntBackend>(backend: B) {
     let mut task = Constant::new(1);
     let mut es = Eggroll::new(backend, task.model(), task.default_config()).unwrap();
     let frozen = es.specs()[0].name.clone();

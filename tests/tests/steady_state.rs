@@ -106,7 +106,7 @@ fn task_epochs_create_no_device_objects_after_the_first() {
             &mut es,
             |es| es.backend().created(),
             |es| {
-                egg.train_epoch(es).unwrap();
+                train_epoch(&mut egg, es).unwrap();
                 egg.evaluate(es).unwrap();
             },
         );

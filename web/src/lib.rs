@@ -26,7 +26,7 @@ pub mod options;
 pub mod run;
 
 use options::RunOptions;
-use run::{PageTask, Run};
+use run::Run;
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -38,7 +38,7 @@ use wasm_bindgen::prelude::*;
 pub fn tasks() -> Result<String, JsError> {
     let mut list = Vec::new();
     for kind in eggroll::TaskKind::ALL {
-        let config = PageTask::build(kind, 0).map_err(js_error)?.default_config();
+        let config = run::default_config(kind).map_err(js_error)?;
         list.push(json!({
             "name": kind.name(), "metric": kind.metric_name(), "population": config.population,
             "rank": config.rank, "epochs": config.epochs, "seed": config.seed,

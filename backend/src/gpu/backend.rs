@@ -11,7 +11,7 @@ use super::timing;
 use super::wgpu_backend::WgpuBackend;
 use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise};
 use crate::rng::NoiseStream;
-use crate::{AdapterDescription, Backend, Error, Result};
+use crate::{AdapterDescription, Backend, Error, MemoryLimits, Result};
 
 impl Backend for WgpuBackend {
     type Buffer = GpuBuffer;
@@ -82,6 +82,17 @@ impl Backend for WgpuBackend {
 
     async fn synchronize(&self) -> Result<()> {
         timing::drain(&self.ctx).await
+    }
+
+    /// The device's own `max_buffer_size` and `max_storage_buffer_binding_size`; wgpu does not
+    /// tell the device's memory.
+    fn memory_limits(&self) -> MemoryLimits {
+        let limits = &self.ctx.limits;
+        MemoryLimits {
+            max_buffer_bytes: Some(limits.max_buffer_size),
+            max_binding_bytes: Some(limits.max_storage_buffer_binding_size),
+            device_bytes: None,
+        }
     }
 
     fn matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, m: usize, n: usize, rows: usize, y: &mut GpuBuffer) -> Result<()> {

@@ -139,7 +139,7 @@ impl GemmConfig {
 /// as it is handed to the device (for offline validation with naga): one GEMM module per
 /// candidate of [`GemmConfig::CANDIDATES`] (named like [`GemmConfig::name`]) and storage type
 /// (f16 ones named with `-f16`), then the others, with the f16 variants of those that read f16,
-/// then the integer modules on each [`IntDot`] path (the fallback ones named with `-fallback`).
+/// then the integer modules with `dot4I8Packed` and with its core-WGSL fallback (the fallback ones named with `-fallback`).
 pub fn shader_sources() -> Vec<(String, String)> {
     let mut sources = Vec::new();
     for dtype in DType::ALL {

@@ -1,8 +1,9 @@
 //! Integer models: the [`IntModel`] interface and the paper's integer language model
 //! [`EggModel`].
 
-use super::forward::{IntAct, IntForward};
 use crate::error::{EggrollError, Result};
+use crate::format::Int8;
+use crate::forward::{Act, Forward};
 use crate::model::{standard_normal, BYTE_VOCAB as VOCAB};
 use crate::params::{ParamKind, ParamRegistry, ParamSpec};
 use eggroll_backend::int8::{sat8, IntBackend};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const INIT_STD: f64 = 16.0;
 
 /// An integer model: int8 matrices only (each with integer low-rank noise), a forward from token
-/// ids through [`IntForward`]'s layers to int8 logits.
+/// ids through the integer layers of [`Forward`] to int8 logits.
 pub trait IntModel {
     /// The matrices (names, shapes; noise ids in registration order). Vectors are refused by
     /// the trainer.
@@ -24,9 +25,10 @@ pub trait IntModel {
     /// Classes of the logits the forward returns.
     fn classes(&self) -> usize;
 
-    /// Runs the layers for every member at once from the token ids of [`IntForward`] and returns
-    /// the logits (`classes()` wide, 4 fractional bits of bits).
-    fn forward<B: IntBackend>(&self, f: &mut IntForward<'_, B>) -> Result<IntAct>;
+    /// Runs the layers for every member at once from the model input `x` (its token ids, which
+    /// [`Forward::embedding`] looks up) and returns the logits (`classes()` wide, 4 fractional
+    /// bits of bits).
+    fn forward<B: IntBackend>(&self, f: &mut Forward<'_, B, Int8>, x: Act) -> Result<Act>;
 
     /// Initial int8 values: `sat8(round(16 z))` with `z` standard normal, drawn in id order from
     /// PCG64 seeded with `seed`.
@@ -105,8 +107,8 @@ impl IntModel for EggModel {
         VOCAB
     }
 
-    fn forward<B: IntBackend>(&self, f: &mut IntForward<'_, B>) -> Result<IntAct> {
-        let h = f.embedding("embed")?;
+    fn forward<B: IntBackend>(&self, f: &mut Forward<'_, B, Int8>, x: Act) -> Result<Act> {
+        let h = f.embedding(x, "embed")?;
         for b in 0..self.depth {
             let u = f.copy(h)?;
             f.layer_norm(u)?;

@@ -26,6 +26,7 @@ use super::{rng_for, Evaluation, Task, TaskKind};
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
+use crate::format::F32;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
 use rand_pcg::Pcg64;
@@ -256,6 +257,7 @@ impl<E: Env> Control<E> {
 
 impl<E: Env> Task for Control<E> {
     type Model = Mlp;
+    type Format = F32;
 
     fn name(&self) -> &'static str {
         E::KIND.name()

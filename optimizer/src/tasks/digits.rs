@@ -8,6 +8,7 @@ use super::{rng_for, Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule};
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
+use crate::format::F32;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
 use flate2::read::GzDecoder;
@@ -254,6 +255,7 @@ impl Digits {
 
 impl Task for Digits {
     type Model = Mlp;
+    type Format = F32;
 
     fn name(&self) -> &'static str {
         "digits"

@@ -6,14 +6,16 @@
 //! window; the held-out metric is the mean model's bits per byte on the fixed test windows.
 
 use super::charlm::{CharLmOptions, Corpus, LmData};
-use super::{Evaluation, TaskKind};
+use super::{Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::es::StepStats;
+use crate::format::Int8;
 use crate::int8::{EggModel, IntEggroll};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::InputLayout;
 use serde_json::json;
+use std::ops::Range;
 
 /// Units of the integer log-likelihood per bit.
 const LL_PER_BIT: f64 = 65536.0;
@@ -66,25 +68,34 @@ impl Egg {
         })
     }
 
-    /// `"egg"`.
-    pub fn name(&self) -> &'static str {
-        "egg"
-    }
-
-    /// The model.
-    pub fn model(&self) -> EggModel {
-        self.model
-    }
-
     /// The corpus, windows and baselines.
     pub fn data(&self) -> &LmData {
         &self.data
     }
 
+    fn train_windows(&self, config: &EsConfig, epoch: u32) -> (Vec<u32>, Vec<u32>) {
+        let (x, y) = self.data.train_windows(config, epoch);
+        (x.iter().map(|&b| u32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
+    }
+}
+
+impl Task for Egg {
+    type Model = EggModel;
+    type Format = Int8;
+
+    /// `"egg"`.
+    fn name(&self) -> &'static str {
+        "egg"
+    }
+
+    fn model(&self) -> EggModel {
+        self.model
+    }
+
     /// Sized for a 2-core CPU: 1000 epochs of a population of 1024 in groups of 32, rank 1, noise
     /// shift 4 (σ = 2^-4), α = 1 decaying linearly to 0 (every weight with any evidence moves at
     /// first, fewer and fewer later); the update is the ±1 step (`sgd`).
-    pub fn default_config(&self) -> EsConfig {
+    fn default_config(&self) -> EsConfig {
         EsConfig {
             population: 1024,
             rank: 1,
@@ -98,40 +109,20 @@ impl Egg {
         }
     }
 
-    fn train_windows(&self, config: &EsConfig, epoch: u32) -> (Vec<u32>, Vec<u32>) {
-        let (x, y) = self.data.train_windows(config, epoch);
-        (x.iter().map(|&b| u32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
-    }
-
     /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods, the
     /// read-back awaited.
-    pub async fn population_scores_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
+    async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>, members: Range<usize>) -> Result<Vec<i64>> {
         let t = self.model.window;
         let (x, y) = self.train_windows(es.config(), es.epoch());
-        let population = es.config().population;
-        self.data.member_windows(es.config(), 0..population, (&x, &y), &mut self.tokens, &mut self.targets);
-        let ll = es.population_log_likelihood_async(&self.tokens, InputLayout::PerMember, t, &self.targets).await?;
+        self.data.member_windows(es.config(), members.clone(), (&x, &y), &mut self.tokens, &mut self.targets);
+        let ll = es.population_log_likelihood_members_async(members, &self.tokens, InputLayout::PerMember, t, &self.targets).await?;
         self.seen = Some((x, y));
         Ok(ll.chunks_exact(t).map(|w| w.iter().map(|&v| i64::from(v)).sum()).collect())
     }
 
-    /// One epoch: the scores, then the trainer's step.
-    pub async fn train_epoch_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<StepStats> {
-        let scores = self.population_scores_async(es).await?;
-        let mut stats = es.tell(&scores)?;
-        // Scores are sums over a window in 2^-16 bits: report them as bits per byte (negated
-        // log-likelihood is the loss; the fitness stays "higher is better").
-        let per_byte = |v: f32| (f64::from(v) / LL_PER_BIT / self.model.window as f64) as f32;
-        stats.mean_fitness = per_byte(stats.mean_fitness);
-        stats.max_fitness = per_byte(stats.max_fitness);
-        stats.min_fitness = per_byte(stats.min_fitness);
-        stats.fitness_std = per_byte(stats.fitness_std);
-        Ok(stats)
-    }
-
     /// Bits per byte of the mean model on the windows last seen and on the test windows, the
     /// read-backs awaited.
-    pub async fn evaluate_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
+    async fn evaluate_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
         let (x, y) = match &self.seen {
             Some(seen) => seen.clone(),
             None => self.train_windows(es.config(), es.epoch()),
@@ -144,36 +135,29 @@ impl Egg {
         Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: TaskKind::Egg.metric_name(), metric: bits_per_byte(&test) })
     }
 
-    /// Blocking [`Egg::population_scores_async`] for native callers.
-    #[cfg(feature = "native")]
-    pub fn population_scores<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Vec<i64>> {
-        pollster::block_on(self.population_scores_async(es))
-    }
-
-    /// Blocking [`Egg::train_epoch_async`] for native callers.
-    #[cfg(feature = "native")]
-    pub fn train_epoch<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<StepStats> {
-        pollster::block_on(self.train_epoch_async(es))
-    }
-
-    /// Blocking [`Egg::evaluate_async`] for native callers.
-    #[cfg(feature = "native")]
-    pub fn evaluate<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
-        pollster::block_on(self.evaluate_async(es))
+    /// Scores are sums over a window in 2^-16 bits: reported as bits per byte (negated
+    /// log-likelihood is the loss; the fitness stays "higher is better").
+    fn report_stats(&self, mut stats: StepStats) -> StepStats {
+        let per_byte = |v: f32| (f64::from(v) / LL_PER_BIT / self.model.window as f64) as f32;
+        stats.mean_fitness = per_byte(stats.mean_fitness);
+        stats.max_fitness = per_byte(stats.max_fitness);
+        stats.min_fitness = per_byte(stats.min_fitness);
+        stats.fitness_std = per_byte(stats.fitness_std);
+        stats
     }
 
     /// Bytes the population evaluates per epoch.
-    pub fn tokens_per_epoch(&self, config: &EsConfig) -> usize {
-        config.population * self.model.window
+    fn tokens_per_epoch(&self, config: &EsConfig) -> Option<usize> {
+        Some(config.population * self.model.window)
     }
 
     /// The unigram and bigram baselines.
-    pub fn baselines(&self) -> Vec<(&'static str, f64)> {
+    fn baselines(&self) -> Vec<(&'static str, f64)> {
         self.data.baselines()
     }
 
     /// The model's shape and the data's size and hash, for checkpoints.
-    pub fn settings(&self) -> serde_json::Value {
+    fn settings(&self) -> serde_json::Value {
         self.data.settings(json!(self.model))
     }
 }
@@ -191,7 +175,7 @@ mod tests {
         let mut es = IntEggroll::new(CpuBackend::new(), task.model(), config).unwrap();
         let start = task.evaluate(&mut es).unwrap().metric;
         for _ in 0..300 {
-            task.train_epoch(&mut es).unwrap();
+            crate::tasks::train_epoch(&mut task, &mut es).unwrap();
         }
         let end = task.evaluate(&mut es).unwrap().metric;
         let unigram = task.data().unigram_bits_per_byte() as f32;

@@ -26,10 +26,11 @@ pub use regression::Regression;
 
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
-use crate::es::{Eggroll, StepStats};
-use crate::model::{Mlp, Model};
+use crate::es::{Eggroll, StepStats, Trainer};
+use crate::format::{Format, Trains, F32};
+use crate::model::Mlp;
 use control::Control;
-use eggroll_backend::Backend;
+use eggroll_backend::int8::IntBackend;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use std::fmt;
@@ -48,10 +49,18 @@ pub struct Evaluation {
     pub metric: f32,
 }
 
-/// A problem EGGROLL can train on.
+/// A problem EGGROLL can train on: a model, a default configuration, a fitness for every member
+/// of the population and an evaluation of the mean model, in its number format (`Format`:
+/// [`F32`] for EGGROLL, [`Int8`](crate::format::Int8) for the integer `egg` task). Its trainer
+/// is the [`Trainer`] of that format: [`Eggroll`](crate::Eggroll) for f32 tasks.
+///
+/// The methods that take the trainer are generic over the backend; an implementation may ask
+/// less of it than [`IntBackend`] (f32 tasks ask only [`Backend`](eggroll_backend::Backend)).
 pub trait Task {
     /// The model it trains.
-    type Model: Model;
+    type Model;
+    /// The number format it trains in.
+    type Format;
     /// Short name, as [`TaskKind`] parses it.
     fn name(&self) -> &'static str;
     /// The model to train.
@@ -59,33 +68,27 @@ pub trait Task {
     /// The hyperparameters the task is tuned for.
     fn default_config(&self) -> EsConfig;
     /// Raw fitness (higher is better) of the members `members` (whole antithetic pairs of the
-    /// population, [`Eggroll::population_forward_members_async`]) at the trainer's current epoch,
-    /// the backend's read-backs awaited (a browser cannot block on them). A member's fitness
-    /// depends on the member alone, never on which others are evaluated with it, so that workers
-    /// sharing a population out (several adapters, MPI ranks) give the values one worker would.
-    fn members_fitness_async<B: Backend>(
+    /// population, [`Eggroll::population_forward_members_async`](crate::Eggroll::population_forward_members_async))
+    /// at the trainer's current epoch, the backend's read-backs awaited (a browser cannot block on
+    /// them). A member's fitness depends on the member alone, never on which others are evaluated
+    /// with it, so that workers sharing a population out (several adapters, MPI ranks) give the
+    /// values one worker would.
+    fn members_fitness_async<B: IntBackend>(
         &mut self,
-        es: &mut Eggroll<B, Self::Model>,
+        es: &mut Trainer<B, Self::Model, Self::Format>,
         members: Range<usize>,
-    ) -> impl Future<Output = Result<Vec<f32>>>;
-    /// Raw fitness (len N, higher is better) of every member at the trainer's current epoch:
-    /// [`Task::members_fitness_async`] of `0..N`.
-    fn population_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> impl Future<Output = Result<Vec<f32>>> {
-        let population = es.config().population;
-        self.members_fitness_async(es, 0..population)
-    }
+    ) -> impl Future<Output = Result<Vec<FitnessOf<Self>>>>
+    where
+        Self::Format: Trains<B, Self::Model>;
     /// Train loss of the mean model on the data just seen, and the held-out metric, the read-backs
     /// awaited.
-    fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> impl Future<Output = Result<Evaluation>>;
-    /// Blocking [`Task::population_fitness_async`] for native callers.
-    #[cfg(feature = "native")]
-    fn population_fitness<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Vec<f32>> {
-        pollster::block_on(self.population_fitness_async(es))
-    }
-    /// Blocking [`Task::evaluate_async`] for native callers.
-    #[cfg(feature = "native")]
-    fn evaluate<B: Backend>(&mut self, es: &mut Eggroll<B, Self::Model>) -> Result<Evaluation> {
-        pollster::block_on(self.evaluate_async(es))
+    fn evaluate_async<B: IntBackend>(&mut self, es: &mut Trainer<B, Self::Model, Self::Format>) -> impl Future<Output = Result<Evaluation>>
+    where
+        Self::Format: Trains<B, Self::Model>;
+    /// The statistics of an epoch's raw fitness in the units the task reports them in (the
+    /// language models' bits per byte); as they are by default.
+    fn report_stats(&self, stats: StepStats) -> StepStats {
+        stats
     }
     /// Tokens (bytes) the whole population evaluates in an epoch of `config`, for a sequence
     /// model's tokens-per-second figure; `None` (the default) for other tasks.
@@ -102,24 +105,63 @@ pub trait Task {
     fn settings(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// Raw fitness (len N) of every member at the trainer's current epoch:
+    /// [`Task::members_fitness_async`] of `0..N`.
+    fn population_fitness_async<B: IntBackend>(
+        &mut self,
+        es: &mut Trainer<B, Self::Model, Self::Format>,
+    ) -> impl Future<Output = Result<Vec<FitnessOf<Self>>>>
+    where
+        Self::Format: Trains<B, Self::Model>,
+    {
+        let population = es.config().population;
+        self.members_fitness_async(es, 0..population)
+    }
+    /// Blocking [`Task::population_fitness_async`] for native callers.
+    #[cfg(feature = "native")]
+    fn population_fitness<B: IntBackend>(&mut self, es: &mut Trainer<B, Self::Model, Self::Format>) -> Result<Vec<FitnessOf<Self>>>
+    where
+        Self::Format: Trains<B, Self::Model>,
+    {
+        pollster::block_on(self.population_fitness_async(es))
+    }
+    /// Blocking [`Task::evaluate_async`] for native callers.
+    #[cfg(feature = "native")]
+    fn evaluate<B: IntBackend>(&mut self, es: &mut Trainer<B, Self::Model, Self::Format>) -> Result<Evaluation>
+    where
+        Self::Format: Trains<B, Self::Model>,
+    {
+        pollster::block_on(self.evaluate_async(es))
+    }
 }
 
-/// One epoch: [`Task::population_fitness_async`], then [`Eggroll::tell`].
-pub async fn train_epoch_async<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B, T::Model>) -> Result<StepStats> {
+/// The raw fitness of a member of task `T`: f32, or the integer task's score.
+pub type FitnessOf<T> = <<T as Task>::Format as Format>::Fitness;
+
+/// One epoch: [`Task::population_fitness_async`], then the trainer's update, the statistics in the
+/// task's units ([`Task::report_stats`]).
+pub async fn train_epoch_async<B: IntBackend, T: Task>(task: &mut T, es: &mut Trainer<B, T::Model, T::Format>) -> Result<StepStats>
+where
+    T::Format: Trains<B, T::Model>,
+{
     let fitness = task.population_fitness_async(es).await?;
-    es.tell(&fitness)
+    Ok(task.report_stats(T::Format::tell(es, &fitness)?))
 }
 
 /// Blocking [`train_epoch_async`] for native callers.
 #[cfg(feature = "native")]
-pub fn train_epoch<B: Backend, T: Task>(task: &mut T, es: &mut Eggroll<B, T::Model>) -> Result<StepStats> {
+pub fn train_epoch<B: IntBackend, T: Task>(task: &mut T, es: &mut Trainer<B, T::Model, T::Format>) -> Result<StepStats>
+where
+    T::Format: Trains<B, T::Model>,
+{
     pollster::block_on(train_epoch_async(task, es))
 }
 
 /// The tasks by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TaskKind {
-    /// `y = x² + x + 1`, the authors' worked example ([`Regression`]).
+    /// `y = x² + x + 1`, the authors' worked example ([`Regression`]), the default.
+    #[default]
     Regression,
     /// Output 2 for any input ([`Constant`]).
     Constant,
@@ -285,6 +327,7 @@ macro_rules! dispatch {
 
 impl Task for AnyTask {
     type Model = Mlp;
+    type Format = F32;
     fn name(&self) -> &'static str {
         dispatch!(self, t => t.name())
     }
@@ -294,10 +337,10 @@ impl Task for AnyTask {
     fn default_config(&self) -> EsConfig {
         dispatch!(self, t => t.default_config())
     }
-    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
         dispatch!(self, t => t.members_fitness_async(es, members).await)
     }
-    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: IntBackend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
         dispatch!(self, t => t.evaluate_async(es).await)
     }
     fn settings(&self) -> serde_json::Value {

@@ -4,6 +4,7 @@ use super::{mse, rng_for, Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule, Shaping};
 use crate::error::Result;
 use crate::es::Eggroll;
+use crate::format::F32;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
 use rand::RngExt;
@@ -52,6 +53,7 @@ impl Regression {
 
 impl Task for Regression {
     type Model = Mlp;
+    type Format = F32;
 
     fn name(&self) -> &'static str {
         "regression"

@@ -24,6 +24,7 @@ use super::{Evaluation, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
+use crate::format::F32;
 use eggroll_backend::{Backend, InputLayout};
 use serde_json::json;
 use std::f64::consts::LN_2;
@@ -123,6 +124,7 @@ impl CharLm {
 
 impl Task for CharLm {
     type Model = CharLmModel;
+    type Format = F32;
 
     fn name(&self) -> &'static str {
         "charlm"
