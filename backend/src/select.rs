@@ -107,20 +107,3 @@ pub fn select_backend(choice: BackendChoice, opts: &WgpuOptions) -> Result<Selec
         },
     }
 }
-
-/// Runs `$body` with `$b` bound to the concrete backend inside a [`SelectedBackend`], so that
-/// generic code (`fn run<B: Backend>(b: B)`) is instantiated for both kinds:
-/// `with_backend!(selected, b => run(b))`. Kept for the callers not yet moved: a
-/// [`SelectedBackend`] is a backend itself, so `run(selected)` needs no macro.
-#[macro_export]
-macro_rules! with_backend {
-    ($selected:expr, $b:ident => $body:expr) => {
-        match $selected {
-            $crate::select::SelectedBackend::Cpu($b) => $body,
-            $crate::select::SelectedBackend::Wgpu($b) => {
-                let $b = *$b;
-                $body
-            }
-        }
-    };
-}

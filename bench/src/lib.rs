@@ -97,7 +97,7 @@ pub use report::{markdown_table, AdapterInfo, PointResult};
 pub use sweep::{PointSpec, Preset};
 
 use eggroll_backend::gpu::WgpuOptions;
-use eggroll_backend::select::{select_backend, BackendChoice};
+use eggroll_backend::select::{select_backend, BackendChoice, SelectedBackend};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -281,7 +281,12 @@ pub fn run(args: &BenchOptions) -> Result<(), BenchError> {
     }
     // The JSON and the table are rewritten after every point, so that a sweep cut short keeps what
     // it measured.
-    let results = eggroll_backend::with_backend!(selected, b => sweep(&b, &points, &opts, time_limit, |r| write_files(args, r)))?;
+    // Each backend's own kernels are timed, not the run-time choice between them.
+    let write = |r: &[PointResult]| write_files(args, r);
+    let results = match selected {
+        SelectedBackend::Cpu(b) => sweep(&b, &points, &opts, time_limit, write),
+        SelectedBackend::Wgpu(b) => sweep(&*b, &points, &opts, time_limit, write),
+    }?;
     finish(args, &results)
 }
 

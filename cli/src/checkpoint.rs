@@ -182,7 +182,6 @@ pub fn load(dir: &Path) -> Result<Loaded> {
 /// Refuses to resume a run of `epochs` epochs from the checkpoint `manifest` (loaded from `dir`)
 /// when the checkpoint's epoch lies beyond them; one exactly at the last epoch is a finished run,
 /// which resuming only reports.
-#[cfg_attr(not(test), expect(dead_code, reason = "train.rs's resume calls it once wired; remove this then"))]
 pub fn check_epoch(manifest: &Manifest, epochs: u32, dir: &Path) -> Result<()> {
     if manifest.epoch <= epochs {
         return Ok(());

@@ -57,6 +57,7 @@ pub(crate) fn resume<S: Training>(driver: &mut Driver<S>, dir: &Path) -> Result<
     if manifest.task != name {
         return Err(refuse(format!("it is a checkpoint of task `{}`, not `{name}`", manifest.task)));
     }
+    checkpoint::check_epoch(manifest, session.config().epochs, dir)?;
     let settings = session.settings();
     if manifest.settings != settings {
         let key = settings.as_object().and_then(|o| o.keys().find(|k| manifest.settings.get(k.as_str()) != o.get(k.as_str())).cloned());

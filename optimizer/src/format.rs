@@ -102,12 +102,23 @@ pub trait Tensors<B: Backend>: Format {
     fn read(backend: &B, tensor: &Self::Tensor) -> impl Future<Output = Result<Vec<Self::Value>>>;
 }
 
+/// What a model's forward starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Rows of this many f32 features (token ids among them, as exact f32 integers).
+    Features(usize),
+    /// One token id per row (an integer model's input).
+    Tokens,
+}
+
 /// How format `Self` trains models of type `M` on backend `B`.
 pub trait Trains<B: Backend, M>: Tensors<B> {
     /// The model's parameters.
     fn registry(model: &M) -> ParamRegistry;
     /// The model's initial values from `seed`, refusing parameters the format cannot hold.
     fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<Self::Value>)>>;
+    /// The model's input.
+    fn input(model: &M) -> Input;
     /// Runs the model's layers on its input `x`.
     fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act>;
     /// The trainer's update from every member's raw fitness ([`Trainer::tell`]).
@@ -163,6 +174,9 @@ impl<B: Backend, M: Model> Trains<B, M> for F32 {
     }
     fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<f32>)>> {
         Ok(model.init_params(seed))
+    }
+    fn input(model: &M) -> Input {
+        Input::Features(model.inputs())
     }
     fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act> {
         model.forward(f, x)
@@ -282,6 +296,9 @@ impl<B: IntBackend, M: IntModel> Trains<B, M> for Int8 {
             return Err(EggrollError::Config(format!("integer models hold matrices only; `{}` is a vector", spec.name)));
         }
         Ok(params)
+    }
+    fn input(_model: &M) -> Input {
+        Input::Tokens
     }
     fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act> {
         model.forward(f, x)

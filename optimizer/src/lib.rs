@@ -43,6 +43,7 @@ pub mod int8;
 pub mod limits;
 pub mod model;
 pub mod params;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod session;
@@ -67,4 +68,4 @@ pub use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
 #[cfg(feature = "native")]
 pub use eggroll_backend::select::select_backend;
 pub use eggroll_backend::select::{BackendChoice, SelectedBackend};
-pub use eggroll_backend::{with_backend, Activation, AdapterDescription, Backend, Batch, DType, Error as BackendError, InputLayout};
+pub use eggroll_backend::{Activation, AdapterDescription, Backend, Batch, DType, Error as BackendError, InputLayout};

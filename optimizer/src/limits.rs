@@ -1,19 +1,9 @@
 //! The host memory this process may still take and the memory it holds, read from Linux's
 //! `/proc` and cgroup files (no libc). Where those files are missing, every figure is `None`.
 
+pub use crate::plan::HostLimit;
 use std::fs;
 use std::path::{Component, Path};
-
-/// A bound on the host memory this process may still allocate, and what sets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HostLimit {
-    /// Bytes this process may still allocate.
-    pub bytes: u64,
-    /// What sets the bound: `"available memory"` (`MemAvailable` of `/proc/meminfo`), `"cgroup
-    /// memory.max"` (the cgroup's limit less its usage) or `"RLIMIT_AS"` (the address-space limit
-    /// less the process's address space).
-    pub source: &'static str,
-}
 
 /// The tightest of the bounds on the host memory this process may still allocate: the memory
 /// available on the host, the headroom of its memory cgroup and of every cgroup above it (v2

@@ -25,8 +25,10 @@ pub struct Summary {
     pub baselines: Vec<(&'static str, f64)>,
     /// Tokens the population evaluated per second of training, for sequence tasks.
     pub tokens_per_second: Option<f64>,
-    /// Where the time went beyond `ms_per_epoch`, by name ([`crate::session::Session::timings`]).
+    /// Where the time went beyond `ms_per_epoch`, by name ([`crate::session::Training::timings`]).
     pub timings: Vec<(&'static str, f64)>,
+    /// The host memory the run planned to use ([`crate::plan::MemoryPlan::host_bytes`]).
+    pub memory_plan_bytes: Option<u64>,
 }
 
 impl Summary {
@@ -59,6 +61,9 @@ impl Summary {
         }
         for &(key, ms) in &self.timings {
             out[key] = json!(ms);
+        }
+        if let Some(bytes) = self.memory_plan_bytes {
+            out["memory_plan_bytes"] = json!(bytes);
         }
         out
     }

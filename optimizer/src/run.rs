@@ -10,7 +10,9 @@
 //! run's [`Summary`].
 
 use crate::config::EsConfig;
-use crate::error::Result;
+use crate::error::{EggrollError, Result};
+use crate::format::{Int8, F32};
+use crate::plan::MemoryPlan;
 use crate::es::StepStats;
 use crate::report::Summary;
 use crate::session::{Exchange, Local, Sendable, Session, Training};
@@ -104,7 +106,8 @@ impl RunSpec {
         Ok(config)
     }
 
-    /// The task built with `config`'s seed and its session on `workers`.
+    /// The task built with `config`'s seed and its session on `workers`, once its memory plan
+    /// ([`MemoryPlan`]) is found to fit the host's free memory and the first backend's limits.
     pub fn build<B, X>(&self, config: EsConfig, workers: Workers<B, X>) -> Result<AnySession<B, X>>
     where
         B: IntBackend + Sendable,
@@ -113,20 +116,58 @@ impl RunSpec {
         B::I32: Sendable,
         X: Exchange<f32> + Exchange<i64>,
     {
+        let task = self.task(config.seed)?;
+        let (backend, exchange): (&B, &X) = match &workers {
+            Workers::One { backend, exchange } => (backend, exchange),
+            #[cfg(feature = "native")]
+            Workers::Sharded { backends, exchange } => (backends.first().ok_or_else(|| EggrollError::Config("no backend to train on".into()))?, exchange),
+        };
+        let members = <X as Exchange<f32>>::members(exchange, config.population)?.len();
+        let limits = backend.memory_limits();
+        let device = limits.max_buffer_bytes.is_some();
+        let resident = host::resident();
+        let plan = match &task {
+            AnyRunTask::Mlp(t) => MemoryPlan::of::<_, F32>(t.model(), &config, members, t.footprint(&config), resident, device),
+            AnyRunTask::CharLm(t) => MemoryPlan::of::<_, F32>(t.model(), &config, members, t.footprint(&config), resident, device),
+            AnyRunTask::Egg(t) => MemoryPlan::of::<_, Int8>(t.model(), &config, members, t.footprint(&config), resident, device),
+        }?;
+        plan.check(host::limit(), &limits)?;
         macro_rules! session {
             ($task:expr, $variant:ident) => {
-                match workers {
-                    Workers::One { backend, exchange } => AnySession::$variant(Session::with_exchange(backend, $task, config, exchange)?),
+                AnySession::$variant(match workers {
+                    Workers::One { backend, exchange } => Session::with_exchange(backend, $task, config, exchange)?,
                     #[cfg(feature = "native")]
-                    Workers::Sharded { backends, exchange } => AnySession::$variant(Session::sharded(backends, $task, config, exchange)?),
-                }
+                    Workers::Sharded { backends, exchange } => Session::sharded(backends, $task, config, exchange)?,
+                }.with_plan(plan))
             };
         }
-        Ok(match self.task(config.seed)? {
+        Ok(match task {
             AnyRunTask::Mlp(task) => session!(task, Mlp),
             AnyRunTask::CharLm(task) => session!(task, CharLm),
             AnyRunTask::Egg(task) => session!(task, Egg),
         })
+    }
+}
+
+/// The host's side of a memory plan: what the process holds and may still take (none in a
+/// browser, which does not say).
+mod host {
+    use crate::plan::HostLimit;
+
+    /// Bytes the process holds now.
+    pub fn resident() -> u64 {
+        #[cfg(feature = "native")]
+        return crate::limits::resident_bytes().unwrap_or(0);
+        #[cfg(not(feature = "native"))]
+        0
+    }
+
+    /// The free host memory the process may still take.
+    pub fn limit() -> Option<HostLimit> {
+        #[cfg(feature = "native")]
+        return crate::limits::host_memory_limit();
+        #[cfg(not(feature = "native"))]
+        None
     }
 }
 
@@ -208,6 +249,9 @@ impl<B: IntBackend, X: Exchange<f32> + Exchange<i64>> Training for AnySession<B,
     }
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
         each!(self, s => s.restore(bytes, epoch))
+    }
+    fn memory_plan(&self) -> Option<&MemoryPlan> {
+        each!(self, s => s.memory_plan())
     }
 }
 
@@ -355,6 +399,7 @@ impl<S: Training> Driver<S> {
             baselines: self.session.baselines(),
             tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
             timings: self.session.timings(),
+            memory_plan_bytes: self.session.memory_plan().map(MemoryPlan::host_bytes),
         })
     }
 

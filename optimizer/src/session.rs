@@ -9,6 +9,7 @@ use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::{StepStats, Trainer, TrainerState};
 use crate::format::{Tensors, Trains};
+use crate::plan::MemoryPlan;
 use crate::shards::share_pairs;
 use crate::tasks::{Evaluation, FitnessOf, Task};
 use eggroll_backend::int8::IntBackend;
@@ -48,6 +49,8 @@ pub trait Training {
     fn save_async(&self) -> impl Future<Output = Result<Vec<u8>>>;
     /// Restores a state of [`Training::save_async`] as the state after `epoch` epochs.
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()>;
+    /// The memory plan the run was checked against before it started, when it was.
+    fn memory_plan(&self) -> Option<&MemoryPlan>;
 
     /// Blocking [`Training::train_epoch_async`] for native callers.
     #[cfg(feature = "native")]
@@ -140,6 +143,8 @@ where
     copy_state: bool,
     /// How several workers evaluate their shares (native builds only).
     shares: Option<Shares<B, T>>,
+    /// The memory plan the run was checked against.
+    plan: Option<MemoryPlan>,
 }
 
 impl<B: IntBackend, T: Task> Session<B, T, Local>
@@ -162,7 +167,12 @@ where
     pub fn with_exchange(backend: B, task: T, config: EsConfig, exchange: X) -> Result<Self> {
         let members = exchange.members(config.population)?;
         let es = Trainer::new(backend, task.model(), config)?;
-        Ok(Self { workers: vec![Worker { task, es, members }], exchange, copy_state: false, shares: None })
+        Ok(Self { workers: vec![Worker { task, es, members }], exchange, copy_state: false, shares: None, plan: None })
+    }
+
+    /// The session with the memory plan it was checked against.
+    pub fn with_plan(self, plan: MemoryPlan) -> Self {
+        Self { plan: Some(plan), ..self }
     }
 
     /// The members each backend evaluates, in backend order.
@@ -216,7 +226,7 @@ where
                 Ok(Worker { task: task.clone(), es, members })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { workers, exchange, copy_state, shares: Some(threaded::<B, T>) })
+        Ok(Self { workers, exchange, copy_state, shares: Some(threaded::<B, T>), plan: None })
     }
 }
 
@@ -318,5 +328,8 @@ where
     fn restore(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
         let state = TrainerState::from_safetensors(bytes, epoch, &self.workers[0].es.specs())?;
         self.workers.iter_mut().try_for_each(|w| w.es.restore(&state))
+    }
+    fn memory_plan(&self) -> Option<&MemoryPlan> {
+        self.plan.as_ref()
     }
 }

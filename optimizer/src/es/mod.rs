@@ -24,7 +24,7 @@ pub use state::TrainerState;
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::format::{Int8, Tensors, Trains, F32};
-use crate::forward::{Arena, Mode};
+use crate::forward::{Arena, Forward, Mode};
 use crate::model::Mlp;
 use crate::params::ParamSpec;
 use eggroll_backend::rng::noise_epoch;
@@ -96,6 +96,35 @@ impl<B: Backend, M, F: Trains<B, M>> Trainer<B, M, F> {
             params.push(Param { spec, value, grad, moments });
         }
         Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new() })
+    }
+
+    /// The trainer of `model` with every parameter and optimiser tensor zeroed, its initial values
+    /// not drawn: for a memory plan on a metering backend.
+    pub(crate) fn zeroed(backend: B, model: M, config: EsConfig) -> Result<Self> {
+        let settings = F::settings(&config)?;
+        let moments = F::has_moments(&config);
+        let mut params = Vec::new();
+        for spec in F::registry(&model).specs() {
+            let len = spec.kind.len();
+            let moments = if moments { Some((F::zeros(&backend, len)?, F::zeros(&backend, len)?)) } else { None };
+            let grad = if F::GRADIENT { Some(F::zeros(&backend, len)?) } else { None };
+            params.push(Param { spec: spec.clone(), value: F::zeros(&backend, len)?, grad, moments });
+        }
+        Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new() })
+    }
+
+    /// Runs the forward of `members` of the population (`None`: the mean model) on `rows` rows of
+    /// zeros in the shared layout, keeping its arena: what a memory plan measures on a metering
+    /// backend.
+    pub(crate) fn forward_zeros(&mut self, members: Option<usize>, rows: usize) -> Result<()> {
+        let mode = match members {
+            Some(members) => self.population_mode(0..members, InputLayout::Shared, rows)?,
+            None => Mode::mean(rows)?,
+        };
+        let params = self.params.iter().map(|p| (&p.spec, &p.value)).collect();
+        let (mut f, x) = Forward::start_zeros(&self.backend, params, &mut self.arenas, mode, F::input(&self.model))?;
+        F::forward(&self.model, &mut f, x)?;
+        Ok(())
     }
 
     /// Replaces the model by `model`, which must declare the same parameters (names, ids and

@@ -11,7 +11,7 @@ pub use float::LAYER_NORM_EPS;
 
 use crate::config::Method;
 use crate::error::{EggrollError, Result};
-use crate::format::{Tensors, F32};
+use crate::format::{Input, Tensors, F32};
 use crate::params::{ParamKind, ParamSpec};
 use eggroll_backend::{Backend, Batch, InputLayout, NoiseStream};
 
@@ -129,6 +129,32 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
             }
         };
         Forward { backend, params, mode, arena: &mut cache[index], next: 0, input: TOKENS }
+    }
+
+    /// A forward of `mode` whose input is zeros of the shape `input`: what a memory plan runs on a
+    /// metering backend to learn which tensors a forward of that shape allocates.
+    pub(crate) fn start_zeros(
+        backend: &'a B,
+        params: Vec<(&'a ParamSpec, &'a F::Tensor)>,
+        cache: &'a mut Vec<Arena<B, F>>,
+        mode: Mode<F::Scale>,
+        input: Input,
+    ) -> Result<(Self, Act)> {
+        let shared = mode.key().2 == InputLayout::Shared;
+        let mut f = Self::open(backend, params, cache, mode);
+        let rows = f.input_rows();
+        match input {
+            Input::Features(width) => {
+                f.arena.input = vec![0.0; rows * width];
+                f.input = f.alloc(rows * width)?;
+                Ok(Act { slot: f.input, width, shared })
+            }
+            Input::Tokens => {
+                f.arena.tokens = vec![0; rows];
+                Ok(Act { slot: TOKENS, width: 1, shared })
+            }
+        }
+        .map(|x| (f, x))
     }
 
     /// Members (1 for the mean model) and rows per member.

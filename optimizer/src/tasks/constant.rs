@@ -1,6 +1,6 @@
 //! A smoke-test task: output 2 whatever the input.
 
-use super::{mse, rng_for, Evaluation, Task, TaskKind};
+use super::{mse, rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::Result;
 use crate::es::Eggroll;
@@ -64,6 +64,11 @@ impl Task for Constant {
             epochs: 200,
             ..EsConfig::default()
         }
+    }
+
+    /// The shared rows, every member's outputs read back; the mean model on the test rows.
+    fn footprint(&self, config: &EsConfig) -> Footprint {
+        Footprint::new(config, ROWS_PER_EPOCH, InputLayout::Shared, ROWS_PER_EPOCH.max(TEST_ROWS), (ROWS_PER_EPOCH + 1) * 4)
     }
 
     async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {

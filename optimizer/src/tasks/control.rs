@@ -22,7 +22,7 @@
 //!   [`Env::HIDDEN`] wide by default or as [`Control::with_hidden`] (the CLI's `--hidden`) asks;
 //!   [`Task::settings`] records the hidden sizes, so a checkpoint resumes only with the same shape.
 
-use super::{rng_for, Evaluation, Task, TaskKind};
+use super::{rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
@@ -271,6 +271,13 @@ impl<E: Env> Task for Control<E> {
 
     fn default_config(&self) -> EsConfig {
         self.env.default_config()
+    }
+
+    /// One row per member and step (its observation, its actions read back, its environment's
+    /// state and return); the mean model on one start state per pair.
+    fn footprint(&self, config: &EsConfig) -> Footprint {
+        let per_member = 2 * (E::OBS + E::OUTPUTS) * 4 + 16 * 8;
+        Footprint::new(config, 1, InputLayout::PerMember, (config.population / 2).max(EVAL_EPISODES), per_member)
     }
 
     /// Episode return of every member, pairs sharing their start state; one population forward

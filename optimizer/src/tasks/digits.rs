@@ -4,7 +4,7 @@
 //! `optimizer/data/LICENSE-digits.md`) is embedded in the binary and decompressed when the task is
 //! built, so the task needs no file at run time.
 
-use super::{rng_for, Evaluation, Task, TaskKind};
+use super::{rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule};
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
@@ -281,6 +281,12 @@ impl Task for Digits {
             group_size: 0,
             ..EsConfig::default()
         }
+    }
+
+    /// The shared minibatch, every member's logits read back; the mean model on the training
+    /// images.
+    fn footprint(&self, config: &EsConfig) -> Footprint {
+        Footprint::new(config, BATCH, InputLayout::Shared, TRAIN_IMAGES.max(TEST_IMAGES), (BATCH * CLASSES + 1) * 4)
     }
 
     async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {

@@ -6,7 +6,7 @@
 //! window; the held-out metric is the mean model's bits per byte on the fixed test windows.
 
 use super::charlm::{CharLmOptions, Corpus, LmData};
-use super::{Evaluation, Task, TaskKind};
+use super::{Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::es::StepStats;
@@ -107,6 +107,13 @@ impl Task for Egg {
             group_size: 32,
             ..EsConfig::default()
         }
+    }
+
+    /// Each member's window (its tokens, targets and log-likelihoods); the mean model on the test
+    /// windows.
+    fn footprint(&self, config: &EsConfig) -> Footprint {
+        let t = self.model.window;
+        Footprint::new(config, t, InputLayout::PerMember, self.test_targets.len().max(t), 3 * t * 4)
     }
 
     /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods, the

@@ -31,6 +31,7 @@ use crate::format::{Format, Trains, F32};
 use crate::model::Mlp;
 use control::Control;
 use eggroll_backend::int8::IntBackend;
+use eggroll_backend::InputLayout;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use std::fmt;
@@ -85,6 +86,9 @@ pub trait Task {
     fn evaluate_async<B: IntBackend>(&mut self, es: &mut Trainer<B, Self::Model, Self::Format>) -> impl Future<Output = Result<Evaluation>>
     where
         Self::Format: Trains<B, Self::Model>;
+    /// The forwards of an epoch and of an evaluation under `config`, and the host memory the task
+    /// itself holds for an epoch, for the run's memory plan ([`crate::plan::MemoryPlan`]).
+    fn footprint(&self, config: &EsConfig) -> Footprint;
     /// The statistics of an epoch's raw fitness in the units the task reports them in (the
     /// language models' bits per byte); as they are by default.
     fn report_stats(&self, stats: StepStats) -> StepStats {
@@ -132,6 +136,29 @@ pub trait Task {
         Self::Format: Trains<B, Self::Model>,
     {
         pollster::block_on(self.evaluate_async(es))
+    }
+}
+
+/// What a task's epoch and evaluation ask of memory: the shape of its population forward, the
+/// rows of its largest mean-model forward, and its own host buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// Rows per member of the population forward.
+    pub rows: usize,
+    /// The layout of the population forward's input.
+    pub layout: InputLayout,
+    /// Rows of the largest mean-model forward of an evaluation.
+    pub eval_rows: usize,
+    /// Bytes the task holds on the host for an epoch (the inputs it builds, what it reads back,
+    /// environment states) beyond the trainer's.
+    pub host_bytes: u64,
+}
+
+impl Footprint {
+    /// The footprint of `rows` rows per member in `layout`, `eval_rows` rows evaluated, and
+    /// `per_member` host bytes for each of the `config`'s members.
+    pub fn new(config: &EsConfig, rows: usize, layout: InputLayout, eval_rows: usize, per_member: usize) -> Self {
+        Self { rows, layout, eval_rows, host_bytes: (config.population as u64).saturating_mul(per_member as u64) }
     }
 }
 
@@ -345,6 +372,9 @@ impl Task for AnyTask {
     }
     fn settings(&self) -> serde_json::Value {
         dispatch!(self, t => t.settings())
+    }
+    fn footprint(&self, config: &EsConfig) -> Footprint {
+        dispatch!(self, t => t.footprint(config))
     }
 }
 

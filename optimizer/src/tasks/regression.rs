@@ -1,6 +1,6 @@
 //! The authors' worked example: fit `y = x² + x + 1` on `x ~ U[-10, 10]`.
 
-use super::{mse, rng_for, Evaluation, Task, TaskKind};
+use super::{mse, rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule, Shaping};
 use crate::error::Result;
 use crate::es::Eggroll;
@@ -89,6 +89,13 @@ impl Task for Regression {
             shaping: Shaping::ZScore,
             ..EsConfig::default()
         }
+    }
+
+    /// One point per member (its x, its prediction and its fitness); the mean model on the
+    /// groups' points and on the test points.
+    fn footprint(&self, config: &EsConfig) -> Footprint {
+        let eval = (config.population / config.group_len()).max(TEST_POINTS);
+        Footprint::new(config, 1, InputLayout::PerMember, eval, 3 * 4)
     }
 
     async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {

@@ -20,7 +20,7 @@ pub use corpus::{Baselines, Corpus, TEST_WINDOWS, VOCAB};
 pub use data::LmData;
 pub use model::{CharLmModel, MLP_RATIO};
 
-use super::{Evaluation, Task, TaskKind};
+use super::{Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
@@ -147,6 +147,13 @@ impl Task for CharLm {
             group_size: 32,
             ..EsConfig::default()
         }
+    }
+
+    /// Each member's window (its bytes, targets and log-likelihoods); the mean model on the test
+    /// windows.
+    fn footprint(&self, config: &EsConfig) -> Footprint {
+        let t = self.model.window;
+        Footprint::new(config, t, InputLayout::PerMember, self.test_targets.len().max(t), 3 * t * 4)
     }
 
     async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>, members: Range<usize>) -> Result<Vec<f32>> {

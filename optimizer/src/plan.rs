@@ -1,0 +1,203 @@
+//! A run's memory plan, made before anything is allocated: what the run will hold (the process as
+//! it stands, the parameters with their optimiser state, the activations of the population
+//! forward and of an evaluation, the task's own buffers) compared with what it may use (the host's
+//! free memory, the device's buffer and binding limits). A run beyond them ends with one error
+//! naming the need and the limit instead of an allocation failure or the kernel's OOM killer.
+//!
+//! The parameters and activations are measured, not estimated: the trainer is built with zeroed
+//! tensors on a [`MeterBackend`], whose buffers hold only their length, and the model's forward
+//! runs there on zeros, allocating the arenas a real forward of those shapes would.
+
+use crate::config::EsConfig;
+use crate::error::{EggrollError, Result};
+use crate::es::Trainer;
+use crate::format::{Input, Trains};
+use crate::tasks::Footprint;
+use eggroll_backend::meter::MeterBackend;
+use eggroll_backend::{InputLayout, MemoryLimits};
+use std::fmt::Write as _;
+
+/// What a run needs, by part, in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Parts held in host memory, by name.
+    pub host: Vec<(&'static str, u64)>,
+    /// Parts held in device memory (none when the backend's memory is the host's), by name.
+    pub device: Vec<(&'static str, u64)>,
+    /// The largest single buffer the device must hold.
+    pub largest_buffer: u64,
+}
+
+/// A bound on the host memory this process may still allocate, and what sets it
+/// (`crate::limits::host_memory_limit` reads it on Linux).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostLimit {
+    /// Bytes this process may still allocate.
+    pub bytes: u64,
+    /// What sets the bound: `"available memory"` (`MemAvailable` of `/proc/meminfo`), `"cgroup
+    /// memory.max"` (the cgroup's limit less its usage) or `"RLIMIT_AS"` (the address-space limit
+    /// less the process's address space).
+    pub source: &'static str,
+}
+
+impl MemoryPlan {
+    /// The plan of training `model` in format `F` with `config`: `members` of the population
+    /// evaluated in this process, the task's `footprint`, `resident` bytes the process holds
+    /// already; `device` when the backend's tensors live in device memory.
+    pub fn of<M, F: Trains<MeterBackend, M>>(
+        model: M,
+        config: &EsConfig,
+        members: usize,
+        footprint: Footprint,
+        resident: u64,
+        device: bool,
+    ) -> Result<Self> {
+        let meter = MeterBackend::new();
+        let mut trainer = Trainer::<MeterBackend, M, F>::zeroed(meter.clone(), model, config.clone())?;
+        let params = meter.allocated_bytes();
+        let largest_param = trainer.specs().iter().map(|s| s.kind.len() as u64).max().unwrap_or(0);
+        let input = F::input(trainer.model());
+        trainer.forward_zeros(Some(members), footprint.rows)?;
+        let population = meter.allocated_bytes() - params;
+        trainer.forward_zeros(None, footprint.eval_rows)?;
+        let evaluation = meter.allocated_bytes() - params - population;
+        // The forward ran on the shared input; a per-member one holds every member's rows.
+        let per_member_input = match (footprint.layout, input) {
+            (InputLayout::PerMember, Input::Features(width)) => (members.saturating_sub(1) * footprint.rows * width * 4) as u64,
+            _ => 0,
+        };
+        let activations = population + per_member_input;
+        let largest = (activations / 2).max(largest_param * std::mem::size_of::<F::Value>() as u64);
+        // The initial values are drawn on the host before they are uploaded.
+        let initial = trainer.specs().iter().map(|s| s.kind.len() as u64).sum::<u64>() * std::mem::size_of::<F::Value>() as u64;
+        let on_device = [("parameters and optimiser state", params), ("population activations", activations), ("evaluation activations", evaluation)];
+        let mut host = vec![("process", resident), ("initial values", initial), ("task buffers", footprint.host_bytes)];
+        let device = if device {
+            on_device.to_vec()
+        } else {
+            host.extend(on_device);
+            Vec::new()
+        };
+        Ok(Self { host, device, largest_buffer: largest })
+    }
+
+    /// Bytes of host memory the run needs.
+    pub fn host_bytes(&self) -> u64 {
+        self.host.iter().map(|(_, b)| b).sum()
+    }
+
+    /// Bytes of device memory the run needs.
+    pub fn device_bytes(&self) -> u64 {
+        self.device.iter().map(|(_, b)| b).sum()
+    }
+
+    /// Refuses a plan beyond `host` (free host memory beyond what the process holds already, its
+    /// `process` part) or the device's `limits`, with one error naming the need and the limit.
+    pub fn check(&self, host: Option<HostLimit>, limits: &MemoryLimits) -> Result<()> {
+        let resident = self.host.iter().find(|(name, _)| *name == "process").map_or(0, |(_, b)| *b);
+        if let Some(limit) = host {
+            let more = self.host_bytes() - resident;
+            if more > limit.bytes {
+                return Err(EggrollError::Config(format!(
+                    "this run needs {} of host memory ({}), {} more than the process holds, but only {} is free ({}): \
+                     lower the population, the model's size or the rows per member",
+                    bytes(self.host_bytes()),
+                    parts(&self.host),
+                    bytes(more),
+                    bytes(limit.bytes),
+                    limit.source
+                )));
+            }
+        }
+        let buffer = [("binding", limits.max_binding_bytes), ("buffer", limits.max_buffer_bytes)];
+        if let Some((what, max)) = buffer.iter().find_map(|&(what, max)| max.filter(|&m| !self.device.is_empty() && self.largest_buffer > m).map(|m| (what, m))) {
+            return Err(EggrollError::Config(format!(
+                "this run needs a device buffer of {}, beyond the adapter's {what} limit of {} (device memory: {})",
+                bytes(self.largest_buffer),
+                bytes(max),
+                parts(&self.device)
+            )));
+        }
+        if let Some(total) = limits.device_bytes.filter(|&t| self.device_bytes() > t) {
+            return Err(EggrollError::Config(format!(
+                "this run needs {} of device memory ({}), beyond the adapter's {}",
+                bytes(self.device_bytes()),
+                parts(&self.device),
+                bytes(total)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `parts` as `name 1.2 MiB, ...`, the largest first.
+fn parts(parts: &[(&'static str, u64)]) -> String {
+    let mut sorted = parts.to_vec();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut out = String::new();
+    for (i, (name, b)) in sorted.iter().enumerate() {
+        let _ = write!(out, "{}{name} {}", if i > 0 { ", " } else { "" }, short(*b));
+    }
+    out
+}
+
+/// `n` bytes in binary units with the exact count: `1.5 GiB (1610612736 bytes)`.
+fn bytes(n: u64) -> String {
+    format!("{} ({n} bytes)", short(n))
+}
+
+/// `n` bytes in binary units.
+fn short(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (n as f64, 0);
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::F32;
+    use crate::model::Mlp;
+
+    fn mlp() -> Mlp {
+        Mlp::builder(4).linear(32).tanh().linear(2).build().unwrap()
+    }
+
+    #[test]
+    fn parameters_and_activations_are_what_the_trainer_allocates() {
+        let config = EsConfig { population: 8, optimizer: crate::OptimizerKind::Adam, ..EsConfig::default() };
+        let footprint = Footprint { rows: 3, layout: InputLayout::Shared, eval_rows: 5, host_bytes: 100 };
+        let plan = MemoryPlan::of::<_, F32>(mlp(), &config, 8, footprint, 1000, false).unwrap();
+        let part = |name: &str| plan.host.iter().find(|(n, _)| *n == name).unwrap().1;
+        // Values, gradients and two moments of 4*32 + 32 + 32*2 + 2 values, in f32.
+        assert_eq!(part("parameters and optimiser state"), 4 * 4 * (4 * 32 + 32 + 32 * 2 + 2));
+        // The input (3 x 4, shared), the hidden layer and the output of every member's 3 rows.
+        assert_eq!(part("population activations"), 4 * (3 * 4 + 8 * 3 * 32 + 8 * 3 * 2));
+        assert_eq!(part("evaluation activations"), 4 * (5 * 4 + 5 * 32 + 5 * 2));
+        assert_eq!((part("process"), part("task buffers")), (1000, 100));
+        assert!(plan.device.is_empty());
+    }
+
+    #[test]
+    fn a_plan_beyond_a_limit_names_the_need_and_the_limit() {
+        let config = EsConfig { population: 8, ..EsConfig::default() };
+        let footprint = Footprint { rows: 3, layout: InputLayout::PerMember, eval_rows: 5, host_bytes: 1 << 40 };
+        let plan = MemoryPlan::of::<_, F32>(mlp(), &config, 8, footprint, 0, false).unwrap();
+        let e = plan.check(Some(HostLimit { bytes: 1 << 30, source: "available memory" }), &MemoryLimits::default()).unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("host memory") && e.contains("1.0 GiB (1073741824 bytes)") && e.contains("available memory"), "{e}");
+        assert!(plan.check(None, &MemoryLimits::default()).is_ok());
+        let on_device = MemoryPlan::of::<_, F32>(mlp(), &config, 8, Footprint { host_bytes: 0, ..footprint }, 0, true).unwrap();
+        let limits = MemoryLimits { max_binding_bytes: Some(16), ..MemoryLimits::default() };
+        let e = on_device.check(None, &limits).unwrap_err().to_string();
+        assert!(e.contains("binding limit of 16 bytes"), "{e}");
+    }
+}
