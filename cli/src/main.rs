@@ -1,13 +1,14 @@
 //! The `eggroll` command: `train`, `info`, `bench`, `sample` and `rl-compare`. Every failure prints
 //! one `error: ...` line on stderr and exits non-zero.
 //!
-//! Modules: argument parsing ([`args`]), the training driver ([`train`]) and its files
-//! ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]), text generation ([`sample`]),
+//! Modules: argument parsing ([`args`]), the training command ([`train`], one MPI rank in `mpi`),
+//! its driver and hooks ([`drive`]) and their files ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]), text generation ([`sample`]),
 //! EGGROLL against OpenES on the control tasks ([`rl_compare`]).
 
 mod args;
 mod checkpoint;
 mod crash;
+mod drive;
 mod error;
 mod info;
 mod metrics;

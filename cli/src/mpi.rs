@@ -3,7 +3,7 @@
 //! population (whole antithetic pairs, [`share_pairs`]), an all-gather ([`RankExchange`]) gives
 //! every rank the fitness of all N members in member order, and every rank applies the same
 //! update: only fitness values travel, and the trajectory does not depend on K (on the CPU backend the parameters are bit-identical
-//! to a run without MPI). Rank 0 drives [`train::run`] (progress bar, metrics, checkpoints, plot,
+//! to a run without MPI). Rank 0 drives [`drive::run`] (progress bar, metrics, checkpoints, plot,
 //! summary); the other ranks only train. A plain launch (no `mpirun`) never initialises MPI.
 //!
 //! Before training every rank sends every other one its status (its configuration and task
@@ -20,7 +20,7 @@
 use crate::args::TrainArgs;
 use crate::crash::crash_point;
 use crate::error::{CliError, Result};
-use crate::train;
+use crate::drive;
 use ::mpi::datatype::PartitionMut;
 use ::mpi::environment::Universe;
 use ::mpi::topology::{Communicator, SimpleCommunicator};
@@ -227,7 +227,7 @@ fn differing_field(a: &Value, b: &Value) -> Option<String> {
     }
 }
 
-/// Builds this rank's session, exchanges statuses, then trains: rank 0 with [`train::run`], the
+/// Builds this rank's session, exchanges statuses, then trains: rank 0 with [`drive::run`], the
 /// others with [`follow`].
 fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
     // Any error before the exchange is this rank's status in it.
@@ -251,7 +251,7 @@ fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
         .map_err(refuse)?;
     ranks.agree(Ok(Status::of(&session, args)))?;
     if ranks.rank == 0 {
-        train::run(session, args)?;
+        drive::run(session, args)?;
     } else {
         follow(session, args)?;
     }
@@ -277,7 +277,7 @@ impl<S> Hooks<S> for Follower {
 fn follow<S: Training>(session: S, args: &TrainArgs) -> Result<()> {
     let mut driver = Driver::new(session, native_clock_ms);
     if let Some(dir) = &args.resume {
-        train::resume(&mut driver, dir)?;
+        drive::resume(&mut driver, dir)?;
     }
     while !driver.finished(&mut Follower) {
         driver.step(&mut Follower)?;

@@ -1,19 +1,15 @@
 //! The number formats the trainer core runs in: [`F32`] (EGGROLL on f32 parameters, any
-//! [`Model`]) and [`Int8`] (integer EGGROLL on int8 matrices, any [`IntModel`], docs/int8.md).
+//! [`crate::Model`]) and [`Int8`] (integer EGGROLL on int8 matrices, any
+//! [`crate::int8::IntModel`], docs/int8.md).
 //!
 //! One trainer ([`crate::es::Trainer`]) and one forward ([`crate::forward::Forward`]) serve both:
 //! what differs between the formats is what a [`Format`] declares (the host values of its
 //! parameters, the noise scale of a forward, a member's raw fitness, the settings it reads from
-//! the [`EsConfig`]), its [`Tensors`] on a backend, and what [`Trains`] does (initial values, the
-//! model's forward, the update).
+//! the [`EsConfig`]), its [`Tensors`] on a backend, and what it does to a model
+//! ([`crate::es::Trains`]: initial values, the model's forward, the update).
 
 use crate::config::{EsConfig, OptimizerKind, Schedule};
 use crate::error::{EggrollError, Result};
-use crate::es::{StepStats, Trainer};
-use crate::forward::{Act, Forward};
-use crate::int8::IntModel;
-use crate::model::Model;
-use crate::params::{ParamKind, ParamRegistry, ParamSpec};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::Backend;
 use safetensors::Dtype;
@@ -111,20 +107,6 @@ pub enum Input {
     Tokens,
 }
 
-/// How format `Self` trains models of type `M` on backend `B`.
-pub trait Trains<B: Backend, M>: Tensors<B> {
-    /// The model's parameters.
-    fn registry(model: &M) -> ParamRegistry;
-    /// The model's initial values from `seed`, refusing parameters the format cannot hold.
-    fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<Self::Value>)>>;
-    /// The model's input.
-    fn input(model: &M) -> Input;
-    /// Runs the model's layers on its input `x`.
-    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act>;
-    /// The trainer's update from every member's raw fitness ([`Trainer::tell`]).
-    fn tell(trainer: &mut Trainer<B, M, Self>, fitness: &[Self::Fitness]) -> Result<StepStats>;
-}
-
 /// f32 parameters and activations: EGGROLL as the paper defines it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct F32;
@@ -165,24 +147,6 @@ impl<B: Backend> Tensors<B> for F32 {
     }
     async fn read(backend: &B, tensor: &B::Buffer) -> Result<Vec<f32>> {
         Ok(backend.read(tensor).await?)
-    }
-}
-
-impl<B: Backend, M: Model> Trains<B, M> for F32 {
-    fn registry(model: &M) -> ParamRegistry {
-        model.registry()
-    }
-    fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<f32>)>> {
-        Ok(model.init_params(seed))
-    }
-    fn input(model: &M) -> Input {
-        Input::Features(model.inputs())
-    }
-    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act> {
-        model.forward(f, x)
-    }
-    fn tell(trainer: &mut Trainer<B, M, Self>, fitness: &[f32]) -> Result<StepStats> {
-        trainer.tell(fitness)
     }
 }
 
@@ -282,28 +246,5 @@ impl<B: IntBackend> Tensors<B> for Int8 {
     }
     async fn read(backend: &B, tensor: &B::I8) -> Result<Vec<i8>> {
         Ok(backend.read_i8(tensor).await?)
-    }
-}
-
-impl<B: IntBackend, M: IntModel> Trains<B, M> for Int8 {
-    fn registry(model: &M) -> ParamRegistry {
-        model.registry()
-    }
-    /// Refuses vectors: integer models hold matrices only.
-    fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<i8>)>> {
-        let params = model.init_params(seed);
-        if let Some((spec, _)) = params.iter().find(|(spec, _)| matches!(spec.kind, ParamKind::Vector { .. })) {
-            return Err(EggrollError::Config(format!("integer models hold matrices only; `{}` is a vector", spec.name)));
-        }
-        Ok(params)
-    }
-    fn input(_model: &M) -> Input {
-        Input::Tokens
-    }
-    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act> {
-        model.forward(f, x)
-    }
-    fn tell(trainer: &mut Trainer<B, M, Self>, scores: &[i64]) -> Result<StepStats> {
-        trainer.tell(scores)
     }
 }

@@ -53,8 +53,8 @@ pub mod tasks;
 
 pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
 pub use error::{EggrollError, Result};
-pub use es::{Eggroll, IntEggroll, Perturbation, StepStats, Trainer, TrainerState};
-pub use format::{Format, Int8, Trains, F32};
+pub use es::{Eggroll, IntEggroll, Perturbation, StepStats, Trainer, TrainerState, Trains};
+pub use format::{Format, Int8, F32};
 pub use forward::{Act, Forward};
 pub use model::{Layer, Mlp, Model};
 pub use params::{ParamKind, ParamRegistry, ParamSpec, ParamValues};

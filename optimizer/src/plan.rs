@@ -11,7 +11,8 @@
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::Trainer;
-use crate::format::{Input, Trains};
+use crate::es::Trains;
+use crate::format::Input;
 use crate::tasks::Footprint;
 use eggroll_backend::meter::MeterBackend;
 use eggroll_backend::{InputLayout, MemoryLimits};

@@ -8,7 +8,8 @@
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::{StepStats, Trainer, TrainerState};
-use crate::format::{Tensors, Trains};
+use crate::es::Trains;
+use crate::format::Tensors;
 use crate::plan::MemoryPlan;
 use crate::shards::share_pairs;
 use crate::tasks::{Evaluation, FitnessOf, Task};

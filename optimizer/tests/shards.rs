@@ -3,7 +3,8 @@
 //! not depend on how the population is shared out), for an MLP task, the language model and the
 //! integer language model.
 
-use eggroll::format::{Tensors, Trains};
+use eggroll::format::Tensors;
+use eggroll::Trains;
 use eggroll::session::{Local, Session, Training};
 use eggroll::tasks::{CharLm, CharLmOptions, Egg, Regression, Task};
 use eggroll::{CpuBackend, EsConfig};

@@ -15,7 +15,7 @@ use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::format::{Alpha, Int8, NoiseShift};
 use crate::forward::{Forward, Mode};
-use crate::int8::IntModel;
+use crate::int8::model::IntModel;
 use crate::params::ParamKind;
 use eggroll_backend::int8::{threshold, IntBackend, IntMatrix, IntNoise};
 use eggroll_backend::{InputLayout, NoiseStream};

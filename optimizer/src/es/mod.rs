@@ -17,13 +17,15 @@ mod float;
 mod int8;
 mod perturbation;
 mod state;
+mod trains;
 
 pub use perturbation::Perturbation;
 pub use state::TrainerState;
+pub use trains::Trains;
 
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
-use crate::format::{Int8, Tensors, Trains, F32};
+use crate::format::{Int8, Tensors, F32};
 use crate::forward::{Arena, Forward, Mode};
 use crate::model::Mlp;
 use crate::params::ParamSpec;

@@ -5,7 +5,7 @@
 //! log-likelihoods, the sign of each pair's score difference as its fitness, and the ±1 update of
 //! the weights whose evidence passes a z-test.
 
-mod model;
+pub(crate) mod model;
 
 pub use crate::es::IntEggroll;
 pub use model::{EggModel, IntModel};
