@@ -19,7 +19,7 @@
 //! # In the browser (wasm32)
 //!
 //! The same macros make `wasm-bindgen-test` tests (scripts/test_browser.sh runs them in headless
-//! Chromium): the wgpu tests run on the browser's WebGPU adapter ([`browser_adapter`]) and fail
+//! Chromium): the wgpu tests run on the browser's WebGPU adapter (`browser_adapter`, wasm32 only) and fail
 //! when it has none. A test file that runs there declares it once, at its top:
 //!
 //! ```no_run
@@ -87,7 +87,7 @@ pub fn assert_close<W: Copy + Into<f64>>(got: &[f32], want: &[W], atol: f64, rto
 /// Natively both are `#[test]`s that block on the body, `name::wgpu` once on each test adapter
 /// in turn ([`for_each_adapter`](crate::testing::for_each_adapter), which names the adapter in
 /// any failure). On wasm32 both are async `wasm-bindgen-test` tests, `name::wgpu` on the
-/// browser's WebGPU adapter ([`browser_adapter`](crate::testing::browser_adapter)).
+/// browser's WebGPU adapter (`browser_adapter`, wasm32 only).
 ///
 /// ```no_run
 /// eggroll_backend::test_device!(zeros_are_zero);
@@ -126,7 +126,7 @@ macro_rules! test_device {
 /// with default options, natively a `#[test]` once on each test adapter in turn
 /// ([`for_each_adapter`](crate::testing::for_each_adapter)), on wasm32 an async
 /// `wasm-bindgen-test` test on the browser's WebGPU adapter
-/// ([`browser_adapter`](crate::testing::browser_adapter)).
+/// (`browser_adapter`, wasm32 only).
 ///
 /// ```no_run
 /// eggroll_backend::test_wgpu!(uploads_read_back);

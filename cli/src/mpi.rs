@@ -19,8 +19,8 @@
 
 use crate::args::TrainArgs;
 use crate::crash::crash_point;
-use crate::error::{CliError, Result};
 use crate::drive;
+use crate::error::{CliError, Result};
 use ::mpi::datatype::PartitionMut;
 use ::mpi::environment::Universe;
 use ::mpi::topology::{Communicator, SimpleCommunicator};

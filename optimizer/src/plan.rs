@@ -71,7 +71,8 @@ impl MemoryPlan {
         let largest = (activations / 2).max(largest_param * std::mem::size_of::<F::Value>() as u64);
         // The initial values are drawn on the host before they are uploaded.
         let initial = trainer.specs().iter().map(|s| s.kind.len() as u64).sum::<u64>() * std::mem::size_of::<F::Value>() as u64;
-        let on_device = [("parameters and optimiser state", params), ("population activations", activations), ("evaluation activations", evaluation)];
+        let on_device =
+            [("parameters and optimiser state", params), ("population activations", activations), ("evaluation activations", evaluation)];
         let mut host = vec![("process", resident), ("initial values", initial), ("task buffers", footprint.host_bytes)];
         let device = if device {
             on_device.to_vec()
@@ -111,7 +112,9 @@ impl MemoryPlan {
             }
         }
         let buffer = [("binding", limits.max_binding_bytes), ("buffer", limits.max_buffer_bytes)];
-        if let Some((what, max)) = buffer.iter().find_map(|&(what, max)| max.filter(|&m| !self.device.is_empty() && self.largest_buffer > m).map(|m| (what, m))) {
+        if let Some((what, max)) =
+            buffer.iter().find_map(|&(what, max)| max.filter(|&m| !self.device.is_empty() && self.largest_buffer > m).map(|m| (what, m)))
+        {
             return Err(EggrollError::Config(format!(
                 "this run needs a device buffer of {}, beyond the adapter's {what} limit of {} (device memory: {})",
                 bytes(self.largest_buffer),
@@ -134,7 +137,7 @@ impl MemoryPlan {
 /// `parts` as `name 1.2 MiB, ...`, the largest first.
 fn parts(parts: &[(&'static str, u64)]) -> String {
     let mut sorted = parts.to_vec();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    sorted.sort_by_key(|&(_, b)| std::cmp::Reverse(b));
     let mut out = String::new();
     for (i, (name, b)) in sorted.iter().enumerate() {
         let _ = write!(out, "{}{name} {}", if i > 0 { ", " } else { "" }, short(*b));

@@ -10,10 +10,10 @@
 //! run's [`Summary`].
 
 use crate::config::EsConfig;
-use crate::error::{EggrollError, Result};
+use crate::error::Result;
+use crate::es::StepStats;
 use crate::format::{Int8, F32};
 use crate::plan::MemoryPlan;
-use crate::es::StepStats;
 use crate::report::Summary;
 use crate::session::{Exchange, Local, Sendable, Session, Training};
 use crate::tasks::{AnyTask, CharLm, CharLmOptions, Egg, Evaluation, Task, TaskKind};
@@ -120,7 +120,9 @@ impl RunSpec {
         let (backend, exchange): (&B, &X) = match &workers {
             Workers::One { backend, exchange } => (backend, exchange),
             #[cfg(feature = "native")]
-            Workers::Sharded { backends, exchange } => (backends.first().ok_or_else(|| EggrollError::Config("no backend to train on".into()))?, exchange),
+            Workers::Sharded { backends, exchange } => {
+                (backends.first().ok_or_else(|| crate::EggrollError::Config("no backend to train on".into()))?, exchange)
+            }
         };
         let members = <X as Exchange<f32>>::members(exchange, config.population)?.len();
         let limits = backend.memory_limits();
@@ -134,11 +136,14 @@ impl RunSpec {
         plan.check(host::limit(), &limits)?;
         macro_rules! session {
             ($task:expr, $variant:ident) => {
-                AnySession::$variant(match workers {
-                    Workers::One { backend, exchange } => Session::with_exchange(backend, $task, config, exchange)?,
-                    #[cfg(feature = "native")]
-                    Workers::Sharded { backends, exchange } => Session::sharded(backends, $task, config, exchange)?,
-                }.with_plan(plan))
+                AnySession::$variant(
+                    match workers {
+                        Workers::One { backend, exchange } => Session::with_exchange(backend, $task, config, exchange)?,
+                        #[cfg(feature = "native")]
+                        Workers::Sharded { backends, exchange } => Session::sharded(backends, $task, config, exchange)?,
+                    }
+                    .with_plan(plan),
+                )
             };
         }
         Ok(match task {

@@ -6,12 +6,11 @@
 //! browser cannot block); native callers have blocking twins.
 
 use crate::config::EsConfig;
-use crate::error::{EggrollError, Result};
-use crate::es::{StepStats, Trainer, TrainerState};
+use crate::error::Result;
 use crate::es::Trains;
+use crate::es::{StepStats, Trainer, TrainerState};
 use crate::format::Tensors;
 use crate::plan::MemoryPlan;
-use crate::shards::share_pairs;
 use crate::tasks::{Evaluation, FitnessOf, Task};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::{AdapterDescription, Backend};
@@ -129,7 +128,7 @@ type Shares<B, T> = fn(&mut [Worker<B, T>]) -> Result<Vec<FitnessOf<T>>>;
 /// exchange `X`.
 ///
 /// With several backends (`eggroll train --devices`), each evaluates its share of whole pairs
-/// ([`share_pairs`]) on its own thread and the fitness of all members is gathered on the host in
+/// ([`share_pairs`](crate::shards::share_pairs)) on its own thread and the fitness of all members is gathered on the host in
 /// member order before the update. On identical adapters every backend applies the update itself
 /// and they agree bit for bit; when the adapters differ, the first one applies it and the others
 /// take its state, so that rounding differences between devices never accumulate. Evaluation,
@@ -216,7 +215,7 @@ where
     /// of `exchange` shared out over them in order.
     pub fn sharded(backends: Vec<B>, task: T, config: EsConfig, exchange: X) -> Result<Self> {
         let mine = exchange.members(config.population)?;
-        let shares = share_pairs(mine.len(), backends.len())?.into_iter().map(|s| s.start + mine.start..s.end + mine.start);
+        let shares = crate::shards::share_pairs(mine.len(), backends.len())?.into_iter().map(|s| s.start + mine.start..s.end + mine.start);
         let adapters: Vec<AdapterDescription> = backends.iter().map(Backend::describe).collect();
         let copy_state = adapters.windows(2).any(|w| w[0] != w[1]);
         let workers = backends
@@ -247,7 +246,10 @@ where
             .iter_mut()
             .map(|w| scope.spawn(move || pollster::block_on(w.task.members_fitness_async(&mut w.es, w.members.clone()))))
             .collect();
-        running.into_iter().map(|r| r.join().unwrap_or_else(|_| Err(EggrollError::Data("a backend's thread panicked".into())))).collect()
+        running
+            .into_iter()
+            .map(|r| r.join().unwrap_or_else(|_| Err(crate::EggrollError::Data("a backend's thread panicked".into()))))
+            .collect()
     });
     let mut fitness = Vec::new();
     for part in parts {

@@ -4,9 +4,9 @@
 //! integer language model.
 
 use eggroll::format::Tensors;
-use eggroll::Trains;
 use eggroll::session::{Local, Session, Training};
 use eggroll::tasks::{CharLm, CharLmOptions, Egg, Regression, Task};
+use eggroll::Trains;
 use eggroll::{CpuBackend, EsConfig};
 
 fn trajectory<S: Training>(mut session: S, epochs: u32) -> (Vec<u32>, Vec<u8>, u32) {

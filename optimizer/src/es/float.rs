@@ -16,26 +16,26 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     /// The whole population's forward on the backend (batched perturbed matmuls, no per-member
     /// host loop) at the current epoch's noise and σ: `x` is rows x inputs
     /// ([`InputLayout::Shared`]) or N x rows x inputs ([`InputLayout::PerMember`]); returns
-    /// N x rows x outputs on the host. Blocking; [`Eggroll::population_forward_async`] awaits the
+    /// N x rows x outputs on the host. Blocking; [`Trainer::population_forward_async`] awaits the
     /// read-back instead (the browser cannot block).
     #[cfg(feature = "native")]
     pub fn population_forward(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
         self.population_forward_members(0..self.config.population, x, layout, rows)
     }
 
-    /// [`Eggroll::population_forward`] with the read-back awaited.
+    /// [`Trainer::population_forward`] with the read-back awaited.
     pub async fn population_forward_async(&mut self, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
         self.population_forward_members_async(0..self.config.population, x, layout, rows).await
     }
 
     /// The forward of members `members` of the population alone, each with the noise and sign it
     /// has in the whole population, so that a worker can evaluate its slice of the population on
-    /// its own device: the rows are those [`Eggroll::population_forward`] gives these members
+    /// its own device: the rows are those [`Trainer::population_forward`] gives these members
     /// (bit for bit on the CPU backend). `members` must be whole pairs (even start and end) within
     /// `0..N`; `x` is rows x inputs ([`InputLayout::Shared`]) or, for
     /// [`InputLayout::PerMember`], these members' rows only (`members.len()` x rows x inputs).
     /// Returns `members.len()` x rows x outputs. Blocking; see
-    /// [`Eggroll::population_forward_members_async`].
+    /// [`Trainer::population_forward_members_async`].
     #[cfg(feature = "native")]
     pub fn population_forward_members(&mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
         let mode = self.population_mode(members, layout, rows)?;
@@ -43,7 +43,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
         Ok(backend.read_blocking(output)?)
     }
 
-    /// [`Eggroll::population_forward_members`] with the read-back awaited.
+    /// [`Trainer::population_forward_members`] with the read-back awaited.
     pub async fn population_forward_members_async(
         &mut self,
         members: Range<usize>,
@@ -57,14 +57,14 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     }
 
     /// The unperturbed (mean) model on `rows` x inputs; returns rows x outputs. Blocking; see
-    /// [`Eggroll::forward_mean_async`].
+    /// [`Trainer::forward_mean_async`].
     #[cfg(feature = "native")]
     pub fn forward_mean(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let (backend, output) = self.enqueue(Mode::mean(rows)?, x, None)?;
         Ok(backend.read_blocking(output)?)
     }
 
-    /// [`Eggroll::forward_mean`] with the read-back awaited.
+    /// [`Trainer::forward_mean`] with the read-back awaited.
     pub async fn forward_mean_async(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let (backend, output) = self.enqueue(Mode::mean(rows)?, x, None)?;
         Ok(backend.read(output).await?)
@@ -74,13 +74,13 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     /// N x rows output rows (member-major), the log-likelihood `log softmax(y_row)[target]` of its
     /// target class in `0..outputs`, so that a classifier or language model's fitness reads back
     /// one value per row instead of its logits. `x` and `layout` as in
-    /// [`Eggroll::population_forward`]. Blocking; see [`Eggroll::population_log_likelihood_async`].
+    /// [`Trainer::population_forward`]. Blocking; see [`Trainer::population_log_likelihood_async`].
     #[cfg(feature = "native")]
     pub fn population_log_likelihood(&mut self, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
         self.population_log_likelihood_members(0..self.config.population, x, layout, rows, targets)
     }
 
-    /// [`Eggroll::population_log_likelihood`] with the read-back awaited.
+    /// [`Trainer::population_log_likelihood`] with the read-back awaited.
     pub async fn population_log_likelihood_async(
         &mut self,
         x: &[f32],
@@ -91,10 +91,10 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
         self.population_log_likelihood_members_async(0..self.config.population, x, layout, rows, targets).await
     }
 
-    /// [`Eggroll::population_log_likelihood`] of members `members` alone, as
-    /// [`Eggroll::population_forward_members`] runs them: `x` as there, `targets` one class per
+    /// [`Trainer::population_log_likelihood`] of members `members` alone, as
+    /// [`Trainer::population_forward_members`] runs them: `x` as there, `targets` one class per
     /// row of these members (`members.len()` x rows, member-major); returns `members.len()` x rows
-    /// log-likelihoods. Blocking; see [`Eggroll::population_log_likelihood_members_async`].
+    /// log-likelihoods. Blocking; see [`Trainer::population_log_likelihood_members_async`].
     #[cfg(feature = "native")]
     pub fn population_log_likelihood_members(
         &mut self,
@@ -109,7 +109,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
         Ok(backend.read_blocking(output)?)
     }
 
-    /// [`Eggroll::population_log_likelihood_members`] with the read-back awaited.
+    /// [`Trainer::population_log_likelihood_members`] with the read-back awaited.
     pub async fn population_log_likelihood_members_async(
         &mut self,
         members: Range<usize>,
@@ -124,15 +124,15 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     }
 
     /// The mean model scored against `targets` (one class per row): the log-likelihood of each
-    /// row's target, as [`Eggroll::population_log_likelihood`]. Blocking; see
-    /// [`Eggroll::mean_log_likelihood_async`].
+    /// row's target, as [`Trainer::population_log_likelihood`]. Blocking; see
+    /// [`Trainer::mean_log_likelihood_async`].
     #[cfg(feature = "native")]
     pub fn mean_log_likelihood(&mut self, x: &[f32], rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
         let (backend, output) = self.enqueue(Mode::mean(rows)?, x, Some(targets))?;
         Ok(backend.read_blocking(output)?)
     }
 
-    /// [`Eggroll::mean_log_likelihood`] with the read-back awaited.
+    /// [`Trainer::mean_log_likelihood`] with the read-back awaited.
     pub async fn mean_log_likelihood_async(&mut self, x: &[f32], rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
         let (backend, output) = self.enqueue(Mode::mean(rows)?, x, Some(targets))?;
         Ok(backend.read(output).await?)

@@ -8,7 +8,7 @@
 //! `σ/√N Σ_i f_i s_i ε_i`) with `f` the shaped fitness; SGD ascends `θ += lr G`, Adam/AdamW
 //! descend on `-G`.
 //!
-//! With [`Method::OpenEs`] (OpenAI-style ES, the baseline EGGROLL is compared against) a matrix
+//! With [`Method::OpenEs`](crate::config::Method::OpenEs) (OpenAI-style ES, the baseline EGGROLL is compared against) a matrix
 //! instead gets the full-rank `s_i σ E_i`, `E_i` (m x n) draws `0 .. m n` of pair `i / 2`'s stream
 //! row-major, and its update is `σ/√N Σ_i f_i s_i E_i`: a vector's, over the matrix's m n draws.
 //! Shaping, optimisers and checkpoints are the same.

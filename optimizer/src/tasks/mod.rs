@@ -26,8 +26,8 @@ pub use regression::Regression;
 
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
-use crate::es::{Eggroll, StepStats, Trainer};
 use crate::es::Trains;
+use crate::es::{Eggroll, StepStats, Trainer};
 use crate::format::{Format, F32};
 use crate::model::Mlp;
 use control::Control;
@@ -54,7 +54,7 @@ pub struct Evaluation {
 /// A problem EGGROLL can train on: a model, a default configuration, a fitness for every member
 /// of the population and an evaluation of the mean model, in its number format (`Format`:
 /// [`F32`] for EGGROLL, [`Int8`](crate::format::Int8) for the integer `egg` task). Its trainer
-/// is the [`Trainer`] of that format: [`Eggroll`](crate::Eggroll) for f32 tasks.
+/// is the [`Trainer`] of that format: [`Eggroll`] for f32 tasks.
 ///
 /// The methods that take the trainer are generic over the backend; an implementation may ask
 /// less of it than [`IntBackend`] (f32 tasks ask only [`Backend`](eggroll_backend::Backend)).

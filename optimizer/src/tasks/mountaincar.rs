@@ -7,7 +7,7 @@
 //! with `max_episode_steps` 200 and 999), after Moore (1990). Position in `[-1.2, 0.6]`, speed
 //! bounded by 0.07, gravity term `-0.0025 cos(3 x)`, the car stopped at the left wall; start
 //! position `U(-0.6, -0.4)` at rest; observation `[x, ẋ]`, which the policy reads rescaled to
-//! `[-1, 1]²` ([`scaled_observation`]).
+//! `[-1, 1]²` (`scaled_observation`).
 //! - **Discrete** (`mountaincar`): push left, none or right (force 0.001); reward −1 per step;
 //!   terminal at `x ≥ 0.5` moving right (`ẋ ≥ 0`).
 //! - **Continuous** (`mountaincar-continuous`): a float32 force in `[-1, 1]` times power 0.0015;
@@ -115,7 +115,7 @@ impl Env for MountainCarEnv {
         start(rng)
     }
 
-    /// [`scaled_observation`].
+    /// `scaled_observation`.
     fn observe(&self, s: &MountainCarState, obs: &mut [f32]) {
         scaled_observation(s, obs);
     }
@@ -133,7 +133,7 @@ impl Env for MountainCarEnv {
     /// N = 256, rank 4, σ = 0.1, Adam with lr 0.05, 100 epochs. Only a policy that rocks the car
     /// by its velocity ever reaches the goal and changes the return (until one member does, every
     /// return is −200 and the update has no signal); with the rescaled observation
-    /// ([`scaled_observation`]) the initial population has such members, and a small σ then
+    /// (`scaled_observation`) the initial population has such members, and a small σ then
     /// refines the swing.
     fn default_config(&self) -> EsConfig {
         EsConfig { population: 256, rank: 4, sigma: 0.1, lr: 0.05, optimizer: OptimizerKind::Adam, epochs: 100, ..EsConfig::default() }
@@ -280,7 +280,7 @@ impl Env for ContinuousEnv {
         start(rng)
     }
 
-    /// [`scaled_observation`].
+    /// `scaled_observation`.
     fn observe(&self, s: &MountainCarState, obs: &mut [f32]) {
         scaled_observation(s, obs);
     }
