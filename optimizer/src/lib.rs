@@ -23,8 +23,15 @@
 //! # Ok::<(), eggroll::EggrollError>(())
 //! ```
 //!
-//! A trainer's state ([`Eggroll::state`], [`Eggroll::restore`]) saves to and loads from
+//! A trainer's state ([`Trainer::state`], [`Trainer::restore`]) saves to and loads from
 //! safetensors bytes ([`checkpoint`]).
+//!
+//! One core serves both number formats and every front end: [`Trainer`] is the trainer of a
+//! [`format`] ([`Eggroll`] in [`F32`], [`IntEggroll`] in [`Int8`]), [`forward::Forward`] the
+//! forward of either; a [`Task`] names its model and format; a [`session::Session`] holds a task
+//! and its trainers and gathers each epoch's fitness through a [`session::Exchange`]; a
+//! [`run::RunSpec`] builds any task's run after checking its [`plan::MemoryPlan`], and a
+//! [`run::Driver`] runs it.
 //!
 //! Features: `native` (default) adds the blocking read-backs ([`Eggroll::population_forward`],
 //! [`Eggroll::forward_mean`], [`Eggroll::state`], [`Task::population_fitness`], [`train_epoch`]).
