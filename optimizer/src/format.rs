@@ -105,7 +105,7 @@ pub trait Tensors<B: Backend>: Format {
 /// How format `Self` trains models of type `M` on backend `B`.
 pub trait Trains<B: Backend, M>: Tensors<B> {
     /// The model's parameters.
-    fn registry(model: &M) -> ParamRegistry;
+    fn registry(model: &M) -> &ParamRegistry;
     /// The model's initial values from `seed`, refusing parameters the format cannot hold.
     fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<Self::Value>)>>;
     /// Runs the model's layers on its input `x`.
@@ -158,7 +158,7 @@ impl<B: Backend> Tensors<B> for F32 {
 }
 
 impl<B: Backend, M: Model> Trains<B, M> for F32 {
-    fn registry(model: &M) -> ParamRegistry {
+    fn registry(model: &M) -> &ParamRegistry {
         model.registry()
     }
     fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<f32>)>> {
@@ -272,7 +272,7 @@ impl<B: IntBackend> Tensors<B> for Int8 {
 }
 
 impl<B: IntBackend, M: IntModel> Trains<B, M> for Int8 {
-    fn registry(model: &M) -> ParamRegistry {
+    fn registry(model: &M) -> &ParamRegistry {
         model.registry()
     }
     /// Refuses vectors: integer models hold matrices only.

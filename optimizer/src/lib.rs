@@ -56,7 +56,7 @@ pub use es::{Eggroll, IntEggroll, Perturbation, StepStats, Trainer, TrainerState
 pub use format::{Format, Int8, Trains, F32};
 pub use forward::{Act, Forward};
 pub use model::{Layer, Mlp, Model};
-pub use params::{ParamKind, ParamRegistry, ParamSpec, ParamValues};
+pub use params::{Linear, Matrix, ParamKind, ParamRegistry, ParamSpec, ParamValues, Vector};
 #[cfg(feature = "native")]
 pub use tasks::train_epoch;
 pub use tasks::{train_epoch_async, AnyTask, Evaluation, Task, TaskKind};
