@@ -8,6 +8,7 @@ use crate::args::SampleArgs;
 use crate::checkpoint;
 use crate::error::{CliError, Result};
 use eggroll::int8::{EggModel, IntEggroll};
+use eggroll::model::LmShape;
 use eggroll::tasks::charlm::VOCAB;
 use eggroll::tasks::CharLmModel;
 use eggroll::{Eggroll, EggrollError, TrainerState};
@@ -35,12 +36,12 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
     let selected = select_backend(args.backend, &WgpuOptions::default())?;
     match manifest.task.as_str() {
         "charlm" => {
-            let m: CharLmModel = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
-            let m = CharLmModel::new(m.width, m.depth, m.window).map_err(|e| loaded.corrupt(e))?;
-            let mut es = Eggroll::new(selected, m, manifest.config.clone())?;
+            let s: LmShape = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
+            let m = CharLmModel::new(s.width, s.depth, s.window).map_err(|e| loaded.corrupt(e))?;
+            let mut es = Eggroll::new(selected, m.clone(), manifest.config.clone())?;
             let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
             es.restore(&state).map_err(|e| loaded.corrupt(e))?;
-            generate(m.window, args, |context| {
+            generate(s.window, args, |context| {
                 es.set_model(m.with_window(context.len())?)?;
                 let x: Vec<f32> = context.iter().map(|&b| f32::from(b)).collect();
                 let logits = es.forward_mean(&x, context.len())?;
@@ -48,12 +49,12 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
             })
         }
         "egg" => {
-            let m: EggModel = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
-            let m = EggModel::new(m.width, m.depth, m.window).map_err(|e| loaded.corrupt(e))?;
-            let mut es = IntEggroll::new(selected, m, manifest.config.clone())?;
+            let s: LmShape = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
+            let m = EggModel::new(s.width, s.depth, s.window).map_err(|e| loaded.corrupt(e))?;
+            let mut es = IntEggroll::new(selected, m.clone(), manifest.config.clone())?;
             let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
             es.restore(&state).map_err(|e| loaded.corrupt(e))?;
-            generate(m.window, args, |context| {
+            generate(s.window, args, |context| {
                 es.set_model(m.with_window(context.len())?)?;
                 let tokens: Vec<u32> = context.iter().map(|&b| u32::from(b)).collect();
                 let logits = es.mean_logits(&tokens, context.len())?;

@@ -1,54 +1,48 @@
 //! An app's own network trained with EGGROLL: a residual MLP that the crate does not ship,
-//! defined here from the crate's layers by implementing [`Model`]. Its population forward runs on
-//! the backend for every member at once, like the built-in [`eggroll::Mlp`]'s.
+//! defined here from the crate's layers by implementing [`Model`]. It registers its parameters
+//! once, keeping the handles the registry returns, and its forward hands those to the layers; the
+//! population forward runs on the backend for every member at once, like the built-in
+//! [`eggroll::Mlp`]'s.
 //!
 //! Run: `cargo run --release -p eggroll --example custom_model`
 
-use eggroll::{
-    Act, Activation, Backend, CpuBackend, Eggroll, EsConfig, Forward, InputLayout, Model, OptimizerKind, ParamKind, ParamRegistry,
-};
+use eggroll::{Act, Backend, CpuBackend, Eggroll, EsConfig, Forward, InputLayout, Linear, Model, ParamRegistry};
 
 /// `x -> tanh(W_in x + b_in) -> blocks of h + tanh(layer_norm(W_k h + b_k)) -> W_out h + b_out`.
 struct ResidualMlp {
-    inputs: usize,
-    width: usize,
-    blocks: usize,
+    registry: ParamRegistry,
+    input: Linear,
+    blocks: Vec<Linear>,
+    output: Linear,
+}
+
+impl ResidualMlp {
+    /// `inputs` features to one output through `blocks` residual blocks of `width` features.
+    fn new(inputs: usize, width: usize, blocks: usize) -> eggroll::Result<Self> {
+        let mut registry = ParamRegistry::new(inputs, 1);
+        let input = registry.linear("in", width, inputs, true)?;
+        let blocks = (0..blocks).map(|k| registry.linear(&format!("block.{k}"), width, width, true)).collect::<eggroll::Result<_>>()?;
+        let output = registry.linear("out", 1, width, true)?;
+        Ok(Self { registry, input, blocks, output })
+    }
 }
 
 impl Model for ResidualMlp {
-    fn registry(&self) -> ParamRegistry {
-        let (w, mut registry) = (self.width, ParamRegistry::new());
-        let mut layer = |name: &str, m: usize, n: usize| {
-            registry.register(format!("{name}.weight"), ParamKind::Matrix { m, n }).expect("unique names");
-            registry.register(format!("{name}.bias"), ParamKind::Vector { len: m }).expect("unique names");
-        };
-        layer("in", w, self.inputs);
-        for k in 0..self.blocks {
-            layer(&format!("block.{k}"), w, w);
-        }
-        layer("out", 1, w);
-        registry
-    }
-
-    fn inputs(&self) -> usize {
-        self.inputs
-    }
-
-    fn outputs(&self) -> usize {
-        1
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> eggroll::Result<Act> {
-        let mut h = f.linear(x, "in.weight", Some("in.bias"))?;
-        f.activation(h, Activation::Tanh)?;
-        for k in 0..self.blocks {
-            let y = f.linear(h, &format!("block.{k}.weight"), Some(&format!("block.{k}.bias")))?;
+        let mut h = f.dense(x, self.input)?;
+        f.tanh(h)?;
+        for &block in &self.blocks {
+            let y = f.dense(h, block)?;
             f.layer_norm(y)?;
-            f.activation(y, Activation::Tanh)?;
+            f.tanh(y)?;
             f.add(y, h)?;
             h = y;
         }
-        f.linear(h, "out.weight", Some("out.bias"))
+        f.dense(h, self.output)
     }
 }
 
@@ -60,10 +54,9 @@ fn main() -> eggroll::Result<()> {
     let y: Vec<f32> = x.chunks_exact(2).map(|p| (2.0 * p[0]).sin() * p[1].cos()).collect();
     let mse = |pred: &[f32]| pred.iter().zip(&y).map(|(p, t)| (p - t).powi(2)).sum::<f32>() / rows as f32;
 
-    let model = ResidualMlp { inputs: 2, width: 16, blocks: 2 };
-    let config =
-        EsConfig { population: 256, rank: 4, sigma: 0.05, lr: 0.01, optimizer: OptimizerKind::Adam, epochs: 300, ..EsConfig::default() };
-    let mut es = Eggroll::new(CpuBackend::new(), model, config)?;
+    // Adam, the default optimiser.
+    let config = EsConfig { population: 256, rank: 4, sigma: 0.05, lr: 0.01, epochs: 300, ..EsConfig::default() };
+    let mut es = Eggroll::new(CpuBackend::new(), ResidualMlp::new(2, 16, 2)?, config)?;
     println!("residual MLP: start MSE {:.4}", mse(&es.forward_mean(&x, rows)?));
     for _ in 0..es.config().epochs {
         let out = es.population_forward(&x, InputLayout::Shared, rows)?; // N x rows x 1

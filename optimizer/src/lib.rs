@@ -27,7 +27,7 @@
 //! safetensors bytes ([`checkpoint`]).
 //!
 //! One core serves both number formats and every front end: [`Trainer`] is the trainer of a
-//! [`format`] ([`Eggroll`] in [`F32`], [`IntEggroll`] in [`Int8`]), [`forward::Forward`] the
+//! [number format](mod@format) ([`Eggroll`] in [`F32`], [`IntEggroll`] in [`Int8`]), [`forward::Forward`] the
 //! forward of either; a [`Task`] names its model and format; a [`session::Session`] holds a task
 //! and its trainers and gathers each epoch's fitness through a [`session::Exchange`]; a
 //! [`run::RunSpec`] builds any task's run after checking its [`plan::MemoryPlan`], and a
@@ -64,7 +64,7 @@ pub use es::{Eggroll, IntEggroll, Perturbation, StepStats, Trainer, TrainerState
 pub use format::{Format, Int8, F32};
 pub use forward::{Act, Forward};
 pub use model::{Layer, Mlp, Model};
-pub use params::{ParamKind, ParamRegistry, ParamSpec, ParamValues};
+pub use params::{Linear, Matrix, ParamKind, ParamRegistry, ParamSpec, ParamValues, Vector};
 #[cfg(feature = "native")]
 pub use tasks::train_epoch;
 pub use tasks::{train_epoch_async, AnyTask, Evaluation, Task, TaskKind};

@@ -4,39 +4,51 @@
 //! In an [`Mlp`], a [`Linear`](Layer::Linear) layer at position i of the layer list owns the parameters
 //! `layers.i.weight` (outputs x inputs, `y = x Wᵀ`) and, with a bias, `layers.i.bias`; ids follow
 //! that order.
+//!
+//! [`LmShape`] is the shape of the byte-level language models (`charlm`'s and `egg`'s), as a
+//! checkpoint records it.
 
 use crate::error::{EggrollError, Result};
 pub use crate::forward::{Act, Forward, LAYER_NORM_EPS};
-use crate::params::{ParamKind, ParamRegistry, ParamSpec};
+use crate::params::{Linear, ParamKind, ParamRegistry, ParamSpec};
 use eggroll_backend::{Activation, Backend};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
+use serde::{Deserialize, Serialize};
 
 /// Vocabulary of a byte-level language model: the 256 byte values.
 pub const BYTE_VOCAB: usize = 256;
 
 /// A model's parameters and forward: what [`crate::Eggroll`] trains. Implement it for an app's own
-/// network built from [`Forward`]'s layers (`optimizer/examples/custom_model.rs` shows one);
-/// [`Mlp`] is one implementation.
+/// network built from [`Forward`]'s layers (`optimizer/examples/custom_model.rs` shows one): the
+/// model registers its parameters once, keeps the registry and the handles it returned, and
+/// gives those handles to the layers; [`Mlp`] is one implementation.
 pub trait Model {
-    /// The parameters (name, shape and kind; noise ids in registration order).
-    fn registry(&self) -> ParamRegistry;
+    /// The parameters (name, shape and kind; noise ids in registration order) and the width of
+    /// the input and output rows.
+    fn registry(&self) -> &ParamRegistry;
 
-    /// Input features of a row.
-    fn inputs(&self) -> usize;
-
-    /// Output features of a row.
-    fn outputs(&self) -> usize;
-
-    /// Runs the layers on `x` (the model input, `inputs()` wide) and returns the output
-    /// (`outputs()` wide), for every member at once.
+    /// Runs the layers on `x` (the model input, [`ParamRegistry::inputs`] wide) and returns the
+    /// output ([`ParamRegistry::outputs`] wide), for every member at once.
     fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<Act>;
 
     /// Initial values: matrices `W ~ N(0, 1/fan_in)` (fan-in the `n` of `m x n`), zero vectors,
     /// a pure function of `seed` (PCG64 and Box-Muller, parameters drawn in id order).
     fn init_params(&self, seed: u64) -> Vec<(ParamSpec, Vec<f32>)> {
-        init_params(&self.registry(), seed)
+        init_params(self.registry(), seed)
     }
+}
+
+/// The shape of a byte-level language model, as a checkpoint's settings record it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmShape {
+    /// Features of the residual stream.
+    pub width: usize,
+    /// Number of blocks.
+    pub depth: usize,
+    /// Bytes per sequence: the recurrence restarts from zero every `window` rows.
+    pub window: usize,
 }
 
 /// One layer of an [`Mlp`].
@@ -59,17 +71,21 @@ pub enum Layer {
     Pqn,
 }
 
-/// A stack of [`Layer`]s; build one with [`Mlp::builder`].
+/// A stack of [`Layer`]s with the parameters of its linear layers; build one with
+/// [`Mlp::builder`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mlp {
-    inputs: usize,
     layers: Vec<Layer>,
+    registry: ParamRegistry,
+    /// The parameters of each linear layer, in order.
+    linears: Vec<Linear>,
 }
 
 /// Builds an [`Mlp`] layer by layer, tracking the width.
 #[derive(Clone, Debug)]
 pub struct MlpBuilder {
-    mlp: Mlp,
+    inputs: usize,
+    layers: Vec<Layer>,
     width: usize,
 }
 
@@ -81,14 +97,14 @@ impl MlpBuilder {
 
     /// Appends a linear layer to `outputs` features, with or without a bias.
     pub fn linear_with(mut self, outputs: usize, bias: bool) -> Self {
-        self.mlp.layers.push(Layer::Linear { inputs: self.width, outputs, bias });
+        self.layers.push(Layer::Linear { inputs: self.width, outputs, bias });
         self.width = outputs;
         self
     }
 
     /// Appends an activation.
     pub fn activation(mut self, act: Activation) -> Self {
-        self.mlp.layers.push(Layer::Activation(act));
+        self.layers.push(Layer::Activation(act));
         self
     }
 
@@ -104,39 +120,48 @@ impl MlpBuilder {
 
     /// Appends an affine-free layer norm.
     pub fn layer_norm(mut self) -> Self {
-        self.mlp.layers.push(Layer::LayerNorm);
+        self.layers.push(Layer::LayerNorm);
         self
     }
 
     /// Appends `relu(layer_norm(x))`.
     pub fn pqn(mut self) -> Self {
-        self.mlp.layers.push(Layer::Pqn);
+        self.layers.push(Layer::Pqn);
         self
     }
 
-    /// The model; refuses (naming the layer) a model without inputs, a linear layer without
-    /// outputs, or one with no linear layer at all.
+    /// The model, its parameters registered (`layers.i.weight` then `layers.i.bias` per linear
+    /// layer i, ids in that order, its outputs those of the last linear layer); refuses (naming
+    /// the layer) a model without inputs, a linear layer without outputs, or one with no linear
+    /// layer at all.
     pub fn build(self) -> Result<Mlp> {
         let invalid = |why: String| Err(EggrollError::Config(format!("model: {why}")));
-        if self.mlp.inputs == 0 {
+        if self.inputs == 0 {
             return invalid("inputs must be > 0".into());
         }
-        for (i, layer) in self.mlp.layers.iter().enumerate() {
+        for (i, layer) in self.layers.iter().enumerate() {
             if let Layer::Linear { outputs: 0, .. } = layer {
                 return invalid(format!("linear layer {i} has no outputs"));
             }
         }
-        if !self.mlp.layers.iter().any(|l| matches!(l, Layer::Linear { .. })) {
+        if !self.layers.iter().any(|l| matches!(l, Layer::Linear { .. })) {
             return invalid("at least one linear layer is needed".into());
         }
-        Ok(self.mlp)
+        let mut registry = ParamRegistry::new(self.inputs, self.width);
+        let mut linears = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Layer::Linear { inputs, outputs, bias } = *layer {
+                linears.push(registry.linear(&format!("layers.{i}"), outputs, inputs, bias)?);
+            }
+        }
+        Ok(Mlp { layers: self.layers, registry, linears })
     }
 }
 
 impl Mlp {
     /// Starts a model taking `inputs` features.
     pub fn builder(inputs: usize) -> MlpBuilder {
-        MlpBuilder { mlp: Mlp { inputs, layers: Vec::new() }, width: inputs }
+        MlpBuilder { inputs, layers: Vec::new(), width: inputs }
     }
 
     /// The layers in order.
@@ -146,47 +171,17 @@ impl Mlp {
 }
 
 impl Model for Mlp {
-    /// The parameters, `layers.i.weight` then `layers.i.bias` per linear layer, ids in that order.
-    fn registry(&self) -> ParamRegistry {
-        let mut registry = ParamRegistry::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            if let Layer::Linear { inputs, outputs, bias } = *layer {
-                let kinds = [
-                    Some(("weight", ParamKind::Matrix { m: outputs, n: inputs })),
-                    bias.then_some(("bias", ParamKind::Vector { len: outputs })),
-                ];
-                for (suffix, kind) in kinds.into_iter().flatten() {
-                    registry.register(format!("layers.{i}.{suffix}"), kind).expect("the builder yields unique, non-empty parameters");
-                }
-            }
-        }
-        registry
-    }
-
-    /// Input features.
-    fn inputs(&self) -> usize {
-        self.inputs
-    }
-
-    /// Output features (those of the last linear layer).
-    fn outputs(&self) -> usize {
-        self.layers
-            .iter()
-            .rev()
-            .find_map(|l| match l {
-                Layer::Linear { outputs, .. } => Some(*outputs),
-                _ => None,
-            })
-            .unwrap_or(self.inputs)
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<Act> {
-        let mut h = x;
-        for (i, layer) in self.layers.iter().enumerate() {
+        let (mut h, mut linears) = (x, self.linears.iter());
+        for layer in &self.layers {
             match *layer {
-                Layer::Linear { bias, .. } => {
-                    let bias_name = format!("layers.{i}.bias");
-                    h = f.linear(h, &format!("layers.{i}.weight"), bias.then_some(bias_name.as_str()))?;
+                Layer::Linear { .. } => {
+                    let linear = linears.next().expect("a linear layer's parameters were registered at build");
+                    h = f.linear(h, linear.weight, linear.bias)?;
                 }
                 Layer::Activation(act) => f.activation(h, act)?,
                 Layer::LayerNorm => f.layer_norm(h)?,

@@ -1,4 +1,10 @@
-//! Named parameters and their stable noise ids.
+//! Named parameters, their stable noise ids and the typed handles a model keeps.
+//!
+//! A model declares its parameters in a [`ParamRegistry`], which hands back a [`Matrix`] or
+//! [`Vector`] handle for each; the model keeps its handles and gives them to the layers of
+//! [`crate::Forward`], not names: a misspelt parameter, or a vector given for a matrix, does not
+//! compile, and a handle of another model is refused. Names stay for what outlives the model:
+//! checkpoints, [`ParamValues`], frozen parameters and error messages.
 //!
 //! Every parameter has a `u32` id, the `param_id` of its [`eggroll_backend::NoiseStream`]:
 //! ids are assigned in registration order (0, 1, 2, ...), so the same model always draws the
@@ -52,21 +58,123 @@ pub struct ParamSpec {
     pub frozen: bool,
 }
 
-/// The parameters of a model in registration order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A registered matrix parameter (m x n, low-rank noise), as [`ParamRegistry::matrix`] returns
+/// it: what [`crate::Forward`]'s layers take for a weight or an embedding table. A layer looks the
+/// handle up by its id and refuses it unless the model registered that parameter with that shape.
+///
+/// A vector's handle is no matrix's:
+///
+/// ```compile_fail
+/// use eggroll::{Act, Backend, Forward, ParamRegistry};
+///
+/// fn layer<B: Backend>(f: &mut Forward<'_, B>, x: Act, registry: &mut ParamRegistry) -> eggroll::Result<Act> {
+///     let bias = registry.vector("bias", 3)?;
+///     f.linear(x, bias, None)
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Matrix {
+    id: u32,
+    m: usize,
+    n: usize,
+}
+
+impl Matrix {
+    /// The noise id, which is its index in the registry.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Rows and columns (outputs, inputs).
+    pub fn shape(&self) -> (usize, usize) {
+        (self.m, self.n)
+    }
+
+    /// Its shape.
+    pub fn kind(&self) -> ParamKind {
+        ParamKind::Matrix { m: self.m, n: self.n }
+    }
+}
+
+/// A registered vector parameter (full-rank noise), as [`ParamRegistry::vector`] returns it: what
+/// [`crate::Forward`]'s layers take for a bias or a gain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vector {
+    id: u32,
+    len: usize,
+}
+
+impl Vector {
+    /// The noise id, which is its index in the registry.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Its shape.
+    pub fn kind(&self) -> ParamKind {
+        ParamKind::Vector { len: self.len }
+    }
+}
+
+/// The parameters of a linear layer `y = x Wᵀ (+ b)`, as [`ParamRegistry::linear`] registers
+/// them: the weight and, when the layer has one, the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Linear {
+    /// The weight (outputs x inputs).
+    pub weight: Matrix,
+    /// The bias (outputs), if any.
+    pub bias: Option<Vector>,
+}
+
+/// The parameters of a model in registration order, with the width of its input and output rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamRegistry {
+    inputs: usize,
+    outputs: usize,
     specs: Vec<ParamSpec>,
 }
 
 impl ParamRegistry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty registry of a model whose forward takes `inputs` features per row (1 for a
+    /// token id) and returns `outputs` (an integer model's classes).
+    pub fn new(inputs: usize, outputs: usize) -> Self {
+        Self { inputs, outputs, specs: Vec::new() }
     }
 
-    /// Registers a trainable parameter and returns its id; names must be unique.
-    pub fn register(&mut self, name: impl Into<String>, kind: ParamKind) -> Result<u32> {
-        let name = name.into();
+    /// Features of a row of the model's input.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Features of a row of the model's output.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Registers the trainable matrix `name` (m x n: outputs x inputs, `y = x Wᵀ`) and returns
+    /// its handle; names must be unique and the matrix non-empty.
+    pub fn matrix(&mut self, name: impl Into<String>, m: usize, n: usize) -> Result<Matrix> {
+        let id = self.register(name.into(), ParamKind::Matrix { m, n })?;
+        Ok(Matrix { id, m, n })
+    }
+
+    /// Registers the trainable vector `name` of `len` values and returns its handle; names must
+    /// be unique and the vector non-empty.
+    pub fn vector(&mut self, name: impl Into<String>, len: usize) -> Result<Vector> {
+        let id = self.register(name.into(), ParamKind::Vector { len })?;
+        Ok(Vector { id, len })
+    }
+
+    /// Registers the linear layer `prefix` from `inputs` to `outputs` features: the matrix
+    /// `{prefix}.weight` and, with `bias`, then the vector `{prefix}.bias`.
+    pub fn linear(&mut self, prefix: &str, outputs: usize, inputs: usize, bias: bool) -> Result<Linear> {
+        let weight = self.matrix(format!("{prefix}.weight"), outputs, inputs)?;
+        let bias = if bias { Some(self.vector(format!("{prefix}.bias"), outputs)?) } else { None };
+        Ok(Linear { weight, bias })
+    }
+
+    /// Appends the parameter `name` of shape `kind` and returns its id.
+    fn register(&mut self, name: String, kind: ParamKind) -> Result<u32> {
         if self.get(&name).is_some() {
             return Err(EggrollError::Config(format!("parameter `{name}` is registered twice")));
         }

@@ -22,7 +22,7 @@ fn rows_of(data: &[f32], members: std::ops::Range<usize>, rows: usize, width: us
 /// The forward of `0..N/2` and `N/2..N` (each pair whole: N/2 even) concatenated equals the
 /// whole forward, for the outputs and, with `targets`, the log-likelihoods.
 fn halves_equal_the_whole<M: Model>(es: &mut Eggroll<CpuBackend, M>, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) {
-    let (n, inputs, outputs) = (es.config().population, es.model().inputs(), es.model().outputs());
+    let (n, inputs, outputs) = (es.config().population, es.model().registry().inputs(), es.model().registry().outputs());
     let input = |members: std::ops::Range<usize>| match layout {
         InputLayout::Shared => x.to_vec(),
         InputLayout::PerMember => rows_of(x, members, rows, inputs),

@@ -70,7 +70,7 @@ fn openes_charlm_members_are_their_perturbed_mean_models() {
     let rows = 2 * options.window;
     let bytes: Vec<f32> = (0..rows).map(|i| ((i * 53 + 11) % 256) as f32).collect();
     let y = es.population_forward(&bytes, InputLayout::Shared, rows).unwrap();
-    let per_member = rows * es.model().outputs();
+    let per_member = rows * es.model().registry().outputs();
     let unperturbed = es.forward_mean(&bytes, rows).unwrap();
     for handle in es.ask() {
         // The member's parameters, the optimiser's moments as they are.

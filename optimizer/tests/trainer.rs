@@ -5,7 +5,7 @@
 
 use eggroll::config::{EsConfig, OptimizerKind, Shaping};
 use eggroll::tasks::{Constant, Regression, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, Model, ParamKind};
+use eggroll::{train_epoch, Eggroll, EggrollError, Matrix, Mlp, Model, ParamKind, ParamRegistry, Vector};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::testing::assert_close;
 use eggroll_backend::Activation;
@@ -151,34 +151,41 @@ fn the_model_builder_refuses_bad_models() {
 /// A model whose forward is wrong in one way, chosen by `fault`.
 struct Faulty {
     fault: u8,
+    registry: ParamRegistry,
+    w: Matrix,
+    short: Vector,
+}
+
+impl Faulty {
+    /// The matrix `w` (3 x 2) and the vector `short` (2 values, not the 3 outputs of `w`).
+    fn new(fault: u8) -> Self {
+        let mut registry = ParamRegistry::new(2, 3);
+        let w = registry.matrix("w", 3, 2).unwrap();
+        let short = registry.vector("short", 2).unwrap();
+        Faulty { fault, registry, w, short }
+    }
 }
 
 impl Model for Faulty {
-    fn registry(&self) -> eggroll::ParamRegistry {
-        let mut r = eggroll::ParamRegistry::new();
-        r.register("w", ParamKind::Matrix { m: 3, n: 2 }).unwrap();
-        r
-    }
-
-    fn inputs(&self) -> usize {
-        2
-    }
-
-    fn outputs(&self) -> usize {
-        3
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        // Handles of another model: one past this model's parameters, and a vector where this one has `w`.
+        let mut other = ParamRegistry::new(2, 3);
+        let (first, _, third) = (other.vector("a", 3).unwrap(), other.vector("b", 3).unwrap(), other.matrix("c", 3, 2).unwrap());
         match self.fault {
-            0 => f.linear(x, "missing", None),
-            1 => f.linear(x, "w", Some("w")),
-            2 => {
-                let y = f.linear(x, "w", None)?;
-                f.linear(y, "w", None)
+            0 => f.linear(x, third, None),
+            1 => f.linear(x, self.w, Some(first)),
+            2 => f.linear(x, self.w, Some(self.short)),
+            3 => {
+                let y = f.linear(x, self.w, None)?;
+                f.linear(y, self.w, None)
             }
-            3 => Ok(x),
+            4 => Ok(x),
             _ => {
-                let y = f.linear(x, "w", None)?;
+                let y = f.linear(x, self.w, None)?;
                 f.add(y, x).map(|()| y)
             }
         }
@@ -188,13 +195,14 @@ impl Model for Faulty {
 #[test]
 fn a_wrong_model_forward_is_refused_naming_the_problem() {
     for (fault, what) in [
-        (0, "no parameter `missing`"),
-        (1, "not a vector"),
-        (2, "takes 2 inputs"),
-        (3, "declares 3 outputs"),
-        (4, "adding activations of 3 and 2"),
+        (0, "no parameter 2 (2 in all)"),
+        (1, "`w` is Matrix { m: 3, n: 2 }, not the Vector { len: 3 } of the handle"),
+        (2, "`short` is Vector { len: 2 }, not a vector of the 3 outputs of `w`"),
+        (3, "takes 2 inputs"),
+        (4, "declares 3 outputs"),
+        (5, "adding activations of 3 and 2"),
     ] {
-        let mut es = Eggroll::new(CpuBackend::new(), Faulty { fault }, EsConfig { population: 4, ..EsConfig::default() }).unwrap();
+        let mut es = Eggroll::new(CpuBackend::new(), Faulty::new(fault), EsConfig { population: 4, ..EsConfig::default() }).unwrap();
         let err = es.population_forward(&[0.5, -0.5], eggroll::InputLayout::Shared, 1).unwrap_err();
         assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(what), "fault {fault}: {err}");
     }

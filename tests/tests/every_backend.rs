@@ -6,7 +6,7 @@
 use eggroll::config::{EsConfig, Method, OptimizerKind, Schedule};
 use eggroll::shaping::shape_fitness;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Mlp, ParamKind, ParamValues};
+use eggroll::{train_epoch, Eggroll, EggrollError, Linear, Matrix, Mlp, ParamRegistry, ParamValues, Vector};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, Backend, InputLayout, NoiseStream};
@@ -198,34 +198,36 @@ async fn async_api_matches_the_blocking_one<B: Backend>(backend: B) {
 
 /// A model the crate does not ship (an app's residual block: `h = tanh(W_in x)`, then
 /// `h + tanh(layer_norm(W_1 h + b_1))`, then `W_out h`), built from [`eggroll::Forward`]'s layers.
-struct Residual;
+struct Residual {
+    registry: ParamRegistry,
+    input: Matrix,
+    block: Linear,
+    output: Matrix,
+}
+
+impl Residual {
+    fn new() -> Self {
+        let mut r = ParamRegistry::new(4, 2);
+        let input = r.matrix("in.weight", 6, 4).unwrap();
+        let block = r.linear("block", 6, 6, true).unwrap();
+        let output = r.matrix("out.weight", 2, 6).unwrap();
+        Self { registry: r, input, block, output }
+    }
+}
 
 impl eggroll::Model for Residual {
-    fn registry(&self) -> eggroll::ParamRegistry {
-        let mut r = eggroll::ParamRegistry::new();
-        r.register("in.weight", ParamKind::Matrix { m: 6, n: 4 }).unwrap();
-        r.register("block.weight", ParamKind::Matrix { m: 6, n: 6 }).unwrap();
-        r.register("block.bias", ParamKind::Vector { len: 6 }).unwrap();
-        r.register("out.weight", ParamKind::Matrix { m: 2, n: 6 }).unwrap();
-        r
-    }
-
-    fn inputs(&self) -> usize {
-        4
-    }
-
-    fn outputs(&self) -> usize {
-        2
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
-        let h = f.linear(x, "in.weight", None)?;
+        let h = f.linear(x, self.input, None)?;
         f.activation(h, Activation::Tanh)?;
-        let y = f.linear(h, "block.weight", Some("block.bias"))?;
+        let y = f.linear(h, self.block.weight, self.block.bias)?;
         f.layer_norm(y)?;
         f.activation(y, Activation::Tanh)?;
         f.add(y, h)?;
-        f.linear(y, "out.weight", None)
+        f.linear(y, self.output, None)
     }
 }
 
@@ -246,7 +248,7 @@ fn residual_on_host(p: &ParamValues, x: &[f32]) -> Vec<f32> {
 /// every member's output equals the host forward of the parameters its ask handle describes, with
 /// the input shared or per member, and the mean model equals the host forward of the mean.
 async fn an_apps_own_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, Residual, EsConfig { population: 6, ..small_config() }).unwrap();
+    let mut es = Eggroll::new(backend, Residual::new(), EsConfig { population: 6, ..small_config() }).unwrap();
     es.tell(&[1.0, -1.0, 0.5, 2.0, 0.0, -0.5]).unwrap();
     let mean = es.params().unwrap();
     let rows = 2;
@@ -278,29 +280,31 @@ const STEPS: usize = 3;
 
 /// A recurrent model: a minGRU of width 4 over sequences of [`STEPS`] steps of 3 inputs, then a
 /// linear read-out of 2 features at every step.
-struct Recurrent;
+struct Recurrent {
+    registry: ParamRegistry,
+    gate: Matrix,
+    candidate: Matrix,
+    out: Linear,
+}
+
+impl Recurrent {
+    fn new() -> Self {
+        let mut r = ParamRegistry::new(3, 2);
+        let gate = r.matrix("gru.gate", 4, 3).unwrap();
+        let candidate = r.matrix("gru.candidate", 4, 3).unwrap();
+        let out = r.linear("out", 2, 4, true).unwrap();
+        Self { registry: r, gate, candidate, out }
+    }
+}
 
 impl eggroll::Model for Recurrent {
-    fn registry(&self) -> eggroll::ParamRegistry {
-        let mut r = eggroll::ParamRegistry::new();
-        r.register("gru.gate", ParamKind::Matrix { m: 4, n: 3 }).unwrap();
-        r.register("gru.candidate", ParamKind::Matrix { m: 4, n: 3 }).unwrap();
-        r.register("out.weight", ParamKind::Matrix { m: 2, n: 4 }).unwrap();
-        r.register("out.bias", ParamKind::Vector { len: 2 }).unwrap();
-        r
-    }
-
-    fn inputs(&self) -> usize {
-        3
-    }
-
-    fn outputs(&self) -> usize {
-        2
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
-        let h = f.min_gru(x, "gru.gate", "gru.candidate", STEPS)?;
-        f.linear(h, "out.weight", Some("out.bias"))
+        let h = f.min_gru(x, self.gate, self.candidate, STEPS)?;
+        f.linear(h, self.out.weight, self.out.bias)
     }
 }
 
@@ -331,7 +335,7 @@ fn recurrent_on_host(p: &ParamValues, xs: &[f32]) -> Vec<f32> {
 /// starting from a zero state, with the input shared or per member; a row count that is not
 /// whole sequences is refused.
 async fn a_recurrent_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, Recurrent, EsConfig { population: 4, ..small_config() }).unwrap();
+    let mut es = Eggroll::new(backend, Recurrent::new(), EsConfig { population: 4, ..small_config() }).unwrap();
     es.tell(&[0.5, -1.0, 1.5, 0.0]).unwrap();
     let mean = es.params().unwrap();
     let rows = 2 * STEPS;
@@ -362,28 +366,30 @@ const DIM: usize = 5;
 
 /// A byte-level language model's first layers: a token's row of an 11 x 5 embedding table, tanh,
 /// then a linear read-out of 3 features.
-struct Embed;
+struct Embed {
+    registry: ParamRegistry,
+    table: Matrix,
+    out: Matrix,
+}
+
+impl Embed {
+    fn new() -> Self {
+        let mut r = ParamRegistry::new(1, 3);
+        let table = r.matrix("embed", VOCAB, DIM).unwrap();
+        let out = r.matrix("out.weight", 3, DIM).unwrap();
+        Self { registry: r, table, out }
+    }
+}
 
 impl eggroll::Model for Embed {
-    fn registry(&self) -> eggroll::ParamRegistry {
-        let mut r = eggroll::ParamRegistry::new();
-        r.register("embed", ParamKind::Matrix { m: VOCAB, n: DIM }).unwrap();
-        r.register("out.weight", ParamKind::Matrix { m: 3, n: DIM }).unwrap();
-        r
-    }
-
-    fn inputs(&self) -> usize {
-        1
-    }
-
-    fn outputs(&self) -> usize {
-        3
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
-        let h = f.embedding(x, "embed")?;
+        let h = f.embedding(x, self.table)?;
         f.activation(h, Activation::Tanh)?;
-        f.linear(h, "out.weight", None)
+        f.linear(h, self.out, None)
     }
 }
 
@@ -400,7 +406,7 @@ fn embed_on_host(p: &ParamValues, token: f32) -> Vec<f32> {
 /// table), with the tokens shared or per member, the mean model those of the mean parameters;
 /// a token id outside the vocabulary, negative or not an integer is refused naming its row.
 async fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, Embed, EsConfig { population: 6, ..small_config() }).unwrap();
+    let mut es = Eggroll::new(backend, Embed::new(), EsConfig { population: 6, ..small_config() }).unwrap();
     es.tell(&[1.0, -0.5, 0.0, 2.0, -1.0, 0.5]).unwrap();
     let mean = es.params().unwrap();
     let rows = 4;
@@ -440,31 +446,33 @@ async fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>
 /// A model with an affine layer norm: `h = W_in x + b_in` (5 features of 4 inputs), then
 /// `layer_norm(h) * (1 + g) + b` with the gain offset `g` and bias `b` of the norm, then a linear
 /// read-out of 2 features.
-struct AffineNorm;
+struct AffineNorm {
+    registry: ParamRegistry,
+    input: Linear,
+    gain: Vector,
+    bias: Vector,
+    out: Matrix,
+}
+
+impl AffineNorm {
+    fn new() -> Self {
+        let mut r = ParamRegistry::new(4, 2);
+        let input = r.linear("in", 5, 4, true).unwrap();
+        let (gain, bias) = (r.vector("norm.gain", 5).unwrap(), r.vector("norm.bias", 5).unwrap());
+        let out = r.matrix("out.weight", 2, 5).unwrap();
+        Self { registry: r, input, gain, bias, out }
+    }
+}
 
 impl eggroll::Model for AffineNorm {
-    fn registry(&self) -> eggroll::ParamRegistry {
-        let mut r = eggroll::ParamRegistry::new();
-        r.register("in.weight", ParamKind::Matrix { m: 5, n: 4 }).unwrap();
-        r.register("in.bias", ParamKind::Vector { len: 5 }).unwrap();
-        r.register("norm.gain", ParamKind::Vector { len: 5 }).unwrap();
-        r.register("norm.bias", ParamKind::Vector { len: 5 }).unwrap();
-        r.register("out.weight", ParamKind::Matrix { m: 2, n: 5 }).unwrap();
-        r
-    }
-
-    fn inputs(&self) -> usize {
-        4
-    }
-
-    fn outputs(&self) -> usize {
-        2
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
-        let h = f.linear(x, "in.weight", Some("in.bias"))?;
-        f.layer_norm_affine(h, "norm.gain", "norm.bias")?;
-        f.linear(h, "out.weight", None)
+        let h = f.linear(x, self.input.weight, self.input.bias)?;
+        f.layer_norm_affine(h, self.gain, self.bias)?;
+        f.linear(h, self.out, None)
     }
 }
 
@@ -505,7 +513,7 @@ fn with_tensor(mut state: eggroll::TrainerState, name: &str, values: &[f32]) -> 
 /// with the input shared or per member, and the mean model those of the mean parameters; after
 /// a training step the same holds, and a frozen gain gets no noise.
 async fn an_affine_layer_norm_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, AffineNorm, EsConfig { population: 6, ..small_config() }).unwrap();
+    let mut es = Eggroll::new(backend, AffineNorm::new(), EsConfig { population: 6, ..small_config() }).unwrap();
     let state = with_tensor(es.state().unwrap(), "norm.gain", &[0.5, -0.8, 1.2, -0.3, 0.9]);
     es.restore(&with_tensor(state, "norm.bias", &[-0.4, 0.7, 0.1, -1.1, 0.6])).unwrap();
     let rows = 3;
@@ -541,41 +549,62 @@ async fn an_affine_layer_norm_runs_batched_and_matches_its_ask_handles<B: Backen
     check(&mut es, "frozen gain");
 }
 
-/// The affine layer norm of the model input, with the gain and bias it is given by name.
+/// Which gain [`NormOnInput`] gives its layer norm.
+#[derive(Clone, Copy, Debug)]
+enum Gain {
+    /// `norm.gain`, 3 values.
+    Norm,
+    /// `short.gain`, 2 values.
+    Short,
+    /// The handle with this id of another model's vectors of 3 values.
+    Foreign(u32),
+}
+
+/// The affine layer norm of the model input, with the bias `norm.bias` and the gain it is given.
 struct NormOnInput {
-    gain: &'static str,
+    registry: ParamRegistry,
+    gain: Vector,
+    bias: Vector,
+    out: Matrix,
+}
+
+impl NormOnInput {
+    /// Parameters `norm.gain`, `norm.bias` (3 values), `short.gain` (2), `out.weight` (2 x 3).
+    fn new(gain: Gain) -> Self {
+        let mut r = ParamRegistry::new(3, 2);
+        let (norm, bias, short) =
+            (r.vector("norm.gain", 3).unwrap(), r.vector("norm.bias", 3).unwrap(), r.vector("short.gain", 2).unwrap());
+        let out = r.matrix("out.weight", 2, 3).unwrap();
+        let gain = match gain {
+            Gain::Norm => norm,
+            Gain::Short => short,
+            Gain::Foreign(id) => {
+                let mut other = ParamRegistry::new(3, 2);
+                (0..=id).map(|i| other.vector(format!("v{i}"), 3).unwrap()).last().unwrap()
+            }
+        };
+        Self { registry: r, gain, bias, out }
+    }
 }
 
 impl eggroll::Model for NormOnInput {
-    fn registry(&self) -> eggroll::ParamRegistry {
-        let mut r = eggroll::ParamRegistry::new();
-        r.register("norm.gain", ParamKind::Vector { len: 3 }).unwrap();
-        r.register("norm.bias", ParamKind::Vector { len: 3 }).unwrap();
-        r.register("short.gain", ParamKind::Vector { len: 2 }).unwrap();
-        r.register("out.weight", ParamKind::Matrix { m: 2, n: 3 }).unwrap();
-        r
-    }
-
-    fn inputs(&self) -> usize {
-        3
-    }
-
-    fn outputs(&self) -> usize {
-        2
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
-        f.layer_norm_affine(x, self.gain, "norm.bias")?;
-        f.linear(x, "out.weight", None)
+        f.layer_norm_affine(x, self.gain, self.bias)?;
+        f.linear(x, self.out, None)
     }
 }
 
 /// The shared model input of a population forward cannot take each member's gain in place: it is
 /// refused with an error naming the layer's parameters, while per-member input and the mean
-/// model (whose input is its own) run and match the host; a gain that is missing, a matrix or of
-/// the wrong length is refused naming it.
+/// model (whose input is its own) run and match the host; a gain handle of another model (one past
+/// this model's parameters, or where this model has a matrix) or of the wrong length is refused
+/// naming the parameter.
 async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, NormOnInput { gain: "norm.gain" }, EsConfig { population: 4, ..small_config() }).unwrap();
+    let mut es = Eggroll::new(backend, NormOnInput::new(Gain::Norm), EsConfig { population: 4, ..small_config() }).unwrap();
     es.restore(&with_tensor(es.state().unwrap(), "norm.gain", &[0.3, -0.6, 1.5])).unwrap();
     let x = [0.5, -1.0, 2.0, 1.5, 0.25, -0.75];
     let err = es.population_forward(&x, InputLayout::Shared, 2).unwrap_err();
@@ -598,14 +627,16 @@ async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Bac
         assert_close(&mean_y[row * 2..row * 2 + 2], &on_host(&mean, &x[row * 3..row * 3 + 3]), 1e-5, 1e-5, "mean model");
     }
     let mut backend = es.into_backend();
-    for (gain, needle) in
-        [("no.gain", "no parameter `no.gain`"), ("out.weight", "`out.weight` is Matrix"), ("short.gain", "`short.gain` is Vector")]
-    {
-        let mut es = Eggroll::new(backend, NormOnInput { gain }, small_config()).unwrap();
+    for (gain, needle) in [
+        (Gain::Foreign(5), "no parameter 5 (4 in all)"),
+        (Gain::Foreign(3), "`out.weight` is Matrix { m: 2, n: 3 }, not the Vector { len: 3 } of the handle"),
+        (Gain::Short, "`short.gain` is Vector { len: 2 }, not a vector of the 3 features"),
+    ] {
+        let mut es = Eggroll::new(backend, NormOnInput::new(gain), small_config()).unwrap();
         let err = es.forward_mean(&x, 2).unwrap_err();
-        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "mean model, gain `{gain}`: {err}");
+        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "mean model, gain {gain:?}: {err}");
         let err = es.population_forward(&per_member[..3], InputLayout::Shared, 1).unwrap_err();
-        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "population, gain `{gain}`: {err}");
+        assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "population, gain {gain:?}: {err}");
         backend = es.into_backend();
     }
 }
@@ -620,7 +651,7 @@ async fn assert_halves_give_the_whole<B: Backend, M: eggroll::Model>(
     rows: usize,
     targets: &[u32],
 ) {
-    let (n, inputs) = (es.config().population, es.model().inputs());
+    let (n, inputs) = (es.config().population, es.model().registry().inputs());
     let exact = es.backend().describe().backend == "cpu";
     let whole = es.population_forward_async(x, layout, rows).await.unwrap();
     let ll = es.population_log_likelihood_async(x, layout, rows, targets).await.unwrap();

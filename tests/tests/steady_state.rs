@@ -7,7 +7,7 @@
 use eggroll::config::{EsConfig, OptimizerKind};
 use eggroll::int8::IntEggroll;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
-use eggroll::{train_epoch, Eggroll, Mlp, ParamKind};
+use eggroll::{train_epoch, Eggroll, Matrix, Mlp, ParamRegistry};
 use eggroll_backend::gpu::{CreatedObjects, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{for_each_adapter, open};
 use eggroll_backend::{Activation, InputLayout};
@@ -136,32 +136,35 @@ fn created_counts_what_a_first_call_creates() {
 
 /// A small sequence model of the layers a language model is built from: a byte embedding, a
 /// minGRU over sequences of 4 steps, layer norm, a residual sum and a read-out.
-struct Sequence;
+struct Sequence {
+    registry: ParamRegistry,
+    embed: Matrix,
+    gate: Matrix,
+    candidate: Matrix,
+    head: Matrix,
+}
+
+impl Sequence {
+    fn new() -> Self {
+        let mut r = ParamRegistry::new(1, 3);
+        let embed = r.matrix("embed", 16, 6).unwrap();
+        let (gate, candidate) = (r.matrix("gru.gate", 6, 6).unwrap(), r.matrix("gru.candidate", 6, 6).unwrap());
+        let head = r.matrix("head", 3, 6).unwrap();
+        Self { registry: r, embed, gate, candidate, head }
+    }
+}
 
 impl eggroll::Model for Sequence {
-    fn registry(&self) -> eggroll::ParamRegistry {
-        let mut r = eggroll::ParamRegistry::new();
-        r.register("embed", ParamKind::Matrix { m: 16, n: 6 }).unwrap();
-        r.register("gru.gate", ParamKind::Matrix { m: 6, n: 6 }).unwrap();
-        r.register("gru.candidate", ParamKind::Matrix { m: 6, n: 6 }).unwrap();
-        r.register("head", ParamKind::Matrix { m: 3, n: 6 }).unwrap();
-        r
-    }
-
-    fn inputs(&self) -> usize {
-        1
-    }
-
-    fn outputs(&self) -> usize {
-        3
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
     }
 
     fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
-        let e = f.embedding(x, "embed")?;
-        let h = f.min_gru(e, "gru.gate", "gru.candidate", 4)?;
+        let e = f.embedding(x, self.embed)?;
+        let h = f.min_gru(e, self.gate, self.candidate, 4)?;
         f.layer_norm(h)?;
         f.add(h, e)?;
-        f.linear(h, "head", None)
+        f.linear(h, self.head, None)
     }
 }
 
@@ -169,7 +172,7 @@ impl eggroll::Model for Sequence {
 fn sequence_model_epochs_create_no_device_objects_after_the_first() {
     for_each_adapter(|adapter| {
         let config = EsConfig { population: 8, rank: 2, sigma: 0.1, lr: 0.05, epochs: EPOCHS as u32, seed: 9, ..EsConfig::default() };
-        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), Sequence, config).unwrap();
+        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), Sequence::new(), config).unwrap();
         let mut step = 0;
         assert_steady("embedding + minGRU", &mut es, |es| {
             step += 1;

@@ -143,7 +143,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     /// or the log-likelihood of each row's target ([`Forward::log_likelihood`], members x rows).
     fn enqueue(&mut self, mode: Mode<f32>, x: &[f32], targets: Option<&[u32]>) -> Result<(&B, &B::Buffer)> {
         let params = self.params.iter().map(|p| (&p.spec, &p.value)).collect();
-        let (inputs, outputs) = (self.model.inputs(), self.model.outputs());
+        let (inputs, outputs) = (self.model.registry().inputs(), self.model.registry().outputs());
         let (mut f, input) = Forward::start(&self.backend, params, &mut self.arenas, mode, x, inputs)?;
         let output = self.model.forward(&mut f, input)?;
         let buffer = match targets {

@@ -96,7 +96,7 @@ impl<B: IntBackend, M: IntModel> Trainer<B, M, Int8> {
     /// Enqueues the model's forward of `mode` on `tokens`; returns the tensor of its logits.
     fn logits(&mut self, mode: Mode<NoiseShift>, tokens: &[u32]) -> Result<(&B, &B::I8)> {
         let params = self.params.iter().map(|p| (&p.spec, &p.value)).collect();
-        let classes = self.model.classes();
+        let classes = self.model.registry().outputs();
         let (mut f, input) = Forward::start_tokens(&self.backend, params, &mut self.arenas, mode, tokens)?;
         let logits = self.model.forward(&mut f, input)?;
         Ok((&self.backend, f.finish(logits, classes)?))
@@ -106,7 +106,7 @@ impl<B: IntBackend, M: IntModel> Trainer<B, M, Int8> {
     /// tensor of the per-row log-likelihoods.
     fn scored(&mut self, mode: Mode<NoiseShift>, tokens: &[u32], targets: &[u32]) -> Result<(&B, &B::I32)> {
         let params = self.params.iter().map(|p| (&p.spec, &p.value)).collect();
-        let classes = self.model.classes();
+        let classes = self.model.registry().outputs();
         let (mut f, input) = Forward::start_tokens(&self.backend, params, &mut self.arenas, mode, tokens)?;
         let logits = self.model.forward(&mut f, input)?;
         Ok((&self.backend, f.finish_scored(logits, classes, targets)?))

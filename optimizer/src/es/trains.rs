@@ -14,7 +14,7 @@ use eggroll_backend::Backend;
 /// How format `Self` trains models of type `M` on backend `B`.
 pub trait Trains<B: Backend, M>: Tensors<B> {
     /// The model's parameters.
-    fn registry(model: &M) -> ParamRegistry;
+    fn registry(model: &M) -> &ParamRegistry;
     /// The model's initial values from `seed`, refusing parameters the format cannot hold.
     fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<Self::Value>)>>;
     /// The model's input.
@@ -26,14 +26,14 @@ pub trait Trains<B: Backend, M>: Tensors<B> {
 }
 
 impl<B: Backend, M: Model> Trains<B, M> for F32 {
-    fn registry(model: &M) -> ParamRegistry {
+    fn registry(model: &M) -> &ParamRegistry {
         model.registry()
     }
     fn init(model: &M, seed: u64) -> Result<Vec<(ParamSpec, Vec<f32>)>> {
         Ok(model.init_params(seed))
     }
     fn input(model: &M) -> Input {
-        Input::Features(model.inputs())
+        Input::Features(model.registry().inputs())
     }
     fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act> {
         model.forward(f, x)
@@ -44,7 +44,7 @@ impl<B: Backend, M: Model> Trains<B, M> for F32 {
 }
 
 impl<B: IntBackend, M: IntModel> Trains<B, M> for Int8 {
-    fn registry(model: &M) -> ParamRegistry {
+    fn registry(model: &M) -> &ParamRegistry {
         model.registry()
     }
     /// Refuses vectors: integer models hold matrices only.

@@ -4,7 +4,7 @@ use super::{Act, Arena, Forward, Mode};
 use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::format::F32;
-use crate::params::{ParamKind, ParamSpec};
+use crate::params::{Linear, Matrix, ParamKind, ParamSpec, Vector};
 use eggroll_backend::{Activation, Backend, Batch, InputLayout, LowRank, LowRankNoise, Recurrence};
 
 /// Epsilon of the layer norms (with or without affine parameters).
@@ -48,22 +48,22 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     }
 
     /// `y = x Wᵀ (+ b)` with the matrix parameter `weight` (outputs x inputs) and the optional
-    /// vector parameter `bias` (outputs): each member's weight gets its low-rank noise and its
-    /// bias its full-rank noise in a population forward, none in the mean model's. Under
-    /// [`Method::OpenEs`] the weight's noise is full-rank too, `s_i σ E_i`
+    /// vector parameter `bias` (outputs), handles the model registered: each member's weight gets
+    /// its low-rank noise and its bias its full-rank noise in a population forward, none in the
+    /// mean model's. Under [`Method::OpenEs`] the weight's noise is full-rank too, `s_i σ E_i`
     /// ([`Backend::naive_perturbed_matmul`]).
-    pub fn linear(&mut self, x: Act, weight: &str, bias: Option<&str>) -> Result<Act> {
+    pub fn linear(&mut self, x: Act, weight: Matrix, bias: Option<Vector>) -> Result<Act> {
         let (w_spec, w, m, n) = self.matrix(weight)?;
         if n != x.width {
-            return Err(EggrollError::Config(format!("`{weight}` takes {n} inputs, its input has {}", x.width)));
+            return Err(EggrollError::Config(format!("`{}` takes {n} inputs, its input has {}", w_spec.name, x.width)));
         }
         let bias = match bias {
-            Some(name) => {
-                let (b_spec, b) = self.param(name)?;
+            Some(handle) => {
+                let (b_spec, b) = self.vector(handle)?;
                 if b_spec.kind != (ParamKind::Vector { len: m }) {
                     return Err(EggrollError::Config(format!(
-                        "`{name}` is {:?}, not a vector of the {m} outputs of `{weight}`",
-                        b_spec.kind
+                        "`{}` is {:?}, not a vector of the {m} outputs of `{}`",
+                        b_spec.name, b_spec.kind, w_spec.name
                     )));
                 }
                 Some((b_spec, b))
@@ -106,7 +106,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// Each member's rows are its sequences one after another, `time` rows each (so the rows must
     /// be a multiple of `time`); the projections of every step run as one (perturbed) matmul, only
     /// the recurrence is sequential. Returns every `h_t`, one row per step.
-    pub fn min_gru(&mut self, x: Act, gate: &str, candidate: &str, time: usize) -> Result<Act> {
+    pub fn min_gru(&mut self, x: Act, gate: Matrix, candidate: Matrix, time: usize) -> Result<Act> {
         let (members, rows) = self.members_rows();
         if time == 0 || !rows.is_multiple_of(time) {
             return Err(EggrollError::Data(format!("{rows} rows per member are not whole sequences of {time} steps")));
@@ -114,7 +114,11 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
         let z = self.linear(x, gate, None)?;
         let h_tilde = self.linear(x, candidate, None)?;
         if z.width != h_tilde.width {
-            return Err(EggrollError::Config(format!("`{gate}` gives {} features, `{candidate}` {}", z.width, h_tilde.width)));
+            let (gate, candidate) = (self.matrix(gate)?.0, self.matrix(candidate)?.0);
+            return Err(EggrollError::Config(format!(
+                "`{}` gives {} features, `{}` {}",
+                gate.name, z.width, candidate.name, h_tilde.width
+            )));
         }
         let shape = Recurrence { sequences: members * rows / time, time, width: z.width };
         self.produce(z.width, |f, dst| Ok(f.backend.mingru_scan(f.tensor(z)?, f.tensor(h_tilde)?, None, shape, dst)?))
@@ -129,9 +133,9 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// full-rank noise a matrix gets there ([`Backend::naive_perturbed_embedding`], again only the
     /// rows looked up). A row whose value is not such an id is an [`EggrollError::Data`] naming
     /// it. Returns width features per row, each member's own.
-    pub fn embedding(&mut self, x: Act, table: &str) -> Result<Act> {
+    pub fn embedding(&mut self, x: Act, table: Matrix) -> Result<Act> {
         let (spec, t, m, n) = self.matrix(table)?;
-        let tokens = self.tokens(x, table, m)?;
+        let tokens = self.tokens(x, &spec.name, m)?;
         let result = self.produce(n, |f, dst| {
             match f.mode {
                 Mode::Population { batch, seed, noise_epoch, rank, scale: sigma, method } => {
@@ -180,6 +184,21 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
         self.update(x, |f, t| Ok(f.backend.activation(t, act)?)).map(drop)
     }
 
+    /// `tanh(x)` in place ([`Forward::activation`] with [`Activation::Tanh`]).
+    pub fn tanh(&mut self, x: Act) -> Result<()> {
+        self.activation(x, Activation::Tanh)
+    }
+
+    /// `max(x, 0)` in place ([`Forward::activation`] with [`Activation::Relu`]).
+    pub fn relu(&mut self, x: Act) -> Result<()> {
+        self.activation(x, Activation::Relu)
+    }
+
+    /// The affine layer `y = x Wᵀ (+ b)` of a [`Linear`]'s handles ([`Forward::linear`]).
+    pub fn dense(&mut self, x: Act, layer: Linear) -> Result<Act> {
+        self.linear(x, layer.weight, layer.bias)
+    }
+
     /// Normalises each row of `x` to zero mean and unit variance (no affine parameters, see
     /// [`Forward::layer_norm_affine`]), in place.
     pub fn layer_norm(&mut self, x: Act) -> Result<()> {
@@ -195,13 +214,13 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// model uses `gain` and `bias`. The shared model input of a population forward is refused:
     /// the members' gains and biases differ, so run a layer (e.g. [`Forward::linear`]) that gives
     /// each member its own activations first.
-    pub fn layer_norm_affine(&mut self, x: Act, gain: &str, bias: &str) -> Result<()> {
-        let vector = |name: &str| -> Result<(&'a ParamSpec, &'a B::Buffer)> {
-            let (spec, buffer) = self.param(name)?;
+    pub fn layer_norm_affine(&mut self, x: Act, gain: Vector, bias: Vector) -> Result<()> {
+        let vector = |handle: Vector| -> Result<(&'a ParamSpec, &'a B::Buffer)> {
+            let (spec, buffer) = self.vector(handle)?;
             if spec.kind != (ParamKind::Vector { len: x.width }) {
                 return Err(EggrollError::Config(format!(
-                    "`{name}` is {:?}, not a vector of the {} features of the layer norm's input",
-                    spec.kind, x.width
+                    "`{}` is {:?}, not a vector of the {} features of the layer norm's input",
+                    spec.name, spec.kind, x.width
                 )));
             }
             Ok((spec, buffer))
@@ -209,8 +228,9 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
         let ((g_spec, g), (b_spec, b)) = (vector(gain)?, vector(bias)?);
         if x.shared && matches!(self.mode, Mode::Population { .. }) {
             return Err(EggrollError::Config(format!(
-                "the affine layer norm (`{gain}`, `{bias}`) of the shared model input: each member's gain and bias differ, \
-                 so it needs each member's own activations (run a layer such as `linear` first)"
+                "the affine layer norm (`{}`, `{}`) of the shared model input: each member's gain and bias differ, \
+                 so it needs each member's own activations (run a layer such as `linear` first)",
+                g_spec.name, b_spec.name
             )));
         }
         self.update(x, |f, dst| {

@@ -6,7 +6,7 @@ use super::{Act, Arena, Forward, Mode, TOKENS};
 use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::format::{Int8, NoiseShift};
-use crate::params::ParamSpec;
+use crate::params::{Matrix, ParamSpec};
 use eggroll_backend::int8::{IntBackend, IntMatrix, IntNoise};
 use eggroll_backend::{Batch, InputLayout, Recurrence};
 
@@ -44,10 +44,10 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
     /// Rows of the int8 table `table` (vocabulary x width) for the token ids of the model input
     /// `x`: each member's perturbed rows in a population forward, the table's rows in the mean
     /// model's.
-    pub fn embedding(&mut self, x: Act, table: &str) -> Result<Act> {
+    pub fn embedding(&mut self, x: Act, table: Matrix) -> Result<Act> {
         let (spec, t, m, n) = self.matrix(table)?;
         let shape = IntMatrix { m, n };
-        let tokens = self.tokens(x, table, m)?;
+        let tokens = self.tokens(x, &spec.name, m)?;
         let result = self.produce(n, |f, dst| {
             match f.mode {
                 Mode::Population { batch, seed, noise_epoch, rank, scale, method } => {
@@ -67,11 +67,11 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
 
     /// `y = sat8(x Wᵀ >> weight_shift(n))` with the int8 matrix `weight` (outputs x inputs),
     /// perturbed per member in a population forward.
-    pub fn linear(&mut self, x: Act, weight: &str) -> Result<Act> {
+    pub fn linear(&mut self, x: Act, weight: Matrix) -> Result<Act> {
         let (spec, w, m, n) = self.matrix(weight)?;
         let shape = IntMatrix { m, n };
         if n != x.width {
-            return Err(EggrollError::Config(format!("`{weight}` takes {n} inputs, its input has {}", x.width)));
+            return Err(EggrollError::Config(format!("`{}` takes {n} inputs, its input has {}", spec.name, x.width)));
         }
         self.produce(m, |f, dst| {
             let src = f.tensor(x)?;
@@ -92,7 +92,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
 
     /// The integer minGRU over sequences of `time` rows with the matrices `gate` and `candidate`
     /// (width x inputs); returns every step's state.
-    pub fn min_gru(&mut self, x: Act, gate: &str, candidate: &str, time: usize) -> Result<Act> {
+    pub fn min_gru(&mut self, x: Act, gate: Matrix, candidate: Matrix, time: usize) -> Result<Act> {
         let (members, rows) = self.members_rows();
         if time == 0 || !rows.is_multiple_of(time) {
             return Err(EggrollError::Data(format!("{rows} rows per member are not whole sequences of {time} steps")));
@@ -100,7 +100,8 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
         let z = self.linear(x, gate)?;
         let c = self.linear(x, candidate)?;
         if z.width != c.width {
-            return Err(EggrollError::Config(format!("`{gate}` gives {} values, `{candidate}` {}", z.width, c.width)));
+            let (gate, candidate) = (self.matrix(gate)?.0, self.matrix(candidate)?.0);
+            return Err(EggrollError::Config(format!("`{}` gives {} values, `{}` {}", gate.name, z.width, candidate.name, c.width)));
         }
         let shape = Recurrence { sequences: members * rows / time, time, width: z.width };
         self.produce(z.width, |f, dst| Ok(f.backend.int_mingru_scan(f.tensor(z)?, f.tensor(c)?, shape, dst)?))

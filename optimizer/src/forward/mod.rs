@@ -12,7 +12,7 @@ pub use float::LAYER_NORM_EPS;
 use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::format::{Input, Tensors, F32};
-use crate::params::{ParamKind, ParamSpec};
+use crate::params::{Matrix, ParamKind, ParamSpec, Vector};
 use eggroll_backend::{Backend, Batch, InputLayout, NoiseStream};
 
 /// How many differently shaped tensor sets are kept.
@@ -98,6 +98,8 @@ pub(crate) struct Arena<B: Backend, F: Tensors<B>> {
 /// The layers a model's forward runs on the backend, in the number format `F` ([`F32`] unless
 /// stated). Every method enqueues work for all members at once; the tensors come from an arena
 /// that the next forward of the same shape reuses, so a steady training loop allocates nothing.
+/// A layer takes the handles ([`Matrix`], [`Vector`]) of the parameters the model registered,
+/// looks each up by its id, and refuses, naming the parameter, a handle of another model.
 pub struct Forward<'a, B: Backend, F: Tensors<B> = F32> {
     backend: &'a B,
     params: Vec<(&'a ParamSpec, &'a F::Tensor)>,
@@ -206,22 +208,35 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
         self.arena.tensors.get(act.slot).and_then(Option::as_ref).ok_or_else(not_a_tensor)
     }
 
-    /// The parameter called `name`, with its tensor.
-    fn param(&self, name: &str) -> Result<(&'a ParamSpec, &'a F::Tensor)> {
-        self.params
-            .iter()
-            .find(|(spec, _)| spec.name == name)
-            .copied()
-            .ok_or_else(|| EggrollError::Config(format!("the model has no parameter `{name}`")))
+    /// The parameter of the handle with id `id` and shape `kind`, with its tensor (the tensors
+    /// are in id order). Refused, naming the parameter, unless this model registered it so: a
+    /// handle of another model.
+    fn param(&self, id: u32, kind: ParamKind) -> Result<(&'a ParamSpec, &'a F::Tensor)> {
+        let Some(&(spec, t)) = self.params.get(id as usize) else {
+            return Err(EggrollError::Config(format!(
+                "the model has no parameter {id} ({} in all): the {kind:?} handle is another model's",
+                self.params.len()
+            )));
+        };
+        if spec.id != id || spec.kind != kind {
+            return Err(EggrollError::Config(format!(
+                "`{}` is {:?}, not the {kind:?} of the handle given for parameter {id}: the handle is another model's",
+                spec.name, spec.kind
+            )));
+        }
+        Ok((spec, t))
     }
 
-    /// The matrix parameter called `name` with its shape (outputs, inputs).
-    fn matrix(&self, name: &str) -> Result<(&'a ParamSpec, &'a F::Tensor, usize, usize)> {
-        let (spec, t) = self.param(name)?;
-        match spec.kind {
-            ParamKind::Matrix { m, n } => Ok((spec, t, m, n)),
-            other => Err(EggrollError::Config(format!("`{name}` is {other:?}, not a matrix"))),
-        }
+    /// The matrix parameter of `handle` with its shape (outputs, inputs).
+    fn matrix(&self, handle: Matrix) -> Result<(&'a ParamSpec, &'a F::Tensor, usize, usize)> {
+        let (spec, t) = self.param(handle.id(), handle.kind())?;
+        let (m, n) = handle.shape();
+        Ok((spec, t, m, n))
+    }
+
+    /// The vector parameter of `handle`.
+    fn vector(&self, handle: Vector) -> Result<(&'a ParamSpec, &'a F::Tensor)> {
+        self.param(handle.id(), handle.kind())
     }
 
     /// The noise stream of `spec` in a population forward.
@@ -230,8 +245,8 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
     }
 
     /// The token ids of the model input `x`, one per row as an exact integer in `0..vocabulary`
-    /// of the table `table`: read from the f32 input's host copy, or those the forward started
-    /// with. Refuses an `x` that is not the model input, one wide.
+    /// of the table called `table`: read from the f32 input's host copy, or those the forward
+    /// started with. Refuses an `x` that is not the model input, one wide.
     fn tokens(&mut self, x: Act, table: &str, vocabulary: usize) -> Result<Vec<u32>> {
         if !self.is_input(x) || x.width != 1 {
             return Err(EggrollError::Config(format!(

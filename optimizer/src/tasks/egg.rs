@@ -55,7 +55,7 @@ impl Egg {
 
     /// The task on `corpus` with `model`.
     pub fn with_corpus(seed: u64, corpus: Corpus, model: EggModel) -> Result<Self> {
-        let data = LmData::new(seed, corpus, model.window)?;
+        let data = LmData::new(seed, corpus, model.shape().window)?;
         let (inputs, targets) = data.test();
         Ok(Self {
             test_tokens: inputs.iter().map(|&b| u32::from(b)).collect(),
@@ -89,7 +89,7 @@ impl Task for Egg {
     }
 
     fn model(&self) -> EggModel {
-        self.model
+        self.model.clone()
     }
 
     /// Sized for a 2-core CPU: 1000 epochs of a population of 1024 in groups of 32, rank 1, noise
@@ -112,14 +112,14 @@ impl Task for Egg {
     /// Each member's window (its tokens, targets and log-likelihoods); the mean model on the test
     /// windows.
     fn footprint(&self, config: &EsConfig) -> Footprint {
-        let t = self.model.window;
+        let t = self.model.shape().window;
         Footprint::new(config, t, InputLayout::PerMember, self.test_targets.len().max(t), 3 * t * 4)
     }
 
     /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods, the
     /// read-back awaited.
     async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>, members: Range<usize>) -> Result<Vec<i64>> {
-        let t = self.model.window;
+        let t = self.model.shape().window;
         let (x, y) = self.train_windows(es.config(), es.epoch());
         self.data.member_windows(es.config(), members.clone(), (&x, &y), &mut self.tokens, &mut self.targets);
         let ll = es.population_log_likelihood_members_async(members, &self.tokens, InputLayout::PerMember, t, &self.targets).await?;
@@ -145,7 +145,7 @@ impl Task for Egg {
     /// Scores are sums over a window in 2^-16 bits: reported as bits per byte (negated
     /// log-likelihood is the loss; the fitness stays "higher is better").
     fn report_stats(&self, mut stats: StepStats) -> StepStats {
-        let per_byte = |v: f32| (f64::from(v) / LL_PER_BIT / self.model.window as f64) as f32;
+        let per_byte = |v: f32| (f64::from(v) / LL_PER_BIT / self.model.shape().window as f64) as f32;
         stats.mean_fitness = per_byte(stats.mean_fitness);
         stats.max_fitness = per_byte(stats.max_fitness);
         stats.min_fitness = per_byte(stats.min_fitness);
@@ -155,7 +155,7 @@ impl Task for Egg {
 
     /// Bytes the population evaluates per epoch.
     fn tokens_per_epoch(&self, config: &EsConfig) -> Option<usize> {
-        Some(config.population * self.model.window)
+        Some(config.population * self.model.shape().window)
     }
 
     /// The unigram and bigram baselines.
@@ -165,7 +165,7 @@ impl Task for Egg {
 
     /// The model's shape and the data's size and hash, for checkpoints.
     fn settings(&self) -> serde_json::Value {
-        self.data.settings(json!(self.model))
+        self.data.settings(json!(self.model.shape()))
     }
 }
 
@@ -192,8 +192,7 @@ mod tests {
     #[test]
     fn the_configuration_is_read_as_integer_eggroll_reads_it() {
         let task = Egg::with_corpus(1, Corpus::new("t".into(), vec![b'a'; 400]), EggModel::new(4, 1, 4).unwrap()).unwrap();
-        let model = task.model();
-        let new = |config: EsConfig| IntEggroll::new(CpuBackend::new(), model, config).map(|_| ()).unwrap_err().to_string();
+        let new = |config: EsConfig| IntEggroll::new(CpuBackend::new(), task.model(), config).map(|_| ()).unwrap_err().to_string();
         let base = EsConfig { population: 8, group_size: 0, ..task.default_config() };
         assert!(new(EsConfig { sigma: 0.1, ..base.clone() }).contains("power of two"));
         assert!(new(EsConfig { optimizer: OptimizerKind::Adam, ..base.clone() }).contains("sgd"));

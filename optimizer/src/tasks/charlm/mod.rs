@@ -87,7 +87,7 @@ impl CharLm {
     /// The task on `corpus` (an app's own bytes, say) with `model`; refuses a corpus too short
     /// for a window of the model in each split.
     pub fn with_corpus(seed: u64, corpus: Corpus, model: CharLmModel) -> Result<Self> {
-        let data = LmData::new(seed, corpus, model.window)?;
+        let data = LmData::new(seed, corpus, model.shape().window)?;
         let (inputs, targets) = data.test();
         Ok(Self {
             test_inputs: inputs.iter().map(|&b| f32::from(b)).collect(),
@@ -131,7 +131,7 @@ impl Task for CharLm {
     }
 
     fn model(&self) -> CharLmModel {
-        self.model
+        self.model.clone()
     }
 
     /// Sized for a 2-core CPU: 4000 epochs of a population of 512 in groups of 32 (16 windows
@@ -152,12 +152,12 @@ impl Task for CharLm {
     /// Each member's window (its bytes, targets and log-likelihoods); the mean model on the test
     /// windows.
     fn footprint(&self, config: &EsConfig) -> Footprint {
-        let t = self.model.window;
+        let t = self.model.shape().window;
         Footprint::new(config, t, InputLayout::PerMember, self.test_targets.len().max(t), 3 * t * 4)
     }
 
     async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>, members: Range<usize>) -> Result<Vec<f32>> {
-        let t = self.model.window;
+        let t = self.model.shape().window;
         let (x, y) = self.train_windows(es.config(), es.epoch());
         self.data.member_windows(es.config(), members.clone(), (&x, &y), &mut self.inputs, &mut self.targets);
         let ll =
@@ -183,7 +183,7 @@ impl Task for CharLm {
     }
 
     fn tokens_per_epoch(&self, config: &EsConfig) -> Option<usize> {
-        Some(config.population * self.model.window)
+        Some(config.population * self.model.shape().window)
     }
 
     fn baselines(&self) -> Vec<(&'static str, f64)> {
@@ -191,7 +191,7 @@ impl Task for CharLm {
     }
 
     fn settings(&self) -> serde_json::Value {
-        self.data.settings(json!(self.model))
+        self.data.settings(json!(self.model.shape()))
     }
 }
 
