@@ -7,47 +7,9 @@ use crate::error::{Error, Result};
 use crate::ops::{AdamParams, Batch, DType, LowRankNoise};
 use crate::Backend;
 
-/// Checks a population size: even (antithetic pairs) and > 0.
-pub(crate) fn population(population: usize) -> Result<()> {
-    if population == 0 || !population.is_multiple_of(2) {
-        return Err(Error::InvalidArgument(format!("population must be a positive even number (antithetic pairs), got {population}")));
-    }
-    if population / 2 > u32::MAX as usize {
-        return Err(Error::Limit(format!("population {population} exceeds 2^33")));
-    }
-    Ok(())
-}
-
-/// Checks the first member of a batch of `population` members of a larger population: even (a
-/// pair is never split between batches), and the last pair `(first + population) / 2 - 1` a
-/// 32-bit pair index, as the noise streams count pairs.
-pub(crate) fn first_member(first: usize, population: usize) -> Result<()> {
-    if !first.is_multiple_of(2) {
-        return Err(Error::InvalidArgument(format!(
-            "first member {first} is odd: a batch starts at the first member of an antithetic pair (an even index)"
-        )));
-    }
-    let end = first.checked_add(population).map(|end| end as u64 / 2);
-    if end.is_none_or(|pairs| pairs > 1 << 32) {
-        return Err(Error::Limit(format!(
-            "members {first}..{} reach past pair 2^32 - 1, the last pair index of the noise streams",
-            first as u128 + population as u128
-        )));
-    }
-    Ok(())
-}
-
-/// Checks that σ is finite and non-negative.
-pub(crate) fn sigma(sigma: f32) -> Result<()> {
-    if !sigma.is_finite() || sigma < 0.0 {
-        return Err(Error::InvalidArgument(format!("sigma must be finite and >= 0, got {sigma}")));
-    }
-    Ok(())
-}
-
 /// Checks a fitness vector: a valid population of finite values.
 pub(crate) fn fitness(fitness: &[f32]) -> Result<()> {
-    population(fitness.len())?;
+    crate::ops::population(fitness.len())?;
     crate::ops::validate_fitness(fitness)
 }
 
@@ -121,7 +83,7 @@ pub(crate) fn matmul<B: Backend>(
 /// `N x n x r` f32.
 pub(crate) fn noise_factors<B: Backend>(backend: &B, noise: &LowRankNoise, population: usize, a: &B::Buffer, b: &B::Buffer) -> Result<()> {
     noise.shape.validate()?;
-    self::population(population)?;
+    crate::ops::population(population)?;
     let s = noise.shape;
     f32_len(backend, "factor A", a, population * s.m * s.rank)?;
     f32_len(backend, "factor B", b, population * s.n * s.rank)
@@ -179,7 +141,7 @@ pub(crate) fn perturbed_gain<B: Backend>(backend: &B, y: &B::Buffer, gain: &B::B
 /// non-empty f32 vector, an f32 output of the batch's length.
 fn perturbed_vector<B: Backend>(backend: &B, what: &str, y: &B::Buffer, vector: &B::Buffer, sigma: f32, batch: &Batch) -> Result<()> {
     batch.validate()?;
-    self::sigma(sigma)?;
+    crate::ops::sigma(sigma)?;
     let len = backend.len(vector);
     if len == 0 {
         return Err(Error::Shape(format!("{what} is empty")));
@@ -191,7 +153,7 @@ fn perturbed_vector<B: Backend>(backend: &B, what: &str, y: &B::Buffer, vector: 
 /// [`Backend::vector_update`]: finite fitness of a valid population, a valid σ, an f32 gradient.
 pub(crate) fn vector_update<B: Backend>(backend: &B, fitness: &[f32], sigma: f32, g: &B::Buffer) -> Result<()> {
     self::fitness(fitness)?;
-    self::sigma(sigma)?;
+    crate::ops::sigma(sigma)?;
     f32_buffer(backend, "gradient", g)
 }
 

@@ -32,7 +32,7 @@ impl LowRank {
                 self.n
             )));
         }
-        crate::checks::sigma(self.sigma)?;
+        sigma(self.sigma)?;
         let elements = (self.m + self.n) as u64 * self.rank as u64;
         if elements > u64::from(u32::MAX) {
             return Err(Error::Limit(format!("(m + n) * rank = {elements} noise draws per pair exceed 2^32")));
@@ -137,8 +137,8 @@ impl Batch {
     /// Checks the population is even and non-empty, rows > 0, and the first member even with
     /// every pair of the batch within the 32-bit pair index of the noise streams.
     pub fn validate(&self) -> Result<()> {
-        crate::checks::population(self.population)?;
-        crate::checks::first_member(self.first_member, self.population)?;
+        population(self.population)?;
+        first_member(self.first_member, self.population)?;
         if self.rows == 0 {
             return Err(Error::InvalidArgument("rows per member must be > 0".into()));
         }
@@ -281,4 +281,42 @@ impl Recurrence {
     pub fn state_len(&self) -> usize {
         self.sequences * self.width
     }
+}
+
+/// Checks a population size: even (antithetic pairs) and > 0.
+pub(crate) fn population(population: usize) -> Result<()> {
+    if population == 0 || !population.is_multiple_of(2) {
+        return Err(Error::InvalidArgument(format!("population must be a positive even number (antithetic pairs), got {population}")));
+    }
+    if population / 2 > u32::MAX as usize {
+        return Err(Error::Limit(format!("population {population} exceeds 2^33")));
+    }
+    Ok(())
+}
+
+/// Checks the first member of a batch of `population` members of a larger population: even (a
+/// pair is never split between batches), and the last pair `(first + population) / 2 - 1` a
+/// 32-bit pair index, as the noise streams count pairs.
+pub(crate) fn first_member(first: usize, population: usize) -> Result<()> {
+    if !first.is_multiple_of(2) {
+        return Err(Error::InvalidArgument(format!(
+            "first member {first} is odd: a batch starts at the first member of an antithetic pair (an even index)"
+        )));
+    }
+    let end = first.checked_add(population).map(|end| end as u64 / 2);
+    if end.is_none_or(|pairs| pairs > 1 << 32) {
+        return Err(Error::Limit(format!(
+            "members {first}..{} reach past pair 2^32 - 1, the last pair index of the noise streams",
+            first as u128 + population as u128
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that σ is finite and non-negative.
+pub(crate) fn sigma(sigma: f32) -> Result<()> {
+    if !sigma.is_finite() || sigma < 0.0 {
+        return Err(Error::InvalidArgument(format!("sigma must be finite and >= 0, got {sigma}")));
+    }
+    Ok(())
 }

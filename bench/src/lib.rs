@@ -90,9 +90,10 @@ mod precision;
 mod report;
 mod sweep;
 
-pub use measure::{measure_point, BenchBackend, MeasureOptions, Timing};
+pub use measure::{measure_point, BenchBackend, MeasureOptions};
 pub use plot::draw_plot;
 pub use precision::Precision;
+pub use report::Timing;
 pub use report::{markdown_table, AdapterInfo, PointResult};
 pub use sweep::{PointSpec, Preset};
 

@@ -1,6 +1,6 @@
 //! Timing the four operations of a point on a backend.
 
-use crate::report::{AdapterInfo, PointResult, Stats};
+use crate::report::{AdapterInfo, PointResult, Stats, Timing};
 use crate::sweep::PointSpec;
 use crate::BenchError;
 use crate::Precision;
@@ -10,28 +10,6 @@ use eggroll_backend::int8::{self, IntBackend, IntMatrix, IntNoise};
 use eggroll_backend::{Backend, Batch, DType, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-/// How a backend's times are taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timing {
-    /// Host wall clock around the call (CPU backend: the call returns when the work is done).
-    Wall,
-    /// GPU timestamp queries written before and after the call's submissions.
-    GpuTimestamps,
-    /// Host wall clock between two device synchronisations (adapters without timestamp queries).
-    WallSynchronized,
-}
-
-impl Timing {
-    /// `wall`, `gpu-timestamps` or `wall-synchronized`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Timing::Wall => "wall",
-            Timing::GpuTimestamps => "gpu-timestamps",
-            Timing::WallSynchronized => "wall-synchronized",
-        }
-    }
-}
 
 /// What the runner needs from a backend beyond [`Backend`] and [`IntBackend`]: a timer and its
 /// limits.

@@ -1,6 +1,5 @@
 //! The result of a point, its JSON form and the Markdown table.
 
-use crate::measure::Timing;
 use crate::sweep::PointSpec;
 use crate::Precision;
 use eggroll_backend::AdapterDescription;
@@ -341,4 +340,26 @@ pub fn markdown_table(results: &[PointResult]) -> String {
         .unwrap();
     }
     out
+}
+
+/// How a backend's times are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Host wall clock around the call (CPU backend: the call returns when the work is done).
+    Wall,
+    /// GPU timestamp queries written before and after the call's submissions.
+    GpuTimestamps,
+    /// Host wall clock between two device synchronisations (adapters without timestamp queries).
+    WallSynchronized,
+}
+
+impl Timing {
+    /// `wall`, `gpu-timestamps` or `wall-synchronized`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Wall => "wall",
+            Timing::GpuTimestamps => "gpu-timestamps",
+            Timing::WallSynchronized => "wall-synchronized",
+        }
+    }
 }

@@ -6,52 +6,23 @@
 //! factors drawn once for both members) or over rows.
 
 use super::int8_gemm::{dot_i8, Rhs};
+use super::int8_noise::{fill_noise, sign, MIN_JOB_VALUES};
 use super::{int8_full_rank, int8_naive};
 use super::{member_input, CpuBackend};
 use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
 use crate::ops::{Batch, InputLayout, Recurrence};
-use crate::rng::{philox4x32_10, NoiseStream};
+use crate::rng::NoiseStream;
 use crate::Result;
 use rayon::prelude::*;
 
-/// Fewest values a rayon job handles in the elementwise kernels.
-pub(super) const MIN_JOB_VALUES: usize = 4096;
 /// Rows of `x` a task of the mean model's product takes: the row tile of the VNNI product.
 const ROW_TILE: usize = 4;
-
-/// Elements `first..first + out.len()` of pair `pair`'s integer noise, each the value
-/// [`noise_value`] gives it, from one Philox block per 16 draws.
-pub(super) fn fill_noise(stream: &NoiseStream, pair: u32, first: u32, out: &mut [i8]) {
-    let mut e = first;
-    let mut rest = out;
-    while !rest.is_empty() {
-        let block = e >> 4;
-        let words = philox4x32_10([block, pair, stream.param_id, stream.noise_epoch], stream.key());
-        let count = rest.len().min((16 - (e & 15)) as usize);
-        let (now, later) = rest.split_at_mut(count);
-        for v in now {
-            let u = (words[((e >> 2) & 3) as usize] >> (8 * (e & 3))) & 0xff;
-            *v = ((u & 15) as i32 - (u >> 4) as i32) as i8;
-            e += 1;
-        }
-        rest = later;
-    }
-}
 
 /// Draws pair `pair`'s factors: `a` gets `a_q[j]` at `q m + j` (`r x m`), `b` gets `b_q[l]` at
 /// `q n + l` (`r x n`), the elements `q m + j` and `m r + q n + l` of its stream.
 fn draw_factors(noise: &IntNoise, m: usize, pair: u32, a: &mut [i8], b: &mut [i8]) {
     fill_noise(&noise.stream, pair, 0, a);
     fill_noise(&noise.stream, pair, (m * noise.rank) as u32, b);
-}
-
-/// The sign of member `member`'s noise: +1 for even members, -1 for odd ones.
-pub(super) fn sign(member: usize) -> i32 {
-    if member.is_multiple_of(2) {
-        1
-    } else {
-        -1
-    }
 }
 
 /// Per-thread scratch of the perturbed product: the pair's factors (`r x m`, `r x n`), its

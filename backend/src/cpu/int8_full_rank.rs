@@ -5,9 +5,9 @@
 //! row; rayon splits the products over antithetic pairs (each pair's `E_k` drawn once for both
 //! members) and the update over blocks of rows.
 
-use super::int8::{fill_noise, sign, MIN_JOB_VALUES};
 use super::int8_gemm::Rhs;
 use super::int8_naive::path;
+use super::int8_noise::{fill_noise, sign, MIN_JOB_VALUES};
 use super::member_input;
 use crate::int8::spec::{full_rank_combine, full_rank_first_draw};
 use crate::int8::{sat8, weight_shift, IntMatrix, IntNoise};

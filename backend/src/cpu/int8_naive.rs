@@ -3,8 +3,8 @@
 //! pair's full-rank noise (drawn once per pair, 16 draws to a Philox block) and multiplied, as the
 //! f32 naive ES does.
 
-use super::int8::fill_noise;
 use super::int8_gemm::{Path, Rhs};
+use super::int8_noise::fill_noise;
 use super::{member_input, NAIVE_GEMM_ROWS};
 use crate::int8::{sat8, weight_shift, IntMatrix};
 use crate::ops::Batch;

@@ -7,6 +7,7 @@ mod int8;
 mod int8_full_rank;
 mod int8_gemm;
 mod int8_naive;
+mod int8_noise;
 mod lowrank;
 mod recurrence;
 
