@@ -13,8 +13,9 @@ use std::sync::Arc;
 /// A backend whose buffers hold only their length (and storage type): uploads keep no data,
 /// reads give zeros, kernels do nothing and succeed. The checked methods of [`Backend`] and
 /// [`IntBackend`] still check every argument in front, so a shape error is reported as on a real
-/// backend. It counts the bytes of its live buffers ([`MeterBackend::allocated_bytes`]) and their
-/// most at any time ([`MeterBackend::peak_bytes`]): f32 and f16 buffers at 4 and 2 bytes per
+/// backend. It counts the bytes of its live buffers ([`MeterBackend::allocated_bytes`]), their
+/// most at any time ([`MeterBackend::peak_bytes`]) and the largest one
+/// ([`MeterBackend::largest_bytes`]): f32 and f16 buffers at 4 and 2 bytes per
 /// value, int8 tensors at 1, i32 tensors at 4. Clones share the counts.
 #[derive(Clone, Debug, Default)]
 pub struct MeterBackend {
@@ -26,6 +27,7 @@ pub struct MeterBackend {
 struct Meter {
     allocated: AtomicU64,
     peak: AtomicU64,
+    largest: AtomicU64,
 }
 
 /// The bytes one buffer holds on its backend's meter, given back when it is dropped.
@@ -79,11 +81,17 @@ impl MeterBackend {
         self.meter.peak.load(Ordering::Relaxed)
     }
 
+    /// The bytes of the largest buffer or tensor made since the meter was made.
+    pub fn largest_bytes(&self) -> u64 {
+        self.meter.largest.load(Ordering::Relaxed)
+    }
+
     /// Counts a new buffer of `len` values of `bytes_per_value` bytes each.
     fn charge(&self, len: usize, bytes_per_value: usize) -> Charge {
         let bytes = len as u64 * bytes_per_value as u64;
         let now = self.meter.allocated.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.meter.peak.fetch_max(now, Ordering::Relaxed);
+        self.meter.largest.fetch_max(bytes, Ordering::Relaxed);
         Charge { bytes, meter: self.meter.clone() }
     }
 }

@@ -25,7 +25,7 @@ pub struct MemoryPlan {
     pub host: Vec<(&'static str, u64)>,
     /// Parts held in device memory (none when the backend's memory is the host's), by name.
     pub device: Vec<(&'static str, u64)>,
-    /// The largest single buffer the device must hold.
+    /// The largest single buffer the device must hold, in bytes.
     pub largest_buffer: u64,
 }
 
@@ -56,19 +56,21 @@ impl MemoryPlan {
         let meter = MeterBackend::new();
         let mut trainer = Trainer::<MeterBackend, M, F>::zeroed(meter.clone(), model, config.clone())?;
         let params = meter.allocated_bytes();
-        let largest_param = trainer.specs().iter().map(|s| s.kind.len() as u64).max().unwrap_or(0);
         let input = F::input(trainer.model());
         trainer.forward_zeros(Some(members), footprint.rows)?;
         let population = meter.allocated_bytes() - params;
         trainer.forward_zeros(None, footprint.eval_rows)?;
         let evaluation = meter.allocated_bytes() - params - population;
         // The forward ran on the shared input; a per-member one holds every member's rows.
-        let per_member_input = match (footprint.layout, input) {
-            (InputLayout::PerMember, Input::Features(width)) => (members.saturating_sub(1) * footprint.rows * width * 4) as u64,
-            _ => 0,
+        let (per_member_input, input_buffer) = match (footprint.layout, input) {
+            (InputLayout::PerMember, Input::Features(width)) => {
+                let row = (footprint.rows * width * 4) as u64;
+                (members.saturating_sub(1) as u64 * row, members as u64 * row)
+            }
+            _ => (0, 0),
         };
         let activations = population + per_member_input;
-        let largest = (activations / 2).max(largest_param * std::mem::size_of::<F::Value>() as u64);
+        let largest = meter.largest_bytes().max(input_buffer);
         // The initial values are drawn on the host before they are uploaded.
         let initial = trainer.specs().iter().map(|s| s.kind.len() as u64).sum::<u64>() * std::mem::size_of::<F::Value>() as u64;
         let on_device =
@@ -111,12 +113,13 @@ impl MemoryPlan {
                 )));
             }
         }
-        let buffer = [("binding", limits.max_binding_bytes), ("buffer", limits.max_buffer_bytes)];
+        let buffer = [("max_buffer_size", limits.max_buffer_bytes), ("max_storage_buffer_binding_size", limits.max_binding_bytes)];
         if let Some((what, max)) =
             buffer.iter().find_map(|&(what, max)| max.filter(|&m| !self.device.is_empty() && self.largest_buffer > m).map(|m| (what, m)))
         {
             return Err(EggrollError::Config(format!(
-                "this run needs a device buffer of {}, beyond the adapter's {what} limit of {} (device memory: {})",
+                "this run needs a device buffer of {}, beyond the adapter's {what} limit of {} (device memory: {}): \
+                 lower the population, the model's size or the rows per member",
                 bytes(self.largest_buffer),
                 bytes(max),
                 parts(&self.device)
@@ -202,6 +205,9 @@ mod tests {
         let on_device = MemoryPlan::of::<_, F32>(mlp(), &config, 8, Footprint { host_bytes: 0, ..footprint }, 0, true).unwrap();
         let limits = MemoryLimits { max_binding_bytes: Some(16), ..MemoryLimits::default() };
         let e = on_device.check(None, &limits).unwrap_err().to_string();
-        assert!(e.contains("binding limit of 16 bytes"), "{e}");
+        assert!(e.contains("max_storage_buffer_binding_size limit of 16 bytes"), "{e}");
+        let limits = MemoryLimits { max_buffer_bytes: Some(16), ..limits };
+        let e = on_device.check(None, &limits).unwrap_err().to_string();
+        assert!(e.contains("max_buffer_size limit of 16 bytes"), "{e}");
     }
 }
