@@ -5,6 +5,7 @@
 //! `SKIP_EGGROLL=1` skips the forward comparison.
 
 use eggroll_backend::gpu::{GemmConfig, WgpuBackend, WgpuOptions};
+use eggroll_backend::Kernels;
 use eggroll_backend::{Backend, Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::time::{Duration, Instant};
 

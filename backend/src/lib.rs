@@ -51,61 +51,24 @@ pub struct AdapterDescription {
     pub features: Vec<String>,
 }
 
-/// The operations EGGROLL needs from a device. Buffers are flat `f32` arrays that stay on the
-/// device.
+/// The operations EGGROLL needs from a device, checked: the front every caller uses. Buffers are
+/// flat `f32` arrays that stay on the device.
 ///
-/// Callers use the checked methods (`matmul`, `perturbed_matmul`, `lowrank_update`, ...): each
-/// checks its arguments once, here in front of the backends, returns [`Error`] instead of
-/// panicking, and then runs the backend's kernel. A backend implements the `*_unchecked` kernels,
-/// which may assume those rules hold; it refuses only what its own device cannot do (limits,
-/// storage types it lacks). The checked methods are not meant to be overridden.
+/// Each method checks its arguments once, here in front of the backends, returns [`Error`]
+/// instead of panicking, and then runs the backend's kernel ([`Kernels`]). Every [`Kernels`]
+/// implementation gets this front from the blanket implementation below, and none can replace
+/// it (a second implementation would conflict with the blanket one), so no backend can skip a
+/// check.
 ///
-/// Work is enqueued by the kernel calls and runs asynchronously on GPU backends; [`Backend::read`]
+/// Work is enqueued by the kernel calls and runs asynchronously on GPU backends; [`Kernels::read`]
 /// is the only call that waits for results (async at its core so that it runs in a browser).
-pub trait Backend: Sized {
-    /// A device-resident array of `f32`.
-    type Buffer;
-
-    /// Describes the adapter.
-    fn describe(&self) -> AdapterDescription;
-
-    /// Copies `data` to a new device buffer.
-    fn upload(&self, data: &[f32]) -> Result<Self::Buffer>;
-    /// Copies `data` to a new device buffer stored as `dtype` (f16 rounds to nearest). Only
-    /// [`Backend::matmul`], [`Backend::perturbed_matmul`] and [`Backend::naive_perturbed_matmul`]
-    /// take f16 buffers, as `x` and `w`; a backend or adapter without f16 storage returns
-    /// [`Error::Unsupported`].
-    fn upload_as(&self, data: &[f32], dtype: DType) -> Result<Self::Buffer> {
-        match dtype {
-            DType::F32 => self.upload(data),
-            other => {
-                Err(Error::Unsupported(format!("{} storage on the {} backend (it computes in f32 only)", other, self.describe().backend)))
-            }
-        }
-    }
-    /// The storage type of `buffer`.
-    fn dtype(&self, _buffer: &Self::Buffer) -> DType {
-        DType::F32
-    }
-    /// A new zero-filled buffer of `len` values.
-    fn zeros(&self, len: usize) -> Result<Self::Buffer>;
-    /// Number of `f32` in `buffer`.
-    fn len(&self, buffer: &Self::Buffer) -> usize;
-    /// Reads `buffer` back to the host once all queued work that writes it has run.
-    fn read(&self, buffer: &Self::Buffer) -> impl Future<Output = Result<Vec<f32>>>;
-    /// Waits until all queued work has run (for timing).
-    fn synchronize(&self) -> impl Future<Output = Result<()>>;
-    /// The limits of the device's memory, for planning what a run allocates; none by default.
-    fn memory_limits(&self) -> MemoryLimits {
-        MemoryLimits::default()
-    }
-
-    /// Blocking [`Backend::read`] for native callers.
+pub trait Backend: Kernels {
+    /// Blocking [`Kernels::read`] for native callers.
     #[cfg(feature = "native")]
     fn read_blocking(&self, buffer: &Self::Buffer) -> Result<Vec<f32>> {
         pollster::block_on(self.read(buffer))
     }
-    /// Blocking [`Backend::synchronize`] for native callers.
+    /// Blocking [`Kernels::synchronize`] for native callers.
     #[cfg(feature = "native")]
     fn synchronize_blocking(&self) -> Result<()> {
         pollster::block_on(self.synchronize())
@@ -125,7 +88,7 @@ pub trait Backend: Sized {
 
     /// Plain batched inference: `y = x Wᵀ` for `rows` rows (`x`: rows x n, `w`: m x n,
     /// `y`: rows x m). The baseline the benchmarks compare EGGROLL against. `x` and `w` may both
-    /// be f16 (see [`Backend::upload_as`]); `y` is f32.
+    /// be f16 (see [`Kernels::upload_as`]); `y` is f32.
     fn matmul(&self, x: &Self::Buffer, w: &Self::Buffer, m: usize, n: usize, rows: usize, y: &mut Self::Buffer) -> Result<()> {
         checks::matmul(self, x, w, (m, n, rows), y)?;
         if rows == 0 {
@@ -144,7 +107,7 @@ pub trait Backend: Sized {
     /// The EGGROLL population forward:
     /// `Y_i = X_i Wᵀ + s_i (σ/√r) (X_i B_i) A_iᵀ` for every member i at once, noise regenerated
     /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m. `x` and `w`
-    /// may both be f16 (see [`Backend::upload_as`]); `y` is f32.
+    /// may both be f16 (see [`Kernels::upload_as`]); `y` is f32.
     fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()> {
         checks::population_forward(self, x, w, &noise, &batch, y)?;
         self.perturbed_matmul_unchecked(x, w, noise, batch, y)
@@ -333,6 +296,51 @@ pub trait Backend: Sized {
             return Ok(());
         }
         self.embedding_unchecked(tokens, table, cols, y)
+    }
+}
+
+impl<K: Kernels> Backend for K {}
+
+/// What a backend implements: its buffers, the transfers, and the `*_unchecked` kernels behind
+/// the checked front [`Backend`]. A kernel may assume the front's rules hold (shapes, lengths,
+/// finite fitness, even populations); it refuses only what its own device cannot do (limits,
+/// storage types it lacks).
+pub trait Kernels: Sized {
+    /// A device-resident array of `f32`.
+    type Buffer;
+
+    /// Describes the adapter.
+    fn describe(&self) -> AdapterDescription;
+
+    /// Copies `data` to a new device buffer.
+    fn upload(&self, data: &[f32]) -> Result<Self::Buffer>;
+    /// Copies `data` to a new device buffer stored as `dtype` (f16 rounds to nearest). Only
+    /// [`Backend::matmul`], [`Backend::perturbed_matmul`] and [`Backend::naive_perturbed_matmul`]
+    /// take f16 buffers, as `x` and `w`; a backend or adapter without f16 storage returns
+    /// [`Error::Unsupported`].
+    fn upload_as(&self, data: &[f32], dtype: DType) -> Result<Self::Buffer> {
+        match dtype {
+            DType::F32 => self.upload(data),
+            other => {
+                Err(Error::Unsupported(format!("{} storage on the {} backend (it computes in f32 only)", other, self.describe().backend)))
+            }
+        }
+    }
+    /// The storage type of `buffer`.
+    fn dtype(&self, _buffer: &Self::Buffer) -> DType {
+        DType::F32
+    }
+    /// A new zero-filled buffer of `len` values.
+    fn zeros(&self, len: usize) -> Result<Self::Buffer>;
+    /// Number of `f32` in `buffer`.
+    fn len(&self, buffer: &Self::Buffer) -> usize;
+    /// Reads `buffer` back to the host once all queued work that writes it has run.
+    fn read(&self, buffer: &Self::Buffer) -> impl Future<Output = Result<Vec<f32>>>;
+    /// Waits until all queued work has run (for timing).
+    fn synchronize(&self) -> impl Future<Output = Result<()>>;
+    /// The limits of the device's memory, for planning what a run allocates; none by default.
+    fn memory_limits(&self) -> MemoryLimits {
+        MemoryLimits::default()
     }
 
     /// The kernel of [`Backend::write`]; arguments already checked.

@@ -1,6 +1,6 @@
 //! [`MemoryLimits`]: what a device allows a run to allocate, for planning its memory.
 
-/// The memory limits of a backend's device ([`crate::Backend::memory_limits`]). `None` means the
+/// The memory limits of a backend's device ([`crate::Kernels::memory_limits`]). `None` means the
 /// backend has no such limit, or does not know it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MemoryLimits {

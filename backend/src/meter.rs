@@ -3,10 +3,10 @@
 //! buffers a run allocates, and how many bytes at most are live at once, before allocating
 //! anything on a real device.
 
-use crate::int8::{IntBackend, IntMatrix, IntNoise};
+use crate::int8::{IntKernels, IntMatrix, IntNoise};
 use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise, Recurrence};
 use crate::rng::NoiseStream;
-use crate::{AdapterDescription, Backend, Result};
+use crate::{AdapterDescription, Kernels, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -105,7 +105,7 @@ macro_rules! no_op {
     };
 }
 
-impl Backend for MeterBackend {
+impl Kernels for MeterBackend {
     type Buffer = MeterBuffer;
 
     fn describe(&self) -> AdapterDescription {
@@ -172,7 +172,7 @@ impl Backend for MeterBackend {
     }
 }
 
-impl IntBackend for MeterBackend {
+impl IntKernels for MeterBackend {
     type I8 = MeterI8;
     type I32 = MeterI32;
 
@@ -227,7 +227,8 @@ impl IntBackend for MeterBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Error, LowRank};
+    use crate::int8::IntBackend;
+    use crate::{Backend, Error, LowRank};
 
     #[test]
     fn counts_go_up_and_down_by_dtype() {

@@ -7,6 +7,7 @@ use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{GemmConfig, GemmSource, MatmulVariant, ShapeBucket, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{for_each_adapter, open, options};
 use eggroll_backend::Backend;
+use eggroll_backend::Kernels;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 

@@ -897,7 +897,14 @@ async fn embeddings_match_definitions<B: Backend>(backend: B) {
 
 /// A perturbed embedding lookup: [`Backend::perturbed_embedding`] or
 /// [`Backend::naive_perturbed_embedding`].
-type PerturbedLookup<B> = fn(&B, &[u32], &<B as Backend>::Buffer, LowRankNoise, Batch, &mut <B as Backend>::Buffer) -> Result<(), Error>;
+type PerturbedLookup<B> = fn(
+    &B,
+    &[u32],
+    &<B as eggroll_backend::Kernels>::Buffer,
+    LowRankNoise,
+    Batch,
+    &mut <B as eggroll_backend::Kernels>::Buffer,
+) -> Result<(), Error>;
 
 /// The bad arguments of the embedding lookups, one fault per call.
 fn embedding_bad_arguments<B: Backend>(b: &B) {

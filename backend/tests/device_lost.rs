@@ -4,6 +4,7 @@
 
 use eggroll_backend::gpu::WgpuBackend;
 use eggroll_backend::testing::test_wgpu;
+use eggroll_backend::Kernels;
 use eggroll_backend::{Backend, Error};
 
 #[cfg(target_arch = "wasm32")]

@@ -13,6 +13,7 @@
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{MatmulVariant, WgpuBackend};
 use eggroll_backend::testing::{assert_close, expects_f16, for_each_adapter, gpu};
+use eggroll_backend::Kernels;
 use eggroll_backend::{Backend, Batch, DType, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 
 fn values(len: usize, salt: u32) -> Vec<f32> {

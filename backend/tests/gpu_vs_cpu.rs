@@ -11,6 +11,7 @@
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{GemmConfig, GemmSource, MatmulVariant, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{assert_close, for_each_adapter, gpu, gpu_with};
+use eggroll_backend::Kernels;
 use eggroll_backend::{Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -29,7 +30,7 @@ fn tol(k: usize) -> f64 {
     1e-4 * (k as f64 / 64.0).max(1.0)
 }
 
-fn read(gpu: &WgpuBackend, buffer: &<WgpuBackend as Backend>::Buffer) -> Vec<f32> {
+fn read(gpu: &WgpuBackend, buffer: &<WgpuBackend as Kernels>::Buffer) -> Vec<f32> {
     gpu.read_blocking(buffer).expect("readback")
 }
 

@@ -5,6 +5,7 @@
 //! the error variant of their rule.
 
 use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::int8::IntKernels;
 use eggroll_backend::int8::{full_rank_noise, log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
 use eggroll_backend::{Batch, Error, InputLayout, NoiseStream, Recurrence, Result};
 use rand::{RngExt, SeedableRng};

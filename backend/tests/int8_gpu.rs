@@ -6,6 +6,7 @@
 
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
+use eggroll_backend::int8::IntKernels;
 use eggroll_backend::int8::{threshold, IntBackend, IntMatrix, IntNoise};
 use eggroll_backend::testing::{for_each_adapter, gpu_with};
 use eggroll_backend::{Batch, InputLayout, NoiseStream, Recurrence};

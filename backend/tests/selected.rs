@@ -5,10 +5,12 @@
 
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuOptions;
+use eggroll_backend::int8::IntKernels;
 use eggroll_backend::int8::{threshold, IntBackend, IntMatrix, IntNoise};
 use eggroll_backend::meter::MeterBackend;
 use eggroll_backend::select::{SelectedBackend, SelectedBuffer, SelectedI32, SelectedI8};
 use eggroll_backend::testing::{for_each_adapter, open};
+use eggroll_backend::Kernels;
 use eggroll_backend::{
     Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, MemoryLimits, NoiseStream, Recurrence,
 };
@@ -151,5 +153,5 @@ fn backends_and_buffers_move_between_threads() {
     send_sync::<SelectedI8>();
     send_sync::<SelectedI32>();
     send_sync::<MeterBackend>();
-    send_sync::<<MeterBackend as Backend>::Buffer>();
+    send_sync::<<MeterBackend as Kernels>::Buffer>();
 }

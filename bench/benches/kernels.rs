@@ -168,7 +168,7 @@ fn main() {
     match WgpuBackend::new_blocking(&WgpuOptions { autotune: full, ..Default::default() }) {
         Ok(gpu) => {
             // Software adapters (lavapipe, llvmpipe) are slow: a smaller size there.
-            let hardware = is_hardware(&eggroll_backend::Backend::describe(&gpu));
+            let hardware = is_hardware(&eggroll_backend::Kernels::describe(&gpu));
             let gpu_sizes = match (full, hardware) {
                 (true, true) => sizes(1024, 256),
                 (true, false) => sizes(256, 64),

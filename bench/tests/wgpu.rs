@@ -3,7 +3,7 @@
 
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{expects_f16, for_each_adapter, gpu_with};
-use eggroll_backend::Backend;
+use eggroll_backend::Kernels;
 use eggroll_bench::Precision;
 use eggroll_bench::{markdown_table, measure_point, BenchBackend, MeasureOptions, PointSpec, Timing};
 

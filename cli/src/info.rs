@@ -3,7 +3,8 @@
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::is_hardware;
 use eggroll_backend::select::list_adapters;
-use eggroll_backend::{AdapterDescription, Backend};
+use eggroll_backend::AdapterDescription;
+use eggroll_backend::Kernels;
 
 /// One line describing an adapter.
 pub fn describe(a: &AdapterDescription) -> String {

@@ -216,7 +216,7 @@ where
     pub fn sharded(backends: Vec<B>, task: T, config: EsConfig, exchange: X) -> Result<Self> {
         let mine = exchange.members(config.population)?;
         let shares = crate::shards::share_pairs(mine.len(), backends.len())?.into_iter().map(|s| s.start + mine.start..s.end + mine.start);
-        let adapters: Vec<AdapterDescription> = backends.iter().map(Backend::describe).collect();
+        let adapters: Vec<AdapterDescription> = backends.iter().map(|b| b.describe()).collect();
         let copy_state = adapters.windows(2).any(|w| w[0] != w[1]);
         let workers = backends
             .into_iter()

@@ -9,7 +9,7 @@ use super::int8_gemm::{dot_i8, Rhs};
 use super::int8_noise::{fill_noise, sign, MIN_JOB_VALUES};
 use super::{int8_full_rank, int8_naive};
 use super::{member_input, CpuBackend};
-use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntBackend, IntMatrix, IntNoise};
+use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntKernels, IntMatrix, IntNoise};
 use crate::ops::{Batch, InputLayout, Recurrence};
 use crate::rng::NoiseStream;
 use crate::Result;
@@ -127,7 +127,7 @@ fn pair_outputs_body(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mu
     }
 }
 
-impl IntBackend for CpuBackend {
+impl IntKernels for CpuBackend {
     type I8 = Vec<i8>;
     type I32 = Vec<i32>;
 

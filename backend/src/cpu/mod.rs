@@ -13,7 +13,7 @@ mod recurrence;
 
 use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise};
 use crate::rng::{FillPath, NoiseStream};
-use crate::{AdapterDescription, Backend, Result};
+use crate::{AdapterDescription, Kernels, Result};
 use gemm::{gemm, gemm_serial, matvec_rows, View};
 use lowrank::{add_pair_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
@@ -86,7 +86,7 @@ fn perturbed_vector(y: &mut [f32], v: &[f32], stream: NoiseStream, sigma: f32, b
     );
 }
 
-impl Backend for CpuBackend {
+impl Kernels for CpuBackend {
     type Buffer = Vec<f32>;
 
     fn describe(&self) -> AdapterDescription {

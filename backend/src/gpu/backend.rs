@@ -11,9 +11,9 @@ use super::timing;
 use super::wgpu_backend::WgpuBackend;
 use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise};
 use crate::rng::NoiseStream;
-use crate::{AdapterDescription, Backend, Error, MemoryLimits, Result};
+use crate::{AdapterDescription, Backend, Error, Kernels, MemoryLimits, Result};
 
-impl Backend for WgpuBackend {
+impl Kernels for WgpuBackend {
     type Buffer = GpuBuffer;
 
     fn describe(&self) -> AdapterDescription {

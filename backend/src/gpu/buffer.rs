@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Weak;
 
 /// A device-resident array of the wgpu backend: `f32` values, or `f16` ones made by
-/// [`crate::Backend::upload_as`]. Dropping it frees its device memory (and the bind groups the
+/// [`crate::Kernels::upload_as`]. Dropping it frees its device memory (and the bind groups the
 /// backend cached for it).
 pub struct GpuBuffer {
     /// The storage buffer (at least 4 bytes, even when empty).

@@ -12,10 +12,10 @@ use super::int8_buffer::{GpuI32, GpuI8};
 use super::params::{stream_fields, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams, UniformBlock};
 use super::shaders::{IntKernel, Kernel};
 use super::wgpu_backend::WgpuBackend;
-use crate::int8::{weight_shift, IntBackend, IntMatrix, IntNoise, EXP2, LOG2};
+use crate::int8::{weight_shift, IntKernels, IntMatrix, IntNoise, EXP2, LOG2};
 use crate::ops::{Batch, InputLayout, Recurrence};
 use crate::rng::NoiseStream;
-use crate::{Backend, DType, Result};
+use crate::{DType, Kernels, Result};
 
 /// Output rows per invocation of `int_matmul`, `int_naive_matmul` and `int_full_rank_matmul` (`RB`
 /// of int8_matmul.wgsl, int8_naive.wgsl and int8_full_rank.wgsl).
@@ -119,7 +119,7 @@ impl WgpuBackend {
     }
 }
 
-impl IntBackend for WgpuBackend {
+impl IntKernels for WgpuBackend {
     type I8 = GpuI8;
     type I32 = GpuI32;
 

@@ -1,6 +1,6 @@
 //! The wgpu backend: every EGGROLL kernel as a WGSL compute shader (`shaders/`), on any WebGPU
 //! adapter (Vulkan, Metal, DX12, GL, the browser). Buffers stay on the device; only
-//! [`Backend::read`](crate::Backend::read) copies back.
+//! [`Kernels::read`](crate::Kernels::read) copies back.
 //!
 //! Construction is async at its core ([`WgpuBackend::new`]) so that it runs in a browser;
 //! [`WgpuBackend::new_blocking`] wraps it for native callers.

@@ -17,7 +17,7 @@ pub use tables::{EXP2, LOG2};
 use crate::error::Result;
 use crate::ops::{Batch, Recurrence};
 use crate::rng::NoiseStream;
-use crate::Backend;
+use crate::{Backend, Kernels};
 use std::future::Future;
 
 /// An int8 matrix `W` (m x n, row-major, `y = x Wᵀ`): both sides multiples of 4.
@@ -42,14 +42,11 @@ pub struct IntNoise {
     pub shift: u32,
 }
 
-/// Integer EGGROLL's kernels: the int8 forward of a population, its log-likelihood and the ±1
-/// update. `I8` tensors hold int8 values in `[-127, 127]`, `I32` tensors i32 values.
-pub trait IntBackend: Backend {
-    /// A device-resident int8 tensor (its length a multiple of 4).
-    type I8;
-    /// A device-resident i32 tensor.
-    type I32;
-
+/// Integer EGGROLL's kernels, checked: the int8 forward of a population, its log-likelihood and
+/// the ±1 update. `I8` tensors hold int8 values in `[-127, 127]`, `I32` tensors i32 values. As
+/// [`Backend`] is to [`Kernels`], this is the front every caller uses, given to every
+/// [`IntKernels`] implementation by the blanket implementation below and replaceable by none.
+pub trait IntBackend: Backend + IntKernels {
     /// Copies `data` (values in `[-127, 127]`, length a multiple of 4) to a new int8 tensor.
     fn upload_i8(&self, data: &[i8]) -> Result<Self::I8> {
         checks::i8_data(data)?;
@@ -76,22 +73,12 @@ pub trait IntBackend: Backend {
         }
         self.copy_i8_unchecked(src, dst)
     }
-    /// A new zero-filled i32 tensor of `len` values.
-    fn zeros_i32(&self, len: usize) -> Result<Self::I32>;
-    /// Values in an int8 tensor.
-    fn len_i8(&self, tensor: &Self::I8) -> usize;
-    /// Values in an i32 tensor.
-    fn len_i32(&self, tensor: &Self::I32) -> usize;
-    /// Reads an int8 tensor back once the queued work writing it has run.
-    fn read_i8(&self, tensor: &Self::I8) -> impl Future<Output = Result<Vec<i8>>>;
-    /// Reads an i32 tensor back once the queued work writing it has run.
-    fn read_i32(&self, tensor: &Self::I32) -> impl Future<Output = Result<Vec<i32>>>;
-    /// Blocking [`IntBackend::read_i8`].
+    /// Blocking [`IntKernels::read_i8`].
     #[cfg(feature = "native")]
     fn read_i8_blocking(&self, tensor: &Self::I8) -> Result<Vec<i8>> {
         pollster::block_on(self.read_i8(tensor))
     }
-    /// Blocking [`IntBackend::read_i32`].
+    /// Blocking [`IntKernels::read_i32`].
     #[cfg(feature = "native")]
     fn read_i32_blocking(&self, tensor: &Self::I32) -> Result<Vec<i32>> {
         pollster::block_on(self.read_i32(tensor))
@@ -228,7 +215,28 @@ pub trait IntBackend: Backend {
         checks::int_full_rank_update(self, fitness, &noise, shape, w)?;
         self.int_full_rank_update_unchecked(fitness, noise, shape, threshold, w)
     }
+}
 
+impl<K: IntKernels> IntBackend for K {}
+
+/// What a backend implements for integer EGGROLL: its int8 and i32 tensors, their transfers and
+/// the `*_unchecked` kernels behind the checked front [`IntBackend`].
+pub trait IntKernels: Kernels {
+    /// A device-resident int8 tensor (its length a multiple of 4).
+    type I8;
+    /// A device-resident i32 tensor.
+    type I32;
+
+    /// A new zero-filled i32 tensor of `len` values.
+    fn zeros_i32(&self, len: usize) -> Result<Self::I32>;
+    /// Values in an int8 tensor.
+    fn len_i8(&self, tensor: &Self::I8) -> usize;
+    /// Values in an i32 tensor.
+    fn len_i32(&self, tensor: &Self::I32) -> usize;
+    /// Reads an int8 tensor back once the queued work writing it has run.
+    fn read_i8(&self, tensor: &Self::I8) -> impl Future<Output = Result<Vec<i8>>>;
+    /// Reads an i32 tensor back once the queued work writing it has run.
+    fn read_i32(&self, tensor: &Self::I32) -> impl Future<Output = Result<Vec<i32>>>;
     /// The kernel of [`IntBackend::upload_i8`].
     fn upload_i8_unchecked(&self, data: &[i8]) -> Result<Self::I8>;
     /// The kernel of [`IntBackend::zeros_i8`].

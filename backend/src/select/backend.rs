@@ -6,9 +6,9 @@ use super::SelectedBackend;
 use crate::cpu::CpuBackend;
 use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise, Recurrence};
 use crate::rng::NoiseStream;
-use crate::{AdapterDescription, Backend, MemoryLimits, Result};
+use crate::{AdapterDescription, Kernels, MemoryLimits, Result};
 
-impl Backend for SelectedBackend {
+impl Kernels for SelectedBackend {
     type Buffer = SelectedBuffer;
 
     fn describe(&self) -> AdapterDescription {
@@ -36,7 +36,7 @@ impl Backend for SelectedBackend {
         made!(self, b => b.zeros(len))
     }
 
-    /// The buffer's own length, whichever backend asks (as for [`Backend::dtype`]).
+    /// The buffer's own length, whichever backend asks (as for [`Kernels::dtype`]).
     fn len(&self, buffer: &SelectedBuffer) -> usize {
         match buffer {
             Selected::Cpu(v) => CpuBackend.len(v),

@@ -4,12 +4,12 @@
 use super::buffer::{Selected, SelectedI32, SelectedI8};
 use super::SelectedBackend;
 use crate::cpu::CpuBackend;
-use crate::int8::{IntBackend, IntMatrix, IntNoise};
+use crate::int8::{IntKernels, IntMatrix, IntNoise};
 use crate::ops::{Batch, Recurrence};
 use crate::rng::NoiseStream;
 use crate::Result;
 
-impl IntBackend for SelectedBackend {
+impl IntKernels for SelectedBackend {
     type I8 = SelectedI8;
     type I32 = SelectedI32;
 
@@ -18,7 +18,7 @@ impl IntBackend for SelectedBackend {
     }
 
     /// The tensor's own length, whichever backend asks (as for
-    /// [`Backend::len`](crate::Backend::len)).
+    /// [`Kernels::len`](crate::Kernels::len)).
     fn len_i8(&self, tensor: &SelectedI8) -> usize {
         match tensor {
             Selected::Cpu(v) => CpuBackend.len_i8(v),
