@@ -1,17 +1,27 @@
-//! [`Backend`] for [`WgpuBackend`]: the buffer transfers, and the kernels of `gemm`, `lowrank`,
-//! `vector_noise`, `elementwise`, `recurrence` and `cross_entropy` behind the trait's argument
-//! checks (`crate::checks`). What is refused here is only what the adapter cannot do: f16 storage
-//! without shader-f16, and the buffer, binding, grid and 32-bit index limits the kernels check.
+//! [`Kernels`] for [`WgpuBackend`]: the buffer transfers, and each f32 kernel as the dispatches
+//! of the typed units of [`super::kernels`] (and GEMMs, [`super::gemm`]) it submits, behind the
+//! checks of the front ([`crate::Backend`]). What is refused here is only what the adapter cannot
+//! do: f16 storage without shader-f16, and the buffer, binding, grid and 32-bit index limits the
+//! kernels check.
 
 use super::adapter::describe_adapter;
 use super::buffer::GpuBuffer;
-use super::context::byte_size;
+use super::context::{byte_size, word, ScratchUse};
 use super::gemm::Gemm;
+use super::kernel::Dispatch;
+use super::kernels::*;
+use super::params::{
+    stream_fields, ElementParams, EmbeddingParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
+    RecurrenceParams, VectorParams,
+};
 use super::timing;
 use super::wgpu_backend::WgpuBackend;
-use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise};
+use crate::ops::{Activation as Act, AdamParams, Batch, DType, InputLayout, LowRankNoise, Recurrence};
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Kernels, MemoryLimits, Result};
+
+/// Rows per block of the projection kernels (lowrank.wgsl's PROJECT_ROWS).
+const PROJECT_ROWS: usize = 8;
 
 impl Kernels for WgpuBackend {
     type Buffer = GpuBuffer;
@@ -101,13 +111,68 @@ impl Kernels for WgpuBackend {
     }
 
     fn noise_factors_unchecked(&self, noise: LowRankNoise, population: usize, a: &mut GpuBuffer, b: &mut GpuBuffer) -> Result<()> {
-        self.noise_factors_kernel(noise, population, a, b)
+        let params = noise_params(&noise, population, 0)?;
+        self.dispatch(NoiseFactors, a.len + b.len, &params, NoiseFactorsBuffers { a_out: &a.buffer, b_out: &b.buffer })
     }
 
+    /// The shared or per-member GEMM `X Wᵀ`, the projections `P = X B` of every pair (or
+    /// member), and their expansion `s (σ/√r) P Aᵀ` onto the product: one submission.
     fn perturbed_matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
-        self.perturbed_matmul_kernel(x, w, noise, batch, y)
+        let dtype = x.dtype;
+        let s = noise.shape;
+        let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
+        let shared = batch.input == InputLayout::Shared;
+        // P = X B per pair (shared input: both members see the same X) or per member.
+        let projections = if shared { population / 2 } else { population };
+        let p = self.ctx.scratch(ScratchUse::Projections, projections * rows * r)?;
+        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+        let pair_offset = word("first pair", batch.first_pair())?;
+        let lowrank_params = |count: usize| -> Result<LowRankParams> {
+            Ok(LowRankParams {
+                rows: word("rows", rows)?,
+                n: word("n", n)?,
+                m: word("m", m)?,
+                rank: word("rank", r)?,
+                count: word("count", count)?,
+                shared_input: u32::from(shared),
+                seed_lo,
+                seed_hi,
+                param_id,
+                noise_epoch,
+                scale: s.scale(),
+                pair_offset,
+            })
+        };
+        let z = if shared { Some(self.ctx.scratch(ScratchUse::SharedProduct, rows * m)?) } else { None };
+        let base = match &z {
+            Some(z) => self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, z.buffer(), rows, m, n) })?,
+            None => self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, population * rows, m, n) })?,
+        };
+        // Blocks of rows that share one pair's B: the shared rows, or both members' rows.
+        let pair_rows = if shared { rows } else { 2 * rows };
+        let sums = population / 2 * r * pair_rows.div_ceil(PROJECT_ROWS);
+        let project_params = lowrank_params(population / 2)?;
+        let project = if self.project_by_reduction(sums, n) {
+            let groups = self.ctx.groups_grid("lowrank_project_reduce", sums as u64)?;
+            Dispatch::new(
+                LowrankProjectReduce(dtype),
+                &project_params,
+                LowrankProjectReduceBuffers { x: &x.buffer, p_out: p.buffer() },
+                groups,
+            )
+        } else {
+            self.over(LowrankProject(dtype), sums, &project_params, LowrankProjectBuffers { x: &x.buffer, p_out: p.buffer() })?
+        };
+        let expand = self.over(
+            LowrankExpand,
+            population / 2 * rows.div_ceil(4) * m,
+            &lowrank_params(population)?,
+            LowrankExpandBuffers { p_in: p.buffer(), z: z.as_ref().map_or(&self.ctx.dummy, |z| z.buffer()), y: &y.buffer },
+        )?;
+        self.ctx.run(&[base, project, expand])
     }
 
+    /// Per chunk of members: their weights `W + s_i σ E_i` materialised, then one batched GEMM.
     fn naive_perturbed_matmul_unchecked(
         &self,
         x: &GpuBuffer,
@@ -116,43 +181,135 @@ impl Kernels for WgpuBackend {
         batch: Batch,
         y: &mut GpuBuffer,
     ) -> Result<()> {
-        self.naive_perturbed_matmul_kernel(x, w, noise, batch, y)
+        let (m, n, rows, population) = (noise.shape.m, noise.shape.n, batch.rows, batch.population);
+        // W_i is materialised in the weights' storage type.
+        let dtype = x.dtype;
+        let len = word("full-rank noise draws m n", m * n)?;
+        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+        let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
+        let w_i = self.ctx.scratch(ScratchUse::Materialised, dtype.words(chunk * m * n))?;
+        for first in (0..population).step_by(chunk) {
+            let count = chunk.min(population - first);
+            let pairs = (first + count).div_ceil(2) - first / 2;
+            let params = MaterialiseParams {
+                len,
+                blocks: len.div_ceil(4),
+                first: word("first", first)?,
+                count: word("count", count)?,
+                seed_lo,
+                seed_hi,
+                param_id,
+                noise_epoch,
+                sigma: noise.shape.sigma,
+                pair_offset: word("first pair", batch.first_pair())?,
+                ..MaterialiseParams::default()
+            };
+            let materialise = self.over(
+                Materialise(dtype),
+                pairs * (m * n).div_ceil(4),
+                &params,
+                MaterialiseBuffers { w: &w.buffer, out: w_i.buffer() },
+            )?;
+            let (x_offset, x_batch) = match batch.input {
+                InputLayout::Shared => (0, 0),
+                InputLayout::PerMember => (first * rows * n, rows * n),
+            };
+            let multiply = self.gemm(Gemm {
+                dtype,
+                batch: count,
+                x_offset,
+                x_batch,
+                w_batch: m * n,
+                y_offset: first * rows * m,
+                y_batch: rows * m,
+                ..Gemm::plain(&x.buffer, w_i.buffer(), &y.buffer, rows, m, n)
+            })?;
+            self.ctx.run(&[materialise, multiply])?;
+        }
+        Ok(())
     }
 
+    /// `G = alpha Σ_k d_k A_k B_kᵀ = alpha A' B'ᵀ` with `A' = [A_k]` (m x pairs r) and
+    /// `B' = [d_k B_k]` (n x pairs r): per chunk of pairs, the factors and one accumulating GEMM.
     fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
-        self.lowrank_update_kernel(fitness, noise, g)
+        let d = self.fitness_differences(fitness)?;
+        let s = noise.shape;
+        let (m, n, r) = (s.m, s.n, s.rank);
+        let pairs = fitness.len() / 2;
+        let alpha = s.scale() / (fitness.len() as f32).sqrt();
+        let chunk = self.chunk("update factors", m.max(n) * r, pairs)?;
+        let a = self.ctx.scratch(ScratchUse::UpdateA, m * chunk * r)?;
+        let b = self.ctx.scratch(ScratchUse::UpdateB, n * chunk * r)?;
+        for first in (0..pairs).step_by(chunk) {
+            let count = chunk.min(pairs - first);
+            let factors = self.over(
+                UpdateFactors,
+                (m + n) * count * r,
+                &noise_params(&noise, count, first)?,
+                UpdateFactorsBuffers { a_out: a.buffer(), b_out: b.buffer(), d: d.buffer() },
+            )?;
+            let multiply =
+                self.gemm(Gemm { alpha, accumulate: first > 0, ..Gemm::plain(a.buffer(), b.buffer(), &g.buffer, m, n, count * r) })?;
+            self.ctx.run(&[factors, multiply])?;
+        }
+        Ok(())
     }
 
     fn perturbed_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        self.perturbed_bias_kernel(y, bias, stream, sigma, batch)
+        let params = vector_params(y, bias, stream, sigma, batch)?;
+        self.dispatch(PerturbedBias, y.len, &params, PerturbedBiasBuffers { y: &y.buffer, vector_param: &bias.buffer })
     }
 
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
-        self.vector_update_kernel(fitness, stream, sigma, g)
+        let d = self.fitness_differences(fitness)?;
+        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&stream);
+        let params = VectorParams {
+            len: word("gradient length", g.len)?,
+            pairs: word("pairs", fitness.len() / 2)?,
+            seed_lo,
+            seed_hi,
+            param_id,
+            noise_epoch,
+            coef: sigma / (fitness.len() as f32).sqrt(),
+            ..VectorParams::default()
+        };
+        self.dispatch(VectorUpdate, g.len, &params, VectorUpdateBuffers { d: d.buffer(), g: &g.buffer })
     }
 
     fn add_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
-        self.add_bias_kernel(y, bias)
+        let params = ElementParams { cols: word("bias length", bias.len)?, ..ElementParams::over(y.len)? };
+        self.dispatch(AddBias, y.len, &params, AddBiasBuffers { dst: &y.buffer, src: &bias.buffer })
     }
 
     fn perturbed_gain_unchecked(&self, y: &mut GpuBuffer, gain: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        self.perturbed_gain_kernel(y, gain, stream, sigma, batch)
+        let params = vector_params(y, gain, stream, sigma, batch)?;
+        self.dispatch(PerturbedGain, y.len, &params, PerturbedGainBuffers { y: &y.buffer, vector_param: &gain.buffer })
     }
 
     fn gain_unchecked(&self, y: &mut GpuBuffer, gain: &GpuBuffer) -> Result<()> {
-        self.gain_kernel(y, gain)
+        let params = ElementParams { cols: word("gain length", gain.len)?, ..ElementParams::over(y.len)? };
+        self.dispatch(Gain, y.len, &params, GainBuffers { dst: &y.buffer, src: &gain.buffer })
     }
 
-    fn activation_unchecked(&self, x: &mut GpuBuffer, act: Activation) -> Result<()> {
-        self.activation_kernel(x, act)
+    fn activation_unchecked(&self, x: &mut GpuBuffer, act: Act) -> Result<()> {
+        let mode = match act {
+            Act::Relu => 0,
+            Act::Silu => 1,
+            Act::Tanh => 2,
+        };
+        let params = ElementParams { mode, ..ElementParams::over(x.len)? };
+        self.dispatch(Activation, x.len, &params, ActivationBuffers { dst: &x.buffer })
     }
 
     fn layer_norm_unchecked(&self, x: &mut GpuBuffer, cols: usize, eps: f32) -> Result<()> {
-        self.layer_norm_kernel(x, cols, eps)
+        let rows = x.len / cols;
+        let params = NormParams { rows: word("rows", rows)?, cols: word("columns", cols)?, eps, ..NormParams::default() };
+        self.dispatch(LayerNorm, rows, &params, LayerNormBuffers { x: &x.buffer })
     }
 
     fn sgd_step_unchecked(&self, param: &mut GpuBuffer, grad: &GpuBuffer, lr: f32) -> Result<()> {
-        self.sgd_step_kernel(param, grad, lr)
+        let params = ElementParams { lr, ..ElementParams::over(param.len)? };
+        self.dispatch(SgdStep, param.len, &params, SgdStepBuffers { dst: &param.buffer, src: &grad.buffer })
     }
 
     fn adam_step_unchecked(
@@ -161,24 +318,51 @@ impl Kernels for WgpuBackend {
         grad: &GpuBuffer,
         m: &mut GpuBuffer,
         v: &mut GpuBuffer,
-        p: AdamParams,
+        a: AdamParams,
     ) -> Result<()> {
-        self.adam_step_kernel(param, grad, m, v, p)
+        let params = ElementParams {
+            lr: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            weight_decay: a.weight_decay,
+            bc1: 1.0 - a.beta1.powi(a.step as i32),
+            bc2: 1.0 - a.beta2.powi(a.step as i32),
+            ..ElementParams::over(param.len)?
+        };
+        let buffers = AdamStepBuffers { dst: &param.buffer, src: &grad.buffer, m: &m.buffer, v: &v.buffer };
+        self.dispatch(AdamStep, param.len, &params, buffers)
     }
 
+    /// Without `h0` the context's placeholder buffer is bound in its place and the flag tells the
+    /// kernel not to read it.
     fn mingru_scan_unchecked(
         &self,
         gate: &GpuBuffer,
         candidate: &GpuBuffer,
         h0: Option<&GpuBuffer>,
-        shape: crate::Recurrence,
+        shape: Recurrence,
         h: &mut GpuBuffer,
     ) -> Result<()> {
-        self.mingru_scan_kernel(gate, candidate, h0, shape, h)
+        let params = RecurrenceParams {
+            sequences: word("sequences", shape.sequences)?,
+            time: word("time steps", shape.time)?,
+            width: word("width", shape.width)?,
+            has_h0: u32::from(h0.is_some()),
+        };
+        let h0 = h0.map_or(&self.ctx.dummy, |b| &b.buffer);
+        let buffers = MingruScanBuffers { gate: &gate.buffer, candidate: &candidate.buffer, h0, h: &h.buffer };
+        self.dispatch(MingruScan, shape.state_len(), &params, buffers)
     }
 
+    /// One workgroup per row; the targets go up in a pooled scratch buffer.
     fn log_softmax_at_unchecked(&self, logits: &GpuBuffer, targets: &[u32], classes: usize, out: &mut GpuBuffer) -> Result<()> {
-        self.log_softmax_at_kernel(logits, targets, classes, out)
+        let rows = targets.len();
+        let params = LogSoftmaxParams { rows: word("rows", rows)?, classes: word("classes", classes)?, ..LogSoftmaxParams::default() };
+        let t = self.upload_scratch(ScratchUse::Targets, targets)?;
+        let groups = self.ctx.groups_grid("log_softmax_at", rows as u64)?;
+        let buffers = LogSoftmaxAtBuffers { logits: &logits.buffer, targets: t.buffer(), out: &out.buffer };
+        self.ctx.run(&[Dispatch::new(LogSoftmaxAt, &params, buffers, groups)])
     }
 
     fn perturbed_embedding_unchecked(
@@ -189,7 +373,14 @@ impl Kernels for WgpuBackend {
         batch: Batch,
         y: &mut GpuBuffer,
     ) -> Result<()> {
-        self.perturbed_embedding_kernel(tokens, table, noise, batch, y)
+        let params = embedding_params(noise, batch, noise.shape.scale())?;
+        let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
+        self.dispatch(
+            PerturbedEmbedding,
+            y.len,
+            &params,
+            PerturbedEmbeddingBuffers { table: &table.buffer, tokens: t.buffer(), y: &y.buffer },
+        )
     }
 
     fn naive_perturbed_embedding_unchecked(
@@ -200,10 +391,97 @@ impl Kernels for WgpuBackend {
         batch: Batch,
         y: &mut GpuBuffer,
     ) -> Result<()> {
-        self.naive_perturbed_embedding_kernel(tokens, table, noise, batch, y)
+        let params = embedding_params(noise, batch, noise.shape.sigma)?;
+        let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
+        let buffers = NaivePerturbedEmbeddingBuffers { table: &table.buffer, tokens: t.buffer(), y: &y.buffer };
+        self.dispatch(NaivePerturbedEmbedding, y.len, &params, buffers)
     }
 
     fn embedding_unchecked(&self, tokens: &[u32], table: &GpuBuffer, cols: usize, y: &mut GpuBuffer) -> Result<()> {
-        self.embedding_kernel(tokens, table, cols, y)
+        let params = EmbeddingParams {
+            rows: word("rows", tokens.len())?,
+            n: word("cols", cols)?,
+            count: 1,
+            shared_input: 1,
+            ..EmbeddingParams::default()
+        };
+        let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
+        self.dispatch(Embedding, y.len, &params, EmbeddingBuffers { table: &table.buffer, tokens: t.buffer(), y: &y.buffer })
     }
+}
+
+impl WgpuBackend {
+    /// Whether the projection `X B` of `sums` blocks of sums over `n` runs as a workgroup
+    /// reduction (`lowrank_project_reduce`) rather than one serial loop per block.
+    fn project_by_reduction(&self, sums: usize, n: usize) -> bool {
+        // One workgroup per block pays a few barriers and a reduction; worth it when the serial
+        // chains are long and too few to occupy the device.
+        let occupancy = if self.ctx.info.device_type == wgpu::DeviceType::Cpu { 64 } else { 16384 };
+        n >= 64 && sums < occupancy
+    }
+}
+
+impl ElementParams {
+    /// The parameters of an elementwise kernel over `len` values, the rest zero (the bias
+    /// corrections one).
+    fn over(len: usize) -> Result<Self> {
+        Ok(Self { len: word("buffer length", len)?, bc1: 1.0, bc2: 1.0, ..Self::default() })
+    }
+}
+
+/// `NoiseParams` of noise.wgsl for `count` members or pairs from `first`.
+fn noise_params(noise: &LowRankNoise, count: usize, first: usize) -> Result<NoiseParams> {
+    let s = noise.shape;
+    let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+    Ok(NoiseParams {
+        m: word("m", s.m)?,
+        n: word("n", s.n)?,
+        rank: word("rank", s.rank)?,
+        count: word("count", count)?,
+        first: word("first", first)?,
+        seed_lo,
+        seed_hi,
+        param_id,
+        noise_epoch,
+        ..NoiseParams::default()
+    })
+}
+
+/// `VectorParams` of the forwards of vector_noise.wgsl: member i's `v + s_i σ ε_i` applied to
+/// its rows of `y`.
+fn vector_params(y: &GpuBuffer, v: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<VectorParams> {
+    let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&stream);
+    Ok(VectorParams {
+        len: word("vector length", v.len)?,
+        total: word("output length", y.len)?,
+        span: word("rows x length", batch.rows * v.len)?,
+        pairs: word("pairs", batch.population / 2)?,
+        seed_lo,
+        seed_hi,
+        param_id,
+        noise_epoch,
+        coef: sigma,
+        pair_offset: word("first pair", batch.first_pair())?,
+        ..VectorParams::default()
+    })
+}
+
+/// `EmbeddingParams` of a perturbed lookup of `batch` with `noise`, its noise scaled by `scale`.
+fn embedding_params(noise: LowRankNoise, batch: Batch, scale: f32) -> Result<EmbeddingParams> {
+    let s = noise.shape;
+    let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
+    Ok(EmbeddingParams {
+        rows: word("rows", batch.rows)?,
+        m: word("m", s.m)?,
+        n: word("n", s.n)?,
+        rank: word("rank", s.rank)?,
+        count: word("population", batch.population)?,
+        shared_input: u32::from(batch.input == InputLayout::Shared),
+        seed_lo,
+        seed_hi,
+        param_id,
+        noise_epoch,
+        scale,
+        pair_offset: word("first pair", batch.first_pair())?,
+    })
 }

@@ -19,9 +19,9 @@
 //!   keeps idle buffers up to [`MAX_POOLED`] and a byte budget, the staging pool up to
 //!   [`MAX_POOLED`] and [`STAGING_BYTES`], least recently used out.
 
-use super::params::UniformBlock;
+use super::kernel::{Dispatch, KernelKey, BINDINGS};
 use super::pool::{BindGroupCache, Binds, BufferPool};
-use super::shaders::{Kernel, ModuleKey};
+use super::shaders::ModuleKey;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,9 +29,6 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Invocations per workgroup of the one-dimensional kernels (`@workgroup_size(256)`).
 pub(crate) const WORKGROUP: u64 = 256;
-
-/// Binding numbers of a kernel's bind group: 0 the uniform block, 1.. the storage buffers.
-const BINDINGS: usize = 6;
 
 /// Most bind groups cached.
 const MAX_BIND_GROUPS: usize = 1024;
@@ -60,38 +57,11 @@ struct Counters {
     pipelines: AtomicU64,
 }
 
-/// The storage buffers of one dispatch, by binding number.
-#[derive(Clone, Copy)]
-pub(crate) struct Storage<'a>([Option<&'a wgpu::Buffer>; BINDINGS]);
-
-impl<'a> Storage<'a> {
-    /// The buffers at the given bindings (1 ..= 5).
-    pub(crate) fn of<const N: usize>(buffers: [(u32, &'a wgpu::Buffer); N]) -> Self {
-        let mut slots = [None; BINDINGS];
-        for (binding, buffer) in buffers {
-            slots[binding as usize] = Some(buffer);
-        }
-        Self(slots)
-    }
-
-    fn bound(&self) -> impl Iterator<Item = (u32, &'a wgpu::Buffer)> + '_ {
-        self.0.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i as u32, b)))
-    }
-}
-
-/// One compute dispatch: a kernel, its parameters, its storage buffers, its grid.
-pub(crate) struct Dispatch<'a> {
-    pub kernel: Kernel,
-    pub params: UniformBlock,
-    pub storage: Storage<'a>,
-    pub groups: [u32; 3],
-}
-
 /// What a cached bind group binds: the kernel (its layout and uniform buffers), the uniform
 /// slot, and the storage buffers by binding.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct BindGroupKey {
-    kernel: Kernel,
+    kernel: KernelKey,
     slot: usize,
     storage: [Option<wgpu::Buffer>; BINDINGS],
 }
@@ -141,7 +111,7 @@ pub(crate) enum ScratchUse {
 #[derive(Default)]
 struct Pipelines {
     modules: HashMap<ModuleKey, wgpu::ShaderModule>,
-    kernels: HashMap<Kernel, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
+    kernels: HashMap<KernelKey, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
 }
 
 /// Owns the device, the queue, the pipelines and the caches of reusable objects.
@@ -165,7 +135,7 @@ pub(crate) struct Context {
     pipelines: Mutex<Pipelines>,
     /// Uniform buffers by kernel and position in a submission; held while a submission is
     /// encoded, which keeps the uniform writes and the submit of one caller together.
-    uniforms: Mutex<HashMap<(Kernel, usize), wgpu::Buffer>>,
+    uniforms: Mutex<HashMap<(KernelKey, usize), wgpu::Buffer>>,
     bind_groups: Arc<BindGroups>,
     scratch: Mutex<BufferPool<(ScratchUse, u64)>>,
     staging: Mutex<BufferPool<u64>>,
@@ -321,7 +291,7 @@ impl Context {
     /// The pipeline of `kernel` and its bind group layout, built (with its shader module, once
     /// per module) on its first use, so that a backend compiles only the kernels and GEMM
     /// configurations it uses.
-    fn pipeline(&self, kernel: Kernel) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
+    fn pipeline(&self, kernel: KernelKey) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
         let mut cache = lock(&self.pipelines);
         if let Some(found) = cache.kernels.get(&kernel) {
             return found.clone();
@@ -339,10 +309,10 @@ impl Context {
             .clone();
         self.created.pipelines.fetch_add(1, Ordering::Relaxed);
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel.entry_point()),
+            label: Some(kernel.entry),
             layout: None,
             module: &module,
-            entry_point: Some(kernel.entry_point()),
+            entry_point: Some(kernel.entry),
             compilation_options: Default::default(),
             cache: None,
         });
@@ -373,8 +343,8 @@ impl Context {
         for d in dispatches {
             if let Some((binding, b)) = d.storage.bound().find(|(_, b)| b.size() > max_binding) {
                 return Err(Error::Limit(format!(
-                    "{:?} binding {binding}: a buffer of {} bytes exceeds max_storage_buffer_binding_size ({max_binding} bytes)",
-                    d.kernel,
+                    "{} binding {binding}: a buffer of {} bytes exceeds max_storage_buffer_binding_size ({max_binding} bytes)",
+                    d.kernel.entry,
                     b.size()
                 )));
             }

@@ -4,9 +4,10 @@
 //! rule.
 
 use super::config::{GemmConfig, MatmulVariant, ShapeBucket};
-use super::context::{word, Context, Dispatch, Storage};
-use super::params::{GemmParams, UniformBlock};
-use super::shaders::Kernel;
+use super::context::{word, Context};
+use super::kernel::Dispatch;
+use super::kernels::{Matmul, MatmulBuffers};
+use super::params::GemmParams;
 use crate::{DType, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -78,12 +79,7 @@ impl<'a> Gemm<'a> {
             alpha: g.alpha,
             ..GemmParams::default()
         };
-        Ok(Dispatch {
-            kernel: Kernel::Gemm(config, g.dtype),
-            params: UniformBlock::of(&params),
-            storage: Storage::of([(1, g.x), (2, g.w), (3, g.y)]),
-            groups,
-        })
+        Ok(Dispatch::new(Matmul(config, g.dtype), &params, MatmulBuffers { x: g.x, w: g.w, y: g.y }, groups))
     }
 }
 

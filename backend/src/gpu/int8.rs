@@ -7,10 +7,11 @@
 //! backend, so that a steady loop creates no device objects.
 
 use super::buffer::GpuBuffer;
-use super::context::{byte_size, word, Dispatch, Scratch, ScratchUse, Storage};
+use super::context::{byte_size, word, ScratchUse};
 use super::int8_buffer::{GpuI32, GpuI8};
-use super::params::{stream_fields, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams, UniformBlock};
-use super::shaders::{IntKernel, Kernel};
+use super::int8_kernels::*;
+use super::kernel::Dispatch;
+use super::params::{stream_fields, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams};
 use super::wgpu_backend::WgpuBackend;
 use crate::int8::{weight_shift, IntKernels, IntMatrix, IntNoise, EXP2, LOG2};
 use crate::ops::{Batch, InputLayout, Recurrence};
@@ -29,23 +30,6 @@ fn pack(data: &[i8]) -> Vec<u32> {
 }
 
 impl WgpuBackend {
-    fn int_kernel(&self, k: IntKernel) -> Kernel {
-        Kernel::Int(k, self.int_dot)
-    }
-
-    /// One dispatch of `k` over `invocations` one-dimensional invocations.
-    fn int_dispatch<'a>(&self, k: IntKernel, invocations: usize, params: UniformBlock, storage: Storage<'a>) -> Result<Dispatch<'a>> {
-        let groups = self.ctx.grid(&format!("{k:?}"), invocations)?;
-        Ok(Dispatch { kernel: self.int_kernel(k), params, storage, groups })
-    }
-
-    /// A scratch buffer holding `values` (u32 or i32).
-    fn int_upload_scratch(&self, what: ScratchUse, values: &[u32]) -> Result<Scratch<'_>> {
-        let s = self.ctx.scratch(what, values.len())?;
-        self.ctx.queue.write_buffer(s.buffer(), 0, bytemuck::cast_slice(values));
-        Ok(s)
-    }
-
     /// `EXP2` then `LOG2`, on the device from the first log-likelihood on.
     fn int_tables(&self) -> Result<&wgpu::Buffer> {
         if let Some(b) = self.int_tables.get() {
@@ -111,12 +95,6 @@ impl WgpuBackend {
             ..IntFullRankParams::default()
         })
     }
-
-    /// Runs one elementwise kernel over `invocations`.
-    fn int_element(&self, k: IntKernel, invocations: usize, params: IntElementParams, storage: Storage<'_>) -> Result<()> {
-        let d = self.int_dispatch(k, invocations, UniformBlock::of(&params), storage)?;
-        self.ctx.run(&[d])
-    }
 }
 
 impl IntKernels for WgpuBackend {
@@ -177,12 +155,8 @@ impl IntKernels for WgpuBackend {
     fn int_matmul_unchecked(&self, x: &GpuI8, w: &GpuI8, shape: IntMatrix, rows: usize, y: &mut GpuI8) -> Result<()> {
         let params = self.int_noise_params(shape, rows, (1, 0), true, None)?;
         let (factors, proj) = (&self.ctx.dummy, &self.ctx.dummy_other);
-        self.ctx.run(&[Dispatch {
-            kernel: self.int_kernel(IntKernel::Matmul),
-            params: UniformBlock::of(&params),
-            storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, factors), (4, proj), (5, y.buffer())]),
-            groups: self.int_matmul_grid(shape.m, rows)?,
-        }])
+        let buffers = IntMatmulBuffers { x: x.buffer(), w: w.buffer(), factors, proj, y: y.buffer() };
+        self.ctx.run(&[Dispatch::new(IntMatmul(self.int_dot), &params, buffers, self.int_matmul_grid(shape.m, rows)?)])
     }
 
     fn int_perturbed_matmul_unchecked(
@@ -200,22 +174,18 @@ impl IntKernels for WgpuBackend {
         let projections = if shared { pairs } else { batch.population } * batch.rows * noise.rank;
         let factors = self.ctx.scratch(ScratchUse::IntFactors, pairs * factor_words)?;
         let proj = self.ctx.scratch(ScratchUse::IntProjections, projections)?;
-        let params =
-            UniformBlock::of(&self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?);
+        let params = self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?;
+        let dot = self.int_dot;
+        let (factors, proj) = (factors.buffer(), proj.buffer());
         self.ctx.run(&[
-            self.int_dispatch(IntKernel::NoiseFactors, pairs * factor_words, params, Storage::of([(3, factors.buffer())]))?,
-            self.int_dispatch(
-                IntKernel::Project,
-                projections,
-                params,
-                Storage::of([(1, x.buffer()), (3, factors.buffer()), (4, proj.buffer())]),
-            )?,
-            Dispatch {
-                kernel: self.int_kernel(IntKernel::Matmul),
-                params,
-                storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, factors.buffer()), (4, proj.buffer()), (5, y.buffer())]),
-                groups: self.int_matmul_grid(shape.m, batch.population * batch.rows)?,
-            },
+            self.over(IntNoiseFactors(dot), pairs * factor_words, &params, IntNoiseFactorsBuffers { factors })?,
+            self.over(IntProject(dot), projections, &params, IntProjectBuffers { x: x.buffer(), factors, proj })?,
+            Dispatch::new(
+                IntMatmul(dot),
+                &params,
+                IntMatmulBuffers { x: x.buffer(), w: w.buffer(), factors, proj, y: y.buffer() },
+                self.int_matmul_grid(shape.m, batch.population * batch.rows)?,
+            ),
         ])
     }
 
@@ -237,7 +207,7 @@ impl IntKernels for WgpuBackend {
         for first in (0..population).step_by(chunk) {
             let count = chunk.min(population - first);
             let pairs = (first + count).div_ceil(2) - first / 2;
-            let params = UniformBlock::of(&IntNaiveParams {
+            let params = IntNaiveParams {
                 rows: word("rows", rows)?,
                 m: word("m", m)?,
                 n: word("n", n)?,
@@ -250,23 +220,23 @@ impl IntKernels for WgpuBackend {
                 param_id,
                 noise_epoch,
                 pair_offset: word("first pair", batch.first_pair())?,
-            });
-            let materialise = self.int_dispatch(
-                IntKernel::NaiveMaterialise,
+            };
+            let materialise = self.over(
+                IntNaiveMaterialise(self.int_dot),
                 pairs * (words / 4),
-                params,
-                Storage::of([(2, w.buffer()), (3, w_i.buffer())]),
+                &params,
+                IntNaiveMaterialiseBuffers { w: w.buffer(), wi: w_i.buffer() },
             )?;
             let x_groups = (m / 4).div_ceil(MATMUL_WORKGROUP);
             let y_groups = (count * rows.div_ceil(MATMUL_ROWS)).div_ceil(MATMUL_WORKGROUP);
             let groups = [word("int8 naive grid", x_groups)?, word("int8 naive grid", y_groups)?, 1];
             self.ctx.check_grid("int8 naive product", groups)?;
-            let multiply = Dispatch {
-                kernel: self.int_kernel(IntKernel::NaiveMatmul),
-                params,
-                storage: Storage::of([(1, x.buffer()), (3, w_i.buffer()), (4, y.buffer())]),
+            let multiply = Dispatch::new(
+                IntNaiveMatmul(self.int_dot),
+                &params,
+                IntNaiveMatmulBuffers { x: x.buffer(), wi: w_i.buffer(), y: y.buffer() },
                 groups,
-            };
+            );
             self.ctx.run(&[materialise, multiply])?;
         }
         Ok(())
@@ -294,18 +264,15 @@ impl IntKernels for WgpuBackend {
         };
         for first in (0..pairs).step_by(chunk) {
             let count = chunk.min(pairs - first);
-            let params = UniformBlock::of(&IntFullRankParams { first_pair: word("first", first)?, pairs: word("pairs", count)?, ..base });
-            let draw = self.int_dispatch(IntKernel::FullRankNoise, count * (m * n / 8), params, Storage::of([(3, e.buffer())]))?;
+            let params = IntFullRankParams { first_pair: word("first", first)?, pairs: word("pairs", count)?, ..base };
+            let draw =
+                self.over(IntFullRankNoise(self.int_dot), count * (m * n / 8), &params, IntFullRankNoiseBuffers { e: e.buffer() })?;
             let x_groups = (m / 4).div_ceil(MATMUL_WORKGROUP);
             let y_groups = (2 * count * rows.div_ceil(MATMUL_ROWS)).div_ceil(MATMUL_WORKGROUP);
             let groups = [word("int8 full-rank grid", x_groups)?, word("int8 full-rank grid", y_groups)?, 1];
             self.ctx.check_grid("int8 full-rank product", groups)?;
-            let multiply = Dispatch {
-                kernel: self.int_kernel(IntKernel::FullRankMatmul),
-                params,
-                storage: Storage::of([(1, x.buffer()), (2, w.buffer()), (3, e.buffer()), (4, y.buffer())]),
-                groups,
-            };
+            let buffers = IntFullRankMatmulBuffers { x: x.buffer(), w: w.buffer(), e: e.buffer(), y: y.buffer() };
+            let multiply = Dispatch::new(IntFullRankMatmul(self.int_dot), &params, buffers, groups);
             self.ctx.run(&[draw, multiply])?;
         }
         Ok(())
@@ -313,14 +280,13 @@ impl IntKernels for WgpuBackend {
 
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &GpuI8, shape: IntMatrix, y: &mut GpuI8) -> Result<()> {
         let params = self.int_noise_params(shape, tokens.len(), (1, 0), true, None)?;
-        let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
-        let d = self.int_dispatch(
-            IntKernel::Embedding,
+        let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
+        self.dispatch(
+            IntEmbedding(self.int_dot),
             y.len / 4,
-            UniformBlock::of(&params),
-            Storage::of([(1, table.buffer()), (2, t.buffer()), (3, y.buffer())]),
-        )?;
-        self.ctx.run(&[d])
+            &params,
+            IntEmbeddingBuffers { table: table.buffer(), tokens: t.buffer(), y: y.buffer() },
+        )
     }
 
     fn int_perturbed_embedding_unchecked(
@@ -334,14 +300,9 @@ impl IntKernels for WgpuBackend {
     ) -> Result<()> {
         let shared = batch.input == InputLayout::Shared;
         let params = self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?;
-        let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
-        let d = self.int_dispatch(
-            IntKernel::PerturbedEmbedding,
-            y.len / 4,
-            UniformBlock::of(&params),
-            Storage::of([(1, table.buffer()), (2, t.buffer()), (3, y.buffer())]),
-        )?;
-        self.ctx.run(&[d])
+        let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
+        let buffers = IntPerturbedEmbeddingBuffers { table: table.buffer(), tokens: t.buffer(), y: y.buffer() };
+        self.dispatch(IntPerturbedEmbedding(self.int_dot), y.len / 4, &params, buffers)
     }
 
     fn int_full_rank_perturbed_embedding_unchecked(
@@ -360,20 +321,15 @@ impl IntKernels for WgpuBackend {
             pair_offset: word("first pair", batch.first_pair())?,
             ..self.int_full_rank_params(shape, noise)?
         };
-        let t = self.int_upload_scratch(ScratchUse::Tokens, tokens)?;
-        let d = self.int_dispatch(
-            IntKernel::FullRankEmbedding,
-            y.len / 4,
-            UniformBlock::of(&params),
-            Storage::of([(1, t.buffer()), (2, table.buffer()), (4, y.buffer())]),
-        )?;
-        self.ctx.run(&[d])
+        let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
+        let buffers = IntFullRankEmbeddingBuffers { x: t.buffer(), w: table.buffer(), y: y.buffer() };
+        self.dispatch(IntFullRankEmbedding(self.int_dot), y.len / 4, &params, buffers)
     }
 
     fn int_layer_norm_unchecked(&self, x: &mut GpuI8, width: usize) -> Result<()> {
         let rows = x.len / width;
         let params = IntElementParams { rows: word("rows", rows)?, width: word("width", width)?, ..Default::default() };
-        self.int_element(IntKernel::LayerNorm, rows, params, Storage::of([(1, x.buffer())]))
+        self.dispatch(IntLayerNorm(self.int_dot), rows, &params, IntLayerNormBuffers { a: x.buffer() })
     }
 
     fn int_mingru_scan_unchecked(&self, gate: &GpuI8, candidate: &GpuI8, shape: Recurrence, h: &mut GpuI8) -> Result<()> {
@@ -383,33 +339,33 @@ impl IntKernels for WgpuBackend {
             time: word("time", shape.time)?,
             ..Default::default()
         };
-        let storage = Storage::of([(1, h.buffer()), (2, gate.buffer()), (3, candidate.buffer())]);
-        self.int_element(IntKernel::MingruScan, shape.sequences * shape.width / 4, params, storage)
+        let buffers = IntMingruScanBuffers { a: h.buffer(), b: gate.buffer(), c: candidate.buffer() };
+        self.dispatch(IntMingruScan(self.int_dot), shape.sequences * shape.width / 4, &params, buffers)
     }
 
     fn int_relu_unchecked(&self, x: &mut GpuI8) -> Result<()> {
         let params = IntElementParams { len: word("words", x.len / 4)?, ..Default::default() };
-        self.int_element(IntKernel::Relu, x.len / 4, params, Storage::of([(1, x.buffer())]))
+        self.dispatch(IntRelu(self.int_dot), x.len / 4, &params, IntReluBuffers { a: x.buffer() })
     }
 
     fn int_add_unchecked(&self, x: &mut GpuI8, other: &GpuI8) -> Result<()> {
         let params = IntElementParams { len: word("words", x.len / 4)?, other: word("words", other.len / 4)?, ..Default::default() };
-        self.int_element(IntKernel::Add, x.len / 4, params, Storage::of([(1, x.buffer()), (2, other.buffer())]))
+        self.dispatch(IntAdd(self.int_dot), x.len / 4, &params, IntAddBuffers { a: x.buffer(), b: other.buffer() })
     }
 
     fn int_log_likelihood_unchecked(&self, logits: &GpuI8, targets: &[u32], classes: usize, out: &mut GpuI32) -> Result<()> {
         let params = IntElementParams { rows: word("rows", targets.len())?, width: word("classes", classes)?, ..Default::default() };
         let tables = self.int_tables()?;
-        let t = self.int_upload_scratch(ScratchUse::Targets, targets)?;
-        let storage = Storage::of([(2, logits.buffer()), (3, t.buffer()), (4, out.buffer()), (5, tables)]);
-        self.int_element(IntKernel::LogLikelihood, targets.len(), params, storage)
+        let t = self.upload_scratch(ScratchUse::Targets, targets)?;
+        let buffers = IntLogLikelihoodBuffers { b: logits.buffer(), c: t.buffer(), out: out.buffer(), tables };
+        self.dispatch(IntLogLikelihood(self.int_dot), targets.len(), &params, buffers)
     }
 
     fn int_lowrank_update_unchecked(&self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut GpuI8) -> Result<()> {
         let pairs = fitness.len();
         let inner_words = (pairs * noise.rank).div_ceil(4);
         let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
-        let params = UniformBlock::of(&IntUpdateParams {
+        let params = IntUpdateParams {
             m: word("m", shape.m)?,
             n: word("n", shape.n)?,
             rank: word("rank", noise.rank)?,
@@ -421,24 +377,19 @@ impl IntKernels for WgpuBackend {
             param_id,
             noise_epoch,
             ..Default::default()
-        });
-        let f: Vec<u32> = fitness.iter().map(|&f| i32::from(f) as u32).collect();
-        let f = self.int_upload_scratch(ScratchUse::IntFitness, &f)?;
+        };
+        let f = self.upload_scratch(ScratchUse::IntFitness, &fitness.iter().map(|&f| i32::from(f)).collect::<Vec<i32>>())?;
         let fa = self.ctx.scratch(ScratchUse::IntUpdateA, shape.m * inner_words)?;
         let fb = self.ctx.scratch(ScratchUse::IntUpdateB, shape.n * inner_words)?;
+        let (fa, fb) = (fa.buffer(), fb.buffer());
         self.ctx.run(&[
-            self.int_dispatch(
-                IntKernel::UpdateFactors,
+            self.over(
+                IntUpdateFactors(self.int_dot),
                 (shape.m + shape.n) * inner_words,
-                params,
-                Storage::of([(1, f.buffer()), (2, fa.buffer()), (3, fb.buffer())]),
+                &params,
+                IntUpdateFactorsBuffers { fitness: f.buffer(), fa, fb },
             )?,
-            self.int_dispatch(
-                IntKernel::Update,
-                shape.m * shape.n / 4,
-                params,
-                Storage::of([(2, fa.buffer()), (3, fb.buffer()), (4, w.buffer())]),
-            )?,
+            self.over(IntUpdate(self.int_dot), shape.m * shape.n / 4, &params, IntUpdateBuffers { fa, fb, w: w.buffer() })?,
         ])
     }
 
@@ -451,15 +402,9 @@ impl IntKernels for WgpuBackend {
         w: &mut GpuI8,
     ) -> Result<()> {
         let params = IntFullRankParams { pairs: word("pairs", fitness.len())?, threshold, ..self.int_full_rank_params(shape, noise)? };
-        let f: Vec<u32> = fitness.iter().map(|&f| i32::from(f) as u32).collect();
-        let f = self.int_upload_scratch(ScratchUse::IntFitness, &f)?;
+        let f = self.upload_scratch(ScratchUse::IntFitness, &fitness.iter().map(|&f| i32::from(f)).collect::<Vec<i32>>())?;
         // Eight weights (two words) per invocation.
-        let d = self.int_dispatch(
-            IntKernel::FullRankUpdate,
-            (shape.m * shape.n / 4).div_ceil(2),
-            UniformBlock::of(&params),
-            Storage::of([(4, w.buffer()), (5, f.buffer())]),
-        )?;
-        self.ctx.run(&[d])
+        let buffers = IntFullRankUpdateBuffers { y: w.buffer(), fitness: f.buffer() };
+        self.dispatch(IntFullRankUpdate(self.int_dot), (shape.m * shape.n / 4).div_ceil(2), &params, buffers)
     }
 }

@@ -10,23 +10,26 @@
 //! Each module imports only from the modules listed before it:
 //!
 //! 1. `config`: options, GEMM families and configurations, shape buckets, the rule;
-//! 2. `shaders`: the WGSL sources, their composition, the kernels (entry points);
-//! 3. [`params`]: the `#[repr(C)]` uniform parameter structs, mirrors of the WGSL ones;
-//! 4. `pool`: bounded caches of idle buffers and of bind groups;
-//! 5. `adapter`: instance, adapter and device selection, adapter descriptions;
-//! 6. `context`: device, queue, pipelines, uniform buffers, pools, dispatch, readback (every
+//! 2. [`params`]: the `#[repr(C)]` uniform parameter structs, mirrors of the WGSL ones;
+//! 3. [`kernel`]: what a kernel is (a typed unit: entry point, parameter struct, named
+//!    bindings) and the dispatch built from one;
+//! 4. [`kernels`], [`int8_kernels`]: the f32 and the integer kernels, declared;
+//! 5. `shaders`: the WGSL sources and their composition into the module of each kernel;
+//! 6. `pool`: bounded caches of idle buffers and of bind groups;
+//! 7. `adapter`: instance, adapter and device selection, adapter descriptions;
+//! 8. `context`: device, queue, pipelines, uniform buffers, pools, dispatch, readback (every
 //!    buffer, bind group and pipeline is created and counted there);
-//! 7. `buffer`: [`GpuBuffer`];
-//! 8. `timing`: GPU timestamps and wall time of enqueued work;
-//! 9. `autotune_file`: the autotune cache file (native only);
-//! 10. `gemm`: one GEMM as a dispatch, the choice of its configuration, the autotuner;
-//! 11. `wgpu_backend`: [`WgpuBackend`], its construction and inspection, shared kernel helpers;
-//! 12. `lowrank`, `vector_noise`, `elementwise`, `recurrence`, `cross_entropy`, `embedding`,
-//!     `probe`: the kernels' dispatches;
-//! 13. `backend`: the [`Backend`](crate::Backend) implementation;
-//! 14. `int8_buffer`: [`GpuI8`], [`GpuI32`]; `int8`: the
-//!     [`IntBackend`](crate::int8::IntBackend) implementation;
-//! 15. this module: re-exports.
+//! 9. `buffer`: [`GpuBuffer`];
+//! 10. `timing`: GPU timestamps and wall time of enqueued work;
+//! 11. `autotune_file`: the autotune cache file (native only);
+//! 12. `gemm`: one GEMM as a dispatch, the choice of its configuration, the autotuner;
+//! 13. `wgpu_backend`: [`WgpuBackend`], its construction and inspection, shared kernel helpers;
+//! 14. `backend`: the [`Kernels`](crate::Kernels) implementation, each f32 kernel as the
+//!     dispatches it submits; `probe`: the RNG's test hooks;
+//! 15. `int8_buffer`: [`GpuI8`], [`GpuI32`]; `int8`: the
+//!     [`IntKernels`](crate::int8::IntKernels) implementation, each integer kernel as the
+//!     dispatches it submits;
+//! 16. this module: re-exports.
 
 mod adapter;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
@@ -35,21 +38,18 @@ mod backend;
 mod buffer;
 mod config;
 mod context;
-mod cross_entropy;
-mod elementwise;
-mod embedding;
 mod gemm;
 mod int8;
 mod int8_buffer;
-mod lowrank;
+pub mod int8_kernels;
+pub mod kernel;
+pub mod kernels;
 pub mod params;
 mod pool;
 #[cfg(feature = "testing")]
 mod probe;
-mod recurrence;
 mod shaders;
 mod timing;
-mod vector_noise;
 mod wgpu_backend;
 
 #[cfg(feature = "native")]
@@ -61,4 +61,6 @@ pub use context::CreatedObjects;
 pub use gemm::GemmSource;
 pub use int8_buffer::{GpuI32, GpuI8};
 pub use shaders::shader_sources;
+/// The wgpu release the backend is built on, for the buffers of [`kernel::Dispatch`].
+pub use wgpu;
 pub use wgpu_backend::WgpuBackend;

@@ -1,9 +1,9 @@
 //! Test hooks that run the WGSL RNG itself, for comparison with [`crate::rng`] bit for bit
 //! (cargo feature `testing`).
 
-use super::context::{word, Dispatch, Storage};
-use super::params::{ProbeParams, UniformBlock};
-use super::shaders::Kernel;
+use super::context::word;
+use super::kernels::probe::{NormalDraws, NormalDrawsBuffers, PhiloxWords, PhiloxWordsBuffers};
+use super::params::ProbeParams;
 use super::wgpu_backend::WgpuBackend;
 use crate::rng::NoiseStream;
 use crate::Result;
@@ -24,9 +24,7 @@ impl WgpuBackend {
         self.ctx.queue.write_buffer(&input, 0, bytemuck::cast_slice(&flat));
         let output = self.ctx.storage("philox words", flat.len())?;
         let params = ProbeParams { count: word("counters", counters.len())?, seed_lo: key[0], seed_hi: key[1], ..ProbeParams::default() };
-        let groups = self.ctx.grid("philox_words", counters.len())?;
-        let storage = Storage::of([(1, &input), (2, &output)]);
-        self.ctx.run(&[Dispatch { kernel: Kernel::PhiloxWords, params: UniformBlock::of(&params), storage, groups }])?;
+        self.dispatch(PhiloxWords, counters.len(), &params, PhiloxWordsBuffers { counters: &input, words: &output })?;
         let bytes = self.ctx.read_bytes(&output, flat.len() as u64 * 4).await?;
         Ok(bytes
             .chunks_exact(16)
@@ -52,9 +50,7 @@ impl WgpuBackend {
             start,
             ..ProbeParams::default()
         };
-        let groups = self.ctx.grid("normal_draws", count)?;
-        let storage = Storage::of([(3, &output)]);
-        self.ctx.run(&[Dispatch { kernel: Kernel::NormalDraws, params: UniformBlock::of(&params), storage, groups }])?;
+        self.dispatch(NormalDraws, count, &params, NormalDrawsBuffers { normals: &output })?;
         let bytes = self.ctx.read_bytes(&output, count as u64 * 4).await?;
         Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }

@@ -4,6 +4,7 @@
 //! each with the module it comes from.
 
 use super::config::{GemmConfig, MatmulVariant, KT};
+use super::kernel::{IntDot, KernelKey, Variant};
 use crate::DType;
 
 /// The Philox4x32-10 / Box-Muller library every noise-drawing module starts with.
@@ -42,18 +43,6 @@ const INT_MODULES: [ModuleSource; 6] = [
     ModuleSource { name: "int8_update", body: include_str!("../../../shaders/int8_update.wgsl"), draws_noise: true },
     ModuleSource { name: "int8_full_rank", body: include_str!("../../../shaders/int8_full_rank.wgsl"), draws_noise: true },
 ];
-
-/// How the integer modules compute their packed int8 helpers `dot4i8(a, b)` (the dot product of
-/// two words of four int8), `unpack_i8(w)` and `pack_i8(v)` (lane j = byte j).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum IntDot {
-    /// WGSL's `dot4I8Packed`, `unpack4xI8` and `pack4xI8` (the `packed_4x8_integer_dot_product`
-    /// language feature).
-    Native,
-    /// The same functions from core WGSL bit operations (`extractBits`, shifts and masks), for
-    /// implementations without that language feature.
-    Fallback,
-}
 
 impl IntDot {
     /// Both paths, native first.
@@ -111,7 +100,7 @@ fn module_source(m: &ModuleSource, dtype: DType) -> String {
 
 impl GemmConfig {
     /// The WGSL entry point of the variant.
-    fn entry_point(&self) -> &'static str {
+    pub(crate) fn entry_point(&self) -> &'static str {
         match self.variant {
             MatmulVariant::WorkgroupTiled => "matmul_tiled",
             MatmulVariant::Direct => "matmul_direct",
@@ -160,157 +149,28 @@ pub fn shader_sources() -> Vec<(String, String)> {
     sources
 }
 
-/// Every compute entry point the backend dispatches (the key of its pipeline).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
-    Gemm(GemmConfig, DType),
-    LowrankProject(DType),
-    LowrankProjectReduce(DType),
-    LowrankExpand,
-    NoiseFactors,
-    UpdateFactors,
-    Materialise(DType),
-    PerturbedBias,
-    PerturbedGain,
-    VectorUpdate,
-    AddBias,
-    Gain,
-    Activation,
-    SgdStep,
-    AdamStep,
-    LayerNorm,
-    #[cfg(feature = "testing")]
-    PhiloxWords,
-    #[cfg(feature = "testing")]
-    NormalDraws,
-    MingruScan,
-    LogSoftmaxAt,
-    PerturbedEmbedding,
-    NaivePerturbedEmbedding,
-    Embedding,
-    Int(IntKernel, IntDot),
-}
-
-/// The integer kernels (the entry points of the `int8_*` modules).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum IntKernel {
-    NoiseFactors,
-    Project,
-    Matmul,
-    NaiveMaterialise,
-    NaiveMatmul,
-    Embedding,
-    PerturbedEmbedding,
-    Relu,
-    Add,
-    LayerNorm,
-    MingruScan,
-    LogLikelihood,
-    UpdateFactors,
-    Update,
-    FullRankNoise,
-    FullRankMatmul,
-    FullRankEmbedding,
-    FullRankUpdate,
-}
-
-impl IntKernel {
-    /// (module name, entry point).
-    fn entry(self) -> (&'static str, &'static str) {
-        match self {
-            IntKernel::NoiseFactors => ("int8_matmul", "int_noise_factors"),
-            IntKernel::Project => ("int8_matmul", "int_project"),
-            IntKernel::Matmul => ("int8_matmul", "int_matmul"),
-            IntKernel::NaiveMaterialise => ("int8_naive", "int_naive_materialise"),
-            IntKernel::NaiveMatmul => ("int8_naive", "int_naive_matmul"),
-            IntKernel::Embedding => ("int8_embedding", "int_embedding"),
-            IntKernel::PerturbedEmbedding => ("int8_embedding", "int_perturbed_embedding"),
-            IntKernel::Relu => ("int8_elementwise", "int_relu"),
-            IntKernel::Add => ("int8_elementwise", "int_add"),
-            IntKernel::LayerNorm => ("int8_elementwise", "int_layer_norm"),
-            IntKernel::MingruScan => ("int8_elementwise", "int_mingru_scan"),
-            IntKernel::LogLikelihood => ("int8_elementwise", "int_log_likelihood"),
-            IntKernel::UpdateFactors => ("int8_update", "int_update_factors"),
-            IntKernel::Update => ("int8_update", "int_update"),
-            IntKernel::FullRankNoise => ("int8_full_rank", "int_full_rank_noise"),
-            IntKernel::FullRankMatmul => ("int8_full_rank", "int_full_rank_matmul"),
-            IntKernel::FullRankEmbedding => ("int8_full_rank", "int_full_rank_embedding"),
-            IntKernel::FullRankUpdate => ("int8_full_rank", "int_full_rank_update"),
-        }
-    }
-}
-
-impl Kernel {
-    /// (module name, entry point); the module name of a GEMM is `matmul`.
-    fn entry(self) -> (&'static str, &'static str) {
-        match self {
-            Kernel::Gemm(c, _) => ("matmul", c.entry_point()),
-            Kernel::LowrankProject(_) => ("lowrank", "lowrank_project"),
-            Kernel::LowrankProjectReduce(_) => ("lowrank", "lowrank_project_reduce"),
-            Kernel::LowrankExpand => ("lowrank", "lowrank_expand"),
-            Kernel::NoiseFactors => ("noise", "noise_factors"),
-            Kernel::UpdateFactors => ("noise", "update_factors"),
-            Kernel::Materialise(_) => ("naive", "materialise"),
-            Kernel::PerturbedBias => ("vector_noise", "perturbed_bias"),
-            Kernel::PerturbedGain => ("vector_noise", "perturbed_gain"),
-            Kernel::VectorUpdate => ("vector_noise", "vector_update"),
-            Kernel::AddBias => ("elementwise", "add_bias"),
-            Kernel::Gain => ("elementwise", "gain"),
-            Kernel::Activation => ("elementwise", "activation"),
-            Kernel::SgdStep => ("elementwise", "sgd_step"),
-            Kernel::AdamStep => ("elementwise", "adam_step"),
-            Kernel::LayerNorm => ("layer_norm", "layer_norm"),
-            #[cfg(feature = "testing")]
-            Kernel::PhiloxWords => ("rng_probe", "philox_words"),
-            #[cfg(feature = "testing")]
-            Kernel::NormalDraws => ("rng_probe", "normal_draws"),
-            Kernel::MingruScan => ("recurrence", "mingru_scan"),
-            Kernel::LogSoftmaxAt => ("cross_entropy", "log_softmax_at"),
-            Kernel::PerturbedEmbedding => ("embedding", "perturbed_embedding"),
-            Kernel::NaivePerturbedEmbedding => ("embedding", "naive_perturbed_embedding"),
-            Kernel::Embedding => ("embedding", "embedding"),
-            Kernel::Int(k, _) => k.entry(),
-        }
-    }
-
-    /// The storage type of the inputs the kernel reads (f32 for all but the f16 variants).
-    fn dtype(self) -> DType {
-        match self {
-            Kernel::Gemm(_, d) | Kernel::LowrankProject(d) | Kernel::LowrankProjectReduce(d) | Kernel::Materialise(d) => d,
-            _ => DType::F32,
-        }
-    }
-
-    /// The WGSL entry point.
-    pub(crate) fn entry_point(self) -> &'static str {
-        self.entry().1
-    }
-
+impl KernelKey {
     /// The module the kernel's pipeline is built from: its key (kernels of one module share it),
     /// label and composed source.
     pub(crate) fn module(self) -> (ModuleKey, String, String) {
-        match self {
-            Kernel::Gemm(c, dtype) => (ModuleKey::Gemm(c, dtype), variant_name(&c.name(), dtype), c.wgsl(dtype)),
-            Kernel::Int(k, dot) => {
-                let (name, _) = k.entry();
-                let m = INT_MODULES.iter().find(|m| m.name == name).expect("every integer kernel's module is listed");
-                (ModuleKey::Int(name, dot), dot.module_name(name), int_module_source(m, dot))
+        match self.variant {
+            Variant::Gemm(c, dtype) => ((self.module, self.variant), variant_name(&c.name(), dtype), c.wgsl(dtype)),
+            Variant::Int(dot) => {
+                let m = INT_MODULES.iter().find(|m| m.name == self.module).expect("every integer kernel's module is listed");
+                ((self.module, self.variant), dot.module_name(self.module), int_module_source(m, dot))
             }
-            _ => {
-                let (name, _) = self.entry();
-                let dtype = self.dtype();
-                let m = MODULES.iter().find(|m| m.name == name).expect("every kernel's module is listed");
-                (ModuleKey::Fixed(name, dtype), variant_name(name, dtype), module_source(m, dtype))
+            Variant::Plain | Variant::Stored(_) => {
+                let dtype = match self.variant {
+                    Variant::Stored(dtype) => dtype,
+                    _ => DType::F32,
+                };
+                let m = MODULES.iter().find(|m| m.name == self.module).expect("every kernel's module is listed");
+                ((self.module, Variant::Stored(dtype)), variant_name(self.module, dtype), module_source(m, dtype))
             }
         }
     }
 }
 
-/// A shader module's cache key: a fixed module's name, or a GEMM configuration, with the storage
-/// type; an integer module's name with its [`IntDot`] path.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ModuleKey {
-    Fixed(&'static str, DType),
-    Int(&'static str, IntDot),
-    Gemm(GemmConfig, DType),
-}
+/// A shader module's cache key: its name and the variant it is compiled for (a module as
+/// written is its f32 variant).
+pub(crate) type ModuleKey = (&'static str, Variant);

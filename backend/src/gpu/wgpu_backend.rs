@@ -5,10 +5,9 @@
 use super::adapter;
 use super::buffer::GpuBuffer;
 use super::config::{GemmConfig, MatmulVariant, ShapeBucket, WgpuOptions};
-use super::context::{word, Context, CreatedObjects, Dispatch, Scratch, ScratchUse, Storage};
+use super::context::{word, Context, CreatedObjects, Scratch, ScratchUse};
 use super::gemm::{Gemm, GemmChooser, GemmSource};
-use super::params::UniformBlock;
-use super::shaders::{IntDot, Kernel};
+use super::kernel::{Dispatch, IntDot, Kernel};
 use super::timing;
 use crate::{DType, Error, Result};
 use std::sync::OnceLock;
@@ -111,10 +110,29 @@ impl WgpuBackend {
         self.gemms.dispatch(&self.ctx, g)
     }
 
+    /// A dispatch of `kernel` over `invocations` one-dimensional invocations.
+    pub(crate) fn over<'a, K: Kernel>(
+        &self,
+        kernel: K,
+        invocations: usize,
+        params: &K::Params,
+        buffers: K::Buffers<'a>,
+    ) -> Result<Dispatch<'a>> {
+        let groups = self.ctx.grid(kernel.key().entry, invocations)?;
+        Ok(Dispatch::new(kernel, params, buffers, groups))
+    }
+
     /// Runs one kernel over `invocations` one-dimensional invocations.
-    pub(crate) fn dispatch(&self, kernel: Kernel, invocations: usize, params: UniformBlock, storage: Storage<'_>) -> Result<()> {
-        let groups = self.ctx.grid(&format!("{kernel:?}"), invocations)?;
-        self.ctx.run(&[Dispatch { kernel, params, storage, groups }])
+    pub(crate) fn dispatch<K: Kernel>(&self, kernel: K, invocations: usize, params: &K::Params, buffers: K::Buffers<'_>) -> Result<()> {
+        let d = self.over(kernel, invocations, params, buffers)?;
+        self.ctx.run(&[d])
+    }
+
+    /// A scratch buffer holding `values` (f32, u32 or i32 words).
+    pub(crate) fn upload_scratch<T: bytemuck::Pod>(&self, what: ScratchUse, values: &[T]) -> Result<Scratch<'_>> {
+        let s = self.ctx.scratch(what, values.len())?;
+        self.ctx.queue.write_buffer(s.buffer(), 0, bytemuck::cast_slice(values));
+        Ok(s)
     }
 
     /// How many items of `per_item` f32 fit one scratch buffer (at least 1, at most `total`).
@@ -131,8 +149,6 @@ impl WgpuBackend {
     pub(crate) fn fitness_differences(&self, fitness: &[f32]) -> Result<Scratch<'_>> {
         let differences: Vec<f32> = fitness.chunks_exact(2).map(|f| f[0] - f[1]).collect();
         word("pairs", differences.len())?;
-        let d = self.ctx.scratch(ScratchUse::FitnessDifferences, differences.len())?;
-        self.ctx.queue.write_buffer(d.buffer(), 0, bytemuck::cast_slice(&differences));
-        Ok(d)
+        self.upload_scratch(ScratchUse::FitnessDifferences, &differences)
     }
 }

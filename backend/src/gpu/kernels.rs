@@ -1,0 +1,102 @@
+//! The f32 kernels: each entry point of the f32 modules of `shaders/` as a typed unit
+//! ([`super::kernel::Kernel`]), with its parameter struct and its named storage buffers.
+
+use super::config::GemmConfig;
+use super::kernel::{kernel, Bindings, Kernel, KernelKey, Storage, Variant};
+use super::params::{
+    ElementParams, EmbeddingParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
+    RecurrenceParams, VectorParams,
+};
+use crate::DType;
+
+kernel! {
+    /// `lowrank_project` of lowrank.wgsl: the projections `X B` of each pair, one serial sum
+    /// per invocation.
+    LowrankProject(DType) => "lowrank"::"lowrank_project" (LowRankParams) LowrankProjectBuffers { x: 1, p_out: 2 }
+    /// `lowrank_project_reduce` of lowrank.wgsl: the projections `X B`, one workgroup reduction
+    /// per block of sums.
+    LowrankProjectReduce(DType) => "lowrank"::"lowrank_project_reduce" (LowRankParams) LowrankProjectReduceBuffers { x: 1, p_out: 2 }
+    /// `lowrank_expand` of lowrank.wgsl: `y += s (σ/√r) P Aᵀ` (onto the shared product `z`
+    /// when the input is shared).
+    LowrankExpand => "lowrank"::"lowrank_expand" (LowRankParams) LowrankExpandBuffers { p_in: 3, z: 4, y: 5 }
+    /// `noise_factors` of noise.wgsl: every member's signed `A` and its `B`.
+    NoiseFactors => "noise"::"noise_factors" (NoiseParams) NoiseFactorsBuffers { a_out: 1, b_out: 2 }
+    /// `update_factors` of noise.wgsl: the update's `A'` and `d B'` of a chunk of pairs.
+    UpdateFactors => "noise"::"update_factors" (NoiseParams) UpdateFactorsBuffers { a_out: 1, b_out: 2, d: 3 }
+    /// `materialise` of naive.wgsl: `W + s_i σ E_i` of a chunk of members.
+    Materialise(DType) => "naive"::"materialise" (MaterialiseParams) MaterialiseBuffers { w: 1, out: 2 }
+    /// `perturbed_bias` of vector_noise.wgsl: `y += bias + s_i σ ε_i`.
+    PerturbedBias => "vector_noise"::"perturbed_bias" (VectorParams) PerturbedBiasBuffers { y: 1, vector_param: 2 }
+    /// `perturbed_gain` of vector_noise.wgsl: `y *= 1 + gain + s_i σ ε_i`.
+    PerturbedGain => "vector_noise"::"perturbed_gain" (VectorParams) PerturbedGainBuffers { y: 1, vector_param: 2 }
+    /// `vector_update` of vector_noise.wgsl: `g = σ/√N Σ_k d_k ε_k`.
+    VectorUpdate => "vector_noise"::"vector_update" (VectorParams) VectorUpdateBuffers { d: 3, g: 4 }
+    /// `add_bias` of elementwise.wgsl: `dst += src` on every row.
+    AddBias => "elementwise"::"add_bias" (ElementParams) AddBiasBuffers { dst: 1, src: 2 }
+    /// `gain` of elementwise.wgsl: `dst *= 1 + src` on every row.
+    Gain => "elementwise"::"gain" (ElementParams) GainBuffers { dst: 1, src: 2 }
+    /// `activation` of elementwise.wgsl: `dst = act(dst)`.
+    Activation => "elementwise"::"activation" (ElementParams) ActivationBuffers { dst: 1 }
+    /// `sgd_step` of elementwise.wgsl: `dst += lr src`.
+    SgdStep => "elementwise"::"sgd_step" (ElementParams) SgdStepBuffers { dst: 1, src: 2 }
+    /// `adam_step` of elementwise.wgsl: one Adam/AdamW step of `dst` on the gradient `src`,
+    /// moments `m` and `v`.
+    AdamStep => "elementwise"::"adam_step" (ElementParams) AdamStepBuffers { dst: 1, src: 2, m: 3, v: 4 }
+    /// `layer_norm` of layer_norm.wgsl: each row to zero mean and unit variance.
+    LayerNorm => "layer_norm"::"layer_norm" (NormParams) LayerNormBuffers { x: 1 }
+    /// `mingru_scan` of recurrence.wgsl: the minGRU recurrence over time.
+    MingruScan => "recurrence"::"mingru_scan" (RecurrenceParams) MingruScanBuffers { gate: 1, candidate: 2, h0: 3, h: 4 }
+    /// `log_softmax_at` of cross_entropy.wgsl: each row's log-likelihood of its target.
+    LogSoftmaxAt => "cross_entropy"::"log_softmax_at" (LogSoftmaxParams) LogSoftmaxAtBuffers { logits: 1, targets: 2, out: 3 }
+    /// `perturbed_embedding` of embedding.wgsl: every member's low-rank perturbed rows.
+    PerturbedEmbedding => "embedding"::"perturbed_embedding" (EmbeddingParams) PerturbedEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+    /// `naive_perturbed_embedding` of embedding.wgsl: every member's rows under full-rank noise.
+    NaivePerturbedEmbedding => "embedding"::"naive_perturbed_embedding" (EmbeddingParams) NaivePerturbedEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+    /// `embedding` of embedding.wgsl: the table's rows, unperturbed.
+    Embedding => "embedding"::"embedding" (EmbeddingParams) EmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+}
+
+/// The test hooks of rng_probe.wgsl (cargo feature `testing`).
+#[cfg(feature = "testing")]
+pub mod probe {
+    use super::super::kernel::kernel;
+    use super::super::params::ProbeParams;
+
+    kernel! {
+        /// `philox_words` of rng_probe.wgsl: Philox4x32-10 of each counter (a test hook).
+        PhiloxWords => "rng_probe"::"philox_words" (ProbeParams) PhiloxWordsBuffers { counters: 1, words: 2 }
+        /// `normal_draws` of rng_probe.wgsl: draws of one pair's stream (a test hook).
+        NormalDraws => "rng_probe"::"normal_draws" (ProbeParams) NormalDrawsBuffers { normals: 3 }
+    }
+}
+
+/// One (batched) GEMM of matmul.wgsl compiled for a configuration, its inputs and weights
+/// stored as the type: the configuration's entry point (`matmul_tiled` or `matmul_direct`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Matmul(pub GemmConfig, pub DType);
+
+/// The storage buffers of [`Matmul`], named as matmul.wgsl names them.
+#[derive(Clone, Copy)]
+pub struct MatmulBuffers<'a> {
+    /// Binding 1: the rows.
+    pub x: &'a wgpu::Buffer,
+    /// Binding 2: the weights.
+    pub w: &'a wgpu::Buffer,
+    /// Binding 3: the product.
+    pub y: &'a wgpu::Buffer,
+}
+
+impl<'a> Bindings<'a> for MatmulBuffers<'a> {
+    const NAMES: &'static [(&'static str, u32)] = &[("x", 1), ("w", 2), ("y", 3)];
+    fn storage(&self) -> Storage<'a> {
+        Storage::of([(1, self.x), (2, self.w), (3, self.y)])
+    }
+}
+
+impl Kernel for Matmul {
+    type Params = GemmParams;
+    type Buffers<'a> = MatmulBuffers<'a>;
+    fn key(self) -> KernelKey {
+        KernelKey { module: "matmul", entry: self.0.entry_point(), variant: Variant::Gemm(self.0, self.1) }
+    }
+}
