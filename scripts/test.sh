@@ -64,9 +64,17 @@ if cargo tree -p eggroll -e normal | grep -E 'clap|indicatif|plotters|eggroll-be
   exit 1
 fi
 
-echo "== wasm32 check of the backend and the optimiser library (no native-only features)"
-cargo check -p eggroll-backend --no-default-features --target wasm32-unknown-unknown
-cargo check -p eggroll --no-default-features --lib --target wasm32-unknown-unknown
+echo "== wasm32 check of the backend and the optimiser library (wgpu, no native-only features)"
+cargo check -p eggroll-backend --no-default-features --features wgpu --target wasm32-unknown-unknown
+cargo check -p eggroll --no-default-features --features wgpu --lib --target wasm32-unknown-unknown
+
+echo "== the CPU backend alone (no wgpu feature) builds, and builds no wgpu"
+cargo check -p eggroll-backend --no-default-features --features native
+cargo check -p eggroll --no-default-features --features native --lib
+if cargo tree -p eggroll-backend --no-default-features --features native -e normal | grep -E 'wgpu|naga'; then
+  echo "eggroll-backend without its wgpu feature still depends on wgpu (above)" >&2
+  exit 1
+fi
 
 echo "== doc tests"
 cargo test --workspace --doc

@@ -16,12 +16,14 @@
 mod checks;
 pub mod cpu;
 pub mod error;
+#[cfg(feature = "wgpu")]
 pub mod gpu;
 pub mod int8;
 mod limits;
 pub mod meter;
 pub mod ops;
 pub mod rng;
+#[cfg(feature = "wgpu")]
 pub mod select;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -30,6 +32,7 @@ pub use error::{Error, Result};
 pub use limits::MemoryLimits;
 pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise, Recurrence};
 pub use rng::{philox4x32_10, FillPath, NoiseStream};
+#[cfg(feature = "wgpu")]
 pub use select::{BackendChoice, SelectedBackend};
 
 use std::future::Future;

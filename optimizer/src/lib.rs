@@ -71,8 +71,10 @@ pub use tasks::{train_epoch_async, AnyTask, Evaluation, Task, TaskKind};
 
 // What an app needs from the backend crate, so that `use eggroll::...` suffices.
 pub use eggroll_backend::cpu::CpuBackend;
+#[cfg(feature = "wgpu")]
 pub use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
-#[cfg(feature = "native")]
+#[cfg(all(feature = "native", feature = "wgpu"))]
 pub use eggroll_backend::select::select_backend;
+#[cfg(feature = "wgpu")]
 pub use eggroll_backend::select::{BackendChoice, SelectedBackend};
 pub use eggroll_backend::{Activation, AdapterDescription, Backend, Batch, DType, Error as BackendError, InputLayout};

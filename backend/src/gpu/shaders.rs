@@ -1,60 +1,15 @@
-//! The WGSL modules of `shaders/`, composed (the RNG prepended where noise is drawn, a GEMM
-//! configuration prepended to matmul.wgsl, the packed int8 helpers of an [`IntDot`] path
-//! prepended to the integer modules), and the kernels (entry points) the backend dispatches,
-//! each with the module it comes from.
+//! The modules the backend compiles, from the WGSL of [`eggroll_shaders`] composed for each
+//! kernel's variant (its storage type, its [`IntDot`] path, its GEMM configuration), with their
+//! names and cache keys.
 
 use super::config::{GemmConfig, MatmulVariant, KT};
 use super::kernel::{IntDot, KernelKey, Variant};
 use crate::DType;
-
-/// The Philox4x32-10 / Box-Muller library every noise-drawing module starts with.
-const PHILOX: &str = include_str!("../../../shaders/philox.wgsl");
-
-/// The GEMM template: compiled once per [`GemmConfig`] with its constants prepended.
-const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
-
-/// One WGSL file of `shaders/` and whether it draws noise.
-struct ModuleSource {
-    name: &'static str,
-    body: &'static str,
-    draws_noise: bool,
-}
-
-const MODULES: [ModuleSource; 10] = [
-    ModuleSource { name: "lowrank", body: include_str!("../../../shaders/lowrank.wgsl"), draws_noise: true },
-    ModuleSource { name: "noise", body: include_str!("../../../shaders/noise.wgsl"), draws_noise: true },
-    ModuleSource { name: "naive", body: include_str!("../../../shaders/naive.wgsl"), draws_noise: true },
-    ModuleSource { name: "vector_noise", body: include_str!("../../../shaders/vector_noise.wgsl"), draws_noise: true },
-    ModuleSource { name: "elementwise", body: include_str!("../../../shaders/elementwise.wgsl"), draws_noise: false },
-    ModuleSource { name: "layer_norm", body: include_str!("../../../shaders/layer_norm.wgsl"), draws_noise: false },
-    ModuleSource { name: "rng_probe", body: include_str!("../../../shaders/rng_probe.wgsl"), draws_noise: true },
-    ModuleSource { name: "recurrence", body: include_str!("../../../shaders/recurrence.wgsl"), draws_noise: false },
-    ModuleSource { name: "cross_entropy", body: include_str!("../../../shaders/cross_entropy.wgsl"), draws_noise: false },
-    ModuleSource { name: "embedding", body: include_str!("../../../shaders/embedding.wgsl"), draws_noise: true },
-];
-
-/// The integer modules (docs/int8.md): each compiled once per [`IntDot`] path, after the packed
-/// helpers of that path (and the RNG where it draws noise).
-const INT_MODULES: [ModuleSource; 6] = [
-    ModuleSource { name: "int8_matmul", body: include_str!("../../../shaders/int8_matmul.wgsl"), draws_noise: true },
-    ModuleSource { name: "int8_naive", body: include_str!("../../../shaders/int8_naive.wgsl"), draws_noise: true },
-    ModuleSource { name: "int8_embedding", body: include_str!("../../../shaders/int8_embedding.wgsl"), draws_noise: true },
-    ModuleSource { name: "int8_elementwise", body: include_str!("../../../shaders/int8_elementwise.wgsl"), draws_noise: false },
-    ModuleSource { name: "int8_update", body: include_str!("../../../shaders/int8_update.wgsl"), draws_noise: true },
-    ModuleSource { name: "int8_full_rank", body: include_str!("../../../shaders/int8_full_rank.wgsl"), draws_noise: true },
-];
+use eggroll_shaders::{float_module, gemm_module, int_module, GemmConstants, INT_MODULES, MODULES};
 
 impl IntDot {
     /// Both paths, native first.
     pub(crate) const ALL: [IntDot; 2] = [IntDot::Native, IntDot::Fallback];
-
-    /// The WGSL that defines the packed helpers on this path, and `sat8` on vectors.
-    fn prelude(self) -> &'static str {
-        match self {
-            IntDot::Native => include_str!("../../../shaders/int8_dot.wgsl"),
-            IntDot::Fallback => include_str!("../../../shaders/int8_dot_fallback.wgsl"),
-        }
-    }
 
     /// A module's name on this path: `int8_matmul`, `int8_matmul-fallback`.
     fn module_name(self, base: &str) -> String {
@@ -65,37 +20,12 @@ impl IntDot {
     }
 }
 
-/// The composed source of an integer module on the `dot` path.
-fn int_module_source(m: &ModuleSource, dot: IntDot) -> String {
-    let rng = if m.draws_noise { PHILOX } else { "" };
-    format!("{}{rng}\n{}", dot.prelude(), m.body)
-}
-
-/// Modules that read f16 inputs and weights where the caller's buffers are f16: they declare
-/// those arrays as `array<elem>` and widen each load with `f32(...)`.
-const ELEM_MODULES: [&str; 2] = ["lowrank", "naive"];
-
-/// What every module starts with: the storage type `elem` of the inputs and weights (unused by
-/// modules that do not read them), after `enable f16;` where that is f16.
-fn dtype_prelude(dtype: DType) -> &'static str {
-    match dtype {
-        DType::F32 => "alias elem = f32;\n",
-        DType::F16 => "enable f16;\nalias elem = f16;\n",
-    }
-}
-
 /// A module's name with its storage type: `tiled-64x64-r4x4`, `lowrank-f16` (f32 unmarked).
 fn variant_name(base: &str, dtype: DType) -> String {
     match dtype {
         DType::F32 => base.to_string(),
         other => format!("{base}-{other}"),
     }
-}
-
-/// The composed source of a fixed module.
-fn module_source(m: &ModuleSource, dtype: DType) -> String {
-    let rng = if m.draws_noise { PHILOX } else { "" };
-    format!("{}{rng}\n{}", dtype_prelude(dtype), m.body)
 }
 
 impl GemmConfig {
@@ -110,17 +40,7 @@ impl GemmConfig {
     /// The full WGSL module of this configuration for inputs and weights stored as `dtype`: the
     /// storage type, the constants, then matmul.wgsl.
     pub fn wgsl(&self, dtype: DType) -> String {
-        format!(
-            "{}// GEMM configuration {}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{}",
-            dtype_prelude(dtype),
-            self.name(),
-            self.workgroup[0],
-            self.workgroup[1],
-            self.block[0],
-            self.block[1],
-            KT,
-            MATMUL
-        )
+        gemm_module(&self.name(), GemmConstants { workgroup: self.workgroup, block: self.block, kt: KT }, dtype == DType::F16)
     }
 }
 
@@ -137,13 +57,13 @@ pub fn shader_sources() -> Vec<(String, String)> {
         }
     }
     for dtype in DType::ALL {
-        for m in MODULES.iter().filter(|m| dtype == DType::F32 || ELEM_MODULES.contains(&m.name)) {
-            sources.push((variant_name(m.name, dtype), module_source(m, dtype)));
+        for m in MODULES.iter().filter(|m| dtype == DType::F32 || m.reads_f16) {
+            sources.push((variant_name(m.name, dtype), float_module(m, dtype == DType::F16)));
         }
     }
     for dot in IntDot::ALL {
         for m in &INT_MODULES {
-            sources.push((dot.module_name(m.name), int_module_source(m, dot)));
+            sources.push((dot.module_name(m.name), int_module(m, dot == IntDot::Fallback)));
         }
     }
     sources
@@ -157,7 +77,7 @@ impl KernelKey {
             Variant::Gemm(c, dtype) => ((self.module, self.variant), variant_name(&c.name(), dtype), c.wgsl(dtype)),
             Variant::Int(dot) => {
                 let m = INT_MODULES.iter().find(|m| m.name == self.module).expect("every integer kernel's module is listed");
-                ((self.module, self.variant), dot.module_name(self.module), int_module_source(m, dot))
+                ((self.module, self.variant), dot.module_name(self.module), int_module(m, dot == IntDot::Fallback))
             }
             Variant::Plain | Variant::Stored(_) => {
                 let dtype = match self.variant {
@@ -165,7 +85,7 @@ impl KernelKey {
                     _ => DType::F32,
                 };
                 let m = MODULES.iter().find(|m| m.name == self.module).expect("every kernel's module is listed");
-                ((self.module, Variant::Stored(dtype)), variant_name(self.module, dtype), module_source(m, dtype))
+                ((self.module, Variant::Stored(dtype)), variant_name(self.module, dtype), float_module(m, dtype == DType::F16))
             }
         }
     }

@@ -1,0 +1,112 @@
+//! # eggroll-shaders
+//!
+//! The WGSL compute shaders of eggroll-wgpu, the files beside this crate's `src/`, and how each is
+//! composed into a module a device compiles: the Philox RNG ([`PHILOX`]) in front of every module
+//! that draws noise, the storage type of the inputs ([`float_module`]), the packed int8 helpers of
+//! one path in front of the integer modules ([`int_module`]), a GEMM configuration's constants in
+//! front of matmul.wgsl ([`gemm_module`]). The crate's tests validate every composed module with
+//! naga. Which entry points the backend dispatches, with which parameters and buffers, is
+//! `eggroll-backend`'s `gpu::kernels`.
+
+/// One WGSL file: its name (without `.wgsl`), its text, and what it needs in front of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Module {
+    /// The file's name without `.wgsl`, e.g. `lowrank`.
+    pub name: &'static str,
+    /// The file's text.
+    pub body: &'static str,
+    /// Whether it draws noise (and so needs [`PHILOX`] in front).
+    pub draws_noise: bool,
+    /// Whether it reads its inputs and weights as `elem`, which may be f16 (the other modules
+    /// read f32 only).
+    pub reads_f16: bool,
+}
+
+/// Philox4x32-10 and the standard normal draws, bit for bit those of `eggroll-backend`'s `rng`.
+pub const PHILOX: &str = include_str!("../philox.wgsl");
+
+/// The GEMM template, compiled once per configuration with its constants in front
+/// ([`gemm_module`]).
+pub const MATMUL: &str = include_str!("../matmul.wgsl");
+
+/// The f32 modules (but the GEMM).
+pub const MODULES: [Module; 10] = [
+    Module { name: "lowrank", body: include_str!("../lowrank.wgsl"), draws_noise: true, reads_f16: true },
+    Module { name: "noise", body: include_str!("../noise.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "naive", body: include_str!("../naive.wgsl"), draws_noise: true, reads_f16: true },
+    Module { name: "vector_noise", body: include_str!("../vector_noise.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "elementwise", body: include_str!("../elementwise.wgsl"), draws_noise: false, reads_f16: false },
+    Module { name: "layer_norm", body: include_str!("../layer_norm.wgsl"), draws_noise: false, reads_f16: false },
+    Module { name: "rng_probe", body: include_str!("../rng_probe.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "recurrence", body: include_str!("../recurrence.wgsl"), draws_noise: false, reads_f16: false },
+    Module { name: "cross_entropy", body: include_str!("../cross_entropy.wgsl"), draws_noise: false, reads_f16: false },
+    Module { name: "embedding", body: include_str!("../embedding.wgsl"), draws_noise: true, reads_f16: false },
+];
+
+/// The integer modules (docs/int8.md of eggroll-wgpu), each compiled on both paths of the packed
+/// int8 helpers.
+pub const INT_MODULES: [Module; 6] = [
+    Module { name: "int8_matmul", body: include_str!("../int8_matmul.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "int8_naive", body: include_str!("../int8_naive.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "int8_embedding", body: include_str!("../int8_embedding.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "int8_elementwise", body: include_str!("../int8_elementwise.wgsl"), draws_noise: false, reads_f16: false },
+    Module { name: "int8_update", body: include_str!("../int8_update.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "int8_full_rank", body: include_str!("../int8_full_rank.wgsl"), draws_noise: true, reads_f16: false },
+];
+
+/// The packed int8 helpers (`dot4i8`, `unpack_i8`, `pack_i8`, `sat8` on vectors) from WGSL's
+/// `packed_4x8_integer_dot_product` language feature.
+pub const INT8_DOT: &str = include_str!("../int8_dot.wgsl");
+
+/// The same helpers from core WGSL bit operations, for implementations without that feature.
+pub const INT8_DOT_FALLBACK: &str = include_str!("../int8_dot_fallback.wgsl");
+
+/// What every float module starts with: the storage type `elem` of the inputs and weights (unused
+/// by modules that do not read them), after `enable f16;` where that is f16.
+pub fn storage_prelude(f16: bool) -> &'static str {
+    if f16 {
+        "enable f16;\nalias elem = f16;\n"
+    } else {
+        "alias elem = f32;\n"
+    }
+}
+
+/// The composed source of a float module: the storage type, the RNG where it draws noise, the
+/// file.
+pub fn float_module(m: &Module, f16: bool) -> String {
+    let rng = if m.draws_noise { PHILOX } else { "" };
+    format!("{}{rng}\n{}", storage_prelude(f16), m.body)
+}
+
+/// The composed source of an integer module: the packed helpers of the native path, or of the
+/// core-WGSL fallback, the RNG where it draws noise, the file.
+pub fn int_module(m: &Module, fallback: bool) -> String {
+    let helpers = if fallback { INT8_DOT_FALLBACK } else { INT8_DOT };
+    let rng = if m.draws_noise { PHILOX } else { "" };
+    format!("{helpers}{rng}\n{}", m.body)
+}
+
+/// The constants of one GEMM configuration of matmul.wgsl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmConstants {
+    /// Invocations per workgroup along the output's columns and rows (`WG_X`, `WG_Y`).
+    pub workgroup: [u32; 2],
+    /// Outputs per invocation along rows and columns (`BM`, `BN`).
+    pub block: [u32; 2],
+    /// Depth of a shared-memory tile (`KT`).
+    pub kt: u32,
+}
+
+/// The composed source of matmul.wgsl for one configuration (named `name` in a comment) and
+/// storage type: the storage type, the constants, the template.
+pub fn gemm_module(name: &str, c: GemmConstants, f16: bool) -> String {
+    format!(
+        "{}// GEMM configuration {name}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{MATMUL}",
+        storage_prelude(f16),
+        c.workgroup[0],
+        c.workgroup[1],
+        c.block[0],
+        c.block[1],
+        c.kt,
+    )
+}

@@ -1,0 +1,42 @@
+//! Every module of the crate, composed, parses and validates with naga: the float modules with
+//! f32 storage (and f16 where they read `elem`), the integer modules on both paths of the packed
+//! helpers, and matmul.wgsl under a few configurations. Needs no GPU.
+
+use eggroll_shaders::{float_module, gemm_module, int_module, GemmConstants, INT_MODULES, MODULES};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn validate(name: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    let caps = if source.starts_with("enable f16;") { Capabilities::SHADER_FLOAT16 } else { Capabilities::empty() };
+    Validator::new(ValidationFlags::all(), caps).validate(&module).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    assert!(!module.entry_points.is_empty(), "{name} has no entry point");
+}
+
+#[test]
+fn float_modules_validate() {
+    for m in &MODULES {
+        validate(m.name, &float_module(m, false));
+        if m.reads_f16 {
+            validate(&format!("{}-f16", m.name), &float_module(m, true));
+        }
+    }
+}
+
+#[test]
+fn int_modules_validate_on_both_paths() {
+    for m in &INT_MODULES {
+        validate(m.name, &int_module(m, false));
+        validate(&format!("{}-fallback", m.name), &int_module(m, true));
+        assert!(!int_module(m, true).contains("dot4I8Packed("), "{}: the fallback uses core WGSL only", m.name);
+    }
+}
+
+#[test]
+fn matmul_validates_under_several_configurations() {
+    for (workgroup, block) in [([8, 8], [1, 1]), ([16, 16], [4, 4]), ([8, 32], [2, 4])] {
+        let c = GemmConstants { workgroup, block, kt: 8 };
+        for f16 in [false, true] {
+            validate("matmul", &gemm_module("test", c, f16));
+        }
+    }
+}
