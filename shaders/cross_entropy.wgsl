@@ -4,14 +4,7 @@
 // invocation strides over the row's classes, then workgroup reductions (no subgroup operations,
 // which GL lacks) combine the partial maxima and then the partial sums.
 
-// Mirrored field for field by `LogSoftmaxParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct LogSoftmaxParams {
-    rows: u32,
-    classes: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// `LogSoftmaxParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 // Invocations per workgroup, all reducing one row.
 const ROW_WG: u32 = 64u;

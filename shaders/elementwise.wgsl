@@ -4,22 +4,7 @@
 // `sgd_step`: dst += lr src;  `adam_step`: Adam/AdamW on the loss -src (ascent on the fitness),
 // moments in m and v, bias corrections bc1 = 1 - beta1^t and bc2 = 1 - beta2^t from the host.
 
-// Mirrored field for field by `ElementParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct ElementParams {
-    len: u32,
-    cols: u32,
-    mode: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    bc1: f32,
-    bc2: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// `ElementParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: ElementParams;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;

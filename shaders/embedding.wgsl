@@ -9,22 +9,7 @@
 //   (member, row, column), drawing its one value;
 // `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model).
 
-// Mirrored field for field by `EmbeddingParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct EmbeddingParams {
-    rows: u32,
-    m: u32,
-    n: u32,
-    rank: u32,
-    count: u32,
-    shared_input: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    scale: f32,
-    pair_offset: u32,
-}
+// `EmbeddingParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
 @group(0) @binding(1) var<storage, read> table: array<f32>;

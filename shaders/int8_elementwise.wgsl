@@ -10,18 +10,7 @@
 //   out[r], one row per invocation, with the EXP2 (255 values) and LOG2 (1024) tables of
 //   int8/tables.rs in `tables`.
 
-// Mirrored field for field by `IntElementParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree).
-struct IntElementParams {
-    len: u32,
-    other: u32,
-    rows: u32,
-    width: u32,
-    time: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// `IntElementParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 // Where LOG2 starts in `tables` (after EXP2).
 const LOG2_AT: u32 = 255u;

@@ -4,27 +4,9 @@
 // `int_perturbed_embedding`: member i's row v, sat8(W[v, c] + s ((Σ_q a_q[v] b_q[c]) >> shift)),
 //   its r terms drawn in place (only the rows looked up are computed).
 
-// Mirrored field for field by `IntNoiseParams` in backend/src/gpu/params.rs; here `m` is the
-// vocabulary and `n` the embedding width; members count from the batch's first, whose pair in
-// the whole population is `pair_offset`.
-struct IntNoiseParams {
-    rows: u32,
-    m: u32,
-    n: u32,
-    rank: u32,
-    count: u32,
-    shared_input: u32,
-    shift: u32,
-    out_shift: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    pair_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// `IntNoiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs);
+// here `m` is the vocabulary and `n` the embedding width; members count from the batch's first,
+// whose pair in the whole population is `pair_offset`.
 
 @group(0) @binding(0) var<uniform> p: IntNoiseParams;
 @group(0) @binding(1) var<storage, read> table: array<u32>;

@@ -15,26 +15,7 @@
 // `int_full_rank_update`: Z = Σ_k f_k E_k and W = sat8(W + sign(Z)) where |Z| > threshold, eight
 //   weights (two words) per invocation.
 
-// Mirrored field for field by `IntFullRankParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct IntFullRankParams {
-    rows: u32,
-    m: u32,
-    n: u32,
-    rank: u32,
-    first_pair: u32,
-    pairs: u32,
-    shared_input: u32,
-    shift: u32,
-    out_shift: u32,
-    threshold: i32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    pair_offset: u32,
-    _pad0: u32,
-}
+// `IntFullRankParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 // Output rows per invocation of `int_full_rank_matmul`.
 const RB: u32 = 4u;

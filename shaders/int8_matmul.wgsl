@@ -8,26 +8,7 @@
 // `int_matmul`: y = sat8((x Wᵀ + s (Σ_q p_q a_q >> shift)) >> out_shift), or without the noise
 //   term when rank = 0 (the mean model); each invocation computes RB rows of one output word.
 
-// Mirrored field for field by `IntNoiseParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct IntNoiseParams {
-    rows: u32,
-    m: u32,
-    n: u32,
-    rank: u32,
-    count: u32,
-    shared_input: u32,
-    shift: u32,
-    out_shift: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    pair_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// `IntNoiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 // Output rows per invocation of `int_matmul`.
 const RB: u32 = 4u;

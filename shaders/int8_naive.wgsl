@@ -9,22 +9,7 @@
 // `int_naive_matmul`: y = sat8((x W_cᵀ) >> out_shift) for the chunk's members, each invocation RB
 //   rows of one member and one output word.
 
-// Mirrored field for field by `IntNaiveParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct IntNaiveParams {
-    rows: u32,
-    m: u32,
-    n: u32,
-    first: u32,
-    count: u32,
-    shared_input: u32,
-    out_shift: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    pair_offset: u32,
-}
+// `IntNaiveParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 // Output rows per invocation of `int_naive_matmul`.
 const RB: u32 = 4u;

@@ -6,22 +6,7 @@
 // `int_update`: Z[j, l] = fa[j] . fb[l] and W[j, l] = sat8(W[j, l] + sign(Z)) where |Z| >
 //   threshold, one word of W per invocation.
 
-// Mirrored field for field by `IntUpdateParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree).
-struct IntUpdateParams {
-    m: u32,
-    n: u32,
-    rank: u32,
-    pairs: u32,
-    inner_words: u32,
-    threshold: i32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// `IntUpdateParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: IntUpdateParams;
 @group(0) @binding(1) var<storage, read> fitness: array<i32>;

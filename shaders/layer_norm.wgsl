@@ -1,14 +1,7 @@
 // Per-row normalisation without affine: x = (x - mean) / sqrt(var + eps), var the population
 // variance, one invocation per row of `cols` values, two passes.
 
-// Mirrored field for field by `NormParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct NormParams {
-    rows: u32,
-    cols: u32,
-    eps: f32,
-    _pad0: u32,
-}
+// `NormParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: NormParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;

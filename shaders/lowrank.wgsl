@@ -11,22 +11,7 @@
 //   with base = Z (rows x m, shared input) or Y itself (per-member input), both members of a
 //   pair in one invocation.
 
-// Mirrored field for field by `LowRankParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct LowRankParams {
-    rows: u32,
-    n: u32,
-    m: u32,
-    rank: u32,
-    count: u32,
-    shared_input: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    scale: f32,
-    pair_offset: u32,
-}
+// `LowRankParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 const PROJECT_ROWS: u32 = 8u;
 const PROJECT_WG: u32 = 64u;

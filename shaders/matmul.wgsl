@@ -13,22 +13,7 @@
 // `matmul_tiled` stages KT-deep slices of x and W in workgroup memory (GPUs);
 // `matmul_direct` reads them straight from global memory without barriers (CPU adapters).
 
-// Mirrored field for field by `GemmParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct GemmParams {
-    rows: u32,
-    cols: u32,
-    inner: u32,
-    accumulate: u32,
-    x_offset: u32,
-    x_batch: u32,
-    w_batch: u32,
-    y_offset: u32,
-    y_batch: u32,
-    alpha: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// `GemmParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 const TM: u32 = WG_Y * BM;
 const TN: u32 = WG_X * BN;

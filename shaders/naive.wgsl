@@ -7,22 +7,7 @@
 // W and out are stored as `elem` (f32, or f16 where the caller's weights are f16, see
 // gpu/shaders.rs); the sum is f32 and rounds once on the store.
 
-// Mirrored field for field by `MaterialiseParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct MaterialiseParams {
-    len: u32,
-    blocks: u32,
-    first: u32,
-    count: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    sigma: f32,
-    pair_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// `MaterialiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: MaterialiseParams;
 @group(0) @binding(1) var<storage, read> w: array<elem>;

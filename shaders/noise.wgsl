@@ -5,22 +5,7 @@
 //   a_out[j q + c r + k] = A_t[j, k] and b_out[l q + c r + k] = d[t] B_t[l, k],
 //   so that sum_t d_t A_t B_tᵀ = a_out b_outᵀ, a GEMM with inner dimension count r.
 
-// Mirrored field for field by `NoiseParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct NoiseParams {
-    m: u32,
-    n: u32,
-    rank: u32,
-    count: u32,
-    first: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// `NoiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: NoiseParams;
 @group(0) @binding(1) var<storage, read_write> a_out: array<f32>;

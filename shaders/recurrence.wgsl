@@ -4,14 +4,7 @@
 // has_h0 is 1, else 0. gate, candidate and h are laid out [sequence][time][width], h0
 // [sequence][width]; without h0 the host binds a placeholder buffer, never read.
 
-// Mirrored field for field by `RecurrenceParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree).
-struct RecurrenceParams {
-    sequences: u32,
-    time: u32,
-    width: u32,
-    has_h0: u32,
-}
+// `RecurrenceParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: RecurrenceParams;
 @group(0) @binding(1) var<storage, read> gate: array<f32>;

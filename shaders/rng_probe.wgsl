@@ -1,18 +1,7 @@
 // Test hooks for the RNG (philox.wgsl): raw Philox words for given counters, and a run of
 // standard normal draws of one pair's stream.
 
-// Mirrored field for field by `ProbeParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct ProbeParams {
-    count: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    pair: u32,
-    start: u32,
-    _pad0: u32,
-}
+// `ProbeParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: ProbeParams;
 @group(0) @binding(1) var<storage, read> counters: array<vec4<u32>>;

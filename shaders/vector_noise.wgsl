@@ -4,22 +4,7 @@
 // by 1 + it (v a gain, stored as an offset from 1);
 // `vector_update`: g[j] = coef sum_t d[t] eps_t[j] (coef = sigma / sqrt(N), d_t = f_2t - f_2t+1).
 
-// Mirrored field for field by `VectorParams` in backend/src/gpu/params.rs
-// (backend/tests/params_layout.rs checks the layouts agree); `_pad` fields round it to 16 bytes.
-struct VectorParams {
-    len: u32,
-    total: u32,
-    span: u32,
-    pairs: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    param_id: u32,
-    noise_epoch: u32,
-    coef: f32,
-    pair_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// `VectorParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
 @group(0) @binding(0) var<uniform> p: VectorParams;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;

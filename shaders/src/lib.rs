@@ -4,9 +4,17 @@
 //! composed into a module a device compiles: the Philox RNG ([`PHILOX`]) in front of every module
 //! that draws noise, the storage type of the inputs ([`float_module`]), the packed int8 helpers of
 //! one path in front of the integer modules ([`int_module`]), a GEMM configuration's constants in
-//! front of matmul.wgsl ([`gemm_module`]). The crate's tests validate every composed module with
+//! front of matmul.wgsl ([`gemm_module`]), and in front of each the declaration of its uniform
+//! parameter struct ([`params`], where each is defined once for Rust and WGSL alike). The crate's tests validate every composed module with
 //! naga. Which entry points the backend dispatches, with which parameters and buffers, is
 //! `eggroll-backend`'s `gpu::kernels`.
+
+pub mod params;
+
+use params::{
+    ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams,
+    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, Uniform, VectorParams,
+};
 
 /// One WGSL file: its name (without `.wgsl`), its text, and what it needs in front of it.
 #[derive(Clone, Copy, Debug)]
@@ -20,6 +28,8 @@ pub struct Module {
     /// Whether it reads its inputs and weights as `elem`, which may be f16 (the other modules
     /// read f32 only).
     pub reads_f16: bool,
+    /// The WGSL declaration of its uniform parameter struct ([`params`]).
+    pub params: &'static str,
 }
 
 /// Philox4x32-10 and the standard normal draws, bit for bit those of `eggroll-backend`'s `rng`.
@@ -31,27 +41,93 @@ pub const MATMUL: &str = include_str!("../matmul.wgsl");
 
 /// The f32 modules (but the GEMM).
 pub const MODULES: [Module; 10] = [
-    Module { name: "lowrank", body: include_str!("../lowrank.wgsl"), draws_noise: true, reads_f16: true },
-    Module { name: "noise", body: include_str!("../noise.wgsl"), draws_noise: true, reads_f16: false },
-    Module { name: "naive", body: include_str!("../naive.wgsl"), draws_noise: true, reads_f16: true },
-    Module { name: "vector_noise", body: include_str!("../vector_noise.wgsl"), draws_noise: true, reads_f16: false },
-    Module { name: "elementwise", body: include_str!("../elementwise.wgsl"), draws_noise: false, reads_f16: false },
-    Module { name: "layer_norm", body: include_str!("../layer_norm.wgsl"), draws_noise: false, reads_f16: false },
-    Module { name: "rng_probe", body: include_str!("../rng_probe.wgsl"), draws_noise: true, reads_f16: false },
-    Module { name: "recurrence", body: include_str!("../recurrence.wgsl"), draws_noise: false, reads_f16: false },
-    Module { name: "cross_entropy", body: include_str!("../cross_entropy.wgsl"), draws_noise: false, reads_f16: false },
-    Module { name: "embedding", body: include_str!("../embedding.wgsl"), draws_noise: true, reads_f16: false },
+    Module { name: "lowrank", body: include_str!("../lowrank.wgsl"), draws_noise: true, reads_f16: true, params: LowRankParams::WGSL },
+    Module { name: "noise", body: include_str!("../noise.wgsl"), draws_noise: true, reads_f16: false, params: NoiseParams::WGSL },
+    Module { name: "naive", body: include_str!("../naive.wgsl"), draws_noise: true, reads_f16: true, params: MaterialiseParams::WGSL },
+    Module {
+        name: "vector_noise",
+        body: include_str!("../vector_noise.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: VectorParams::WGSL,
+    },
+    Module {
+        name: "elementwise",
+        body: include_str!("../elementwise.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: ElementParams::WGSL,
+    },
+    Module { name: "layer_norm", body: include_str!("../layer_norm.wgsl"), draws_noise: false, reads_f16: false, params: NormParams::WGSL },
+    Module { name: "rng_probe", body: include_str!("../rng_probe.wgsl"), draws_noise: true, reads_f16: false, params: ProbeParams::WGSL },
+    Module {
+        name: "recurrence",
+        body: include_str!("../recurrence.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: RecurrenceParams::WGSL,
+    },
+    Module {
+        name: "cross_entropy",
+        body: include_str!("../cross_entropy.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: LogSoftmaxParams::WGSL,
+    },
+    Module {
+        name: "embedding",
+        body: include_str!("../embedding.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: EmbeddingParams::WGSL,
+    },
 ];
 
 /// The integer modules (docs/int8.md of eggroll-wgpu), each compiled on both paths of the packed
 /// int8 helpers.
 pub const INT_MODULES: [Module; 6] = [
-    Module { name: "int8_matmul", body: include_str!("../int8_matmul.wgsl"), draws_noise: true, reads_f16: false },
-    Module { name: "int8_naive", body: include_str!("../int8_naive.wgsl"), draws_noise: true, reads_f16: false },
-    Module { name: "int8_embedding", body: include_str!("../int8_embedding.wgsl"), draws_noise: true, reads_f16: false },
-    Module { name: "int8_elementwise", body: include_str!("../int8_elementwise.wgsl"), draws_noise: false, reads_f16: false },
-    Module { name: "int8_update", body: include_str!("../int8_update.wgsl"), draws_noise: true, reads_f16: false },
-    Module { name: "int8_full_rank", body: include_str!("../int8_full_rank.wgsl"), draws_noise: true, reads_f16: false },
+    Module {
+        name: "int8_matmul",
+        body: include_str!("../int8_matmul.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: IntNoiseParams::WGSL,
+    },
+    Module {
+        name: "int8_naive",
+        body: include_str!("../int8_naive.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: IntNaiveParams::WGSL,
+    },
+    Module {
+        name: "int8_embedding",
+        body: include_str!("../int8_embedding.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: IntNoiseParams::WGSL,
+    },
+    Module {
+        name: "int8_elementwise",
+        body: include_str!("../int8_elementwise.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: IntElementParams::WGSL,
+    },
+    Module {
+        name: "int8_update",
+        body: include_str!("../int8_update.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: IntUpdateParams::WGSL,
+    },
+    Module {
+        name: "int8_full_rank",
+        body: include_str!("../int8_full_rank.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: IntFullRankParams::WGSL,
+    },
 ];
 
 /// The packed int8 helpers (`dot4i8`, `unpack_i8`, `pack_i8`, `sat8` on vectors) from WGSL's
@@ -75,7 +151,7 @@ pub fn storage_prelude(f16: bool) -> &'static str {
 /// file.
 pub fn float_module(m: &Module, f16: bool) -> String {
     let rng = if m.draws_noise { PHILOX } else { "" };
-    format!("{}{rng}\n{}", storage_prelude(f16), m.body)
+    format!("{}{rng}\n{}\n{}", storage_prelude(f16), m.params, m.body)
 }
 
 /// The composed source of an integer module: the packed helpers of the native path, or of the
@@ -83,7 +159,7 @@ pub fn float_module(m: &Module, f16: bool) -> String {
 pub fn int_module(m: &Module, fallback: bool) -> String {
     let helpers = if fallback { INT8_DOT_FALLBACK } else { INT8_DOT };
     let rng = if m.draws_noise { PHILOX } else { "" };
-    format!("{helpers}{rng}\n{}", m.body)
+    format!("{helpers}{rng}\n{}\n{}", m.params, m.body)
 }
 
 /// The constants of one GEMM configuration of matmul.wgsl.
@@ -101,12 +177,13 @@ pub struct GemmConstants {
 /// storage type: the storage type, the constants, the template.
 pub fn gemm_module(name: &str, c: GemmConstants, f16: bool) -> String {
     format!(
-        "{}// GEMM configuration {name}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{MATMUL}",
+        "{}// GEMM configuration {name}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{}\n{MATMUL}",
         storage_prelude(f16),
         c.workgroup[0],
         c.workgroup[1],
         c.block[0],
         c.block[1],
         c.kt,
+        GemmParams::WGSL,
     )
 }

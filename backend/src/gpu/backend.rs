@@ -277,7 +277,7 @@ impl Kernels for WgpuBackend {
     }
 
     fn add_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
-        let params = ElementParams { cols: word("bias length", bias.len)?, ..ElementParams::over(y.len)? };
+        let params = ElementParams { cols: word("bias length", bias.len)?, ..elementwise_over(y.len)? };
         self.dispatch(AddBias, y.len, &params, AddBiasBuffers { dst: &y.buffer, src: &bias.buffer })
     }
 
@@ -287,7 +287,7 @@ impl Kernels for WgpuBackend {
     }
 
     fn gain_unchecked(&self, y: &mut GpuBuffer, gain: &GpuBuffer) -> Result<()> {
-        let params = ElementParams { cols: word("gain length", gain.len)?, ..ElementParams::over(y.len)? };
+        let params = ElementParams { cols: word("gain length", gain.len)?, ..elementwise_over(y.len)? };
         self.dispatch(Gain, y.len, &params, GainBuffers { dst: &y.buffer, src: &gain.buffer })
     }
 
@@ -297,7 +297,7 @@ impl Kernels for WgpuBackend {
             Act::Silu => 1,
             Act::Tanh => 2,
         };
-        let params = ElementParams { mode, ..ElementParams::over(x.len)? };
+        let params = ElementParams { mode, ..elementwise_over(x.len)? };
         self.dispatch(Activation, x.len, &params, ActivationBuffers { dst: &x.buffer })
     }
 
@@ -308,7 +308,7 @@ impl Kernels for WgpuBackend {
     }
 
     fn sgd_step_unchecked(&self, param: &mut GpuBuffer, grad: &GpuBuffer, lr: f32) -> Result<()> {
-        let params = ElementParams { lr, ..ElementParams::over(param.len)? };
+        let params = ElementParams { lr, ..elementwise_over(param.len)? };
         self.dispatch(SgdStep, param.len, &params, SgdStepBuffers { dst: &param.buffer, src: &grad.buffer })
     }
 
@@ -328,7 +328,7 @@ impl Kernels for WgpuBackend {
             weight_decay: a.weight_decay,
             bc1: 1.0 - a.beta1.powi(a.step as i32),
             bc2: 1.0 - a.beta2.powi(a.step as i32),
-            ..ElementParams::over(param.len)?
+            ..elementwise_over(param.len)?
         };
         let buffers = AdamStepBuffers { dst: &param.buffer, src: &grad.buffer, m: &m.buffer, v: &v.buffer };
         self.dispatch(AdamStep, param.len, &params, buffers)
@@ -421,12 +421,10 @@ impl WgpuBackend {
     }
 }
 
-impl ElementParams {
-    /// The parameters of an elementwise kernel over `len` values, the rest zero (the bias
-    /// corrections one).
-    fn over(len: usize) -> Result<Self> {
-        Ok(Self { len: word("buffer length", len)?, bc1: 1.0, bc2: 1.0, ..Self::default() })
-    }
+/// The parameters of an elementwise kernel over `len` values, the rest zero (the bias
+/// corrections one).
+fn elementwise_over(len: usize) -> Result<ElementParams> {
+    Ok(ElementParams { len: word("buffer length", len)?, bc1: 1.0, bc2: 1.0, ..ElementParams::default() })
 }
 
 /// `NoiseParams` of noise.wgsl for `count` members or pairs from `first`.
