@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, with its own set-up on a fresh Debian machine:
+#   0. checks that no two source files of a crate import each other (scripts/import_circles.py);
 #   1. installs Mesa's software Vulkan/GL drivers when missing (the GPU-path tests need an adapter:
 #      lavapipe on Vulkan and llvmpipe on GL, both "llvmpipe" software rasterisers);
 #   2. installs what the browser tests need when missing (scripts/browser_env.sh: Debian's
@@ -18,6 +19,11 @@
 # adapters that must have shader-f16; every other one must refuse f16 uploads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# First, since it is quick: no two source files of a crate import each other, directly or through
+# a cycle (the script lists each circle with the imports that close it, and fails).
+echo "== import circles between the source files of each crate"
+python3 scripts/import_circles.py .
 
 need_pkgs=()
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need_pkgs+=(mesa-vulkan-drivers)

@@ -7,10 +7,11 @@
 
 use super::int8_gemm::{dot_i8, Rhs};
 use super::int8_noise::{fill_noise, sign, MIN_JOB_VALUES};
+use super::int8_pairs::{member_outputs, Product};
 use super::{int8_full_rank, int8_naive};
 use super::{member_input, CpuBackend};
 use crate::int8::{log_likelihood, noise_value, sat8, weight_shift, IntKernels, IntMatrix, IntNoise};
-use crate::ops::{Batch, InputLayout, Recurrence};
+use crate::ops::{Batch, Recurrence};
 use crate::rng::NoiseStream;
 use crate::Result;
 use rayon::prelude::*;
@@ -35,17 +36,6 @@ struct PairScratch {
     acc: Vec<i32>,
     noise: Vec<i32>,
     p: Vec<i32>,
-}
-
-/// What every pair of a perturbed product shares: the input, `W` prepared for the products, the
-/// shared `x Wᵀ` (shared input only), the noise and the batch.
-struct Product<'a> {
-    x: &'a [i8],
-    w: Rhs<'a>,
-    base: Option<Vec<i32>>,
-    shape: IntMatrix,
-    noise: IntNoise,
-    batch: Batch,
 }
 
 /// `noise[row, j] = Σ_q p_q a_q[j]` with `p_q = Σ_l x[row, l] b_q[l]`, for every row of `x`.
@@ -119,11 +109,7 @@ fn pair_outputs_body(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mu
             Some(base) => base.as_slice(),
             None => &scratch.acc[half * member_len..(half + 1) * member_len],
         };
-        // y = sat8((acc + s (noise >> t)) >> o).
-        let s = sign(member);
-        for ((y, &acc), &noise) in y_member.iter_mut().zip(acc).zip(&scratch.noise) {
-            *y = sat8((acc + s * (noise >> t)) >> o);
-        }
+        member_outputs(y_member, acc, &scratch.noise, sign(member), t, o);
     }
 }
 
@@ -200,23 +186,7 @@ impl IntKernels for CpuBackend {
         batch: Batch,
         y: &mut Vec<i8>,
     ) -> Result<()> {
-        let (m, n, rows) = (shape.m, shape.n, batch.rows);
-        let w = Rhs::new(w, n);
-        // The shared x Wᵀ once for every member; per-member input multiplies in each pair's task.
-        let base = (batch.input == InputLayout::Shared).then(|| {
-            let mut base = vec![0; rows * m];
-            w.product_par(x, &mut base);
-            base
-        });
-        let job = Product { x, w, base, shape, noise, batch };
-        let pairs = batch.population / 2;
-        let pairs_per_task = pairs.div_ceil(rayon::current_num_threads());
-        let pair_len = 2 * rows * m;
-        y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
-            for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
-                pair_outputs(&job, task * pairs_per_task + k, y_pair, scratch);
-            }
-        });
+        Product::new(x, w, shape, noise, batch).run(y, pair_outputs);
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 use super::int8_gemm::Rhs;
 use super::int8_naive::path;
 use super::int8_noise::{fill_noise, sign, MIN_JOB_VALUES};
+use super::int8_pairs::{member_outputs, Product};
 use super::member_input;
 use crate::int8::spec::{full_rank_combine, full_rank_first_draw};
 use crate::int8::{sat8, weight_shift, IntMatrix, IntNoise};
@@ -37,17 +38,6 @@ struct PairScratch {
     products: Vec<i32>,
     acc: Vec<i32>,
     noise: Vec<i32>,
-}
-
-/// What every pair of a full-rank product shares: the input, `W` prepared for the products, the
-/// shared `x Wᵀ` (shared input only), the noise and the batch.
-struct Product<'a> {
-    x: &'a [i8],
-    w: Rhs<'a>,
-    base: Option<Vec<i32>>,
-    shape: IntMatrix,
-    noise: IntNoise,
-    batch: Batch,
 }
 
 /// Pair `pair`'s `E_k` as int8 parts the integer products take: per slice `s` of at most
@@ -114,32 +104,13 @@ fn pair_outputs(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mut Pai
                 (&scratch.acc[own.clone()], &scratch.noise[own])
             }
         };
-        // y = sat8((acc + s (noise >> t)) >> o).
-        let s = sign(2 * pair + half);
-        for ((y, &acc), &noise) in y_member.iter_mut().zip(acc).zip(noise) {
-            *y = sat8((acc + s * (noise >> t)) >> o);
-        }
+        member_outputs(y_member, acc, noise, sign(2 * pair + half), t, o);
     }
 }
 
 /// Every member's perturbed product under the full-rank noise, rayon over antithetic pairs.
 pub(super) fn perturbed_matmul(x: &[i8], w: &[i8], shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut [i8]) {
-    let (m, n, rows) = (shape.m, shape.n, batch.rows);
-    let w = Rhs::new(w, n);
-    // The shared x Wᵀ once for every member; per-member input multiplies in each pair's task.
-    let base = (batch.input == InputLayout::Shared).then(|| {
-        let mut base = vec![0; rows * m];
-        w.product_par(x, &mut base);
-        base
-    });
-    let job = Product { x, w, base, shape, noise, batch };
-    let pairs_per_task = (batch.population / 2).div_ceil(rayon::current_num_threads());
-    let pair_len = 2 * rows * m;
-    y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
-        for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
-            pair_outputs(&job, task * pairs_per_task + k, y_pair, scratch);
-        }
-    });
+    Product::new(x, w, shape, noise, batch).run(y, pair_outputs);
 }
 
 /// Every member's perturbed rows of the V x d table, one task per pair: `E_k`'s rows of the

@@ -8,6 +8,7 @@ mod int8_full_rank;
 mod int8_gemm;
 mod int8_naive;
 mod int8_noise;
+mod int8_pairs;
 mod lowrank;
 mod recurrence;
 

@@ -1,10 +1,11 @@
 //! The wide batch of normals written out with AVX2 intrinsics, for processors without AVX-512:
-//! the arithmetic of [`super::avx512`] on 8 lanes (same operations, so the same bits as the
-//! portable path; the tests below check all 2^24 inputs of each Box-Muller half). Philox words sit
-//! in the low halves of 64-bit lanes, four blocks per vector; two vectors of words are packed into
-//! one of eight 32-bit lanes for Box-Muller, and the blocks are laid out so that a 4 x 8 transpose
-//! by unpacks leaves the draws in order.
+//! the arithmetic of [`super::avx512`] on 8 lanes (the same Box-Muller steps, from
+//! [`super::lanes`], so the same bits as the portable path). Philox words sit in the low halves of
+//! 64-bit lanes, four blocks per vector; two vectors of words are packed into one of eight 32-bit
+//! lanes for Box-Muller, and the blocks are laid out so that a 4 x 8 transpose by unpacks leaves
+//! the draws in order.
 
+use super::lanes::box_muller_lanes;
 use super::run_constants::RunConstants;
 use super::{COS_SERIES, INV_2_24, LN_SERIES, PHILOX_M0, PHILOX_M1, SIN_SERIES, SQRT_HALF_BITS, WIDE, WIDE_DRAWS};
 use core::arch::x86_64::*;
@@ -95,115 +96,33 @@ fn transpose(z: [__m256; 4]) -> [__m256; 4] {
     ]
 }
 
-/// `r = sqrt(-2 ln u1)` of `L` vectors of word 0 (the steps of `avx512::radius16`).
-#[target_feature(enable = "avx2")]
-fn radius8<const L: usize>(w0: [__m256i; L]) -> [__m256; L] {
-    let splat = _mm256_set1_ps;
-    let (mul, add) = (_mm256_mul_ps, _mm256_add_ps);
-    let int = _mm256_set1_epi32;
-    let one = splat(1.0);
-    let f = w0.map(|w| _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32::<8>(w), int(1))));
-    let shifted = f.map(|f| _mm256_sub_epi32(_mm256_castps_si256(f), int((SQRT_HALF_BITS + (24 << 23)) as i32)));
-    let e = shifted.map(|t| _mm256_srai_epi32::<23>(t));
-    let m = shifted.map(|t| _mm256_castsi256_ps(_mm256_add_epi32(_mm256_and_si256(t, int(0x7f_ffff)), int(SQRT_HALF_BITS as i32))));
-    let s = m.map(|m| _mm256_div_ps(_mm256_sub_ps(m, one), add(m, one)));
-    let s2 = s.map(|s| mul(s, s));
-    let [l3, l5, l7, l9] = LN_SERIES.map(|c| splat(c));
-    let mut series = s2.map(|s2| add(l7, mul(s2, l9)));
-    for c in [l5, l3, one] {
-        series = core::array::from_fn(|i| add(c, mul(s2[i], series[i])));
-    }
-    core::array::from_fn(|i| {
-        let minus_2_ln = add(mul(_mm256_cvtepi32_ps(e[i]), splat(-2.0 * core::f32::consts::LN_2)), mul(mul(splat(-4.0), s[i]), series[i]));
-        _mm256_sqrt_ps(minus_2_ln)
-    })
-}
-
-/// [`super::sincos_turns`]`(w1 >> 8)` of `L` vectors of word 1: `(sin, cos)` (the steps of
-/// `avx512::sincos16`; the swap is a blend on bit 30 moved to the sign bit).
-#[target_feature(enable = "avx2")]
-fn sincos8<const L: usize>(w1: [__m256i; L]) -> ([__m256; L], [__m256; L]) {
-    let splat = _mm256_set1_ps;
-    let (mul, add) = (_mm256_mul_ps, _mm256_add_ps);
-    let int = _mm256_set1_epi32;
-    let one = splat(1.0);
-    let phi =
-        w1.map(|w| mul(_mm256_cvtepi32_ps(_mm256_srai_epi32::<10>(_mm256_slli_epi32::<2>(w))), splat(INV_2_24 * core::f32::consts::TAU)));
-    let p2 = phi.map(|p| mul(p, p));
-    let [s3, s5, s7, s9] = SIN_SERIES.map(|c| splat(c));
-    let [c2, c4, c6, c8] = COS_SERIES.map(|c| splat(c));
-    let (mut sin, mut cos) = (p2.map(|p2| add(s7, mul(p2, s9))), p2.map(|p2| add(c6, mul(p2, c8))));
-    for (s_k, c_k) in [(s5, c4), (s3, c2), (one, one)] {
-        sin = core::array::from_fn(|i| add(s_k, mul(p2[i], sin[i])));
-        cos = core::array::from_fn(|i| add(c_k, mul(p2[i], cos[i])));
-    }
-    let sin: [__m256; L] = core::array::from_fn(|i| mul(phi[i], sin[i]));
-    // Rotation by q quarter turns, q mod 4 in bits 30-31 of `turn`: odd q swaps sine and cosine;
-    // the sine is negated for q & 2 (bit 31 of `turn`), the cosine for (q + 1) & 2 (bit 31 of
-    // `turn + 2^30`), by flipping sign bits as scalar negation does.
-    let sign = splat(-0.0);
-    let rotated = core::array::from_fn(|i| {
-        let turn = _mm256_add_epi32(w1[i], int(1 << 29));
+box_muller_lanes! {
+    feature: "avx2",
+    radius: radius8,
+    sincos: sincos8,
+    vectors: (__m256, __m256i),
+    intrinsics: {
+        _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_div_ps, _mm256_sqrt_ps,
+        _mm256_set1_epi32, _mm256_add_epi32, _mm256_sub_epi32, _mm256_and_si256,
+        _mm256_slli_epi32, _mm256_srli_epi32, _mm256_srai_epi32,
+        _mm256_cvtepi32_ps, _mm256_castps_si256, _mm256_castsi256_ps,
+    },
+    // The swap is a blend on bit 30 of `turn` moved to the sign bit, the flips an and-xor.
+    rotate: |w1, sin, cos| {
+        let sign = _mm256_set1_ps(-0.0);
+        let turn = _mm256_add_epi32(w1, _mm256_set1_epi32(1 << 29));
         let odd = _mm256_castsi256_ps(_mm256_slli_epi32::<1>(turn));
-        let (s_q, c_q) = (_mm256_blendv_ps(sin[i], cos[i], odd), _mm256_blendv_ps(cos[i], sin[i], odd));
-        let c_flip = _mm256_add_epi32(turn, int(1 << 30));
+        let (s_q, c_q) = (_mm256_blendv_ps(sin, cos, odd), _mm256_blendv_ps(cos, sin, odd));
+        let c_flip = _mm256_add_epi32(turn, _mm256_set1_epi32(1 << 30));
         let s_q = _mm256_xor_ps(s_q, _mm256_and_ps(_mm256_castsi256_ps(turn), sign));
         let c_q = _mm256_xor_ps(c_q, _mm256_and_ps(_mm256_castsi256_ps(c_flip), sign));
         (s_q, c_q)
-    });
-    (rotated.map(|(s, _)| s), rotated.map(|(_, c)| c))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{ln_unit, sincos_turns, INV_2_24};
-    use super::*;
-
-    /// Runs `check` on 8 words at a time: `hi24 = k` for every k < 2^24, the low 8 bits (which no
-    /// path reads) set to garbage.
-    fn every_hi24(mut check: impl FnMut(&[u32; 8], __m256i)) {
-        for k0 in (0..1u32 << 24).step_by(8) {
-            let words: [u32; 8] = core::array::from_fn(|i| ((k0 + i as u32) << 8) | (k0 >> 3 & 0xff) ^ i as u32);
-            // SAFETY: 8 u32 are one 256-bit load.
-            check(&words, unsafe { _mm256_loadu_si256(words.as_ptr().cast()) });
-        }
-    }
-
-    fn lanes(v: __m256) -> [f32; 8] {
-        // SAFETY: both are 32 bytes of plain data.
-        unsafe { core::mem::transmute(v) }
-    }
-
-    #[test]
-    fn radius8_gives_the_bits_of_the_portable_radius_for_every_input() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
-            eprintln!("no AVX2 on this processor: the AVX2 path is not used, nothing to check");
-            return;
-        }
-        every_hi24(|words, v| {
-            // SAFETY: the processor has AVX2 (checked above).
-            let [got] = unsafe { radius8([v]) }.map(lanes);
-            for (w, r) in words.iter().zip(got) {
-                let u1 = ((w >> 8) + 1) as i32 as f32 * INV_2_24;
-                let want = (-2.0 * ln_unit(u1)).sqrt();
-                assert_eq!(r.to_bits(), want.to_bits(), "w0 = {w:#010x}");
-            }
-        });
-    }
-
-    #[test]
-    fn sincos8_gives_the_bits_of_sincos_turns_for_every_input() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
-            eprintln!("no AVX2 on this processor: the AVX2 path is not used, nothing to check");
-            return;
-        }
-        every_hi24(|words, v| {
-            // SAFETY: as above.
-            let ([sin], [cos]) = unsafe { sincos8([v]) };
-            for ((w, s), c) in words.iter().zip(lanes(sin)).zip(lanes(cos)) {
-                let (want_s, want_c) = sincos_turns(w >> 8);
-                assert_eq!((s.to_bits(), c.to_bits()), (want_s.to_bits(), want_c.to_bits()), "w1 = {w:#010x}");
-            }
-        });
-    }
+    },
+    tests: (
+        radius8_gives_the_bits_of_the_portable_radius_for_every_input,
+        sincos8_gives_the_bits_of_sincos_turns_for_every_input,
+        8,
+        _mm256_loadu_si256,
+        "AVX2"
+    ),
 }

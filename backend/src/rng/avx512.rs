@@ -1,14 +1,16 @@
 //! The wide batch of normals written out with AVX-512 intrinsics: the floating-point operations
 //! of [`super::normal_blocks`] and [`super::box_muller`] (no fused multiply-add, IEEE division
 //! and square root; integer steps rearranged and exact power-of-two scalings folded, as
-//! [`radius16`] argues), so the draws are bit for bit those of the portable path. It is faster because it keeps the Philox words in the low halves of 64-bit
-//! lanes without ever masking them (one `vpmuludq` per product, the high half moved down with a
-//! shuffle instead of a shift), because the block-independent parts of Philox's first two rounds
-//! and the round keys are computed once per run ([`RunConstants`]), because the quarter-turn
-//! rotation of Box-Muller's sine and cosine is sign-bit arithmetic, because a batch's
-//! Box-Mullers are evaluated step by step side by side, and because it lays the 32 blocks out so
-//! that the Box-Muller results land in draw order after one round of unpacks.
+//! [`super::lanes`] argues), so the draws are bit for bit those of the portable path. It is faster
+//! because it keeps the Philox words in the low halves of 64-bit lanes without ever masking them
+//! (one `vpmuludq` per product, the high half moved down with a shuffle instead of a shift),
+//! because the block-independent parts of Philox's first two rounds and the round keys are
+//! computed once per run ([`RunConstants`]), because the quarter-turn rotation of Box-Muller's
+//! sine and cosine is sign-bit arithmetic, because a batch's Box-Mullers are evaluated step by
+//! step side by side, and because it lays the 32 blocks out so that the Box-Muller results land in
+//! draw order after one round of unpacks.
 
+use super::lanes::box_muller_lanes;
 use super::run_constants::RunConstants;
 use super::{COS_SERIES, INV_2_24, LN_SERIES, PHILOX_M0, PHILOX_M1, SIN_SERIES, SQRT_HALF_BITS, WIDE, WIDE_DRAWS};
 use core::arch::x86_64::*;
@@ -98,128 +100,34 @@ fn interleave(z0: __m512, z1: __m512, z2: __m512, z3: __m512) -> [__m512; 4] {
     ]
 }
 
-/// [`super::box_muller`] on 16 lanes, `L` vectors at a time: `r` from word 0 ([`radius16`]),
-/// `(sin, cos)` from word 1 ([`sincos16`]), draws `(r cos, r sin)`. The integer steps are
-/// rearranged and exact power-of-two scalings folded into neighbouring products, which changes no
-/// bit (the tests below check all 2^24 inputs of each half against the portable path):
-/// - `u1 = f 2^-24` with `f = hi24(w0) + 1` is exact, so its bits are `f`'s less 24 in the
-///   exponent; the reduction `m = u1 / 2^e` keeps the low 23 bits of `bits(u1) - bits(√½)`.
-/// - `-2 ln = -2 (e ln2 + 2s S)`: scaling by -2 commutes with rounding (no overflow, no
-///   subnormal), so it is `e (-2 ln2) + (-4s) S` with `-2 ln2` and `-4s` exact.
-/// - The angle: `j = k - 2^22 q` is the low 22 bits of `k = hi24(w1)` read as a signed number,
-///   one shift pair; `q mod 4` is bits 30-31 of `w1 + 2^29` (the rotation by 4 quarter turns is
-///   none), whose bit 31 is the sine's flip and bit 30 the swap; `(j 2^-24) 2π` rounds as
-///   `j (2π 2^-24)`.
-///
-/// `r = sqrt(-2 ln u1)` of `L` vectors of word 0.
-#[target_feature(enable = "avx512f")]
-fn radius16<const L: usize>(w0: [__m512i; L]) -> [__m512; L] {
-    let splat = _mm512_set1_ps;
-    let (mul, add) = (_mm512_mul_ps, _mm512_add_ps);
-    let int = _mm512_set1_epi32;
-    let one = splat(1.0);
-    let f = w0.map(|w| _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32::<8>(w), int(1))));
-    let shifted = f.map(|f| _mm512_sub_epi32(_mm512_castps_si512(f), int((SQRT_HALF_BITS + (24 << 23)) as i32)));
-    let e = shifted.map(|t| _mm512_srai_epi32::<23>(t));
-    let m = shifted.map(|t| _mm512_castsi512_ps(_mm512_add_epi32(_mm512_and_si512(t, int(0x7f_ffff)), int(SQRT_HALF_BITS as i32))));
-    let s = m.map(|m| _mm512_div_ps(_mm512_sub_ps(m, one), add(m, one)));
-    let s2 = s.map(|s| mul(s, s));
-    let [l3, l5, l7, l9] = LN_SERIES.map(|c| splat(c));
-    let mut series = s2.map(|s2| add(l7, mul(s2, l9)));
-    for c in [l5, l3, one] {
-        series = core::array::from_fn(|i| add(c, mul(s2[i], series[i])));
-    }
-    core::array::from_fn(|i| {
-        let minus_2_ln = add(mul(_mm512_cvtepi32_ps(e[i]), splat(-2.0 * core::f32::consts::LN_2)), mul(mul(splat(-4.0), s[i]), series[i]));
-        _mm512_sqrt_ps(minus_2_ln)
-    })
-}
-
-/// [`super::sincos_turns`]`(w1 >> 8)` of `L` vectors of word 1: `(sin, cos)`.
-#[target_feature(enable = "avx512f")]
-fn sincos16<const L: usize>(w1: [__m512i; L]) -> ([__m512; L], [__m512; L]) {
-    let splat = _mm512_set1_ps;
-    let (mul, add) = (_mm512_mul_ps, _mm512_add_ps);
-    let int = _mm512_set1_epi32;
-    let one = splat(1.0);
-    let phi =
-        w1.map(|w| mul(_mm512_cvtepi32_ps(_mm512_srai_epi32::<10>(_mm512_slli_epi32::<2>(w))), splat(INV_2_24 * core::f32::consts::TAU)));
-    let p2 = phi.map(|p| mul(p, p));
-    let [s3, s5, s7, s9] = SIN_SERIES.map(|c| splat(c));
-    let [c2, c4, c6, c8] = COS_SERIES.map(|c| splat(c));
-    let (mut sin, mut cos) = (p2.map(|p2| add(s7, mul(p2, s9))), p2.map(|p2| add(c6, mul(p2, c8))));
-    for (s_k, c_k) in [(s5, c4), (s3, c2), (one, one)] {
-        sin = core::array::from_fn(|i| add(s_k, mul(p2[i], sin[i])));
-        cos = core::array::from_fn(|i| add(c_k, mul(p2[i], cos[i])));
-    }
-    let sin: [__m512; L] = core::array::from_fn(|i| mul(phi[i], sin[i]));
-    // Rotation by q quarter turns: odd q swaps sine and cosine; the sine is negated for
-    // q & 2 (bit 31 of `turn`) and the cosine for (q + 1) & 2 (bit 31 of `turn + 2^30`), by
-    // flipping sign bits as scalar negation does.
-    let sign = int(i32::MIN);
-    let rotated = core::array::from_fn(|i| {
-        let turn = _mm512_add_epi32(w1[i], int(1 << 29));
-        let odd = _mm512_test_epi32_mask(turn, int(1 << 30));
-        let (s_q, c_q) = (_mm512_mask_blend_ps(odd, sin[i], cos[i]), _mm512_mask_blend_ps(odd, cos[i], sin[i]));
-        let c_flip = _mm512_add_epi32(turn, int(1 << 30));
+box_muller_lanes! {
+    feature: "avx512f",
+    radius: radius16,
+    sincos: sincos16,
+    vectors: (__m512, __m512i),
+    intrinsics: {
+        _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_div_ps, _mm512_sqrt_ps,
+        _mm512_set1_epi32, _mm512_add_epi32, _mm512_sub_epi32, _mm512_and_si512,
+        _mm512_slli_epi32, _mm512_srli_epi32, _mm512_srai_epi32,
+        _mm512_cvtepi32_ps, _mm512_castps_si512, _mm512_castsi512_ps,
+    },
+    // The swap is a blend on a mask of bit 30 of `turn`, each flip one ternary-logic op.
+    rotate: |w1, sin, cos| {
+        let sign = _mm512_set1_epi32(i32::MIN);
+        let turn = _mm512_add_epi32(w1, _mm512_set1_epi32(1 << 29));
+        let odd = _mm512_test_epi32_mask(turn, _mm512_set1_epi32(1 << 30));
+        let (s_q, c_q) = (_mm512_mask_blend_ps(odd, sin, cos), _mm512_mask_blend_ps(odd, cos, sin));
+        let c_flip = _mm512_add_epi32(turn, _mm512_set1_epi32(1 << 30));
         // 0x78: a ^ (b & c).
         let s_q = _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0x78>(_mm512_castps_si512(s_q), turn, sign));
         let c_q = _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0x78>(_mm512_castps_si512(c_q), c_flip, sign));
         (s_q, c_q)
-    });
-    (rotated.map(|(s, _)| s), rotated.map(|(_, c)| c))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{ln_unit, sincos_turns, INV_2_24};
-    use super::*;
-
-    /// Runs `check` on 16 words at a time: `hi24 = k` for every k < 2^24, the low 8 bits (which
-    /// no path reads) set to garbage.
-    fn every_hi24(mut check: impl FnMut(&[u32; 16], __m512i)) {
-        for k0 in (0..1u32 << 24).step_by(16) {
-            let words: [u32; 16] = core::array::from_fn(|i| ((k0 + i as u32) << 8) | (k0 >> 4 & 0xff) ^ i as u32);
-            // SAFETY: 16 u32 are one 512-bit load.
-            check(&words, unsafe { _mm512_loadu_si512(words.as_ptr().cast()) });
-        }
-    }
-
-    fn lanes(v: __m512) -> [f32; 16] {
-        // SAFETY: both are 64 bytes of plain data.
-        unsafe { core::mem::transmute(v) }
-    }
-
-    #[test]
-    fn radius16_gives_the_bits_of_the_portable_radius_for_every_input() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            eprintln!("no AVX-512 on this processor: the AVX-512 path is not used, nothing to check");
-            return;
-        }
-        every_hi24(|words, v| {
-            // SAFETY: the processor has AVX-512F (checked above).
-            let [got] = unsafe { radius16([v]) }.map(lanes);
-            for (w, r) in words.iter().zip(got) {
-                let u1 = ((w >> 8) + 1) as i32 as f32 * INV_2_24;
-                let want = (-2.0 * ln_unit(u1)).sqrt();
-                assert_eq!(r.to_bits(), want.to_bits(), "w0 = {w:#010x}");
-            }
-        });
-    }
-
-    #[test]
-    fn sincos16_gives_the_bits_of_sincos_turns_for_every_input() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            eprintln!("no AVX-512 on this processor: the AVX-512 path is not used, nothing to check");
-            return;
-        }
-        every_hi24(|words, v| {
-            // SAFETY: as above.
-            let ([sin], [cos]) = unsafe { sincos16([v]) };
-            for ((w, s), c) in words.iter().zip(lanes(sin)).zip(lanes(cos)) {
-                let (want_s, want_c) = sincos_turns(w >> 8);
-                assert_eq!((s.to_bits(), c.to_bits()), (want_s.to_bits(), want_c.to_bits()), "w1 = {w:#010x}");
-            }
-        });
-    }
+    },
+    tests: (
+        radius16_gives_the_bits_of_the_portable_radius_for_every_input,
+        sincos16_gives_the_bits_of_sincos_turns_for_every_input,
+        16,
+        _mm512_loadu_si512,
+        "AVX-512"
+    ),
 }

@@ -38,9 +38,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     /// [`Trainer::population_forward_members_async`].
     #[cfg(feature = "native")]
     pub fn population_forward_members(&mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize) -> Result<Vec<f32>> {
-        let mode = self.population_mode(members, layout, rows)?;
-        let (backend, output) = self.enqueue(mode, x, None)?;
-        Ok(backend.read_blocking(output)?)
+        pollster::block_on(self.population_forward_members_async(members, x, layout, rows))
     }
 
     /// [`Trainer::population_forward_members`] with the read-back awaited.
@@ -60,8 +58,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     /// [`Trainer::forward_mean_async`].
     #[cfg(feature = "native")]
     pub fn forward_mean(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let (backend, output) = self.enqueue(Mode::mean(rows)?, x, None)?;
-        Ok(backend.read_blocking(output)?)
+        pollster::block_on(self.forward_mean_async(x, rows))
     }
 
     /// [`Trainer::forward_mean`] with the read-back awaited.
@@ -104,9 +101,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
         rows: usize,
         targets: &[u32],
     ) -> Result<Vec<f32>> {
-        let mode = self.population_mode(members, layout, rows)?;
-        let (backend, output) = self.enqueue(mode, x, Some(targets))?;
-        Ok(backend.read_blocking(output)?)
+        pollster::block_on(self.population_log_likelihood_members_async(members, x, layout, rows, targets))
     }
 
     /// [`Trainer::population_log_likelihood_members`] with the read-back awaited.
@@ -128,8 +123,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     /// [`Trainer::mean_log_likelihood_async`].
     #[cfg(feature = "native")]
     pub fn mean_log_likelihood(&mut self, x: &[f32], rows: usize, targets: &[u32]) -> Result<Vec<f32>> {
-        let (backend, output) = self.enqueue(Mode::mean(rows)?, x, Some(targets))?;
-        Ok(backend.read_blocking(output)?)
+        pollster::block_on(self.mean_log_likelihood_async(x, rows, targets))
     }
 
     /// [`Trainer::mean_log_likelihood`] with the read-back awaited.

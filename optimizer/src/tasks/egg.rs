@@ -5,7 +5,7 @@
 //! recurrent state starting from zero at the window's start; the members of a group share a
 //! window; the held-out metric is the mean model's bits per byte on the fixed test windows.
 
-use super::charlm::{CharLmOptions, Corpus, LmData};
+use super::charlm::{lm_task_methods, CharLmOptions, Corpus, LmData, LmWindows};
 use super::{Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
@@ -14,7 +14,6 @@ use crate::format::Int8;
 use crate::int8::{EggModel, IntEggroll};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::InputLayout;
-use serde_json::json;
 use std::ops::Range;
 
 /// Units of the integer log-likelihood per bit.
@@ -23,14 +22,9 @@ const LL_PER_BIT: f64 = 65536.0;
 /// The `egg` task.
 #[derive(Clone, Debug)]
 pub struct Egg {
-    data: LmData,
+    /// The data and the windows, inputs as token ids.
+    lm: LmWindows<u32>,
     model: EggModel,
-    test_tokens: Vec<u32>,
-    test_targets: Vec<u32>,
-    /// The distinct windows of the last population evaluation (tokens, targets).
-    seen: Option<(Vec<u32>, Vec<u32>)>,
-    tokens: Vec<u32>,
-    targets: Vec<u32>,
 }
 
 /// Bits per byte of integer log-likelihoods.
@@ -55,27 +49,12 @@ impl Egg {
 
     /// The task on `corpus` with `model`.
     pub fn with_corpus(seed: u64, corpus: Corpus, model: EggModel) -> Result<Self> {
-        let data = LmData::new(seed, corpus, model.shape().window)?;
-        let (inputs, targets) = data.test();
-        Ok(Self {
-            test_tokens: inputs.iter().map(|&b| u32::from(b)).collect(),
-            test_targets: targets.iter().map(|&b| u32::from(b)).collect(),
-            data,
-            model,
-            seen: None,
-            tokens: Vec::new(),
-            targets: Vec::new(),
-        })
+        Ok(Self { lm: LmWindows::new(seed, corpus, model.shape().window)?, model })
     }
 
     /// The corpus, windows and baselines.
     pub fn data(&self) -> &LmData {
-        &self.data
-    }
-
-    fn train_windows(&self, config: &EsConfig, epoch: u32) -> (Vec<u32>, Vec<u32>) {
-        let (x, y) = self.data.train_windows(config, epoch);
-        (x.iter().map(|&b| u32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
+        self.lm.data()
     }
 }
 
@@ -109,33 +88,26 @@ impl Task for Egg {
         }
     }
 
-    /// Each member's window (its tokens, targets and log-likelihoods); the mean model on the test
-    /// windows.
-    fn footprint(&self, config: &EsConfig) -> Footprint {
-        let t = self.model.shape().window;
-        Footprint::new(config, t, InputLayout::PerMember, self.test_targets.len().max(t), 3 * t * 4)
-    }
+    lm_task_methods!();
 
     /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods, the
     /// read-back awaited.
     async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>, members: Range<usize>) -> Result<Vec<i64>> {
         let t = self.model.shape().window;
-        let (x, y) = self.train_windows(es.config(), es.epoch());
-        self.data.member_windows(es.config(), members.clone(), (&x, &y), &mut self.tokens, &mut self.targets);
-        let ll = es.population_log_likelihood_members_async(members, &self.tokens, InputLayout::PerMember, t, &self.targets).await?;
-        self.seen = Some((x, y));
+        let windows = self.lm.draw_members(es.config(), es.epoch(), members.clone());
+        let (tokens, targets) = self.lm.members();
+        let ll = es.population_log_likelihood_members_async(members, tokens, InputLayout::PerMember, t, targets).await?;
+        self.lm.saw(windows);
         Ok(ll.chunks_exact(t).map(|w| w.iter().map(|&v| i64::from(v)).sum()).collect())
     }
 
     /// Bits per byte of the mean model on the windows last seen and on the test windows, the
     /// read-backs awaited.
     async fn evaluate_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
-        let (x, y) = match &self.seen {
-            Some(seen) => seen.clone(),
-            None => self.train_windows(es.config(), es.epoch()),
-        };
+        let (x, y) = self.lm.last_windows(es.config(), es.epoch());
         let train = es.mean_log_likelihood_async(&x, y.len(), &y).await?;
-        let test = es.mean_log_likelihood_async(&self.test_tokens, self.test_targets.len(), &self.test_targets).await?;
+        let (test_x, test_y) = self.lm.test();
+        let test = es.mean_log_likelihood_async(test_x, test_y.len(), test_y).await?;
         if train.is_empty() || test.is_empty() {
             return Err(EggrollError::Data("no windows to evaluate".into()));
         }
@@ -151,21 +123,6 @@ impl Task for Egg {
         stats.min_fitness = per_byte(stats.min_fitness);
         stats.fitness_std = per_byte(stats.fitness_std);
         stats
-    }
-
-    /// Bytes the population evaluates per epoch.
-    fn tokens_per_epoch(&self, config: &EsConfig) -> Option<usize> {
-        Some(config.population * self.model.shape().window)
-    }
-
-    /// The unigram and bigram baselines.
-    fn baselines(&self) -> Vec<(&'static str, f64)> {
-        self.data.baselines()
-    }
-
-    /// The model's shape and the data's size and hash, for checkpoints.
-    fn settings(&self) -> serde_json::Value {
-        self.data.settings(json!(self.model.shape()))
     }
 }
 

@@ -15,10 +15,12 @@
 pub mod corpus;
 mod data;
 mod model;
+mod windows;
 
 pub use corpus::{Baselines, Corpus, TEST_WINDOWS, VOCAB};
 pub use data::LmData;
 pub use model::{CharLmModel, MLP_RATIO};
+pub(crate) use windows::{lm_task_methods, LmWindows};
 
 use super::{Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
@@ -26,7 +28,6 @@ use crate::error::{EggrollError, Result};
 use crate::es::Eggroll;
 use crate::format::F32;
 use eggroll_backend::{Backend, InputLayout};
-use serde_json::json;
 use std::f64::consts::LN_2;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -53,15 +54,9 @@ impl Default for CharLmOptions {
 /// The `charlm` task.
 #[derive(Clone, Debug)]
 pub struct CharLm {
-    data: LmData,
+    /// The data and the windows, inputs as f32 byte values.
+    lm: LmWindows<f32>,
     model: CharLmModel,
-    test_inputs: Vec<f32>,
-    test_targets: Vec<u32>,
-    /// The distinct windows of the last population evaluation (inputs, targets).
-    seen: Option<(Vec<f32>, Vec<u32>)>,
-    /// Every member's input and targets, reused from one epoch to the next.
-    inputs: Vec<f32>,
-    targets: Vec<u32>,
 }
 
 /// Bits per byte of mean log-likelihoods `ll` (nats).
@@ -87,38 +82,22 @@ impl CharLm {
     /// The task on `corpus` (an app's own bytes, say) with `model`; refuses a corpus too short
     /// for a window of the model in each split.
     pub fn with_corpus(seed: u64, corpus: Corpus, model: CharLmModel) -> Result<Self> {
-        let data = LmData::new(seed, corpus, model.shape().window)?;
-        let (inputs, targets) = data.test();
-        Ok(Self {
-            test_inputs: inputs.iter().map(|&b| f32::from(b)).collect(),
-            test_targets: targets.iter().map(|&b| u32::from(b)).collect(),
-            data,
-            model,
-            seen: None,
-            inputs: Vec::new(),
-            targets: Vec::new(),
-        })
+        Ok(Self { lm: LmWindows::new(seed, corpus, model.shape().window)?, model })
     }
 
     /// The corpus, windows and baselines.
     pub fn data(&self) -> &LmData {
-        &self.data
+        self.lm.data()
     }
 
     /// Bits per byte of the unigram baseline on the test windows.
     pub fn unigram_bits_per_byte(&self) -> f64 {
-        self.data.unigram_bits_per_byte()
+        self.lm.data().unigram_bits_per_byte()
     }
 
     /// Bits per byte of the bigram baseline on the test windows.
     pub fn bigram_bits_per_byte(&self) -> f64 {
-        self.data.bigram_bits_per_byte()
-    }
-
-    /// The distinct train windows of `epoch`: inputs as f32 byte values, and targets.
-    fn train_windows(&self, config: &EsConfig, epoch: u32) -> (Vec<f32>, Vec<u32>) {
-        let (x, y) = self.data.train_windows(config, epoch);
-        (x.iter().map(|&b| f32::from(b)).collect(), y.iter().map(|&b| u32::from(b)).collect())
+        self.lm.data().bigram_bits_per_byte()
     }
 }
 
@@ -149,20 +128,14 @@ impl Task for CharLm {
         }
     }
 
-    /// Each member's window (its bytes, targets and log-likelihoods); the mean model on the test
-    /// windows.
-    fn footprint(&self, config: &EsConfig) -> Footprint {
-        let t = self.model.shape().window;
-        Footprint::new(config, t, InputLayout::PerMember, self.test_targets.len().max(t), 3 * t * 4)
-    }
+    lm_task_methods!();
 
     async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>, members: Range<usize>) -> Result<Vec<f32>> {
         let t = self.model.shape().window;
-        let (x, y) = self.train_windows(es.config(), es.epoch());
-        self.data.member_windows(es.config(), members.clone(), (&x, &y), &mut self.inputs, &mut self.targets);
-        let ll =
-            es.population_log_likelihood_members_async(members.clone(), &self.inputs, InputLayout::PerMember, t, &self.targets).await?;
-        self.seen = Some((x, y));
+        let windows = self.lm.draw_members(es.config(), es.epoch(), members.clone());
+        let (inputs, targets) = self.lm.members();
+        let ll = es.population_log_likelihood_members_async(members.clone(), inputs, InputLayout::PerMember, t, targets).await?;
+        self.lm.saw(windows);
         let fitness: Vec<f32> = ll.chunks_exact(t).map(|w| (w.iter().map(|&v| f64::from(v)).sum::<f64>() / t as f64) as f32).collect();
         if let Some(bad) = fitness.iter().position(|f| !f.is_finite()) {
             return Err(EggrollError::Data(format!("member {}'s log-likelihood is {}", members.start + bad, fitness[bad])));
@@ -173,25 +146,11 @@ impl Task for CharLm {
     /// Bits per byte of the mean model on the windows last seen (train loss) and on the test
     /// windows (`test_bits_per_byte`).
     async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Evaluation> {
-        let (x, y) = match &self.seen {
-            Some(seen) => seen.clone(),
-            None => self.train_windows(es.config(), es.epoch()),
-        };
+        let (x, y) = self.lm.last_windows(es.config(), es.epoch());
         let train = es.mean_log_likelihood_async(&x, y.len(), &y).await?;
-        let test = es.mean_log_likelihood_async(&self.test_inputs, self.test_targets.len(), &self.test_targets).await?;
+        let (test_x, test_y) = self.lm.test();
+        let test = es.mean_log_likelihood_async(test_x, test_y.len(), test_y).await?;
         Ok(Evaluation { train_loss: bits_per_byte(&train), metric_name: TaskKind::CharLm.metric_name(), metric: bits_per_byte(&test) })
-    }
-
-    fn tokens_per_epoch(&self, config: &EsConfig) -> Option<usize> {
-        Some(config.population * self.model.shape().window)
-    }
-
-    fn baselines(&self) -> Vec<(&'static str, f64)> {
-        self.data.baselines()
-    }
-
-    fn settings(&self) -> serde_json::Value {
-        self.data.settings(json!(self.model.shape()))
     }
 }
 
@@ -223,11 +182,12 @@ mod tests {
         let config = EsConfig { population: 12, group_size: 4, ..task.default_config() };
         let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
         task.population_fitness(&mut es).unwrap();
-        let windows: Vec<&[f32]> = task.inputs.chunks_exact(5).collect();
+        let (inputs, targets) = task.lm.members();
+        let windows: Vec<&[f32]> = inputs.chunks_exact(5).collect();
         assert_eq!(windows.len(), 12);
         for (member, w) in windows.iter().enumerate() {
             assert_eq!(*w, windows[member / 4 * 4], "member {member} reads its group's window");
-            assert_eq!(task.targets[member * 5] as f32, w[1], "targets are the next bytes");
+            assert_eq!(targets[member * 5] as f32, w[1], "targets are the next bytes");
         }
         assert_ne!(windows[0], windows[4]);
     }
