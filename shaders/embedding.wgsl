@@ -20,16 +20,31 @@ fn draw(pair: u32, element: u32) -> f32 {
     return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
 }
 
+// What invocation `gid` of a perturbed lookup computes: y[member, row, c], from row v of the
+// table (the row's token: the shared rows', or the member's own).
+struct Lookup {
+    member: u32,
+    c: u32,
+    v: u32,
+}
+
+fn lookup(gid: u32) -> Lookup {
+    let c = gid % p.n;
+    let row = (gid / p.n) % p.rows;
+    let member = gid / (p.n * p.rows);
+    return Lookup(member, c, tokens[select(member * p.rows + row, row, p.shared_input != 0u)]);
+}
+
 @compute @workgroup_size(256)
 fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
     if (gid >= p.count * p.rows * p.n) {
         return;
     }
-    let c = gid % p.n;
-    let row = (gid / p.n) % p.rows;
-    let member = gid / (p.n * p.rows);
-    let v = tokens[select(member * p.rows + row, row, p.shared_input != 0u)];
+    let at = lookup(gid);
+    let member = at.member;
+    let c = at.c;
+    let v = at.v;
     // The batch's member `member` is of pair `pair_offset + member / 2` in the whole population.
     let pair = p.pair_offset + member / 2u;
     var acc = 0.0;
@@ -46,10 +61,10 @@ fn naive_perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num
     if (gid >= p.count * p.rows * p.n) {
         return;
     }
-    let c = gid % p.n;
-    let row = (gid / p.n) % p.rows;
-    let member = gid / (p.n * p.rows);
-    let v = tokens[select(member * p.rows + row, row, p.shared_input != 0u)];
+    let at = lookup(gid);
+    let member = at.member;
+    let c = at.c;
+    let v = at.v;
     // v n + c < m n <= 2^32 (checked in front): a draw index of the pair.
     let element = v * p.n + c;
     let coef = select(p.scale, -p.scale, (member & 1u) != 0u);
