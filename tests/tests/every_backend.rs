@@ -9,7 +9,7 @@ use eggroll::tasks::{CharLm, CharLmOptions, Constant, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Linear, Matrix, Mlp, ParamRegistry, ParamValues, Vector};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::testing::{assert_close, test_device};
-use eggroll_backend::{Activation, Backend, InputLayout, NoiseStream};
+use eggroll_backend::{Activation, Backend, Error, InputLayout, NoiseStream};
 use eggroll_tests::host_forward;
 
 test_device!(
@@ -170,7 +170,8 @@ async fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
     let mut fitness = vec![0.5; 16];
     fitness[9] = f32::NAN;
     let err = es.tell(&fitness).unwrap_err();
-    assert!(matches!(err, EggrollError::NonFiniteFitness { member: 9, .. }), "{err}");
+    assert!(matches!(err, EggrollError::Backend(Error::NonFiniteFitness { member: 9, raw: true, .. })), "{err}");
+    assert!(err.to_string().contains("member 9 has raw fitness NaN"), "{err}");
     fitness[9] = f32::INFINITY;
     assert!(es.tell(&fitness).is_err());
     assert!(es.tell(&[0.0; 15]).unwrap_err().to_string().contains("15 fitness values"));
