@@ -15,10 +15,10 @@ mkdir -p "$kit/bin" "$kit/tests" "$kit/debs"
 
 # The GPU-path tests, one executable per test target (found in target/release/deps): the kernel
 # contract, every GEMM configuration against the CPU reference, f16, the Philox known answers, the
-# autotune cache, the integer kernels against the CPU's bits, the backend chosen at run time against
+# autotune cache, the integer kernels against their definitions, the backend chosen at run time against
 # the one inside it, the runner on wgpu, the trainer on every backend and across them, and
 # training's steady state without new device objects.
-targets=(-p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8_gpu --test selected
+targets=(-p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test selected
   -p eggroll-bench --test wgpu
   -p eggroll-tests --test every_backend --test across_backends --test steady_state)
 

@@ -92,7 +92,7 @@ tests() {
       "$exe" || rc=1
     done
   else
-    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8_gpu \
+    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 \
       -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends --test steady_state || rc=1
   fi
   return "$rc"
