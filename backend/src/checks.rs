@@ -3,20 +3,20 @@
 //! backend (nor the optimiser, nor the benchmarks) checks them again. Buffers are described by
 //! their length and storage type only, which every backend reports.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LimitError, Result, ShapeError};
 use crate::ops::{AdamParams, Batch, DType, LowRankNoise};
 use crate::Backend;
 
 /// Checks a fitness vector: a valid population of finite values.
 pub(crate) fn fitness(fitness: &[f32]) -> Result<()> {
     crate::ops::population(fitness.len())?;
-    crate::ops::validate_fitness(fitness)
+    crate::ops::finite_fitness(fitness, false)
 }
 
 /// Checks a buffer's length.
-fn len(what: &str, actual: usize, expected: usize) -> Result<()> {
+fn len(what: &'static str, actual: usize, expected: usize) -> Result<()> {
     if actual != expected {
-        return Err(Error::Shape(format!("{what} holds {actual} values, expected {expected}")));
+        return Err(ShapeError::Length { what, actual, expected }.into());
     }
     Ok(())
 }
@@ -32,7 +32,7 @@ fn f32_buffer<B: Backend>(backend: &B, what: &str, buffer: &B::Buffer) -> Result
 }
 
 /// Checks a buffer's length and that it is f32.
-fn f32_len<B: Backend>(backend: &B, what: &str, buffer: &B::Buffer, expected: usize) -> Result<()> {
+fn f32_len<B: Backend>(backend: &B, what: &'static str, buffer: &B::Buffer, expected: usize) -> Result<()> {
     len(what, backend.len(buffer), expected)?;
     f32_buffer(backend, what, buffer)
 }
@@ -71,7 +71,7 @@ pub(crate) fn matmul<B: Backend>(
     y: &B::Buffer,
 ) -> Result<()> {
     if m == 0 || n == 0 {
-        return Err(Error::Shape(format!("matrix is {m}x{n}: both sides must be > 0")));
+        return Err(ShapeError::EmptyMatrix { m, n }.into());
     }
     len("weight W", backend.len(w), m * n)?;
     len("input X", backend.len(x), rows * n)?;
@@ -89,6 +89,13 @@ pub(crate) fn noise_factors<B: Backend>(backend: &B, noise: &LowRankNoise, popul
     f32_len(backend, "factor B", b, population * s.n * s.rank)
 }
 
+/// A valid noise shape and batch, as every population forward needs: the matrix's `(m, n)`.
+fn noisy_batch(noise: &LowRankNoise, batch: &Batch) -> Result<(usize, usize)> {
+    noise.shape.validate()?;
+    batch.validate()?;
+    Ok((noise.shape.m, noise.shape.n))
+}
+
 /// [`Backend::perturbed_matmul`] and [`Backend::naive_perturbed_matmul`]: a valid shape and batch,
 /// buffers of the lengths they imply, storage types as [`Backend::matmul`].
 pub(crate) fn population_forward<B: Backend>(
@@ -99,9 +106,7 @@ pub(crate) fn population_forward<B: Backend>(
     batch: &Batch,
     y: &B::Buffer,
 ) -> Result<()> {
-    noise.shape.validate()?;
-    batch.validate()?;
-    let (m, n) = (noise.shape.m, noise.shape.n);
+    let (m, n) = noisy_batch(noise, batch)?;
     len("weight W", backend.len(w), m * n)?;
     len("input X", backend.len(x), batch.input_len(n))?;
     len("output Y", backend.len(y), batch.output_len(m))?;
@@ -113,7 +118,9 @@ pub(crate) fn population_forward<B: Backend>(
 pub(crate) fn full_rank_draws(m: usize, n: usize) -> Result<()> {
     let draws = m as u64 * n as u64;
     if draws > 1 << 32 {
-        return Err(Error::Limit(format!("full-rank noise of a {m}x{n} matrix: {draws} draws per pair exceed 2^32")));
+        return Err(
+            LimitError::new(format!("full-rank noise of a {m}x{n} matrix"), draws, "draws per pair", 1u64 << 32, "noise stream").into()
+        );
     }
     Ok(())
 }
@@ -139,12 +146,19 @@ pub(crate) fn perturbed_gain<B: Backend>(backend: &B, y: &B::Buffer, gain: &B::B
 
 /// A vector parameter `what` with full-rank noise in a population forward: a valid batch and σ, a
 /// non-empty f32 vector, an f32 output of the batch's length.
-fn perturbed_vector<B: Backend>(backend: &B, what: &str, y: &B::Buffer, vector: &B::Buffer, sigma: f32, batch: &Batch) -> Result<()> {
+fn perturbed_vector<B: Backend>(
+    backend: &B,
+    what: &'static str,
+    y: &B::Buffer,
+    vector: &B::Buffer,
+    sigma: f32,
+    batch: &Batch,
+) -> Result<()> {
     batch.validate()?;
     crate::ops::sigma(sigma)?;
     let len = backend.len(vector);
     if len == 0 {
-        return Err(Error::Shape(format!("{what} is empty")));
+        return Err(ShapeError::Empty { what }.into());
     }
     f32_buffer(backend, what, vector)?;
     f32_len(backend, "output Y", y, batch.output_len(len))
@@ -169,10 +183,10 @@ pub(crate) fn gain<B: Backend>(backend: &B, y: &B::Buffer, gain: &B::Buffer) -> 
 
 /// A vector parameter `what` applied to every row of `y`: `y` whole rows of the non-empty vector,
 /// both f32.
-fn rows_of_vector<B: Backend>(backend: &B, what: &str, y: &B::Buffer, vector: &B::Buffer) -> Result<()> {
+fn rows_of_vector<B: Backend>(backend: &B, what: &'static str, y: &B::Buffer, vector: &B::Buffer) -> Result<()> {
     let (len, y_len) = (backend.len(vector), backend.len(y));
     if len == 0 || !y_len.is_multiple_of(len) {
-        return Err(Error::Shape(format!("output of {y_len} values is not a whole number of rows of {what} length {len}")));
+        return Err(ShapeError::Rows { what: "output Y", len: y_len, width: len }.into());
     }
     f32_buffer(backend, "output Y", y)?;
     f32_buffer(backend, what, vector)
@@ -182,7 +196,7 @@ fn rows_of_vector<B: Backend>(backend: &B, what: &str, y: &B::Buffer, vector: &B
 pub(crate) fn layer_norm<B: Backend>(backend: &B, x: &B::Buffer, cols: usize, eps: f32) -> Result<()> {
     let x_len = backend.len(x);
     if cols == 0 || !x_len.is_multiple_of(cols) {
-        return Err(Error::Shape(format!("{x_len} values are not a whole number of rows of {cols}")));
+        return Err(ShapeError::Rows { what: "layer norm input", len: x_len, width: cols }.into());
     }
     if !(eps.is_finite() && eps >= 0.0) {
         return Err(Error::InvalidArgument(format!("layer norm eps must be finite and >= 0, got {eps}")));
@@ -249,7 +263,7 @@ pub(crate) fn mingru_scan<B: Backend>(
 pub(crate) fn log_softmax_at<B: Backend>(backend: &B, logits: &B::Buffer, targets: &[u32], classes: usize, out: &B::Buffer) -> Result<()> {
     let logits_len = backend.len(logits);
     if classes == 0 || !logits_len.is_multiple_of(classes) {
-        return Err(Error::Shape(format!("{logits_len} logits are not a whole number of rows of {classes} classes")));
+        return Err(ShapeError::Rows { what: "logits", len: logits_len, width: classes }.into());
     }
     let rows = logits_len / classes;
     len("targets", targets.len(), rows)?;
@@ -280,9 +294,7 @@ pub(crate) fn perturbed_embedding<B: Backend>(
     batch: &Batch,
     y: &B::Buffer,
 ) -> Result<()> {
-    noise.shape.validate()?;
-    batch.validate()?;
-    let (m, n) = (noise.shape.m, noise.shape.n);
+    let (m, n) = noisy_batch(noise, batch)?;
     len("tokens", tokens.len(), batch.input_len(1))?;
     f32_len(backend, "embedding table", table, m * n)?;
     f32_len(backend, "output Y", y, batch.output_len(n))?;
@@ -294,7 +306,7 @@ pub(crate) fn perturbed_embedding<B: Backend>(
 pub(crate) fn embedding<B: Backend>(backend: &B, tokens: &[u32], table: &B::Buffer, cols: usize, y: &B::Buffer) -> Result<()> {
     let table_len = backend.len(table);
     if cols == 0 || table_len == 0 || !table_len.is_multiple_of(cols) {
-        return Err(Error::Shape(format!("embedding table of {table_len} values is not a whole number (> 0) of rows of {cols}")));
+        return Err(ShapeError::Rows { what: "embedding table", len: table_len, width: cols }.into());
     }
     f32_buffer(backend, "embedding table", table)?;
     f32_len(backend, "output Y", y, tokens.len() * cols)?;

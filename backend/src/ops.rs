@@ -1,6 +1,6 @@
 //! Arguments of the EGGROLL kernels, shared by every backend, and their validation.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LimitError, Result, ShapeError};
 use crate::rng::{FactorLayout, NoiseStream};
 
 /// Shape and noise scale of a matrix parameter `W` (m x n, row-major, `y = x Wᵀ`) that gets a
@@ -21,7 +21,7 @@ impl LowRank {
     /// Checks rank and σ: `1 <= rank <= min(m, n)`, σ finite and non-negative.
     pub fn validate(&self) -> Result<()> {
         if self.m == 0 || self.n == 0 {
-            return Err(Error::Shape(format!("matrix is {}x{}: both sides must be > 0", self.m, self.n)));
+            return Err(ShapeError::EmptyMatrix { m: self.m, n: self.n }.into());
         }
         if self.rank == 0 || self.rank > self.m.min(self.n) {
             return Err(Error::InvalidArgument(format!(
@@ -35,7 +35,8 @@ impl LowRank {
         sigma(self.sigma)?;
         let elements = (self.m + self.n) as u64 * self.rank as u64;
         if elements > u64::from(u32::MAX) {
-            return Err(Error::Limit(format!("(m + n) * rank = {elements} noise draws per pair exceed 2^32")));
+            let what = format!("low-rank noise of rank {} on a {}x{} matrix", self.rank, self.m, self.n);
+            return Err(LimitError::new(what, elements, "draws per pair", u32::MAX, "noise stream").into());
         }
         Ok(())
     }
@@ -168,8 +169,14 @@ impl Batch {
 /// Checks that every fitness value is finite: the rule the updates apply to the fitness they are
 /// given, for callers that check raw fitness before shaping it.
 pub fn validate_fitness(fitness: &[f32]) -> Result<()> {
+    finite_fitness(fitness, true)
+}
+
+/// Checks that every fitness value is finite, `raw` saying whether they are raw fitness (before
+/// shaping) or the fitness an update is given.
+pub(crate) fn finite_fitness(fitness: &[f32], raw: bool) -> Result<()> {
     match fitness.iter().position(|f| !f.is_finite()) {
-        Some(member) => Err(Error::NonFiniteFitness { member, value: fitness[member] }),
+        Some(member) => Err(Error::NonFiniteFitness { member, value: fitness[member], raw }),
         None => Ok(()),
     }
 }
@@ -265,9 +272,8 @@ impl Recurrence {
         }
         let values = (sequences as u128) * (time as u128) * (width as u128);
         if values > u128::from(u32::MAX) {
-            return Err(Error::Limit(format!(
-                "a recurrence of {sequences} x {time} x {width} = {values} values: more than 32-bit indices reach (2^32 - 1)"
-            )));
+            let what = format!("a recurrence of {sequences} x {time} x {width}");
+            return Err(LimitError::new(what, values, "values", u32::MAX, "32-bit index").into());
         }
         Ok(())
     }
@@ -289,7 +295,7 @@ pub(crate) fn population(population: usize) -> Result<()> {
         return Err(Error::InvalidArgument(format!("population must be a positive even number (antithetic pairs), got {population}")));
     }
     if population / 2 > u32::MAX as usize {
-        return Err(Error::Limit(format!("population {population} exceeds 2^33")));
+        return Err(LimitError::new("population", population as u64, "members", 2 * u64::from(u32::MAX) + 1, "pair index").into());
     }
     Ok(())
 }
@@ -305,10 +311,8 @@ pub(crate) fn first_member(first: usize, population: usize) -> Result<()> {
     }
     let end = first.checked_add(population).map(|end| end as u64 / 2);
     if end.is_none_or(|pairs| pairs > 1 << 32) {
-        return Err(Error::Limit(format!(
-            "members {first}..{} reach past pair 2^32 - 1, the last pair index of the noise streams",
-            first as u128 + population as u128
-        )));
+        let end = first as u128 + population as u128;
+        return Err(LimitError::new("the members' end (first member + population)", end, "", (1u128 << 33) + 1, "pair index").into());
     }
     Ok(())
 }

@@ -59,7 +59,14 @@ pub fn options(variant: MatmulVariant) -> WgpuOptions {
 /// when the browser has none (a wgpu test fails there, never skips).
 #[cfg(target_arch = "wasm32")]
 pub async fn browser_adapter() -> crate::gpu::WgpuBackend {
-    crate::gpu::WgpuBackend::new(&WgpuOptions::default()).await.unwrap_or_else(|e| {
+    browser_adapter_with(&WgpuOptions::default()).await
+}
+
+/// A new backend on the browser's WebGPU adapter with `opts`; panics, naming the fix, when the
+/// browser has none.
+#[cfg(target_arch = "wasm32")]
+pub async fn browser_adapter_with(opts: &WgpuOptions) -> crate::gpu::WgpuBackend {
+    crate::gpu::WgpuBackend::new(opts).await.unwrap_or_else(|e| {
         panic!(
             "the browser gives no WebGPU adapter ({e}); the wgpu tests need one. Headless Chromium has its SwiftShader \
              adapter only when started with --enable-unsafe-webgpu: run the tests through scripts/test_browser.sh, \
@@ -89,18 +96,45 @@ pub fn assert_close<W: Copy + Into<f64>>(got: &[f32], want: &[W], atol: f64, rto
 /// any failure). On wasm32 both are async `wasm-bindgen-test` tests, `name::wgpu` on the
 /// browser's WebGPU adapter (`browser_adapter`, wasm32 only).
 ///
+/// After a `;`, `variant = options` pairs add a test `name::variant` for each: the body on a new
+/// `WgpuBackend` with those [`WgpuOptions`](crate::gpu::WgpuOptions) (another kernel path, a
+/// smaller scratch budget), on each test adapter or on the browser's. `options` is evaluated in
+/// the module `name`, inside the caller's: it names the caller's items through `super::`.
+///
 /// ```no_run
 /// eggroll_backend::test_device!(zeros_are_zero);
+/// eggroll_backend::test_device!(
+///     ones_are_one;
+///     wgpu_small_scratch = eggroll_backend::gpu::WgpuOptions { scratch_bytes: Some(4096), ..Default::default() },
+/// );
 ///
 /// async fn zeros_are_zero<B: eggroll_backend::Backend>(backend: B) {
 ///     let z = backend.zeros(3).unwrap();
 ///     assert_eq!(backend.read(&z).await.unwrap(), [0.0; 3]);
+/// }
+///
+/// async fn ones_are_one<B: eggroll_backend::Backend>(backend: B) {
+///     let x = backend.upload(&[1.0; 3]).unwrap();
+///     assert_eq!(backend.read(&x).await.unwrap(), [1.0; 3]);
 /// }
 /// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! test_device {
     ($($name:ident),+ $(,)?) => {
+        $crate::test_device!($($name),+;);
+    };
+    ($($name:ident),+ $(,)? ; $($variant:ident = $options:expr),* $(,)?) => {
+        $crate::__test_device_each!([$($variant = $options),*] $($name)+);
+    };
+}
+
+/// The tests of [`test_device!`]: `cpu`, `wgpu` and the variants `[variant = options, ...]` of
+/// each `name`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __test_device_each {
+    ($variants:tt $($name:ident)+) => {
         $(
             mod $name {
                 #[cfg(not(target_arch = "wasm32"))]
@@ -116,6 +150,7 @@ macro_rules! test_device {
                 }
 
                 $crate::__test_on_wgpu!($name);
+                $crate::__test_on_wgpu_variants!($name $variants);
             }
         )+
     };
@@ -127,6 +162,8 @@ macro_rules! test_device {
 /// ([`for_each_adapter`](crate::testing::for_each_adapter)), on wasm32 an async
 /// `wasm-bindgen-test` test on the browser's WebGPU adapter
 /// (`browser_adapter`, wasm32 only).
+///
+/// After a `;`, `variant = options` pairs add tests `name::variant` as [`test_device!`]'s do.
 ///
 /// ```no_run
 /// eggroll_backend::test_wgpu!(uploads_read_back);
@@ -141,9 +178,23 @@ macro_rules! test_device {
 #[macro_export]
 macro_rules! test_wgpu {
     ($($name:ident),+ $(,)?) => {
+        $crate::test_wgpu!($($name),+;);
+    };
+    ($($name:ident),+ $(,)? ; $($variant:ident = $options:expr),* $(,)?) => {
+        $crate::__test_wgpu_each!([$($variant = $options),*] $($name)+);
+    };
+}
+
+/// The tests of [`test_wgpu!`]: `wgpu` and the variants `[variant = options, ...]` of each
+/// `name`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __test_wgpu_each {
+    ($variants:tt $($name:ident)+) => {
         $(
             mod $name {
                 $crate::__test_on_wgpu!($name);
+                $crate::__test_on_wgpu_variants!($name $variants);
             }
         )+
     };
@@ -169,6 +220,32 @@ macro_rules! __test_on_wgpu {
         async fn wgpu() {
             super::$name($crate::testing::browser_adapter().await).await;
         }
+    };
+}
+
+/// The variant tests of [`test_device!`] and [`test_wgpu!`]: for each `variant = options`, the
+/// test `variant` running `super::$name` on a new `WgpuBackend` with `options`, on each native
+/// test adapter or on the browser's.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __test_on_wgpu_variants {
+    ($name:ident [$($variant:ident = $options:expr),*]) => {
+        $(
+            #[cfg(not(target_arch = "wasm32"))]
+            #[test]
+            fn $variant() {
+                $crate::testing::for_each_adapter(|adapter| {
+                    let backend = $crate::testing::open(adapter, &$options);
+                    $crate::testing::block_on(super::$name(backend));
+                });
+            }
+
+            #[cfg(target_arch = "wasm32")]
+            #[$crate::testing::wasm_bindgen_test::wasm_bindgen_test(crate = $crate::testing::wasm_bindgen_test)]
+            async fn $variant() {
+                super::$name($crate::testing::browser_adapter_with(&$options).await).await;
+            }
+        )*
     };
 }
 

@@ -545,17 +545,17 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     // Non-finite fitness, naming the first bad member.
     assert_refused!(
         b.lowrank_update(&[1.0, f32::NAN, 0.0, f32::NAN], noise, &mut zeros(m * n)),
-        Error::NonFiniteFitness { member: 1, .. },
+        Error::NonFiniteFitness { member: 1, raw: false, .. },
         "lowrank_update, NaN fitness"
     );
     assert_refused!(
         b.vector_update(&[1.0, 0.0, f32::INFINITY, 0.0], stream, 1.0, &mut zeros(m)),
-        Error::NonFiniteFitness { member: 2, .. },
+        Error::NonFiniteFitness { member: 2, raw: false, .. },
         "vector_update, infinite fitness"
     );
     assert_refused!(
         b.vector_update(&[f32::NEG_INFINITY, 0.0], stream, 1.0, &mut zeros(m)),
-        Error::NonFiniteFitness { member: 0, .. },
+        Error::NonFiniteFitness { member: 0, raw: false, .. },
         "vector_update, -inf fitness"
     );
 

@@ -5,7 +5,8 @@ use thiserror::Error;
 /// Everything the optimiser, its tasks and its checkpoints can fail with.
 #[derive(Debug, Error)]
 pub enum EggrollError {
-    /// A backend kernel refused its arguments or the device failed.
+    /// A backend kernel refused its arguments or the device failed, or a raw fitness value is NaN
+    /// or infinite ([`eggroll_backend::Error::NonFiniteFitness`]).
     #[error(transparent)]
     Backend(#[from] eggroll_backend::Error),
     /// An invalid configuration (names the offending field).
@@ -14,14 +15,6 @@ pub enum EggrollError {
     /// Input data or fitness values of the wrong shape or content.
     #[error("invalid data: {0}")]
     Data(String),
-    /// A raw fitness value is NaN or infinite.
-    #[error("non-finite fitness: member {member} has raw fitness {value}")]
-    NonFiniteFitness {
-        /// Index of the first offending population member.
-        member: usize,
-        /// Its value.
-        value: f32,
-    },
     /// Bytes that are not a trainer state file (not safetensors, or not f32 tensors).
     #[error("corrupt trainer state: {0}")]
     CorruptState(String),

@@ -17,10 +17,7 @@ pub const ZSCORE_EPS: f64 = 1e-5;
 /// * [`Shaping::CenteredRank`]: the rank of each value within its group (ties share their mean
 ///   rank), mapped linearly to `[-0.5, 0.5]`.
 pub fn shape_fitness(raw: &[f32], group_size: usize, shaping: Shaping) -> Result<Vec<f32>> {
-    eggroll_backend::validate_fitness(raw).map_err(|e| match e {
-        eggroll_backend::Error::NonFiniteFitness { member, value } => EggrollError::NonFiniteFitness { member, value },
-        other => other.into(),
-    })?;
+    eggroll_backend::validate_fitness(raw)?;
     let group = if group_size == 0 { raw.len() } else { group_size };
     if raw.is_empty() || !raw.len().is_multiple_of(group) {
         return Err(EggrollError::Data(format!("{} fitness values do not split into groups of {group}", raw.len())));

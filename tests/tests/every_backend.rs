@@ -9,7 +9,7 @@ use eggroll::tasks::{CharLm, CharLmOptions, Constant, Task};
 use eggroll::{train_epoch, Eggroll, EggrollError, Linear, Matrix, Mlp, ParamRegistry, ParamValues, Vector};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::testing::{assert_close, test_device};
-use eggroll_backend::{Activation, Backend, InputLayout, NoiseStream};
+use eggroll_backend::{Activation, Backend, Error, InputLayout, NoiseStream};
 use eggroll_tests::host_forward;
 
 test_device!(
@@ -170,7 +170,8 @@ async fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
     let mut fitness = vec![0.5; 16];
     fitness[9] = f32::NAN;
     let err = es.tell(&fitness).unwrap_err();
-    assert!(matches!(err, EggrollError::NonFiniteFitness { member: 9, .. }), "{err}");
+    assert!(matches!(err, EggrollError::Backend(Error::NonFiniteFitness { member: 9, raw: true, .. })), "{err}");
+    assert!(err.to_string().contains("member 9 has raw fitness NaN"), "{err}");
     fitness[9] = f32::INFINITY;
     assert!(es.tell(&fitness).is_err());
     assert!(es.tell(&[0.0; 15]).unwrap_err().to_string().contains("15 fitness values"));
@@ -196,30 +197,54 @@ async fn async_api_matches_the_blocking_one<B: Backend>(backend: B) {
     }
 }
 
+/// An app's own model: its parameters `P`, registered on its registry, and their forward.
+struct TestModel<P> {
+    registry: ParamRegistry,
+    layers: P,
+}
+
+/// The forward of an app's own model through [`eggroll::Forward`]'s layers.
+trait Layers {
+    /// The model's output for the input `x`.
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act>;
+}
+
+impl<P: Layers> eggroll::Model for TestModel<P> {
+    fn registry(&self) -> &ParamRegistry {
+        &self.registry
+    }
+
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+        self.layers.forward(f, x)
+    }
+}
+
+/// A model of `inputs` inputs and `outputs` outputs, its parameters registered by `register`.
+fn model<P>(inputs: usize, outputs: usize, register: impl FnOnce(&mut ParamRegistry) -> P) -> TestModel<P> {
+    let mut registry = ParamRegistry::new(inputs, outputs);
+    let layers = register(&mut registry);
+    TestModel { registry, layers }
+}
+
 /// A model the crate does not ship (an app's residual block: `h = tanh(W_in x)`, then
 /// `h + tanh(layer_norm(W_1 h + b_1))`, then `W_out h`), built from [`eggroll::Forward`]'s layers.
 struct Residual {
-    registry: ParamRegistry,
     input: Matrix,
     block: Linear,
     output: Matrix,
 }
 
 impl Residual {
-    fn new() -> Self {
-        let mut r = ParamRegistry::new(4, 2);
-        let input = r.matrix("in.weight", 6, 4).unwrap();
-        let block = r.linear("block", 6, 6, true).unwrap();
-        let output = r.matrix("out.weight", 2, 6).unwrap();
-        Self { registry: r, input, block, output }
+    fn new() -> TestModel<Self> {
+        model(4, 2, |r| Self {
+            input: r.matrix("in.weight", 6, 4).unwrap(),
+            block: r.linear("block", 6, 6, true).unwrap(),
+            output: r.matrix("out.weight", 2, 6).unwrap(),
+        })
     }
 }
 
-impl eggroll::Model for Residual {
-    fn registry(&self) -> &ParamRegistry {
-        &self.registry
-    }
-
+impl Layers for Residual {
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
         let h = f.linear(x, self.input, None)?;
         f.activation(h, Activation::Tanh)?;
@@ -281,27 +306,22 @@ const STEPS: usize = 3;
 /// A recurrent model: a minGRU of width 4 over sequences of [`STEPS`] steps of 3 inputs, then a
 /// linear read-out of 2 features at every step.
 struct Recurrent {
-    registry: ParamRegistry,
     gate: Matrix,
     candidate: Matrix,
     out: Linear,
 }
 
 impl Recurrent {
-    fn new() -> Self {
-        let mut r = ParamRegistry::new(3, 2);
-        let gate = r.matrix("gru.gate", 4, 3).unwrap();
-        let candidate = r.matrix("gru.candidate", 4, 3).unwrap();
-        let out = r.linear("out", 2, 4, true).unwrap();
-        Self { registry: r, gate, candidate, out }
+    fn new() -> TestModel<Self> {
+        model(3, 2, |r| Self {
+            gate: r.matrix("gru.gate", 4, 3).unwrap(),
+            candidate: r.matrix("gru.candidate", 4, 3).unwrap(),
+            out: r.linear("out", 2, 4, true).unwrap(),
+        })
     }
 }
 
-impl eggroll::Model for Recurrent {
-    fn registry(&self) -> &ParamRegistry {
-        &self.registry
-    }
-
+impl Layers for Recurrent {
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
         let h = f.min_gru(x, self.gate, self.candidate, STEPS)?;
         f.linear(h, self.out.weight, self.out.bias)
@@ -367,25 +387,17 @@ const DIM: usize = 5;
 /// A byte-level language model's first layers: a token's row of an 11 x 5 embedding table, tanh,
 /// then a linear read-out of 3 features.
 struct Embed {
-    registry: ParamRegistry,
     table: Matrix,
     out: Matrix,
 }
 
 impl Embed {
-    fn new() -> Self {
-        let mut r = ParamRegistry::new(1, 3);
-        let table = r.matrix("embed", VOCAB, DIM).unwrap();
-        let out = r.matrix("out.weight", 3, DIM).unwrap();
-        Self { registry: r, table, out }
+    fn new() -> TestModel<Self> {
+        model(1, 3, |r| Self { table: r.matrix("embed", VOCAB, DIM).unwrap(), out: r.matrix("out.weight", 3, DIM).unwrap() })
     }
 }
 
-impl eggroll::Model for Embed {
-    fn registry(&self) -> &ParamRegistry {
-        &self.registry
-    }
-
+impl Layers for Embed {
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
         let h = f.embedding(x, self.table)?;
         f.activation(h, Activation::Tanh)?;
@@ -447,7 +459,6 @@ async fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>
 /// `layer_norm(h) * (1 + g) + b` with the gain offset `g` and bias `b` of the norm, then a linear
 /// read-out of 2 features.
 struct AffineNorm {
-    registry: ParamRegistry,
     input: Linear,
     gain: Vector,
     bias: Vector,
@@ -455,20 +466,17 @@ struct AffineNorm {
 }
 
 impl AffineNorm {
-    fn new() -> Self {
-        let mut r = ParamRegistry::new(4, 2);
-        let input = r.linear("in", 5, 4, true).unwrap();
-        let (gain, bias) = (r.vector("norm.gain", 5).unwrap(), r.vector("norm.bias", 5).unwrap());
-        let out = r.matrix("out.weight", 2, 5).unwrap();
-        Self { registry: r, input, gain, bias, out }
+    fn new() -> TestModel<Self> {
+        model(4, 2, |r| Self {
+            input: r.linear("in", 5, 4, true).unwrap(),
+            gain: r.vector("norm.gain", 5).unwrap(),
+            bias: r.vector("norm.bias", 5).unwrap(),
+            out: r.matrix("out.weight", 2, 5).unwrap(),
+        })
     }
 }
 
-impl eggroll::Model for AffineNorm {
-    fn registry(&self) -> &ParamRegistry {
-        &self.registry
-    }
-
+impl Layers for AffineNorm {
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
         let h = f.linear(x, self.input.weight, self.input.bias)?;
         f.layer_norm_affine(h, self.gain, self.bias)?;
@@ -519,7 +527,7 @@ async fn an_affine_layer_norm_runs_batched_and_matches_its_ask_handles<B: Backen
     let rows = 3;
     let shared: Vec<f32> = (0..rows * 4).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect();
     let per_member: Vec<f32> = (0..6 * rows * 4).map(|i| ((i * 3 % 11) as f32 - 5.0) / 4.0).collect();
-    let check = |es: &mut Eggroll<B, AffineNorm>, what: &str| {
+    let check = |es: &mut Eggroll<B, TestModel<AffineNorm>>, what: &str| {
         let mean = es.params().unwrap();
         for (x, layout) in [(&shared, InputLayout::Shared), (&per_member, InputLayout::PerMember)] {
             let y = es.population_forward(x, layout, rows).unwrap();
@@ -562,7 +570,6 @@ enum Gain {
 
 /// The affine layer norm of the model input, with the bias `norm.bias` and the gain it is given.
 struct NormOnInput {
-    registry: ParamRegistry,
     gain: Vector,
     bias: Vector,
     out: Matrix,
@@ -570,28 +577,25 @@ struct NormOnInput {
 
 impl NormOnInput {
     /// Parameters `norm.gain`, `norm.bias` (3 values), `short.gain` (2), `out.weight` (2 x 3).
-    fn new(gain: Gain) -> Self {
-        let mut r = ParamRegistry::new(3, 2);
-        let (norm, bias, short) =
-            (r.vector("norm.gain", 3).unwrap(), r.vector("norm.bias", 3).unwrap(), r.vector("short.gain", 2).unwrap());
-        let out = r.matrix("out.weight", 2, 3).unwrap();
-        let gain = match gain {
-            Gain::Norm => norm,
-            Gain::Short => short,
-            Gain::Foreign(id) => {
-                let mut other = ParamRegistry::new(3, 2);
-                (0..=id).map(|i| other.vector(format!("v{i}"), 3).unwrap()).last().unwrap()
-            }
-        };
-        Self { registry: r, gain, bias, out }
+    fn new(gain: Gain) -> TestModel<Self> {
+        model(3, 2, |r| {
+            let (norm, bias, short) =
+                (r.vector("norm.gain", 3).unwrap(), r.vector("norm.bias", 3).unwrap(), r.vector("short.gain", 2).unwrap());
+            let out = r.matrix("out.weight", 2, 3).unwrap();
+            let gain = match gain {
+                Gain::Norm => norm,
+                Gain::Short => short,
+                Gain::Foreign(id) => {
+                    let mut other = ParamRegistry::new(3, 2);
+                    (0..=id).map(|i| other.vector(format!("v{i}"), 3).unwrap()).last().unwrap()
+                }
+            };
+            Self { gain, bias, out }
+        })
     }
 }
 
-impl eggroll::Model for NormOnInput {
-    fn registry(&self) -> &ParamRegistry {
-        &self.registry
-    }
-
+impl Layers for NormOnInput {
     fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
         f.layer_norm_affine(x, self.gain, self.bias)?;
         f.linear(x, self.out, None)

@@ -22,6 +22,7 @@
 use super::kernel::{Dispatch, KernelKey, BINDINGS};
 use super::pool::{BindGroupCache, Binds, BufferPool};
 use super::shaders::ModuleKey;
+use crate::error::LimitError;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,10 +220,7 @@ impl Context {
     pub(crate) fn storage(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
         let size = byte_size(label, len)?;
         if size > self.limits.max_buffer_size {
-            return Err(Error::Limit(format!(
-                "{label}: {len} f32 ({size} bytes) exceed the adapter's max_buffer_size of {} bytes",
-                self.limits.max_buffer_size
-            )));
+            return Err(LimitError::new(label.to_string(), size, "bytes", self.limits.max_buffer_size, "max_buffer_size").into());
         }
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let buffer = self.create_buffer(label, size.max(4), usage);
@@ -241,7 +239,7 @@ impl Context {
     pub(crate) fn scratch(&self, what: ScratchUse, len: usize) -> Result<Scratch<'_>> {
         let max = self.max_binding_floats();
         if len > max {
-            return Err(Error::Limit(format!("{what:?} scratch: {len} f32 exceed one storage binding of {max} f32")));
+            return Err(LimitError::new(format!("{what:?} scratch"), len as u64, "f32", max as u64, "storage binding").into());
         }
         let key = (what, byte_size("scratch", len)?.max(4));
         let buffer = match lock(&self.scratch).take(&key) {
@@ -261,7 +259,7 @@ impl Context {
     /// two dimensions when it exceeds `max_compute_workgroups_per_dimension`.
     pub(crate) fn grid(&self, what: &str, invocations: usize) -> Result<[u32; 3]> {
         if invocations > u32::MAX as usize {
-            return Err(Error::Limit(format!("{what}: {invocations} invocations exceed 2^32 indices")));
+            return Err(LimitError::new(what.to_string(), invocations as u64, "invocations", u32::MAX, "32-bit index").into());
         }
         self.groups_grid(what, (invocations as u64).div_ceil(WORKGROUP))
     }
@@ -274,7 +272,7 @@ impl Context {
         let x = groups.min(max);
         let y = if x == 0 { 0 } else { groups.div_ceil(x) };
         if y > max {
-            return Err(Error::Limit(format!("{what}: {groups} workgroups exceed a {max} x {max} grid")));
+            return Err(LimitError::new(what.to_string(), groups, "workgroups", max * max, "two-dimensional grid").into());
         }
         Ok([x as u32, y as u32, 1])
     }
@@ -283,7 +281,8 @@ impl Context {
     pub(crate) fn check_grid(&self, what: &str, groups: [u32; 3]) -> Result<()> {
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
-            return Err(Error::Limit(format!("{what}: grid {groups:?} exceeds {max} workgroups per dimension")));
+            let largest = groups.iter().copied().max().unwrap_or(0);
+            return Err(LimitError::new(what.to_string(), largest, "workgroups", max, "max_compute_workgroups_per_dimension").into());
         }
         Ok(())
     }
@@ -342,11 +341,8 @@ impl Context {
         let max_binding = self.limits.max_storage_buffer_binding_size;
         for d in dispatches {
             if let Some((binding, b)) = d.storage.bound().find(|(_, b)| b.size() > max_binding) {
-                return Err(Error::Limit(format!(
-                    "{} binding {binding}: a buffer of {} bytes exceeds max_storage_buffer_binding_size ({max_binding} bytes)",
-                    d.kernel.entry,
-                    b.size()
-                )));
+                let what = format!("{} binding {binding}", d.kernel.entry);
+                return Err(LimitError::new(what, b.size(), "bytes", max_binding, "max_storage_buffer_binding_size").into());
             }
         }
         let mut uniforms = lock(&self.uniforms);
@@ -460,10 +456,10 @@ fn new_buffer(device: &wgpu::Device, created: &Counters, label: &str, size: u64,
 
 /// Bytes of `len` f32, refusing overflow.
 pub(crate) fn byte_size(what: &str, len: usize) -> Result<u64> {
-    (len as u64).checked_mul(4).ok_or_else(|| Error::Limit(format!("{what}: {len} f32 overflow a 64-bit byte size")))
+    (len as u64).checked_mul(4).ok_or_else(|| LimitError::new(what.to_string(), len as u64, "f32", u64::MAX / 4, "64-bit byte size").into())
 }
 
 /// Converts a size to a u32 shader parameter.
 pub(crate) fn word(what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Limit(format!("{what} = {v} exceeds the 32-bit indices of the shaders")))
+    u32::try_from(v).map_err(|_| LimitError::new(what.to_string(), v as u64, "", u32::MAX, "32-bit shader index").into())
 }

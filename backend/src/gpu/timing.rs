@@ -13,7 +13,7 @@ pub(crate) fn has_timestamps(ctx: &Context) -> bool {
 /// Runs `f` (which enqueues work) and returns how long the device took for it: between
 /// timestamps written before and after `f`'s submissions when the adapter supports timestamp
 /// queries, else wall time until the queue drains (native only: on wasm32 without timestamps
-/// this returns [`Error::Limit`]). Never blocks on wasm32.
+/// this returns [`Error::Unsupported`]). Never blocks on wasm32.
 pub(crate) async fn time<F: FnOnce() -> Result<()>>(ctx: &Context, f: F) -> Result<Duration> {
     if !has_timestamps(ctx) {
         return wall_time(ctx, f).await;
@@ -67,5 +67,5 @@ async fn wall_time<F: FnOnce() -> Result<()>>(ctx: &Context, f: F) -> Result<Dur
 
 #[cfg(target_arch = "wasm32")]
 async fn wall_time<F: FnOnce() -> Result<()>>(_ctx: &Context, _f: F) -> Result<Duration> {
-    Err(Error::Limit("time_gpu needs TIMESTAMP_QUERY on wasm32 (no wall clock there)".into()))
+    Err(Error::Unsupported("time_gpu needs TIMESTAMP_QUERY on wasm32 (no wall clock there)".into()))
 }

@@ -9,7 +9,7 @@ use super::context::{word, Context, CreatedObjects, Scratch, ScratchUse};
 use super::gemm::{Gemm, GemmChooser, GemmSource};
 use super::kernel::{Dispatch, IntDot, Kernel};
 use super::timing;
-use crate::{DType, Error, Result};
+use crate::{DType, Result};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -95,7 +95,7 @@ impl WgpuBackend {
     /// Runs `f` (which enqueues work) and returns how long the device took for it: between
     /// timestamps written before and after `f`'s submissions when the adapter supports timestamp
     /// queries, else wall time until the queue drains (native only: on wasm32 without timestamps
-    /// this returns [`crate::Error::Limit`]). Never blocks on wasm32.
+    /// this returns [`crate::Error::Unsupported`]). Never blocks on wasm32.
     pub async fn time_gpu<F: FnOnce(&Self) -> Result<()>>(&self, f: F) -> Result<Duration> {
         timing::time(&self.ctx, || f(self)).await
     }
@@ -139,7 +139,8 @@ impl WgpuBackend {
     pub(crate) fn chunk(&self, what: &str, per_item: usize, total: usize) -> Result<usize> {
         let budget = self.ctx.max_binding_floats().min(self.scratch_floats);
         if per_item > self.ctx.max_binding_floats() {
-            return Err(Error::Limit(format!("{what}: {per_item} f32 per item exceed one storage binding")));
+            let max = self.ctx.max_binding_floats() as u64;
+            return Err(crate::error::LimitError::new(what.to_string(), per_item as u64, "f32 per item", max, "storage binding").into());
         }
         let max_batch = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         Ok((budget / per_item).clamp(1, total.min(max_batch)))

@@ -1,7 +1,7 @@
 //! The argument rules of every [`IntBackend`] method, checked once in front of the backends.
 
 use super::{IntBackend, IntMatrix, IntNoise};
-use crate::error::{Error, Result};
+use crate::error::{Error, LimitError, Result, ShapeError};
 use crate::ops::{Batch, Recurrence};
 
 /// Largest inner dimension (and `n x rank`) of an integer product: no i32 sum can overflow below it.
@@ -13,9 +13,9 @@ const MAX_NOISY_INNER: usize = 1 << 15;
 /// at most 2^16) stays below 2^31.
 const MAX_CLASSES: usize = (1 << 15) - 4;
 
-fn shape(what: &str, actual: usize, expected: usize) -> Result<()> {
+fn shape(what: &'static str, actual: usize, expected: usize) -> Result<()> {
     if actual != expected {
-        return Err(Error::Shape(format!("{what} holds {actual} values, expected {expected}")));
+        return Err(ShapeError::Length { what, actual, expected }.into());
     }
     Ok(())
 }
@@ -55,7 +55,7 @@ fn matrix(shape: IntMatrix) -> Result<()> {
     multiple_of_4("a matrix's outputs m", shape.m)?;
     multiple_of_4("a matrix's inputs n", shape.n)?;
     if shape.n > MAX_INNER {
-        return Err(Error::Limit(format!("an int8 matrix takes at most {MAX_INNER} inputs, got {}", shape.n)));
+        return Err(LimitError::new("an int8 matrix's inputs n", shape.n as u64, "", MAX_INNER as u64, "exact i32 sum").into());
     }
     Ok(())
 }
@@ -64,8 +64,16 @@ fn noise(noise: &IntNoise, shape: IntMatrix) -> Result<()> {
     if noise.rank == 0 || noise.rank > shape.m.min(shape.n) {
         return Err(Error::InvalidArgument(format!("rank must be in 1..={}, got {}", shape.m.min(shape.n), noise.rank)));
     }
-    if shape.n * noise.rank > MAX_INNER || shape.m * noise.rank > MAX_INNER {
-        return Err(Error::Limit(format!("an int8 matrix's sides times its rank must be at most {MAX_INNER}")));
+    let side_rank = shape.m.max(shape.n) * noise.rank;
+    if side_rank > MAX_INNER {
+        return Err(LimitError::new(
+            "an int8 matrix's larger side times its rank",
+            side_rank as u64,
+            "",
+            MAX_INNER as u64,
+            "exact i32 sum",
+        )
+        .into());
     }
     if noise.shift > 30 {
         return Err(Error::InvalidArgument(format!("the noise shift must be at most 30, got {}", noise.shift)));
@@ -96,11 +104,15 @@ pub(crate) fn int_perturbed_matmul<B: IntBackend>(
     matrix(s)?;
     noise(n, s)?;
     if s.n * n.rank > MAX_NOISY_INNER {
-        return Err(Error::Limit(format!(
-            "a perturbed int8 product's inputs times its rank must be at most {MAX_NOISY_INNER}, got {}",
-            s.n * n.rank
-        )));
+        let what = "a perturbed int8 product's inputs times its rank";
+        return Err(LimitError::new(what, (s.n * n.rank) as u64, "", MAX_NOISY_INNER as u64, "exact i32 sum").into());
     }
+    population_lengths(b, x, w, s, batch, y)
+}
+
+/// The buffers of a population's product: `x` of the batch's inputs, `W` m x n, `y` of the
+/// batch's outputs.
+fn population_lengths<B: IntBackend>(b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, batch: &Batch, y: &B::I8) -> Result<()> {
     shape("x", b.len_i8(x), batch.input_len(s.n))?;
     shape("W", b.len_i8(w), s.m * s.n)?;
     shape("y", b.len_i8(y), batch.output_len(s.m))
@@ -111,13 +123,8 @@ pub(crate) fn int_perturbed_matmul<B: IntBackend>(
 pub(crate) fn int_naive_perturbed_matmul<B: IntBackend>(b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, batch: &Batch, y: &B::I8) -> Result<()> {
     batch.validate()?;
     matrix(s)?;
-    let draws = s.m as u64 * s.n as u64;
-    if draws > 1 << 32 {
-        return Err(Error::Limit(format!("full-rank noise of a {}x{} matrix: {draws} draws per pair exceed 2^32", s.m, s.n)));
-    }
-    shape("x", b.len_i8(x), batch.input_len(s.n))?;
-    shape("W", b.len_i8(w), s.m * s.n)?;
-    shape("y", b.len_i8(y), batch.output_len(s.m))
+    crate::checks::full_rank_draws(s.m, s.n)?;
+    population_lengths(b, x, w, s, batch, y)
 }
 
 /// OpenES's integer noise of an m x n matrix: its `2 m n r` draws per pair within the pair's
@@ -125,10 +132,8 @@ pub(crate) fn int_naive_perturbed_matmul<B: IntBackend>(b: &B, x: &B::I8, w: &B:
 fn full_rank_draws(s: IntMatrix, rank: usize) -> Result<()> {
     let draws = 2 * s.m as u64 * s.n as u64 * rank as u64;
     if draws > 1 << 32 {
-        return Err(Error::Limit(format!(
-            "full-rank integer noise of rank {rank} on a {}x{} matrix: {draws} draws per pair exceed 2^32",
-            s.m, s.n
-        )));
+        let what = format!("full-rank integer noise of rank {rank} on a {}x{} matrix", s.m, s.n);
+        return Err(LimitError::new(what, draws, "draws per pair", 1u64 << 32, "noise stream").into());
     }
     Ok(())
 }
@@ -198,14 +203,14 @@ pub(crate) fn int_full_rank_perturbed_embedding<B: IntBackend>(
     int_perturbed_embedding(b, t, table, s, n, batch, y)
 }
 
-pub(crate) fn int_rows<B: IntBackend>(b: &B, x: &B::I8, width: usize, what: &str) -> Result<()> {
+pub(crate) fn int_rows<B: IntBackend>(b: &B, x: &B::I8, width: usize, what: &'static str) -> Result<()> {
     multiple_of_4(&format!("the {what}'s width"), width)?;
     if width > MAX_INNER {
-        return Err(Error::Limit(format!("the {what}'s width must be at most {MAX_INNER}, got {width}")));
+        return Err(LimitError::new(format!("the {what}'s width"), width as u64, "", MAX_INNER as u64, "exact i32 sum").into());
     }
     let len = b.len_i8(x);
     if !len.is_multiple_of(width) {
-        return Err(Error::Shape(format!("{len} values are not whole rows of {width}")));
+        return Err(ShapeError::Rows { what, len, width }.into());
     }
     Ok(())
 }
@@ -221,7 +226,7 @@ pub(crate) fn int_mingru_scan<B: IntBackend>(b: &B, gate: &B::I8, candidate: &B:
 pub(crate) fn int_add<B: IntBackend>(b: &B, x: &B::I8, other: &B::I8) -> Result<()> {
     let (len, other) = (b.len_i8(x), b.len_i8(other));
     if other == 0 || !len.is_multiple_of(other) {
-        return Err(Error::Shape(format!("adding {other} values to {len}: the length must divide it")));
+        return Err(ShapeError::Rows { what: "x", len, width: other }.into());
     }
     Ok(())
 }
@@ -229,7 +234,7 @@ pub(crate) fn int_add<B: IntBackend>(b: &B, x: &B::I8, other: &B::I8) -> Result<
 pub(crate) fn int_log_likelihood<B: IntBackend>(b: &B, logits: &B::I8, targets: &[u32], classes: usize, out: &B::I32) -> Result<()> {
     multiple_of_4("the classes", classes)?;
     if classes > MAX_CLASSES {
-        return Err(Error::Limit(format!("at most {MAX_CLASSES} classes, got {classes}")));
+        return Err(LimitError::new("a row of logits", classes as u64, "classes", MAX_CLASSES as u64, "exact i32 sum").into());
     }
     tokens(targets, classes)?;
     shape("the logits", b.len_i8(logits), targets.len() * classes)?;
@@ -250,7 +255,8 @@ pub(crate) fn int_lowrank_update<B: IntBackend>(b: &B, fitness: &[i8], n: &IntNo
         return Err(Error::InvalidArgument(format!("rank must be in 1..={}, got {}", s.m.min(s.n), n.rank)));
     }
     if fitness.len() * n.rank > MAX_INNER {
-        return Err(Error::Limit(format!("pairs times rank must be at most {MAX_INNER}, got {}", fitness.len() * n.rank)));
+        let pairs_rank = (fitness.len() * n.rank) as u64;
+        return Err(LimitError::new("the update's pairs times its rank", pairs_rank, "", MAX_INNER as u64, "exact i32 sum").into());
     }
     shape("W", b.len_i8(w), s.m * s.n)
 }

@@ -66,7 +66,7 @@ pub trait IntBackend: Backend + IntKernels {
     fn copy_i8(&self, src: &Self::I8, dst: &mut Self::I8) -> Result<()> {
         let len = self.len_i8(src);
         if self.len_i8(dst) != len {
-            return Err(crate::Error::Shape(format!("copying {len} int8 values into {}", self.len_i8(dst))));
+            return Err(crate::error::ShapeError::Length { what: "copy source", actual: len, expected: self.len_i8(dst) }.into());
         }
         if len == 0 {
             return Ok(());
