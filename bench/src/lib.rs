@@ -81,8 +81,10 @@
 //! Inference and the EGGROLL forward are measured side by side: their timed samples alternate,
 //! so that drift in the machine's speed falls on both alike.
 //!
-//! The `eggroll` binary (crate `eggroll-cli`) maps these flags onto [`BenchOptions`] and calls
-//! [`run`]. From Rust, [`measure_point`] runs one point on any [`BenchBackend`].
+//! The `eggroll` binary (crate `eggroll-cli`) parses these flags into [`BenchOptions`] (the
+//! `clap` feature declares them, all but `--backend`, which the binary shares with its other
+//! commands) and calls [`run`]. From Rust, [`measure_point`] runs one point on any
+//! [`BenchBackend`].
 
 mod measure;
 mod plot;

@@ -469,7 +469,9 @@ mod tests {
             (&["rl-compare"], BackendChoice::Cpu),
         ] {
             assert_eq!(backend(line), default, "{line:?}");
-            for (value, choice) in [("auto", BackendChoice::Auto), ("CPU", BackendChoice::Cpu), ("wgpu", BackendChoice::Wgpu), ("gpu", BackendChoice::Wgpu)] {
+            for (value, choice) in
+                [("auto", BackendChoice::Auto), ("CPU", BackendChoice::Cpu), ("wgpu", BackendChoice::Wgpu), ("gpu", BackendChoice::Wgpu)]
+            {
                 assert_eq!(backend(&[line, &["--backend", value]].concat()), choice, "{line:?} --backend {value}");
             }
         }

@@ -37,7 +37,8 @@ pub struct RunOptions {
 }
 
 /// The configuration fields a page may set, with the largest value of each.
-const CONFIG_FIELDS: [(&str, u64); 4] = [("population", u32::MAX as u64), ("rank", u32::MAX as u64), ("epochs", u32::MAX as u64), ("seed", u64::MAX)];
+const CONFIG_FIELDS: [(&str, u64); 4] =
+    [("population", u32::MAX as u64), ("rank", u32::MAX as u64), ("epochs", u32::MAX as u64), ("seed", u64::MAX)];
 
 impl RunOptions {
     /// Reads `{"task": .., "backend": "webgpu"|"cpu", "population": .., "rank": .., "epochs": ..,
