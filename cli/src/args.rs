@@ -14,6 +14,7 @@ use eggroll_backend::select::BackendChoice;
 use eggroll_bench::{BenchOptions, FROM};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+
 /// EGGROLL: evolution strategies with low-rank perturbations, on the CPU or any WebGPU adapter.
 #[derive(Debug, Parser)]
 #[command(name = "eggroll", version, about)]
