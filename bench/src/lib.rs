@@ -81,8 +81,10 @@
 //! Inference and the EGGROLL forward are measured side by side: their timed samples alternate,
 //! so that drift in the machine's speed falls on both alike.
 //!
-//! The `eggroll` binary (crate `eggroll-cli`) maps these flags onto [`BenchOptions`] and calls
-//! [`run`]. From Rust, [`measure_point`] runs one point on any [`BenchBackend`].
+//! The `eggroll` binary (crate `eggroll-cli`) parses these flags into [`BenchOptions`] (the
+//! `clap` feature declares them, all but `--backend`, which the binary shares with its other
+//! commands) and calls [`run`]. From Rust, [`measure_point`] runs one point on any
+//! [`BenchBackend`].
 
 mod measure;
 mod plot;
@@ -131,44 +133,81 @@ impl BenchError {
     }
 }
 
-/// Options of `eggroll bench`, one field per flag (the command line maps its flags onto them);
-/// the checks and defaults of the methods below name the flags in their messages.
+/// The id of `--from` (with the `clap` feature): it measures nothing, so every flag that says
+/// what to measure or how conflicts with it, as must a caller's `--backend`.
+#[cfg(feature = "clap")]
+pub const FROM: &str = "from";
+
+/// The clap group of `--quick` and `--full`, of which one at most is given (with the `clap`
+/// feature).
+#[cfg(feature = "clap")]
+const PRESET: &str = "preset";
+
+/// Options of `eggroll bench`, one field per flag; the checks and defaults of the methods below
+/// name the flags in their messages. With the `clap` feature the struct declares the flags itself
+/// (`clap::Args`), all but `--backend`, which the caller declares alongside its other commands'.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(feature = "clap", command(group = clap::ArgGroup::new(PRESET)))]
 pub struct BenchOptions {
     /// `--backend`: auto (a hardware GPU if there is one, else the CPU), cpu or wgpu.
+    #[cfg_attr(feature = "clap", arg(skip))]
     pub backend: BackendChoice,
-    /// `--quick`: the [`Preset::Quick`] sweep.
+    /// Small sweep that finishes in under a minute on the CPU and on software adapters:
+    /// m=n=128, N in {64,256}, rank in {1,4}, rows in {1,16}.
+    #[cfg_attr(feature = "clap", arg(long, group = PRESET, conflicts_with = FROM))]
     pub quick: bool,
-    /// `--full`: the [`Preset::Full`] sweep (wins over `quick`).
+    /// Sweep for a real GPU: m=n in {1024,4096,8192}, N in {64,256,1024}, rank in {1,4,16}, rows in
+    /// {1,16}; points beyond the adapter's limits are skipped.
+    #[cfg_attr(feature = "clap", arg(long, group = PRESET, conflicts_with = FROM))]
     pub full: bool,
-    /// `--m`: output features of W (one point instead of the sweep).
+    /// Output features of W (one point instead of the sweep; default 1024).
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = FROM))]
     pub m: Option<usize>,
-    /// `--n`: input features of W (one point instead of the sweep).
+    /// Input features of W (one point instead of the sweep; default 1024).
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = FROM))]
     pub n: Option<usize>,
-    /// `--population`: population size N (one point instead of the sweep).
+    /// Population size N, even (one point instead of the sweep; default 256).
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = FROM))]
     pub population: Option<usize>,
-    /// `--rank`: rank of the perturbations (one point instead of the sweep).
+    /// Rank of the perturbations (one point instead of the sweep; default 1).
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = FROM))]
     pub rank: Option<usize>,
-    /// `--rows`: input rows per member (one point instead of the sweep).
+    /// Input rows per member (one point instead of the sweep; default 1).
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = FROM))]
     pub rows: Option<usize>,
-    /// `--dtype`: storage types to sweep; `None`: the preset's ([`Preset::dtypes`]).
+    /// Storage types of the forwards' inputs and weights to sweep, comma-separated: f32, f16,
+    /// int8 (f16 needs the adapter's `shader-f16`; int8 times integer EGGROLL's kernels and needs
+    /// m and n multiples of 4; points that cannot run are skipped with the reason).
+    /// Default: f32, and f16 and int8 too with --full.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "LIST", value_delimiter = ',', conflicts_with = FROM))]
     pub dtype: Option<Vec<Precision>>,
-    /// `--repeats`: timed samples per operation; `None`: 5, 3 with `quick`.
+    /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "K", conflicts_with = FROM))]
     pub repeats: Option<usize>,
-    /// `--naive-limit`: skip naive ES when one call is estimated to take longer (seconds).
+    /// Skip naive ES at a point when one call is estimated to take longer than SECS.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECS", default_value_t = MeasureOptions::default().naive_limit_s, conflicts_with = FROM))]
     pub naive_limit: f64,
-    /// `--no-autotune`: the rule picks the wgpu GEMM configuration.
+    /// Let the rule pick the wgpu GEMM configuration instead of autotuning it.
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = FROM))]
     pub no_autotune: bool,
-    /// `--json`: write the results as a JSON array here.
+    /// Write the results as a JSON array (one object per point) to FILE.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub json: Option<PathBuf>,
-    /// `--plot`: draw fraction of inference and speedup vs naive here (`.png` or `.svg`).
+    /// Draw fraction of inference and speedup vs naive against N to FILE.png or FILE.svg.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub plot: Option<PathBuf>,
-    /// `--markdown`: write the Markdown table here as well as to stdout.
+    /// Write the Markdown table (with the adapter line) to FILE as well as stdout.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub markdown: Option<PathBuf>,
-    /// `--time-limit`: start no new point after this many seconds.
+    /// Start no new point after SECS seconds: the points left are reported as skipped, and the
+    /// table, JSON and plot are written as usual (a point already running finishes).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECS", conflicts_with = FROM))]
     pub time_limit: Option<f64>,
-    /// `--from`: measure nothing, report these saved `--json` files together (the measuring
-    /// options are then unused).
+    /// Measure nothing: read the results of earlier runs from these `--json` files (e.g. one per
+    /// GPU, comma-separated) and print, write and plot them together, with the adapter in a
+    /// column of the table and in the plot's legend when there are several.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILES", value_delimiter = ',', num_args = 1.., id = FROM))]
     pub from: Option<Vec<PathBuf>>,
 }
 

@@ -244,7 +244,7 @@ pub(crate) fn measure_point_memo<B: BenchBackend>(
         return Err(BenchError::InvalidArgument("repeats must be at least 1".into()));
     }
     let mut result = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
-    match measure_into(b, spec, opts, memo, &mut result) {
+    match measure_into(Measuring { b, spec, opts, memo, r: &mut result }) {
         Ok(()) => Ok(result),
         Err(e) if is_skip(&e) => Ok(skipped_point(b, spec, opts, format!("skipped: {e}"))),
         Err(e) => Err(e.into()),
@@ -258,13 +258,18 @@ pub(crate) fn skipped_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &Mea
     r
 }
 
-fn measure_into<B: BenchBackend>(
-    b: &B,
-    spec: &PointSpec,
-    opts: &MeasureOptions,
-    memo: &mut NaiveMemo,
-    r: &mut PointResult,
-) -> eggroll_backend::Result<()> {
+/// A point being measured: the backend, the point, the options, naive ES's memo and the result.
+struct Measuring<'a, B> {
+    b: &'a B,
+    spec: &'a PointSpec,
+    opts: &'a MeasureOptions,
+    memo: &'a mut NaiveMemo,
+    r: &'a mut PointResult,
+}
+
+/// Measures the point into its result, or records why it is skipped.
+fn measure_into<B: BenchBackend>(point: Measuring<'_, B>) -> eggroll_backend::Result<()> {
+    let Measuring { b, spec, r, .. } = point;
     let PointSpec { m, n, population, rows, dtype, .. } = *spec;
     if dtype == Precision::Int8 && !(m.is_multiple_of(4) && n.is_multiple_of(4)) {
         r.skipped = Some(format!("skipped: int8 needs m and n multiples of 4 (values packed four to a word), got {m} x {n}"));
@@ -280,41 +285,59 @@ fn measure_into<B: BenchBackend>(
             return Ok(());
         }
     }
+    let point = Measuring { r, ..point };
     match dtype.float() {
-        Some(float) => measure_float(b, spec, float, opts, memo, r),
-        None => measure_int8(b, spec, opts, memo, r),
+        Some(float) => measure_float(point, float),
+        None => measure_int8(point),
     }
 }
 
-/// Naive ES's outcome at `spec`: taken from `memo` when a point differing only in its rank has
-/// been measured, else measured (`estimate` gives the estimated seconds of one call, `op` runs
-/// call `i`) and added to it.
-fn naive_outcome<B: BenchBackend>(
+/// Naive ES at `spec` into `r`: its times, or why it was skipped. Taken from `memo` when a point
+/// differing only in its rank has been measured, else measured and added to it: first estimated
+/// from a probe of the first few members (`probe` readies naive ES on the members of the batch it
+/// is given; skipped when one call would take longer than the naive limit), then `op` timed, which
+/// runs call `i` on the whole population.
+fn naive<B: BenchBackend, P: FnMut(&B, u32) -> eggroll_backend::Result<()>>(
     b: &B,
     spec: &PointSpec,
     opts: &MeasureOptions,
     memo: &mut NaiveMemo,
-    estimate: impl FnOnce() -> eggroll_backend::Result<f64>,
+    r: &mut PointResult,
+    probe: impl FnOnce(Batch) -> eggroll_backend::Result<P>,
     op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
-) -> eggroll_backend::Result<Result<Stats, String>> {
+) -> eggroll_backend::Result<()> {
     let memo_key = PointSpec { rank: 0, ..*spec };
-    if let Some(outcome) = memo.0.get(&memo_key) {
-        return Ok(outcome.clone());
-    }
-    let measure = || -> eggroll_backend::Result<Result<Stats, String>> {
-        let estimate = estimate()?;
-        if estimate > opts.naive_limit_s {
-            return Ok(Err(format!("skipped: estimated {estimate:.1} s per call > naive limit {} s", opts.naive_limit_s)));
+    let outcome = match memo.0.get(&memo_key) {
+        Some(outcome) => outcome.clone(),
+        None => {
+            let measure = || -> eggroll_backend::Result<Result<Stats, String>> {
+                let members = spec.population.min(NAIVE_PROBE_MEMBERS);
+                if members < spec.population {
+                    let mut call = probe(Batch { population: members, rows: spec.rows, input: InputLayout::PerMember, first_member: 0 })?;
+                    call(b, 0)?;
+                    b.synchronize_blocking()?;
+                    let t = b.time(&mut |b| call(b, 1))?;
+                    let estimate = t.as_secs_f64() * spec.population as f64 / members as f64;
+                    if estimate > opts.naive_limit_s {
+                        return Ok(Err(format!("skipped: estimated {estimate:.1} s per call > naive limit {} s", opts.naive_limit_s)));
+                    }
+                }
+                Ok(Ok(time_op(b, opts.repeats, op)?))
+            };
+            let outcome = match measure() {
+                Ok(outcome) => outcome,
+                Err(e) if is_skip(&e) => Err(format!("skipped: {e}")),
+                Err(e) => return Err(e),
+            };
+            memo.0.insert(memo_key, outcome.clone());
+            outcome
         }
-        Ok(Ok(time_op(b, opts.repeats, op)?))
     };
-    let outcome = match measure() {
-        Ok(outcome) => outcome,
-        Err(e) if is_skip(&e) => Err(format!("skipped: {e}")),
-        Err(e) => return Err(e),
-    };
-    memo.0.insert(memo_key, outcome.clone());
-    Ok(outcome)
+    match outcome {
+        Ok(stats) => r.set_naive(spec, stats),
+        Err(reason) => r.naive_skipped = Some(reason),
+    }
+    Ok(())
 }
 
 /// Records the update's outcome: its times, or why it was skipped.
@@ -328,14 +351,8 @@ fn record_update(r: &mut PointResult, spec: &PointSpec, update: eggroll_backend:
 }
 
 /// An f32 or f16 point: the [`Backend`] kernels.
-fn measure_float<B: BenchBackend>(
-    b: &B,
-    spec: &PointSpec,
-    dtype: DType,
-    opts: &MeasureOptions,
-    memo: &mut NaiveMemo,
-    r: &mut PointResult,
-) -> eggroll_backend::Result<()> {
+fn measure_float<B: BenchBackend>(point: Measuring<'_, B>, dtype: DType) -> eggroll_backend::Result<()> {
+    let Measuring { b, spec, opts, memo, r } = point;
     let PointSpec { m, n, population, rank, rows, .. } = *spec;
     let total_rows = population * rows;
     let shape = LowRank { m, n, rank, sigma: opts.sigma };
@@ -354,26 +371,14 @@ fn measure_float<B: BenchBackend>(
     })?;
     r.set_forward(spec, inference, eggroll);
 
-    // Naive ES (unless measured at another rank): estimate one call from the first few members,
-    // skip it when too slow.
-    let probe = population.min(NAIVE_PROBE_MEMBERS);
-    let estimate = || -> eggroll_backend::Result<f64> {
-        if probe == population {
-            return Ok(0.0);
-        }
-        let px = b.upload_as(&x_host[..probe * rows * n], dtype)?;
-        let mut py = b.zeros(probe * rows * m)?;
-        let pbatch = Batch { population: probe, ..batch };
-        b.naive_perturbed_matmul(&px, &w, noise(0), pbatch, &mut py)?;
-        b.synchronize_blocking()?;
-        let t = b.time(&mut |b| b.naive_perturbed_matmul(&px, &w, noise(1), pbatch, &mut py))?;
-        Ok(t.as_secs_f64() * population as f64 / probe as f64)
+    // Naive ES, unless measured at another rank.
+    let w = &w;
+    let probe = |batch: Batch| -> eggroll_backend::Result<_> {
+        let x = b.upload_as(&x_host[..batch.population * rows * n], dtype)?;
+        let mut y = b.zeros(batch.population * rows * m)?;
+        Ok(move |b: &B, i| b.naive_perturbed_matmul(&x, w, noise(i), batch, &mut y))
     };
-    let naive = naive_outcome(b, spec, opts, memo, estimate, |b, i| b.naive_perturbed_matmul(&x, &w, noise(i), batch, &mut y))?;
-    match naive {
-        Ok(stats) => r.set_naive(spec, stats),
-        Err(reason) => r.naive_skipped = Some(reason),
-    }
+    naive(b, spec, opts, memo, r, probe, |b, i| b.naive_perturbed_matmul(&x, w, noise(i), batch, &mut y))?;
     drop((x, y));
 
     // Update: fitness values standing in for shaped scores.
@@ -386,13 +391,8 @@ fn measure_float<B: BenchBackend>(
 }
 
 /// An int8 point: integer EGGROLL's [`IntBackend`] kernels (docs/int8.md).
-fn measure_int8<B: BenchBackend>(
-    b: &B,
-    spec: &PointSpec,
-    opts: &MeasureOptions,
-    memo: &mut NaiveMemo,
-    r: &mut PointResult,
-) -> eggroll_backend::Result<()> {
+fn measure_int8<B: BenchBackend>(point: Measuring<'_, B>) -> eggroll_backend::Result<()> {
+    let Measuring { b, spec, opts, memo, r } = point;
     let PointSpec { m, n, population, rank, rows, .. } = *spec;
     let total_rows = population * rows;
     let shape = IntMatrix { m, n };
@@ -412,26 +412,14 @@ fn measure_int8<B: BenchBackend>(
     })?;
     r.set_forward(spec, inference, eggroll);
 
-    // Naive ES on int8, estimated and skipped as the f32 one.
-    let probe = population.min(NAIVE_PROBE_MEMBERS);
-    let estimate = || -> eggroll_backend::Result<f64> {
-        if probe == population {
-            return Ok(0.0);
-        }
-        let px = b.upload_i8(&x_host[..probe * rows * n])?;
-        let mut py = b.zeros_i8(probe * rows * m)?;
-        let pbatch = Batch { population: probe, ..batch };
-        b.int_naive_perturbed_matmul(&px, &w, shape, noise(0).stream, pbatch, &mut py)?;
-        b.synchronize_blocking()?;
-        let t = b.time(&mut |b| b.int_naive_perturbed_matmul(&px, &w, shape, noise(1).stream, pbatch, &mut py))?;
-        Ok(t.as_secs_f64() * population as f64 / probe as f64)
+    // Naive ES on int8, unless measured at another rank.
+    let w = &w;
+    let probe = |batch: Batch| -> eggroll_backend::Result<_> {
+        let x = b.upload_i8(&x_host[..batch.population * rows * n])?;
+        let mut y = b.zeros_i8(batch.population * rows * m)?;
+        Ok(move |b: &B, i| b.int_naive_perturbed_matmul(&x, w, shape, noise(i).stream, batch, &mut y))
     };
-    let naive =
-        naive_outcome(b, spec, opts, memo, estimate, |b, i| b.int_naive_perturbed_matmul(&x, &w, shape, noise(i).stream, batch, &mut y))?;
-    match naive {
-        Ok(stats) => r.set_naive(spec, stats),
-        Err(reason) => r.naive_skipped = Some(reason),
-    }
+    naive(b, spec, opts, memo, r, probe, |b, i| b.int_naive_perturbed_matmul(&x, w, shape, noise(i).stream, batch, &mut y))?;
     drop((x, y));
 
     // Update: fitness ±1 per pair, the threshold of that many pairs at the rank. The weights it

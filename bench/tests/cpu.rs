@@ -2,6 +2,9 @@
 //! `eggroll_bench::run` with its JSON, Markdown and plot files, and the measured ratios. (The
 //! flags' parsing is the `eggroll` binary's, tested in `eggroll-cli`.)
 
+mod common;
+
+use common::assert_measured;
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::select::BackendChoice;
 use eggroll_bench::{markdown_table, measure_point, BenchError, BenchOptions, MeasureOptions, PointSpec, Precision, Preset};
@@ -246,20 +249,7 @@ fn int8_point_runs_the_integer_kernels() {
     let spec = PointSpec { m: 64, n: 48, population: 16, rank: 2, rows: 2, dtype: Precision::Int8 };
     let r = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 2, ..Default::default() }).unwrap();
     assert_eq!(r.dtype, "int8");
-    assert!(r.skipped.is_none() && r.naive_skipped.is_none() && r.update_skipped.is_none(), "{}", r.progress_line());
-    for (name, v) in [
-        ("inference_gops", r.inference_gops),
-        ("eggroll_gops", r.eggroll_gops),
-        ("naive_gops", r.naive_gops),
-        ("update_gops", r.update_gops),
-        ("update_ms", r.update_ms),
-        ("fraction_of_inference", r.fraction_of_inference),
-        ("speedup_vs_naive", r.speedup_vs_naive),
-    ] {
-        let v = v.unwrap_or_else(|| panic!("{name} missing: {}", r.progress_line()));
-        assert!(v.is_finite() && v > 0.0, "{name} = {v}");
-    }
-    assert!(r.inference_gflops.is_none() && r.eggroll_gflops.is_none() && r.naive_gflops.is_none() && r.update_gflops.is_none());
+    assert_measured(&r);
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["dtype"], "int8");
     assert!(json["eggroll_gops"].as_f64().is_some() && json["eggroll_gflops"].is_null());

@@ -1,6 +1,9 @@
 //! The benchmark runner on the wgpu backend, on each test adapter `EGGROLL_TEST_WGPU_BACKEND`
 //! lists (see `eggroll_backend::testing`). A missing adapter fails the test: it never skips.
 
+mod common;
+
+use common::assert_measured;
 use eggroll_backend::gpu::{WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{expects_f16, for_each_adapter, gpu_with};
 use eggroll_backend::Kernels;
@@ -29,18 +32,7 @@ fn tiny_point(adapter: wgpu::Backend) {
     let expected = if gpu.supports_timestamps() { Timing::GpuTimestamps } else { Timing::WallSynchronized };
     assert_eq!(gpu.timing(), expected);
     assert_eq!(r.timing, expected.as_str());
-    assert!(r.skipped.is_none() && r.naive_skipped.is_none(), "{}", r.progress_line());
-    for (name, v) in [
-        ("inference_gflops", r.inference_gflops),
-        ("eggroll_gflops", r.eggroll_gflops),
-        ("naive_gflops", r.naive_gflops),
-        ("update_ms", r.update_ms),
-        ("fraction_of_inference", r.fraction_of_inference),
-        ("speedup_vs_naive", r.speedup_vs_naive),
-    ] {
-        let v = v.unwrap_or_else(|| panic!("{name} missing: {}", r.progress_line()));
-        assert!(v.is_finite() && v > 0.0, "{name} = {v}");
-    }
+    assert_measured(&r);
     // The GEMM was autotuned during the warm-ups.
     assert!(!BenchBackend::gemm_choices(gpu).is_empty());
     assert!(markdown_table(&[r]).contains("| 64 | 48 | 8 | 2 | 2 |"));
@@ -102,18 +94,6 @@ fn int8_point(adapter: wgpu::Backend) {
     let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 2, ..Default::default() }).expect("bench point on wgpu");
     assert_eq!(r.dtype, "int8");
     assert_eq!(r.backend, "wgpu");
-    assert!(r.skipped.is_none() && r.naive_skipped.is_none() && r.update_skipped.is_none(), "{}", r.progress_line());
-    for (name, v) in [
-        ("inference_gops", r.inference_gops),
-        ("eggroll_gops", r.eggroll_gops),
-        ("naive_gops", r.naive_gops),
-        ("update_gops", r.update_gops),
-        ("fraction_of_inference", r.fraction_of_inference),
-        ("speedup_vs_naive", r.speedup_vs_naive),
-    ] {
-        let v = v.unwrap_or_else(|| panic!("{name} missing: {}", r.progress_line()));
-        assert!(v.is_finite() && v > 0.0, "{name} = {v}");
-    }
-    assert!(r.eggroll_gflops.is_none());
+    assert_measured(&r);
     assert!(markdown_table(&[r]).contains("| 64 | 48 | 16 | 2 | 2 | int8 |"));
 }

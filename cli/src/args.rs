@@ -1,14 +1,18 @@
-//! The command line ([`Cli`]), the run `train` asks for ([`RunSpec`]) and the overlay of its
-//! [`EsConfig`] (the `--config` TOML file, then the flags, over the task's defaults), and how
-//! `bench` maps its flags onto [`BenchOptions`].
+//! The command line ([`Cli`]): each option is declared once, in the command's own struct or in
+//! one shared by the commands that take it ([`BackendArgs`], [`PolicyArgs`]); the run `train`
+//! asks for ([`RunSpec`]) and the overlay of its [`EsConfig`] ([`ConfigArgs`]: the `--config`
+//! TOML file, then the flags, over the task's defaults); `bench` flattens the bench runner's
+//! [`BenchOptions`].
 
 use crate::error::{CliError, Result};
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eggroll::config::{EsConfig, Method, OptimizerKind};
 use eggroll::run::RunSpec;
 use eggroll::TaskKind;
 use eggroll_backend::select::BackendChoice;
-use eggroll_bench::{BenchOptions, MeasureOptions, Precision};
+use eggroll_bench::{BenchOptions, FROM};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// EGGROLL: evolution strategies with low-rank perturbations, on the CPU or any WebGPU adapter.
@@ -36,37 +40,77 @@ pub enum Command {
     RlCompare(Box<RlCompareArgs>),
 }
 
-/// Options of `eggroll train`.
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// Task: regression, constant, digits, cartpole, pendulum, acrobot, mountaincar,
-    /// mountaincar-continuous, charlm or egg.
-    #[arg(long, default_value = "regression")]
-    pub task: String,
-    /// charlm and egg: train on the bytes of FILE instead of the embedded King James Bible.
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
-    /// charlm and egg: features of the model's residual stream (default 64).
-    #[arg(long)]
-    pub width: Option<usize>,
-    /// charlm and egg: blocks of the model (default 1 and 2).
-    #[arg(long)]
-    pub depth: Option<usize>,
-    /// charlm and egg: bytes per window T (default 32 and 100).
-    #[arg(long)]
-    pub window: Option<usize>,
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// A hardware GPU if there is one, else the CPU.
+    Auto,
+    /// The CPU backend.
+    Cpu,
+    /// The wgpu backend (WGPU_BACKEND and WGPU_ADAPTER_NAME select the adapter).
+    #[value(alias = "gpu")]
+    Wgpu,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Cpu => BackendChoice::Cpu,
+            BackendArg::Wgpu => BackendChoice::Wgpu,
+        }
+    }
+}
+
+/// `--backend`, shared by every command that opens one; each command has its own default
+/// ([`BackendArgs::or`]).
+#[derive(Clone, Copy, Debug, Args)]
+pub struct BackendArgs {
+    /// Backend (default: auto for train and bench, cpu for sample and rl-compare).
+    #[arg(id = BackendArgs::ID, long, value_name = "BACKEND", value_enum, ignore_case = true)]
+    backend: Option<BackendArg>,
+}
+
+impl BackendArgs {
+    /// The id of `--backend`, for a command that adds to its rules.
+    const ID: &'static str = "backend";
+
+    /// The backend asked for, else the command's `default`.
+    pub fn or(self, default: BackendChoice) -> BackendChoice {
+        self.backend.map_or(default, BackendChoice::from)
+    }
+}
+
+/// `--hidden`, shared by the commands that train control policies.
+#[derive(Clone, Debug, Args)]
+pub struct PolicyArgs {
     /// Control tasks (cartpole, pendulum, acrobot, mountaincar, mountaincar-continuous): the
-    /// policy's hidden layer sizes, comma-separated (default 32,32; the paper's is 256,256,256).
+    /// policy's hidden layer sizes, comma-separated (default: the task's own, 32,32; the paper's
+    /// is 256,256,256).
     #[arg(long, value_name = "N,N,...", value_delimiter = ',', allow_negative_numbers = true)]
     pub hidden: Option<Vec<usize>>,
-    /// Backend: auto (a hardware GPU if there is one, else the CPU), cpu, or wgpu (WGPU_BACKEND and
-    /// WGPU_ADAPTER_NAME select the adapter).
-    #[arg(long, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
-    /// With --backend wgpu: share the population out over several adapters, `all` or their
-    /// indices as `eggroll info` lists them (e.g. `0,2`), in whole antithetic pairs.
-    #[arg(long, value_name = "all|I,J,...")]
-    pub devices: Option<String>,
+}
+
+/// `--task` and `--tasks` values: the names of [`TaskKind`] (listed in `--help`, any case), a
+/// name that is none of them refused with the library's message.
+#[derive(Clone, Copy, Debug)]
+struct TaskParser;
+
+impl TypedValueParser for TaskParser {
+    type Value = TaskKind;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> std::result::Result<TaskKind, clap::Error> {
+        (|name: &str| name.parse::<TaskKind>()).parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(TaskKind::ALL.iter().map(|kind| PossibleValue::new(kind.name()))))
+    }
+}
+
+/// The run's configuration over the task's defaults: the `--config` file, then the flags.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
     /// EsConfig-shaped TOML file (partial allowed); flags override it, it overrides the task's defaults.
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
@@ -100,6 +144,54 @@ pub struct TrainArgs {
     /// Perturbations: EGGROLL's low-rank ones or OpenES's full-rank ones (the baseline).
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
+}
+
+impl ConfigArgs {
+    /// The overlay of [`RunSpec::config`]: `defaults` < `--config` file < flags (validated there).
+    pub fn overlay(&self, defaults: EsConfig) -> Result<EsConfig> {
+        let mut c = match &self.config {
+            Some(path) => defaults.overlay(read_config_file(path)?).map_err(|e| CliError::file(path, "invalid config file", e))?,
+            None => defaults,
+        };
+        macro_rules! set {
+            ($($field:ident),*) => {$( if let Some(v) = self.$field { c.$field = v.into(); } )*};
+        }
+        set!(epochs, population, rank, sigma, lr, seed, group_size, noise_reuse, optimizer, method);
+        Ok(c)
+    }
+}
+
+/// Options of `eggroll train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Task.
+    #[arg(long, default_value = "regression", value_parser = TaskParser)]
+    pub task: TaskKind,
+    /// charlm and egg: train on the bytes of FILE instead of the embedded King James Bible.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// charlm and egg: features of the model's residual stream (default 64).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// charlm and egg: blocks of the model (default 1 and 2).
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// charlm and egg: bytes per window T (default 32 and 100).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// The control policy's shape.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// The backend (auto by default, [`TrainArgs::backend`]).
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// With --backend wgpu: share the population out over several adapters, `all` or their
+    /// indices as `eggroll info` lists them (e.g. `0,2`), in whole antithetic pairs.
+    #[arg(long, value_name = "all|I,J,...")]
+    pub devices: Option<String>,
+    /// The configuration over the task's defaults.
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Evaluate the held-out metric every K epochs (and after the last one).
     #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub eval_every: u32,
@@ -150,9 +242,9 @@ pub struct SampleArgs {
     /// Seed of the sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Backend: auto, cpu or wgpu, as for `train`.
-    #[arg(long, default_value_t = BackendChoice::Cpu)]
-    pub backend: BackendChoice,
+    /// The backend (the CPU by default, [`SampleArgs::backend`]).
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// Options of `eggroll rl-compare`.
@@ -160,20 +252,20 @@ pub struct SampleArgs {
 pub struct RlCompareArgs {
     /// Control tasks, comma-separated (default: cartpole, pendulum, acrobot, mountaincar and
     /// mountaincar-continuous).
-    #[arg(long, value_name = "TASK,TASK,...", value_delimiter = ',')]
-    pub tasks: Option<Vec<String>>,
+    #[arg(long, value_name = "TASK,TASK,...", value_delimiter = ',', value_parser = TaskParser)]
+    pub tasks: Option<Vec<TaskKind>>,
     /// Seeds per task and method (seeds 0 to K-1).
     #[arg(long, value_name = "K", default_value_t = 5)]
     pub seeds: u64,
     /// Training time in minutes, shared equally by every (task, method, seed) run.
     #[arg(long, value_name = "M", default_value_t = 30.0, allow_negative_numbers = true)]
     pub minutes: f64,
-    /// Backend: cpu, wgpu or auto, as for `train`.
-    #[arg(long, default_value_t = BackendChoice::Cpu)]
-    pub backend: BackendChoice,
-    /// The policies' hidden layer sizes, comma-separated (default: each task's own).
-    #[arg(long, value_name = "N,N,...", value_delimiter = ',', allow_negative_numbers = true)]
-    pub hidden: Option<Vec<usize>>,
+    /// The backend (the CPU by default, [`RlCompareArgs::backend`]).
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The policies' shape.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Population size of both methods (default: each task's own).
     #[arg(long, allow_negative_numbers = true)]
     pub population: Option<usize>,
@@ -182,113 +274,23 @@ pub struct RlCompareArgs {
     pub out: PathBuf,
 }
 
-/// Options of `eggroll bench`.
+/// Options of `eggroll bench`: the backend (auto by default), which says what to measure and so
+/// is refused with `--from`, and the bench runner's own flags.
 #[derive(Clone, Debug, Args)]
+#[command(mut_arg(BackendArgs::ID, |backend| backend.conflicts_with(FROM)))]
 pub struct BenchArgs {
-    /// Backend: auto (a hardware GPU if there is one, else the CPU), cpu or wgpu (WGPU_BACKEND and
-    /// WGPU_ADAPTER_NAME select the adapter).
-    #[arg(long, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
-    /// Small sweep that finishes in under a minute on the CPU and on software adapters:
-    /// m=n=128, N in {64,256}, rank in {1,4}, rows in {1,16}.
-    #[arg(long, conflicts_with = "full")]
-    pub quick: bool,
-    /// Sweep for a real GPU: m=n in {1024,4096,8192}, N in {64,256,1024}, rank in {1,4,16}, rows in
-    /// {1,16}; points beyond the adapter's limits are skipped.
-    #[arg(long)]
-    pub full: bool,
-    /// Output features of W (one point instead of the sweep; default 1024).
-    #[arg(long)]
-    pub m: Option<usize>,
-    /// Input features of W (one point instead of the sweep; default 1024).
-    #[arg(long)]
-    pub n: Option<usize>,
-    /// Population size N, even (one point instead of the sweep; default 256).
-    #[arg(long)]
-    pub population: Option<usize>,
-    /// Rank of the perturbations (one point instead of the sweep; default 1).
-    #[arg(long)]
-    pub rank: Option<usize>,
-    /// Input rows per member (one point instead of the sweep; default 1).
-    #[arg(long)]
-    pub rows: Option<usize>,
-    /// Storage types of the forwards' inputs and weights to sweep, comma-separated: f32, f16,
-    /// int8 (f16 needs the adapter's `shader-f16`; int8 times integer EGGROLL's kernels and needs
-    /// m and n multiples of 4; points that cannot run are skipped with the reason).
-    /// Default: f32, and f16 and int8 too with --full.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub dtype: Option<Vec<Precision>>,
-    /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
-    #[arg(long, value_name = "K")]
-    pub repeats: Option<usize>,
-    /// Skip naive ES at a point when one call is estimated to take longer than SECS.
-    #[arg(long, value_name = "SECS", default_value_t = MeasureOptions::default().naive_limit_s)]
-    pub naive_limit: f64,
-    /// Let the rule pick the wgpu GEMM configuration instead of autotuning it.
-    #[arg(long)]
-    pub no_autotune: bool,
-    /// Write the results as a JSON array (one object per point) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Draw fraction of inference and speedup vs naive against N to FILE.png or FILE.svg.
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<PathBuf>,
-    /// Write the Markdown table (with the adapter line) to FILE as well as stdout.
-    #[arg(long, value_name = "FILE")]
-    pub markdown: Option<PathBuf>,
-    /// Start no new point after SECS seconds: the points left are reported as skipped, and the
-    /// table, JSON and plot are written as usual (a point already running finishes).
-    #[arg(long, value_name = "SECS")]
-    pub time_limit: Option<f64>,
-    /// Measure nothing: read the results of earlier runs from these `--json` files (e.g. one per
-    /// GPU, comma-separated) and print, write and plot them together, with the adapter in a
-    /// column of the table and in the plot's legend when there are several.
-    #[arg(long, value_name = "FILES", value_delimiter = ',', num_args = 1..,
-          conflicts_with_all = ["backend", "quick", "full", "m", "n", "population", "rank", "rows", "dtype", "repeats", "naive_limit", "no_autotune", "time_limit"])]
-    pub from: Option<Vec<PathBuf>>,
+    /// The backend.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The runner's flags.
+    #[command(flatten)]
+    pub options: BenchOptions,
 }
 
 impl BenchArgs {
-    /// The benchmark runner's options, flag for flag.
+    /// The benchmark runner's options.
     pub fn options(&self) -> BenchOptions {
-        let Self {
-            backend,
-            quick,
-            full,
-            m,
-            n,
-            population,
-            rank,
-            rows,
-            dtype,
-            repeats,
-            naive_limit,
-            no_autotune,
-            json,
-            plot,
-            markdown,
-            time_limit,
-            from,
-        } = self.clone();
-        BenchOptions {
-            backend,
-            quick,
-            full,
-            m,
-            n,
-            population,
-            rank,
-            rows,
-            dtype,
-            repeats,
-            naive_limit,
-            no_autotune,
-            json,
-            plot,
-            markdown,
-            time_limit,
-            from,
-        }
+        BenchOptions { backend: self.backend.or(BackendChoice::Auto), ..self.options.clone() }
     }
 }
 
@@ -331,26 +333,45 @@ impl From<MethodArg> for Method {
     }
 }
 
+impl SampleArgs {
+    /// The backend `--backend` asks for, the CPU by default.
+    pub fn backend(&self) -> BackendChoice {
+        self.backend.or(BackendChoice::Cpu)
+    }
+}
+
+impl RlCompareArgs {
+    /// The backend `--backend` asks for, the CPU by default.
+    pub fn backend(&self) -> BackendChoice {
+        self.backend.or(BackendChoice::Cpu)
+    }
+}
+
 impl TrainArgs {
+    /// The backend `--backend` asks for, auto by default.
+    pub fn backend(&self) -> BackendChoice {
+        self.backend.or(BackendChoice::Auto)
+    }
+
     /// The run this command line asks for: the task, checked against the flags that apply to
     /// it, with its model and data options.
     pub fn spec(&self) -> Result<RunSpec> {
-        let task: TaskKind = self.task.parse()?;
-        self.check_task_flags(task)?;
+        self.check_task_flags()?;
         Ok(RunSpec {
-            task,
+            task: self.task,
             data: self.data.clone(),
             width: self.width,
             depth: self.depth,
             window: self.window,
-            hidden: self.hidden.clone(),
+            hidden: self.policy.hidden.clone(),
         })
     }
 
     /// Refuses the `charlm` flags for another task, and `--hidden` for a task other than a
     /// control task.
-    fn check_task_flags(&self, task: TaskKind) -> Result<()> {
-        if self.hidden.is_some() && !task.is_control() {
+    fn check_task_flags(&self) -> Result<()> {
+        let task = self.task;
+        if self.policy.hidden.is_some() && !task.is_control() {
             let control: Vec<_> = TaskKind::ALL.iter().filter(|k| k.is_control()).map(|k| k.name()).collect();
             return Err(CliError::new(format!("--hidden applies to the control tasks ({}) only, not {task}", control.join(", "))));
         }
@@ -371,15 +392,15 @@ impl TrainArgs {
     /// The adapters `--devices` names, by their index in `eggroll info`'s list (`all`: every
     /// one); `None` without the flag. Refused without `--backend wgpu`, for the integer `egg`
     /// task, and for a repeated or malformed index.
-    pub fn devices(&self, task: TaskKind) -> Result<Option<Vec<usize>>> {
+    pub fn devices(&self) -> Result<Option<Vec<usize>>> {
         let Some(list) = &self.devices else { return Ok(None) };
-        if self.backend != BackendChoice::Wgpu {
+        let backend = self.backend();
+        if backend != BackendChoice::Wgpu {
             return Err(CliError::new(format!(
-                "--devices shares the population out over wgpu adapters: it needs --backend wgpu, not {}",
-                self.backend
+                "--devices shares the population out over wgpu adapters: it needs --backend wgpu, not {backend}"
             )));
         }
-        if task == TaskKind::Egg {
+        if self.task == TaskKind::Egg {
             return Err(CliError::new("--devices is for the f32 tasks; the integer egg task trains on one adapter"));
         }
         if list.trim() == "all" {
@@ -403,32 +424,16 @@ impl TrainArgs {
         }
         Ok(Some(indices))
     }
-
-    /// The run's configuration: `defaults` < `--config` file < flags, validated.
-    pub fn config(&self, defaults: EsConfig) -> Result<EsConfig> {
-        let mut c = match &self.config {
-            Some(path) => overlay_file(defaults, path)?,
-            None => defaults,
-        };
-        macro_rules! set {
-            ($($field:ident),*) => {$( if let Some(v) = self.$field { c.$field = v.into(); } )*};
-        }
-        set!(epochs, population, rank, sigma, lr, seed, group_size, noise_reuse, optimizer, method);
-        c.validate()?;
-        Ok(c)
-    }
 }
 
-/// `defaults` with the keys of the TOML file at `path` replaced (unknown keys are refused).
-fn overlay_file(defaults: EsConfig, path: &Path) -> Result<EsConfig> {
+/// The fields the TOML file at `path` sets, checked to be those of an [`EsConfig`] (unknown keys
+/// and wrong types are refused, with the line).
+fn read_config_file(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
     let text = std::fs::read_to_string(path).map_err(|e| CliError::file(path, "cannot read config file", e))?;
-    let bad = |e: &dyn std::fmt::Display| CliError::file(path, "invalid config file", e);
+    let bad = |e: &toml::de::Error| CliError::file(path, "invalid config file", toml_message(&text, e));
     // Parsed alone first for errors located in the file (wrong types, unknown keys).
-    toml::from_str::<EsConfig>(&text).map_err(|e| bad(&toml_message(&text, &e)))?;
-    let file: toml::Table = toml::from_str(&text).map_err(|e| bad(&toml_message(&text, &e)))?;
-    let mut table = toml::Table::try_from(&defaults).map_err(|e| bad(&e))?;
-    table.extend(file);
-    table.try_into().map_err(|e: toml::de::Error| bad(&e.message()))
+    toml::from_str::<EsConfig>(&text).map_err(|e| bad(&e))?;
+    toml::from_str(&text).map_err(|e| bad(&e))
 }
 
 /// A TOML parse error as `line L: message`.
@@ -442,6 +447,46 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eggroll_bench::Precision;
+
+    /// `eggroll <line>` parsed.
+    fn parse(line: &[&str]) -> Command {
+        Cli::try_parse_from(["eggroll"].iter().chain(line)).unwrap().command
+    }
+
+    #[test]
+    fn each_command_has_its_own_backend_default() {
+        let backend = |line: &[&str]| match parse(line) {
+            Command::Train(args) => args.backend(),
+            Command::Bench(args) => args.options().backend,
+            Command::Sample(args) => args.backend(),
+            Command::RlCompare(args) => args.backend(),
+            Command::Info => unreachable!("info takes no backend"),
+        };
+        for (line, default) in [
+            (&["train"][..], BackendChoice::Auto),
+            (&["bench"], BackendChoice::Auto),
+            (&["sample", "--checkpoint", "c"], BackendChoice::Cpu),
+            (&["rl-compare"], BackendChoice::Cpu),
+        ] {
+            assert_eq!(backend(line), default, "{line:?}");
+            for (value, choice) in
+                [("auto", BackendChoice::Auto), ("CPU", BackendChoice::Cpu), ("wgpu", BackendChoice::Wgpu), ("gpu", BackendChoice::Wgpu)]
+            {
+                assert_eq!(backend(&[line, &["--backend", value]].concat()), choice, "{line:?} --backend {value}");
+            }
+        }
+    }
+
+    #[test]
+    fn tasks_parse_by_name_in_any_case() {
+        let Command::Train(args) = parse(&["train", "--task", "CartPole"]) else { panic!("not train") };
+        assert_eq!(args.task, TaskKind::CartPole);
+        let Command::RlCompare(args) = parse(&["rl-compare", "--tasks", "acrobot,pendulum"]) else { panic!("not rl-compare") };
+        assert_eq!(args.tasks, Some(vec![TaskKind::Acrobot, TaskKind::Pendulum]));
+        let refused = Cli::try_parse_from(["eggroll", "train", "--task", "nosuch"]).unwrap_err().to_string();
+        assert!(refused.contains("unknown task `nosuch`"), "{refused}");
+    }
 
     /// `eggroll bench <line>` parsed, or clap's refusal.
     fn bench(line: &[&str]) -> std::result::Result<BenchOptions, clap::Error> {

@@ -244,8 +244,8 @@ fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
         let why = format!("the integer egg task trains in one process: run it without mpirun or with -np 1, not {}", ranks.size);
         return Err(refuse(CliError::new(why)));
     }
-    let config = spec.config(|defaults| args.config(defaults)).map_err(refuse)?;
-    let backend = ranks.select_backend(args.backend).map_err(refuse)?;
+    let config = spec.config(|defaults| args.config.overlay(defaults)).map_err(refuse)?;
+    let backend = ranks.select_backend(args.backend()).map_err(refuse)?;
     let session = RankExchange::new(ranks, config.population)
         .and_then(|exchange| Ok(spec.build(config, Workers::One { backend, exchange })?))
         .map_err(refuse)?;

@@ -120,7 +120,7 @@ impl<'a> Plan<'a> {
     /// population or hidden size either method refuses fails before any training.
     fn new(args: &'a RlCompareArgs) -> Result<Self> {
         let tasks = match &args.tasks {
-            Some(names) => names.iter().map(|name| control_task(name)).collect::<Result<Vec<_>>>()?,
+            Some(kinds) => kinds.iter().map(|&kind| control_task(kind)).collect::<Result<Vec<_>>>()?,
             None => TaskKind::ALL.into_iter().filter(|k| k.is_control()).collect(),
         };
         if let Some(twice) = tasks.iter().enumerate().find_map(|(i, k)| tasks[..i].contains(k).then_some(k)) {
@@ -146,10 +146,10 @@ impl<'a> Plan<'a> {
 
     /// The run and config of one (task, method, seed).
     fn setup(&self, kind: TaskKind, method: Method, seed: u64) -> Result<(RunSpec, EsConfig)> {
-        let spec = RunSpec { hidden: self.args.hidden.clone(), ..RunSpec::new(kind) };
+        let spec = RunSpec { hidden: self.args.policy.hidden.clone(), ..RunSpec::new(kind) };
         let population = self.args.population;
         let overlay = |d: EsConfig| Ok::<_, EggrollError>(EsConfig { seed, method, population: population.unwrap_or(d.population), ..d });
-        if let Some(hidden) = &self.args.hidden {
+        if let Some(hidden) = &self.args.policy.hidden {
             kind.build_with_hidden(seed, hidden).map_err(|e| CliError::new(format!("--hidden: {e}")))?;
         }
         let config = spec.config(overlay).map_err(|e| CliError::new(format!("{kind}: {e}")))?;
@@ -160,9 +160,8 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// The control task `name`, or one error naming it.
-fn control_task(name: &str) -> Result<TaskKind> {
-    let kind: TaskKind = name.parse().map_err(|e| CliError::new(format!("--tasks: {e}")))?;
+/// `kind`, refused with one error naming it unless it is a control task.
+fn control_task(kind: TaskKind) -> Result<TaskKind> {
     if !kind.is_control() {
         let names: Vec<_> = TaskKind::ALL.iter().filter(|k| k.is_control()).map(|k| k.name()).collect();
         return Err(CliError::new(format!("--tasks: {kind} is not a control task; expected some of {}", names.join(", "))));
@@ -182,7 +181,7 @@ pub fn rl_compare(args: &RlCompareArgs) -> Result<()> {
         for seed in 0..args.seeds {
             for method in METHODS {
                 let (spec, config) = plan.setup(kind, method, seed)?;
-                let backend = select_backend(args.backend, &WgpuOptions::default())?;
+                let backend = select_backend(args.backend(), &WgpuOptions::default())?;
                 let session = spec.build(config, Workers::one(backend))?;
                 adapter = session.adapter().name;
                 let run = train_for(session, kind, plan.run_s)?;
@@ -204,7 +203,7 @@ pub fn rl_compare(args: &RlCompareArgs) -> Result<()> {
         "minutes": args.minutes,
         "seeds": args.seeds,
         "train_s_per_run": plan.run_s,
-        "hidden": args.hidden,
+        "hidden": args.policy.hidden,
         "rows": rows,
         "runs": runs,
     });
@@ -329,7 +328,7 @@ fn rows(kind: TaskKind, runs: &[Run]) -> Vec<Row> {
 /// The Markdown report: what was run, then one row per task and method.
 fn table(plan: &Plan, adapter: &str, rows: &[Row]) -> String {
     let args = plan.args;
-    let hidden = match &args.hidden {
+    let hidden = match &args.policy.hidden {
         Some(h) => h.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
         None => "each task's default".into(),
     };

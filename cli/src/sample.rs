@@ -33,7 +33,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
         other => loaded.corrupt(other),
     };
-    let selected = select_backend(args.backend, &WgpuOptions::default())?;
+    let selected = select_backend(args.backend(), &WgpuOptions::default())?;
     match manifest.task.as_str() {
         "charlm" => {
             let s: LmShape = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;

@@ -19,11 +19,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         return crate::mpi::train(args);
     }
     let spec = args.spec()?;
-    let devices = args.devices(spec.task)?;
-    let config = spec.config(|defaults| args.config(defaults))?;
+    let devices = args.devices()?;
+    let config = spec.config(|defaults| args.config.overlay(defaults))?;
     let workers = match devices {
         Some(devices) => Workers::Sharded { backends: open_devices(&devices)?, exchange: Local },
-        None => Workers::one(select_backend(args.backend, &WgpuOptions::default())?),
+        None => Workers::one(select_backend(args.backend(), &WgpuOptions::default())?),
     };
     drive::run(spec.build(config, workers)?, args)
 }

@@ -4,46 +4,22 @@
 
 mod common;
 
-use common::{assert_one_error, eggroll, latest_model, metrics, run, stderr, write_corpus, SMALL_CHARLM};
+use common::{
+    assert_greedy_sampling, assert_lm_resumes_exactly, assert_one_error, run, sample, small_lm, stderr, with_flags, write_corpus,
+    SMALL_CHARLM,
+};
 use serde_json::Value;
 use std::fs;
-
-/// A small `charlm` run on `data.txt` for `epochs` epochs.
-fn small(epochs: &'static str) -> Vec<&'static str> {
-    [SMALL_CHARLM, &["--epochs", epochs]].concat()
-}
 
 #[test]
 fn charlm_reports_resumes_exactly_and_samples() {
     let dir = tempfile::tempdir().unwrap();
     write_corpus(dir.path());
-    let reference = [&small("6")[..], &["--checkpoint", "ref", "--checkpoint-every", "2", "--metrics", "ref.jsonl", "--json"]].concat();
-    let out = run(dir.path(), &reference);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    let v = assert_lm_resumes_exactly(dir.path(), &small_lm("charlm", "6"));
     assert_eq!(v["task"], "charlm");
-    for key in ["final_test_bits_per_byte", "final_train_loss", "unigram_bits_per_byte", "bigram_bits_per_byte", "tokens_per_second"] {
-        assert!(v[key].as_f64().is_some_and(|x| x.is_finite() && x > 0.0), "{key} in {v}");
-    }
     assert!(v["bigram_bits_per_byte"].as_f64() < v["unigram_bits_per_byte"].as_f64(), "{v}");
-
-    // A crash after epoch 5 (checkpoint at 4), then the same command line resumed.
-    let crashed = [&small("6")[..], &["--checkpoint", "ckpt", "--checkpoint-every", "2", "--metrics", "m.jsonl"]].concat();
-    let out = eggroll(dir.path(), &crashed).env("EGGROLL_TEST_CRASH", "5:epoch").output().unwrap();
-    assert!(!out.status.success(), "the crash hook did not fire");
-    let out = run(dir.path(), &[&crashed[..], &["--resume", "ckpt"]].concat());
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(latest_model(&dir.path().join("ckpt")) == latest_model(&dir.path().join("ref")), "parameters differ after resuming");
-    assert_eq!(metrics(&dir.path().join("m.jsonl")), metrics(&dir.path().join("ref.jsonl")));
-
-    let sample =
-        |extra: &[&str]| run(dir.path(), &[&["sample", "--checkpoint", "ref", "--prompt", "And God", "--bytes", "40"], extra].concat());
-    let greedy = sample(&["--temperature", "0"]);
-    assert!(greedy.status.success(), "{}", stderr(&greedy));
-    assert!(greedy.stdout.starts_with(b"And God"), "{:?}", String::from_utf8_lossy(&greedy.stdout));
-    assert_eq!(greedy.stdout.len(), 7 + 40 + 1);
-    assert_eq!(greedy.stdout, sample(&["--temperature", "0"]).stdout, "greedy sampling is deterministic");
-    let warm = sample(&["--temperature", "1.5", "--seed", "3"]);
+    assert_greedy_sampling(dir.path(), 40);
+    let warm = sample(dir.path(), "40", &["--temperature", "1.5", "--seed", "3"]);
     assert!(warm.status.success(), "{}", stderr(&warm));
     assert_eq!(warm.stdout.len(), 7 + 40 + 1);
 }
@@ -51,26 +27,9 @@ fn charlm_reports_resumes_exactly_and_samples() {
 #[test]
 fn charlm_trains_on_the_embedded_bible() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "train",
-        "--task",
-        "charlm",
-        "--backend",
-        "cpu",
-        "--width",
-        "8",
-        "--window",
-        "8",
-        "--population",
-        "8",
-        "--group-size",
-        "4",
-        "--epochs",
-        "2",
-        "--json",
-        "--quiet",
-    ];
-    let out = run(dir.path(), &args);
+    // The small run without its data file.
+    let small: Vec<&str> = SMALL_CHARLM.iter().copied().filter(|a| !["--data", "data.txt"].contains(a)).collect();
+    let out = run(dir.path(), &[&with_flags(small, &["--population", "8", "--epochs", "2"])[..], &["--json"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     // Add-one unigram and bigram models of the first 90% of the Bible, scored on the fixed test windows.
@@ -85,16 +44,7 @@ fn charlm_refuses_bad_input() {
     write_corpus(dir.path());
     fs::write(dir.path().join("empty.txt"), "").unwrap();
     fs::write(dir.path().join("short.txt"), "tiny text, twenty-nine bytes").unwrap();
-    let with = |extra: &[&str]| {
-        let mut args = small("2");
-        for pair in extra.chunks(2) {
-            match args.iter().position(|a| *a == pair[0]) {
-                Some(i) => args[i + 1] = pair[1],
-                None => args.extend(pair),
-            }
-        }
-        assert_one_error(&run(dir.path(), &args))
-    };
+    let with = |extra: &[&str]| assert_one_error(&run(dir.path(), &with_flags(small_lm("charlm", "2"), extra)));
     let cases: [(&[&str], &str); 7] = [
         (&["--data", "empty.txt"], "empty"),
         (&["--data", "short.txt"], "too few"),
@@ -109,7 +59,7 @@ fn charlm_refuses_bad_input() {
         assert!(line.contains(needle), "{extra:?}: {line}");
     }
 
-    let out = run(dir.path(), &[&small("2")[..], &["--checkpoint", "ckpt"]].concat());
+    let out = run(dir.path(), &[&small_lm("charlm", "2")[..], &["--checkpoint", "ckpt"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let line = with(&["--width", "16", "--resume", "ckpt"]);
     assert!(line.contains("model"), "{line}");

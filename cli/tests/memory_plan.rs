@@ -79,8 +79,10 @@ fn tasks() -> Vec<String> {
     let out = run(dir.path(), &["train", "--help"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let help = String::from_utf8_lossy(&out.stdout).into_owned();
-    let list = help.lines().find_map(|l| l.trim().strip_prefix("Task: ")).expect("a `Task: ...` line in train --help");
-    let tasks: Vec<String> = list.replace(" or ", ", ").split(", ").map(|t| t.trim().to_string()).collect();
+    let after_task = help.lines().skip_while(|l| !l.trim().starts_with("--task "));
+    let values = after_task.filter_map(|l| l.trim().strip_prefix("[possible values: ")).next();
+    let list = values.and_then(|v| v.strip_suffix(']')).expect("the possible values of --task in train --help");
+    let tasks: Vec<String> = list.split(", ").map(|t| t.trim().to_string()).collect();
     assert!(tasks.len() >= 10 && tasks.iter().all(|t| !t.is_empty() && !t.contains(' ')), "{list}");
     tasks
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_one_error, run, stderr, write_corpus};
+use common::{assert_one_error, run, small_lm, stderr, with_flags, write_corpus};
 use serde_json::Value;
 use std::path::Path;
 
@@ -59,29 +59,8 @@ fn openes_trains_charlm_on_cpu_and_wgpu() {
     let dir = tempfile::tempdir().unwrap();
     write_corpus(dir.path());
     let charlm = |backend: &str| -> Value {
-        let args = [
-            "train",
-            "--task",
-            "charlm",
-            "--data",
-            "data.txt",
-            "--width",
-            "8",
-            "--window",
-            "8",
-            "--population",
-            "8",
-            "--group-size",
-            "4",
-            "--epochs",
-            "3",
-            "--method",
-            "openes",
-            "--quiet",
-            "--json",
-            "--backend",
-            backend,
-        ];
+        let small = with_flags(small_lm("charlm", "3"), &["--population", "8", "--backend", backend]);
+        let args = [&small[..], &["--method", "openes", "--json"]].concat();
         let out = run(dir.path(), &args);
         assert!(out.status.success(), "{backend}: {}", stderr(&out));
         let v: Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON object");

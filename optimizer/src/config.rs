@@ -201,6 +201,18 @@ impl EsConfig {
         Ok(())
     }
 
+    /// This configuration with the fields of `fields`, a partial `EsConfig` as a JSON object, in
+    /// place of its own: the one overlay of the CLI's `--config` file and the web page's settings.
+    /// Unknown fields and values of the wrong type are refused; the result is not validated.
+    pub fn overlay(&self, fields: serde_json::Map<String, serde_json::Value>) -> Result<EsConfig> {
+        let config_error = |e: serde_json::Error| EggrollError::Config(e.to_string());
+        let mut config = serde_json::to_value(self).map_err(config_error)?;
+        if let Some(own) = config.as_object_mut() {
+            own.extend(fields);
+        }
+        serde_json::from_value(config).map_err(config_error)
+    }
+
     /// The scheduled learning rate at `epoch`.
     pub fn lr_at(&self, epoch: u32) -> f32 {
         self.lr * self.lr_schedule.factor(epoch, self.epochs)

@@ -31,18 +31,14 @@ pub struct RunOptions {
     pub task: TaskKind,
     /// The backend.
     pub backend: WebBackend,
-    /// Population size (N), when set.
-    pub population: Option<usize>,
-    /// Rank of the perturbations, when set.
-    pub rank: Option<usize>,
-    /// Epochs, when set.
-    pub epochs: Option<u32>,
-    /// Seed, when set.
-    pub seed: Option<u64>,
+    /// The configuration fields the page sets (of [`CONFIG_FIELDS`]), checked, as a partial
+    /// [`EsConfig`]: the overlay of the task's defaults, as the command line's `--config` file is.
+    pub config: Map<String, Value>,
 }
 
-/// The configuration fields a page may set.
-const FIELDS: [&str; 6] = ["task", "backend", "population", "rank", "epochs", "seed"];
+/// The configuration fields a page may set, with the largest value of each.
+const CONFIG_FIELDS: [(&str, u64); 4] =
+    [("population", u32::MAX as u64), ("rank", u32::MAX as u64), ("epochs", u32::MAX as u64), ("seed", u64::MAX)];
 
 impl RunOptions {
     /// Reads `{"task": .., "backend": "webgpu"|"cpu", "population": .., "rank": .., "epochs": ..,
@@ -51,8 +47,9 @@ impl RunOptions {
     pub fn parse(json: &str) -> Result<Self> {
         let value: Value = serde_json::from_str(json).map_err(|e| config(format!("the run's settings are not JSON: {e}")))?;
         let object = value.as_object().ok_or_else(|| config("the run's settings must be a JSON object".into()))?;
-        if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(config(format!("unknown setting `{unknown}`; the page sets {}", FIELDS.join(", "))));
+        let fields: Vec<&str> = ["task", "backend"].into_iter().chain(CONFIG_FIELDS.map(|(key, _)| key)).collect();
+        if let Some(unknown) = object.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err(config(format!("unknown setting `{unknown}`; the page sets {}", fields.join(", "))));
         }
         let task = string(object, "task")?;
         let task: TaskKind = task.parse()?;
@@ -61,28 +58,19 @@ impl RunOptions {
             "cpu" => WebBackend::Cpu,
             other => return Err(config(format!("unknown backend `{other}`; expected webgpu or cpu"))),
         };
-        Ok(Self {
-            task,
-            backend,
-            population: whole(object, "population", u32::MAX.into())?.map(|v| v as usize),
-            rank: whole(object, "rank", u32::MAX.into())?.map(|v| v as usize),
-            epochs: whole(object, "epochs", u32::MAX.into())?.map(|v| v as u32),
-            seed: whole(object, "seed", u64::MAX)?,
-        })
+        let mut config = Map::new();
+        for (key, max) in CONFIG_FIELDS {
+            if let Some(v) = whole(object, key, max)? {
+                config.insert(key.to_string(), v.into());
+            }
+        }
+        Ok(Self { task, backend, config })
     }
 
-    /// `defaults` with the fields this run sets, checked ([`EsConfig::validate`]: an odd
-    /// population or rank 0 is refused here, naming the field).
+    /// `defaults` with the fields this run sets ([`EsConfig::overlay`]);
+    /// [`RunSpec::config`](eggroll::run::RunSpec::config) validates the result (an odd population or rank 0 is refused there, naming the field).
     pub fn config(&self, defaults: EsConfig) -> Result<EsConfig> {
-        let config = EsConfig {
-            population: self.population.unwrap_or(defaults.population),
-            rank: self.rank.unwrap_or(defaults.rank),
-            epochs: self.epochs.unwrap_or(defaults.epochs),
-            seed: self.seed.unwrap_or(defaults.seed),
-            ..defaults
-        };
-        config.validate()?;
-        Ok(config)
+        defaults.overlay(self.config.clone())
     }
 }
 
@@ -114,16 +102,17 @@ fn whole(object: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eggroll::run::RunSpec;
 
     fn refused(json: &str) -> String {
-        RunOptions::parse(json).and_then(|o| o.config(EsConfig::default())).unwrap_err().to_string()
+        RunOptions::parse(json).and_then(|o| RunSpec::new(o.task).config(|defaults| o.config(defaults))).unwrap_err().to_string()
     }
 
     #[test]
     fn reads_every_field_and_leaves_missing_ones_to_the_task() {
         let o = RunOptions::parse(r#"{"task":"constant","backend":"webgpu","population":64,"epochs":30,"seed":11,"rank":null}"#).unwrap();
         assert_eq!((o.task, o.backend), (TaskKind::Constant, WebBackend::WebGpu));
-        assert_eq!((o.population, o.rank, o.epochs, o.seed), (Some(64), None, Some(30), Some(11)));
+        assert_eq!(Value::Object(o.config.clone()), serde_json::json!({"population": 64, "epochs": 30, "seed": 11}));
         let c = o.config(EsConfig { rank: 8, ..EsConfig::default() }).unwrap();
         assert_eq!((c.population, c.rank, c.epochs, c.seed), (64, 8, 30, 11));
     }
