@@ -3,8 +3,8 @@
 //   with v the row's token (the shared rows' tokens, or member i's own): row v of member i's
 //   table W + s_i scale A Bᵀ, only the rows looked up; one invocation per (member, row, column),
 //   drawing the r terms of its value;
-// `naive_perturbed_embedding`: y[i, row, c] = table[v, c] + s_i sigma E_pair(i)[v, c] with
-//   E_t[v, c] draw v n + c of pair t's stream (naive ES's full-rank noise, as naive.wgsl and
+// `full_rank_embedding`: y[i, row, c] = table[v, c] + s_i sigma E_pair(i)[v, c] with
+//   E_t[v, c] draw v n + c of pair t's stream (OpenES's full-rank noise, as full_rank.wgsl and
 //   vector_noise.wgsl draw it), `scale` holding sigma and `rank` unused; one invocation per
 //   (member, row, column), drawing its one value;
 // `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model).
@@ -56,7 +56,7 @@ fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 }
 
 @compute @workgroup_size(256)
-fn naive_perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn full_rank_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
     if (gid >= p.count * p.rows * p.n) {
         return;

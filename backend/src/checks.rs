@@ -26,7 +26,7 @@ fn f32_buffer<B: Backend>(backend: &B, what: &str, buffer: &B::Buffer) -> Result
     match backend.dtype(buffer) {
         DType::F32 => Ok(()),
         other => Err(Error::Unsupported(format!(
-            "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and naive_perturbed_matmul may be f16, every other buffer is f32"
+            "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and full_rank_matmul may be f16, every other buffer is f32"
         ))),
     }
 }
@@ -96,7 +96,7 @@ fn noisy_batch(noise: &LowRankNoise, batch: &Batch) -> Result<(usize, usize)> {
     Ok((noise.shape.m, noise.shape.n))
 }
 
-/// [`Backend::perturbed_matmul`] and [`Backend::naive_perturbed_matmul`]: a valid shape and batch,
+/// [`Backend::perturbed_matmul`] and [`Backend::full_rank_matmul`]: a valid shape and batch,
 /// buffers of the lengths they imply, storage types as [`Backend::matmul`].
 pub(crate) fn population_forward<B: Backend>(
     backend: &B,
@@ -113,7 +113,7 @@ pub(crate) fn population_forward<B: Backend>(
     forward_dtypes(backend, x, w, y)
 }
 
-/// The extra rule of [`Backend::naive_perturbed_matmul`] and [`Backend::naive_perturbed_embedding`]:
+/// The extra rule of [`Backend::full_rank_matmul`] and [`Backend::full_rank_embedding`]:
 /// the full-rank noise of an m x n matrix fits one pair's stream (at most 2^32 draws).
 pub(crate) fn full_rank_draws(m: usize, n: usize) -> Result<()> {
     let draws = m as u64 * n as u64;
@@ -283,7 +283,7 @@ fn tokens_in_range(tokens: &[u32], vocab: usize) -> Result<()> {
     Ok(())
 }
 
-/// [`Backend::perturbed_embedding`] and [`Backend::naive_perturbed_embedding`]: a valid shape and
+/// [`Backend::perturbed_embedding`] and [`Backend::full_rank_embedding`]: a valid shape and
 /// batch, one token per input row (per [`Batch::input_len`] with width 1), each a row of the
 /// m x n f32 table, an f32 output of `N x rows x n` values.
 pub(crate) fn perturbed_embedding<B: Backend>(

@@ -116,24 +116,17 @@ pub trait Backend: Kernels {
         self.perturbed_matmul_unchecked(x, w, noise, batch, y)
     }
 
-    /// Naive ES, the baseline EGGROLL is measured against (OpenAI-style ES, the paper's "naive
-    /// ES"): every member gets its own full-rank Gaussian perturbation, materialised and
-    /// multiplied, `Y_i = X_i (W + s_i σ E_i)ᵀ`, where `E_i` (m x n) holds draws `0 .. m n` of
+    /// OpenES's population forward: every member gets its own full-rank Gaussian perturbation,
+    /// materialised and multiplied, `Y_i = X_i (W + s_i σ E_i)ᵀ`; computed this way it is also
+    /// naive ES, the baseline the benchmarks measure EGGROLL against (the paper's "naive ES"), where `E_i` (m x n) holds draws `0 .. m n` of
     /// pair `i / 2` in `noise.stream`, row-major (`E_i[j, l]` is draw `j n + l`, as
     /// [`NoiseStream::fill_normals`] gives them). `noise.shape` gives m, n and σ; its rank plays
     /// no part. Shapes and dtypes as for [`Backend::perturbed_matmul`]; `m n` must not exceed
     /// 2^32 (the draws of one pair).
-    fn naive_perturbed_matmul(
-        &self,
-        x: &Self::Buffer,
-        w: &Self::Buffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Self::Buffer,
-    ) -> Result<()> {
+    fn full_rank_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()> {
         checks::full_rank_draws(noise.shape.m, noise.shape.n)?;
         checks::population_forward(self, x, w, &noise, &batch, y)?;
-        self.naive_perturbed_matmul_unchecked(x, w, noise, batch, y)
+        self.full_rank_matmul_unchecked(x, w, noise, batch, y)
     }
 
     /// The low-rank ES gradient estimate `g = (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (m x n), overwriting
@@ -270,15 +263,15 @@ pub trait Backend: Kernels {
         self.perturbed_embedding_unchecked(tokens, table, noise, batch, y)
     }
 
-    /// The naive ES (OpenES) embedding lookup: row `v` of member i's table `W + s_i σ E_{i/2}`, that
+    /// OpenES's embedding lookup: row `v` of member i's table `W + s_i σ E_{i/2}`, that
     /// is `y[i, row, :] = W[v, :] + s_i σ E_{i/2}[v, :]` with `v` the row's token, for every member
     /// at once, where `E_k[v, l]` is draw `v n + l` of pair k in `noise.stream`: the full-rank noise
-    /// [`Backend::naive_perturbed_matmul`] gives an m x n matrix and [`Backend::vector_update`]
+    /// [`Backend::full_rank_matmul`] gives an m x n matrix and [`Backend::vector_update`]
     /// estimates its gradient from. Only the rows looked up are drawn, the m x n noise is never
     /// materialised. `noise.shape` gives m, n and σ; its rank plays no part. Tokens, table and
     /// output as for [`Backend::perturbed_embedding`]; `m n` must not exceed 2^32 (the draws of
     /// one pair).
-    fn naive_perturbed_embedding(
+    fn full_rank_embedding(
         &self,
         tokens: &[u32],
         table: &Self::Buffer,
@@ -288,7 +281,7 @@ pub trait Backend: Kernels {
     ) -> Result<()> {
         checks::full_rank_draws(noise.shape.m, noise.shape.n)?;
         checks::perturbed_embedding(self, tokens, table, &noise, &batch, y)?;
-        self.naive_perturbed_embedding_unchecked(tokens, table, noise, batch, y)
+        self.full_rank_embedding_unchecked(tokens, table, noise, batch, y)
     }
 
     /// The unperturbed embedding lookup (the mean model's): `y[row, :] = table[tokens[row], :]`
@@ -318,7 +311,7 @@ pub trait Kernels: Sized {
     /// Copies `data` to a new device buffer.
     fn upload(&self, data: &[f32]) -> Result<Self::Buffer>;
     /// Copies `data` to a new device buffer stored as `dtype` (f16 rounds to nearest). Only
-    /// [`Backend::matmul`], [`Backend::perturbed_matmul`] and [`Backend::naive_perturbed_matmul`]
+    /// [`Backend::matmul`], [`Backend::perturbed_matmul`] and [`Backend::full_rank_matmul`]
     /// take f16 buffers, as `x` and `w`; a backend or adapter without f16 storage returns
     /// [`Error::Unsupported`].
     fn upload_as(&self, data: &[f32], dtype: DType) -> Result<Self::Buffer> {
@@ -363,8 +356,8 @@ pub trait Kernels: Sized {
         batch: Batch,
         y: &mut Self::Buffer,
     ) -> Result<()>;
-    /// The kernel of [`Backend::naive_perturbed_matmul`]; arguments already checked.
-    fn naive_perturbed_matmul_unchecked(
+    /// The kernel of [`Backend::full_rank_matmul`]; arguments already checked.
+    fn full_rank_matmul_unchecked(
         &self,
         x: &Self::Buffer,
         w: &Self::Buffer,
@@ -433,8 +426,8 @@ pub trait Kernels: Sized {
         batch: Batch,
         y: &mut Self::Buffer,
     ) -> Result<()>;
-    /// The kernel of [`Backend::naive_perturbed_embedding`]; arguments already checked.
-    fn naive_perturbed_embedding_unchecked(
+    /// The kernel of [`Backend::full_rank_embedding`]; arguments already checked.
+    fn full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &Self::Buffer,

@@ -153,7 +153,7 @@ impl Kernels for MeterBackend {
         matmul_unchecked(&MeterBuffer, &MeterBuffer, usize, usize, usize, &mut MeterBuffer);
         noise_factors_unchecked(LowRankNoise, usize, &mut MeterBuffer, &mut MeterBuffer);
         perturbed_matmul_unchecked(&MeterBuffer, &MeterBuffer, LowRankNoise, Batch, &mut MeterBuffer);
-        naive_perturbed_matmul_unchecked(&MeterBuffer, &MeterBuffer, LowRankNoise, Batch, &mut MeterBuffer);
+        full_rank_matmul_unchecked(&MeterBuffer, &MeterBuffer, LowRankNoise, Batch, &mut MeterBuffer);
         lowrank_update_unchecked(&[f32], LowRankNoise, &mut MeterBuffer);
         perturbed_bias_unchecked(&mut MeterBuffer, &MeterBuffer, NoiseStream, f32, Batch);
         vector_update_unchecked(&[f32], NoiseStream, f32, &mut MeterBuffer);
@@ -167,7 +167,7 @@ impl Kernels for MeterBackend {
         mingru_scan_unchecked(&MeterBuffer, &MeterBuffer, Option<&MeterBuffer>, Recurrence, &mut MeterBuffer);
         log_softmax_at_unchecked(&MeterBuffer, &[u32], usize, &mut MeterBuffer);
         perturbed_embedding_unchecked(&[u32], &MeterBuffer, LowRankNoise, Batch, &mut MeterBuffer);
-        naive_perturbed_embedding_unchecked(&[u32], &MeterBuffer, LowRankNoise, Batch, &mut MeterBuffer);
+        full_rank_embedding_unchecked(&[u32], &MeterBuffer, LowRankNoise, Batch, &mut MeterBuffer);
         embedding_unchecked(&[u32], &MeterBuffer, usize, &mut MeterBuffer);
     }
 }
@@ -209,11 +209,11 @@ impl IntKernels for MeterBackend {
         write_i8_unchecked(&mut MeterI8, &[i8]);
         int_matmul_unchecked(&MeterI8, &MeterI8, IntMatrix, usize, &mut MeterI8);
         int_perturbed_matmul_unchecked(&MeterI8, &MeterI8, IntMatrix, IntNoise, Batch, &mut MeterI8);
-        int_naive_perturbed_matmul_unchecked(&MeterI8, &MeterI8, IntMatrix, NoiseStream, Batch, &mut MeterI8);
-        int_full_rank_perturbed_matmul_unchecked(&MeterI8, &MeterI8, IntMatrix, IntNoise, Batch, &mut MeterI8);
+        int_naive_matmul_unchecked(&MeterI8, &MeterI8, IntMatrix, NoiseStream, Batch, &mut MeterI8);
+        int_full_rank_matmul_unchecked(&MeterI8, &MeterI8, IntMatrix, IntNoise, Batch, &mut MeterI8);
         int_embedding_unchecked(&[u32], &MeterI8, IntMatrix, &mut MeterI8);
         int_perturbed_embedding_unchecked(&[u32], &MeterI8, IntMatrix, IntNoise, Batch, &mut MeterI8);
-        int_full_rank_perturbed_embedding_unchecked(&[u32], &MeterI8, IntMatrix, IntNoise, Batch, &mut MeterI8);
+        int_full_rank_embedding_unchecked(&[u32], &MeterI8, IntMatrix, IntNoise, Batch, &mut MeterI8);
         int_layer_norm_unchecked(&mut MeterI8, usize);
         int_mingru_scan_unchecked(&MeterI8, &MeterI8, Recurrence, &mut MeterI8);
         int_relu_unchecked(&mut MeterI8);

@@ -54,7 +54,7 @@ impl LowRank {
 
 /// The storage type of a buffer's values. Every kernel computes in f32; f16 halves the memory
 /// (and bandwidth) of the inputs and weights of [`crate::Backend::matmul`],
-/// [`crate::Backend::perturbed_matmul`] and [`crate::Backend::naive_perturbed_matmul`] on
+/// [`crate::Backend::perturbed_matmul`] and [`crate::Backend::full_rank_matmul`] on
 /// adapters with `shader-f16`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {

@@ -181,7 +181,7 @@ async fn eggroll_and_naive_forwards_match_definitions<B: Backend>(backend: B) {
         let mut y = backend.zeros(batch.output_len(m)).unwrap();
         backend.perturbed_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
         assert_close(&read(&backend, &y).await, &reference_forward(&x, &w, noise, batch), tol(n), tol(n), "eggroll forward");
-        backend.naive_perturbed_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
+        backend.full_rank_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
         assert_close(&read(&backend, &y).await, &reference_naive(&x, &w, noise, batch), tol(n), tol(n), "naive ES");
     })
     .await;
@@ -455,7 +455,7 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     // The well-formed calls the faults below are made from are accepted.
     b.matmul(&zeros(2 * n), &w, m, n, 2, &mut zeros(2 * m)).unwrap();
     b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
-    b.naive_perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
+    b.full_rank_matmul(&x, &w, noise, ok, &mut y).unwrap();
     b.noise_factors(noise, 4, &mut zeros(4 * m * rank), &mut zeros(4 * n * rank)).unwrap();
     b.lowrank_update(&[1.0; 4], noise, &mut zeros(m * n)).unwrap();
     b.perturbed_bias(&mut y, &bias, stream, 1.0, ok).unwrap();
@@ -466,7 +466,7 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     // An odd population.
     let (x3, mut y3) = (zeros(odd.input_len(n)), zeros(odd.output_len(m)));
     assert_refused!(b.perturbed_matmul(&x3, &w, noise, odd, &mut y3), Error::InvalidArgument(_), "perturbed_matmul, 3 members");
-    assert_refused!(b.naive_perturbed_matmul(&x3, &w, noise, odd, &mut y3), Error::InvalidArgument(_), "naive, 3 members");
+    assert_refused!(b.full_rank_matmul(&x3, &w, noise, odd, &mut y3), Error::InvalidArgument(_), "naive, 3 members");
     assert_refused!(b.perturbed_bias(&mut y3, &bias, stream, 1.0, odd), Error::InvalidArgument(_), "perturbed_bias, 3 members");
     assert_refused!(b.perturbed_gain(&mut y3, &bias, stream, 1.0, odd), Error::InvalidArgument(_), "perturbed_gain, 3 members");
     let (mut a3, mut b3) = (zeros(3 * m * rank), zeros(3 * n * rank));
@@ -481,7 +481,7 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
         let fault = |e: &Option<Error>| if odd { matches!(e, Some(Error::InvalidArgument(_))) } else { matches!(e, Some(Error::Limit(_))) };
         let e = b.perturbed_matmul(&x, &w, noise, bad, &mut y).err();
         assert!(fault(&e), "perturbed_matmul, {what}: {e:?}");
-        let e = b.naive_perturbed_matmul(&x, &w, noise, bad, &mut y).err();
+        let e = b.full_rank_matmul(&x, &w, noise, bad, &mut y).err();
         assert!(fault(&e), "naive, {what}: {e:?}");
         let e = b.perturbed_bias(&mut y, &bias, stream, 1.0, bad).err();
         assert!(fault(&e), "perturbed_bias, {what}: {e:?}");
@@ -489,8 +489,8 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
         assert!(fault(&e), "perturbed_gain, {what}: {e:?}");
         let e = b.perturbed_embedding(&[0; 8], &zeros(m * n), noise, bad, &mut zeros(ok.output_len(n))).err();
         assert!(fault(&e), "perturbed_embedding, {what}: {e:?}");
-        let e = b.naive_perturbed_embedding(&[0; 8], &zeros(m * n), noise, bad, &mut zeros(ok.output_len(n))).err();
-        assert!(fault(&e), "naive_perturbed_embedding, {what}: {e:?}");
+        let e = b.full_rank_embedding(&[0; 8], &zeros(m * n), noise, bad, &mut zeros(ok.output_len(n))).err();
+        assert!(fault(&e), "full_rank_embedding, {what}: {e:?}");
     }
     assert!(odd_first.validate().unwrap_err().to_string().contains("first member 3 is odd"), "{:?}", odd_first.validate());
     // The last pair index is 2^32 - 1: a batch may end there, not one pair later.
@@ -527,7 +527,7 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
         let bad_noise = with(LowRank { sigma, ..shape });
         let what = format!("sigma {sigma}");
         assert_refused!(b.perturbed_matmul(&x, &w, bad_noise, ok, &mut y), Error::InvalidArgument(_), format!("perturbed_matmul, {what}"));
-        assert_refused!(b.naive_perturbed_matmul(&x, &w, bad_noise, ok, &mut y), Error::InvalidArgument(_), format!("naive, {what}"));
+        assert_refused!(b.full_rank_matmul(&x, &w, bad_noise, ok, &mut y), Error::InvalidArgument(_), format!("naive, {what}"));
         assert_refused!(
             b.lowrank_update(&[1.0; 4], bad_noise, &mut zeros(m * n)),
             Error::InvalidArgument(_),
@@ -568,9 +568,9 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     assert_refused!(b.perturbed_matmul(&long_x, &w, noise, ok, &mut y), Error::Shape(_), "perturbed_matmul, long X");
     assert_refused!(b.perturbed_matmul(&x, &short(m * n), noise, ok, &mut y), Error::Shape(_), "perturbed_matmul, short W");
     assert_refused!(b.perturbed_matmul(&x, &w, noise, ok, &mut short(ok.output_len(m))), Error::Shape(_), "perturbed_matmul, short Y");
-    assert_refused!(b.naive_perturbed_matmul(&short(ok.input_len(n)), &w, noise, ok, &mut y), Error::Shape(_), "naive, short X");
-    assert_refused!(b.naive_perturbed_matmul(&x, &short(m * n), noise, ok, &mut y), Error::Shape(_), "naive, short W");
-    assert_refused!(b.naive_perturbed_matmul(&x, &w, noise, ok, &mut short(ok.output_len(m))), Error::Shape(_), "naive, short Y");
+    assert_refused!(b.full_rank_matmul(&short(ok.input_len(n)), &w, noise, ok, &mut y), Error::Shape(_), "naive, short X");
+    assert_refused!(b.full_rank_matmul(&x, &short(m * n), noise, ok, &mut y), Error::Shape(_), "naive, short W");
+    assert_refused!(b.full_rank_matmul(&x, &w, noise, ok, &mut short(ok.output_len(m))), Error::Shape(_), "naive, short Y");
     let (mut a, mut bf) = (zeros(4 * m * rank), zeros(4 * n * rank));
     assert_refused!(b.noise_factors(noise, 4, &mut short(4 * m * rank), &mut bf), Error::Shape(_), "noise_factors, short A");
     assert_refused!(b.noise_factors(noise, 4, &mut a, &mut short(4 * n * rank)), Error::Shape(_), "noise_factors, short B");
@@ -614,7 +614,7 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     // Naive ES of an m x n matrix with m n > 2^32 draws per pair. Its buffers cannot be made, so
     // the mismatched lengths are a second fault: either refusal is right.
     let huge = with(LowRank { m: 1 << 16, n: (1 << 16) + 1, ..shape });
-    assert_refused!(b.naive_perturbed_matmul(&x, &w, huge, ok, &mut y), Error::Limit(_) | Error::Shape(_), "naive, 2^32 + 2^16 draws");
+    assert_refused!(b.full_rank_matmul(&x, &w, huge, ok, &mut y), Error::Limit(_) | Error::Shape(_), "naive, 2^32 + 2^16 draws");
 
     // The minGRU scan: buffers of the wrong length, an empty side (buffers sized for it), more
     // values than 32-bit indices reach, an f16 input where the adapter stores f16.
@@ -881,7 +881,7 @@ async fn embeddings_match_definitions<B: Backend>(backend: B) {
         backend.perturbed_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
         let want = reference_embedding(&tokens, &table, noise, batch);
         assert_close(&read(&backend, &y).await, &want, tol(rank), tol(rank), "perturbed embedding");
-        backend.naive_perturbed_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
+        backend.full_rank_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
         let want = reference_naive_embedding(&tokens, &table, noise, batch);
         assert_close(&read(&backend, &y).await, &want, tol(1), tol(1), "naive perturbed embedding");
         let mut plain = backend.zeros(tokens.len() * n).unwrap();
@@ -896,7 +896,7 @@ async fn embeddings_match_definitions<B: Backend>(backend: B) {
 }
 
 /// A perturbed embedding lookup: [`Backend::perturbed_embedding`] or
-/// [`Backend::naive_perturbed_embedding`].
+/// [`Backend::full_rank_embedding`].
 type PerturbedLookup<B> = fn(
     &B,
     &[u32],
@@ -919,7 +919,7 @@ fn embedding_bad_arguments<B: Backend>(b: &B) {
     let mut bad = tokens;
     bad[5] = 5;
     let lookups: [(&str, PerturbedLookup<B>); 2] =
-        [("perturbed_embedding", B::perturbed_embedding), ("naive_perturbed_embedding", B::naive_perturbed_embedding)];
+        [("perturbed_embedding", B::perturbed_embedding), ("full_rank_embedding", B::full_rank_embedding)];
     for (name, lookup) in lookups {
         lookup(b, &tokens, &table, noise, batch, &mut y).unwrap();
         lookup(b, &tokens[..2], &table, noise, shared, &mut y).unwrap();
@@ -952,9 +952,9 @@ fn embedding_bad_arguments<B: Backend>(b: &B) {
     // the mismatched lengths are a second fault: either refusal is right.
     let huge = LowRankNoise { shape: LowRank { m: 1 << 16, n: (1 << 16) + 1, ..noise.shape }, ..noise };
     assert_refused!(
-        b.naive_perturbed_embedding(&tokens, &table, huge, batch, &mut y),
+        b.full_rank_embedding(&tokens, &table, huge, batch, &mut y),
         Error::Limit(_) | Error::Shape(_),
-        "naive_perturbed_embedding, 2^32 + 2^16 draws"
+        "full_rank_embedding, 2^32 + 2^16 draws"
     );
 
     b.embedding(&tokens, &table, n, &mut zeros(tokens.len() * n)).unwrap();
@@ -1005,8 +1005,8 @@ async fn population_slices_match_the_whole_forward<B: Backend>(backend: B) {
         backend.perturbed_matmul(&xb, &wb, noise, whole, &mut y).unwrap();
         backend.perturbed_matmul(&x_part, &wb, noise, part, &mut y_part).unwrap();
         same(&read(&backend, &y_part).await, &rows_of(&read(&backend, &y).await, m), n, "eggroll forward");
-        backend.naive_perturbed_matmul(&xb, &wb, noise, whole, &mut y).unwrap();
-        backend.naive_perturbed_matmul(&x_part, &wb, noise, part, &mut y_part).unwrap();
+        backend.full_rank_matmul(&xb, &wb, noise, whole, &mut y).unwrap();
+        backend.full_rank_matmul(&x_part, &wb, noise, part, &mut y_part).unwrap();
         same(&read(&backend, &y_part).await, &rows_of(&read(&backend, &y).await, m), n, "naive ES");
 
         // The vector noise, added (bias) and multiplied (gain), on random outputs.
@@ -1032,8 +1032,8 @@ async fn population_slices_match_the_whole_forward<B: Backend>(backend: B) {
         backend.perturbed_embedding(&tokens, &table, noise, whole, &mut e).unwrap();
         backend.perturbed_embedding(&tokens_part, &table, noise, part, &mut e_part).unwrap();
         same(&read(&backend, &e_part).await, &rows_of(&read(&backend, &e).await, n), rank, "perturbed embedding");
-        backend.naive_perturbed_embedding(&tokens, &table, noise, whole, &mut e).unwrap();
-        backend.naive_perturbed_embedding(&tokens_part, &table, noise, part, &mut e_part).unwrap();
+        backend.full_rank_embedding(&tokens, &table, noise, whole, &mut e).unwrap();
+        backend.full_rank_embedding(&tokens_part, &table, noise, part, &mut e_part).unwrap();
         same(&read(&backend, &e_part).await, &rows_of(&read(&backend, &e).await, n), 1, "naive perturbed embedding");
     })
     .await;

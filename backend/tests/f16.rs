@@ -78,8 +78,8 @@ fn f16_forwards_match_cpu_on_rounded_inputs() {
                 c.perturbed_matmul(&rounded(&x), &rounded(&w), noise, batch, &mut yc).unwrap();
                 assert_close(&g.read_blocking(&y).unwrap(), &yc, 2e-4, 2e-4, &format!("{variant:?} f16 perturbed_matmul {input:?}"));
                 let mut naive = g.zeros(batch.output_len(m)).unwrap();
-                g.naive_perturbed_matmul(&g.upload_as(&x, DType::F16).unwrap(), &wg, noise, batch, &mut naive).unwrap();
-                c.naive_perturbed_matmul(&rounded(&x), &rounded(&w), noise, batch, &mut yc).unwrap();
+                g.full_rank_matmul(&g.upload_as(&x, DType::F16).unwrap(), &wg, noise, batch, &mut naive).unwrap();
+                c.full_rank_matmul(&rounded(&x), &rounded(&w), noise, batch, &mut yc).unwrap();
                 // W + E_i is stored as f16: one more rounding per weight than the CPU's.
                 let f16_tol = 1e-3 * (n as f64).sqrt();
                 assert_close(&g.read_blocking(&naive).unwrap(), &yc, f16_tol, f16_tol, &format!("{variant:?} f16 naive {input:?}"));
@@ -115,7 +115,7 @@ fn f16_buffers_are_refused_where_f32_is_required() {
         unsupported(g.matmul(&x16, &w16, m, n, 2, &mut y16), "output Y is f16");
         let noise = LowRankNoise { stream: NoiseStream::new(5, 2, 1), shape: LowRank { m, n, rank: 1, sigma: 0.3 } };
         let batch = Batch { population: 2, rows: 1, input: InputLayout::PerMember, first_member: 0 };
-        unsupported(g.naive_perturbed_matmul(&x16, &w32, noise, batch, &mut y), "same storage type");
+        unsupported(g.full_rank_matmul(&x16, &w32, noise, batch, &mut y), "same storage type");
         unsupported(g.perturbed_matmul(&x16, &w16, noise, batch, &mut y16), "output Y is f16");
         let bias16 = g.upload_as(&values(m, 4), DType::F16).unwrap();
         unsupported(g.add_bias(&mut y, &bias16), "bias is f16");

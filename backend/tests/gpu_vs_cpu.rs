@@ -93,9 +93,9 @@ fn perturbed_and_naive_match_cpu() {
         let mut y = g.zeros(batch.output_len(m)).unwrap();
         g.perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
         assert_close(&read(g, &y), &yc, tol(n), tol(n), "perturbed_matmul");
-        c.naive_perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
-        g.naive_perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
-        assert_close(&read(g, &y), &yc, tol(n), tol(n), "naive_perturbed_matmul");
+        c.full_rank_matmul(&x, &w, noise, batch, &mut yc).unwrap();
+        g.full_rank_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
+        assert_close(&read(g, &y), &yc, tol(n), tol(n), "full_rank_matmul");
     });
 }
 
@@ -180,11 +180,11 @@ fn chunked_naive_forward_and_update_match_cpu() {
     let batch = Batch { population: 6, rows: 3, input: InputLayout::PerMember, first_member: 0 };
     let (x, w) = (random(batch.input_len(30), 1), random(40 * 30, 2));
     let mut yc = vec![0.0; batch.output_len(40)];
-    CpuBackend::new().naive_perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
+    CpuBackend::new().full_rank_matmul(&x, &w, noise, batch, &mut yc).unwrap();
     for_each_adapter(|adapter| {
         let g = gpu(adapter, MatmulVariant::Direct);
         let mut y = g.zeros(yc.len()).unwrap();
-        g.naive_perturbed_matmul(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), noise, batch, &mut y).unwrap();
+        g.full_rank_matmul(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), noise, batch, &mut y).unwrap();
         assert_close(&read(g, &y), &yc, tol(30), tol(30), "chunked naive");
         check_update(g, "chunked update");
     });
@@ -212,8 +212,8 @@ fn check_gemm_config(g: &WgpuBackend, what: &str) {
         let mut y = g.zeros(yc.len()).unwrap();
         g.perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
         assert_close(&read(g, &y), &yc, tol(30), tol(30), &format!("{what} perturbed {input:?}"));
-        c.naive_perturbed_matmul(&x, &w, noise, batch, &mut yc).unwrap();
-        g.naive_perturbed_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
+        c.full_rank_matmul(&x, &w, noise, batch, &mut yc).unwrap();
+        g.full_rank_matmul(&xg, &wg, noise, batch, &mut y).unwrap();
         assert_close(&read(g, &y), &yc, tol(30), tol(30), &format!("{what} naive {input:?}"));
     }
     check_update(g, &format!("{what} update"));

@@ -226,7 +226,7 @@ fn members(batch: &Batch) -> impl Iterator<Item = (usize, usize)> {
 
 /// The perturbed product of docs/int8.md, member by member (each with its sign and pair in the
 /// whole population) and row by row.
-fn naive_perturbed_matmul(x: &[i8], w: &[i8], s: IntMatrix, noise: &IntNoise, batch: &Batch) -> Vec<i8> {
+fn full_rank_matmul(x: &[i8], w: &[i8], s: IntMatrix, noise: &IntNoise, batch: &Batch) -> Vec<i8> {
     let (m, n, r) = (s.m, s.n, noise.rank);
     let (t, o) = (noise.shift, weight_shift(n));
     let mut y = Vec::new();
@@ -419,7 +419,7 @@ async fn matmul_matches_definition<B: IntBackend>(backend: B) {
 
 async fn perturbed_matmul_matches_definition<B: IntBackend>(backend: B) {
     let cases = random_products(2).into_iter().chain(extremes());
-    check_products(&backend, cases, B::int_perturbed_matmul, naive_perturbed_matmul).await;
+    check_products(&backend, cases, B::int_perturbed_matmul, full_rank_matmul).await;
 }
 
 async fn naive_es_matches_definition<B: IntBackend>(backend: B) {
@@ -439,7 +439,7 @@ async fn naive_es_matches_definition<B: IntBackend>(backend: B) {
         };
         let x = random_i8(&mut rng, batch.input_len(s.n));
         let (xt, wt) = (up(&backend, &x), up(&backend, &w));
-        let y = output(&backend, batch.output_len(s.m), |y| backend.int_naive_perturbed_matmul(&xt, &wt, s, stream, batch, y)).await;
+        let y = output(&backend, batch.output_len(s.m), |y| backend.int_naive_matmul(&xt, &wt, s, stream, batch, y)).await;
         assert_eq!(y, naive_es(&x, &w, s, &stream, &batch), "{s:?} {stream:?} {batch:?}");
     }
 }
@@ -456,7 +456,7 @@ fn full_rank_noise_matches_its_definition() {
 /// low-rank product's check and on [`extremes`].
 async fn full_rank_matmul_matches_definition<B: IntBackend>(backend: B) {
     let cases = random_products(14).into_iter().chain(extremes());
-    check_products(&backend, cases, B::int_full_rank_perturbed_matmul, naive_full_rank_matmul).await;
+    check_products(&backend, cases, B::int_full_rank_matmul, naive_full_rank_matmul).await;
 }
 
 /// The mean model's rows, integer EGGROLL's and OpenES's perturbed rows, on tables of 4 to 100
@@ -473,7 +473,7 @@ async fn embeddings_match_definitions<B: IntBackend>(backend: B) {
             let len = batch.output_len(s.n);
             let y = output(&backend, len, |y| backend.int_perturbed_embedding(&tokens, &t, s, noise, batch, y)).await;
             assert_eq!(y, naive_embedding(&tokens, &table, s, &noise, &batch), "{s:?} {noise:?} {batch:?}");
-            let y = output(&backend, len, |y| backend.int_full_rank_perturbed_embedding(&tokens, &t, s, noise, batch, y)).await;
+            let y = output(&backend, len, |y| backend.int_full_rank_embedding(&tokens, &t, s, noise, batch, y)).await;
             assert_eq!(y, naive_full_rank_embedding(&tokens, &table, s, &noise, &batch), "OpenES, {s:?} {noise:?} {batch:?}");
             // The mean model's rows are the table's.
             let y = output(&backend, tokens.len() * s.n, |y| backend.int_embedding(&tokens, &t, s, y)).await;
@@ -536,11 +536,11 @@ async fn population_slices_equal_the_whole<B: IntBackend>(backend: B) {
         let y = output(&backend, len, |y| backend.int_perturbed_matmul(&xt, &wt, s, noise, whole, y)).await;
         let y_part = output(&backend, len_part, |y| backend.int_perturbed_matmul(&x_part, &wt, s, noise, part, y)).await;
         assert_eq!(y_part, slice(&y, s.m), "perturbed product, {what}");
-        let y = output(&backend, len, |y| backend.int_naive_perturbed_matmul(&xt, &wt, s, noise.stream, whole, y)).await;
-        let y_part = output(&backend, len_part, |y| backend.int_naive_perturbed_matmul(&x_part, &wt, s, noise.stream, part, y)).await;
+        let y = output(&backend, len, |y| backend.int_naive_matmul(&xt, &wt, s, noise.stream, whole, y)).await;
+        let y_part = output(&backend, len_part, |y| backend.int_naive_matmul(&x_part, &wt, s, noise.stream, part, y)).await;
         assert_eq!(y_part, slice(&y, s.m), "naive ES, {what}");
-        let y = output(&backend, len, |y| backend.int_full_rank_perturbed_matmul(&xt, &wt, s, noise, whole, y)).await;
-        let y_part = output(&backend, len_part, |y| backend.int_full_rank_perturbed_matmul(&x_part, &wt, s, noise, part, y)).await;
+        let y = output(&backend, len, |y| backend.int_full_rank_matmul(&xt, &wt, s, noise, whole, y)).await;
+        let y_part = output(&backend, len_part, |y| backend.int_full_rank_matmul(&x_part, &wt, s, noise, part, y)).await;
         assert_eq!(y_part, slice(&y, s.m), "full-rank product, {what}");
 
         let table = up(&backend, &random_i8(&mut rng, s.m * s.n));
@@ -553,9 +553,8 @@ async fn population_slices_equal_the_whole<B: IntBackend>(backend: B) {
         let e = output(&backend, len, |y| backend.int_perturbed_embedding(&tokens, &table, s, noise, whole, y)).await;
         let e_part = output(&backend, len_part, |y| backend.int_perturbed_embedding(&tokens_part, &table, s, noise, part, y)).await;
         assert_eq!(e_part, slice(&e, s.n), "perturbed embedding, {what}");
-        let e = output(&backend, len, |y| backend.int_full_rank_perturbed_embedding(&tokens, &table, s, noise, whole, y)).await;
-        let e_part =
-            output(&backend, len_part, |y| backend.int_full_rank_perturbed_embedding(&tokens_part, &table, s, noise, part, y)).await;
+        let e = output(&backend, len, |y| backend.int_full_rank_embedding(&tokens, &table, s, noise, whole, y)).await;
+        let e_part = output(&backend, len_part, |y| backend.int_full_rank_embedding(&tokens_part, &table, s, noise, part, y)).await;
         assert_eq!(e_part, slice(&e, s.n), "full-rank embedding, {what}");
     }
 }
@@ -572,8 +571,8 @@ async fn shared_input_equals_the_same_rows_per_member<B: IntBackend>(backend: B)
     let y_shared = output(&backend, len, |y| backend.int_perturbed_matmul(&x, &w, s, noise, shared, y)).await;
     let y_each = output(&backend, len, |y| backend.int_perturbed_matmul(&x_each, &w, s, noise, each, y)).await;
     assert_eq!(y_shared, y_each);
-    let y_shared = output(&backend, len, |y| backend.int_full_rank_perturbed_matmul(&x, &w, s, noise, shared, y)).await;
-    let y_each = output(&backend, len, |y| backend.int_full_rank_perturbed_matmul(&x_each, &w, s, noise, each, y)).await;
+    let y_shared = output(&backend, len, |y| backend.int_full_rank_matmul(&x, &w, s, noise, shared, y)).await;
+    let y_each = output(&backend, len, |y| backend.int_full_rank_matmul(&x_each, &w, s, noise, each, y)).await;
     assert_eq!(y_shared, y_each, "full-rank product");
 }
 
@@ -748,7 +747,7 @@ async fn bad_arguments_are_refused<B: IntBackend>(backend: B) {
 
     // Naive ES: widths not multiples of 4, an odd population, wrong lengths, more draws than a
     // pair's stream holds.
-    let naive = |s: IntMatrix, batch: Batch, y: &mut B::I8| b.int_naive_perturbed_matmul(&x, &w, s, noise.stream, batch, y);
+    let naive = |s: IntMatrix, batch: Batch, y: &mut B::I8| b.int_naive_matmul(&x, &w, s, noise.stream, batch, y);
     naive(s, batch, &mut y).unwrap();
     invalid(naive(IntMatrix { m: 6, n: 4 }, batch, &mut y));
     invalid(naive(IntMatrix { m: 8, n: 2 }, batch, &mut y));
@@ -760,8 +759,8 @@ async fn bad_arguments_are_refused<B: IntBackend>(backend: B) {
     over_limit(naive(IntMatrix { m: 1 << 17, n: 1 << 16 }, batch, &mut y));
 
     // OpenES: the low-rank product's rules, and more draws than a pair's stream holds (2 m n r).
-    product_rules(b, |noise, batch, s, y| b.int_full_rank_perturbed_matmul(&x, &w, s, noise, batch, y));
-    over_limit(b.int_full_rank_perturbed_matmul(&x, &w, IntMatrix { m: 1 << 17, n: 1 << 15 }, noise, batch, &mut y));
+    product_rules(b, |noise, batch, s, y| b.int_full_rank_matmul(&x, &w, s, noise, batch, y));
+    over_limit(b.int_full_rank_matmul(&x, &w, IntMatrix { m: 1 << 17, n: 1 << 15 }, noise, batch, &mut y));
 
     // Embeddings: a token outside the table, a width not a multiple of 4, the wrong count.
     let table = zeros(32);
@@ -774,11 +773,11 @@ async fn bad_arguments_are_refused<B: IntBackend>(backend: B) {
     invalid(b.int_perturbed_embedding(&[8], &table, s, noise, batch, &mut rows));
     invalid(b.int_perturbed_embedding(&[7], &table, s, IntNoise { rank: 0, ..noise }, batch, &mut rows));
     wrong_shape(b.int_perturbed_embedding(&[7, 7], &table, s, noise, batch, &mut rows));
-    b.int_full_rank_perturbed_embedding(&[7], &table, s, noise, batch, &mut rows).unwrap();
-    invalid(b.int_full_rank_perturbed_embedding(&[8], &table, s, noise, batch, &mut rows));
-    invalid(b.int_full_rank_perturbed_embedding(&[7], &table, s, IntNoise { rank: 0, ..noise }, batch, &mut rows));
-    wrong_shape(b.int_full_rank_perturbed_embedding(&[7, 7], &table, s, noise, batch, &mut rows));
-    over_limit(b.int_full_rank_perturbed_embedding(&[7], &table, IntMatrix { m: 1 << 17, n: 1 << 15 }, noise, batch, &mut rows));
+    b.int_full_rank_embedding(&[7], &table, s, noise, batch, &mut rows).unwrap();
+    invalid(b.int_full_rank_embedding(&[8], &table, s, noise, batch, &mut rows));
+    invalid(b.int_full_rank_embedding(&[7], &table, s, IntNoise { rank: 0, ..noise }, batch, &mut rows));
+    wrong_shape(b.int_full_rank_embedding(&[7, 7], &table, s, noise, batch, &mut rows));
+    over_limit(b.int_full_rank_embedding(&[7], &table, IntMatrix { m: 1 << 17, n: 1 << 15 }, noise, batch, &mut rows));
 
     // Rows: widths not multiples of 4 or not dividing the length; the recurrence's lengths.
     let mut t = zeros(24);
@@ -868,8 +867,8 @@ async fn a_steady_loop_creates_no_device_objects(gpu: WgpuBackend) {
         gpu.read_i32(&ll).await.unwrap();
         gpu.int_lowrank_update(&[1, -1], noise, shape, 100, &mut w).unwrap();
         gpu.int_lowrank_update(&[0, 1], noise, shape_v, 100, &mut emb).unwrap();
-        gpu.int_full_rank_perturbed_embedding(&tokens, &emb, shape_v, noise, batch, &mut h).unwrap();
-        gpu.int_full_rank_perturbed_matmul(&x, &w, shape, noise, batch, &mut y).unwrap();
+        gpu.int_full_rank_embedding(&tokens, &emb, shape_v, noise, batch, &mut h).unwrap();
+        gpu.int_full_rank_matmul(&x, &w, shape, noise, batch, &mut y).unwrap();
         read(&gpu, &y).await;
         gpu.int_full_rank_update(&[1, -1], noise, shape, 100, &mut w).unwrap();
         gpu.int_full_rank_update(&[0, 1], noise, shape_v, 100, &mut emb).unwrap();

@@ -40,7 +40,7 @@ fn every_module_validates_and_translates_to_all_backends() {
         assert_eq!(*source, config.wgsl(dtype));
         assert_eq!(is_f16(source), dtype == DType::F16);
     }
-    for f16_module in ["lowrank-f16", "naive-f16"] {
+    for f16_module in ["lowrank-f16", "full_rank-f16"] {
         assert!(sources.iter().any(|(name, source)| name == f16_module && is_f16(source)), "{f16_module}");
     }
     for base in ["int8_matmul", "int8_naive", "int8_embedding", "int8_elementwise", "int8_update", "int8_full_rank"] {

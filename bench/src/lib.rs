@@ -11,7 +11,7 @@
 //!    shared `Wᵀ`, no noise): the speed limit of any population forward;
 //! 2. **EGGROLL** forward: `Backend::perturbed_matmul`, the noise regenerated on the device at each
 //!    call (a new noise epoch per call, as in training);
-//! 3. **naive ES** (OpenAI-style ES, the paper's baseline): `Backend::naive_perturbed_matmul`,
+//! 3. **naive ES** (OpenAI-style ES, the paper's baseline): `Backend::full_rank_matmul`,
 //!    every member's `W + s_i σ E_i` with full-rank Gaussian noise `E_i` (m x n draws per pair,
 //!    regenerated at each call) materialised and multiplied: one matmul per member. Its cost does
 //!    not depend on the rank, so a sweep measures it once per `(m, n, N, rows, dtype)` (at the
@@ -38,7 +38,7 @@
 //! In `int8` points ([`Precision::Int8`]) the four operations are integer EGGROLL's
 //! ([`eggroll_backend::int8::IntBackend`], docs/int8.md), on int8 inputs, weights and outputs:
 //! inference `int_matmul`, the EGGROLL forward `int_perturbed_matmul` (noise shift 4, a new noise
-//! epoch per call), naive ES `int_naive_perturbed_matmul` (full-rank integer noise materialised per
+//! epoch per call), naive ES `int_naive_matmul` (full-rank integer noise materialised per
 //! member) and the update `int_lowrank_update` (fitness ±1 per pair, the threshold of
 //! `int8::threshold(0.5, N/2, r)`). Their rates count the same operations as integer operations
 //! per second, in the `*_gops` fields (the `*_gflops` ones stay empty), shown as `GOP/s` in the

@@ -376,9 +376,9 @@ fn measure_float<B: BenchBackend>(point: Measuring<'_, B>, dtype: DType) -> eggr
     let probe = |batch: Batch| -> eggroll_backend::Result<_> {
         let x = b.upload_as(&x_host[..batch.population * rows * n], dtype)?;
         let mut y = b.zeros(batch.population * rows * m)?;
-        Ok(move |b: &B, i| b.naive_perturbed_matmul(&x, w, noise(i), batch, &mut y))
+        Ok(move |b: &B, i| b.full_rank_matmul(&x, w, noise(i), batch, &mut y))
     };
-    naive(b, spec, opts, memo, r, probe, |b, i| b.naive_perturbed_matmul(&x, w, noise(i), batch, &mut y))?;
+    naive(b, spec, opts, memo, r, probe, |b, i| b.full_rank_matmul(&x, w, noise(i), batch, &mut y))?;
     drop((x, y));
 
     // Update: fitness values standing in for shaped scores.
@@ -417,9 +417,9 @@ fn measure_int8<B: BenchBackend>(point: Measuring<'_, B>) -> eggroll_backend::Re
     let probe = |batch: Batch| -> eggroll_backend::Result<_> {
         let x = b.upload_i8(&x_host[..batch.population * rows * n])?;
         let mut y = b.zeros_i8(batch.population * rows * m)?;
-        Ok(move |b: &B, i| b.int_naive_perturbed_matmul(&x, w, shape, noise(i).stream, batch, &mut y))
+        Ok(move |b: &B, i| b.int_naive_matmul(&x, w, shape, noise(i).stream, batch, &mut y))
     };
-    naive(b, spec, opts, memo, r, probe, |b, i| b.int_naive_perturbed_matmul(&x, w, shape, noise(i).stream, batch, &mut y))?;
+    naive(b, spec, opts, memo, r, probe, |b, i| b.int_naive_matmul(&x, w, shape, noise(i).stream, batch, &mut y))?;
     drop((x, y));
 
     // Update: fitness ±1 per pair, the threshold of that many pairs at the rank. The weights it

@@ -7,11 +7,11 @@
 use crate::args::SampleArgs;
 use crate::checkpoint;
 use crate::error::{CliError, Result};
-use eggroll::int8::{EggModel, IntEggroll};
+use eggroll::int8::{EggModel, IntTrainer};
 use eggroll::model::LmShape;
 use eggroll::tasks::charlm::VOCAB;
 use eggroll::tasks::CharLmModel;
-use eggroll::{Eggroll, EggrollError, TrainerState};
+use eggroll::{EggrollError, FloatTrainer, TrainerState};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
 use rand::{RngExt, SeedableRng};
@@ -38,7 +38,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         "charlm" => {
             let s: LmShape = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
             let m = CharLmModel::new(s.width, s.depth, s.window).map_err(|e| loaded.corrupt(e))?;
-            let mut es = Eggroll::new(selected, m.clone(), manifest.config.clone())?;
+            let mut es = FloatTrainer::new(selected, m.clone(), manifest.config.clone())?;
             let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
             es.restore(&state).map_err(|e| loaded.corrupt(e))?;
             generate(s.window, args, |context| {
@@ -51,7 +51,7 @@ pub fn sample(args: &SampleArgs) -> Result<()> {
         "egg" => {
             let s: LmShape = serde_json::from_value(model()?).map_err(|e| loaded.corrupt(format!("state.json: model: {e}")))?;
             let m = EggModel::new(s.width, s.depth, s.window).map_err(|e| loaded.corrupt(e))?;
-            let mut es = IntEggroll::new(selected, m.clone(), manifest.config.clone())?;
+            let mut es = IntTrainer::new(selected, m.clone(), manifest.config.clone())?;
             let state = TrainerState::from_safetensors(&loaded.model, manifest.epoch, &es.specs()).map_err(corrupt_state)?;
             es.restore(&state).map_err(|e| loaded.corrupt(e))?;
             generate(s.window, args, |context| {

@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo run --release -p eggroll --example custom_model`
 
-use eggroll::{Act, Backend, CpuBackend, Eggroll, EsConfig, Forward, InputLayout, Linear, Model, ParamRegistry};
+use eggroll::{Backend, CpuBackend, EsConfig, FloatTrainer, Forward, InputLayout, Linear, Model, ParamRegistry, Values};
 
 /// `x -> tanh(W_in x + b_in) -> blocks of h + tanh(layer_norm(W_k h + b_k)) -> W_out h + b_out`.
 struct ResidualMlp {
@@ -32,7 +32,7 @@ impl Model for ResidualMlp {
         &self.registry
     }
 
-    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> eggroll::Result<Act> {
+    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Values) -> eggroll::Result<Values> {
         let mut h = f.dense(x, self.input)?;
         f.tanh(h)?;
         for &block in &self.blocks {
@@ -56,7 +56,7 @@ fn main() -> eggroll::Result<()> {
 
     // Adam, the default optimiser.
     let config = EsConfig { population: 256, rank: 4, sigma: 0.05, lr: 0.01, epochs: 300, ..EsConfig::default() };
-    let mut es = Eggroll::new(CpuBackend::new(), ResidualMlp::new(2, 16, 2)?, config)?;
+    let mut es = FloatTrainer::new(CpuBackend::new(), ResidualMlp::new(2, 16, 2)?, config)?;
     println!("residual MLP: start MSE {:.4}", mse(&es.forward_mean(&x, rows)?));
     for _ in 0..es.config().epochs {
         let out = es.population_forward(&x, InputLayout::Shared, rows)?; // N x rows x 1

@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo run --release -p eggroll --example embed`
 
-use eggroll::{CpuBackend, Eggroll, EsConfig, InputLayout, Mlp, OptimizerKind};
+use eggroll::{CpuBackend, EsConfig, FloatTrainer, InputLayout, Mlp, OptimizerKind};
 
 /// The function the app wants its network to learn: `sin(3a) + b / 2`.
 fn target(a: f32, b: f32) -> f32 {
@@ -25,7 +25,7 @@ fn main() -> Result<(), eggroll::EggrollError> {
     let model = Mlp::builder(2).linear(32).tanh().linear(32).tanh().linear(1).build()?;
     let config =
         EsConfig { population: 256, rank: 4, sigma: 0.05, lr: 0.01, optimizer: OptimizerKind::Adam, epochs: 300, ..EsConfig::default() };
-    let mut es = Eggroll::new(CpuBackend::new(), model, config)?;
+    let mut es = FloatTrainer::new(CpuBackend::new(), model, config)?;
     println!("batched: start MSE {:.4}", mse(&es.forward_mean(&x, rows)?));
     for _ in 0..es.config().epochs {
         let out = es.population_forward(&x, InputLayout::Shared, rows)?; // N x rows x 1
@@ -37,7 +37,7 @@ fn main() -> Result<(), eggroll::EggrollError> {
     // 2. ask/tell: a linear model y = w·x + b that the app evaluates itself.
     let model = Mlp::builder(2).linear(1).build()?;
     let config = EsConfig { population: 64, sigma: 0.1, lr: 0.05, optimizer: OptimizerKind::Adam, epochs: 200, ..EsConfig::default() };
-    let mut es = Eggroll::new(CpuBackend::new(), model, config)?;
+    let mut es = FloatTrainer::new(CpuBackend::new(), model, config)?;
     // The app's own forward pass of the linear model, from parameters looked up by name.
     let predict = |p: &eggroll::ParamValues| -> Vec<f32> {
         let (w, b) = (p.get("layers.0.weight").expect("a weight"), p.get("layers.0.bias").expect("a bias")[0]);

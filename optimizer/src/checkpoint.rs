@@ -6,10 +6,10 @@
 //! its checkpoint's `state.json`). Encoding is deterministic byte for byte.
 //!
 //! ```no_run
-//! use eggroll::{tasks::{Constant, Task}, Eggroll, TrainerState};
+//! use eggroll::{tasks::{Constant, Task}, FloatTrainer, TrainerState};
 //! use eggroll_backend::cpu::CpuBackend;
 //! let task = Constant::new(0);
-//! let mut es = Eggroll::new(CpuBackend::new(), task.model(), task.default_config())?;
+//! let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), task.default_config())?;
 //! let state = es.state()?;
 //! let bytes = state.to_safetensors(&es.specs())?;
 //! let back = TrainerState::from_safetensors(&bytes, state.epoch, &es.specs())?;

@@ -26,8 +26,8 @@ pub enum Method {
     #[default]
     Eggroll,
     /// OpenAI-style ES: each matrix gets the full-rank perturbation `s_i σ E_i`, materialised per
-    /// member ([`eggroll_backend::Backend::naive_perturbed_matmul`]; an embedding table's looked-up
-    /// rows only, [`eggroll_backend::Backend::naive_perturbed_embedding`]); the baseline EGGROLL is
+    /// member ([`eggroll_backend::Backend::full_rank_matmul`]; an embedding table's looked-up
+    /// rows only, [`eggroll_backend::Backend::full_rank_embedding`]); the baseline EGGROLL is
     /// compared against.
     OpenEs,
 }

@@ -13,9 +13,9 @@
 //! Adam/AdamW (descent on `-G`).
 //!
 //! ```no_run
-//! use eggroll::{tasks::{Regression, Task}, CpuBackend, Eggroll};
+//! use eggroll::{tasks::{Regression, Task}, CpuBackend, FloatTrainer};
 //! let mut task = Regression::new(0);
-//! let mut es = Eggroll::new(CpuBackend::new(), task.model(), task.default_config())?;
+//! let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), task.default_config())?;
 //! for _ in 0..es.config().epochs {
 //!     eggroll::tasks::train_epoch(&mut task, &mut es)?;
 //! }
@@ -27,14 +27,14 @@
 //! safetensors bytes ([`checkpoint`]).
 //!
 //! One core serves both number formats and every front end: [`Trainer`] is the trainer of a
-//! [number format](mod@format) ([`Eggroll`] in [`F32`], [`IntEggroll`] in [`Int8`]), [`forward::Forward`] the
+//! [number format](mod@format) ([`FloatTrainer`] in [`F32`], [`IntTrainer`] in [`Int8`]), [`forward::Forward`] the
 //! forward of either; a [`Task`] names its model and format; a [`session::Session`] holds a task
 //! and its trainers and gathers each epoch's fitness through a [`session::Exchange`]; a
 //! [`run::RunSpec`] builds any task's run after checking its [`plan::MemoryPlan`], and a
 //! [`run::Driver`] runs it.
 //!
-//! Features: `native` (default) adds the blocking read-backs ([`Eggroll::population_forward`],
-//! [`Eggroll::forward_mean`], [`Eggroll::state`], [`Task::population_fitness`], [`train_epoch`]).
+//! Features: `native` (default) adds the blocking read-backs ([`FloatTrainer::population_forward`],
+//! [`FloatTrainer::forward_mean`], [`FloatTrainer::state`], [`Task::population_fitness`], [`train_epoch`]).
 //! Their `_async` twins are always there; without `native` the crate, its built-in [`tasks`]
 //! included, builds for `wasm32-unknown-unknown` (the `eggroll-web` crate runs it in a page). The `eggroll`
 //! command (train / info / bench) is the crate `eggroll-cli`.
@@ -60,9 +60,9 @@ pub mod tasks;
 
 pub use config::{EsConfig, OptimizerKind, Schedule, Shaping};
 pub use error::{EggrollError, Result};
-pub use es::{Eggroll, IntEggroll, Perturbation, StepStats, Trainer, TrainerState, Trains};
+pub use es::{FloatTrainer, IntTrainer, Perturbation, StepStats, Trainer, TrainerState, Trains};
 pub use format::{Format, Int8, F32};
-pub use forward::{Act, Forward};
+pub use forward::{Forward, Values};
 pub use model::{Layer, Mlp, Model};
 pub use params::{Linear, Matrix, ParamKind, ParamRegistry, ParamSpec, ParamValues, Vector};
 #[cfg(feature = "native")]

@@ -9,7 +9,7 @@
 //! checkpoint records it.
 
 use crate::error::{EggrollError, Result};
-pub use crate::forward::{Act, Forward, LAYER_NORM_EPS};
+pub use crate::forward::{Forward, Values, LAYER_NORM_EPS};
 use crate::params::{Linear, ParamKind, ParamRegistry, ParamSpec};
 use eggroll_backend::{Activation, Backend};
 use rand::{RngExt, SeedableRng};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// Vocabulary of a byte-level language model: the 256 byte values.
 pub const BYTE_VOCAB: usize = 256;
 
-/// A model's parameters and forward: what [`crate::Eggroll`] trains. Implement it for an app's own
+/// A model's parameters and forward: what [`crate::FloatTrainer`] trains. Implement it for an app's own
 /// network built from [`Forward`]'s layers (`optimizer/examples/custom_model.rs` shows one): the
 /// model registers its parameters once, keeps the registry and the handles it returned, and
 /// gives those handles to the layers; [`Mlp`] is one implementation.
@@ -30,7 +30,7 @@ pub trait Model {
 
     /// Runs the layers on `x` (the model input, [`ParamRegistry::inputs`] wide) and returns the
     /// output ([`ParamRegistry::outputs`] wide), for every member at once.
-    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<Act>;
+    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Values) -> Result<Values>;
 
     /// Initial values: matrices `W ~ N(0, 1/fan_in)` (fan-in the `n` of `m x n`), zero vectors,
     /// a pure function of `seed` (PCG64 and Box-Muller, parameters drawn in id order).
@@ -175,7 +175,7 @@ impl Model for Mlp {
         &self.registry
     }
 
-    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<Act> {
+    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Values) -> Result<Values> {
         let (mut h, mut linears) = (x, self.linears.iter());
         for layer in &self.layers {
             match *layer {

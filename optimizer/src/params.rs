@@ -65,9 +65,9 @@ pub struct ParamSpec {
 /// A vector's handle is no matrix's:
 ///
 /// ```compile_fail
-/// use eggroll::{Act, Backend, Forward, ParamRegistry};
+/// use eggroll::{Values, Backend, Forward, ParamRegistry};
 ///
-/// fn layer<B: Backend>(f: &mut Forward<'_, B>, x: Act, registry: &mut ParamRegistry) -> eggroll::Result<Act> {
+/// fn layer<B: Backend>(f: &mut Forward<'_, B>, x: Values, registry: &mut ParamRegistry) -> eggroll::Result<Values> {
 ///     let bias = registry.vector("bias", 3)?;
 ///     f.linear(x, bias, None)
 /// }
@@ -224,7 +224,7 @@ impl ParamRegistry {
 }
 
 /// A model's parameter values, each with its spec, in id order; look one up by name with
-/// [`ParamValues::get`]. [`crate::Eggroll::params`] gives the mean parameters,
+/// [`ParamValues::get`]. [`crate::FloatTrainer::params`] gives the mean parameters,
 /// [`crate::Perturbation::apply_all`] one member's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamValues<V = f32> {

@@ -5,7 +5,7 @@
 
 use eggroll::config::EsConfig;
 use eggroll::tasks::{CharLm, CharLmOptions, Task};
-use eggroll::{Eggroll, EggrollError, Mlp, Model};
+use eggroll::{EggrollError, FloatTrainer, Mlp, Model};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::{Activation, InputLayout};
 
@@ -21,7 +21,7 @@ fn rows_of(data: &[f32], members: std::ops::Range<usize>, rows: usize, width: us
 
 /// The forward of `0..N/2` and `N/2..N` (each pair whole: N/2 even) concatenated equals the
 /// whole forward, for the outputs and, with `targets`, the log-likelihoods.
-fn halves_equal_the_whole<M: Model>(es: &mut Eggroll<CpuBackend, M>, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) {
+fn halves_equal_the_whole<M: Model>(es: &mut FloatTrainer<CpuBackend, M>, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32]) {
     let (n, inputs, outputs) = (es.config().population, es.model().registry().inputs(), es.model().registry().outputs());
     let input = |members: std::ops::Range<usize>| match layout {
         InputLayout::Shared => x.to_vec(),
@@ -53,7 +53,7 @@ fn targets(len: usize, classes: usize) -> Vec<u32> {
 fn halves_of_an_mlp_population_equal_the_whole() {
     let model = Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build().unwrap();
     let cfg = EsConfig { population: 12, rank: 2, sigma: 0.3, seed: 5, ..EsConfig::default() };
-    let mut es = Eggroll::new(CpuBackend::new(), model, cfg).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), model, cfg).unwrap();
     let rows = 3;
     for epoch in 0..2 {
         let shared = values(rows * 5, epoch);
@@ -69,7 +69,7 @@ fn halves_of_a_charlm_population_equal_the_whole() {
     let options = CharLmOptions { width: 8, depth: 1, window: 6, ..CharLm::default_options() };
     let task = CharLm::new(3, &options).unwrap();
     let cfg = EsConfig { population: 8, rank: 2, sigma: 0.05, seed: 9, group_size: 0, ..task.default_config() };
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), cfg).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), cfg).unwrap();
     let window = options.window;
     for epoch in 0..2 {
         // Two windows per member, each row one byte.
@@ -84,7 +84,7 @@ fn halves_of_a_charlm_population_equal_the_whole() {
 fn member_ranges_must_be_whole_pairs_within_the_population() {
     let model = Mlp::builder(2).linear(3).relu().linear(1).build().unwrap();
     let cfg = EsConfig { population: 8, ..EsConfig::default() };
-    let mut es = Eggroll::new(CpuBackend::new(), model, cfg).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), model, cfg).unwrap();
     let x = [0.5, -1.0];
     for bad in [1..4, 2..5, 4..4, 6..10, 8..10] {
         let err = es.population_forward_members(bad.clone(), &x, InputLayout::Shared, 1).unwrap_err();

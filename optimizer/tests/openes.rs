@@ -5,9 +5,9 @@
 //! in the workspace's `tests/tests/every_backend.rs`.
 
 use eggroll::config::{EsConfig, Method};
-use eggroll::int8::IntEggroll;
+use eggroll::int8::IntTrainer;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Task};
-use eggroll::{train_epoch, Eggroll, Model, TrainerState};
+use eggroll::{train_epoch, FloatTrainer, Model, TrainerState};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::InputLayout;
 
@@ -31,7 +31,7 @@ fn the_method_defaults_to_eggroll_and_reads_its_serde_names() {
 fn openes_trains_the_constant_task() {
     let mut task = Constant::new(0);
     let config = EsConfig { method: Method::OpenEs, epochs: 100, ..task.default_config() };
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
     let start = task.evaluate(&mut es).unwrap().metric;
     for _ in 0..es.config().epochs {
         train_epoch(&mut task, &mut es).unwrap();
@@ -46,7 +46,7 @@ fn openes_and_eggroll_move_differently() {
     let run = |method| {
         let mut task = Constant::new(1);
         let config = EsConfig { method, epochs: 3, seed: 1, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         for _ in 0..3 {
             train_epoch(&mut task, &mut es).unwrap();
         }
@@ -64,8 +64,8 @@ fn openes_charlm_members_are_their_perturbed_mean_models() {
     let options = CharLmOptions { width: 8, depth: 1, window: 4, ..CharLmOptions::default() };
     let task = CharLm::new(0, &options).unwrap();
     let config = EsConfig { population: 6, group_size: 0, sigma: 0.1, method: Method::OpenEs, ..task.default_config() };
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap();
-    let mut member_model = Eggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config.clone()).unwrap();
+    let mut member_model = FloatTrainer::new(CpuBackend::new(), task.model(), config.clone()).unwrap();
     let (mean, state) = (es.params().unwrap(), es.state().unwrap());
     let rows = 2 * options.window;
     let bytes: Vec<f32> = (0..rows).map(|i| ((i * 53 + 11) % 256) as f32).collect();
@@ -97,7 +97,7 @@ fn openes_trains_the_charlm_model() {
     let run = |method| {
         let mut task = CharLm::new(0, &options).unwrap();
         let config = EsConfig { population: 8, group_size: 4, epochs: 3, method, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let start = es.params().unwrap().get("embed").unwrap().to_vec();
         for _ in 0..es.config().epochs {
             let stats = train_epoch(&mut task, &mut es).unwrap();
@@ -120,7 +120,7 @@ fn the_integer_trainer_takes_openes() {
     let run = |method| {
         let mut task = Egg::new(2, &options).unwrap();
         let config = EsConfig { method, population: 16, group_size: 4, rank: 2, epochs: 3, seed: 2, ..task.default_config() };
-        let mut es = IntEggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = IntTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let start = es.state().unwrap();
         for _ in 0..3 {
             train_epoch(&mut task, &mut es).unwrap();

@@ -5,7 +5,7 @@
 
 use eggroll::config::{EsConfig, OptimizerKind, Shaping};
 use eggroll::tasks::{Constant, Regression, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Matrix, Mlp, Model, ParamKind, ParamRegistry, Vector};
+use eggroll::{train_epoch, EggrollError, FloatTrainer, Matrix, Mlp, Model, ParamKind, ParamRegistry, Vector};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::testing::assert_close;
 use eggroll_backend::Activation;
@@ -17,7 +17,7 @@ fn tanh_mlp() -> Mlp {
 fn run_constant(seed: u64, epochs: u32) -> Vec<(String, Vec<f32>)> {
     let mut task = Constant::new(seed);
     let cfg = EsConfig { epochs, seed, ..task.default_config() };
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), cfg).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), cfg).unwrap();
     for _ in 0..epochs {
         train_epoch(&mut task, &mut es).unwrap();
     }
@@ -33,12 +33,13 @@ fn same_seed_same_trajectory_other_seed_other_one() {
 #[test]
 fn restore_refuses_a_state_of_another_model_or_optimiser() {
     let task = Constant::new(0);
-    let adam = Eggroll::new(CpuBackend::new(), task.model(), task.default_config()).unwrap();
+    let adam = FloatTrainer::new(CpuBackend::new(), task.model(), task.default_config()).unwrap();
     let sgd_cfg = EsConfig { optimizer: OptimizerKind::Sgd, ..task.default_config() };
-    let mut sgd = Eggroll::new(CpuBackend::new(), task.model(), sgd_cfg).unwrap();
+    let mut sgd = FloatTrainer::new(CpuBackend::new(), task.model(), sgd_cfg).unwrap();
     let err = sgd.restore(&adam.state().unwrap()).unwrap_err();
     assert!(matches!(err, EggrollError::Checkpoint(_)) && err.to_string().contains("adam.m."), "{err}");
-    let mut other = Eggroll::new(CpuBackend::new(), Mlp::builder(3).linear(8).linear(1).build().unwrap(), task.default_config()).unwrap();
+    let mut other =
+        FloatTrainer::new(CpuBackend::new(), Mlp::builder(3).linear(8).linear(1).build().unwrap(), task.default_config()).unwrap();
     let err = other.restore(&adam.state().unwrap()).unwrap_err();
     assert!(matches!(err, EggrollError::Checkpoint(_)), "{err}");
 }
@@ -46,7 +47,7 @@ fn restore_refuses_a_state_of_another_model_or_optimiser() {
 #[test]
 fn constant_task_converges() {
     let mut task = Constant::new(0);
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), task.default_config()).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), task.default_config()).unwrap();
     let start = task.evaluate(&mut es).unwrap().metric;
     for _ in 0..es.config().epochs {
         train_epoch(&mut task, &mut es).unwrap();
@@ -61,7 +62,7 @@ fn constant_task_converges() {
 fn regression_task_converges() {
     let mut task = Regression::new(0);
     let cfg = EsConfig { population: 1024, epochs: 150, ..task.default_config() };
-    let mut es = Eggroll::new(CpuBackend::new(), task.model(), cfg).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), cfg).unwrap();
     let start = task.evaluate(&mut es).unwrap().metric;
     for _ in 0..150 {
         train_epoch(&mut task, &mut es).unwrap();
@@ -82,7 +83,7 @@ fn bad_configurations_name_the_field() {
         (EsConfig { beta2: 1.0, ..EsConfig::default() }, "beta2"),
     ];
     for (cfg, field) in cases {
-        let err = Eggroll::new(CpuBackend::new(), tanh_mlp(), cfg).err().expect(field);
+        let err = FloatTrainer::new(CpuBackend::new(), tanh_mlp(), cfg).err().expect(field);
         assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(field), "{field}: {err}");
     }
 }
@@ -117,7 +118,7 @@ fn registry_gives_matrices_and_vectors_stable_ids() {
 #[test]
 fn params_by_name_and_member_params_in_one_call() {
     let cfg = EsConfig { population: 6, rank: 2, ..EsConfig::default() };
-    let mut es = Eggroll::new(CpuBackend::new(), tanh_mlp(), cfg).unwrap();
+    let mut es = FloatTrainer::new(CpuBackend::new(), tanh_mlp(), cfg).unwrap();
     es.tell(&[0.5, -1.0, 2.0, 0.0, 1.0, 3.0]).unwrap();
     let mean = es.params().unwrap();
     let state = es.state().unwrap();
@@ -171,7 +172,7 @@ impl Model for Faulty {
         &self.registry
     }
 
-    fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         // Handles of another model: one past this model's parameters, and a vector where this one has `w`.
         let mut other = ParamRegistry::new(2, 3);
         let (first, _, third) = (other.vector("a", 3).unwrap(), other.vector("b", 3).unwrap(), other.matrix("c", 3, 2).unwrap());
@@ -202,7 +203,7 @@ fn a_wrong_model_forward_is_refused_naming_the_problem() {
         (4, "declares 3 outputs"),
         (5, "adding activations of 3 and 2"),
     ] {
-        let mut es = Eggroll::new(CpuBackend::new(), Faulty::new(fault), EsConfig { population: 4, ..EsConfig::default() }).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), Faulty::new(fault), EsConfig { population: 4, ..EsConfig::default() }).unwrap();
         let err = es.population_forward(&[0.5, -0.5], eggroll::InputLayout::Shared, 1).unwrap_err();
         assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(what), "fault {fault}: {err}");
     }

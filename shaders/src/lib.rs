@@ -43,7 +43,13 @@ pub const MATMUL: &str = include_str!("../matmul.wgsl");
 pub const MODULES: [Module; 10] = [
     Module { name: "lowrank", body: include_str!("../lowrank.wgsl"), draws_noise: true, reads_f16: true, params: LowRankParams::WGSL },
     Module { name: "noise", body: include_str!("../noise.wgsl"), draws_noise: true, reads_f16: false, params: NoiseParams::WGSL },
-    Module { name: "naive", body: include_str!("../naive.wgsl"), draws_noise: true, reads_f16: true, params: MaterialiseParams::WGSL },
+    Module {
+        name: "full_rank",
+        body: include_str!("../full_rank.wgsl"),
+        draws_noise: true,
+        reads_f16: true,
+        params: MaterialiseParams::WGSL,
+    },
     Module {
         name: "vector_noise",
         body: include_str!("../vector_noise.wgsl"),

@@ -126,7 +126,7 @@ uniform! {
         pub _pad2: u32,
     }
 
-    /// `MaterialiseParams` of `naive.wgsl`: `W + s_i σ E_i` of `count` members from member
+    /// `MaterialiseParams` of `full_rank.wgsl`: `W + s_i σ E_i` of `count` members from member
     /// `first` (naive ES).
     pub struct MaterialiseParams {
         /// `m n`, the values of one matrix.

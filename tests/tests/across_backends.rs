@@ -4,9 +4,9 @@
 //! saves) moving from one backend to the other mid-run.
 
 use eggroll::config::Method;
-use eggroll::int8::{EggModel, IntEggroll};
+use eggroll::int8::{EggModel, IntTrainer};
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
-use eggroll::{train_epoch_async, Eggroll, EsConfig, Model, TrainerState, F32};
+use eggroll::{train_epoch_async, EsConfig, FloatTrainer, Model, TrainerState, F32};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuBackend;
 use eggroll_backend::int8::IntBackend;
@@ -38,7 +38,7 @@ async fn train<B: IntBackend, T: Task<Format = F32>>(
 where
     T::Model: Model,
 {
-    let mut es = Eggroll::new(backend, task.model(), config.clone()).unwrap();
+    let mut es = FloatTrainer::new(backend, task.model(), config.clone()).unwrap();
     if let Some(state) = state {
         es.restore(state).unwrap();
     }
@@ -133,7 +133,7 @@ async fn assert_same_egg_bits(gpu: WgpuBackend, method: Method) {
     let task = Egg::new(3, &options).unwrap();
     let config = EsConfig { population: 16, group_size: 4, rank: 2, epochs: 4, seed: 3, lr: 0.2, method, ..task.default_config() };
     type Trace = (Vec<Vec<i64>>, u32, u32, Vec<u8>);
-    async fn run<B: IntBackend>(task: &Egg, config: &EsConfig, es: &mut IntEggroll<B, EggModel>) -> Trace {
+    async fn run<B: IntBackend>(task: &Egg, config: &EsConfig, es: &mut IntTrainer<B, EggModel>) -> Trace {
         let mut task = task.clone();
         let mut trace = Vec::new();
         for _ in 0..config.epochs {
@@ -143,11 +143,11 @@ async fn assert_same_egg_bits(gpu: WgpuBackend, method: Method) {
         let eval = task.evaluate_async(es).await.unwrap();
         (trace, eval.train_loss.to_bits(), eval.metric.to_bits(), es.state_async().await.unwrap().to_safetensors(&es.specs()).unwrap())
     }
-    let cpu = run(&task, &config, &mut IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap()).await;
-    let start = IntEggroll::new(CpuBackend::new(), task.model(), config.clone()).unwrap().state_async().await.unwrap().tensors;
+    let cpu = run(&task, &config, &mut IntTrainer::new(CpuBackend::new(), task.model(), config.clone()).unwrap()).await;
+    let start = IntTrainer::new(CpuBackend::new(), task.model(), config.clone()).unwrap().state_async().await.unwrap().tensors;
     let start = start.into_iter().flat_map(|(_, t)| t.into_iter().map(|v| v as u8)).collect::<Vec<u8>>();
     assert_ne!(cpu.3, start, "the weights moved");
-    let gpu = run(&task, &config, &mut IntEggroll::new(gpu, task.model(), config.clone()).unwrap()).await;
+    let gpu = run(&task, &config, &mut IntTrainer::new(gpu, task.model(), config.clone()).unwrap()).await;
     assert!(gpu == cpu, "{method}: the integer trajectory on wgpu differs from the CPU's");
 }
 

@@ -6,7 +6,7 @@
 use eggroll::config::{EsConfig, Method, OptimizerKind, Schedule};
 use eggroll::shaping::shape_fitness;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Task};
-use eggroll::{train_epoch, Eggroll, EggrollError, Linear, Matrix, Mlp, ParamRegistry, ParamValues, Vector};
+use eggroll::{train_epoch, EggrollError, FloatTrainer, Linear, Matrix, Mlp, ParamRegistry, ParamValues, Vector};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, Backend, Error, InputLayout, NoiseStream};
@@ -47,7 +47,7 @@ fn values(params: &ParamValues) -> Vec<Vec<f32>> {
 /// [`eggroll::Perturbation`] handle describes (the ask/tell path an app evaluates elsewhere).
 async fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
     let model = tanh_mlp();
-    let mut es = Eggroll::new(backend, model.clone(), small_config()).unwrap();
+    let mut es = FloatTrainer::new(backend, model.clone(), small_config()).unwrap();
     let mean_values = es.params().unwrap();
     let mean = values(&mean_values);
     let rows = 3;
@@ -74,7 +74,7 @@ async fn population_forward_matches_the_ask_handles<B: Backend>(backend: B) {
 async fn per_member_inputs_reach_their_member<B: Backend>(backend: B) {
     let model = Mlp::builder(2).linear(3).relu().linear(1).build().unwrap();
     let cfg = EsConfig { population: 4, ..small_config() };
-    let mut es = Eggroll::new(backend, model.clone(), cfg).unwrap();
+    let mut es = FloatTrainer::new(backend, model.clone(), cfg).unwrap();
     let mean = es.params().unwrap();
     let x = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0, -2.0];
     let y = es.population_forward(&x, InputLayout::PerMember, 1).unwrap();
@@ -91,7 +91,7 @@ async fn ask_tell_on_the_host_follows_the_batched_trajectory<B: Backend>(backend
     // SGD: Adam's normalisation would turn rounding-level differences of near-zero gradient
     // components into full steps.
     let cfg = EsConfig { epochs: 5, seed: 3, optimizer: OptimizerKind::Sgd, ..task.default_config() };
-    let mut es = Eggroll::new(backend, task.model(), cfg.clone()).unwrap();
+    let mut es = FloatTrainer::new(backend, task.model(), cfg.clone()).unwrap();
     let mut batched_params = Vec::new();
     let x: Vec<f32> = (0..3).map(|i| i as f32 * 0.3 - 0.2).collect();
     let fitness_of = |y: f32| -(y - 2.0).powi(2);
@@ -120,9 +120,9 @@ async fn state_round_trip_continues_exactly<B: IntBackend>(backend: B) {
     let mut task = Constant::new(5);
     let defaults = task.default_config();
     let cfg = |optimizer| EsConfig { optimizer, epochs: 12, seed: 5, lr_schedule: Schedule::Cosine, noise_reuse: 3, ..defaults.clone() };
-    let mut es = Eggroll::new(backend, task.model(), cfg(OptimizerKind::Sgd)).unwrap();
+    let mut es = FloatTrainer::new(backend, task.model(), cfg(OptimizerKind::Sgd)).unwrap();
     for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW] {
-        es = Eggroll::new(es.into_backend(), task.model(), cfg(optimizer)).unwrap();
+        es = FloatTrainer::new(es.into_backend(), task.model(), cfg(optimizer)).unwrap();
         let start = es.state().unwrap();
         for _ in 0..12 {
             train_epoch(&mut task, &mut es).unwrap();
@@ -148,7 +148,7 @@ async fn state_round_trip_continues_exactly<B: IntBackend>(backend: B) {
 /// A frozen parameter never moves; the others do.
 async fn frozen_parameters_stay_put<B: IntBackend>(backend: B) {
     let mut task = Constant::new(1);
-    let mut es = Eggroll::new(backend, task.model(), task.default_config()).unwrap();
+    let mut es = FloatTrainer::new(backend, task.model(), task.default_config()).unwrap();
     let frozen = es.specs()[0].name.clone();
     es.set_frozen(&frozen, true).unwrap();
     assert!(es.set_frozen("no.such.param", true).is_err());
@@ -165,7 +165,7 @@ async fn frozen_parameters_stay_put<B: IntBackend>(backend: B) {
 /// NaN/Inf fitness, a wrong number of fitness values and inputs of the wrong width are refused
 /// with errors that name them, before anything reaches the device.
 async fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, tanh_mlp(), small_config()).unwrap();
+    let mut es = FloatTrainer::new(backend, tanh_mlp(), small_config()).unwrap();
     let before = es.state().unwrap();
     let mut fitness = vec![0.5; 16];
     fitness[9] = f32::NAN;
@@ -184,7 +184,7 @@ async fn bad_fitness_and_inputs_are_refused<B: Backend>(backend: B) {
 
 /// The `_async` methods (what a browser app awaits) return what the blocking ones do.
 async fn async_api_matches_the_blocking_one<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, tanh_mlp(), EsConfig { optimizer: OptimizerKind::Adam, ..small_config() }).unwrap();
+    let mut es = FloatTrainer::new(backend, tanh_mlp(), EsConfig { optimizer: OptimizerKind::Adam, ..small_config() }).unwrap();
     let x: Vec<f32> = (0..2 * 5).map(|i| (i as f32 - 4.0) / 3.0).collect();
     for _ in 0..2 {
         let y = es.population_forward(&x, InputLayout::Shared, 2).unwrap();
@@ -206,7 +206,7 @@ struct TestModel<P> {
 /// The forward of an app's own model through [`eggroll::Forward`]'s layers.
 trait Layers {
     /// The model's output for the input `x`.
-    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act>;
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values>;
 }
 
 impl<P: Layers> eggroll::Model for TestModel<P> {
@@ -214,7 +214,7 @@ impl<P: Layers> eggroll::Model for TestModel<P> {
         &self.registry
     }
 
-    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         self.layers.forward(f, x)
     }
 }
@@ -245,7 +245,7 @@ impl Residual {
 }
 
 impl Layers for Residual {
-    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         let h = f.linear(x, self.input, None)?;
         f.activation(h, Activation::Tanh)?;
         let y = f.linear(h, self.block.weight, self.block.bias)?;
@@ -273,7 +273,7 @@ fn residual_on_host(p: &ParamValues, x: &[f32]) -> Vec<f32> {
 /// every member's output equals the host forward of the parameters its ask handle describes, with
 /// the input shared or per member, and the mean model equals the host forward of the mean.
 async fn an_apps_own_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, Residual::new(), EsConfig { population: 6, ..small_config() }).unwrap();
+    let mut es = FloatTrainer::new(backend, Residual::new(), EsConfig { population: 6, ..small_config() }).unwrap();
     es.tell(&[1.0, -1.0, 0.5, 2.0, 0.0, -0.5]).unwrap();
     let mean = es.params().unwrap();
     let rows = 2;
@@ -322,7 +322,7 @@ impl Recurrent {
 }
 
 impl Layers for Recurrent {
-    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         let h = f.min_gru(x, self.gate, self.candidate, STEPS)?;
         f.linear(h, self.out.weight, self.out.bias)
     }
@@ -355,7 +355,7 @@ fn recurrent_on_host(p: &ParamValues, xs: &[f32]) -> Vec<f32> {
 /// starting from a zero state, with the input shared or per member; a row count that is not
 /// whole sequences is refused.
 async fn a_recurrent_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, Recurrent::new(), EsConfig { population: 4, ..small_config() }).unwrap();
+    let mut es = FloatTrainer::new(backend, Recurrent::new(), EsConfig { population: 4, ..small_config() }).unwrap();
     es.tell(&[0.5, -1.0, 1.5, 0.0]).unwrap();
     let mean = es.params().unwrap();
     let rows = 2 * STEPS;
@@ -398,7 +398,7 @@ impl Embed {
 }
 
 impl Layers for Embed {
-    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         let h = f.embedding(x, self.table)?;
         f.activation(h, Activation::Tanh)?;
         f.linear(h, self.out, None)
@@ -418,7 +418,7 @@ fn embed_on_host(p: &ParamValues, token: f32) -> Vec<f32> {
 /// table), with the tokens shared or per member, the mean model those of the mean parameters;
 /// a token id outside the vocabulary, negative or not an integer is refused naming its row.
 async fn an_embedding_model_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, Embed::new(), EsConfig { population: 6, ..small_config() }).unwrap();
+    let mut es = FloatTrainer::new(backend, Embed::new(), EsConfig { population: 6, ..small_config() }).unwrap();
     es.tell(&[1.0, -0.5, 0.0, 2.0, -1.0, 0.5]).unwrap();
     let mean = es.params().unwrap();
     let rows = 4;
@@ -477,7 +477,7 @@ impl AffineNorm {
 }
 
 impl Layers for AffineNorm {
-    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         let h = f.linear(x, self.input.weight, self.input.bias)?;
         f.layer_norm_affine(h, self.gain, self.bias)?;
         f.linear(h, self.out, None)
@@ -521,13 +521,13 @@ fn with_tensor(mut state: eggroll::TrainerState, name: &str, values: &[f32]) -> 
 /// with the input shared or per member, and the mean model those of the mean parameters; after
 /// a training step the same holds, and a frozen gain gets no noise.
 async fn an_affine_layer_norm_runs_batched_and_matches_its_ask_handles<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, AffineNorm::new(), EsConfig { population: 6, ..small_config() }).unwrap();
+    let mut es = FloatTrainer::new(backend, AffineNorm::new(), EsConfig { population: 6, ..small_config() }).unwrap();
     let state = with_tensor(es.state().unwrap(), "norm.gain", &[0.5, -0.8, 1.2, -0.3, 0.9]);
     es.restore(&with_tensor(state, "norm.bias", &[-0.4, 0.7, 0.1, -1.1, 0.6])).unwrap();
     let rows = 3;
     let shared: Vec<f32> = (0..rows * 4).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect();
     let per_member: Vec<f32> = (0..6 * rows * 4).map(|i| ((i * 3 % 11) as f32 - 5.0) / 4.0).collect();
-    let check = |es: &mut Eggroll<B, TestModel<AffineNorm>>, what: &str| {
+    let check = |es: &mut FloatTrainer<B, TestModel<AffineNorm>>, what: &str| {
         let mean = es.params().unwrap();
         for (x, layout) in [(&shared, InputLayout::Shared), (&per_member, InputLayout::PerMember)] {
             let y = es.population_forward(x, layout, rows).unwrap();
@@ -596,7 +596,7 @@ impl NormOnInput {
 }
 
 impl Layers for NormOnInput {
-    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         f.layer_norm_affine(x, self.gain, self.bias)?;
         f.linear(x, self.out, None)
     }
@@ -608,7 +608,7 @@ impl Layers for NormOnInput {
 /// this model's parameters, or where this model has a matrix) or of the wrong length is refused
 /// naming the parameter.
 async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, NormOnInput::new(Gain::Norm), EsConfig { population: 4, ..small_config() }).unwrap();
+    let mut es = FloatTrainer::new(backend, NormOnInput::new(Gain::Norm), EsConfig { population: 4, ..small_config() }).unwrap();
     es.restore(&with_tensor(es.state().unwrap(), "norm.gain", &[0.3, -0.6, 1.5])).unwrap();
     let x = [0.5, -1.0, 2.0, 1.5, 0.25, -0.75];
     let err = es.population_forward(&x, InputLayout::Shared, 2).unwrap_err();
@@ -636,7 +636,7 @@ async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Bac
         (Gain::Foreign(3), "`out.weight` is Matrix { m: 2, n: 3 }, not the Vector { len: 3 } of the handle"),
         (Gain::Short, "`short.gain` is Vector { len: 2 }, not a vector of the 3 features"),
     ] {
-        let mut es = Eggroll::new(backend, NormOnInput::new(gain), small_config()).unwrap();
+        let mut es = FloatTrainer::new(backend, NormOnInput::new(gain), small_config()).unwrap();
         let err = es.forward_mean(&x, 2).unwrap_err();
         assert!(matches!(err, EggrollError::Config(_)) && err.to_string().contains(needle), "mean model, gain {gain:?}: {err}");
         let err = es.population_forward(&per_member[..3], InputLayout::Shared, 1).unwrap_err();
@@ -649,7 +649,7 @@ async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Bac
 /// population's forward (outputs, and log-likelihoods of `targets`): bit for bit on the CPU
 /// backend, within f32 tolerance on wgpu, where the two may tile their products differently.
 async fn assert_halves_give_the_whole<B: Backend, M: eggroll::Model>(
-    es: &mut Eggroll<B, M>,
+    es: &mut FloatTrainer<B, M>,
     x: &[f32],
     layout: InputLayout,
     rows: usize,
@@ -682,7 +682,7 @@ async fn assert_halves_give_the_whole<B: Backend, M: eggroll::Model>(
 /// A trainer's forward over a range of members gives the rows the whole population's forward
 /// gives those members, for an Mlp (shared and per-member input) and the charlm model.
 async fn member_ranges_give_the_rows_of_the_whole_population<B: Backend>(backend: B) {
-    let mut es = Eggroll::new(backend, tanh_mlp(), EsConfig { population: 12, ..small_config() }).unwrap();
+    let mut es = FloatTrainer::new(backend, tanh_mlp(), EsConfig { population: 12, ..small_config() }).unwrap();
     let rows = 3;
     let targets: Vec<u32> = (0..12 * rows).map(|i| (i % 3) as u32).collect();
     let shared: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0).collect();
@@ -693,7 +693,7 @@ async fn member_ranges_give_the_rows_of_the_whole_population<B: Backend>(backend
     let options = CharLmOptions { width: 8, depth: 1, window: 6, ..CharLm::default_options() };
     let task = CharLm::new(3, &options).unwrap();
     let cfg = EsConfig { population: 8, rank: 2, sigma: 0.05, seed: 9, group_size: 0, ..task.default_config() };
-    let mut lm = Eggroll::new(es.into_backend(), task.model(), cfg).unwrap();
+    let mut lm = FloatTrainer::new(es.into_backend(), task.model(), cfg).unwrap();
     let rows = 2 * options.window;
     let bytes: Vec<f32> = (0..8 * rows).map(|i| ((i * 53) % 256) as f32).collect();
     let targets: Vec<u32> = (0..8 * rows).map(|i| ((i * 7 + 3) % 256) as u32).collect();
@@ -721,7 +721,7 @@ fn openes_member(mean: &ParamValues, config: &EsConfig, member: usize) -> Vec<Ve
 async fn openes_population_forward_is_full_rank<B: Backend>(backend: B) {
     let model = tanh_mlp();
     let config = EsConfig { method: Method::OpenEs, ..small_config() };
-    let mut es = Eggroll::new(backend, model.clone(), config.clone()).unwrap();
+    let mut es = FloatTrainer::new(backend, model.clone(), config.clone()).unwrap();
     let mean = es.params().unwrap();
     let rows = 3;
     let x: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0).collect();
@@ -742,7 +742,7 @@ async fn openes_population_forward_is_full_rank<B: Backend>(backend: B) {
     }
     let part = es.population_forward_members(4..8, &x, InputLayout::Shared, rows).unwrap();
     assert_close(&part, &y[4 * rows * 3..8 * rows * 3], 1e-5, 1e-5, "members 4..8");
-    let mut eggroll = Eggroll::new(es.into_backend(), model, small_config()).unwrap();
+    let mut eggroll = FloatTrainer::new(es.into_backend(), model, small_config()).unwrap();
     let lowrank = eggroll.population_forward(&x, InputLayout::Shared, rows).unwrap();
     assert!(lowrank != y, "OpenES and EGGROLL perturb alike");
 }
@@ -752,7 +752,7 @@ async fn openes_population_forward_is_full_rank<B: Backend>(backend: B) {
 /// of its forward.
 async fn openes_update_is_the_full_rank_estimate<B: Backend>(backend: B) {
     let config = EsConfig { method: Method::OpenEs, optimizer: OptimizerKind::Sgd, population: 6, ..small_config() };
-    let mut es = Eggroll::new(backend, tanh_mlp(), config.clone()).unwrap();
+    let mut es = FloatTrainer::new(backend, tanh_mlp(), config.clone()).unwrap();
     let before = es.params().unwrap();
     let raw = [0.5, -1.0, 2.0, 0.0, 1.0, 3.0];
     let shaped = shape_fitness(&raw, config.group_size, config.shaping).unwrap();

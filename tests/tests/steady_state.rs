@@ -5,9 +5,9 @@
 //! (`EGGROLL_TEST_WGPU_BACKEND`).
 
 use eggroll::config::{EsConfig, OptimizerKind};
-use eggroll::int8::IntEggroll;
+use eggroll::int8::IntTrainer;
 use eggroll::tasks::{CharLm, CharLmOptions, Constant, Egg, Regression, Task};
-use eggroll::{train_epoch, Eggroll, Matrix, Mlp, ParamRegistry};
+use eggroll::{train_epoch, FloatTrainer, Matrix, Mlp, ParamRegistry};
 use eggroll_backend::gpu::{CreatedObjects, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{for_each_adapter, open};
 use eggroll_backend::{Activation, InputLayout};
@@ -16,7 +16,11 @@ use eggroll_backend::{Activation, InputLayout};
 const EPOCHS: usize = 6;
 
 /// Runs `epoch` `EPOCHS` times and asserts that epochs 2.. create nothing, naming `what`.
-fn assert_steady<M: eggroll::Model>(what: &str, es: &mut Eggroll<WgpuBackend, M>, epoch: impl FnMut(&mut Eggroll<WgpuBackend, M>)) {
+fn assert_steady<M: eggroll::Model>(
+    what: &str,
+    es: &mut FloatTrainer<WgpuBackend, M>,
+    epoch: impl FnMut(&mut FloatTrainer<WgpuBackend, M>),
+) {
     assert_steady_on(what, es, |es| es.backend().created(), epoch);
 }
 
@@ -51,7 +55,7 @@ fn ask_tell_epochs_create_no_device_objects_after_the_first() {
             let model = Mlp::builder(5).linear(7).pqn().linear(6).activation(Activation::Tanh).linear_with(3, false).build().unwrap();
             let config =
                 EsConfig { population: 8, rank: 2, sigma: 0.2, lr: 0.05, optimizer, epochs: EPOCHS as u32, seed: 3, ..EsConfig::default() };
-            let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), model, config).unwrap();
+            let mut es = FloatTrainer::new(open(adapter, &WgpuOptions::default()), model, config).unwrap();
             let (rows, population) = (3, 8);
             let mut step = 0;
             assert_steady(&format!("ask/tell with {optimizer:?}"), &mut es, |es| {
@@ -74,14 +78,14 @@ fn task_epochs_create_no_device_objects_after_the_first() {
     for_each_adapter(|adapter| {
         let mut constant = Constant::new(5);
         let config = EsConfig { population: 8, group_size: 0, epochs: EPOCHS as u32, ..constant.default_config() };
-        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), constant.model(), config).unwrap();
+        let mut es = FloatTrainer::new(open(adapter, &WgpuOptions::default()), constant.model(), config).unwrap();
         assert_steady("constant", &mut es, |es| {
             train_epoch(&mut constant, es).unwrap();
         });
 
         let mut regression = Regression::new(5);
         let config = EsConfig { population: 8, group_size: 0, epochs: EPOCHS as u32, ..regression.default_config() };
-        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), regression.model(), config).unwrap();
+        let mut es = FloatTrainer::new(open(adapter, &WgpuOptions::default()), regression.model(), config).unwrap();
         assert_steady("regression", &mut es, |es| {
             train_epoch(&mut regression, es).unwrap();
         });
@@ -90,7 +94,7 @@ fn task_epochs_create_no_device_objects_after_the_first() {
         // the log-softmax on the device, and the mean model's evaluation every epoch.
         let mut charlm = CharLm::new(5, &CharLmOptions { width: 8, depth: 1, window: 6, ..CharLmOptions::default() }).unwrap();
         let config = EsConfig { population: 16, group_size: 4, epochs: EPOCHS as u32, ..charlm.default_config() };
-        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), charlm.model(), config).unwrap();
+        let mut es = FloatTrainer::new(open(adapter, &WgpuOptions::default()), charlm.model(), config).unwrap();
         assert_steady("charlm", &mut es, |es| {
             train_epoch(&mut charlm, es).unwrap();
             charlm.evaluate(es).unwrap();
@@ -100,7 +104,7 @@ fn task_epochs_create_no_device_objects_after_the_first() {
         // log-likelihood, the ±1 update, and the mean model's evaluation every epoch.
         let mut egg = Egg::new(5, &CharLmOptions { width: 8, depth: 1, window: 6, ..Egg::default_options() }).unwrap();
         let config = EsConfig { population: 16, group_size: 4, epochs: EPOCHS as u32, ..egg.default_config() };
-        let mut es = IntEggroll::new(open(adapter, &WgpuOptions::default()), egg.model(), config).unwrap();
+        let mut es = IntTrainer::new(open(adapter, &WgpuOptions::default()), egg.model(), config).unwrap();
         assert_steady_on(
             "egg",
             &mut es,
@@ -122,7 +126,7 @@ fn created_counts_what_a_first_call_creates() {
         let start: CreatedObjects = backend.created();
         let mut constant = Constant::new(1);
         let config = EsConfig { population: 4, group_size: 0, epochs: 1, ..constant.default_config() };
-        let mut es = Eggroll::new(backend, constant.model(), config).unwrap();
+        let mut es = FloatTrainer::new(backend, constant.model(), config).unwrap();
         let uploaded = es.backend().created();
         assert!(uploaded.buffers > start.buffers, "the parameters' buffers are counted: {start:?} -> {uploaded:?}");
         train_epoch(&mut constant, &mut es).unwrap();
@@ -159,7 +163,7 @@ impl eggroll::Model for Sequence {
         &self.registry
     }
 
-    fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Act) -> eggroll::Result<eggroll::Act> {
+    fn forward<B: eggroll::Backend>(&self, f: &mut eggroll::Forward<'_, B>, x: eggroll::Values) -> eggroll::Result<eggroll::Values> {
         let e = f.embedding(x, self.embed)?;
         let h = f.min_gru(e, self.gate, self.candidate, 4)?;
         f.layer_norm(h)?;
@@ -172,7 +176,7 @@ impl eggroll::Model for Sequence {
 fn sequence_model_epochs_create_no_device_objects_after_the_first() {
     for_each_adapter(|adapter| {
         let config = EsConfig { population: 8, rank: 2, sigma: 0.1, lr: 0.05, epochs: EPOCHS as u32, seed: 9, ..EsConfig::default() };
-        let mut es = Eggroll::new(open(adapter, &WgpuOptions::default()), Sequence::new(), config).unwrap();
+        let mut es = FloatTrainer::new(open(adapter, &WgpuOptions::default()), Sequence::new(), config).unwrap();
         let mut step = 0;
         assert_steady("embedding + minGRU", &mut es, |es| {
             step += 1;

@@ -142,7 +142,7 @@ mod tests {
         let fitness: Vec<Value> = (0..3).map(|_| pollster::block_on(run.step()).unwrap()["mean_fitness"].clone()).collect();
         let mut task = TaskKind::Regression.build(5).unwrap();
         let config = EsConfig { population: 256, epochs: 3, seed: 5, ..eggroll::Task::default_config(&task) };
-        let mut es = eggroll::Eggroll::new(CpuBackend::new(), eggroll::Task::model(&task), config).unwrap();
+        let mut es = eggroll::FloatTrainer::new(CpuBackend::new(), eggroll::Task::model(&task), config).unwrap();
         for want in fitness {
             let stats = pollster::block_on(eggroll::train_epoch_async(&mut task, &mut es)).unwrap();
             assert_eq!(json_number(stats.mean_fitness), want);

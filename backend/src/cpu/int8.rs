@@ -190,7 +190,7 @@ impl IntKernels for CpuBackend {
         Ok(())
     }
 
-    fn int_naive_perturbed_matmul_unchecked(
+    fn int_naive_matmul_unchecked(
         &self,
         x: &Vec<i8>,
         w: &Vec<i8>,
@@ -199,11 +199,11 @@ impl IntKernels for CpuBackend {
         batch: Batch,
         y: &mut Vec<i8>,
     ) -> Result<()> {
-        int8_naive::naive_perturbed_matmul(x, w, shape, &stream, &batch, y);
+        int8_naive::naive_matmul(x, w, shape, &stream, &batch, y);
         Ok(())
     }
 
-    fn int_full_rank_perturbed_matmul_unchecked(
+    fn int_full_rank_matmul_unchecked(
         &self,
         x: &Vec<i8>,
         w: &Vec<i8>,
@@ -265,7 +265,7 @@ impl IntKernels for CpuBackend {
         Ok(())
     }
 
-    fn int_full_rank_perturbed_embedding_unchecked(
+    fn int_full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &Vec<i8>,

@@ -64,7 +64,7 @@ fn materialise_body(w: &[i8], eps: &[i8], negate: bool, w_i: &mut [i8]) {
 
 /// Every member's `y = sat8((x W_iᵀ) >> weight_shift(n))`, rayon over antithetic pairs: one task
 /// per thread, each with its own noise, weight and sum buffers.
-pub(super) fn naive_perturbed_matmul(x: &[i8], w: &[i8], shape: IntMatrix, stream: &NoiseStream, batch: &Batch, y: &mut [i8]) {
+pub(super) fn naive_matmul(x: &[i8], w: &[i8], shape: IntMatrix, stream: &NoiseStream, batch: &Batch, y: &mut [i8]) {
     let (m, n, rows) = (shape.m, shape.n, batch.rows);
     let (o, path) = (weight_shift(n), path(rows));
     let pair_len = 2 * rows * m;

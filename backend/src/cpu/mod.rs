@@ -195,14 +195,7 @@ impl Kernels for CpuBackend {
         Ok(())
     }
 
-    fn naive_perturbed_matmul_unchecked(
-        &self,
-        x: &Vec<f32>,
-        w: &Vec<f32>,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Vec<f32>,
-    ) -> Result<()> {
+    fn full_rank_matmul_unchecked(&self, x: &Vec<f32>, w: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>) -> Result<()> {
         let (m, n, sigma, rows) = (noise.shape.m, noise.shape.n, noise.shape.sigma, batch.rows);
         let pair_len = 2 * rows * m;
         // One task per thread, as in the EGGROLL forward, so that each allocates its two m x n
@@ -386,7 +379,7 @@ impl Kernels for CpuBackend {
         Ok(())
     }
 
-    fn naive_perturbed_embedding_unchecked(
+    fn full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &Vec<f32>,

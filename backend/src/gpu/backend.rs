@@ -16,7 +16,7 @@ use super::params::{
 };
 use super::timing;
 use super::wgpu_backend::WgpuBackend;
-use crate::ops::{Activation as Act, AdamParams, Batch, DType, InputLayout, LowRankNoise, Recurrence};
+use crate::ops::{self, AdamParams, Batch, DType, InputLayout, LowRankNoise, Recurrence};
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Backend, Error, Kernels, MemoryLimits, Result};
 
@@ -173,14 +173,7 @@ impl Kernels for WgpuBackend {
     }
 
     /// Per chunk of members: their weights `W + s_i σ E_i` materialised, then one batched GEMM.
-    fn naive_perturbed_matmul_unchecked(
-        &self,
-        x: &GpuBuffer,
-        w: &GpuBuffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut GpuBuffer,
-    ) -> Result<()> {
+    fn full_rank_matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
         let (m, n, rows, population) = (noise.shape.m, noise.shape.n, batch.rows, batch.population);
         // W_i is materialised in the weights' storage type.
         let dtype = x.dtype;
@@ -291,11 +284,11 @@ impl Kernels for WgpuBackend {
         self.dispatch(Gain, y.len, &params, GainBuffers { dst: &y.buffer, src: &gain.buffer })
     }
 
-    fn activation_unchecked(&self, x: &mut GpuBuffer, act: Act) -> Result<()> {
+    fn activation_unchecked(&self, x: &mut GpuBuffer, act: ops::Activation) -> Result<()> {
         let mode = match act {
-            Act::Relu => 0,
-            Act::Silu => 1,
-            Act::Tanh => 2,
+            ops::Activation::Relu => 0,
+            ops::Activation::Silu => 1,
+            ops::Activation::Tanh => 2,
         };
         let params = ElementParams { mode, ..elementwise_over(x.len)? };
         self.dispatch(Activation, x.len, &params, ActivationBuffers { dst: &x.buffer })
@@ -383,7 +376,7 @@ impl Kernels for WgpuBackend {
         )
     }
 
-    fn naive_perturbed_embedding_unchecked(
+    fn full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &GpuBuffer,
@@ -393,8 +386,8 @@ impl Kernels for WgpuBackend {
     ) -> Result<()> {
         let params = embedding_params(noise, batch, noise.shape.sigma)?;
         let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
-        let buffers = NaivePerturbedEmbeddingBuffers { table: &table.buffer, tokens: t.buffer(), y: &y.buffer };
-        self.dispatch(NaivePerturbedEmbedding, y.len, &params, buffers)
+        let buffers = FullRankEmbeddingBuffers { table: &table.buffer, tokens: t.buffer(), y: &y.buffer };
+        self.dispatch(FullRankEmbedding, y.len, &params, buffers)
     }
 
     fn embedding_unchecked(&self, tokens: &[u32], table: &GpuBuffer, cols: usize, y: &mut GpuBuffer) -> Result<()> {

@@ -67,7 +67,7 @@ pub struct WgpuOptions {
     /// `$HOME/.cache/eggroll/gemm-autotune.json` (no file when neither variable is set).
     /// Native targets only: on wasm32 the rule decides instead of the autotuner.
     pub autotune_cache: Option<PathBuf>,
-    /// Cap on the scratch memory (bytes) that `naive_perturbed_matmul` (materialised weights) and
+    /// Cap on the scratch memory (bytes) that `full_rank_matmul` (materialised weights) and
     /// `lowrank_update` (materialised factors) use per buffer; the work is split into chunks
     /// that fit it and one storage binding. `None`: 256 MiB. Scratch buffers are kept between
     /// calls for reuse, idle ones up to four times this in all.

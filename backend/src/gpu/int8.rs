@@ -189,7 +189,7 @@ impl IntKernels for WgpuBackend {
         ])
     }
 
-    fn int_naive_perturbed_matmul_unchecked(
+    fn int_naive_matmul_unchecked(
         &self,
         x: &GpuI8,
         w: &GpuI8,
@@ -242,7 +242,7 @@ impl IntKernels for WgpuBackend {
         Ok(())
     }
 
-    fn int_full_rank_perturbed_matmul_unchecked(
+    fn int_full_rank_matmul_unchecked(
         &self,
         x: &GpuI8,
         w: &GpuI8,
@@ -305,7 +305,7 @@ impl IntKernels for WgpuBackend {
         self.dispatch(IntPerturbedEmbedding(self.int_dot), y.len / 4, &params, buffers)
     }
 
-    fn int_full_rank_perturbed_embedding_unchecked(
+    fn int_full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &GpuI8,

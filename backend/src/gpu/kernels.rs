@@ -23,8 +23,8 @@ kernel! {
     NoiseFactors => "noise"::"noise_factors" (NoiseParams) NoiseFactorsBuffers { a_out: 1, b_out: 2 }
     /// `update_factors` of noise.wgsl: the update's `A'` and `d B'` of a chunk of pairs.
     UpdateFactors => "noise"::"update_factors" (NoiseParams) UpdateFactorsBuffers { a_out: 1, b_out: 2, d: 3 }
-    /// `materialise` of naive.wgsl: `W + s_i σ E_i` of a chunk of members.
-    Materialise(DType) => "naive"::"materialise" (MaterialiseParams) MaterialiseBuffers { w: 1, out: 2 }
+    /// `materialise` of full_rank.wgsl: `W + s_i σ E_i` of a chunk of members.
+    Materialise(DType) => "full_rank"::"materialise" (MaterialiseParams) MaterialiseBuffers { w: 1, out: 2 }
     /// `perturbed_bias` of vector_noise.wgsl: `y += bias + s_i σ ε_i`.
     PerturbedBias => "vector_noise"::"perturbed_bias" (VectorParams) PerturbedBiasBuffers { y: 1, vector_param: 2 }
     /// `perturbed_gain` of vector_noise.wgsl: `y *= 1 + gain + s_i σ ε_i`.
@@ -50,8 +50,8 @@ kernel! {
     LogSoftmaxAt => "cross_entropy"::"log_softmax_at" (LogSoftmaxParams) LogSoftmaxAtBuffers { logits: 1, targets: 2, out: 3 }
     /// `perturbed_embedding` of embedding.wgsl: every member's low-rank perturbed rows.
     PerturbedEmbedding => "embedding"::"perturbed_embedding" (EmbeddingParams) PerturbedEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
-    /// `naive_perturbed_embedding` of embedding.wgsl: every member's rows under full-rank noise.
-    NaivePerturbedEmbedding => "embedding"::"naive_perturbed_embedding" (EmbeddingParams) NaivePerturbedEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+    /// `full_rank_embedding` of embedding.wgsl: every member's rows under full-rank noise.
+    FullRankEmbedding => "embedding"::"full_rank_embedding" (EmbeddingParams) FullRankEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
     /// `embedding` of embedding.wgsl: the table's rows, unperturbed.
     Embedding => "embedding"::"embedding" (EmbeddingParams) EmbeddingBuffers { table: 1, tokens: 2, y: 3 }
 }

@@ -118,9 +118,9 @@ fn population_lengths<B: IntBackend>(b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, 
     shape("y", b.len_i8(y), batch.output_len(s.m))
 }
 
-/// [`IntBackend::int_naive_perturbed_matmul`]: a valid matrix and batch, the full-rank noise of
+/// [`IntBackend::int_naive_matmul`]: a valid matrix and batch, the full-rank noise of
 /// one pair within its stream's 2^32 draws, buffers of the lengths they imply.
-pub(crate) fn int_naive_perturbed_matmul<B: IntBackend>(b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, batch: &Batch, y: &B::I8) -> Result<()> {
+pub(crate) fn int_naive_matmul<B: IntBackend>(b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, batch: &Batch, y: &B::I8) -> Result<()> {
     batch.validate()?;
     matrix(s)?;
     crate::checks::full_rank_draws(s.m, s.n)?;
@@ -138,9 +138,9 @@ fn full_rank_draws(s: IntMatrix, rank: usize) -> Result<()> {
     Ok(())
 }
 
-/// [`IntBackend::int_full_rank_perturbed_matmul`]: the full-rank draws within a pair's stream
+/// [`IntBackend::int_full_rank_matmul`]: the full-rank draws within a pair's stream
 /// (checked first, before any length), and the rules of the low-rank product.
-pub(crate) fn int_full_rank_perturbed_matmul<B: IntBackend>(
+pub(crate) fn int_full_rank_matmul<B: IntBackend>(
     b: &B,
     x: &B::I8,
     w: &B::I8,
@@ -188,9 +188,9 @@ pub(crate) fn int_perturbed_embedding<B: IntBackend>(
     shape("y", b.len_i8(y), batch.output_len(s.n))
 }
 
-/// [`IntBackend::int_full_rank_perturbed_embedding`]: the full-rank draws of the table within a
+/// [`IntBackend::int_full_rank_embedding`]: the full-rank draws of the table within a
 /// pair's stream (checked first), and the rules of the low-rank lookup.
-pub(crate) fn int_full_rank_perturbed_embedding<B: IntBackend>(
+pub(crate) fn int_full_rank_embedding<B: IntBackend>(
     b: &B,
     t: &[u32],
     table: &B::I8,

@@ -108,7 +108,7 @@ pub trait IntBackend: Backend + IntKernels {
     /// full-rank noise `E_k[j, l] = noise_value(stream, k, j n + l)` of its pair `k = i / 2`,
     /// materialised and multiplied: `y = sat8((x W_iᵀ) >> weight_shift(n))`. `x` and `y` as for
     /// [`IntBackend::int_perturbed_matmul`]; `m n` must not exceed 2^32 (the draws of one pair).
-    fn int_naive_perturbed_matmul(
+    fn int_naive_matmul(
         &self,
         x: &Self::I8,
         w: &Self::I8,
@@ -117,14 +117,14 @@ pub trait IntBackend: Backend + IntKernels {
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()> {
-        checks::int_naive_perturbed_matmul(self, x, w, shape, &batch, y)?;
-        self.int_naive_perturbed_matmul_unchecked(x, w, shape, stream, batch, y)
+        checks::int_naive_matmul(self, x, w, shape, &batch, y)?;
+        self.int_naive_matmul_unchecked(x, w, shape, stream, batch, y)
     }
     /// Every member's perturbed product under OpenES's full-rank integer noise (docs/int8.md,
     /// "OpenES"): integer EGGROLL's product with `noise_j = Σ_l x_l E_k[j, l]`, `E_k[j, l]` the
     /// [`full_rank_noise`] of element `j n + l` of member i's pair `k`. Arguments as for
     /// [`IntBackend::int_perturbed_matmul`]; `2 m n r` must not exceed 2^32 (the draws of a pair).
-    fn int_full_rank_perturbed_matmul(
+    fn int_full_rank_matmul(
         &self,
         x: &Self::I8,
         w: &Self::I8,
@@ -133,8 +133,8 @@ pub trait IntBackend: Backend + IntKernels {
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()> {
-        checks::int_full_rank_perturbed_matmul(self, x, w, shape, &noise, &batch, y)?;
-        self.int_full_rank_perturbed_matmul_unchecked(x, w, shape, noise, batch, y)
+        checks::int_full_rank_matmul(self, x, w, shape, &noise, &batch, y)?;
+        self.int_full_rank_matmul_unchecked(x, w, shape, noise, batch, y)
     }
     /// Rows `tokens` of the V x d table (the mean model's embedding), `tokens.len() x d`.
     fn int_embedding(&self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, y: &mut Self::I8) -> Result<()> {
@@ -161,7 +161,7 @@ pub trait IntBackend: Backend + IntKernels {
     /// `sat8(W[v, j] + s (E_k[v, j] >> t))` with `E_k[v, j]` the [`full_rank_noise`] of element
     /// `v d + j`. Arguments as for [`IntBackend::int_perturbed_embedding`]; `2 V d r` must not
     /// exceed 2^32.
-    fn int_full_rank_perturbed_embedding(
+    fn int_full_rank_embedding(
         &self,
         tokens: &[u32],
         table: &Self::I8,
@@ -170,8 +170,8 @@ pub trait IntBackend: Backend + IntKernels {
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()> {
-        checks::int_full_rank_perturbed_embedding(self, tokens, table, shape, &noise, &batch, y)?;
-        self.int_full_rank_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y)
+        checks::int_full_rank_embedding(self, tokens, table, shape, &noise, &batch, y)?;
+        self.int_full_rank_embedding_unchecked(tokens, table, shape, noise, batch, y)
     }
     /// The integer layer norm of every row of `width` values, in place.
     fn int_layer_norm(&self, x: &mut Self::I8, width: usize) -> Result<()> {
@@ -210,7 +210,7 @@ pub trait IntBackend: Backend + IntKernels {
 
     /// OpenES's ±1 update of an int8 matrix: as [`IntBackend::int_lowrank_update`] with
     /// `Z[j, l] = Σ_k f_k E_k[j, l]`, the full-rank noise of
-    /// [`IntBackend::int_full_rank_perturbed_matmul`]; `2 m n r` must not exceed 2^32.
+    /// [`IntBackend::int_full_rank_matmul`]; `2 m n r` must not exceed 2^32.
     fn int_full_rank_update(&self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut Self::I8) -> Result<()> {
         checks::int_full_rank_update(self, fitness, &noise, shape, w)?;
         self.int_full_rank_update_unchecked(fitness, noise, shape, threshold, w)
@@ -257,8 +257,8 @@ pub trait IntKernels: Kernels {
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()>;
-    /// The kernel of [`IntBackend::int_naive_perturbed_matmul`].
-    fn int_naive_perturbed_matmul_unchecked(
+    /// The kernel of [`IntBackend::int_naive_matmul`].
+    fn int_naive_matmul_unchecked(
         &self,
         x: &Self::I8,
         w: &Self::I8,
@@ -267,8 +267,8 @@ pub trait IntKernels: Kernels {
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()>;
-    /// The kernel of [`IntBackend::int_full_rank_perturbed_matmul`].
-    fn int_full_rank_perturbed_matmul_unchecked(
+    /// The kernel of [`IntBackend::int_full_rank_matmul`].
+    fn int_full_rank_matmul_unchecked(
         &self,
         x: &Self::I8,
         w: &Self::I8,
@@ -289,8 +289,8 @@ pub trait IntKernels: Kernels {
         batch: Batch,
         y: &mut Self::I8,
     ) -> Result<()>;
-    /// The kernel of [`IntBackend::int_full_rank_perturbed_embedding`].
-    fn int_full_rank_perturbed_embedding_unchecked(
+    /// The kernel of [`IntBackend::int_full_rank_embedding`].
+    fn int_full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &Self::I8,

@@ -97,7 +97,7 @@ impl Kernels for SelectedBackend {
         forward!(self, b(x, w, y) => b.perturbed_matmul_unchecked(x, w, noise, batch, y))
     }
 
-    fn naive_perturbed_matmul_unchecked(
+    fn full_rank_matmul_unchecked(
         &self,
         x: &SelectedBuffer,
         w: &SelectedBuffer,
@@ -105,7 +105,7 @@ impl Kernels for SelectedBackend {
         batch: Batch,
         y: &mut SelectedBuffer,
     ) -> Result<()> {
-        forward!(self, b(x, w, y) => b.naive_perturbed_matmul_unchecked(x, w, noise, batch, y))
+        forward!(self, b(x, w, y) => b.full_rank_matmul_unchecked(x, w, noise, batch, y))
     }
 
     fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut SelectedBuffer) -> Result<()> {
@@ -195,7 +195,7 @@ impl Kernels for SelectedBackend {
         forward!(self, b(table, y) => b.perturbed_embedding_unchecked(tokens, table, noise, batch, y))
     }
 
-    fn naive_perturbed_embedding_unchecked(
+    fn full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &SelectedBuffer,
@@ -203,7 +203,7 @@ impl Kernels for SelectedBackend {
         batch: Batch,
         y: &mut SelectedBuffer,
     ) -> Result<()> {
-        forward!(self, b(table, y) => b.naive_perturbed_embedding_unchecked(tokens, table, noise, batch, y))
+        forward!(self, b(table, y) => b.full_rank_embedding_unchecked(tokens, table, noise, batch, y))
     }
 
     fn embedding_unchecked(&self, tokens: &[u32], table: &SelectedBuffer, cols: usize, y: &mut SelectedBuffer) -> Result<()> {

@@ -74,7 +74,7 @@ impl IntKernels for SelectedBackend {
         forward!(self, b(x, w, y) => b.int_perturbed_matmul_unchecked(x, w, shape, noise, batch, y))
     }
 
-    fn int_naive_perturbed_matmul_unchecked(
+    fn int_naive_matmul_unchecked(
         &self,
         x: &SelectedI8,
         w: &SelectedI8,
@@ -83,10 +83,10 @@ impl IntKernels for SelectedBackend {
         batch: Batch,
         y: &mut SelectedI8,
     ) -> Result<()> {
-        forward!(self, b(x, w, y) => b.int_naive_perturbed_matmul_unchecked(x, w, shape, stream, batch, y))
+        forward!(self, b(x, w, y) => b.int_naive_matmul_unchecked(x, w, shape, stream, batch, y))
     }
 
-    fn int_full_rank_perturbed_matmul_unchecked(
+    fn int_full_rank_matmul_unchecked(
         &self,
         x: &SelectedI8,
         w: &SelectedI8,
@@ -95,7 +95,7 @@ impl IntKernels for SelectedBackend {
         batch: Batch,
         y: &mut SelectedI8,
     ) -> Result<()> {
-        forward!(self, b(x, w, y) => b.int_full_rank_perturbed_matmul_unchecked(x, w, shape, noise, batch, y))
+        forward!(self, b(x, w, y) => b.int_full_rank_matmul_unchecked(x, w, shape, noise, batch, y))
     }
 
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &SelectedI8, shape: IntMatrix, y: &mut SelectedI8) -> Result<()> {
@@ -114,7 +114,7 @@ impl IntKernels for SelectedBackend {
         forward!(self, b(table, y) => b.int_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y))
     }
 
-    fn int_full_rank_perturbed_embedding_unchecked(
+    fn int_full_rank_embedding_unchecked(
         &self,
         tokens: &[u32],
         table: &SelectedI8,
@@ -123,7 +123,7 @@ impl IntKernels for SelectedBackend {
         batch: Batch,
         y: &mut SelectedI8,
     ) -> Result<()> {
-        forward!(self, b(table, y) => b.int_full_rank_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y))
+        forward!(self, b(table, y) => b.int_full_rank_embedding_unchecked(tokens, table, shape, noise, batch, y))
     }
 
     fn int_layer_norm_unchecked(&self, x: &mut SelectedI8, width: usize) -> Result<()> {

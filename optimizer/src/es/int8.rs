@@ -1,4 +1,4 @@
-//! The integer trainer's own calls ([`IntEggroll`](super::IntEggroll), docs/int8.md): the
+//! The integer trainer's own calls ([`IntTrainer`](super::IntTrainer), docs/int8.md): the
 //! population's integer log-likelihoods, the mean model's logits, and integer EGGROLL's update.
 //!
 //! It reads an [`EsConfig`](crate::EsConfig) through [`IntSettings`](crate::format::IntSettings):

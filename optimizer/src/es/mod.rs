@@ -43,7 +43,7 @@ pub(crate) struct Param<T> {
     moments: Option<(T, T)>,
 }
 
-/// What one [`Eggroll::tell`] did.
+/// What one [`FloatTrainer::tell`] did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepStats {
     /// The epoch the fitness belonged to (the trainer is now at `epoch + 1`).
@@ -77,10 +77,10 @@ pub struct Trainer<B: Backend, M, F: Tensors<B>> {
 }
 
 /// The EGGROLL trainer on f32 parameters, generic over the [`crate::Model`]; [`Mlp`] by default.
-pub type Eggroll<B, M = Mlp> = Trainer<B, M, F32>;
+pub type FloatTrainer<B, M = Mlp> = Trainer<B, M, F32>;
 
 /// The integer EGGROLL trainer: an [`crate::int8::IntModel`]'s int8 matrices (docs/int8.md).
-pub type IntEggroll<B, M> = Trainer<B, M, Int8>;
+pub type IntTrainer<B, M> = Trainer<B, M, Int8>;
 
 impl<B: Backend, M, F: Trains<B, M>> Trainer<B, M, F> {
     /// Validates `config` (and what the format reads from it), initialises the parameters of

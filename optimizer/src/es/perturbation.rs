@@ -33,7 +33,7 @@ impl Perturbation {
     /// Adds this member's noise to `values`, the mean values of parameter `spec`, on the host:
     /// `W += s (σ/√r) A Bᵀ` for matrices (OpenES: `W += s σ E`, E the matrix's first m n draws
     /// row-major), `b += s σ ε` for vectors, nothing when frozen. The
-    /// result is the parameter [`crate::es::Eggroll::population_forward`] uses for this member.
+    /// result is the parameter [`crate::es::FloatTrainer::population_forward`] uses for this member.
     pub fn apply(&self, spec: &ParamSpec, values: &mut [f32]) {
         if spec.frozen {
             return;
@@ -66,7 +66,7 @@ impl Perturbation {
         }
     }
 
-    /// This member's parameters: a copy of `mean` (from [`crate::Eggroll::params`] of the same
+    /// This member's parameters: a copy of `mean` (from [`crate::FloatTrainer::params`] of the same
     /// epoch) with the member's noise added to every parameter, as [`Perturbation::apply`] does
     /// to one.
     pub fn apply_all(&self, mean: &ParamValues) -> ParamValues {

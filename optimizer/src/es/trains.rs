@@ -4,7 +4,7 @@
 use super::{StepStats, Trainer};
 use crate::error::{EggrollError, Result};
 use crate::format::{Input, Int8, Tensors, F32};
-use crate::forward::{Act, Forward};
+use crate::forward::{Forward, Values};
 use crate::int8::model::IntModel;
 use crate::model::Model;
 use crate::params::{ParamKind, ParamRegistry, ParamSpec};
@@ -20,7 +20,7 @@ pub trait Trains<B: Backend, M>: Tensors<B> {
     /// The model's input.
     fn input(model: &M) -> Input;
     /// Runs the model's layers on its input `x`.
-    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act>;
+    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Values) -> Result<Values>;
     /// The trainer's update from every member's raw fitness ([`Trainer::tell`]).
     fn tell(trainer: &mut Trainer<B, M, Self>, fitness: &[Self::Fitness]) -> Result<StepStats>;
 }
@@ -35,7 +35,7 @@ impl<B: Backend, M: Model> Trains<B, M> for F32 {
     fn input(model: &M) -> Input {
         Input::Features(model.registry().inputs())
     }
-    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act> {
+    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Values) -> Result<Values> {
         model.forward(f, x)
     }
     fn tell(trainer: &mut Trainer<B, M, Self>, fitness: &[f32]) -> Result<StepStats> {
@@ -58,7 +58,7 @@ impl<B: IntBackend, M: IntModel> Trains<B, M> for Int8 {
     fn input(_model: &M) -> Input {
         Input::Tokens
     }
-    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Act) -> Result<Act> {
+    fn forward(model: &M, f: &mut Forward<'_, B, Self>, x: Values) -> Result<Values> {
         model.forward(f, x)
     }
     fn tell(trainer: &mut Trainer<B, M, Self>, scores: &[i64]) -> Result<StepStats> {

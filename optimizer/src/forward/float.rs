@@ -1,6 +1,6 @@
 //! The f32 layers of [`Forward`]: what a [`Model`](crate::model::Model)'s forward is built from.
 
-use super::{Act, Arena, Forward, Mode};
+use super::{Arena, Forward, Mode, Values};
 use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::format::F32;
@@ -29,7 +29,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
         mode: Mode<f32>,
         x: &[f32],
         inputs: usize,
-    ) -> Result<(Self, Act)> {
+    ) -> Result<(Self, Values)> {
         let (members, rows, layout) = mode.key();
         let mut f = Self::open(backend, params, cache, mode);
         let input_len = f.input_rows() * inputs;
@@ -42,7 +42,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
         f.arena.input.clear();
         f.arena.input.extend_from_slice(x);
         f.input = f.alloc(input_len)?;
-        let input = Act { slot: f.input, width: inputs, shared: layout == InputLayout::Shared };
+        let input = Values { slot: f.input, width: inputs, shared: layout == InputLayout::Shared };
         let input = f.update(input, |f, t| Ok(f.backend.write(t, x)?))?;
         Ok((f, input))
     }
@@ -51,8 +51,8 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// vector parameter `bias` (outputs), handles the model registered: each member's weight gets
     /// its low-rank noise and its bias its full-rank noise in a population forward, none in the
     /// mean model's. Under [`Method::OpenEs`] the weight's noise is full-rank too, `s_i σ E_i`
-    /// ([`Backend::naive_perturbed_matmul`]).
-    pub fn linear(&mut self, x: Act, weight: Matrix, bias: Option<Vector>) -> Result<Act> {
+    /// ([`Backend::full_rank_matmul`]).
+    pub fn linear(&mut self, x: Values, weight: Matrix, bias: Option<Vector>) -> Result<Values> {
         let (w_spec, w, m, n) = self.matrix(weight)?;
         if n != x.width {
             return Err(EggrollError::Config(format!("`{}` takes {n} inputs, its input has {}", w_spec.name, x.width)));
@@ -82,7 +82,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
                     let matmul_batch = Batch { input, ..batch };
                     match method {
                         Method::Eggroll => backend.perturbed_matmul(src, w, noise, matmul_batch, dst)?,
-                        Method::OpenEs => backend.naive_perturbed_matmul(src, w, noise, matmul_batch, dst)?,
+                        Method::OpenEs => backend.full_rank_matmul(src, w, noise, matmul_batch, dst)?,
                     }
                     if let Some((b_spec, b)) = bias {
                         let stream = Self::stream(b_spec, seed, noise_epoch);
@@ -106,7 +106,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// Each member's rows are its sequences one after another, `time` rows each (so the rows must
     /// be a multiple of `time`); the projections of every step run as one (perturbed) matmul, only
     /// the recurrence is sequential. Returns every `h_t`, one row per step.
-    pub fn min_gru(&mut self, x: Act, gate: Matrix, candidate: Matrix, time: usize) -> Result<Act> {
+    pub fn min_gru(&mut self, x: Values, gate: Matrix, candidate: Matrix, time: usize) -> Result<Values> {
         let (members, rows) = self.members_rows();
         if time == 0 || !rows.is_multiple_of(time) {
             return Err(EggrollError::Data(format!("{rows} rows per member are not whole sequences of {time} steps")));
@@ -130,10 +130,10 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// member's own perturbed table `W + s_i (σ/√r) A_i B_iᵀ` (the table's low-rank noise, as
     /// [`Forward::linear`]'s weights get; only the rows looked up are computed), in the mean
     /// model's the row of `W`. Under [`Method::OpenEs`] a member's table is `W + s_i σ E_i`, the
-    /// full-rank noise a matrix gets there ([`Backend::naive_perturbed_embedding`], again only the
+    /// full-rank noise a matrix gets there ([`Backend::full_rank_embedding`], again only the
     /// rows looked up). A row whose value is not such an id is an [`EggrollError::Data`] naming
     /// it. Returns width features per row, each member's own.
-    pub fn embedding(&mut self, x: Act, table: Matrix) -> Result<Act> {
+    pub fn embedding(&mut self, x: Values, table: Matrix) -> Result<Values> {
         let (spec, t, m, n) = self.matrix(table)?;
         let tokens = self.tokens(x, &spec.name, m)?;
         let result = self.produce(n, |f, dst| {
@@ -145,7 +145,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
                     };
                     match method {
                         Method::Eggroll => f.backend.perturbed_embedding(&tokens, t, noise, batch, dst)?,
-                        Method::OpenEs => f.backend.naive_perturbed_embedding(&tokens, t, noise, batch, dst)?,
+                        Method::OpenEs => f.backend.full_rank_embedding(&tokens, t, noise, batch, dst)?,
                     }
                 }
                 Mode::Mean { .. } => f.backend.embedding(&tokens, t, n, dst)?,
@@ -158,17 +158,17 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
 
     /// A copy of `x` in a buffer of its own (a residual branch that a layer then changes in place
     /// leaves the original as it was); shared when `x` is.
-    pub fn copy(&mut self, x: Act) -> Result<Act> {
+    pub fn copy(&mut self, x: Values) -> Result<Values> {
         let len = self.backend.len(self.tensor(x)?);
         let slot = self.alloc(len)?;
-        self.update(Act { slot, ..x }, |f, dst| Ok(f.backend.copy(f.tensor(x)?, dst)?))
+        self.update(Values { slot, ..x }, |f, dst| Ok(f.backend.copy(f.tensor(x)?, dst)?))
     }
 
     /// The log-likelihood of a target class per row: `logits` are each member's scores over
     /// their width of classes, `targets` the class of every row (members x rows, member-major, in
     /// `0..width`); returns one value per row, `log softmax(logits_row)[target]`, computed on the
     /// backend so that only one value per row is read back.
-    pub fn log_likelihood(&mut self, logits: Act, targets: &[u32]) -> Result<Act> {
+    pub fn log_likelihood(&mut self, logits: Values, targets: &[u32]) -> Result<Values> {
         let (members, rows) = self.members_rows();
         if logits.shared && members > 1 {
             return Err(EggrollError::Config("the logits do not depend on the parameters".into()));
@@ -180,28 +180,28 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     }
 
     /// Applies `act` to `x` in place.
-    pub fn activation(&mut self, x: Act, act: Activation) -> Result<()> {
+    pub fn activation(&mut self, x: Values, act: Activation) -> Result<()> {
         self.update(x, |f, t| Ok(f.backend.activation(t, act)?)).map(drop)
     }
 
     /// `tanh(x)` in place ([`Forward::activation`] with [`Activation::Tanh`]).
-    pub fn tanh(&mut self, x: Act) -> Result<()> {
+    pub fn tanh(&mut self, x: Values) -> Result<()> {
         self.activation(x, Activation::Tanh)
     }
 
     /// `max(x, 0)` in place ([`Forward::activation`] with [`Activation::Relu`]).
-    pub fn relu(&mut self, x: Act) -> Result<()> {
+    pub fn relu(&mut self, x: Values) -> Result<()> {
         self.activation(x, Activation::Relu)
     }
 
     /// The affine layer `y = x Wᵀ (+ b)` of a [`Linear`]'s handles ([`Forward::linear`]).
-    pub fn dense(&mut self, x: Act, layer: Linear) -> Result<Act> {
+    pub fn dense(&mut self, x: Values, layer: Linear) -> Result<Values> {
         self.linear(x, layer.weight, layer.bias)
     }
 
     /// Normalises each row of `x` to zero mean and unit variance (no affine parameters, see
     /// [`Forward::layer_norm_affine`]), in place.
-    pub fn layer_norm(&mut self, x: Act) -> Result<()> {
+    pub fn layer_norm(&mut self, x: Values) -> Result<()> {
         self.update(x, |f, t| Ok(f.backend.layer_norm(t, x.width, LAYER_NORM_EPS)?)).map(drop)
     }
 
@@ -214,7 +214,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// model uses `gain` and `bias`. The shared model input of a population forward is refused:
     /// the members' gains and biases differ, so run a layer (e.g. [`Forward::linear`]) that gives
     /// each member its own activations first.
-    pub fn layer_norm_affine(&mut self, x: Act, gain: Vector, bias: Vector) -> Result<()> {
+    pub fn layer_norm_affine(&mut self, x: Values, gain: Vector, bias: Vector) -> Result<()> {
         let vector = |handle: Vector| -> Result<(&'a ParamSpec, &'a B::Buffer)> {
             let (spec, buffer) = self.vector(handle)?;
             if spec.kind != (ParamKind::Vector { len: x.width }) {
@@ -253,7 +253,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
 
     /// The residual sum `x += other` in place: same width; `other` may be the shared model input,
     /// which every member's rows then get added.
-    pub fn add(&mut self, x: Act, other: Act) -> Result<()> {
+    pub fn add(&mut self, x: Values, other: Values) -> Result<()> {
         if x.width != other.width {
             return Err(EggrollError::Config(format!("adding activations of {} and {} features", x.width, other.width)));
         }

@@ -2,7 +2,7 @@
 //! built from (docs/int8.md defines every layer's arithmetic). Activations are int8, each
 //! member's own.
 
-use super::{Act, Arena, Forward, Mode, TOKENS};
+use super::{Arena, Forward, Mode, Values, TOKENS};
 use crate::config::Method;
 use crate::error::{EggrollError, Result};
 use crate::format::{Int8, NoiseShift};
@@ -20,7 +20,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
         cache: &'a mut Vec<Arena<B, Int8>>,
         mode: Mode<NoiseShift>,
         tokens: &[u32],
-    ) -> Result<(Self, Act)> {
+    ) -> Result<(Self, Values)> {
         let (members, rows, layout) = mode.key();
         let f = Self::open(backend, params, cache, mode);
         let expected = f.input_rows();
@@ -32,7 +32,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
         }
         f.arena.tokens.clear();
         f.arena.tokens.extend_from_slice(tokens);
-        Ok((f, Act { slot: TOKENS, width: 1, shared: layout == InputLayout::Shared }))
+        Ok((f, Values { slot: TOKENS, width: 1, shared: layout == InputLayout::Shared }))
     }
 
     /// The integer noise of `spec` (shape `shape`) in a population forward: the rank clamped as
@@ -44,7 +44,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
     /// Rows of the int8 table `table` (vocabulary x width) for the token ids of the model input
     /// `x`: each member's perturbed rows in a population forward, the table's rows in the mean
     /// model's.
-    pub fn embedding(&mut self, x: Act, table: Matrix) -> Result<Act> {
+    pub fn embedding(&mut self, x: Values, table: Matrix) -> Result<Values> {
         let (spec, t, m, n) = self.matrix(table)?;
         let shape = IntMatrix { m, n };
         let tokens = self.tokens(x, &spec.name, m)?;
@@ -54,7 +54,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
                     let noise = Self::int_noise(spec, shape, seed, noise_epoch, rank, scale);
                     match method {
                         Method::Eggroll => f.backend.int_perturbed_embedding(&tokens, t, shape, noise, batch, dst)?,
-                        Method::OpenEs => f.backend.int_full_rank_perturbed_embedding(&tokens, t, shape, noise, batch, dst)?,
+                        Method::OpenEs => f.backend.int_full_rank_embedding(&tokens, t, shape, noise, batch, dst)?,
                     }
                 }
                 Mode::Mean { .. } => f.backend.int_embedding(&tokens, t, shape, dst)?,
@@ -67,7 +67,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
 
     /// `y = sat8(x Wᵀ >> weight_shift(n))` with the int8 matrix `weight` (outputs x inputs),
     /// perturbed per member in a population forward.
-    pub fn linear(&mut self, x: Act, weight: Matrix) -> Result<Act> {
+    pub fn linear(&mut self, x: Values, weight: Matrix) -> Result<Values> {
         let (spec, w, m, n) = self.matrix(weight)?;
         let shape = IntMatrix { m, n };
         if n != x.width {
@@ -81,7 +81,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
                     let batch = Batch { input: InputLayout::PerMember, ..batch };
                     match method {
                         Method::Eggroll => f.backend.int_perturbed_matmul(src, w, shape, noise, batch, dst)?,
-                        Method::OpenEs => f.backend.int_full_rank_perturbed_matmul(src, w, shape, noise, batch, dst)?,
+                        Method::OpenEs => f.backend.int_full_rank_matmul(src, w, shape, noise, batch, dst)?,
                     }
                 }
                 Mode::Mean { rows } => f.backend.int_matmul(src, w, shape, rows, dst)?,
@@ -92,7 +92,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
 
     /// The integer minGRU over sequences of `time` rows with the matrices `gate` and `candidate`
     /// (width x inputs); returns every step's state.
-    pub fn min_gru(&mut self, x: Act, gate: Matrix, candidate: Matrix, time: usize) -> Result<Act> {
+    pub fn min_gru(&mut self, x: Values, gate: Matrix, candidate: Matrix, time: usize) -> Result<Values> {
         let (members, rows) = self.members_rows();
         if time == 0 || !rows.is_multiple_of(time) {
             return Err(EggrollError::Data(format!("{rows} rows per member are not whole sequences of {time} steps")));
@@ -108,17 +108,17 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
     }
 
     /// The integer layer norm of every row, in place.
-    pub fn layer_norm(&mut self, x: Act) -> Result<()> {
+    pub fn layer_norm(&mut self, x: Values) -> Result<()> {
         self.update(x, |f, t| Ok(f.backend.int_layer_norm(t, x.width)?)).map(drop)
     }
 
     /// `max(x, 0)` in place.
-    pub fn relu(&mut self, x: Act) -> Result<()> {
+    pub fn relu(&mut self, x: Values) -> Result<()> {
         self.update(x, |f, t| Ok(f.backend.int_relu(t)?)).map(drop)
     }
 
     /// The saturating residual sum `x += other` in place (same width, different activations).
-    pub fn add(&mut self, x: Act, other: Act) -> Result<()> {
+    pub fn add(&mut self, x: Values, other: Values) -> Result<()> {
         if x.width != other.width || x.slot == other.slot {
             return Err(EggrollError::Config(format!("adding activations of {} and {} values", x.width, other.width)));
         }
@@ -126,15 +126,15 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
     }
 
     /// A copy of `x` in a tensor of its own.
-    pub fn copy(&mut self, x: Act) -> Result<Act> {
+    pub fn copy(&mut self, x: Values) -> Result<Values> {
         let len = self.backend.len_i8(self.tensor(x)?);
         let slot = self.alloc(len)?;
-        self.update(Act { slot, ..x }, |f, t| Ok(f.backend.copy_i8(f.tensor(x)?, t)?))
+        self.update(Values { slot, ..x }, |f, t| Ok(f.backend.copy_i8(f.tensor(x)?, t)?))
     }
 
     /// Ends the forward: the log-likelihood of each row's target under `logits` (`classes` wide;
     /// members x rows targets, each `< classes`), in units of 2^-16 bits.
-    pub(crate) fn finish_scored(self, logits: Act, classes: usize, targets: &[u32]) -> Result<&'a B::I32> {
+    pub(crate) fn finish_scored(self, logits: Values, classes: usize, targets: &[u32]) -> Result<&'a B::I32> {
         if logits.width != classes {
             return Err(EggrollError::Config(format!("the model's forward gives {} logits, it declares {classes} classes", logits.width)));
         }

@@ -70,13 +70,13 @@ impl<S> Mode<S> {
 /// all members (`shared`: the model input in the [`InputLayout::Shared`] layout, which every
 /// member reads alike until a layer perturbs it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Act {
+pub struct Values {
     slot: usize,
     width: usize,
     shared: bool,
 }
 
-impl Act {
+impl Values {
     /// Values per row.
     pub fn width(&self) -> usize {
         self.width
@@ -141,7 +141,7 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
         cache: &'a mut Vec<Arena<B, F>>,
         mode: Mode<F::Scale>,
         input: Input,
-    ) -> Result<(Self, Act)> {
+    ) -> Result<(Self, Values)> {
         let shared = mode.key().2 == InputLayout::Shared;
         let mut f = Self::open(backend, params, cache, mode);
         let rows = f.input_rows();
@@ -149,11 +149,11 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
             Input::Features(width) => {
                 f.arena.input = vec![0.0; rows * width];
                 f.input = f.alloc(rows * width)?;
-                Ok(Act { slot: f.input, width, shared })
+                Ok(Values { slot: f.input, width, shared })
             }
             Input::Tokens => {
                 f.arena.tokens = vec![0; rows];
-                Ok(Act { slot: TOKENS, width: 1, shared })
+                Ok(Values { slot: TOKENS, width: 1, shared })
             }
         }
         .map(|x| (f, x))
@@ -188,14 +188,14 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
 
     /// A new activation of `width` values per row for every member, filled by `fill` from the
     /// forward and its empty tensor.
-    fn produce(&mut self, width: usize, fill: impl FnOnce(&Self, &mut F::Tensor) -> Result<()>) -> Result<Act> {
+    fn produce(&mut self, width: usize, fill: impl FnOnce(&Self, &mut F::Tensor) -> Result<()>) -> Result<Values> {
         let (members, rows) = self.members_rows();
         let slot = self.alloc(members * rows * width)?;
-        self.update(Act { slot, width, shared: false }, fill)
+        self.update(Values { slot, width, shared: false }, fill)
     }
 
     /// Runs `change` on the tensor of `x`, taken out of the arena for the call; returns `x`.
-    fn update(&mut self, x: Act, change: impl FnOnce(&Self, &mut F::Tensor) -> Result<()>) -> Result<Act> {
+    fn update(&mut self, x: Values, change: impl FnOnce(&Self, &mut F::Tensor) -> Result<()>) -> Result<Values> {
         let taken = self.arena.tensors.get_mut(x.slot).and_then(Option::take);
         let mut t = taken.ok_or_else(not_a_tensor)?;
         let result = change(self, &mut t);
@@ -204,7 +204,7 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
     }
 
     /// The tensor of `act`.
-    fn tensor(&self, act: Act) -> Result<&F::Tensor> {
+    fn tensor(&self, act: Values) -> Result<&F::Tensor> {
         self.arena.tensors.get(act.slot).and_then(Option::as_ref).ok_or_else(not_a_tensor)
     }
 
@@ -247,7 +247,7 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
     /// The token ids of the model input `x`, one per row as an exact integer in `0..vocabulary`
     /// of the table called `table`: read from the f32 input's host copy, or those the forward
     /// started with. Refuses an `x` that is not the model input, one wide.
-    fn tokens(&mut self, x: Act, table: &str, vocabulary: usize) -> Result<Vec<u32>> {
+    fn tokens(&mut self, x: Values, table: &str, vocabulary: usize) -> Result<Vec<u32>> {
         if !self.is_input(x) || x.width != 1 {
             return Err(EggrollError::Config(format!(
                 "the embedding `{table}` looks up the model input, one token id per row; its input is {}, {} wide",
@@ -277,12 +277,12 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
     }
 
     /// Whether `x` is the model input.
-    fn is_input(&self, x: Act) -> bool {
+    fn is_input(&self, x: Values) -> bool {
         x.slot == self.input
     }
 
     /// Checks that `output` is `outputs` wide and, in a population forward, each member's own.
-    pub(crate) fn check_output(&self, output: Act, outputs: usize) -> Result<()> {
+    pub(crate) fn check_output(&self, output: Values, outputs: usize) -> Result<()> {
         if output.width != outputs {
             return Err(EggrollError::Config(format!(
                 "the model's forward gives {} features, it declares {outputs} outputs",
@@ -297,7 +297,7 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
 
     /// Ends the forward: the tensor of `output`, which must be `outputs` wide and, in a
     /// population forward, each member's own.
-    pub(crate) fn finish(self, output: Act, outputs: usize) -> Result<&'a F::Tensor> {
+    pub(crate) fn finish(self, output: Values, outputs: usize) -> Result<&'a F::Tensor> {
         self.check_output(output, outputs)?;
         let arena: &'a Arena<B, F> = self.arena;
         arena.tensors.get(output.slot).and_then(Option::as_ref).ok_or_else(not_a_tensor)

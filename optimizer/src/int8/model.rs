@@ -3,7 +3,7 @@
 
 use crate::error::{EggrollError, Result};
 use crate::format::Int8;
-use crate::forward::{Act, Forward};
+use crate::forward::{Forward, Values};
 use crate::model::{standard_normal, LmShape, BYTE_VOCAB as VOCAB};
 use crate::params::{Matrix, ParamRegistry, ParamSpec};
 use eggroll_backend::int8::{sat8, IntBackend};
@@ -25,7 +25,7 @@ pub trait IntModel {
     /// Runs the layers for every member at once from the model input `x` (its token ids, which
     /// [`Forward::embedding`] looks up) and returns the logits (the registry's outputs wide, 4
     /// fractional bits of bits).
-    fn forward<B: IntBackend>(&self, f: &mut Forward<'_, B, Int8>, x: Act) -> Result<Act>;
+    fn forward<B: IntBackend>(&self, f: &mut Forward<'_, B, Int8>, x: Values) -> Result<Values>;
 
     /// Initial int8 values: `sat8(round(16 z))` with `z` standard normal, drawn in id order from
     /// PCG64 seeded with `seed`.
@@ -116,7 +116,7 @@ impl IntModel for EggModel {
         &self.registry
     }
 
-    fn forward<B: IntBackend>(&self, f: &mut Forward<'_, B, Int8>, x: Act) -> Result<Act> {
+    fn forward<B: IntBackend>(&self, f: &mut Forward<'_, B, Int8>, x: Values) -> Result<Values> {
         let h = f.embedding(x, self.embed)?;
         for block in &self.blocks {
             let u = f.copy(h)?;

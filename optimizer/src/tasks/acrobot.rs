@@ -182,7 +182,7 @@ impl Acrobot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::Eggroll;
+    use crate::es::FloatTrainer;
     use crate::tasks::Task;
     use eggroll_backend::cpu::CpuBackend;
 
@@ -213,7 +213,7 @@ mod tests {
     fn training_improves_the_return() {
         let mut task = Acrobot::new(3);
         let config = EsConfig { population: 64, seed: 3, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let before = task.evaluate(&mut es).unwrap().metric;
         for _ in 0..20 {
             crate::tasks::train_epoch(&mut task, &mut es).unwrap();

@@ -138,7 +138,7 @@ impl CartPole {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::Eggroll;
+    use crate::es::FloatTrainer;
     use crate::tasks::control::{rollout, VecEnv, EVAL_EPISODES};
     use crate::tasks::Task;
     use eggroll_backend::cpu::CpuBackend;
@@ -257,7 +257,7 @@ mod tests {
         // With a tiny σ both members of a pair play the same episode; different pairs differ.
         let mut task = CartPole::new(3);
         let config = EsConfig { population: 32, sigma: 1e-7, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let f = task.population_fitness(&mut es).unwrap();
         let same = f.chunks_exact(2).filter(|p| p[0] == p[1]).count();
         assert!(same >= 15, "{f:?}");
@@ -269,7 +269,7 @@ mod tests {
     fn training_balances_the_pole() {
         let mut task = CartPole::new(7);
         let config = EsConfig { population: 32, epochs: 30, seed: 7, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let before = task.evaluate(&mut es).unwrap().metric;
         for _ in 0..30 {
             crate::tasks::train_epoch(&mut task, &mut es).unwrap();

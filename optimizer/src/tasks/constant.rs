@@ -3,7 +3,7 @@
 use super::{mse, rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::Result;
-use crate::es::Eggroll;
+use crate::es::FloatTrainer;
 use crate::format::F32;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
@@ -71,7 +71,7 @@ impl Task for Constant {
         Footprint::new(config, ROWS_PER_EPOCH, InputLayout::Shared, ROWS_PER_EPOCH.max(TEST_ROWS), (ROWS_PER_EPOCH + 1) * 4)
     }
 
-    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let x = inputs(es.config().seed, 3, es.epoch(), ROWS_PER_EPOCH);
         let y = es.population_forward_members_async(members, &x, InputLayout::Shared, ROWS_PER_EPOCH).await?;
         let targets = [TARGET; ROWS_PER_EPOCH];
@@ -79,7 +79,7 @@ impl Task for Constant {
     }
 
     /// Train loss on the inputs of the last epoch trained; test loss on 256 held-out inputs.
-    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>) -> Result<Evaluation> {
         let x = inputs(es.config().seed, 3, es.epoch().saturating_sub(1), ROWS_PER_EPOCH);
         let train_loss = mse(&es.forward_mean_async(&x, ROWS_PER_EPOCH).await?, &[TARGET; ROWS_PER_EPOCH]);
         let test = es.forward_mean_async(&self.test_x, TEST_ROWS).await?;

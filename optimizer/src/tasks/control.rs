@@ -3,8 +3,8 @@
 //! An [`Env`] describes one environment's physics (start state, observation, one time step). A
 //! [`VecEnv`] runs many of them side by side, and [`rollout`] drives a whole batch of episodes
 //! with one model call per time step for every environment at once: the population
-//! ([`Eggroll::population_forward`] with [`InputLayout::PerMember`], one row per member) during
-//! training, the mean model ([`Eggroll::forward_mean`], one row per environment) when evaluating.
+//! ([`FloatTrainer::population_forward`] with [`InputLayout::PerMember`], one row per member) during
+//! training, the mean model ([`FloatTrainer::forward_mean`], one row per environment) when evaluating.
 //! Only the physics loops over environments on the host; the model never does.
 //!
 //! [`Control`] turns an [`Env`] into a [`Task`]:
@@ -25,7 +25,7 @@
 use super::{rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
-use crate::es::Eggroll;
+use crate::es::FloatTrainer;
 use crate::format::F32;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
@@ -192,7 +192,7 @@ pub async fn rollout<E: Env>(env: &E, starts: Vec<E::State>, mut policy: impl As
 }
 
 /// Returns of the mean model from `starts`, all episodes batched as rows of one forward per step.
-pub async fn mean_returns<E: Env, B: Backend>(env: &E, es: &mut Eggroll<B>, starts: Vec<E::State>) -> Result<Vec<f32>> {
+pub async fn mean_returns<E: Env, B: Backend>(env: &E, es: &mut FloatTrainer<B>, starts: Vec<E::State>) -> Result<Vec<f32>> {
     let rows = starts.len();
     rollout(env, starts, async |obs: &[f32]| es.forward_mean_async(obs, rows).await).await
 }
@@ -282,7 +282,7 @@ impl<E: Env> Task for Control<E> {
 
     /// Episode return of every member, pairs sharing their start state; one population forward
     /// (every member its own observation row) per time step.
-    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let n = es.config().population;
         let pair_starts = self.train_starts(es.epoch(), n / 2);
         let starts = members.clone().map(|i| pair_starts[i / 2]).collect();
@@ -292,7 +292,7 @@ impl<E: Env> Task for Control<E> {
 
     /// `train_loss`: minus the mean return of the mean model from the last epoch's start states;
     /// `return`: its mean return over the [`EVAL_EPISODES`] held-out start states.
-    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>) -> Result<Evaluation> {
         let pairs = es.config().population / 2;
         let train = mean_returns(&self.env, es, self.train_starts(es.epoch().saturating_sub(1), pairs)).await?;
         let held_out = mean_returns(&self.env, es, self.eval_starts.clone()).await?;

@@ -7,7 +7,7 @@
 use super::{rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule};
 use crate::error::{EggrollError, Result};
-use crate::es::Eggroll;
+use crate::es::FloatTrainer;
 use crate::format::F32;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
@@ -289,7 +289,7 @@ impl Task for Digits {
         Footprint::new(config, BATCH, InputLayout::Shared, TRAIN_IMAGES.max(TEST_IMAGES), (BATCH * CLASSES + 1) * 4)
     }
 
-    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let batch = self.batch(es.epoch());
         let logits = es.population_forward_members_async(members, &batch.features, InputLayout::Shared, batch.len()).await?;
         Ok(logits.chunks_exact(batch.len() * CLASSES).map(|member| -cross_entropy(member, &batch.labels) as f32).collect())
@@ -297,7 +297,7 @@ impl Task for Digits {
 
     /// Cross-entropy of the mean model over the 1437 training images (train loss) and its
     /// accuracy on the 360 test images (metric `"accuracy"`).
-    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>) -> Result<Evaluation> {
         let train = es.forward_mean_async(&self.train.features, self.train.len()).await?;
         let test = es.forward_mean_async(&self.test.features, self.test.len()).await?;
         Ok(Evaluation {
@@ -469,7 +469,7 @@ mod tests {
         };
         assert_eq!(task.name(), "digits");
         let config = EsConfig { population: 128, epochs: 60, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let before = task.evaluate(&mut es).unwrap();
         assert_eq!(before.metric_name, "accuracy");
         assert!(before.metric < 0.3, "untrained accuracy {}", before.metric);
@@ -487,7 +487,7 @@ mod tests {
         let fitness = || {
             let mut task = Digits::new(0).unwrap();
             let config = EsConfig { population: 8, ..task.default_config() };
-            let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+            let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
             train_epoch(&mut task, &mut es).unwrap();
             task.population_fitness(&mut es).unwrap()
         };

@@ -1,5 +1,5 @@
 //! `egg`: the paper's integer language model ([`EggModel`]) trained with integer EGGROLL
-//! ([`IntEggroll`]) on the `charlm` corpus, split, windows and baselines ([`LmData`]).
+//! ([`IntTrainer`]) on the `charlm` corpus, split, windows and baselines ([`LmData`]).
 //!
 //! A member's score is the sum of its window's integer log-likelihoods (units of 2^-16 bits), the
 //! recurrent state starting from zero at the window's start; the members of a group share a
@@ -11,7 +11,7 @@ use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
 use crate::es::StepStats;
 use crate::format::Int8;
-use crate::int8::{EggModel, IntEggroll};
+use crate::int8::{EggModel, IntTrainer};
 use eggroll_backend::int8::IntBackend;
 use eggroll_backend::InputLayout;
 use std::ops::Range;
@@ -92,7 +92,7 @@ impl Task for Egg {
 
     /// Every member's score at the trainer's epoch: the sum of its window's log-likelihoods, the
     /// read-back awaited.
-    async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>, members: Range<usize>) -> Result<Vec<i64>> {
+    async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut IntTrainer<B, EggModel>, members: Range<usize>) -> Result<Vec<i64>> {
         let t = self.model.shape().window;
         let windows = self.lm.draw_members(es.config(), es.epoch(), members.clone());
         let (tokens, targets) = self.lm.members();
@@ -103,7 +103,7 @@ impl Task for Egg {
 
     /// Bits per byte of the mean model on the windows last seen and on the test windows, the
     /// read-backs awaited.
-    async fn evaluate_async<B: IntBackend>(&mut self, es: &mut IntEggroll<B, EggModel>) -> Result<Evaluation> {
+    async fn evaluate_async<B: IntBackend>(&mut self, es: &mut IntTrainer<B, EggModel>) -> Result<Evaluation> {
         let (x, y) = self.lm.last_windows(es.config(), es.epoch());
         let train = es.mean_log_likelihood_async(&x, y.len(), &y).await?;
         let (test_x, test_y) = self.lm.test();
@@ -136,7 +136,7 @@ mod tests {
         let corpus = Corpus::new("cat".into(), b"the cat sat on the mat. ".repeat(200));
         let mut task = Egg::with_corpus(1, corpus, EggModel::new(16, 1, 8).unwrap()).unwrap();
         let config = EsConfig { population: 128, group_size: 8, epochs: 300, seed: 1, ..task.default_config() };
-        let mut es = IntEggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = IntTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let start = task.evaluate(&mut es).unwrap().metric;
         for _ in 0..300 {
             crate::tasks::train_epoch(&mut task, &mut es).unwrap();
@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn the_configuration_is_read_as_integer_eggroll_reads_it() {
         let task = Egg::with_corpus(1, Corpus::new("t".into(), vec![b'a'; 400]), EggModel::new(4, 1, 4).unwrap()).unwrap();
-        let new = |config: EsConfig| IntEggroll::new(CpuBackend::new(), task.model(), config).map(|_| ()).unwrap_err().to_string();
+        let new = |config: EsConfig| IntTrainer::new(CpuBackend::new(), task.model(), config).map(|_| ()).unwrap_err().to_string();
         let base = EsConfig { population: 8, group_size: 0, ..task.default_config() };
         assert!(new(EsConfig { sigma: 0.1, ..base.clone() }).contains("power of two"));
         assert!(new(EsConfig { optimizer: OptimizerKind::Adam, ..base.clone() }).contains("sgd"));

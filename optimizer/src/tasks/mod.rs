@@ -27,7 +27,7 @@ pub use regression::Regression;
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
 use crate::es::Trains;
-use crate::es::{Eggroll, StepStats, Trainer};
+use crate::es::{FloatTrainer, StepStats, Trainer};
 use crate::format::{Format, F32};
 use crate::model::Mlp;
 use control::Control;
@@ -54,7 +54,7 @@ pub struct Evaluation {
 /// A problem EGGROLL can train on: a model, a default configuration, a fitness for every member
 /// of the population and an evaluation of the mean model, in its number format (`Format`:
 /// [`F32`] for EGGROLL, [`Int8`](crate::format::Int8) for the integer `egg` task). Its trainer
-/// is the [`Trainer`] of that format: [`Eggroll`] for f32 tasks.
+/// is the [`Trainer`] of that format: [`FloatTrainer`] for f32 tasks.
 ///
 /// The methods that take the trainer are generic over the backend; an implementation may ask
 /// less of it than [`IntBackend`] (f32 tasks ask only [`Backend`](eggroll_backend::Backend)).
@@ -70,7 +70,7 @@ pub trait Task {
     /// The hyperparameters the task is tuned for.
     fn default_config(&self) -> EsConfig;
     /// Raw fitness (higher is better) of the members `members` (whole antithetic pairs of the
-    /// population, [`Eggroll::population_forward_members_async`](crate::Eggroll::population_forward_members_async))
+    /// population, [`FloatTrainer::population_forward_members_async`](crate::FloatTrainer::population_forward_members_async))
     /// at the trainer's current epoch, the backend's read-backs awaited (a browser cannot block on
     /// them). A member's fitness depends on the member alone, never on which others are evaluated
     /// with it, so that workers sharing a population out (several adapters, MPI ranks) give the
@@ -209,7 +209,7 @@ pub enum TaskKind {
     /// so it is built with [`CharLm::new`] rather than [`TaskKind::build`].
     CharLm,
     /// The integer language model ([`Egg`]), trained by integer EGGROLL
-    /// ([`crate::int8::IntEggroll`]); built with [`Egg::new`].
+    /// ([`crate::int8::IntTrainer`]); built with [`Egg::new`].
     Egg,
 }
 
@@ -365,10 +365,10 @@ impl Task for AnyTask {
     fn default_config(&self) -> EsConfig {
         dispatch!(self, t => t.default_config())
     }
-    async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: IntBackend>(&mut self, es: &mut FloatTrainer<B>, members: Range<usize>) -> Result<Vec<f32>> {
         dispatch!(self, t => t.members_fitness_async(es, members).await)
     }
-    async fn evaluate_async<B: IntBackend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: IntBackend>(&mut self, es: &mut FloatTrainer<B>) -> Result<Evaluation> {
         dispatch!(self, t => t.evaluate_async(es).await)
     }
     fn settings(&self) -> serde_json::Value {

@@ -315,7 +315,7 @@ impl MountainCarContinuous {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::Eggroll;
+    use crate::es::FloatTrainer;
     use crate::tasks::Task;
     use eggroll_backend::cpu::CpuBackend;
 
@@ -346,7 +346,7 @@ mod tests {
     /// Returns of the mean model before and after `epochs` epochs of training on `task`.
     fn train<E: Env>(mut task: Control<E>, epochs: usize) -> (f32, f32) {
         let config = EsConfig { seed: 1, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let before = task.evaluate(&mut es).unwrap().metric;
         for _ in 0..epochs {
             crate::tasks::train_epoch(&mut task, &mut es).unwrap();

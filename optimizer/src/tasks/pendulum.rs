@@ -133,7 +133,7 @@ impl Pendulum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::Eggroll;
+    use crate::es::FloatTrainer;
     use crate::tasks::control::{rollout, EVAL_EPISODES};
     use crate::tasks::Task;
     use eggroll_backend::cpu::CpuBackend;
@@ -227,7 +227,7 @@ mod tests {
     fn pairs_share_start_states() {
         let mut task = Pendulum::new(1);
         let config = EsConfig { population: 32, sigma: 1e-6, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let f = task.population_fitness(&mut es).unwrap();
         for p in f.chunks_exact(2) {
             assert!((p[0] - p[1]).abs() < 0.05 * p[0].abs().max(1.0), "{f:?}");
@@ -240,7 +240,7 @@ mod tests {
     fn training_improves_the_return() {
         let mut task = Pendulum::new(5);
         let config = EsConfig { population: 64, epochs: 60, seed: 5, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let before = task.evaluate(&mut es).unwrap();
         for _ in 0..60 {
             crate::tasks::train_epoch(&mut task, &mut es).unwrap();

@@ -3,7 +3,7 @@
 use super::{mse, rng_for, Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind, Schedule, Shaping};
 use crate::error::Result;
-use crate::es::Eggroll;
+use crate::es::FloatTrainer;
 use crate::format::F32;
 use crate::model::Mlp;
 use eggroll_backend::{Backend, InputLayout};
@@ -98,7 +98,7 @@ impl Task for Regression {
         Footprint::new(config, 1, InputLayout::PerMember, eval, 3 * 4)
     }
 
-    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B>, members: Range<usize>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>, members: Range<usize>) -> Result<Vec<f32>> {
         let group = es.config().group_len();
         let points = self.batch(es.epoch(), es.config().population / group);
         let x: Vec<f32> = members.clone().map(|member| points[member / group]).collect();
@@ -107,7 +107,7 @@ impl Task for Regression {
     }
 
     /// Train loss on the points of the last epoch trained; test MSE over the 1024 test points.
-    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut FloatTrainer<B>) -> Result<Evaluation> {
         let group = es.config().group_len();
         let points = self.batch(es.epoch().saturating_sub(1), es.config().population / group);
         let targets: Vec<f32> = points.iter().map(|&x| target(x)).collect();

@@ -25,7 +25,7 @@ pub(crate) use windows::{lm_task_methods, LmWindows};
 use super::{Evaluation, Footprint, Task, TaskKind};
 use crate::config::{EsConfig, OptimizerKind};
 use crate::error::{EggrollError, Result};
-use crate::es::Eggroll;
+use crate::es::FloatTrainer;
 use crate::format::F32;
 use eggroll_backend::{Backend, InputLayout};
 use std::f64::consts::LN_2;
@@ -130,7 +130,11 @@ impl Task for CharLm {
 
     lm_task_methods!();
 
-    async fn members_fitness_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>, members: Range<usize>) -> Result<Vec<f32>> {
+    async fn members_fitness_async<B: Backend>(
+        &mut self,
+        es: &mut FloatTrainer<B, CharLmModel>,
+        members: Range<usize>,
+    ) -> Result<Vec<f32>> {
         let t = self.model.shape().window;
         let windows = self.lm.draw_members(es.config(), es.epoch(), members.clone());
         let (inputs, targets) = self.lm.members();
@@ -145,7 +149,7 @@ impl Task for CharLm {
 
     /// Bits per byte of the mean model on the windows last seen (train loss) and on the test
     /// windows (`test_bits_per_byte`).
-    async fn evaluate_async<B: Backend>(&mut self, es: &mut Eggroll<B, CharLmModel>) -> Result<Evaluation> {
+    async fn evaluate_async<B: Backend>(&mut self, es: &mut FloatTrainer<B, CharLmModel>) -> Result<Evaluation> {
         let (x, y) = self.lm.last_windows(es.config(), es.epoch());
         let train = es.mean_log_likelihood_async(&x, y.len(), &y).await?;
         let (test_x, test_y) = self.lm.test();
@@ -165,7 +169,7 @@ mod tests {
         let corpus = Corpus::new("cat".into(), b"the cat sat on the mat. ".repeat(200));
         let mut task = CharLm::with_corpus(1, corpus, CharLmModel::new(16, 1, 8).unwrap()).unwrap();
         let config = EsConfig { population: 64, group_size: 8, lr: 0.01, seed: 1, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         let start = task.evaluate(&mut es).unwrap().metric;
         assert!(start > 7.0, "an untrained model is near uniform: {start}");
         for _ in 0..150 {
@@ -180,7 +184,7 @@ mod tests {
         let corpus = Corpus::new("digits".into(), (0..5000u32).map(|i| (i % 251) as u8).collect());
         let mut task = CharLm::with_corpus(2, corpus, CharLmModel::new(4, 1, 5).unwrap()).unwrap();
         let config = EsConfig { population: 12, group_size: 4, ..task.default_config() };
-        let mut es = Eggroll::new(CpuBackend::new(), task.model(), config).unwrap();
+        let mut es = FloatTrainer::new(CpuBackend::new(), task.model(), config).unwrap();
         task.population_fitness(&mut es).unwrap();
         let (inputs, targets) = task.lm.members();
         let windows: Vec<&[f32]> = inputs.chunks_exact(5).collect();

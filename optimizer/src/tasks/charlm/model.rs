@@ -4,7 +4,7 @@
 
 use super::corpus::VOCAB;
 use crate::error::{EggrollError, Result};
-use crate::forward::{Act, Forward};
+use crate::forward::{Forward, Values};
 use crate::model::{LmShape, Model};
 use crate::params::{Linear, Matrix, ParamRegistry, Vector};
 use eggroll_backend::{Activation, Backend};
@@ -26,7 +26,7 @@ impl Norm {
     }
 
     /// The layer norm of `x` in place.
-    fn apply<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<()> {
+    fn apply<B: Backend>(&self, f: &mut Forward<'_, B>, x: Values) -> Result<()> {
         f.layer_norm_affine(x, self.gain, self.bias)
     }
 }
@@ -108,7 +108,7 @@ impl Model for CharLmModel {
         &self.registry
     }
 
-    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Act) -> Result<Act> {
+    fn forward<B: Backend>(&self, f: &mut Forward<'_, B>, x: Values) -> Result<Values> {
         let h = f.embedding(x, self.embed)?;
         for block in &self.blocks {
             let u = f.copy(h)?;

@@ -1,4 +1,5 @@
-// Naive ES (OpenAI-style): each member's full-rank Gaussian perturbation, materialised.
+// OpenES: each member's full-rank Gaussian perturbation, materialised (which is also naive ES,
+// the benchmarks' baseline).
 // out[c, e] = W[e] + s_i sigma eps_{i/2}[e] for member i = first + c of the chunk (c < count),
 // e < len = m n the row-major element index and eps_t[e] draw e of pair t's stream (philox.wgsl),
 // as the CPU's `NoiseStream::fill_normals` gives it; members and pairs count from the batch's
