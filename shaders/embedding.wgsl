@@ -42,17 +42,14 @@ fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         return;
     }
     let at = lookup(gid);
-    let member = at.member;
-    let c = at.c;
-    let v = at.v;
-    // The batch's member `member` is of pair `pair_offset + member / 2` in the whole population.
-    let pair = p.pair_offset + member / 2u;
+    // The batch's member `at.member` is of pair `pair_offset + at.member / 2` in the whole population.
+    let pair = p.pair_offset + at.member / 2u;
     var acc = 0.0;
     for (var k = 0u; k < p.rank; k++) {
-        acc = fma(draw(pair, a_element(p.m, v, k)), draw(pair, b_element(p.m, p.n, p.rank, c, k)), acc);
+        acc = fma(draw(pair, a_element(p.m, at.v, k)), draw(pair, b_element(p.m, p.n, p.rank, at.c, k)), acc);
     }
-    let coef = select(p.scale, -p.scale, (member & 1u) != 0u);
-    y[gid] = fma(coef, acc, table[v * p.n + c]);
+    let coef = select(p.scale, -p.scale, (at.member & 1u) != 0u);
+    y[gid] = fma(coef, acc, table[at.v * p.n + at.c]);
 }
 
 @compute @workgroup_size(256)
@@ -62,13 +59,10 @@ fn full_rank_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         return;
     }
     let at = lookup(gid);
-    let member = at.member;
-    let c = at.c;
-    let v = at.v;
     // v n + c < m n <= 2^32 (checked in front): a draw index of the pair.
-    let element = v * p.n + c;
-    let coef = select(p.scale, -p.scale, (member & 1u) != 0u);
-    y[gid] = table[element] + coef * draw(p.pair_offset + member / 2u, element);
+    let element = at.v * p.n + at.c;
+    let coef = select(p.scale, -p.scale, (at.member & 1u) != 0u);
+    y[gid] = table[element] + coef * draw(p.pair_offset + at.member / 2u, element);
 }
 
 @compute @workgroup_size(256)

@@ -64,11 +64,7 @@ pub(crate) fn copy<B: Backend>(backend: &B, src: &B::Buffer, dst: &B::Buffer) ->
 
 /// [`Backend::matmul`]: `x` rows x n, `w` m x n, `y` rows x m, both sides of `w` > 0.
 pub(crate) fn matmul<B: Backend>(
-    backend: &B,
-    x: &B::Buffer,
-    w: &B::Buffer,
-    (m, n, rows): (usize, usize, usize),
-    y: &B::Buffer,
+    backend: &B, x: &B::Buffer, w: &B::Buffer, (m, n, rows): (usize, usize, usize), y: &B::Buffer,
 ) -> Result<()> {
     if m == 0 || n == 0 {
         return Err(ShapeError::EmptyMatrix { m, n }.into());
@@ -99,12 +95,7 @@ fn noisy_batch(noise: &LowRankNoise, batch: &Batch) -> Result<(usize, usize)> {
 /// [`Backend::perturbed_matmul`] and [`Backend::full_rank_matmul`]: a valid shape and batch,
 /// buffers of the lengths they imply, storage types as [`Backend::matmul`].
 pub(crate) fn population_forward<B: Backend>(
-    backend: &B,
-    x: &B::Buffer,
-    w: &B::Buffer,
-    noise: &LowRankNoise,
-    batch: &Batch,
-    y: &B::Buffer,
+    backend: &B, x: &B::Buffer, w: &B::Buffer, noise: &LowRankNoise, batch: &Batch, y: &B::Buffer,
 ) -> Result<()> {
     let (m, n) = noisy_batch(noise, batch)?;
     len("weight W", backend.len(w), m * n)?;
@@ -147,12 +138,7 @@ pub(crate) fn perturbed_gain<B: Backend>(backend: &B, y: &B::Buffer, gain: &B::B
 /// A vector parameter `what` with full-rank noise in a population forward: a valid batch and σ, a
 /// non-empty f32 vector, an f32 output of the batch's length.
 fn perturbed_vector<B: Backend>(
-    backend: &B,
-    what: &'static str,
-    y: &B::Buffer,
-    vector: &B::Buffer,
-    sigma: f32,
-    batch: &Batch,
+    backend: &B, what: &'static str, y: &B::Buffer, vector: &B::Buffer, sigma: f32, batch: &Batch,
 ) -> Result<()> {
     batch.validate()?;
     crate::ops::sigma(sigma)?;
@@ -222,12 +208,7 @@ pub(crate) fn sgd_step<B: Backend>(backend: &B, param: &B::Buffer, grad: &B::Buf
 /// [`Backend::adam_step`]: valid hyperparameters, f32 parameter, gradient and moments of one
 /// length.
 pub(crate) fn adam_step<B: Backend>(
-    backend: &B,
-    param: &B::Buffer,
-    grad: &B::Buffer,
-    m: &B::Buffer,
-    v: &B::Buffer,
-    p: &AdamParams,
+    backend: &B, param: &B::Buffer, grad: &B::Buffer, m: &B::Buffer, v: &B::Buffer, p: &AdamParams,
 ) -> Result<()> {
     p.validate()?;
     let n = backend.len(param);
@@ -241,12 +222,7 @@ pub(crate) fn adam_step<B: Backend>(
 /// `sequences x time x width` values, and, when given, an f32 initial state of
 /// `sequences x width` values.
 pub(crate) fn mingru_scan<B: Backend>(
-    backend: &B,
-    gate: &B::Buffer,
-    candidate: &B::Buffer,
-    h0: Option<&B::Buffer>,
-    shape: &crate::ops::Recurrence,
-    h: &B::Buffer,
+    backend: &B, gate: &B::Buffer, candidate: &B::Buffer, h0: Option<&B::Buffer>, shape: &crate::ops::Recurrence, h: &B::Buffer,
 ) -> Result<()> {
     shape.validate()?;
     let len = shape.output_len();
@@ -287,12 +263,7 @@ fn tokens_in_range(tokens: &[u32], vocab: usize) -> Result<()> {
 /// batch, one token per input row (per [`Batch::input_len`] with width 1), each a row of the
 /// m x n f32 table, an f32 output of `N x rows x n` values.
 pub(crate) fn perturbed_embedding<B: Backend>(
-    backend: &B,
-    tokens: &[u32],
-    table: &B::Buffer,
-    noise: &LowRankNoise,
-    batch: &Batch,
-    y: &B::Buffer,
+    backend: &B, tokens: &[u32], table: &B::Buffer, noise: &LowRankNoise, batch: &Batch, y: &B::Buffer,
 ) -> Result<()> {
     let (m, n) = noisy_batch(noise, batch)?;
     len("tokens", tokens.len(), batch.input_len(1))?;

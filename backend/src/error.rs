@@ -114,11 +114,7 @@ pub struct LimitError {
 impl LimitError {
     /// `what` of `value` `unit` past `limit` (the bound `limit_name`).
     pub fn new(
-        what: impl Into<Cow<'static, str>>,
-        value: impl Into<u128>,
-        unit: &'static str,
-        limit: impl Into<u128>,
-        limit_name: &'static str,
+        what: impl Into<Cow<'static, str>>, value: impl Into<u128>, unit: &'static str, limit: impl Into<u128>, limit_name: &'static str,
     ) -> Self {
         Self { what: what.into(), value: value.into(), unit, limit: limit.into(), limit_name }
     }

@@ -193,12 +193,7 @@ pub trait Backend: Kernels {
     /// Adam/AdamW step on the loss `-grad` (ascent on the fitness), moments `m` and `v` updated in
     /// place; decoupled weight decay when `p.weight_decay > 0`.
     fn adam_step(
-        &self,
-        param: &mut Self::Buffer,
-        grad: &Self::Buffer,
-        m: &mut Self::Buffer,
-        v: &mut Self::Buffer,
-        p: AdamParams,
+        &self, param: &mut Self::Buffer, grad: &Self::Buffer, m: &mut Self::Buffer, v: &mut Self::Buffer, p: AdamParams,
     ) -> Result<()> {
         checks::adam_step(self, param, grad, m, v, &p)?;
         self.adam_step_unchecked(param, grad, m, v, p)
@@ -214,12 +209,7 @@ pub trait Backend: Kernels {
     /// `[sequence][time][width]` (sequences = members x rows, member-major; see [`Recurrence`]);
     /// `h0` holds `sequences x width`. `h` gets every `h_t`, overwritten.
     fn mingru_scan(
-        &self,
-        gate: &Self::Buffer,
-        candidate: &Self::Buffer,
-        h0: Option<&Self::Buffer>,
-        shape: Recurrence,
-        h: &mut Self::Buffer,
+        &self, gate: &Self::Buffer, candidate: &Self::Buffer, h0: Option<&Self::Buffer>, shape: Recurrence, h: &mut Self::Buffer,
     ) -> Result<()> {
         checks::mingru_scan(self, gate, candidate, h0, &shape, h)?;
         self.mingru_scan_unchecked(gate, candidate, h0, shape, h)
@@ -252,12 +242,7 @@ pub trait Backend: Kernels {
     /// gets `N x rows x n`. The tokens live on the host, like the targets of
     /// [`Backend::log_softmax_at`], so that each is checked in front of the backends.
     fn perturbed_embedding(
-        &self,
-        tokens: &[u32],
-        table: &Self::Buffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Self::Buffer,
+        &self, tokens: &[u32], table: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()> {
         checks::perturbed_embedding(self, tokens, table, &noise, &batch, y)?;
         self.perturbed_embedding_unchecked(tokens, table, noise, batch, y)
@@ -272,12 +257,7 @@ pub trait Backend: Kernels {
     /// output as for [`Backend::perturbed_embedding`]; `m n` must not exceed 2^32 (the draws of
     /// one pair).
     fn full_rank_embedding(
-        &self,
-        tokens: &[u32],
-        table: &Self::Buffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Self::Buffer,
+        &self, tokens: &[u32], table: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()> {
         checks::full_rank_draws(noise.shape.m, noise.shape.n)?;
         checks::perturbed_embedding(self, tokens, table, &noise, &batch, y)?;
@@ -349,32 +329,17 @@ pub trait Kernels: Sized {
     fn noise_factors_unchecked(&self, noise: LowRankNoise, population: usize, a: &mut Self::Buffer, b: &mut Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::perturbed_matmul`]; arguments already checked.
     fn perturbed_matmul_unchecked(
-        &self,
-        x: &Self::Buffer,
-        w: &Self::Buffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Self::Buffer,
+        &self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()>;
     /// The kernel of [`Backend::full_rank_matmul`]; arguments already checked.
     fn full_rank_matmul_unchecked(
-        &self,
-        x: &Self::Buffer,
-        w: &Self::Buffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Self::Buffer,
+        &self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()>;
     /// The kernel of [`Backend::lowrank_update`]; arguments already checked.
     fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::perturbed_bias`]; arguments already checked.
     fn perturbed_bias_unchecked(
-        &self,
-        y: &mut Self::Buffer,
-        bias: &Self::Buffer,
-        stream: NoiseStream,
-        sigma: f32,
-        batch: Batch,
+        &self, y: &mut Self::Buffer, bias: &Self::Buffer, stream: NoiseStream, sigma: f32, batch: Batch,
     ) -> Result<()>;
     /// The kernel of [`Backend::vector_update`]; arguments already checked.
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Self::Buffer) -> Result<()>;
@@ -382,12 +347,7 @@ pub trait Kernels: Sized {
     fn add_bias_unchecked(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::perturbed_gain`]; arguments already checked.
     fn perturbed_gain_unchecked(
-        &self,
-        y: &mut Self::Buffer,
-        gain: &Self::Buffer,
-        stream: NoiseStream,
-        sigma: f32,
-        batch: Batch,
+        &self, y: &mut Self::Buffer, gain: &Self::Buffer, stream: NoiseStream, sigma: f32, batch: Batch,
     ) -> Result<()>;
     /// The kernel of [`Backend::gain`]; arguments already checked.
     fn gain_unchecked(&self, y: &mut Self::Buffer, gain: &Self::Buffer) -> Result<()>;
@@ -399,41 +359,21 @@ pub trait Kernels: Sized {
     fn sgd_step_unchecked(&self, param: &mut Self::Buffer, grad: &Self::Buffer, lr: f32) -> Result<()>;
     /// The kernel of [`Backend::adam_step`]; arguments already checked.
     fn adam_step_unchecked(
-        &self,
-        param: &mut Self::Buffer,
-        grad: &Self::Buffer,
-        m: &mut Self::Buffer,
-        v: &mut Self::Buffer,
-        p: AdamParams,
+        &self, param: &mut Self::Buffer, grad: &Self::Buffer, m: &mut Self::Buffer, v: &mut Self::Buffer, p: AdamParams,
     ) -> Result<()>;
     /// The kernel of [`Backend::mingru_scan`]; arguments already checked.
     fn mingru_scan_unchecked(
-        &self,
-        gate: &Self::Buffer,
-        candidate: &Self::Buffer,
-        h0: Option<&Self::Buffer>,
-        shape: Recurrence,
-        h: &mut Self::Buffer,
+        &self, gate: &Self::Buffer, candidate: &Self::Buffer, h0: Option<&Self::Buffer>, shape: Recurrence, h: &mut Self::Buffer,
     ) -> Result<()>;
     /// The kernel of [`Backend::log_softmax_at`]; arguments already checked, at least one row.
     fn log_softmax_at_unchecked(&self, logits: &Self::Buffer, targets: &[u32], classes: usize, out: &mut Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::perturbed_embedding`]; arguments already checked.
     fn perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Self::Buffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Self::Buffer,
+        &self, tokens: &[u32], table: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()>;
     /// The kernel of [`Backend::full_rank_embedding`]; arguments already checked.
     fn full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Self::Buffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Self::Buffer,
+        &self, tokens: &[u32], table: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()>;
     /// The kernel of [`Backend::embedding`]; arguments already checked, at least one token.
     fn embedding_unchecked(&self, tokens: &[u32], table: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()>;

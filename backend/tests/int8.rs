@@ -161,10 +161,8 @@ fn random_products(seed: u64) -> Vec<Product> {
 
 /// Checks that `kernel` computes `reference` on each of `products`.
 async fn check_products<B: IntBackend>(
-    backend: &B,
-    products: impl Iterator<Item = Product>,
-    kernel: impl Fn(&B, &B::I8, &B::I8, IntMatrix, IntNoise, Batch, &mut B::I8) -> Result<()>,
-    reference: Reference,
+    backend: &B, products: impl Iterator<Item = Product>,
+    kernel: impl Fn(&B, &B::I8, &B::I8, IntMatrix, IntNoise, Batch, &mut B::I8) -> Result<()>, reference: Reference,
 ) {
     for (s, batch, noise, x, w) in products {
         let (xt, wt) = (up(backend, &x), up(backend, &w));
@@ -287,12 +285,7 @@ fn naive_full_rank_embedding(tokens: &[u32], table: &[i8], s: IntMatrix, noise: 
 /// Perturbed rows of a V x d table, member by member (each with its sign and pair in the whole
 /// population) and token by token: `sat8(W[v, j] + s (correction(k, v, j) >> t))`.
 fn naive_rows(
-    tokens: &[u32],
-    table: &[i8],
-    s: IntMatrix,
-    noise: &IntNoise,
-    batch: &Batch,
-    correction: impl Fn(u32, usize, usize) -> i32,
+    tokens: &[u32], table: &[i8], s: IntMatrix, noise: &IntNoise, batch: &Batch, correction: impl Fn(u32, usize, usize) -> i32,
 ) -> Vec<i8> {
     let mut y = Vec::new();
     for (local, i) in members(batch) {

@@ -367,10 +367,7 @@ fn finish(args: &BenchOptions, results: &[PointResult]) -> Result<(), BenchError
 /// `after_point` with the results so far after each point. Once `time_limit` has passed since the
 /// start, the points not started yet are reported as skipped instead of measured.
 pub fn sweep<B: BenchBackend>(
-    backend: &B,
-    points: &[PointSpec],
-    opts: &MeasureOptions,
-    time_limit: Option<Duration>,
+    backend: &B, points: &[PointSpec], opts: &MeasureOptions, time_limit: Option<Duration>,
     mut after_point: impl FnMut(&[PointResult]) -> Result<(), BenchError>,
 ) -> Result<Vec<PointResult>, BenchError> {
     let start = Instant::now();

@@ -161,9 +161,7 @@ const MAX_CALLS_PER_SAMPLE: u32 = 1000;
 /// samples up to `repeats`; the times are per call. `op` gets the call number, used as the noise
 /// epoch so that every call draws new noise.
 fn time_op<B: BenchBackend>(
-    b: &B,
-    repeats: usize,
-    mut op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
+    b: &B, repeats: usize, mut op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
 ) -> eggroll_backend::Result<Stats> {
     let [stats] = time_side_by_side(b, repeats, |b, _, call| op(b, call))?;
     Ok(stats)
@@ -174,9 +172,7 @@ fn time_op<B: BenchBackend>(
 /// the machine's speed (clock boost, heat, other load) falls on all of them alike and their
 /// ratio stays fair.
 fn time_side_by_side<B: BenchBackend, const K: usize>(
-    b: &B,
-    repeats: usize,
-    mut op: impl FnMut(&B, usize, u32) -> eggroll_backend::Result<()>,
+    b: &B, repeats: usize, mut op: impl FnMut(&B, usize, u32) -> eggroll_backend::Result<()>,
 ) -> eggroll_backend::Result<[Stats; K]> {
     let mut call = 0u32;
     let mut times: [Vec<Duration>; K] = core::array::from_fn(|_| Vec::with_capacity(repeats));
@@ -234,10 +230,7 @@ pub(crate) struct NaiveMemo(HashMap<PointSpec, Result<Stats, String>>);
 /// [`measure_point`], taking naive ES from `memo` when a point differing only in its rank has
 /// been measured, and adding to it otherwise.
 pub(crate) fn measure_point_memo<B: BenchBackend>(
-    b: &B,
-    spec: &PointSpec,
-    opts: &MeasureOptions,
-    memo: &mut NaiveMemo,
+    b: &B, spec: &PointSpec, opts: &MeasureOptions, memo: &mut NaiveMemo,
 ) -> Result<PointResult, BenchError> {
     spec.validate()?;
     if opts.repeats == 0 {
@@ -298,13 +291,8 @@ fn measure_into<B: BenchBackend>(point: Measuring<'_, B>) -> eggroll_backend::Re
 /// is given; skipped when one call would take longer than the naive limit), then `op` timed, which
 /// runs call `i` on the whole population.
 fn naive<B: BenchBackend, P: FnMut(&B, u32) -> eggroll_backend::Result<()>>(
-    b: &B,
-    spec: &PointSpec,
-    opts: &MeasureOptions,
-    memo: &mut NaiveMemo,
-    r: &mut PointResult,
-    probe: impl FnOnce(Batch) -> eggroll_backend::Result<P>,
-    op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
+    b: &B, spec: &PointSpec, opts: &MeasureOptions, memo: &mut NaiveMemo, r: &mut PointResult,
+    probe: impl FnOnce(Batch) -> eggroll_backend::Result<P>, op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
 ) -> eggroll_backend::Result<()> {
     let memo_key = PointSpec { rank: 0, ..*spec };
     let outcome = match memo.0.get(&memo_key) {

@@ -172,8 +172,7 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, series: &[Seri
 }
 
 fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    series: &[Series],
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>, series: &[Series],
 ) -> Result<(), String>
 where
     X: Ranged<ValueType = f64>,

@@ -407,9 +407,7 @@ fn draw(path: &Path, kind: TaskKind, runs: &[Run]) -> Result<()> {
 
 /// The chart itself.
 fn draw_on<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    kind: TaskKind,
-    curves: &[(&'static str, Vec<Band>)],
+    root: DrawingArea<DB, Shift>, kind: TaskKind, curves: &[(&'static str, Vec<Band>)],
 ) -> std::result::Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let all = curves.iter().flat_map(|(_, points)| points);

@@ -46,12 +46,7 @@ impl MemoryPlan {
     /// evaluated in this process, the task's `footprint`, `resident` bytes the process holds
     /// already; `device` when the backend's tensors live in device memory.
     pub fn of<M, F: Trains<MeterBackend, M>>(
-        model: M,
-        config: &EsConfig,
-        members: usize,
-        footprint: Footprint,
-        resident: u64,
-        device: bool,
+        model: M, config: &EsConfig, members: usize, footprint: Footprint, resident: u64, device: bool,
     ) -> Result<Self> {
         let meter = MeterBackend::new();
         let mut trainer = Trainer::<MeterBackend, M, F>::zeroed(meter.clone(), model, config.clone())?;

@@ -97,8 +97,7 @@ impl RunSpec {
     /// The run's configuration: the task's defaults, then `overlay` (the caller's file and
     /// flags, which may refuse), validated.
     pub fn config<E: From<crate::EggrollError>>(
-        &self,
-        overlay: impl FnOnce(EsConfig) -> std::result::Result<EsConfig, E>,
+        &self, overlay: impl FnOnce(EsConfig) -> std::result::Result<EsConfig, E>,
     ) -> std::result::Result<EsConfig, E> {
         let defaults = self.task(0)?.default_config();
         let config = overlay(defaults)?;

@@ -29,11 +29,7 @@ test_wgpu!(
 /// Trains `epochs` epochs of `task` on `backend` from `state` (a fresh start when `None`); returns
 /// the mean fitness of each epoch, the final state and the backend.
 async fn train<B: IntBackend, T: Task<Format = F32>>(
-    backend: B,
-    task: &mut T,
-    config: &EsConfig,
-    state: Option<&TrainerState>,
-    epochs: u32,
+    backend: B, task: &mut T, config: &EsConfig, state: Option<&TrainerState>, epochs: u32,
 ) -> (Vec<f32>, TrainerState, B)
 where
     T::Model: Model,

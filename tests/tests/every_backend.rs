@@ -649,11 +649,7 @@ async fn an_affine_layer_norm_refuses_the_shared_input_and_bad_parameters<B: Bac
 /// population's forward (outputs, and log-likelihoods of `targets`): bit for bit on the CPU
 /// backend, within f32 tolerance on wgpu, where the two may tile their products differently.
 async fn assert_halves_give_the_whole<B: Backend, M: eggroll::Model>(
-    es: &mut FloatTrainer<B, M>,
-    x: &[f32],
-    layout: InputLayout,
-    rows: usize,
-    targets: &[u32],
+    es: &mut FloatTrainer<B, M>, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32],
 ) {
     let (n, inputs) = (es.config().population, es.model().registry().inputs());
     let exact = es.backend().describe().backend == "cpu";

@@ -17,9 +17,7 @@ const EPOCHS: usize = 6;
 
 /// Runs `epoch` `EPOCHS` times and asserts that epochs 2.. create nothing, naming `what`.
 fn assert_steady<M: eggroll::Model>(
-    what: &str,
-    es: &mut FloatTrainer<WgpuBackend, M>,
-    epoch: impl FnMut(&mut FloatTrainer<WgpuBackend, M>),
+    what: &str, es: &mut FloatTrainer<WgpuBackend, M>, epoch: impl FnMut(&mut FloatTrainer<WgpuBackend, M>),
 ) {
     assert_steady_on(what, es, |es| es.backend().created(), epoch);
 }

@@ -178,39 +178,21 @@ impl IntKernels for CpuBackend {
     }
 
     fn int_perturbed_matmul_unchecked(
-        &self,
-        x: &Vec<i8>,
-        w: &Vec<i8>,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Vec<i8>,
+        &self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Vec<i8>,
     ) -> Result<()> {
         Product::new(x, w, shape, noise, batch).run(y, pair_outputs);
         Ok(())
     }
 
     fn int_naive_matmul_unchecked(
-        &self,
-        x: &Vec<i8>,
-        w: &Vec<i8>,
-        shape: IntMatrix,
-        stream: NoiseStream,
-        batch: Batch,
-        y: &mut Vec<i8>,
+        &self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, stream: NoiseStream, batch: Batch, y: &mut Vec<i8>,
     ) -> Result<()> {
         int8_naive::naive_matmul(x, w, shape, &stream, &batch, y);
         Ok(())
     }
 
     fn int_full_rank_matmul_unchecked(
-        &self,
-        x: &Vec<i8>,
-        w: &Vec<i8>,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Vec<i8>,
+        &self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Vec<i8>,
     ) -> Result<()> {
         int8_full_rank::perturbed_matmul(x, w, shape, noise, batch, y);
         Ok(())
@@ -226,13 +208,7 @@ impl IntKernels for CpuBackend {
     }
 
     fn int_perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Vec<i8>,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Vec<i8>,
+        &self, tokens: &[u32], table: &Vec<i8>, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Vec<i8>,
     ) -> Result<()> {
         let (m, d, r, rows) = (shape.m, shape.n, noise.rank, batch.rows);
         let t = noise.shift;
@@ -266,13 +242,7 @@ impl IntKernels for CpuBackend {
     }
 
     fn int_full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Vec<i8>,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Vec<i8>,
+        &self, tokens: &[u32], table: &Vec<i8>, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Vec<i8>,
     ) -> Result<()> {
         int8_full_rank::perturbed_embedding(tokens, table, shape, noise, batch, y);
         Ok(())
@@ -330,12 +300,7 @@ impl IntKernels for CpuBackend {
     }
 
     fn int_lowrank_update_unchecked(
-        &self,
-        fitness: &[i8],
-        noise: IntNoise,
-        shape: IntMatrix,
-        threshold: i32,
-        w: &mut Vec<i8>,
+        &self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut Vec<i8>,
     ) -> Result<()> {
         let (m, n, r) = (shape.m, shape.n, noise.rank);
         // Only pairs of nonzero fitness contribute to Z.
@@ -380,12 +345,7 @@ impl IntKernels for CpuBackend {
     }
 
     fn int_full_rank_update_unchecked(
-        &self,
-        fitness: &[i8],
-        noise: IntNoise,
-        shape: IntMatrix,
-        threshold: i32,
-        w: &mut Vec<i8>,
+        &self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut Vec<i8>,
     ) -> Result<()> {
         int8_full_rank::update(fitness, noise, shape, threshold, w);
         Ok(())

@@ -325,12 +325,7 @@ impl Kernels for CpuBackend {
     }
 
     fn mingru_scan_unchecked(
-        &self,
-        gate: &Vec<f32>,
-        candidate: &Vec<f32>,
-        h0: Option<&Vec<f32>>,
-        shape: crate::Recurrence,
-        h: &mut Vec<f32>,
+        &self, gate: &Vec<f32>, candidate: &Vec<f32>, h0: Option<&Vec<f32>>, shape: crate::Recurrence, h: &mut Vec<f32>,
     ) -> Result<()> {
         mingru_scan(gate, candidate, h0.map(Vec::as_slice), shape, h);
         Ok(())
@@ -346,12 +341,7 @@ impl Kernels for CpuBackend {
     }
 
     fn perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Vec<f32>,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Vec<f32>,
+        &self, tokens: &[u32], table: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>,
     ) -> Result<()> {
         let shape = noise.shape;
         let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
@@ -380,12 +370,7 @@ impl Kernels for CpuBackend {
     }
 
     fn full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Vec<f32>,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut Vec<f32>,
+        &self, tokens: &[u32], table: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>,
     ) -> Result<()> {
         let (n, sigma, rows) = (noise.shape.n, noise.shape.sigma, batch.rows);
         // One task per antithetic pair. Row `v` of the pair's noise E is draws `v n .. v n + n`:

@@ -306,12 +306,7 @@ impl Kernels for WgpuBackend {
     }
 
     fn adam_step_unchecked(
-        &self,
-        param: &mut GpuBuffer,
-        grad: &GpuBuffer,
-        m: &mut GpuBuffer,
-        v: &mut GpuBuffer,
-        a: AdamParams,
+        &self, param: &mut GpuBuffer, grad: &GpuBuffer, m: &mut GpuBuffer, v: &mut GpuBuffer, a: AdamParams,
     ) -> Result<()> {
         let params = ElementParams {
             lr: a.lr,
@@ -330,12 +325,7 @@ impl Kernels for WgpuBackend {
     /// Without `h0` the context's placeholder buffer is bound in its place and the flag tells the
     /// kernel not to read it.
     fn mingru_scan_unchecked(
-        &self,
-        gate: &GpuBuffer,
-        candidate: &GpuBuffer,
-        h0: Option<&GpuBuffer>,
-        shape: Recurrence,
-        h: &mut GpuBuffer,
+        &self, gate: &GpuBuffer, candidate: &GpuBuffer, h0: Option<&GpuBuffer>, shape: Recurrence, h: &mut GpuBuffer,
     ) -> Result<()> {
         let params = RecurrenceParams {
             sequences: word("sequences", shape.sequences)?,
@@ -359,12 +349,7 @@ impl Kernels for WgpuBackend {
     }
 
     fn perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &GpuBuffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut GpuBuffer,
+        &self, tokens: &[u32], table: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer,
     ) -> Result<()> {
         let params = embedding_params(noise, batch, noise.shape.scale())?;
         let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
@@ -377,12 +362,7 @@ impl Kernels for WgpuBackend {
     }
 
     fn full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &GpuBuffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut GpuBuffer,
+        &self, tokens: &[u32], table: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer,
     ) -> Result<()> {
         let params = embedding_params(noise, batch, noise.shape.sigma)?;
         let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;

@@ -118,11 +118,7 @@ impl GemmChooser {
     /// Chooses within `variant`: `forced` for every shape, else the autotuner's choice when
     /// `autotune` (the file `cache_path` or the default one remembering them), else the rule.
     pub(crate) fn new(
-        ctx: &Context,
-        variant: MatmulVariant,
-        forced: Option<GemmConfig>,
-        autotune: bool,
-        cache_path: Option<std::path::PathBuf>,
+        ctx: &Context, variant: MatmulVariant, forced: Option<GemmConfig>, autotune: bool, cache_path: Option<std::path::PathBuf>,
     ) -> Self {
         let autotune = autotune && forced.is_none();
         #[cfg(all(feature = "native", not(target_arch = "wasm32")))]

@@ -44,12 +44,7 @@ impl WgpuBackend {
     /// The product's parameters: the mean model's when `noise` is `None`, else those of the
     /// batch's `count` members from pair `first_pair` of the whole population on.
     fn int_noise_params(
-        &self,
-        shape: IntMatrix,
-        rows: usize,
-        (count, first_pair): (usize, usize),
-        shared: bool,
-        noise: Option<IntNoise>,
+        &self, shape: IntMatrix, rows: usize, (count, first_pair): (usize, usize), shared: bool, noise: Option<IntNoise>,
     ) -> Result<IntNoiseParams> {
         let [seed_lo, seed_hi, param_id, noise_epoch] = noise.map(|n| stream_fields(&n.stream)).unwrap_or_default();
         Ok(IntNoiseParams {
@@ -160,13 +155,7 @@ impl IntKernels for WgpuBackend {
     }
 
     fn int_perturbed_matmul_unchecked(
-        &self,
-        x: &GpuI8,
-        w: &GpuI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut GpuI8,
+        &self, x: &GpuI8, w: &GpuI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut GpuI8,
     ) -> Result<()> {
         let shared = batch.input == InputLayout::Shared;
         let pairs = batch.population / 2;
@@ -190,13 +179,7 @@ impl IntKernels for WgpuBackend {
     }
 
     fn int_naive_matmul_unchecked(
-        &self,
-        x: &GpuI8,
-        w: &GpuI8,
-        shape: IntMatrix,
-        stream: NoiseStream,
-        batch: Batch,
-        y: &mut GpuI8,
+        &self, x: &GpuI8, w: &GpuI8, shape: IntMatrix, stream: NoiseStream, batch: Batch, y: &mut GpuI8,
     ) -> Result<()> {
         let (m, n, rows, population) = (shape.m, shape.n, batch.rows, batch.population);
         // Members in chunks whose materialised weights (m n / 4 words each) fit the scratch budget.
@@ -243,13 +226,7 @@ impl IntKernels for WgpuBackend {
     }
 
     fn int_full_rank_matmul_unchecked(
-        &self,
-        x: &GpuI8,
-        w: &GpuI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut GpuI8,
+        &self, x: &GpuI8, w: &GpuI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut GpuI8,
     ) -> Result<()> {
         let (m, n, rows, pairs) = (shape.m, shape.n, batch.rows, batch.population / 2);
         // Pairs in chunks whose materialised noise (m n i32 each) fits the scratch budget.
@@ -290,13 +267,7 @@ impl IntKernels for WgpuBackend {
     }
 
     fn int_perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &GpuI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut GpuI8,
+        &self, tokens: &[u32], table: &GpuI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut GpuI8,
     ) -> Result<()> {
         let shared = batch.input == InputLayout::Shared;
         let params = self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?;
@@ -306,13 +277,7 @@ impl IntKernels for WgpuBackend {
     }
 
     fn int_full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &GpuI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut GpuI8,
+        &self, tokens: &[u32], table: &GpuI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut GpuI8,
     ) -> Result<()> {
         let params = IntFullRankParams {
             rows: word("rows", batch.rows)?,
@@ -394,12 +359,7 @@ impl IntKernels for WgpuBackend {
     }
 
     fn int_full_rank_update_unchecked(
-        &self,
-        fitness: &[i8],
-        noise: IntNoise,
-        shape: IntMatrix,
-        threshold: i32,
-        w: &mut GpuI8,
+        &self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut GpuI8,
     ) -> Result<()> {
         let params = IntFullRankParams { pairs: word("pairs", fitness.len())?, threshold, ..self.int_full_rank_params(shape, noise)? };
         let f = self.upload_scratch(ScratchUse::IntFitness, &fitness.iter().map(|&f| i32::from(f)).collect::<Vec<i32>>())?;

@@ -112,11 +112,7 @@ impl WgpuBackend {
 
     /// A dispatch of `kernel` over `invocations` one-dimensional invocations.
     pub(crate) fn over<'a, K: Kernel>(
-        &self,
-        kernel: K,
-        invocations: usize,
-        params: &K::Params,
-        buffers: K::Buffers<'a>,
+        &self, kernel: K, invocations: usize, params: &K::Params, buffers: K::Buffers<'a>,
     ) -> Result<Dispatch<'a>> {
         let groups = self.ctx.grid(kernel.key().entry, invocations)?;
         Ok(Dispatch::new(kernel, params, buffers, groups))

@@ -92,13 +92,7 @@ pub(crate) fn int_matmul<B: IntBackend>(b: &B, x: &B::I8, w: &B::I8, s: IntMatri
 }
 
 pub(crate) fn int_perturbed_matmul<B: IntBackend>(
-    b: &B,
-    x: &B::I8,
-    w: &B::I8,
-    s: IntMatrix,
-    n: &IntNoise,
-    batch: &Batch,
-    y: &B::I8,
+    b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, n: &IntNoise, batch: &Batch, y: &B::I8,
 ) -> Result<()> {
     batch.validate()?;
     matrix(s)?;
@@ -141,13 +135,7 @@ fn full_rank_draws(s: IntMatrix, rank: usize) -> Result<()> {
 /// [`IntBackend::int_full_rank_matmul`]: the full-rank draws within a pair's stream
 /// (checked first, before any length), and the rules of the low-rank product.
 pub(crate) fn int_full_rank_matmul<B: IntBackend>(
-    b: &B,
-    x: &B::I8,
-    w: &B::I8,
-    s: IntMatrix,
-    n: &IntNoise,
-    batch: &Batch,
-    y: &B::I8,
+    b: &B, x: &B::I8, w: &B::I8, s: IntMatrix, n: &IntNoise, batch: &Batch, y: &B::I8,
 ) -> Result<()> {
     full_rank_draws(s, n.rank)?;
     int_perturbed_matmul(b, x, w, s, n, batch, y)
@@ -171,13 +159,7 @@ pub(crate) fn int_embedding<B: IntBackend>(b: &B, t: &[u32], table: &B::I8, s: I
 }
 
 pub(crate) fn int_perturbed_embedding<B: IntBackend>(
-    b: &B,
-    t: &[u32],
-    table: &B::I8,
-    s: IntMatrix,
-    n: &IntNoise,
-    batch: &Batch,
-    y: &B::I8,
+    b: &B, t: &[u32], table: &B::I8, s: IntMatrix, n: &IntNoise, batch: &Batch, y: &B::I8,
 ) -> Result<()> {
     batch.validate()?;
     multiple_of_4("an embedding's width", s.n)?;
@@ -191,13 +173,7 @@ pub(crate) fn int_perturbed_embedding<B: IntBackend>(
 /// [`IntBackend::int_full_rank_embedding`]: the full-rank draws of the table within a
 /// pair's stream (checked first), and the rules of the low-rank lookup.
 pub(crate) fn int_full_rank_embedding<B: IntBackend>(
-    b: &B,
-    t: &[u32],
-    table: &B::I8,
-    s: IntMatrix,
-    n: &IntNoise,
-    batch: &Batch,
-    y: &B::I8,
+    b: &B, t: &[u32], table: &B::I8, s: IntMatrix, n: &IntNoise, batch: &Batch, y: &B::I8,
 ) -> Result<()> {
     full_rank_draws(s, n.rank)?;
     int_perturbed_embedding(b, t, table, s, n, batch, y)

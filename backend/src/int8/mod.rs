@@ -92,13 +92,7 @@ pub trait IntBackend: Backend + IntKernels {
     /// Every member's perturbed product (docs/int8.md): `x` is shared (`rows x n`) or each
     /// member's (`N x rows x n`) as `batch.input` says, `y` gets `N x rows x m`.
     fn int_perturbed_matmul(
-        &self,
-        x: &Self::I8,
-        w: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()> {
         checks::int_perturbed_matmul(self, x, w, shape, &noise, &batch, y)?;
         self.int_perturbed_matmul_unchecked(x, w, shape, noise, batch, y)
@@ -109,13 +103,7 @@ pub trait IntBackend: Backend + IntKernels {
     /// materialised and multiplied: `y = sat8((x W_iᵀ) >> weight_shift(n))`. `x` and `y` as for
     /// [`IntBackend::int_perturbed_matmul`]; `m n` must not exceed 2^32 (the draws of one pair).
     fn int_naive_matmul(
-        &self,
-        x: &Self::I8,
-        w: &Self::I8,
-        shape: IntMatrix,
-        stream: NoiseStream,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, stream: NoiseStream, batch: Batch, y: &mut Self::I8,
     ) -> Result<()> {
         checks::int_naive_matmul(self, x, w, shape, &batch, y)?;
         self.int_naive_matmul_unchecked(x, w, shape, stream, batch, y)
@@ -125,13 +113,7 @@ pub trait IntBackend: Backend + IntKernels {
     /// [`full_rank_noise`] of element `j n + l` of member i's pair `k`. Arguments as for
     /// [`IntBackend::int_perturbed_matmul`]; `2 m n r` must not exceed 2^32 (the draws of a pair).
     fn int_full_rank_matmul(
-        &self,
-        x: &Self::I8,
-        w: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()> {
         checks::int_full_rank_matmul(self, x, w, shape, &noise, &batch, y)?;
         self.int_full_rank_matmul_unchecked(x, w, shape, noise, batch, y)
@@ -146,13 +128,7 @@ pub trait IntBackend: Backend + IntKernels {
     }
     /// Every member's perturbed rows of the table; `tokens` as [`Batch::input_len`]`(1)`.
     fn int_perturbed_embedding(
-        &self,
-        tokens: &[u32],
-        table: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()> {
         checks::int_perturbed_embedding(self, tokens, table, shape, &noise, &batch, y)?;
         self.int_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y)
@@ -162,13 +138,7 @@ pub trait IntBackend: Backend + IntKernels {
     /// `v d + j`. Arguments as for [`IntBackend::int_perturbed_embedding`]; `2 V d r` must not
     /// exceed 2^32.
     fn int_full_rank_embedding(
-        &self,
-        tokens: &[u32],
-        table: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()> {
         checks::int_full_rank_embedding(self, tokens, table, shape, &noise, &batch, y)?;
         self.int_full_rank_embedding_unchecked(tokens, table, shape, noise, batch, y)
@@ -249,55 +219,25 @@ pub trait IntKernels: Kernels {
     fn int_matmul_unchecked(&self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, rows: usize, y: &mut Self::I8) -> Result<()>;
     /// The kernel of [`IntBackend::int_perturbed_matmul`].
     fn int_perturbed_matmul_unchecked(
-        &self,
-        x: &Self::I8,
-        w: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()>;
     /// The kernel of [`IntBackend::int_naive_matmul`].
     fn int_naive_matmul_unchecked(
-        &self,
-        x: &Self::I8,
-        w: &Self::I8,
-        shape: IntMatrix,
-        stream: NoiseStream,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, stream: NoiseStream, batch: Batch, y: &mut Self::I8,
     ) -> Result<()>;
     /// The kernel of [`IntBackend::int_full_rank_matmul`].
     fn int_full_rank_matmul_unchecked(
-        &self,
-        x: &Self::I8,
-        w: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, x: &Self::I8, w: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()>;
     /// The kernel of [`IntBackend::int_embedding`]; at least one token.
     fn int_embedding_unchecked(&self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, y: &mut Self::I8) -> Result<()>;
     /// The kernel of [`IntBackend::int_perturbed_embedding`].
     fn int_perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()>;
     /// The kernel of [`IntBackend::int_full_rank_embedding`].
     fn int_full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &Self::I8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut Self::I8,
+        &self, tokens: &[u32], table: &Self::I8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Self::I8,
     ) -> Result<()>;
     /// The kernel of [`IntBackend::int_layer_norm`].
     fn int_layer_norm_unchecked(&self, x: &mut Self::I8, width: usize) -> Result<()>;
@@ -311,20 +251,10 @@ pub trait IntKernels: Kernels {
     fn int_log_likelihood_unchecked(&self, logits: &Self::I8, targets: &[u32], classes: usize, out: &mut Self::I32) -> Result<()>;
     /// The kernel of [`IntBackend::int_lowrank_update`].
     fn int_lowrank_update_unchecked(
-        &self,
-        fitness: &[i8],
-        noise: IntNoise,
-        shape: IntMatrix,
-        threshold: i32,
-        w: &mut Self::I8,
+        &self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut Self::I8,
     ) -> Result<()>;
     /// The kernel of [`IntBackend::int_full_rank_update`].
     fn int_full_rank_update_unchecked(
-        &self,
-        fitness: &[i8],
-        noise: IntNoise,
-        shape: IntMatrix,
-        threshold: i32,
-        w: &mut Self::I8,
+        &self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut Self::I8,
     ) -> Result<()>;
 }

@@ -65,45 +65,25 @@ impl Kernels for SelectedBackend {
     }
 
     fn matmul_unchecked(
-        &self,
-        x: &SelectedBuffer,
-        w: &SelectedBuffer,
-        m: usize,
-        n: usize,
-        rows: usize,
-        y: &mut SelectedBuffer,
+        &self, x: &SelectedBuffer, w: &SelectedBuffer, m: usize, n: usize, rows: usize, y: &mut SelectedBuffer,
     ) -> Result<()> {
         forward!(self, b(x, w, y) => b.matmul_unchecked(x, w, m, n, rows, y))
     }
 
     fn noise_factors_unchecked(
-        &self,
-        noise: LowRankNoise,
-        population: usize,
-        a: &mut SelectedBuffer,
-        b: &mut SelectedBuffer,
+        &self, noise: LowRankNoise, population: usize, a: &mut SelectedBuffer, b: &mut SelectedBuffer,
     ) -> Result<()> {
         forward!(self, backend(a, b) => backend.noise_factors_unchecked(noise, population, a, b))
     }
 
     fn perturbed_matmul_unchecked(
-        &self,
-        x: &SelectedBuffer,
-        w: &SelectedBuffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut SelectedBuffer,
+        &self, x: &SelectedBuffer, w: &SelectedBuffer, noise: LowRankNoise, batch: Batch, y: &mut SelectedBuffer,
     ) -> Result<()> {
         forward!(self, b(x, w, y) => b.perturbed_matmul_unchecked(x, w, noise, batch, y))
     }
 
     fn full_rank_matmul_unchecked(
-        &self,
-        x: &SelectedBuffer,
-        w: &SelectedBuffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut SelectedBuffer,
+        &self, x: &SelectedBuffer, w: &SelectedBuffer, noise: LowRankNoise, batch: Batch, y: &mut SelectedBuffer,
     ) -> Result<()> {
         forward!(self, b(x, w, y) => b.full_rank_matmul_unchecked(x, w, noise, batch, y))
     }
@@ -113,12 +93,7 @@ impl Kernels for SelectedBackend {
     }
 
     fn perturbed_bias_unchecked(
-        &self,
-        y: &mut SelectedBuffer,
-        bias: &SelectedBuffer,
-        stream: NoiseStream,
-        sigma: f32,
-        batch: Batch,
+        &self, y: &mut SelectedBuffer, bias: &SelectedBuffer, stream: NoiseStream, sigma: f32, batch: Batch,
     ) -> Result<()> {
         forward!(self, b(y, bias) => b.perturbed_bias_unchecked(y, bias, stream, sigma, batch))
     }
@@ -132,12 +107,7 @@ impl Kernels for SelectedBackend {
     }
 
     fn perturbed_gain_unchecked(
-        &self,
-        y: &mut SelectedBuffer,
-        gain: &SelectedBuffer,
-        stream: NoiseStream,
-        sigma: f32,
-        batch: Batch,
+        &self, y: &mut SelectedBuffer, gain: &SelectedBuffer, stream: NoiseStream, sigma: f32, batch: Batch,
     ) -> Result<()> {
         forward!(self, b(y, gain) => b.perturbed_gain_unchecked(y, gain, stream, sigma, batch))
     }
@@ -159,23 +129,13 @@ impl Kernels for SelectedBackend {
     }
 
     fn adam_step_unchecked(
-        &self,
-        param: &mut SelectedBuffer,
-        grad: &SelectedBuffer,
-        m: &mut SelectedBuffer,
-        v: &mut SelectedBuffer,
-        p: AdamParams,
+        &self, param: &mut SelectedBuffer, grad: &SelectedBuffer, m: &mut SelectedBuffer, v: &mut SelectedBuffer, p: AdamParams,
     ) -> Result<()> {
         forward!(self, b(param, grad, m, v) => b.adam_step_unchecked(param, grad, m, v, p))
     }
 
     fn mingru_scan_unchecked(
-        &self,
-        gate: &SelectedBuffer,
-        candidate: &SelectedBuffer,
-        h0: Option<&SelectedBuffer>,
-        shape: Recurrence,
-        h: &mut SelectedBuffer,
+        &self, gate: &SelectedBuffer, candidate: &SelectedBuffer, h0: Option<&SelectedBuffer>, shape: Recurrence, h: &mut SelectedBuffer,
     ) -> Result<()> {
         forward!(self, b(gate, candidate, h0, h) => b.mingru_scan_unchecked(gate, candidate, h0, shape, h))
     }
@@ -185,23 +145,13 @@ impl Kernels for SelectedBackend {
     }
 
     fn perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &SelectedBuffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut SelectedBuffer,
+        &self, tokens: &[u32], table: &SelectedBuffer, noise: LowRankNoise, batch: Batch, y: &mut SelectedBuffer,
     ) -> Result<()> {
         forward!(self, b(table, y) => b.perturbed_embedding_unchecked(tokens, table, noise, batch, y))
     }
 
     fn full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &SelectedBuffer,
-        noise: LowRankNoise,
-        batch: Batch,
-        y: &mut SelectedBuffer,
+        &self, tokens: &[u32], table: &SelectedBuffer, noise: LowRankNoise, batch: Batch, y: &mut SelectedBuffer,
     ) -> Result<()> {
         forward!(self, b(table, y) => b.full_rank_embedding_unchecked(tokens, table, noise, batch, y))
     }

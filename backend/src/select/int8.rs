@@ -63,37 +63,19 @@ impl IntKernels for SelectedBackend {
     }
 
     fn int_perturbed_matmul_unchecked(
-        &self,
-        x: &SelectedI8,
-        w: &SelectedI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut SelectedI8,
+        &self, x: &SelectedI8, w: &SelectedI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut SelectedI8,
     ) -> Result<()> {
         forward!(self, b(x, w, y) => b.int_perturbed_matmul_unchecked(x, w, shape, noise, batch, y))
     }
 
     fn int_naive_matmul_unchecked(
-        &self,
-        x: &SelectedI8,
-        w: &SelectedI8,
-        shape: IntMatrix,
-        stream: NoiseStream,
-        batch: Batch,
-        y: &mut SelectedI8,
+        &self, x: &SelectedI8, w: &SelectedI8, shape: IntMatrix, stream: NoiseStream, batch: Batch, y: &mut SelectedI8,
     ) -> Result<()> {
         forward!(self, b(x, w, y) => b.int_naive_matmul_unchecked(x, w, shape, stream, batch, y))
     }
 
     fn int_full_rank_matmul_unchecked(
-        &self,
-        x: &SelectedI8,
-        w: &SelectedI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut SelectedI8,
+        &self, x: &SelectedI8, w: &SelectedI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut SelectedI8,
     ) -> Result<()> {
         forward!(self, b(x, w, y) => b.int_full_rank_matmul_unchecked(x, w, shape, noise, batch, y))
     }
@@ -103,25 +85,13 @@ impl IntKernels for SelectedBackend {
     }
 
     fn int_perturbed_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &SelectedI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut SelectedI8,
+        &self, tokens: &[u32], table: &SelectedI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut SelectedI8,
     ) -> Result<()> {
         forward!(self, b(table, y) => b.int_perturbed_embedding_unchecked(tokens, table, shape, noise, batch, y))
     }
 
     fn int_full_rank_embedding_unchecked(
-        &self,
-        tokens: &[u32],
-        table: &SelectedI8,
-        shape: IntMatrix,
-        noise: IntNoise,
-        batch: Batch,
-        y: &mut SelectedI8,
+        &self, tokens: &[u32], table: &SelectedI8, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut SelectedI8,
     ) -> Result<()> {
         forward!(self, b(table, y) => b.int_full_rank_embedding_unchecked(tokens, table, shape, noise, batch, y))
     }
@@ -147,23 +117,13 @@ impl IntKernels for SelectedBackend {
     }
 
     fn int_lowrank_update_unchecked(
-        &self,
-        fitness: &[i8],
-        noise: IntNoise,
-        shape: IntMatrix,
-        threshold: i32,
-        w: &mut SelectedI8,
+        &self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut SelectedI8,
     ) -> Result<()> {
         forward!(self, b(w) => b.int_lowrank_update_unchecked(fitness, noise, shape, threshold, w))
     }
 
     fn int_full_rank_update_unchecked(
-        &self,
-        fitness: &[i8],
-        noise: IntNoise,
-        shape: IntMatrix,
-        threshold: i32,
-        w: &mut SelectedI8,
+        &self, fitness: &[i8], noise: IntNoise, shape: IntMatrix, threshold: i32, w: &mut SelectedI8,
     ) -> Result<()> {
         forward!(self, b(w) => b.int_full_rank_update_unchecked(fitness, noise, shape, threshold, w))
     }

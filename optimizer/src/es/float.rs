@@ -43,11 +43,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
 
     /// [`Trainer::population_forward_members`] with the read-back awaited.
     pub async fn population_forward_members_async(
-        &mut self,
-        members: Range<usize>,
-        x: &[f32],
-        layout: InputLayout,
-        rows: usize,
+        &mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize,
     ) -> Result<Vec<f32>> {
         let mode = self.population_mode(members, layout, rows)?;
         let (backend, output) = self.enqueue(mode, x, None)?;
@@ -79,11 +75,7 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
 
     /// [`Trainer::population_log_likelihood`] with the read-back awaited.
     pub async fn population_log_likelihood_async(
-        &mut self,
-        x: &[f32],
-        layout: InputLayout,
-        rows: usize,
-        targets: &[u32],
+        &mut self, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32],
     ) -> Result<Vec<f32>> {
         self.population_log_likelihood_members_async(0..self.config.population, x, layout, rows, targets).await
     }
@@ -94,24 +86,14 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     /// log-likelihoods. Blocking; see [`Trainer::population_log_likelihood_members_async`].
     #[cfg(feature = "native")]
     pub fn population_log_likelihood_members(
-        &mut self,
-        members: Range<usize>,
-        x: &[f32],
-        layout: InputLayout,
-        rows: usize,
-        targets: &[u32],
+        &mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32],
     ) -> Result<Vec<f32>> {
         pollster::block_on(self.population_log_likelihood_members_async(members, x, layout, rows, targets))
     }
 
     /// [`Trainer::population_log_likelihood_members`] with the read-back awaited.
     pub async fn population_log_likelihood_members_async(
-        &mut self,
-        members: Range<usize>,
-        x: &[f32],
-        layout: InputLayout,
-        rows: usize,
-        targets: &[u32],
+        &mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32],
     ) -> Result<Vec<f32>> {
         let mode = self.population_mode(members, layout, rows)?;
         let (backend, output) = self.enqueue(mode, x, Some(targets))?;

@@ -39,11 +39,7 @@ impl<B: IntBackend, M: IntModel> Trainer<B, M, Int8> {
 
     /// [`Trainer::population_log_likelihood`] with the read-back awaited.
     pub async fn population_log_likelihood_async(
-        &mut self,
-        tokens: &[u32],
-        layout: InputLayout,
-        rows: usize,
-        targets: &[u32],
+        &mut self, tokens: &[u32], layout: InputLayout, rows: usize, targets: &[u32],
     ) -> Result<Vec<i32>> {
         self.population_log_likelihood_members_async(0..self.config.population, tokens, layout, rows, targets).await
     }
@@ -53,12 +49,7 @@ impl<B: IntBackend, M: IntModel> Trainer<B, M, Int8> {
     /// the shared input or, per member, these members' rows only; `targets` one class per row of
     /// these members. Returns `members.len()` x rows log-likelihoods, the read-back awaited.
     pub async fn population_log_likelihood_members_async(
-        &mut self,
-        members: std::ops::Range<usize>,
-        tokens: &[u32],
-        layout: InputLayout,
-        rows: usize,
-        targets: &[u32],
+        &mut self, members: std::ops::Range<usize>, tokens: &[u32], layout: InputLayout, rows: usize, targets: &[u32],
     ) -> Result<Vec<i32>> {
         let mode = self.population_mode(members, layout, rows)?;
         let (backend, scores) = self.scored(mode, tokens, targets)?;

@@ -23,11 +23,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
     /// A forward of `mode` with `params` in the arena of its shape from `cache`, its input `x`
     /// (`inputs` wide) written into the arena's first buffer and returned as the first activation.
     pub(crate) fn start(
-        backend: &'a B,
-        params: Vec<(&'a ParamSpec, &'a B::Buffer)>,
-        cache: &'a mut Vec<Arena<B, F32>>,
-        mode: Mode<f32>,
-        x: &[f32],
+        backend: &'a B, params: Vec<(&'a ParamSpec, &'a B::Buffer)>, cache: &'a mut Vec<Arena<B, F32>>, mode: Mode<f32>, x: &[f32],
         inputs: usize,
     ) -> Result<(Self, Values)> {
         let (members, rows, layout) = mode.key();

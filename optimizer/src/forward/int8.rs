@@ -15,11 +15,7 @@ impl<'a, B: IntBackend> Forward<'a, B, Int8> {
     /// member's `N x rows` in a per-member population forward), in the arena of its shape; returns
     /// the forward and its input, which [`Forward::embedding`] looks up.
     pub(crate) fn start_tokens(
-        backend: &'a B,
-        params: Vec<(&'a ParamSpec, &'a B::I8)>,
-        cache: &'a mut Vec<Arena<B, Int8>>,
-        mode: Mode<NoiseShift>,
-        tokens: &[u32],
+        backend: &'a B, params: Vec<(&'a ParamSpec, &'a B::I8)>, cache: &'a mut Vec<Arena<B, Int8>>, mode: Mode<NoiseShift>, tokens: &[u32],
     ) -> Result<(Self, Values)> {
         let (members, rows, layout) = mode.key();
         let f = Self::open(backend, params, cache, mode);

@@ -114,10 +114,7 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
     /// A forward of `mode` with `params`, in the arena of its shape from `cache` (made when the
     /// shape is new, the oldest of [`MAX_ARENAS`] dropped).
     pub(crate) fn open(
-        backend: &'a B,
-        params: Vec<(&'a ParamSpec, &'a F::Tensor)>,
-        cache: &'a mut Vec<Arena<B, F>>,
-        mode: Mode<F::Scale>,
+        backend: &'a B, params: Vec<(&'a ParamSpec, &'a F::Tensor)>, cache: &'a mut Vec<Arena<B, F>>, mode: Mode<F::Scale>,
     ) -> Self {
         let key = mode.key();
         let index = match cache.iter().position(|a| a.key == key) {
@@ -136,11 +133,7 @@ impl<'a, B: Backend, F: Tensors<B>> Forward<'a, B, F> {
     /// A forward of `mode` whose input is zeros of the shape `input`: what a memory plan runs on a
     /// metering backend to learn which tensors a forward of that shape allocates.
     pub(crate) fn start_zeros(
-        backend: &'a B,
-        params: Vec<(&'a ParamSpec, &'a F::Tensor)>,
-        cache: &'a mut Vec<Arena<B, F>>,
-        mode: Mode<F::Scale>,
-        input: Input,
+        backend: &'a B, params: Vec<(&'a ParamSpec, &'a F::Tensor)>, cache: &'a mut Vec<Arena<B, F>>, mode: Mode<F::Scale>, input: Input,
     ) -> Result<(Self, Values)> {
         let shared = mode.key().2 == InputLayout::Shared;
         let mut f = Self::open(backend, params, cache, mode);

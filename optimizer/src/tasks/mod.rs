@@ -76,9 +76,7 @@ pub trait Task {
     /// with it, so that workers sharing a population out (several adapters, MPI ranks) give the
     /// values one worker would.
     fn members_fitness_async<B: IntBackend>(
-        &mut self,
-        es: &mut Trainer<B, Self::Model, Self::Format>,
-        members: Range<usize>,
+        &mut self, es: &mut Trainer<B, Self::Model, Self::Format>, members: Range<usize>,
     ) -> impl Future<Output = Result<Vec<FitnessOf<Self>>>>
     where
         Self::Format: Trains<B, Self::Model>;
@@ -113,8 +111,7 @@ pub trait Task {
     /// Raw fitness (len N) of every member at the trainer's current epoch:
     /// [`Task::members_fitness_async`] of `0..N`.
     fn population_fitness_async<B: IntBackend>(
-        &mut self,
-        es: &mut Trainer<B, Self::Model, Self::Format>,
+        &mut self, es: &mut Trainer<B, Self::Model, Self::Format>,
     ) -> impl Future<Output = Result<Vec<FitnessOf<Self>>>>
     where
         Self::Format: Trains<B, Self::Model>,

@@ -76,12 +76,7 @@ impl LmData {
     /// (members x window each, member-major) from the distinct windows `x` and `y` of
     /// [`LmData::train_windows`].
     pub fn member_windows<T: Copy>(
-        &self,
-        config: &EsConfig,
-        members: Range<usize>,
-        (x, y): (&[T], &[u32]),
-        inputs: &mut Vec<T>,
-        targets: &mut Vec<u32>,
+        &self, config: &EsConfig, members: Range<usize>, (x, y): (&[T], &[u32]), inputs: &mut Vec<T>, targets: &mut Vec<u32>,
     ) {
         let (t, group) = (self.window, config.group_len());
         inputs.clear();

@@ -131,9 +131,7 @@ impl Task for CharLm {
     lm_task_methods!();
 
     async fn members_fitness_async<B: Backend>(
-        &mut self,
-        es: &mut FloatTrainer<B, CharLmModel>,
-        members: Range<usize>,
+        &mut self, es: &mut FloatTrainer<B, CharLmModel>, members: Range<usize>,
     ) -> Result<Vec<f32>> {
         let t = self.model.shape().window;
         let windows = self.lm.draw_members(es.config(), es.epoch(), members.clone());
