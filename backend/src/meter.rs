@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A backend whose buffers hold only their length (and storage type): uploads keep no data,
-/// reads give zeros, kernels do nothing and succeed. The checked methods of [`Backend`] and
-/// [`IntBackend`] still check every argument in front, so a shape error is reported as on a real
+/// reads give zeros, kernels do nothing and succeed. The checked methods of [`Backend`](crate::Backend) and
+/// [`IntBackend`](crate::int8::IntBackend) still check every argument in front, so a shape error is reported as on a real
 /// backend. It counts the bytes of its live buffers ([`MeterBackend::allocated_bytes`]), their
 /// most at any time ([`MeterBackend::peak_bytes`]) and the largest one
 /// ([`MeterBackend::largest_bytes`]): f32 and f16 buffers at 4 and 2 bytes per

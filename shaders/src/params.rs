@@ -1,4 +1,4 @@
-//! The uniform parameter structs of the kernels, each defined once: [`uniform!`] makes the
+//! The uniform parameter structs of the kernels, each defined once: `uniform!` makes the
 //! `#[repr(C)]` [`Pod`] Rust struct and the WGSL declaration of the same struct (same names, same
 //! order, `u32`/`i32`/`f32` alike), which the composition puts in front of the module that reads
 //! it. Explicit `_pad` fields round each up to a multiple of 16 bytes, as a uniform block must be.

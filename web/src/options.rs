@@ -31,7 +31,7 @@ pub struct RunOptions {
     pub task: TaskKind,
     /// The backend.
     pub backend: WebBackend,
-    /// The configuration fields the page sets (of [`CONFIG_FIELDS`]), checked, as a partial
+    /// The configuration fields the page sets (of `CONFIG_FIELDS`), checked, as a partial
     /// [`EsConfig`]: the overlay of the task's defaults, as the command line's `--config` file is.
     pub config: Map<String, Value>,
 }

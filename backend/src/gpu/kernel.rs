@@ -2,7 +2,7 @@
 //! entry point, its uniform parameter struct and its named storage bindings ([`Kernel`]), and the
 //! dispatch that can only be built from matching parts ([`Dispatch::new`]).
 //!
-//! The kernels themselves are declared with [`kernel!`] in [`super::kernels`] (the f32 ones) and
+//! The kernels themselves are declared with `kernel!` in [`super::kernels`] (the f32 ones) and
 //! [`super::int8_kernels`] (the integer ones); `backend/tests/kernels.rs` checks every
 //! declaration against the WGSL that naga parses: the entry point exists, binding 0 holds the
 //! declared parameter struct, and the named bindings are exactly the storage buffers the entry
