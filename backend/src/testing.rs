@@ -169,7 +169,7 @@ macro_rules! __test_device_each {
 /// eggroll_backend::test_wgpu!(uploads_read_back);
 ///
 /// async fn uploads_read_back(backend: eggroll_backend::gpu::WgpuBackend) {
-///     use eggroll_backend::Backend;
+///     use eggroll_backend::Kernels;
 ///     let x = backend.upload(&[1.0, 2.0]).unwrap();
 ///     assert_eq!(backend.read(&x).await.unwrap(), [1.0, 2.0]);
 /// }
