@@ -4,6 +4,8 @@
 # chromedriver, the wasm32 target and the matching wasm-bindgen-test-runner when missing):
 #   - the backend's kernel contract (backend/tests/contract.rs): every kernel on the browser's
 #     WebGPU adapter and on the CPU backend compiled to wasm32, against the f64 definitions;
+#   - the integer kernels (backend/tests/int8.rs), bit for bit against docs/int8.md, on both
+#     paths of the packed int8 helpers;
 #   - a lost device reported by every later call (backend/tests/device_lost.rs);
 #   - the trainer's cpu-vs-wgpu trajectory (tests/tests/across_backends.rs);
 #   - the web page's runs (web/tests/browser.rs): WebGPU against the wasm CPU backend, and a
@@ -17,6 +19,9 @@ export CARGO_TERM_COLOR=never
 
 echo "== the backend's kernel contract in headless Chromium (WebGPU and the wasm32 CPU backend)"
 cargo test -p eggroll-backend --target wasm32-unknown-unknown --test contract
+
+echo "== the integer kernels in headless Chromium (WebGPU on both int8 dot-product paths, and the wasm32 CPU backend)"
+cargo test -p eggroll-backend --target wasm32-unknown-unknown --test int8
 
 echo "== a lost WebGPU device in headless Chromium"
 cargo test -p eggroll-backend --target wasm32-unknown-unknown --test device_lost
