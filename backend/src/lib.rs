@@ -21,6 +21,7 @@ pub mod gpu;
 pub mod int8;
 mod limits;
 pub mod meter;
+pub mod noise_cache;
 pub mod ops;
 pub mod rng;
 #[cfg(feature = "wgpu")]
@@ -318,6 +319,12 @@ pub trait Kernels: Sized {
     fn memory_limits(&self) -> MemoryLimits {
         MemoryLimits::default()
     }
+    /// Lets the backend keep up to `bytes` of the noise it draws ([`noise_cache`]): a parameter's
+    /// low-rank factors, integer noise or vector noise for the pairs of a batch, drawn once per
+    /// noise epoch by the first call that needs them and read by every later call of the epoch
+    /// (and by the update). 0, a new backend's setting, draws each call's noise on the fly. The
+    /// results are the same bits either way. Clones of a backend share its cache.
+    fn set_noise_cache(&self, bytes: u64);
 
     /// The kernel of [`Backend::write`]; arguments already checked.
     fn write_unchecked(&self, buffer: &mut Self::Buffer, data: &[f32]) -> Result<()>;

@@ -147,6 +147,9 @@ impl Kernels for MeterBackend {
         Ok(())
     }
 
+    /// Keeps nothing: a memory plan counts the cache from the model's shapes.
+    fn set_noise_cache(&self, _bytes: u64) {}
+
     no_op! {
         write_unchecked(&mut MeterBuffer, &[f32]);
         copy_unchecked(&MeterBuffer, &mut MeterBuffer);

@@ -88,28 +88,35 @@ fn pair_outputs_body(job: &Product, pair: usize, y_pair: &mut [i8], scratch: &mu
     let (m, n, r, rows) = (job.shape.m, job.shape.n, job.noise.rank, job.batch.rows);
     let (t, o) = (job.noise.shift, weight_shift(n));
     let member_len = rows * m;
-    scratch.a.resize(r * m, 0);
-    scratch.b.resize(r * n, 0);
-    scratch.acc.resize(2 * member_len, 0);
-    scratch.noise.resize(member_len, 0);
-    scratch.p.resize(r, 0);
-    draw_factors(&job.noise, m, (job.batch.first_pair() + pair) as u32, &mut scratch.a, &mut scratch.b);
+    let PairScratch { a, b, acc, noise, p } = scratch;
+    acc.resize(2 * member_len, 0);
+    noise.resize(member_len, 0);
+    p.resize(r, 0);
+    let (a, b): (&[i8], &[i8]) = match &job.factors {
+        Some(factors) => factors[pair * (m + n) * r..(pair + 1) * (m + n) * r].split_at(m * r),
+        None => {
+            a.resize(r * m, 0);
+            b.resize(r * n, 0);
+            draw_factors(&job.noise, m, (job.batch.first_pair() + pair) as u32, a, b);
+            (a, b)
+        }
+    };
     if job.base.is_none() {
         // Per-member input: both members' rows are contiguous, one product for the pair.
-        job.w.product(&job.x[2 * pair * rows * n..(2 * pair + 2) * rows * n], 0..m, &mut scratch.acc);
+        job.w.product(&job.x[2 * pair * rows * n..(2 * pair + 2) * rows * n], 0..m, acc);
     }
     for (half, y_member) in y_pair.chunks_exact_mut(member_len).enumerate() {
         let member = 2 * pair + half;
         let x_i = member_input(job.x, &job.batch, n, member);
         // With shared input both members have the same noise terms, of opposite sign.
         if job.base.is_none() || half == 0 {
-            noise_terms(x_i, &scratch.a, &scratch.b, n, m, &mut scratch.p, &mut scratch.noise);
+            noise_terms(x_i, a, b, n, m, p, noise);
         }
         let acc = match &job.base {
             Some(base) => base.as_slice(),
-            None => &scratch.acc[half * member_len..(half + 1) * member_len],
+            None => &acc[half * member_len..(half + 1) * member_len],
         };
-        member_outputs(y_member, acc, &scratch.noise, sign(member), t, o);
+        member_outputs(y_member, acc, noise, sign(member), t, o);
     }
 }
 
@@ -180,7 +187,8 @@ impl IntKernels for CpuBackend {
     fn int_perturbed_matmul_unchecked(
         &self, x: &Vec<i8>, w: &Vec<i8>, shape: IntMatrix, noise: IntNoise, batch: Batch, y: &mut Vec<i8>,
     ) -> Result<()> {
-        Product::new(x, w, shape, noise, batch).run(y, pair_outputs);
+        let factors = self.int_noise(noise.stream, (shape.m + shape.n) * noise.rank, batch.first_pair(), batch.population / 2);
+        Product { factors, ..Product::new(x, w, shape, noise, batch) }.run(y, pair_outputs);
         Ok(())
     }
 
@@ -212,13 +220,22 @@ impl IntKernels for CpuBackend {
     ) -> Result<()> {
         let (m, d, r, rows) = (shape.m, shape.n, noise.rank, batch.rows);
         let t = noise.shift;
+        let per_pair = (m + d) * r;
+        let kept = self.int_noise(noise.stream, per_pair, batch.first_pair(), batch.population / 2);
         // One task per pair: `b` (r x d) drawn once, the few `a_q[v]` of the looked-up rows on
-        // demand, the rows of both members from them.
+        // demand (or both read from the noise cache), the rows of both members from them.
         y.par_chunks_mut(2 * rows * d).enumerate().for_each_init(
-            || (vec![0i8; r * d], vec![0i32; d]),
-            |(b, sum), (pair, y_pair)| {
+            || (if kept.is_some() { Vec::new() } else { vec![0i8; r * d] }, vec![0i32; d]),
+            |(b_scratch, sum), (pair, y_pair)| {
                 let pair32 = (batch.first_pair() + pair) as u32;
-                fill_noise(&noise.stream, pair32, (m * r) as u32, b);
+                let factors = kept.as_deref().map(|kept| &kept[pair * per_pair..(pair + 1) * per_pair]);
+                let b: &[i8] = match factors {
+                    Some(factors) => &factors[m * r..],
+                    None => {
+                        fill_noise(&noise.stream, pair32, (m * r) as u32, b_scratch);
+                        b_scratch
+                    }
+                };
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * d).enumerate() {
                     let member = 2 * pair + half;
                     let s = sign(member);
@@ -227,7 +244,10 @@ impl IntKernels for CpuBackend {
                         let v = v as usize;
                         sum.fill(0);
                         for (q, b_q) in b.chunks_exact(d).enumerate() {
-                            let a = i32::from(noise_value(&noise.stream, pair32, (q * m + v) as u32));
+                            let a = match factors {
+                                Some(factors) => i32::from(factors[q * m + v]),
+                                None => i32::from(noise_value(&noise.stream, pair32, (q * m + v) as u32)),
+                            };
                             sum.iter_mut().zip(b_q).for_each(|(s, &b)| *s += a * i32::from(b));
                         }
                         let w_row = &table[v * d..(v + 1) * d];
@@ -312,11 +332,19 @@ impl IntKernels for CpuBackend {
         // b_kq: an integer `x wᵀ` over the inner dimension K r, so both are stored transposed.
         let inner = active.len() * r;
         let (mut fa_t, mut b_t) = (vec![0i8; m * inner], vec![0i8; n * inner]);
+        let kept = self.kept_int_noise(noise.stream, (m + n) * r, fitness.len());
         let mut factors: Vec<(Vec<i8>, Vec<i8>)> = active
             .par_iter()
             .map(|&k| {
                 let (mut a, mut b) = (vec![0i8; r * m], vec![0i8; r * n]);
-                draw_factors(&noise, m, k as u32, &mut a, &mut b);
+                match &kept {
+                    Some(kept) => {
+                        let pair = &kept[k * (m + n) * r..(k + 1) * (m + n) * r];
+                        a.copy_from_slice(&pair[..m * r]);
+                        b.copy_from_slice(&pair[m * r..]);
+                    }
+                    None => draw_factors(&noise, m, k as u32, &mut a, &mut b),
+                }
                 a.iter_mut().for_each(|v| *v *= fitness[k]);
                 (a, b)
             })

@@ -6,6 +6,7 @@ use super::int8_gemm::Rhs;
 use crate::int8::{sat8, IntMatrix, IntNoise};
 use crate::ops::{Batch, InputLayout};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// What every pair of a perturbed product shares: the input, `W` prepared for the products, the
 /// shared `x Wᵀ` (shared input only), the noise and the batch.
@@ -22,6 +23,9 @@ pub(super) struct Product<'a> {
     pub(super) noise: IntNoise,
     /// The members and their rows.
     pub(super) batch: Batch,
+    /// Every pair's low-rank factors (`a` then `b`, pair after pair) when the noise cache holds
+    /// them; drawn per pair otherwise.
+    pub(super) factors: Option<Arc<[i8]>>,
 }
 
 impl<'a> Product<'a> {
@@ -35,7 +39,7 @@ impl<'a> Product<'a> {
             w.product_par(x, &mut base);
             base
         });
-        Self { x, w, base, shape, noise, batch }
+        Self { x, w, base, shape, noise, batch, factors: None }
     }
 
     /// Every member's output into `y` (`N x rows x m`): `pair_outputs(self, pair, y_pair,

@@ -1,6 +1,6 @@
-//! The low-rank term of the EGGROLL forward on the CPU, one antithetic pair at a time: draw the
-//! pair's factors once (column by column, so every inner loop is a contiguous dot product or axpy),
-//! then add `s_i (σ/√r) (X_i B) Aᵀ` to both members' outputs. Compiled for AVX-512 / AVX2 when
+//! The low-rank term of the EGGROLL forward on the CPU, one antithetic pair at a time: the pair's
+//! factors drawn once or read from the noise cache (column by column, so every inner loop is a
+//! contiguous dot product or axpy), then add `s_i (σ/√r) (X_i B) Aᵀ` to both members' outputs. Compiled for AVX-512 / AVX2 when
 //! the processor has them; the arithmetic is the same on every path.
 
 use crate::ops::LowRankNoise;
@@ -13,9 +13,11 @@ pub(crate) struct PairScratch {
     projection: Vec<f32>,
 }
 
-/// One pair's job: its inputs (one slice per member, `rows x n`) and outputs (`rows x m`).
+/// One pair's job: its inputs (one slice per member, `rows x n`) and outputs (`rows x m`), and
+/// its factors `Aᵀ` then `Bᵀ` when the noise cache holds them (drawn here otherwise).
 pub(crate) struct PairJob<'a> {
     pub pair: u32,
+    pub factors: Option<&'a [f32]>,
     pub inputs: [&'a [f32]; 2],
     pub outputs: [&'a mut [f32]; 2],
     pub rows: usize,
@@ -54,33 +56,40 @@ fn add_pair_lowrank_body(noise: &LowRankNoise, job: PairJob, scratch: &mut PairS
     let shape = noise.shape;
     let (m, n, r) = (shape.m, shape.n, shape.rank);
     // The stream stores factors column by column: Aᵀ and Bᵀ are contiguous runs of draws.
-    scratch.a_t.resize(m * r, 0.0);
-    scratch.b_t.resize(n * r, 0.0);
-    noise.stream.fill_normals(job.pair, shape.layout().a_index(0, 0), &mut scratch.a_t);
-    noise.stream.fill_normals(job.pair, shape.layout().b_index(0, 0), &mut scratch.b_t);
-    scratch.projection.resize(job.rows * r, 0.0);
+    let PairScratch { a_t, b_t, projection } = scratch;
+    let (a_t, b_t): (&[f32], &[f32]) = match job.factors {
+        Some(factors) => factors.split_at(m * r),
+        None => {
+            a_t.resize(m * r, 0.0);
+            b_t.resize(n * r, 0.0);
+            noise.stream.fill_normals(job.pair, shape.layout().a_index(0, 0), a_t);
+            noise.stream.fill_normals(job.pair, shape.layout().b_index(0, 0), b_t);
+            (a_t, b_t)
+        }
+    };
+    projection.resize(job.rows * r, 0.0);
     let scale = shape.scale();
     // Columns go four at a time (one pass over a row of X or Y serves four of them), with the
     // arithmetic of one column at a time: the same bits, fewer passes and independent chains.
     let quads = r / 4 * 4;
     for (half, (x, y)) in job.inputs.into_iter().zip(job.outputs).enumerate() {
         let coef = if half == 0 { scale } else { -scale };
-        for (x_row, p_row) in x.chunks_exact(n).zip(scratch.projection.chunks_exact_mut(r)) {
-            for (p4, b4) in p_row[..quads].chunks_exact_mut(4).zip(scratch.b_t.chunks_exact(4 * n)) {
+        for (x_row, p_row) in x.chunks_exact(n).zip(projection.chunks_exact_mut(r)) {
+            for (p4, b4) in p_row[..quads].chunks_exact_mut(4).zip(b_t.chunks_exact(4 * n)) {
                 let d = dot4(x_row, [&b4[..n], &b4[n..2 * n], &b4[2 * n..3 * n], &b4[3 * n..]]);
                 for (p, d) in p4.iter_mut().zip(d) {
                     *p = coef * d;
                 }
             }
-            for (p, b_col) in p_row[quads..].iter_mut().zip(scratch.b_t[quads * n..].chunks_exact(n)) {
+            for (p, b_col) in p_row[quads..].iter_mut().zip(b_t[quads * n..].chunks_exact(n)) {
                 *p = coef * dot(x_row, b_col);
             }
         }
-        for (y_row, p_row) in y.chunks_exact_mut(m).zip(scratch.projection.chunks_exact(r)) {
-            for (p4, a4) in p_row[..quads].chunks_exact(4).zip(scratch.a_t.chunks_exact(4 * m)) {
+        for (y_row, p_row) in y.chunks_exact_mut(m).zip(projection.chunks_exact(r)) {
+            for (p4, a4) in p_row[..quads].chunks_exact(4).zip(a_t.chunks_exact(4 * m)) {
                 axpy4([p4[0], p4[1], p4[2], p4[3]], [&a4[..m], &a4[m..2 * m], &a4[2 * m..3 * m], &a4[3 * m..]], y_row);
             }
-            for (p, a_col) in p_row[quads..].iter().zip(scratch.a_t[quads * m..].chunks_exact(m)) {
+            for (p, a_col) in p_row[quads..].iter().zip(a_t[quads * m..].chunks_exact(m)) {
                 axpy(*p, a_col, y_row);
             }
         }

@@ -2,6 +2,7 @@
 //! own right (a SIMD multithreaded GEMM for the shared `X Wᵀ`, rayon over antithetic pairs for the
 //! low-rank terms, noise regenerated once per pair and shared by its two members).
 
+mod draws;
 mod gemm;
 mod int8;
 mod int8_full_rank;
@@ -12,13 +13,16 @@ mod int8_pairs;
 mod lowrank;
 mod recurrence;
 
+use crate::noise_cache::NoiseCache;
 use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise};
 use crate::rng::{FillPath, NoiseStream};
 use crate::{AdapterDescription, Kernels, Result};
+use draws::HostDraws;
 use gemm::{gemm, gemm_serial, matvec_rows, View};
 use lowrank::{add_pair_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
 use recurrence::mingru_scan;
+use std::sync::Arc;
 
 /// Upper bound on the f32 scratch the low-rank update materialises at once (pairs are chunked).
 const UPDATE_SCRATCH_FLOATS: usize = 32 << 20;
@@ -29,14 +33,17 @@ const UPDATE_SCRATCH_FLOATS: usize = 32 << 20;
 /// BENCHMARKS.md).
 const NAIVE_GEMM_ROWS: usize = 8;
 
-/// The multithreaded CPU backend. Buffers are plain `Vec<f32>`.
+/// The multithreaded CPU backend. Buffers are plain `Vec<f32>`. Clones share the noise cache
+/// ([`Kernels::set_noise_cache`]).
 #[derive(Clone, Debug, Default)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    noise: Arc<NoiseCache<HostDraws>>,
+}
 
 impl CpuBackend {
-    /// A CPU backend on rayon's global thread pool.
+    /// A CPU backend on rayon's global thread pool, its noise cache off.
     pub fn new() -> Self {
-        Self
+        Self::default()
     }
 }
 
@@ -67,14 +74,23 @@ fn member_input<'a, T>(x: &'a [T], batch: &Batch, n: usize, member: usize) -> &'
 
 /// Applies a vector parameter `v` (len) with full-rank noise to `y` (N x rows x len):
 /// `op(y[i, row, j], v[j] + s_i σ ε_i[j])` for every value, in parallel over the antithetic
-/// pairs, the noise `ε` of each pair drawn once (draw `j` of its stream, pair `batch.first_pair()`
-/// on for the batch's first) and shared by its members.
-fn perturbed_vector(y: &mut [f32], v: &[f32], stream: NoiseStream, sigma: f32, batch: &Batch, op: impl Fn(&mut f32, f32) + Sync) {
+/// pairs, the noise `ε` of each pair (draw `j` of its stream, pair `batch.first_pair()` on for
+/// the batch's first) read from `kept` (every pair's, one after another) or drawn once, and
+/// shared by its members.
+fn perturbed_vector(
+    y: &mut [f32], v: &[f32], stream: NoiseStream, kept: Option<&[f32]>, sigma: f32, batch: &Batch, op: impl Fn(&mut f32, f32) + Sync,
+) {
     let (len, rows, first_pair) = (v.len(), batch.rows, batch.first_pair());
     y.par_chunks_mut(2 * rows * len).enumerate().for_each_init(
-        || vec![0.0; len],
-        |eps, (pair, y_pair)| {
-            stream.fill_normals((first_pair + pair) as u32, 0, eps);
+        || if kept.is_some() { Vec::new() } else { vec![0.0; len] },
+        |scratch, (pair, y_pair)| {
+            let eps: &[f32] = match kept {
+                Some(kept) => &kept[pair * len..(pair + 1) * len],
+                None => {
+                    stream.fill_normals((first_pair + pair) as u32, 0, scratch);
+                    scratch
+                }
+            };
             for (half, y_member) in y_pair.chunks_exact_mut(rows * len).enumerate() {
                 let coef = member_sign(half) * sigma;
                 for y_row in y_member.chunks_exact_mut(len) {
@@ -110,6 +126,10 @@ impl Kernels for CpuBackend {
 
     fn zeros(&self, len: usize) -> Result<Vec<f32>> {
         Ok(vec![0.0; len])
+    }
+
+    fn set_noise_cache(&self, bytes: u64) {
+        self.noise.set_budget(bytes);
     }
 
     fn write_unchecked(&self, buffer: &mut Vec<f32>, data: &[f32]) -> Result<()> {
@@ -172,6 +192,8 @@ impl Kernels for CpuBackend {
             InputLayout::PerMember => None,
         };
         let pairs = batch.population / 2;
+        let per_pair = (m + n) * shape.rank;
+        let kept = self.normals(noise.stream, per_pair, batch.first_pair(), pairs);
         let pairs_per_task = pairs.div_ceil(rayon::current_num_threads());
         let pair_len = 2 * rows * m;
         y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
@@ -189,7 +211,8 @@ impl Kernels for CpuBackend {
                 let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
                 let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
                 let noise_pair = (batch.first_pair() + pair) as u32;
-                add_pair_lowrank(&noise, PairJob { pair: noise_pair, inputs, outputs: [y_even, y_odd], rows }, scratch);
+                let factors = kept.as_deref().map(|kept| &kept[pair * per_pair..(pair + 1) * per_pair]);
+                add_pair_lowrank(&noise, PairJob { pair: noise_pair, factors, inputs, outputs: [y_even, y_odd], rows }, scratch);
             }
         });
         Ok(())
@@ -230,6 +253,7 @@ impl Kernels for CpuBackend {
         // G = Σ_k coef_k A_k B_kᵀ with coef_k = (σ/√r)/√N (f_2k - f_2k+1): a GEMM of inner
         // dimension pairs x r over Aᵀ (pairs r x m) and Bᵀ (pairs r x n), chunked over pairs.
         let coef = shape.scale() / (fitness.len() as f32).sqrt();
+        let kept = self.kept_normals(noise.stream, (m + n) * r, pairs);
         let chunk = (UPDATE_SCRATCH_FLOATS / ((m + n) * r)).clamp(1, pairs);
         let mut at = vec![0.0; chunk * r * m];
         let mut bt = vec![0.0; chunk * r * n];
@@ -238,7 +262,14 @@ impl Kernels for CpuBackend {
             at[..count * r * m].par_chunks_mut(r * m).zip(bt[..count * r * n].par_chunks_mut(r * n)).enumerate().for_each(
                 |(k, (at_k, bt_k))| {
                     let pair = first + k;
-                    draw_factors_t(&noise, pair as u32, at_k, bt_k);
+                    match &kept {
+                        Some(kept) => {
+                            let factors = &kept[pair * (m + n) * r..(pair + 1) * (m + n) * r];
+                            at_k.copy_from_slice(&factors[..m * r]);
+                            bt_k.copy_from_slice(&factors[m * r..]);
+                        }
+                        None => draw_factors_t(&noise, pair as u32, at_k, bt_k),
+                    }
                     let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
                     at_k.iter_mut().for_each(|v| *v *= d);
                 },
@@ -251,18 +282,27 @@ impl Kernels for CpuBackend {
     }
 
     fn perturbed_bias_unchecked(&self, y: &mut Vec<f32>, bias: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        perturbed_vector(y, bias, stream, sigma, &batch, |y, b| *y += b);
+        let kept = self.normals(stream, bias.len(), batch.first_pair(), batch.population / 2);
+        perturbed_vector(y, bias, stream, kept.as_deref(), sigma, &batch, |y, b| *y += b);
         Ok(())
     }
 
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Vec<f32>) -> Result<()> {
         let coef = sigma / (fitness.len() as f32).sqrt();
-        let mut eps = vec![0.0; g.len()];
+        let (len, pairs) = (g.len(), fitness.len() / 2);
+        let kept = self.kept_normals(stream, len, pairs);
+        let mut scratch = if kept.is_some() { Vec::new() } else { vec![0.0; len] };
         g.fill(0.0);
-        for pair in 0..fitness.len() / 2 {
-            stream.fill_normals(pair as u32, 0, &mut eps);
+        for pair in 0..pairs {
+            let eps: &[f32] = match &kept {
+                Some(kept) => &kept[pair * len..(pair + 1) * len],
+                None => {
+                    stream.fill_normals(pair as u32, 0, &mut scratch);
+                    &scratch
+                }
+            };
             let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
-            for (gj, ej) in g.iter_mut().zip(&eps) {
+            for (gj, ej) in g.iter_mut().zip(eps) {
                 *gj += d * ej;
             }
         }
@@ -276,7 +316,8 @@ impl Kernels for CpuBackend {
     }
 
     fn perturbed_gain_unchecked(&self, y: &mut Vec<f32>, gain: &Vec<f32>, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
-        perturbed_vector(y, gain, stream, sigma, &batch, |y, g| *y *= 1.0 + g);
+        let kept = self.normals(stream, gain.len(), batch.first_pair(), batch.population / 2);
+        perturbed_vector(y, gain, stream, kept.as_deref(), sigma, &batch, |y, g| *y *= 1.0 + g);
         Ok(())
     }
 
@@ -346,12 +387,21 @@ impl Kernels for CpuBackend {
         let shape = noise.shape;
         let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
         let scale = shape.scale();
-        // One task per antithetic pair: its factors drawn once (column by column, Aᵀ and Bᵀ),
-        // then each looked-up row is the table's row plus s_i scale Σ_k A[v, k] B[:, k].
+        let per_pair = (m + n) * r;
+        let kept = self.normals(noise.stream, per_pair, batch.first_pair(), batch.population / 2);
+        // One task per antithetic pair: its factors drawn once or read from the cache (column by
+        // column, Aᵀ and Bᵀ), then each looked-up row is the table's row plus
+        // s_i scale Σ_k A[v, k] B[:, k].
         y.par_chunks_mut(2 * rows * n).enumerate().for_each_init(
-            || (vec![0.0; m * r], vec![0.0; n * r]),
-            |(a_t, b_t), (pair, y_pair)| {
-                draw_factors_t(&noise, (batch.first_pair() + pair) as u32, a_t, b_t);
+            || if kept.is_some() { (Vec::new(), Vec::new()) } else { (vec![0.0; m * r], vec![0.0; n * r]) },
+            |(a_scratch, b_scratch), (pair, y_pair)| {
+                let (a_t, b_t): (&[f32], &[f32]) = match &kept {
+                    Some(kept) => kept[pair * per_pair..(pair + 1) * per_pair].split_at(m * r),
+                    None => {
+                        draw_factors_t(&noise, (batch.first_pair() + pair) as u32, a_scratch, b_scratch);
+                        (a_scratch, b_scratch)
+                    }
+                };
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * n).enumerate() {
                     let coef = member_sign(half) * scale;
                     let member_tokens = member_input(tokens, &batch, 1, 2 * pair + half);

@@ -96,6 +96,10 @@ impl Kernels for WgpuBackend {
 
     /// The device's own `max_buffer_size` and `max_storage_buffer_binding_size`; wgpu does not
     /// tell the device's memory.
+    fn set_noise_cache(&self, bytes: u64) {
+        self.noise.set_budget(bytes);
+    }
+
     fn memory_limits(&self) -> MemoryLimits {
         let limits = &self.ctx.limits;
         MemoryLimits {

@@ -9,6 +9,7 @@ use super::context::{word, Context, CreatedObjects, Scratch, ScratchUse};
 use super::gemm::{Gemm, GemmChooser, GemmSource};
 use super::kernel::{Dispatch, IntDot, Kernel};
 use super::timing;
+use crate::noise_cache::NoiseCache;
 use crate::{DType, Result};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub struct WgpuBackend {
     pub(crate) int_dot: IntDot,
     /// The integer log-likelihood's tables (`int8::EXP2` then `int8::LOG2`), uploaded on first use.
     pub(crate) int_tables: OnceLock<wgpu::Buffer>,
+    /// The noise cache ([`crate::Kernels::set_noise_cache`]): draws kept in device buffers.
+    pub(crate) noise: NoiseCache<wgpu::Buffer>,
 }
 
 /// Default of [`WgpuOptions::scratch_bytes`].
@@ -43,7 +46,7 @@ impl WgpuBackend {
             c.check(&ctx.limits)?;
         }
         let gemms = GemmChooser::new(&ctx, variant, opts.gemm_config, opts.autotune, opts.autotune_cache.clone());
-        Ok(Self { ctx, gemms, scratch_floats, int_dot, int_tables: OnceLock::new() })
+        Ok(Self { ctx, gemms, scratch_floats, int_dot, int_tables: OnceLock::new(), noise: NoiseCache::default() })
     }
 
     /// Blocking [`WgpuBackend::new`] for native callers.

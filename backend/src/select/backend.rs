@@ -3,7 +3,6 @@
 
 use super::buffer::{Selected, SelectedBuffer};
 use super::SelectedBackend;
-use crate::cpu::CpuBackend;
 use crate::ops::{Activation, AdamParams, Batch, DType, LowRankNoise, Recurrence};
 use crate::rng::NoiseStream;
 use crate::{AdapterDescription, Kernels, MemoryLimits, Result};
@@ -27,7 +26,7 @@ impl Kernels for SelectedBackend {
     /// kernel see it, and the kernel then refuses a buffer of the other kind).
     fn dtype(&self, buffer: &SelectedBuffer) -> DType {
         match buffer {
-            Selected::Cpu(v) => CpuBackend.dtype(v),
+            Selected::Cpu(_) => DType::F32,
             Selected::Wgpu(g) => g.dtype,
         }
     }
@@ -39,7 +38,7 @@ impl Kernels for SelectedBackend {
     /// The buffer's own length, whichever backend asks (as for [`Kernels::dtype`]).
     fn len(&self, buffer: &SelectedBuffer) -> usize {
         match buffer {
-            Selected::Cpu(v) => CpuBackend.len(v),
+            Selected::Cpu(v) => v.len(),
             Selected::Wgpu(g) => g.len,
         }
     }
@@ -54,6 +53,10 @@ impl Kernels for SelectedBackend {
 
     fn memory_limits(&self) -> MemoryLimits {
         forward!(self, b() => b.memory_limits())
+    }
+
+    fn set_noise_cache(&self, bytes: u64) {
+        forward!(self, b() => b.set_noise_cache(bytes))
     }
 
     fn write_unchecked(&self, buffer: &mut SelectedBuffer, data: &[f32]) -> Result<()> {

@@ -3,7 +3,6 @@
 
 use super::buffer::{Selected, SelectedI32, SelectedI8};
 use super::SelectedBackend;
-use crate::cpu::CpuBackend;
 use crate::int8::{IntKernels, IntMatrix, IntNoise};
 use crate::ops::{Batch, Recurrence};
 use crate::rng::NoiseStream;
@@ -21,7 +20,7 @@ impl IntKernels for SelectedBackend {
     /// [`Kernels::len`](crate::Kernels::len)).
     fn len_i8(&self, tensor: &SelectedI8) -> usize {
         match tensor {
-            Selected::Cpu(v) => CpuBackend.len_i8(v),
+            Selected::Cpu(v) => v.len(),
             Selected::Wgpu(g) => g.len,
         }
     }
@@ -29,7 +28,7 @@ impl IntKernels for SelectedBackend {
     /// The tensor's own length, whichever backend asks.
     fn len_i32(&self, tensor: &SelectedI32) -> usize {
         match tensor {
-            Selected::Cpu(v) => CpuBackend.len_i32(v),
+            Selected::Cpu(v) => v.len(),
             Selected::Wgpu(g) => g.len(),
         }
     }
