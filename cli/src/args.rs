@@ -141,6 +141,10 @@ pub struct ConfigArgs {
     /// Optimiser.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
+    /// MiB of memory each noise epoch's draws may be kept in, drawn once and read by every call
+    /// of the epoch (0: draw on the fly; default: a quarter of the memory the run leaves free).
+    #[arg(long, value_name = "N")]
+    pub noise_cache_mb: Option<u64>,
     /// Perturbations: EGGROLL's low-rank ones or OpenES's full-rank ones (the baseline).
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
@@ -157,6 +161,9 @@ impl ConfigArgs {
             ($($field:ident),*) => {$( if let Some(v) = self.$field { c.$field = v.into(); } )*};
         }
         set!(epochs, population, rank, sigma, lr, seed, group_size, noise_reuse, optimizer, method);
+        if let Some(mb) = self.noise_cache_mb {
+            c.noise_cache_mb = Some(mb);
+        }
         Ok(c)
     }
 }

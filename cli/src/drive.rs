@@ -11,7 +11,7 @@ use crate::plot;
 use eggroll::report::Summary;
 use eggroll::run::{native_clock_ms, Driver, EpochRecord, Hooks};
 use eggroll::session::Training;
-use eggroll::EggrollError;
+use eggroll::{EggrollError, EsConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -36,8 +36,10 @@ pub(crate) fn resume<S: Training>(driver: &mut Driver<S>, dir: &Path) -> Result<
         let (saved, now) = (manifest.settings.get(&key).cloned().unwrap_or_default(), settings.get(&key).cloned().unwrap_or_default());
         return Err(refuse(format!("it was made with {key} = {saved}, this run has {now}")));
     }
-    if manifest.config != *session.config() {
-        let (saved, now) = (json!(manifest.config), json!(session.config()));
+    // The noise cache changes no result: a run may resume with another budget.
+    let saved = EsConfig { noise_cache_mb: session.config().noise_cache_mb, ..manifest.config.clone() };
+    if saved != *session.config() {
+        let (saved, now) = (json!(saved), json!(session.config()));
         let field = saved.as_object().and_then(|o| o.keys().find(|k| saved[k.as_str()] != now[k.as_str()]).cloned());
         let field = field.unwrap_or_default();
         // Config floats are f32: show them as such.

@@ -19,6 +19,7 @@ mod rl_compare;
 mod runtime_dir;
 mod sample;
 mod train;
+mod workers;
 
 use args::{Cli, Command};
 use clap::error::ErrorKind;

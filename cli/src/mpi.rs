@@ -27,7 +27,7 @@ use ::mpi::topology::{Communicator, SimpleCommunicator};
 use ::mpi::traits::*;
 use ::mpi::Threading;
 use eggroll::checkpoint::fnv1a64;
-use eggroll::run::{native_clock_ms, Driver, EpochRecord, Hooks, Workers};
+use eggroll::run::{native_clock_ms, Driver, EpochRecord, Hooks};
 use eggroll::session::{Exchange, Training};
 use eggroll::shards::share_pairs;
 use eggroll::TaskKind;
@@ -247,7 +247,10 @@ fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
     let config = spec.config(|defaults| args.config.overlay(defaults)).map_err(refuse)?;
     let backend = ranks.select_backend(args.backend()).map_err(refuse)?;
     let session = RankExchange::new(ranks, config.population)
-        .and_then(|exchange| Ok(spec.build(config, Workers::One { backend, exchange })?))
+        .and_then(|exchange| {
+            let workers = crate::workers::workers(backend, &spec, &config, exchange);
+            Ok(spec.build(config, workers)?)
+        })
         .map_err(refuse)?;
     ranks.agree(Ok(Status::of(&session, args)))?;
     if ranks.rank == 0 {

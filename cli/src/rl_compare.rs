@@ -16,7 +16,7 @@ use crate::args::RlCompareArgs;
 use crate::error::{CliError, Result};
 use eggroll::config::{EsConfig, Method, Schedule};
 use eggroll::run::{native_clock_ms, Driver, Hooks, RunSpec, Workers};
-use eggroll::session::Training;
+use eggroll::session::{Local, Training};
 use eggroll::{EggrollError, TaskKind};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuOptions;
@@ -182,7 +182,8 @@ pub fn rl_compare(args: &RlCompareArgs) -> Result<()> {
             for method in METHODS {
                 let (spec, config) = plan.setup(kind, method, seed)?;
                 let backend = select_backend(args.backend(), &WgpuOptions::default())?;
-                let session = spec.build(config, Workers::one(backend))?;
+                let workers = crate::workers::workers(backend, &spec, &config, Local);
+                let session = spec.build(config, workers)?;
                 adapter = session.adapter().name;
                 let run = train_for(session, kind, plan.run_s)?;
                 eprintln!(

@@ -23,7 +23,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let config = spec.config(|defaults| args.config.overlay(defaults))?;
     let workers = match devices {
         Some(devices) => Workers::Sharded { backends: open_devices(&devices)?, exchange: Local },
-        None => Workers::one(select_backend(args.backend(), &WgpuOptions::default())?),
+        None => crate::workers::workers(select_backend(args.backend(), &WgpuOptions::default())?, &spec, &config, Local),
     };
     drive::run(spec.build(config, workers)?, args)
 }

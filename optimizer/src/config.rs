@@ -130,6 +130,10 @@ pub struct EsConfig {
     pub shaping: Shaping,
     /// EGGROLL's low-rank perturbations or OpenES's full-rank ones.
     pub method: Method,
+    /// MiB of memory the backend may keep each noise epoch's draws in, so that every call of the
+    /// epoch reads them instead of drawing them again (0: draw on the fly; `None`: a quarter of
+    /// the memory the run leaves free). The results are the same bits either way.
+    pub noise_cache_mb: Option<u64>,
 }
 
 impl Default for EsConfig {
@@ -152,6 +156,7 @@ impl Default for EsConfig {
             noise_reuse: 1,
             shaping: Shaping::ZScore,
             method: Method::Eggroll,
+            noise_cache_mb: None,
         }
     }
 }

@@ -40,6 +40,7 @@
 //! command (train / info / bench) is the crate `eggroll-cli`.
 
 pub mod checkpoint;
+mod clock;
 pub mod config;
 pub mod error;
 pub mod es;

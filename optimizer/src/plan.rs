@@ -27,6 +27,22 @@ pub struct MemoryPlan {
     pub device: Vec<(&'static str, u64)>,
     /// The largest single buffer the device must hold, in bytes.
     pub largest_buffer: u64,
+    /// The bytes a noise epoch's draws take in the noise cache, and whether the run keeps them
+    /// ([`MemoryPlan::with_noise_cache`]).
+    pub noise_cache: NoiseCache,
+}
+
+/// A run's noise cache: the bytes of one noise epoch's draws of this process's members (every
+/// matrix's low-rank factors and every vector's noise, for each pair), and whether they fit the
+/// budget, so that the backend keeps them ([`eggroll_backend::Kernels::set_noise_cache`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoiseCache {
+    /// Bytes of one noise epoch's draws.
+    pub bytes: u64,
+    /// The budget they were held against, in bytes.
+    pub budget: u64,
+    /// Whether the draws are kept: some to keep, within the budget.
+    pub on: bool,
 }
 
 /// A bound on the host memory this process may still allocate, and what sets it
@@ -77,7 +93,35 @@ impl MemoryPlan {
             host.extend(on_device);
             Vec::new()
         };
-        Ok(Self { host, device, largest_buffer: largest })
+        let draws = noise_draws(&trainer.specs(), config, members) * std::mem::size_of::<F::Value>() as u64;
+        Ok(Self { host, device, largest_buffer: largest, noise_cache: NoiseCache { bytes: draws, budget: 0, on: false } })
+    }
+
+    /// The plan with its noise cache held against `budget` bytes (`None`: a quarter of what the
+    /// run leaves free of `host` or of the device's `limits`, or of the adapter's largest buffer
+    /// when it does not say its memory): on when the draws fit, and then a part of the plan.
+    pub fn with_noise_cache(mut self, budget: Option<u64>, host: Option<HostLimit>, limits: &MemoryLimits) -> Self {
+        let budget = budget.unwrap_or_else(|| {
+            let free = if self.device.is_empty() {
+                let needed = self.host_bytes() - self.host.iter().find(|(name, _)| *name == "process").map_or(0, |(_, b)| *b);
+                host.map(|h| h.bytes.saturating_sub(needed))
+            } else {
+                limits.device_bytes.map(|total| total.saturating_sub(self.device_bytes())).or(limits.max_buffer_bytes)
+            };
+            free.map_or(DEFAULT_NOISE_CACHE, |free| free / 4)
+        });
+        let bytes = self.noise_cache.bytes;
+        let on = bytes > 0 && bytes <= budget;
+        if on {
+            let part = ("noise cache", bytes);
+            if self.device.is_empty() {
+                self.host.push(part);
+            } else {
+                self.device.push(part);
+            }
+        }
+        self.noise_cache = NoiseCache { bytes, budget, on };
+        self
     }
 
     /// Bytes of host memory the run needs.
@@ -130,6 +174,26 @@ impl MemoryPlan {
         }
         Ok(())
     }
+}
+
+/// The noise cache's budget where nothing says how much memory is free (a browser).
+const DEFAULT_NOISE_CACHE: u64 = 256 << 20;
+
+/// Draws of one noise epoch for `members` members with `specs`: per pair, `(m + n) r` for a
+/// matrix (rank clamped to its sides) and `len` for a vector; none under OpenES, whose full-rank
+/// noise is drawn on the fly.
+fn noise_draws(specs: &[crate::params::ParamSpec], config: &EsConfig, members: usize) -> u64 {
+    if config.method != crate::config::Method::Eggroll {
+        return 0;
+    }
+    let per_pair: u64 = specs
+        .iter()
+        .map(|spec| match spec.kind {
+            crate::params::ParamKind::Matrix { m, n } => ((m + n) * config.rank.min(m).min(n)) as u64,
+            crate::params::ParamKind::Vector { len } => len as u64,
+        })
+        .sum();
+    per_pair * (members / 2) as u64
 }
 
 /// `parts` as `name 1.2 MiB, ...`, the largest first.

@@ -29,6 +29,9 @@ pub struct Summary {
     pub timings: Vec<(&'static str, f64)>,
     /// The host memory the run planned to use ([`crate::plan::MemoryPlan::host_bytes`]).
     pub memory_plan_bytes: Option<u64>,
+    /// Whether the backend kept each noise epoch's draws ([`crate::plan::NoiseCache`]), when the
+    /// run was planned.
+    pub noise_cache: Option<bool>,
 }
 
 impl Summary {
@@ -64,6 +67,9 @@ impl Summary {
         }
         if let Some(bytes) = self.memory_plan_bytes {
             out["memory_plan_bytes"] = json!(bytes);
+        }
+        if let Some(on) = self.noise_cache {
+            out["noise_cache"] = json!(if on { "on" } else { "off" });
         }
         out
     }

@@ -132,7 +132,14 @@ impl RunSpec {
             AnyRunTask::CharLm(t) => MemoryPlan::of::<_, F32>(t.model(), &config, members, t.footprint(&config), resident, device),
             AnyRunTask::Egg(t) => MemoryPlan::of::<_, Int8>(t.model(), &config, members, t.footprint(&config), resident, device),
         }?;
+        let plan = plan.with_noise_cache(config.noise_cache_mb.map(|mb| mb.saturating_mul(1 << 20)), host::limit(), &limits);
         plan.check(host::limit(), &limits)?;
+        let cache = if plan.noise_cache.on { plan.noise_cache.bytes } else { 0 };
+        match &workers {
+            Workers::One { backend, .. } => backend.set_noise_cache(cache),
+            #[cfg(feature = "native")]
+            Workers::Sharded { backends, .. } => backends.iter().for_each(|b| b.set_noise_cache(cache)),
+        }
         macro_rules! session {
             ($task:expr, $variant:ident) => {
                 AnySession::$variant(
@@ -404,6 +411,7 @@ impl<S: Training> Driver<S> {
             tokens_per_second: tokens.filter(|_| ms_per_epoch > 0.0).map(|t| t as f64 / (ms_per_epoch / 1e3)),
             timings: self.session.timings(),
             memory_plan_bytes: self.session.memory_plan().map(MemoryPlan::host_bytes),
+            noise_cache: self.session.memory_plan().map(|p| p.noise_cache.on),
         })
     }
 
@@ -431,9 +439,4 @@ impl<S: Training> Driver<S> {
 
 /// A monotonic clock in milliseconds from its first call, for native drivers.
 #[cfg(feature = "native")]
-pub fn native_clock_ms() -> f64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
-}
+pub use crate::clock::native_clock_ms;

@@ -119,6 +119,18 @@ where
     task: T,
     es: Trainer<B, T::Model, T::Format>,
     members: Range<usize>,
+    /// The one-thread pool a worker of several evaluates its share on: a CPU backend's kernels
+    /// then run on that thread, each worker's whole forward without a hand-off per layer.
+    #[cfg(feature = "native")]
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// Where an epoch's time went, summed over the epochs trained.
+#[derive(Clone, Copy, Debug, Default)]
+struct Times {
+    epochs: u32,
+    fitness_ms: f64,
+    update_ms: f64,
 }
 
 /// Evaluates several workers' shares at once (each on its own thread), in member order.
@@ -145,6 +157,8 @@ where
     shares: Option<Shares<B, T>>,
     /// The memory plan the run was checked against.
     plan: Option<MemoryPlan>,
+    /// Where the epochs' time went.
+    times: Times,
 }
 
 impl<B: IntBackend, T: Task> Session<B, T, Local>
@@ -167,7 +181,14 @@ where
     pub fn with_exchange(backend: B, task: T, config: EsConfig, exchange: X) -> Result<Self> {
         let members = exchange.members(config.population)?;
         let es = Trainer::new(backend, task.model(), config)?;
-        Ok(Self { workers: vec![Worker { task, es, members }], exchange, copy_state: false, shares: None, plan: None })
+        let worker = Worker {
+            task,
+            es,
+            members,
+            #[cfg(feature = "native")]
+            pool: None,
+        };
+        Ok(Self { workers: vec![worker], exchange, copy_state: false, shares: None, plan: None, times: Times::default() })
     }
 
     /// The session with the memory plan it was checked against.
@@ -223,14 +244,18 @@ where
             .zip(shares)
             .map(|(backend, members)| {
                 let es = Trainer::new(backend, task.model(), config.clone())?;
-                Ok(Worker { task: task.clone(), es, members })
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .map_err(|e| crate::EggrollError::Config(format!("cannot start a worker's thread: {e}")))?;
+                Ok(Worker { task: task.clone(), es, members, pool: Some(pool) })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { workers, exchange, copy_state, shares: Some(threaded::<B, T>), plan: None })
+        Ok(Self { workers, exchange, copy_state, shares: Some(threaded::<B, T>), plan: None, times: Times::default() })
     }
 }
 
-/// Every worker's share on its own thread, in member order.
+/// Every worker's share on its own thread (its one-thread pool), in member order.
 #[cfg(feature = "native")]
 fn threaded<B, T>(workers: &mut [Worker<B, T>]) -> Result<Vec<FitnessOf<T>>>
 where
@@ -244,7 +269,16 @@ where
     let parts: Vec<Result<Vec<_>>> = std::thread::scope(|scope| {
         let running: Vec<_> = workers
             .iter_mut()
-            .map(|w| scope.spawn(move || pollster::block_on(w.task.members_fitness_async(&mut w.es, w.members.clone()))))
+            .map(|w| {
+                scope.spawn(move || {
+                    let Worker { task, es, members, pool } = w;
+                    let mut run = || pollster::block_on(task.members_fitness_async(es, members.clone()));
+                    match pool {
+                        Some(pool) => pool.install(run),
+                        None => run(),
+                    }
+                })
+            })
             .collect();
         running
             .into_iter()
@@ -276,10 +310,11 @@ where
         self.workers[0].es.backend()
     }
     /// The first backend's adapter, named after every adapter in use with its graphics API
-    /// (`A [Vulkan] + B [Gl]`) when there are several.
+    /// (`A [Vulkan] + B [Gl]`) when there are several (the CPU's threads are one adapter).
     fn adapter(&self) -> AdapterDescription {
         let first = self.backend().describe();
-        if self.workers.len() == 1 {
+        // The CPU's workers are its threads, which its name counts already.
+        if self.workers.len() == 1 || (first.backend == "cpu" && !self.copy_state) {
             return first;
         }
         let names: Vec<String> =
@@ -288,7 +323,9 @@ where
     }
     /// With several backends, blocks the calling thread while they evaluate their shares.
     async fn train_epoch_async(&mut self) -> Result<StepStats> {
+        let start = crate::clock::clock_ms();
         let mine = self.own_fitness().await?;
+        let evaluated = crate::clock::clock_ms();
         let (population, epoch) = (self.config().population, self.epoch());
         let fitness = self.exchange.all_gather(mine, population, epoch)?;
         let stats = if self.copy_state {
@@ -306,6 +343,10 @@ where
             }
             stats.swap_remove(0)
         };
+        if let (Some(start), Some(evaluated), Some(end)) = (start, evaluated, crate::clock::clock_ms()) {
+            let t = &mut self.times;
+            (t.epochs, t.fitness_ms, t.update_ms) = (t.epochs + 1, t.fitness_ms + evaluated - start, t.update_ms + end - evaluated);
+        }
         Ok(self.workers[0].task.report_stats(stats))
     }
     async fn evaluate_async(&mut self) -> Result<Evaluation> {
@@ -321,8 +362,27 @@ where
     fn settings(&self) -> serde_json::Value {
         self.workers[0].task.settings()
     }
+    /// Per epoch: the population's evaluation (`fitness_ms_per_epoch`), the part of it spent in
+    /// population forwards with their read-backs (`forward_ms_per_epoch`, the workers' mean),
+    /// the task's own work on the host beside them (`task_ms_per_epoch`: environments, inputs,
+    /// scores), the update (`update_ms_per_epoch`), then the exchange's.
     fn timings(&self) -> Vec<(&'static str, f64)> {
-        self.exchange.timings()
+        let mut timings = Vec::new();
+        let t = self.times;
+        if t.epochs > 0 {
+            let per_epoch = |ms: f64| ms / f64::from(t.epochs);
+            let forward = self.workers.iter().map(|w| w.es.forward_ms()).sum::<f64>() / self.workers.len() as f64;
+            let fitness = per_epoch(t.fitness_ms);
+            let forward = per_epoch(forward).min(fitness);
+            timings.extend([
+                ("fitness_ms_per_epoch", fitness),
+                ("forward_ms_per_epoch", forward),
+                ("task_ms_per_epoch", fitness - forward),
+                ("update_ms_per_epoch", per_epoch(t.update_ms)),
+            ]);
+        }
+        timings.extend(self.exchange.timings());
+        timings
     }
     async fn save_async(&self) -> Result<Vec<u8>> {
         let first = &self.workers[0].es;

@@ -12,6 +12,7 @@ mod int8_noise;
 mod int8_pairs;
 mod lowrank;
 mod recurrence;
+mod tanh;
 
 use crate::noise_cache::NoiseCache;
 use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise};
@@ -44,6 +45,11 @@ impl CpuBackend {
     /// A CPU backend on rayon's global thread pool, its noise cache off.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The threads its kernels run on: those of the rayon pool it is called from.
+    pub fn threads(&self) -> usize {
+        rayon::current_num_threads()
     }
 }
 
@@ -108,7 +114,7 @@ impl Kernels for CpuBackend {
 
     fn describe(&self) -> AdapterDescription {
         AdapterDescription {
-            name: match rayon::current_num_threads() {
+            name: match self.threads() {
                 1 => "CPU (1 thread)".to_string(),
                 threads => format!("CPU ({threads} threads)"),
             },
@@ -328,12 +334,12 @@ impl Kernels for CpuBackend {
     }
 
     fn activation_unchecked(&self, x: &mut Vec<f32>, act: Activation) -> Result<()> {
-        let f: fn(f32) -> f32 = match act {
-            Activation::Relu => |v| v.max(0.0),
-            Activation::Silu => |v| v / (1.0 + (-v).exp()),
-            Activation::Tanh => f32::tanh,
+        let f: fn(&mut [f32]) = match act {
+            Activation::Relu => |c| c.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Silu => |c| c.iter_mut().for_each(|v| *v /= 1.0 + (-*v).exp()),
+            Activation::Tanh => tanh::tanh_in_place,
         };
-        x.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+        x.par_chunks_mut(4096).for_each(f);
         Ok(())
     }
 

@@ -45,9 +45,12 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     pub async fn population_forward_members_async(
         &mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize,
     ) -> Result<Vec<f32>> {
+        let start = crate::clock::clock_ms();
         let mode = self.population_mode(members, layout, rows)?;
         let (backend, output) = self.enqueue(mode, x, None)?;
-        Ok(backend.read(output).await?)
+        let output = backend.read(output).await?;
+        self.add_forward_time(start);
+        Ok(output)
     }
 
     /// The unperturbed (mean) model on `rows` x inputs; returns rows x outputs. Blocking; see
@@ -95,9 +98,12 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
     pub async fn population_log_likelihood_members_async(
         &mut self, members: Range<usize>, x: &[f32], layout: InputLayout, rows: usize, targets: &[u32],
     ) -> Result<Vec<f32>> {
+        let start = crate::clock::clock_ms();
         let mode = self.population_mode(members, layout, rows)?;
         let (backend, output) = self.enqueue(mode, x, Some(targets))?;
-        Ok(backend.read(output).await?)
+        let output = backend.read(output).await?;
+        self.add_forward_time(start);
+        Ok(output)
     }
 
     /// The mean model scored against `targets` (one class per row): the log-likelihood of each

@@ -51,9 +51,12 @@ impl<B: IntBackend, M: IntModel> Trainer<B, M, Int8> {
     pub async fn population_log_likelihood_members_async(
         &mut self, members: std::ops::Range<usize>, tokens: &[u32], layout: InputLayout, rows: usize, targets: &[u32],
     ) -> Result<Vec<i32>> {
+        let start = crate::clock::clock_ms();
         let mode = self.population_mode(members, layout, rows)?;
         let (backend, scores) = self.scored(mode, tokens, targets)?;
-        Ok(backend.read_i32(scores).await?)
+        let scores = backend.read_i32(scores).await?;
+        self.add_forward_time(start);
+        Ok(scores)
     }
 
     /// The mean model's log-likelihood of each row's target (units of 2^-16 bits). Blocking; see

@@ -74,6 +74,8 @@ pub struct Trainer<B: Backend, M, F: Tensors<B>> {
     epoch: u32,
     params: Vec<Param<F::Tensor>>,
     arenas: Vec<Arena<B, F>>,
+    /// Milliseconds spent in population forwards, read-backs included.
+    forward_ms: f64,
 }
 
 /// The EGGROLL trainer on f32 parameters, generic over the [`crate::Model`]; [`Mlp`] by default.
@@ -97,7 +99,7 @@ impl<B: Backend, M, F: Trains<B, M>> Trainer<B, M, F> {
             let grad = if F::GRADIENT { Some(F::zeros(&backend, len)?) } else { None };
             params.push(Param { spec, value, grad, moments });
         }
-        Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new() })
+        Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new(), forward_ms: 0.0 })
     }
 
     /// The trainer of `model` with every parameter and optimiser tensor zeroed, its initial values
@@ -112,7 +114,7 @@ impl<B: Backend, M, F: Trains<B, M>> Trainer<B, M, F> {
             let grad = if F::GRADIENT { Some(F::zeros(&backend, len)?) } else { None };
             params.push(Param { spec: spec.clone(), value: F::zeros(&backend, len)?, grad, moments });
         }
-        Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new() })
+        Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new(), forward_ms: 0.0 })
     }
 
     /// Runs the forward of `members` of the population (`None`: the mean model) on `rows` rows of
@@ -194,6 +196,19 @@ impl<B: Backend, M, F: Tensors<B>> Trainer<B, M, F> {
         let param = param.ok_or_else(|| EggrollError::Config(format!("no parameter called `{name}`")))?;
         param.spec.frozen = frozen;
         Ok(())
+    }
+
+    /// Milliseconds this trainer has spent in population forwards so far, their read-backs
+    /// included (0 where the build has no clock: a browser).
+    pub fn forward_ms(&self) -> f64 {
+        self.forward_ms
+    }
+
+    /// Adds the time since `start` (`clock::clock_ms`) to the population forwards' time.
+    fn add_forward_time(&mut self, start: Option<f64>) {
+        if let (Some(start), Some(now)) = (start, crate::clock::clock_ms()) {
+            self.forward_ms += now - start;
+        }
     }
 
     /// The noise epoch of the current epoch.
