@@ -17,5 +17,6 @@ fn draw(pair: u32, element: u32) -> f32 {
 
 fn int_draw(pair: u32, element: u32) -> i32 {
     let at = cached_index(pair, element);
-    return extractBits(bitcast<i32>(cached[at >> 2u]), 8u * (at & 3u), 8u);
+    // The draw's byte to the top of the word, then sign-extended by the arithmetic shift.
+    return bitcast<i32>(cached[at >> 2u] << (24u - 8u * (at & 3u))) >> 24u;
 }
