@@ -1,4 +1,5 @@
-// The embedding lookup, noise regenerated from the RNG (philox.wgsl):
+// The embedding lookup, noise from `draw` (the RNG, draws.wgsl, or in the cached variant a noise
+// cache entry, cached_draws.wgsl):
 // `perturbed_embedding`: y[i, row, c] = table[v, c] + s_i scale sum_k A_pair(i)[v, k] B_pair(i)[c, k]
 //   with v the row's token (the shared rows' tokens, or member i's own): row v of member i's
 //   table W + s_i scale A Bᵀ, only the rows looked up; one invocation per (member, row, column),
@@ -16,8 +17,9 @@
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
-fn draw(pair: u32, element: u32) -> f32 {
-    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
+// Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
+fn draws_per_pair() -> u32 {
+    return (p.m + p.n) * p.rank;
 }
 
 // What invocation `gid` of a perturbed lookup computes: y[member, row, c], from row v of the

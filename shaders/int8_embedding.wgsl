@@ -1,5 +1,6 @@
 // Integer EGGROLL's embedding lookups (docs/int8.md) over int8 tables packed four to a u32, with
-// the packed helpers and the RNG (philox.wgsl) prepended; one invocation per output word:
+// the packed helpers and `int_draw` (the RNG, draws.wgsl, or in the cached variant a noise cache
+// entry, cached_draws.wgsl) prepended; one invocation per output word:
 // `int_embedding`: y[row] = table[tokens[row]], the mean model's rows;
 // `int_perturbed_embedding`: member i's row v, sat8(W[v, c] + s ((Σ_q a_q[v] b_q[c]) >> shift)),
 //   its r terms drawn in place (only the rows looked up are computed).
@@ -12,6 +13,11 @@
 @group(0) @binding(1) var<storage, read> table: array<u32>;
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<u32>;
+
+// Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
+fn draws_per_pair() -> u32 {
+    return p.rank * (p.m + p.n);
+}
 
 @compute @workgroup_size(256)
 fn int_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -39,8 +45,8 @@ fn int_perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
     for (var lane = 0u; lane < 4u; lane++) {
         var acc = 0;
         for (var q = 0u; q < p.rank; q++) {
-            let a = int_noise_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, q * p.m + v);
-            let b = int_noise_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, p.m * p.rank + q * p.n + 4u * c + lane);
+            let a = int_draw(pair, q * p.m + v);
+            let b = int_draw(pair, p.m * p.rank + q * p.n + 4u * c + lane);
             acc += a * b;
         }
         noise[lane] = acc >> p.shift;

@@ -1,5 +1,5 @@
-// Integer EGGROLL's ±1 update (docs/int8.md), with the packed helpers and the RNG (philox.wgsl)
-// prepended:
+// Integer EGGROLL's ±1 update (docs/int8.md), with the packed helpers and `int_draw` (the RNG,
+// draws.wgsl, or in the cached variant a noise cache entry, cached_draws.wgsl) prepended:
 // `int_update_factors`: fa[j] = (f_k a_kq[j]) and fb[l] = (b_kq[l]) over the pairs x rank inner
 //   dimension (index k r + q), packed four to a word and zero-padded to `inner_words` words,
 //   one word per invocation;
@@ -13,6 +13,11 @@
 @group(0) @binding(2) var<storage, read_write> fa: array<u32>;
 @group(0) @binding(3) var<storage, read_write> fb: array<u32>;
 @group(0) @binding(4) var<storage, read_write> w: array<u32>;
+
+// Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
+fn draws_per_pair() -> u32 {
+    return p.rank * (p.m + p.n);
+}
 
 @compute @workgroup_size(256)
 fn int_update_factors(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -31,10 +36,10 @@ fn int_update_factors(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
             if (row < p.m) {
                 let f = fitness[k];
                 if (f != 0) {
-                    v[lane] = f * int_noise_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, k, q * p.m + row);
+                    v[lane] = f * int_draw(k, q * p.m + row);
                 }
             } else {
-                v[lane] = int_noise_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, k, p.m * p.rank + q * p.n + row - p.m);
+                v[lane] = int_draw(k, p.m * p.rank + q * p.n + row - p.m);
             }
         }
     }

@@ -1,4 +1,5 @@
-// The low-rank term of the EGGROLL forward, noise regenerated from the RNG (philox.wgsl):
+// The low-rank term of the EGGROLL forward, noise from `draw` (draws.wgsl: the RNG; the cached
+// variant: a noise cache entry, cached_draws.wgsl):
 // `lowrank_project`: P[q, row, k] = sum_l X_q[row, l] B_pair(q)[l, k], where q is the pair
 //   (shared input) or the member (per-member input), for the `count` pairs; both members of a
 //   pair are one block of 2 rows rows (contiguous in X and P) sharing B: one invocation per
@@ -30,9 +31,14 @@ fn pair_rows() -> u32 {
     return select(2u * p.rows, p.rows, p.shared_input != 0u);
 }
 
+// Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
+fn draws_per_pair() -> u32 {
+    return (p.m + p.n) * p.rank;
+}
+
 // Draw `element` of the batch's pair `pair`: pair `pair_offset + pair` of the whole population.
-fn draw(pair: u32, element: u32) -> f32 {
-    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, p.pair_offset + pair, element);
+fn pair_draw(pair: u32, element: u32) -> f32 {
+    return draw(p.pair_offset + pair, element);
 }
 
 @compute @workgroup_size(256)
@@ -49,7 +55,7 @@ fn lowrank_project(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let xb = select(pair * rr * p.n, 0u, p.shared_input != 0u);
     var acc: array<f32, 8>;
     for (var l = 0u; l < p.n; l++) {
-        let b = draw(pair, b_element(p.m, p.n, p.rank, l, k));
+        let b = pair_draw(pair, b_element(p.m, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
             let row = min(row0 + t, rr - 1u);
             acc[t] = fma(f32(x[xb + row * p.n + l]), b, acc[t]);
@@ -81,7 +87,7 @@ fn lowrank_project_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     let nr = min(PROJECT_ROWS, rr - row0);
     var acc: array<f32, 8>;
     for (var l = lid.x; l < p.n; l += PROJECT_WG) {
-        let b = draw(pair, b_element(p.m, p.n, p.rank, l, k));
+        let b = pair_draw(pair, b_element(p.m, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
             if (t < nr) {
                 acc[t] = fma(f32(x[xb + (row0 + t) * p.n + l]), b, acc[t]);
@@ -128,7 +134,7 @@ fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     var acc0: array<f32, 4>;
     var acc1: array<f32, 4>;
     for (var k = 0u; k < p.rank; k++) {
-        let a = draw(pair, a_element(p.m, j, k));
+        let a = pair_draw(pair, a_element(p.m, j, k));
         for (var t = 0u; t < EXPAND_ROWS; t++) {
             let row = min(row0 + t, p.rows - 1u);
             acc0[t] = fma(p_in[(q0 * p.rows + row) * p.rank + k], a, acc0[t]);

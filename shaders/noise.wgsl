@@ -1,9 +1,13 @@
-// Materialised low-rank noise factors (philox.wgsl), for `Backend::noise_factors` and the update:
+// Materialised low-rank noise factors (`draw`: the RNG, draws.wgsl, or in the cached variant a
+// noise cache entry, cached_draws.wgsl), for `Backend::noise_factors`, the update and the cache:
 // `noise_factors`: for members i = first .. first + count (c = i - first), row-major factors
 //   a_out[(c m + j) r + k] = s_i A_{i/2}[j, k] and b_out[(c n + l) r + k] = B_{i/2}[l, k];
 // `update_factors`: for pairs t = first .. first + count (c = t - first), with q = count r,
 //   a_out[j q + c r + k] = A_t[j, k] and b_out[l q + c r + k] = d[t] B_t[l, k],
-//   so that sum_t d_t A_t B_tᵀ = a_out b_outᵀ, a GEMM with inner dimension count r.
+//   so that sum_t d_t A_t B_tᵀ = a_out b_outᵀ, a GEMM with inner dimension count r;
+// `noise_draws`: draws 0 .. draws_per_pair() of pairs t = first .. first + count, pair after pair,
+//   a_out[c draws_per_pair() + e] = draw e of pair t: a noise cache entry (a vector's with m its
+//   length, n 0 and rank 1).
 
 // `NoiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
@@ -12,8 +16,9 @@
 @group(0) @binding(2) var<storage, read_write> b_out: array<f32>;
 @group(0) @binding(3) var<storage, read> d: array<f32>;
 
-fn draw(pair: u32, element: u32) -> f32 {
-    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
+// Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
+fn draws_per_pair() -> u32 {
+    return (p.m + p.n) * p.rank;
 }
 
 @compute @workgroup_size(256)
@@ -56,4 +61,14 @@ fn update_factors(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     } else {
         b_out[gid - p.m * q] = d[pair] * draw(pair, b_element(p.m, p.n, p.rank, row - p.m, k));
     }
+}
+
+@compute @workgroup_size(256)
+fn noise_draws(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    let per_pair = draws_per_pair();
+    if (gid >= p.count * per_pair) {
+        return;
+    }
+    a_out[gid] = draw(p.first + gid / per_pair, gid % per_pair);
 }

@@ -1,4 +1,5 @@
-// Full-rank vector noise (philox.wgsl): draw j of pair t's stream is eps_t[j].
+// Full-rank vector noise (`draw`: the RNG, draws.wgsl, or in the cached variant a noise cache
+// entry, cached_draws.wgsl): draw j of pair t's stream is eps_t[j].
 // The forwards (span = rows len) apply member i's perturbed vector v[j] + s_i sigma eps_{i/2}[j]
 // to y[i span + row len + j]: `perturbed_bias` adds it (v a bias), `perturbed_gain` multiplies
 // by 1 + it (v a gain, stored as an offset from 1);
@@ -12,8 +13,9 @@
 @group(0) @binding(3) var<storage, read> d: array<f32>;
 @group(0) @binding(4) var<storage, read_write> g: array<f32>;
 
-fn draw(pair: u32, element: u32) -> f32 {
-    return normal_at(p.seed_lo, p.seed_hi, p.param_id, p.noise_epoch, pair, element);
+// Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
+fn draws_per_pair() -> u32 {
+    return p.len;
 }
 
 // Member i's perturbed vector at the column of output value gid: v[j] + s_i sigma eps_{i/2}[j],

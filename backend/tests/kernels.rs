@@ -2,7 +2,8 @@
 //! naga parses and validates the composed module, and the declared entry point must exist, its
 //! binding 0 must be the uniform struct the kernel's parameter type mirrors, and the named
 //! bindings must be exactly the storage buffers the entry point uses, with their WGSL names and
-//! binding numbers. Needs no GPU.
+//! binding numbers. A kernel that reads a noise cache entry is checked against its module's cached
+//! variant (`-cached`). Needs no GPU.
 
 use eggroll_backend::gpu::kernel::{Bindings, Declared, Kernel};
 use eggroll_backend::gpu::kernels::{Matmul, MatmulBuffers};
@@ -55,23 +56,29 @@ fn every_declared_kernel_matches_its_wgsl() {
     let sources = shader_sources();
     let f32_kernels: Vec<Declared> = kernels::declared().into_iter().chain(kernels::probe::declared()).collect();
     let int_kernels = int8_kernels::declared();
+    let cached = |k: &Declared, name: String| if k.cached { format!("{name}-cached") } else { name };
     for k in &f32_kernels {
-        check(k, k.module, &sources);
+        check(k, &cached(k, k.module.to_string()), &sources);
     }
     for k in &int_kernels {
-        check(k, k.module, &sources);
-        check(k, &format!("{}-fallback", k.module), &sources);
+        check(k, &cached(k, k.module.to_string()), &sources);
+        check(k, &cached(k, format!("{}-fallback", k.module)), &sources);
     }
-    // Every entry point of every non-GEMM module is declared exactly once.
-    let declared: BTreeSet<(&str, &str)> = f32_kernels.iter().chain(&int_kernels).map(|k| (k.module, k.entry)).collect();
+    // Every entry point of every non-GEMM module is declared exactly once (and at most once more
+    // as its cached variant).
+    let declared: BTreeSet<(&str, &str, bool)> = f32_kernels.iter().chain(&int_kernels).map(|k| (k.module, k.entry, k.cached)).collect();
     assert_eq!(declared.len(), f32_kernels.len() + int_kernels.len(), "a kernel declared twice");
     for (name, source) in &sources {
-        if name.ends_with("-fallback") || name.ends_with("-f16") || GemmConfig::CANDIDATES.iter().any(|c| *name == c.name()) {
+        if name.ends_with("-fallback")
+            || name.ends_with("-f16")
+            || name.ends_with("-cached")
+            || GemmConfig::CANDIDATES.iter().any(|c| *name == c.name())
+        {
             continue;
         }
         let module = naga::front::wgsl::parse_str(source).expect("parses");
         for ep in &module.entry_points {
-            assert!(declared.contains(&(name.as_str(), ep.name.as_str())), "{name}::{} is not declared as a kernel", ep.name);
+            assert!(declared.contains(&(name.as_str(), ep.name.as_str(), false)), "{name}::{} is not declared as a kernel", ep.name);
         }
     }
 }
@@ -87,6 +94,7 @@ fn every_gemm_configuration_matches_matmul_wgsl() {
                 entry: key.entry,
                 params: GemmParams::WGSL_STRUCT,
                 bindings: <MatmulBuffers<'static> as Bindings<'static>>::NAMES,
+                cached: false,
             };
             let name = if dtype == DType::F32 { config.name() } else { format!("{}-{dtype}", config.name()) };
             check(&declared, &name, &sources);

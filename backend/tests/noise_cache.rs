@@ -3,11 +3,13 @@
 //! vector noise of biases and gains, and the updates) gives the same bits with the cache off, on
 //! its first call of a noise epoch (which draws and keeps), on later calls (which read what was
 //! kept), after other noise epochs and population slices have been kept beside it, and with a
-//! budget too small to keep anything.
+//! budget too small to keep anything. On wgpu, the calls of a noise epoch after its first create
+//! no device object.
 
+use eggroll_backend::gpu::WgpuBackend;
 use eggroll_backend::int8::{IntBackend, IntMatrix, IntNoise};
-use eggroll_backend::testing::test_device;
-use eggroll_backend::{Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::testing::{test_device, test_wgpu};
+use eggroll_backend::{Backend, Batch, InputLayout, Kernels, LowRank, LowRankNoise, NoiseStream};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
@@ -15,6 +17,7 @@ use rand_pcg::Pcg64;
 eggroll_backend::testing::wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 test_device!(kernels_give_the_same_bits_with_the_cache_on_and_off);
+test_wgpu!(a_steady_loop_with_the_cache_on_creates_no_device_objects);
 
 /// Every result of the kernels under test at noise epoch `epoch`, as the bits of their values.
 async fn results<B: IntBackend>(backend: &B, epoch: u32) -> Vec<Vec<u32>> {
@@ -91,4 +94,43 @@ async fn kernels_give_the_same_bits_with_the_cache_on_and_off<B: IntBackend>(bac
     }
     backend.set_noise_cache(0);
     assert_eq!(results(&backend, 0).await, off[0]);
+}
+
+/// With the cache on, a training step's noise kernels (forwards and updates, f32 and integer)
+/// run three times at one noise epoch: the first fills the entries, the later ones read them and
+/// create no buffer, bind group or pipeline.
+async fn a_steady_loop_with_the_cache_on_creates_no_device_objects(gpu: WgpuBackend) {
+    let (m, n, rank, rows) = (12usize, 20usize, 3usize, 3usize);
+    let stream = |param: u32| NoiseStream::new(5, param, 2);
+    let noise = LowRankNoise { stream: stream(0), shape: LowRank { m, n, rank, sigma: 0.25 } };
+    let int_noise = IntNoise { stream: stream(3), rank, shift: 4 };
+    let shape = IntMatrix { m, n };
+    let batch = Batch { population: 8, rows, input: InputLayout::Shared, first_member: 0 };
+    let fitness = [1.0, -1.0, 0.5, 0.0, 2.0, 1.0, -0.5, 0.25];
+    let tokens: Vec<u32> = (0..rows as u32).collect();
+    let x = gpu.upload(&vec![0.5; rows * n]).unwrap();
+    let w = gpu.upload(&vec![0.25; m * n]).unwrap();
+    let bias = gpu.upload(&vec![0.1; m]).unwrap();
+    let (mut y, mut e) = (gpu.zeros(8 * rows * m).unwrap(), gpu.zeros(8 * rows * n).unwrap());
+    let (mut g, mut g_bias) = (gpu.zeros(m * n).unwrap(), gpu.zeros(m).unwrap());
+    let x_int = gpu.upload_i8(&vec![3; rows * n]).unwrap();
+    let mut w_int = gpu.upload_i8(&vec![-2; m * n]).unwrap();
+    let (mut y_int, mut e_int) = (gpu.zeros_i8(8 * rows * m).unwrap(), gpu.zeros_i8(8 * rows * n).unwrap());
+    gpu.set_noise_cache(64 << 20);
+    for step in 0..3 {
+        let before = gpu.created();
+        gpu.perturbed_matmul(&x, &w, noise, batch, &mut y).unwrap();
+        gpu.perturbed_bias(&mut y, &bias, stream(1), 0.5, batch).unwrap();
+        gpu.perturbed_gain(&mut y, &bias, stream(2), 0.5, batch).unwrap();
+        gpu.perturbed_embedding(&tokens, &w, noise, batch, &mut e).unwrap();
+        gpu.lowrank_update(&fitness, noise, &mut g).unwrap();
+        gpu.vector_update(&fitness, stream(1), 0.5, &mut g_bias).unwrap();
+        gpu.int_perturbed_matmul(&x_int, &w_int, shape, int_noise, batch, &mut y_int).unwrap();
+        gpu.int_perturbed_embedding(&tokens, &w_int, shape, int_noise, batch, &mut e_int).unwrap();
+        gpu.int_lowrank_update(&[1, -1, 0, 1], int_noise, shape, 100, &mut w_int).unwrap();
+        gpu.read(&y).await.unwrap();
+        if step > 0 {
+            assert_eq!(gpu.created(), before, "step {step} creates no buffer, bind group or pipeline");
+        }
+    }
 }

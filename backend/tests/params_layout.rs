@@ -58,7 +58,7 @@ fn rust_layouts() -> Vec<Layout> {
     vec![
         layout!(GemmParams { rows, cols, inner, accumulate, x_offset, x_batch, w_batch, y_offset, y_batch, alpha, _pad0, _pad1 }),
         layout!(LowRankParams { rows, n, m, rank, count, shared_input, seed_lo, seed_hi, param_id, noise_epoch, scale, pair_offset }),
-        layout!(NoiseParams { m, n, rank, count, first, seed_lo, seed_hi, param_id, noise_epoch, _pad0, _pad1, _pad2 }),
+        layout!(NoiseParams { m, n, rank, count, first, seed_lo, seed_hi, param_id, noise_epoch, pair_offset, _pad0, _pad1 }),
         layout!(MaterialiseParams { len, blocks, first, count, seed_lo, seed_hi, param_id, noise_epoch, sigma, pair_offset, _pad0, _pad1 }),
         layout!(VectorParams { len, total, span, pairs, seed_lo, seed_hi, param_id, noise_epoch, coef, pair_offset, _pad0, _pad1 }),
         layout!(ElementParams { len, cols, mode, lr, beta1, beta2, eps, weight_decay, bc1, bc2, _pad0, _pad1 }),
@@ -86,7 +86,7 @@ fn rust_layouts() -> Vec<Layout> {
             _pad2
         }),
         layout!(IntNaiveParams { rows, m, n, first, count, shared_input, out_shift, seed_lo, seed_hi, param_id, noise_epoch, pair_offset }),
-        layout!(IntUpdateParams { m, n, rank, pairs, inner_words, threshold, seed_lo, seed_hi, param_id, noise_epoch, _pad0, _pad1 }),
+        layout!(IntUpdateParams { m, n, rank, pairs, inner_words, threshold, seed_lo, seed_hi, param_id, noise_epoch, pair_offset, _pad0 }),
         layout!(IntElementParams { len, other, rows, width, time, _pad0, _pad1, _pad2 }),
         layout!(IntFullRankParams {
             rows,

@@ -29,9 +29,10 @@ fn every_module_validates_and_translates_to_all_backends() {
     let gemms = GemmConfig::CANDIDATES.len();
     assert_eq!(
         sources.len(),
-        2 * gemms + 10 + 2 + 2 * 6,
+        2 * gemms + 10 + 2 + 2 * 6 + 5 + 2 * 2,
         "per storage type one module per GEMM candidate, then every other shader file, lowrank and naive in f16, and the six \
-         integer modules with dot4I8Packed and with its fallback"
+         integer modules with dot4I8Packed and with its fallback, with the cached variants of the cacheable ones (lowrank in \
+         f32 and f16, noise, vector_noise, embedding; int8_embedding and int8_update on both paths)"
     );
     let expected_gemms = DType::ALL.iter().flat_map(|&d| GemmConfig::CANDIDATES.iter().map(move |c| (d, c)));
     for ((dtype, config), (name, source)) in expected_gemms.zip(&sources) {

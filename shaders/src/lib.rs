@@ -30,10 +30,22 @@ pub struct Module {
     pub reads_f16: bool,
     /// The WGSL declaration of its uniform parameter struct ([`params`]).
     pub params: &'static str,
+    /// Whether its draws (`draw`, `int_draw`) come from the composition rather than the file:
+    /// from the RNG ([`DRAWS`]), or in its cached variant from a noise cache entry
+    /// ([`CACHED_DRAWS`]). The file defines `draws_per_pair()`, the draws of one pair in an
+    /// entry, and its parameters `pair_offset`, the entry's first pair.
+    pub cacheable: bool,
 }
 
 /// Philox4x32-10 and the standard normal draws, bit for bit those of `eggroll-backend`'s `rng`.
 pub const PHILOX: &str = include_str!("../philox.wgsl");
+
+/// `draw` and `int_draw` of a cacheable module from the RNG.
+pub const DRAWS: &str = include_str!("../draws.wgsl");
+
+/// `draw` and `int_draw` of a cacheable module's cached variant: the values of [`DRAWS`] read
+/// from a noise cache entry at binding 6.
+pub const CACHED_DRAWS: &str = include_str!("../cached_draws.wgsl");
 
 /// The GEMM template, compiled once per configuration with its constants in front
 /// ([`gemm_module`]).
@@ -41,14 +53,29 @@ pub const MATMUL: &str = include_str!("../matmul.wgsl");
 
 /// The f32 modules (but the GEMM).
 pub const MODULES: [Module; 10] = [
-    Module { name: "lowrank", body: include_str!("../lowrank.wgsl"), draws_noise: true, reads_f16: true, params: LowRankParams::WGSL },
-    Module { name: "noise", body: include_str!("../noise.wgsl"), draws_noise: true, reads_f16: false, params: NoiseParams::WGSL },
+    Module {
+        name: "lowrank",
+        body: include_str!("../lowrank.wgsl"),
+        draws_noise: true,
+        reads_f16: true,
+        params: LowRankParams::WGSL,
+        cacheable: true,
+    },
+    Module {
+        name: "noise",
+        body: include_str!("../noise.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: NoiseParams::WGSL,
+        cacheable: true,
+    },
     Module {
         name: "full_rank",
         body: include_str!("../full_rank.wgsl"),
         draws_noise: true,
         reads_f16: true,
         params: MaterialiseParams::WGSL,
+        cacheable: false,
     },
     Module {
         name: "vector_noise",
@@ -56,6 +83,7 @@ pub const MODULES: [Module; 10] = [
         draws_noise: true,
         reads_f16: false,
         params: VectorParams::WGSL,
+        cacheable: true,
     },
     Module {
         name: "elementwise",
@@ -63,15 +91,31 @@ pub const MODULES: [Module; 10] = [
         draws_noise: false,
         reads_f16: false,
         params: ElementParams::WGSL,
+        cacheable: false,
     },
-    Module { name: "layer_norm", body: include_str!("../layer_norm.wgsl"), draws_noise: false, reads_f16: false, params: NormParams::WGSL },
-    Module { name: "rng_probe", body: include_str!("../rng_probe.wgsl"), draws_noise: true, reads_f16: false, params: ProbeParams::WGSL },
+    Module {
+        name: "layer_norm",
+        body: include_str!("../layer_norm.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: NormParams::WGSL,
+        cacheable: false,
+    },
+    Module {
+        name: "rng_probe",
+        body: include_str!("../rng_probe.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: ProbeParams::WGSL,
+        cacheable: false,
+    },
     Module {
         name: "recurrence",
         body: include_str!("../recurrence.wgsl"),
         draws_noise: false,
         reads_f16: false,
         params: RecurrenceParams::WGSL,
+        cacheable: false,
     },
     Module {
         name: "cross_entropy",
@@ -79,6 +123,7 @@ pub const MODULES: [Module; 10] = [
         draws_noise: false,
         reads_f16: false,
         params: LogSoftmaxParams::WGSL,
+        cacheable: false,
     },
     Module {
         name: "embedding",
@@ -86,6 +131,7 @@ pub const MODULES: [Module; 10] = [
         draws_noise: true,
         reads_f16: false,
         params: EmbeddingParams::WGSL,
+        cacheable: true,
     },
 ];
 
@@ -98,6 +144,7 @@ pub const INT_MODULES: [Module; 6] = [
         draws_noise: true,
         reads_f16: false,
         params: IntNoiseParams::WGSL,
+        cacheable: false,
     },
     Module {
         name: "int8_naive",
@@ -105,6 +152,7 @@ pub const INT_MODULES: [Module; 6] = [
         draws_noise: true,
         reads_f16: false,
         params: IntNaiveParams::WGSL,
+        cacheable: false,
     },
     Module {
         name: "int8_embedding",
@@ -112,6 +160,7 @@ pub const INT_MODULES: [Module; 6] = [
         draws_noise: true,
         reads_f16: false,
         params: IntNoiseParams::WGSL,
+        cacheable: true,
     },
     Module {
         name: "int8_elementwise",
@@ -119,6 +168,7 @@ pub const INT_MODULES: [Module; 6] = [
         draws_noise: false,
         reads_f16: false,
         params: IntElementParams::WGSL,
+        cacheable: false,
     },
     Module {
         name: "int8_update",
@@ -126,6 +176,7 @@ pub const INT_MODULES: [Module; 6] = [
         draws_noise: true,
         reads_f16: false,
         params: IntUpdateParams::WGSL,
+        cacheable: true,
     },
     Module {
         name: "int8_full_rank",
@@ -133,6 +184,7 @@ pub const INT_MODULES: [Module; 6] = [
         draws_noise: true,
         reads_f16: false,
         params: IntFullRankParams::WGSL,
+        cacheable: false,
     },
 ];
 
@@ -153,19 +205,30 @@ pub fn storage_prelude(f16: bool) -> &'static str {
     }
 }
 
-/// The composed source of a float module: the storage type, the RNG where it draws noise, the
-/// file.
-pub fn float_module(m: &Module, f16: bool) -> String {
+/// The RNG where a module draws noise, then a cacheable module's draws: from the RNG, or from a
+/// noise cache entry where `cached` (its cached variant).
+fn noise_prelude(m: &Module, cached: bool) -> String {
     let rng = if m.draws_noise { PHILOX } else { "" };
-    format!("{}{rng}\n{}\n{}", storage_prelude(f16), m.params, m.body)
+    let draws = match (m.cacheable, cached) {
+        (false, _) => "",
+        (true, false) => DRAWS,
+        (true, true) => CACHED_DRAWS,
+    };
+    format!("{rng}\n{draws}")
+}
+
+/// The composed source of a float module: the storage type, the RNG where it draws noise, a
+/// cacheable module's draws (read from a noise cache entry where `cached`), the file.
+pub fn float_module(m: &Module, f16: bool, cached: bool) -> String {
+    format!("{}{}\n{}\n{}", storage_prelude(f16), noise_prelude(m, cached), m.params, m.body)
 }
 
 /// The composed source of an integer module: the packed helpers of the native path, or of the
-/// core-WGSL fallback, the RNG where it draws noise, the file.
-pub fn int_module(m: &Module, fallback: bool) -> String {
+/// core-WGSL fallback, the RNG where it draws noise, a cacheable module's draws (read from a
+/// noise cache entry where `cached`), the file.
+pub fn int_module(m: &Module, fallback: bool, cached: bool) -> String {
     let helpers = if fallback { INT8_DOT_FALLBACK } else { INT8_DOT };
-    let rng = if m.draws_noise { PHILOX } else { "" };
-    format!("{helpers}{rng}\n{}\n{}", m.params, m.body)
+    format!("{helpers}{}\n{}\n{}", noise_prelude(m, cached), m.params, m.body)
 }
 
 /// The constants of one GEMM configuration of matmul.wgsl.

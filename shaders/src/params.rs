@@ -118,12 +118,12 @@ uniform! {
         pub param_id: u32,
         /// Noise epoch of the stream.
         pub noise_epoch: u32,
+        /// The first pair of the noise cache entry its cached variant reads (`Draws::first_pair`).
+        pub pair_offset: u32,
         /// Padding to 16 bytes.
         pub _pad0: u32,
         /// Padding to 16 bytes.
         pub _pad1: u32,
-        /// Padding to 16 bytes.
-        pub _pad2: u32,
     }
 
     /// `MaterialiseParams` of `full_rank.wgsl`: `W + s_i σ E_i` of `count` members from member
@@ -390,10 +390,10 @@ uniform! {
         pub param_id: u32,
         /// Noise epoch of the stream.
         pub noise_epoch: u32,
+        /// The first pair of the noise cache entry its cached variant reads (`Draws::first_pair`).
+        pub pair_offset: u32,
         /// Padding to 16 bytes.
         pub _pad0: u32,
-        /// Padding to 16 bytes.
-        pub _pad1: u32,
     }
 
     /// `IntFullRankParams` of `int8_full_rank.wgsl`: OpenES's integer product (a chunk of

@@ -1,6 +1,7 @@
 //! Every module of the crate, composed, parses and validates with naga: the float modules with
 //! f32 storage (and f16 where they read `elem`), the integer modules on both paths of the packed
-//! helpers, and matmul.wgsl under a few configurations. Needs no GPU.
+//! helpers, each cacheable one also as its variant reading a noise cache entry, and matmul.wgsl
+//! under a few configurations. Needs no GPU.
 
 use eggroll_shaders::{float_module, gemm_module, int_module, GemmConstants, INT_MODULES, MODULES};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -15,9 +16,11 @@ fn validate(name: &str, source: &str) {
 #[test]
 fn float_modules_validate() {
     for m in &MODULES {
-        validate(m.name, &float_module(m, false));
-        if m.reads_f16 {
-            validate(&format!("{}-f16", m.name), &float_module(m, true));
+        for cached in [false, true].into_iter().filter(|&c| !c || m.cacheable) {
+            validate(m.name, &float_module(m, false, cached));
+            if m.reads_f16 {
+                validate(&format!("{}-f16", m.name), &float_module(m, true, cached));
+            }
         }
     }
 }
@@ -25,9 +28,11 @@ fn float_modules_validate() {
 #[test]
 fn int_modules_validate_on_both_paths() {
     for m in &INT_MODULES {
-        validate(m.name, &int_module(m, false));
-        validate(&format!("{}-fallback", m.name), &int_module(m, true));
-        assert!(!int_module(m, true).contains("dot4I8Packed("), "{}: the fallback uses core WGSL only", m.name);
+        for cached in [false, true].into_iter().filter(|&c| !c || m.cacheable) {
+            validate(m.name, &int_module(m, false, cached));
+            validate(&format!("{}-fallback", m.name), &int_module(m, true, cached));
+            assert!(!int_module(m, true, cached).contains("dot4I8Packed("), "{}: the fallback uses core WGSL only", m.name);
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use super::adapter::describe_adapter;
 use super::buffer::GpuBuffer;
 use super::context::{byte_size, word, ScratchUse};
 use super::gemm::Gemm;
-use super::kernel::Dispatch;
+use super::kernel::{Cached, Dispatch};
 use super::kernels::*;
 use super::params::{
     stream_fields, ElementParams, EmbeddingParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
@@ -120,7 +120,8 @@ impl Kernels for WgpuBackend {
     }
 
     /// The shared or per-member GEMM `X Wᵀ`, the projections `P = X B` of every pair (or
-    /// member), and their expansion `s (σ/√r) P Aᵀ` onto the product: one submission.
+    /// member), and their expansion `s (σ/√r) P Aᵀ` onto the product: one submission. With the
+    /// noise cache on, the factors come from the epoch's entry (filled by the first call).
     fn perturbed_matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
         let dtype = x.dtype;
         let s = noise.shape;
@@ -156,23 +157,35 @@ impl Kernels for WgpuBackend {
         let pair_rows = if shared { rows } else { 2 * rows };
         let sums = population / 2 * r * pair_rows.div_ceil(PROJECT_ROWS);
         let project_params = lowrank_params(population / 2)?;
-        let project = if self.project_by_reduction(sums, n) {
-            let groups = self.ctx.groups_grid("lowrank_project_reduce", sums as u64)?;
-            Dispatch::new(
-                LowrankProjectReduce(dtype),
-                &project_params,
-                LowrankProjectReduceBuffers { x: &x.buffer, p_out: p.buffer() },
-                groups,
-            )
-        } else {
-            self.over(LowrankProject(dtype), sums, &project_params, LowrankProjectBuffers { x: &x.buffer, p_out: p.buffer() })?
+        let cached = self.cached_normals(noise.stream, (m, n, r), batch.first_pair(), population / 2)?;
+        let (x, p_out) = (&x.buffer, p.buffer());
+        let project = match (self.project_by_reduction(sums, n), &cached) {
+            (true, cached) => {
+                let groups = self.ctx.groups_grid("lowrank_project_reduce", sums as u64)?;
+                match cached {
+                    Some(cached) => Dispatch::new(
+                        LowrankProjectReduceCached(Cached(dtype)),
+                        &project_params,
+                        LowrankProjectReduceCachedBuffers { x, p_out, cached },
+                        groups,
+                    ),
+                    None => Dispatch::new(LowrankProjectReduce(dtype), &project_params, LowrankProjectReduceBuffers { x, p_out }, groups),
+                }
+            }
+            (false, Some(cached)) => {
+                self.over(LowrankProjectCached(Cached(dtype)), sums, &project_params, LowrankProjectCachedBuffers { x, p_out, cached })?
+            }
+            (false, None) => self.over(LowrankProject(dtype), sums, &project_params, LowrankProjectBuffers { x, p_out })?,
         };
-        let expand = self.over(
-            LowrankExpand,
-            population / 2 * rows.div_ceil(4) * m,
-            &lowrank_params(population)?,
-            LowrankExpandBuffers { p_in: p.buffer(), z: z.as_ref().map_or(&self.ctx.dummy, |z| z.buffer()), y: &y.buffer },
-        )?;
+        let expand_len = population / 2 * rows.div_ceil(4) * m;
+        let expand_params = lowrank_params(population)?;
+        let (p_in, z, y) = (p.buffer(), z.as_ref().map_or(&self.ctx.dummy, |z| z.buffer()), &y.buffer);
+        let expand = match &cached {
+            Some(cached) => {
+                self.over(LowrankExpandCached(Cached::F32), expand_len, &expand_params, LowrankExpandCachedBuffers { p_in, z, y, cached })?
+            }
+            None => self.over(LowrankExpand, expand_len, &expand_params, LowrankExpandBuffers { p_in, z, y })?,
+        };
         self.ctx.run(&[base, project, expand])
     }
 
@@ -227,7 +240,8 @@ impl Kernels for WgpuBackend {
     }
 
     /// `G = alpha Σ_k d_k A_k B_kᵀ = alpha A' B'ᵀ` with `A' = [A_k]` (m x pairs r) and
-    /// `B' = [d_k B_k]` (n x pairs r): per chunk of pairs, the factors and one accumulating GEMM.
+    /// `B' = [d_k B_k]` (n x pairs r): per chunk of pairs, the factors (read from the noise
+    /// cache when the epoch's forwards kept the whole population's) and one accumulating GEMM.
     fn lowrank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
         let d = self.fitness_differences(fitness)?;
         let s = noise.shape;
@@ -237,14 +251,17 @@ impl Kernels for WgpuBackend {
         let chunk = self.chunk("update factors", m.max(n) * r, pairs)?;
         let a = self.ctx.scratch(ScratchUse::UpdateA, m * chunk * r)?;
         let b = self.ctx.scratch(ScratchUse::UpdateB, n * chunk * r)?;
+        let kept = self.kept_normals(noise.stream, (m + n) * r, pairs);
+        let (a_out, b_out, d) = (a.buffer(), b.buffer(), d.buffer());
         for first in (0..pairs).step_by(chunk) {
             let count = chunk.min(pairs - first);
-            let factors = self.over(
-                UpdateFactors,
-                (m + n) * count * r,
-                &noise_params(&noise, count, first)?,
-                UpdateFactorsBuffers { a_out: a.buffer(), b_out: b.buffer(), d: d.buffer() },
-            )?;
+            let (len, params) = ((m + n) * count * r, noise_params(&noise, count, first)?);
+            let factors = match &kept {
+                Some(cached) => {
+                    self.over(UpdateFactorsCached(Cached::F32), len, &params, UpdateFactorsCachedBuffers { a_out, b_out, d, cached })?
+                }
+                None => self.over(UpdateFactors, len, &params, UpdateFactorsBuffers { a_out, b_out, d })?,
+            };
             let multiply =
                 self.gemm(Gemm { alpha, accumulate: first > 0, ..Gemm::plain(a.buffer(), b.buffer(), &g.buffer, m, n, count * r) })?;
             self.ctx.run(&[factors, multiply])?;
@@ -254,7 +271,16 @@ impl Kernels for WgpuBackend {
 
     fn perturbed_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
         let params = vector_params(y, bias, stream, sigma, batch)?;
-        self.dispatch(PerturbedBias, y.len, &params, PerturbedBiasBuffers { y: &y.buffer, vector_param: &bias.buffer })
+        let (len, y, vector_param) = (y.len, &y.buffer, &bias.buffer);
+        match self.cached_normals(stream, (bias.len, 0, 1), batch.first_pair(), batch.population / 2)? {
+            Some(cached) => self.dispatch(
+                PerturbedBiasCached(Cached::F32),
+                len,
+                &params,
+                PerturbedBiasCachedBuffers { y, vector_param, cached: &cached },
+            ),
+            None => self.dispatch(PerturbedBias, len, &params, PerturbedBiasBuffers { y, vector_param }),
+        }
     }
 
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
@@ -270,7 +296,13 @@ impl Kernels for WgpuBackend {
             coef: sigma / (fitness.len() as f32).sqrt(),
             ..VectorParams::default()
         };
-        self.dispatch(VectorUpdate, g.len, &params, VectorUpdateBuffers { d: d.buffer(), g: &g.buffer })
+        let (len, d, g) = (g.len, d.buffer(), &g.buffer);
+        match self.kept_normals(stream, len, fitness.len() / 2) {
+            Some(cached) => {
+                self.dispatch(VectorUpdateCached(Cached::F32), len, &params, VectorUpdateCachedBuffers { d, g, cached: &cached })
+            }
+            None => self.dispatch(VectorUpdate, len, &params, VectorUpdateBuffers { d, g }),
+        }
     }
 
     fn add_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
@@ -280,7 +312,16 @@ impl Kernels for WgpuBackend {
 
     fn perturbed_gain_unchecked(&self, y: &mut GpuBuffer, gain: &GpuBuffer, stream: NoiseStream, sigma: f32, batch: Batch) -> Result<()> {
         let params = vector_params(y, gain, stream, sigma, batch)?;
-        self.dispatch(PerturbedGain, y.len, &params, PerturbedGainBuffers { y: &y.buffer, vector_param: &gain.buffer })
+        let (len, y, vector_param) = (y.len, &y.buffer, &gain.buffer);
+        match self.cached_normals(stream, (gain.len, 0, 1), batch.first_pair(), batch.population / 2)? {
+            Some(cached) => self.dispatch(
+                PerturbedGainCached(Cached::F32),
+                len,
+                &params,
+                PerturbedGainCachedBuffers { y, vector_param, cached: &cached },
+            ),
+            None => self.dispatch(PerturbedGain, len, &params, PerturbedGainBuffers { y, vector_param }),
+        }
     }
 
     fn gain_unchecked(&self, y: &mut GpuBuffer, gain: &GpuBuffer) -> Result<()> {
@@ -356,13 +397,17 @@ impl Kernels for WgpuBackend {
         &self, tokens: &[u32], table: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer,
     ) -> Result<()> {
         let params = embedding_params(noise, batch, noise.shape.scale())?;
+        let s = noise.shape;
+        let cached = self.cached_normals(noise.stream, (s.m, s.n, s.rank), batch.first_pair(), batch.population / 2)?;
         let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
-        self.dispatch(
-            PerturbedEmbedding,
-            y.len,
-            &params,
-            PerturbedEmbeddingBuffers { table: &table.buffer, tokens: t.buffer(), y: &y.buffer },
-        )
+        let (len, table, tokens, y) = (y.len, &table.buffer, t.buffer(), &y.buffer);
+        match cached {
+            Some(cached) => {
+                let buffers = PerturbedEmbeddingCachedBuffers { table, tokens, y, cached: &cached };
+                self.dispatch(PerturbedEmbeddingCached(Cached::F32), len, &params, buffers)
+            }
+            None => self.dispatch(PerturbedEmbedding, len, &params, PerturbedEmbeddingBuffers { table, tokens, y }),
+        }
     }
 
     fn full_rank_embedding_unchecked(

@@ -10,7 +10,7 @@ use super::buffer::GpuBuffer;
 use super::context::{byte_size, word, ScratchUse};
 use super::int8_buffer::{GpuI32, GpuI8};
 use super::int8_kernels::*;
-use super::kernel::Dispatch;
+use super::kernel::{Dispatch, IntCached};
 use super::params::{stream_fields, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams};
 use super::wgpu_backend::WgpuBackend;
 use crate::int8::{weight_shift, IntKernels, IntMatrix, IntNoise, EXP2, LOG2};
@@ -161,21 +161,30 @@ impl IntKernels for WgpuBackend {
         let pairs = batch.population / 2;
         let factor_words = noise.rank * (shape.m + shape.n) / 4;
         let projections = if shared { pairs } else { batch.population } * batch.rows * noise.rank;
-        let factors = self.ctx.scratch(ScratchUse::IntFactors, pairs * factor_words)?;
-        let proj = self.ctx.scratch(ScratchUse::IntProjections, projections)?;
+        // The factors: the noise cache's entry of the epoch (filled by the first call), or drawn
+        // into scratch by this call's first dispatch.
+        let cached = self.cached_int_noise(noise.stream, (shape.m, shape.n, noise.rank), batch.first_pair(), pairs)?;
+        let proj_scratch = self.ctx.scratch(ScratchUse::IntProjections, projections)?;
         let params = self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?;
         let dot = self.int_dot;
-        let (factors, proj) = (factors.buffer(), proj.buffer());
-        self.ctx.run(&[
-            self.over(IntNoiseFactors(dot), pairs * factor_words, &params, IntNoiseFactorsBuffers { factors })?,
-            self.over(IntProject(dot), projections, &params, IntProjectBuffers { x: x.buffer(), factors, proj })?,
-            Dispatch::new(
-                IntMatmul(dot),
-                &params,
-                IntMatmulBuffers { x: x.buffer(), w: w.buffer(), factors, proj, y: y.buffer() },
-                self.int_matmul_grid(shape.m, batch.population * batch.rows)?,
-            ),
-        ])
+        let proj = proj_scratch.buffer();
+        let scratch;
+        let (factors, draw) = match &cached {
+            Some(cached) => (cached, None),
+            None => {
+                scratch = self.ctx.scratch(ScratchUse::IntFactors, pairs * factor_words)?;
+                let factors = scratch.buffer();
+                (factors, Some(self.over(IntNoiseFactors(dot), pairs * factor_words, &params, IntNoiseFactorsBuffers { factors })?))
+            }
+        };
+        let project = self.over(IntProject(dot), projections, &params, IntProjectBuffers { x: x.buffer(), factors, proj })?;
+        let multiply = Dispatch::new(
+            IntMatmul(dot),
+            &params,
+            IntMatmulBuffers { x: x.buffer(), w: w.buffer(), factors, proj, y: y.buffer() },
+            self.int_matmul_grid(shape.m, batch.population * batch.rows)?,
+        );
+        self.ctx.run(&draw.into_iter().chain([project, multiply]).collect::<Vec<_>>())
     }
 
     fn int_naive_matmul_unchecked(
@@ -271,9 +280,16 @@ impl IntKernels for WgpuBackend {
     ) -> Result<()> {
         let shared = batch.input == InputLayout::Shared;
         let params = self.int_noise_params(shape, batch.rows, (batch.population, batch.first_pair()), shared, Some(noise))?;
+        let cached = self.cached_int_noise(noise.stream, (shape.m, shape.n, noise.rank), batch.first_pair(), batch.population / 2)?;
         let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
-        let buffers = IntPerturbedEmbeddingBuffers { table: table.buffer(), tokens: t.buffer(), y: y.buffer() };
-        self.dispatch(IntPerturbedEmbedding(self.int_dot), y.len / 4, &params, buffers)
+        let (len, table, tokens, y) = (y.len / 4, table.buffer(), t.buffer(), y.buffer());
+        match cached {
+            Some(cached) => {
+                let buffers = IntPerturbedEmbeddingCachedBuffers { table, tokens, y, cached: &cached };
+                self.dispatch(IntPerturbedEmbeddingCached(IntCached(self.int_dot)), len, &params, buffers)
+            }
+            None => self.dispatch(IntPerturbedEmbedding(self.int_dot), len, &params, IntPerturbedEmbeddingBuffers { table, tokens, y }),
+        }
     }
 
     fn int_full_rank_embedding_unchecked(
@@ -346,14 +362,19 @@ impl IntKernels for WgpuBackend {
         let f = self.upload_scratch(ScratchUse::IntFitness, &fitness.iter().map(|&f| i32::from(f)).collect::<Vec<i32>>())?;
         let fa = self.ctx.scratch(ScratchUse::IntUpdateA, shape.m * inner_words)?;
         let fb = self.ctx.scratch(ScratchUse::IntUpdateB, shape.n * inner_words)?;
-        let (fa, fb) = (fa.buffer(), fb.buffer());
+        let (fitness, fa, fb) = (f.buffer(), fa.buffer(), fb.buffer());
+        let len = (shape.m + shape.n) * inner_words;
+        // The pairs' noise from the noise cache when the epoch's forwards kept the whole population's.
+        let kept = self.kept_int_noise(noise.stream, noise.rank * (shape.m + shape.n), pairs);
+        let factors = match &kept {
+            Some(cached) => {
+                let buffers = IntUpdateFactorsCachedBuffers { fitness, fa, fb, cached };
+                self.over(IntUpdateFactorsCached(IntCached(self.int_dot)), len, &params, buffers)?
+            }
+            None => self.over(IntUpdateFactors(self.int_dot), len, &params, IntUpdateFactorsBuffers { fitness, fa, fb })?,
+        };
         self.ctx.run(&[
-            self.over(
-                IntUpdateFactors(self.int_dot),
-                (shape.m + shape.n) * inner_words,
-                &params,
-                IntUpdateFactorsBuffers { fitness: f.buffer(), fa, fb },
-            )?,
+            factors,
             self.over(IntUpdate(self.int_dot), shape.m * shape.n / 4, &params, IntUpdateBuffers { fa, fb, w: w.buffer() })?,
         ])
     }

@@ -3,7 +3,7 @@
 //! parameter struct and its named storage buffers.
 
 use super::kernel::kernel;
-use super::kernel::IntDot;
+use super::kernel::{IntCached, IntDot};
 use super::params::{IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams};
 
 kernel! {
@@ -21,6 +21,8 @@ kernel! {
     IntEmbedding(IntDot) => "int8_embedding"::"int_embedding" (IntNoiseParams) IntEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
     /// `int_perturbed_embedding` of int8_embedding.wgsl: every member's perturbed rows.
     IntPerturbedEmbedding(IntDot) => "int8_embedding"::"int_perturbed_embedding" (IntNoiseParams) IntPerturbedEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+    /// `int_perturbed_embedding` reading its noise from a noise cache entry.
+    IntPerturbedEmbeddingCached(IntCached) => "int8_embedding"::"int_perturbed_embedding" (IntNoiseParams) IntPerturbedEmbeddingCachedBuffers { table: 1, tokens: 2, y: 3, cached: 6 }
     /// `int_relu` of int8_elementwise.wgsl: `a = max(a, 0)`.
     IntRelu(IntDot) => "int8_elementwise"::"int_relu" (IntElementParams) IntReluBuffers { a: 1 }
     /// `int_add` of int8_elementwise.wgsl: `a = sat8(a + b)`.
@@ -35,6 +37,8 @@ kernel! {
     IntLogLikelihood(IntDot) => "int8_elementwise"::"int_log_likelihood" (IntElementParams) IntLogLikelihoodBuffers { b: 2, c: 3, out: 4, tables: 5 }
     /// `int_update_factors` of int8_update.wgsl: the packed `f_k a_kq` and `b_kq`.
     IntUpdateFactors(IntDot) => "int8_update"::"int_update_factors" (IntUpdateParams) IntUpdateFactorsBuffers { fitness: 1, fa: 2, fb: 3 }
+    /// `int_update_factors` reading the pairs' noise from a noise cache entry.
+    IntUpdateFactorsCached(IntCached) => "int8_update"::"int_update_factors" (IntUpdateParams) IntUpdateFactorsCachedBuffers { fitness: 1, fa: 2, fb: 3, cached: 6 }
     /// `int_update` of int8_update.wgsl: the ±1 step of `w`.
     IntUpdate(IntDot) => "int8_update"::"int_update" (IntUpdateParams) IntUpdateBuffers { fa: 2, fb: 3, w: 4 }
     /// `int_full_rank_noise` of int8_full_rank.wgsl: the full-rank noise `e` of a chunk of pairs.

@@ -24,15 +24,16 @@ pub enum IntDot {
     Fallback,
 }
 
-/// Binding numbers of a kernel's bind group: 0 the uniform block, 1.. the storage buffers.
-pub(crate) const BINDINGS: usize = 6;
+/// Binding numbers of a kernel's bind group: 0 the uniform block, 1.. the storage buffers (6 the
+/// noise cache entry of a cached variant).
+pub(crate) const BINDINGS: usize = 7;
 
 /// The storage buffers of one dispatch, by binding number.
 #[derive(Clone, Copy)]
 pub struct Storage<'a>(pub(crate) [Option<&'a wgpu::Buffer>; BINDINGS]);
 
 impl<'a> Storage<'a> {
-    /// The buffers at the given bindings (1 ..= 5).
+    /// The buffers at the given bindings (1 ..= 6).
     pub(crate) fn of<const N: usize>(buffers: [(u32, &'a wgpu::Buffer); N]) -> Self {
         let mut slots = [None; BINDINGS];
         for (binding, buffer) in buffers {
@@ -56,7 +57,8 @@ pub trait Bindings<'a> {
 }
 
 /// How a kernel's module is compiled: as written, for a storage type of its inputs, for a path
-/// of the packed int8 helpers, or as one GEMM configuration.
+/// of the packed int8 helpers, as one GEMM configuration, or as the variant of a cacheable
+/// module that reads its draws from a noise cache entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
     /// The module as written (its inputs f32).
@@ -67,7 +69,28 @@ pub enum Variant {
     Int(IntDot),
     /// matmul.wgsl with this configuration, inputs and weights stored as the type.
     Gemm(GemmConfig, DType),
+    /// A cacheable float module reading its draws from a noise cache entry, inputs stored as
+    /// the type.
+    Cached(DType),
+    /// A cacheable integer module reading its draws from a noise cache entry, on this path of
+    /// the packed int8 helpers.
+    IntCached(IntDot),
 }
+
+/// The variant of a cacheable float module that reads its draws from a noise cache entry
+/// (binding 6 `cached`) instead of drawing them, its inputs stored as the type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cached(pub DType);
+
+impl Cached {
+    /// The cached variant with f32 inputs (the kernels that read f32 only).
+    pub const F32: Cached = Cached(DType::F32);
+}
+
+/// The variant of a cacheable integer module that reads its draws from a noise cache entry
+/// (binding 6 `cached`), on this path of the packed int8 helpers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IntCached(pub IntDot);
 
 impl From<DType> for Variant {
     fn from(dtype: DType) -> Self {
@@ -78,6 +101,18 @@ impl From<DType> for Variant {
 impl From<IntDot> for Variant {
     fn from(dot: IntDot) -> Self {
         Variant::Int(dot)
+    }
+}
+
+impl From<Cached> for Variant {
+    fn from(c: Cached) -> Self {
+        Variant::Cached(c.0)
+    }
+}
+
+impl From<IntCached> for Variant {
+    fn from(c: IntCached) -> Self {
+        Variant::IntCached(c.0)
     }
 }
 
@@ -170,7 +205,7 @@ impl<'a> Dispatch<'a> {
 macro_rules! kernel {
     ($(
         $(#[$doc:meta])*
-        $name:ident $(($variant:ty))? => $module:literal :: $entry:literal ($params:ty)
+        $name:ident $(($variant:ident))? => $module:literal :: $entry:literal ($params:ty)
             $buffers:ident { $($binding:ident : $slot:literal),* $(,)? }
     )*) => {$(
         $(#[$doc])*
@@ -214,11 +249,15 @@ macro_rules! kernel {
                 entry: $entry,
                 params: <$params as $crate::gpu::params::Uniform>::WGSL_STRUCT,
                 bindings: <$buffers<'static> as $crate::gpu::kernel::Bindings<'static>>::NAMES,
+                cached: kernel!(@cached $($variant)?),
             }),*]
         }
     };
     (@variant $self:ident $variant:ty) => { $crate::gpu::kernel::Variant::from($self.0) };
     (@variant $self:ident) => { $crate::gpu::kernel::Variant::Plain };
+    (@cached Cached) => { true };
+    (@cached IntCached) => { true };
+    (@cached $($variant:ident)?) => { false };
 }
 pub(crate) use kernel;
 
@@ -233,4 +272,6 @@ pub struct Declared {
     pub params: &'static str,
     /// The storage buffers' names and binding numbers.
     pub bindings: &'static [(&'static str, u32)],
+    /// Whether it runs its module's variant that reads a noise cache entry.
+    pub cached: bool,
 }

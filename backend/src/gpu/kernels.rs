@@ -2,7 +2,7 @@
 //! ([`super::kernel::Kernel`]), with its parameter struct and its named storage buffers.
 
 use super::config::GemmConfig;
-use super::kernel::{kernel, Bindings, Kernel, KernelKey, Storage, Variant};
+use super::kernel::{kernel, Bindings, Cached, Kernel, KernelKey, Storage, Variant};
 use super::params::{
     ElementParams, EmbeddingParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
     RecurrenceParams, VectorParams,
@@ -19,10 +19,20 @@ kernel! {
     /// `lowrank_expand` of lowrank.wgsl: `y += s (σ/√r) P Aᵀ` (onto the shared product `z`
     /// when the input is shared).
     LowrankExpand => "lowrank"::"lowrank_expand" (LowRankParams) LowrankExpandBuffers { p_in: 3, z: 4, y: 5 }
+    /// `lowrank_project` reading its `B` from a noise cache entry.
+    LowrankProjectCached(Cached) => "lowrank"::"lowrank_project" (LowRankParams) LowrankProjectCachedBuffers { x: 1, p_out: 2, cached: 6 }
+    /// `lowrank_project_reduce` reading its `B` from a noise cache entry.
+    LowrankProjectReduceCached(Cached) => "lowrank"::"lowrank_project_reduce" (LowRankParams) LowrankProjectReduceCachedBuffers { x: 1, p_out: 2, cached: 6 }
+    /// `lowrank_expand` reading its `A` from a noise cache entry.
+    LowrankExpandCached(Cached) => "lowrank"::"lowrank_expand" (LowRankParams) LowrankExpandCachedBuffers { p_in: 3, z: 4, y: 5, cached: 6 }
+    /// `noise_draws` of noise.wgsl: a noise cache entry, the draws of a stream for a run of pairs.
+    NoiseDraws => "noise"::"noise_draws" (NoiseParams) NoiseDrawsBuffers { a_out: 1 }
     /// `noise_factors` of noise.wgsl: every member's signed `A` and its `B`.
     NoiseFactors => "noise"::"noise_factors" (NoiseParams) NoiseFactorsBuffers { a_out: 1, b_out: 2 }
     /// `update_factors` of noise.wgsl: the update's `A'` and `d B'` of a chunk of pairs.
     UpdateFactors => "noise"::"update_factors" (NoiseParams) UpdateFactorsBuffers { a_out: 1, b_out: 2, d: 3 }
+    /// `update_factors` reading the pairs' factors from a noise cache entry.
+    UpdateFactorsCached(Cached) => "noise"::"update_factors" (NoiseParams) UpdateFactorsCachedBuffers { a_out: 1, b_out: 2, d: 3, cached: 6 }
     /// `materialise` of full_rank.wgsl: `W + s_i σ E_i` of a chunk of members.
     Materialise(DType) => "full_rank"::"materialise" (MaterialiseParams) MaterialiseBuffers { w: 1, out: 2 }
     /// `perturbed_bias` of vector_noise.wgsl: `y += bias + s_i σ ε_i`.
@@ -31,6 +41,12 @@ kernel! {
     PerturbedGain => "vector_noise"::"perturbed_gain" (VectorParams) PerturbedGainBuffers { y: 1, vector_param: 2 }
     /// `vector_update` of vector_noise.wgsl: `g = σ/√N Σ_k d_k ε_k`.
     VectorUpdate => "vector_noise"::"vector_update" (VectorParams) VectorUpdateBuffers { d: 3, g: 4 }
+    /// `perturbed_bias` reading `ε` from a noise cache entry.
+    PerturbedBiasCached(Cached) => "vector_noise"::"perturbed_bias" (VectorParams) PerturbedBiasCachedBuffers { y: 1, vector_param: 2, cached: 6 }
+    /// `perturbed_gain` reading `ε` from a noise cache entry.
+    PerturbedGainCached(Cached) => "vector_noise"::"perturbed_gain" (VectorParams) PerturbedGainCachedBuffers { y: 1, vector_param: 2, cached: 6 }
+    /// `vector_update` reading `ε` from a noise cache entry.
+    VectorUpdateCached(Cached) => "vector_noise"::"vector_update" (VectorParams) VectorUpdateCachedBuffers { d: 3, g: 4, cached: 6 }
     /// `add_bias` of elementwise.wgsl: `dst += src` on every row.
     AddBias => "elementwise"::"add_bias" (ElementParams) AddBiasBuffers { dst: 1, src: 2 }
     /// `gain` of elementwise.wgsl: `dst *= 1 + src` on every row.
@@ -50,6 +66,8 @@ kernel! {
     LogSoftmaxAt => "cross_entropy"::"log_softmax_at" (LogSoftmaxParams) LogSoftmaxAtBuffers { logits: 1, targets: 2, out: 3 }
     /// `perturbed_embedding` of embedding.wgsl: every member's low-rank perturbed rows.
     PerturbedEmbedding => "embedding"::"perturbed_embedding" (EmbeddingParams) PerturbedEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+    /// `perturbed_embedding` reading the factors from a noise cache entry.
+    PerturbedEmbeddingCached(Cached) => "embedding"::"perturbed_embedding" (EmbeddingParams) PerturbedEmbeddingCachedBuffers { table: 1, tokens: 2, y: 3, cached: 6 }
     /// `full_rank_embedding` of embedding.wgsl: every member's rows under full-rank noise.
     FullRankEmbedding => "embedding"::"full_rank_embedding" (EmbeddingParams) FullRankEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
     /// `embedding` of embedding.wgsl: the table's rows, unperturbed.

@@ -24,8 +24,9 @@
 //! 11. `autotune_file`: the autotune cache file (native only);
 //! 12. `gemm`: one GEMM as a dispatch, the choice of its configuration, the autotuner;
 //! 13. `wgpu_backend`: [`WgpuBackend`], its construction and inspection, shared kernel helpers;
-//! 14. `backend`: the [`Kernels`](crate::Kernels) implementation, each f32 kernel as the
-//!     dispatches it submits; `probe`: the RNG's test hooks;
+//! 14. `draws`: the noise cache's device buffers, each filled by one dispatch; `backend`: the
+//!     [`Kernels`](crate::Kernels) implementation, each f32 kernel as the dispatches it submits;
+//!     `probe`: the RNG's test hooks;
 //! 15. `int8_buffer`: [`GpuI8`], [`GpuI32`]; `int8`: the
 //!     [`IntKernels`](crate::int8::IntKernels) implementation, each integer kernel as the
 //!     dispatches it submits;
@@ -38,6 +39,7 @@ mod backend;
 mod buffer;
 mod config;
 mod context;
+mod draws;
 mod gemm;
 mod int8;
 mod int8_buffer;

@@ -1,6 +1,6 @@
 //! The modules the backend compiles, from the WGSL of [`eggroll_shaders`] composed for each
-//! kernel's variant (its storage type, its [`IntDot`] path, its GEMM configuration), with their
-//! names and cache keys.
+//! kernel's variant (its storage type, its [`IntDot`] path, its GEMM configuration, whether it
+//! reads a noise cache entry), with their names and cache keys.
 
 use super::config::{GemmConfig, MatmulVariant, KT};
 use super::kernel::{IntDot, KernelKey, Variant};
@@ -28,6 +28,21 @@ fn variant_name(base: &str, dtype: DType) -> String {
     }
 }
 
+/// A module's name, marked `-cached` for the variant that reads a noise cache entry.
+fn cached_name(base: String, cached: bool) -> String {
+    if cached {
+        format!("{base}-cached")
+    } else {
+        base
+    }
+}
+
+/// Both ways a cacheable module is compiled (drawing, then reading a noise cache entry); only
+/// the first for the others.
+fn draw_sources(cacheable: bool) -> impl Iterator<Item = bool> {
+    [false, true].into_iter().filter(move |&cached| !cached || cacheable)
+}
+
 impl GemmConfig {
     /// The WGSL entry point of the variant.
     pub(crate) fn entry_point(&self) -> &'static str {
@@ -48,7 +63,8 @@ impl GemmConfig {
 /// as it is handed to the device (for offline validation with naga): one GEMM module per
 /// candidate of [`GemmConfig::CANDIDATES`] (named like [`GemmConfig::name`]) and storage type
 /// (f16 ones named with `-f16`), then the others, with the f16 variants of those that read f16,
-/// then the integer modules with `dot4I8Packed` and with its core-WGSL fallback (the fallback ones named with `-fallback`).
+/// then the integer modules with `dot4I8Packed` and with its core-WGSL fallback (the fallback ones named with `-fallback`),
+/// each cacheable module also as its variant that reads a noise cache entry (named with `-cached`).
 pub fn shader_sources() -> Vec<(String, String)> {
     let mut sources = Vec::new();
     for dtype in DType::ALL {
@@ -58,12 +74,16 @@ pub fn shader_sources() -> Vec<(String, String)> {
     }
     for dtype in DType::ALL {
         for m in MODULES.iter().filter(|m| dtype == DType::F32 || m.reads_f16) {
-            sources.push((variant_name(m.name, dtype), float_module(m, dtype == DType::F16)));
+            for cached in draw_sources(m.cacheable) {
+                sources.push((cached_name(variant_name(m.name, dtype), cached), float_module(m, dtype == DType::F16, cached)));
+            }
         }
     }
     for dot in IntDot::ALL {
         for m in &INT_MODULES {
-            sources.push((dot.module_name(m.name), int_module(m, dot == IntDot::Fallback)));
+            for cached in draw_sources(m.cacheable) {
+                sources.push((cached_name(dot.module_name(m.name), cached), int_module(m, dot == IntDot::Fallback, cached)));
+            }
         }
     }
     sources
@@ -75,17 +95,22 @@ impl KernelKey {
     pub(crate) fn module(self) -> (ModuleKey, String, String) {
         match self.variant {
             Variant::Gemm(c, dtype) => ((self.module, self.variant), variant_name(&c.name(), dtype), c.wgsl(dtype)),
-            Variant::Int(dot) => {
+            Variant::Int(dot) | Variant::IntCached(dot) => {
+                let cached = matches!(self.variant, Variant::IntCached(_));
                 let m = INT_MODULES.iter().find(|m| m.name == self.module).expect("every integer kernel's module is listed");
-                ((self.module, self.variant), dot.module_name(self.module), int_module(m, dot == IntDot::Fallback))
+                let name = cached_name(dot.module_name(self.module), cached);
+                ((self.module, self.variant), name, int_module(m, dot == IntDot::Fallback, cached))
             }
-            Variant::Plain | Variant::Stored(_) => {
-                let dtype = match self.variant {
-                    Variant::Stored(dtype) => dtype,
-                    _ => DType::F32,
+            Variant::Plain | Variant::Stored(_) | Variant::Cached(_) => {
+                let (dtype, cached) = match self.variant {
+                    Variant::Stored(dtype) => (dtype, false),
+                    Variant::Cached(dtype) => (dtype, true),
+                    _ => (DType::F32, false),
                 };
                 let m = MODULES.iter().find(|m| m.name == self.module).expect("every kernel's module is listed");
-                ((self.module, Variant::Stored(dtype)), variant_name(self.module, dtype), float_module(m, dtype == DType::F16))
+                let key = if cached { Variant::Cached(dtype) } else { Variant::Stored(dtype) };
+                let name = cached_name(variant_name(self.module, dtype), cached);
+                ((self.module, key), name, float_module(m, dtype == DType::F16, cached))
             }
         }
     }
