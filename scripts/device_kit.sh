@@ -18,7 +18,7 @@ mkdir -p "$kit/bin" "$kit/tests" "$kit/debs"
 # autotune cache, the integer kernels against their definitions, the backend chosen at run time against
 # the one inside it, the runner on wgpu, the trainer on every backend and across them, and
 # training's steady state without new device objects.
-targets=(-p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test selected
+targets=(-p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test noise_cache --test selected
   -p eggroll-bench --test wgpu
   -p eggroll-tests --test every_backend --test across_backends --test steady_state)
 

@@ -9,6 +9,10 @@
 #                           Philox known answers, the runner on wgpu, the trainer on every backend
 #                           and across them)
 #   train.json              the default task trained on wgpu (`eggroll train --backend wgpu --json`)
+#   small-calls.jsonl       small calls: pendulum and cartpole (`--epochs 6 --seed 5`) on wgpu with
+#                           the noise cache on and off, and small-calls-{32,128,256}-{1,100}.json:
+#                           `eggroll bench --calls 1` and `--calls 100` at m = n = 32, 128 and
+#                           256, one row, N = 256, rank 4
 #   charlm-scaling.md       the cost of a `charlm` epoch for populations 256..16384
 #                           (scripts/charlm_scaling.sh on wgpu), then charlm.json: the default
 #                           `charlm` run on wgpu with its bits per byte beside the baselines,
@@ -92,14 +96,28 @@ tests() {
       "$exe" || rc=1
     done
   else
-    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 \
+    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test noise_cache \
       -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends --test steady_state || rc=1
   fi
   return "$rc"
 }
 
 train() {
-  "$bin" train --backend wgpu --json >"$out/train.json"
+  "$bin" train --backend wgpu --json >"$out/train.json" || return
+  : >"$out/small-calls.jsonl"
+  for task in pendulum cartpole; do
+    for cache in "" "--noise-cache-mb 0"; do
+      # shellcheck disable=SC2086 # the flags are words
+      "$bin" train --task "$task" --epochs 6 --seed 5 --backend wgpu --json --quiet $cache >>"$out/small-calls.jsonl" || return
+    done
+  done
+  local side calls
+  for side in 32 128 256; do
+    for calls in 1 100; do
+      "$bin" bench --backend wgpu --m "$side" --n "$side" --population 256 --rank 4 --rows 1 --calls "$calls" \
+        --json "$out/small-calls-$side-$calls.json" --markdown "$out/small-calls-$side-$calls.md" || return
+    done
+  done
 }
 
 charlm() {
@@ -120,7 +138,7 @@ export -f headline tests train charlm egg_paper
 stage "headline: $headline_flags, rank 1 and 4, f32, f16 and int8" "$t_headline" bash -c headline
 stage "GPU-path tests on ${EGGROLL_TEST_WGPU_BACKEND:-vulkan}" "$t_tests" \
   bash -o pipefail -c 'tests 2>&1 | tee "$out/tests.log"'
-stage "train the default task on wgpu" "$t_train" bash -c train
+stage "train the default task and the small-call points on wgpu" "$t_train" bash -c train
 stage "charlm: epoch cost against the population, and the default run, on wgpu" "$t_charlm" bash -c charlm
 stage "egg at the paper's size on wgpu" 0 bash -c "egg_paper ${t_paper:-0}"
 # Under a stage limit the sweep starts no new point after three quarters of it (--time-limit), so
