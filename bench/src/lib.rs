@@ -34,7 +34,8 @@
 //! a new noise epoch, so its first call draws the factors and that fill counts in `eggroll_ms`.
 //! The backend's noise cache ([`Kernels::set_noise_cache`]) is on for these two measurements,
 //! with a budget that holds one episode's factors, so the episode's later calls read them (JSON
-//! `noise_cache: "on"`; `"off"` at K = 1, each call its own noise epoch as above). Samples count
+//! `noise_cache: "on"`; `"off"` at K = 1, each call its own noise epoch as above: with nothing to
+//! read the factors again, keeping them would only cost a pass). Samples count
 //! episodes, warm-up and calibration too, and the times stay per call (an episode's time over K),
 //! so `fraction_of_inference` compares with K = 1. `calls` applies to inference and EGGROLL
 //! only: naive ES and the update are measured as at K = 1, with the cache off. int8 points time

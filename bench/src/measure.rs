@@ -111,6 +111,8 @@ impl Default for MeasureOptions {
 impl MeasureOptions {
     /// Whether the backend's noise cache is on while inference and EGGROLL are timed: when an
     /// episode has more than one call, so that its later calls read the factors its first drew.
+    /// At one call per episode nothing reads them again, and keeping them only adds a pass over
+    /// them (measured slower on the CPU), so the cache stays off and the forward draws on the fly.
     pub fn noise_cache(&self) -> bool {
         self.calls > 1
     }
