@@ -10,7 +10,8 @@
 //! 1. **inference**: plain batched `Backend::matmul` of all members' rows (`N·rows x n` times the
 //!    shared `Wᵀ`, no noise): the speed limit of any population forward;
 //! 2. **EGGROLL** forward: `Backend::perturbed_matmul`, the noise regenerated on the device at each
-//!    call (a new noise epoch per call, as in training);
+//!    call (a new noise epoch per call), or with `--calls K` once per episode of K calls (see
+//!    below);
 //! 3. **naive ES** (OpenAI-style ES, the paper's baseline): `Backend::full_rank_matmul`,
 //!    every member's `W + s_i σ E_i` with full-rank Gaussian noise `E_i` (m x n draws per pair,
 //!    regenerated at each call) materialised and multiplied: one matmul per member. Its cost does
@@ -25,6 +26,21 @@
 //! EGGROLL and naive alike (update GFLOP/s count `2·m·n·(N/2)·r`).
 //! `fraction_of_inference = inference / EGGROLL` (1: the perturbations are free),
 //! `speedup_vs_naive = naive / EGGROLL`.
+//!
+//! Episodes (`--calls K`, JSON `calls`, default 1): a training episode runs many forwards on one
+//! noise epoch ([`eggroll_backend::rng::noise_epoch`]). With K > 1, inference is timed as K
+//! back-to-back matmuls and EGGROLL as K back-to-back perturbed matmuls on the same stream and
+//! noise epoch, an episode; every episode (each sample, and each repetition inside a sample) has
+//! a new noise epoch, so its first call draws the factors and that fill counts in `eggroll_ms`.
+//! The backend's noise cache ([`Kernels::set_noise_cache`]) is on for these two measurements,
+//! with a budget that holds one episode's factors, so the episode's later calls read them (JSON
+//! `noise_cache: "on"`; `"off"` at K = 1, each call its own noise epoch as above: with nothing to
+//! read the factors again, keeping them would only cost a pass). Samples count
+//! episodes, warm-up and calibration too, and the times stay per call (an episode's time over K),
+//! so `fraction_of_inference` compares with K = 1. `calls` applies to inference and EGGROLL
+//! only: naive ES and the update are measured as at K = 1, with the cache off. int8 points time
+//! `int_matmul` and `int_perturbed_matmul` in episodes alike. The table gains a `calls (noise
+//! cache)` column when a result has K > 1, and the plot a line per K.
 //!
 //! Timing: on wgpu, GPU timestamp queries ([`WgpuBackend::time_gpu`]) when the adapter has
 //! `TIMESTAMP_QUERY`, else wall time between two device synchronisations; on the CPU, wall time.
@@ -70,6 +86,8 @@
 //! eggroll bench --backend cpu --dtype f32,int8 --rank 1
 //!                                        # one point in f32 and in integer EGGROLL
 //! eggroll bench --quick --json out.json --plot out.png --markdown out.md
+//! eggroll bench --backend cpu --m 256 --n 256 --population 256 --rank 4 --calls 100
+//!                                        # episodes of 100 forwards sharing one noise epoch
 //! ```
 //!
 //! `--backend auto|cpu|wgpu` selects as everywhere else ([`eggroll_backend::select`]; `wgpu` honours
@@ -106,7 +124,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[cfg(doc)]
-use eggroll_backend::gpu::WgpuBackend;
+use eggroll_backend::{gpu::WgpuBackend, Kernels};
 
 /// Everything `eggroll bench` can fail with.
 #[derive(Debug, Error)]
@@ -185,6 +203,11 @@ pub struct BenchOptions {
     /// Timed samples per operation, after warm-up runs (default 5, 3 with --quick).
     #[cfg_attr(feature = "clap", arg(long, value_name = "K", conflicts_with = FROM))]
     pub repeats: Option<usize>,
+    /// Forwards per episode, all of one noise epoch: inference and EGGROLL are timed as K
+    /// back-to-back calls, each episode a new noise epoch whose first call draws the factors,
+    /// with the noise cache on when K > 1 so that the later calls read them; times per call.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "K", default_value_t = 1, conflicts_with = FROM))]
+    pub calls: usize,
     /// Skip naive ES at a point when one call is estimated to take longer than SECS.
     #[cfg_attr(feature = "clap", arg(long, value_name = "SECS", default_value_t = MeasureOptions::default().naive_limit_s, conflicts_with = FROM))]
     pub naive_limit: f64,
@@ -225,6 +248,7 @@ impl Default for BenchOptions {
             rows: None,
             dtype: None,
             repeats: None,
+            calls: 1,
             naive_limit: MeasureOptions::default().naive_limit_s,
             no_autotune: false,
             json: None,
@@ -283,13 +307,20 @@ impl BenchOptions {
         if repeats == 0 {
             return Err(BenchError::InvalidArgument("--repeats 0: need at least one timed run".into()));
         }
+        if !(1..=u32::MAX as usize).contains(&self.calls) {
+            return Err(BenchError::InvalidArgument(format!(
+                "--calls {}: need 1..={} forwards per episode (1: each call its own noise epoch)",
+                self.calls,
+                u32::MAX
+            )));
+        }
         if !(self.naive_limit.is_finite() && self.naive_limit >= 0.0) {
             return Err(BenchError::InvalidArgument(format!(
                 "--naive-limit {}: must be a finite number of seconds >= 0",
                 self.naive_limit
             )));
         }
-        Ok(MeasureOptions { repeats, naive_limit_s: self.naive_limit, ..MeasureOptions::default() })
+        Ok(MeasureOptions { repeats, naive_limit_s: self.naive_limit, calls: self.calls, ..MeasureOptions::default() })
     }
 
     /// `--time-limit`, checked.
@@ -373,14 +404,19 @@ pub fn sweep<B: BenchBackend>(
     let start = Instant::now();
     let adapter = backend.describe();
     eprintln!(
-        "eggroll bench: {} points on {} ({}, {}, {}); timing: {}; {} repeats after a warm-up",
+        "eggroll bench: {} points on {} ({}, {}, {}); timing: {}; {} repeats after a warm-up{}",
         points.len(),
         adapter.name,
         adapter.backend,
         adapter.device_type,
         adapter.driver,
         backend.timing().as_str(),
-        opts.repeats
+        opts.repeats,
+        if opts.calls > 1 {
+            format!("; {} calls per episode, noise cache {}", opts.calls, if opts.noise_cache() { "on" } else { "off" })
+        } else {
+            String::new()
+        }
     );
     let mut results = Vec::with_capacity(points.len());
     let mut naive_memo = measure::NaiveMemo::default();

@@ -97,11 +97,24 @@ pub struct MeasureOptions {
     pub sigma: f32,
     /// Seed of the noise and of the stand-in data.
     pub seed: u64,
+    /// Forwards of one noise epoch, as in an episode: inference and EGGROLL are timed as this many
+    /// back-to-back calls per episode, every episode a new noise epoch (at least 1).
+    pub calls: usize,
 }
 
 impl Default for MeasureOptions {
     fn default() -> Self {
-        Self { repeats: 5, naive_limit_s: 5.0, sigma: 0.01, seed: 0x5eed }
+        Self { repeats: 5, naive_limit_s: 5.0, sigma: 0.01, seed: 0x5eed, calls: 1 }
+    }
+}
+
+impl MeasureOptions {
+    /// Whether the backend's noise cache is on while inference and EGGROLL are timed: when an
+    /// episode has more than one call, so that its later calls read the factors its first drew.
+    /// At one call per episode nothing reads them again, and keeping them only adds a pass over
+    /// them (measured slower on the CPU), so the cache stays off and the forward draws on the fly.
+    pub fn noise_cache(&self) -> bool {
+        self.calls > 1
     }
 }
 
@@ -145,16 +158,16 @@ fn data(len: usize, seed: u64, id: u32, scale: f32) -> Vec<f32> {
     out
 }
 
-/// A timed sample lasts at least this long: short calls are repeated within one sample and the
-/// sample's time divided by the number of calls.
+/// A timed sample lasts at least this long: short episodes are repeated within one sample and
+/// the sample's time divided by the number of episodes.
 const MIN_SAMPLE: Duration = Duration::from_millis(20);
 
-/// Warm-up calls (untimed) go on until this much time has passed (one call at least): the first
-/// calls pay for shader compilation, GEMM autotuning, page faults and idle threads waking up.
+/// Warm-up episodes (untimed) go on until this much time has passed (one episode at least): the
+/// first calls pay for shader compilation, GEMM autotuning, page faults and idle threads waking up.
 const MIN_WARM_UP: Duration = Duration::from_millis(100);
 
-/// Most calls in one sample (and in the warm-up).
-const MAX_CALLS_PER_SAMPLE: u32 = 1000;
+/// Most episodes in one sample (and in the warm-up).
+const MAX_EPISODES_PER_SAMPLE: u32 = 1000;
 
 /// Untimed warm-up calls (at least one, for [`MIN_WARM_UP`]), one calibration call (how many
 /// calls make a sample of [`MIN_SAMPLE`]; a sample itself when it lasts that long), then timed
@@ -163,36 +176,40 @@ const MAX_CALLS_PER_SAMPLE: u32 = 1000;
 fn time_op<B: BenchBackend>(
     b: &B, repeats: usize, mut op: impl FnMut(&B, u32) -> eggroll_backend::Result<()>,
 ) -> eggroll_backend::Result<Stats> {
-    let [stats] = time_side_by_side(b, repeats, |b, _, call| op(b, call))?;
+    let [stats] = time_side_by_side(b, repeats, 1, |b, _, epoch| op(b, epoch))?;
     Ok(stats)
 }
 
-/// [`time_op`] for `K` operations measured side by side: `op(b, k, call)` runs operation `k`.
-/// Each is warmed up and calibrated on its own, then their samples alternate, so that drift in
-/// the machine's speed (clock boost, heat, other load) falls on all of them alike and their
-/// ratio stays fair.
+/// [`time_op`] for `K` operations measured side by side, in episodes of `calls` back-to-back
+/// calls: `op(b, k, epoch)` runs one call of operation `k` at noise epoch `epoch`, which all the
+/// calls of an episode share and no other episode has (so an episode's first call draws the
+/// noise). Warm-up, calibration and samples count episodes, and the times are per call (an
+/// episode's time over `calls`). Each operation is warmed up and calibrated on its own, then
+/// their samples alternate, so that drift in the machine's speed (clock boost, heat, other load)
+/// falls on all of them alike and their ratio stays fair.
 fn time_side_by_side<B: BenchBackend, const K: usize>(
-    b: &B, repeats: usize, mut op: impl FnMut(&B, usize, u32) -> eggroll_backend::Result<()>,
+    b: &B, repeats: usize, calls: u32, mut op: impl FnMut(&B, usize, u32) -> eggroll_backend::Result<()>,
 ) -> eggroll_backend::Result<[Stats; K]> {
-    let mut call = 0u32;
+    let mut episode = |b: &B, k: usize, epoch: u32| (0..calls).try_for_each(|_| op(b, k, epoch));
+    let mut epoch = 0u32;
     let mut times: [Vec<Duration>; K] = core::array::from_fn(|_| Vec::with_capacity(repeats));
-    let mut calls_per_sample = [1u32; K];
+    let mut episodes_per_sample = [1u32; K];
     for k in 0..K {
         let start = Instant::now();
-        let first = call;
-        while call == first || (start.elapsed() < MIN_WARM_UP && call - first < MAX_CALLS_PER_SAMPLE) {
-            op(b, k, call)?;
+        let first = epoch;
+        while epoch == first || (start.elapsed() < MIN_WARM_UP && epoch - first < MAX_EPISODES_PER_SAMPLE) {
+            episode(b, k, epoch)?;
             b.synchronize_blocking()?;
-            call += 1;
+            epoch += 1;
         }
-        let once = b.time(&mut |b| op(b, k, call))?;
-        call += 1;
+        let once = b.time(&mut |b| episode(b, k, epoch))?;
+        epoch += 1;
         if once >= MIN_SAMPLE {
             // Long enough to be a sample itself.
-            times[k].push(once);
+            times[k].push(once / calls);
         } else {
-            calls_per_sample[k] =
-                (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64().max(1e-7)).ceil().min(f64::from(MAX_CALLS_PER_SAMPLE)) as u32;
+            episodes_per_sample[k] =
+                (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64().max(1e-7)).ceil().min(f64::from(MAX_EPISODES_PER_SAMPLE)) as u32;
         }
     }
     while times.iter().any(|t| t.len() < repeats) {
@@ -200,15 +217,10 @@ fn time_side_by_side<B: BenchBackend, const K: usize>(
             if times[k].len() == repeats {
                 continue;
             }
-            let calls = calls_per_sample[k];
-            let t = b.time(&mut |b| {
-                for j in 0..calls {
-                    op(b, k, call + j)?;
-                }
-                Ok(())
-            })?;
-            call += calls;
-            times[k].push(t / calls);
+            let episodes = episodes_per_sample[k];
+            let t = b.time(&mut |b| (0..episodes).try_for_each(|j| episode(b, k, epoch + j)))?;
+            epoch += episodes;
+            times[k].push(t.div_f64(f64::from(episodes) * f64::from(calls)));
         }
     }
     Ok(times.map(|t| Stats::of(&t)))
@@ -236,7 +248,10 @@ pub(crate) fn measure_point_memo<B: BenchBackend>(
     if opts.repeats == 0 {
         return Err(BenchError::InvalidArgument("repeats must be at least 1".into()));
     }
-    let mut result = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
+    if !(1..=u32::MAX as usize).contains(&opts.calls) {
+        return Err(BenchError::InvalidArgument(format!("calls {}: must be 1..={}", opts.calls, u32::MAX)));
+    }
+    let mut result = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts);
     match measure_into(Measuring { b, spec, opts, memo, r: &mut result }) {
         Ok(()) => Ok(result),
         Err(e) if is_skip(&e) => Ok(skipped_point(b, spec, opts, format!("skipped: {e}"))),
@@ -246,7 +261,7 @@ pub(crate) fn measure_point_memo<B: BenchBackend>(
 
 /// A point of `b` left unmeasured for `reason` (which starts with `skipped:`).
 pub(crate) fn skipped_point<B: BenchBackend>(b: &B, spec: &PointSpec, opts: &MeasureOptions, reason: String) -> PointResult {
-    let mut r = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts.repeats);
+    let mut r = PointResult::empty(spec, b.kind(), AdapterInfo::from(b.describe()), b.timing(), opts);
     r.skipped = Some(reason);
     r
 }
@@ -282,6 +297,34 @@ fn measure_into<B: BenchBackend>(point: Measuring<'_, B>) -> eggroll_backend::Re
     match dtype.float() {
         Some(float) => measure_float(point, float),
         None => measure_int8(point),
+    }
+}
+
+/// The backend's noise cache while inference and the EGGROLL forward are timed: when the options
+/// turn it on ([`MeasureOptions::noise_cache`]), its budget holds the factors of one episode (one
+/// noise epoch of the point's pairs: `(N/2)·(m+n)·r` draws, 4 bytes each, 1 at int8 points), so
+/// that each new episode's factors replace the last's; off again when the guard is dropped, so
+/// that naive ES and the update draw their noise as without it.
+struct NoiseCacheOn<'a, B: BenchBackend>(Option<&'a B>);
+
+impl<'a, B: BenchBackend> NoiseCacheOn<'a, B> {
+    /// Turns the cache on when `opts` say so.
+    fn new(b: &'a B, opts: &MeasureOptions, spec: &PointSpec) -> Self {
+        if !opts.noise_cache() {
+            return Self(None);
+        }
+        let draw_bytes = if spec.dtype == Precision::Int8 { 1 } else { 4 };
+        let draws = (spec.population / 2) as u64 * (spec.m + spec.n) as u64 * spec.rank as u64;
+        b.set_noise_cache(draws.saturating_mul(draw_bytes));
+        Self(Some(b))
+    }
+}
+
+impl<B: BenchBackend> Drop for NoiseCacheOn<'_, B> {
+    fn drop(&mut self) {
+        if let Some(b) = self.0 {
+            b.set_noise_cache(0);
+        }
     }
 }
 
@@ -353,10 +396,12 @@ fn measure_float<B: BenchBackend>(point: Measuring<'_, B>, dtype: DType) -> eggr
     let mut y = b.zeros(total_rows * m)?;
 
     // Inference and the EGGROLL forward side by side, their samples alternating.
-    let [inference, eggroll] = time_side_by_side(b, opts.repeats, |b, k, i| match k {
+    let cache = NoiseCacheOn::new(b, opts, spec);
+    let [inference, eggroll] = time_side_by_side(b, opts.repeats, opts.calls as u32, |b, k, i| match k {
         0 => b.matmul(&x, &w, m, n, total_rows, &mut y),
         _ => b.perturbed_matmul(&x, &w, noise(i), batch, &mut y),
     })?;
+    drop(cache);
     r.set_forward(spec, inference, eggroll);
 
     // Naive ES, unless measured at another rank.
@@ -394,10 +439,12 @@ fn measure_int8<B: BenchBackend>(point: Measuring<'_, B>) -> eggroll_backend::Re
     let mut y = b.zeros_i8(total_rows * m)?;
 
     // Inference and the EGGROLL forward side by side, their samples alternating.
-    let [inference, eggroll] = time_side_by_side(b, opts.repeats, |b, k, i| match k {
+    let cache = NoiseCacheOn::new(b, opts, spec);
+    let [inference, eggroll] = time_side_by_side(b, opts.repeats, opts.calls as u32, |b, k, i| match k {
         0 => b.int_matmul(&x, &w, shape, total_rows, &mut y),
         _ => b.int_perturbed_matmul(&x, &w, shape, noise(i), batch, &mut y),
     })?;
+    drop(cache);
     r.set_forward(spec, inference, eggroll);
 
     // Naive ES on int8, unless measured at another rank.

@@ -1,5 +1,5 @@
 //! `--plot`: fraction of inference and speedup vs naive against N, one line per
-//! `(m, n, rank, rows, dtype)` and adapter, as PNG or SVG (the same plotters set-up as `eggroll
+//! `(m, n, rank, rows, dtype, calls)` and adapter, as PNG or SVG (the same plotters set-up as `eggroll
 //! train --plot`); the legend is a strip below both panels, so that it hides no line however many
 //! series a sweep has (36 in `--full`).
 
@@ -44,9 +44,9 @@ pub fn draw_plot(path: &Path, results: &[PointResult]) -> Result<(), BenchError>
     drawn.map_err(|e| BenchError::Output { path: path.to_path_buf(), message: format!("cannot draw plot: {e}") })
 }
 
-/// What identifies a series: `(m, n, rank, rows, dtype, adapter)`; the adapter's name is empty
-/// when every result comes from one adapter.
-type SeriesKey = (usize, usize, usize, usize, String, String);
+/// What identifies a series: `(m, n, rank, rows, dtype, calls, adapter)`; the adapter's name is
+/// empty when every result comes from one adapter.
+type SeriesKey = (usize, usize, usize, usize, String, usize, String);
 
 /// A series and its `(N, value)` points.
 type Series = (SeriesKey, Vec<(f64, f64)>);
@@ -56,7 +56,7 @@ fn series(results: &[PointResult], value: impl Fn(&PointResult) -> Option<f64>) 
     let mut out: Vec<Series> = Vec::new();
     for r in results {
         let adapter = if several { r.adapter.name.clone() } else { String::new() };
-        let key = (r.m, r.n, r.rank, r.rows, r.dtype.clone(), adapter);
+        let key = (r.m, r.n, r.rank, r.rows, r.dtype.clone(), r.calls, adapter);
         let idx = match out.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
@@ -75,13 +75,14 @@ fn series(results: &[PointResult], value: impl Fn(&PointResult) -> Option<f64>) 
 }
 
 fn label(key: &SeriesKey) -> String {
-    let (m, n, rank, rows, dtype, adapter) = key;
+    let (m, n, rank, rows, dtype, calls, adapter) = key;
     let dtype = if dtype == "f32" { String::new() } else { format!(" {dtype}") };
+    let calls = if *calls > 1 { format!(" calls={calls}") } else { String::new() };
     let adapter = if adapter.is_empty() { String::new() } else { format!(" {adapter}") };
     if m == n {
-        format!("m=n={m} r={rank} rows={rows}{dtype}{adapter}")
+        format!("m=n={m} r={rank} rows={rows}{dtype}{calls}{adapter}")
     } else {
-        format!("{m}x{n} r={rank} rows={rows}{dtype}{adapter}")
+        format!("{m}x{n} r={rank} rows={rows}{dtype}{calls}{adapter}")
     }
 }
 

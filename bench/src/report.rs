@@ -1,6 +1,7 @@
 //! The result of a point, its JSON form and the Markdown table.
 
 use crate::sweep::PointSpec;
+use crate::MeasureOptions;
 use crate::Precision;
 use eggroll_backend::AdapterDescription;
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,14 @@ pub struct PointResult {
     pub timing: String,
     /// Timed samples per operation (after warm-up runs).
     pub repeats: usize,
+    /// Forwards per episode, all of one noise epoch: inference and EGGROLL were timed as this many
+    /// back-to-back calls, their times per call (1 in files written before the field existed).
+    #[serde(default = "one_call")]
+    pub calls: usize,
+    /// "on" when the backend's noise cache kept an episode's factors for its later calls while
+    /// inference and EGGROLL were timed, else "off" (also in files written before the field).
+    #[serde(default = "cache_off")]
+    pub noise_cache: String,
     /// Why the whole point was skipped (e.g. beyond the adapter's limits); `None` when it ran.
     pub skipped: Option<String>,
     /// Plain batched matmul of all members' rows, median ms.
@@ -128,6 +137,16 @@ pub struct PointResult {
     pub speedup_vs_naive: Option<f64>,
 }
 
+/// `calls` of a result written before the field existed.
+fn one_call() -> usize {
+    1
+}
+
+/// `noise_cache` of a result written before the field existed.
+fn cache_off() -> String {
+    "off".into()
+}
+
 fn gflops(flops: f64, ms: f64) -> f64 {
     flops / (ms * 1e-3) / 1e9
 }
@@ -144,7 +163,7 @@ fn rate<'a>(spec: &PointSpec, gflops: &'a mut Option<f64>, gops: &'a mut Option<
 
 impl PointResult {
     /// A point with nothing measured yet.
-    pub(crate) fn empty(spec: &PointSpec, backend: &str, adapter: AdapterInfo, timing: Timing, repeats: usize) -> Self {
+    pub(crate) fn empty(spec: &PointSpec, backend: &str, adapter: AdapterInfo, timing: Timing, opts: &MeasureOptions) -> Self {
         Self {
             m: spec.m,
             n: spec.n,
@@ -155,7 +174,9 @@ impl PointResult {
             adapter,
             dtype: spec.dtype.name().into(),
             timing: timing.as_str().into(),
-            repeats,
+            repeats: opts.repeats,
+            calls: opts.calls,
+            noise_cache: if opts.noise_cache() { "on" } else { "off" }.into(),
             skipped: None,
             inference_ms: None,
             inference_ms_min: None,
@@ -223,8 +244,9 @@ impl PointResult {
             return format!("{spec}: {reason}");
         }
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{} ms", sig(v)));
+        let episode = if self.calls > 1 { format!(" calls={} (noise cache {})", self.calls, self.noise_cache) } else { String::new() };
         let mut line = format!(
-            "{spec}: inference {}, eggroll {} (fraction {}), naive {}",
+            "{spec}{episode}: inference {}, eggroll {} (fraction {}), naive {}",
             ms(self.inference_ms),
             ms(self.eggroll_ms),
             self.fraction_of_inference.map_or("-".into(), |f| format!("{f:.3}")),
@@ -294,16 +316,26 @@ pub fn markdown_table(results: &[PointResult]) -> String {
         .unwrap();
     }
     let several = adapter_names(results).len() > 1;
+    // Episodes of several calls get a column; runs of one call per episode keep today's table.
+    let episodes = results.iter().any(|r| r.calls > 1);
     out.push('\n');
     if several {
         out.push_str("| adapter ");
     }
-    out.push_str("| m | n | N | rank | rows | dtype | inference ms | EGGROLL ms | naive ms | update ms ");
+    out.push_str("| m | n | N | rank | rows | dtype ");
+    if episodes {
+        out.push_str("| calls (noise cache) ");
+    }
+    out.push_str("| inference ms | EGGROLL ms | naive ms | update ms ");
     out.push_str("| inference GFLOP/s | EGGROLL GFLOP/s | naive GFLOP/s | fraction of inference | speedup vs naive |\n");
     if several {
         out.push_str("|---");
     }
-    out.push_str("|---:|---:|---:|---:|---:|---|---|---|---|---|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---:|---:|---:|---:|---:|---");
+    if episodes {
+        out.push_str("|---:");
+    }
+    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|\n");
     let spread = |med: Option<f64>, lo: Option<f64>, hi: Option<f64>, skip: &Option<String>| match (med, lo, hi) {
         (Some(m), Some(l), Some(h)) => format!("{} ({}-{})", sig(m), sig(l), sig(h)),
         (Some(m), _, _) => sig(m),
@@ -320,6 +352,9 @@ pub fn markdown_table(results: &[PointResult]) -> String {
             write!(out, "| {} ({}) ", r.adapter.name, r.adapter.backend).unwrap();
         }
         write!(out, "| {} | {} | {} | {} | {} | {} ", r.m, r.n, r.population, r.rank, r.rows, r.dtype).unwrap();
+        if episodes {
+            write!(out, "| {} ({}) ", r.calls, r.noise_cache).unwrap();
+        }
         if let Some(reason) = &r.skipped {
             writeln!(out, "| {reason} | | | | | | | | |").unwrap();
             continue;

@@ -50,6 +50,8 @@ fn argument_errors_are_clear() {
     let small = BenchOptions { m: Some(8), ..cpu() };
     let repeats = invalid(BenchOptions { repeats: Some(0), ..small.clone() });
     assert!(repeats.contains("--repeats 0"), "{repeats}");
+    let calls = invalid(BenchOptions { calls: 0, ..small.clone() });
+    assert!(calls.contains("--calls 0") && calls.contains("1.."), "{calls}");
     let plot = invalid(BenchOptions { plot: Some("out.jpg".into()), ..small.clone() });
     assert!(plot.contains(".png or .svg"), "{plot}");
     for limit in [0.0, -3.0, f64::NAN, f64::INFINITY] {
@@ -83,6 +85,8 @@ fn single_point_overrides_the_sweep() {
     assert_eq!(quick.measure_options().unwrap().repeats, 3);
     assert_eq!(BenchOptions::default().measure_options().unwrap().repeats, 5);
     assert_eq!(BenchOptions::default().measure_options().unwrap().naive_limit_s, 5.0);
+    assert_eq!(BenchOptions::default().measure_options().unwrap().calls, 1);
+    assert_eq!(BenchOptions { calls: 3, ..BenchOptions::default() }.measure_options().unwrap().calls, 3);
 }
 
 #[test]
@@ -306,4 +310,57 @@ fn a_sweep_measures_naive_es_once_for_every_rank() {
     let skipped = sweep(MeasureOptions { repeats: 1, naive_limit_s: 0.0, ..Default::default() });
     assert!(skipped[0].naive_skipped.as_deref().unwrap().starts_with("skipped: estimated"));
     assert_eq!(skipped[0].naive_skipped, skipped[1].naive_skipped, "the skip is shared too");
+}
+
+/// `--calls 3` times inference and EGGROLL in episodes of three calls on one noise epoch, with the
+/// noise cache on: the JSON and the table say so, the times are per call, the point is measured in
+/// full, in f32 and int8; one call per episode leaves the cache off and the table as before.
+#[test]
+fn calls_time_episodes_with_the_noise_cache() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let (json, md) = (temp("calls.json"), temp("calls.md"));
+    let a = BenchOptions {
+        rank: Some(2),
+        repeats: Some(2),
+        calls: 3,
+        dtype: Some(vec![Precision::F32, Precision::Int8]),
+        json: Some(json.clone()),
+        markdown: Some(md.clone()),
+        ..point(32, 48, 8)
+    };
+    eggroll_bench::run(&a).expect("bench run");
+    let points: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let points = points.as_array().expect("a JSON array");
+    assert_eq!(points.len(), 2);
+    for p in points {
+        assert_eq!((p["calls"].as_u64(), p["noise_cache"].as_str()), (Some(3), Some("on")), "{p}");
+        let r: eggroll_bench::PointResult = serde_json::from_value(p.clone()).unwrap();
+        assert_measured(&r);
+        assert!(r.progress_line().contains(" calls=3 (noise cache on):"), "{}", r.progress_line());
+    }
+    let table = std::fs::read_to_string(&md).unwrap();
+    assert!(table.contains("| rows | dtype | calls (noise cache) | inference ms |"), "{table}");
+    assert!(table.contains("| 32 | 48 | 8 | 2 | 1 | f32 | 3 (on) |") && table.contains("| int8 | 3 (on) |"), "{table}");
+
+    let spec = PointSpec { m: 32, n: 48, population: 8, rank: 2, rows: 1, dtype: Precision::F32 };
+    let one = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { repeats: 1, ..Default::default() }).unwrap();
+    assert_eq!((one.calls, one.noise_cache.as_str()), (1, "off"));
+    assert!(!markdown_table(&[one]).contains("calls"), "one call per episode keeps the table as it was");
+    let zero = measure_point(&CpuBackend::new(), &spec, &MeasureOptions { calls: 0, ..Default::default() });
+    assert!(matches!(zero, Err(BenchError::InvalidArgument(ref m)) if m.contains("calls 0")), "{zero:?}");
+}
+
+/// `--from` reads files written before `calls` and `noise_cache` existed: one call, cache off.
+#[test]
+fn from_reads_results_without_calls_as_one_call() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let (new, old) = (temp("with-calls.json"), temp("without-calls.json"));
+    eggroll_bench::run(&BenchOptions { repeats: Some(1), json: Some(new.clone()), ..point(16, 24, 4) }).expect("bench run");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&new).unwrap()).unwrap();
+    let fields = v[0].as_object_mut().unwrap();
+    assert_eq!((fields.remove("calls"), fields.remove("noise_cache")), (Some(1.into()), Some("off".into())));
+    std::fs::write(&old, v.to_string()).unwrap();
+    let results = eggroll_bench::read_json(&old).unwrap();
+    assert_eq!((results[0].calls, results[0].noise_cache.as_str()), (1, "off"));
+    assert_eq!(results, eggroll_bench::read_json(&new).unwrap());
 }

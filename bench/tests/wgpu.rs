@@ -36,6 +36,11 @@ fn tiny_point(adapter: wgpu::Backend) {
     // The GEMM was autotuned during the warm-ups.
     assert!(!BenchBackend::gemm_choices(gpu).is_empty());
     assert!(markdown_table(&[r]).contains("| 64 | 48 | 8 | 2 | 2 |"));
+
+    // Episodes of three calls on one noise epoch, with the noise cache on.
+    let r = measure_point(gpu, &spec, &MeasureOptions { repeats: 1, calls: 3, ..Default::default() }).expect("episodes on wgpu");
+    assert_eq!((r.calls, r.noise_cache.as_str()), (3, "on"));
+    assert_measured(&r);
 }
 
 #[test]

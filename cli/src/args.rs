@@ -517,6 +517,7 @@ mod tests {
             "--rows=5",
             "--dtype=f32,f16,int8",
             "--repeats=6",
+            "--calls=7",
             "--naive-limit=0.5",
             "--no-autotune",
             "--json=a.json",
@@ -535,6 +536,7 @@ mod tests {
             rows: Some(5),
             dtype: Some(Precision::ALL.to_vec()),
             repeats: Some(6),
+            calls: 7,
             naive_limit: 0.5,
             no_autotune: true,
             json: Some("a.json".into()),
@@ -560,6 +562,7 @@ mod tests {
             &["--dtype", "bf16"],
             &["--from", "a.json", "--quick"],
             &["--from", "a.json", "--backend", "cpu"],
+            &["--from", "a.json", "--calls", "2"],
         ] {
             assert!(bench(line).is_err(), "{line:?} parsed");
         }

@@ -1,6 +1,6 @@
 //! The `eggroll` binary end to end: training output, error reporting, checkpoints and exact
 //! resumption after crashes, `info` (also without `XDG_RUNTIME_DIR`), `bench` with its storage
-//! types. Small runs of the `constant` task on the CPU backend.
+//! types and episodes. Small runs of the `constant` task on the CPU backend.
 
 mod common;
 
@@ -271,4 +271,22 @@ fn bench_sweeps_dtypes_and_reports_skips() {
     let out = run(dir.path(), &["bench", "--backend", "cpu", "--m", "16", "--dtype", "bf16"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("bf16"), "{}", stderr(&out));
+}
+
+/// `eggroll bench --calls 3` times episodes of three forwards on one noise epoch: the JSON says
+/// `calls: 3` with the noise cache on; `--calls 0` is one error line naming the flag.
+#[test]
+fn bench_calls_times_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "--backend", "cpu", "--m", "16", "--n", "24", "--population", "4", "--repeats", "1"];
+    let out = run(dir.path(), &[&args[..], &["--calls", "3", "--json", "points.json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let points: Vec<Value> = serde_json::from_slice(&fs::read(dir.path().join("points.json")).unwrap()).unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0]["calls"].as_u64(), points[0]["noise_cache"].as_str()), (Some(3), Some("on")), "{}", points[0]);
+    assert!(points[0]["fraction_of_inference"].as_f64().is_some_and(|f| f > 0.0), "{}", points[0]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| 16 | 24 | 4 | 1 | 1 | f32 | 3 (on) |"));
+
+    let error = assert_one_error(&run(dir.path(), &[&args[..], &["--calls", "0"]].concat()));
+    assert!(error.contains("--calls 0"), "{error}");
 }
