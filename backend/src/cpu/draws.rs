@@ -9,6 +9,9 @@ use crate::rng::NoiseStream;
 use rayon::prelude::*;
 use std::sync::Arc;
 
+/// What one draw costs, in multiply-adds ([`super::tasks`]).
+const DRAW_WORK: usize = 8;
+
 /// The values of one cache entry on the host.
 #[derive(Clone)]
 pub(crate) enum HostDraws {
@@ -31,7 +34,12 @@ impl CpuBackend {
         let key = draws(stream, DrawKind::Normal, per_pair, first_pair, pairs);
         let made = self.noise.get_or_make(key, || {
             let mut values = vec![0.0f32; key.len()];
-            values.par_chunks_mut(per_pair).enumerate().for_each(|(k, out)| stream.fill_normals((first_pair + k) as u32, 0, out));
+            let fill = |(k, out): (usize, &mut [f32])| stream.fill_normals((first_pair + k) as u32, 0, out);
+            if super::tasks(key.len() * DRAW_WORK, pairs) == 1 {
+                values.chunks_mut(per_pair).enumerate().for_each(fill);
+            } else {
+                values.par_chunks_mut(per_pair).enumerate().for_each(fill);
+            }
             Ok::<_, std::convert::Infallible>(HostDraws::Normal(values.into()))
         });
         match made {
@@ -54,7 +62,12 @@ impl CpuBackend {
         let key = draws(stream, DrawKind::Int8, per_pair, first_pair, pairs);
         let made = self.noise.get_or_make(key, || {
             let mut values = vec![0i8; key.len()];
-            values.par_chunks_mut(per_pair).enumerate().for_each(|(k, out)| fill_noise(&stream, (first_pair + k) as u32, 0, out));
+            let fill = |(k, out): (usize, &mut [i8])| fill_noise(&stream, (first_pair + k) as u32, 0, out);
+            if super::tasks(key.len() * DRAW_WORK, pairs) == 1 {
+                values.chunks_mut(per_pair).enumerate().for_each(fill);
+            } else {
+                values.par_chunks_mut(per_pair).enumerate().for_each(fill);
+            }
             Ok::<_, std::convert::Infallible>(HostDraws::Int8(values.into()))
         });
         match made {

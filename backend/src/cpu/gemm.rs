@@ -64,8 +64,12 @@ pub(crate) fn gemm_serial(a: View, b: View, beta: f32, c: &mut [f32]) {
     }
 }
 
-/// `c = a · b + beta c`, rows of `a` split across rayon's threads.
+/// `c = a · b + beta c`, rows of `a` split across rayon's threads, or on the calling thread when
+/// the product is small (`super::tasks`).
 pub(crate) fn gemm(a: View, b: View, beta: f32, c: &mut [f32]) {
+    if super::tasks(a.rows * a.cols * b.cols, a.rows) == 1 {
+        return gemm_serial(a, b, beta, c);
+    }
     let block = a.rows.div_ceil(rayon::current_num_threads()).max(16);
     let width = b.cols;
     c[..a.rows * width].par_chunks_mut(block * width).enumerate().for_each(|(i, c_block)| {

@@ -34,6 +34,20 @@ const UPDATE_SCRATCH_FLOATS: usize = 32 << 20;
 /// BENCHMARKS.md).
 const NAIVE_GEMM_ROWS: usize = 8;
 
+/// Below this many multiply-adds a call runs on the calling thread: handing work to rayon's
+/// threads and waiting for them costs more than they would save.
+const INLINE_WORK: usize = 1 << 19;
+
+/// How many tasks a call of `work` multiply-adds over `items` independent items (pairs, rows)
+/// splits into: one (the calling thread) for small work, else one per thread of the pool.
+fn tasks(work: usize, items: usize) -> usize {
+    if work < INLINE_WORK {
+        1
+    } else {
+        rayon::current_num_threads().min(items).max(1)
+    }
+}
+
 /// The multithreaded CPU backend. Buffers are plain `Vec<f32>`. Clones share the noise cache
 /// ([`Kernels::set_noise_cache`]).
 #[derive(Clone, Debug, Default)]
@@ -200,9 +214,9 @@ impl Kernels for CpuBackend {
         let pairs = batch.population / 2;
         let per_pair = (m + n) * shape.rank;
         let kept = self.normals(noise.stream, per_pair, batch.first_pair(), pairs);
-        let pairs_per_task = pairs.div_ceil(rayon::current_num_threads());
+        let pairs_per_task = pairs.div_ceil(tasks(batch.population * rows * (m * n + (m + n) * shape.rank), pairs));
         let pair_len = 2 * rows * m;
-        y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, |scratch, (task, y_block)| {
+        let run = |scratch: &mut PairScratch, (task, y_block): (usize, &mut [f32])| {
             let first = task * pairs_per_task;
             let count = y_block.len() / pair_len;
             match &base {
@@ -220,7 +234,12 @@ impl Kernels for CpuBackend {
                 let factors = kept.as_deref().map(|kept| &kept[pair * per_pair..(pair + 1) * per_pair]);
                 add_pair_lowrank(&noise, PairJob { pair: noise_pair, factors, inputs, outputs: [y_even, y_odd], rows }, scratch);
             }
-        });
+        };
+        if pairs_per_task == pairs {
+            run(&mut PairScratch::default(), (0, y));
+        } else {
+            y.par_chunks_mut(pairs_per_task * pair_len).enumerate().for_each_init(PairScratch::default, run);
+        }
         Ok(())
     }
 
