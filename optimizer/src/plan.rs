@@ -253,6 +253,31 @@ mod tests {
     }
 
     #[test]
+    fn the_noise_cache_holds_an_epochs_draws_when_they_fit_the_budget() {
+        let config = EsConfig { population: 8, rank: 2, ..EsConfig::default() };
+        let footprint = Footprint { rows: 3, layout: InputLayout::Shared, eval_rows: 5, host_bytes: 100 };
+        let plan = MemoryPlan::of::<_, F32>(mlp(), &config, 8, footprint, 1000, false).unwrap();
+        // Per pair: (32 + 4) 2 + 32 for the first layer, (2 + 32) 2 + 2 for the second; 4 pairs.
+        let bytes = 4 * 4 * ((32 + 4) * 2 + 32 + (2 + 32) * 2 + 2);
+        assert_eq!(plan.noise_cache.bytes, bytes);
+        let on = plan.clone().with_noise_cache(Some(bytes), None, &MemoryLimits::default());
+        assert_eq!(on.noise_cache, NoiseCache { bytes, budget: bytes, on: true });
+        assert_eq!(on.host_bytes(), plan.host_bytes() + bytes);
+        for budget in [Some(bytes - 1), Some(0)] {
+            let off = plan.clone().with_noise_cache(budget, None, &MemoryLimits::default());
+            assert!(!off.noise_cache.on && off.host_bytes() == plan.host_bytes());
+        }
+        // By default, a quarter of the free memory the plan leaves.
+        let host = HostLimit { bytes: 4 * bytes + (plan.host_bytes() - 1000), source: "available memory" };
+        assert!(plan.clone().with_noise_cache(None, Some(host), &MemoryLimits::default()).noise_cache.on);
+        let host = HostLimit { bytes: 4 * bytes - 4 + (plan.host_bytes() - 1000), source: "available memory" };
+        assert!(!plan.clone().with_noise_cache(None, Some(host), &MemoryLimits::default()).noise_cache.on);
+        // OpenES draws its full-rank noise on the fly: nothing to keep.
+        let openes = EsConfig { method: crate::config::Method::OpenEs, ..config };
+        assert_eq!(MemoryPlan::of::<_, F32>(mlp(), &openes, 8, footprint, 1000, false).unwrap().noise_cache.bytes, 0);
+    }
+
+    #[test]
     fn a_plan_beyond_a_limit_names_the_need_and_the_limit() {
         let config = EsConfig { population: 8, ..EsConfig::default() };
         let footprint = Footprint { rows: 3, layout: InputLayout::PerMember, eval_rows: 5, host_bytes: 1 << 40 };
