@@ -328,6 +328,7 @@ where
         let evaluated = crate::clock::clock_ms();
         let (population, epoch) = (self.config().population, self.epoch());
         let fitness = self.exchange.all_gather(mine, population, epoch)?;
+        let gathered = crate::clock::clock_ms();
         let stats = if self.copy_state {
             let (first, others) = self.workers.split_first_mut().expect("at least one backend");
             let stats = <T::Format as Trains<B, T::Model>>::tell(&mut first.es, &fitness)?;
@@ -343,9 +344,9 @@ where
             }
             stats.swap_remove(0)
         };
-        if let (Some(start), Some(evaluated), Some(end)) = (start, evaluated, crate::clock::clock_ms()) {
+        if let (Some(start), Some(evaluated), Some(gathered), Some(end)) = (start, evaluated, gathered, crate::clock::clock_ms()) {
             let t = &mut self.times;
-            (t.epochs, t.fitness_ms, t.update_ms) = (t.epochs + 1, t.fitness_ms + evaluated - start, t.update_ms + end - evaluated);
+            (t.epochs, t.fitness_ms, t.update_ms) = (t.epochs + 1, t.fitness_ms + evaluated - start, t.update_ms + end - gathered);
         }
         Ok(self.workers[0].task.report_stats(stats))
     }
