@@ -20,7 +20,7 @@ use crate::rng::{FillPath, NoiseStream};
 use crate::{AdapterDescription, Kernels, Result};
 use draws::HostDraws;
 use gemm::{gemm, gemm_serial, matvec_rows, View};
-use lowrank::{add_pair_lowrank, PairJob, PairScratch};
+use lowrank::{add_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
 use recurrence::mingru_scan;
 use std::sync::Arc;
@@ -226,14 +226,18 @@ impl Kernels for CpuBackend {
                     gemm_serial(View::new(x_block, count * 2 * rows, n), View::transpose_of(w, n, m), 0.0, y_block);
                 }
             }
-            for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
-                let pair = first + k;
-                let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
-                let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
-                let noise_pair = (batch.first_pair() + pair) as u32;
-                let factors = kept.as_deref().map(|kept| &kept[pair * per_pair..(pair + 1) * per_pair]);
-                add_pair_lowrank(&noise, PairJob { pair: noise_pair, factors, inputs, outputs: [y_even, y_odd], rows }, scratch);
-            }
+            let mut jobs: Vec<PairJob> = y_block
+                .chunks_exact_mut(pair_len)
+                .enumerate()
+                .map(|(k, y_pair)| {
+                    let pair = first + k;
+                    let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
+                    let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
+                    let factors = kept.as_deref().map(|kept| &kept[pair * per_pair..(pair + 1) * per_pair]);
+                    PairJob { pair: (batch.first_pair() + pair) as u32, factors, inputs, outputs: [y_even, y_odd] }
+                })
+                .collect();
+            add_lowrank(&noise, &mut jobs, rows, scratch);
         };
         if pairs_per_task == pairs {
             run(&mut PairScratch::default(), (0, y));
