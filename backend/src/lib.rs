@@ -28,6 +28,7 @@ pub mod rng;
 pub mod select;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transformer;
 
 pub use error::{Error, Result};
 pub use limits::MemoryLimits;

@@ -7,6 +7,7 @@
 mod buffer;
 mod backend;
 mod int8;
+mod transformer;
 
 pub use buffer::{Selected, SelectedBuffer, SelectedI32, SelectedI8};
 

@@ -13,7 +13,8 @@ pub mod params;
 
 use params::{
     ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams,
-    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, Uniform, VectorParams,
+    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, TransformerParams, Uniform,
+    VectorParams,
 };
 
 /// One WGSL file: its name (without `.wgsl`), its text, and what it needs in front of it.
@@ -52,7 +53,7 @@ pub const CACHED_DRAWS: &str = include_str!("../cached_draws.wgsl");
 pub const MATMUL: &str = include_str!("../matmul.wgsl");
 
 /// The f32 modules (but the GEMM).
-pub const MODULES: [Module; 10] = [
+pub const MODULES: [Module; 13] = [
     Module {
         name: "lowrank",
         body: include_str!("../lowrank.wgsl"),
@@ -132,6 +133,30 @@ pub const MODULES: [Module; 10] = [
         reads_f16: false,
         params: EmbeddingParams::WGSL,
         cacheable: true,
+    },
+    Module {
+        name: "transformer",
+        body: include_str!("../transformer.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: TransformerParams::WGSL,
+        cacheable: false,
+    },
+    Module {
+        name: "kv_cache",
+        body: include_str!("../kv_cache.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: TransformerParams::WGSL,
+        cacheable: false,
+    },
+    Module {
+        name: "attention",
+        body: include_str!("../attention.wgsl"),
+        draws_noise: false,
+        reads_f16: false,
+        params: TransformerParams::WGSL,
+        cacheable: false,
     },
 ];
 

@@ -226,6 +226,36 @@ uniform! {
         pub _pad0: u32,
     }
 
+    /// `TransformerParams` of `transformer.wgsl`, `kv_cache.wgsl` and `attention.wgsl`: the
+    /// kernels of a pretrained transformer's forward beyond its matmuls.
+    pub struct TransformerParams {
+        /// Rows (`rms_norm`, `rope`, `attention`: sequences x new positions) or values
+        /// (`silu_mul`).
+        pub rows: u32,
+        /// Values per row (`rms_norm`).
+        pub cols: u32,
+        /// Heads per row (`rope`) or query heads (`attention`).
+        pub heads: u32,
+        /// Key/value heads.
+        pub kv_heads: u32,
+        /// Width of a head.
+        pub head_dim: u32,
+        /// Positions of a cache slot.
+        pub capacity: u32,
+        /// New positions per sequence (`new` is reserved in WGSL).
+        pub fresh: u32,
+        /// Sequences (the slots, then the starts, at the front of `indices`).
+        pub sequences: u32,
+        /// RMSNorm's ε (`rms_norm`) or the attention's scale `1/√head_dim` (`attention`).
+        pub eps: f32,
+        /// Padding to 16 bytes.
+        pub _pad0: u32,
+        /// Padding to 16 bytes.
+        pub _pad1: u32,
+        /// Padding to 16 bytes.
+        pub _pad2: u32,
+    }
+
     /// `ProbeParams` of `rng_probe.wgsl`: the RNG test hooks.
     pub struct ProbeParams {
         /// Counters (`philox_words`) or draws (`normal_draws`).

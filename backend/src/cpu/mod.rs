@@ -13,6 +13,7 @@ mod int8_pairs;
 mod lowrank;
 mod recurrence;
 mod tanh;
+mod transformer;
 
 use crate::noise_cache::NoiseCache;
 use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise};

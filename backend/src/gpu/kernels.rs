@@ -5,7 +5,7 @@ use super::config::GemmConfig;
 use super::kernel::{kernel, Bindings, Cached, Kernel, KernelKey, Storage, Variant};
 use super::params::{
     ElementParams, EmbeddingParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
-    RecurrenceParams, VectorParams,
+    RecurrenceParams, TransformerParams, VectorParams,
 };
 use crate::DType;
 
@@ -72,6 +72,16 @@ kernel! {
     FullRankEmbedding => "embedding"::"full_rank_embedding" (EmbeddingParams) FullRankEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
     /// `embedding` of embedding.wgsl: the table's rows, unperturbed.
     Embedding => "embedding"::"embedding" (EmbeddingParams) EmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+    /// `rms_norm` of transformer.wgsl: each row to unit root mean square, times the weight.
+    RmsNorm => "transformer"::"rms_norm" (TransformerParams) RmsNormBuffers { x: 1, src: 2 }
+    /// `rope` of transformer.wgsl: the rotary position embedding of each head of each row.
+    Rope => "transformer"::"rope" (TransformerParams) RopeBuffers { x: 1, positions: 3, freqs: 4 }
+    /// `silu_mul` of transformer.wgsl: `x = silu(x) src`.
+    SiluMul => "transformer"::"silu_mul" (TransformerParams) SiluMulBuffers { x: 1, src: 2 }
+    /// `kv_write` of kv_cache.wgsl: the new keys and values into their cache slots.
+    KvWrite => "kv_cache"::"kv_write" (TransformerParams) KvWriteBuffers { keys: 1, values: 2, indices: 3, k_cache: 4, v_cache: 5 }
+    /// `attention` of attention.wgsl: causal grouped-query attention over the cache slots.
+    Attention => "attention"::"attention" (TransformerParams) AttentionBuffers { queries: 1, k_cache: 2, v_cache: 3, indices: 4, out: 5 }
 }
 
 /// The test hooks of rng_probe.wgsl (cargo feature `testing`).

@@ -52,6 +52,7 @@ mod pool;
 mod probe;
 mod shaders;
 mod timing;
+mod transformer;
 mod wgpu_backend;
 
 #[cfg(feature = "native")]

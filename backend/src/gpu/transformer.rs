@@ -1,0 +1,101 @@
+//! [`TransformerKernels`] for [`WgpuBackend`]: each kernel of a transformer's forward as the
+//! dispatches of transformer.wgsl, kv_cache.wgsl and attention.wgsl; the residual sum is
+//! elementwise.wgsl's `sgd_step` with a rate of 1 (`y + 1·x` is `y + x` exactly).
+
+use super::buffer::GpuBuffer;
+use super::context::{word, ScratchUse};
+use super::kernel::Dispatch;
+use super::kernels::{
+    Attention, AttentionBuffers, KvWrite, KvWriteBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers, SiluMul, SiluMulBuffers,
+};
+use super::params::TransformerParams;
+use super::wgpu_backend::WgpuBackend;
+use crate::transformer::{AttentionShape, TransformerKernels};
+use crate::{Error, Kernels, Result};
+
+/// The widest head attention.wgsl serves (four output values per invocation of 64).
+const MAX_HEAD_DIM: usize = 256;
+
+/// Invocations per workgroup of `rms_norm` (one workgroup per row) and `attention` (one per row
+/// and head).
+const NORM_GROUP: usize = 256;
+
+impl TransformerKernels for WgpuBackend {
+    fn rms_norm_unchecked(&self, x: &mut GpuBuffer, weight: &GpuBuffer, cols: usize, eps: f32) -> Result<()> {
+        let rows = x.len / cols;
+        let params = TransformerParams { rows: word("rows", rows)?, cols: word("columns", cols)?, eps, ..TransformerParams::default() };
+        self.dispatch(RmsNorm, rows * NORM_GROUP, &params, RmsNormBuffers { x: &x.buffer, src: &weight.buffer })
+    }
+
+    fn rope_unchecked(&self, x: &mut GpuBuffer, positions: &[u32], heads: usize, head_dim: usize, inv_freq: &[f32]) -> Result<()> {
+        let params = TransformerParams {
+            rows: word("rows", positions.len())?,
+            heads: word("heads", heads)?,
+            head_dim: word("head width", head_dim)?,
+            ..TransformerParams::default()
+        };
+        let positions = self.upload_scratch(ScratchUse::Positions, positions)?;
+        let freqs = self.upload_scratch(ScratchUse::Frequencies, inv_freq)?;
+        let pairs = x.len / 2;
+        self.dispatch(Rope, pairs, &params, RopeBuffers { x: &x.buffer, positions: positions.buffer(), freqs: freqs.buffer() })
+    }
+
+    fn attention_unchecked(
+        &self, q: &GpuBuffer, k: &GpuBuffer, v: &GpuBuffer, shape: AttentionShape, slots: &[u32], starts: &[u32], new: usize,
+        k_cache: &mut GpuBuffer, v_cache: &mut GpuBuffer, out: &mut GpuBuffer,
+    ) -> Result<()> {
+        if shape.head_dim > MAX_HEAD_DIM {
+            return Err(Error::Unsupported(format!("attention heads of width {} on wgpu (at most {MAX_HEAD_DIM})", shape.head_dim)));
+        }
+        let rows = slots.len() * new;
+        let params = TransformerParams {
+            rows: word("rows", rows)?,
+            heads: word("heads", shape.heads)?,
+            kv_heads: word("key/value heads", shape.kv_heads)?,
+            head_dim: word("head width", shape.head_dim)?,
+            capacity: word("cache positions", shape.capacity)?,
+            fresh: word("new positions", new)?,
+            sequences: word("sequences", slots.len())?,
+            eps: 1.0 / (shape.head_dim as f32).sqrt(),
+            ..TransformerParams::default()
+        };
+        word("cache values", shape.cache_len())?;
+        let indices: Vec<u32> = slots.iter().chain(starts).copied().collect();
+        let indices = self.upload_scratch(ScratchUse::Sequences, &indices)?;
+        let write = self.over(
+            KvWrite,
+            k.len,
+            &params,
+            KvWriteBuffers {
+                keys: &k.buffer,
+                values: &v.buffer,
+                indices: indices.buffer(),
+                k_cache: &k_cache.buffer,
+                v_cache: &v_cache.buffer,
+            },
+        )?;
+        let groups = self.ctx.groups_grid("attention", (rows * shape.heads) as u64)?;
+        let attend = Dispatch::new(
+            Attention,
+            &params,
+            AttentionBuffers {
+                queries: &q.buffer,
+                k_cache: &k_cache.buffer,
+                v_cache: &v_cache.buffer,
+                indices: indices.buffer(),
+                out: &out.buffer,
+            },
+            groups,
+        );
+        self.ctx.run(&[write, attend])
+    }
+
+    fn silu_mul_unchecked(&self, gate: &mut GpuBuffer, up: &GpuBuffer) -> Result<()> {
+        let params = TransformerParams { rows: word("values", gate.len)?, ..TransformerParams::default() };
+        self.dispatch(SiluMul, gate.len, &params, SiluMulBuffers { x: &gate.buffer, src: &up.buffer })
+    }
+
+    fn add_unchecked(&self, y: &mut GpuBuffer, x: &GpuBuffer) -> Result<()> {
+        self.sgd_step_unchecked(y, x, 1.0)
+    }
+}

@@ -1,0 +1,31 @@
+//! [`TransformerKernels`] for [`SelectedBackend`]: each call handed to the backend inside.
+
+use super::buffer::SelectedBuffer;
+use super::SelectedBackend;
+use crate::transformer::{AttentionShape, TransformerKernels};
+use crate::Result;
+
+impl TransformerKernels for SelectedBackend {
+    fn rms_norm_unchecked(&self, x: &mut SelectedBuffer, weight: &SelectedBuffer, cols: usize, eps: f32) -> Result<()> {
+        forward!(self, b(x, weight) => b.rms_norm_unchecked(x, weight, cols, eps))
+    }
+
+    fn rope_unchecked(&self, x: &mut SelectedBuffer, positions: &[u32], heads: usize, head_dim: usize, inv_freq: &[f32]) -> Result<()> {
+        forward!(self, b(x) => b.rope_unchecked(x, positions, heads, head_dim, inv_freq))
+    }
+
+    fn attention_unchecked(
+        &self, q: &SelectedBuffer, k: &SelectedBuffer, v: &SelectedBuffer, shape: AttentionShape, slots: &[u32], starts: &[u32],
+        new: usize, k_cache: &mut SelectedBuffer, v_cache: &mut SelectedBuffer, out: &mut SelectedBuffer,
+    ) -> Result<()> {
+        forward!(self, b(q, k, v, k_cache, v_cache, out) => b.attention_unchecked(q, k, v, shape, slots, starts, new, k_cache, v_cache, out))
+    }
+
+    fn silu_mul_unchecked(&self, gate: &mut SelectedBuffer, up: &SelectedBuffer) -> Result<()> {
+        forward!(self, b(gate, up) => b.silu_mul_unchecked(gate, up))
+    }
+
+    fn add_unchecked(&self, y: &mut SelectedBuffer, x: &SelectedBuffer) -> Result<()> {
+        forward!(self, b(y, x) => b.add_unchecked(y, x))
+    }
+}

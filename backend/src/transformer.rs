@@ -1,0 +1,170 @@
+//! The kernels of a pretrained transformer's forward beyond the matmuls (docs/kernels.md): RMSNorm
+//! with a weight, the rotary position embedding, causal grouped-query attention over per-sequence
+//! KV caches (a prefill of many positions or one decode step), the SiLU-gated product of the MLP,
+//! and the residual sum. [`Transformer`] is the checked front, as [`crate::Backend`] is for the
+//! EGGROLL kernels: its provided methods check the arguments once, then run the backend's
+//! [`TransformerKernels`]. The projections themselves are [`crate::Backend::matmul`] and
+//! [`crate::Backend::perturbed_matmul`].
+
+use crate::error::{Error, Result, ShapeError};
+use crate::{Backend, DType};
+
+/// Where a call of [`Transformer::attention`] reads and writes: `sequences` sequences, each
+/// adding `new` positions after what its cache holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (`heads` is a multiple: query head `h` reads key/value head
+    /// `h / (heads / kv_heads)`).
+    pub kv_heads: usize,
+    /// Width of a head.
+    pub head_dim: usize,
+    /// Positions each cache slot holds at most.
+    pub capacity: usize,
+    /// Cache slots (the sequences a cache holds).
+    pub slots: usize,
+}
+
+impl AttentionShape {
+    /// Floats of one cache (keys or values): `slots x capacity x kv_heads x head_dim`.
+    pub fn cache_len(&self) -> usize {
+        self.slots * self.capacity * self.kv_heads * self.head_dim
+    }
+}
+
+/// The checked transformer kernels, for every [`TransformerKernels`].
+pub trait Transformer: TransformerKernels {
+    /// `x[row] ← x[row] / sqrt(mean(x[row]²) + eps) ⊙ weight` for every row of `cols` values
+    /// (`weight` has `cols`), in f32 as transformers' `LlamaRMSNorm` computes it.
+    fn rms_norm(&self, x: &mut Self::Buffer, weight: &Self::Buffer, cols: usize, eps: f32) -> Result<()> {
+        let len = self.len(x);
+        if cols == 0 || !len.is_multiple_of(cols) {
+            return Err(ShapeError::Rows { what: "RMSNorm input", len, width: cols }.into());
+        }
+        if self.len(weight) != cols {
+            return Err(ShapeError::Length { what: "RMSNorm weight", actual: self.len(weight), expected: cols }.into());
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::InvalidArgument(format!("RMSNorm eps must be finite and >= 0, got {eps}")));
+        }
+        f32_buffers(self, &[x, weight])?;
+        self.rms_norm_unchecked(x, weight, cols, eps)
+    }
+
+    /// Rotates each of the `heads` heads (`head_dim` wide) of row `r` of `x` by position
+    /// `positions[r]`: value `i` and `i + head_dim / 2` of a head turn by the angle
+    /// `position · inv_freq[i]`, as transformers' `apply_rotary_pos_emb` (rotate-half form).
+    fn rope(&self, x: &mut Self::Buffer, positions: &[u32], heads: usize, head_dim: usize, inv_freq: &[f32]) -> Result<()> {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) || inv_freq.len() != head_dim / 2 {
+            return Err(Error::InvalidArgument(format!(
+                "rope: head_dim {head_dim} must be even and positive with head_dim / 2 inverse frequencies, got {}",
+                inv_freq.len()
+            )));
+        }
+        let expected = positions.len() * heads * head_dim;
+        if self.len(x) != expected {
+            return Err(ShapeError::Length { what: "rope input", actual: self.len(x), expected }.into());
+        }
+        f32_buffers(self, &[x])?;
+        self.rope_unchecked(x, positions, heads, head_dim, inv_freq)
+    }
+
+    /// Causal attention of `starts.len()` sequences, each adding `new` positions: sequence `s`
+    /// writes its keys and values (rows `s·new ..` of `k` and `v`, `kv_heads x head_dim` each)
+    /// into cache slot `slots[s]` at positions `starts[s] ..`, then each of its `new` query rows
+    /// (`heads x head_dim`) attends to the slot's positions up to its own, softmax of
+    /// `q·k / √head_dim`. `out` gets the weighted values (`heads x head_dim` per row).
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self, q: &Self::Buffer, k: &Self::Buffer, v: &Self::Buffer, shape: AttentionShape, slots: &[u32], starts: &[u32], new: usize,
+        k_cache: &mut Self::Buffer, v_cache: &mut Self::Buffer, out: &mut Self::Buffer,
+    ) -> Result<()> {
+        let AttentionShape { heads, kv_heads, head_dim, capacity, slots: slot_count } = shape;
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) || head_dim == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "attention: {heads} query heads over {kv_heads} key/value heads of width {head_dim}"
+            )));
+        }
+        if slots.len() != starts.len() || new == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "attention: {} slots for {} starts, {new} new positions",
+                slots.len(),
+                starts.len()
+            )));
+        }
+        for (&slot, &start) in slots.iter().zip(starts) {
+            if slot as usize >= slot_count {
+                return Err(Error::InvalidArgument(format!("attention: cache slot {slot} of {slot_count}")));
+            }
+            if start as usize + new > capacity {
+                return Err(Error::InvalidArgument(format!(
+                    "attention: positions {start}..{} beyond the cache's {capacity}",
+                    start as usize + new
+                )));
+            }
+        }
+        let rows = slots.len() * new;
+        let lens = [
+            ("attention queries", q, rows * heads * head_dim),
+            ("attention keys", k, rows * kv_heads * head_dim),
+            ("attention values", v, rows * kv_heads * head_dim),
+            ("key cache", &*k_cache, shape.cache_len()),
+            ("value cache", &*v_cache, shape.cache_len()),
+            ("attention output", &*out, rows * heads * head_dim),
+        ];
+        for (what, buffer, expected) in lens {
+            if self.len(buffer) != expected {
+                return Err(ShapeError::Length { what, actual: self.len(buffer), expected }.into());
+            }
+            f32_buffers(self, &[buffer])?;
+        }
+        self.attention_unchecked(q, k, v, shape, slots, starts, new, k_cache, v_cache, out)
+    }
+
+    /// `gate ← silu(gate) ⊙ up`, the gated MLP's product (SiLU in f32: `x / (1 + e^-x)`).
+    fn silu_mul(&self, gate: &mut Self::Buffer, up: &Self::Buffer) -> Result<()> {
+        if self.len(gate) != self.len(up) {
+            return Err(ShapeError::Length { what: "SiLU-gated up projection", actual: self.len(up), expected: self.len(gate) }.into());
+        }
+        f32_buffers(self, &[gate, up])?;
+        self.silu_mul_unchecked(gate, up)
+    }
+
+    /// `y ← y + x`, the residual sum.
+    fn add(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()> {
+        if self.len(y) != self.len(x) {
+            return Err(ShapeError::Length { what: "residual summand", actual: self.len(x), expected: self.len(y) }.into());
+        }
+        f32_buffers(self, &[y, x])?;
+        self.add_unchecked(y, x)
+    }
+}
+
+impl<K: TransformerKernels> Transformer for K {}
+
+/// What a backend implements behind [`Transformer`]; each kernel may assume the front's rules.
+pub trait TransformerKernels: Backend {
+    /// [`Transformer::rms_norm`] without the checks.
+    fn rms_norm_unchecked(&self, x: &mut Self::Buffer, weight: &Self::Buffer, cols: usize, eps: f32) -> Result<()>;
+    /// [`Transformer::rope`] without the checks.
+    fn rope_unchecked(&self, x: &mut Self::Buffer, positions: &[u32], heads: usize, head_dim: usize, inv_freq: &[f32]) -> Result<()>;
+    /// [`Transformer::attention`] without the checks.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_unchecked(
+        &self, q: &Self::Buffer, k: &Self::Buffer, v: &Self::Buffer, shape: AttentionShape, slots: &[u32], starts: &[u32], new: usize,
+        k_cache: &mut Self::Buffer, v_cache: &mut Self::Buffer, out: &mut Self::Buffer,
+    ) -> Result<()>;
+    /// [`Transformer::silu_mul`] without the checks.
+    fn silu_mul_unchecked(&self, gate: &mut Self::Buffer, up: &Self::Buffer) -> Result<()>;
+    /// [`Transformer::add`] without the checks.
+    fn add_unchecked(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()>;
+}
+
+/// Every buffer is f32 (the transformer kernels take no f16 storage).
+fn f32_buffers<B: Backend>(backend: &B, buffers: &[&B::Buffer]) -> Result<()> {
+    match buffers.iter().map(|b| backend.dtype(b)).find(|d| *d != DType::F32) {
+        Some(other) => Err(Error::Unsupported(format!("the transformer kernels take f32 buffers, got {other}"))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,130 @@
+//! The transformer kernels (RMSNorm, the rotary embedding, causal grouped-query attention over KV
+//! cache slots, the SiLU-gated product, the residual sum) against an f64 reference written from
+//! their definitions, on every backend: prefills and decode steps into slots at different
+//! positions, odd sizes included; and their argument checks.
+
+use eggroll_backend::testing::{assert_close, test_device};
+use eggroll_backend::transformer::{AttentionShape, Transformer};
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+
+#[cfg(target_arch = "wasm32")]
+eggroll_backend::testing::wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+test_device!(kernels_match_their_f64_definitions, bad_arguments_are_refused);
+
+fn values(rng: &mut Pcg64, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-2.0f32..2.0)).collect()
+}
+
+async fn kernels_match_their_f64_definitions<B: Transformer>(b: B) {
+    let mut rng = Pcg64::seed_from_u64(3);
+    // RMSNorm over rows of 300 (more than a workgroup) and of 5.
+    for (rows, cols) in [(3usize, 300usize), (7, 5)] {
+        let (x, w) = (values(&mut rng, rows * cols), values(&mut rng, cols));
+        let mut buf = b.upload(&x).unwrap();
+        b.rms_norm(&mut buf, &b.upload(&w).unwrap(), cols, 1e-5).unwrap();
+        let want: Vec<f64> = x
+            .chunks_exact(cols)
+            .flat_map(|row| {
+                let ms = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / cols as f64;
+                let inv = 1.0 / (ms + 1e-5).sqrt();
+                row.iter().zip(&w).map(move |(&v, &w)| f64::from(w) * f64::from(v) * inv).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_close(&b.read(&buf).await.unwrap(), &want, 1e-6, 1e-5, "rms_norm");
+    }
+
+    // The rotary embedding of 3 heads of 8 at positions far apart.
+    let (heads, head_dim) = (3usize, 8usize);
+    let positions = [0u32, 1, 17, 1000];
+    let inv_freq: Vec<f32> = (0..head_dim / 2).map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / head_dim as f32)).collect();
+    let x = values(&mut rng, positions.len() * heads * head_dim);
+    let mut buf = b.upload(&x).unwrap();
+    b.rope(&mut buf, &positions, heads, head_dim, &inv_freq).unwrap();
+    let mut want: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    for (r, &pos) in positions.iter().enumerate() {
+        for h in 0..heads {
+            let base = (r * heads + h) * head_dim;
+            for i in 0..head_dim / 2 {
+                let angle = f64::from(pos as f32 * inv_freq[i]);
+                let (x1, x2) = (f64::from(x[base + i]), f64::from(x[base + i + head_dim / 2]));
+                want[base + i] = x1 * angle.cos() - x2 * angle.sin();
+                want[base + i + head_dim / 2] = x2 * angle.cos() + x1 * angle.sin();
+            }
+        }
+    }
+    assert_close(&b.read(&buf).await.unwrap(), &want, 1e-5, 1e-5, "rope");
+
+    // Attention: 4 query heads over 2 key/value heads of 6, 3 slots of 80 positions; a prefill
+    // of 70 positions into slots 2 and 0, then one decode step of all three slots (slot 1 empty
+    // before it), checked against the whole history each slot holds.
+    let shape = AttentionShape { heads: 4, kv_heads: 2, head_dim: 6, capacity: 80, slots: 3 };
+    let (q_width, kv_width) = (shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim);
+    let mut k_cache = b.zeros(shape.cache_len()).unwrap();
+    let mut v_cache = b.zeros(shape.cache_len()).unwrap();
+    let mut history: Vec<Vec<(Vec<f32>, Vec<f32>)>> = vec![Vec::new(); shape.slots];
+    for (slots, starts, new) in [(vec![2u32, 0], vec![0u32, 0], 70usize), (vec![0, 1, 2], vec![70, 0, 70], 1)] {
+        let rows = slots.len() * new;
+        let (q, k, v) = (values(&mut rng, rows * q_width), values(&mut rng, rows * kv_width), values(&mut rng, rows * kv_width));
+        let mut out = b.zeros(rows * q_width).unwrap();
+        let (qb, kb, vb) = (b.upload(&q).unwrap(), b.upload(&k).unwrap(), b.upload(&v).unwrap());
+        b.attention(&qb, &kb, &vb, shape, &slots, &starts, new, &mut k_cache, &mut v_cache, &mut out).unwrap();
+        let mut want = vec![0.0f64; rows * q_width];
+        for (s, &slot) in slots.iter().enumerate() {
+            assert_eq!(history[slot as usize].len(), starts[s] as usize, "the test's own bookkeeping");
+            for t in 0..new {
+                let row = s * new + t;
+                history[slot as usize]
+                    .push((k[row * kv_width..(row + 1) * kv_width].to_vec(), v[row * kv_width..(row + 1) * kv_width].to_vec()));
+                let seen = &history[slot as usize];
+                for h in 0..shape.heads {
+                    let kv = h / (shape.heads / shape.kv_heads) * shape.head_dim;
+                    let qh = &q[row * q_width + h * shape.head_dim..row * q_width + (h + 1) * shape.head_dim];
+                    let scores: Vec<f64> = seen
+                        .iter()
+                        .map(|(key, _)| {
+                            qh.iter().zip(&key[kv..]).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>()
+                                / (shape.head_dim as f64).sqrt()
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for d in 0..shape.head_dim {
+                        want[row * q_width + h * shape.head_dim + d] =
+                            seen.iter().zip(&scores).map(|((_, value), s)| (s - max).exp() / total * f64::from(value[kv + d])).sum();
+                    }
+                }
+            }
+        }
+        assert_close(&b.read(&out).await.unwrap(), &want, 1e-5, 1e-4, &format!("attention of {new} new positions"));
+    }
+
+    // The gated product and the residual sum.
+    let (g, u) = (values(&mut rng, 1000), values(&mut rng, 1000));
+    let mut gate = b.upload(&g).unwrap();
+    b.silu_mul(&mut gate, &b.upload(&u).unwrap()).unwrap();
+    let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| f64::from(g) / (1.0 + (-f64::from(g)).exp()) * f64::from(u)).collect();
+    assert_close(&b.read(&gate).await.unwrap(), &want, 1e-6, 1e-5, "silu_mul");
+    let mut y = b.upload(&g).unwrap();
+    b.add(&mut y, &b.upload(&u).unwrap()).unwrap();
+    let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| f64::from(g) + f64::from(u)).collect();
+    assert_close(&b.read(&y).await.unwrap(), &want, 0.0, 1e-7, "add");
+}
+
+async fn bad_arguments_are_refused<B: Transformer>(b: B) {
+    let mut x = b.zeros(12).unwrap();
+    let message = |r: eggroll_backend::Result<()>| r.expect_err("refused").to_string();
+    assert!(message(b.rms_norm(&mut x, &b.zeros(5).unwrap(), 5, 1e-5)).contains("RMSNorm input"));
+    assert!(message(b.rms_norm(&mut x, &b.zeros(4).unwrap(), 6, 1e-5)).contains("RMSNorm weight"));
+    assert!(message(b.rope(&mut x, &[0, 1], 1, 6, &[1.0, 1.0])).contains("inverse frequencies"));
+    let shape = AttentionShape { heads: 2, kv_heads: 1, head_dim: 6, capacity: 4, slots: 2 };
+    let (mut k, mut v) = (b.zeros(shape.cache_len()).unwrap(), b.zeros(shape.cache_len()).unwrap());
+    let (q, kv) = (b.zeros(12).unwrap(), b.zeros(6).unwrap());
+    let mut out = b.zeros(12).unwrap();
+    assert!(message(b.attention(&q, &kv, &kv, shape, &[2], &[0], 1, &mut k, &mut v, &mut out)).contains("cache slot 2 of 2"));
+    assert!(message(b.attention(&q, &kv, &kv, shape, &[0], &[4], 1, &mut k, &mut v, &mut out)).contains("beyond the cache's 4"));
+    assert!(message(b.attention(&kv, &kv, &kv, shape, &[0], &[0], 1, &mut k, &mut v, &mut out)).contains("attention queries"));
+    assert!(message(b.silu_mul(&mut x, &b.zeros(5).unwrap())).contains("SiLU"));
+    assert!(message(b.add(&mut x, &b.zeros(5).unwrap())).contains("residual"));
+}

@@ -1,0 +1,20 @@
+//! Pretrained transformer language models for EGGROLL: Hugging Face Llama, Qwen2 and Qwen3
+//! checkpoints loaded from the files people have (`config.json`, safetensors, `tokenizer.json`,
+//! `tokenizer_config.json`, `generation_config.json`).
+
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod generation;
+pub mod model;
+pub mod pretrained;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::{Family, ModelConfig};
+pub use error::{LlmError, Result};
+pub use generation::GenerationConfig;
+pub use model::{KvCache, Logits, Model, Step};
+pub use pretrained::Pretrained;
+pub use tokenizer::{Message, TextTokenizer};
+pub use weights::Weights;

@@ -1,0 +1,76 @@
+// The row-wise kernels of a pretrained transformer's forward (eggroll-backend's transformer.rs):
+// `rms_norm`: x[row] = w * (x[row] / sqrt(mean(x[row]^2) + eps)), one workgroup per row (a tree
+//   sum of the squares, then each value);
+// `rope`: each head of row r turns its pair (i, i + head_dim / 2) by the angle
+//   positions[r] * freqs[i] (the rotate-half form), one invocation per pair;
+// `silu_mul`: x = silu(x) * src, one invocation per value.
+
+// `TransformerParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
+
+@group(0) @binding(0) var<uniform> p: TransformerParams;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(3) var<storage, read> positions: array<u32>;
+@group(0) @binding(4) var<storage, read> freqs: array<f32>;
+
+var<workgroup> partial: array<f32, 256>;
+
+fn flat(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
+}
+
+@compute @workgroup_size(256)
+fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = flat(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    var sum = 0.0;
+    for (var c = lid.x; c < p.cols; c += 256u) {
+        let v = x[base + c];
+        sum = fma(v, v, sum);
+    }
+    partial[lid.x] = sum;
+    workgroupBarrier();
+    for (var width = 128u; width > 0u; width >>= 1u) {
+        if (lid.x < width) {
+            partial[lid.x] += partial[lid.x + width];
+        }
+        workgroupBarrier();
+    }
+    let inv = 1.0 / sqrt(partial[0] / f32(p.cols) + p.eps);
+    for (var c = lid.x; c < p.cols; c += 256u) {
+        x[base + c] = src[c] * (x[base + c] * inv);
+    }
+}
+
+@compute @workgroup_size(256)
+fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let half = p.head_dim / 2u;
+    let index = flat(wid, nwg) * 256u + lid.x;
+    if (index >= p.rows * p.heads * half) {
+        return;
+    }
+    let i = index % half;
+    let head = index / half;
+    let row = head / p.heads;
+    let angle = f32(positions[row]) * freqs[i];
+    let c = cos(angle);
+    let s = sin(angle);
+    let a = head * p.head_dim + i;
+    let x1 = x[a];
+    let x2 = x[a + half];
+    x[a] = x1 * c - x2 * s;
+    x[a + half] = x2 * c + x1 * s;
+}
+
+@compute @workgroup_size(256)
+fn silu_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg) * 256u + lid.x;
+    if (i >= p.rows) {
+        return;
+    }
+    let g = x[i];
+    x[i] = g / (1.0 + exp(-g)) * src[i];
+}
