@@ -35,7 +35,7 @@ pub fn greedy<B: Transformer>(backend: &B, model: &Model<B>, prompts: &[Vec<u32>
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     let mut next = Vec::with_capacity(prompts.len());
     for (s, prompt) in prompts.iter().enumerate() {
-        let step = Step { tokens: prompt, slots: &[s as u32], starts: &[0], new: prompt.len() };
+        let step = Step { perturbation: None, tokens: prompt, slots: &[s as u32], starts: &[0], new: prompt.len() };
         let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::Last)?)?;
         next.push(argmax(&logits[..vocab]));
     }
@@ -53,7 +53,7 @@ pub fn greedy<B: Transformer>(backend: &B, model: &Model<B>, prompts: &[Vec<u32>
         let starts: Vec<u32> = live.iter().map(|&s| (prompts[s].len() + out[s].len() - 1) as u32).collect();
         let logits = backend.read_blocking(&model.forward(
             backend,
-            Step { tokens: &tokens, slots: &slots, starts: &starts, new: 1 },
+            Step { perturbation: None, tokens: &tokens, slots: &slots, starts: &starts, new: 1 },
             &mut cache,
             Logits::Last,
         )?)?;

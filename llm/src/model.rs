@@ -4,12 +4,47 @@
 
 use crate::config::{Family, ModelConfig};
 use crate::error::{LlmError, Result};
+use crate::params::{id_of, Role};
 use crate::weights::Weights;
 use eggroll_backend::transformer::{AttentionShape, Transformer};
+use eggroll_backend::{Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
 use std::path::Path;
 
-/// One decoder layer's weights on the device.
+/// The noise of the members' projections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Noise {
+    /// EGGROLL: `s_i (σ/√r) A_i B_iᵀ` of rank `r` (clamped to each matrix's smaller side).
+    LowRank {
+        /// The rank r.
+        rank: usize,
+    },
+    /// OpenES: `s_i σ E_i`, a full-rank normal matrix per pair.
+    FullRank,
+}
+
+/// How the members of a population perturb the projections (q, k, v, o, gate, up, down): member
+/// `i` of the whole population adds its pair's noise of stream `(seed, param id, noise_epoch)`
+/// with sign `+1` (even `i`) or `-1` (odd `i`). The sequences of a forward are member-major: the
+/// first `sequences / population` belong to member `first_member`, and so on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Perturbation {
+    /// Low-rank (EGGROLL) or full-rank (OpenES) noise.
+    pub noise: Noise,
+    /// σ.
+    pub sigma: f32,
+    /// The experiment's seed.
+    pub seed: u64,
+    /// The noise epoch.
+    pub noise_epoch: u32,
+    /// Members in this forward (even, as are the pairs).
+    pub population: usize,
+    /// The first member's index in the whole population (even).
+    pub first_member: usize,
+}
+
+/// One decoder layer's weights on the device, and the noise ids of its projections.
 struct Layer<B: Transformer> {
+    ids: [u32; 7],
     input_norm: B::Buffer,
     post_norm: B::Buffer,
     q: B::Buffer,
@@ -42,9 +77,12 @@ pub struct KvCache<B: Transformer> {
 }
 
 /// One forward call: `slots.len()` sequences, each adding `new` tokens after the `starts[s]`
-/// positions its cache slot holds; `tokens` row by row (sequence, then position).
+/// positions its cache slot holds; `tokens` row by row (sequence, then position); the mean model
+/// or a population's members.
 #[derive(Clone, Copy, Debug)]
 pub struct Step<'a> {
+    /// The members' noise, or `None` for the mean model.
+    pub perturbation: Option<Perturbation>,
     /// The new tokens, `slots.len() x new`.
     pub tokens: &'a [u32],
     /// The cache slot of each sequence.
@@ -82,7 +120,11 @@ impl<B: Transformer> Model<B> {
         let mut layers = Vec::with_capacity(config.layers);
         for l in 0..config.layers {
             let p = |name: &str| format!("model.layers.{l}.{name}");
+            let id = |name: &str| id_of(&config, &p(name)).expect("every projection is registered");
+            let ids = ["q_proj", "k_proj", "v_proj", "o_proj"].map(|n| id(&format!("self_attn.{n}.weight")));
+            let mlp = ["gate_proj", "up_proj", "down_proj"].map(|n| id(&format!("mlp.{n}.weight")));
             layers.push(Layer {
+                ids: [ids[0], ids[1], ids[2], ids[3], mlp[0], mlp[1], mlp[2]],
                 input_norm: upload(&p("input_layernorm.weight"), &[h])?,
                 post_norm: upload(&p("post_attention_layernorm.weight"), &[h])?,
                 q: upload(&p("self_attn.q_proj.weight"), &[q, h])?,
@@ -133,11 +175,12 @@ impl<B: Transformer> Model<B> {
     /// Runs `step` and returns the logits of the rows `logits` asks for (`vocab` each).
     pub fn forward(&self, backend: &B, step: Step, cache: &mut KvCache<B>, logits: Logits) -> Result<B::Buffer> {
         let c = &self.config;
-        let Step { tokens, slots, starts, new } = step;
+        let Step { perturbation, tokens, slots, starts, new } = step;
         let rows = slots.len() * new;
         if tokens.len() != rows || starts.len() != slots.len() {
             return Err(LlmError::Request(format!("{} tokens for {} sequences of {new} new positions", tokens.len(), slots.len())));
         }
+        let project = Projector::new(perturbation, slots.len(), new)?;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
             return Err(LlmError::Request(format!("token id {bad} is beyond the vocabulary of {}", c.vocab)));
         }
@@ -154,9 +197,9 @@ impl<B: Transformer> Model<B> {
         for (layer, (k_cache, v_cache)) in self.layers.iter().zip(cache.layers.iter_mut()) {
             backend.copy(&x, &mut normed)?;
             backend.rms_norm(&mut normed, &layer.input_norm, h, eps)?;
-            backend.matmul(&normed, &layer.q, q_width, h, rows, &mut q)?;
-            backend.matmul(&normed, &layer.k, kv_width, h, rows, &mut k)?;
-            backend.matmul(&normed, &layer.v, kv_width, h, rows, &mut v)?;
+            project.run(backend, &normed, &layer.q, layer.ids[0], (q_width, h, rows), &mut q)?;
+            project.run(backend, &normed, &layer.k, layer.ids[1], (kv_width, h, rows), &mut k)?;
+            project.run(backend, &normed, &layer.v, layer.ids[2], (kv_width, h, rows), &mut v)?;
             if let Some([qb, kb, vb]) = &layer.qkv_bias {
                 backend.add_bias(&mut q, qb)?;
                 backend.add_bias(&mut k, kb)?;
@@ -169,14 +212,14 @@ impl<B: Transformer> Model<B> {
             backend.rope(&mut q, &positions, c.heads, hd, &self.inv_freq)?;
             backend.rope(&mut k, &positions, c.kv_heads, hd, &self.inv_freq)?;
             backend.attention(&q, &k, &v, cache.shape, slots, starts, new, k_cache, v_cache, &mut attended)?;
-            backend.matmul(&attended, &layer.o, h, q_width, rows, &mut projected)?;
+            project.run(backend, &attended, &layer.o, layer.ids[3], (h, q_width, rows), &mut projected)?;
             backend.add(&mut x, &projected)?;
             backend.copy(&x, &mut normed)?;
             backend.rms_norm(&mut normed, &layer.post_norm, h, eps)?;
-            backend.matmul(&normed, &layer.gate, c.intermediate, h, rows, &mut gate)?;
-            backend.matmul(&normed, &layer.up, c.intermediate, h, rows, &mut up)?;
+            project.run(backend, &normed, &layer.gate, layer.ids[4], (c.intermediate, h, rows), &mut gate)?;
+            project.run(backend, &normed, &layer.up, layer.ids[5], (c.intermediate, h, rows), &mut up)?;
             backend.silu_mul(&mut gate, &up)?;
-            backend.matmul(&gate, &layer.down, h, c.intermediate, rows, &mut projected)?;
+            project.run(backend, &gate, &layer.down, layer.ids[6], (h, c.intermediate, rows), &mut projected)?;
             backend.add(&mut x, &projected)?;
         }
         // The rows asked for, gathered before the head (the head is the largest matmul).
@@ -200,4 +243,66 @@ impl<B: Transformer> Model<B> {
     pub fn family(&self) -> Family {
         self.config.family
     }
+}
+
+/// How a forward runs its projections: plain matmuls for the mean model, the members' perturbed
+/// ones for a population.
+struct Projector {
+    perturbation: Option<(Perturbation, Batch)>,
+}
+
+impl Projector {
+    /// Checks `perturbation` against a forward of `sequences` sequences of `new` rows each.
+    fn new(perturbation: Option<Perturbation>, sequences: usize, new: usize) -> Result<Self> {
+        let Some(p) = perturbation else {
+            return Ok(Projector { perturbation: None });
+        };
+        if p.population == 0 || !p.population.is_multiple_of(2) || !p.first_member.is_multiple_of(2) {
+            return Err(LlmError::Request(format!(
+                "a population slice of {} members from member {}: both must be even (antithetic pairs)",
+                p.population, p.first_member
+            )));
+        }
+        if !sequences.is_multiple_of(p.population) {
+            return Err(LlmError::Request(format!("{sequences} sequences are not a whole number per member of {}", p.population)));
+        }
+        if !(p.sigma.is_finite() && p.sigma >= 0.0) || p.noise == (Noise::LowRank { rank: 0 }) {
+            return Err(LlmError::Request(format!("sigma {} and noise {:?}: need a finite sigma >= 0 and a rank >= 1", p.sigma, p.noise)));
+        }
+        let batch = Batch {
+            population: p.population,
+            rows: sequences / p.population * new,
+            input: InputLayout::PerMember,
+            first_member: p.first_member,
+        };
+        Ok(Projector { perturbation: Some((p, batch)) })
+    }
+
+    /// `y = x Wᵀ` for `W` (m x n, noise id `id`) on `rows` rows, each member's rows with its noise.
+    fn run<B: Transformer>(
+        &self, backend: &B, x: &B::Buffer, w: &B::Buffer, id: u32, (m, n, rows): (usize, usize, usize), y: &mut B::Buffer,
+    ) -> Result<()> {
+        match self.perturbation {
+            None => backend.matmul(x, w, m, n, rows, y)?,
+            Some((p, batch)) => {
+                let stream = NoiseStream::new(p.seed, id, p.noise_epoch);
+                match p.noise {
+                    Noise::LowRank { rank } => {
+                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: p.sigma } };
+                        backend.perturbed_matmul(x, w, noise, batch, y)?
+                    }
+                    Noise::FullRank => {
+                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: 1, sigma: p.sigma } };
+                        backend.full_rank_matmul(x, w, noise, batch, y)?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a parameter of `role` is perturbed by default (the projections only).
+pub fn perturbed_by_default(role: Role) -> bool {
+    role == Role::Projection
 }

@@ -129,35 +129,5 @@ impl Weights {
 
 /// Every tensor a model of `config` has, by its Hugging Face name, with its shape.
 pub fn tensor_shapes(config: &ModelConfig) -> BTreeMap<String, Vec<usize>> {
-    let (h, hd, i) = (config.hidden, config.head_dim, config.intermediate);
-    let (q, kv) = (config.heads * hd, config.kv_heads * hd);
-    let mut t = BTreeMap::new();
-    t.insert("model.embed_tokens.weight".to_string(), vec![config.vocab, h]);
-    t.insert("model.norm.weight".to_string(), vec![h]);
-    if !config.tied {
-        t.insert("lm_head.weight".to_string(), vec![config.vocab, h]);
-    }
-    for l in 0..config.layers {
-        let p = format!("model.layers.{l}");
-        let mut put = |name: &str, shape: Vec<usize>| t.insert(format!("{p}.{name}"), shape);
-        put("input_layernorm.weight", vec![h]);
-        put("post_attention_layernorm.weight", vec![h]);
-        put("self_attn.q_proj.weight", vec![q, h]);
-        put("self_attn.k_proj.weight", vec![kv, h]);
-        put("self_attn.v_proj.weight", vec![kv, h]);
-        put("self_attn.o_proj.weight", vec![h, q]);
-        if config.qkv_bias {
-            put("self_attn.q_proj.bias", vec![q]);
-            put("self_attn.k_proj.bias", vec![kv]);
-            put("self_attn.v_proj.bias", vec![kv]);
-        }
-        if config.qk_norm {
-            put("self_attn.q_norm.weight", vec![hd]);
-            put("self_attn.k_norm.weight", vec![hd]);
-        }
-        put("mlp.gate_proj.weight", vec![i, h]);
-        put("mlp.up_proj.weight", vec![i, h]);
-        put("mlp.down_proj.weight", vec![h, i]);
-    }
-    t
+    crate::params::registry(config).into_iter().map(|p| (p.name, p.shape)).collect()
 }

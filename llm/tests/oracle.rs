@@ -70,7 +70,7 @@ fn logits_match<B: Transformer>(backend: &B, on: &str) {
         for prompt in expected["prompts"].as_array().unwrap() {
             let tokens = ids(&prompt["input_ids"]);
             let mut cache = model.cache(backend, 1, tokens.len()).unwrap();
-            let step = Step { tokens: &tokens, slots: &[0], starts: &[0], new: tokens.len() };
+            let step = Step { perturbation: None, tokens: &tokens, slots: &[0], starts: &[0], new: tokens.len() };
             let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap();
             let reference: Vec<f32> = prompt["logits"]
                 .as_array()
@@ -117,4 +117,135 @@ fn logits_of_every_position_match_transformers() {
 fn greedy_generations_are_transformers_ids() {
     greedy_matches(&CpuBackend::new(), "cpu");
     for_each_adapter(|adapter| greedy_matches(gpu(adapter, MatmulVariant::Direct), &format!("wgpu {adapter}")));
+}
+
+/// The logits of every position of `tokens` for member `member` of a population forward in which
+/// every member reads `tokens`.
+fn member_logits<B: Transformer>(
+    backend: &B, dir: &std::path::Path, tokens: &[u32], perturbation: eggroll_llm::Perturbation, member: usize,
+) -> Vec<f32> {
+    let model = Model::load(backend, dir).unwrap();
+    let population = perturbation.population;
+    let all: Vec<u32> = tokens.iter().copied().cycle().take(population * tokens.len()).collect();
+    let slots: Vec<u32> = (0..population as u32).collect();
+    let starts = vec![0; population];
+    let mut cache = model.cache(backend, population, tokens.len()).unwrap();
+    let step = Step { perturbation: Some(perturbation), tokens: &all, slots: &slots, starts: &starts, new: tokens.len() };
+    let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap();
+    let per_member = tokens.len() * model.config.vocab;
+    logits[member * per_member..(member + 1) * per_member].to_vec()
+}
+
+/// Runs the oracle's `logits` subcommand (transformers in float32) on `dir` for `tokens`.
+fn transformers_logits(root: &std::path::Path, dir: &std::path::Path, tokens: &[u32]) -> Vec<f32> {
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(root.join("manifest.json")).unwrap()).unwrap();
+    let ids = dir.join("ids.json");
+    std::fs::write(&ids, serde_json::to_string(&vec![tokens.to_vec()]).unwrap()).unwrap();
+    let output = std::process::Command::new(manifest["python"].as_str().unwrap())
+        .args([manifest["oracle"].as_str().unwrap(), "logits", dir.to_str().unwrap(), ids.to_str().unwrap()])
+        .output()
+        .expect("the oracle's python runs");
+    assert!(output.status.success(), "the oracle failed: {}", String::from_utf8_lossy(&output.stderr));
+    let v: Value = serde_json::from_slice(&output.stdout).expect("the oracle prints JSON");
+    v["logits"][0].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect()
+}
+
+/// A member of a population of 4 (member 3: pair 1, sign -1) against transformers loaded with
+/// that member's weights written into the checkpoint: every projection `W + s σ/√r A Bᵀ` (EGGROLL,
+/// rank 2) or `W + s σ E` (OpenES), the rest as it was.
+#[test]
+fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() {
+    use eggroll_backend::{Backend, Kernels, LowRank, LowRankNoise, NoiseStream};
+    use eggroll_llm::params::{registry, Role};
+    use eggroll_llm::{Noise, Perturbation, Weights};
+    use safetensors::tensor::TensorView;
+
+    let (root, names) = cases();
+    let backend = CpuBackend::new();
+    let (population, member, sigma, seed, epoch) = (4usize, 3usize, 0.05f32, 9u64, 2u32);
+    for name in names.iter().filter(|n| n.ends_with("f32")) {
+        let dir = root.join(name);
+        let expected = oracle(&dir);
+        let tokens = ids(&expected["prompts"][1]["input_ids"]);
+        let model = Model::load(&backend, &dir).unwrap();
+        let vocab = model.config.vocab;
+        for noise in [Noise::LowRank { rank: 2 }, Noise::FullRank] {
+            let perturbation = Perturbation { noise, sigma, seed, noise_epoch: epoch, population, first_member: 0 };
+            // The member's weights, written as a float32 checkpoint beside the original's files.
+            let weights = Weights::open(&dir).unwrap();
+            let out = tempfile::tempdir().unwrap();
+            for file in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+                std::fs::copy(dir.join(file), out.path().join(file)).unwrap();
+            }
+            let (pair, sign) = ((member / 2) as u32, if member % 2 == 0 { 1.0f64 } else { -1.0 });
+            let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+            for param in registry(&model.config) {
+                let mut w = weights.f32(&param.name, &param.shape).unwrap();
+                if param.role == Role::Projection {
+                    let (m, n) = (param.shape[0], param.shape[1]);
+                    let stream = NoiseStream::new(seed, param.id, epoch);
+                    match noise {
+                        Noise::LowRank { rank } => {
+                            let shape = LowRank { m, n, rank, sigma };
+                            let (mut a, mut b) =
+                                (backend.zeros(population * m * rank).unwrap(), backend.zeros(population * n * rank).unwrap());
+                            backend.noise_factors(LowRankNoise { stream, shape }, population, &mut a, &mut b).unwrap();
+                            let (a, b) = (&a[member * m * rank..], &b[member * n * rank..]);
+                            for j in 0..m {
+                                for k in 0..n {
+                                    let ab: f64 = (0..rank).map(|t| f64::from(a[j * rank + t]) * f64::from(b[k * rank + t])).sum();
+                                    w[j * n + k] = (f64::from(w[j * n + k]) + f64::from(shape.scale()) * ab) as f32;
+                                }
+                            }
+                        }
+                        Noise::FullRank => {
+                            let mut e = vec![0.0f32; m * n];
+                            stream.fill_normals(pair, 0, &mut e);
+                            for (w, e) in w.iter_mut().zip(&e) {
+                                *w = (f64::from(*w) + sign * f64::from(sigma) * f64::from(*e)) as f32;
+                            }
+                        }
+                    }
+                }
+                let bytes = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+                tensors.push((param.name, param.shape, bytes));
+            }
+            let views: Vec<(String, TensorView)> =
+                tensors.iter().map(|(n, s, b)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+            std::fs::write(out.path().join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+            let theirs = transformers_logits(&root, out.path(), &tokens);
+
+            let ours = member_logits(&backend, &dir, &tokens, perturbation, member);
+            let mut on_adapters = Vec::new();
+            for_each_adapter(|adapter| {
+                on_adapters.push((adapter, member_logits(gpu(adapter, MatmulVariant::Direct), &dir, &tokens, perturbation, member)))
+            });
+            let unperturbed: Vec<f32> = expected["prompts"][1]["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+                .collect();
+            for (on, ours) in
+                std::iter::once(("cpu".to_string(), ours)).chain(on_adapters.into_iter().map(|(a, l)| (format!("wgpu {a}"), l)))
+            {
+                assert_eq!(theirs.len(), ours.len());
+                for (position, ((o, t), u)) in
+                    ours.chunks_exact(vocab).zip(theirs.chunks_exact(vocab)).zip(unperturbed.chunks_exact(vocab)).enumerate()
+                {
+                    let largest = t.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let worst = o.iter().zip(t).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    let moved = t.iter().zip(u).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    assert!(
+                        worst <= 1e-4 * largest,
+                        "{on}, {name}, {noise:?}: position {position}: logits differ by {worst} (largest {largest})"
+                    );
+                    assert!(
+                        moved > 100.0 * worst.max(1e-4 * largest),
+                        "{on}, {name}, {noise:?}: the noise moved the logits by only {moved}"
+                    );
+                }
+            }
+        }
+    }
 }

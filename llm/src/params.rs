@@ -1,0 +1,77 @@
+//! The parameters of a model, by their Hugging Face names, each with the stable noise id
+//! (`param_id` of its [`eggroll_backend::NoiseStream`]) it is registered with: ids in a fixed
+//! order (the embedding, then each layer's tensors, then the final norm and the head), so that
+//! the same checkpoint always draws the same noise for the same tensor. As the authors' runs do,
+//! only the projections (q, k, v, o, gate, up and down) are perturbed by default; embeddings,
+//! norms, biases and the head are frozen.
+
+use crate::config::ModelConfig;
+
+/// The role of a parameter in the forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A projection matrix of attention or the MLP (perturbed by default).
+    Projection,
+    /// The token embedding or the logits head.
+    Embedding,
+    /// An RMSNorm weight.
+    Norm,
+    /// A bias of q, k or v.
+    Bias,
+}
+
+/// One parameter: its Hugging Face name, noise id, shape and role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// The tensor's name in the checkpoint.
+    pub name: String,
+    /// The noise id.
+    pub id: u32,
+    /// The shape (`[m, n]` of `y = x Wᵀ` for a matrix, `[len]` for a vector).
+    pub shape: Vec<usize>,
+    /// What it is.
+    pub role: Role,
+}
+
+/// Every parameter of a model of `config`, in noise-id order.
+pub fn registry(config: &ModelConfig) -> Vec<Param> {
+    let (h, hd, i) = (config.hidden, config.head_dim, config.intermediate);
+    let (q, kv) = (config.heads * hd, config.kv_heads * hd);
+    let mut params = Vec::new();
+    let mut add = |name: String, shape: Vec<usize>, role: Role| {
+        let id = params.len() as u32;
+        params.push(Param { name, id, shape, role });
+    };
+    add("model.embed_tokens.weight".into(), vec![config.vocab, h], Role::Embedding);
+    for l in 0..config.layers {
+        let p = |name: &str| format!("model.layers.{l}.{name}");
+        add(p("input_layernorm.weight"), vec![h], Role::Norm);
+        add(p("self_attn.q_proj.weight"), vec![q, h], Role::Projection);
+        add(p("self_attn.k_proj.weight"), vec![kv, h], Role::Projection);
+        add(p("self_attn.v_proj.weight"), vec![kv, h], Role::Projection);
+        add(p("self_attn.o_proj.weight"), vec![h, q], Role::Projection);
+        if config.qkv_bias {
+            add(p("self_attn.q_proj.bias"), vec![q], Role::Bias);
+            add(p("self_attn.k_proj.bias"), vec![kv], Role::Bias);
+            add(p("self_attn.v_proj.bias"), vec![kv], Role::Bias);
+        }
+        if config.qk_norm {
+            add(p("self_attn.q_norm.weight"), vec![hd], Role::Norm);
+            add(p("self_attn.k_norm.weight"), vec![hd], Role::Norm);
+        }
+        add(p("post_attention_layernorm.weight"), vec![h], Role::Norm);
+        add(p("mlp.gate_proj.weight"), vec![i, h], Role::Projection);
+        add(p("mlp.up_proj.weight"), vec![i, h], Role::Projection);
+        add(p("mlp.down_proj.weight"), vec![h, i], Role::Projection);
+    }
+    add("model.norm.weight".into(), vec![h], Role::Norm);
+    if !config.tied {
+        add("lm_head.weight".into(), vec![config.vocab, h], Role::Embedding);
+    }
+    params
+}
+
+/// The noise id of the tensor `name` in [`registry`].
+pub fn id_of(config: &ModelConfig, name: &str) -> Option<u32> {
+    registry(config).into_iter().find(|p| p.name == name).map(|p| p.id)
+}
