@@ -56,6 +56,12 @@ bash scripts/web.sh build
 echo "== Gymnasium's episodes for the control environments' oracle test"
 export EGGROLL_GYM_CASES="$(bash scripts/gym_cases.sh)"
 
+# The transformers oracle tests (llm/tests/oracle.rs) compare with what Hugging Face transformers
+# computes on tiny checkpoints it writes: scripts/llm_cases.sh installs the pinned torch and
+# transformers into target/llm-venv when missing, writes the checkpoints and prints their path.
+echo "== transformers' checkpoints and outputs for the language-model oracle tests"
+export EGGROLL_LLM_CASES="$(bash scripts/llm_cases.sh)"
+
 echo "== workspace tests (wgpu tests on Vulkan/lavapipe and GL/llvmpipe; lavapipe has shader-f16, so"
 echo "   the f16 kernels must run there; GL has not, so f16 uploads must be refused there)"
 EGGROLL_TEST_WGPU_BACKEND=vulkan,gl EGGROLL_TEST_EXPECT_F16=vulkan cargo test --workspace --all-targets

@@ -7,6 +7,8 @@
 #   - the integer kernels (backend/tests/int8.rs), bit for bit against docs/int8.md, on both
 #     paths of the packed int8 helpers;
 #   - the noise cache (backend/tests/noise_cache.rs): every kernel the same bits kept or drawn;
+#   - the transformer kernels (backend/tests/transformer.rs): RMSNorm, rotary embedding, attention
+#     over KV cache slots, the gated product, against their f64 definitions;
 #   - a lost device reported by every later call (backend/tests/device_lost.rs);
 #   - the trainer's cpu-vs-wgpu trajectory (tests/tests/across_backends.rs);
 #   - the web page's runs (web/tests/browser.rs): WebGPU against the wasm CPU backend, and a
@@ -26,6 +28,9 @@ cargo test -p eggroll-backend --target wasm32-unknown-unknown --test int8
 
 echo "== the noise cache in headless Chromium (the same bits kept or drawn, WebGPU and the wasm32 CPU backend)"
 cargo test -p eggroll-backend --target wasm32-unknown-unknown --test noise_cache
+
+echo "== the transformer kernels in headless Chromium (WebGPU and the wasm32 CPU backend)"
+cargo test -p eggroll-backend --target wasm32-unknown-unknown --test transformer
 
 echo "== a lost WebGPU device in headless Chromium"
 cargo test -p eggroll-backend --target wasm32-unknown-unknown --test device_lost

@@ -1,8 +1,10 @@
 // The row-wise kernels of a pretrained transformer's forward (eggroll-backend's transformer.rs):
 // `rms_norm`: x[row] = w * (x[row] / sqrt(mean(x[row]^2) + eps)), one workgroup per row (a tree
 //   sum of the squares, then each value);
-// `rope`: each head of row r turns its pair (i, i + head_dim / 2) by the angle
-//   positions[r] * freqs[i] (the rotate-half form), one invocation per pair;
+// `rope`: each head of row r turns its pair (i, i + head_dim / 2) by the angle of row r and
+//   frequency i (the rotate-half form), whose cosine and sine `rotations` holds at
+//   2 (r head_dim / 2 + i) and the next word: computed on the host, as the CPU backend computes
+//   them (WGSL's sin and cos may be far less precise); one invocation per pair;
 // `silu_mul`: x = silu(x) * src, one invocation per value.
 
 // `TransformerParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
@@ -10,8 +12,7 @@
 @group(0) @binding(0) var<uniform> p: TransformerParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
-@group(0) @binding(3) var<storage, read> positions: array<u32>;
-@group(0) @binding(4) var<storage, read> freqs: array<f32>;
+@group(0) @binding(3) var<storage, read> rotations: array<f32>;
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -55,9 +56,8 @@ fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = index % half;
     let head = index / half;
     let row = head / p.heads;
-    let angle = f32(positions[row]) * freqs[i];
-    let c = cos(angle);
-    let s = sin(angle);
+    let c = rotations[2u * (row * half + i)];
+    let s = rotations[2u * (row * half + i) + 1u];
     let a = head * p.head_dim + i;
     let x1 = x[a];
     let x2 = x[a + half];

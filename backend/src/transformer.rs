@@ -161,6 +161,21 @@ pub trait TransformerKernels: Backend {
     fn add_unchecked(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()>;
 }
 
+/// The cosine and sine of each row's angle at each frequency, `position · inv_freq[i]` in f32 as
+/// transformers computes it, interleaved (`rows x inv_freq.len() x 2`): what every backend's
+/// `rope` turns its pairs by.
+pub(crate) fn rotations(positions: &[u32], inv_freq: &[f32]) -> Vec<f32> {
+    positions
+        .iter()
+        .flat_map(|&position| {
+            inv_freq.iter().flat_map(move |f| {
+                let (sin, cos) = (position as f32 * f).sin_cos();
+                [cos, sin]
+            })
+        })
+        .collect()
+}
+
 /// Every buffer is f32 (the transformer kernels take no f16 storage).
 fn f32_buffers<B: Backend>(backend: &B, buffers: &[&B::Buffer]) -> Result<()> {
     match buffers.iter().map(|b| backend.dtype(b)).find(|d| *d != DType::F32) {

@@ -3,7 +3,7 @@
 
 use super::lowrank::dot;
 use super::CpuBackend;
-use crate::transformer::{AttentionShape, TransformerKernels};
+use crate::transformer::{rotations, AttentionShape, TransformerKernels};
 use crate::Result;
 use rayon::prelude::*;
 
@@ -19,11 +19,12 @@ impl TransformerKernels for CpuBackend {
 
     fn rope_unchecked(&self, x: &mut Vec<f32>, positions: &[u32], heads: usize, head_dim: usize, inv_freq: &[f32]) -> Result<()> {
         let half = head_dim / 2;
-        x.par_chunks_mut(heads * head_dim).zip(positions.par_iter()).for_each(|(row, &position)| {
-            let angles: Vec<(f32, f32)> = inv_freq.iter().map(|f| (position as f32 * f).sin_cos()).collect();
+        let turns = rotations(positions, inv_freq);
+        x.par_chunks_mut(heads * head_dim).zip(turns.par_chunks(2 * half)).for_each(|(row, turns)| {
             for head in row.chunks_exact_mut(head_dim) {
                 let (first, second) = head.split_at_mut(half);
-                for ((a, b), (sin, cos)) in first.iter_mut().zip(second.iter_mut()).zip(&angles) {
+                for ((a, b), turn) in first.iter_mut().zip(second.iter_mut()).zip(turns.chunks_exact(2)) {
+                    let (cos, sin) = (turn[0], turn[1]);
                     let (x1, x2) = (*a, *b);
                     *a = x1 * cos - x2 * sin;
                     *b = x2 * cos + x1 * sin;

@@ -107,10 +107,8 @@ pub(crate) enum ScratchUse {
     IntUpdateB,
     /// The full-rank integer noise `E_k` of a chunk of pairs (i32).
     IntFullRank,
-    /// The position of each row of a rotary embedding (u32).
-    Positions,
-    /// The inverse frequencies of a rotary embedding.
-    Frequencies,
+    /// The cosines and sines of a rotary embedding's angles.
+    Rotations,
     /// The cache slots, then the starts, of an attention call's sequences (u32).
     Sequences,
 }

@@ -75,7 +75,7 @@ kernel! {
     /// `rms_norm` of transformer.wgsl: each row to unit root mean square, times the weight.
     RmsNorm => "transformer"::"rms_norm" (TransformerParams) RmsNormBuffers { x: 1, src: 2 }
     /// `rope` of transformer.wgsl: the rotary position embedding of each head of each row.
-    Rope => "transformer"::"rope" (TransformerParams) RopeBuffers { x: 1, positions: 3, freqs: 4 }
+    Rope => "transformer"::"rope" (TransformerParams) RopeBuffers { x: 1, rotations: 3 }
     /// `silu_mul` of transformer.wgsl: `x = silu(x) src`.
     SiluMul => "transformer"::"silu_mul" (TransformerParams) SiluMulBuffers { x: 1, src: 2 }
     /// `kv_write` of kv_cache.wgsl: the new keys and values into their cache slots.

@@ -10,7 +10,7 @@ use super::kernels::{
 };
 use super::params::TransformerParams;
 use super::wgpu_backend::WgpuBackend;
-use crate::transformer::{AttentionShape, TransformerKernels};
+use crate::transformer::{rotations, AttentionShape, TransformerKernels};
 use crate::{Error, Kernels, Result};
 
 /// The widest head attention.wgsl serves (four output values per invocation of 64).
@@ -34,10 +34,8 @@ impl TransformerKernels for WgpuBackend {
             head_dim: word("head width", head_dim)?,
             ..TransformerParams::default()
         };
-        let positions = self.upload_scratch(ScratchUse::Positions, positions)?;
-        let freqs = self.upload_scratch(ScratchUse::Frequencies, inv_freq)?;
-        let pairs = x.len / 2;
-        self.dispatch(Rope, pairs, &params, RopeBuffers { x: &x.buffer, positions: positions.buffer(), freqs: freqs.buffer() })
+        let rotations = self.upload_scratch(ScratchUse::Rotations, &rotations(positions, inv_freq))?;
+        self.dispatch(Rope, x.len / 2, &params, RopeBuffers { x: &x.buffer, rotations: rotations.buffer() })
     }
 
     fn attention_unchecked(
