@@ -249,3 +249,85 @@ fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() 
         }
     }
 }
+
+/// A population's generation: with σ = 0 every member answers as transformers' greedy decoding,
+/// with the log-probabilities of its logits; with noise, a slice of the population (one pair
+/// generated alone) answers as those members do in the whole population, and the two members of
+/// a pair answer differently.
+#[test]
+fn every_member_answers_every_prompt() {
+    use eggroll_llm::generate::{generate, Members, Sampling};
+    use eggroll_llm::{Noise, Perturbation};
+
+    let (root, names) = cases();
+    let backend = CpuBackend::new();
+    for name in &names {
+        let dir = root.join(name);
+        let expected = oracle(&dir);
+        let model = Model::load(&backend, &dir).unwrap();
+        let prompts: Vec<Vec<u32>> = expected["prompts"].as_array().unwrap().iter().map(|p| ids(&p["input_ids"])).collect();
+        let wanted: Vec<Vec<u32>> = expected["prompts"].as_array().unwrap().iter().map(|p| ids(&p["greedy_ids"])[..12].to_vec()).collect();
+        let population = |sigma: f32, population: usize, first_member: usize| {
+            Members::Population(Perturbation {
+                noise: Noise::LowRank { rank: 1 },
+                sigma,
+                seed: 4,
+                noise_epoch: 0,
+                population,
+                first_member,
+            })
+        };
+        let quiet = generate(&backend, &model, &prompts, population(0.0, 4, 0), 12, &[], Sampling::GREEDY).unwrap();
+        assert_eq!(quiet.len(), 4);
+        for answers in &quiet {
+            assert_eq!(answers.iter().map(|c| c.tokens.clone()).collect::<Vec<_>>(), wanted, "{name}: σ = 0");
+            for (answer, prompt) in answers.iter().zip(expected["prompts"].as_array().unwrap()) {
+                let last = prompt["logits"].as_array().unwrap().last().unwrap().as_array().unwrap();
+                let last: Vec<f64> = last.iter().map(|v| v.as_f64().unwrap()).collect();
+                let max = last.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let log_sum = last.iter().map(|l| (l - max).exp()).sum::<f64>().ln() + max;
+                let want = last[answer.tokens[0] as usize] - log_sum;
+                assert!(
+                    (f64::from(answer.log_probs[0]) - want).abs() < 1e-4,
+                    "{name}: log-probability {} against {want}",
+                    answer.log_probs[0]
+                );
+            }
+        }
+        let noisy = generate(&backend, &model, &prompts, population(0.5, 4, 0), 12, &[], Sampling::GREEDY).unwrap();
+        let pair = generate(&backend, &model, &prompts, population(0.5, 2, 2), 12, &[], Sampling::GREEDY).unwrap();
+        let tokens = |answers: &Vec<eggroll_llm::generate::Completion>| answers.iter().map(|c| c.tokens.clone()).collect::<Vec<_>>();
+        assert_eq!(tokens(&pair[0]), tokens(&noisy[2]), "{name}: member 2 alone and in the population");
+        assert_eq!(tokens(&pair[1]), tokens(&noisy[3]), "{name}: member 3 alone and in the population");
+        assert_ne!(tokens(&noisy[2]), tokens(&noisy[3]), "{name}: the two members of a pair answer alike");
+    }
+}
+
+/// Sampling is reproducible from its seed, stops at an end-of-sequence id (which it keeps), and
+/// a temperature near 0 is greedy.
+#[test]
+fn sampling_is_reproducible_and_stops_at_end_of_sequence() {
+    use eggroll_llm::generate::{generate, Members, Sampling};
+
+    let (root, names) = cases();
+    let backend = CpuBackend::new();
+    let dir = root.join(&names[0]);
+    let expected = oracle(&dir);
+    let model = Model::load(&backend, &dir).unwrap();
+    let prompts: Vec<Vec<u32>> = expected["prompts"].as_array().unwrap().iter().map(|p| ids(&p["input_ids"])).collect();
+    let hot = Sampling { temperature: 1.5, top_p: 0.9, seed: 11 };
+    let a = generate(&backend, &model, &prompts, Members::Mean, 16, &[], hot).unwrap();
+    let b = generate(&backend, &model, &prompts, Members::Mean, 16, &[], hot).unwrap();
+    assert_eq!(a, b, "the same seed samples the same tokens");
+    let c = generate(&backend, &model, &prompts, Members::Mean, 16, &[], Sampling { seed: 12, ..hot }).unwrap();
+    assert_ne!(a, c, "another seed samples other tokens");
+    let cold = generate(&backend, &model, &prompts, Members::Mean, 16, &[], Sampling { temperature: 1e-4, top_p: 1.0, seed: 1 }).unwrap();
+    let greedy: Vec<Vec<u32>> = expected["prompts"].as_array().unwrap().iter().map(|p| ids(&p["greedy_ids"])[..16].to_vec()).collect();
+    assert_eq!(cold[0].iter().map(|c| c.tokens.clone()).collect::<Vec<_>>(), greedy);
+    // Stop at the fifth greedy token of the first prompt: that answer ends there, the others go on.
+    let stop = greedy[0][4];
+    let stopped = generate(&backend, &model, &prompts, Members::Mean, 16, &[stop], Sampling::GREEDY).unwrap();
+    let first = greedy[0].iter().position(|&t| t == stop).unwrap();
+    assert_eq!(stopped[0][0].tokens, greedy[0][..=first].to_vec());
+    assert_eq!(stopped[0][0].log_probs.len(), first + 1);
+}
