@@ -40,3 +40,9 @@ impl From<eggroll_backend::Error> for CliError {
         Self::new(e)
     }
 }
+
+impl From<eggroll_llm::LlmError> for CliError {
+    fn from(e: eggroll_llm::LlmError) -> Self {
+        Self::new(e)
+    }
+}

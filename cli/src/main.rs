@@ -1,8 +1,8 @@
-//! The `eggroll` command: `train`, `info`, `bench`, `sample` and `rl-compare`. Every failure prints
+//! The `eggroll` command: `train`, `info`, `bench`, `sample`, `generate` and `rl-compare`. Every failure prints
 //! one `error: ...` line on stderr and exits non-zero.
 //!
 //! Modules: argument parsing ([`args`]), the training command ([`train`], one MPI rank in `mpi`),
-//! its driver and hooks ([`drive`]) and their files ([`metrics`], [`plot`], [`checkpoint`]), adapter listing ([`info`]), text generation ([`sample`]),
+//! its driver and hooks ([`drive`]) and their files ([`metrics`], [`plot`], [`checkpoint`]), adapter and model listing ([`info`]), text generation ([`sample`] from a trained `charlm`, [`generate`] from a Hugging Face model),
 //! EGGROLL against OpenES on the control tasks ([`rl_compare`]).
 
 mod args;
@@ -10,6 +10,7 @@ mod checkpoint;
 mod crash;
 mod drive;
 mod error;
+mod generate;
 mod info;
 mod metrics;
 #[cfg(feature = "mpi")]
@@ -49,10 +50,8 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Train(args) => train::train(args),
-        Command::Info => {
-            info::run();
-            Ok(())
-        }
+        Command::Info(args) => info::run(args),
+        Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => eggroll_bench::run(&args.options()).map_err(error::CliError::new),
         Command::Sample(args) => sample::sample(args),
         Command::RlCompare(args) => rl_compare::rl_compare(args),

@@ -112,6 +112,16 @@ pub enum Members {
 pub fn generate<B: Transformer>(
     backend: &B, model: &Model<B>, prompts: &[Vec<u32>], members: Members, max_new: usize, eos: &[u32], sampling: Sampling,
 ) -> Result<Vec<Vec<Completion>>> {
+    generate_streaming(backend, model, prompts, members, max_new, eos, sampling, &mut |_, _, _| {})
+}
+
+/// [`generate`], calling `on_token(member, prompt, token)` as each token is chosen (for a
+/// progress display or streamed text).
+#[allow(clippy::too_many_arguments)]
+pub fn generate_streaming<B: Transformer>(
+    backend: &B, model: &Model<B>, prompts: &[Vec<u32>], members: Members, max_new: usize, eos: &[u32], sampling: Sampling,
+    on_token: &mut dyn FnMut(usize, usize, u32),
+) -> Result<Vec<Vec<Completion>>> {
     sampling.check()?;
     if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
         return Err(LlmError::Request("no prompt, or an empty one (no token to start from)".into()));
@@ -134,10 +144,11 @@ pub fn generate<B: Transformer>(
     let mut out = vec![vec![Completion::default(); p_count]; count];
     let mut next = vec![0u32; sequences];
     let mut live = vec![max_new > 0; sequences];
-    let choose = |logits: &[f32], member: usize, position: usize, out: &mut Completion| -> u32 {
+    let mut choose = |logits: &[f32], member: usize, prompt: usize, position: usize, out: &mut Completion| -> u32 {
         let token = sampling.choose(logits, (first + member) as u32, position as u32);
         out.tokens.push(token);
         out.log_probs.push(log_probability(logits, token));
+        on_token(member, prompt, token);
         token
     };
     // Prefill each prompt for every member: sequence `member * prompts + p`.
@@ -152,7 +163,7 @@ pub fn generate<B: Transformer>(
         let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::Last)?)?;
         for (m, row) in logits.chunks_exact(vocab).enumerate() {
             let s = m * p_count + p;
-            next[s] = choose(row, m, prompt.len(), &mut out[m][p]);
+            next[s] = choose(row, m, p, prompt.len(), &mut out[m][p]);
             live[s] = !eos.contains(&next[s]) && max_new > 1;
         }
     }
@@ -168,7 +179,7 @@ pub fn generate<B: Transformer>(
         for (s, row) in logits.chunks_exact(vocab).enumerate() {
             if live[s] {
                 let (m, p) = (s / p_count, s % p_count);
-                next[s] = choose(row, m, prompts[p].len() + step_index, &mut out[m][p]);
+                next[s] = choose(row, m, p, prompts[p].len() + step_index, &mut out[m][p]);
                 live[s] = !eos.contains(&next[s]) && step_index + 1 < max_new;
             }
         }

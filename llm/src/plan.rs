@@ -1,0 +1,92 @@
+//! The memory a generation needs, and its refusal when that is beyond the machine or the
+//! adapter: the weights (held once, f32), every sequence's key and value caches, the activations
+//! of the widest step, and the logits read back.
+
+use crate::config::ModelConfig;
+use crate::error::{LlmError, Result};
+use eggroll_backend::MemoryLimits;
+
+/// The bytes of each part of a population's generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryNeed {
+    /// The weights in f32, once.
+    pub weights: u64,
+    /// The key and value caches of every sequence.
+    pub caches: u64,
+    /// The activations of the widest forward (a prompt's prefill for every member).
+    pub activations: u64,
+    /// The logits of one step, on the device and read back.
+    pub logits: u64,
+    /// The largest single buffer (what must fit the adapter's buffer and binding limits).
+    pub largest_buffer: u64,
+}
+
+impl MemoryNeed {
+    /// Every part together.
+    pub fn total(&self) -> u64 {
+        self.weights + self.caches + self.activations + self.logits
+    }
+
+    /// What `members` members answering `prompts` prompts of up to `prompt_tokens` tokens with
+    /// up to `new_tokens` new ones need.
+    pub fn of(config: &ModelConfig, members: usize, prompts: usize, prompt_tokens: usize, new_tokens: usize) -> Self {
+        let f = 4u64;
+        let sequences = (members * prompts) as u64;
+        let positions = (prompt_tokens + new_tokens) as u64;
+        let kv = (config.kv_heads * config.head_dim) as u64;
+        let layer_cache = sequences * positions * kv * f;
+        let prefill_rows = (members * prompt_tokens.max(1)) as u64;
+        let decode_rows = sequences;
+        let rows = prefill_rows.max(decode_rows);
+        let q = (config.heads * config.head_dim) as u64;
+        let (h, i) = (config.hidden as u64, config.intermediate as u64);
+        // The residual stream and its normed copy, q, k, v, the attended values, the projection,
+        // and the MLP's gate and up.
+        let activations = rows * (3 * h + 2 * q + 2 * kv + 2 * i) * f;
+        let logits = 2 * sequences * config.vocab as u64 * f;
+        let embedding = config.vocab as u64 * h * f;
+        MemoryNeed {
+            weights: config.parameter_count() * f,
+            caches: 2 * config.layers as u64 * layer_cache,
+            activations,
+            logits,
+            largest_buffer: embedding.max(layer_cache).max(rows * i * f).max(logits / 2),
+        }
+    }
+
+    /// Refuses the need when it is beyond `host` bytes of host memory (when known) or the
+    /// adapter's `limits`, naming the need and the limit.
+    pub fn check(&self, host: Option<(u64, &str)>, limits: MemoryLimits) -> Result<()> {
+        let gib = |b: u64| format!("{:.2} GiB", b as f64 / f64::from(1u32 << 30));
+        if let Some((bytes, source)) = host {
+            if self.total() > bytes {
+                return Err(LlmError::Request(format!(
+                    "the generation needs {} ({} weights, {} KV caches, {} activations, {} logits), beyond the {} of {source}",
+                    gib(self.total()),
+                    gib(self.weights),
+                    gib(self.caches),
+                    gib(self.activations),
+                    gib(self.logits),
+                    gib(bytes)
+                )));
+            }
+        }
+        if let Some(device) = limits.device_bytes.filter(|&d| self.total() > d) {
+            return Err(LlmError::Request(format!(
+                "the generation needs {} of device memory, beyond the adapter's {}",
+                gib(self.total()),
+                gib(device)
+            )));
+        }
+        for (limit, what) in [(limits.max_buffer_bytes, "largest buffer"), (limits.max_binding_bytes, "storage binding limit")] {
+            if let Some(limit) = limit.filter(|&l| self.largest_buffer > l) {
+                return Err(LlmError::Request(format!(
+                    "the generation needs a buffer of {}, beyond the adapter's {what} of {}",
+                    gib(self.largest_buffer),
+                    gib(limit)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
