@@ -104,6 +104,7 @@
 //! commands) and calls [`run`]. From Rust, [`measure_point`] runs one point on any
 //! [`BenchBackend`].
 
+mod llm;
 mod measure;
 mod plot;
 mod precision;
@@ -135,6 +136,9 @@ pub enum BenchError {
     /// A backend could not be opened or a kernel failed (other than a skip).
     #[error(transparent)]
     Backend(#[from] eggroll_backend::Error),
+    /// The model config of `--llm` is refused, or its generation failed.
+    #[error(transparent)]
+    Llm(#[from] eggroll_llm::LlmError),
     /// Writing an output file failed.
     #[error("cannot write {path}: {message}")]
     Output {
@@ -232,6 +236,22 @@ pub struct BenchOptions {
     /// column of the table and in the plot's legend when there are several.
     #[cfg_attr(feature = "clap", arg(long, value_name = "FILES", value_delimiter = ',', num_args = 1.., id = FROM))]
     pub from: Option<Vec<PathBuf>>,
+    /// Time a population's generation at the shapes of a Hugging Face `config.json` (Llama,
+    /// Qwen2, Qwen3) with random weights drawn from the seed, no download: every member answers
+    /// one prompt greedily, with EGGROLL's perturbations against the same generation without
+    /// them (--population, default 64; --rank, default 1; --repeats, default 3).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CONFIG.json", conflicts_with_all = [FROM, PRESET, "m", "n", "rows", "dtype"]))]
+    pub llm: Option<PathBuf>,
+    /// With --llm: tokens of the prompt.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "K", default_value_t = 32, requires = "llm"))]
+    pub prompt_tokens: usize,
+    /// With --llm: tokens each member generates.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "K", default_value_t = 32, requires = "llm"))]
+    pub new_tokens: usize,
+    /// With --llm: also time OpenES's full-rank population generation (a full-rank noise matrix
+    /// per pair and projection: use a small population or model).
+    #[cfg_attr(feature = "clap", arg(long, requires = "llm"))]
+    pub openes: bool,
 }
 
 impl Default for BenchOptions {
@@ -256,6 +276,10 @@ impl Default for BenchOptions {
             markdown: None,
             time_limit: None,
             from: None,
+            llm: None,
+            prompt_tokens: 32,
+            new_tokens: 32,
+            openes: false,
         }
     }
 }
@@ -336,6 +360,9 @@ impl BenchOptions {
 /// Runs `eggroll bench` with `args`: checks them, opens the backend, measures every point (progress
 /// on stderr), prints the Markdown table on stdout and writes the files asked for.
 pub fn run(args: &BenchOptions) -> Result<(), BenchError> {
+    if let Some(config) = &args.llm {
+        return llm::run(args, config);
+    }
     if let Some(paths) = &args.from {
         return report_saved(args, paths);
     }

@@ -603,8 +603,16 @@ mod tests {
             markdown: Some("t.md".into()),
             time_limit: Some(9.0),
             from: None,
+            llm: None,
+            prompt_tokens: 32,
+            new_tokens: 32,
+            openes: false,
         };
         assert_eq!(bench(&line).unwrap(), expected);
+        let llm = bench(&["--llm", "c.json", "--population", "8", "--prompt-tokens", "5", "--new-tokens", "6", "--openes"]).unwrap();
+        assert_eq!((llm.llm, llm.population, llm.prompt_tokens, llm.new_tokens, llm.openes), (Some("c.json".into()), Some(8), 5, 6, true));
+        assert!(bench(&["--llm", "c.json", "--m", "4"]).is_err(), "--llm takes the shapes from the config");
+        assert!(bench(&["--openes"]).is_err(), "--openes needs --llm");
         let from = bench(&["--from", "a.json,b.json", "--json", "all.json"]).unwrap();
         assert_eq!(from.from, Some(vec!["a.json".into(), "b.json".into()]));
         assert_eq!(from.json, Some("all.json".into()));

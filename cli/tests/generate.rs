@@ -136,3 +136,45 @@ fn bad_folders_and_requests_give_one_error_line() {
         assert_one_error(&run(&here, &["generate", "--model", broken.path().to_str().unwrap(), "--prompt", "x", "--backend", "cpu"]));
     assert!(line.contains("model.safetensors: not a safetensors file"), "{line}");
 }
+
+#[test]
+fn bench_llm_times_generation_at_a_configs_shapes() {
+    let (dir, _) = case("qwen3-bf16");
+    let out_dir = tempfile::tempdir().unwrap();
+    let json = out_dir.path().join("llm.json");
+    let config = dir.join("config.json");
+    let args = [
+        "bench",
+        "--llm",
+        config.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--population",
+        "4",
+        "--prompt-tokens",
+        "5",
+        "--new-tokens",
+        "3",
+        "--repeats",
+        "1",
+        "--openes",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let out = run(out_dir.path(), &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "inference_tokens_per_second",
+        "eggroll_tokens_per_second",
+        "openes_tokens_per_second",
+        "fraction_of_inference",
+        "gflop_per_generation",
+    ] {
+        assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {report}");
+    }
+    assert_eq!(report["population"], 4);
+    assert_eq!(report["model_type"], "qwen3");
+    let line = assert_one_error(&run(out_dir.path(), &["bench", "--llm", "/nonexistent.json", "--backend", "cpu"]));
+    assert!(line.contains("/nonexistent.json"), "{line}");
+}

@@ -154,7 +154,12 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Reads `config.json` of a model folder.
     pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join("config.json");
+        Self::from_file(&dir.join("config.json"))
+    }
+
+    /// Reads a config file (a model folder's `config.json`).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
         let text = std::fs::read_to_string(&path).map_err(|e| file_error(&path, e))?;
         let value: Value = serde_json::from_str(&text).map_err(|e| file_error(&path, format!("not JSON: {e}")))?;
         let map = value.as_object().ok_or_else(|| file_error(&path, "not a JSON object"))?;

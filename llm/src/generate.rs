@@ -106,9 +106,9 @@ pub enum Members {
 
 /// Every member's answer to every prompt (`[member][prompt]`, one member for [`Members::Mean`]):
 /// up to `max_new` tokens after the prompt, a sequence stopping after it emits one of `eos`.
-/// Each prompt is prefilled for all members at once; then every step decodes one token of every
-/// sequence together (a finished sequence's steps are computed and dropped, so that each
-/// member keeps its rows).
+/// The prompts of each length are prefilled together for all members at once; then every step
+/// decodes one token of every sequence together (a finished sequence's steps are computed and
+/// dropped, so that each member keeps its rows).
 pub fn generate<B: Transformer>(
     backend: &B, model: &Model<B>, prompts: &[Vec<u32>], members: Members, max_new: usize, eos: &[u32], sampling: Sampling,
 ) -> Result<Vec<Vec<Completion>>> {
@@ -151,19 +151,25 @@ pub fn generate_streaming<B: Transformer>(
         on_token(member, prompt, token);
         token
     };
-    // Prefill each prompt for every member: sequence `member * prompts + p`.
-    for (p, prompt) in prompts.iter().enumerate() {
+    // Prefill the prompts of each length together, for every member: sequence
+    // `member * prompts + p`, the sequences of a call member-major.
+    let mut lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    for len in lengths {
         if max_new == 0 {
             break;
         }
-        let tokens: Vec<u32> = prompt.iter().copied().cycle().take(count * prompt.len()).collect();
-        let slots: Vec<u32> = (0..count).map(|m| (m * p_count + p) as u32).collect();
-        let starts = vec![0u32; count];
-        let step = Step { perturbation, tokens: &tokens, slots: &slots, starts: &starts, new: prompt.len() };
+        let group: Vec<usize> = (0..p_count).filter(|&p| prompts[p].len() == len).collect();
+        let slots: Vec<u32> = (0..count).flat_map(|m| group.iter().map(move |&p| (m * p_count + p) as u32)).collect();
+        let tokens: Vec<u32> = slots.iter().flat_map(|&s| prompts[s as usize % p_count].iter().copied()).collect();
+        let starts = vec![0u32; slots.len()];
+        let step = Step { perturbation, tokens: &tokens, slots: &slots, starts: &starts, new: len };
         let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::Last)?)?;
-        for (m, row) in logits.chunks_exact(vocab).enumerate() {
-            let s = m * p_count + p;
-            next[s] = choose(row, m, p, prompt.len(), &mut out[m][p]);
+        for (&slot, row) in slots.iter().zip(logits.chunks_exact(vocab)) {
+            let s = slot as usize;
+            let (m, p) = (s / p_count, s % p_count);
+            next[s] = choose(row, m, p, len, &mut out[m][p]);
             live[s] = !eos.contains(&next[s]) && max_new > 1;
         }
     }

@@ -114,9 +114,35 @@ impl<B: Transformer> Model<B> {
 
     /// Uploads `weights` (already checked against `config`).
     pub fn from_weights(backend: &B, config: ModelConfig, weights: &Weights) -> Result<Self> {
+        Self::from_tensors(backend, config, |name, shape| weights.f32(name, shape))
+    }
+
+    /// A model of `config` with weights drawn from `seed` (what a benchmark runs at a real
+    /// model's shapes without its weights): norms 1, biases 0, every matrix normal with standard
+    /// deviation 0.02 (transformers' `initializer_range`), each from its own Philox stream.
+    pub fn random(backend: &B, config: ModelConfig, seed: u64) -> Result<Self> {
+        let ids = crate::params::registry(&config);
+        Self::from_tensors(backend, config, |name, shape| {
+            let param = ids.iter().find(|p| p.name == name).expect("every tensor is registered");
+            let len = shape.iter().product::<usize>();
+            Ok(match param.role {
+                Role::Norm => vec![1.0; len],
+                Role::Bias => vec![0.0; len],
+                Role::Projection | Role::Embedding => {
+                    let mut values = vec![0.0f32; len];
+                    NoiseStream::new(seed, param.id, u32::MAX).fill_normals(0, 0, &mut values);
+                    values.iter_mut().for_each(|v| *v *= 0.02);
+                    values
+                }
+            })
+        })
+    }
+
+    /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors.
+    fn from_tensors(backend: &B, config: ModelConfig, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>) -> Result<Self> {
         let (h, hd, i) = (config.hidden, config.head_dim, config.intermediate);
         let (q, kv) = (config.heads * hd, config.kv_heads * hd);
-        let upload = |name: &str, shape: &[usize]| -> Result<B::Buffer> { Ok(backend.upload(&weights.f32(name, shape)?)?) };
+        let upload = |name: &str, shape: &[usize]| -> Result<B::Buffer> { Ok(backend.upload(&tensor(name, shape)?)?) };
         let mut layers = Vec::with_capacity(config.layers);
         for l in 0..config.layers {
             let p = |name: &str| format!("model.layers.{l}.{name}");

@@ -1,0 +1,131 @@
+//! `eggroll bench --llm CONFIG.json`: a population's generation at a Hugging Face model's shapes,
+//! with random weights drawn from the seed. Every member answers the same prompt greedily (no
+//! end-of-sequence stop), timed three ways on the same backend, their runs alternating: the
+//! unperturbed model generating the population's sequences (plain batched inference), EGGROLL
+//! (each member's rank-r noise on every projection), and with `--openes` OpenES (a full-rank
+//! noise matrix per pair). Generated tokens per second count every member's new tokens; the
+//! prefill of the prompt is inside each run's time.
+
+use crate::{BenchError, BenchOptions};
+use eggroll_backend::gpu::WgpuOptions;
+use eggroll_backend::select::select_backend;
+use eggroll_backend::Kernels;
+use eggroll_llm::generate::{generate, Members, Sampling};
+use eggroll_llm::{Model, ModelConfig, Noise, Perturbation};
+use std::path::Path;
+use std::time::Instant;
+
+/// The seed of the weights, the prompt and the noise.
+const SEED: u64 = 0x5eed;
+
+/// Runs the benchmark and prints a table (and writes `--json`).
+pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchError> {
+    let config = ModelConfig::from_file(config_path)?;
+    let population = args.population.unwrap_or(64);
+    let rank = args.rank.unwrap_or(1);
+    let repeats = args.repeats.unwrap_or(3);
+    if population == 0 || !population.is_multiple_of(2) || rank == 0 || repeats == 0 || args.prompt_tokens == 0 || args.new_tokens == 0 {
+        return Err(BenchError::InvalidArgument(format!(
+            "--population {population} (even, > 0), --rank {rank}, --repeats {repeats}, --prompt-tokens {} and --new-tokens {} (> 0)",
+            args.prompt_tokens, args.new_tokens
+        )));
+    }
+    let backend = select_backend(args.backend, &WgpuOptions { autotune: !args.no_autotune, ..Default::default() })?;
+    let adapter = backend.describe();
+    eprintln!(
+        "eggroll bench --llm: {} at {} ({} layers, hidden {}, vocabulary {}), N = {population}, rank {rank}, {} + {} tokens, on {}",
+        config.family.name(),
+        config_path.display(),
+        config.layers,
+        config.hidden,
+        config.vocab,
+        args.prompt_tokens,
+        args.new_tokens,
+        adapter.name
+    );
+    let model = Model::random(&backend, config.clone(), SEED)?;
+    let prompt: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 2_654_435_761 + SEED) % config.vocab as u64) as u32).collect();
+    let perturbed =
+        |noise| Members::Population(Perturbation { noise, sigma: 1e-3, seed: SEED, noise_epoch: 0, population, first_member: 0 });
+    let mut runs: Vec<(&str, Members, Vec<Vec<u32>>)> = vec![
+        ("inference", Members::Mean, vec![prompt.clone(); population]),
+        ("eggroll", perturbed(Noise::LowRank { rank }), vec![prompt.clone()]),
+    ];
+    if args.openes {
+        runs.push(("openes", perturbed(Noise::FullRank), vec![prompt.clone()]));
+    }
+    // One untimed run of each (page faults, shader compilation, autotuning), then the timed
+    // ones in turn.
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
+    for round in 0..=repeats {
+        for (k, (_, members, prompts)) in runs.iter_mut().enumerate() {
+            let started = Instant::now();
+            let answers = generate(&backend, &model, prompts, *members, args.new_tokens, &[], Sampling::GREEDY)?;
+            let elapsed = started.elapsed().as_secs_f64();
+            let tokens: usize = answers.iter().flatten().map(|c| c.tokens.len()).sum();
+            assert_eq!(tokens, population * args.new_tokens, "every member generates every token");
+            if round > 0 {
+                seconds[k].push(elapsed);
+            }
+        }
+    }
+    let best = |k: usize| seconds[k].iter().copied().fold(f64::INFINITY, f64::min);
+    let tokens = (population * args.new_tokens) as f64;
+    let flops = generation_flops(&config, population, args.prompt_tokens, args.new_tokens);
+    let peak = peak_resident_bytes();
+    println!("Adapter: **{}** ({}); best of {repeats} runs after a warm-up; N = {population}, rank {rank}, prompt {} tokens, {} new tokens, greedy", adapter.name, adapter.backend, args.prompt_tokens, args.new_tokens);
+    println!();
+    println!("| generation | seconds | generated tokens/s | GFLOP/s | fraction of inference |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut json = serde_json::Map::new();
+    for (k, (name, ..)) in runs.iter().enumerate() {
+        let s = best(k);
+        println!("| {name} | {s:.3} | {:.1} | {:.1} | {:.3} |", tokens / s, flops / s / 1e9, best(0) / s);
+        json.insert(format!("{name}_seconds"), serde_json::json!(s));
+        json.insert(format!("{name}_tokens_per_second"), serde_json::json!(tokens / s));
+    }
+    if let Some(peak) = peak {
+        println!(
+            "\npeak resident memory: {:.1} MiB (weights {:.1} MiB in f32)",
+            peak as f64 / 1048576.0,
+            config.parameter_count() as f64 * 4.0 / 1048576.0
+        );
+        json.insert("peak_resident_bytes".into(), serde_json::json!(peak));
+    }
+    let common = serde_json::json!({
+        "model_type": config.family.name(), "config": config_path.display().to_string(), "adapter": adapter.name,
+        "backend": backend.kind(), "population": population, "rank": rank, "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.new_tokens, "repeats": repeats, "fraction_of_inference": best(0) / best(1),
+        "gflop_per_generation": flops / 1e9, "parameters": config.parameter_count(),
+    });
+    for (k, v) in common.as_object().expect("an object") {
+        json.insert(k.clone(), v.clone());
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(json)).map_err(|e| BenchError::output(path, e))?;
+        std::fs::write(path, text).map_err(|e| BenchError::output(path, e))?;
+    }
+    Ok(())
+}
+
+/// The multiply-adds of a generation, times two: every projection and the head for each
+/// generated row (the prompt's prefill counts every prompt row, its head only the last), and
+/// attention's scores and weighted sums over the positions each row sees.
+fn generation_flops(c: &ModelConfig, population: usize, prompt: usize, new: usize) -> f64 {
+    let (h, q, kv, i) = ((c.hidden) as f64, (c.heads * c.head_dim) as f64, (c.kv_heads * c.head_dim) as f64, c.intermediate as f64);
+    let per_row = c.layers as f64 * (h * q + 2.0 * h * kv + q * h + 3.0 * h * i);
+    let rows = (prompt + new - 1) as f64;
+    let heads = (population as f64) * c.layers as f64 * q;
+    // Row t attends to t + 1 positions: sum over the rows of 2 multiply-adds per position and value.
+    let positions: f64 = (1..=prompt + new - 1).map(|t| t as f64).sum();
+    let attention = heads * 2.0 * positions;
+    let head = new as f64 * h * c.vocab as f64;
+    2.0 * population as f64 * (rows * per_row + head) + 2.0 * attention
+}
+
+/// The peak resident memory of this process (`VmHWM` of `/proc/self/status`), where Linux tells.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    Some(line.split_whitespace().next()?.parse::<u64>().ok()? * 1024)
+}
