@@ -15,10 +15,10 @@ mkdir -p "$kit/bin" "$kit/tests" "$kit/debs"
 
 # The GPU-path tests, one executable per test target (found in target/release/deps): the kernel
 # contract, every GEMM configuration against the CPU reference, f16, the Philox known answers, the
-# autotune cache, the integer kernels against their definitions, the backend chosen at run time against
+# autotune cache, the integer kernels against their definitions, the transformer kernels, the backend chosen at run time against
 # the one inside it, the runner on wgpu, the trainer on every backend and across them, and
 # training's steady state without new device objects.
-targets=(-p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test noise_cache --test selected
+targets=(-p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test noise_cache --test transformer --test selected
   -p eggroll-bench --test wgpu
   -p eggroll-tests --test every_backend --test across_backends --test steady_state)
 
@@ -27,8 +27,8 @@ cargo build --release --bin eggroll
 echo "== building the GPU-path tests (release)"
 mapfile -t executables < <(cargo test --release --no-run --message-format=json "${targets[@]}" \
   | grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/^"executable":"//; s/"$//')
-if [ "${#executables[@]}" -ne 11 ]; then
-  echo "device_kit: expected 11 test executables, cargo reported ${#executables[@]}: ${executables[*]}" >&2
+if [ "${#executables[@]}" -ne 12 ]; then
+  echo "device_kit: expected 12 test executables, cargo reported ${#executables[@]}: ${executables[*]}" >&2
   exit 1
 fi
 

@@ -19,6 +19,8 @@
 #                           and egg.json: the default integer `egg` run on wgpu
 #   egg-paper.jsonl         `egg` at the paper's size (6 blocks of width 256, N = 16384) on wgpu
 #                           for as long as its stage allows (the metrics of every epoch it made)
+#   llm-qwen3-*.{json,md}   a population's generation at Qwen3-0.6B's and Qwen3-4B's shapes
+#                           (`bench --llm`, random weights), in the train stage
 #   full.{json,md,png}      the `--full` sweep (its JSON and table are rewritten after every point)
 # A stage that fails is reported and the next one runs; the script exits non-zero if any failed.
 #
@@ -96,7 +98,7 @@ tests() {
       "$exe" || rc=1
     done
   else
-    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test noise_cache \
+    cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test noise_cache --test transformer \
       -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends --test steady_state || rc=1
   fi
   return "$rc"
@@ -118,6 +120,12 @@ train() {
         --json "$out/small-calls-$side-$calls.json" --markdown "$out/small-calls-$side-$calls.md" || return
     done
   done
+  # A population's generation at pretrained models' shapes (random weights): EGGROLL against the
+  # unperturbed model.
+  "$bin" bench --llm "$repo/bench/llm/qwen3-0.6b.json" --backend wgpu --population 64 --json "$out/llm-qwen3-0.6b.json" \
+    >"$out/llm-qwen3-0.6b.md" || return
+  "$bin" bench --llm "$repo/bench/llm/qwen3-4b.json" --backend wgpu --population 16 --new-tokens 16 --json "$out/llm-qwen3-4b.json" \
+    >"$out/llm-qwen3-4b.md"
 }
 
 charlm() {
