@@ -4,7 +4,8 @@
 
 use eggroll_backend::gpu::params::{
     ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams,
-    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, TransformerParams, Uniform, VectorParams,
+    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, TransformerParams, Uniform,
+    VectorParams,
 };
 use eggroll_backend::gpu::shader_sources;
 use naga::{AddressSpace, Scalar, TypeInner};
