@@ -5,7 +5,10 @@
 //   frequency i (the rotate-half form), whose cosine and sine `rotations` holds at
 //   2 (r head_dim / 2 + i) and the next word: computed on the host, as the CPU backend computes
 //   them (WGSL's sin and cos may be far less precise); one invocation per pair;
-// `silu_mul`: x = silu(x) * src, one invocation per value.
+// `silu_mul`: x = silu(x) * src, one invocation per value;
+// `greedy_rows`: for each row of `cols` logits in `x`, the index of its largest value (the first
+//   of equal ones), that value, and ln sum_j exp(l_j - largest), written to `picks` at 3 row,
+//   3 row + 1 and 3 row + 2 (the index as an f32, exact below 2^24), one workgroup per row.
 
 // `TransformerParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
@@ -13,8 +16,10 @@
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read> rotations: array<f32>;
+@group(0) @binding(4) var<storage, read_write> picks: array<f32>;
 
 var<workgroup> partial: array<f32, 256>;
+var<workgroup> where_max: array<u32, 256>;
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
@@ -73,4 +78,58 @@ fn silu_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let g = x[i];
     x[i] = g / (1.0 + exp(-g)) * src[i];
+}
+
+
+@compute @workgroup_size(256)
+fn greedy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = flat(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    // Each invocation's largest value and its first index, then the workgroup's.
+    var best = -3.0e38;
+    var at = 0xffffffffu;
+    for (var c = lid.x; c < p.cols; c += 256u) {
+        let v = x[base + c];
+        if (v > best || at == 0xffffffffu) {
+            best = v;
+            at = c;
+        }
+    }
+    partial[lid.x] = best;
+    where_max[lid.x] = at;
+    workgroupBarrier();
+    for (var width = 128u; width > 0u; width >>= 1u) {
+        if (lid.x < width) {
+            let other = partial[lid.x + width];
+            let other_at = where_max[lid.x + width];
+            if (other > partial[lid.x] || (other == partial[lid.x] && other_at < where_max[lid.x])) {
+                partial[lid.x] = other;
+                where_max[lid.x] = other_at;
+            }
+        }
+        workgroupBarrier();
+    }
+    let largest = partial[0];
+    let index = where_max[0];
+    workgroupBarrier();
+    var sum = 0.0;
+    for (var c = lid.x; c < p.cols; c += 256u) {
+        sum += exp(x[base + c] - largest);
+    }
+    partial[lid.x] = sum;
+    workgroupBarrier();
+    for (var width = 128u; width > 0u; width >>= 1u) {
+        if (lid.x < width) {
+            partial[lid.x] += partial[lid.x + width];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        picks[3u * row] = f32(index);
+        picks[3u * row + 1u] = largest;
+        picks[3u * row + 2u] = log(partial[0]);
+    }
 }

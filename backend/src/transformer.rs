@@ -1,7 +1,7 @@
 //! The kernels of a pretrained transformer's forward beyond the matmuls (docs/kernels.md): RMSNorm
 //! with a weight, the rotary position embedding, causal grouped-query attention over per-sequence
 //! KV caches (a prefill of many positions or one decode step), the SiLU-gated product of the MLP,
-//! and the residual sum. [`Transformer`] is the checked front, as [`crate::Backend`] is for the
+//! the residual sum, and greedy decoding's choice of each row. [`Transformer`] is the checked front, as [`crate::Backend`] is for the
 //! EGGROLL kernels: its provided methods check the arguments once, then run the backend's
 //! [`TransformerKernels`]. The projections themselves are [`crate::Backend::matmul`] and
 //! [`crate::Backend::perturbed_matmul`].
@@ -131,6 +131,25 @@ pub trait Transformer: TransformerKernels {
         self.silu_mul_unchecked(gate, up)
     }
 
+    /// For each row of `cols` logits: the index of its largest value (the first of equal ones),
+    /// that value, and `ln Σ_j exp(l_j - largest)`, written to `picks` (3 values per row, the
+    /// index as an f32): greedy decoding's choice and the chosen token's log-probability
+    /// (`-picks[3 row + 2]`) without reading the logits back.
+    fn greedy_rows(&self, logits: &Self::Buffer, cols: usize, picks: &mut Self::Buffer) -> Result<()> {
+        let len = self.len(logits);
+        if cols == 0 || !len.is_multiple_of(cols) {
+            return Err(ShapeError::Rows { what: "greedy logits", len, width: cols }.into());
+        }
+        if cols > 1 << 24 {
+            return Err(Error::InvalidArgument(format!("greedy rows of {cols} logits: at most 2^24 (the index is written as an f32)")));
+        }
+        if self.len(picks) != 3 * (len / cols) {
+            return Err(ShapeError::Length { what: "greedy picks", actual: self.len(picks), expected: 3 * (len / cols) }.into());
+        }
+        f32_buffers(self, &[logits, picks])?;
+        self.greedy_rows_unchecked(logits, cols, picks)
+    }
+
     /// `y ← y + x`, the residual sum.
     fn add(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()> {
         if self.len(y) != self.len(x) {
@@ -157,6 +176,8 @@ pub trait TransformerKernels: Backend {
     ) -> Result<()>;
     /// [`Transformer::silu_mul`] without the checks.
     fn silu_mul_unchecked(&self, gate: &mut Self::Buffer, up: &Self::Buffer) -> Result<()>;
+    /// [`Transformer::greedy_rows`] without the checks.
+    fn greedy_rows_unchecked(&self, logits: &Self::Buffer, cols: usize, picks: &mut Self::Buffer) -> Result<()>;
     /// [`Transformer::add`] without the checks.
     fn add_unchecked(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()>;
 }

@@ -1,5 +1,5 @@
 //! The transformer kernels (RMSNorm, the rotary embedding, causal grouped-query attention over KV
-//! cache slots, the SiLU-gated product, the residual sum) against an f64 reference written from
+//! cache slots, the SiLU-gated product, the residual sum, greedy picks) against an f64 reference written from
 //! their definitions, on every backend: prefills and decode steps into slots at different
 //! positions, odd sizes included; and their argument checks.
 
@@ -100,6 +100,26 @@ async fn kernels_match_their_f64_definitions<B: Transformer>(b: B) {
         assert_close(&b.read(&out).await.unwrap(), &want, 1e-5, 1e-4, &format!("attention of {new} new positions"));
     }
 
+    // Greedy picks of rows of 300 logits (more than a workgroup), one with its largest value twice
+    // (the first is picked) and one of equal values.
+    let cols = 300;
+    let mut logits = values(&mut rng, 4 * cols);
+    logits[cols + 17] = 5.0;
+    logits[cols + 250] = 5.0;
+    logits[2 * cols..3 * cols].fill(0.25);
+    let mut picks = b.zeros(12).unwrap();
+    b.greedy_rows(&b.upload(&logits).unwrap(), cols, &mut picks).unwrap();
+    let picks = b.read(&picks).await.unwrap();
+    for (row, (pick, row_logits)) in picks.chunks_exact(3).zip(logits.chunks_exact(cols)).enumerate() {
+        let largest = row_logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let first = row_logits.iter().position(|&v| v == largest).unwrap();
+        assert_eq!(pick[0], first as f32, "row {row}: the first largest logit");
+        assert_eq!(pick[1], largest, "row {row}: the largest logit");
+        let log_sum: f64 = row_logits.iter().map(|&l| (f64::from(l) - f64::from(largest)).exp()).sum::<f64>().ln();
+        assert_close(&pick[2..3], &[log_sum], 1e-6, 1e-5, "greedy log-normaliser");
+    }
+    assert_eq!(picks[3], 17.0);
+
     // The gated product and the residual sum.
     let (g, u) = (values(&mut rng, 1000), values(&mut rng, 1000));
     let mut gate = b.upload(&g).unwrap();
@@ -127,4 +147,6 @@ async fn bad_arguments_are_refused<B: Transformer>(b: B) {
     assert!(message(b.attention(&kv, &kv, &kv, shape, &[0], &[0], 1, &mut k, &mut v, &mut out)).contains("attention queries"));
     assert!(message(b.silu_mul(&mut x, &b.zeros(5).unwrap())).contains("SiLU"));
     assert!(message(b.add(&mut x, &b.zeros(5).unwrap())).contains("residual"));
+    assert!(message(b.greedy_rows(&x, 5, &mut b.zeros(6).unwrap())).contains("greedy logits"));
+    assert!(message(b.greedy_rows(&x, 6, &mut b.zeros(3).unwrap())).contains("greedy picks"));
 }

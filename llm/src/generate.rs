@@ -85,6 +85,14 @@ pub fn log_probability(logits: &[f32], token: u32) -> f32 {
     logits[token as usize] - max - total.ln()
 }
 
+/// What a step gives for one sequence: greedy decoding's pick, or the logits to sample from.
+enum Choice {
+    /// The largest logit's token and its log-probability.
+    Picked { token: u32, log_prob: f32 },
+    /// The row of logits.
+    Logits(Vec<f32>),
+}
+
 /// One answer: its tokens (the end-of-sequence id included when it stopped there) and each
 /// token's log-probability under the model (softmax of the logits at temperature 1).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -144,10 +152,28 @@ pub fn generate_streaming<B: Transformer>(
     let mut out = vec![vec![Completion::default(); p_count]; count];
     let mut next = vec![0u32; sequences];
     let mut live = vec![max_new > 0; sequences];
-    let mut choose = |logits: &[f32], member: usize, prompt: usize, position: usize, out: &mut Completion| -> u32 {
-        let token = sampling.choose(logits, (first + member) as u32, position as u32);
+    // Greedy decoding reads back three values per row (`Transformer::greedy_rows`), sampling
+    // the logits.
+    let greedy = sampling.temperature == 0.0;
+    let choices = |logits: B::Buffer, rows: usize| -> Result<Vec<Choice>> {
+        if greedy {
+            let mut picks = backend.zeros(3 * rows)?;
+            backend.greedy_rows(&logits, vocab, &mut picks)?;
+            Ok(backend.read_blocking(&picks)?.chunks_exact(3).map(|p| Choice::Picked { token: p[0] as u32, log_prob: -p[2] }).collect())
+        } else {
+            Ok(backend.read_blocking(&logits)?.chunks_exact(vocab).map(|row| Choice::Logits(row.to_vec())).collect())
+        }
+    };
+    let mut choose = |choice: &Choice, member: usize, prompt: usize, position: usize, out: &mut Completion| -> u32 {
+        let (token, log_prob) = match choice {
+            Choice::Picked { token, log_prob } => (*token, *log_prob),
+            Choice::Logits(row) => {
+                let token = sampling.choose(row, (first + member) as u32, position as u32);
+                (token, log_probability(row, token))
+            }
+        };
         out.tokens.push(token);
-        out.log_probs.push(log_probability(logits, token));
+        out.log_probs.push(log_prob);
         on_token(member, prompt, token);
         token
     };
@@ -165,8 +191,8 @@ pub fn generate_streaming<B: Transformer>(
         let tokens: Vec<u32> = slots.iter().flat_map(|&s| prompts[s as usize % p_count].iter().copied()).collect();
         let starts = vec![0u32; slots.len()];
         let step = Step { perturbation, tokens: &tokens, slots: &slots, starts: &starts, new: len };
-        let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::Last)?)?;
-        for (&slot, row) in slots.iter().zip(logits.chunks_exact(vocab)) {
+        let picked = choices(model.forward(backend, step, &mut cache, Logits::Last)?, slots.len())?;
+        for (&slot, row) in slots.iter().zip(&picked) {
             let s = slot as usize;
             let (m, p) = (s / p_count, s % p_count);
             next[s] = choose(row, m, p, len, &mut out[m][p]);
@@ -181,8 +207,8 @@ pub fn generate_streaming<B: Transformer>(
         }
         let starts: Vec<u32> = (0..sequences).map(|s| (prompts[s % p_count].len() + step_index - 1) as u32).collect();
         let step = Step { perturbation, tokens: &next, slots: &slots, starts: &starts, new: 1 };
-        let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::Last)?)?;
-        for (s, row) in logits.chunks_exact(vocab).enumerate() {
+        let picked = choices(model.forward(backend, step, &mut cache, Logits::Last)?, sequences)?;
+        for (s, row) in picked.iter().enumerate() {
             if live[s] {
                 let (m, p) = (s / p_count, s % p_count);
                 next[s] = choose(row, m, p, prompts[p].len() + step_index, &mut out[m][p]);

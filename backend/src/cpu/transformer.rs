@@ -87,6 +87,21 @@ impl TransformerKernels for CpuBackend {
         Ok(())
     }
 
+    fn greedy_rows_unchecked(&self, logits: &Vec<f32>, cols: usize, picks: &mut Vec<f32>) -> Result<()> {
+        picks.par_chunks_mut(3).zip(logits.par_chunks(cols)).for_each(|(pick, row)| {
+            let mut at = 0;
+            for (i, v) in row.iter().enumerate() {
+                if *v > row[at] {
+                    at = i;
+                }
+            }
+            let largest = row[at];
+            let sum: f32 = row.iter().map(|l| (l - largest).exp()).sum();
+            pick.copy_from_slice(&[at as f32, largest, sum.ln()]);
+        });
+        Ok(())
+    }
+
     fn add_unchecked(&self, y: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
         y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, x)| *y += x));
         Ok(())

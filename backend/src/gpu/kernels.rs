@@ -78,6 +78,9 @@ kernel! {
     Rope => "transformer"::"rope" (TransformerParams) RopeBuffers { x: 1, rotations: 3 }
     /// `silu_mul` of transformer.wgsl: `x = silu(x) src`.
     SiluMul => "transformer"::"silu_mul" (TransformerParams) SiluMulBuffers { x: 1, src: 2 }
+    /// `greedy_rows` of transformer.wgsl: each row's largest logit, its index and the log of its
+    /// softmax's normaliser.
+    GreedyRows => "transformer"::"greedy_rows" (TransformerParams) GreedyRowsBuffers { x: 1, picks: 4 }
     /// `kv_write` of kv_cache.wgsl: the new keys and values into their cache slots.
     KvWrite => "kv_cache"::"kv_write" (TransformerParams) KvWriteBuffers { keys: 1, values: 2, indices: 3, k_cache: 4, v_cache: 5 }
     /// `attention` of attention.wgsl: causal grouped-query attention over the cache slots.

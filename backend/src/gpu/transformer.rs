@@ -6,7 +6,8 @@ use super::buffer::GpuBuffer;
 use super::context::{word, ScratchUse};
 use super::kernel::Dispatch;
 use super::kernels::{
-    Attention, AttentionBuffers, KvWrite, KvWriteBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers, SiluMul, SiluMulBuffers,
+    Attention, AttentionBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers,
+    SiluMul, SiluMulBuffers,
 };
 use super::params::TransformerParams;
 use super::wgpu_backend::WgpuBackend;
@@ -16,8 +17,7 @@ use crate::{Error, Kernels, Result};
 /// The widest head attention.wgsl serves (four output values per invocation of 64).
 const MAX_HEAD_DIM: usize = 256;
 
-/// Invocations per workgroup of `rms_norm` (one workgroup per row) and `attention` (one per row
-/// and head).
+/// Invocations per workgroup of `rms_norm` and `greedy_rows` (one workgroup per row).
 const NORM_GROUP: usize = 256;
 
 impl TransformerKernels for WgpuBackend {
@@ -91,6 +91,12 @@ impl TransformerKernels for WgpuBackend {
     fn silu_mul_unchecked(&self, gate: &mut GpuBuffer, up: &GpuBuffer) -> Result<()> {
         let params = TransformerParams { rows: word("values", gate.len)?, ..TransformerParams::default() };
         self.dispatch(SiluMul, gate.len, &params, SiluMulBuffers { x: &gate.buffer, src: &up.buffer })
+    }
+
+    fn greedy_rows_unchecked(&self, logits: &GpuBuffer, cols: usize, picks: &mut GpuBuffer) -> Result<()> {
+        let rows = logits.len / cols;
+        let params = TransformerParams { rows: word("rows", rows)?, cols: word("columns", cols)?, ..TransformerParams::default() };
+        self.dispatch(GreedyRows, rows * NORM_GROUP, &params, GreedyRowsBuffers { x: &logits.buffer, picks: &picks.buffer })
     }
 
     fn add_unchecked(&self, y: &mut GpuBuffer, x: &GpuBuffer) -> Result<()> {

@@ -25,6 +25,10 @@ impl TransformerKernels for SelectedBackend {
         forward!(self, b(gate, up) => b.silu_mul_unchecked(gate, up))
     }
 
+    fn greedy_rows_unchecked(&self, logits: &SelectedBuffer, cols: usize, picks: &mut SelectedBuffer) -> Result<()> {
+        forward!(self, b(logits, picks) => b.greedy_rows_unchecked(logits, cols, picks))
+    }
+
     fn add_unchecked(&self, y: &mut SelectedBuffer, x: &SelectedBuffer) -> Result<()> {
         forward!(self, b(y, x) => b.add_unchecked(y, x))
     }
