@@ -25,6 +25,18 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
 }
 
+// The sum of `partial` over the workgroup, once every invocation has written its value there.
+fn partial_sum(lid: u32) -> f32 {
+    workgroupBarrier();
+    for (var width = 128u; width > 0u; width >>= 1u) {
+        if (lid < width) {
+            partial[lid] += partial[lid + width];
+        }
+        workgroupBarrier();
+    }
+    return partial[0];
+}
+
 @compute @workgroup_size(256)
 fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = flat(wid, nwg);
@@ -38,14 +50,7 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         sum = fma(v, v, sum);
     }
     partial[lid.x] = sum;
-    workgroupBarrier();
-    for (var width = 128u; width > 0u; width >>= 1u) {
-        if (lid.x < width) {
-            partial[lid.x] += partial[lid.x + width];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / sqrt(partial[0] / f32(p.cols) + p.eps);
+    let inv = 1.0 / sqrt(partial_sum(lid.x) / f32(p.cols) + p.eps);
     for (var c = lid.x; c < p.cols; c += 256u) {
         x[base + c] = src[c] * (x[base + c] * inv);
     }
@@ -120,16 +125,10 @@ fn greedy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         sum += exp(x[base + c] - largest);
     }
     partial[lid.x] = sum;
-    workgroupBarrier();
-    for (var width = 128u; width > 0u; width >>= 1u) {
-        if (lid.x < width) {
-            partial[lid.x] += partial[lid.x + width];
-        }
-        workgroupBarrier();
-    }
+    let total = partial_sum(lid.x);
     if (lid.x == 0u) {
         picks[3u * row] = f32(index);
         picks[3u * row + 1u] = largest;
-        picks[3u * row + 2u] = log(partial[0]);
+        picks[3u * row + 2u] = log(total);
     }
 }
