@@ -2,7 +2,7 @@
 //! weights uploaded once from the checkpoint, each sequence's keys and values in a cache slot of
 //! its own, and the logits of the rows asked for.
 
-use crate::config::{Family, ModelConfig};
+use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
 use crate::params::{id_of, Role};
 use crate::weights::Weights;
@@ -264,11 +264,6 @@ impl<B: Transformer> Model<B> {
         backend.matmul(&x, self.head.as_ref().unwrap_or(&self.embed), c.vocab, h, out_rows, &mut out)?;
         Ok(out)
     }
-
-    /// The family, for reports.
-    pub fn family(&self) -> Family {
-        self.config.family
-    }
 }
 
 /// How a forward runs its projections: plain matmuls for the mean model, the members' perturbed
@@ -326,9 +321,4 @@ impl Projector {
         }
         Ok(())
     }
-}
-
-/// Whether a parameter of `role` is perturbed by default (the projections only).
-pub fn perturbed_by_default(role: Role) -> bool {
-    role == Role::Projection
 }

@@ -85,16 +85,6 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// The id of a token string, when the vocabulary has it.
-    pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
-    }
-
-    /// Whether the folder has a chat template.
-    pub fn has_chat_template(&self) -> bool {
-        self.chat_template.is_some()
-    }
-
     /// The chat template rendered for `messages`, ready for the assistant's answer, as
     /// transformers' `apply_chat_template(messages, tokenize=False, add_generation_prompt=True)`.
     pub fn render_chat(&self, messages: &[Message]) -> Result<String> {
