@@ -20,20 +20,10 @@ NUMPY=2.4.6
 venv=target/llm-venv
 out=target/llm-cases
 
-if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  echo "== installing python3-venv" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >&2
-fi
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
+source scripts/pinned_venv.sh
 pins="torch==$TORCH transformers==$TRANSFORMERS tokenizers==$TOKENIZERS safetensors==$SAFETENSORS numpy==$NUMPY"
-if ! "$venv/bin/python" -c "
-import importlib.metadata as m, sys
-sys.exit(any(m.version(p) != v for p, v in (pin.split('==') for pin in sys.argv[1:])))" $pins >/dev/null 2>&1; then
-  echo "== installing $pins into $venv" >&2
-  "$venv/bin/pip" install -q $pins >&2
-fi
+# shellcheck disable=SC2086 # the pins are words
+pinned_venv "$venv" $pins
 # The oracle's output depends on the script, the versions, and whether `bible` (the tokenizers'
 # corpus) is installed.
 stamp="$( { cat scripts/llm_oracle.py; echo "$pins"; command -v bible || true; } | sha256sum | cut -d' ' -f1)"
