@@ -74,6 +74,43 @@ pub struct KvCache<B: Transformer> {
     /// The shape the attention kernel reads.
     pub shape: AttentionShape,
     layers: Vec<(B::Buffer, B::Buffer)>,
+    /// The activations of the latest forward, reused by the next one of as many rows (every
+    /// decode step of a generation), so that a step allocates no device buffer for them.
+    activations: Option<Activations<B>>,
+}
+
+/// A forward's activations for `rows` rows: the residual stream, its normed copy, q, k, v, the
+/// attended values, a projection's output, and the MLP's gate and up.
+struct Activations<B: Transformer> {
+    rows: usize,
+    x: B::Buffer,
+    normed: B::Buffer,
+    q: B::Buffer,
+    k: B::Buffer,
+    v: B::Buffer,
+    attended: B::Buffer,
+    projected: B::Buffer,
+    gate: B::Buffer,
+    up: B::Buffer,
+}
+
+impl<B: Transformer> Activations<B> {
+    fn new(backend: &B, c: &ModelConfig, rows: usize) -> Result<Self> {
+        let (h, q, kv, i) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate);
+        let zeros = |len: usize| backend.zeros(rows * len);
+        Ok(Activations {
+            rows,
+            x: zeros(h)?,
+            normed: zeros(h)?,
+            q: zeros(q)?,
+            k: zeros(kv)?,
+            v: zeros(kv)?,
+            attended: zeros(q)?,
+            projected: zeros(h)?,
+            gate: zeros(i)?,
+            up: zeros(i)?,
+        })
+    }
 }
 
 /// One forward call: `slots.len()` sequences, each adding `new` tokens after the `starts[s]`
@@ -195,7 +232,7 @@ impl<B: Transformer> Model<B> {
         let shape = AttentionShape { heads: c.heads, kv_heads: c.kv_heads, head_dim: c.head_dim, capacity, slots };
         let layers =
             (0..c.layers).map(|_| Ok((backend.zeros(shape.cache_len())?, backend.zeros(shape.cache_len())?))).collect::<Result<_>>()?;
-        Ok(KvCache { shape, layers })
+        Ok(KvCache { shape, layers, activations: None })
     }
 
     /// Runs `step` and returns the logits of the rows `logits` asks for (`vocab` each).
@@ -213,55 +250,59 @@ impl<B: Transformer> Model<B> {
         let (h, hd, q_width, kv_width) = (c.hidden, c.head_dim, c.heads * c.head_dim, c.kv_heads * c.head_dim);
         let eps = c.rms_eps as f32;
         let positions: Vec<u32> = starts.iter().flat_map(|&s| (0..new as u32).map(move |t| s + t)).collect();
-        let mut x = backend.zeros(rows * h)?;
-        backend.embedding(tokens, &self.embed, h, &mut x)?;
-        let mut normed = backend.zeros(rows * h)?;
-        let (mut q, mut k, mut v) = (backend.zeros(rows * q_width)?, backend.zeros(rows * kv_width)?, backend.zeros(rows * kv_width)?);
-        let mut attended = backend.zeros(rows * q_width)?;
-        let mut projected = backend.zeros(rows * h)?;
-        let (mut gate, mut up) = (backend.zeros(rows * c.intermediate)?, backend.zeros(rows * c.intermediate)?);
+        let mut acts = match cache.activations.take() {
+            Some(acts) if acts.rows == rows => acts,
+            _ => Activations::new(backend, c, rows)?,
+        };
+        let Activations { x, normed, q, k, v, attended, projected, gate, up, .. } = &mut acts;
+        backend.embedding(tokens, &self.embed, h, x)?;
         for (layer, (k_cache, v_cache)) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            backend.copy(&x, &mut normed)?;
-            backend.rms_norm(&mut normed, &layer.input_norm, h, eps)?;
-            project.run(backend, &normed, &layer.q, layer.ids[0], (q_width, h, rows), &mut q)?;
-            project.run(backend, &normed, &layer.k, layer.ids[1], (kv_width, h, rows), &mut k)?;
-            project.run(backend, &normed, &layer.v, layer.ids[2], (kv_width, h, rows), &mut v)?;
+            backend.copy(x, normed)?;
+            backend.rms_norm(normed, &layer.input_norm, h, eps)?;
+            project.run(backend, normed, &layer.q, layer.ids[0], (q_width, h, rows), q)?;
+            project.run(backend, normed, &layer.k, layer.ids[1], (kv_width, h, rows), k)?;
+            project.run(backend, normed, &layer.v, layer.ids[2], (kv_width, h, rows), v)?;
             if let Some([qb, kb, vb]) = &layer.qkv_bias {
-                backend.add_bias(&mut q, qb)?;
-                backend.add_bias(&mut k, kb)?;
-                backend.add_bias(&mut v, vb)?;
+                backend.add_bias(q, qb)?;
+                backend.add_bias(k, kb)?;
+                backend.add_bias(v, vb)?;
             }
             if let Some([qn, kn]) = &layer.qk_norm {
-                backend.rms_norm(&mut q, qn, hd, eps)?;
-                backend.rms_norm(&mut k, kn, hd, eps)?;
+                backend.rms_norm(q, qn, hd, eps)?;
+                backend.rms_norm(k, kn, hd, eps)?;
             }
-            backend.rope(&mut q, &positions, c.heads, hd, &self.inv_freq)?;
-            backend.rope(&mut k, &positions, c.kv_heads, hd, &self.inv_freq)?;
-            backend.attention(&q, &k, &v, cache.shape, slots, starts, new, k_cache, v_cache, &mut attended)?;
-            project.run(backend, &attended, &layer.o, layer.ids[3], (h, q_width, rows), &mut projected)?;
-            backend.add(&mut x, &projected)?;
-            backend.copy(&x, &mut normed)?;
-            backend.rms_norm(&mut normed, &layer.post_norm, h, eps)?;
-            project.run(backend, &normed, &layer.gate, layer.ids[4], (c.intermediate, h, rows), &mut gate)?;
-            project.run(backend, &normed, &layer.up, layer.ids[5], (c.intermediate, h, rows), &mut up)?;
-            backend.silu_mul(&mut gate, &up)?;
-            project.run(backend, &gate, &layer.down, layer.ids[6], (h, c.intermediate, rows), &mut projected)?;
-            backend.add(&mut x, &projected)?;
+            backend.rope(q, &positions, c.heads, hd, &self.inv_freq)?;
+            backend.rope(k, &positions, c.kv_heads, hd, &self.inv_freq)?;
+            backend.attention(q, k, v, cache.shape, slots, starts, new, k_cache, v_cache, attended)?;
+            project.run(backend, attended, &layer.o, layer.ids[3], (h, q_width, rows), projected)?;
+            backend.add(x, projected)?;
+            backend.copy(x, normed)?;
+            backend.rms_norm(normed, &layer.post_norm, h, eps)?;
+            project.run(backend, normed, &layer.gate, layer.ids[4], (c.intermediate, h, rows), gate)?;
+            project.run(backend, normed, &layer.up, layer.ids[5], (c.intermediate, h, rows), up)?;
+            backend.silu_mul(gate, up)?;
+            project.run(backend, gate, &layer.down, layer.ids[6], (h, c.intermediate, rows), projected)?;
+            backend.add(x, projected)?;
         }
         // The rows asked for, gathered before the head (the head is the largest matmul).
-        let (x, out_rows) = match logits {
-            Logits::All => (x, rows),
+        let out_rows = match logits {
+            Logits::All => rows,
+            Logits::Last => slots.len(),
+        };
+        let mut gathered = match logits {
+            Logits::All => None,
             Logits::Last => {
                 let last: Vec<u32> = (0..slots.len()).map(|s| ((s + 1) * new - 1) as u32).collect();
                 let mut gathered = backend.zeros(slots.len() * h)?;
-                backend.embedding(&last, &x, h, &mut gathered)?;
-                (gathered, slots.len())
+                backend.embedding(&last, x, h, &mut gathered)?;
+                Some(gathered)
             }
         };
-        let mut x = x;
-        backend.rms_norm(&mut x, &self.norm, h, eps)?;
+        let x = gathered.as_mut().unwrap_or(x);
+        backend.rms_norm(x, &self.norm, h, eps)?;
         let mut out = backend.zeros(out_rows * c.vocab)?;
-        backend.matmul(&x, self.head.as_ref().unwrap_or(&self.embed), c.vocab, h, out_rows, &mut out)?;
+        backend.matmul(x, self.head.as_ref().unwrap_or(&self.embed), c.vocab, h, out_rows, &mut out)?;
+        cache.activations = Some(acts);
         Ok(out)
     }
 }
