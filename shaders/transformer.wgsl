@@ -8,7 +8,9 @@
 // `silu_mul`: x = silu(x) * src, one invocation per value;
 // `greedy_rows`: for each row of `cols` logits in `x`, the index of its largest value (the first
 //   of equal ones), that value, and ln sum_j exp(l_j - largest), written to `picks` at 3 row,
-//   3 row + 1 and 3 row + 2 (the index as an f32, exact below 2^24), one workgroup per row.
+//   3 row + 1 and 3 row + 2 (the index as an f32, exact below 2^24), one workgroup per row;
+// `place`: `src` (rows x width) into columns offset .. offset + width of `x` (rows x cols), one
+//   invocation per value of `src`.
 
 // `TransformerParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
@@ -131,4 +133,13 @@ fn greedy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         picks[3u * row + 1u] = largest;
         picks[3u * row + 2u] = log(total);
     }
+}
+
+@compute @workgroup_size(256)
+fn place(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg) * 256u + lid.x;
+    if (i >= p.rows * p.width) {
+        return;
+    }
+    x[(i / p.width) * p.cols + p.offset + i % p.width] = src[i];
 }

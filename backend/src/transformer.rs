@@ -1,7 +1,8 @@
 //! The kernels of a pretrained transformer's forward beyond the matmuls (docs/kernels.md): RMSNorm
 //! with a weight, the rotary position embedding, causal grouped-query attention over per-sequence
 //! KV caches (a prefill of many positions or one decode step), the SiLU-gated product of the MLP,
-//! the residual sum, and greedy decoding's choice of each row. [`Transformer`] is the checked front, as [`crate::Backend`] is for the
+//! the residual sum, greedy decoding's choice of each row, and the placing of a split table's
+//! pieces. [`Transformer`] is the checked front, as [`crate::Backend`] is for the
 //! EGGROLL kernels: its provided methods check the arguments once, then run the backend's
 //! [`TransformerKernels`]. The projections themselves are [`crate::Backend::matmul`] and
 //! [`crate::Backend::perturbed_matmul`].
@@ -150,6 +151,22 @@ pub trait Transformer: TransformerKernels {
         self.greedy_rows_unchecked(logits, cols, picks)
     }
 
+    /// Writes `src` (`rows` rows of `width` values) into columns `offset .. offset + width` of
+    /// `dst` (`rows` rows of `cols` values), leaving its other columns as they are: how a split
+    /// table's pieces (a vocabulary's logits, an embedding's rows) are put together.
+    fn place(&self, src: &Self::Buffer, dst: &mut Self::Buffer, rows: usize, offset: usize) -> Result<()> {
+        let (len, dst_len) = (self.len(src), self.len(dst));
+        if rows == 0 || !len.is_multiple_of(rows) || !dst_len.is_multiple_of(rows) {
+            return Err(Error::InvalidArgument(format!("place: {len} values into {dst_len} are not {rows} rows of each")));
+        }
+        let (width, cols) = (len / rows, dst_len / rows);
+        if offset + width > cols {
+            return Err(Error::InvalidArgument(format!("place: columns {offset}..{} beyond the destination's {cols}", offset + width)));
+        }
+        f32_buffers(self, &[src, dst])?;
+        self.place_unchecked(src, dst, rows, offset)
+    }
+
     /// `y ← y + x`, the residual sum.
     fn add(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()> {
         if self.len(y) != self.len(x) {
@@ -178,6 +195,8 @@ pub trait TransformerKernels: Backend {
     fn silu_mul_unchecked(&self, gate: &mut Self::Buffer, up: &Self::Buffer) -> Result<()>;
     /// [`Transformer::greedy_rows`] without the checks.
     fn greedy_rows_unchecked(&self, logits: &Self::Buffer, cols: usize, picks: &mut Self::Buffer) -> Result<()>;
+    /// [`Transformer::place`] without the checks.
+    fn place_unchecked(&self, src: &Self::Buffer, dst: &mut Self::Buffer, rows: usize, offset: usize) -> Result<()>;
     /// [`Transformer::add`] without the checks.
     fn add_unchecked(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()>;
 }

@@ -64,7 +64,7 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(VectorParams { len, total, span, pairs, seed_lo, seed_hi, param_id, noise_epoch, coef, pair_offset, _pad0, _pad1 }),
         layout!(ElementParams { len, cols, mode, lr, beta1, beta2, eps, weight_decay, bc1, bc2, _pad0, _pad1 }),
         layout!(NormParams { rows, cols, eps, _pad0 }),
-        layout!(TransformerParams { rows, cols, heads, kv_heads, head_dim, capacity, fresh, sequences, eps, _pad0, _pad1, _pad2 }),
+        layout!(TransformerParams { rows, cols, heads, kv_heads, head_dim, capacity, fresh, sequences, eps, width, offset, _pad0 }),
         layout!(ProbeParams { count, seed_lo, seed_hi, param_id, noise_epoch, pair, start, _pad0 }),
         layout!(RecurrenceParams { sequences, time, width, has_h0 }),
         layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),

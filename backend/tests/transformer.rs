@@ -130,6 +130,21 @@ async fn kernels_match_their_f64_definitions<B: Transformer>(b: B) {
     b.add(&mut y, &b.upload(&u).unwrap()).unwrap();
     let want: Vec<f64> = g.iter().zip(&u).map(|(&g, &u)| f64::from(g) + f64::from(u)).collect();
     assert_close(&b.read(&y).await.unwrap(), &want, 0.0, 1e-7, "add");
+
+    // Pieces of a split table placed side by side: 3 rows of 7 into columns 5..12 of 3 rows of
+    // 13, the other columns untouched; then one row (a run of rows) at an offset.
+    let (rows, width, cols, offset) = (3, 7, 13, 5);
+    let (piece, before) = (values(&mut rng, rows * width), values(&mut rng, rows * cols));
+    let mut dst = b.upload(&before).unwrap();
+    b.place(&b.upload(&piece).unwrap(), &mut dst, rows, offset).unwrap();
+    let mut want = before.clone();
+    for r in 0..rows {
+        want[r * cols + offset..r * cols + offset + width].copy_from_slice(&piece[r * width..(r + 1) * width]);
+    }
+    assert_eq!(b.read(&dst).await.unwrap(), want, "place");
+    b.place(&b.upload(&piece[..14]).unwrap(), &mut dst, 1, 25).unwrap();
+    want[25..39].copy_from_slice(&piece[..14]);
+    assert_eq!(b.read(&dst).await.unwrap(), want, "place of one row");
 }
 
 async fn bad_arguments_are_refused<B: Transformer>(b: B) {
@@ -149,4 +164,6 @@ async fn bad_arguments_are_refused<B: Transformer>(b: B) {
     assert!(message(b.add(&mut x, &b.zeros(5).unwrap())).contains("residual"));
     assert!(message(b.greedy_rows(&x, 5, &mut b.zeros(6).unwrap())).contains("greedy logits"));
     assert!(message(b.greedy_rows(&x, 6, &mut b.zeros(3).unwrap())).contains("greedy picks"));
+    assert!(message(b.place(&b.zeros(6).unwrap(), &mut x, 3, 3)).contains("columns 3..5 beyond the destination's 4"));
+    assert!(message(b.place(&b.zeros(5).unwrap(), &mut x, 3, 0)).contains("not 3 rows"));
 }

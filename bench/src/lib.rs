@@ -248,10 +248,24 @@ pub struct BenchOptions {
     /// With --llm: tokens each member generates.
     #[cfg_attr(feature = "clap", arg(long, value_name = "K", default_value_t = 32, requires = "llm"))]
     pub new_tokens: usize,
-    /// With --llm: also time OpenES's full-rank population generation (a full-rank noise matrix
-    /// per pair and projection: use a small population or model).
-    #[cfg_attr(feature = "clap", arg(long, requires = "llm"))]
-    pub openes: bool,
+    /// With --llm: the perturbations timed against unperturbed inference, comma-separated:
+    /// `eggroll` (each member's rank-r noise) and `openes` (a full-rank noise matrix per pair and
+    /// projection: use a small population or model).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_enum, value_name = "LIST", value_delimiter = ',', default_values_t = [LlmMethod::Eggroll], requires = "llm")
+    )]
+    pub method: Vec<LlmMethod>,
+}
+
+/// A perturbation `eggroll bench --llm` times (`--method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum LlmMethod {
+    /// EGGROLL: each member's rank-r noise on every projection.
+    Eggroll,
+    /// OpenES: a full-rank noise matrix per pair and projection.
+    Openes,
 }
 
 impl Default for BenchOptions {
@@ -279,7 +293,7 @@ impl Default for BenchOptions {
             llm: None,
             prompt_tokens: 32,
             new_tokens: 32,
-            openes: false,
+            method: vec![LlmMethod::Eggroll],
         }
     }
 }

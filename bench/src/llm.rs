@@ -2,11 +2,11 @@
 //! with random weights drawn from the seed. Every member answers the same prompt greedily (no
 //! end-of-sequence stop), timed three ways on the same backend, their runs alternating: the
 //! unperturbed model generating the population's sequences (plain batched inference), EGGROLL
-//! (each member's rank-r noise on every projection), and with `--openes` OpenES (a full-rank
-//! noise matrix per pair). Generated tokens per second count every member's new tokens; the
+//! (each member's rank-r noise on every projection) and OpenES (a full-rank noise matrix per
+//! pair), as `--method` lists them. Generated tokens per second count every member's new tokens; the
 //! prefill of the prompt is inside each run's time.
 
-use crate::{BenchError, BenchOptions};
+use crate::{BenchError, BenchOptions, LlmMethod};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
 use eggroll_backend::Kernels;
@@ -47,12 +47,15 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     let prompt: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 2_654_435_761 + SEED) % config.vocab as u64) as u32).collect();
     let perturbed =
         |noise| Members::Population(Perturbation { noise, sigma: 1e-3, seed: SEED, noise_epoch: 0, population, first_member: 0 });
-    let mut runs: Vec<(&str, Members, Vec<Vec<u32>>)> = vec![
-        ("inference", Members::Mean, vec![prompt.clone(); population]),
-        ("eggroll", perturbed(Noise::LowRank { rank }), vec![prompt.clone()]),
-    ];
-    if args.openes {
-        runs.push(("openes", perturbed(Noise::FullRank), vec![prompt.clone()]));
+    let mut runs: Vec<(&str, Members, Vec<Vec<u32>>)> = vec![("inference", Members::Mean, vec![prompt.clone(); population])];
+    for method in &args.method {
+        let run = match method {
+            LlmMethod::Eggroll => ("eggroll", perturbed(Noise::LowRank { rank })),
+            LlmMethod::Openes => ("openes", perturbed(Noise::FullRank)),
+        };
+        if !runs.iter().any(|r| r.0 == run.0) {
+            runs.push((run.0, run.1, vec![prompt.clone()]));
+        }
     }
     // One untimed run of each (page faults, shader compilation, autotuning), then the timed
     // ones in turn.

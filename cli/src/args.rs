@@ -511,7 +511,7 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eggroll_bench::Precision;
+    use eggroll_bench::{LlmMethod, Precision};
 
     /// `eggroll <line>` parsed.
     fn parse(line: &[&str]) -> Command {
@@ -606,13 +606,18 @@ mod tests {
             llm: None,
             prompt_tokens: 32,
             new_tokens: 32,
-            openes: false,
+            method: vec![LlmMethod::Eggroll],
         };
         assert_eq!(bench(&line).unwrap(), expected);
-        let llm = bench(&["--llm", "c.json", "--population", "8", "--prompt-tokens", "5", "--new-tokens", "6", "--openes"]).unwrap();
-        assert_eq!((llm.llm, llm.population, llm.prompt_tokens, llm.new_tokens, llm.openes), (Some("c.json".into()), Some(8), 5, 6, true));
+        let llm =
+            bench(&["--llm", "c.json", "--population", "8", "--prompt-tokens", "5", "--new-tokens", "6", "--method", "eggroll,openes"])
+                .unwrap();
+        assert_eq!(
+            (llm.llm, llm.population, llm.prompt_tokens, llm.new_tokens, llm.method),
+            (Some("c.json".into()), Some(8), 5, 6, vec![LlmMethod::Eggroll, LlmMethod::Openes])
+        );
         assert!(bench(&["--llm", "c.json", "--m", "4"]).is_err(), "--llm takes the shapes from the config");
-        assert!(bench(&["--openes"]).is_err(), "--openes needs --llm");
+        assert!(bench(&["--method", "openes"]).is_err(), "--method needs --llm");
         let from = bench(&["--from", "a.json,b.json", "--json", "all.json"]).unwrap();
         assert_eq!(from.from, Some(vec!["a.json".into(), "b.json".into()]));
         assert_eq!(from.json, Some("all.json".into()));

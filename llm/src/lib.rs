@@ -10,13 +10,14 @@ pub mod model;
 pub mod params;
 pub mod plan;
 pub mod pretrained;
+mod table;
 pub mod tokenizer;
 pub mod weights;
 
 pub use config::{Family, ModelConfig};
 pub use error::{LlmError, Result};
 pub use generation::GenerationConfig;
-pub use model::{KvCache, Logits, Model, Noise, Perturbation, Step};
+pub use model::{KvCache, Layout, Logits, Model, Noise, Perturbation, Step};
 pub use plan::MemoryNeed;
 pub use pretrained::Pretrained;
 pub use tokenizer::{Message, TextTokenizer};

@@ -5,6 +5,7 @@
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
 use crate::params::{id_of, Role};
+use crate::table::{piece_bytes, Table};
 use crate::weights::Weights;
 use eggroll_backend::transformer::{AttentionShape, Transformer};
 use eggroll_backend::{Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
@@ -62,11 +63,20 @@ struct Layer<B: Transformer> {
 pub struct Model<B: Transformer> {
     /// The architecture.
     pub config: ModelConfig,
-    embed: B::Buffer,
-    head: Option<B::Buffer>,
+    embed: Table<B>,
+    head: Option<Table<B>>,
     norm: B::Buffer,
     layers: Vec<Layer<B>>,
     inv_freq: Vec<f32>,
+}
+
+/// How a model's weights are laid out on its backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// The most bytes of one piece of the embedding and head tables, which are held in pieces
+    /// of whole rows: by default the smaller of the adapter's largest buffer and its storage
+    /// binding limit, so that a vocabulary beyond them is split rather than refused.
+    pub table_piece_bytes: Option<u64>,
 }
 
 /// The key and value caches of every layer: `slots` sequences of up to `capacity` positions.
@@ -143,15 +153,25 @@ impl<B: Transformer> Model<B> {
     /// Loads the model of the folder `dir` onto `backend`: the config, then every tensor checked
     /// against it and uploaded in f32.
     pub fn load(backend: &B, dir: &Path) -> Result<Self> {
+        Self::load_with(backend, dir, Layout::default())
+    }
+
+    /// [`Model::load`] with the weights laid out as `layout` says.
+    pub fn load_with(backend: &B, dir: &Path, layout: Layout) -> Result<Self> {
         let config = ModelConfig::load(dir)?;
         let weights = Weights::open(dir)?;
         weights.check(&config)?;
-        Self::from_weights(backend, config, &weights)
+        Self::from_weights_with(backend, config, &weights, layout)
     }
 
     /// Uploads `weights` (already checked against `config`).
     pub fn from_weights(backend: &B, config: ModelConfig, weights: &Weights) -> Result<Self> {
-        Self::from_tensors(backend, config, |name, shape| weights.f32(name, shape))
+        Self::from_weights_with(backend, config, weights, Layout::default())
+    }
+
+    /// [`Model::from_weights`] with the weights laid out as `layout` says.
+    pub fn from_weights_with(backend: &B, config: ModelConfig, weights: &Weights, layout: Layout) -> Result<Self> {
+        Self::from_tensors(backend, config, layout, |name, shape| weights.f32(name, shape))
     }
 
     /// A model of `config` with weights drawn from `seed` (what a benchmark runs at a real
@@ -159,7 +179,7 @@ impl<B: Transformer> Model<B> {
     /// deviation 0.02 (transformers' `initializer_range`), each from its own Philox stream.
     pub fn random(backend: &B, config: ModelConfig, seed: u64) -> Result<Self> {
         let ids = crate::params::registry(&config);
-        Self::from_tensors(backend, config, |name, shape| {
+        Self::from_tensors(backend, config, Layout::default(), |name, shape| {
             let param = ids.iter().find(|p| p.name == name).expect("every tensor is registered");
             let len = shape.iter().product::<usize>();
             Ok(match param.role {
@@ -176,7 +196,7 @@ impl<B: Transformer> Model<B> {
     }
 
     /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors.
-    fn from_tensors(backend: &B, config: ModelConfig, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>) -> Result<Self> {
+    fn from_tensors(backend: &B, config: ModelConfig, layout: Layout, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>) -> Result<Self> {
         let (h, hd, i) = (config.hidden, config.head_dim, config.intermediate);
         let (q, kv) = (config.heads * hd, config.kv_heads * hd);
         let upload = |name: &str, shape: &[usize]| -> Result<B::Buffer> { Ok(backend.upload(&tensor(name, shape)?)?) };
@@ -211,12 +231,20 @@ impl<B: Transformer> Model<B> {
                 down: upload(&p("mlp.down_proj.weight"), &[h, i])?,
             });
         }
-        let embed = upload("model.embed_tokens.weight", &[config.vocab, h])?;
-        let head = if config.tied { None } else { Some(upload("lm_head.weight", &[config.vocab, h])?) };
+        let piece = piece_bytes(layout.table_piece_bytes, backend.memory_limits());
+        let table = |name: &str| Table::upload(backend, &tensor(name, &[config.vocab, h])?, config.vocab, h, piece);
+        let embed = table("model.embed_tokens.weight")?;
+        let head = if config.tied { None } else { Some(table("lm_head.weight")?) };
         let norm = upload("model.norm.weight", &[h])?;
         // transformers keeps the inverse frequencies in f32.
         let inv_freq = config.rope.inverse_frequencies(hd).into_iter().map(|f| f as f32).collect();
         Ok(Model { config, embed, head, norm, layers, inv_freq })
+    }
+
+    /// The pieces the embedding table is held in (one unless it is beyond the adapter's limits
+    /// or the layout's).
+    pub fn embedding_pieces(&self) -> usize {
+        self.embed.pieces()
     }
 
     /// Empty caches for `slots` sequences of up to `capacity` positions each (at most the
@@ -255,7 +283,7 @@ impl<B: Transformer> Model<B> {
             _ => Activations::new(backend, c, rows)?,
         };
         let Activations { x, normed, q, k, v, attended, projected, gate, up, .. } = &mut acts;
-        backend.embedding(tokens, &self.embed, h, x)?;
+        self.embed.gather(backend, tokens, x)?;
         for (layer, (k_cache, v_cache)) in self.layers.iter().zip(cache.layers.iter_mut()) {
             backend.copy(x, normed)?;
             backend.rms_norm(normed, &layer.input_norm, h, eps)?;
@@ -301,7 +329,7 @@ impl<B: Transformer> Model<B> {
         let x = gathered.as_mut().unwrap_or(x);
         backend.rms_norm(x, &self.norm, h, eps)?;
         let mut out = backend.zeros(out_rows * c.vocab)?;
-        backend.matmul(x, self.head.as_ref().unwrap_or(&self.embed), c.vocab, h, out_rows, &mut out)?;
+        self.head.as_ref().unwrap_or(&self.embed).logits(backend, x, out_rows, &mut out)?;
         cache.activations = Some(acts);
         Ok(out)
     }

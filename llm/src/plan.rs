@@ -17,7 +17,8 @@ pub struct MemoryNeed {
     pub activations: u64,
     /// The logits of one step, on the device and read back.
     pub logits: u64,
-    /// The largest single buffer (what must fit the adapter's buffer and binding limits).
+    /// The largest single buffer (what must fit the adapter's buffer and binding limits; the
+    /// embedding and head tables are split to fit them, so they are not among these).
     pub largest_buffer: u64,
 }
 
@@ -44,13 +45,14 @@ impl MemoryNeed {
         // and the MLP's gate and up.
         let activations = rows * (3 * h + 2 * q + 2 * kv + 2 * i) * f;
         let logits = 2 * sequences * config.vocab as u64 * f;
-        let embedding = config.vocab as u64 * h * f;
+        // The embedding and head are held in pieces within the limits; a projection is whole.
+        let projection = (i * h).max(q * h) * f;
         MemoryNeed {
             weights: config.parameter_count() * f,
             caches: 2 * config.layers as u64 * layer_cache,
             activations,
             logits,
-            largest_buffer: embedding.max(layer_cache).max(rows * i * f).max(logits / 2),
+            largest_buffer: projection.max(layer_cache).max(rows * i * f).max(logits / 2),
         }
     }
 

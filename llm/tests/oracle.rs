@@ -10,7 +10,7 @@ use eggroll_backend::gpu::MatmulVariant;
 use eggroll_backend::testing::{for_each_adapter, gpu};
 use eggroll_backend::transformer::Transformer;
 use eggroll_llm::generate::greedy;
-use eggroll_llm::{Logits, Message, Model, Step, TextTokenizer};
+use eggroll_llm::{Layout, Logits, Message, Model, Step, TextTokenizer};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -59,33 +59,55 @@ fn prompt_ids_and_chat_templates_are_transformers() {
     }
 }
 
+/// The layouts every model is checked in: whole, and with its embedding and head split into
+/// pieces of 100 rows (the last one shorter), as a vocabulary beyond an adapter's binding limit is.
+fn layouts(hidden: usize) -> [(Layout, &'static str); 2] {
+    let split = Layout { table_piece_bytes: Some(100 * hidden as u64 * 4) };
+    [(Layout::default(), "whole"), (split, "split")]
+}
+
+/// The model of `dir` in each layout, with the layout's name.
+fn models<B: Transformer>(backend: &B, dir: &std::path::Path) -> Vec<(Model<B>, &'static str)> {
+    let hidden = eggroll_llm::ModelConfig::load(dir).unwrap().hidden;
+    layouts(hidden)
+        .into_iter()
+        .map(|(layout, what)| {
+            let model = Model::load_with(backend, dir, layout).unwrap();
+            assert_eq!(model.embedding_pieces() > 1, what == "split", "{}: {what} layout", dir.display());
+            (model, what)
+        })
+        .collect()
+}
+
 /// Every position's logits of each prompt agree with transformers' to 1e-4 of the largest.
 fn logits_match<B: Transformer>(backend: &B, on: &str) {
     let (root, names) = cases();
     for name in names {
         let dir = root.join(&name);
         let expected = oracle(&dir);
-        let model = Model::load(backend, &dir).unwrap();
-        let vocab = model.config.vocab;
-        for prompt in expected["prompts"].as_array().unwrap() {
-            let tokens = ids(&prompt["input_ids"]);
-            let mut cache = model.cache(backend, 1, tokens.len()).unwrap();
-            let step = Step { perturbation: None, tokens: &tokens, slots: &[0], starts: &[0], new: tokens.len() };
-            let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap();
-            let reference: Vec<f32> = prompt["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
-                .collect();
-            assert_eq!(logits.len(), reference.len(), "{on}, {name}: logits of {} positions x {vocab}", tokens.len());
-            for (position, (ours, theirs)) in logits.chunks_exact(vocab).zip(reference.chunks_exact(vocab)).enumerate() {
-                let largest = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let worst = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                assert!(
-                    largest > 0.0 && worst <= 1e-4 * largest,
-                    "{on}, {name}: position {position}: logits differ by {worst} (largest {largest})"
-                );
+        for (model, layout) in models(backend, &dir) {
+            let name = format!("{name} ({layout})");
+            let vocab = model.config.vocab;
+            for prompt in expected["prompts"].as_array().unwrap() {
+                let tokens = ids(&prompt["input_ids"]);
+                let mut cache = model.cache(backend, 1, tokens.len()).unwrap();
+                let step = Step { perturbation: None, tokens: &tokens, slots: &[0], starts: &[0], new: tokens.len() };
+                let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap();
+                let reference: Vec<f32> = prompt["logits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+                    .collect();
+                assert_eq!(logits.len(), reference.len(), "{on}, {name}: logits of {} positions x {vocab}", tokens.len());
+                for (position, (ours, theirs)) in logits.chunks_exact(vocab).zip(reference.chunks_exact(vocab)).enumerate() {
+                    let largest = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let worst = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    assert!(
+                        largest > 0.0 && worst <= 1e-4 * largest,
+                        "{on}, {name}: position {position}: logits differ by {worst} (largest {largest})"
+                    );
+                }
             }
         }
     }
@@ -97,13 +119,14 @@ fn greedy_matches<B: Transformer>(backend: &B, on: &str) {
     for name in names {
         let dir = root.join(&name);
         let expected = oracle(&dir);
-        let model = Model::load(backend, &dir).unwrap();
         let prompts: Vec<Vec<u32>> = expected["prompts"].as_array().unwrap().iter().map(|p| ids(&p["input_ids"])).collect();
         let wanted: Vec<Vec<u32>> = expected["prompts"].as_array().unwrap().iter().map(|p| ids(&p["greedy_ids"])).collect();
         let max_new = wanted.iter().map(Vec::len).max().unwrap();
         assert!(max_new >= 32, "{name}: the oracle generated {max_new} tokens");
-        let got = greedy(backend, &model, &prompts, max_new, &[]).unwrap();
-        assert_eq!(got, wanted, "{on}, {name}: greedy ids of all prompts decoded together");
+        for (model, layout) in models(backend, &dir) {
+            let got = greedy(backend, &model, &prompts, max_new, &[]).unwrap();
+            assert_eq!(got, wanted, "{on}, {name} ({layout}): greedy ids of all prompts decoded together");
+        }
     }
 }
 

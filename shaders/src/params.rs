@@ -232,7 +232,7 @@ uniform! {
         /// Rows (`rms_norm`, `rope`, `attention`: sequences x new positions) or values
         /// (`silu_mul`).
         pub rows: u32,
-        /// Values per row (`rms_norm`).
+        /// Values per row (`rms_norm`, `greedy_rows`; of `x` in `place`).
         pub cols: u32,
         /// Heads per row (`rope`) or query heads (`attention`).
         pub heads: u32,
@@ -248,12 +248,12 @@ uniform! {
         pub sequences: u32,
         /// RMSNorm's ε (`rms_norm`) or the attention's scale `1/√head_dim` (`attention`).
         pub eps: f32,
+        /// Values per row of `src` (`place`).
+        pub width: u32,
+        /// The first column of `x` that `place` writes.
+        pub offset: u32,
         /// Padding to 16 bytes.
         pub _pad0: u32,
-        /// Padding to 16 bytes.
-        pub _pad1: u32,
-        /// Padding to 16 bytes.
-        pub _pad2: u32,
     }
 
     /// `ProbeParams` of `rng_probe.wgsl`: the RNG test hooks.

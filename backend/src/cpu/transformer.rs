@@ -102,6 +102,12 @@ impl TransformerKernels for CpuBackend {
         Ok(())
     }
 
+    fn place_unchecked(&self, src: &Vec<f32>, dst: &mut Vec<f32>, rows: usize, offset: usize) -> Result<()> {
+        let (width, cols) = (src.len() / rows, dst.len() / rows);
+        dst.par_chunks_mut(cols).zip(src.par_chunks(width)).for_each(|(d, s)| d[offset..offset + width].copy_from_slice(s));
+        Ok(())
+    }
+
     fn add_unchecked(&self, y: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
         y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, x)| *y += x));
         Ok(())

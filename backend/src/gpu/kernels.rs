@@ -81,6 +81,8 @@ kernel! {
     /// `greedy_rows` of transformer.wgsl: each row's largest logit, its index and the log of its
     /// softmax's normaliser.
     GreedyRows => "transformer"::"greedy_rows" (TransformerParams) GreedyRowsBuffers { x: 1, picks: 4 }
+    /// `place` of transformer.wgsl: `src`'s rows into a column range of `x`'s.
+    Place => "transformer"::"place" (TransformerParams) PlaceBuffers { x: 1, src: 2 }
     /// `kv_write` of kv_cache.wgsl: the new keys and values into their cache slots.
     KvWrite => "kv_cache"::"kv_write" (TransformerParams) KvWriteBuffers { keys: 1, values: 2, indices: 3, k_cache: 4, v_cache: 5 }
     /// `attention` of attention.wgsl: causal grouped-query attention over the cache slots.

@@ -6,8 +6,8 @@ use super::buffer::GpuBuffer;
 use super::context::{word, ScratchUse};
 use super::kernel::Dispatch;
 use super::kernels::{
-    Attention, AttentionBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers,
-    SiluMul, SiluMulBuffers,
+    Attention, AttentionBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, Place, PlaceBuffers, RmsNorm, RmsNormBuffers,
+    Rope, RopeBuffers, SiluMul, SiluMulBuffers,
 };
 use super::params::TransformerParams;
 use super::wgpu_backend::WgpuBackend;
@@ -97,6 +97,18 @@ impl TransformerKernels for WgpuBackend {
         let rows = logits.len / cols;
         let params = TransformerParams { rows: word("rows", rows)?, cols: word("columns", cols)?, ..TransformerParams::default() };
         self.dispatch(GreedyRows, rows * NORM_GROUP, &params, GreedyRowsBuffers { x: &logits.buffer, picks: &picks.buffer })
+    }
+
+    fn place_unchecked(&self, src: &GpuBuffer, dst: &mut GpuBuffer, rows: usize, offset: usize) -> Result<()> {
+        let params = TransformerParams {
+            rows: word("rows", rows)?,
+            cols: word("columns", dst.len / rows)?,
+            width: word("columns", src.len / rows)?,
+            offset: word("column offset", offset)?,
+            ..TransformerParams::default()
+        };
+        word("values", dst.len)?;
+        self.dispatch(Place, src.len, &params, PlaceBuffers { x: &dst.buffer, src: &src.buffer })
     }
 
     fn add_unchecked(&self, y: &mut GpuBuffer, x: &GpuBuffer) -> Result<()> {

@@ -29,6 +29,10 @@ impl TransformerKernels for SelectedBackend {
         forward!(self, b(logits, picks) => b.greedy_rows_unchecked(logits, cols, picks))
     }
 
+    fn place_unchecked(&self, src: &SelectedBuffer, dst: &mut SelectedBuffer, rows: usize, offset: usize) -> Result<()> {
+        forward!(self, b(src, dst) => b.place_unchecked(src, dst, rows, offset))
+    }
+
     fn add_unchecked(&self, y: &mut SelectedBuffer, x: &SelectedBuffer) -> Result<()> {
         forward!(self, b(y, x) => b.add_unchecked(y, x))
     }
