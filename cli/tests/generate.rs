@@ -157,7 +157,8 @@ fn bench_llm_times_generation_at_a_configs_shapes() {
         "3",
         "--repeats",
         "1",
-        "--openes",
+        "--method",
+        "eggroll,openes",
         "--json",
         json.to_str().unwrap(),
     ];
@@ -168,6 +169,7 @@ fn bench_llm_times_generation_at_a_configs_shapes() {
         "inference_tokens_per_second",
         "eggroll_tokens_per_second",
         "openes_tokens_per_second",
+        "openes_fraction_of_inference",
         "fraction_of_inference",
         "gflop_per_generation",
     ] {

@@ -32,6 +32,9 @@ pub enum LlmError {
     /// A backend kernel refused its arguments or the device failed.
     #[error(transparent)]
     Backend(#[from] eggroll_backend::Error),
+    /// The trainer refused its config, values or fitness.
+    #[error(transparent)]
+    Trainer(#[from] eggroll::EggrollError),
 }
 
 /// Result alias of the language-model crate.

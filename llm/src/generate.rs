@@ -4,7 +4,7 @@
 //! uniforms from Philox keyed by (seed, member, position), so a run is reproducible.
 
 use crate::error::{LlmError, Result};
-use crate::model::{Logits, Model, Perturbation, Step};
+use crate::model::{LanguageModel, Logits, Perturbation, Step};
 use eggroll_backend::philox4x32_10;
 use eggroll_backend::transformer::Transformer;
 
@@ -118,7 +118,7 @@ pub enum Members {
 /// decodes one token of every sequence together (a finished sequence's steps are computed and
 /// dropped, so that each member keeps its rows).
 pub fn generate<B: Transformer>(
-    backend: &B, model: &Model<B>, prompts: &[Vec<u32>], members: Members, max_new: usize, eos: &[u32], sampling: Sampling,
+    backend: &B, model: &impl LanguageModel<B>, prompts: &[Vec<u32>], members: Members, max_new: usize, eos: &[u32], sampling: Sampling,
 ) -> Result<Vec<Vec<Completion>>> {
     generate_streaming(backend, model, prompts, members, max_new, eos, sampling, &mut |_, _, _| {})
 }
@@ -127,7 +127,7 @@ pub fn generate<B: Transformer>(
 /// progress display or streamed text).
 #[allow(clippy::too_many_arguments)]
 pub fn generate_streaming<B: Transformer>(
-    backend: &B, model: &Model<B>, prompts: &[Vec<u32>], members: Members, max_new: usize, eos: &[u32], sampling: Sampling,
+    backend: &B, model: &impl LanguageModel<B>, prompts: &[Vec<u32>], members: Members, max_new: usize, eos: &[u32], sampling: Sampling,
     on_token: &mut dyn FnMut(usize, usize, u32),
 ) -> Result<Vec<Vec<Completion>>> {
     sampling.check()?;
@@ -138,17 +138,18 @@ pub fn generate_streaming<B: Transformer>(
         Members::Mean => (1, 0, None),
         Members::Population(p) => (p.population, p.first_member, Some(p)),
     };
-    let vocab = model.config.vocab;
+    let config = &model.model().config;
+    let vocab = config.vocab;
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    if longest + max_new > model.config.max_positions {
+    if longest + max_new > config.max_positions {
         return Err(LlmError::Request(format!(
             "a prompt of {longest} tokens and {max_new} new ones is beyond the model's max_position_embeddings {}",
-            model.config.max_positions
+            config.max_positions
         )));
     }
     let p_count = prompts.len();
     let sequences = count * p_count;
-    let mut cache = model.cache(backend, sequences, longest + max_new)?;
+    let mut cache = model.model().cache(backend, sequences, longest + max_new)?;
     let mut out = vec![vec![Completion::default(); p_count]; count];
     let mut next = vec![0u32; sequences];
     let mut live = vec![max_new > 0; sequences];
@@ -221,7 +222,9 @@ pub fn generate_streaming<B: Transformer>(
 
 /// Up to `max_new` greedy tokens of the mean model after each prompt, stopping a sequence after
 /// it emits one of `eos` (that id included).
-pub fn greedy<B: Transformer>(backend: &B, model: &Model<B>, prompts: &[Vec<u32>], max_new: usize, eos: &[u32]) -> Result<Vec<Vec<u32>>> {
+pub fn greedy<B: Transformer>(
+    backend: &B, model: &impl LanguageModel<B>, prompts: &[Vec<u32>], max_new: usize, eos: &[u32],
+) -> Result<Vec<Vec<u32>>> {
     let answers = generate(backend, model, prompts, Members::Mean, max_new, eos, Sampling::GREEDY)?;
     Ok(answers.into_iter().next().unwrap_or_default().into_iter().map(|c| c.tokens).collect())
 }

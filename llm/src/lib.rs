@@ -12,13 +12,15 @@ pub mod plan;
 pub mod pretrained;
 mod table;
 pub mod tokenizer;
+pub mod tuning;
 pub mod weights;
 
 pub use config::{Family, ModelConfig};
 pub use error::{LlmError, Result};
 pub use generation::GenerationConfig;
-pub use model::{KvCache, Layout, Logits, Model, Noise, Perturbation, Step};
+pub use model::{KvCache, LanguageModel, Layout, Logits, Model, Noise, Perturbation, Step};
 pub use plan::MemoryNeed;
 pub use pretrained::Pretrained;
 pub use tokenizer::{Message, TextTokenizer};
+pub use tuning::FineTuning;
 pub use weights::Weights;

@@ -43,23 +43,38 @@ pub struct Perturbation {
     pub first_member: usize,
 }
 
-/// One decoder layer's weights on the device, and the noise ids of its projections.
+/// A layer's projections, by their names within the layer, in the order a forward's
+/// projections are given ([`Model::forward_with`]): q, k, v, o, gate, up, down.
+pub const PROJECTIONS: [&str; 7] = [
+    "self_attn.q_proj.weight",
+    "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight",
+    "self_attn.o_proj.weight",
+    "mlp.gate_proj.weight",
+    "mlp.up_proj.weight",
+    "mlp.down_proj.weight",
+];
+
+/// The shapes (`[m, n]` of `y = x Wᵀ`) of a layer's [`PROJECTIONS`].
+pub fn projection_shapes(config: &ModelConfig) -> [[usize; 2]; 7] {
+    let (h, i) = (config.hidden, config.intermediate);
+    let (q, kv) = (config.heads * config.head_dim, config.kv_heads * config.head_dim);
+    [[q, h], [kv, h], [kv, h], [h, q], [i, h], [i, h], [h, i]]
+}
+
+/// One decoder layer's weights on the device beyond its projections, and the noise ids of its
+/// projections.
 struct Layer<B: Transformer> {
     ids: [u32; 7],
     input_norm: B::Buffer,
     post_norm: B::Buffer,
-    q: B::Buffer,
-    k: B::Buffer,
-    v: B::Buffer,
-    o: B::Buffer,
     qkv_bias: Option<[B::Buffer; 3]>,
     qk_norm: Option<[B::Buffer; 2]>,
-    gate: B::Buffer,
-    up: B::Buffer,
-    down: B::Buffer,
 }
 
-/// A pretrained model on a backend: its config and its weights, held once.
+/// A pretrained model on a backend: its config and its weights, held once. The projections are
+/// the model's own ([`Model::load`]), or held by a trainer and given to each forward
+/// ([`Model::forward_with`], as [`crate::tuning::FineTuning`] does).
 pub struct Model<B: Transformer> {
     /// The architecture.
     pub config: ModelConfig,
@@ -67,6 +82,9 @@ pub struct Model<B: Transformer> {
     head: Option<Table<B>>,
     norm: B::Buffer,
     layers: Vec<Layer<B>>,
+    /// Every layer's projections in [`PROJECTIONS`] order, layer after layer; empty when a
+    /// trainer holds them.
+    projections: Vec<B::Buffer>,
     inv_freq: Vec<f32>,
 }
 
@@ -171,7 +189,7 @@ impl<B: Transformer> Model<B> {
 
     /// [`Model::from_weights`] with the weights laid out as `layout` says.
     pub fn from_weights_with(backend: &B, config: ModelConfig, weights: &Weights, layout: Layout) -> Result<Self> {
-        Self::from_tensors(backend, config, layout, |name, shape| weights.f32(name, shape))
+        Self::from_tensors(backend, config, layout, true, |name, shape| weights.f32(name, shape))
     }
 
     /// A model of `config` with weights drawn from `seed` (what a benchmark runs at a real
@@ -179,7 +197,7 @@ impl<B: Transformer> Model<B> {
     /// deviation 0.02 (transformers' `initializer_range`), each from its own Philox stream.
     pub fn random(backend: &B, config: ModelConfig, seed: u64) -> Result<Self> {
         let ids = crate::params::registry(&config);
-        Self::from_tensors(backend, config, Layout::default(), |name, shape| {
+        Self::from_tensors(backend, config, Layout::default(), true, |name, shape| {
             let param = ids.iter().find(|p| p.name == name).expect("every tensor is registered");
             let len = shape.iter().product::<usize>();
             Ok(match param.role {
@@ -195,25 +213,27 @@ impl<B: Transformer> Model<B> {
         })
     }
 
-    /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors.
-    fn from_tensors(backend: &B, config: ModelConfig, layout: Layout, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>) -> Result<Self> {
-        let (h, hd, i) = (config.hidden, config.head_dim, config.intermediate);
+    /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors, the
+    /// projections only when `projections` says so.
+    pub(crate) fn from_tensors(
+        backend: &B, config: ModelConfig, layout: Layout, projections: bool, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        let (h, hd) = (config.hidden, config.head_dim);
         let (q, kv) = (config.heads * hd, config.kv_heads * hd);
         let upload = |name: &str, shape: &[usize]| -> Result<B::Buffer> { Ok(backend.upload(&tensor(name, shape)?)?) };
         let mut layers = Vec::with_capacity(config.layers);
+        let mut projection_buffers = Vec::new();
         for l in 0..config.layers {
             let p = |name: &str| format!("model.layers.{l}.{name}");
-            let id = |name: &str| id_of(&config, &p(name)).expect("every projection is registered");
-            let ids = ["q_proj", "k_proj", "v_proj", "o_proj"].map(|n| id(&format!("self_attn.{n}.weight")));
-            let mlp = ["gate_proj", "up_proj", "down_proj"].map(|n| id(&format!("mlp.{n}.weight")));
+            if projections {
+                for (name, shape) in PROJECTIONS.iter().zip(projection_shapes(&config)) {
+                    projection_buffers.push(upload(&p(name), &shape)?);
+                }
+            }
             layers.push(Layer {
-                ids: [ids[0], ids[1], ids[2], ids[3], mlp[0], mlp[1], mlp[2]],
+                ids: PROJECTIONS.map(|name| id_of(&config, &p(name)).expect("every projection is registered")),
                 input_norm: upload(&p("input_layernorm.weight"), &[h])?,
                 post_norm: upload(&p("post_attention_layernorm.weight"), &[h])?,
-                q: upload(&p("self_attn.q_proj.weight"), &[q, h])?,
-                k: upload(&p("self_attn.k_proj.weight"), &[kv, h])?,
-                v: upload(&p("self_attn.v_proj.weight"), &[kv, h])?,
-                o: upload(&p("self_attn.o_proj.weight"), &[h, q])?,
                 qkv_bias: match config.qkv_bias {
                     true => Some([
                         upload(&p("self_attn.q_proj.bias"), &[q])?,
@@ -226,9 +246,6 @@ impl<B: Transformer> Model<B> {
                     true => Some([upload(&p("self_attn.q_norm.weight"), &[hd])?, upload(&p("self_attn.k_norm.weight"), &[hd])?]),
                     false => None,
                 },
-                gate: upload(&p("mlp.gate_proj.weight"), &[i, h])?,
-                up: upload(&p("mlp.up_proj.weight"), &[i, h])?,
-                down: upload(&p("mlp.down_proj.weight"), &[h, i])?,
             });
         }
         let piece = piece_bytes(layout.table_piece_bytes, backend.memory_limits());
@@ -238,7 +255,7 @@ impl<B: Transformer> Model<B> {
         let norm = upload("model.norm.weight", &[h])?;
         // transformers keeps the inverse frequencies in f32.
         let inv_freq = config.rope.inverse_frequencies(hd).into_iter().map(|f| f as f32).collect();
-        Ok(Model { config, embed, head, norm, layers, inv_freq })
+        Ok(Model { config, embed, head, norm, layers, projections: projection_buffers, inv_freq })
     }
 
     /// The pieces the embedding table is held in (one unless it is beyond the adapter's limits
@@ -265,7 +282,29 @@ impl<B: Transformer> Model<B> {
 
     /// Runs `step` and returns the logits of the rows `logits` asks for (`vocab` each).
     pub fn forward(&self, backend: &B, step: Step, cache: &mut KvCache<B>, logits: Logits) -> Result<B::Buffer> {
+        if self.projections.is_empty() {
+            return Err(LlmError::Request("the model's projections are held by a trainer: run it through its fine-tuning".into()));
+        }
+        let projections: Vec<&B::Buffer> = self.projections.iter().collect();
+        self.forward_with(backend, &projections, step, cache, logits)
+    }
+
+    /// [`Model::forward`] with the projections `projections` (every layer's [`PROJECTIONS`],
+    /// layer after layer, of [`projection_shapes`]) in place of the model's own.
+    pub fn forward_with(
+        &self, backend: &B, projections: &[&B::Buffer], step: Step, cache: &mut KvCache<B>, logits: Logits,
+    ) -> Result<B::Buffer> {
         let c = &self.config;
+        let shapes = projection_shapes(c);
+        let wrong = projections.iter().enumerate().find(|(at, w)| backend.len(w) != shapes[at % 7][0] * shapes[at % 7][1]);
+        if projections.len() != 7 * c.layers || wrong.is_some() {
+            return Err(LlmError::Request(format!(
+                "{} projections for {} layers of 7{}",
+                projections.len(),
+                c.layers,
+                wrong.map(|(at, w)| format!(", projection {at} of {} values", backend.len(w))).unwrap_or_default()
+            )));
+        }
         let Step { perturbation, tokens, slots, starts, new } = step;
         let rows = slots.len() * new;
         if tokens.len() != rows || starts.len() != slots.len() {
@@ -284,12 +323,12 @@ impl<B: Transformer> Model<B> {
         };
         let Activations { x, normed, q, k, v, attended, projected, gate, up, .. } = &mut acts;
         self.embed.gather(backend, tokens, x)?;
-        for (layer, (k_cache, v_cache)) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for ((layer, w), (k_cache, v_cache)) in self.layers.iter().zip(projections.chunks_exact(7)).zip(cache.layers.iter_mut()) {
             backend.copy(x, normed)?;
             backend.rms_norm(normed, &layer.input_norm, h, eps)?;
-            project.run(backend, normed, &layer.q, layer.ids[0], (q_width, h, rows), q)?;
-            project.run(backend, normed, &layer.k, layer.ids[1], (kv_width, h, rows), k)?;
-            project.run(backend, normed, &layer.v, layer.ids[2], (kv_width, h, rows), v)?;
+            project.run(backend, normed, w[0], layer.ids[0], (q_width, h, rows), q)?;
+            project.run(backend, normed, w[1], layer.ids[1], (kv_width, h, rows), k)?;
+            project.run(backend, normed, w[2], layer.ids[2], (kv_width, h, rows), v)?;
             if let Some([qb, kb, vb]) = &layer.qkv_bias {
                 backend.add_bias(q, qb)?;
                 backend.add_bias(k, kb)?;
@@ -302,14 +341,14 @@ impl<B: Transformer> Model<B> {
             backend.rope(q, &positions, c.heads, hd, &self.inv_freq)?;
             backend.rope(k, &positions, c.kv_heads, hd, &self.inv_freq)?;
             backend.attention(q, k, v, cache.shape, slots, starts, new, k_cache, v_cache, attended)?;
-            project.run(backend, attended, &layer.o, layer.ids[3], (h, q_width, rows), projected)?;
+            project.run(backend, attended, w[3], layer.ids[3], (h, q_width, rows), projected)?;
             backend.add(x, projected)?;
             backend.copy(x, normed)?;
             backend.rms_norm(normed, &layer.post_norm, h, eps)?;
-            project.run(backend, normed, &layer.gate, layer.ids[4], (c.intermediate, h, rows), gate)?;
-            project.run(backend, normed, &layer.up, layer.ids[5], (c.intermediate, h, rows), up)?;
+            project.run(backend, normed, w[4], layer.ids[4], (c.intermediate, h, rows), gate)?;
+            project.run(backend, normed, w[5], layer.ids[5], (c.intermediate, h, rows), up)?;
             backend.silu_mul(gate, up)?;
-            project.run(backend, gate, &layer.down, layer.ids[6], (h, c.intermediate, rows), projected)?;
+            project.run(backend, gate, w[6], layer.ids[6], (h, c.intermediate, rows), projected)?;
             backend.add(x, projected)?;
         }
         // The rows asked for, gathered before the head (the head is the largest matmul).
@@ -332,6 +371,24 @@ impl<B: Transformer> Model<B> {
         self.head.as_ref().unwrap_or(&self.embed).logits(backend, x, out_rows, &mut out)?;
         cache.activations = Some(acts);
         Ok(out)
+    }
+}
+
+/// What a generation runs ([`crate::generate`]): a [`Model`] with its own projections, or a
+/// model whose projections a trainer holds ([`crate::tuning::FineTuning`]).
+pub trait LanguageModel<B: Transformer> {
+    /// The model: its config, caches and frozen weights.
+    fn model(&self) -> &Model<B>;
+    /// Runs `step`, as [`Model::forward`] does.
+    fn forward(&self, backend: &B, step: Step, cache: &mut KvCache<B>, logits: Logits) -> Result<B::Buffer>;
+}
+
+impl<B: Transformer> LanguageModel<B> for Model<B> {
+    fn model(&self) -> &Model<B> {
+        self
+    }
+    fn forward(&self, backend: &B, step: Step, cache: &mut KvCache<B>, logits: Logits) -> Result<B::Buffer> {
+        Model::forward(self, backend, step, cache, logits)
     }
 }
 

@@ -138,7 +138,11 @@ impl<B: Backend, M: Model> Trainer<B, M, F32> {
         };
         Ok((&self.backend, buffer))
     }
+}
 
+/// Asking and telling read no model: a trainer made [`Trainer::from_values`] for a model that
+/// runs its own forward (a pretrained transformer's generation) is updated here too.
+impl<B: Backend, M> Trainer<B, M, F32> {
     /// The perturbation handles of the current epoch, one per member, so that members can be
     /// evaluated elsewhere (see [`Perturbation::apply`]).
     pub fn ask(&self) -> Vec<Perturbation> {

@@ -25,7 +25,7 @@ pub use trains::Trains;
 
 use crate::config::EsConfig;
 use crate::error::{EggrollError, Result};
-use crate::format::{Int8, Tensors, F32};
+use crate::format::{Element, Int8, Tensors, F32};
 use crate::forward::{Arena, Forward, Mode};
 use crate::model::Mlp;
 use crate::params::ParamSpec;
@@ -89,17 +89,8 @@ impl<B: Backend, M, F: Trains<B, M>> Trainer<B, M, F> {
     /// `model` from `config.seed` and uploads them with zeroed optimiser state.
     pub fn new(backend: B, model: M, config: EsConfig) -> Result<Self> {
         config.validate()?;
-        let settings = F::settings(&config)?;
-        let moments = F::has_moments(&config);
-        let mut params = Vec::new();
-        for (spec, values) in F::init(&model, config.seed)? {
-            let len = values.len();
-            let moments = if moments { Some((F::zeros(&backend, len)?, F::zeros(&backend, len)?)) } else { None };
-            let value = F::upload(&backend, &values)?;
-            let grad = if F::GRADIENT { Some(F::zeros(&backend, len)?) } else { None };
-            params.push(Param { spec, value, grad, moments });
-        }
-        Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new(), forward_ms: 0.0 })
+        let values = F::init(&model, config.seed)?;
+        Self::upload(backend, model, config, values)
     }
 
     /// The trainer of `model` with every parameter and optimiser tensor zeroed, its initial values
@@ -154,6 +145,58 @@ impl<B: Backend, M, F: Trains<B, M>> Trainer<B, M, F> {
 }
 
 impl<B: Backend, M, F: Tensors<B>> Trainer<B, M, F> {
+    /// Validates `config` and uploads `values` (each parameter's spec and values, e.g. a
+    /// pretrained model's) with zeroed optimiser state: a trainer that starts from given values
+    /// rather than from ones drawn from the seed. `model` is whatever the caller runs the
+    /// parameters with; a population forward through the trainer needs a [`crate::Model`].
+    /// Refuses a parameter whose values disagree with its shape or are invalid, and a name or
+    /// noise id given twice.
+    pub fn from_values(backend: B, model: M, config: EsConfig, values: Vec<(ParamSpec, Vec<F::Value>)>) -> Result<Self> {
+        config.validate()?;
+        for (i, (spec, data)) in values.iter().enumerate() {
+            if data.len() != spec.kind.len() {
+                return Err(EggrollError::Config(format!(
+                    "parameter `{}` has {} values, its shape {:?} holds {}",
+                    spec.name,
+                    data.len(),
+                    spec.kind,
+                    spec.kind.len()
+                )));
+            }
+            if let Some((at, why)) = data.iter().enumerate().find_map(|(at, v)| v.invalid().map(|why| (at, why))) {
+                return Err(EggrollError::Config(format!("parameter `{}`: value {at} {why}", spec.name)));
+            }
+            if let Some((other, _)) = values[..i].iter().find(|(p, _)| p.name == spec.name || p.id == spec.id) {
+                return Err(EggrollError::Config(format!(
+                    "parameters `{}` (id {}) and `{}` (id {}) share a name or a noise id",
+                    other.name, other.id, spec.name, spec.id
+                )));
+            }
+        }
+        Self::upload(backend, model, config, values)
+    }
+
+    /// Uploads `values` with zeroed optimiser state, `config` already validated.
+    fn upload(backend: B, model: M, config: EsConfig, values: Vec<(ParamSpec, Vec<F::Value>)>) -> Result<Self> {
+        let settings = F::settings(&config)?;
+        let moments = F::has_moments(&config);
+        let mut params = Vec::with_capacity(values.len());
+        for (spec, values) in values {
+            let len = values.len();
+            let moments = if moments { Some((F::zeros(&backend, len)?, F::zeros(&backend, len)?)) } else { None };
+            let value = F::upload(&backend, &values)?;
+            let grad = if F::GRADIENT { Some(F::zeros(&backend, len)?) } else { None };
+            params.push(Param { spec, value, grad, moments });
+        }
+        Ok(Self { backend, model, config, settings, epoch: 0, params, arenas: Vec::new(), forward_ms: 0.0 })
+    }
+
+    /// Each parameter's spec and its current value on the backend, in the order they were
+    /// given: what a caller that runs the model itself reads the weights from.
+    pub fn values(&self) -> impl Iterator<Item = (&ParamSpec, &F::Tensor)> {
+        self.params.iter().map(|p| (&p.spec, &p.value))
+    }
+
     /// The backend.
     pub fn backend(&self) -> &B {
         &self.backend

@@ -1,0 +1,134 @@
+//! Fine-tuning through the trainer core: a checkpoint's projections held by an
+//! `eggroll::FloatTrainer` (`FineTuning`), its population generating with the trainer's noise and
+//! updated by `tell`. On the CPU backend and every wgpu test adapter: the population's
+//! generation is the plain model's under the same perturbation (the trainer holds the same
+//! weights, in the same order, with the same noise ids), and one update moves every projection
+//! by exactly `lr · (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (SGD), computed here in f64 from the
+//! members' factors. Needs `EGGROLL_LLM_CASES` (scripts/llm_cases.sh).
+
+use eggroll::config::{EsConfig, OptimizerKind};
+use eggroll::shaping::shape_fitness;
+use eggroll_backend::cpu::CpuBackend;
+use eggroll_backend::gpu::MatmulVariant;
+use eggroll_backend::testing::{for_each_adapter, open, options};
+use eggroll_backend::transformer::Transformer;
+use eggroll_backend::{LowRank, LowRankNoise, NoiseStream};
+use eggroll_llm::generate::{generate, Members, Sampling};
+use eggroll_llm::model::{projection_shapes, PROJECTIONS};
+use eggroll_llm::params::id_of;
+use eggroll_llm::{FineTuning, LanguageModel, Logits, Model, ModelConfig, Noise, Step};
+use std::path::PathBuf;
+
+fn checkpoint() -> PathBuf {
+    let root = std::env::var("EGGROLL_LLM_CASES")
+        .expect("EGGROLL_LLM_CASES is not set: run `export EGGROLL_LLM_CASES=\"$(bash scripts/llm_cases.sh)\"` (scripts/test.sh does)");
+    PathBuf::from(root).join("qwen2-f32")
+}
+
+fn es() -> EsConfig {
+    EsConfig { population: 4, rank: 2, sigma: 0.05, lr: 0.5, optimizer: OptimizerKind::Sgd, seed: 11, epochs: 4, ..EsConfig::default() }
+}
+
+/// Every check, on `backend` (a second one, `again`, opens the plain model beside it).
+fn fine_tuning_runs_through_the_trainer<B: Transformer>(backend: B, again: &B, on: &str) {
+    let dir = checkpoint();
+    let config = es();
+    let mut tuning = FineTuning::load(backend, &dir, config.clone()).unwrap();
+    let plain = Model::load(again, &dir).unwrap();
+    let prompts = vec![vec![5, 17, 42, 9], vec![3, 3, 100]];
+    let perturbation = tuning.perturbation();
+    let wanted = (Noise::LowRank { rank: config.rank }, config.sigma, config.seed, 0, config.population, 0);
+    let got = (
+        perturbation.noise,
+        perturbation.sigma,
+        perturbation.seed,
+        perturbation.noise_epoch,
+        perturbation.population,
+        perturbation.first_member,
+    );
+    assert_eq!(got, wanted, "{on}: the generation's noise is the trainer's");
+    let members = Members::Population(perturbation);
+    let b = tuning.backend();
+    let tuned = generate(b, &tuning, &prompts, members, 6, &[], Sampling::GREEDY).unwrap();
+    let reference = generate(again, &plain, &prompts, members, 6, &[], Sampling::GREEDY).unwrap();
+    assert_eq!(tuned.len(), config.population, "{on}: one answer list per member");
+    for (member, (ours, theirs)) in tuned.iter().zip(&reference).enumerate() {
+        for (a, b) in ours.iter().zip(theirs) {
+            assert_eq!((&a.tokens, &a.log_probs), (&b.tokens, &b.log_probs), "{on}: member {member}");
+        }
+    }
+
+    // One update, against its definition.
+    let model_config = ModelConfig::load(&dir).unwrap();
+    let before: Vec<Vec<f32>> = tuning.trainer().values().map(|(_, w)| b.read_blocking(w).unwrap()).collect();
+    let logits_before = mean_logits(&tuning);
+    let fitness = [0.3, -1.0, 2.0, 0.5];
+    let shaped = shape_fitness(&fitness, 0, config.shaping).unwrap();
+    let noise_epoch = tuning.perturbation().noise_epoch;
+    tuning.tell(&fitness).unwrap();
+    let b = tuning.backend();
+    let after: Vec<Vec<f32>> = tuning.trainer().values().map(|(_, w)| b.read_blocking(w).unwrap()).collect();
+    let n = config.population as f64;
+    for (at, (spec, _)) in tuning.trainer().values().enumerate() {
+        let (l, j) = (at / 7, at % 7);
+        let name = format!("model.layers.{l}.{}", PROJECTIONS[j]);
+        assert_eq!((&spec.name, Some(spec.id)), (&name, id_of(&model_config, &name)), "{on}: parameter {at}");
+        let [m, k] = projection_shapes(&model_config)[j];
+        let r = config.rank.min(m).min(k);
+        let noise = LowRankNoise {
+            stream: NoiseStream::new(config.seed, spec.id, noise_epoch),
+            shape: LowRank { m, n: k, rank: r, sigma: config.sigma },
+        };
+        let (mut a, mut bf) = (b.zeros(config.population * m * r).unwrap(), b.zeros(config.population * k * r).unwrap());
+        b.noise_factors(noise, config.population, &mut a, &mut bf).unwrap();
+        let (a, bf) = (b.read_blocking(&a).unwrap(), b.read_blocking(&bf).unwrap());
+        let scale = f64::from(config.sigma) / (r as f64).sqrt() / n.sqrt() * f64::from(config.lr);
+        let mut worst = 0.0f64;
+        let mut largest = 0.0f64;
+        for row in 0..m {
+            for col in 0..k {
+                let mut g = 0.0f64;
+                for (i, f) in shaped.iter().enumerate() {
+                    for c in 0..r {
+                        g += f64::from(*f) * f64::from(a[(i * m + row) * r + c]) * f64::from(bf[(i * k + col) * r + c]);
+                    }
+                }
+                let want = f64::from(before[at][row * k + col]) + scale * g;
+                worst = worst.max((f64::from(after[at][row * k + col]) - want).abs());
+                largest = largest.max((scale * g).abs());
+            }
+        }
+        assert!(largest > 0.0 && worst <= 1e-3 * largest + 1e-6, "{on}: {name}: off by {worst} (largest step {largest})");
+    }
+    assert_eq!((tuning.trainer().epoch(), tuning.perturbation().noise_epoch), (1, 1), "{on}: the next epoch, new noise");
+    assert_ne!(mean_logits(&tuning), logits_before, "{on}: the mean model reads the updated projections");
+
+    // Bad input: the trainer's refusals, one error each.
+    assert!(tuning.tell(&[1.0, 2.0]).unwrap_err().to_string().contains("fitness values for a population of 4"), "{on}");
+    assert!(tuning.tell(&[1.0, f32::NAN, 0.0, 0.0]).is_err(), "{on}: NaN fitness");
+}
+
+/// The mean model's logits of one prompt.
+fn mean_logits<B: Transformer>(tuning: &FineTuning<B>) -> Vec<f32> {
+    let b = tuning.backend();
+    let tokens = [5u32, 17, 42];
+    let mut cache = tuning.model().cache(b, 1, tokens.len()).unwrap();
+    let step = Step { perturbation: None, tokens: &tokens, slots: &[0], starts: &[0], new: tokens.len() };
+    b.read_blocking(&tuning.forward(b, step, &mut cache, Logits::All).unwrap()).unwrap()
+}
+
+#[test]
+fn a_checkpoint_fine_tunes_through_the_trainer_core() {
+    fine_tuning_runs_through_the_trainer(CpuBackend::new(), &CpuBackend::new(), "cpu");
+    for_each_adapter(|adapter| {
+        let (ours, plain) = (open(adapter, &options(MatmulVariant::Direct)), open(adapter, &options(MatmulVariant::Direct)));
+        fine_tuning_runs_through_the_trainer(ours, &plain, &format!("wgpu {adapter}"));
+    });
+}
+
+#[test]
+fn a_bad_trainer_config_is_refused_by_name() {
+    let odd = EsConfig { population: 3, ..es() };
+    let e = FineTuning::load(CpuBackend::new(), &checkpoint(), odd).err().expect("an odd population is refused").to_string();
+    assert!(e.contains("population"), "{e}");
+}
