@@ -10,6 +10,7 @@ mod checkpoint;
 mod crash;
 mod drive;
 mod error;
+mod finetune;
 mod generate;
 mod info;
 mod metrics;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::train(args),
         Command::Info(args) => info::run(args),
         Command::Generate(args) => generate::generate(args),
+        Command::Finetune(args) => finetune::finetune(args),
         Command::Bench(args) => eggroll_bench::run(&args.options()).map_err(error::CliError::new),
         Command::Sample(args) => sample::sample(args),
         Command::RlCompare(args) => rl_compare::rl_compare(args),

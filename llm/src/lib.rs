@@ -2,8 +2,10 @@
 //! checkpoints loaded from the files people have (`config.json`, safetensors, `tokenizer.json`,
 //! `tokenizer_config.json`, `generation_config.json`).
 
+pub mod arithmetic;
 pub mod config;
 pub mod error;
+pub mod finetune;
 pub mod generate;
 pub mod generation;
 pub mod model;

@@ -7,11 +7,11 @@
 //! exactly as every other model's parameters are updated (fitness shaping, the low-rank
 //! estimate, SGD or Adam), with the trainer's checkpoints and state.
 
-use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::config::{ModelConfig, StoredDtype};
+use crate::error::{file_error, Result};
 use crate::model::{projection_shapes, KvCache, LanguageModel, Layout, Logits, Model, Noise, Perturbation, Step, PROJECTIONS};
 use crate::params::id_of;
-use crate::weights::Weights;
+use crate::weights::{tensor_shapes, Weights};
 use eggroll::config::Method;
 use eggroll::{EsConfig, FloatTrainer, ParamKind, ParamSpec, StepStats, Trainer};
 use eggroll_backend::transformer::Transformer;
@@ -77,6 +77,53 @@ impl<B: Transformer> FineTuning<B> {
         }
     }
 
+    /// Writes a Hugging Face model folder to `out` that transformers and [`Model::load`] load:
+    /// `source`'s config (its dtype set to `dtype`) and tokenizer files, and every tensor in
+    /// `dtype` in one `model.safetensors`: the trainer's projections, the frozen tensors as
+    /// `source` holds them. Each file is written beside its final name, then renamed.
+    pub fn save_pretrained(&self, source: &Path, out: &Path, dtype: StoredDtype) -> Result<()> {
+        let config = &self.model.config;
+        let weights = Weights::open(source)?;
+        std::fs::create_dir_all(out).map_err(|e| file_error(out, e))?;
+        let backend = self.backend();
+        let projections: Vec<(&ParamSpec, &B::Buffer)> = self.trainer.values().collect();
+        let mut tensors = Vec::new();
+        for (name, shape) in tensor_shapes(config) {
+            let values = match projections.iter().find(|(spec, _)| spec.name == name) {
+                Some((_, value)) => backend.read_blocking(value)?,
+                None => weights.f32(&name, &shape)?,
+            };
+            tensors.push((name, shape, encode(&values, dtype)));
+        }
+        let views = tensors
+            .iter()
+            .map(|(name, shape, bytes)| {
+                let view = safetensors::tensor::TensorView::new(safetensor_dtype(dtype), shape.clone(), bytes)
+                    .map_err(|e| file_error(&out.join("model.safetensors"), e))?;
+                Ok((name.clone(), view))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bytes = safetensors::serialize(views, None).map_err(|e| file_error(&out.join("model.safetensors"), e))?;
+        write_beside(&out.join("model.safetensors"), &bytes)?;
+        let config_path = source.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| file_error(&config_path, e))?;
+        let mut json: serde_json::Value = serde_json::from_str(&text).map_err(|e| file_error(&config_path, e))?;
+        let map = json.as_object_mut().ok_or_else(|| file_error(&config_path, "not a JSON object"))?;
+        let key = if map.contains_key("dtype") { "dtype" } else { "torch_dtype" };
+        map.insert(key.into(), dtype.name().into());
+        let text = serde_json::to_string_pretty(&json).map_err(|e| file_error(&out.join("config.json"), e))?;
+        write_beside(&out.join("config.json"), text.as_bytes())?;
+        for file in ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json", "chat_template.jinja"]
+        {
+            let from = source.join(file);
+            if from.exists() {
+                let bytes = std::fs::read(&from).map_err(|e| file_error(&from, e))?;
+                write_beside(&out.join(file), &bytes)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Updates the projections from every member's raw fitness (higher is better), as
     /// [`Trainer::tell`] does for every model, and moves to the next epoch.
     pub fn tell(&mut self, fitness: &[f32]) -> Result<StepStats> {
@@ -93,4 +140,29 @@ impl<B: Transformer> LanguageModel<B> for FineTuning<B> {
         let projections: Vec<&B::Buffer> = self.trainer.values().map(|(_, value)| value).collect();
         self.model.forward_with(backend, &projections, step, cache, logits)
     }
+}
+
+/// `values` as little-endian bytes of `dtype` (rounded to nearest even).
+fn encode(values: &[f32], dtype: StoredDtype) -> Vec<u8> {
+    match dtype {
+        StoredDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        StoredDtype::F16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+        StoredDtype::Bf16 => values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+    }
+}
+
+/// The safetensors dtype of `dtype`.
+fn safetensor_dtype(dtype: StoredDtype) -> safetensors::Dtype {
+    match dtype {
+        StoredDtype::F32 => safetensors::Dtype::F32,
+        StoredDtype::F16 => safetensors::Dtype::F16,
+        StoredDtype::Bf16 => safetensors::Dtype::BF16,
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it to `path`.
+fn write_beside(path: &Path, bytes: &[u8]) -> Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).map_err(|e| file_error(&partial, e))?;
+    std::fs::rename(&partial, path).map_err(|e| file_error(path, e))
 }

@@ -13,6 +13,7 @@ use eggroll_backend::gpu::MatmulVariant;
 use eggroll_backend::testing::{for_each_adapter, open, options};
 use eggroll_backend::transformer::Transformer;
 use eggroll_backend::{LowRank, LowRankNoise, NoiseStream};
+use eggroll_llm::finetune::{epoch, Decoding};
 use eggroll_llm::generate::{generate, Members, Sampling};
 use eggroll_llm::model::{projection_shapes, PROJECTIONS};
 use eggroll_llm::params::id_of;
@@ -131,4 +132,33 @@ fn a_bad_trainer_config_is_refused_by_name() {
     let odd = EsConfig { population: 3, ..es() };
     let e = FineTuning::load(CpuBackend::new(), &checkpoint(), odd).err().expect("an odd population is refused").to_string();
     assert!(e.contains("population"), "{e}");
+}
+
+#[test]
+fn an_epoch_scores_every_answer_and_steps_the_trainer() {
+    let dir = checkpoint();
+    let tokenizer = eggroll_llm::TextTokenizer::load(&dir).unwrap();
+    let mut tuning = FineTuning::load(CpuBackend::new(), &dir, es()).unwrap();
+    let before: Vec<Vec<f32>> = tuning.trainer().values().map(|(_, w)| w.clone()).collect();
+    let decoding = Decoding { tokenizer: &tokenizer, eos: &[], max_tokens: 3, chat: false };
+    let problems = vec![("In the".to_string(), String::new()), ("And God".to_string(), String::new())];
+    let mut seen = Vec::new();
+    // A reward that differs between the members' answers: the length of the text.
+    let outcome = epoch(&mut tuning, decoding, &problems, false, &mut |completion, _| {
+        seen.push(completion.to_string());
+        Ok(completion.len() as f32)
+    })
+    .unwrap();
+    assert_eq!(seen.len(), es().population * problems.len(), "every member's answer to every prompt is scored");
+    let mean = seen.iter().map(|s| s.len() as f64).sum::<f64>() / seen.len() as f64;
+    assert!((outcome.mean_reward - mean).abs() < 1e-9, "{outcome:?}");
+    assert_eq!(outcome.mean_completion_tokens, 3.0);
+    assert_eq!(tuning.trainer().epoch(), 1);
+    let after: Vec<Vec<f32>> = tuning.trainer().values().map(|(_, w)| w.clone()).collect();
+    let varied = seen.iter().any(|s| s.len() != seen[0].len());
+    assert!(varied, "the members' answers differ: {seen:?}");
+    assert_ne!(before, after, "different rewards move the projections");
+    // A reward that is not a number ends the epoch with an error naming it.
+    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, _| Ok(f32::NAN)).unwrap_err().to_string();
+    assert!(e.contains("not a finite number"), "{e}");
 }
