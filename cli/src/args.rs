@@ -338,7 +338,7 @@ pub struct FinetuneArgs {
     #[arg(long, value_name = "S", default_value_t = 1e-3)]
     pub sigma: f32,
     /// Learning rate.
-    #[arg(long, value_name = "L", default_value_t = 1.0)]
+    #[arg(long, value_name = "L", default_value_t = 0.5)]
     pub lr: f32,
     /// Optimiser of the projections.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
@@ -356,7 +356,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub normalize_std: bool,
     /// Prompts every member answers each epoch.
-    #[arg(long, value_name = "P", default_value_t = 8)]
+    #[arg(long, value_name = "P", default_value_t = 16)]
     pub prompts_per_epoch: usize,
     /// New tokens per answer at most.
     #[arg(long, value_name = "K", default_value_t = 8)]

@@ -116,3 +116,22 @@ fn bad_input_gives_one_error_line() {
     let line = assert_one_error(&finetune(here.path(), &dir, &["--epochs", "0"]));
     assert!(line.contains("--epochs"), "{line}");
 }
+
+/// The shipped arithmetic model: `eggroll finetune` measures the held-out accuracy its
+/// pretraining script measured (in f32 before saving in bfloat16; the held-out problems are the
+/// same), between 20% and 60%.
+#[test]
+fn the_shipped_arithmetic_model_scores_what_its_pretraining_measured() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../llm/models/arith-llama");
+    let pretraining: Value = serde_json::from_str(&std::fs::read_to_string(model.join("pretraining.json")).unwrap()).unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let out = run(
+        here.path(),
+        &["finetune", "--model", model.to_str().unwrap(), "--epochs", "1", "--eval-every", "0", "--backend", "cpu", "--json"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ours, theirs) = (report["initial_eval_accuracy"].as_f64().unwrap(), pretraining["held_out_accuracy"].as_f64().unwrap());
+    assert!((ours - theirs).abs() <= 0.02, "eggroll measures {ours}, the pretraining script {theirs}");
+    assert!((0.2..=0.6).contains(&ours), "{ours}");
+}
