@@ -3,7 +3,7 @@
 //! problems before, every `--eval-every` epochs and after, and written back as a model folder
 //! with `--out`.
 
-use crate::args::{DtypeArg, FinetuneArgs, FinetuneTask};
+use crate::args::{DtypeArg, FinetuneArgs, FinetuneTask, OptimizerArg};
 use crate::error::{CliError, Result};
 use eggroll::config::{EsConfig, Shaping};
 use eggroll::limits::host_memory_limit;
@@ -13,6 +13,7 @@ use eggroll_backend::Kernels;
 use eggroll_llm::arithmetic::Arithmetic;
 use eggroll_llm::config::StoredDtype;
 use eggroll_llm::finetune::{epoch, evaluate, Decoding, Evaluation};
+use eggroll_llm::model::projection_shapes;
 use eggroll_llm::{FineTuning, GenerationConfig, MemoryNeed, ModelConfig, TextTokenizer, Weights};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
@@ -53,8 +54,12 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     let backend = select_backend(args.backend(), &WgpuOptions::default())?;
     // The epoch's population generation and a held-out slice of the mean model, each within
     // the machine's memory and the adapter's limits.
-    MemoryNeed::of(&model_config, args.population, args.prompts_per_epoch, 2 * longest, args.max_tokens)
-        .check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
+    // The trainer also keeps a gradient estimate of every projection, and Adam's two moments.
+    let mut need = MemoryNeed::of(&model_config, args.population, args.prompts_per_epoch, 2 * longest, args.max_tokens);
+    let projections: u64 = projection_shapes(&model_config).iter().map(|[m, n]| (m * n) as u64).sum::<u64>() * model_config.layers as u64;
+    let per_value = if matches!(args.optimizer, OptimizerArg::Sgd) { 1 } else { 3 };
+    need.weights += projections * per_value * 4;
+    need.check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
     let adapter = backend.describe().name;
     let kind = backend.kind();
     let config = EsConfig {

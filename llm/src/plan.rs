@@ -9,7 +9,7 @@ use eggroll_backend::MemoryLimits;
 /// The bytes of each part of a population's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryNeed {
-    /// The weights in f32, once.
+    /// The weights in f32, once (and, when fine-tuning, the trainer's state of the projections).
     pub weights: u64,
     /// The key and value caches of every sequence.
     pub caches: u64,
