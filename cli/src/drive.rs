@@ -75,7 +75,7 @@ fn save<S: Training>(session: &S, dir: &Path, log: Option<&mut MetricsLog>) -> R
 }
 
 /// A progress bar on stderr, hidden with `quiet` or when stderr is not a terminal.
-fn progress(epochs: u32, start: u32, quiet: bool) -> ProgressBar {
+pub(crate) fn progress(epochs: u32, start: u32, quiet: bool) -> ProgressBar {
     let target = if quiet || !std::io::stderr().is_terminal() { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
     let bar = ProgressBar::with_draw_target(Some(u64::from(epochs)), target);
     if let Ok(style) = ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed}<{eta}]") {

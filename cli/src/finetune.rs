@@ -4,6 +4,7 @@
 //! with `--out`.
 
 use crate::args::{DtypeArg, FinetuneArgs, FinetuneTask, OptimizerArg};
+use crate::drive::progress;
 use crate::error::{CliError, Result};
 use eggroll::config::{EsConfig, Shaping};
 use eggroll::limits::host_memory_limit;
@@ -15,11 +16,10 @@ use eggroll_llm::config::StoredDtype;
 use eggroll_llm::finetune::{epoch, evaluate, Decoding, Evaluation};
 use eggroll_llm::model::projection_shapes;
 use eggroll_llm::{FineTuning, GenerationConfig, MemoryNeed, ModelConfig, TextTokenizer, Weights};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Instant;
 
 /// Loads the model into a trainer, trains `--epochs` epochs and reports.
@@ -86,7 +86,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         evaluate(tuning, tuning.backend(), decoding, &eval_problems, 1.0, reward)
     };
     let initial = evaluate_now(&tuning, &mut reward)?;
-    let bar = progress(args.epochs);
+    let bar = progress(args.epochs, 0, false);
     let (mut last, mut train_seconds, mut generated) = (initial, 0.0f64, 0usize);
     for e in 0..args.epochs {
         let problems: Vec<(String, String)> =
@@ -148,14 +148,4 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A progress bar on stderr when it is a terminal.
-fn progress(epochs: u32) -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-    let bar = ProgressBar::with_draw_target(Some(u64::from(epochs)), target);
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed}<{eta}]") {
-        bar.set_style(style);
-    }
-    bar
 }
