@@ -322,48 +322,39 @@ pub struct FinetuneArgs {
     /// The task: its prompts, held-out problems and reward.
     #[arg(long, value_enum, default_value_t = FinetuneTask::Arithmetic)]
     pub task: FinetuneTask,
+    /// `jsonl`: the training problems, one JSON object per line with `prompt` and `answer`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub data: Option<PathBuf>,
+    /// `jsonl`: the held-out problems (default: a share of `--data` set aside by the seed).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub eval_data: Option<PathBuf>,
+    /// Score completions with this command instead of the task's verifier: started once through
+    /// `sh -c`, it reads JSON lines `{"prompt","completion","answer"}` and prints one reward per
+    /// line.
+    #[arg(long, value_name = "CMD")]
+    pub reward_cmd: Option<String>,
+    /// Seconds the reward command may take for one reward.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub reward_timeout: f64,
     /// `arithmetic`: the operations, comma-separated, of `+`, `-` and `*`.
     #[arg(long, value_name = "OPS", value_delimiter = ',', default_values_t = ['+', '-'])]
     pub operations: Vec<char>,
     /// `arithmetic`: digits of each operand.
     #[arg(long, value_name = "K", default_value_t = 2)]
     pub digits: u32,
-    /// Population size N (even).
-    #[arg(long, value_name = "N", default_value_t = 32)]
-    pub population: usize,
-    /// Rank of each projection's perturbation.
-    #[arg(long, value_name = "R", default_value_t = 1)]
-    pub rank: usize,
-    /// Noise scale σ.
-    #[arg(long, value_name = "S", default_value_t = 1e-3)]
-    pub sigma: f32,
-    /// Learning rate.
-    #[arg(long, value_name = "L", default_value_t = 0.5)]
-    pub lr: f32,
-    /// Optimiser of the projections.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
-    pub optimizer: OptimizerArg,
-    /// EGGROLL's low-rank perturbations or OpenES's full-rank ones.
-    #[arg(long, value_enum, default_value_t = MethodArg::Eggroll)]
-    pub method: MethodArg,
-    /// Seed of the noise and the task's problems.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// New noise every K epochs (0: the same noise for ever).
-    #[arg(long, value_name = "K", default_value_t = 1)]
-    pub noise_reuse: u32,
+    /// The trainer's configuration over `finetune`'s defaults (population 32, rank 1, σ 1e-3,
+    /// SGD, 100 epochs, fitness centred): the `--config` file, then the flags.
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Divide each prompt's centred rewards by their standard deviation.
     #[arg(long)]
     pub normalize_std: bool,
     /// Prompts every member answers each epoch.
     #[arg(long, value_name = "P", default_value_t = 16)]
     pub prompts_per_epoch: usize,
-    /// New tokens per answer at most.
-    #[arg(long, value_name = "K", default_value_t = 8)]
-    pub max_tokens: usize,
-    /// Epochs to train.
-    #[arg(long, value_name = "E", default_value_t = 100)]
-    pub epochs: u32,
+    /// New tokens per answer at most (default: 8 for `arithmetic`, 256 for the others).
+    #[arg(long, value_name = "K")]
+    pub max_tokens: Option<usize>,
     /// Evaluate the mean model on the held-out problems every K epochs (also before the first
     /// and after the last).
     #[arg(long, value_name = "K", default_value_t = 10)]
@@ -377,7 +368,17 @@ pub struct FinetuneArgs {
     /// The dtype of `--out`'s weights (default: the input's).
     #[arg(long, value_enum)]
     pub out_dtype: Option<DtypeArg>,
-    /// Append one JSON line per epoch (epoch, mean_reward, accuracy when evaluated,
+    /// Save checkpoints (the projections, the optimiser's moments, the run's progress) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Save a checkpoint every K epochs (and after the last one).
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint_every: u32,
+    /// Continue from the latest checkpoint in DIR (and keep checkpointing there unless
+    /// --checkpoint says otherwise); the rest of the command line must match the original run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Write one JSON line per epoch (epoch, mean_reward, accuracy when evaluated,
     /// mean_completion_tokens, ms) to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
@@ -401,6 +402,11 @@ impl FinetuneArgs {
 pub enum FinetuneTask {
     /// Problems such as `37+48=` drawn from the seed, reward 1 for the exact answer.
     Arithmetic,
+    /// Reach a target from 3 or 4 numbers; 0.1 for an `<answer>` and 1 more when it is right.
+    Countdown,
+    /// Prompts and answers from `--data` (GSM8K- or DeepScaleR-style); reward 1 when the final
+    /// answer matches.
+    Jsonl,
 }
 
 /// `--out-dtype` values.

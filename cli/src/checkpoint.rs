@@ -37,6 +37,10 @@ pub struct Manifest {
     pub settings: serde_json::Value,
     /// Epochs completed; training resumes here.
     pub epoch: u32,
+    /// What a run reports at its end that its tensors do not hold (`finetune`'s held-out
+    /// evaluations, training time and generated tokens so far), absent for `train`.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub progress: serde_json::Value,
     /// Experiment seed (also in `config`, repeated for readers).
     pub seed: u64,
     /// The run's full configuration.
@@ -198,6 +202,7 @@ mod tests {
             format_version: FORMAT_VERSION,
             task: "constant".into(),
             settings: serde_json::Value::Null,
+            progress: serde_json::Value::Null,
             epoch,
             seed: 0,
             config: EsConfig::default(),

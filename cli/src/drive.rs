@@ -21,25 +21,36 @@ use std::path::Path;
 /// task, configuration and model; returns its manifest.
 pub(crate) fn resume<S: Training>(driver: &mut Driver<S>, dir: &Path) -> Result<Manifest> {
     let loaded = checkpoint::load(dir)?;
-    let manifest = &loaded.manifest;
-    let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
     let session = driver.session();
-    let name = session.name();
-    if manifest.task != name {
-        return Err(refuse(format!("it is a checkpoint of task `{}`, not `{name}`", manifest.task)));
+    check_manifest(&loaded.manifest, session.name(), &session.settings(), session.config(), dir)?;
+    let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
+    driver.resume(&loaded.model, loaded.manifest.epoch).map_err(|e| match e {
+        EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
+        EggrollError::Checkpoint(why) => refuse(why),
+        other => refuse(other.to_string()),
+    })?;
+    Ok(loaded.manifest)
+}
+
+/// Refuses to resume from the checkpoint `manifest` (in `dir`) a run of another task, other
+/// settings or another configuration than `task`, `settings` and `config`, naming the first
+/// difference.
+pub(crate) fn check_manifest(manifest: &Manifest, task: &str, settings: &serde_json::Value, config: &EsConfig, dir: &Path) -> Result<()> {
+    let refuse = |why: String| CliError::new(format!("cannot resume from {}: {why}", dir.display()));
+    if manifest.task != task {
+        return Err(refuse(format!("it is a checkpoint of task `{}`, not `{task}`", manifest.task)));
     }
-    checkpoint::check_epoch(manifest, session.config().epochs, dir)?;
-    let settings = session.settings();
-    if manifest.settings != settings {
+    checkpoint::check_epoch(manifest, config.epochs, dir)?;
+    if manifest.settings != *settings {
         let key = settings.as_object().and_then(|o| o.keys().find(|k| manifest.settings.get(k.as_str()) != o.get(k.as_str())).cloned());
         let key = key.unwrap_or_default();
         let (saved, now) = (manifest.settings.get(&key).cloned().unwrap_or_default(), settings.get(&key).cloned().unwrap_or_default());
         return Err(refuse(format!("it was made with {key} = {saved}, this run has {now}")));
     }
     // The noise cache changes no result: a run may resume with another budget.
-    let saved = EsConfig { noise_cache_mb: session.config().noise_cache_mb, ..manifest.config.clone() };
-    if saved != *session.config() {
-        let (saved, now) = (json!(saved), json!(session.config()));
+    let saved = EsConfig { noise_cache_mb: config.noise_cache_mb, ..manifest.config.clone() };
+    if saved != *config {
+        let (saved, now) = (json!(saved), json!(config));
         let field = saved.as_object().and_then(|o| o.keys().find(|k| saved[k.as_str()] != now[k.as_str()]).cloned());
         let field = field.unwrap_or_default();
         // Config floats are f32: show them as such.
@@ -49,12 +60,7 @@ pub(crate) fn resume<S: Training>(driver: &mut Driver<S>, dir: &Path) -> Result<
         };
         return Err(refuse(format!("it was made with {field} = {}, this run has {}", show(&saved[&field]), show(&now[&field]))));
     }
-    driver.resume(&loaded.model, manifest.epoch).map_err(|e| match e {
-        EggrollError::CorruptState(why) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
-        EggrollError::Checkpoint(why) => refuse(why),
-        other => refuse(other.to_string()),
-    })?;
-    Ok(loaded.manifest)
+    Ok(())
 }
 
 /// Saves the session's trainer into `dir` as the checkpoint of its current epoch.
@@ -64,6 +70,7 @@ fn save<S: Training>(session: &S, dir: &Path, log: Option<&mut MetricsLog>) -> R
         format_version: checkpoint::FORMAT_VERSION,
         task: session.name().to_string(),
         settings: session.settings(),
+        progress: serde_json::Value::Null,
         epoch: session.epoch(),
         seed: session.config().seed,
         config: session.config().clone(),

@@ -1,40 +1,78 @@
 //! `eggroll finetune`: a Hugging Face model folder fine-tuned by EGGROLL on a task's verifiable
-//! rewards (eggroll-llm's `FineTuning`, `finetune` and `arithmetic`), evaluated on held-out
-//! problems before, every `--eval-every` epochs and after, and written back as a model folder
-//! with `--out`.
+//! rewards (eggroll-llm's `FineTuning`, `finetune` and tasks), scored by the task's verifier or
+//! an external `--reward-cmd`, evaluated on held-out problems before, every `--eval-every`
+//! epochs and after, checkpointed and resumed exactly, and written back as a model folder with
+//! `--out`.
 
-use crate::args::{DtypeArg, FinetuneArgs, FinetuneTask, OptimizerArg};
-use crate::drive::progress;
+use crate::args::{DtypeArg, FinetuneArgs, FinetuneTask};
+use crate::checkpoint::{self, Manifest};
+use crate::crash::crash_point;
+use crate::drive::{check_manifest, progress};
 use crate::error::{CliError, Result};
-use eggroll::config::{EsConfig, Shaping};
+use crate::metrics::MetricsLog;
+use eggroll::checkpoint::fnv1a64;
+use eggroll::config::{EsConfig, OptimizerKind, Shaping};
 use eggroll::limits::host_memory_limit;
+use eggroll::EggrollError;
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
+use eggroll_backend::transformer::Transformer;
 use eggroll_backend::Kernels;
-use eggroll_llm::arithmetic::Arithmetic;
+use eggroll_llm::arithmetic::{Arithmetic, ArithmeticTask};
 use eggroll_llm::config::StoredDtype;
-use eggroll_llm::finetune::{epoch, evaluate, Decoding, Evaluation};
+use eggroll_llm::countdown::CountdownTask;
+use eggroll_llm::finetune::{epoch, evaluate, Decoding, Evaluation, Verify};
+use eggroll_llm::jsonl::JsonlTask;
 use eggroll_llm::model::projection_shapes;
-use eggroll_llm::{FineTuning, GenerationConfig, MemoryNeed, ModelConfig, TextTokenizer, Weights};
+use eggroll_llm::verifier::RewardCommand;
+use eggroll_llm::{FineTuning, GenerationConfig, LlmError, MemoryNeed, ModelConfig, Problem, Task, TextTokenizer, Weights};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::HashSet;
-use std::fs::File;
-use std::io::Write;
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-/// Loads the model into a trainer, trains `--epochs` epochs and reports.
+/// What a run reports at its end beyond its tensors, kept in each checkpoint so that a resumed
+/// run reports what an uninterrupted one would.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Progress {
+    /// The held-out evaluation before the first epoch.
+    initial: Scores,
+    /// The latest held-out evaluation.
+    last: Scores,
+    /// Seconds spent in epochs (evaluations excluded).
+    train_seconds: f64,
+    /// Tokens the population generated in those epochs.
+    generated_tokens: u64,
+}
+
+/// An [`Evaluation`] as a checkpoint stores it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Scores {
+    reward: f64,
+    accuracy: f64,
+}
+
+impl From<Evaluation> for Scores {
+    fn from(e: Evaluation) -> Self {
+        Scores { reward: e.reward, accuracy: e.accuracy }
+    }
+}
+
+/// Loads the model into a trainer, trains `--epochs` epochs (from the checkpoint on with
+/// `--resume`) and reports.
 pub fn finetune(args: &FinetuneArgs) -> Result<()> {
-    let FinetuneTask::Arithmetic = args.task;
-    let task = Arithmetic { operations: args.operations.clone(), digits: args.digits };
-    task.validate()?;
-    if args.prompts_per_epoch == 0 || args.max_tokens == 0 || args.epochs == 0 {
+    let config = args.config.overlay(defaults())?;
+    let max_tokens = args.max_tokens.unwrap_or(if args.task == FinetuneTask::Arithmetic { 8 } else { 256 });
+    if args.prompts_per_epoch == 0 || max_tokens == 0 || config.epochs == 0 {
         return Err(CliError::new(format!(
-            "--prompts-per-epoch {}, --max-tokens {} and --epochs {} must each be at least 1",
-            args.prompts_per_epoch, args.max_tokens, args.epochs
+            "--prompts-per-epoch {}, --max-tokens {max_tokens} and --epochs {} must each be at least 1",
+            args.prompts_per_epoch, config.epochs
         )));
     }
-    let eval_problems: Vec<(String, String)> = task.eval_set(args.seed).into_iter().map(|p| (p.prompt, p.answer)).collect();
-    let held_out: HashSet<String> = eval_problems.iter().map(|(p, _)| p.clone()).collect();
+    if !(args.reward_timeout.is_finite() && args.reward_timeout > 0.0) {
+        return Err(CliError::new(format!("--reward-timeout {}: a positive number of seconds", args.reward_timeout)));
+    }
+    let task = load_task(args, config.seed)?;
 
     let model_config = ModelConfig::load(&args.model)?;
     let tokenizer = TextTokenizer::load(&args.model)?;
@@ -47,105 +85,222 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
         Some(DtypeArg::F16) => StoredDtype::F16,
         None => weights.dtype().unwrap_or(StoredDtype::F32),
     };
-    let decoding = Decoding { tokenizer: &tokenizer, eos: &generation.eos_token_ids, max_tokens: args.max_tokens, chat: args.chat };
-    let longest = eval_problems.iter().map(|(p, _)| decoding.encode(p).map(|ids| ids.len())).collect::<eggroll_llm::Result<Vec<_>>>()?;
-    let longest = longest.into_iter().max().unwrap_or(1);
+    let decoding = Decoding { tokenizer: &tokenizer, eos: &generation.eos_token_ids, max_tokens, chat: args.chat };
+    let longest = longest_prompt(&decoding, &*task, args.prompts_per_epoch, model_config.max_positions)?;
 
     let backend = select_backend(args.backend(), &WgpuOptions::default())?;
     // The epoch's population generation and a held-out slice of the mean model, each within
-    // the machine's memory and the adapter's limits.
-    // The trainer also keeps a gradient estimate of every projection, and Adam's two moments.
-    let mut need = MemoryNeed::of(&model_config, args.population, args.prompts_per_epoch, 2 * longest, args.max_tokens);
+    // the machine's memory and the adapter's limits; the trainer also keeps a gradient
+    // estimate of every projection, and Adam's two moments.
+    let mut need = MemoryNeed::of(&model_config, config.population, args.prompts_per_epoch, 2 * longest, max_tokens);
     let projections: u64 = projection_shapes(&model_config).iter().map(|[m, n]| (m * n) as u64).sum::<u64>() * model_config.layers as u64;
-    let per_value = if matches!(args.optimizer, OptimizerArg::Sgd) { 1 } else { 3 };
+    let per_value = if matches!(config.optimizer, OptimizerKind::Sgd) { 1 } else { 3 };
     need.weights += projections * per_value * 4;
     need.check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
     let adapter = backend.describe().name;
     let kind = backend.kind();
-    let config = EsConfig {
-        population: args.population,
-        rank: args.rank,
-        sigma: args.sigma,
-        lr: args.lr,
-        optimizer: args.optimizer.into(),
-        method: args.method.into(),
-        seed: args.seed,
-        noise_reuse: args.noise_reuse,
-        epochs: args.epochs,
-        shaping: Shaping::ZScore,
-        ..EsConfig::default()
-    };
-    let mut tuning = FineTuning::from_weights(backend, model_config, &weights, config)?;
-    let mut reward = |completion: &str, answer: &str| Ok(Arithmetic::reward(completion, answer));
-    let mut log = match &args.metrics {
-        Some(path) => Some(File::create(path).map_err(|e| CliError::file(path, "cannot create the metrics log", e))?),
+    let settings = settings(args, &*task, max_tokens)?;
+    let mut tuning = FineTuning::from_weights(backend, model_config, &weights, config.clone())?;
+    let mut command = match &args.reward_cmd {
+        Some(cmd) => Some(RewardCommand::start(cmd, Duration::from_secs_f64(args.reward_timeout))?),
         None => None,
     };
-
-    let evaluate_now = |tuning: &FineTuning<_>, reward: &mut dyn FnMut(&str, &str) -> eggroll_llm::Result<f32>| {
-        evaluate(tuning, tuning.backend(), decoding, &eval_problems, 1.0, reward)
+    let task_ref = &*task;
+    let mut verify = |problems: &[Problem], completions: &[String]| match command.as_mut() {
+        Some(command) => command.score(problems, completions),
+        None => Ok(problems.iter().zip(completions).map(|(p, c)| task_ref.reward(p, c)).collect()),
     };
-    let initial = evaluate_now(&tuning, &mut reward)?;
-    let bar = progress(args.epochs, 0, false);
-    let (mut last, mut train_seconds, mut generated) = (initial, 0.0f64, 0usize);
-    for e in 0..args.epochs {
-        let problems: Vec<(String, String)> =
-            task.batch(args.seed, e, args.prompts_per_epoch, &held_out).into_iter().map(|p| (p.prompt, p.answer)).collect();
+    let full_reward = task.full_reward();
+    let eval_problems = task.eval_set();
+    let evaluate_now = |tuning: &FineTuning<_>, verify: &mut Verify| {
+        evaluate(tuning, tuning.backend(), decoding, eval_problems, full_reward, verify).map(Scores::from)
+    };
+
+    let ckpt_dir = args.checkpoint.as_deref().or(args.resume.as_deref());
+    let (mut state, mut log) = match &args.resume {
+        Some(dir) => {
+            let loaded = checkpoint::load(dir)?;
+            let manifest = &loaded.manifest;
+            check_manifest(manifest, "finetune", &settings, &config, dir)?;
+            let state: Progress = serde_json::from_value(manifest.progress.clone())
+                .map_err(|e| loaded.corrupt(format!("state.json: the run's progress: {e}")))?;
+            tuning.load_state(&loaded.model, manifest.epoch).map_err(|e| match e {
+                LlmError::Trainer(EggrollError::CorruptState(why)) => loaded.corrupt(format!("{}: {why}", checkpoint::MODEL)),
+                other => CliError::new(format!("cannot resume from {}: {other}", dir.display())),
+            })?;
+            let log = match &args.metrics {
+                Some(path) => Some(MetricsLog::reopen(path, manifest.metrics_bytes, manifest.epoch)?.0),
+                None => None,
+            };
+            (state, log)
+        }
+        None => {
+            let log = args.metrics.as_deref().map(MetricsLog::create).transpose()?;
+            let initial = evaluate_now(&tuning, &mut verify)?;
+            (Progress { initial, last: initial, train_seconds: 0.0, generated_tokens: 0 }, log)
+        }
+    };
+    if let Some(dir) = ckpt_dir.filter(|d| args.resume.as_deref() != Some(*d)) {
+        checkpoint::start(dir)?;
+    }
+
+    let epochs = config.epochs;
+    let start = tuning.trainer().epoch();
+    let bar = progress(epochs, start, false);
+    for e in start..epochs {
+        let problems = task.batch(e, args.prompts_per_epoch)?;
         let started = Instant::now();
-        let outcome = epoch(&mut tuning, decoding, &problems, args.normalize_std, &mut reward)?;
+        let outcome = epoch(&mut tuning, decoding, &problems, args.normalize_std, &mut verify)?;
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        train_seconds += ms / 1e3;
-        generated += outcome.generated_tokens;
+        state.train_seconds += ms / 1e3;
+        state.generated_tokens += outcome.generated_tokens as u64;
         let done = e + 1;
-        let evaluation = (done == args.epochs || (args.eval_every > 0 && done % args.eval_every == 0))
-            .then(|| evaluate_now(&tuning, &mut reward))
+        let evaluation = (done == epochs || (args.eval_every > 0 && done.is_multiple_of(args.eval_every)))
+            .then(|| evaluate_now(&tuning, &mut verify))
             .transpose()?;
         if let Some(evaluation) = evaluation {
-            last = evaluation;
+            state.last = evaluation;
         }
-        if let Some(file) = log.as_mut() {
+        if let Some(log) = log.as_mut() {
             let mut line = json!({
                 "epoch": done, "mean_reward": outcome.mean_reward,
                 "mean_completion_tokens": outcome.mean_completion_tokens, "ms": ms,
             });
-            if let Some(Evaluation { reward, accuracy }) = evaluation {
+            if let Some(Scores { reward, accuracy }) = evaluation {
                 line["accuracy"] = json!(accuracy);
                 line["eval_reward"] = json!(reward);
             }
-            writeln!(file, "{line}").and_then(|_| file.flush()).map_err(|e| {
-                CliError::file(args.metrics.as_deref().unwrap_or(std::path::Path::new("")), "cannot write the metrics log", e)
-            })?;
+            log.append_line(done, &line)?;
         }
-        bar.set_message(format!("reward {:.3}, held-out accuracy {:.3}", outcome.mean_reward, last.accuracy));
+        crash_point(done, "epoch");
+        if let Some(dir) = ckpt_dir.filter(|_| done.is_multiple_of(args.checkpoint_every) || done == epochs) {
+            save(&tuning, dir, &settings, &state, log.as_mut())?;
+        }
+        bar.set_message(format!("reward {:.3}, held-out accuracy {:.3}", outcome.mean_reward, state.last.accuracy));
         bar.inc(1);
     }
     bar.finish_and_clear();
     if let Some(out) = &args.out {
         tuning.save_pretrained(&args.model, out, out_dtype)?;
     }
-    let summary = json!({
-        "task": "arithmetic", "model": args.model.display().to_string(), "method": tuning.trainer().config().method.to_string(),
-        "backend": kind, "adapter": adapter, "epochs": args.epochs, "population": args.population, "rank": args.rank,
-        "sigma": args.sigma, "initial_eval_reward": initial.reward, "final_eval_reward": last.reward,
-        "initial_eval_accuracy": initial.accuracy, "final_eval_accuracy": last.accuracy,
-        "tokens_per_second": generated as f64 / train_seconds.max(1e-9), "ms_per_epoch": train_seconds * 1e3 / f64::from(args.epochs),
-    });
-    if args.json {
-        println!("{}", serde_json::to_string(&summary).map_err(CliError::new)?);
-    } else {
-        println!(
-            "held-out accuracy {:.3} -> {:.3} (reward {:.3} -> {:.3}) after {} epochs, {:.0} ms per epoch, {:.1} generated tokens/s",
-            initial.accuracy,
-            last.accuracy,
-            initial.reward,
-            last.reward,
-            args.epochs,
-            train_seconds * 1e3 / f64::from(args.epochs),
-            generated as f64 / train_seconds.max(1e-9)
-        );
-        if let Some(out) = &args.out {
-            println!("wrote {}", out.display());
-        }
-    }
+    report(args, &tuning, &state, task.name(), kind, &adapter);
     Ok(())
+}
+
+/// Prints the summary: one JSON object with `--json`, else a line (two with `--out`).
+fn report<B: Transformer>(args: &FinetuneArgs, tuning: &FineTuning<B>, state: &Progress, task: &str, kind: &str, adapter: &str) {
+    let config = tuning.trainer().config();
+    let ms_per_epoch = state.train_seconds * 1e3 / f64::from(config.epochs);
+    let tokens_per_second = state.generated_tokens as f64 / state.train_seconds.max(1e-9);
+    let (initial, last) = (state.initial, state.last);
+    if args.json {
+        let summary = json!({
+            "task": task, "model": args.model.display().to_string(), "method": config.method.to_string(),
+            "backend": kind, "adapter": adapter, "epochs": config.epochs, "population": config.population,
+            "rank": config.rank, "sigma": config.sigma, "initial_eval_reward": initial.reward,
+            "final_eval_reward": last.reward, "initial_eval_accuracy": initial.accuracy,
+            "final_eval_accuracy": last.accuracy, "tokens_per_second": tokens_per_second, "ms_per_epoch": ms_per_epoch,
+        });
+        println!("{summary}");
+        return;
+    }
+    println!(
+        "held-out accuracy {:.3} -> {:.3} (reward {:.3} -> {:.3}) after {} epochs, {ms_per_epoch:.0} ms per epoch, {tokens_per_second:.1} generated tokens/s",
+        initial.accuracy, last.accuracy, initial.reward, last.reward, config.epochs,
+    );
+    if let Some(out) = &args.out {
+        println!("wrote {}", out.display());
+    }
+}
+
+/// The task `--task` names, with its settings checked.
+fn load_task(args: &FinetuneArgs, seed: u64) -> Result<Box<dyn Task>> {
+    if args.task != FinetuneTask::Jsonl && (args.data.is_some() || args.eval_data.is_some()) {
+        return Err(CliError::new("--data and --eval-data are for --task jsonl"));
+    }
+    Ok(match args.task {
+        FinetuneTask::Arithmetic => {
+            Box::new(ArithmeticTask::new(Arithmetic { operations: args.operations.clone(), digits: args.digits }, seed)?)
+        }
+        FinetuneTask::Countdown => Box::new(CountdownTask::new(seed)?),
+        FinetuneTask::Jsonl => {
+            let data = args.data.as_deref().ok_or_else(|| CliError::new("--task jsonl needs --data FILE.jsonl"))?;
+            Box::new(JsonlTask::load(data, args.eval_data.as_deref(), seed)?)
+        }
+    })
+}
+
+/// The tokens of the longest prompt among the held-out problems and the first epoch's batch,
+/// after checking that each leaves room for `decoding.max_tokens` new tokens within the model's
+/// `max_positions`.
+fn longest_prompt(decoding: &Decoding, task: &dyn Task, prompts_per_epoch: usize, max_positions: usize) -> Result<usize> {
+    let first = task.batch(0, prompts_per_epoch)?;
+    let mut longest = 1;
+    for (set, problem) in task.eval_set().iter().map(|p| ("held-out", p)).chain(first.iter().map(|p| ("training", p))) {
+        let tokens = decoding.encode(&problem.prompt)?.len();
+        if tokens + decoding.max_tokens > max_positions {
+            return Err(CliError::new(format!(
+                "the {set} prompt {:?} has {tokens} tokens: with --max-tokens {} it is beyond the model's {max_positions} positions",
+                problem.prompt, decoding.max_tokens
+            )));
+        }
+        longest = longest.max(tokens);
+    }
+    Ok(longest)
+}
+
+/// What a checkpoint must share with the run that resumes it beyond the trainer's
+/// configuration: the model, the task and its data, and how answers are generated and
+/// evaluated. The reward command is not among them: a verifier that failed may be mended (or
+/// replaced) before resuming.
+fn settings(args: &FinetuneArgs, task: &dyn Task, max_tokens: usize) -> Result<serde_json::Value> {
+    let config = args.model.join("config.json");
+    let config = std::fs::read(&config).map_err(|e| CliError::file(&config, "cannot read", e))?;
+    let data = |path: &Option<std::path::PathBuf>| -> Result<Option<String>> {
+        path.as_deref().map(|p| std::fs::read(p).map(|b| fnv1a64(&b)).map_err(|e| CliError::file(p, "cannot read", e))).transpose()
+    };
+    Ok(json!({
+        "model": args.model.display().to_string(), "model_config_fnv1a64": fnv1a64(&config), "task": task.name(),
+        "operations": args.operations.iter().collect::<String>(), "digits": args.digits,
+        "data_fnv1a64": data(&args.data)?, "eval_data_fnv1a64": data(&args.eval_data)?,
+        "prompts_per_epoch": args.prompts_per_epoch, "max_tokens": max_tokens, "normalize_std": args.normalize_std,
+        "chat": args.chat, "eval_every": args.eval_every,
+    }))
+}
+
+/// Saves the trainer's state and the run's progress into `dir` as the checkpoint of its epoch.
+fn save<B: Transformer>(
+    tuning: &FineTuning<B>, dir: &Path, settings: &serde_json::Value, state: &Progress, log: Option<&mut MetricsLog>,
+) -> Result<()> {
+    let trainer = tuning.trainer();
+    let manifest = Manifest {
+        format_version: checkpoint::FORMAT_VERSION,
+        task: "finetune".into(),
+        settings: settings.clone(),
+        progress: serde_json::to_value(state).map_err(CliError::new)?,
+        epoch: trainer.epoch(),
+        seed: trainer.config().seed,
+        config: trainer.config().clone(),
+        metrics_bytes: log.map(MetricsLog::sync).transpose()?,
+        model_bytes: 0,
+        model_fnv1a64: String::new(),
+    };
+    checkpoint::save(dir, manifest, &tuning.save_state()?)
+}
+
+/// `finetune`'s trainer configuration before `--config` and the flags: the authors' transformer
+/// runs' rank 1 and σ, a population and learning rate that fit this CPU for the shipped model,
+/// and the fitness kept at its scale (each prompt's rewards are already centred), so that an
+/// epoch whose members answer alike takes a small step.
+fn defaults() -> EsConfig {
+    EsConfig {
+        population: 32,
+        rank: 1,
+        sigma: 1e-3,
+        lr: 0.5,
+        optimizer: OptimizerKind::Sgd,
+        epochs: 100,
+        shaping: Shaping::Centered,
+        ..EsConfig::default()
+    }
 }

@@ -60,6 +60,11 @@ impl Record {
     }
 }
 
+/// `metrics file PATH does not match the checkpoint: why`.
+fn mismatch(path: &Path, why: &str) -> CliError {
+    CliError::new(format!("metrics file {} does not match the checkpoint: {why}", path.display()))
+}
+
 /// The open metrics file.
 pub struct MetricsLog {
     file: File,
@@ -78,36 +83,48 @@ impl MetricsLog {
     /// checkpoint was taken (a fresh log when the checkpoint recorded none); returns the records
     /// kept.
     pub fn resume(path: &Path, keep: Option<u64>, epoch: u32) -> Result<(Self, Vec<Record>)> {
+        let (log, lines) = Self::reopen(path, keep, epoch)?;
+        let records = lines.iter().map(Record::from_json).collect::<Option<Vec<_>>>().ok_or_else(|| mismatch(path, "unreadable line"))?;
+        Ok((log, records))
+    }
+
+    /// [`MetricsLog::resume`] for a log of any JSON lines with an `epoch` field: returns the
+    /// lines kept.
+    pub fn reopen(path: &Path, keep: Option<u64>, epoch: u32) -> Result<(Self, Vec<Value>)> {
         let Some(keep) = keep else { return Ok((Self::create(path)?, Vec::new())) };
         let err = |e: std::io::Error| CliError::file(path, "cannot reopen metrics file", e);
         let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
-        let mismatch = |why: &str| CliError::new(format!("metrics file {} does not match the checkpoint: {why}", path.display()));
         if len < keep {
-            return Err(mismatch("it is shorter than when the checkpoint was taken"));
+            return Err(mismatch(path, "it is shorter than when the checkpoint was taken"));
         }
         file.set_len(keep).map_err(err)?;
         let mut text = String::new();
         file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut text)).map_err(err)?;
         file.seek(SeekFrom::End(0)).map_err(err)?;
-        let records = text
+        let lines = text
             .lines()
-            .map(|l| serde_json::from_str(l).ok().and_then(|v| Record::from_json(&v)))
+            .map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| mismatch("unreadable line"))?;
-        if records.last().map_or(0, |r| r.epoch) != epoch {
-            return Err(mismatch(&format!("its last line is not epoch {epoch}")));
+            .ok_or_else(|| mismatch(path, "unreadable line"))?;
+        if lines.last().and_then(|l| l.get("epoch")).and_then(Value::as_u64).unwrap_or(0) != u64::from(epoch) {
+            return Err(mismatch(path, &format!("its last line is not epoch {epoch}")));
         }
-        Ok((Self { file, path: path.to_path_buf(), len: keep }, records))
+        Ok((Self { file, path: path.to_path_buf(), len: keep }, lines))
     }
 
     /// Appends `record` as one line.
     pub fn append(&mut self, record: &Record) -> Result<()> {
-        let line = format!("{}\n", record.to_json());
+        self.append_line(record.epoch, &record.to_json())
+    }
+
+    /// Appends `line`, the record of `epoch`, as one line.
+    pub fn append_line(&mut self, epoch: u32, line: &Value) -> Result<()> {
+        let line = format!("{line}\n");
         let err = |e| CliError::file(&self.path, "cannot write metrics file", e);
         let (head, tail) = line.as_bytes().split_at(line.len() / 2);
         self.file.write_all(head).map_err(err)?;
-        crash_point(record.epoch, "metrics");
+        crash_point(epoch, "metrics");
         self.file.write_all(tail).map_err(err)?;
         self.len += line.len() as u64;
         Ok(())

@@ -115,6 +115,36 @@ fn bad_input_gives_one_error_line() {
     assert!(line.contains("digits"), "{line}");
     let line = assert_one_error(&finetune(here.path(), &dir, &["--epochs", "0"]));
     assert!(line.contains("--epochs"), "{line}");
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--task", "jsonl"]));
+    assert!(line.contains("--data"), "{line}");
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--data", "d.jsonl"]));
+    assert!(line.contains("--task jsonl"), "{line}");
+    std::fs::write(here.path().join("bad.jsonl"), "{\"prompt\": \"a\", \"answer\": \"1\"}\n{\"prompt\": \"b\"}\n").unwrap();
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--task", "jsonl", "--data", "bad.jsonl"]));
+    assert!(line.contains("bad.jsonl") && line.contains("line 2") && line.contains("answer"), "{line}");
+    let long: String = (0..10).map(|i| format!("{{\"prompt\": \"{i} {}\", \"answer\": \"1\"}}\n", "and God said ".repeat(100))).collect();
+    std::fs::write(here.path().join("long.jsonl"), long).unwrap();
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--task", "jsonl", "--data", "long.jsonl"]));
+    assert!(line.contains("positions") && line.contains("--max-tokens"), "{line}");
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--reward-timeout", "0"]));
+    assert!(line.contains("--reward-timeout"), "{line}");
+}
+
+/// `countdown` and `jsonl` run end to end on a tiny checkpoint (its answers are noise: the runs
+/// check the plumbing, the tasks' own tests check their problems and rewards).
+#[test]
+fn countdown_and_jsonl_tasks_run() {
+    let dir = cases().join("llama-f32");
+    let here = tempfile::tempdir().unwrap();
+    let lines: String = (0..12).map(|i| format!("{{\"prompt\": \"Q: {i}+1 A:\", \"answer\": {}}}\n", i + 1)).collect();
+    std::fs::write(here.path().join("data.jsonl"), lines).unwrap();
+    for (task, extra) in [("countdown", &["--chat"][..]), ("jsonl", &["--data", "data.jsonl"][..])] {
+        let out = finetune(here.path(), &dir, &[&["--task", task, "--population", "4", "--epochs", "2", "--json"][..], extra].concat());
+        assert!(out.status.success(), "{task}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["task"], task);
+        assert!(report["final_eval_reward"].as_f64().is_some_and(f64::is_finite), "{report}");
+    }
 }
 
 /// The shipped arithmetic model: `eggroll finetune` measures the held-out accuracy its
@@ -134,4 +164,168 @@ fn the_shipped_arithmetic_model_scores_what_its_pretraining_measured() {
     let (ours, theirs) = (report["initial_eval_accuracy"].as_f64().unwrap(), pretraining["held_out_accuracy"].as_f64().unwrap());
     assert!((ours - theirs).abs() <= 0.02, "eggroll measures {ours}, the pretraining script {theirs}");
     assert!((0.2..=0.6).contains(&ours), "{ours}");
+}
+
+/// The shipped arithmetic model's folder.
+fn shipped() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../llm/models/arith-llama")
+}
+
+/// A `finetune` run of the shipped model small enough for a test: Adam (so that the checkpoint
+/// holds moments), 6 epochs evaluated every 2, checkpoints every 2 into `ckpt`.
+fn small_run(ckpt: &str) -> Vec<String> {
+    let model = shipped();
+    [
+        "finetune",
+        "--model",
+        model.to_str().unwrap(),
+        "--population",
+        "4",
+        "--prompts-per-epoch",
+        "3",
+        "--epochs",
+        "6",
+        "--eval-every",
+        "2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--sigma",
+        "0.01",
+        "--seed",
+        "3",
+        "--backend",
+        "cpu",
+        "--metrics",
+        "m.jsonl",
+        "--json",
+        "--checkpoint-every",
+        "2",
+        "--checkpoint",
+        ckpt,
+        "--out",
+        "tuned",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A report and metrics log without their timings.
+fn without_timings(report: &[u8], log: &Path) -> (Value, Vec<Value>) {
+    let mut report: Value = serde_json::from_slice(report).expect("one JSON object");
+    for key in ["ms_per_epoch", "tokens_per_second"] {
+        report.as_object_mut().unwrap().remove(key);
+    }
+    let lines = std::fs::read_to_string(log).unwrap();
+    let lines = lines
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("ms");
+            v
+        })
+        .collect();
+    (report, lines)
+}
+
+#[test]
+fn a_run_killed_at_any_stage_resumes_to_the_same_bits() {
+    let whole = tempfile::tempdir().unwrap();
+    let args = small_run("ckpt");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(whole.path(), &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = without_timings(&out.stdout, &whole.path().join("m.jsonl"));
+    let weights = std::fs::read(whole.path().join("tuned/model.safetensors")).unwrap();
+    assert_ne!(weights, std::fs::read(shipped().join("model.safetensors")).unwrap(), "the run changed the weights");
+    for crash in ["3:epoch", "4:metrics", "4:checkpoint", "4:rename", "5:epoch"] {
+        let here = tempfile::tempdir().unwrap();
+        let killed = common::eggroll(here.path(), &args).env("EGGROLL_TEST_CRASH", crash).output().unwrap();
+        assert!(!killed.status.success(), "{crash}: the run was not killed");
+        let resumed: Vec<&str> = args.iter().map(|a| if *a == "--checkpoint" { "--resume" } else { a }).collect();
+        let out = run(here.path(), &resumed);
+        assert!(out.status.success(), "{crash}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(without_timings(&out.stdout, &here.path().join("m.jsonl")), want, "{crash}");
+        assert_eq!(std::fs::read(here.path().join("tuned/model.safetensors")).unwrap(), weights, "{crash}");
+    }
+    // Another configuration or task settings: refused, naming the difference.
+    let mut other: Vec<&str> = args.iter().map(|a| if *a == "--checkpoint" { "--resume" } else { a }).collect();
+    let at = other.iter().position(|a| *a == "--lr").unwrap();
+    other[at + 1] = "2e-3";
+    let line = assert_one_error(&run(whole.path(), &other));
+    assert!(line.contains("cannot resume") && line.contains("lr"), "{line}");
+    other[at + 1] = "1e-3";
+    let at = other.iter().position(|a| *a == "--prompts-per-epoch").unwrap();
+    other[at + 1] = "4";
+    let line = assert_one_error(&run(whole.path(), &other));
+    assert!(line.contains("cannot resume") && line.contains("prompts_per_epoch"), "{line}");
+}
+
+/// A verifier in Python that rewards the exact answer, as the arithmetic task does.
+const VERIFIER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    item = json.loads(line)
+    print(1.0 if item["completion"].strip() == item["answer"] else 0.0, flush=True)
+"#;
+
+#[test]
+fn a_reward_command_scores_as_the_task_does_and_its_failures_end_the_run_cleanly() {
+    let here = tempfile::tempdir().unwrap();
+    std::fs::write(here.path().join("verify.py"), VERIFIER).unwrap();
+    let model = shipped();
+    let base = [
+        "finetune",
+        "--model",
+        model.to_str().unwrap(),
+        "--population",
+        "4",
+        "--prompts-per-epoch",
+        "3",
+        "--epochs",
+        "4",
+        "--eval-every",
+        "2",
+        "--sigma",
+        "0.01",
+        "--backend",
+        "cpu",
+        "--json",
+        "--checkpoint-every",
+        "2",
+        "--checkpoint",
+        "ckpt",
+    ];
+    let own = run(here.path(), &[&base[..], &["--metrics", "own.jsonl"]].concat());
+    assert!(own.status.success(), "{}", String::from_utf8_lossy(&own.stderr));
+    let external = run(here.path(), &[&base[..], &["--metrics", "ext.jsonl", "--reward-cmd", "python3 verify.py"]].concat());
+    assert!(external.status.success(), "{}", String::from_utf8_lossy(&external.stderr));
+    assert_eq!(
+        without_timings(&external.stdout, &here.path().join("ext.jsonl")),
+        without_timings(&own.stdout, &here.path().join("own.jsonl"))
+    );
+
+    // A verifier that prints a word, dies (in epoch 3: after the 500 held-out problems twice and
+    // two epochs of 12 answers), or hangs: one line naming it; the checkpoints written before
+    // stay loadable.
+    let dies = "python3 -c 'import sys\nfor i, l in enumerate(sys.stdin):\n    if i == 1030: sys.exit(7)\n    print(0.5, flush=True)'";
+    let cases = [
+        ("echo oops; cat > /dev/null", "60", "not a finite number"),
+        (dies, "60", "exit status: 7"),
+        ("read line; sleep 30", "0.5", "gave no reward within 0.5 s"),
+    ];
+    for (command, timeout, want) in cases {
+        let out = run(here.path(), &[&base[..], &["--reward-cmd", command, "--reward-timeout", timeout]].concat());
+        let line = assert_one_error(&out);
+        assert!(line.contains("reward command") && line.contains(want), "{command}: {line}");
+    }
+    // The dying verifier ends the run after the checkpoint of epoch 2: it resumes from there.
+    let out = run(here.path(), &[&base[..], &["--reward-cmd", dies]].concat());
+    assert_one_error(&out);
+    let latest = std::fs::read_to_string(here.path().join("ckpt/LATEST")).unwrap();
+    assert_eq!(latest.trim().trim_start_matches("ckpt-").parse::<u32>().ok(), Some(2), "{latest}");
+    let resumed: Vec<&str> = base.iter().map(|a| if *a == "--checkpoint" { "--resume" } else { a }).collect();
+    let out = run(here.path(), &resumed);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -3,17 +3,9 @@
 //! problems are drawn from another, skipping any problem of the held-out set.
 
 use crate::error::{LlmError, Result};
+use crate::task::{Problem, Task};
 use eggroll_backend::philox4x32_10;
 use std::collections::HashSet;
-
-/// One problem: the prompt the model continues, and the answer a verifier expects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The text the model continues, e.g. `37+48=`.
-    pub prompt: String,
-    /// The expected answer, e.g. `85`.
-    pub answer: String,
-}
 
 /// Which problems the task draws.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +101,46 @@ impl Arithmetic {
         } else {
             0.0
         }
+    }
+}
+
+/// The arithmetic task of one seed: its held-out set drawn once.
+pub struct ArithmeticTask {
+    task: Arithmetic,
+    seed: u64,
+    eval: Vec<Problem>,
+    held_out: HashSet<String>,
+}
+
+impl ArithmeticTask {
+    /// `task`'s problems under `seed`, its settings checked first.
+    pub fn new(task: Arithmetic, seed: u64) -> Result<Self> {
+        task.validate()?;
+        let eval = task.eval_set(seed);
+        let held_out = eval.iter().map(|p| p.prompt.clone()).collect();
+        Ok(ArithmeticTask { task, seed, eval, held_out })
+    }
+}
+
+impl Task for ArithmeticTask {
+    fn name(&self) -> &'static str {
+        "arithmetic"
+    }
+
+    fn eval_set(&self) -> &[Problem] {
+        &self.eval
+    }
+
+    fn batch(&self, epoch: u32, count: usize) -> Result<Vec<Problem>> {
+        Ok(self.task.batch(self.seed, epoch, count, &self.held_out))
+    }
+
+    fn reward(&self, problem: &Problem, completion: &str) -> f32 {
+        Arithmetic::reward(completion, &problem.answer)
+    }
+
+    fn full_reward(&self) -> f32 {
+        1.0
     }
 }
 

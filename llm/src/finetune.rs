@@ -8,6 +8,7 @@
 use crate::error::{LlmError, Result};
 use crate::generate::{generate, Members, Sampling};
 use crate::model::LanguageModel;
+use crate::task::Problem;
 use crate::tokenizer::{Message, TextTokenizer};
 use crate::tuning::FineTuning;
 use eggroll_backend::transformer::Transformer;
@@ -74,34 +75,31 @@ pub fn fitness(rewards: &[Vec<f32>], normalize_std: bool) -> Vec<f32> {
     fitness.into_iter().map(|f| f as f32).collect()
 }
 
-/// One epoch: the population answers `problems` (prompt and answer each), `reward(completion,
-/// answer)` scores each answer, and the trainer takes one step.
+/// Scores every completion of a batch: `completions[i]` answers `problems[i]`; one reward each.
+pub type Verify<'v> = dyn FnMut(&[Problem], &[String]) -> Result<Vec<f32>> + 'v;
+
+/// One epoch: the population answers `problems`, `verify` scores the answers, and the trainer
+/// takes one step.
 pub fn epoch<B: Transformer>(
-    tuning: &mut FineTuning<B>, decoding: Decoding, problems: &[(String, String)], normalize_std: bool,
-    reward: &mut dyn FnMut(&str, &str) -> Result<f32>,
+    tuning: &mut FineTuning<B>, decoding: Decoding, problems: &[Problem], normalize_std: bool, verify: &mut Verify,
 ) -> Result<EpochOutcome> {
     if problems.is_empty() {
         return Err(LlmError::Request("an epoch needs at least one prompt".into()));
     }
-    let prompts = decoding.encode_all(problems.iter().map(|(p, _)| p.as_str()))?;
+    let prompts = decoding.encode_all(problems.iter().map(|p| p.prompt.as_str()))?;
     let members = Members::Population(tuning.perturbation());
     let answers = generate(tuning.backend(), &*tuning, &prompts, members, decoding.max_tokens, decoding.eos, Sampling::GREEDY)?;
-    let mut rewards = Vec::with_capacity(answers.len());
-    let (mut total, mut tokens) = (0.0f64, 0usize);
+    let (mut asked, mut texts, mut tokens) = (Vec::new(), Vec::new(), 0usize);
     for member in &answers {
-        let mut row = Vec::with_capacity(member.len());
-        for (completion, (_, answer)) in member.iter().zip(problems) {
-            let text = decoding.tokenizer.decode(without_eos(&completion.tokens, decoding.eos), true)?;
-            let r = reward(&text, answer)?;
-            if !r.is_finite() {
-                return Err(LlmError::Request(format!("the reward of {text:?} is {r}, not a finite number")));
-            }
-            total += f64::from(r);
+        for (completion, problem) in member.iter().zip(problems) {
+            texts.push(decoding.tokenizer.decode(without_eos(&completion.tokens, decoding.eos), true)?);
+            asked.push(problem.clone());
             tokens += completion.tokens.len();
-            row.push(r);
         }
-        rewards.push(row);
     }
+    let scores = scored(verify, &asked, &texts)?;
+    let total: f64 = scores.iter().map(|&r| f64::from(r)).sum();
+    let rewards: Vec<Vec<f32>> = scores.chunks(problems.len()).map(<[f32]>::to_vec).collect();
     tuning.tell(&fitness(&rewards, normalize_std))?;
     let answered = (answers.len() * problems.len()) as f64;
     Ok(EpochOutcome { mean_reward: total / answered, mean_completion_tokens: tokens as f64 / answered, generated_tokens: tokens })
@@ -118,22 +116,38 @@ pub struct Evaluation {
 
 /// The mean model's greedy answers to `problems`, scored.
 pub fn evaluate<B: Transformer>(
-    model: &impl LanguageModel<B>, backend: &B, decoding: Decoding, problems: &[(String, String)], full_reward: f32,
-    reward: &mut dyn FnMut(&str, &str) -> Result<f32>,
+    model: &impl LanguageModel<B>, backend: &B, decoding: Decoding, problems: &[Problem], full_reward: f32, verify: &mut Verify,
 ) -> Result<Evaluation> {
     let (mut total, mut full) = (0.0f64, 0usize);
     for slice in problems.chunks(EVAL_SLICE) {
-        let prompts = decoding.encode_all(slice.iter().map(|(p, _)| p.as_str()))?;
+        let prompts = decoding.encode_all(slice.iter().map(|p| p.prompt.as_str()))?;
         let answers = generate(backend, model, &prompts, Members::Mean, decoding.max_tokens, decoding.eos, Sampling::GREEDY)?;
-        for (completion, (_, answer)) in answers.into_iter().next().unwrap_or_default().iter().zip(slice) {
-            let text = decoding.tokenizer.decode(without_eos(&completion.tokens, decoding.eos), true)?;
-            let r = reward(&text, answer)?;
+        let texts = answers
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+            .iter()
+            .map(|completion| decoding.tokenizer.decode(without_eos(&completion.tokens, decoding.eos), true))
+            .collect::<Result<Vec<_>>>()?;
+        for r in scored(verify, slice, &texts)? {
             total += f64::from(r);
             full += usize::from(r >= full_reward);
         }
     }
     let n = problems.len().max(1) as f64;
     Ok(Evaluation { reward: total / n, accuracy: full as f64 / n })
+}
+
+/// `verify`'s rewards of `texts`, checked: one finite number each.
+fn scored(verify: &mut Verify, problems: &[Problem], texts: &[String]) -> Result<Vec<f32>> {
+    let scores = verify(problems, texts)?;
+    if scores.len() != texts.len() {
+        return Err(LlmError::Request(format!("the verifier gave {} rewards for {} completions", scores.len(), texts.len())));
+    }
+    if let Some((r, text)) = scores.iter().zip(texts).find(|(r, _)| !r.is_finite()) {
+        return Err(LlmError::Request(format!("the reward of {text:?} is {r}, not a finite number")));
+    }
+    Ok(scores)
 }
 
 /// `tokens` without a final end-of-sequence id.

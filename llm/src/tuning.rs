@@ -13,7 +13,7 @@ use crate::model::{projection_shapes, KvCache, LanguageModel, Layout, Logits, Mo
 use crate::params::id_of;
 use crate::weights::{tensor_shapes, Weights};
 use eggroll::config::Method;
-use eggroll::{EsConfig, FloatTrainer, ParamKind, ParamSpec, StepStats, Trainer};
+use eggroll::{EsConfig, FloatTrainer, ParamKind, ParamSpec, StepStats, Trainer, TrainerState};
 use eggroll_backend::transformer::Transformer;
 use std::path::Path;
 
@@ -122,6 +122,20 @@ impl<B: Transformer> FineTuning<B> {
             }
         }
         Ok(())
+    }
+
+    /// The trainer's state (projections, Adam's moments) as a safetensors file, for a
+    /// checkpoint.
+    pub fn save_state(&self) -> Result<Vec<u8>> {
+        Ok(self.trainer.state()?.to_safetensors(&self.trainer.specs())?)
+    }
+
+    /// Restores a state [`FineTuning::save_state`] wrote, as the state after `epoch` epochs; a
+    /// file that does not hold this model's projections (and this optimiser's moments) is
+    /// refused, naming the tensor.
+    pub fn load_state(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
+        let state = TrainerState::from_safetensors(bytes, epoch, &self.trainer.specs())?;
+        Ok(self.trainer.restore(&state)?)
     }
 
     /// Updates the projections from every member's raw fitness (higher is better), as

@@ -17,7 +17,7 @@ use eggroll_llm::finetune::{epoch, Decoding};
 use eggroll_llm::generate::{generate, Members, Sampling};
 use eggroll_llm::model::{projection_shapes, PROJECTIONS};
 use eggroll_llm::params::id_of;
-use eggroll_llm::{FineTuning, LanguageModel, Logits, Model, ModelConfig, Noise, Step};
+use eggroll_llm::{FineTuning, LanguageModel, Logits, Model, ModelConfig, Noise, Problem, Step};
 use std::path::PathBuf;
 
 fn checkpoint() -> PathBuf {
@@ -141,12 +141,13 @@ fn an_epoch_scores_every_answer_and_steps_the_trainer() {
     let mut tuning = FineTuning::load(CpuBackend::new(), &dir, es()).unwrap();
     let before: Vec<Vec<f32>> = tuning.trainer().values().map(|(_, w)| w.clone()).collect();
     let decoding = Decoding { tokenizer: &tokenizer, eos: &[], max_tokens: 3, chat: false };
-    let problems = vec![("In the".to_string(), String::new()), ("And God".to_string(), String::new())];
+    let problems: Vec<Problem> = ["In the", "And God"].iter().map(|p| Problem { prompt: p.to_string(), answer: String::new() }).collect();
     let mut seen = Vec::new();
     // A reward that differs between the members' answers: the length of the text.
-    let outcome = epoch(&mut tuning, decoding, &problems, false, &mut |completion, _| {
-        seen.push(completion.to_string());
-        Ok(completion.len() as f32)
+    let outcome = epoch(&mut tuning, decoding, &problems, false, &mut |asked, completions| {
+        assert_eq!(asked.len(), completions.len());
+        seen.extend(completions.iter().cloned());
+        Ok(completions.iter().map(|c| c.len() as f32).collect())
     })
     .unwrap();
     assert_eq!(seen.len(), es().population * problems.len(), "every member's answer to every prompt is scored");
@@ -159,6 +160,8 @@ fn an_epoch_scores_every_answer_and_steps_the_trainer() {
     assert!(varied, "the members' answers differ: {seen:?}");
     assert_ne!(before, after, "different rewards move the projections");
     // A reward that is not a number ends the epoch with an error naming it.
-    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, _| Ok(f32::NAN)).unwrap_err().to_string();
+    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, c| Ok(vec![f32::NAN; c.len()])).unwrap_err().to_string();
     assert!(e.contains("not a finite number"), "{e}");
+    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, _| Ok(vec![1.0])).unwrap_err().to_string();
+    assert!(e.contains("1 rewards"), "{e}");
 }

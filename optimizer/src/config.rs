@@ -66,6 +66,9 @@ pub enum Shaping {
     ZScore,
     /// Centered ranks in `[-0.5, 0.5]`, per group when `group_size > 0`.
     CenteredRank,
+    /// `f - mean`, per group when `group_size > 0`: the fitness keeps its scale, so an epoch whose
+    /// members barely differ takes a small step.
+    Centered,
 }
 
 /// `FromStr` and `Display` through the serde names (`"sgd"`, `"linear"`, `"zscore"`, ...).

@@ -16,6 +16,7 @@ pub const ZSCORE_EPS: f64 = 1e-5;
 ///   groups it is the plain population z-score.
 /// * [`Shaping::CenteredRank`]: the rank of each value within its group (ties share their mean
 ///   rank), mapped linearly to `[-0.5, 0.5]`.
+/// * [`Shaping::Centered`]: each value minus its group's mean.
 pub fn shape_fitness(raw: &[f32], group_size: usize, shaping: Shaping) -> Result<Vec<f32>> {
     eggroll_backend::validate_fitness(raw)?;
     let group = if group_size == 0 { raw.len() } else { group_size };
@@ -25,6 +26,13 @@ pub fn shape_fitness(raw: &[f32], group_size: usize, shaping: Shaping) -> Result
     Ok(match shaping {
         Shaping::ZScore => zscore(raw, group),
         Shaping::CenteredRank => raw.chunks_exact(group).flat_map(centered_ranks).collect(),
+        Shaping::Centered => raw
+            .chunks_exact(group)
+            .flat_map(|g| {
+                let m = mean(g);
+                g.iter().map(move |&v| (f64::from(v) - m) as f32)
+            })
+            .collect(),
     })
 }
 

@@ -100,6 +100,7 @@ fn shaping_zscore_uses_the_global_variance_within_groups() {
     assert_close(&z, &want, 1e-6, 1e-6, "grouped z-score");
     let whole = shape_fitness(&raw, 0, Shaping::ZScore).unwrap();
     assert_close(&whole, &raw.map(|v| ((f64::from(v) - mean) / s) as f32), 1e-6, 1e-6, "z-score");
+    assert_eq!(shape_fitness(&[5.0, -1.0, 5.0, 3.0], 2, Shaping::Centered).unwrap(), vec![3.0, -3.0, 1.0, -1.0]);
     let ranks = shape_fitness(&[5.0, -1.0, 5.0, 2.0], 0, Shaping::CenteredRank).unwrap();
     assert_close(&ranks, &[(2.5 / 3.0 - 0.5) as f32, -0.5, (2.5 / 3.0 - 0.5) as f32, (1.0 / 3.0 - 0.5) as f32], 1e-6, 0.0, "ranks");
     assert!(shape_fitness(&[1.0, 2.0, 3.0], 2, Shaping::ZScore).is_err());
