@@ -388,12 +388,26 @@ pub struct FinetuneArgs {
     /// The backend (auto by default).
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// With --backend wgpu: share the population out over several adapters, `all` or their
+    /// indices as `eggroll info` lists them (e.g. `0,2`), in whole antithetic pairs.
+    #[arg(long, value_name = "all|I,J,...")]
+    pub devices: Option<String>,
+    /// Under `mpirun`: stop the whole job with an error when one epoch's exchange of rewards
+    /// between the ranks has not completed within SECONDS (a rank died or hangs).
+    #[cfg(feature = "mpi")]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub mpi_timeout: u64,
 }
 
 impl FinetuneArgs {
     /// The backend `--backend` asks for, auto by default.
     pub fn backend(&self) -> BackendChoice {
         self.backend.or(BackendChoice::Auto)
+    }
+
+    /// The adapters `--devices` names ([`TrainArgs::devices`]' rules).
+    pub fn devices(&self) -> Result<Option<Vec<usize>>> {
+        parse_devices(self.devices.as_deref(), self.backend())
     }
 }
 
@@ -566,37 +580,43 @@ impl TrainArgs {
     /// one); `None` without the flag. Refused without `--backend wgpu`, for the integer `egg`
     /// task, and for a repeated or malformed index.
     pub fn devices(&self) -> Result<Option<Vec<usize>>> {
-        let Some(list) = &self.devices else { return Ok(None) };
-        let backend = self.backend();
-        if backend != BackendChoice::Wgpu {
-            return Err(CliError::new(format!(
-                "--devices shares the population out over wgpu adapters: it needs --backend wgpu, not {backend}"
-            )));
-        }
-        if self.task == TaskKind::Egg {
+        if self.devices.is_some() && self.task == TaskKind::Egg {
             return Err(CliError::new("--devices is for the f32 tasks; the integer egg task trains on one adapter"));
         }
-        if list.trim() == "all" {
-            let count = eggroll_backend::select::list_adapters().len();
-            if count == 0 {
-                return Err(CliError::new("--devices all: wgpu lists no adapter (see eggroll info)"));
-            }
-            return Ok(Some((0..count).collect()));
-        }
-        let mut indices = Vec::new();
-        for item in list.split(',').map(str::trim) {
-            let index: usize = item.parse().map_err(|_| {
-                CliError::new(format!(
-                    "--devices {list:?}: {item:?} is not an adapter index; give `all` or indices as eggroll info lists them, e.g. 0,2"
-                ))
-            })?;
-            if indices.contains(&index) {
-                return Err(CliError::new(format!("--devices {list:?}: adapter {index} is listed twice")));
-            }
-            indices.push(index);
-        }
-        Ok(Some(indices))
+        parse_devices(self.devices.as_deref(), self.backend())
     }
+}
+
+/// The adapters a `--devices` list names, by their index in `eggroll info`'s list (`all`: every
+/// one); `None` without the flag. Refused without `--backend wgpu`, and for a repeated or
+/// malformed index.
+fn parse_devices(list: Option<&str>, backend: BackendChoice) -> Result<Option<Vec<usize>>> {
+    let Some(list) = list else { return Ok(None) };
+    if backend != BackendChoice::Wgpu {
+        return Err(CliError::new(format!(
+            "--devices shares the population out over wgpu adapters: it needs --backend wgpu, not {backend}"
+        )));
+    }
+    if list.trim() == "all" {
+        let count = eggroll_backend::select::list_adapters().len();
+        if count == 0 {
+            return Err(CliError::new("--devices all: wgpu lists no adapter (see eggroll info)"));
+        }
+        return Ok(Some((0..count).collect()));
+    }
+    let mut indices = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        let index: usize = item.parse().map_err(|_| {
+            CliError::new(format!(
+                "--devices {list:?}: {item:?} is not an adapter index; give `all` or indices as eggroll info lists them, e.g. 0,2"
+            ))
+        })?;
+        if indices.contains(&index) {
+            return Err(CliError::new(format!("--devices {list:?}: adapter {index} is listed twice")));
+        }
+        indices.push(index);
+    }
+    Ok(Some(indices))
 }
 
 /// The fields the TOML file at `path` sets, checked to be those of an [`EsConfig`] (unknown keys

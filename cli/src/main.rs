@@ -17,6 +17,7 @@ mod metrics;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod plot;
+mod replicas;
 mod rl_compare;
 mod runtime_dir;
 mod sample;

@@ -17,10 +17,11 @@
 //! ranks of its node; `WGPU_ADAPTER_NAME` overrides that. Every rank must end up on the same kind
 //! of adapter, so that they all compute the same update.
 
-use crate::args::TrainArgs;
+use crate::args::{FinetuneArgs, TrainArgs};
 use crate::crash::crash_point;
 use crate::drive;
 use crate::error::{CliError, Result};
+use crate::finetune::{Replicas, Setup};
 use ::mpi::datatype::PartitionMut;
 use ::mpi::environment::Universe;
 use ::mpi::topology::{Communicator, SimpleCommunicator};
@@ -33,6 +34,7 @@ use eggroll::shards::share_pairs;
 use eggroll::TaskKind;
 use eggroll_backend::gpu::{is_hardware, WgpuOptions};
 use eggroll_backend::select::{list_adapters, select_backend, BackendChoice, SelectedBackend};
+use eggroll_backend::Kernels;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::ops::Range;
@@ -50,10 +52,23 @@ pub fn launched() -> bool {
 /// training is printed and aborts the job, since the other ranks would otherwise wait for it in the
 /// next collective.
 pub fn train(args: &TrainArgs) -> Result<()> {
+    as_rank(args.mpi_timeout, |ranks| start(ranks, args))
+}
+
+/// `eggroll finetune` as one rank of an MPI job: each rank loads the model and generates for its
+/// share of the population, an all-gather gives every rank every member's rewards, and every
+/// rank takes the same step; rank 0 evaluates, writes the files and reports. Errors as
+/// [`train`]'s.
+pub fn finetune(args: &FinetuneArgs) -> Result<()> {
+    as_rank(args.mpi_timeout, |ranks| start_finetune(ranks, args))
+}
+
+/// Runs `body` as this process's rank, and ends the job the way its failure asks for.
+fn as_rank(timeout: u64, body: impl FnOnce(&Ranks) -> std::result::Result<(), Failure>) -> Result<()> {
     let (universe, threading) = ::mpi::initialize_with_threading(Threading::Multiple)
         .ok_or_else(|| CliError::new("cannot initialise MPI: it is initialised already"))?;
-    let ranks = Ranks::new(&universe, threading, Duration::from_secs(args.mpi_timeout));
-    match start(&ranks, args) {
+    let ranks = Ranks::new(&universe, threading, Duration::from_secs(timeout));
+    match body(&ranks) {
         Ok(()) => Ok(()),
         // Printed before MPI_Finalize: once one rank has exited, mpirun may end the others.
         Err(Failure::Agreed(e)) => {
@@ -258,6 +273,29 @@ fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
     } else {
         follow(session, args)?;
     }
+    Ok(())
+}
+
+/// Loads this rank's replica of the model and its share of the population, exchanges statuses,
+/// then fine-tunes ([`Setup::train`], rank 0 leading).
+fn start_finetune(ranks: &Ranks, args: &FinetuneArgs) -> std::result::Result<(), Failure> {
+    let refuse = |e: CliError| match ranks.agree(Err(e)) {
+        Ok(()) => unreachable!("an exchange with an error agrees on it"),
+        Err(f) => f,
+    };
+    if args.devices.is_some() {
+        let why = "--devices shares the population over adapters within one process; under mpirun each rank takes its own adapter";
+        return Err(refuse(CliError::new(why)));
+    }
+    let setup = Setup::load(args).map_err(refuse)?;
+    let backend = ranks.select_backend(args.backend()).map_err(refuse)?;
+    let mut exchange = RankExchange::new(ranks, setup.config.population).map_err(refuse)?;
+    let share = Exchange::<f32>::members(&exchange, setup.config.population).map_err(|e| refuse(e.into()))?;
+    let tuning = setup.replica(backend, share.len()).map_err(refuse)?;
+    let adapter = tuning.backend().describe();
+    let run = json!({ "task": "finetune", "config": setup.config, "settings": setup.settings, "resume": args.resume });
+    ranks.agree(Ok(Status { run, adapter: format!("{} [{}]", adapter.name, adapter.backend) }))?;
+    setup.train(args, Replicas::One(Box::new(tuning), &mut exchange), ranks.rank == 0)?;
     Ok(())
 }
 

@@ -29,7 +29,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 }
 
 /// The wgpu backends on the adapters `indices` (as `eggroll info` numbers them), in order.
-fn open_devices(indices: &[usize]) -> Result<Vec<SelectedBackend>> {
+pub(crate) fn open_devices(indices: &[usize]) -> Result<Vec<SelectedBackend>> {
     let open = |&index: &usize| {
         let backend = WgpuBackend::new_blocking(&WgpuOptions { adapter_index: Some(index), ..WgpuOptions::default() })?;
         Ok(SelectedBackend::Wgpu(Box::new(backend)))

@@ -203,3 +203,67 @@ fn bad_input_gives_one_error_on_every_rank() {
     assert_eq!(lines.len(), 2, "{}", stderr(&out));
     assert!(lines.iter().all(|l| l.contains("the integer egg task trains in one process")), "{lines:?}");
 }
+
+/// `eggroll finetune` of the shipped arithmetic model: the same report, metrics and written
+/// weights for K = 1 and 2 as without mpirun; with `-np 2` each rank generates for half the
+/// population.
+#[test]
+fn finetuning_does_not_depend_on_the_number_of_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../llm/models/arith-llama");
+    let line = |name: &str| -> Vec<String> {
+        let model = model.to_str().unwrap();
+        let metrics = format!("{name}.jsonl");
+        let out = format!("{name}-out");
+        [
+            "finetune",
+            "--model",
+            model,
+            "--backend",
+            "cpu",
+            "--population",
+            "8",
+            "--prompts-per-epoch",
+            "3",
+            "--epochs",
+            "4",
+            "--eval-every",
+            "2",
+            "--sigma",
+            "0.01",
+            "--seed",
+            "3",
+            "--metrics",
+            &metrics,
+            "--out",
+            &out,
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let strip = |path: &Path| -> Vec<Value> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("ms");
+                v
+            })
+            .collect()
+    };
+    let plain = line("plain");
+    let out = plain_run(dir.path(), &plain.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = report(&out);
+    let weights = std::fs::read(dir.path().join("plain-out/model.safetensors")).unwrap();
+    for k in [1, 2] {
+        let name = format!("np{k}");
+        let args = line(&name);
+        let out = mpi(dir.path(), &ranks(k, &args.iter().map(String::as_str).collect::<Vec<_>>()));
+        assert!(out.status.success(), "-np {k}: {}", stderr(&out));
+        assert_eq!(report(&out), expected, "-np {k}");
+        assert_eq!(strip(&dir.path().join(format!("{name}.jsonl"))), strip(&dir.path().join("plain.jsonl")), "-np {k}");
+        assert!(std::fs::read(dir.path().join(format!("{name}-out/model.safetensors"))).unwrap() == weights, "-np {k}: other weights");
+    }
+}

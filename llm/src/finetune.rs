@@ -7,10 +7,11 @@
 
 use crate::error::{LlmError, Result};
 use crate::generate::{generate, Members, Sampling};
-use crate::model::LanguageModel;
+use crate::model::{LanguageModel, Perturbation};
 use crate::task::Problem;
 use crate::tokenizer::{Message, TextTokenizer};
 use crate::tuning::FineTuning;
+use eggroll::session::Exchange;
 use eggroll_backend::transformer::Transformer;
 
 /// The prompts of one evaluation's generation at most (a held-out set is answered in slices of
@@ -78,31 +79,50 @@ pub fn fitness(rewards: &[Vec<f32>], normalize_std: bool) -> Vec<f32> {
 /// Scores every completion of a batch: `completions[i]` answers `problems[i]`; one reward each.
 pub type Verify<'v> = dyn FnMut(&[Problem], &[String]) -> Result<Vec<f32>> + 'v;
 
-/// One epoch: the population answers `problems`, `verify` scores the answers, and the trainer
-/// takes one step.
+/// One epoch: this process's share of the population (`exchange`'s members: all of it with
+/// [`eggroll::session::Local`]) answers `problems`, `verify` scores the answers, `exchange` gives
+/// every process every member's rewards, and the trainer takes the same step everywhere. The
+/// outcome is the whole population's.
 pub fn epoch<B: Transformer>(
     tuning: &mut FineTuning<B>, decoding: Decoding, problems: &[Problem], normalize_std: bool, verify: &mut Verify,
+    exchange: &mut dyn Exchange<f32>,
 ) -> Result<EpochOutcome> {
     if problems.is_empty() {
         return Err(LlmError::Request("an epoch needs at least one prompt".into()));
     }
     let prompts = decoding.encode_all(problems.iter().map(|p| p.prompt.as_str()))?;
-    let members = Members::Population(tuning.perturbation());
-    let answers = generate(tuning.backend(), &*tuning, &prompts, members, decoding.max_tokens, decoding.eos, Sampling::GREEDY)?;
-    let (mut asked, mut texts, mut tokens) = (Vec::new(), Vec::new(), 0usize);
+    let population = tuning.trainer().config().population;
+    let mine = exchange.members(population)?;
+    let perturbation = Perturbation { first_member: mine.start, population: mine.len(), ..tuning.perturbation() };
+    let answers = generate(
+        tuning.backend(),
+        &*tuning,
+        &prompts,
+        Members::Population(perturbation),
+        decoding.max_tokens,
+        decoding.eos,
+        Sampling::GREEDY,
+    )?;
+    let (mut asked, mut texts, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
     for member in &answers {
         for (completion, problem) in member.iter().zip(problems) {
             texts.push(decoding.tokenizer.decode(without_eos(&completion.tokens, decoding.eos), true)?);
             asked.push(problem.clone());
-            tokens += completion.tokens.len();
         }
+        tokens.push(member.iter().map(|c| c.tokens.len()).sum::<usize>() as f32);
     }
     let scores = scored(verify, &asked, &texts)?;
-    let total: f64 = scores.iter().map(|&r| f64::from(r)).sum();
-    let rewards: Vec<Vec<f32>> = scores.chunks(problems.len()).map(<[f32]>::to_vec).collect();
+    // Every member's rewards, prompt by prompt, and token counts, in member order.
+    let at = tuning.trainer().epoch();
+    let columns = (0..problems.len())
+        .map(|p| exchange.all_gather(scores.iter().skip(p).step_by(problems.len()).copied().collect(), population, at))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let tokens: f64 = exchange.all_gather(tokens, population, at)?.iter().map(|&t| f64::from(t)).sum();
+    let rewards: Vec<Vec<f32>> = (0..population).map(|m| columns.iter().map(|c| c[m]).collect()).collect();
+    let total: f64 = columns.iter().flatten().map(|&r| f64::from(r)).sum();
     tuning.tell(&fitness(&rewards, normalize_std))?;
-    let answered = (answers.len() * problems.len()) as f64;
-    Ok(EpochOutcome { mean_reward: total / answered, mean_completion_tokens: tokens as f64 / answered, generated_tokens: tokens })
+    let answered = (population * problems.len()) as f64;
+    Ok(EpochOutcome { mean_reward: total / answered, mean_completion_tokens: tokens / answered, generated_tokens: tokens as usize })
 }
 
 /// The held-out evaluation of the mean model.

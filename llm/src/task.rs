@@ -12,8 +12,8 @@ pub struct Problem {
     pub answer: String,
 }
 
-/// A fine-tuning task on verifiable rewards.
-pub trait Task {
+/// A fine-tuning task on verifiable rewards (shared by the threads of `--devices`).
+pub trait Task: Send + Sync {
     /// The task's name, as `eggroll finetune --task` spells it.
     fn name(&self) -> &'static str;
 

@@ -7,6 +7,7 @@
 //! members' factors. Needs `EGGROLL_LLM_CASES` (scripts/llm_cases.sh).
 
 use eggroll::config::{EsConfig, OptimizerKind};
+use eggroll::session::Local;
 use eggroll::shaping::shape_fitness;
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::MatmulVariant;
@@ -144,11 +145,18 @@ fn an_epoch_scores_every_answer_and_steps_the_trainer() {
     let problems: Vec<Problem> = ["In the", "And God"].iter().map(|p| Problem { prompt: p.to_string(), answer: String::new() }).collect();
     let mut seen = Vec::new();
     // A reward that differs between the members' answers: the length of the text.
-    let outcome = epoch(&mut tuning, decoding, &problems, false, &mut |asked, completions| {
-        assert_eq!(asked.len(), completions.len());
-        seen.extend(completions.iter().cloned());
-        Ok(completions.iter().map(|c| c.len() as f32).collect())
-    })
+    let outcome = epoch(
+        &mut tuning,
+        decoding,
+        &problems,
+        false,
+        &mut |asked, completions| {
+            assert_eq!(asked.len(), completions.len());
+            seen.extend(completions.iter().cloned());
+            Ok(completions.iter().map(|c| c.len() as f32).collect())
+        },
+        &mut Local,
+    )
     .unwrap();
     assert_eq!(seen.len(), es().population * problems.len(), "every member's answer to every prompt is scored");
     let mean = seen.iter().map(|s| s.len() as f64).sum::<f64>() / seen.len() as f64;
@@ -160,8 +168,8 @@ fn an_epoch_scores_every_answer_and_steps_the_trainer() {
     assert!(varied, "the members' answers differ: {seen:?}");
     assert_ne!(before, after, "different rewards move the projections");
     // A reward that is not a number ends the epoch with an error naming it.
-    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, c| Ok(vec![f32::NAN; c.len()])).unwrap_err().to_string();
+    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, c| Ok(vec![f32::NAN; c.len()]), &mut Local).unwrap_err().to_string();
     assert!(e.contains("not a finite number"), "{e}");
-    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, _| Ok(vec![1.0])).unwrap_err().to_string();
+    let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, _| Ok(vec![1.0]), &mut Local).unwrap_err().to_string();
     assert!(e.contains("1 rewards"), "{e}");
 }
