@@ -52,7 +52,7 @@ export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 
 work="$(mktemp -d)"
 EGGROLL_BIN="$kit/bin/eggroll" EGGROLL_TEST_BINS="$kit/tests" \
-  EGGROLL_STAGE_TIMEOUTS="${EGGROLL_STAGE_TIMEOUTS:-80,90,40,110,90,120}" \
+  EGGROLL_STAGE_TIMEOUTS="${EGGROLL_STAGE_TIMEOUTS:-80,90,40,100,70,90,60}" \
   bash "$repo/scripts/gpu_bench.sh" "$work"
 rc=$?
 tar -czf "$out/gpu-bench.tar.gz" -C "$work" .

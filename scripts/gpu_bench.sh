@@ -21,6 +21,9 @@
 #                           for as long as its stage allows (the metrics of every epoch it made)
 #   llm-qwen3-*.{json,md}   a population's generation at Qwen3-0.6B's and Qwen3-4B's shapes
 #                           (`bench --llm`, random weights), in the train stage
+#   finetune-qwen3-0.6b.{json,jsonl}  two epochs of `eggroll finetune` at Qwen3-0.6B's shapes
+#                           (--random-weights, N = 512, one prompt, 64 new tokens): the time of
+#                           an epoch
 #   full.{json,md,png}      the `--full` sweep (its JSON and table are rewritten after every point)
 # A stage that fails is reported and the next one runs; the script exits non-zero if any failed.
 #
@@ -28,9 +31,9 @@
 #   EGGROLL_BIN             a prebuilt `eggroll` binary (default: cargo build --release)
 #   EGGROLL_TEST_BINS       a folder of prebuilt test executables (scripts/device_kit.sh makes one);
 #                           default: cargo test --release
-#   EGGROLL_STAGE_TIMEOUTS  seconds allowed to the stages headline, tests, train, charlm, egg-paper
-#                           and full, as six comma-separated numbers (0 = no limit; default: no
-#                           limits; egg-paper trains until its limit by design, and 100000 epochs
+#   EGGROLL_STAGE_TIMEOUTS  seconds allowed to the stages headline, tests, train, charlm, egg-paper,
+#                           full and finetune, as seven comma-separated numbers (0 = no limit;
+#                           default: no limits; egg-paper trains until its limit by design, and 100000 epochs
 #                           without one)
 #   EGGROLL_HEADLINE        the headline point's flags (default: --m 8192 --n 8192 --population 1024
 #                           --rows 1) and EGGROLL_SWEEP the sweep's (default: --full); smaller ones
@@ -47,7 +50,7 @@ mkdir -p "$out" && out="$(cd "$out" && pwd)" || exit 1
 [ -n "${EGGROLL_TEST_BINS:-}" ] && export EGGROLL_TEST_BINS="$(realpath "$EGGROLL_TEST_BINS")"
 cd "$repo"
 
-IFS=, read -r t_headline t_tests t_train t_charlm t_paper t_full <<<"${EGGROLL_STAGE_TIMEOUTS:-0,0,0,0,0,0}"
+IFS=, read -r t_headline t_tests t_train t_charlm t_paper t_full t_finetune <<<"${EGGROLL_STAGE_TIMEOUTS:-0,0,0,0,0,0,0}"
 failed=()
 
 # stage NAME SECONDS COMMAND...: runs COMMAND, cut off after SECONDS (0: no limit).
@@ -128,6 +131,17 @@ train() {
     >"$out/llm-qwen3-4b.md"
 }
 
+# Fine-tuning at Qwen3-0.6B's shapes: its config, weights drawn from the seed, the shipped
+# arithmetic model's tokenizer (the answers are noise; the epoch's time is the figure).
+finetune() {
+  local model
+  model="$(mktemp -d)" || return
+  cp "$repo/bench/llm/qwen3-0.6b.json" "$model/config.json" || return
+  cp "$repo/llm/models/arith-llama/tokenizer.json" "$repo/llm/models/arith-llama/tokenizer_config.json" "$model/" || return
+  "$bin" finetune --model "$model" --random-weights --backend wgpu --population 512 --prompts-per-epoch 1 --max-tokens 64 \
+    --epochs 2 --eval-every 0 --metrics "$out/finetune-qwen3-0.6b.jsonl" --json >"$out/finetune-qwen3-0.6b.json"
+}
+
 charlm() {
   BACKEND=wgpu EPOCHS=3 EGGROLL_BIN="$bin" bash "$repo/scripts/charlm_scaling.sh" "$out/charlm-scaling.md" || return
   "$bin" train --task charlm --backend wgpu --json --quiet --metrics "$out/charlm.jsonl" >"$out/charlm.json" || return
@@ -141,12 +155,13 @@ egg_paper() {
   [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]
 }
 export repo
-export -f headline tests train charlm egg_paper
+export -f headline tests train finetune charlm egg_paper
 
 stage "headline: $headline_flags, rank 1 and 4, f32, f16 and int8" "$t_headline" bash -c headline
 stage "GPU-path tests on ${EGGROLL_TEST_WGPU_BACKEND:-vulkan}" "$t_tests" \
   bash -o pipefail -c 'tests 2>&1 | tee "$out/tests.log"'
 stage "train the default task and the small-call points on wgpu" "$t_train" bash -c train
+stage "finetune at Qwen3-0.6B's shapes on wgpu (N = 512, 64 new tokens)" "${t_finetune:-0}" bash -c finetune
 stage "charlm: epoch cost against the population, and the default run, on wgpu" "$t_charlm" bash -c charlm
 stage "egg at the paper's size on wgpu" 0 bash -c "egg_paper ${t_paper:-0}"
 # Under a stage limit the sweep starts no new point after three quarters of it (--time-limit), so

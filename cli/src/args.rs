@@ -319,6 +319,10 @@ pub struct FinetuneArgs {
     /// The Hugging Face model folder to fine-tune (as `eggroll generate` loads it).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
+    /// Draw the weights from the seed instead of reading the folder's safetensors (a model's
+    /// shapes timed without its weights: the folder needs only config.json and tokenizer.json).
+    #[arg(long)]
+    pub random_weights: bool,
     /// The task: its prompts, held-out problems and reward.
     #[arg(long, value_enum, default_value_t = FinetuneTask::Arithmetic)]
     pub task: FinetuneTask,

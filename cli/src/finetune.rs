@@ -154,7 +154,8 @@ pub(crate) struct Setup {
     model_config: ModelConfig,
     tokenizer: TextTokenizer,
     eos: Vec<u32>,
-    weights: Weights,
+    /// The folder's weights, or none with `--random-weights`.
+    weights: Option<Weights>,
     max_tokens: usize,
     longest: usize,
     prompts_per_epoch: usize,
@@ -182,13 +183,21 @@ impl Setup {
         let model_config = ModelConfig::load(&args.model)?;
         let tokenizer = TextTokenizer::load(&args.model)?;
         let generation = GenerationConfig::load(&args.model, &model_config)?;
-        let weights = Weights::open(&args.model)?;
-        weights.check(&model_config)?;
+        let weights = if args.random_weights {
+            if args.out.is_some() {
+                return Err(CliError::new("--out writes a trained model: not with --random-weights"));
+            }
+            None
+        } else {
+            let weights = Weights::open(&args.model)?;
+            weights.check(&model_config)?;
+            Some(weights)
+        };
         let out_dtype = match args.out_dtype {
             Some(DtypeArg::F32) => StoredDtype::F32,
             Some(DtypeArg::Bf16) => StoredDtype::Bf16,
             Some(DtypeArg::F16) => StoredDtype::F16,
-            None => weights.dtype().unwrap_or(StoredDtype::F32),
+            None => weights.as_ref().and_then(Weights::dtype).unwrap_or(StoredDtype::F32),
         };
         let settings = settings(args, &*task, max_tokens)?;
         let mut setup = Setup {
@@ -224,7 +233,11 @@ impl Setup {
         let per_value = if matches!(self.config.optimizer, OptimizerKind::Sgd) { 1 } else { 3 };
         need.weights += projections * per_value * 4;
         need.check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
-        Ok(FineTuning::from_weights(backend, self.model_config.clone(), &self.weights, self.config.clone())?)
+        let (model_config, config) = (self.model_config.clone(), self.config.clone());
+        Ok(match &self.weights {
+            Some(weights) => FineTuning::from_weights(backend, model_config, weights, config)?,
+            None => FineTuning::random(backend, model_config, config.seed, config)?,
+        })
     }
 
     /// Trains `replicas` for the configuration's epochs. The `lead` process (the only one, or
@@ -440,7 +453,7 @@ fn settings(args: &FinetuneArgs, task: &dyn Task, max_tokens: usize) -> Result<s
         "operations": args.operations.iter().collect::<String>(), "digits": args.digits,
         "data_fnv1a64": data(&args.data)?, "eval_data_fnv1a64": data(&args.eval_data)?,
         "prompts_per_epoch": args.prompts_per_epoch, "max_tokens": max_tokens, "normalize_std": args.normalize_std,
-        "chat": args.chat, "eval_every": args.eval_every,
+        "chat": args.chat, "eval_every": args.eval_every, "random_weights": args.random_weights,
     }))
 }
 

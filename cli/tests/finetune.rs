@@ -128,12 +128,15 @@ fn bad_input_gives_one_error_line() {
     assert!(line.contains("positions") && line.contains("--max-tokens"), "{line}");
     let line = assert_one_error(&finetune(here.path(), &dir, &["--reward-timeout", "0"]));
     assert!(line.contains("--reward-timeout"), "{line}");
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--random-weights", "--out", "x"]));
+    assert!(line.contains("--random-weights"), "{line}");
 }
 
-/// `countdown` and `jsonl` run end to end on a tiny checkpoint (its answers are noise: the runs
-/// check the plumbing, the tasks' own tests check their problems and rewards).
+/// `countdown` and `jsonl` run end to end on a tiny checkpoint, and a model folder without
+/// weights with `--random-weights` (the answers are noise: the runs check the plumbing, the
+/// tasks' own tests check their problems and rewards).
 #[test]
-fn countdown_and_jsonl_tasks_run() {
+fn countdown_jsonl_and_random_weights_run() {
     let dir = cases().join("llama-f32");
     let here = tempfile::tempdir().unwrap();
     let lines: String = (0..12).map(|i| format!("{{\"prompt\": \"Q: {i}+1 A:\", \"answer\": {}}}\n", i + 1)).collect();
@@ -145,6 +148,19 @@ fn countdown_and_jsonl_tasks_run() {
         assert_eq!(report["task"], task);
         assert!(report["final_eval_reward"].as_f64().is_some_and(f64::is_finite), "{report}");
     }
+    let shapes = here.path().join("shapes");
+    std::fs::create_dir(&shapes).unwrap();
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(dir.join(file), shapes.join(file)).unwrap();
+    }
+    let line = assert_one_error(&finetune(here.path(), &shapes, &["--epochs", "1"]));
+    assert!(line.contains("safetensors"), "{line}");
+    let out = finetune(
+        here.path(),
+        &shapes,
+        &["--random-weights", "--task", "jsonl", "--data", "data.jsonl", "--population", "4", "--epochs", "2", "--json"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The shipped arithmetic model: `eggroll finetune` measures the held-out accuracy its

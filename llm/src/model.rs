@@ -196,21 +196,8 @@ impl<B: Transformer> Model<B> {
     /// model's shapes without its weights): norms 1, biases 0, every matrix normal with standard
     /// deviation 0.02 (transformers' `initializer_range`), each from its own Philox stream.
     pub fn random(backend: &B, config: ModelConfig, seed: u64) -> Result<Self> {
-        let ids = crate::params::registry(&config);
-        Self::from_tensors(backend, config, Layout::default(), true, |name, shape| {
-            let param = ids.iter().find(|p| p.name == name).expect("every tensor is registered");
-            let len = shape.iter().product::<usize>();
-            Ok(match param.role {
-                Role::Norm => vec![1.0; len],
-                Role::Bias => vec![0.0; len],
-                Role::Projection | Role::Embedding => {
-                    let mut values = vec![0.0f32; len];
-                    NoiseStream::new(seed, param.id, u32::MAX).fill_normals(0, 0, &mut values);
-                    values.iter_mut().for_each(|v| *v *= 0.02);
-                    values
-                }
-            })
-        })
+        let random = random_tensors(&config, seed);
+        Self::from_tensors(backend, config, Layout::default(), true, random)
     }
 
     /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors, the
@@ -446,5 +433,25 @@ impl Projector {
             }
         }
         Ok(())
+    }
+}
+
+/// The tensors of [`Model::random`]: `tensor(name, shape)` for every tensor of `config`, drawn
+/// from `seed`.
+pub(crate) fn random_tensors(config: &ModelConfig, seed: u64) -> impl Fn(&str, &[usize]) -> Result<Vec<f32>> {
+    let ids = crate::params::registry(config);
+    move |name, shape| {
+        let param = ids.iter().find(|p| p.name == name).expect("every tensor is registered");
+        let len = shape.iter().product::<usize>();
+        Ok(match param.role {
+            Role::Norm => vec![1.0; len],
+            Role::Bias => vec![0.0; len],
+            Role::Projection | Role::Embedding => {
+                let mut values = vec![0.0f32; len];
+                NoiseStream::new(seed, param.id, u32::MAX).fill_normals(0, 0, &mut values);
+                values.iter_mut().for_each(|v| *v *= 0.02);
+                values
+            }
+        })
     }
 }

@@ -9,7 +9,9 @@
 
 use crate::config::{ModelConfig, StoredDtype};
 use crate::error::{file_error, Result};
-use crate::model::{projection_shapes, KvCache, LanguageModel, Layout, Logits, Model, Noise, Perturbation, Step, PROJECTIONS};
+use crate::model::{
+    projection_shapes, random_tensors, KvCache, LanguageModel, Layout, Logits, Model, Noise, Perturbation, Step, PROJECTIONS,
+};
 use crate::params::id_of;
 use crate::weights::{tensor_shapes, Weights};
 use eggroll::config::Method;
@@ -35,13 +37,27 @@ impl<B: Transformer> FineTuning<B> {
 
     /// [`FineTuning::load`] from a config and its weights.
     pub fn from_weights(backend: B, model_config: ModelConfig, weights: &Weights, config: EsConfig) -> Result<Self> {
-        let model = Model::from_tensors(&backend, model_config.clone(), Layout::default(), false, |name, shape| weights.f32(name, shape))?;
+        Self::from_tensors(backend, model_config, config, |name, shape| weights.f32(name, shape))
+    }
+
+    /// A model of `model_config` with [`Model::random`]'s weights drawn from `seed` (a model's
+    /// shapes timed without its weights).
+    pub fn random(backend: B, model_config: ModelConfig, seed: u64, config: EsConfig) -> Result<Self> {
+        let random = random_tensors(&model_config, seed);
+        Self::from_tensors(backend, model_config, config, random)
+    }
+
+    /// The model whose tensors `tensor(name, shape)` gives, its projections in a trainer.
+    fn from_tensors(
+        backend: B, model_config: ModelConfig, config: EsConfig, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        let model = Model::from_tensors(&backend, model_config.clone(), Layout::default(), false, &tensor)?;
         let mut values = Vec::with_capacity(7 * model_config.layers);
         for l in 0..model_config.layers {
             for (name, [m, n]) in PROJECTIONS.iter().zip(projection_shapes(&model_config)) {
                 let name = format!("model.layers.{l}.{name}");
                 let id = id_of(&model_config, &name).expect("every projection is registered");
-                let value = weights.f32(&name, &[m, n])?;
+                let value = tensor(&name, &[m, n])?;
                 values.push((ParamSpec { name, id, kind: ParamKind::Matrix { m, n }, frozen: false }, value));
             }
         }
