@@ -346,15 +346,16 @@ pub struct FinetuneArgs {
     /// `arithmetic`: digits of each operand.
     #[arg(long, value_name = "K", default_value_t = 2)]
     pub digits: u32,
-    /// The trainer's configuration over `finetune`'s defaults (population 32, rank 1, σ 1e-3,
-    /// SGD, 100 epochs, fitness centred): the `--config` file, then the flags.
+    /// The trainer's configuration over `finetune`'s defaults (population 128, rank 1, σ 1e-3,
+    /// SGD at learning rate 3, 100 epochs, fitness centred): the `--config` file, then the
+    /// flags.
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Divide each prompt's centred rewards by their standard deviation.
     #[arg(long)]
     pub normalize_std: bool,
     /// Prompts every member answers each epoch.
-    #[arg(long, value_name = "P", default_value_t = 16)]
+    #[arg(long, value_name = "P", default_value_t = 4)]
     pub prompts_per_epoch: usize,
     /// New tokens per answer at most (default: 8 for `arithmetic`, 256 for the others).
     #[arg(long, value_name = "K")]

@@ -483,10 +483,10 @@ fn save<B: Transformer>(
 /// epoch whose members answer alike takes a small step.
 fn defaults() -> EsConfig {
     EsConfig {
-        population: 32,
+        population: 128,
         rank: 1,
         sigma: 1e-3,
-        lr: 0.5,
+        lr: 3.0,
         optimizer: OptimizerKind::Sgd,
         epochs: 100,
         shaping: Shaping::Centered,

@@ -227,22 +227,13 @@ fn small_run(ckpt: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// A report and metrics log without their timings.
+/// A report without its timings, and the metrics log without its `ms`.
 fn without_timings(report: &[u8], log: &Path) -> (Value, Vec<Value>) {
     let mut report: Value = serde_json::from_slice(report).expect("one JSON object");
     for key in ["ms_per_epoch", "tokens_per_second"] {
         report.as_object_mut().unwrap().remove(key);
     }
-    let lines = std::fs::read_to_string(log).unwrap();
-    let lines = lines
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("ms");
-            v
-        })
-        .collect();
-    (report, lines)
+    (report, common::metrics(log))
 }
 
 #[test]

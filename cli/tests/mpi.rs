@@ -242,16 +242,6 @@ fn finetuning_does_not_depend_on_the_number_of_ranks() {
         .map(String::from)
         .to_vec()
     };
-    let strip = |path: &Path| -> Vec<Value> {
-        let text = std::fs::read_to_string(path).unwrap();
-        text.lines()
-            .map(|l| {
-                let mut v: Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("ms");
-                v
-            })
-            .collect()
-    };
     let plain = line("plain");
     let out = plain_run(dir.path(), &plain.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -263,7 +253,7 @@ fn finetuning_does_not_depend_on_the_number_of_ranks() {
         let out = mpi(dir.path(), &ranks(k, &args.iter().map(String::as_str).collect::<Vec<_>>()));
         assert!(out.status.success(), "-np {k}: {}", stderr(&out));
         assert_eq!(report(&out), expected, "-np {k}");
-        assert_eq!(strip(&dir.path().join(format!("{name}.jsonl"))), strip(&dir.path().join("plain.jsonl")), "-np {k}");
+        assert_eq!(metrics(&dir.path().join(format!("{name}.jsonl"))), metrics(&dir.path().join("plain.jsonl")), "-np {k}");
         assert!(std::fs::read(dir.path().join(format!("{name}-out/model.safetensors"))).unwrap() == weights, "-np {k}: other weights");
     }
 }
