@@ -12,7 +12,7 @@
 #      its WebGPU adapter (scripts/test_browser.sh: the kernel contract, a lost device, the
 #      trainer's cpu-vs-wgpu trajectories, the page's runs).
 # It also installs OpenMPI and libclang when missing, and runs the `mpi` feature's tests
-# (cli/tests/mpi.rs: `mpirun -np K eggroll train` on 1, 2 and 4 ranks).
+# (cli/tests/mpi.rs: `mpirun -np K eggroll train` on 1, 2 and 4 ranks, `eggroll finetune` on 1 and 2).
 # EGGROLL_TEST_WGPU_BACKEND is the comma list of the wgpu adapters the tests run on (see
 # eggroll_backend::testing): every wgpu test, `test_device!`'s included, runs on each listed
 # adapter in turn, and fails (never skips) when one is missing. EGGROLL_TEST_EXPECT_F16 lists the
@@ -66,7 +66,7 @@ echo "== workspace tests (wgpu tests on Vulkan/lavapipe and GL/llvmpipe; lavapip
 echo "   the f16 kernels must run there; GL has not, so f16 uploads must be refused there)"
 EGGROLL_TEST_WGPU_BACKEND=vulkan,gl EGGROLL_TEST_EXPECT_F16=vulkan cargo test --workspace --all-targets
 
-echo "== MPI: mpirun -np 1, 2 and 4 against a run without mpirun, resumption, a dead or hung rank, bad input"
+echo "== MPI: mpirun -np 1, 2 and 4 against a run without mpirun (train, and finetune on 1 and 2), resumption, a dead or hung rank, bad input"
 cargo test -p eggroll-cli --features mpi --test mpi
 
 echo "== the optimiser library and its embedding example as an app builds them, without the CLI's dependencies"
