@@ -22,6 +22,7 @@ mod rl_compare;
 mod runtime_dir;
 mod sample;
 mod train;
+mod tuning;
 mod workers;
 
 use args::{Cli, Command};

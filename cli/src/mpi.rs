@@ -21,7 +21,7 @@ use crate::args::{FinetuneArgs, TrainArgs};
 use crate::crash::crash_point;
 use crate::drive;
 use crate::error::{CliError, Result};
-use crate::finetune::{Replicas, Setup};
+use crate::tuning::{Replicas, Setup};
 use ::mpi::datatype::PartitionMut;
 use ::mpi::environment::Universe;
 use ::mpi::topology::{Communicator, SimpleCommunicator};
