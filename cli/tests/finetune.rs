@@ -130,6 +130,33 @@ fn bad_input_gives_one_error_line() {
     assert!(line.contains("--reward-timeout"), "{line}");
     let line = assert_one_error(&finetune(here.path(), &dir, &["--random-weights", "--out", "x"]));
     assert!(line.contains("--random-weights"), "{line}");
+    // A population whose generation the memory cannot hold.
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--population", "2000000000"]));
+    assert!(line.to_lowercase().contains("memory"), "{line}");
+    // The trainer's configuration file: an unknown key refused with its line.
+    std::fs::write(here.path().join("bad.toml"), "sigma = 0.01\nshaping = \"zscore\"\nlearning_rate = 2\n").unwrap();
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--config", "bad.toml"]));
+    assert!(line.contains("bad.toml") && line.contains("line 3") && line.contains("learning_rate"), "{line}");
+}
+
+/// `--config` sets what no flag does (here the z-score shaping), and the flags override it.
+#[test]
+fn a_config_file_sets_the_trainer_under_the_flags() {
+    let here = tempfile::tempdir().unwrap();
+    let model = shipped();
+    let base = ["finetune", "--model", model.to_str().unwrap(), "--population", "4", "--prompts-per-epoch", "3", "--epochs", "3"];
+    let base: Vec<&str> = [&base[..], &["--eval-every", "0", "--sigma", "0.01", "--backend", "cpu", "--json", "--out"]].concat();
+    let weights = |name: &str| std::fs::read(here.path().join(name).join("model.safetensors")).unwrap();
+    std::fs::write(here.path().join("z.toml"), "shaping = \"zscore\"\nsigma = 0.5\n").unwrap();
+    std::fs::write(here.path().join("same.toml"), "shaping = \"centered\"\nsigma = 0.5\n").unwrap();
+    for (name, extra) in [("plain", &[][..]), ("same", &["--config", "same.toml"][..]), ("z", &["--config", "z.toml"][..])] {
+        let out = run(here.path(), &[&base[..], &[name], extra].concat());
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["sigma"].as_f64(), Some(f64::from(0.01f32)), "{name}: --sigma wins over the file's");
+    }
+    assert_eq!(weights("same"), weights("plain"), "the file's default shaping changes nothing");
+    assert_ne!(weights("z"), weights("plain"), "the z-score shaping takes other steps");
 }
 
 /// `countdown` and `jsonl` run end to end on a tiny checkpoint, and a model folder without
