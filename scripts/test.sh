@@ -11,6 +11,8 @@
 #      library for wasm32, runs the doc tests, and runs the wasm32 tests in headless Chromium on
 #      its WebGPU adapter (scripts/test_browser.sh: the kernel contract, a lost device, the
 #      trainer's cpu-vs-wgpu trajectories, the page's runs).
+# It also builds the Python package (python/, scripts/test_python.sh: maturin into target/py-venv)
+# and runs its tests and examples under pytest.
 # It also installs OpenMPI and libclang when missing, and runs the `mpi` feature's tests
 # (cli/tests/mpi.rs: `mpirun -np K eggroll train` on 1, 2 and 4 ranks, `eggroll finetune` on 1 and 2).
 # EGGROLL_TEST_WGPU_BACKEND is the comma list of the wgpu adapters the tests run on (see
@@ -90,5 +92,8 @@ fi
 
 echo "== doc tests"
 cargo test --workspace --doc
+
+echo "== the Python package: built by maturin into target/py-venv, its tests and examples under pytest"
+bash scripts/test_python.sh
 
 bash scripts/test_browser.sh

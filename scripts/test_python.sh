@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the Python package (python/, import name `eggroll_wgpu`) into the virtual environment
+# target/py-venv and runs its tests (python/tests, which also run python/examples). Creates the
+# environment when missing (installing Debian's python3-venv first when the venv module is
+# missing) with the pinned maturin, numpy and pytest from PyPI; builds the extension in release
+# mode with `maturin develop`, which installs it there. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MATURIN=1.16.0
+NUMPY=2.4.6
+PYTEST=9.0.3
+venv=target/py-venv
+
+source scripts/pinned_venv.sh
+pinned_venv "$venv" "maturin==$MATURIN" "numpy==$NUMPY" "pytest==$PYTEST"
+
+echo "== building the Python package into $venv" >&2
+# The extension's own Cargo workspace builds under target/python, kept between runs like the venv.
+CARGO_TARGET_DIR="$PWD/target/python" VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" \
+  "$venv/bin/maturin" develop --release -m python/Cargo.toml >&2
+
+echo "== pytest python/tests" >&2
+# No skips: a test that cannot run fails.
+PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest python/tests -q -p no:cacheprovider -rs "$@"
