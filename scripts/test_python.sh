@@ -2,18 +2,20 @@
 # Builds the Python package (python/, import name `eggroll_wgpu`) into the virtual environment
 # target/py-venv and runs its tests (python/tests, which also run python/examples). Creates the
 # environment when missing (installing Debian's python3-venv first when the venv module is
-# missing) with the pinned maturin, numpy and pytest from PyPI; builds the extension in release
-# mode with `maturin develop`, which installs it there. Exits non-zero on any failure.
+# missing) with the pinned maturin, numpy, pytest and gymnasium (for the CartPole example) from
+# PyPI; builds the extension in release mode with `maturin develop`, which installs it there.
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MATURIN=1.16.0
 NUMPY=2.4.6
 PYTEST=9.0.3
+GYMNASIUM=1.4.0 # as in scripts/gym_cases.sh
 venv=target/py-venv
 
 source scripts/pinned_venv.sh
-pinned_venv "$venv" "maturin==$MATURIN" "numpy==$NUMPY" "pytest==$PYTEST"
+pinned_venv "$venv" "maturin==$MATURIN" "numpy==$NUMPY" "pytest==$PYTEST" "gymnasium==$GYMNASIUM"
 
 echo "== building the Python package into $venv" >&2
 # The extension's own Cargo workspace builds under target/python, kept between runs like the venv.
