@@ -22,6 +22,11 @@ echo "== building the Python package into $venv" >&2
 CARGO_TARGET_DIR="$PWD/target/python" VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" \
   "$venv/bin/maturin" develop --release -m python/Cargo.toml >&2
 
+# The tests of eg.train and eg.llm.finetune compare with the command they run.
+echo "== building the eggroll command the Python tests compare with" >&2
+cargo build -p eggroll-cli --bin eggroll >&2
+export EGGROLL_BIN="$PWD/target/debug/eggroll"
+
 echo "== pytest python/tests" >&2
 # No skips: a test that cannot run fails.
 PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest python/tests -q -p no:cacheprovider -rs "$@"

@@ -92,9 +92,12 @@ pub(crate) fn progress(epochs: u32, start: u32, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Called after each epoch with its record (as a metrics line holds it); an error stops the run.
+pub type OnEpoch<'a> = dyn FnMut(&Record) -> Result<()> + 'a;
+
 /// What `eggroll train` does around each epoch: evaluate every `--eval-every` epochs, append to
-/// the metrics log, checkpoint, and move the progress bar.
-struct TrainHooks<'a> {
+/// the metrics log, checkpoint, move the progress bar, and call the embedding's `on_epoch`.
+struct TrainHooks<'a, 'f> {
     args: &'a TrainArgs,
     /// Where checkpoints go.
     ckpt_dir: Option<&'a Path>,
@@ -105,9 +108,10 @@ struct TrainHooks<'a> {
     /// The last evaluation, for the progress bar.
     shown: Option<String>,
     tokens: Option<usize>,
+    on_epoch: &'f mut OnEpoch<'f>,
 }
 
-impl<S: Training> Hooks<S> for TrainHooks<'_> {
+impl<S: Training> Hooks<S> for TrainHooks<'_, '_> {
     type Error = CliError;
     fn evaluate_after(&mut self, done: u32, epochs: u32, _train_ms: f64) -> bool {
         done.is_multiple_of(self.args.eval_every) || done == epochs
@@ -125,6 +129,7 @@ impl<S: Training> Hooks<S> for TrainHooks<'_> {
         if let Some(log) = self.log.as_mut() {
             log.append(&record)?;
         }
+        (self.on_epoch)(&record)?;
         self.history.push(record);
         crash_point(r.epoch, "epoch");
         let epochs = session.config().epochs;
@@ -143,8 +148,8 @@ impl<S: Training> Hooks<S> for TrainHooks<'_> {
 }
 
 /// Trains the session for the epochs its configuration asks for (from the checkpoint on with
-/// `--resume`), then reports.
-pub fn run<S: Training>(session: S, args: &TrainArgs) -> Result<()> {
+/// `--resume`), calling `on_epoch` after each, draws `--plot`, and returns the summary.
+pub fn run<S: Training>(session: S, args: &TrainArgs, on_epoch: &mut OnEpoch) -> Result<Summary> {
     let mut driver = Driver::new(session, native_clock_ms);
     let ckpt_dir = args.checkpoint.as_deref().or(args.resume.as_deref());
     let manifest = match &args.resume {
@@ -162,19 +167,18 @@ pub fn run<S: Training>(session: S, args: &TrainArgs) -> Result<()> {
     let session = driver.session();
     let bar = progress(session.config().epochs, session.epoch(), args.quiet);
     let tokens = session.tokens_per_epoch();
-    let mut hooks = TrainHooks { args, ckpt_dir, log, history, bar, shown: None, tokens };
+    let mut hooks = TrainHooks { args, ckpt_dir, log, history, bar, shown: None, tokens, on_epoch };
     let summary = driver.run(&mut hooks)?;
     hooks.bar.finish_and_clear();
     if let Some(path) = &args.plot {
         plot::draw(path, &hooks.history, &format!("eggroll {}", summary.task))?;
     }
-    report(&summary, args.json);
-    Ok(())
+    Ok(summary)
 }
 
 /// Prints the final summary: one JSON object with `json` ([`Summary::to_json`]), else two human
 /// lines (three with baselines, a token rate or timings).
-fn report(summary: &Summary, json: bool) {
+pub(crate) fn report(summary: &Summary, json: bool) {
     if json {
         println!("{}", summary.to_json());
         return;

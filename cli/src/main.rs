@@ -1,33 +1,11 @@
-//! The `eggroll` command: `train`, `info`, `bench`, `sample`, `generate` and `rl-compare`. Every failure prints
-//! one `error: ...` line on stderr and exits non-zero.
-//!
-//! Modules: argument parsing ([`args`]), the training command ([`train`], one MPI rank in `mpi`),
-//! its driver and hooks ([`drive`]) and their files ([`metrics`], [`plot`], [`checkpoint`]), adapter and model listing ([`info`]), text generation ([`sample`] from a trained `charlm`, [`generate`] from a Hugging Face model),
-//! EGGROLL against OpenES on the control tasks ([`rl_compare`]).
+//! The `eggroll` command: `train`, `info`, `bench`, `sample`, `generate`, `finetune` and
+//! `rl-compare` (the library `eggroll_cli`). Every failure prints one `error: ...` line on stderr
+//! and exits non-zero.
 
-mod args;
-mod checkpoint;
-mod crash;
-mod drive;
-mod error;
-mod finetune;
-mod generate;
-mod info;
-mod metrics;
-#[cfg(feature = "mpi")]
-mod mpi;
-mod plot;
-mod replicas;
-mod rl_compare;
-mod runtime_dir;
-mod sample;
-mod train;
-mod tuning;
-mod workers;
-
-use args::{Cli, Command};
 use clap::error::ErrorKind;
 use clap::Parser;
+use eggroll_cli::args::Cli;
+use eggroll_cli::runtime_dir;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -51,15 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match &cli.command {
-        Command::Train(args) => train::train(args),
-        Command::Info(args) => info::run(args),
-        Command::Generate(args) => generate::generate(args),
-        Command::Finetune(args) => finetune::finetune(args),
-        Command::Bench(args) => eggroll_bench::run(&args.options()).map_err(error::CliError::new),
-        Command::Sample(args) => sample::sample(args),
-        Command::RlCompare(args) => rl_compare::rl_compare(args),
-    };
+    let result = eggroll_cli::run(&cli.command);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

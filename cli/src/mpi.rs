@@ -269,7 +269,7 @@ fn start(ranks: &Ranks, args: &TrainArgs) -> std::result::Result<(), Failure> {
         .map_err(refuse)?;
     ranks.agree(Ok(Status::of(&session, args)))?;
     if ranks.rank == 0 {
-        drive::run(session, args)?;
+        drive::report(&drive::run(session, args, &mut |_| Ok(()))?, args.json);
     } else {
         follow(session, args)?;
     }
@@ -287,7 +287,7 @@ fn start_finetune(ranks: &Ranks, args: &FinetuneArgs) -> std::result::Result<(),
         let why = "--devices shares the population over adapters within one process; under mpirun each rank takes its own adapter";
         return Err(refuse(CliError::new(why)));
     }
-    let setup = Setup::load(args).map_err(refuse)?;
+    let setup = Setup::load(args, None).map_err(refuse)?;
     let backend = ranks.select_backend(args.backend()).map_err(refuse)?;
     let mut exchange = RankExchange::new(ranks, setup.config.population).map_err(refuse)?;
     let share = Exchange::<f32>::members(&exchange, setup.config.population).map_err(|e| refuse(e.into()))?;
@@ -295,7 +295,9 @@ fn start_finetune(ranks: &Ranks, args: &FinetuneArgs) -> std::result::Result<(),
     let adapter = tuning.backend().describe();
     let run = json!({ "task": "finetune", "config": setup.config, "settings": setup.settings, "resume": args.resume });
     ranks.agree(Ok(Status { run, adapter: format!("{} [{}]", adapter.name, adapter.backend) }))?;
-    setup.train(args, Replicas::One(Box::new(tuning), &mut exchange), ranks.rank == 0)?;
+    if let Some(summary) = setup.train(args, Replicas::One(Box::new(tuning), &mut exchange), ranks.rank == 0, &mut |_| Ok(()))? {
+        crate::tuning::report(args, &summary);
+    }
     Ok(())
 }
 

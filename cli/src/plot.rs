@@ -2,14 +2,18 @@
 
 use crate::error::{CliError, Result};
 use crate::metrics::Record;
+#[cfg(feature = "plot")]
 use plotters::coord::Shift;
+#[cfg(feature = "plot")]
 use plotters::prelude::*;
 use std::path::Path;
 
 /// Image size in pixels.
+#[cfg(feature = "plot")]
 const SIZE: (u32, u32) = (900, 600);
 
 /// Draws the evaluated epochs of `records` to `path` (`.png` or `.svg`).
+#[cfg(feature = "plot")]
 pub fn draw(path: &Path, records: &[Record], title: &str) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let drawn = match ext.as_deref() {
@@ -20,7 +24,20 @@ pub fn draw(path: &Path, records: &[Record], title: &str) -> Result<()> {
     drawn.map_err(|e| CliError::file(path, "cannot draw plot", e))
 }
 
+/// Without the `plot` feature: refused.
+#[cfg(not(feature = "plot"))]
+pub fn draw(path: &Path, _records: &[Record], _title: &str) -> Result<()> {
+    Err(unavailable(path))
+}
+
+/// The error of a plot asked of a build without the `plot` feature.
+#[cfg(not(feature = "plot"))]
+pub fn unavailable(path: &Path) -> CliError {
+    CliError::file(path, "cannot plot to", "this build has no plotting (the eggroll-cli crate's `plot` feature)")
+}
+
 /// The chart itself. Losses are drawn as log10 when all are positive.
+#[cfg(feature = "plot")]
 fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, records: &[Record], title: &str) -> std::result::Result<(), String> {
     let evals: Vec<(u32, f32, &str, f32)> =
         records.iter().filter_map(|r| r.eval.as_ref().map(|(t, name, m)| (r.epoch, *t, name.as_str(), *m))).collect();

@@ -21,7 +21,9 @@ use eggroll::{EggrollError, TaskKind};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
+#[cfg(feature = "plot")]
 use plotters::coord::Shift;
+#[cfg(feature = "plot")]
 use plotters::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -34,6 +36,7 @@ const CHECKPOINTS: u32 = 20;
 const METHODS: [Method; 2] = [Method::Eggroll, Method::OpenEs];
 
 /// Plot size in pixels.
+#[cfg(feature = "plot")]
 const SIZE: (u32, u32) = (900, 600);
 
 /// The held-out return at one checkpoint of a run.
@@ -372,6 +375,7 @@ fn table(plan: &Plan, adapter: &str, rows: &[Row]) -> String {
 }
 
 /// A checkpoint of one method's runs on a task: its nominal time and the return over the seeds.
+#[cfg(feature = "plot")]
 struct Band {
     at_s: f64,
     mean: f64,
@@ -380,6 +384,7 @@ struct Band {
 }
 
 /// Per method of `kind`: its name and the checkpoints over its seeds.
+#[cfg(feature = "plot")]
 fn curves(kind: TaskKind, runs: &[Run]) -> Vec<(&'static str, Vec<Band>)> {
     METHODS
         .iter()
@@ -401,12 +406,20 @@ fn curves(kind: TaskKind, runs: &[Run]) -> Vec<(&'static str, Vec<Band>)> {
 
 /// Draws `kind`'s return against training time to `path` (PNG): per method the mean over seeds
 /// and a band from the lowest to the highest seed, and Gymnasium's threshold where defined.
+#[cfg(feature = "plot")]
 fn draw(path: &Path, kind: TaskKind, runs: &[Run]) -> Result<()> {
     draw_on(BitMapBackend::new(path, SIZE).into_drawing_area(), kind, &curves(kind, runs))
         .map_err(|e| CliError::file(path, "cannot draw plot", e))
 }
 
+/// Without the `plot` feature: refused.
+#[cfg(not(feature = "plot"))]
+fn draw(path: &Path, _kind: TaskKind, _runs: &[Run]) -> Result<()> {
+    Err(crate::plot::unavailable(path))
+}
+
 /// The chart itself.
+#[cfg(feature = "plot")]
 fn draw_on<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>, kind: TaskKind, curves: &[(&'static str, Vec<Band>)],
 ) -> std::result::Result<(), String> {

@@ -29,7 +29,28 @@ use eggroll_llm::{FineTuning, GenerationConfig, LlmError, MemoryNeed, ModelConfi
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A reward function given by a program that embeds `finetune`: the rewards of `completions[i]`
+/// to `problems[i]`, one per completion.
+pub type RewardFn = dyn Fn(&[Problem], &[String]) -> eggroll_llm::Result<Vec<f32>> + Send + Sync;
+
+/// Called after each epoch with its metrics line (`epoch`, `mean_reward`, `accuracy` and
+/// `eval_reward` when evaluated, `mean_completion_tokens`, `ms`); an error stops the run.
+pub type OnEpoch<'a> = dyn FnMut(&serde_json::Value) -> Result<()> + 'a;
+
+/// What a program that embeds `finetune` gives in place of `--data`, `--eval-data` and the
+/// verifier (with `--task jsonl`): problems in memory and a reward function.
+pub struct Embedded {
+    /// The training problems.
+    pub train: Vec<Problem>,
+    /// The held-out problems; none: a share of `train` set aside by the seed, as without
+    /// `--eval-data`.
+    pub eval: Option<Vec<Problem>>,
+    /// Scores every completion, on each replica's thread.
+    pub reward: Arc<RewardFn>,
+}
 
 /// What a run reports at its end beyond its tensors, kept in each checkpoint so that a resumed
 /// run reports what an uninterrupted one would.
@@ -93,18 +114,22 @@ impl Replicas<'_> {
     }
 }
 
-/// How one trainer's answers are scored: by the task's verifier, or by its own reward command.
+/// How one trainer's answers are scored: by the task's verifier, by its own reward command, or
+/// by the embedding's reward function.
 enum Verifier {
     Task,
     Command(RewardCommand),
+    Function(Arc<RewardFn>),
 }
 
 impl Verifier {
-    /// The `--reward-cmd` command started, or the task's verifier.
-    fn start(args: &FinetuneArgs) -> Result<Self> {
-        Ok(match &args.reward_cmd {
-            Some(cmd) => Verifier::Command(RewardCommand::start(cmd, Duration::from_secs_f64(args.reward_timeout))?),
-            None => Verifier::Task,
+    /// The embedding's `reward`, else the `--reward-cmd` command started, else the task's
+    /// verifier.
+    fn start(args: &FinetuneArgs, reward: Option<&Arc<RewardFn>>) -> Result<Self> {
+        Ok(match (reward, &args.reward_cmd) {
+            (Some(reward), _) => Verifier::Function(Arc::clone(reward)),
+            (None, Some(cmd)) => Verifier::Command(RewardCommand::start(cmd, Duration::from_secs_f64(args.reward_timeout))?),
+            (None, None) => Verifier::Task,
         })
     }
 
@@ -112,6 +137,17 @@ impl Verifier {
     fn score(&mut self, task: &dyn Task, problems: &[Problem], completions: &[String]) -> eggroll_llm::Result<Vec<f32>> {
         match self {
             Verifier::Command(command) => command.score(problems, completions),
+            Verifier::Function(reward) => {
+                let rewards = reward(problems, completions)?;
+                if rewards.len() != completions.len() {
+                    return Err(LlmError::Request(format!(
+                        "the reward function returned {} rewards for {} completions",
+                        rewards.len(),
+                        completions.len()
+                    )));
+                }
+                Ok(rewards)
+            }
             Verifier::Task => Ok(problems.iter().zip(completions).map(|(p, c)| task.reward(p, c)).collect()),
         }
     }
@@ -132,13 +168,16 @@ pub(crate) struct Setup {
     longest: usize,
     prompts_per_epoch: usize,
     out_dtype: StoredDtype,
+    /// The embedding's reward function, in place of the task's verifier and `--reward-cmd`.
+    reward: Option<Arc<RewardFn>>,
     /// What a checkpoint must share with the run that resumes it, beyond the configuration.
     pub(crate) settings: serde_json::Value,
 }
 
 impl Setup {
-    /// Reads and checks the command line's configuration, task and model folder.
-    pub(crate) fn load(args: &FinetuneArgs) -> Result<Self> {
+    /// Reads and checks the command line's configuration, task (or the `embedded` problems) and
+    /// model folder.
+    pub(crate) fn load(args: &FinetuneArgs, embedded: Option<Embedded>) -> Result<Self> {
         let config = args.config.overlay(defaults())?;
         let max_tokens = args.max_tokens.unwrap_or(if args.task == FinetuneTask::Arithmetic { 8 } else { 256 });
         if args.prompts_per_epoch == 0 || max_tokens == 0 || config.epochs == 0 {
@@ -151,7 +190,17 @@ impl Setup {
             return Err(CliError::new(format!("--reward-timeout {}: a positive number of seconds", args.reward_timeout)));
         }
         config.validate()?;
-        let task = load_task(args, config.seed)?;
+        let (task, reward, problems_fnv1a64) = match embedded {
+            Some(embedded) => {
+                if args.task != FinetuneTask::Jsonl || args.data.is_some() || args.eval_data.is_some() || args.reward_cmd.is_some() {
+                    return Err(CliError::new("problems given in memory take the place of --task, --data, --eval-data and --reward-cmd"));
+                }
+                let hash = fnv1a64(format!("{:?}{:?}", embedded.train, embedded.eval).as_bytes());
+                let task: Box<dyn Task> = Box::new(JsonlTask::new(embedded.train, embedded.eval, config.seed)?);
+                (task, Some(embedded.reward), Some(hash))
+            }
+            None => (load_task(args, config.seed)?, None, None),
+        };
         let model_config = ModelConfig::load(&args.model)?;
         let tokenizer = TextTokenizer::load(&args.model)?;
         let generation = GenerationConfig::load(&args.model, &model_config)?;
@@ -171,7 +220,10 @@ impl Setup {
             Some(DtypeArg::F16) => StoredDtype::F16,
             None => weights.as_ref().and_then(Weights::dtype).unwrap_or(StoredDtype::F32),
         };
-        let settings = settings(args, &*task, max_tokens)?;
+        let mut settings = settings(args, &*task, max_tokens)?;
+        if let Some(hash) = problems_fnv1a64 {
+            settings["problems_fnv1a64"] = json!(hash);
+        }
         let mut setup = Setup {
             config,
             task,
@@ -183,6 +235,7 @@ impl Setup {
             longest: 1,
             prompts_per_epoch: args.prompts_per_epoch,
             out_dtype,
+            reward,
             settings,
         };
         setup.longest = longest_prompt(&setup.decoding(args.chat), &*setup.task, args.prompts_per_epoch, setup.model_config.max_positions)?;
@@ -213,16 +266,18 @@ impl Setup {
     }
 
     /// Trains `replicas` for the configuration's epochs. The `lead` process (the only one, or
-    /// rank 0 of a job) evaluates, writes the metrics log, checkpoints and `--out`, and reports;
-    /// the others only train.
-    pub(crate) fn train(&self, args: &FinetuneArgs, mut replicas: Replicas, lead: bool) -> Result<()> {
+    /// rank 0 of a job) evaluates, writes the metrics log, checkpoints and `--out`, calls
+    /// `on_epoch`, and returns the summary ([`summary`]); the others only train.
+    pub(crate) fn train(
+        &self, args: &FinetuneArgs, mut replicas: Replicas, lead: bool, on_epoch: &mut OnEpoch,
+    ) -> Result<Option<serde_json::Value>> {
         let decoding = self.decoding(args.chat);
         let task = &*self.task;
         let threads = match &replicas {
             Replicas::One(..) => 1,
             Replicas::Threads(all) => all.len(),
         };
-        let mut verifiers = (0..threads).map(|_| Verifier::start(args)).collect::<Result<Vec<_>>>()?;
+        let mut verifiers = (0..threads).map(|_| Verifier::start(args, self.reward.as_ref())).collect::<Result<Vec<_>>>()?;
         let evaluate_now = |tuning: &FineTuning<SelectedBackend>, verifier: &mut Verifier| {
             let mut verify = |p: &[Problem], c: &[String]| verifier.score(task, p, c);
             evaluate(tuning, tuning.backend(), decoding, task.eval_set(), task.full_reward(), &mut verify).map(Scores::from)
@@ -283,16 +338,19 @@ impl Setup {
             if let Some(evaluation) = evaluation {
                 state.last = evaluation;
             }
+            let mut line = json!({
+                "epoch": done, "mean_reward": outcome.mean_reward,
+                "mean_completion_tokens": outcome.mean_completion_tokens, "ms": ms,
+            });
+            if let Some(Scores { reward, accuracy }) = evaluation {
+                line["accuracy"] = json!(accuracy);
+                line["eval_reward"] = json!(reward);
+            }
             if let Some(log) = log.as_mut() {
-                let mut line = json!({
-                    "epoch": done, "mean_reward": outcome.mean_reward,
-                    "mean_completion_tokens": outcome.mean_completion_tokens, "ms": ms,
-                });
-                if let Some(Scores { reward, accuracy }) = evaluation {
-                    line["accuracy"] = json!(accuracy);
-                    line["eval_reward"] = json!(reward);
-                }
                 log.append_line(done, &line)?;
+            }
+            if lead {
+                on_epoch(&line)?;
             }
             crash_point(done, "epoch");
             if let Some(dir) = ckpt_dir.filter(|_| done.is_multiple_of(args.checkpoint_every) || done == epochs) {
@@ -303,13 +361,12 @@ impl Setup {
         }
         bar.finish_and_clear();
         if !lead {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(out) = &args.out {
             replicas.lead().save_pretrained(&args.model, out, self.out_dtype)?;
         }
-        report(args, replicas.lead(), &state, task.name(), replicas.lead().backend().kind(), &replicas.adapter());
-        Ok(())
+        Ok(Some(summary(args, replicas.lead(), &state, task.name(), replicas.lead().backend().kind(), &replicas.adapter())))
     }
 }
 
@@ -348,26 +405,41 @@ fn threaded_epoch(
     Ok(first.expect("at least one replica")?)
 }
 
-/// Prints the summary: one JSON object with `--json`, else a line (two with `--out`).
-fn report<B: Transformer>(args: &FinetuneArgs, tuning: &FineTuning<B>, state: &Progress, task: &str, kind: &str, adapter: &str) {
+/// The run's summary: `task, model, method, backend, adapter, epochs, population, rank, sigma,
+/// initial_eval_reward, final_eval_reward, initial_eval_accuracy, final_eval_accuracy,
+/// tokens_per_second, ms_per_epoch`.
+fn summary<B: Transformer>(
+    args: &FinetuneArgs, tuning: &FineTuning<B>, state: &Progress, task: &str, kind: &str, adapter: &str,
+) -> serde_json::Value {
     let config = tuning.trainer().config();
     let ms_per_epoch = state.train_seconds * 1e3 / f64::from(config.epochs);
     let tokens_per_second = state.generated_tokens as f64 / state.train_seconds.max(1e-9);
     let (initial, last) = (state.initial, state.last);
+    json!({
+        "task": task, "model": args.model.display().to_string(), "method": config.method.to_string(),
+        "backend": kind, "adapter": adapter, "epochs": config.epochs, "population": config.population,
+        "rank": config.rank, "sigma": config.sigma, "initial_eval_reward": initial.reward,
+        "final_eval_reward": last.reward, "initial_eval_accuracy": initial.accuracy,
+        "final_eval_accuracy": last.accuracy, "tokens_per_second": tokens_per_second, "ms_per_epoch": ms_per_epoch,
+    })
+}
+
+/// Prints the `summary`: the JSON object with `--json`, else a line (two with `--out`).
+pub(crate) fn report(args: &FinetuneArgs, summary: &serde_json::Value) {
     if args.json {
-        let summary = json!({
-            "task": task, "model": args.model.display().to_string(), "method": config.method.to_string(),
-            "backend": kind, "adapter": adapter, "epochs": config.epochs, "population": config.population,
-            "rank": config.rank, "sigma": config.sigma, "initial_eval_reward": initial.reward,
-            "final_eval_reward": last.reward, "initial_eval_accuracy": initial.accuracy,
-            "final_eval_accuracy": last.accuracy, "tokens_per_second": tokens_per_second, "ms_per_epoch": ms_per_epoch,
-        });
         println!("{summary}");
         return;
     }
+    let f = |key: &str| summary[key].as_f64().unwrap_or(f64::NAN);
     println!(
-        "held-out accuracy {:.3} -> {:.3} (reward {:.3} -> {:.3}) after {} epochs, {ms_per_epoch:.0} ms per epoch, {tokens_per_second:.1} generated tokens/s",
-        initial.accuracy, last.accuracy, initial.reward, last.reward, config.epochs,
+        "held-out accuracy {:.3} -> {:.3} (reward {:.3} -> {:.3}) after {} epochs, {:.0} ms per epoch, {:.1} generated tokens/s",
+        f("initial_eval_accuracy"),
+        f("final_eval_accuracy"),
+        f("initial_eval_reward"),
+        f("final_eval_reward"),
+        summary["epochs"],
+        f("ms_per_epoch"),
+        f("tokens_per_second"),
     );
     if let Some(out) = &args.out {
         println!("wrote {}", out.display());

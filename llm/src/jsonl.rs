@@ -77,14 +77,31 @@ pub struct JsonlTask {
 }
 
 impl JsonlTask {
-    /// The problems of `data`, and the held-out ones of `eval_data`. Without `eval_data`, the
-    /// smaller of [`EVAL_PROBLEMS`] and a fifth of `data` (rounded down, at least one) are held
-    /// out, chosen by `seed`. Either way a training problem whose prompt is held out is left out, and a task left
-    /// without training problems is an error.
+    /// The problems of `data`, and the held-out ones of `eval_data`, as [`JsonlTask::new`] splits
+    /// them; errors name the file.
     pub fn load(data: &Path, eval_data: Option<&Path>, seed: u64) -> Result<Self> {
-        let problems = read_problems(data)?;
-        let (eval, train) = match eval_data {
-            Some(path) => (read_problems(path)?, problems),
+        let eval = eval_data.map(read_problems).transpose()?;
+        Self::split(read_problems(data)?, eval, seed).map_err(|why| file_error(data, why))
+    }
+
+    /// The training `problems`, and the held-out ones `eval`. Without `eval`, the smaller of
+    /// [`EVAL_PROBLEMS`] and a fifth of `problems` (rounded down, at least one) are held out,
+    /// chosen by `seed`. Either way a training problem whose prompt is held out is left out; no
+    /// problems, or none left for training, is an error.
+    pub fn new(problems: Vec<Problem>, eval: Option<Vec<Problem>>, seed: u64) -> Result<Self> {
+        if problems.is_empty() {
+            return Err(LlmError::Request("no training problems".into()));
+        }
+        if eval.as_ref().is_some_and(Vec::is_empty) {
+            return Err(LlmError::Request("no held-out problems".into()));
+        }
+        Self::split(problems, eval, seed).map_err(|why| LlmError::Request(why.into()))
+    }
+
+    /// [`JsonlTask::new`] on problems already checked to be there; the error says what is wrong.
+    fn split(problems: Vec<Problem>, eval: Option<Vec<Problem>>, seed: u64) -> std::result::Result<Self, &'static str> {
+        let (eval, train) = match eval {
+            Some(eval) => (eval, problems),
             None => {
                 let mut held = vec![false; problems.len()];
                 let count = EVAL_PROBLEMS.min(problems.len() / HELD_OUT_SHARE).max(1);
@@ -101,7 +118,7 @@ impl JsonlTask {
         let prompts: HashSet<&str> = eval.iter().map(|p| p.prompt.as_str()).collect();
         let train: Vec<Problem> = train.into_iter().filter(|p| !prompts.contains(p.prompt.as_str())).collect();
         if train.is_empty() {
-            return Err(file_error(data, "no training problems besides the held-out ones"));
+            return Err("no training problems besides the held-out ones");
         }
         Ok(JsonlTask { seed, eval, train })
     }

@@ -1,7 +1,8 @@
 """EGGROLL evolution strategies, low-rank perturbations, on the CPU or any WebGPU adapter.
 
 ``Eggroll`` trains a model (``Mlp``) from fitness values the caller computes on the population's
-outputs; ``adapters()`` lists the devices.
+outputs; ``train`` runs a built-in task as ``eggroll train`` does; ``llm.finetune`` fine-tunes a
+Hugging Face language model on a reward function; ``adapters()`` lists the devices.
 
 Arrays may be float32 or float64 (anything else that ``numpy.asarray`` turns into floats is
 accepted too); results are float32. A wrong shape, dtype or setting raises ``ValueError`` naming
@@ -9,7 +10,7 @@ it, a device failure ``RuntimeError``.
 """
 
 import os
-from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +65,54 @@ def adapters() -> List[Adapter]:
     """The wgpu adapters (those ``WGPU_BACKEND`` allows), then the CPU backend.
 
     ``auto`` marks what ``backend="auto"`` picks: the first hardware adapter, else the CPU.
+    """
+
+from . import llm as llm
+
+_Task = Literal[
+    "regression", "constant", "digits", "cartpole", "pendulum", "acrobot", "mountaincar", "mountaincar-continuous", "charlm", "egg"
+]
+
+def train(
+    task: _Task = "regression",
+    *,
+    on_epoch: Optional[Callable[[Dict[str, Any]], object]] = None,
+    epochs: Optional[int] = None,
+    population: Optional[int] = None,
+    rank: Optional[int] = None,
+    sigma: Optional[float] = None,
+    lr: Optional[float] = None,
+    optimizer: Optional[Literal["sgd", "adam", "adamw"]] = None,
+    method: Optional[Literal["eggroll", "openes"]] = None,
+    seed: Optional[int] = None,
+    group_size: Optional[int] = None,
+    noise_reuse: Optional[int] = None,
+    noise_cache_mb: Optional[int] = None,
+    config: Optional[_Path] = None,
+    backend: Optional[Literal["auto", "cpu", "wgpu"]] = None,
+    devices: Optional[Union[str, Sequence[int]]] = None,
+    data: Optional[_Path] = None,
+    width: Optional[int] = None,
+    depth: Optional[int] = None,
+    window: Optional[int] = None,
+    hidden: Optional[Sequence[int]] = None,
+    eval_every: Optional[int] = None,
+    metrics: Optional[_Path] = None,
+    checkpoint: Optional[_Path] = None,
+    checkpoint_every: Optional[int] = None,
+    resume: Optional[_Path] = None,
+    quiet: bool = False,
+) -> Dict[str, Any]:
+    """Trains on the built-in task ``task`` as ``eggroll train --task <task>`` does and returns
+    the summary ``eggroll train --json`` prints, as a dict.
+
+    The keywords are the command's options with underscores for dashes, with its defaults
+    (``None``: the default); on the CPU backend the run is the command's, bit for bit.
+    ``on_epoch(record)`` is called after each epoch with the line ``--metrics`` writes for it
+    (``epoch``, ``mean_fitness``, ``lr``, ``sigma``, ``ms``, and ``train_loss`` and the metric when
+    evaluated); an exception it raises stops training and propagates, as does Ctrl-C (seen
+    between epochs). An unknown keyword raises ``TypeError``; a value or file the command
+    refuses, ``ValueError``; a device failure, ``RuntimeError``.
     """
 
 class Mlp:
