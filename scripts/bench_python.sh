@@ -11,8 +11,8 @@
 #      jitted) at N = 4096 beside our EGGROLL and our OpenES at N = 4096 (the Python loop's runs).
 #   3. For reference, the Rust loop on the task's own model (pqn between layers) when the runs use
 #      another activation.
-#   4. A place for the built-in task runner, `eg.train(task="regression")` against
-#      `eggroll train --task regression --json` (train_api_section below; not measured yet).
+#   4. The built-in task runner, `eg.train(task="regression")` against
+#      `eggroll train --task regression --json`.
 #
 # Every run trains the same MLP 1 -> 64 -> 64 -> 64 -> 1 on the same data (python/benchmarks/
 # regression_task.py: points from a formula both languages compute alike, not the task's PCG64
@@ -117,18 +117,12 @@ if [ "$ACTIVATION" != pqn ]; then
   run "rust_eggroll_${N}_pqn" "$rust_loop" --method eggroll --population "$N" --epochs "$EPOCHS" --seed "$SEED" --activation pqn
 fi
 
-# 4. The built-in task runner: `eg.train(task="regression")` against the CLI. NOT MEASURED YET:
-# the package has no train() so far. When it has, this function is to write, at EPOCHS and SEED
-# on the CPU backend, $out/runs/train_cli.json from
-#   target/release/eggroll train --task regression --backend cpu --epochs "$EPOCHS" --seed "$SEED" --json -q
-# (built with `cargo build --release --bin eggroll`) and $out/runs/train_python.json, one JSON
-# object from eg.train(task="regression", ...) with the keys ms_per_epoch, final_train_loss and
-# final_test_loss, as the CLI's; bench_table.py already shows those two files as the table's last
-# section (TRAIN_API_ROWS).
-train_api_section() {
-  echo "== eg.train against eggroll train: not measured (the package has no train() yet)" >&2
-}
-train_api_section
+# 4. The built-in task runner: `eg.train(task="regression")` against the CLI, at EPOCHS and SEED
+# on the CPU backend (the task's own data, model and configuration).
+cargo build --release -p eggroll-cli --bin eggroll >&2
+run train_cli target/release/eggroll train --task regression --backend cpu --epochs "$EPOCHS" --seed "$SEED" --json -q
+run train_python "$py" -c 'import json, sys, eggroll_wgpu as eg
+print(json.dumps(eg.train("regression", backend="cpu", epochs=int(sys.argv[1]), seed=int(sys.argv[2]), quiet=True)))' "$EPOCHS" "$SEED"
 
 commit=$(git rev-parse --short HEAD)
 [ -z "$(git status --porcelain --untracked-files=no)" ] || commit="$commit (with uncommitted changes)"

@@ -124,7 +124,7 @@ class Mlp:
     ``layers.<i>.bias``, ``i`` the position of the linear layer among all layers.
     """
 
-    def __init__(self, sizes: List[int], activation: Literal["tanh", "relu", "silu"] = "tanh", bias: bool = True) -> None:
+    def __init__(self, sizes: List[int], activation: Literal["tanh", "relu", "silu", "pqn"] = "tanh", bias: bool = True) -> None:
         """Describes the perceptron; a ``ValueError`` names what is wrong with ``sizes`` or
         ``activation``."""
     @property

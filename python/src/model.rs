@@ -7,13 +7,16 @@ use pyo3::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The activations a Python caller may name, with their library values.
-const ACTIVATIONS: [(&str, Activation); 3] = [("tanh", Activation::Tanh), ("relu", Activation::Relu), ("silu", Activation::Silu)];
+/// `None`: "pqn", the authors' `relu(layer_norm(x))`.
+const ACTIVATIONS: [(&str, Option<Activation>); 4] =
+    [("tanh", Some(Activation::Tanh)), ("relu", Some(Activation::Relu)), ("silu", Some(Activation::Silu)), ("pqn", None)];
 
 /// A multilayer perceptron: linear layers of the given widths with an activation between each
 /// two (none after the last).
 ///
 /// ``Mlp([4, 32, 32, 2], activation="tanh")`` takes 4 inputs, has two hidden layers of 32 and
-/// gives 2 outputs. ``activation`` is "tanh" (the default), "relu" or "silu"; ``bias=False``
+/// gives 2 outputs. ``activation`` is "tanh" (the default), "relu", "silu" or "pqn" (``relu`` of an
+/// affine-free layer norm, the authors' and the regression task's); ``bias=False``
 /// leaves the biases out. The parameters are named ``layers.<i>.weight`` (outputs x inputs) and
 /// ``layers.<i>.bias``, ``i`` the position of the linear layer among all layers.
 #[pyclass(module = "eggroll_wgpu", frozen, eq, from_py_object)]
@@ -80,7 +83,10 @@ impl Mlp {
         for (i, &width) in layers.iter().enumerate() {
             builder = builder.linear_with(width, self.bias);
             if i + 1 < layers.len() {
-                builder = builder.activation(act);
+                builder = match act {
+                    Some(act) => builder.activation(act),
+                    None => builder.pqn(),
+                };
             }
         }
         builder.build().map_err(to_py)

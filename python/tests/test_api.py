@@ -365,3 +365,15 @@ def test_custom_fitness_example_reduces_the_loss():
     assert match, run.stdout
     start, end = float(match[1]), float(match[2])
     assert end < 0.25 * start, run.stdout
+
+
+def test_pqn_is_relu_of_an_affine_free_layer_norm():
+    es = trainer(model=eg.Mlp([3, 8, 2], activation="pqn"))
+    x = inputs(6)
+    p = es.params()
+    h = x @ p["layers.0.weight"].T + p["layers.0.bias"]
+    mean, var = h.mean(axis=1, keepdims=True), h.var(axis=1, keepdims=True)
+    h = np.maximum((h - mean) / np.sqrt(var + 1e-5), 0.0)
+    # The linear layer after it is the third layer (linear, pqn, linear).
+    expected = h @ p["layers.2.weight"].T + p["layers.2.bias"]
+    np.testing.assert_allclose(es.forward_mean(x), expected, rtol=1e-4, atol=1e-5)
