@@ -3,6 +3,7 @@
 //! parser, so that a call checks and means exactly what the command does.
 
 use crate::errors::value_error;
+use crate::json::to_python;
 use clap::{CommandFactory, Parser};
 use eggroll_cli::args::{Cli, Command};
 use eggroll_cli::error::CliError;
@@ -92,4 +93,16 @@ pub fn to_py(err: CliError) -> PyErr {
     } else {
         value_error(err.to_string())
     }
+}
+
+/// After an epoch: Ctrl-C seen, then `on_epoch(record)` called with the epoch's `record` as a
+/// dict; the exception either raises.
+pub fn after_epoch(on_epoch: Option<&Py<PyAny>>, record: &serde_json::Value) -> PyResult<()> {
+    Python::attach(|py| {
+        py.check_signals()?;
+        match on_epoch {
+            Some(callback) => callback.call1(py, (to_python(py, record)?,)).map(drop),
+            None => Ok(()),
+        }
+    })
 }

@@ -1,7 +1,7 @@
 //! `eggroll_wgpu.llm.finetune`: `eggroll finetune` on prompts and a reward function given in
 //! Python.
 
-use crate::commands::{parse, to_py};
+use crate::commands::{after_epoch, parse, to_py};
 use crate::errors::value_error;
 use crate::json::to_python;
 use eggroll_cli::args::Command;
@@ -76,15 +76,9 @@ pub fn finetune<'py>(
     let on_epoch = on_epoch.map(Bound::unbind);
     let summary = py.detach(|| {
         eggroll_cli::finetune::run(&args, Some(embedded), &mut |line| {
-            Python::attach(|py| {
-                let called = py.check_signals().and_then(|()| match &on_epoch {
-                    Some(callback) => callback.call1(py, (to_python(py, line)?,)).map(drop),
-                    None => Ok(()),
-                });
-                called.map_err(|e| {
-                    keep(e, &raised);
-                    CliError::new("stopped by Python")
-                })
+            after_epoch(on_epoch.as_ref(), line).map_err(|e| {
+                keep(e, &raised);
+                CliError::new("stopped by Python")
             })
         })
     });

@@ -1,6 +1,6 @@
 //! `eggroll_wgpu.train`: `eggroll train` on a built-in task, from Python.
 
-use crate::commands::{parse, to_py};
+use crate::commands::{after_epoch, parse, to_py};
 use crate::json::to_python;
 use eggroll_cli::args::Command;
 use eggroll_cli::error::CliError;
@@ -41,15 +41,9 @@ pub fn train<'py>(
     let mut raised: Option<PyErr> = None;
     let summary = py.detach(|| {
         eggroll_cli::train::run(&args, &mut |record| {
-            Python::attach(|py| {
-                let called = py.check_signals().and_then(|()| match &on_epoch {
-                    Some(callback) => callback.call1(py, (to_python(py, &record.to_json())?,)).map(drop),
-                    None => Ok(()),
-                });
-                called.map_err(|e| {
-                    raised = Some(e);
-                    CliError::new("stopped by Python")
-                })
+            after_epoch(on_epoch.as_ref(), &record.to_json()).map_err(|e| {
+                raised = Some(e);
+                CliError::new("stopped by Python")
             })
         })
     });
