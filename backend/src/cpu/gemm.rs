@@ -105,3 +105,322 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let tail: f32 = a[main..].iter().zip(&b[main..]).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
 }
+
+/// At most this many rows of `x` for [`x_wt_dots`]: with more, `matrixmultiply`'s packed
+/// kernel amortises its packing of `W` and wins.
+const DOTS_MAX_ROWS: usize = 128;
+
+/// At least this many weights for [`x_wt_dots`]: below, packing `W` is cheap and the products
+/// keep the bits of [`gemm`] (the small models' recorded trajectories).
+const DOTS_MIN_WEIGHTS: usize = 1 << 18;
+
+/// Whether `x · Wᵀ` of `rows` rows over an `m x n` weight runs as dot products ([`x_wt_dots`]):
+/// a few rows of a large weight, as a language model's decode step multiplies every weight of
+/// the model by one row per sequence. There `matrixmultiply` packs the whole of `W` on every
+/// call (on every thread), which costs more than the products.
+pub(crate) fn uses_dots(rows: usize, m: usize, n: usize) -> bool {
+    rows <= DOTS_MAX_ROWS && m * n >= DOTS_MIN_WEIGHTS
+}
+
+/// Lanes of a dot product: output `(t, j)` accumulates `x[t, l] w[j, l]` for `l ≡ lane (mod
+/// LANES)` in each lane, in order, by fused multiply-adds, then adds the lanes pairwise and the
+/// tail (unfused): the same bits on every processor and for any number of threads.
+const LANES: usize = 16;
+
+/// Rows of `x` and of `W` whose dot products one step of [`x_wt_dots`]'s kernel computes
+/// together (16 accumulators of [`LANES`]).
+const TILE: usize = 4;
+
+/// `c = x · wᵀ` by dot products: `x` row-major `rows x k`, `w` row-major `cols x k` (k > 0), `c`
+/// row-major `rows x cols`. Blocks of `w`'s rows are split over rayon's threads, so each reads
+/// its part of `w` once, straight from the caller's layout, and every `x` row from cache.
+pub(crate) fn x_wt_dots(x: &[f32], rows: usize, w: &[f32], k: usize, c: &mut [f32]) {
+    assert!(k > 0 && w.len().is_multiple_of(k), "x_wt_dots: w is not a whole number of rows of {k}");
+    let cols = w.len() / k;
+    assert!(x.len() >= rows * k && c.len() >= rows * cols, "x_wt_dots shapes");
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let tasks = super::tasks(rows * cols * k, cols.div_ceil(TILE));
+    let block = cols.div_ceil(tasks).next_multiple_of(TILE);
+    let out = SharedOut(c.as_mut_ptr());
+    let run = |start: usize| {
+        let end = (start + block).min(cols);
+        // SAFETY: each task writes only the columns `start..end` of `c`, which no other task
+        // writes, within the `rows x cols` that `c` spans (checked above).
+        unsafe { dots_block(x, rows, &w[start * k..end * k], k, out, cols, start) }
+    };
+    if tasks == 1 {
+        run(0);
+    } else {
+        (0..cols).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(run);
+    }
+}
+
+/// The output of [`x_wt_dots`], written by its tasks in disjoint columns.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the tasks that share it write disjoint elements (see `x_wt_dots`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// Columns `first..first + w.len() / k` of `c` (row-major, `cols` wide): the dot products of
+/// every row of `x` with every row of `w`, on the widest vector unit the processor has.
+///
+/// # Safety
+/// `c` must span `rows x cols` and no other thread may touch those columns meanwhile.
+unsafe fn dots_block(x: &[f32], rows: usize, w: &[f32], k: usize, c: SharedOut, cols: usize, first: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has AVX-512F; the caller's promise is passed on.
+            return unsafe { dots_block_avx512(x, rows, w, k, c, cols, first) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: as above, with AVX2 and FMA.
+            return unsafe { dots_block_avx2(x, rows, w, k, c, cols, first) };
+        }
+    }
+    // SAFETY: the caller's promise.
+    unsafe { dots_block_body(x, rows, w, k, c, cols, first) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dots_block_avx512(x: &[f32], rows: usize, w: &[f32], k: usize, c: SharedOut, cols: usize, first: usize) {
+    // SAFETY: the caller's promise; the tiles run only where this function does, with AVX-512F,
+    // on slices `k` long.
+    unsafe { dots_block_with(x, rows, w, k, c, cols, first, |xs, ws, k| avx512::tile_dots(xs, ws, k)) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_block_avx2(x: &[f32], rows: usize, w: &[f32], k: usize, c: SharedOut, cols: usize, first: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { dots_block_body(x, rows, w, k, c, cols, first) }
+}
+
+/// [`dots_block`]'s work, compiled into each vector width's function, with the portable tile.
+///
+/// # Safety
+/// As [`dots_block`].
+#[inline(always)]
+unsafe fn dots_block_body(x: &[f32], rows: usize, w: &[f32], k: usize, c: SharedOut, cols: usize, first: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { dots_block_with(x, rows, w, k, c, cols, first, tile_dots) }
+}
+
+/// The products of a tile of `x`'s rows with a tile of `w`'s rows, `k` long.
+type Tile<'a> = [&'a [f32]; TILE];
+
+/// [`dots_block`] with `tile` for each tile's dot products: tiles of [`TILE`] rows of `w` (kept
+/// in cache) against every tile of `x`'s rows.
+///
+/// # Safety
+/// As [`dots_block`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dots_block_with(
+    x: &[f32], rows: usize, w: &[f32], k: usize, c: SharedOut, cols: usize, first: usize,
+    tile: impl Fn(Tile, Tile, usize) -> [[f32; TILE]; TILE],
+) {
+    let w_rows = w.len() / k;
+    for j0 in (0..w_rows).step_by(TILE) {
+        let wj = |j: usize| &w[(j0 + j).min(w_rows - 1) * k..][..k];
+        let ws = [wj(0), wj(1), wj(2), wj(3)];
+        for t0 in (0..rows).step_by(TILE) {
+            let xt = |t: usize| &x[(t0 + t).min(rows - 1) * k..][..k];
+            let sums = tile([xt(0), xt(1), xt(2), xt(3)], ws, k);
+            for (t, row) in sums.iter().enumerate().take(rows - t0) {
+                for (j, &value) in row.iter().enumerate().take(w_rows - j0) {
+                    // SAFETY: row t0 + t < rows and column first + j0 + j < cols; the caller
+                    // owns these columns.
+                    unsafe { *c.0.add((t0 + t) * cols + first + j0 + j) = value };
+                }
+            }
+        }
+    }
+}
+
+/// The [`TILE`] x [`TILE`] dot products of `xs` with `ws` (each `k` long), each summed as
+/// [`LANES`] lanes, then the lanes pairwise, then the tail ([`finish`]).
+#[inline(always)]
+fn tile_dots(xs: Tile, ws: Tile, k: usize) -> [[f32; TILE]; TILE] {
+    let mut acc = [[[0.0f32; LANES]; TILE]; TILE];
+    let main = k / LANES * LANES;
+    for base in (0..main).step_by(LANES) {
+        let xv: [&[f32; LANES]; TILE] = xs.map(|x| x[base..base + LANES].try_into().expect("LANES long"));
+        let wv: [&[f32; LANES]; TILE] = ws.map(|w| w[base..base + LANES].try_into().expect("LANES long"));
+        for (acc_t, x) in acc.iter_mut().zip(xv) {
+            for (acc_tj, w) in acc_t.iter_mut().zip(wv) {
+                for l in 0..LANES {
+                    acc_tj[l] = x[l].mul_add(w[l], acc_tj[l]);
+                }
+            }
+        }
+    }
+    finish(&acc, xs, ws, k)
+}
+
+/// The dot products from their lane sums `acc`: the lanes pairwise, plus the products past the
+/// last whole [`LANES`].
+#[inline(always)]
+fn finish(acc: &[[[f32; LANES]; TILE]; TILE], xs: Tile, ws: Tile, k: usize) -> [[f32; TILE]; TILE] {
+    let main = k / LANES * LANES;
+    let mut out = [[0.0f32; TILE]; TILE];
+    for (t, (out_t, acc_t)) in out.iter_mut().zip(acc).enumerate() {
+        for (j, (out_tj, lanes)) in out_t.iter_mut().zip(acc_t).enumerate() {
+            *out_tj = pairwise(*lanes) + tail(xs[t], ws[j], main, k);
+        }
+    }
+    out
+}
+
+/// The products of `x` and `w` from `main` to `k` (past the last whole [`LANES`]), summed in order.
+#[inline(always)]
+fn tail(x: &[f32], w: &[f32], main: usize, k: usize) -> f32 {
+    x[main..k].iter().zip(&w[main..k]).map(|(a, b)| a * b).sum()
+}
+
+/// The sum of the lanes, halving: lanes `l` and `l + 8`, then `l + 4`, `l + 2`, `l + 1`.
+#[inline(always)]
+fn pairwise(mut lanes: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+        width /= 2;
+    }
+    lanes[0]
+}
+
+/// [`tile_dots`] in AVX-512 registers: the same lanes, fused multiply-adds and sums, so the same
+/// bits.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{tail, Tile, LANES, TILE};
+    use std::arch::x86_64::*;
+
+    /// As [`super::tile_dots`].
+    ///
+    /// # Safety
+    /// The processor must have AVX-512F; every slice of `xs` and `ws` must be `k` long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_dots(xs: Tile, ws: Tile, k: usize) -> [[f32; TILE]; TILE] {
+        let main = k / LANES * LANES;
+        let mut acc = [[_mm512_setzero_ps(); TILE]; TILE];
+        let mut base = 0;
+        while base < main {
+            // SAFETY: base + LANES <= main <= k, each slice's length.
+            let xv = xs.map(|x| unsafe { _mm512_loadu_ps(x.as_ptr().add(base)) });
+            let wv = ws.map(|w| unsafe { _mm512_loadu_ps(w.as_ptr().add(base)) });
+            for (acc_t, x) in acc.iter_mut().zip(xv) {
+                for (acc_tj, w) in acc_t.iter_mut().zip(wv) {
+                    *acc_tj = _mm512_fmadd_ps(x, w, *acc_tj);
+                }
+            }
+            base += LANES;
+        }
+        // The lanes of the 16 sums added pairwise as `super::pairwise` adds them (lane l and
+        // l + 8, then l + 4, l + 2, l + 1), four sums' halves to a vector at each level: the
+        // last vector holds sum (t, j) at element 4 j + t.
+        let a: [__m512; 16] = std::array::from_fn(|i| acc[i / TILE][i % TILE]);
+        let c: [__m512; 8] = std::array::from_fn(|p| {
+            let (lo, hi) = (a[2 * p], a[2 * p + 1]);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(lo, hi), _mm512_shuffle_f32x4::<0xEE>(lo, hi))
+        });
+        let e: [__m512; 4] = std::array::from_fn(|q| {
+            let (lo, hi) = (c[2 * q], c[2 * q + 1]);
+            _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(lo, hi), _mm512_shuffle_f32x4::<0xDD>(lo, hi))
+        });
+        let r: [__m512; 2] = std::array::from_fn(|q| {
+            let (lo, hi) = (e[2 * q], e[2 * q + 1]);
+            _mm512_add_ps(_mm512_shuffle_ps::<0x44>(lo, hi), _mm512_shuffle_ps::<0xEE>(lo, hi))
+        });
+        let sums = _mm512_add_ps(_mm512_shuffle_ps::<0x88>(r[0], r[1]), _mm512_shuffle_ps::<0xDD>(r[0], r[1]));
+        let mut flat = [0.0f32; LANES];
+        // SAFETY: LANES floats fit the array.
+        unsafe { _mm512_storeu_ps(flat.as_mut_ptr(), sums) };
+        let mut out = [[0.0f32; TILE]; TILE];
+        for (t, out_t) in out.iter_mut().enumerate() {
+            for (j, out_tj) in out_t.iter_mut().enumerate() {
+                *out_tj = flat[4 * j + t] + tail(xs[t], ws[j], main, k);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values from a small linear congruential sequence in [-1, 1).
+    fn values(count: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..count)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dots_agree_with_f64_products_on_ragged_shapes() {
+        for (rows, cols, k) in [(1, 1, 1), (3, 5, 17), (4, 4, 16), (7, 9, 33), (64, 70, 100), (5, 513, 576)] {
+            let (x, w) = (values(rows * k, 1), values(cols * k, 2));
+            let mut c = vec![f32::NAN; rows * cols];
+            x_wt_dots(&x, rows, &w, k, &mut c);
+            for t in 0..rows {
+                for j in 0..cols {
+                    let exact: f64 = (0..k).map(|l| f64::from(x[t * k + l]) * f64::from(w[j * k + l])).sum();
+                    let got = f64::from(c[t * cols + j]);
+                    assert!((got - exact).abs() <= 1e-5 * (k as f64).sqrt(), "({rows}, {cols}, {k}) at ({t}, {j}): {got} vs {exact}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dots_are_the_same_bits_on_any_number_of_threads() {
+        let (rows, cols, k) = (37, 1031, 200);
+        let (x, w) = (values(rows * k, 3), values(cols * k, 4));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+            let mut c = vec![0.0; rows * cols];
+            pool.install(|| x_wt_dots(&x, rows, &w, k, &mut c));
+            c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_tiles_are_the_portable_bits() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("no AVX-512F on this processor: nothing to compare");
+            return;
+        }
+        for k in [1, 15, 16, 17, 100, 576] {
+            let (x, w) = (values(TILE * k, 5), values(TILE * k, 6));
+            let xs: Tile = std::array::from_fn(|t| &x[t * k..(t + 1) * k]);
+            let ws: Tile = std::array::from_fn(|j| &w[j * k..(j + 1) * k]);
+            // SAFETY: the processor has AVX-512F; every slice is k long.
+            let fast = unsafe { avx512::tile_dots(xs, ws, k) };
+            let bits = |tile: [[f32; TILE]; TILE]| tile.map(|row| row.map(f32::to_bits));
+            assert_eq!(bits(fast), bits(tile_dots(xs, ws, k)), "k = {k}");
+        }
+    }
+
+    #[test]
+    fn dots_serve_few_rows_of_large_weights_only() {
+        assert!(uses_dots(64, 1536, 576));
+        assert!(!uses_dots(DOTS_MAX_ROWS + 1, 1536, 576));
+        assert!(!uses_dots(1, 256, 256));
+    }
+}

@@ -20,7 +20,7 @@ use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRan
 use crate::rng::{FillPath, NoiseStream};
 use crate::{AdapterDescription, Kernels, Result};
 use draws::HostDraws;
-use gemm::{gemm, gemm_serial, matvec_rows, View};
+use gemm::{gemm, gemm_serial, matvec_rows, uses_dots, x_wt_dots, View};
 use lowrank::{add_lowrank, PairJob, PairScratch};
 use rayon::prelude::*;
 use recurrence::mingru_scan;
@@ -176,7 +176,11 @@ impl Kernels for CpuBackend {
     }
 
     fn matmul_unchecked(&self, x: &Vec<f32>, w: &Vec<f32>, m: usize, n: usize, rows: usize, y: &mut Vec<f32>) -> Result<()> {
-        gemm(View::new(x, rows, n), View::transpose_of(w, n, m), 0.0, y);
+        if uses_dots(rows, m, n) {
+            x_wt_dots(x, rows, &w[..m * n], n, y);
+        } else {
+            gemm(View::new(x, rows, n), View::transpose_of(w, n, m), 0.0, y);
+        }
         Ok(())
     }
 
@@ -212,6 +216,14 @@ impl Kernels for CpuBackend {
             }
             InputLayout::PerMember => None,
         };
+        // A few rows per member of a large weight (a language model's decode step): every
+        // member's X_i Wᵀ at once, each thread reading its share of W once, before the low-rank
+        // terms.
+        let all_rows = batch.population * rows;
+        let shared_first = base.is_none() && uses_dots(all_rows, m, n);
+        if shared_first {
+            x_wt_dots(x, all_rows, &w[..m * n], n, y);
+        }
         let pairs = batch.population / 2;
         let per_pair = (m + n) * shape.rank;
         let kept = self.normals(noise.stream, per_pair, batch.first_pair(), pairs);
@@ -222,6 +234,7 @@ impl Kernels for CpuBackend {
             let count = y_block.len() / pair_len;
             match &base {
                 Some(base) => y_block.chunks_exact_mut(rows * m).for_each(|y_i| y_i.copy_from_slice(base)),
+                None if shared_first => {}
                 None => {
                     let x_block = &x[first * 2 * rows * n..(first + count) * 2 * rows * n];
                     gemm_serial(View::new(x_block, count * 2 * rows, n), View::transpose_of(w, n, m), 0.0, y_block);
