@@ -106,8 +106,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// At most this many rows of `x` for [`x_wt_dots`]: with more, `matrixmultiply`'s packed
-/// kernel amortises its packing of `W` and wins.
+/// At most this many rows of `x` for [`x_wt_dots`]: over many rows (a prompt's prefill, thousands)
+/// `matrixmultiply`'s packed kernel amortises its packing of `W` and runs faster.
 const DOTS_MAX_ROWS: usize = 128;
 
 /// At least this many weights for [`x_wt_dots`]: below, packing `W` is cheap and the products
