@@ -22,6 +22,7 @@ eggroll_backend::testing::wasm_bindgen_test::wasm_bindgen_test_configure!(run_in
 test_device!(
     eggroll_and_naive_forwards_match_definitions,
     matmul_matches_definition,
+    large_weights_few_rows_match_definitions,
     noise_factors_match_the_stream,
     lowrank_update_matches_definition,
     vector_noise_and_update_match_definitions,
@@ -197,6 +198,32 @@ async fn matmul_matches_definition<B: Backend>(backend: B) {
         assert_close(&read(&backend, &y).await, &want, tol(n), tol(n), "matmul");
     })
     .await;
+}
+
+/// A few rows against a weight of over 2^18 values (a language model's decode step, which the
+/// CPU backend multiplies as dot products, `cpu/gemm.rs`): the plain product, and the population
+/// forward with per-member and shared inputs, whole and as a slice.
+async fn large_weights_few_rows_match_definitions<B: Backend>(backend: B) {
+    let (m, n) = (600, 520);
+    let w = random(m * n, 41);
+    let wb = up(&backend, &w);
+    for rows in [1, 7] {
+        let x = random(rows * n, 42);
+        let mut y = backend.zeros(rows * m).unwrap();
+        backend.matmul(&up(&backend, &x), &wb, m, n, rows, &mut y).unwrap();
+        let want: Vec<f64> =
+            (0..rows * m).map(|idx| (0..n).map(|l| f64::from(x[(idx / m) * n + l]) * f64::from(w[(idx % m) * n + l])).sum()).collect();
+        assert_close(&read(&backend, &y).await, &want, tol(n), tol(n), "matmul, large weight");
+    }
+    for (input, rows, first_member) in [(InputLayout::PerMember, 1, 0), (InputLayout::PerMember, 3, 4), (InputLayout::Shared, 2, 0)] {
+        let batch = Batch { population: 8, rows, input, first_member };
+        let noise = LowRankNoise { stream: NoiseStream::new(43, 7, 3), shape: LowRank { m, n, rank: 2, sigma: 0.7 } };
+        let x = random(batch.input_len(n), 44);
+        let mut y = backend.zeros(batch.output_len(m)).unwrap();
+        backend.perturbed_matmul(&up(&backend, &x), &wb, noise, batch, &mut y).unwrap();
+        let what = format!("eggroll forward, large weight, {input:?}, {rows} rows, from member {first_member}");
+        assert_close(&read(&backend, &y).await, &reference_forward(&x, &w, noise, batch), tol(n), tol(n), &what);
+    }
 }
 
 /// `a[i] = s_i A_{i/2}` and `b[i] = B_{i/2}`: the members of a pair share their noise with
