@@ -53,19 +53,19 @@ fn lowrank_project(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let k = (gid / blocks) % p.rank;
     let pair = gid / (blocks * p.rank);
     let xb = select(pair * rr * p.n, 0u, p.shared_input != 0u);
+    // Rows of the block that exist: the same for every invocation of a call but its last block.
+    let nr = min(PROJECT_ROWS, rr - row0);
     var acc: array<f32, 8>;
     for (var l = 0u; l < p.n; l++) {
         let b = pair_draw(pair, b_element(p.m, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
-            let row = min(row0 + t, rr - 1u);
-            acc[t] = fma(f32(x[xb + row * p.n + l]), b, acc[t]);
+            if (t < nr) {
+                acc[t] = fma(f32(x[xb + (row0 + t) * p.n + l]), b, acc[t]);
+            }
         }
     }
-    for (var t = 0u; t < PROJECT_ROWS; t++) {
-        let row = row0 + t;
-        if (row < rr) {
-            p_out[(pair * rr + row) * p.rank + k] = acc[t];
-        }
+    for (var t = 0u; t < nr; t++) {
+        p_out[(pair * rr + row0 + t) * p.rank + k] = acc[t];
     }
 }
 
@@ -131,15 +131,19 @@ fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         q0 = pair;
         q1 = pair;
     }
+    // Rows of the block that exist: the same for every invocation of a call but its last block.
+    let nr = min(EXPAND_ROWS, p.rows - row0);
     var acc0: array<f32, 4>;
     var acc1: array<f32, 4>;
     for (var k = 0u; k < p.rank; k++) {
         let a = pair_draw(pair, a_element(p.m, j, k));
         for (var t = 0u; t < EXPAND_ROWS; t++) {
-            let row = min(row0 + t, p.rows - 1u);
-            acc0[t] = fma(p_in[(q0 * p.rows + row) * p.rank + k], a, acc0[t]);
-            if (!same_x) {
-                acc1[t] = fma(p_in[(q1 * p.rows + row) * p.rank + k], a, acc1[t]);
+            if (t < nr) {
+                let row = row0 + t;
+                acc0[t] = fma(p_in[(q0 * p.rows + row) * p.rank + k], a, acc0[t]);
+                if (!same_x) {
+                    acc1[t] = fma(p_in[(q1 * p.rows + row) * p.rank + k], a, acc1[t]);
+                }
             }
         }
     }
@@ -148,7 +152,7 @@ fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     for (var t = 0u; t < EXPAND_ROWS; t++) {
         let row = row0 + t;
-        if (row < p.rows) {
+        if (t < nr) {
             let at0 = (2u * pair * p.rows + row) * p.m + j;
             let at1 = at0 + p.rows * p.m;
             var base0: f32;

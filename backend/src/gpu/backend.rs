@@ -54,12 +54,12 @@ impl Kernels for WgpuBackend {
     fn write_unchecked(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
         if !data.is_empty() {
             match buffer.dtype {
-                DType::F32 => self.ctx.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data)),
+                DType::F32 => self.ctx.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data)),
                 DType::F16 => {
                     // Padded to whole 32-bit words, as buffer writes require.
                     let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
                     halves.resize(data.len().next_multiple_of(2), half::f16::ZERO);
-                    self.ctx.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(&halves));
+                    self.ctx.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(&halves));
                 }
             }
         }
@@ -70,7 +70,7 @@ impl Kernels for WgpuBackend {
         if src.len > 0 {
             let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copy") });
             encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, byte_size("copy", src.dtype.words(src.len))?);
-            self.ctx.queue.submit([encoder.finish()]);
+            self.ctx.submit(encoder);
         }
         self.ctx.check_errors()
     }

@@ -5,10 +5,14 @@
 //! counted ([`Context::created`]). Calls of the same shape create none after the first:
 //!
 //! * pipelines (and their shader modules) are built on first use and kept;
+//! * dispatches are recorded into one command encoder and submitted together: when something
+//!   needs their results or must follow them (a readback, a copy, a write into a buffer, a wait
+//!   for the queue), or once [`MAX_RECORDED`] are waiting. A small call (a control step, a decode
+//!   step) thus costs one submission, not one per kernel;
 //! * each kernel has its own uniform buffers, one per position of the kernel in a submission,
-//!   rewritten with `queue.write_buffer` before each submit (writes are ordered before the next
-//!   submission, and no two dispatches of one submission share one); there are a few per kernel,
-//!   so they are kept for the life of the backend;
+//!   rewritten with `queue.write_buffer` as each dispatch is recorded (writes are ordered before
+//!   the next submission, and no two dispatches of one submission share one); there are a few per
+//!   kernel, so they are kept for the life of the backend;
 //! * bind groups are cached by kernel, uniform slot and storage buffers, at most
 //!   [`MAX_BIND_GROUPS`], least recently used out; a cached bind group keeps its buffers alive,
 //!   so the cache also drops every bind group of a buffer when the buffer is released: a
@@ -39,6 +43,9 @@ const MAX_POOLED: usize = 64;
 
 /// Byte budget of the idle readback staging buffers.
 const STAGING_BYTES: u64 = 256 << 20;
+
+/// Most dispatches recorded before they are submitted without waiting for a reason to.
+const MAX_RECORDED: usize = 128;
 
 /// How many buffers, bind groups and pipelines a backend has created since it was opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,6 +120,19 @@ pub(crate) enum ScratchUse {
     Sequences,
 }
 
+/// The dispatches recorded since the last submission, and the uniform buffers they use.
+#[derive(Default)]
+struct Recording {
+    /// Uniform buffers by kernel and position in a submission.
+    uniforms: HashMap<(KernelKey, usize), wgpu::Buffer>,
+    /// The command encoder of the recorded dispatches, when there are some.
+    encoder: Option<wgpu::CommandEncoder>,
+    /// How many dispatches of each kernel are recorded: the next one's uniform slot.
+    slots: HashMap<KernelKey, usize>,
+    /// How many dispatches are recorded.
+    dispatches: usize,
+}
+
 #[derive(Default)]
 struct Pipelines {
     modules: HashMap<ModuleKey, wgpu::ShaderModule>,
@@ -138,9 +158,9 @@ pub(crate) struct Context {
     lost: Arc<Mutex<Option<String>>>,
     created: Counters,
     pipelines: Mutex<Pipelines>,
-    /// Uniform buffers by kernel and position in a submission; held while a submission is
-    /// encoded, which keeps the uniform writes and the submit of one caller together.
-    uniforms: Mutex<HashMap<(KernelKey, usize), wgpu::Buffer>>,
+    /// The recorded dispatches; held while dispatches are recorded, a buffer written or work
+    /// submitted, which keeps every caller's work in the order of its calls.
+    recording: Mutex<Recording>,
     bind_groups: Arc<BindGroups>,
     scratch: Mutex<BufferPool<(ScratchUse, u64)>>,
     staging: Mutex<BufferPool<u64>>,
@@ -182,7 +202,7 @@ impl Context {
             lost,
             created,
             pipelines: Mutex::default(),
-            uniforms: Mutex::default(),
+            recording: Mutex::default(),
             // On wasm32 wgpu's handles are neither Send nor Sync (a page has one thread); the Arc
             // is for the native backends, where they are.
             #[allow(clippy::arc_with_non_send_sync)]
@@ -340,7 +360,8 @@ impl Context {
         group
     }
 
-    /// Encodes `dispatches` in one compute pass, in order, and submits them.
+    /// Records `dispatches` in one compute pass, in order, after those already recorded; they are
+    /// submitted with them (see the module's documentation).
     pub(crate) fn run(&self, dispatches: &[Dispatch<'_>]) -> Result<()> {
         let max_binding = self.limits.max_storage_buffer_binding_size;
         for d in dispatches {
@@ -349,15 +370,20 @@ impl Context {
                 return Err(LimitError::new(what, b.size(), "bytes", max_binding, "max_storage_buffer_binding_size").into());
             }
         }
-        let mut uniforms = lock(&self.uniforms);
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eggroll") });
+        let mut recording = lock(&self.recording);
+        let Recording { uniforms, encoder, slots, dispatches: recorded } = &mut *recording;
+        let encoder =
+            encoder.get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eggroll") }));
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eggroll"), timestamp_writes: None });
-            for (i, d) in dispatches.iter().enumerate() {
+            for d in dispatches {
                 if d.groups.contains(&0) {
                     continue;
                 }
-                let slot = dispatches[..i].iter().filter(|e| e.kernel == d.kernel).count();
+                let next = slots.entry(d.kernel).or_default();
+                let slot = *next;
+                *next += 1;
+                *recorded += 1;
                 let (pipeline, layout) = self.pipeline(d.kernel);
                 let params = d.params.bytes();
                 let uniform = uniforms
@@ -373,9 +399,41 @@ impl Context {
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
         }
-        self.queue.submit([encoder.finish()]);
-        drop(uniforms);
+        if recording.dispatches >= MAX_RECORDED {
+            self.submit_recorded(&mut recording, None);
+        }
+        drop(recording);
         self.check_errors()
+    }
+
+    /// Submits the recorded dispatches, then `then` when given, and starts a new recording.
+    fn submit_recorded(&self, recording: &mut Recording, then: Option<wgpu::CommandEncoder>) {
+        let recorded = recording.encoder.take();
+        recording.slots.clear();
+        recording.dispatches = 0;
+        let buffers: Vec<wgpu::CommandBuffer> = recorded.into_iter().chain(then).map(wgpu::CommandEncoder::finish).collect();
+        if !buffers.is_empty() {
+            self.queue.submit(buffers);
+        }
+    }
+
+    /// Submits the recorded dispatches.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.submit_recorded(&mut lock(&self.recording), None);
+        self.check_errors()
+    }
+
+    /// Submits the recorded dispatches, then `encoder`'s commands.
+    pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.submit_recorded(&mut lock(&self.recording), Some(encoder));
+    }
+
+    /// Writes `bytes` into `buffer` from byte `offset` on, after the recorded dispatches (which
+    /// are submitted first: a write takes effect before the next submission's commands).
+    pub(crate) fn write_buffer(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        let mut recording = lock(&self.recording);
+        self.submit_recorded(&mut recording, None);
+        self.queue.write_buffer(buffer, offset, bytes);
     }
 
     /// Copies the first `size` bytes of `src` to the host once queued work has run, through a
@@ -387,7 +445,7 @@ impl Context {
         };
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
+        self.submit(encoder);
         self.check_errors()?;
         let bytes = self.map_read(&staging).await?;
         // Only a buffer that mapped and unmapped cleanly goes back to the pool (staging buffers

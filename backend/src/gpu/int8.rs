@@ -37,7 +37,7 @@ impl WgpuBackend {
         }
         let values: Vec<i32> = EXP2.iter().chain(LOG2.iter()).copied().collect();
         let buffer = self.ctx.storage("int8 tables", values.len())?;
-        self.ctx.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
+        self.ctx.write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
         Ok(self.int_tables.get_or_init(|| buffer))
     }
 
@@ -142,7 +142,7 @@ impl IntKernels for WgpuBackend {
 
     fn write_i8_unchecked(&self, tensor: &mut GpuI8, data: &[i8]) -> Result<()> {
         if !data.is_empty() {
-            self.ctx.queue.write_buffer(tensor.buffer(), 0, bytemuck::cast_slice(&pack(data)));
+            self.ctx.write_buffer(tensor.buffer(), 0, bytemuck::cast_slice(&pack(data)));
         }
         self.ctx.check_errors()
     }

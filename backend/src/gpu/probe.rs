@@ -21,7 +21,7 @@ impl WgpuBackend {
         }
         let flat: Vec<u32> = counters.iter().flatten().copied().collect();
         let input = self.ctx.storage("philox counters", flat.len())?;
-        self.ctx.queue.write_buffer(&input, 0, bytemuck::cast_slice(&flat));
+        self.ctx.write_buffer(&input, 0, bytemuck::cast_slice(&flat));
         let output = self.ctx.storage("philox words", flat.len())?;
         let params = ProbeParams { count: word("counters", counters.len())?, seed_lo: key[0], seed_hi: key[1], ..ProbeParams::default() };
         self.dispatch(PhiloxWords, counters.len(), &params, PhiloxWordsBuffers { counters: &input, words: &output })?;

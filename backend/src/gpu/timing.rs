@@ -30,14 +30,14 @@ pub(crate) async fn time<F: FnOnce() -> Result<()>>(ctx: &Context, f: F) -> Resu
         drop(encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("timestamp"), timestamp_writes: Some(writes) }));
         encoder
     };
-    ctx.queue.submit([stamp(0).finish()]);
+    ctx.submit(stamp(0));
     f()?;
     let resolve = ctx.create_buffer("timestamps", 16, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
     let staging = ctx.create_buffer("timestamps readback", 16, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
     let mut encoder = stamp(1);
     encoder.resolve_query_set(&queries, 0..2, &resolve, 0);
     encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, 16);
-    ctx.queue.submit([encoder.finish()]);
+    ctx.submit(encoder);
     ctx.check_errors()?;
     let bytes = ctx.map_read(&staging).await?;
     let tick = |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
@@ -47,6 +47,7 @@ pub(crate) async fn time<F: FnOnce() -> Result<()>>(ctx: &Context, f: F) -> Resu
 
 /// Waits until all submitted work has run.
 pub(crate) async fn drain(ctx: &Context) -> Result<()> {
+    ctx.flush()?;
     let (tx, rx) = futures_channel::oneshot::channel();
     ctx.queue.on_submitted_work_done(move || {
         let _ = tx.send(());

@@ -130,7 +130,7 @@ impl WgpuBackend {
     /// A scratch buffer holding `values` (f32, u32 or i32 words).
     pub(crate) fn upload_scratch<T: bytemuck::Pod>(&self, what: ScratchUse, values: &[T]) -> Result<Scratch<'_>> {
         let s = self.ctx.scratch(what, values.len())?;
-        self.ctx.queue.write_buffer(s.buffer(), 0, bytemuck::cast_slice(values));
+        self.ctx.write_buffer(s.buffer(), 0, bytemuck::cast_slice(values));
         Ok(s)
     }
 
