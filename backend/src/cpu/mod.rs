@@ -10,6 +10,7 @@ mod int8_gemm;
 mod int8_naive;
 mod int8_noise;
 mod int8_pairs;
+mod lanes;
 mod lowrank;
 mod recurrence;
 mod tanh;

@@ -1,7 +1,8 @@
 //! The CPU reference of the transformer kernels ([`crate::transformer`]): rows in parallel, f32
-//! arithmetic in the order transformers' PyTorch forward uses where it is defined.
+//! arithmetic in vector lanes (`lanes.rs`: sums in 16 lanes, a branch-free `exp`), compiled for
+//! the processor's widest vector unit.
 
-use super::lowrank::dot;
+use super::lanes::{self, vectorized};
 use super::CpuBackend;
 use crate::transformer::{rotations, AttentionShape, TransformerKernels};
 use crate::Result;
@@ -10,9 +11,8 @@ use rayon::prelude::*;
 impl TransformerKernels for CpuBackend {
     fn rms_norm_unchecked(&self, x: &mut Vec<f32>, weight: &Vec<f32>, cols: usize, eps: f32) -> Result<()> {
         x.par_chunks_mut(cols).for_each(|row| {
-            let mean = row.iter().map(|v| v * v).sum::<f32>() / cols as f32;
-            let inv = 1.0 / (mean + eps).sqrt();
-            row.iter_mut().zip(weight).for_each(|(v, w)| *v = w * (*v * inv));
+            let mean = sum_of_squares(row) / cols as f32;
+            scale_by(row, weight, 1.0 / (mean + eps).sqrt());
         });
         Ok(())
     }
@@ -49,41 +49,18 @@ impl TransformerKernels for CpuBackend {
             v_cache[at..at + new * kv_width].copy_from_slice(&v[rows]);
         }
         let (k_cache, v_cache) = (&*k_cache, &*v_cache);
-        let group = heads / kv_heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
         let width = heads * head_dim;
-        out.par_chunks_mut(width).enumerate().for_each(|(row, out_row)| {
+        out.par_chunks_mut(width).zip(q.par_chunks(width)).enumerate().for_each_init(Vec::new, |weights, (row, (out_row, query))| {
             let (s, t) = (row / new, row % new);
             let (slot, position) = (slots[s] as usize, starts[s] as usize + t);
-            let keys = &k_cache[slot * slot_len..slot * slot_len + (position + 1) * kv_width];
-            let values = &v_cache[slot * slot_len..slot * slot_len + (position + 1) * kv_width];
-            let mut weights = vec![0.0f32; position + 1];
-            for (h, out_head) in out_row.chunks_exact_mut(head_dim).enumerate() {
-                let query = &q[row * width + h * head_dim..row * width + (h + 1) * head_dim];
-                let kv = (h / group) * head_dim;
-                for (w, key) in weights.iter_mut().zip(keys.chunks_exact(kv_width)) {
-                    *w = dot(query, &key[kv..kv + head_dim]) * scale;
-                }
-                let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut total = 0.0f32;
-                for w in weights.iter_mut() {
-                    *w = (*w - max).exp();
-                    total += *w;
-                }
-                out_head.fill(0.0);
-                for (w, value) in weights.iter().zip(values.chunks_exact(kv_width)) {
-                    let p = w / total;
-                    out_head.iter_mut().zip(&value[kv..kv + head_dim]).for_each(|(o, v)| *o += p * v);
-                }
-            }
+            let seen = slot * slot_len..slot * slot_len + (position + 1) * kv_width;
+            attend(query, &k_cache[seen.clone()], &v_cache[seen], shape, weights, out_row);
         });
         Ok(())
     }
 
     fn silu_mul_unchecked(&self, gate: &mut Vec<f32>, up: &Vec<f32>) -> Result<()> {
-        gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
-            g.iter_mut().zip(u).for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
-        });
+        gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| silu_mul(g, u));
         Ok(())
     }
 
@@ -96,7 +73,7 @@ impl TransformerKernels for CpuBackend {
                 }
             }
             let largest = row[at];
-            let sum: f32 = row.iter().map(|l| (l - largest).exp()).sum();
+            let sum = sum_of_exp(row, largest);
             pick.copy_from_slice(&[at as f32, largest, sum.ln()]);
         });
         Ok(())
@@ -111,5 +88,62 @@ impl TransformerKernels for CpuBackend {
     fn add_unchecked(&self, y: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
         y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, x)| *y += x));
         Ok(())
+    }
+}
+
+vectorized! {
+    /// `Σ x²` over `row`.
+    fn sum_of_squares(row: &[f32]) -> f32 {
+        lanes::sum_of(row, |v| v * v)
+    }
+}
+
+vectorized! {
+    /// `row ← weight ⊙ (row · inv)`.
+    fn scale_by(row: &mut [f32], weight: &[f32], inv: f32) {
+        for (v, w) in row.iter_mut().zip(weight) {
+            *v = w * (*v * inv);
+        }
+    }
+}
+
+vectorized! {
+    /// `Σ_j e^(row_j - largest)`.
+    fn sum_of_exp(row: &[f32], largest: f32) -> f32 {
+        lanes::sum_of(row, |l| lanes::exp(l - largest))
+    }
+}
+
+vectorized! {
+    /// `gate ← gate / (1 + e^-gate) ⊙ up`.
+    fn silu_mul(gate: &mut [f32], up: &[f32]) {
+        for (g, u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + lanes::exp(-*g)) * u;
+        }
+    }
+}
+
+vectorized! {
+    /// One query row's attention (`q`: `heads x head_dim`) over the keys and values of its
+    /// positions (`kv_heads x head_dim` each), into `out`; `weights` is scratch.
+    fn attend(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
+        let AttentionShape { heads, kv_heads, head_dim, .. } = shape;
+        let (kv_width, group) = (kv_heads * head_dim, heads / kv_heads);
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        weights.resize(keys.len() / kv_width, 0.0);
+        for (h, (out_head, query)) in out.chunks_exact_mut(head_dim).zip(q.chunks_exact(head_dim)).enumerate() {
+            let kv = (h / group) * head_dim;
+            for (w, key) in weights.iter_mut().zip(keys.chunks_exact(kv_width)) {
+                *w = lanes::dot(query, &key[kv..kv + head_dim]) * scale;
+            }
+            let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            weights.iter_mut().for_each(|w| *w = lanes::exp(*w - max));
+            let total = lanes::sum_of(weights, |w| w);
+            out_head.fill(0.0);
+            for (w, value) in weights.iter().zip(values.chunks_exact(kv_width)) {
+                out_head.iter_mut().zip(&value[kv..kv + head_dim]).for_each(|(o, v)| *o += w * v);
+            }
+            out_head.iter_mut().for_each(|o| *o /= total);
+        }
     }
 }
