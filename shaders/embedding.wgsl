@@ -8,7 +8,9 @@
 //   E_t[v, c] draw v n + c of pair t's stream (OpenES's full-rank noise, as full_rank.wgsl and
 //   vector_noise.wgsl draw it), `scale` holding sigma and `rank` unused; one invocation per
 //   (member, row, column), drawing its one value;
-// `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model).
+// `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model);
+// `embedding_piece`: the same from one piece of a split table, the rows first_row .. first_row + m
+//   of the vocabulary: the rows whose tokens fall there, the others left as they are.
 
 // `EmbeddingParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
@@ -74,4 +76,17 @@ fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         return;
     }
     y[gid] = table[tokens[gid / p.n] * p.n + gid % p.n];
+}
+
+@compute @workgroup_size(256)
+fn embedding_piece(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let gid = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+    if (gid >= p.rows * p.n) {
+        return;
+    }
+    let token = tokens[gid / p.n];
+    if (token < p.first_row || token - p.first_row >= p.m) {
+        return;
+    }
+    y[gid] = table[(token - p.first_row) * p.n + gid % p.n];
 }

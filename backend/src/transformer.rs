@@ -167,6 +167,25 @@ pub trait Transformer: TransformerKernels {
         self.place_unchecked(src, dst, rows, offset)
     }
 
+    /// One piece of a table split by rows (a vocabulary beyond a binding limit), the rows
+    /// `first ..` of the whole: `y[row] ← piece[tokens[row] - first]` for each row whose token
+    /// falls in the piece; the other rows of `y` (`tokens x cols`) are left as they are. Looking
+    /// up every piece in turn gathers the tokens' rows of the whole table.
+    fn embedding_piece(&self, tokens: &[u32], first: usize, piece: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()> {
+        let len = self.len(piece);
+        if cols == 0 || len == 0 || !len.is_multiple_of(cols) {
+            return Err(ShapeError::Rows { what: "embedding piece", len, width: cols }.into());
+        }
+        if self.len(y) != tokens.len() * cols {
+            return Err(ShapeError::Length { what: "embedding output", actual: self.len(y), expected: tokens.len() * cols }.into());
+        }
+        f32_buffers(self, &[piece, y])?;
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        self.embedding_piece_unchecked(tokens, first, piece, cols, y)
+    }
+
     /// `y ← y + x`, the residual sum.
     fn add(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()> {
         if self.len(y) != self.len(x) {
@@ -197,6 +216,8 @@ pub trait TransformerKernels: Backend {
     fn greedy_rows_unchecked(&self, logits: &Self::Buffer, cols: usize, picks: &mut Self::Buffer) -> Result<()>;
     /// [`Transformer::place`] without the checks.
     fn place_unchecked(&self, src: &Self::Buffer, dst: &mut Self::Buffer, rows: usize, offset: usize) -> Result<()>;
+    /// [`Transformer::embedding_piece`] without the checks.
+    fn embedding_piece_unchecked(&self, tokens: &[u32], first: usize, piece: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()>;
     /// [`Transformer::add`] without the checks.
     fn add_unchecked(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()>;
 }

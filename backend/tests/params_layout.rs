@@ -68,7 +68,7 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(ProbeParams { count, seed_lo, seed_hi, param_id, noise_epoch, pair, start, _pad0 }),
         layout!(RecurrenceParams { sequences, time, width, has_h0 }),
         layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),
-        layout!(EmbeddingParams { rows, m, n, rank, count, shared_input, seed_lo, seed_hi, param_id, noise_epoch, scale, pair_offset }),
+        layout!(EmbeddingParams { rows, m, n, rank, count, shared_input, seed_lo, seed_hi, param_id, noise_epoch, scale, pair_offset, first_row, _pad0, _pad1, _pad2 }),
         layout!(IntNoiseParams {
             rows,
             m,

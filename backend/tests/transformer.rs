@@ -145,6 +145,25 @@ async fn kernels_match_their_f64_definitions<B: Transformer>(b: B) {
     b.place(&b.upload(&piece[..14]).unwrap(), &mut dst, 1, 25).unwrap();
     want[25..39].copy_from_slice(&piece[..14]);
     assert_eq!(b.read(&dst).await.unwrap(), want, "place of one row");
+
+    // A table of 5 rows of 4 in pieces of 2, 2 and 1 rows: each piece writes the rows of the
+    // tokens it holds and leaves the others as they were.
+    let (table, cols) = (values(&mut rng, 5 * 4), 4);
+    let tokens = [4u32, 1, 2, 0, 3, 1];
+    let mut y = b.upload(&vec![7.5; tokens.len() * cols]).unwrap();
+    let mut want = vec![7.5; tokens.len() * cols];
+    for (first, rows) in [(2, 2), (0, 2), (4, 1)] {
+        let piece = b.upload(&table[first * cols..(first + rows) * cols]).unwrap();
+        b.embedding_piece(&tokens, first, &piece, cols, &mut y).unwrap();
+        for (r, &t) in tokens.iter().enumerate() {
+            let t = t as usize;
+            if (first..first + rows).contains(&t) {
+                want[r * cols..(r + 1) * cols].copy_from_slice(&table[t * cols..(t + 1) * cols]);
+            }
+        }
+        assert_eq!(b.read(&y).await.unwrap(), want, "embedding_piece of rows {first}..{}", first + rows);
+    }
+    assert!(!want.contains(&7.5), "every row gathered");
 }
 
 async fn bad_arguments_are_refused<B: Transformer>(b: B) {
@@ -166,4 +185,6 @@ async fn bad_arguments_are_refused<B: Transformer>(b: B) {
     assert!(message(b.greedy_rows(&x, 6, &mut b.zeros(3).unwrap())).contains("greedy picks"));
     assert!(message(b.place(&b.zeros(6).unwrap(), &mut x, 3, 3)).contains("columns 3..5 beyond the destination's 4"));
     assert!(message(b.place(&b.zeros(5).unwrap(), &mut x, 3, 0)).contains("not 3 rows"));
+    assert!(message(b.embedding_piece(&[0, 1], 0, &b.zeros(7).unwrap(), 3, &mut b.zeros(6).unwrap())).contains("embedding piece"));
+    assert!(message(b.embedding_piece(&[0, 1], 0, &b.zeros(6).unwrap(), 3, &mut x)).contains("embedding output"));
 }

@@ -5,6 +5,7 @@
 use crate::error::Result;
 use eggroll_backend::transformer::Transformer;
 use eggroll_backend::MemoryLimits;
+use std::sync::Mutex;
 
 /// A `rows x cols` table in pieces of `piece_rows` rows (the last may have fewer).
 pub(crate) struct Table<B: Transformer> {
@@ -12,6 +13,9 @@ pub(crate) struct Table<B: Transformer> {
     piece_rows: usize,
     rows: usize,
     cols: usize,
+    /// The pieces' logits buffers of the latest call (a whole piece's, the last piece's), kept
+    /// for the next call of as many rows: a decode step allocates none.
+    parts: Mutex<Vec<B::Buffer>>,
 }
 
 /// The most bytes one piece of a table may have: `requested` when given, else the smaller of the
@@ -27,7 +31,7 @@ impl<B: Transformer> Table<B> {
         let row_bytes = (cols * 4) as u64;
         let piece_rows = usize::try_from(max_bytes / row_bytes).unwrap_or(usize::MAX).clamp(1, rows.max(1));
         let pieces = values.chunks(piece_rows * cols).map(|piece| backend.upload(piece)).collect::<std::result::Result<_, _>>()?;
-        Ok(Table { pieces, piece_rows, rows, cols })
+        Ok(Table { pieces, piece_rows, rows, cols, parts: Mutex::new(Vec::new()) })
     }
 
     /// The number of pieces.
@@ -35,36 +39,16 @@ impl<B: Transformer> Table<B> {
         self.pieces.len()
     }
 
-    /// `x ← ` the rows of `tokens` (each below the table's rows), one after another.
+    /// `x ← ` the rows of `tokens` (each below the table's rows), one after another: each piece
+    /// writes the rows of the tokens it holds.
     pub(crate) fn gather(&self, backend: &B, tokens: &[u32], x: &mut B::Buffer) -> Result<()> {
         if let [whole] = self.pieces.as_slice() {
             return Ok(backend.embedding(tokens, whole, self.cols, x)?);
         }
-        // Each piece's rows are gathered into a run of `runs`, in piece order; `order` then
-        // gathers every token's row from there into its own place.
-        let mut runs = backend.zeros(tokens.len() * self.cols)?;
-        let mut order = vec![0u32; tokens.len()];
-        let mut placed = 0;
         for (p, piece) in self.pieces.iter().enumerate() {
-            let first = (p * self.piece_rows) as u32;
-            let (rows, local): (Vec<usize>, Vec<u32>) = tokens
-                .iter()
-                .enumerate()
-                .filter(|(_, &t)| t >= first && ((t - first) as usize) < self.piece_rows)
-                .map(|(r, &t)| (r, t - first))
-                .unzip();
-            if rows.is_empty() {
-                continue;
-            }
-            let mut run = backend.zeros(rows.len() * self.cols)?;
-            backend.embedding(&local, piece, self.cols, &mut run)?;
-            backend.place(&run, &mut runs, 1, placed * self.cols)?;
-            for r in rows {
-                order[r] = placed as u32;
-                placed += 1;
-            }
+            backend.embedding_piece(tokens, p * self.piece_rows, piece, self.cols, x)?;
         }
-        Ok(backend.embedding(&order, &runs, self.cols, x)?)
+        Ok(())
     }
 
     /// `logits ← x Tᵀ` for `x` of `n` rows of `cols`: `n x rows` logits, one piece's columns at
@@ -73,12 +57,22 @@ impl<B: Transformer> Table<B> {
         if let [whole] = self.pieces.as_slice() {
             return Ok(backend.matmul(x, whole, self.rows, self.cols, n, logits)?);
         }
+        let mut kept = self.parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut used = Vec::with_capacity(2);
         for (p, piece) in self.pieces.iter().enumerate() {
-            let piece_rows = backend.len(piece) / self.cols;
-            let mut part = backend.zeros(n * piece_rows)?;
-            backend.matmul(x, piece, piece_rows, self.cols, n, &mut part)?;
+            let len = n * (backend.len(piece) / self.cols);
+            let mut part = match kept.iter().position(|b| backend.len(b) == len) {
+                Some(at) => kept.swap_remove(at),
+                None => match used.iter().position(|b| backend.len(b) == len) {
+                    Some(at) => used.swap_remove(at),
+                    None => backend.zeros(len)?,
+                },
+            };
+            backend.matmul(x, piece, len / n, self.cols, n, &mut part)?;
             backend.place(&part, logits, n, p * self.piece_rows)?;
+            used.push(part);
         }
+        *kept = used;
         Ok(())
     }
 }

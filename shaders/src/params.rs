@@ -328,6 +328,15 @@ uniform! {
         /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
         /// added to every pair index the noise is drawn for.
         pub pair_offset: u32,
+        /// The vocabulary row of the table's first row (`embedding_piece`: a piece of a split
+        /// table).
+        pub first_row: u32,
+        /// Padding to 16 bytes.
+        pub _pad0: u32,
+        /// Padding to 16 bytes.
+        pub _pad1: u32,
+        /// Padding to 16 bytes.
+        pub _pad2: u32,
     }
 
     /// `IntNoiseParams` of `int8_matmul.wgsl` and `shaders/int8_embedding.wgsl`: an integer

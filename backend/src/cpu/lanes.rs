@@ -72,44 +72,94 @@ pub(crate) fn exp(x: f32) -> f32 {
     }
 }
 
+/// 16 lanes.
+pub(crate) type Lanes = [f32; LANES];
+
+/// The 16 values of `xs` from `at`.
+#[inline(always)]
+fn lanes_at(xs: &[f32], at: usize) -> Lanes {
+    xs[at..at + LANES].try_into().expect("16 lanes")
+}
+
+/// [`exp`] of every lane.
+#[inline(always)]
+pub(crate) fn exp_lanes(x: Lanes) -> Lanes {
+    let mut out = [0.0f32; LANES];
+    for i in 0..LANES {
+        out[i] = exp(x[i]);
+    }
+    out
+}
+
 /// The sum of 16 lanes, halves added to halves.
 #[inline(always)]
-pub(crate) fn lane_sum(mut acc: [f32; LANES]) -> f32 {
-    let mut width = LANES / 2;
-    while width > 0 {
-        for i in 0..width {
-            acc[i] += acc[i + width];
-        }
-        width /= 2;
+pub(crate) fn lane_sum(acc: Lanes) -> f32 {
+    let mut h8 = [0.0f32; 8];
+    for i in 0..8 {
+        h8[i] = acc[i] + acc[i + 8];
     }
-    acc[0]
+    let mut h4 = [0.0f32; 4];
+    for i in 0..4 {
+        h4[i] = h8[i] + h8[i + 4];
+    }
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
 }
 
 /// `Σ a_i b_i`: 16 lanes over the whole chunks, the tail added after.
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let full = len / LANES * LANES;
     let mut acc = [0.0f32; LANES];
-    let (a16, b16) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a16.remainder().iter().zip(b16.remainder()).map(|(x, y)| x * y).sum();
-    for (ca, cb) in a16.zip(b16) {
+    for at in (0..full).step_by(LANES) {
+        let (x, y) = (lanes_at(a, at), lanes_at(b, at));
         for i in 0..LANES {
-            acc[i] += ca[i] * cb[i];
+            acc[i] += x[i] * y[i];
         }
     }
+    let tail: f32 = a[full..len].iter().zip(&b[full..len]).map(|(x, y)| x * y).sum();
     lane_sum(acc) + tail
 }
 
-/// `Σ f(x_i)` over `xs`, 16 lanes, the tail added after.
+/// [`dot`] in AVX-512 registers, to the bit: the same products, sums in the same 16 lanes, and
+/// the lanes added as [`lane_sum`] adds them. `a` and `b` are whole 16-lane chunks.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    assert!(a.len() == b.len() && a.len().is_multiple_of(LANES), "whole 16-lane chunks");
+    let mut acc = _mm512_setzero_ps();
+    for at in (0..a.len()).step_by(LANES) {
+        // SAFETY: `at + 16 <= len` for both slices (asserted above).
+        let (x, y) = unsafe { (_mm512_loadu_ps(a.as_ptr().add(at)), _mm512_loadu_ps(b.as_ptr().add(at))) };
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
+    }
+    let h8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc))));
+    let h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps::<1>(h8));
+    let h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps::<1>(h2, h2)))
+}
+
+/// `Σ f(x_i)` over `xs`, `f` applied to 16 lanes at a time (the tail padded), summed in lanes.
 #[inline(always)]
-pub(crate) fn sum_of(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn sum_of(xs: &[f32], f: impl Fn(Lanes) -> Lanes) -> f32 {
+    let full = xs.len() / LANES * LANES;
     let mut acc = [0.0f32; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
-    for c in chunks {
+    for at in (0..full).step_by(LANES) {
+        let v = f(lanes_at(xs, at));
         for i in 0..LANES {
-            acc[i] += f(c[i]);
+            acc[i] += v[i];
         }
     }
+    let rest = xs.len() - full;
+    let tail = if rest > 0 {
+        let mut padded = [0.0f32; LANES];
+        padded[..rest].copy_from_slice(&xs[full..]);
+        f(padded)[..rest].iter().sum()
+    } else {
+        0.0
+    };
     lane_sum(acc) + tail
 }
 
@@ -146,6 +196,13 @@ mod tests {
         }
         assert_eq!(fast_dot(&a, &b), dot(&a, &b));
         let squares: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum();
-        assert!((sum_of(&a, |x| x * x) as f64 - squares).abs() < 1e-4);
+        assert!((sum_of(&a, |x| x.map(|v| v * v)) as f64 - squares).abs() < 1e-4);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has AVX-512F.
+            assert_eq!(unsafe { dot_avx512(&a[..64], &b[..64]) }, dot(&a[..64], &b[..64]));
+        }
+        let e = exp_lanes(lanes_at(&a, 0));
+        assert!(e.iter().zip(&a).all(|(e, x)| *e == exp(*x)));
     }
 }

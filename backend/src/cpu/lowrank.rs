@@ -194,7 +194,7 @@ fn axpy4(c: [f32; 4], cols: [&[f32]; 4], y: &mut [f32]) {
 /// products of values `l, l + 16, ...` in order, the lanes are added in order, then the products
 /// past the last 16 in order.
 #[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let (a16, b16) = (a.chunks_exact(16), b.chunks_exact(16));
     let (a_tail, b_tail) = (a16.remainder(), b16.remainder());

@@ -85,6 +85,17 @@ impl TransformerKernels for CpuBackend {
         Ok(())
     }
 
+    fn embedding_piece_unchecked(&self, tokens: &[u32], first: usize, piece: &Vec<f32>, cols: usize, y: &mut Vec<f32>) -> Result<()> {
+        let rows = first..first + piece.len() / cols;
+        for (&t, y_row) in tokens.iter().zip(y.chunks_exact_mut(cols)) {
+            let t = t as usize;
+            if rows.contains(&t) {
+                y_row.copy_from_slice(&piece[(t - first) * cols..(t - first + 1) * cols]);
+            }
+        }
+        Ok(())
+    }
+
     fn add_unchecked(&self, y: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
         y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, x)| *y += x));
         Ok(())
@@ -94,7 +105,7 @@ impl TransformerKernels for CpuBackend {
 vectorized! {
     /// `Σ x²` over `row`.
     fn sum_of_squares(row: &[f32]) -> f32 {
-        lanes::sum_of(row, |v| v * v)
+        lanes::sum_of(row, #[inline(always)] |v| v.map(|v| v * v))
     }
 }
 
@@ -110,7 +121,7 @@ vectorized! {
 vectorized! {
     /// `Σ_j e^(row_j - largest)`.
     fn sum_of_exp(row: &[f32], largest: f32) -> f32 {
-        lanes::sum_of(row, |l| lanes::exp(l - largest))
+        lanes::sum_of(row, #[inline(always)] |l| lanes::exp_lanes(l.map(|l| l - largest)))
     }
 }
 
@@ -123,27 +134,62 @@ vectorized! {
     }
 }
 
+/// One query row's attention (`q`: `heads x head_dim`) over the keys and values of its positions
+/// (`kv_heads x head_dim` each), into `out`; `weights` is scratch. The query-key dots run in
+/// AVX-512 registers where the processor has them and heads are whole 16-lane chunks (the same
+/// bits as [`lanes::dot`]).
+fn attend(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if shape.head_dim.is_multiple_of(lanes::LANES) && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor supports the features the function is compiled for.
+            return unsafe { attend_avx512(q, keys, values, shape, weights, out) };
+        }
+    }
+    attend_lanes(q, keys, values, shape, weights, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn attend_avx512(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
+    attend_with(q, keys, values, shape, weights, out, |a, b| lanes::dot_avx512(a, b))
+}
+
 vectorized! {
-    /// One query row's attention (`q`: `heads x head_dim`) over the keys and values of its
-    /// positions (`kv_heads x head_dim` each), into `out`; `weights` is scratch.
-    fn attend(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
-        let AttentionShape { heads, kv_heads, head_dim, .. } = shape;
-        let (kv_width, group) = (kv_heads * head_dim, heads / kv_heads);
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        weights.resize(keys.len() / kv_width, 0.0);
-        for (h, (out_head, query)) in out.chunks_exact_mut(head_dim).zip(q.chunks_exact(head_dim)).enumerate() {
-            let kv = (h / group) * head_dim;
-            for (w, key) in weights.iter_mut().zip(keys.chunks_exact(kv_width)) {
-                *w = lanes::dot(query, &key[kv..kv + head_dim]) * scale;
+    /// [`attend`] with [`lanes::dot`].
+    fn attend_lanes(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
+        attend_with(q, keys, values, shape, weights, out, lanes::dot)
+    }
+}
+
+/// [`attend`] with the query-key dot product `dot`.
+#[inline(always)]
+fn attend_with(
+    q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32],
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+) {
+    let AttentionShape { heads, kv_heads, head_dim, .. } = shape;
+    let (kv_width, group) = (kv_heads * head_dim, heads / kv_heads);
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    weights.resize(keys.len() / kv_width, 0.0);
+    for (h, (out_head, query)) in out.chunks_exact_mut(head_dim).zip(q.chunks_exact(head_dim)).enumerate() {
+        let kv = (h / group) * head_dim;
+        for (w, key) in weights.iter_mut().zip(keys.chunks_exact(kv_width)) {
+            *w = dot(query, &key[kv..kv + head_dim]) * scale;
+        }
+        let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for w in weights.iter_mut() {
+            *w = lanes::exp(*w - max);
+        }
+        let total: f32 = weights.iter().sum();
+        out_head.fill(0.0);
+        for (w, value) in weights.iter().zip(values.chunks_exact(kv_width)) {
+            for (o, v) in out_head.iter_mut().zip(&value[kv..kv + head_dim]) {
+                *o += w * v;
             }
-            let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            weights.iter_mut().for_each(|w| *w = lanes::exp(*w - max));
-            let total = lanes::sum_of(weights, |w| w);
-            out_head.fill(0.0);
-            for (w, value) in weights.iter().zip(values.chunks_exact(kv_width)) {
-                out_head.iter_mut().zip(&value[kv..kv + head_dim]).for_each(|(o, v)| *o += w * v);
-            }
-            out_head.iter_mut().for_each(|o| *o /= total);
+        }
+        for o in out_head.iter_mut() {
+            *o /= total;
         }
     }
 }

@@ -503,5 +503,6 @@ fn embedding_params(noise: LowRankNoise, batch: Batch, scale: f32) -> Result<Emb
         noise_epoch,
         scale,
         pair_offset: word("first pair", batch.first_pair())?,
+        ..EmbeddingParams::default()
     })
 }

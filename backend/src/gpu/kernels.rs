@@ -72,6 +72,9 @@ kernel! {
     FullRankEmbedding => "embedding"::"full_rank_embedding" (EmbeddingParams) FullRankEmbeddingBuffers { table: 1, tokens: 2, y: 3 }
     /// `embedding` of embedding.wgsl: the table's rows, unperturbed.
     Embedding => "embedding"::"embedding" (EmbeddingParams) EmbeddingBuffers { table: 1, tokens: 2, y: 3 }
+    /// `embedding_piece` of embedding.wgsl: the rows of the tokens that fall in one piece of a
+    /// split table.
+    EmbeddingPiece => "embedding"::"embedding_piece" (EmbeddingParams) EmbeddingPieceBuffers { table: 1, tokens: 2, y: 3 }
     /// `rms_norm` of transformer.wgsl: each row to unit root mean square, times the weight.
     RmsNorm => "transformer"::"rms_norm" (TransformerParams) RmsNormBuffers { x: 1, src: 2 }
     /// `rope` of transformer.wgsl: the rotary position embedding of each head of each row.

@@ -6,10 +6,10 @@ use super::buffer::GpuBuffer;
 use super::context::{word, ScratchUse};
 use super::kernel::Dispatch;
 use super::kernels::{
-    Attention, AttentionBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, Place, PlaceBuffers, RmsNorm, RmsNormBuffers,
+    Attention, AttentionBuffers, EmbeddingPiece, EmbeddingPieceBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, Place, PlaceBuffers, RmsNorm, RmsNormBuffers,
     Rope, RopeBuffers, SiluMul, SiluMulBuffers,
 };
-use super::params::TransformerParams;
+use super::params::{EmbeddingParams, TransformerParams};
 use super::wgpu_backend::WgpuBackend;
 use crate::transformer::{rotations, AttentionShape, TransformerKernels};
 use crate::{Error, Kernels, Result};
@@ -109,6 +109,18 @@ impl TransformerKernels for WgpuBackend {
         };
         word("values", dst.len)?;
         self.dispatch(Place, src.len, &params, PlaceBuffers { x: &dst.buffer, src: &src.buffer })
+    }
+
+    fn embedding_piece_unchecked(&self, tokens: &[u32], first: usize, piece: &GpuBuffer, cols: usize, y: &mut GpuBuffer) -> Result<()> {
+        let params = EmbeddingParams {
+            rows: word("rows", tokens.len())?,
+            m: word("piece rows", piece.len / cols)?,
+            n: word("cols", cols)?,
+            first_row: word("first row", first)?,
+            ..EmbeddingParams::default()
+        };
+        let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
+        self.dispatch(EmbeddingPiece, y.len, &params, EmbeddingPieceBuffers { table: &piece.buffer, tokens: t.buffer(), y: &y.buffer })
     }
 
     fn add_unchecked(&self, y: &mut GpuBuffer, x: &GpuBuffer) -> Result<()> {
