@@ -124,7 +124,12 @@ fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let j = gid % p.m;
     let row0 = ((gid / p.m) % blocks) * EXPAND_ROWS;
     let pair = gid / (p.m * blocks);
-    let same_x = p.shared_input != 0u;
+    // The grid's depth `nwg.z` is 1: the rank and the input layout, which steer the loop and the
+    // branches below, pass through it so that no driver can specialise the kernel on their
+    // uniform values. Mesa's lavapipe does where that halves the shader (the variant reading a
+    // noise cache), and then compiles it again at every dispatch.
+    let rank = p.rank * nwg.z;
+    let same_x = p.shared_input * nwg.z != 0u;
     var q0 = 2u * pair;
     var q1 = q0 + 1u;
     if (same_x) {
@@ -135,7 +140,7 @@ fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let nr = min(EXPAND_ROWS, p.rows - row0);
     var acc0: array<f32, 4>;
     var acc1: array<f32, 4>;
-    for (var k = 0u; k < p.rank; k++) {
+    for (var k = 0u; k < rank; k++) {
         let a = pair_draw(pair, a_element(p.m, j, k));
         for (var t = 0u; t < EXPAND_ROWS; t++) {
             if (t < nr) {
