@@ -217,7 +217,9 @@ pub trait TransformerKernels: Backend {
     /// [`Transformer::place`] without the checks.
     fn place_unchecked(&self, src: &Self::Buffer, dst: &mut Self::Buffer, rows: usize, offset: usize) -> Result<()>;
     /// [`Transformer::embedding_piece`] without the checks.
-    fn embedding_piece_unchecked(&self, tokens: &[u32], first: usize, piece: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()>;
+    fn embedding_piece_unchecked(
+        &self, tokens: &[u32], first: usize, piece: &Self::Buffer, cols: usize, y: &mut Self::Buffer,
+    ) -> Result<()>;
     /// [`Transformer::add`] without the checks.
     fn add_unchecked(&self, y: &mut Self::Buffer, x: &Self::Buffer) -> Result<()>;
 }

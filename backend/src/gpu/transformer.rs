@@ -6,8 +6,8 @@ use super::buffer::GpuBuffer;
 use super::context::{word, ScratchUse};
 use super::kernel::Dispatch;
 use super::kernels::{
-    Attention, AttentionBuffers, EmbeddingPiece, EmbeddingPieceBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, Place, PlaceBuffers, RmsNorm, RmsNormBuffers,
-    Rope, RopeBuffers, SiluMul, SiluMulBuffers,
+    Attention, AttentionBuffers, EmbeddingPiece, EmbeddingPieceBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, Place,
+    PlaceBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers, SiluMul, SiluMulBuffers,
 };
 use super::params::{EmbeddingParams, TransformerParams};
 use super::wgpu_backend::WgpuBackend;

@@ -33,7 +33,9 @@ impl TransformerKernels for SelectedBackend {
         forward!(self, b(src, dst) => b.place_unchecked(src, dst, rows, offset))
     }
 
-    fn embedding_piece_unchecked(&self, tokens: &[u32], first: usize, piece: &SelectedBuffer, cols: usize, y: &mut SelectedBuffer) -> Result<()> {
+    fn embedding_piece_unchecked(
+        &self, tokens: &[u32], first: usize, piece: &SelectedBuffer, cols: usize, y: &mut SelectedBuffer,
+    ) -> Result<()> {
         forward!(self, b(piece, y) => b.embedding_piece_unchecked(tokens, first, piece, cols, y))
     }
 
