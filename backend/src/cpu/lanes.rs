@@ -141,6 +141,30 @@ pub(crate) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps::<1>(h2, h2)))
 }
 
+/// [`dot`] in AVX2 registers, to the bit, as [`dot_avx512`]: lanes 0-7 in one register and 8-15
+/// in another, whose sum is the first step of [`lane_sum`]. `a` and `b` are whole 16-lane chunks.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    assert!(a.len() == b.len() && a.len().is_multiple_of(LANES), "whole 16-lane chunks");
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for at in (0..a.len()).step_by(LANES) {
+        // SAFETY: `at + 16 <= len` for both slices (asserted above).
+        let (x_lo, y_lo, x_hi, y_hi) = unsafe {
+            let (a, b) = (a.as_ptr().add(at), b.as_ptr().add(at));
+            (_mm256_loadu_ps(a), _mm256_loadu_ps(b), _mm256_loadu_ps(a.add(8)), _mm256_loadu_ps(b.add(8)))
+        };
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(x_lo, y_lo));
+        hi = _mm256_add_ps(hi, _mm256_mul_ps(x_hi, y_hi));
+    }
+    let h8 = _mm256_add_ps(lo, hi);
+    let h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps::<1>(h8));
+    let h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps::<1>(h2, h2)))
+}
+
 /// `Σ f(x_i)` over `xs`, `f` applied to 16 lanes at a time (the tail padded), summed in lanes.
 #[inline(always)]
 pub(crate) fn sum_of(xs: &[f32], f: impl Fn(Lanes) -> Lanes) -> f32 {
@@ -201,6 +225,11 @@ mod tests {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the processor has AVX-512F.
             assert_eq!(unsafe { dot_avx512(&a[..64], &b[..64]) }, dot(&a[..64], &b[..64]));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has AVX2.
+            assert_eq!(unsafe { dot_avx2(&a[..64], &b[..64]) }, dot(&a[..64], &b[..64]));
         }
         let e = exp_lanes(lanes_at(&a, 0));
         assert!(e.iter().zip(&a).all(|(e, x)| *e == exp(*x)));

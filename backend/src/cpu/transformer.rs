@@ -136,14 +136,20 @@ vectorized! {
 
 /// One query row's attention (`q`: `heads x head_dim`) over the keys and values of its positions
 /// (`kv_heads x head_dim` each), into `out`; `weights` is scratch. The query-key dots run in
-/// AVX-512 registers where the processor has them and heads are whole 16-lane chunks (the same
-/// bits as [`lanes::dot`]).
+/// AVX-512 or AVX2 registers where the processor has them and heads are whole 16-lane chunks
+/// (the same bits as [`lanes::dot`]).
 fn attend(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if shape.head_dim.is_multiple_of(lanes::LANES) && std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the processor supports the features the function is compiled for.
-            return unsafe { attend_avx512(q, keys, values, shape, weights, out) };
+        if shape.head_dim.is_multiple_of(lanes::LANES) {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the processor supports the features the function is compiled for.
+                return unsafe { attend_avx512(q, keys, values, shape, weights, out) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { attend_avx2(q, keys, values, shape, weights, out) };
+            }
         }
     }
     attend_lanes(q, keys, values, shape, weights, out)
@@ -153,6 +159,12 @@ fn attend(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weight
 #[target_feature(enable = "avx512f")]
 unsafe fn attend_avx512(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
     attend_with(q, keys, values, shape, weights, out, |a, b| lanes::dot_avx512(a, b))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_avx2(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, weights: &mut Vec<f32>, out: &mut [f32]) {
+    attend_with(q, keys, values, shape, weights, out, |a, b| lanes::dot_avx2(a, b))
 }
 
 vectorized! {
@@ -190,6 +202,32 @@ fn attend_with(
         }
         for o in out_head.iter_mut() {
             *o /= total;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attention_path_gives_the_bits_of_the_lanes() {
+        let shape = AttentionShape { heads: 6, kv_heads: 2, head_dim: 32, capacity: 0, slots: 0 };
+        let value = |i: usize| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 3.0;
+        let q: Vec<f32> = (0..6 * 32).map(value).collect();
+        let keys: Vec<f32> = (0..5 * 2 * 32).map(|i| value(i + 17)).collect();
+        let values: Vec<f32> = (0..5 * 2 * 32).map(|i| value(i + 91)).collect();
+        let (mut weights, mut want) = (Vec::new(), vec![0.0; 6 * 32]);
+        attend_lanes(&q, &keys, &values, shape, &mut weights, &mut want);
+        assert!(want.iter().all(|v| v.is_finite() && v.abs() < 2.0));
+        let mut got = vec![0.0; 6 * 32];
+        attend(&q, &keys, &values, shape, &mut weights, &mut got);
+        assert_eq!(got, want, "the processor's widest path");
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the processor has AVX2 and FMA.
+            unsafe { attend_avx2(&q, &keys, &values, shape, &mut weights, &mut got) };
+            assert_eq!(got, want, "AVX2");
         }
     }
 }
