@@ -109,17 +109,22 @@ fn add_lowrank_body(
         let quads = r / 4 * 4;
         for (j, job) in two.iter_mut().enumerate() {
             let a_t = &factors[j][..m * r];
-            for (half, y) in job.outputs.iter_mut().enumerate() {
-                for t in 0..rows {
-                    let p = &projection[((2 * j + half) * rows + t) * r..((2 * j + half) * rows + t + 1) * r];
-                    let y_row = &mut y[t * m..(t + 1) * m];
-                    for q in (0..quads).step_by(4) {
-                        let a4 = &a_t[q * m..(q + 4) * m];
-                        axpy4([p[q], p[q + 1], p[q + 2], p[q + 3]], [&a4[..m], &a4[m..2 * m], &a4[2 * m..3 * m], &a4[3 * m..]], y_row);
-                    }
-                    for k in quads..r {
-                        axpy(p[k], &a_t[k * m..(k + 1) * m], y_row);
-                    }
+            let [y_even, y_odd] = &mut job.outputs;
+            for t in 0..rows {
+                let p_of = |half: usize| &projection[((2 * j + half) * rows + t) * r..((2 * j + half) * rows + t + 1) * r];
+                let (p0, p1) = (p_of(0), p_of(1));
+                let (y0, y1) = (&mut y_even[t * m..(t + 1) * m], &mut y_odd[t * m..(t + 1) * m]);
+                for q in (0..quads).step_by(4) {
+                    let a4 = &a_t[q * m..(q + 4) * m];
+                    axpy4_pair(
+                        [[p0[q], p0[q + 1], p0[q + 2], p0[q + 3]], [p1[q], p1[q + 1], p1[q + 2], p1[q + 3]]],
+                        [&a4[..m], &a4[m..2 * m], &a4[2 * m..3 * m], &a4[3 * m..]],
+                        [y0, y1],
+                    );
+                }
+                for k in quads..r {
+                    axpy(p0[k], &a_t[k * m..(k + 1) * m], y0);
+                    axpy(p1[k], &a_t[k * m..(k + 1) * m], y1);
                 }
             }
         }
@@ -169,24 +174,33 @@ fn dot4(x: &[f32], cols: [&[f32]; 4]) -> [f32; 4] {
     ]
 }
 
-/// `y += c[0] a[0]; y += c[1] a[1]; ...` in one pass over `y`, rounding as the four axpys would,
-/// 16 values at a time (fixed-size lanes, so that it runs in vector registers).
+/// `y[u] += c[u][0] a[0]; y[u] += c[u][1] a[1]; ...` for both members `u` of a pair, which share
+/// the columns `a`, in one pass over their rows, rounding as the four axpys would, 16 values at a
+/// time (fixed-size lanes, so that it runs in vector registers); each column is read once for
+/// both rows, and the two rows' additions are independent chains.
 #[inline(always)]
-fn axpy4(c: [f32; 4], cols: [&[f32]; 4], y: &mut [f32]) {
-    let len = y.len();
+fn axpy4_pair(c: [[f32; 4]; 2], cols: [&[f32]; 4], y: [&mut [f32]; 2]) {
+    let len = y[0].len();
+    let [y0, y1] = y;
+    let y1 = &mut y1[..len];
     let (a0, a1, a2, a3) = (&cols[0][..len], &cols[1][..len], &cols[2][..len], &cols[3][..len]);
     let full = len / 16 * 16;
     let lanes = |v: &[f32], s: usize| -> [f32; 16] { v[s..s + 16].try_into().expect("16 lanes") };
-    let step = |yj: f32, b: [f32; 4]| (((yj + c[0] * b[0]) + c[1] * b[1]) + c[2] * b[2]) + c[3] * b[3];
+    let step = |c: [f32; 4], yj: f32, b: [f32; 4]| (((yj + c[0] * b[0]) + c[1] * b[1]) + c[2] * b[2]) + c[3] * b[3];
     for s in (0..full).step_by(16) {
         let (b0, b1, b2, b3) = (lanes(a0, s), lanes(a1, s), lanes(a2, s), lanes(a3, s));
-        let ys: &mut [f32; 16] = (&mut y[s..s + 16]).try_into().expect("16 lanes");
+        let ys0: &mut [f32; 16] = (&mut y0[s..s + 16]).try_into().expect("16 lanes");
         for i in 0..16 {
-            ys[i] = step(ys[i], [b0[i], b1[i], b2[i], b3[i]]);
+            ys0[i] = step(c[0], ys0[i], [b0[i], b1[i], b2[i], b3[i]]);
+        }
+        let ys1: &mut [f32; 16] = (&mut y1[s..s + 16]).try_into().expect("16 lanes");
+        for i in 0..16 {
+            ys1[i] = step(c[1], ys1[i], [b0[i], b1[i], b2[i], b3[i]]);
         }
     }
     for j in full..len {
-        y[j] = step(y[j], [a0[j], a1[j], a2[j], a3[j]]);
+        y0[j] = step(c[0], y0[j], [a0[j], a1[j], a2[j], a3[j]]);
+        y1[j] = step(c[1], y1[j], [a0[j], a1[j], a2[j], a3[j]]);
     }
 }
 
