@@ -104,8 +104,8 @@ fn add_lowrank_body(
                 }
             }
         }
-        // Outputs: Y_i += P_i Aᵀ, four columns per pass over a row of Y, with the arithmetic of one
-        // column at a time (the same bits, fewer passes).
+        // Outputs: Y_i += P_i Aᵀ, four columns per pass over the rows of both members of a pair,
+        // with the arithmetic of one column at a time (the same bits, fewer passes).
         let quads = r / 4 * 4;
         for (j, job) in two.iter_mut().enumerate() {
             let a_t = &factors[j][..m * r];
