@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result, ShapeError};
 use crate::{Backend, DType};
+use std::sync::{Arc, Mutex};
 
 /// Where a call of [`Transformer::attention`] reads and writes: `sequences` sequences, each
 /// adding `new` positions after what its cache holds.
@@ -239,10 +240,58 @@ pub(crate) fn rotations(positions: &[u32], inv_freq: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The rotations of the last positions a backend turned by, kept with what made them: a
+/// forward turns the queries and keys of every layer by the same positions, so it computes
+/// their sines and cosines once instead of twice a layer (the same values, read again).
+#[derive(Debug, Default)]
+pub(crate) struct RotationMemo(Mutex<Option<Rotated>>);
+
+/// The positions and the bits of the inverse frequencies that made `values`.
+#[derive(Debug)]
+struct Rotated {
+    positions: Vec<u32>,
+    freq_bits: Vec<u32>,
+    values: Arc<[f32]>,
+}
+
+impl RotationMemo {
+    /// [`rotations`] of `positions` and `inv_freq`: the kept ones when both are what they were
+    /// made from (to the bit), else made now and kept.
+    pub(crate) fn get(&self, positions: &[u32], inv_freq: &[f32]) -> Arc<[f32]> {
+        let freq_bits: Vec<u32> = inv_freq.iter().map(|f| f.to_bits()).collect();
+        let mut kept = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(r) = kept.as_ref().filter(|r| r.positions == positions && r.freq_bits == freq_bits) {
+            return Arc::clone(&r.values);
+        }
+        let values: Arc<[f32]> = rotations(positions, inv_freq).into();
+        *kept = Some(Rotated { positions: positions.to_vec(), freq_bits, values: Arc::clone(&values) });
+        values
+    }
+}
+
 /// Every buffer is f32 (the transformer kernels take no f16 storage).
 fn f32_buffers<B: Backend>(backend: &B, buffers: &[&B::Buffer]) -> Result<()> {
     match buffers.iter().map(|b| backend.dtype(b)).find(|d| *d != DType::F32) {
         Some(other) => Err(Error::Unsupported(format!("the transformer kernels take f32 buffers, got {other}"))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{rotations, RotationMemo};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_memo_gives_the_rotations_of_what_it_is_asked_for() {
+        let memo = RotationMemo::default();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (freq, other_freq) = ([1.0f32, 0.1, 0.01], [1.0f32, 0.1, 0.011]);
+        let first = memo.get(&[3, 4], &freq);
+        assert_eq!(bits(&first), bits(&rotations(&[3, 4], &freq)));
+        assert!(Arc::ptr_eq(&first, &memo.get(&[3, 4], &freq)), "the same positions and frequencies are kept");
+        for (positions, freq) in [(&[3u32, 5][..], &freq), (&[3, 4, 5][..], &freq), (&[3, 4][..], &other_freq)] {
+            assert_eq!(bits(&memo.get(positions, freq)), bits(&rotations(positions, freq)), "{positions:?}, {freq:?}");
+        }
     }
 }

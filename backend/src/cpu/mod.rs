@@ -19,6 +19,7 @@ mod transformer;
 use crate::noise_cache::NoiseCache;
 use crate::ops::{member_sign, Activation, AdamParams, Batch, InputLayout, LowRankNoise};
 use crate::rng::{FillPath, NoiseStream};
+use crate::transformer::RotationMemo;
 use crate::{AdapterDescription, Kernels, Result};
 use draws::HostDraws;
 use gemm::{gemm, gemm_serial, matvec_rows, uses_dots, x_wt_dots, View};
@@ -51,10 +52,11 @@ fn tasks(work: usize, items: usize) -> usize {
 }
 
 /// The multithreaded CPU backend. Buffers are plain `Vec<f32>`. Clones share the noise cache
-/// ([`Kernels::set_noise_cache`]).
+/// ([`Kernels::set_noise_cache`]) and the rotary embedding's last rotations.
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend {
     noise: Arc<NoiseCache<HostDraws>>,
+    rotations: Arc<RotationMemo>,
 }
 
 impl CpuBackend {

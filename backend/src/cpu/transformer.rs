@@ -4,7 +4,7 @@
 
 use super::lanes::{self, vectorized};
 use super::CpuBackend;
-use crate::transformer::{rotations, AttentionShape, TransformerKernels};
+use crate::transformer::{AttentionShape, TransformerKernels};
 use crate::Result;
 use rayon::prelude::*;
 
@@ -19,7 +19,7 @@ impl TransformerKernels for CpuBackend {
 
     fn rope_unchecked(&self, x: &mut Vec<f32>, positions: &[u32], heads: usize, head_dim: usize, inv_freq: &[f32]) -> Result<()> {
         let half = head_dim / 2;
-        let turns = rotations(positions, inv_freq);
+        let turns = self.rotations.get(positions, inv_freq);
         x.par_chunks_mut(heads * head_dim).zip(turns.par_chunks(2 * half)).for_each(|(row, turns)| {
             for head in row.chunks_exact_mut(head_dim) {
                 let (first, second) = head.split_at_mut(half);

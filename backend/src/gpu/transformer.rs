@@ -11,7 +11,7 @@ use super::kernels::{
 };
 use super::params::{EmbeddingParams, TransformerParams};
 use super::wgpu_backend::WgpuBackend;
-use crate::transformer::{rotations, AttentionShape, TransformerKernels};
+use crate::transformer::{AttentionShape, TransformerKernels};
 use crate::{Error, Kernels, Result};
 
 /// The widest head attention.wgsl serves (four output values per invocation of 64).
@@ -34,7 +34,7 @@ impl TransformerKernels for WgpuBackend {
             head_dim: word("head width", head_dim)?,
             ..TransformerParams::default()
         };
-        let rotations = self.upload_scratch(ScratchUse::Rotations, &rotations(positions, inv_freq))?;
+        let rotations = self.upload_scratch(ScratchUse::Rotations, &self.rotations.get(positions, inv_freq))?;
         self.dispatch(Rope, x.len / 2, &params, RopeBuffers { x: &x.buffer, rotations: rotations.buffer() })
     }
 

@@ -10,6 +10,7 @@ use super::gemm::{Gemm, GemmChooser, GemmSource};
 use super::kernel::{Dispatch, IntDot, Kernel};
 use super::timing;
 use crate::noise_cache::NoiseCache;
+use crate::transformer::RotationMemo;
 use crate::{DType, Result};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct WgpuBackend {
     pub(crate) int_tables: OnceLock<wgpu::Buffer>,
     /// The noise cache ([`crate::Kernels::set_noise_cache`]): draws kept in device buffers.
     pub(crate) noise: NoiseCache<wgpu::Buffer>,
+    /// The rotary embedding's last rotations, computed once per forward.
+    pub(crate) rotations: RotationMemo,
 }
 
 /// Default of [`WgpuOptions::scratch_bytes`].
@@ -46,7 +49,15 @@ impl WgpuBackend {
             c.check(&ctx.limits)?;
         }
         let gemms = GemmChooser::new(&ctx, variant, opts.gemm_config, opts.autotune, opts.autotune_cache.clone());
-        Ok(Self { ctx, gemms, scratch_floats, int_dot, int_tables: OnceLock::new(), noise: NoiseCache::default() })
+        Ok(Self {
+            ctx,
+            gemms,
+            scratch_floats,
+            int_dot,
+            int_tables: OnceLock::new(),
+            noise: NoiseCache::default(),
+            rotations: RotationMemo::default(),
+        })
     }
 
     /// Blocking [`WgpuBackend::new`] for native callers.
