@@ -110,9 +110,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `matrixmultiply`'s packed kernel amortises its packing of `W` and runs faster.
 const DOTS_MAX_ROWS: usize = 128;
 
-/// At least this many weights for [`x_wt_dots`]: below, packing `W` is cheap and the products
-/// keep the bits of [`gemm`] (the small models' recorded trajectories).
-const DOTS_MIN_WEIGHTS: usize = 1 << 18;
+/// At least this many weights for [`x_wt_dots`] (a small language model's key and value
+/// projections, 192 x 576, are among them): below, packing `W` is cheap and the products keep
+/// the bits of [`gemm`] (the small models' recorded trajectories).
+const DOTS_MIN_WEIGHTS: usize = 1 << 16;
 
 /// Whether `x · Wᵀ` of `rows` rows over an `m x n` weight runs as dot products ([`x_wt_dots`]):
 /// a few rows of a large weight, as a language model's decode step multiplies every weight of
@@ -420,7 +421,8 @@ mod tests {
     #[test]
     fn dots_serve_few_rows_of_large_weights_only() {
         assert!(uses_dots(64, 1536, 576));
+        assert!(uses_dots(64, 192, 576));
         assert!(!uses_dots(DOTS_MAX_ROWS + 1, 1536, 576));
-        assert!(!uses_dots(1, 256, 256));
+        assert!(!uses_dots(1, 128, 256));
     }
 }
