@@ -1,7 +1,7 @@
 //! The kernels of a pretrained transformer's forward beyond the matmuls (docs/kernels.md): RMSNorm
 //! with a weight, the rotary position embedding, causal grouped-query attention over per-sequence
 //! KV caches (a prefill of many positions or one decode step), the SiLU-gated product of the MLP,
-//! the residual sum, greedy decoding's choice of each row, and the placing of a split table's
+//! the residual sum, greedy decoding's choice of each row and nucleus sampling's, and the placing of a split table's
 //! pieces. [`Transformer`] is the checked front, as [`crate::Backend`] is for the
 //! EGGROLL kernels: its provided methods check the arguments once, then run the backend's
 //! [`TransformerKernels`]. The projections themselves are [`crate::Backend::matmul`] and
@@ -33,6 +33,18 @@ impl AttentionShape {
     pub fn cache_len(&self) -> usize {
         self.slots * self.capacity * self.kv_heads * self.head_dim
     }
+}
+
+/// How [`Transformer::sample_rows`] draws a token: from the softmax of the logits over the
+/// temperature, kept to the smallest set of most likely tokens whose probability reaches `top_p`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Nucleus {
+    /// Softmax temperature (finite, > 0): the logits are multiplied by its inverse.
+    pub temperature: f32,
+    /// The probability the kept tokens reach (0 < top_p <= 1; 1 keeps every token).
+    pub top_p: f32,
+    /// The key of the uniforms (with each row's member and position).
+    pub seed: u64,
 }
 
 /// The checked transformer kernels, for every [`TransformerKernels`].
@@ -152,6 +164,42 @@ pub trait Transformer: TransformerKernels {
         self.greedy_rows_unchecked(logits, cols, picks)
     }
 
+    /// For each row of `cols` logits: a token drawn by `nucleus` with the uniform of the row's
+    /// `keys` entry `[member, position]` (the top 24 bits of the first word of Philox4x32-10 at
+    /// counter `(position, member, 0x5a4d504c, 0)`, key `(seed low, seed high)`), and its
+    /// log-probability at temperature 1, written to `picks` (2 values per row, the token as an
+    /// f32), without reading the logits back. The nucleus is the tokens whose `exp(l/T - max/T)`
+    /// is at least the largest threshold whose values reach `top_p` of their total; the token is
+    /// the one at which their running sum in vocabulary order passes the uniform times their
+    /// mass (the CPU backend's `cpu/sampling.rs` gives the order of every sum).
+    fn sample_rows(&self, logits: &Self::Buffer, cols: usize, nucleus: Nucleus, keys: &[[u32; 2]], picks: &mut Self::Buffer) -> Result<()> {
+        let len = self.len(logits);
+        if cols == 0 || !len.is_multiple_of(cols) {
+            return Err(ShapeError::Rows { what: "sampled logits", len, width: cols }.into());
+        }
+        if cols > 1 << 24 {
+            return Err(Error::InvalidArgument(format!("sampled rows of {cols} logits: at most 2^24 (the token is written as an f32)")));
+        }
+        let rows = len / cols;
+        if keys.len() != rows {
+            return Err(ShapeError::Length { what: "sampling keys", actual: keys.len(), expected: rows }.into());
+        }
+        if self.len(picks) != 2 * rows {
+            return Err(ShapeError::Length { what: "sampled picks", actual: self.len(picks), expected: 2 * rows }.into());
+        }
+        if !(nucleus.temperature.is_finite() && nucleus.temperature > 0.0 && (1.0 / nucleus.temperature).is_finite()) {
+            return Err(Error::InvalidArgument(format!("sampling temperature {}: need a finite value > 0", nucleus.temperature)));
+        }
+        if !(nucleus.top_p > 0.0 && nucleus.top_p <= 1.0) {
+            return Err(Error::InvalidArgument(format!("sampling top-p {}: need 0 < top-p <= 1", nucleus.top_p)));
+        }
+        f32_buffers(self, &[logits, picks])?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.sample_rows_unchecked(logits, cols, nucleus, keys, picks)
+    }
+
     /// Writes `src` (`rows` rows of `width` values) into columns `offset .. offset + width` of
     /// `dst` (`rows` rows of `cols` values), leaving its other columns as they are: how a split
     /// table's pieces (a vocabulary's logits, an embedding's rows) are put together.
@@ -215,6 +263,10 @@ pub trait TransformerKernels: Backend {
     fn silu_mul_unchecked(&self, gate: &mut Self::Buffer, up: &Self::Buffer) -> Result<()>;
     /// [`Transformer::greedy_rows`] without the checks.
     fn greedy_rows_unchecked(&self, logits: &Self::Buffer, cols: usize, picks: &mut Self::Buffer) -> Result<()>;
+    /// [`Transformer::sample_rows`] without the checks.
+    fn sample_rows_unchecked(
+        &self, logits: &Self::Buffer, cols: usize, nucleus: Nucleus, keys: &[[u32; 2]], picks: &mut Self::Buffer,
+    ) -> Result<()>;
     /// [`Transformer::place`] without the checks.
     fn place_unchecked(&self, src: &Self::Buffer, dst: &mut Self::Buffer, rows: usize, offset: usize) -> Result<()>;
     /// [`Transformer::embedding_piece`] without the checks.

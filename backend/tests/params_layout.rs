@@ -4,8 +4,8 @@
 
 use eggroll_backend::gpu::params::{
     ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams,
-    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, TransformerParams, Uniform,
-    VectorParams,
+    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, SampleParams,
+    TransformerParams, Uniform, VectorParams,
 };
 use eggroll_backend::gpu::shader_sources;
 use naga::{AddressSpace, Scalar, TypeInner};
@@ -65,6 +65,7 @@ fn rust_layouts() -> Vec<Layout> {
         layout!(ElementParams { len, cols, mode, lr, beta1, beta2, eps, weight_decay, bc1, bc2, _pad0, _pad1 }),
         layout!(NormParams { rows, cols, eps, _pad0 }),
         layout!(TransformerParams { rows, cols, heads, kv_heads, head_dim, capacity, fresh, sequences, eps, width, offset, _pad0 }),
+        layout!(SampleParams { rows, cols, inv_temperature, top_p, seed_lo, seed_hi, _pad0, _pad1 }),
         layout!(ProbeParams { count, seed_lo, seed_hi, param_id, noise_epoch, pair, start, _pad0 }),
         layout!(RecurrenceParams { sequences, time, width, has_h0 }),
         layout!(LogSoftmaxParams { rows, classes, _pad0, _pad1 }),

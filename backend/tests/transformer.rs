@@ -1,10 +1,11 @@
 //! The transformer kernels (RMSNorm, the rotary embedding, causal grouped-query attention over KV
-//! cache slots, the SiLU-gated product, the residual sum, greedy picks) against an f64 reference written from
+//! cache slots, the SiLU-gated product, the residual sum, greedy picks, nucleus sampling) against an f64 reference written from
 //! their definitions, on every backend: prefills and decode steps into slots at different
 //! positions, odd sizes included; and their argument checks.
 
+use eggroll_backend::philox4x32_10;
 use eggroll_backend::testing::{assert_close, test_device};
-use eggroll_backend::transformer::{AttentionShape, Transformer};
+use eggroll_backend::transformer::{AttentionShape, Nucleus, Transformer};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
@@ -120,6 +121,50 @@ async fn kernels_match_their_f64_definitions<B: Transformer>(b: B) {
     }
     assert_eq!(picks[3], 17.0);
 
+    // Nucleus sampling against its f64 definition, rows of 300 and 1000 logits (more than a
+    // workgroup, chunks of unequal lengths), one of equal logits (every tie kept).
+    for (cols, nucleus) in [
+        (300usize, Nucleus { temperature: 0.7, top_p: 0.9, seed: 5 }),
+        (1000, Nucleus { temperature: 1.3, top_p: 1.0, seed: 1 << 40 }),
+        (1000, Nucleus { temperature: 1.0, top_p: 0.3, seed: 9 }),
+    ] {
+        let rows = 24;
+        let mut logits: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-4.0f32..4.0)).collect();
+        logits[..cols].fill(1.5);
+        let keys: Vec<[u32; 2]> = (0..rows as u32).map(|r| [r * 7 + 1, 3 * r]).collect();
+        let mut picks = b.zeros(2 * rows).unwrap();
+        b.sample_rows(&b.upload(&logits).unwrap(), cols, nucleus, &keys, &mut picks).unwrap();
+        let picks = b.read(&picks).await.unwrap();
+        let mut checked = 0;
+        for (r, (pick, row)) in picks.chunks_exact(2).zip(logits.chunks_exact(cols)).enumerate() {
+            let (token, safe) = sample_f64(row, nucleus, keys[r]);
+            if safe {
+                assert_eq!(pick[0], token as f32, "row {r} of {cols}, {nucleus:?}: the sampled token");
+                checked += 1;
+            }
+            let picked = pick[0] as usize;
+            let largest = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let log_sum: f64 = row.iter().map(|&l| (f64::from(l) - f64::from(largest)).exp()).sum::<f64>().ln();
+            assert_close(&pick[1..2], &[f64::from(row[picked]) - f64::from(largest) - log_sum], 1e-5, 1e-5, "sampled log-probability");
+        }
+        assert!(checked >= rows - 2, "only {checked} of {rows} draws were away from a boundary");
+    }
+    // The frequencies of one row's draws: top-p 0.8 keeps the three most likely of five tokens.
+    let probabilities = [0.4f32, 0.3, 0.15, 0.1, 0.05];
+    let draws = 4096;
+    let logits: Vec<f32> = (0..draws).flat_map(|_| probabilities.map(f32::ln)).collect();
+    let keys: Vec<[u32; 2]> = (0..draws as u32).map(|m| [m, 7]).collect();
+    let mut picks = b.zeros(2 * draws).unwrap();
+    b.sample_rows(&b.upload(&logits).unwrap(), 5, Nucleus { temperature: 1.0, top_p: 0.8, seed: 2 }, &keys, &mut picks).unwrap();
+    let picks = b.read(&picks).await.unwrap();
+    let mut counts = [0usize; 5];
+    picks.chunks_exact(2).for_each(|p| counts[p[0] as usize] += 1);
+    assert_eq!(counts[3] + counts[4], 0, "tokens outside the nucleus: {counts:?}");
+    for (count, p) in counts.iter().zip(&probabilities[..3]) {
+        let (share, want) = (*count as f64 / draws as f64, f64::from(*p) / 0.85);
+        assert!((share - want).abs() < 0.03, "share {share} against {want}: {counts:?}");
+    }
+
     // The gated product and the residual sum.
     let (g, u) = (values(&mut rng, 1000), values(&mut rng, 1000));
     let mut gate = b.upload(&g).unwrap();
@@ -183,8 +228,56 @@ async fn bad_arguments_are_refused<B: Transformer>(b: B) {
     assert!(message(b.add(&mut x, &b.zeros(5).unwrap())).contains("residual"));
     assert!(message(b.greedy_rows(&x, 5, &mut b.zeros(6).unwrap())).contains("greedy logits"));
     assert!(message(b.greedy_rows(&x, 6, &mut b.zeros(3).unwrap())).contains("greedy picks"));
+    let (nucleus, keys) = (Nucleus { temperature: 1.0, top_p: 0.9, seed: 0 }, [[0u32, 0]; 2]);
+    assert!(message(b.sample_rows(&x, 5, nucleus, &keys, &mut b.zeros(4).unwrap())).contains("sampled logits"));
+    assert!(message(b.sample_rows(&x, 6, nucleus, &keys[..1], &mut b.zeros(4).unwrap())).contains("sampling keys"));
+    assert!(message(b.sample_rows(&x, 6, nucleus, &keys, &mut b.zeros(3).unwrap())).contains("sampled picks"));
+    let cold = Nucleus { temperature: 0.0, ..nucleus };
+    assert!(message(b.sample_rows(&x, 6, cold, &keys, &mut b.zeros(4).unwrap())).contains("temperature 0"));
+    let wide = Nucleus { top_p: 1.5, ..nucleus };
+    assert!(message(b.sample_rows(&x, 6, wide, &keys, &mut b.zeros(4).unwrap())).contains("top-p 1.5"));
     assert!(message(b.place(&b.zeros(6).unwrap(), &mut x, 3, 3)).contains("columns 3..5 beyond the destination's 4"));
     assert!(message(b.place(&b.zeros(5).unwrap(), &mut x, 3, 0)).contains("not 3 rows"));
     assert!(message(b.embedding_piece(&[0, 1], 0, &b.zeros(7).unwrap(), 3, &mut b.zeros(6).unwrap())).contains("embedding piece"));
     assert!(message(b.embedding_piece(&[0, 1], 0, &b.zeros(6).unwrap(), 3, &mut x)).contains("embedding output"));
+}
+
+/// The token `Transformer::sample_rows` draws from `row` by its definition, in f64: the nucleus
+/// (the values `e_j = exp(l_j / T - max / T)` at least the largest threshold whose values reach
+/// `top_p` of the total), then the first kept token in vocabulary order whose running sum passes
+/// the uniform times the kept mass. `safe` says the draw is away from every boundary that f32
+/// rounding could move (the nucleus's edge and the running sums).
+fn sample_f64(row: &[f32], nucleus: Nucleus, [member, position]: [u32; 2]) -> (usize, bool) {
+    let inv_t = f64::from(1.0 / nucleus.temperature);
+    let largest = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f64> = row.iter().map(|&l| (f64::from(l) * inv_t - f64::from(largest) * inv_t).exp()).collect();
+    let total: f64 = e.iter().sum();
+    let need = f64::from(nucleus.top_p) * total;
+    let mut sorted = e.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let (mut cut, mut mass, mut safe) = (sorted[sorted.len() - 1], 0.0, true);
+    if nucleus.top_p < 1.0 {
+        for (i, &v) in sorted.iter().enumerate() {
+            mass += v;
+            // Equal values are kept together: the edge is where the next value is smaller.
+            if mass >= need && sorted.get(i + 1).is_none_or(|&next| next < v) {
+                cut = v;
+                safe &= (mass - need).abs() > 1e-4 * total && sorted.get(i + 1).is_none_or(|&next| next < v * (1.0 - 1e-4));
+                break;
+            }
+        }
+    }
+    let kept: f64 = e.iter().filter(|&&v| v >= cut).sum();
+    let [word, ..] = philox4x32_10([position, member, 0x5a4d_504c, 0], [nucleus.seed as u32, (nucleus.seed >> 32) as u32]);
+    let target = f64::from(word >> 8) / f64::from(1u32 << 24) * kept;
+    let mut running = 0.0;
+    for (j, &v) in e.iter().enumerate() {
+        if v >= cut {
+            running += v;
+            if target < running {
+                return (j, safe && (running - target).min(target - (running - v)) > 1e-4 * kept);
+            }
+        }
+    }
+    (e.iter().rposition(|&v| v >= cut).expect("a kept token"), false)
 }

@@ -1,7 +1,8 @@
 //! Criterion benches of the individual kernels on both backends: the CPU draws alone
 //! (`cpu/fill_normals`, one thread, on each draw path the processor runs), the noise factors
 //! (RNG), the plain matmul (baseline), the EGGROLL perturbed matmul (both also with f16 X and W
-//! where the backend stores f16) and the low-rank update.
+//! where the backend stores f16) and the low-rank update; and nucleus sampling of a decode step's
+//! logits on the CPU (`cpu/sample_rows`: 64 rows of SmolLM2's 49152 logits, top-p 1 and 0.9).
 //!
 //! `cargo bench -p eggroll-bench --bench kernels` measures at m=n=1024, N=256 (m=n=256, N=64 on
 //! software adapters); `cargo test --all-targets` runs every bench once at a tiny size. The wgpu
@@ -12,7 +13,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::{is_hardware, WgpuBackend, WgpuOptions};
-use eggroll_backend::{Backend, Batch, DType, FillPath, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::transformer::{Nucleus, Transformer};
+use eggroll_backend::{Backend, Batch, DType, FillPath, InputLayout, Kernels, LowRank, LowRankNoise, NoiseStream};
 use std::time::{Duration, Instant};
 
 /// `cargo bench` passes `--bench`; `cargo test` runs the benches without it (once each).
@@ -153,6 +155,23 @@ fn draws(c: &mut Criterion) {
     group.finish();
 }
 
+fn sampling(c: &mut Criterion, full: bool) {
+    let (rows, cols) = if full { (64, 49152) } else { (4, 1000) };
+    let b = CpuBackend::new();
+    let logits = b.upload(&values(rows * cols, 11, 8.0)).expect("logits");
+    let keys: Vec<[u32; 2]> = (0..rows as u32).map(|r| [r, 40]).collect();
+    let mut picks = b.zeros(2 * rows).expect("picks");
+    let mut group = c.benchmark_group("cpu/sample_rows");
+    group.throughput(Throughput::Elements((rows * cols) as u64));
+    for top_p in [1.0f32, 0.9] {
+        let nucleus = Nucleus { temperature: 1.0, top_p, seed: 1 };
+        group.bench_function(BenchmarkId::new(format!("top_p={top_p}"), format!("{rows}x{cols}")), |bench| {
+            bench.iter(|| b.sample_rows(&logits, cols, nucleus, &keys, &mut picks).expect("sampled"))
+        });
+    }
+    group.finish();
+}
+
 fn sizes(side: usize, population: usize) -> Vec<Size> {
     [(1, 1), (4, 1), (4, 16)].iter().map(|&(rank, rows)| Size { m: side, n: side, population, rank, rows }).collect()
 }
@@ -162,6 +181,7 @@ fn main() {
     let mut c = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).configure_from_args();
 
     draws(&mut c);
+    sampling(&mut c, full);
     let cpu_sizes = if full { sizes(1024, 256) } else { sizes(64, 8) };
     kernels(&mut c, "cpu", &CpuBackend::new(), &cpu_sizes);
 

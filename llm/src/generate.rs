@@ -1,12 +1,12 @@
 //! Generation: the mean model's greedy decoding of a batch of prompts, and a population's, where
 //! every member answers every prompt (the members' projections perturbed), each sequence in a
 //! cache slot of its own. Tokens are chosen greedily or sampled (temperature, nucleus) with
-//! uniforms from Philox keyed by (seed, member, position), so a run is reproducible.
+//! uniforms from Philox keyed by (seed, member, position), so a run is reproducible; both on the
+//! backend, which reads back two or three values per sequence, never the logits.
 
 use crate::error::{LlmError, Result};
 use crate::model::{LanguageModel, Logits, Perturbation, Step};
-use eggroll_backend::philox4x32_10;
-use eggroll_backend::transformer::Transformer;
+use eggroll_backend::transformer::{Nucleus, Transformer};
 
 /// How the next token is chosen from the logits.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -14,7 +14,7 @@ pub struct Sampling {
     /// Softmax temperature; 0 is greedy (the largest logit, the first of equal ones).
     pub temperature: f32,
     /// Nucleus sampling: the smallest set of most likely tokens whose probability reaches
-    /// `top_p` (1: every token).
+    /// `top_p`, tokens of equal probability kept together (1: every token).
     pub top_p: f32,
     /// The seed of the uniforms.
     pub seed: u64,
@@ -33,64 +33,6 @@ impl Sampling {
         }
         Ok(())
     }
-
-    /// The token chosen from `logits` for `member` at `position`.
-    pub fn choose(&self, logits: &[f32], member: u32, position: u32) -> u32 {
-        if self.temperature == 0.0 {
-            return argmax(logits);
-        }
-        let scaled: Vec<f32> = logits.iter().map(|l| l / self.temperature).collect();
-        let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut order: Vec<(u32, f32)> = scaled.iter().enumerate().map(|(i, l)| (i as u32, (l - max).exp())).collect();
-        let total: f32 = order.iter().map(|(_, p)| p).sum();
-        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut kept = 0;
-        let mut mass = 0.0;
-        for (_, p) in &order {
-            kept += 1;
-            mass += p / total;
-            if mass >= self.top_p {
-                break;
-            }
-        }
-        let order = &order[..kept];
-        let [word, ..] = philox4x32_10([position, member, 0x5a4d_504c, 0], [self.seed as u32, (self.seed >> 32) as u32]);
-        let target = (word >> 8) as f32 / (1u32 << 24) as f32 * order.iter().map(|(_, p)| p).sum::<f32>();
-        let mut cumulative = 0.0;
-        for &(token, p) in order {
-            cumulative += p;
-            if target < cumulative {
-                return token;
-            }
-        }
-        order[kept - 1].0
-    }
-}
-
-/// The index of the largest value (the first of equal ones), as `torch.argmax` picks it.
-pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
-/// The natural log of the softmax probability of `token` in `logits`.
-pub fn log_probability(logits: &[f32], token: u32) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let total: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    logits[token as usize] - max - total.ln()
-}
-
-/// What a step gives for one sequence: greedy decoding's pick, or the logits to sample from.
-enum Choice {
-    /// The largest logit's token and its log-probability.
-    Picked { token: u32, log_prob: f32 },
-    /// The row of logits.
-    Logits(Vec<f32>),
 }
 
 /// One answer: its tokens (the end-of-sequence id included when it stopped there) and each
@@ -153,31 +95,32 @@ pub fn generate_streaming<B: Transformer>(
     let mut out = vec![vec![Completion::default(); p_count]; count];
     let mut next = vec![0u32; sequences];
     let mut live = vec![max_new > 0; sequences];
-    // Greedy decoding reads back three values per row (`Transformer::greedy_rows`), sampling
-    // the logits.
-    let greedy = sampling.temperature == 0.0;
-    let choices = |logits: B::Buffer, rows: usize| -> Result<Vec<Choice>> {
-        if greedy {
-            let mut picks = backend.zeros(3 * rows)?;
-            backend.greedy_rows(&logits, vocab, &mut picks)?;
-            Ok(backend.read_blocking(&picks)?.chunks_exact(3).map(|p| Choice::Picked { token: p[0] as u32, log_prob: -p[2] }).collect())
-        } else {
-            Ok(backend.read_blocking(&logits)?.chunks_exact(vocab).map(|row| Choice::Logits(row.to_vec())).collect())
+    // Each row's token and its log-probability, chosen on the backend: greedy decoding's pick
+    // (`Transformer::greedy_rows`) or a draw from the nucleus (`Transformer::sample_rows`) with
+    // the uniform of the row's member and position.
+    let nucleus =
+        (sampling.temperature > 0.0).then_some(Nucleus { temperature: sampling.temperature, top_p: sampling.top_p, seed: sampling.seed });
+    let choices = |logits: B::Buffer, keys: &[[u32; 2]]| -> Result<Vec<(u32, f32)>> {
+        match nucleus {
+            None => {
+                let mut picks = backend.zeros(3 * keys.len())?;
+                backend.greedy_rows(&logits, vocab, &mut picks)?;
+                Ok(backend.read_blocking(&picks)?.chunks_exact(3).map(|p| (p[0] as u32, -p[2])).collect())
+            }
+            Some(nucleus) => {
+                let mut picks = backend.zeros(2 * keys.len())?;
+                backend.sample_rows(&logits, vocab, nucleus, keys, &mut picks)?;
+                Ok(backend.read_blocking(&picks)?.chunks_exact(2).map(|p| (p[0] as u32, p[1])).collect())
+            }
         }
     };
-    let mut choose = |choice: &Choice, member: usize, prompt: usize, position: usize, out: &mut Completion| -> u32 {
-        let (token, log_prob) = match choice {
-            Choice::Picked { token, log_prob } => (*token, *log_prob),
-            Choice::Logits(row) => {
-                let token = sampling.choose(row, (first + member) as u32, position as u32);
-                (token, log_probability(row, token))
-            }
-        };
+    let mut choose = |(token, log_prob): (u32, f32), member: usize, prompt: usize, out: &mut Completion| -> u32 {
         out.tokens.push(token);
         out.log_probs.push(log_prob);
         on_token(member, prompt, token);
         token
     };
+    let key = |s: usize, position: usize| [(first + s / p_count) as u32, position as u32];
     // Prefill the prompts of each length together, for every member: sequence
     // `member * prompts + p`, the sequences of a call member-major.
     let mut lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
@@ -192,11 +135,12 @@ pub fn generate_streaming<B: Transformer>(
         let tokens: Vec<u32> = slots.iter().flat_map(|&s| prompts[s as usize % p_count].iter().copied()).collect();
         let starts = vec![0u32; slots.len()];
         let step = Step { perturbation, tokens: &tokens, slots: &slots, starts: &starts, new: len };
-        let picked = choices(model.forward(backend, step, &mut cache, Logits::Last)?, slots.len())?;
-        for (&slot, row) in slots.iter().zip(&picked) {
+        let keys: Vec<[u32; 2]> = slots.iter().map(|&s| key(s as usize, len)).collect();
+        let picked = choices(model.forward(backend, step, &mut cache, Logits::Last)?, &keys)?;
+        for (&slot, &pick) in slots.iter().zip(&picked) {
             let s = slot as usize;
             let (m, p) = (s / p_count, s % p_count);
-            next[s] = choose(row, m, p, len, &mut out[m][p]);
+            next[s] = choose(pick, m, p, &mut out[m][p]);
             live[s] = !eos.contains(&next[s]) && max_new > 1;
         }
     }
@@ -208,11 +152,12 @@ pub fn generate_streaming<B: Transformer>(
         }
         let starts: Vec<u32> = (0..sequences).map(|s| (prompts[s % p_count].len() + step_index - 1) as u32).collect();
         let step = Step { perturbation, tokens: &next, slots: &slots, starts: &starts, new: 1 };
-        let picked = choices(model.forward(backend, step, &mut cache, Logits::Last)?, sequences)?;
-        for (s, row) in picked.iter().enumerate() {
+        let keys: Vec<[u32; 2]> = (0..sequences).map(|s| key(s, prompts[s % p_count].len() + step_index)).collect();
+        let picked = choices(model.forward(backend, step, &mut cache, Logits::Last)?, &keys)?;
+        for (s, &pick) in picked.iter().enumerate() {
             if live[s] {
                 let (m, p) = (s / p_count, s % p_count);
-                next[s] = choose(row, m, p, prompts[p].len() + step_index, &mut out[m][p]);
+                next[s] = choose(pick, m, p, &mut out[m][p]);
                 live[s] = !eos.contains(&next[s]) && step_index + 1 < max_new;
             }
         }

@@ -326,6 +326,39 @@ fn every_member_answers_every_prompt() {
     }
 }
 
+/// Sampling draws on the device: every wgpu adapter samples the tokens the CPU backend samples
+/// from the same seed (their logits differ only by rounding, their draws only by `exp`), for the
+/// mean model and a population's members.
+#[test]
+fn sampling_on_each_adapter_draws_the_cpu_backends_tokens() {
+    use eggroll_llm::generate::{generate, Members, Sampling};
+    use eggroll_llm::{Noise, Perturbation};
+
+    let (root, names) = cases();
+    let dir = root.join(&names[0]);
+    let expected = oracle(&dir);
+    let prompts: Vec<Vec<u32>> = expected["prompts"].as_array().unwrap().iter().map(|p| ids(&p["input_ids"])).collect();
+    let hot = Sampling { temperature: 1.2, top_p: 0.95, seed: 21 };
+    let population = |sigma: f32, population: usize, first_member: usize| {
+        Members::Population(Perturbation { noise: Noise::LowRank { rank: 1 }, sigma, seed: 4, noise_epoch: 0, population, first_member })
+    };
+    let answers = |mean: Vec<Vec<eggroll_llm::generate::Completion>>| -> Vec<Vec<Vec<u32>>> {
+        mean.into_iter().map(|m| m.into_iter().map(|c| c.tokens).collect()).collect()
+    };
+    let cpu = CpuBackend::new();
+    let model = Model::load(&cpu, &dir).unwrap();
+    let want_mean = answers(generate(&cpu, &model, &prompts, Members::Mean, 12, &[], hot).unwrap());
+    let want_population = answers(generate(&cpu, &model, &prompts, population(0.5, 4, 0), 12, &[], hot).unwrap());
+    for_each_adapter(|adapter| {
+        let backend = gpu(adapter, MatmulVariant::Direct);
+        let model = Model::load(backend, &dir).unwrap();
+        let mean = answers(generate(backend, &model, &prompts, Members::Mean, 12, &[], hot).unwrap());
+        assert_eq!(mean, want_mean, "wgpu {adapter}: the mean model's sampled tokens");
+        let members = answers(generate(backend, &model, &prompts, population(0.5, 4, 0), 12, &[], hot).unwrap());
+        assert_eq!(members, want_population, "wgpu {adapter}: the members' sampled tokens");
+    });
+}
+
 /// Sampling is reproducible from its seed, stops at an end-of-sequence id (which it keeps), and
 /// a temperature near 0 is greedy.
 #[test]

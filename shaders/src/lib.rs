@@ -13,8 +13,8 @@ pub mod params;
 
 use params::{
     ElementParams, EmbeddingParams, GemmParams, IntElementParams, IntFullRankParams, IntNaiveParams, IntNoiseParams, IntUpdateParams,
-    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, TransformerParams, Uniform,
-    VectorParams,
+    LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams, ProbeParams, RecurrenceParams, SampleParams,
+    TransformerParams, Uniform, VectorParams,
 };
 
 /// One WGSL file: its name (without `.wgsl`), its text, and what it needs in front of it.
@@ -53,7 +53,7 @@ pub const CACHED_DRAWS: &str = include_str!("../cached_draws.wgsl");
 pub const MATMUL: &str = include_str!("../matmul.wgsl");
 
 /// The f32 modules (but the GEMM).
-pub const MODULES: [Module; 13] = [
+pub const MODULES: [Module; 14] = [
     Module {
         name: "lowrank",
         body: include_str!("../lowrank.wgsl"),
@@ -140,6 +140,14 @@ pub const MODULES: [Module; 13] = [
         draws_noise: false,
         reads_f16: false,
         params: TransformerParams::WGSL,
+        cacheable: false,
+    },
+    Module {
+        name: "sampling",
+        body: include_str!("../sampling.wgsl"),
+        draws_noise: true,
+        reads_f16: false,
+        params: SampleParams::WGSL,
         cacheable: false,
     },
     Module {

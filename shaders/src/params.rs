@@ -256,6 +256,26 @@ uniform! {
         pub _pad0: u32,
     }
 
+    /// `SampleParams` of `sampling.wgsl`: nucleus sampling of rows of logits.
+    pub struct SampleParams {
+        /// Rows.
+        pub rows: u32,
+        /// Logits per row.
+        pub cols: u32,
+        /// The inverse of the softmax temperature.
+        pub inv_temperature: f32,
+        /// The probability the nucleus reaches.
+        pub top_p: f32,
+        /// Low word of the uniforms' key.
+        pub seed_lo: u32,
+        /// High word of the uniforms' key.
+        pub seed_hi: u32,
+        /// Padding to 16 bytes.
+        pub _pad0: u32,
+        /// Padding to 16 bytes.
+        pub _pad1: u32,
+    }
+
     /// `ProbeParams` of `rng_probe.wgsl`: the RNG test hooks.
     pub struct ProbeParams {
         /// Counters (`philox_words`) or draws (`normal_draws`).

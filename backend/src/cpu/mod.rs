@@ -13,6 +13,7 @@ mod int8_pairs;
 mod lanes;
 mod lowrank;
 mod recurrence;
+mod sampling;
 mod tanh;
 mod transformer;
 

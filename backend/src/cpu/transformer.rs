@@ -3,8 +3,9 @@
 //! the processor's widest vector unit.
 
 use super::lanes::{self, vectorized};
+use super::sampling::sample_row;
 use super::CpuBackend;
-use crate::transformer::{AttentionShape, TransformerKernels};
+use crate::transformer::{AttentionShape, Nucleus, TransformerKernels};
 use crate::Result;
 use rayon::prelude::*;
 
@@ -76,6 +77,19 @@ impl TransformerKernels for CpuBackend {
             let sum = sum_of_exp(row, largest);
             pick.copy_from_slice(&[at as f32, largest, sum.ln()]);
         });
+        Ok(())
+    }
+
+    fn sample_rows_unchecked(
+        &self, logits: &Vec<f32>, cols: usize, nucleus: Nucleus, keys: &[[u32; 2]], picks: &mut Vec<f32>,
+    ) -> Result<()> {
+        picks.par_chunks_mut(2).zip(logits.par_chunks(cols)).zip(keys.par_iter()).for_each_init(
+            Vec::new,
+            |e, ((pick, row), &[member, position])| {
+                let (token, log_prob) = sample_row(row, nucleus, member, position, e);
+                pick.copy_from_slice(&[token as f32, log_prob]);
+            },
+        );
         Ok(())
     }
 

@@ -118,6 +118,8 @@ pub(crate) enum ScratchUse {
     Rotations,
     /// The cache slots, then the starts, of an attention call's sequences (u32).
     Sequences,
+    /// The member and position of each row of a sampling call (u32).
+    SampleKeys,
 }
 
 /// The dispatches recorded since the last submission, and the uniform buffers they use.

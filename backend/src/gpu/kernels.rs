@@ -5,7 +5,7 @@ use super::config::GemmConfig;
 use super::kernel::{kernel, Bindings, Cached, Kernel, KernelKey, Storage, Variant};
 use super::params::{
     ElementParams, EmbeddingParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
-    RecurrenceParams, TransformerParams, VectorParams,
+    RecurrenceParams, SampleParams, TransformerParams, VectorParams,
 };
 use crate::DType;
 
@@ -84,6 +84,9 @@ kernel! {
     /// `greedy_rows` of transformer.wgsl: each row's largest logit, its index and the log of its
     /// softmax's normaliser.
     GreedyRows => "transformer"::"greedy_rows" (TransformerParams) GreedyRowsBuffers { x: 1, picks: 4 }
+    /// `sample_rows` of sampling.wgsl: each row's token drawn from its nucleus, and its
+    /// log-probability.
+    SampleRows => "sampling"::"sample_rows" (SampleParams) SampleRowsBuffers { logits: 1, keys: 2, picks: 3 }
     /// `place` of transformer.wgsl: `src`'s rows into a column range of `x`'s.
     Place => "transformer"::"place" (TransformerParams) PlaceBuffers { x: 1, src: 2 }
     /// `kv_write` of kv_cache.wgsl: the new keys and values into their cache slots.

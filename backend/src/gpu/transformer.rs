@@ -7,17 +7,18 @@ use super::context::{word, ScratchUse};
 use super::kernel::Dispatch;
 use super::kernels::{
     Attention, AttentionBuffers, EmbeddingPiece, EmbeddingPieceBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, Place,
-    PlaceBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers, SiluMul, SiluMulBuffers,
+    PlaceBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers, SampleRows, SampleRowsBuffers, SiluMul, SiluMulBuffers,
 };
-use super::params::{EmbeddingParams, TransformerParams};
+use super::params::{EmbeddingParams, SampleParams, TransformerParams};
 use super::wgpu_backend::WgpuBackend;
-use crate::transformer::{AttentionShape, TransformerKernels};
+use crate::transformer::{AttentionShape, Nucleus, TransformerKernels};
 use crate::{Error, Kernels, Result};
 
 /// The widest head attention.wgsl serves (four output values per invocation of 64).
 const MAX_HEAD_DIM: usize = 256;
 
-/// Invocations per workgroup of `rms_norm` and `greedy_rows` (one workgroup per row).
+/// Invocations per workgroup of `rms_norm`, `greedy_rows` and `sample_rows` (one workgroup per
+/// row).
 const NORM_GROUP: usize = 256;
 
 impl TransformerKernels for WgpuBackend {
@@ -97,6 +98,28 @@ impl TransformerKernels for WgpuBackend {
         let rows = logits.len / cols;
         let params = TransformerParams { rows: word("rows", rows)?, cols: word("columns", cols)?, ..TransformerParams::default() };
         self.dispatch(GreedyRows, rows * NORM_GROUP, &params, GreedyRowsBuffers { x: &logits.buffer, picks: &picks.buffer })
+    }
+
+    fn sample_rows_unchecked(
+        &self, logits: &GpuBuffer, cols: usize, nucleus: Nucleus, keys: &[[u32; 2]], picks: &mut GpuBuffer,
+    ) -> Result<()> {
+        let rows = keys.len();
+        let params = SampleParams {
+            rows: word("rows", rows)?,
+            cols: word("columns", cols)?,
+            inv_temperature: 1.0 / nucleus.temperature,
+            top_p: nucleus.top_p,
+            seed_lo: nucleus.seed as u32,
+            seed_hi: (nucleus.seed >> 32) as u32,
+            ..SampleParams::default()
+        };
+        let keys = self.upload_scratch(ScratchUse::SampleKeys, keys.as_flattened())?;
+        self.dispatch(
+            SampleRows,
+            rows * NORM_GROUP,
+            &params,
+            SampleRowsBuffers { logits: &logits.buffer, keys: keys.buffer(), picks: &picks.buffer },
+        )
     }
 
     fn place_unchecked(&self, src: &GpuBuffer, dst: &mut GpuBuffer, rows: usize, offset: usize) -> Result<()> {

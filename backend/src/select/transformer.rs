@@ -2,7 +2,7 @@
 
 use super::buffer::SelectedBuffer;
 use super::SelectedBackend;
-use crate::transformer::{AttentionShape, TransformerKernels};
+use crate::transformer::{AttentionShape, Nucleus, TransformerKernels};
 use crate::Result;
 
 impl TransformerKernels for SelectedBackend {
@@ -27,6 +27,12 @@ impl TransformerKernels for SelectedBackend {
 
     fn greedy_rows_unchecked(&self, logits: &SelectedBuffer, cols: usize, picks: &mut SelectedBuffer) -> Result<()> {
         forward!(self, b(logits, picks) => b.greedy_rows_unchecked(logits, cols, picks))
+    }
+
+    fn sample_rows_unchecked(
+        &self, logits: &SelectedBuffer, cols: usize, nucleus: Nucleus, keys: &[[u32; 2]], picks: &mut SelectedBuffer,
+    ) -> Result<()> {
+        forward!(self, b(logits, picks) => b.sample_rows_unchecked(logits, cols, nucleus, keys, picks))
     }
 
     fn place_unchecked(&self, src: &SelectedBuffer, dst: &mut SelectedBuffer, rows: usize, offset: usize) -> Result<()> {
