@@ -114,8 +114,6 @@ pub(crate) enum ScratchUse {
     IntUpdateB,
     /// The full-rank integer noise `E_k` of a chunk of pairs (i32).
     IntFullRank,
-    /// The cosines and sines of a rotary embedding's angles.
-    Rotations,
     /// The cache slots, then the starts, of an attention call's sequences (u32).
     Sequences,
     /// The member and position of each row of a sampling call (u32).

@@ -13,6 +13,7 @@ use super::params::{EmbeddingParams, SampleParams, TransformerParams};
 use super::wgpu_backend::WgpuBackend;
 use crate::transformer::{AttentionShape, Nucleus, TransformerKernels};
 use crate::{Error, Kernels, Result};
+use std::sync::Arc;
 
 /// The widest head attention.wgsl serves (four output values per invocation of 64).
 const MAX_HEAD_DIM: usize = 256;
@@ -35,8 +36,19 @@ impl TransformerKernels for WgpuBackend {
             head_dim: word("head width", head_dim)?,
             ..TransformerParams::default()
         };
-        let rotations = self.upload_scratch(ScratchUse::Rotations, &self.rotations.get(positions, inv_freq))?;
-        self.dispatch(Rope, x.len / 2, &params, RopeBuffers { x: &x.buffer, rotations: rotations.buffer() })
+        // The rotations of a forward are uploaded by its first layer and read by every layer.
+        let values = self.rotations.get(positions, inv_freq);
+        let mut upload = self.rotation_upload.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match upload.as_mut() {
+            Some((kept, _)) if Arc::ptr_eq(kept, &values) => {}
+            Some((kept, buffer)) if buffer.len >= values.len() => {
+                self.ctx.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(&values));
+                *kept = values;
+            }
+            _ => *upload = Some((Arc::clone(&values), self.upload(&values)?)),
+        }
+        let (_, rotations) = upload.as_ref().expect("uploaded above");
+        self.dispatch(Rope, x.len / 2, &params, RopeBuffers { x: &x.buffer, rotations: &rotations.buffer })
     }
 
     fn attention_unchecked(

@@ -12,7 +12,7 @@ use super::timing;
 use crate::noise_cache::NoiseCache;
 use crate::transformer::RotationMemo;
 use crate::{DType, Result};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The EGGROLL kernels on a wgpu device. Implements [`crate::Backend`].
@@ -28,6 +28,9 @@ pub struct WgpuBackend {
     pub(crate) noise: NoiseCache<wgpu::Buffer>,
     /// The rotary embedding's last rotations, computed once per forward.
     pub(crate) rotations: RotationMemo,
+    /// The rotations last uploaded and the buffer that holds them: written when the memo's
+    /// rotations change (once per forward), read by every layer's `rope`.
+    pub(crate) rotation_upload: Mutex<Option<(Arc<[f32]>, GpuBuffer)>>,
 }
 
 /// Default of [`WgpuOptions::scratch_bytes`].
@@ -57,6 +60,7 @@ impl WgpuBackend {
             int_tables: OnceLock::new(),
             noise: NoiseCache::default(),
             rotations: RotationMemo::default(),
+            rotation_upload: Mutex::new(None),
         })
     }
 
