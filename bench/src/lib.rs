@@ -238,8 +238,8 @@ pub struct BenchOptions {
     pub from: Option<Vec<PathBuf>>,
     /// Time a population's generation at the shapes of a Hugging Face `config.json` (Llama,
     /// Qwen2, Qwen3) with random weights drawn from the seed, no download: every member answers
-    /// one prompt greedily, with EGGROLL's perturbations against the same generation without
-    /// them (--population, default 64; --rank, default 1; --repeats, default 3).
+    /// one prompt greedily (or sampled, --temperature), with EGGROLL's perturbations against the
+    /// same generation without them (--population, default 64; --rank, default 1; --repeats, default 3).
     #[cfg_attr(feature = "clap", arg(long, value_name = "CONFIG.json", conflicts_with_all = [FROM, PRESET, "m", "n", "rows", "dtype"]))]
     pub llm: Option<PathBuf>,
     /// With --llm: tokens of the prompt.
@@ -256,6 +256,13 @@ pub struct BenchOptions {
         arg(long, value_enum, value_name = "LIST", value_delimiter = ',', default_values_t = [LlmMethod::Eggroll], requires = "llm")
     )]
     pub method: Vec<LlmMethod>,
+    /// With --llm: the members sample at this softmax temperature instead of answering greedily
+    /// (0, the default: greedy), on the backend (`Transformer::sample_rows`).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "T", default_value_t = 0.0, requires = "llm"))]
+    pub temperature: f32,
+    /// With --llm and --temperature: nucleus sampling's top-p (default 1: every token).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "P", default_value_t = 1.0, requires = "temperature"))]
+    pub top_p: f32,
 }
 
 /// A perturbation `eggroll bench --llm` times (`--method`).
@@ -294,6 +301,8 @@ impl Default for BenchOptions {
             prompt_tokens: 32,
             new_tokens: 32,
             method: vec![LlmMethod::Eggroll],
+            temperature: 0.0,
+            top_p: 1.0,
         }
     }
 }

@@ -3,8 +3,9 @@
 //! end-of-sequence stop), timed three ways on the same backend, their runs alternating: the
 //! unperturbed model generating the population's sequences (plain batched inference), EGGROLL
 //! (each member's rank-r noise on every projection) and OpenES (a full-rank noise matrix per
-//! pair), as `--method` lists them. Generated tokens per second count every member's new tokens; the
-//! prefill of the prompt is inside each run's time.
+//! pair), as `--method` lists them. With `--temperature` the members sample instead (nucleus
+//! sampling on the backend, `--top-p`). Generated tokens per second count every member's new
+//! tokens; the prefill of the prompt is inside each run's time.
 
 use crate::{BenchError, BenchOptions, LlmMethod};
 use eggroll_backend::gpu::WgpuOptions;
@@ -30,6 +31,15 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
             args.prompt_tokens, args.new_tokens
         )));
     }
+    let sampling = Sampling { temperature: args.temperature, top_p: args.top_p, seed: SEED };
+    if !(args.temperature.is_finite() && args.temperature >= 0.0 && args.top_p > 0.0 && args.top_p <= 1.0) {
+        return Err(BenchError::InvalidArgument(format!(
+            "--temperature {} (finite, >= 0; 0 is greedy) and --top-p {} (0 < P <= 1)",
+            args.temperature, args.top_p
+        )));
+    }
+    let decoding =
+        if args.temperature > 0.0 { format!("sampled at temperature {}, top-p {}", args.temperature, args.top_p) } else { "greedy".into() };
     let backend = select_backend(args.backend, &WgpuOptions { autotune: !args.no_autotune, ..Default::default() })?;
     let adapter = backend.describe();
     eprintln!(
@@ -63,7 +73,7 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     for round in 0..=repeats {
         for (k, (_, members, prompts)) in runs.iter_mut().enumerate() {
             let started = Instant::now();
-            let answers = generate(&backend, &model, prompts, *members, args.new_tokens, &[], Sampling::GREEDY)?;
+            let answers = generate(&backend, &model, prompts, *members, args.new_tokens, &[], sampling)?;
             let elapsed = started.elapsed().as_secs_f64();
             let tokens: usize = answers.iter().flatten().map(|c| c.tokens.len()).sum();
             assert_eq!(tokens, population * args.new_tokens, "every member generates every token");
@@ -76,7 +86,10 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     let tokens = (population * args.new_tokens) as f64;
     let flops = generation_flops(&config, population, args.prompt_tokens, args.new_tokens);
     let peak = peak_resident_bytes();
-    println!("Adapter: **{}** ({}); best of {repeats} runs after a warm-up; N = {population}, rank {rank}, prompt {} tokens, {} new tokens, greedy", adapter.name, adapter.backend, args.prompt_tokens, args.new_tokens);
+    println!(
+        "Adapter: **{}** ({}); best of {repeats} runs after a warm-up; N = {population}, rank {rank}, prompt {} tokens, {} new tokens, {decoding}",
+        adapter.name, adapter.backend, args.prompt_tokens, args.new_tokens
+    );
     println!();
     println!("| generation | seconds | generated tokens/s | GFLOP/s | fraction of inference |");
     println!("|---|---:|---:|---:|---:|");
@@ -101,7 +114,7 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     let common = serde_json::json!({
         "model_type": config.family.name(), "config": config_path.display().to_string(), "adapter": adapter.name,
         "backend": backend.kind(), "population": population, "rank": rank, "prompt_tokens": args.prompt_tokens,
-        "new_tokens": args.new_tokens, "repeats": repeats,
+        "new_tokens": args.new_tokens, "repeats": repeats, "temperature": args.temperature, "top_p": args.top_p,
         // The first --method's (eggroll by default).
         "fraction_of_inference": best(0) / best(1),
         "gflop_per_generation": flops / 1e9, "parameters": config.parameter_count(),

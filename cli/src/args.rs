@@ -743,6 +743,8 @@ mod tests {
             prompt_tokens: 32,
             new_tokens: 32,
             method: vec![LlmMethod::Eggroll],
+            temperature: 0.0,
+            top_p: 1.0,
         };
         assert_eq!(bench(&line).unwrap(), expected);
         let llm =
@@ -754,6 +756,10 @@ mod tests {
         );
         assert!(bench(&["--llm", "c.json", "--m", "4"]).is_err(), "--llm takes the shapes from the config");
         assert!(bench(&["--method", "openes"]).is_err(), "--method needs --llm");
+        let sampled = bench(&["--llm", "c.json", "--temperature", "0.7", "--top-p", "0.9"]).unwrap();
+        assert_eq!((sampled.temperature, sampled.top_p), (0.7, 0.9));
+        assert!(bench(&["--temperature", "1"]).is_err(), "--temperature needs --llm");
+        assert!(bench(&["--llm", "c.json", "--top-p", "0.9"]).is_err(), "--top-p needs --temperature");
         let from = bench(&["--from", "a.json,b.json", "--json", "all.json"]).unwrap();
         assert_eq!(from.from, Some(vec!["a.json".into(), "b.json".into()]));
         assert_eq!(from.json, Some("all.json".into()));
