@@ -188,7 +188,10 @@ pub trait Transformer: TransformerKernels {
             return Err(ShapeError::Length { what: "sampled picks", actual: self.len(picks), expected: 2 * rows }.into());
         }
         if !(nucleus.temperature.is_finite() && nucleus.temperature > 0.0 && (1.0 / nucleus.temperature).is_finite()) {
-            return Err(Error::InvalidArgument(format!("sampling temperature {}: need a finite value > 0", nucleus.temperature)));
+            return Err(Error::InvalidArgument(format!(
+                "sampling temperature {}: need a finite value > 0 with a finite inverse",
+                nucleus.temperature
+            )));
         }
         if !(nucleus.top_p > 0.0 && nucleus.top_p <= 1.0) {
             return Err(Error::InvalidArgument(format!("sampling top-p {}: need 0 < top-p <= 1", nucleus.top_p)));

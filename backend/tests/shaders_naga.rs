@@ -29,7 +29,7 @@ fn every_module_validates_and_translates_to_all_backends() {
     let gemms = GemmConfig::CANDIDATES.len();
     assert_eq!(
         sources.len(),
-        2 * gemms + 13 + 2 + 2 * 6 + 5 + 2 * 2,
+        2 * gemms + 14 + 2 + 2 * 6 + 5 + 2 * 2,
         "per storage type one module per GEMM candidate, then every other shader file, lowrank and naive in f16, and the six \
          integer modules with dot4I8Packed and with its fallback, with the cached variants of the cacheable ones (lowrank in \
          f32 and f16, noise, vector_noise, embedding; int8_embedding and int8_update on both paths)"
