@@ -6,8 +6,8 @@
 
 use crate::ops::LowRankNoise;
 
-/// Per-thread scratch: the factors of up to two pairs when drawn here (`Aᵀ` then `Bᵀ` per pair),
-/// the projections of their members (member, row, column) and those of one row.
+/// Per-thread scratch: the factors of two pairs when drawn here (`Aᵀ` then `Bᵀ` per pair), the
+/// projections of their members (member, row, column) and those of one row.
 #[derive(Default)]
 pub(crate) struct PairScratch {
     factors: Vec<f32>,
@@ -15,44 +15,57 @@ pub(crate) struct PairScratch {
     row: Vec<f32>,
 }
 
-/// One pair's job: its inputs (one slice per member, `rows x n`) and outputs (`rows x m`), and
-/// its factors `Aᵀ` then `Bᵀ` when the noise cache holds them (drawn here otherwise).
-pub(crate) struct PairJob<'a> {
-    pub pair: u32,
+/// A block of consecutive antithetic pairs: its members' inputs (member `k`'s `rows x n` from
+/// `k * x_stride` on; a stride of 0 when every member reads the same rows), their outputs (member
+/// after member, `rows x m` each) and, when the noise cache holds them, the pairs' factors (`Aᵀ`
+/// then `Bᵀ`, pair after pair; drawn here otherwise).
+pub(crate) struct Pairs<'a> {
+    /// The stream's index of the block's first pair.
+    pub first: u32,
+    /// The members' inputs.
+    pub x: &'a [f32],
+    /// How far apart two members' inputs start.
+    pub x_stride: usize,
+    /// The members' outputs.
+    pub y: &'a mut [f32],
+    /// The pairs' factors from the noise cache.
     pub factors: Option<&'a [f32]>,
-    pub inputs: [&'a [f32]; 2],
-    pub outputs: [&'a mut [f32]; 2],
 }
 
-/// Adds the low-rank terms of both members of every job's pair; `rows` rows per member.
-pub(crate) fn add_lowrank(noise: &LowRankNoise, jobs: &mut [PairJob], rows: usize, scratch: &mut PairScratch) {
+impl Pairs<'_> {
+    /// Checks that the block spans its `count` pairs of `rows` rows each.
+    fn check(&self, noise: &LowRankNoise, rows: usize) -> usize {
+        let LowRankNoise { shape, .. } = *noise;
+        let count = self.y.len() / (2 * rows * shape.m);
+        assert_eq!(self.y.len(), count * 2 * rows * shape.m, "a block's outputs");
+        assert!(count == 0 || self.x.len() >= (2 * count - 1) * self.x_stride + rows * shape.n, "a block's inputs");
+        if let Some(factors) = self.factors {
+            assert!(factors.len() >= count * (shape.m + shape.n) * shape.rank, "a block's factors");
+        }
+        count
+    }
+}
+
+/// Adds the low-rank terms of both members of every pair of the block; `rows` rows per member.
+pub(crate) fn add_lowrank(noise: &LowRankNoise, block: Pairs, rows: usize, scratch: &mut PairScratch) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the processor supports the features the function is compiled for.
-            return unsafe { add_lowrank_avx512(noise, jobs, rows, scratch) };
+            return unsafe { avx512::add_lowrank(noise, block, rows, &mut scratch.factors) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: as above.
-            return unsafe { add_lowrank_avx2(noise, jobs, rows, scratch) };
+            return unsafe { add_lowrank_avx2(noise, block, rows, scratch) };
         }
     }
-    add_lowrank_body(noise, jobs, rows, scratch, project)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn add_lowrank_avx512(noise: &LowRankNoise, jobs: &mut [PairJob], rows: usize, scratch: &mut PairScratch) {
-    add_lowrank_body(noise, jobs, rows, scratch, |x, b_t, n, out| {
-        // SAFETY: this function is only entered on a processor with AVX-512F.
-        unsafe { avx512::project(x, b_t, n, out) }
-    })
+    add_lowrank_body(noise, block, rows, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn add_lowrank_avx2(noise: &LowRankNoise, jobs: &mut [PairJob], rows: usize, scratch: &mut PairScratch) {
-    add_lowrank_body(noise, jobs, rows, scratch, project)
+unsafe fn add_lowrank_avx2(noise: &LowRankNoise, block: Pairs, rows: usize, scratch: &mut PairScratch) {
+    add_lowrank_body(noise, block, rows, scratch)
 }
 
 /// The projections of one row of each of up to four members (`x`; members 0 and 1 of the pair
@@ -60,10 +73,8 @@ unsafe fn add_lowrank_avx2(noise: &LowRankNoise, jobs: &mut [PairJob], rows: usi
 type Project<'a> = [&'a [f32]; 4];
 
 #[inline(always)]
-fn add_lowrank_body(
-    noise: &LowRankNoise, jobs: &mut [PairJob], rows: usize, scratch: &mut PairScratch,
-    project: impl Fn(Project, [&[f32]; 2], usize, &mut [f32]),
-) {
+fn add_lowrank_body(noise: &LowRankNoise, block: Pairs, rows: usize, scratch: &mut PairScratch) {
+    block.check(noise, rows);
     let shape = noise.shape;
     let (m, n, r) = (shape.m, shape.n, shape.rank);
     let per_pair = (m + n) * r;
@@ -71,32 +82,21 @@ fn add_lowrank_body(
     let PairScratch { factors: drawn, projection, row } = scratch;
     projection.resize(4 * rows * r, 0.0);
     row.resize(4 * r, 0.0);
-    for two in jobs.chunks_mut(2) {
-        // The stream stores factors column by column: Aᵀ and Bᵀ are contiguous runs of draws.
-        if two.iter().any(|job| job.factors.is_none()) {
-            drawn.resize(2 * per_pair, 0.0);
-            for (job, f) in two.iter().zip(drawn.chunks_exact_mut(per_pair)) {
-                if job.factors.is_none() {
-                    let (a_t, b_t) = f.split_at_mut(m * r);
-                    noise.stream.fill_normals(job.pair, shape.layout().a_index(0, 0), a_t);
-                    noise.stream.fill_normals(job.pair, shape.layout().b_index(0, 0), b_t);
-                }
-            }
-        }
-        let factors_of = |j: usize| -> &[f32] {
-            match two[j].factors {
-                Some(factors) => factors,
-                None => &drawn[j * per_pair..(j + 1) * per_pair],
-            }
-        };
+    let Pairs { first, x, x_stride, y, factors: kept } = block;
+    for (g, y_two) in y.chunks_mut(4 * rows * m).enumerate() {
+        let p = 2 * g;
         // A lone pair stands in for the missing second one; those results are not read.
-        let second = two.len() - 1;
-        let factors = [factors_of(0), factors_of(second)];
+        let pairs = y_two.len() / (2 * rows * m);
+        let second = p + pairs - 1;
+        let cached = |pair: usize| kept.map(|f| &f[pair * per_pair..(pair + 1) * per_pair]);
+        let factors = group_factors(noise, [(first + p as u32, cached(p)), (first + second as u32, cached(second))], drawn);
         let b_t = [&factors[0][m * r..], &factors[1][m * r..]];
+        let input = |member: usize| &x[member * x_stride..member * x_stride + rows * n];
+        let inputs = [input(2 * p), input(2 * p + 1), input(2 * second), input(2 * second + 1)];
         // Projections (member, row, column), each times the member's sign and σ/√r.
         for t in 0..rows {
-            let row_of = |j: usize, half: usize| &two[j].inputs[half][t * n..(t + 1) * n];
-            project([row_of(0, 0), row_of(0, 1), row_of(second, 0), row_of(second, 1)], b_t, n, row);
+            let row_of = |u: usize| &inputs[u][t * n..(t + 1) * n];
+            project([row_of(0), row_of(1), row_of(2), row_of(3)], b_t, n, row);
             for u in 0..4 {
                 let coef = if u % 2 == 0 { scale } else { -scale };
                 for k in 0..r {
@@ -107,9 +107,9 @@ fn add_lowrank_body(
         // Outputs: Y_i += P_i Aᵀ, four columns per pass over the rows of both members of a pair,
         // with the arithmetic of one column at a time (the same bits, fewer passes).
         let quads = r / 4 * 4;
-        for (j, job) in two.iter_mut().enumerate() {
+        for (j, y_pair) in y_two.chunks_mut(2 * rows * m).enumerate() {
             let a_t = &factors[j][..m * r];
-            let [y_even, y_odd] = &mut job.outputs;
+            let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
             for t in 0..rows {
                 let p_of = |half: usize| &projection[((2 * j + half) * rows + t) * r..((2 * j + half) * rows + t + 1) * r];
                 let (p0, p1) = (p_of(0), p_of(1));
@@ -129,6 +129,29 @@ fn add_lowrank_body(
             }
         }
     }
+}
+
+/// The factors (`Aᵀ` then `Bᵀ`) of a group's two pairs, each `(pair, cached factors)` (a lone
+/// pair given twice): the cache's, or drawn into `drawn` now, once per pair. The stream stores
+/// factors column by column, so `Aᵀ` and `Bᵀ` are contiguous runs of draws.
+fn group_factors<'b>(noise: &LowRankNoise, pairs: [(u32, Option<&'b [f32]>); 2], drawn: &'b mut Vec<f32>) -> [&'b [f32]; 2] {
+    let shape = noise.shape;
+    let (m, r) = (shape.m, shape.rank);
+    let per_pair = (shape.m + shape.n) * r;
+    let lone = pairs[0].0 == pairs[1].0;
+    if pairs.iter().any(|(_, factors)| factors.is_none()) {
+        drawn.resize(2 * per_pair, 0.0);
+        for (&(pair, factors), f) in pairs.iter().zip(drawn.chunks_exact_mut(per_pair)).take(if lone { 1 } else { 2 }) {
+            if factors.is_none() {
+                let (a_t, b_t) = f.split_at_mut(m * r);
+                noise.stream.fill_normals(pair, shape.layout().a_index(0, 0), a_t);
+                noise.stream.fill_normals(pair, shape.layout().b_index(0, 0), b_t);
+            }
+        }
+    }
+    let drawn: &'b [f32] = drawn;
+    let slot = |j: usize| if lone { 0 } else { j };
+    std::array::from_fn(|j| pairs[j].1.unwrap_or_else(|| &drawn[slot(j) * per_pair..(slot(j) + 1) * per_pair]))
 }
 
 /// [`Project`] by [`dot4`] and [`dot`].
@@ -229,50 +252,167 @@ fn axpy(c: f32, a: &[f32], y: &mut [f32]) {
     }
 }
 
-/// [`project`] in AVX-512 registers: four members' rows against four columns of their pairs'
-/// `B` at once (16 accumulators, each row and column read once per 16 values), the 16 lane
-/// accumulators then transposed so that their in-order sums are 16 vector additions, not 16
-/// chains of scalar ones. The same bits as [`dot`].
+/// The low-rank terms in AVX-512 registers, row by row and four columns of the factors at a time:
+/// the four members' projections onto the four columns (16 accumulators, each row and column read
+/// once per 16 values; the lane accumulators then transposed so that their in-order sums are 16
+/// vector additions, not 16 chains of scalar ones), times the members' signs and σ/√r, then added
+/// to both members of each pair along the four columns of `A`. The same bits as [`dot`] and the
+/// portable axpys. Rows, columns and outputs are walked by pointers, and the helpers are inlined
+/// into the one function compiled for AVX-512 (closures or arrays of slices there would not keep
+/// their vectors and pointers in registers).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{dot, Project};
+    #[cfg(test)]
+    use super::Project;
+    use super::{axpy, dot, group_factors, Pairs};
+    use crate::ops::LowRankNoise;
     use std::arch::x86_64::*;
 
+    /// [`super::add_lowrank`] with `drawn` as the scratch for factors drawn on the fly.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn project(x: Project, b_t: [&[f32]; 2], n: usize, out: &mut [f32]) {
-        let r = out.len() / 4;
-        let full = n / 16 * 16;
-        for q in (0..r / 4 * 4).step_by(4) {
-            let rows: [&[f32]; 4] = [&x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n]];
-            let col = |u: usize, c: usize| &b_t[u / 2][(q + c) * n..(q + c + 1) * n];
-            let cols: [&[f32]; 8] = [col(0, 0), col(0, 1), col(0, 2), col(0, 3), col(2, 0), col(2, 1), col(2, 2), col(2, 3)];
-            let mut acc = [_mm512_setzero_ps(); 16];
-            for s in (0..full).step_by(16) {
-                for u in 0..4 {
-                    // SAFETY: s + 16 <= n, the length of every row and column.
-                    let xs = unsafe { _mm512_loadu_ps(rows[u].as_ptr().add(s)) };
-                    for c in 0..4 {
-                        // SAFETY: as above.
-                        let bs = unsafe { _mm512_loadu_ps(cols[u / 2 * 4 + c].as_ptr().add(s)) };
-                        acc[4 * u + c] = _mm512_add_ps(acc[4 * u + c], _mm512_mul_ps(xs, bs));
+    pub(super) unsafe fn add_lowrank(noise: &LowRankNoise, block: Pairs, rows: usize, drawn: &mut Vec<f32>) {
+        let count = block.check(noise, rows);
+        let shape = noise.shape;
+        let (m, n, r) = (shape.m, shape.n, shape.rank);
+        let (plus, minus) = (shape.scale(), -shape.scale());
+        // Lane `4 u + c` holds member `u`'s projection onto column `c`; odd members are negative.
+        let signs = _mm512_setr_ps(plus, plus, plus, plus, minus, minus, minus, minus, plus, plus, plus, plus, minus, minus, minus, minus);
+        let (quads, per_pair) = (r / 4 * 4, (m + n) * r);
+        let Pairs { first, x, x_stride, y, factors: kept } = block;
+        let (x_ptr, y_ptr) = (x.as_ptr(), y.as_mut_ptr());
+        for p in (0..count).step_by(2) {
+            // A lone pair stands in for the missing second one; those results are not read.
+            let (pairs, second) = if p + 1 < count { (2, p + 1) } else { (1, p) };
+            let cached = |pair: usize| kept.map(|f| &f[pair * per_pair..(pair + 1) * per_pair]);
+            let factors = group_factors(noise, [(first + p as u32, cached(p)), (first + second as u32, cached(second))], drawn);
+            let (a_t, b_t) = ([factors[0].as_ptr(), factors[1].as_ptr()], [factors[0][m * r..].as_ptr(), factors[1][m * r..].as_ptr()]);
+            // SAFETY: `check` keeps every member's rows inside the inputs and outputs, and
+            // `group_factors` gives factors of `per_pair` values.
+            unsafe {
+                let (x_even, x_second) = (x_ptr.add(2 * p * x_stride), x_ptr.add(2 * second * x_stride));
+                let xs = [x_even, x_even.add(x_stride), x_second, x_second.add(x_stride)];
+                let y_pair = y_ptr.add(2 * p * rows * m);
+                for t in 0..rows {
+                    let xt = [xs[0].add(t * n), xs[1].add(t * n), xs[2].add(t * n), xs[3].add(t * n)];
+                    for q in (0..quads).step_by(4) {
+                        let coefs = _mm512_mul_ps(project_quad(xt, [b_t[0].add(q * n), b_t[1].add(q * n)], n), signs);
+                        for (j, a) in a_t.iter().enumerate().take(pairs) {
+                            let even = y_pair.add((2 * j * rows + t) * m);
+                            axpy4_pair(coefs, 2 * j, a.add(q * m), m, [even, even.add(rows * m)]);
+                        }
+                    }
+                    // Columns past the last four, one at a time.
+                    for k in quads..r {
+                        for j in 0..pairs {
+                            let (a_col, b_col) = (&factors[j][k * m..(k + 1) * m], &factors[j][m * r + k * n..m * r + (k + 1) * n]);
+                            for half in 0..2 {
+                                let coef = if half == 0 { plus } else { minus };
+                                let x_row = std::slice::from_raw_parts(xt[2 * j + half], n);
+                                let y_row = std::slice::from_raw_parts_mut(y_pair.add(((2 * j + half) * rows + t) * m), m);
+                                axpy(coef * dot(x_row, b_col), a_col, y_row);
+                            }
+                        }
                     }
                 }
             }
-            let mut sum = _mm512_set1_ps(-0.0);
-            for lane in transpose(acc) {
-                sum = _mm512_add_ps(sum, lane);
+        }
+    }
+
+    /// The 16 dots of four rows (`x`) with four columns each (rows 0 and 1 against the four
+    /// columns from `b[0]` on, rows 2 and 3 against those from `b[1]`; a column every `n`
+    /// values), lane `4 u + c` for row `u`, column `c`.
+    ///
+    /// # Safety
+    /// Every row holds `n` values, and `b[j]` four columns of `n`.
+    #[inline(always)]
+    unsafe fn project_quad(x: [*const f32; 4], b: [*const f32; 2], n: usize) -> __m512 {
+        let full = n / 16 * 16;
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for s in (0..full).step_by(16) {
+            for u in 0..4 {
+                // SAFETY: s + 16 <= n, the length of every row and column.
+                let xs = unsafe { _mm512_loadu_ps(x[u].add(s)) };
+                for c in 0..4 {
+                    // SAFETY: as above.
+                    let bs = unsafe { _mm512_loadu_ps(b[u / 2].add(c * n + s)) };
+                    acc[4 * u + c] = _mm512_add_ps(acc[4 * u + c], _mm512_mul_ps(xs, bs));
+                }
             }
-            let mut sums = [0.0f32; 16];
-            // SAFETY: `sums` holds 16 floats.
-            unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), sum) };
-            for (i, s) in sums.into_iter().enumerate() {
+        }
+        let mut sum = _mm512_set1_ps(-0.0);
+        for lane in transpose(acc) {
+            sum = _mm512_add_ps(sum, lane);
+        }
+        if full == n {
+            return sum;
+        }
+        let mut sums = [0.0f32; 16];
+        // SAFETY: `sums` holds 16 floats; the rows and columns hold n values.
+        unsafe {
+            _mm512_storeu_ps(sums.as_mut_ptr(), sum);
+            for (i, s) in sums.iter_mut().enumerate() {
                 let (u, c) = (i / 4, i % 4);
-                // The tail's sum starts at -0.0, which leaves `s` as it is when the tail is empty.
-                out[u * r + q + c] = if full == n {
-                    s
-                } else {
-                    s + rows[u][full..].iter().zip(&cols[u / 2 * 4 + c][full..]).map(|(a, b)| a * b).sum::<f32>()
-                };
+                let (row, col) = (std::slice::from_raw_parts(x[u], n), std::slice::from_raw_parts(b[u / 2].add(c * n), n));
+                *s += row[full..].iter().zip(&col[full..]).map(|(a, b)| a * b).sum::<f32>();
+            }
+            _mm512_loadu_ps(sums.as_ptr())
+        }
+    }
+
+    /// `y_h += c_h0 a_0; y_h += c_h1 a_1; ...` for both rows `y_h` of a pair (`len` values each),
+    /// the four columns `a_k` from `a` on (a column every `len` values) and the coefficients
+    /// `c_hk`, lane `4 (first + h) + k` of `coefs`; 16 values at a time, the last ones masked;
+    /// the portable axpys' roundings.
+    ///
+    /// # Safety
+    /// Both rows hold `len` values, `a` four columns of `len`; `first` is 0 or 2.
+    #[inline(always)]
+    unsafe fn axpy4_pair(coefs: __m512, first: usize, a: *const f32, len: usize, y: [*mut f32; 2]) {
+        // Member u's four coefficients are the 128-bit lane u, each broadcast.
+        let (lo, hi) = if first == 0 {
+            (_mm512_shuffle_f32x4::<0x00>(coefs, coefs), _mm512_shuffle_f32x4::<0x55>(coefs, coefs))
+        } else {
+            (_mm512_shuffle_f32x4::<0xaa>(coefs, coefs), _mm512_shuffle_f32x4::<0xff>(coefs, coefs))
+        };
+        let c = [
+            [_mm512_permute_ps::<0x00>(lo), _mm512_permute_ps::<0x55>(lo), _mm512_permute_ps::<0xaa>(lo), _mm512_permute_ps::<0xff>(lo)],
+            [_mm512_permute_ps::<0x00>(hi), _mm512_permute_ps::<0x55>(hi), _mm512_permute_ps::<0xaa>(hi), _mm512_permute_ps::<0xff>(hi)],
+        ];
+        let mut s = 0;
+        while s < len {
+            let mask: __mmask16 = if len - s >= 16 { !0 } else { (1 << (len - s)) - 1 };
+            // SAFETY: the mask keeps every access below `len`.
+            unsafe {
+                let b = [
+                    _mm512_maskz_loadu_ps(mask, a.add(s)),
+                    _mm512_maskz_loadu_ps(mask, a.add(len + s)),
+                    _mm512_maskz_loadu_ps(mask, a.add(2 * len + s)),
+                    _mm512_maskz_loadu_ps(mask, a.add(3 * len + s)),
+                ];
+                for h in 0..2 {
+                    let mut v = _mm512_maskz_loadu_ps(mask, y[h].add(s));
+                    for k in 0..4 {
+                        v = _mm512_add_ps(v, _mm512_mul_ps(c[h][k], b[k]));
+                    }
+                    _mm512_mask_storeu_ps(y[h].add(s), mask, v);
+                }
+            }
+            s += 16;
+        }
+    }
+
+    /// [`super::project`] by [`project_quad`] and [`dot`]: the test's handle on the projections.
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn project(x: Project, b_t: [&[f32]; 2], n: usize, out: &mut [f32]) {
+        let r = out.len() / 4;
+        for q in (0..r / 4 * 4).step_by(4) {
+            let mut sums = [0.0f32; 16];
+            assert!(x.iter().all(|x| x.len() >= n) && b_t.iter().all(|b| b.len() >= r * n), "rows and columns");
+            // SAFETY: every row and column holds n values (checked above); `sums` holds 16 floats.
+            unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), project_quad(x.map(|x| x.as_ptr()), b_t.map(|b| b[q * n..].as_ptr()), n)) };
+            for (i, s) in sums.into_iter().enumerate() {
+                out[i / 4 * r + q + i % 4] = s;
             }
         }
         for q in r / 4 * 4..r {
@@ -283,9 +423,8 @@ mod avx512 {
     }
 
     /// The 16 x 16 transpose: lane `i` of result `l` is lane `l` of `r[i]`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn transpose(r: [__m512; 16]) -> [__m512; 16] {
+    #[inline(always)]
+    unsafe fn transpose(r: [__m512; 16]) -> [__m512; 16] {
         let (ps, pd) = (_mm512_castpd_ps, _mm512_castps_pd);
         let mut t = [_mm512_setzero_ps(); 16];
         for i in 0..8 {
@@ -351,6 +490,59 @@ mod tests {
                 // SAFETY: the processor has AVX-512F.
                 unsafe { avx512::project(rows, cols, n, &mut out) };
                 assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expected, "AVX-512, n {n}, rank {r}");
+            }
+        }
+    }
+    /// The AVX-512 kernel against the portable one, bit for bit: ragged shapes (rows and columns
+    /// past the last 16, ranks past the last 4), several rows, a lone last pair, shared and
+    /// per-member inputs, factors from the cache and drawn on the fly.
+    #[test]
+    fn every_path_of_the_kernel_gives_the_portable_bits() {
+        use crate::ops::LowRank;
+        use crate::rng::NoiseStream;
+        #[cfg(target_arch = "x86_64")]
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        for (m, n, rank, rows, pairs) in
+            [(32, 32, 4, 1, 4), (5, 7, 1, 2, 3), (40, 33, 6, 3, 3), (17, 70, 8, 1, 5), (64, 16, 3, 2, 1), (1, 1, 1, 1, 2)]
+        {
+            let noise = LowRankNoise { stream: NoiseStream::new(7, 3, 1), shape: LowRank { m, n, rank, sigma: 0.3 } };
+            let per_pair = (m + n) * rank;
+            let mut kept = vec![0.0f32; pairs * per_pair];
+            for (k, f) in kept.chunks_mut(per_pair).enumerate() {
+                noise.stream.fill_normals(5 + k as u32, 0, f);
+            }
+            for shared in [false, true] {
+                let x_stride = if shared { 0 } else { rows * n };
+                let x = values(if shared { rows * n } else { 2 * pairs * rows * n }, 1);
+                let y0 = values(2 * pairs * rows * m, 2);
+                for cached in [true, false] {
+                    let run = |avx512: bool| {
+                        let mut y = y0.clone();
+                        let block = Pairs { first: 5, x: &x, x_stride, y: &mut y, factors: cached.then_some(&kept[..]) };
+                        let mut scratch = PairScratch::default();
+                        if avx512 {
+                            #[cfg(target_arch = "x86_64")]
+                            // SAFETY: the processor has AVX-512F (checked above).
+                            unsafe {
+                                avx512::add_lowrank(&noise, block, rows, &mut scratch.factors)
+                            };
+                        } else {
+                            add_lowrank_body(&noise, block, rows, &mut scratch);
+                        }
+                        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    };
+                    let portable = run(false);
+                    if m * n > 1 {
+                        assert_ne!(portable, y0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "the terms change the outputs");
+                    }
+                    assert_eq!(
+                        run(true),
+                        portable,
+                        "m {m}, n {n}, rank {rank}, rows {rows}, pairs {pairs}, shared {shared}, cached {cached}"
+                    );
+                }
             }
         }
     }

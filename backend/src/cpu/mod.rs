@@ -24,7 +24,7 @@ use crate::transformer::RotationMemo;
 use crate::{AdapterDescription, Kernels, Result};
 use draws::HostDraws;
 use gemm::{gemm, gemm_serial, matvec_rows, uses_dots, x_wt_dots, View};
-use lowrank::{add_lowrank, PairJob, PairScratch};
+use lowrank::{add_lowrank, PairScratch, Pairs};
 use rayon::prelude::*;
 use recurrence::mingru_scan;
 use std::sync::Arc;
@@ -236,26 +236,18 @@ impl Kernels for CpuBackend {
         let run = |scratch: &mut PairScratch, (task, y_block): (usize, &mut [f32])| {
             let first = task * pairs_per_task;
             let count = y_block.len() / pair_len;
+            let (x_block, x_stride) = match batch.input {
+                InputLayout::Shared => (&x[..rows * n], 0),
+                InputLayout::PerMember => (&x[first * 2 * rows * n..(first + count) * 2 * rows * n], rows * n),
+            };
             match &base {
                 Some(base) => y_block.chunks_exact_mut(rows * m).for_each(|y_i| y_i.copy_from_slice(base)),
                 None if shared_first => {}
-                None => {
-                    let x_block = &x[first * 2 * rows * n..(first + count) * 2 * rows * n];
-                    gemm_serial(View::new(x_block, count * 2 * rows, n), View::transpose_of(w, n, m), 0.0, y_block);
-                }
+                None => gemm_serial(View::new(x_block, count * 2 * rows, n), View::transpose_of(w, n, m), 0.0, y_block),
             }
-            let mut jobs: Vec<PairJob> = y_block
-                .chunks_exact_mut(pair_len)
-                .enumerate()
-                .map(|(k, y_pair)| {
-                    let pair = first + k;
-                    let (y_even, y_odd) = y_pair.split_at_mut(rows * m);
-                    let inputs = [member_input(x, &batch, n, 2 * pair), member_input(x, &batch, n, 2 * pair + 1)];
-                    let factors = kept.as_deref().map(|kept| &kept[pair * per_pair..(pair + 1) * per_pair]);
-                    PairJob { pair: (batch.first_pair() + pair) as u32, factors, inputs, outputs: [y_even, y_odd] }
-                })
-                .collect();
-            add_lowrank(&noise, &mut jobs, rows, scratch);
+            let factors = kept.as_deref().map(|kept| &kept[first * per_pair..(first + count) * per_pair]);
+            let block = Pairs { first: (batch.first_pair() + first) as u32, x: x_block, x_stride, y: y_block, factors };
+            add_lowrank(&noise, block, rows, scratch);
         };
         if pairs_per_task == pairs {
             run(&mut PairScratch::default(), (0, y));
