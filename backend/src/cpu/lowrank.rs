@@ -262,8 +262,6 @@ fn axpy(c: f32, a: &[f32], y: &mut [f32]) {
 /// their vectors and pointers in registers).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    #[cfg(test)]
-    use super::Project;
     use super::{axpy, dot, group_factors, Pairs};
     use crate::ops::LowRankNoise;
     use std::arch::x86_64::*;
@@ -280,34 +278,63 @@ mod avx512 {
         let (quads, per_pair) = (r / 4 * 4, (m + n) * r);
         let Pairs { first, x, x_stride, y, factors: kept } = block;
         let (x_ptr, y_ptr) = (x.as_ptr(), y.as_mut_ptr());
+        // The additions of a quad wait until the next quad's projections are issued, so that the
+        // in-order sum of the next projections (a chain of dependent additions) overlaps them.
+        let mut pending =
+            Pending { coefs: _mm512_setzero_ps(), a0: std::ptr::null(), a1: std::ptr::null(), y: std::ptr::null_mut(), pairs: 0 };
+        let odd = rows * m;
         for p in (0..count).step_by(2) {
             // A lone pair stands in for the missing second one; those results are not read.
             let (pairs, second) = if p + 1 < count { (2, p + 1) } else { (1, p) };
-            let cached = |pair: usize| kept.map(|f| &f[pair * per_pair..(pair + 1) * per_pair]);
-            let factors = group_factors(noise, [(first + p as u32, cached(p)), (first + second as u32, cached(second))], drawn);
-            let (a_t, b_t) = ([factors[0].as_ptr(), factors[1].as_ptr()], [factors[0][m * r..].as_ptr(), factors[1][m * r..].as_ptr()]);
+            // Pointers one by one, not in arrays: an array of pointers is built and copied through
+            // the stack, and each read of it back waits on those stores.
+            let (a0, a1) = match kept {
+                // SAFETY: `check` keeps the cached factors of every pair of the block inside `kept`.
+                Some(kept) => unsafe { (kept.as_ptr().add(p * per_pair), kept.as_ptr().add(second * per_pair)) },
+                None => {
+                    // The pending quad's factors may be the ones drawn last.
+                    // SAFETY: the pending quad's pointers are live (see below).
+                    unsafe { pending.write(m, odd) };
+                    let factors = group_factors(noise, [(first + p as u32, None), (first + second as u32, None)], drawn);
+                    (factors[0].as_ptr(), factors[1].as_ptr())
+                }
+            };
             // SAFETY: `check` keeps every member's rows inside the inputs and outputs, and
-            // `group_factors` gives factors of `per_pair` values.
+            // `group_factors` gives factors of `per_pair` values, which stay in place until the
+            // next group's are drawn.
             unsafe {
-                let (x_even, x_second) = (x_ptr.add(2 * p * x_stride), x_ptr.add(2 * second * x_stride));
-                let xs = [x_even, x_even.add(x_stride), x_second, x_second.add(x_stride)];
-                let y_pair = y_ptr.add(2 * p * rows * m);
-                for t in 0..rows {
-                    let xt = [xs[0].add(t * n), xs[1].add(t * n), xs[2].add(t * n), xs[3].add(t * n)];
-                    for q in (0..quads).step_by(4) {
-                        let coefs = _mm512_mul_ps(project_quad(xt, [b_t[0].add(q * n), b_t[1].add(q * n)], n), signs);
-                        for (j, a) in a_t.iter().enumerate().take(pairs) {
-                            let even = y_pair.add((2 * j * rows + t) * m);
-                            axpy4_pair(coefs, 2 * j, a.add(q * m), m, [even, even.add(rows * m)]);
+                if let Some(kept) = kept {
+                    // The next group's factors, on their way to the cache while this one computes.
+                    if p + 3 < count {
+                        let next = kept.as_ptr().add((p + 2) * per_pair) as *const i8;
+                        let mut o = 0;
+                        while o < 2 * per_pair * 4 {
+                            _mm_prefetch::<_MM_HINT_T0>(next.add(o));
+                            o += 64;
                         }
                     }
-                    // Columns past the last four, one at a time.
+                }
+                let (b0, b1) = (a0.add(m * r), a1.add(m * r));
+                let (x_first, x_second) = (x_ptr.add(2 * p * x_stride), x_ptr.add(2 * second * x_stride));
+                let y_pair = y_ptr.add(2 * p * rows * m);
+                for t in 0..rows {
+                    let (xa, xb) = (x_first.add(t * n), x_second.add(t * n));
+                    for q in (0..quads).step_by(4) {
+                        let coefs = _mm512_mul_ps(project_quad(xa, xb, x_stride, b0.add(q * n), b1.add(q * n), n), signs);
+                        pending.write(m, odd);
+                        pending = Pending { coefs, a0: a0.add(q * m), a1: a1.add(q * m), y: y_pair.add(t * m), pairs };
+                    }
+                    // Columns past the last four, one at a time, after the quads' additions.
+                    if quads < r {
+                        pending.write(m, odd);
+                    }
                     for k in quads..r {
                         for j in 0..pairs {
-                            let (a_col, b_col) = (&factors[j][k * m..(k + 1) * m], &factors[j][m * r + k * n..m * r + (k + 1) * n]);
+                            let (a, b) = if j == 0 { (a0, b0) } else { (a1, b1) };
+                            let (a_col, b_col) = (std::slice::from_raw_parts(a.add(k * m), m), std::slice::from_raw_parts(b.add(k * n), n));
                             for half in 0..2 {
                                 let coef = if half == 0 { plus } else { minus };
-                                let x_row = std::slice::from_raw_parts(xt[2 * j + half], n);
+                                let x_row = std::slice::from_raw_parts(if j == 0 { xa } else { xb }.add(half * x_stride), n);
                                 let y_row = std::slice::from_raw_parts_mut(y_pair.add(((2 * j + half) * rows + t) * m), m);
                                 axpy(coef * dot(x_row, b_col), a_col, y_row);
                             }
@@ -316,31 +343,71 @@ mod avx512 {
                 }
             }
         }
+        // SAFETY: as above.
+        unsafe { pending.write(m, odd) };
     }
 
-    /// The 16 dots of four rows (`x`) with four columns each (rows 0 and 1 against the four
-    /// columns from `b[0]` on, rows 2 and 3 against those from `b[1]`; a column every `n`
-    /// values), lane `4 u + c` for row `u`, column `c`.
-    ///
-    /// # Safety
-    /// Every row holds `n` values, and `b[j]` four columns of `n`.
-    #[inline(always)]
-    unsafe fn project_quad(x: [*const f32; 4], b: [*const f32; 2], n: usize) -> __m512 {
-        let full = n / 16 * 16;
-        let mut acc = [_mm512_setzero_ps(); 16];
-        for s in (0..full).step_by(16) {
-            for u in 0..4 {
-                // SAFETY: s + 16 <= n, the length of every row and column.
-                let xs = unsafe { _mm512_loadu_ps(x[u].add(s)) };
-                for c in 0..4 {
-                    // SAFETY: as above.
-                    let bs = unsafe { _mm512_loadu_ps(b[u / 2].add(c * n + s)) };
-                    acc[4 * u + c] = _mm512_add_ps(acc[4 * u + c], _mm512_mul_ps(xs, bs));
+    /// A quad whose projections are computed and whose additions are not yet made: the
+    /// coefficients (lane `4 u + c` for member `u`, column `c`), the four columns of each pair's
+    /// `Aᵀ`, and the first member's output row (the others `odd`, then `2 odd`, `3 odd` on).
+    struct Pending {
+        coefs: __m512,
+        a0: *const f32,
+        a1: *const f32,
+        y: *mut f32,
+        pairs: usize,
+    }
+
+    impl Pending {
+        /// Makes the additions of rows of `m` values, if any are pending, and clears them.
+        ///
+        /// # Safety
+        /// The pointers span what [`Pending`] says.
+        #[inline(always)]
+        unsafe fn write(&mut self, m: usize, odd: usize) {
+            // SAFETY: the caller's.
+            unsafe {
+                if self.pairs > 0 {
+                    axpy4_pair(self.coefs, 0, self.a0, m, self.y, odd);
+                }
+                if self.pairs > 1 {
+                    axpy4_pair(self.coefs, 2, self.a1, m, self.y.add(2 * odd), odd);
                 }
             }
+            self.pairs = 0;
         }
-        let mut sum = _mm512_set1_ps(-0.0);
-        for lane in transpose(acc) {
+    }
+
+    /// The 16 dots of four rows (`xa`, `xa + xs`, `xb`, `xb + xs`) with four columns each (rows
+    /// 0 and 1 against the four columns from `b0` on, rows 2 and 3 against those from `b1`; a
+    /// column every `n` values), lane `4 u + c` for row `u`, column `c`.
+    ///
+    /// # Safety
+    /// Every row holds `n` values, and `b0`, `b1` four columns of `n`.
+    #[inline(always)]
+    unsafe fn project_quad(xa: *const f32, xb: *const f32, xs: usize, b0: *const f32, b1: *const f32, n: usize) -> __m512 {
+        let full = n / 16 * 16;
+        let mut acc = [_mm512_setzero_ps(); 16];
+        // One pair's two rows and four columns at a time: half the pointers live at once.
+        for (half, x, b) in [(0, xa, b0), (1, xb, b1)] {
+            let mut s = 0;
+            while s < full {
+                // SAFETY: s + 16 <= n, the length of every row and column.
+                unsafe {
+                    let (even, odd) = (_mm512_loadu_ps(x.add(s)), _mm512_loadu_ps(x.add(xs + s)));
+                    for c in 0..4 {
+                        let col = _mm512_loadu_ps(b.add(c * n + s));
+                        acc[8 * half + c] = _mm512_add_ps(acc[8 * half + c], _mm512_mul_ps(even, col));
+                        acc[8 * half + 4 + c] = _mm512_add_ps(acc[8 * half + 4 + c], _mm512_mul_ps(odd, col));
+                    }
+                }
+                s += 16;
+            }
+        }
+        // The lanes in order, from the first (-0.0 plus it, where `dot`'s sum starts, is itself).
+        let lanes = transpose(acc);
+        let mut sum = lanes[0];
+        for &lane in &lanes[1..] {
             sum = _mm512_add_ps(sum, lane);
         }
         if full == n {
@@ -352,22 +419,23 @@ mod avx512 {
             _mm512_storeu_ps(sums.as_mut_ptr(), sum);
             for (i, s) in sums.iter_mut().enumerate() {
                 let (u, c) = (i / 4, i % 4);
-                let (row, col) = (std::slice::from_raw_parts(x[u], n), std::slice::from_raw_parts(b[u / 2].add(c * n), n));
+                let x = if u < 2 { xa } else { xb }.add(u % 2 * xs);
+                let (row, col) = (std::slice::from_raw_parts(x, n), std::slice::from_raw_parts(if u < 2 { b0 } else { b1 }.add(c * n), n));
                 *s += row[full..].iter().zip(&col[full..]).map(|(a, b)| a * b).sum::<f32>();
             }
             _mm512_loadu_ps(sums.as_ptr())
         }
     }
 
-    /// `y_h += c_h0 a_0; y_h += c_h1 a_1; ...` for both rows `y_h` of a pair (`len` values each),
-    /// the four columns `a_k` from `a` on (a column every `len` values) and the coefficients
-    /// `c_hk`, lane `4 (first + h) + k` of `coefs`; 16 values at a time, the last ones masked;
-    /// the portable axpys' roundings.
+    /// `y_h += c_h0 a_0; y_h += c_h1 a_1; ...` for both rows `y_h` of a pair (`len` values each,
+    /// `y` and `y + odd`), the four columns `a_k` from `a` on (a column every `len` values) and
+    /// the coefficients `c_hk`, lane `4 (first + h) + k` of `coefs`; 16 values at a time, the last
+    /// ones masked; the portable axpys' roundings.
     ///
     /// # Safety
     /// Both rows hold `len` values, `a` four columns of `len`; `first` is 0 or 2.
     #[inline(always)]
-    unsafe fn axpy4_pair(coefs: __m512, first: usize, a: *const f32, len: usize, y: [*mut f32; 2]) {
+    unsafe fn axpy4_pair(coefs: __m512, first: usize, a: *const f32, len: usize, y: *mut f32, odd: usize) {
         // Member u's four coefficients are the 128-bit lane u, each broadcast.
         let (lo, hi) = if first == 0 {
             (_mm512_shuffle_f32x4::<0x00>(coefs, coefs), _mm512_shuffle_f32x4::<0x55>(coefs, coefs))
@@ -389,35 +457,40 @@ mod avx512 {
                     _mm512_maskz_loadu_ps(mask, a.add(2 * len + s)),
                     _mm512_maskz_loadu_ps(mask, a.add(3 * len + s)),
                 ];
-                for h in 0..2 {
-                    let mut v = _mm512_maskz_loadu_ps(mask, y[h].add(s));
+                for (h, c) in c.iter().enumerate() {
+                    let y = y.add(h * odd + s);
+                    let mut v = _mm512_maskz_loadu_ps(mask, y);
                     for k in 0..4 {
-                        v = _mm512_add_ps(v, _mm512_mul_ps(c[h][k], b[k]));
+                        v = _mm512_add_ps(v, _mm512_mul_ps(c[k], b[k]));
                     }
-                    _mm512_mask_storeu_ps(y[h].add(s), mask, v);
+                    _mm512_mask_storeu_ps(y, mask, v);
                 }
             }
             s += 16;
         }
     }
 
-    /// [`super::project`] by [`project_quad`] and [`dot`]: the test's handle on the projections.
+    /// [`super::project`] by [`project_quad`] and [`dot`] for four rows one after another in `x`:
+    /// the test's handle on the projections.
     #[cfg(test)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn project(x: Project, b_t: [&[f32]; 2], n: usize, out: &mut [f32]) {
+    pub(super) unsafe fn project(x: &[f32], b_t: [&[f32]; 2], n: usize, out: &mut [f32]) {
         let r = out.len() / 4;
+        assert!(x.len() >= 4 * n && b_t.iter().all(|b| b.len() >= r * n), "rows and columns");
         for q in (0..r / 4 * 4).step_by(4) {
             let mut sums = [0.0f32; 16];
-            assert!(x.iter().all(|x| x.len() >= n) && b_t.iter().all(|b| b.len() >= r * n), "rows and columns");
             // SAFETY: every row and column holds n values (checked above); `sums` holds 16 floats.
-            unsafe { _mm512_storeu_ps(sums.as_mut_ptr(), project_quad(x.map(|x| x.as_ptr()), b_t.map(|b| b[q * n..].as_ptr()), n)) };
+            unsafe {
+                let (xa, b0, b1) = (x.as_ptr(), b_t[0][q * n..].as_ptr(), b_t[1][q * n..].as_ptr());
+                _mm512_storeu_ps(sums.as_mut_ptr(), project_quad(xa, xa.add(2 * n), n, b0, b1, n));
+            }
             for (i, s) in sums.into_iter().enumerate() {
                 out[i / 4 * r + q + i % 4] = s;
             }
         }
         for q in r / 4 * 4..r {
             for u in 0..4 {
-                out[u * r + q] = dot(&x[u][..n], &b_t[u / 2][q * n..(q + 1) * n]);
+                out[u * r + q] = dot(&x[u * n..(u + 1) * n], &b_t[u / 2][q * n..(q + 1) * n]);
             }
         }
     }
@@ -479,6 +552,7 @@ mod tests {
             let x: Vec<Vec<f32>> = (0..4).map(|u| values(n, u)).collect();
             let b_t: Vec<Vec<f32>> = (0..2).map(|j| values(n * r, 10 + j)).collect();
             let rows: Project = std::array::from_fn(|u| &x[u][..]);
+            let together = x.concat();
             let cols = [&b_t[0][..], &b_t[1][..]];
             let expected: Vec<u32> = (0..4 * r).map(|i| dot(&x[i / r], &cols[i / r / 2][(i % r) * n..(i % r + 1) * n]).to_bits()).collect();
             let mut out = vec![f32::NAN; 4 * r];
@@ -488,7 +562,7 @@ mod tests {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 let mut out = vec![f32::NAN; 4 * r];
                 // SAFETY: the processor has AVX-512F.
-                unsafe { avx512::project(rows, cols, n, &mut out) };
+                unsafe { avx512::project(&together, cols, n, &mut out) };
                 assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expected, "AVX-512, n {n}, rank {r}");
             }
         }
