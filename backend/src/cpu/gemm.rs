@@ -2,6 +2,7 @@
 //! parallelised by rayon over row blocks so that the whole backend shares one thread pool (two
 //! pools spinning against each other cost more than the low-rank work itself).
 
+use super::lanes::halving_sum;
 use rayon::prelude::*;
 
 /// A strided matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
@@ -272,7 +273,7 @@ fn finish(acc: &[[[f32; LANES]; TILE]; TILE], xs: Tile, ws: Tile, k: usize) -> [
     let mut out = [[0.0f32; TILE]; TILE];
     for (t, (out_t, acc_t)) in out.iter_mut().zip(acc).enumerate() {
         for (j, (out_tj, lanes)) in out_t.iter_mut().zip(acc_t).enumerate() {
-            *out_tj = pairwise(*lanes) + tail(xs[t], ws[j], main, k);
+            *out_tj = halving_sum(*lanes) + tail(xs[t], ws[j], main, k);
         }
     }
     out
@@ -282,19 +283,6 @@ fn finish(acc: &[[[f32; LANES]; TILE]; TILE], xs: Tile, ws: Tile, k: usize) -> [
 #[inline(always)]
 fn tail(x: &[f32], w: &[f32], main: usize, k: usize) -> f32 {
     x[main..k].iter().zip(&w[main..k]).map(|(a, b)| a * b).sum()
-}
-
-/// The sum of the lanes, halving: lanes `l` and `l + 8`, then `l + 4`, `l + 2`, `l + 1`.
-#[inline(always)]
-fn pairwise(mut lanes: [f32; LANES]) -> f32 {
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            lanes[l] += lanes[l + width];
-        }
-        width /= 2;
-    }
-    lanes[0]
 }
 
 /// [`tile_dots`] in AVX-512 registers: the same lanes, fused multiply-adds and sums, so the same
@@ -324,7 +312,7 @@ mod avx512 {
             }
             base += LANES;
         }
-        // The lanes of the 16 sums added pairwise as `super::pairwise` adds them (lane l and
+        // The lanes of the 16 sums added pairwise as `halving_sum` adds them (lane l and
         // l + 8, then l + 4, l + 2, l + 1), four sums' halves to a vector at each level: the
         // last vector holds sum (t, j) at element 4 j + t.
         let a: [__m512; 16] = std::array::from_fn(|i| acc[i / TILE][i % TILE]);

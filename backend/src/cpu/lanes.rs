@@ -1,8 +1,9 @@
 //! Vector-lane arithmetic for the transformer kernels (`transformer.rs`): a branch-free `exp`,
-//! sums in 16 lanes added as a tree, and [`vectorized`], which compiles a kernel's loops for the
-//! widest vector unit the processor has. These kernels define no recorded bits (the EGGROLL
-//! kernels keep their own fixed orders); they are checked against f64 definitions and against
-//! transformers within tolerance.
+//! sums in lanes added as a tree of halves ([`halving_sum`], also the order of `gemm.rs`'s dot
+//! products and of the sampling reference), and [`vectorized`], which compiles a kernel's loops
+//! for the widest vector unit the processor has. The transformer kernels define no recorded bits
+//! (the EGGROLL kernels keep their own fixed orders); they are checked against f64 definitions
+//! and against transformers within tolerance.
 
 /// Lanes of a vector sum: 16 f32 values fill an AVX-512 register, two AVX2 ones.
 pub(crate) const LANES: usize = 16;
@@ -91,18 +92,26 @@ pub(crate) fn exp_lanes(x: Lanes) -> Lanes {
     out
 }
 
-/// The sum of 16 lanes, halves added to halves.
+/// The sum of 16 lanes, halves added to halves ([`halving_sum`]).
 #[inline(always)]
 pub(crate) fn lane_sum(acc: Lanes) -> f32 {
-    let mut h8 = [0.0f32; 8];
-    for i in 0..8 {
-        h8[i] = acc[i] + acc[i + 8];
+    halving_sum(acc)
+}
+
+/// The sum of `N` lanes (a power of two) as a tree of halves: lane `l` plus lane `l + N / 2`,
+/// then plus lane `l + N / 4`, ..., `l + 1`, the order of a workgroup's reduction. The one such
+/// sum of the CPU backend: the transformer kernels', the dot products' of `gemm.rs` and the
+/// sampling reference's (whose bits follow sampling.wgsl).
+#[inline(always)]
+pub(crate) fn halving_sum<const N: usize>(mut lanes: [f32; N]) -> f32 {
+    let mut width = N / 2;
+    while width > 0 {
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+        width /= 2;
     }
-    let mut h4 = [0.0f32; 4];
-    for i in 0..4 {
-        h4[i] = h8[i] + h8[i + 4];
-    }
-    (h4[0] + h4[2]) + (h4[1] + h4[3])
+    lanes[0]
 }
 
 /// `Σ a_i b_i`: 16 lanes over the whole chunks, the tail added after.

@@ -13,7 +13,7 @@
 //! goes in [`LANES`] contiguous chunks: each chunk's sum, their prefix sums in order, then within
 //! the one chunk whose range holds the target.
 
-use super::lanes::{self, vectorized};
+use super::lanes::{self, halving_sum, vectorized};
 use crate::rng::philox4x32_10;
 use crate::transformer::Nucleus;
 
@@ -62,20 +62,7 @@ vectorized! {
 fn lane_sum(values: &[f32]) -> f32 {
     let mut acc = [[0.0f32; LANES]];
     masked_lanes(values, &[0], &mut acc);
-    tree(&mut acc[0])
-}
-
-/// The tree of halves of sampling.wgsl's workgroup: `acc[i] += acc[i + width]` for `i < width`,
-/// `width = LANES / 2, ..., 1`.
-fn tree(acc: &mut [f32; LANES]) -> f32 {
-    let mut width = LANES / 2;
-    while width > 0 {
-        for i in 0..width {
-            acc[i] += acc[i + width];
-        }
-        width /= 2;
-    }
-    acc[0]
+    halving_sum(acc[0])
 }
 
 /// `value` where its bits are at least `threshold`, else 0.
@@ -97,7 +84,7 @@ fn threshold(e: &[f32], need: f32) -> u32 {
         let tried: [u32; ARITY as usize - 1] = std::array::from_fn(|k| lo + (k as u32 + 1) * step);
         let mut acc = [[0.0f32; LANES]; ARITY as usize - 1];
         masked_lanes(e, &tried, &mut acc);
-        let reached = tried.iter().zip(acc.iter_mut()).map(|(&t, a)| t < hi && tree(a) >= need).filter(|&r| r).count() as u32;
+        let reached = tried.iter().zip(acc.iter_mut()).map(|(&t, a)| t < hi && halving_sum(*a) >= need).filter(|&r| r).count() as u32;
         hi = hi.min(lo + (reached + 1) * step);
         lo += reached * step;
     }
