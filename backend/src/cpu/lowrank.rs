@@ -304,7 +304,7 @@ mod avx512 {
             // next group's are drawn.
             unsafe {
                 if let Some(kept) = kept {
-                    // The next group's factors, on their way to the cache while this one computes.
+                    // The next group's factors, on their way into the processor's caches meanwhile.
                     if p + 3 < count {
                         let next = kept.as_ptr().add((p + 2) * per_pair) as *const i8;
                         let mut o = 0;
