@@ -1,7 +1,8 @@
 // OpenES: each member's full-rank Gaussian perturbation, materialised (which is also naive ES,
 // the benchmarks' baseline).
 // out[c, e] = W[e] + s_i sigma eps_{i/2}[e] for member i = first + c of the chunk (c < count),
-// e < len = m n the row-major element index and eps_t[e] draw e of pair t's stream (philox.wgsl),
+// e < len = m n the row-major element index and eps_t[e] draw start + e of pair t's stream
+// (philox.wgsl; start is 0, or a piece's first row times n for a piece of a larger matrix),
 // as the CPU's `NoiseStream::fill_normals` gives it; members and pairs count from the batch's
 // first, whose pair in the whole population is `pair_offset` (the noise's pair index adds it). One invocation draws one Philox block (four
 // elements) of one pair and writes it to those of the pair's two members inside the chunk.
@@ -23,7 +24,7 @@ fn materialise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let pair = first_pair + gid / p.blocks;
-    let block = gid % p.blocks;
+    let block = p.start / 4u + gid % p.blocks;
     let words = philox4x32_10(vec4<u32>(block, p.pair_offset + pair, p.param_id, p.noise_epoch), vec2<u32>(p.seed_lo, p.seed_hi));
     let low = box_muller(words.x, words.y);
     let high = box_muller(words.z, words.w);
@@ -39,7 +40,8 @@ fn materialise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         }
         let base = (member - p.first) * p.len;
         for (var lane = 0u; lane < 4u; lane++) {
-            let e = 4u * block + lane;
+            // The draw's place in E_i; draws before `start` wrap past `len` and are skipped.
+            let e = 4u * block + lane - p.start;
             if (e < p.len) {
                 out[base + e] = elem(f32(w[e]) + coef * z[lane]);
             }

@@ -11,6 +11,8 @@
 // `lowrank_expand`: Y[i, row, j] = base[row, j] + s_i scale sum_k P[q(i), row, k] A_pair(i)[j, k],
 //   with base = Z (rows x m, shared input) or Y itself (per-member input), both members of a
 //   pair in one invocation.
+// A's rows are rows a_first + j of the whole parameter's (a_rows of them): W may be a piece of
+// consecutive rows of a larger matrix (a_rows = m, a_first = 0 for a whole one).
 
 // `LowRankParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
@@ -33,7 +35,7 @@ fn pair_rows() -> u32 {
 
 // Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
 fn draws_per_pair() -> u32 {
-    return (p.m + p.n) * p.rank;
+    return (p.a_rows + p.n) * p.rank;
 }
 
 // Draw `element` of the batch's pair `pair`: pair `pair_offset + pair` of the whole population.
@@ -57,7 +59,7 @@ fn lowrank_project(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let nr = min(PROJECT_ROWS, rr - row0);
     var acc: array<f32, 8>;
     for (var l = 0u; l < p.n; l++) {
-        let b = pair_draw(pair, b_element(p.m, p.n, p.rank, l, k));
+        let b = pair_draw(pair, b_element(p.a_rows, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
             if (t < nr) {
                 acc[t] = fma(f32(x[xb + (row0 + t) * p.n + l]), b, acc[t]);
@@ -87,7 +89,7 @@ fn lowrank_project_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     let nr = min(PROJECT_ROWS, rr - row0);
     var acc: array<f32, 8>;
     for (var l = lid.x; l < p.n; l += PROJECT_WG) {
-        let b = pair_draw(pair, b_element(p.m, p.n, p.rank, l, k));
+        let b = pair_draw(pair, b_element(p.a_rows, p.n, p.rank, l, k));
         for (var t = 0u; t < PROJECT_ROWS; t++) {
             if (t < nr) {
                 acc[t] = fma(f32(x[xb + (row0 + t) * p.n + l]), b, acc[t]);
@@ -141,7 +143,7 @@ fn lowrank_expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     var acc0: array<f32, 4>;
     var acc1: array<f32, 4>;
     for (var k = 0u; k < rank; k++) {
-        let a = pair_draw(pair, a_element(p.m, j, k));
+        let a = pair_draw(pair, a_element(p.a_rows, p.a_first + j, k));
         for (var t = 0u; t < EXPAND_ROWS; t++) {
             if (t < nr) {
                 let row = row0 + t;

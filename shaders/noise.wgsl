@@ -3,11 +3,13 @@
 // `noise_factors`: for members i = first .. first + count (c = i - first), row-major factors
 //   a_out[(c m + j) r + k] = s_i A_{i/2}[j, k] and b_out[(c n + l) r + k] = B_{i/2}[l, k];
 // `update_factors`: for pairs t = first .. first + count (c = t - first), with q = count r,
-//   a_out[j q + c r + k] = A_t[j, k] and b_out[l q + c r + k] = d[t] B_t[l, k],
+//   a_out[j q + c r + k] = A_t[a_first + j, k] and b_out[l q + c r + k] = d[t] B_t[l, k]
+//   (A's rows of a piece of a larger matrix, of a_rows rows: its rows of the whole's update),
 //   so that sum_t d_t A_t B_tᵀ = a_out b_outᵀ, a GEMM with inner dimension count r;
 // `noise_draws`: draws 0 .. draws_per_pair() of pairs t = first .. first + count, pair after pair,
-//   a_out[c draws_per_pair() + e] = draw e of pair t: a noise cache entry (a vector's with m its
-//   length, n 0 and rank 1).
+//   a_out[c draws_per_pair() + e] = draw e of pair t: a noise cache entry (a vector's with a_rows
+//   its length, n 0 and rank 1).
+// `noise_factors` takes a whole matrix (a_rows = m, a_first = 0).
 
 // `NoiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
@@ -18,7 +20,7 @@
 
 // Draws of one pair in a noise cache entry of this module's stream (cached_draws.wgsl).
 fn draws_per_pair() -> u32 {
-    return (p.m + p.n) * p.rank;
+    return (p.a_rows + p.n) * p.rank;
 }
 
 @compute @workgroup_size(256)
@@ -57,9 +59,9 @@ fn update_factors(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let k = gid % p.rank;
     let pair = p.first + c;
     if (row < p.m) {
-        a_out[gid] = draw(pair, a_element(p.m, row, k));
+        a_out[gid] = draw(pair, a_element(p.a_rows, p.a_first + row, k));
     } else {
-        b_out[gid - p.m * q] = d[pair] * draw(pair, b_element(p.m, p.n, p.rank, row - p.m, k));
+        b_out[gid - p.m * q] = d[pair] * draw(pair, b_element(p.a_rows, p.n, p.rank, row - p.m, k));
     }
 }
 

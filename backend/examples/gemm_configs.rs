@@ -51,7 +51,7 @@ fn main() {
         let (m, n, pop, rows) = (256usize, 256usize, 64usize, 1usize);
         for rank in [1usize, 4] {
             let batch = Batch { population: pop, rows, input: InputLayout::PerMember, first_member: 0 };
-            let noise = LowRankNoise { stream: NoiseStream::new(1, 2, 3), shape: LowRank { m, n, rank, sigma: 0.1 } };
+            let noise = LowRankNoise { stream: NoiseStream::new(1, 2, 3), shape: LowRank { m, n, rank, sigma: 0.1, piece: None } };
             let x = g.upload(&vec![0.5; batch.input_len(n)]).unwrap();
             let w = g.upload(&vec![0.01; m * n]).unwrap();
             let mut y = g.zeros(batch.output_len(m)).unwrap();

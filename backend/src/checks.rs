@@ -80,6 +80,9 @@ pub(crate) fn matmul<B: Backend>(
 pub(crate) fn noise_factors<B: Backend>(backend: &B, noise: &LowRankNoise, population: usize, a: &B::Buffer, b: &B::Buffer) -> Result<()> {
     noise.shape.validate()?;
     crate::ops::population(population)?;
+    if noise.shape.piece.is_some() {
+        return Err(Error::InvalidArgument("noise_factors takes a whole matrix's noise, not a piece of rows".into()));
+    }
     let s = noise.shape;
     f32_len(backend, "factor A", a, population * s.m * s.rank)?;
     f32_len(backend, "factor B", b, population * s.n * s.rank)
@@ -266,6 +269,9 @@ pub(crate) fn perturbed_embedding<B: Backend>(
     backend: &B, tokens: &[u32], table: &B::Buffer, noise: &LowRankNoise, batch: &Batch, y: &B::Buffer,
 ) -> Result<()> {
     let (m, n) = noisy_batch(noise, batch)?;
+    if noise.shape.piece.is_some() {
+        return Err(Error::InvalidArgument("the embedding kernels take a whole table's noise, not a piece of rows".into()));
+    }
     len("tokens", tokens.len(), batch.input_len(1))?;
     f32_len(backend, "embedding table", table, m * n)?;
     f32_len(backend, "output Y", y, batch.output_len(n))?;

@@ -32,7 +32,7 @@ pub mod transformer;
 
 pub use error::{Error, Result};
 pub use limits::MemoryLimits;
-pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise, Recurrence};
+pub use ops::{validate_fitness, Activation, AdamParams, Batch, DType, InputLayout, LowRank, LowRankNoise, Recurrence, RowPiece};
 pub use rng::{philox4x32_10, FillPath, NoiseStream};
 #[cfg(feature = "wgpu")]
 pub use select::{BackendChoice, SelectedBackend};
@@ -112,7 +112,8 @@ pub trait Backend: Kernels {
     /// The EGGROLL population forward:
     /// `Y_i = X_i Wᵀ + s_i (σ/√r) (X_i B_i) A_iᵀ` for every member i at once, noise regenerated
     /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m. `x` and `w`
-    /// may both be f16 (see [`Kernels::upload_as`]); `y` is f32.
+    /// may both be f16 (see [`Kernels::upload_as`]); `y` is f32. When `w` is a piece of rows of
+    /// a larger matrix ([`LowRank::piece`]), `y` gets those columns of the whole's output.
     fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()> {
         checks::population_forward(self, x, w, &noise, &batch, y)?;
         self.perturbed_matmul_unchecked(x, w, noise, batch, y)
@@ -124,15 +125,17 @@ pub trait Backend: Kernels {
     /// pair `i / 2` in `noise.stream`, row-major (`E_i[j, l]` is draw `j n + l`, as
     /// [`NoiseStream::fill_normals`] gives them). `noise.shape` gives m, n and σ; its rank plays
     /// no part. Shapes and dtypes as for [`Backend::perturbed_matmul`]; `m n` must not exceed
-    /// 2^32 (the draws of one pair).
+    /// 2^32 (the draws of one pair). A piece of rows ([`LowRank::piece`]) takes those rows of
+    /// the whole's `E_i`.
     fn full_rank_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()> {
-        checks::full_rank_draws(noise.shape.m, noise.shape.n)?;
+        checks::full_rank_draws(noise.shape.whole_rows(), noise.shape.n)?;
         checks::population_forward(self, x, w, &noise, &batch, y)?;
         self.full_rank_matmul_unchecked(x, w, noise, batch, y)
     }
 
     /// The low-rank ES gradient estimate `g = (σ/√r)/√N Σ_i f_i s_i A_i B_iᵀ` (m x n), overwriting
-    /// `g`. `fitness` holds N finite (usually shaped) values.
+    /// `g`. `fitness` holds N finite (usually shaped) values; a piece of rows
+    /// ([`LowRank::piece`]) gets those rows of the whole's estimate.
     fn lowrank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()> {
         checks::lowrank_update(self, fitness, &noise, g)?;
         self.lowrank_update_unchecked(fitness, noise, g)

@@ -272,7 +272,7 @@ mod tests {
         meter.matmul(&x, &w, 4, 3, 2, &mut y).unwrap();
         let mut short = meter.zeros(7).unwrap();
         assert!(matches!(meter.matmul(&x, &w, 4, 3, 2, &mut short), Err(Error::Shape(_))));
-        let noise = LowRankNoise { stream: NoiseStream::new(1, 0, 0), shape: LowRank { m: 4, n: 3, rank: 1, sigma: 0.1 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(1, 0, 0), shape: LowRank { m: 4, n: 3, rank: 1, sigma: 0.1, piece: None } };
         let mut g = meter.zeros(12).unwrap();
         meter.lowrank_update(&[1.0, -1.0], noise, &mut g).unwrap();
         assert!(matches!(meter.lowrank_update(&[1.0, -1.0, 0.5], noise, &mut g), Err(Error::InvalidArgument(_))));

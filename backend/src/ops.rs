@@ -15,6 +15,20 @@ pub struct LowRank {
     pub rank: usize,
     /// Noise scale σ; the perturbation of member i is `s_i (σ/√r) A_i B_iᵀ`.
     pub sigma: f32,
+    /// `None` for a whole parameter; `Some` when `W` is a piece of consecutive rows of a larger
+    /// one (a matrix beyond an adapter's storage binding limit, held in pieces): its noise is
+    /// then those rows of the whole's (`A`'s rows, the whole `B`), and `m` the piece's rows.
+    pub piece: Option<RowPiece>,
+}
+
+/// Where a piece of a matrix parameter sits: rows `first .. first + m` (the piece's `m`) of a
+/// parameter of `rows` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowPiece {
+    /// The piece's first row in the whole parameter.
+    pub first: usize,
+    /// Rows of the whole parameter.
+    pub rows: usize,
 }
 
 impl LowRank {
@@ -23,19 +37,29 @@ impl LowRank {
         if self.m == 0 || self.n == 0 {
             return Err(ShapeError::EmptyMatrix { m: self.m, n: self.n }.into());
         }
-        if self.rank == 0 || self.rank > self.m.min(self.n) {
+        let whole = self.whole_rows();
+        if let Some(RowPiece { first, rows }) = self.piece {
+            if first.checked_add(self.m).is_none_or(|end| end > rows) {
+                return Err(Error::InvalidArgument(format!(
+                    "a piece of rows {first}..{} of a {rows}x{} matrix: its rows must lie within the matrix",
+                    first.saturating_add(self.m),
+                    self.n
+                )));
+            }
+        }
+        if self.rank == 0 || self.rank > whole.min(self.n) {
             return Err(Error::InvalidArgument(format!(
                 "rank {} must be in 1..=min(m, n) = {} for a {}x{} matrix",
                 self.rank,
-                self.m.min(self.n),
-                self.m,
+                whole.min(self.n),
+                whole,
                 self.n
             )));
         }
         sigma(self.sigma)?;
-        let elements = (self.m + self.n) as u64 * self.rank as u64;
+        let elements = (whole + self.n) as u64 * self.rank as u64;
         if elements > u64::from(u32::MAX) {
-            let what = format!("low-rank noise of rank {} on a {}x{} matrix", self.rank, self.m, self.n);
+            let what = format!("low-rank noise of rank {} on a {}x{} matrix", self.rank, whole, self.n);
             return Err(LimitError::new(what, elements, "draws per pair", u32::MAX, "noise stream").into());
         }
         Ok(())
@@ -46,9 +70,20 @@ impl LowRank {
         self.sigma / (self.rank as f32).sqrt()
     }
 
-    /// Where `A` and `B` sit in a pair's stream.
+    /// Rows of the whole parameter: `m`, or the rows of the matrix the piece is cut from.
+    pub fn whole_rows(&self) -> usize {
+        self.piece.map_or(self.m, |p| p.rows)
+    }
+
+    /// The piece's first row in the whole parameter (0 for a whole one).
+    pub fn first_row(&self) -> usize {
+        self.piece.map_or(0, |p| p.first)
+    }
+
+    /// Where `A` and `B` sit in a pair's stream: the whole parameter's layout, which a piece
+    /// reads its rows of `A` from.
     pub fn layout(&self) -> FactorLayout {
-        FactorLayout { m: self.m as u32, n: self.n as u32, rank: self.rank as u32 }
+        FactorLayout { m: self.whole_rows() as u32, n: self.n as u32, rank: self.rank as u32 }
     }
 }
 
@@ -244,6 +279,29 @@ pub struct LowRankNoise {
     pub stream: NoiseStream,
     /// Which shape.
     pub shape: LowRank,
+}
+
+impl LowRankNoise {
+    /// Fills pair `pair`'s factors column by column, as the stream stores them: `a_t` gets `Aᵀ`
+    /// (r x m: each column's rows of the piece, or all of them) and `b_t` gets `Bᵀ` (r x n).
+    pub fn fill_factors_t(&self, pair: u32, a_t: &mut [f32], b_t: &mut [f32]) {
+        let layout = self.shape.layout();
+        match self.shape.piece {
+            None => self.stream.fill_normals(pair, layout.a_index(0, 0), a_t),
+            Some(RowPiece { first, .. }) => {
+                for (k, column) in a_t.chunks_exact_mut(self.shape.m).enumerate() {
+                    self.stream.fill_normals(pair, layout.a_index(first as u32, k as u32), column);
+                }
+            }
+        }
+        self.stream.fill_normals(pair, layout.b_index(0, 0), b_t);
+    }
+
+    /// The first draw of pair `pair`'s full-rank noise `E` (m x n, row-major) of this matrix or
+    /// piece: `E`'s rows are consecutive runs of the whole matrix's draws.
+    pub fn full_rank_start(&self) -> u32 {
+        (self.shape.first_row() * self.shape.n) as u32
+    }
 }
 
 /// The shape of a minGRU recurrence ([`crate::Backend::mingru_scan`]): `sequences` independent

@@ -8,7 +8,7 @@
 //! reference is computed in f64 with a sum over an inner dimension of length `inner`.
 
 use eggroll_backend::testing::{assert_close, test_device};
-use eggroll_backend::{Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream, RowPiece};
 use eggroll_backend::{DType, Recurrence};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -35,6 +35,7 @@ test_device!(
     log_softmax_at_matches_definition,
     embeddings_match_definitions,
     population_slices_match_the_whole_forward,
+    row_pieces_match_the_whole_matrix,
 );
 
 /// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
@@ -97,12 +98,13 @@ fn sign(member: usize) -> f64 {
 }
 
 /// The factors of pair `k` from their definition: `A_k[j, q]` and `B_k[l, q]` are draws
-/// `a_index(j, q)` and `b_index(l, q)` of pair k's stream (row-major m x r and n x r).
+/// `a_index(j, q)` and `b_index(l, q)` of pair k's stream (row-major m x r and n x r; a piece
+/// of rows takes its rows of the whole's `A`).
 fn factors(noise: LowRankNoise, k: usize) -> (Vec<f64>, Vec<f64>) {
     let LowRank { m, n, rank, .. } = noise.shape;
-    let layout = noise.shape.layout();
+    let (layout, first) = (noise.shape.layout(), noise.shape.first_row());
     let draw = |element: u32| f64::from(noise.stream.normal(k as u32, element));
-    let a = (0..m * rank).map(|i| draw(layout.a_index((i / rank) as u32, (i % rank) as u32))).collect();
+    let a = (0..m * rank).map(|i| draw(layout.a_index((first + i / rank) as u32, (i % rank) as u32))).collect();
     let b = (0..n * rank).map(|i| draw(layout.b_index((i / rank) as u32, (i % rank) as u32))).collect();
     (a, b)
 }
@@ -176,7 +178,7 @@ async fn eggroll_and_naive_forwards_match_definitions<B: Backend>(backend: B) {
     check(&backend, 24, strategy, async |((m, n, rank, population, rows, shared, seed), first_member)| {
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
         let batch = Batch { population, rows, input, first_member };
-        let noise = LowRankNoise { stream: NoiseStream::new(seed, 7, 3), shape: LowRank { m, n, rank, sigma: 0.7 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 7, 3), shape: LowRank { m, n, rank, sigma: 0.7, piece: None } };
         let (x, w) = (random(batch.input_len(n), seed ^ 1), random(m * n, seed ^ 2));
         let (xb, wb) = (up(&backend, &x), up(&backend, &w));
         let mut y = backend.zeros(batch.output_len(m)).unwrap();
@@ -217,7 +219,7 @@ async fn large_weights_few_rows_match_definitions<B: Backend>(backend: B) {
     }
     for (input, rows, first_member) in [(InputLayout::PerMember, 1, 0), (InputLayout::PerMember, 3, 4), (InputLayout::Shared, 2, 0)] {
         let batch = Batch { population: 8, rows, input, first_member };
-        let noise = LowRankNoise { stream: NoiseStream::new(43, 7, 3), shape: LowRank { m, n, rank: 2, sigma: 0.7 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(43, 7, 3), shape: LowRank { m, n, rank: 2, sigma: 0.7, piece: None } };
         let x = random(batch.input_len(n), 44);
         let mut y = backend.zeros(batch.output_len(m)).unwrap();
         backend.perturbed_matmul(&up(&backend, &x), &wb, noise, batch, &mut y).unwrap();
@@ -231,7 +233,7 @@ async fn large_weights_few_rows_match_definitions<B: Backend>(backend: B) {
 async fn noise_factors_match_the_stream<B: Backend>(backend: B) {
     let strategy = (1usize..30, 1usize..30, 1usize..7, 1usize..4, any::<u64>()).prop_map(|(m, n, r, p, s)| (m, n, r.min(m.min(n)), p, s));
     check(&backend, 16, strategy, async |(m, n, rank, pairs, seed)| {
-        let noise = LowRankNoise { stream: NoiseStream::new(seed, 3, 5), shape: LowRank { m, n, rank, sigma: 0.7 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 3, 5), shape: LowRank { m, n, rank, sigma: 0.7, piece: None } };
         let population = 2 * pairs;
         let (mut a, mut b) = (backend.zeros(population * m * rank).unwrap(), backend.zeros(population * n * rank).unwrap());
         backend.noise_factors(noise, population, &mut a, &mut b).unwrap();
@@ -252,27 +254,33 @@ async fn noise_factors_match_the_stream<B: Backend>(backend: B) {
     .await;
 }
 
+/// `G = (σ/√r)/√N Σ_i f_i s_i A_{i/2} B_{i/2}ᵀ` in f64 (m x n).
+fn reference_update(fitness: &[f32], noise: LowRankNoise) -> Vec<f64> {
+    let LowRank { m, n, rank, .. } = noise.shape;
+    let coef = f64::from(noise.shape.scale()) / (fitness.len() as f64).sqrt();
+    let mut want = vec![0.0f64; m * n];
+    for (i, f) in fitness.iter().enumerate() {
+        let (a, b) = factors(noise, i / 2);
+        for j in 0..m {
+            for l in 0..n {
+                let ab: f64 = (0..rank).map(|q| a[j * rank + q] * b[l * rank + q]).sum();
+                want[j * n + l] += coef * f64::from(*f) * sign(i) * ab;
+            }
+        }
+    }
+    want
+}
+
 /// `G = (σ/√r)/√N Σ_i f_i s_i A_{i/2} B_{i/2}ᵀ`, overwriting G.
 async fn lowrank_update_matches_definition<B: Backend>(backend: B) {
     check(&backend, 24, shape_strategy(), async |(m, n, rank, population, _rows, _shared, seed)| {
-        let noise = LowRankNoise { stream: NoiseStream::new(seed, 1, 0), shape: LowRank { m, n, rank, sigma: 0.3 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 1, 0), shape: LowRank { m, n, rank, sigma: 0.3, piece: None } };
         let fitness = random(population, seed ^ 3);
         // Start from garbage: the update overwrites.
         let mut g = up(&backend, &random(m * n, seed ^ 4));
         backend.lowrank_update(&fitness, noise, &mut g).unwrap();
-        let coef = f64::from(noise.shape.scale()) / (population as f64).sqrt();
-        let mut want = vec![0.0f64; m * n];
-        for (i, f) in fitness.iter().enumerate() {
-            let (a, b) = factors(noise, i / 2);
-            for j in 0..m {
-                for l in 0..n {
-                    let ab: f64 = (0..rank).map(|q| a[j * rank + q] * b[l * rank + q]).sum();
-                    want[j * n + l] += coef * f64::from(*f) * sign(i) * ab;
-                }
-            }
-        }
         let inner = population * rank;
-        assert_close(&read(&backend, &g).await, &want, tol(inner), tol(inner), "low-rank update");
+        assert_close(&read(&backend, &g).await, &reference_update(&fitness, noise), tol(inner), tol(inner), "low-rank update");
     })
     .await;
 }
@@ -469,7 +477,7 @@ macro_rules! assert_refused {
 async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     let b = &backend;
     let (m, n, rank) = (4, 3, 2);
-    let shape = LowRank { m, n, rank, sigma: 1.0 };
+    let shape = LowRank { m, n, rank, sigma: 1.0, piece: None };
     let noise = LowRankNoise { stream: NoiseStream::new(0, 0, 0), shape };
     let stream = noise.stream;
     let with = |shape: LowRank| LowRankNoise { shape, ..noise };
@@ -899,7 +907,7 @@ async fn embeddings_match_definitions<B: Backend>(backend: B) {
     check(&backend, 24, strategy, async |((m, n, rank, population, rows, shared, seed), first_member)| {
         let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
         let batch = Batch { population, rows, input, first_member };
-        let noise = LowRankNoise { stream: NoiseStream::new(seed, 5, 2), shape: LowRank { m, n, rank, sigma: 0.9 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 5, 2), shape: LowRank { m, n, rank, sigma: 0.9, piece: None } };
         let mut rng = Pcg64::seed_from_u64(seed ^ 3);
         let tokens: Vec<u32> = (0..batch.input_len(1)).map(|_| rng.random_range(0..m as u32)).collect();
         let table = random(m * n, seed ^ 4);
@@ -936,7 +944,7 @@ type PerturbedLookup<B> = fn(
 /// The bad arguments of the embedding lookups, one fault per call.
 fn embedding_bad_arguments<B: Backend>(b: &B) {
     let (m, n, rank) = (5, 3, 2);
-    let noise = LowRankNoise { stream: NoiseStream::new(1, 2, 3), shape: LowRank { m, n, rank, sigma: 0.5 } };
+    let noise = LowRankNoise { stream: NoiseStream::new(1, 2, 3), shape: LowRank { m, n, rank, sigma: 0.5, piece: None } };
     let zeros = |len: usize| b.zeros(len).unwrap();
     let batch = Batch { population: 4, rows: 2, input: InputLayout::PerMember, first_member: 0 };
     let shared = Batch { input: InputLayout::Shared, ..batch };
@@ -1025,7 +1033,7 @@ async fn population_slices_match_the_whole_forward<B: Backend>(backend: B) {
             }
         };
 
-        let noise = LowRankNoise { stream: NoiseStream::new(seed, 9, 4), shape: LowRank { m, n, rank, sigma: 0.7 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(seed, 9, 4), shape: LowRank { m, n, rank, sigma: 0.7, piece: None } };
         let (x, w) = (random(whole.input_len(n), seed ^ 1), random(m * n, seed ^ 2));
         let (xb, x_part, wb) = (up(&backend, &x), up(&backend, &input_of(&x, n)), up(&backend, &w));
         let (mut y, mut y_part) = (backend.zeros(whole.output_len(m)).unwrap(), backend.zeros(part.output_len(m)).unwrap());
@@ -1062,6 +1070,60 @@ async fn population_slices_match_the_whole_forward<B: Backend>(backend: B) {
         backend.full_rank_embedding(&tokens, &table, noise, whole, &mut e).unwrap();
         backend.full_rank_embedding(&tokens_part, &table, noise, part, &mut e_part).unwrap();
         same(&read(&backend, &e_part).await, &rows_of(&read(&backend, &e).await, n), 1, "naive perturbed embedding");
+    })
+    .await;
+}
+
+/// A matrix held in pieces of consecutive rows (one beyond an adapter's binding limit): each
+/// piece's EGGROLL and OpenES forwards give those columns of the whole matrix's outputs, and its
+/// update those rows of the whole's estimate, the noise being the whole's; pieces that do not
+/// lie within the matrix are refused, as are pieces in the kernels that take a whole matrix.
+async fn row_pieces_match_the_whole_matrix<B: Backend>(backend: B) {
+    let strategy = (shape_strategy(), 0usize..40, 0usize..40, first_member_strategy());
+    check(&backend, 16, strategy, async |((m, n, rank, population, rows, shared, seed), cut0, cut1, first_member)| {
+        let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+        let batch = Batch { population, rows, input, first_member };
+        let whole = LowRankNoise { stream: NoiseStream::new(seed, 6, 2), shape: LowRank { m, n, rank, sigma: 0.7, piece: None } };
+        let (x, w, fitness) = (random(batch.input_len(n), seed ^ 1), random(m * n, seed ^ 2), random(population, seed ^ 3));
+        let (eggroll, naive) = (reference_forward(&x, &w, whole, batch), reference_naive(&x, &w, whole, batch));
+        let update = reference_update(&fitness, whole);
+        // Columns `first .. end` of every row of `m` values.
+        let columns = |values: &[f64], first: usize, end: usize| -> Vec<f64> {
+            values.chunks_exact(m).flat_map(|row| row[first..end].iter().copied()).collect()
+        };
+        let mut cuts = vec![0, cut0 % (m + 1), cut1 % (m + 1), m];
+        cuts.sort_unstable();
+        cuts.dedup();
+        let xb = up(&backend, &x);
+        // Drawn on the fly, then with the noise cache on (the pieces read the whole's entry).
+        for (cache, piece) in [0u64, 1 << 22].into_iter().flat_map(|cache| cuts.windows(2).map(move |piece| (cache, piece))) {
+            backend.set_noise_cache(cache);
+            let (first, end) = (piece[0], piece[1]);
+            let shape = LowRank { m: end - first, piece: Some(RowPiece { first, rows: m }), ..whole.shape };
+            let noise = LowRankNoise { shape, ..whole };
+            let wb = up(&backend, &w[first * n..end * n]);
+            let what =
+                format!("rows {first}..{end} of a {m}x{n} matrix, rank {rank}, {population} members from {first_member}, cache {cache}");
+            let mut y = backend.zeros(batch.output_len(end - first)).unwrap();
+            backend.perturbed_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
+            assert_close(&read(&backend, &y).await, &columns(&eggroll, first, end), tol(n), tol(n), &format!("eggroll forward, {what}"));
+            backend.full_rank_matmul(&xb, &wb, noise, batch, &mut y).unwrap();
+            assert_close(&read(&backend, &y).await, &columns(&naive, first, end), tol(n), tol(n), &format!("naive ES, {what}"));
+            let mut g = up(&backend, &random((end - first) * n, seed ^ 4));
+            backend.lowrank_update(&fitness, noise, &mut g).unwrap();
+            let inner = population * rank;
+            let want = &update[first * n..end * n];
+            assert_close(&read(&backend, &g).await, want, tol(inner), tol(inner), &format!("low-rank update, {what}"));
+        }
+        backend.set_noise_cache(0);
+        let beyond = LowRank { m: 2, piece: Some(RowPiece { first: m - 1, rows: m }), ..whole.shape };
+        let mut y = backend.zeros(batch.output_len(2)).unwrap();
+        let err = backend.perturbed_matmul(&xb, &up(&backend, &random(2 * n, 5)), LowRankNoise { shape: beyond, ..whole }, batch, &mut y);
+        assert!(matches!(err, Err(Error::InvalidArgument(_))), "a piece past the matrix's rows: {err:?}");
+        let piece = LowRank { m: 1, piece: Some(RowPiece { first: 0, rows: m }), ..whole.shape };
+        let (a, b) = (&mut backend.zeros(population * rank).unwrap(), &mut backend.zeros(population * n * rank).unwrap());
+        let err = backend.noise_factors(LowRankNoise { shape: piece, ..whole }, population, a, b);
+        assert!(matches!(err, Err(Error::InvalidArgument(_))), "noise factors of a piece: {err:?}");
     })
     .await;
 }

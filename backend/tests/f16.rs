@@ -69,7 +69,7 @@ fn f16_forwards_match_cpu_on_rounded_inputs() {
             assert_close(&g.read_blocking(&y).unwrap(), &yc, 2e-4, 2e-4, &format!("{variant:?} f16 matmul"));
 
             for input in [InputLayout::Shared, InputLayout::PerMember] {
-                let noise = LowRankNoise { stream: NoiseStream::new(5, 2, 1), shape: LowRank { m, n, rank, sigma: 0.3 } };
+                let noise = LowRankNoise { stream: NoiseStream::new(5, 2, 1), shape: LowRank { m, n, rank, sigma: 0.3, piece: None } };
                 let batch = Batch { population: 2 * pairs, rows, input, first_member: 0 };
                 let x = values(batch.input_len(n), 3);
                 let mut y = g.zeros(batch.output_len(m)).unwrap();
@@ -113,7 +113,7 @@ fn f16_buffers_are_refused_where_f32_is_required() {
         unsupported(g.matmul(&x16, &w32, m, n, 2, &mut y), "same storage type");
         let mut y16 = g.upload_as(&[0.0; 2 * 4], DType::F16).unwrap();
         unsupported(g.matmul(&x16, &w16, m, n, 2, &mut y16), "output Y is f16");
-        let noise = LowRankNoise { stream: NoiseStream::new(5, 2, 1), shape: LowRank { m, n, rank: 1, sigma: 0.3 } };
+        let noise = LowRankNoise { stream: NoiseStream::new(5, 2, 1), shape: LowRank { m, n, rank: 1, sigma: 0.3, piece: None } };
         let batch = Batch { population: 2, rows: 1, input: InputLayout::PerMember, first_member: 0 };
         unsupported(g.full_rank_matmul(&x16, &w32, noise, batch, &mut y), "same storage type");
         unsupported(g.perturbed_matmul(&x16, &w16, noise, batch, &mut y16), "output Y is f16");

@@ -35,7 +35,7 @@ fn read(gpu: &WgpuBackend, buffer: &<WgpuBackend as Kernels>::Buffer) -> Vec<f32
 }
 
 fn noise(m: usize, n: usize, rank: usize, seed: u64) -> LowRankNoise {
-    LowRankNoise { stream: NoiseStream::new(seed, 3, 5), shape: LowRank { m, n, rank, sigma: 0.7 } }
+    LowRankNoise { stream: NoiseStream::new(seed, 3, 5), shape: LowRank { m, n, rank, sigma: 0.7, piece: None } }
 }
 
 /// (m, n, rank) with 1 <= rank <= min(m, n).

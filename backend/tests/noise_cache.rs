@@ -27,7 +27,7 @@ async fn results<B: IntBackend>(backend: &B, epoch: u32) -> Vec<Vec<u32>> {
     let mut normal = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
     let (x_shared, x_members, w, bias) = (normal(rows * n), normal(8 * rows * n), normal(m * n), normal(m));
     let fitness = normal(16);
-    let noise = LowRankNoise { stream: stream(0), shape: LowRank { m, n, rank, sigma: 0.25 } };
+    let noise = LowRankNoise { stream: stream(0), shape: LowRank { m, n, rank, sigma: 0.25, piece: None } };
     let mut out = Vec::new();
     let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
     let w = backend.upload(&w).unwrap();
@@ -102,7 +102,7 @@ async fn kernels_give_the_same_bits_with_the_cache_on_and_off<B: IntBackend>(bac
 async fn a_steady_loop_with_the_cache_on_creates_no_device_objects(gpu: WgpuBackend) {
     let (m, n, rank, rows) = (12usize, 20usize, 3usize, 3usize);
     let stream = |param: u32| NoiseStream::new(5, param, 2);
-    let noise = LowRankNoise { stream: stream(0), shape: LowRank { m, n, rank, sigma: 0.25 } };
+    let noise = LowRankNoise { stream: stream(0), shape: LowRank { m, n, rank, sigma: 0.25, piece: None } };
     let int_noise = IntNoise { stream: stream(3), rank, shift: 4 };
     let shape = IntMatrix { m, n };
     let batch = Batch { population: 8, rows, input: InputLayout::Shared, first_member: 0 };

@@ -40,7 +40,7 @@ fn run_slice<B: IntBackend>(b: &B) -> Outputs {
     let read = |x: &B::Buffer| b.read_blocking(x).unwrap().iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
     let mut out = Outputs { f32_bits: Vec::new(), i8s: Vec::new(), i32s: Vec::new() };
 
-    let noise = LowRankNoise { stream: NoiseStream::new(11, 2, 3), shape: LowRank { m: 12, n: 8, rank: 2, sigma: 0.1 } };
+    let noise = LowRankNoise { stream: NoiseStream::new(11, 2, 3), shape: LowRank { m: 12, n: 8, rank: 2, sigma: 0.1, piece: None } };
     let batch = Batch { population: 4, rows: 3, input: InputLayout::Shared, first_member: 0 };
     let (x, w) = (b.upload(&random(&mut rng, 3 * 8)).unwrap(), b.upload(&random(&mut rng, 12 * 8)).unwrap());
     let mut y = b.zeros(4 * 3 * 12).unwrap();

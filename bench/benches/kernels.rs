@@ -38,7 +38,7 @@ impl Size {
 }
 
 fn noise(s: &Size, epoch: u32) -> LowRankNoise {
-    LowRankNoise { stream: NoiseStream::new(7, 1, epoch), shape: LowRank { m: s.m, n: s.n, rank: s.rank, sigma: 0.01 } }
+    LowRankNoise { stream: NoiseStream::new(7, 1, epoch), shape: LowRank { m: s.m, n: s.n, rank: s.rank, sigma: 0.01, piece: None } }
 }
 
 fn values(len: usize, id: u32, scale: f32) -> Vec<f32> {

@@ -386,7 +386,7 @@ fn measure_float<B: BenchBackend>(point: Measuring<'_, B>, dtype: DType) -> eggr
     let Measuring { b, spec, opts, memo, r } = point;
     let PointSpec { m, n, population, rank, rows, .. } = *spec;
     let total_rows = population * rows;
-    let shape = LowRank { m, n, rank, sigma: opts.sigma };
+    let shape = LowRank { m, n, rank, sigma: opts.sigma, piece: None };
     let noise = |epoch: u32| LowRankNoise { stream: NoiseStream::new(opts.seed, 1, epoch), shape };
     let batch = Batch { population, rows, input: InputLayout::PerMember, first_member: 0 };
 

@@ -38,7 +38,7 @@ impl PointSpec {
         if let Err(e) = batch.validate() {
             return bad(format!("--population {} --rows {}: {e}", self.population, self.rows));
         }
-        if let Err(e) = (LowRank { m: self.m, n: self.n, rank: self.rank, sigma: 0.0 }).validate() {
+        if let Err(e) = (LowRank { m: self.m, n: self.n, rank: self.rank, sigma: 0.0, piece: None }).validate() {
             return bad(format!("--rank {} --m {} --n {}: {e}", self.rank, self.m, self.n));
         }
         let too_big = [self.m, self.n, self.population, self.rows]

@@ -8,8 +8,9 @@ use crate::params::{id_of, Role};
 use crate::table::{piece_bytes, Table};
 use crate::weights::Weights;
 use eggroll_backend::transformer::{AttentionShape, Transformer};
-use eggroll_backend::{Batch, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{Batch, InputLayout, LowRank, LowRankNoise, NoiseStream, RowPiece};
 use std::path::Path;
+use std::sync::Mutex;
 
 /// The noise of the members' projections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,10 +83,12 @@ pub struct Model<B: Transformer> {
     head: Option<Table<B>>,
     norm: B::Buffer,
     layers: Vec<Layer<B>>,
-    /// Every layer's projections in [`PROJECTIONS`] order, layer after layer; empty when a
-    /// trainer holds them.
-    projections: Vec<B::Buffer>,
+    /// Every layer's projections in [`PROJECTIONS`] order, layer after layer, each in pieces
+    /// of consecutive rows ([`Layout::projection_piece_bytes`]); empty when a trainer holds them.
+    projections: Vec<Vec<B::Buffer>>,
     inv_freq: Vec<f32>,
+    /// The outputs of split projections' pieces, kept for the next call of as many values.
+    parts: Mutex<Vec<B::Buffer>>,
 }
 
 /// How a model's weights are laid out on its backend.
@@ -95,6 +98,10 @@ pub struct Layout {
     /// of whole rows: by default the smaller of the adapter's largest buffer and its storage
     /// binding limit, so that a vocabulary beyond them is split rather than refused.
     pub table_piece_bytes: Option<u64>,
+    /// The most bytes of one piece of a projection, which is held in pieces of consecutive rows
+    /// when it is larger (each piece's output placed into its columns of the whole's, its noise
+    /// those rows of the whole's): by default the same limits as the tables'.
+    pub projection_piece_bytes: Option<u64>,
 }
 
 /// The key and value caches of every layer: `slots` sequences of up to `capacity` positions.
@@ -208,13 +215,19 @@ impl<B: Transformer> Model<B> {
         let (h, hd) = (config.hidden, config.head_dim);
         let (q, kv) = (config.heads * hd, config.kv_heads * hd);
         let upload = |name: &str, shape: &[usize]| -> Result<B::Buffer> { Ok(backend.upload(&tensor(name, shape)?)?) };
+        let limits = backend.memory_limits();
+        let projection_piece = piece_bytes(layout.projection_piece_bytes, limits);
         let mut layers = Vec::with_capacity(config.layers);
         let mut projection_buffers = Vec::new();
         for l in 0..config.layers {
             let p = |name: &str| format!("model.layers.{l}.{name}");
             if projections {
                 for (name, shape) in PROJECTIONS.iter().zip(projection_shapes(&config)) {
-                    projection_buffers.push(upload(&p(name), &shape)?);
+                    let values = tensor(&p(name), &shape)?;
+                    let rows = usize::try_from(projection_piece / (shape[1] as u64 * 4)).unwrap_or(usize::MAX).clamp(1, shape[0]);
+                    let pieces =
+                        values.chunks(rows * shape[1]).map(|piece| backend.upload(piece)).collect::<std::result::Result<_, _>>()?;
+                    projection_buffers.push(pieces);
                 }
             }
             layers.push(Layer {
@@ -235,20 +248,26 @@ impl<B: Transformer> Model<B> {
                 },
             });
         }
-        let piece = piece_bytes(layout.table_piece_bytes, backend.memory_limits());
+        let piece = piece_bytes(layout.table_piece_bytes, limits);
         let table = |name: &str| Table::upload(backend, &tensor(name, &[config.vocab, h])?, config.vocab, h, piece);
         let embed = table("model.embed_tokens.weight")?;
         let head = if config.tied { None } else { Some(table("lm_head.weight")?) };
         let norm = upload("model.norm.weight", &[h])?;
         // transformers keeps the inverse frequencies in f32.
         let inv_freq = config.rope.inverse_frequencies(hd).into_iter().map(|f| f as f32).collect();
-        Ok(Model { config, embed, head, norm, layers, projections: projection_buffers, inv_freq })
+        Ok(Model { config, embed, head, norm, layers, projections: projection_buffers, inv_freq, parts: Mutex::new(Vec::new()) })
     }
 
     /// The pieces the embedding table is held in (one unless it is beyond the adapter's limits
     /// or the layout's).
     pub fn embedding_pieces(&self) -> usize {
         self.embed.pieces()
+    }
+
+    /// The most pieces any of the model's own projections is held in (one unless a projection
+    /// is beyond the adapter's limits or the layout's; zero when a trainer holds them).
+    pub fn projection_pieces(&self) -> usize {
+        self.projections.iter().map(Vec::len).max().unwrap_or(0)
     }
 
     /// Empty caches for `slots` sequences of up to `capacity` positions each (at most the
@@ -272,24 +291,34 @@ impl<B: Transformer> Model<B> {
         if self.projections.is_empty() {
             return Err(LlmError::Request("the model's projections are held by a trainer: run it through its fine-tuning".into()));
         }
-        let projections: Vec<&B::Buffer> = self.projections.iter().collect();
+        let projections: Vec<&[B::Buffer]> = self.projections.iter().map(Vec::as_slice).collect();
         self.forward_with(backend, &projections, step, cache, logits)
     }
 
     /// [`Model::forward`] with the projections `projections` (every layer's [`PROJECTIONS`],
-    /// layer after layer, of [`projection_shapes`]) in place of the model's own.
+    /// layer after layer, of [`projection_shapes`], each whole or in pieces of consecutive rows)
+    /// in place of the model's own.
     pub fn forward_with(
-        &self, backend: &B, projections: &[&B::Buffer], step: Step, cache: &mut KvCache<B>, logits: Logits,
+        &self, backend: &B, projections: &[&[B::Buffer]], step: Step, cache: &mut KvCache<B>, logits: Logits,
     ) -> Result<B::Buffer> {
         let c = &self.config;
         let shapes = projection_shapes(c);
-        let wrong = projections.iter().enumerate().find(|(at, w)| backend.len(w) != shapes[at % 7][0] * shapes[at % 7][1]);
+        let wrong = projections.iter().enumerate().find(|(at, pieces)| {
+            let [m, n] = shapes[at % 7];
+            pieces.iter().map(|w| backend.len(w)).sum::<usize>() != m * n || pieces.iter().any(|w| !backend.len(w).is_multiple_of(n))
+        });
         if projections.len() != 7 * c.layers || wrong.is_some() {
             return Err(LlmError::Request(format!(
                 "{} projections for {} layers of 7{}",
                 projections.len(),
                 c.layers,
-                wrong.map(|(at, w)| format!(", projection {at} of {} values", backend.len(w))).unwrap_or_default()
+                wrong
+                    .map(|(at, w)| format!(
+                        ", projection {at} of {} values in pieces of {:?}",
+                        shapes[at % 7][0] * shapes[at % 7][1],
+                        w.iter().map(|w| backend.len(w)).collect::<Vec<_>>()
+                    ))
+                    .unwrap_or_default()
             )));
         }
         let Step { perturbation, tokens, slots, starts, new } = step;
@@ -297,7 +326,7 @@ impl<B: Transformer> Model<B> {
         if tokens.len() != rows || starts.len() != slots.len() {
             return Err(LlmError::Request(format!("{} tokens for {} sequences of {new} new positions", tokens.len(), slots.len())));
         }
-        let project = Projector::new(perturbation, slots.len(), new)?;
+        let project = Projector::new(perturbation, slots.len(), new, &self.parts)?;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
             return Err(LlmError::Request(format!("token id {bad} is beyond the vocabulary of {}", c.vocab)));
         }
@@ -380,16 +409,19 @@ impl<B: Transformer> LanguageModel<B> for Model<B> {
 }
 
 /// How a forward runs its projections: plain matmuls for the mean model, the members' perturbed
-/// ones for a population.
-struct Projector {
+/// ones for a population; a projection held in pieces one piece at a time, each piece's output
+/// placed into its columns of the whole's.
+struct Projector<'a, B: Transformer> {
     perturbation: Option<(Perturbation, Batch)>,
+    /// Pieces' outputs kept between calls.
+    parts: &'a Mutex<Vec<B::Buffer>>,
 }
 
-impl Projector {
+impl<'a, B: Transformer> Projector<'a, B> {
     /// Checks `perturbation` against a forward of `sequences` sequences of `new` rows each.
-    fn new(perturbation: Option<Perturbation>, sequences: usize, new: usize) -> Result<Self> {
+    fn new(perturbation: Option<Perturbation>, sequences: usize, new: usize, parts: &'a Mutex<Vec<B::Buffer>>) -> Result<Self> {
         let Some(p) = perturbation else {
-            return Ok(Projector { perturbation: None });
+            return Ok(Projector { perturbation: None, parts });
         };
         if p.population == 0 || !p.population.is_multiple_of(2) || !p.first_member.is_multiple_of(2) {
             return Err(LlmError::Request(format!(
@@ -409,24 +441,61 @@ impl Projector {
             input: InputLayout::PerMember,
             first_member: p.first_member,
         };
-        Ok(Projector { perturbation: Some((p, batch)) })
+        Ok(Projector { perturbation: Some((p, batch)), parts })
     }
 
-    /// `y = x Wᵀ` for `W` (m x n, noise id `id`) on `rows` rows, each member's rows with its noise.
-    fn run<B: Transformer>(
-        &self, backend: &B, x: &B::Buffer, w: &B::Buffer, id: u32, (m, n, rows): (usize, usize, usize), y: &mut B::Buffer,
+    /// `y = x Wᵀ` for `W` (m x n, noise id `id`, whole or in pieces of rows) on `rows` rows, each
+    /// member's rows with its noise.
+    fn run(
+        &self, backend: &B, x: &B::Buffer, pieces: &[B::Buffer], id: u32, (m, n, rows): (usize, usize, usize), y: &mut B::Buffer,
+    ) -> Result<()> {
+        if let [whole] = pieces {
+            return self.piece(backend, x, whole, id, (m, n, rows), None, y);
+        }
+        let mut first = 0;
+        for w in pieces {
+            let piece_rows = backend.len(w) / n;
+            let len = rows * piece_rows;
+            let kept = {
+                let mut parts = self.parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                parts.iter().position(|b| backend.len(b) == len).map(|at| parts.swap_remove(at))
+            };
+            let mut part = match kept {
+                Some(part) => part,
+                None => backend.zeros(len)?,
+            };
+            self.piece(backend, x, w, id, (piece_rows, n, rows), Some(RowPiece { first, rows: m }), &mut part)?;
+            backend.place(&part, y, rows, first)?;
+            let mut parts = self.parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            parts.push(part);
+            // The latest pieces' outputs are what the next call of as many rows needs.
+            if parts.len() > 4 {
+                parts.remove(0);
+            }
+            first += piece_rows;
+        }
+        Ok(())
+    }
+
+    /// `y = x Wᵀ` for one piece `W` (`m` rows of `n`; rows `piece.first ..` of a larger matrix,
+    /// whose noise it takes, or the whole matrix).
+    #[allow(clippy::too_many_arguments)]
+    fn piece(
+        &self, backend: &B, x: &B::Buffer, w: &B::Buffer, id: u32, (m, n, rows): (usize, usize, usize), piece: Option<RowPiece>,
+        y: &mut B::Buffer,
     ) -> Result<()> {
         match self.perturbation {
             None => backend.matmul(x, w, m, n, rows, y)?,
             Some((p, batch)) => {
                 let stream = NoiseStream::new(p.seed, id, p.noise_epoch);
+                let whole = piece.map_or(m, |p| p.rows);
                 match p.noise {
                     Noise::LowRank { rank } => {
-                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: p.sigma } };
+                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: rank.min(whole).min(n), sigma: p.sigma, piece } };
                         backend.perturbed_matmul(x, w, noise, batch, y)?
                     }
                     Noise::FullRank => {
-                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: 1, sigma: p.sigma } };
+                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: 1, sigma: p.sigma, piece } };
                         backend.full_rank_matmul(x, w, noise, batch, y)?
                     }
                 }

@@ -18,8 +18,11 @@ pub struct MemoryNeed {
     /// The logits of one step, on the device and read back.
     pub logits: u64,
     /// The largest single buffer (what must fit the adapter's buffer and binding limits; the
-    /// embedding and head tables are split to fit them, so they are not among these).
+    /// embedding and head tables and a model's own projections are split to fit them, so they
+    /// are not among these).
     pub largest_buffer: u64,
+    /// The largest projection, which a trainer holds whole ([`MemoryNeed::with_whole_projections`]).
+    pub largest_projection: u64,
 }
 
 impl MemoryNeed {
@@ -45,15 +48,22 @@ impl MemoryNeed {
         // and the MLP's gate and up.
         let activations = rows * (3 * h + 2 * q + 2 * kv + 2 * i) * f;
         let logits = 2 * sequences * config.vocab as u64 * f;
-        // The embedding and head are held in pieces within the limits; a projection is whole.
+        // The embedding, the head and the projections are held in pieces within the limits.
         let projection = (i * h).max(q * h) * f;
         MemoryNeed {
             weights: config.parameter_count() * f,
             caches: 2 * config.layers as u64 * layer_cache,
             activations,
             logits,
-            largest_buffer: projection.max(layer_cache).max(rows * i * f).max(logits / 2),
+            largest_buffer: layer_cache.max(rows * i * f).max(logits / 2),
+            largest_projection: projection,
         }
+    }
+
+    /// The need when the projections are held whole (by a fine-tuning's trainer): the largest
+    /// of them must fit the adapter's buffer and binding limits too.
+    pub fn with_whole_projections(self) -> Self {
+        MemoryNeed { largest_buffer: self.largest_buffer.max(self.largest_projection), ..self }
     }
 
     /// Refuses the need when it is beyond `host` bytes of host memory (when known) or the

@@ -167,7 +167,7 @@ impl<B: Transformer> LanguageModel<B> for FineTuning<B> {
     }
 
     fn forward(&self, backend: &B, step: Step, cache: &mut KvCache<B>, logits: Logits) -> Result<B::Buffer> {
-        let projections: Vec<&B::Buffer> = self.trainer.values().map(|(_, value)| value).collect();
+        let projections: Vec<&[B::Buffer]> = self.trainer.values().map(|(_, value)| std::slice::from_ref(value)).collect();
         self.model.forward_with(backend, &projections, step, cache, logits)
     }
 }

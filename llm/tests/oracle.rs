@@ -60,9 +60,11 @@ fn prompt_ids_and_chat_templates_are_transformers() {
 }
 
 /// The layouts every model is checked in: whole, and with its embedding and head split into
-/// pieces of 100 rows (the last one shorter), as a vocabulary beyond an adapter's binding limit is.
+/// pieces of 100 rows and its projections into pieces of 24 rows of the hidden width (fewer of
+/// the wider down projection; the last piece of each shorter), as a vocabulary or a projection
+/// beyond an adapter's binding limit is.
 fn layouts(hidden: usize) -> [(Layout, &'static str); 2] {
-    let split = Layout { table_piece_bytes: Some(100 * hidden as u64 * 4) };
+    let split = Layout { table_piece_bytes: Some(100 * hidden as u64 * 4), projection_piece_bytes: Some(24 * hidden as u64 * 4) };
     [(Layout::default(), "whole"), (split, "split")]
 }
 
@@ -74,6 +76,7 @@ fn models<B: Transformer>(backend: &B, dir: &std::path::Path) -> Vec<(Model<B>, 
         .map(|(layout, what)| {
             let model = Model::load_with(backend, dir, layout).unwrap();
             assert_eq!(model.embedding_pieces() > 1, what == "split", "{}: {what} layout", dir.display());
+            assert_eq!(model.projection_pieces() > 1, what == "split", "{}: {what} layout's projections", dir.display());
             (model, what)
         })
         .collect()
@@ -145,9 +148,9 @@ fn greedy_generations_are_transformers_ids() {
 /// The logits of every position of `tokens` for member `member` of a population forward in which
 /// every member reads `tokens`.
 fn member_logits<B: Transformer>(
-    backend: &B, dir: &std::path::Path, tokens: &[u32], perturbation: eggroll_llm::Perturbation, member: usize,
+    backend: &B, dir: &std::path::Path, layout: Layout, tokens: &[u32], perturbation: eggroll_llm::Perturbation, member: usize,
 ) -> Vec<f32> {
-    let model = Model::load(backend, dir).unwrap();
+    let model = Model::load_with(backend, dir, layout).unwrap();
     let population = perturbation.population;
     let all: Vec<u32> = tokens.iter().copied().cycle().take(population * tokens.len()).collect();
     let slots: Vec<u32> = (0..population as u32).collect();
@@ -175,7 +178,8 @@ fn transformers_logits(root: &std::path::Path, dir: &std::path::Path, tokens: &[
 
 /// A member of a population of 4 (member 3: pair 1, sign -1) against transformers loaded with
 /// that member's weights written into the checkpoint: every projection `W + s σ/√r A Bᵀ` (EGGROLL,
-/// rank 2) or `W + s σ E` (OpenES), the rest as it was.
+/// rank 2) or `W + s σ E` (OpenES), the rest as it was; the projections held whole and in
+/// pieces of rows.
 #[test]
 fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() {
     use eggroll_backend::{Backend, Kernels, LowRank, LowRankNoise, NoiseStream};
@@ -209,7 +213,7 @@ fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() 
                     let stream = NoiseStream::new(seed, param.id, epoch);
                     match noise {
                         Noise::LowRank { rank } => {
-                            let shape = LowRank { m, n, rank, sigma };
+                            let shape = LowRank { m, n, rank, sigma, piece: None };
                             let (mut a, mut b) =
                                 (backend.zeros(population * m * rank).unwrap(), backend.zeros(population * n * rank).unwrap());
                             backend.noise_factors(LowRankNoise { stream, shape }, population, &mut a, &mut b).unwrap();
@@ -238,20 +242,23 @@ fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() 
             std::fs::write(out.path().join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
             let theirs = transformers_logits(&root, out.path(), &tokens);
 
-            let ours = member_logits(&backend, &dir, &tokens, perturbation, member);
-            let mut on_adapters = Vec::new();
-            for_each_adapter(|adapter| {
-                on_adapters.push((adapter, member_logits(gpu(adapter, MatmulVariant::Direct), &dir, &tokens, perturbation, member)))
-            });
+            // Every layout: the projections whole and in pieces of rows, each piece with its rows
+            // of the whole's noise.
+            let mut runs = Vec::new();
+            for (layout, what) in layouts(model.config.hidden) {
+                runs.push((format!("cpu, {what}"), member_logits(&backend, &dir, layout, &tokens, perturbation, member)));
+                for_each_adapter(|adapter| {
+                    let logits = member_logits(gpu(adapter, MatmulVariant::Direct), &dir, layout, &tokens, perturbation, member);
+                    runs.push((format!("wgpu {adapter}, {what}"), logits));
+                });
+            }
             let unperturbed: Vec<f32> = expected["prompts"][1]["logits"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
                 .collect();
-            for (on, ours) in
-                std::iter::once(("cpu".to_string(), ours)).chain(on_adapters.into_iter().map(|(a, l)| (format!("wgpu {a}"), l)))
-            {
+            for (on, ours) in runs {
                 assert_eq!(theirs.len(), ours.len());
                 for (position, ((o, t), u)) in
                     ours.chunks_exact(vocab).zip(theirs.chunks_exact(vocab)).zip(unperturbed.chunks_exact(vocab)).enumerate()

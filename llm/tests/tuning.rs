@@ -79,7 +79,7 @@ fn fine_tuning_runs_through_the_trainer<B: Transformer>(backend: B, again: &B, o
         let r = config.rank.min(m).min(k);
         let noise = LowRankNoise {
             stream: NoiseStream::new(config.seed, spec.id, noise_epoch),
-            shape: LowRank { m, n: k, rank: r, sigma: config.sigma },
+            shape: LowRank { m, n: k, rank: r, sigma: config.sigma, piece: None },
         };
         let (mut a, mut bf) = (b.zeros(config.population * m * r).unwrap(), b.zeros(config.population * k * r).unwrap());
         b.noise_factors(noise, config.population, &mut a, &mut bf).unwrap();

@@ -95,6 +95,14 @@ uniform! {
         /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
         /// added to every pair index the noise is drawn for.
         pub pair_offset: u32,
+        /// Rows of the whole parameter's `A` (`m`, or the rows of the matrix `W` is a piece of).
+        pub a_rows: u32,
+        /// The first row of `W` in the whole parameter (0 for a whole one).
+        pub a_first: u32,
+        /// Padding to 16 bytes.
+        pub _pad0: u32,
+        /// Padding to 16 bytes.
+        pub _pad1: u32,
     }
 
     /// `NoiseParams` of `noise.wgsl`: the noise factors of `count` members, or the update
@@ -120,10 +128,11 @@ uniform! {
         pub noise_epoch: u32,
         /// The first pair of the noise cache entry its cached variant reads (`Draws::first_pair`).
         pub pair_offset: u32,
-        /// Padding to 16 bytes.
-        pub _pad0: u32,
-        /// Padding to 16 bytes.
-        pub _pad1: u32,
+        /// Rows of the whole parameter's `A` (`m`, or the rows of the matrix `m` rows are a piece
+        /// of).
+        pub a_rows: u32,
+        /// The first of the `m` rows in the whole parameter (0 for a whole one).
+        pub a_first: u32,
     }
 
     /// `MaterialiseParams` of `full_rank.wgsl`: `W + s_i σ E_i` of `count` members from member
@@ -131,7 +140,7 @@ uniform! {
     pub struct MaterialiseParams {
         /// `m n`, the values of one matrix.
         pub len: u32,
-        /// Blocks of four values per matrix.
+        /// Philox blocks of four draws covering the stream's draws `start .. start + len`.
         pub blocks: u32,
         /// First member.
         pub first: u32,
@@ -150,10 +159,10 @@ uniform! {
         /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
         /// added to every pair index the noise is drawn for.
         pub pair_offset: u32,
+        /// The draw of `E_i`'s first value in its pair's stream (a piece of rows starts past 0).
+        pub start: u32,
         /// Padding to 16 bytes.
         pub _pad0: u32,
-        /// Padding to 16 bytes.
-        pub _pad1: u32,
     }
 
     /// `VectorParams` of `vector_noise.wgsl`: the perturbed bias or gain of the forward, or

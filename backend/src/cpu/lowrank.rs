@@ -144,8 +144,7 @@ fn group_factors<'b>(noise: &LowRankNoise, pairs: [(u32, Option<&'b [f32]>); 2],
         for (&(pair, factors), f) in pairs.iter().zip(drawn.chunks_exact_mut(per_pair)).take(if lone { 1 } else { 2 }) {
             if factors.is_none() {
                 let (a_t, b_t) = f.split_at_mut(m * r);
-                noise.stream.fill_normals(pair, shape.layout().a_index(0, 0), a_t);
-                noise.stream.fill_normals(pair, shape.layout().b_index(0, 0), b_t);
+                noise.fill_factors_t(pair, a_t, b_t);
             }
         }
     }
@@ -581,7 +580,7 @@ mod tests {
         for (m, n, rank, rows, pairs) in
             [(32, 32, 4, 1, 4), (5, 7, 1, 2, 3), (40, 33, 6, 3, 3), (17, 70, 8, 1, 5), (64, 16, 3, 2, 1), (1, 1, 1, 1, 2)]
         {
-            let noise = LowRankNoise { stream: NoiseStream::new(7, 3, 1), shape: LowRank { m, n, rank, sigma: 0.3 } };
+            let noise = LowRankNoise { stream: NoiseStream::new(7, 3, 1), shape: LowRank { m, n, rank, sigma: 0.3, piece: None } };
             let per_pair = (m + n) * rank;
             let mut kept = vec![0.0f32; pairs * per_pair];
             for (k, f) in kept.chunks_mut(per_pair).enumerate() {

@@ -72,14 +72,6 @@ impl CpuBackend {
     }
 }
 
-/// Draws pair `pair`'s factors column by column, as the stream stores them: `a_t` gets `Aᵀ`
-/// (r x m) and `b_t` gets `Bᵀ` (r x n).
-fn draw_factors_t(noise: &LowRankNoise, pair: u32, a_t: &mut [f32], b_t: &mut [f32]) {
-    let layout = noise.shape.layout();
-    noise.stream.fill_normals(pair, layout.a_index(0, 0), a_t);
-    noise.stream.fill_normals(pair, layout.b_index(0, 0), b_t);
-}
-
 /// Writes the row-major `rows x r` matrix whose transpose is `t` (r x rows) into `out`.
 fn transpose_into(t: &[f32], rows: usize, r: usize, sign: f32, out: &mut [f32]) {
     for (k, column) in t.chunks_exact(rows).enumerate() {
@@ -195,7 +187,7 @@ impl Kernels for CpuBackend {
         a.par_chunks_mut(2 * ma).zip(b.par_chunks_mut(2 * nb)).enumerate().for_each_init(
             || (vec![0.0; ma], vec![0.0; nb]),
             |(a_t, b_t), (pair, (a2, b2))| {
-                draw_factors_t(&noise, pair as u32, a_t, b_t);
+                noise.fill_factors_t(pair as u32, a_t, b_t);
                 let (a_even, a_odd) = a2.split_at_mut(ma);
                 let (b_even, b_odd) = b2.split_at_mut(nb);
                 transpose_into(a_t, shape.m, r, 1.0, a_even);
@@ -230,7 +222,11 @@ impl Kernels for CpuBackend {
         }
         let pairs = batch.population / 2;
         let per_pair = (m + n) * shape.rank;
-        let kept = self.normals(noise.stream, per_pair, batch.first_pair(), pairs);
+        // A piece of a larger matrix draws its rows of `A` on the fly.
+        let kept = match shape.piece {
+            None => self.normals(noise.stream, per_pair, batch.first_pair(), pairs),
+            Some(_) => None,
+        };
         let pairs_per_task = pairs.div_ceil(tasks(batch.population * rows * (m * n + (m + n) * shape.rank), pairs));
         let pair_len = 2 * rows * m;
         let run = |scratch: &mut PairScratch, (task, y_block): (usize, &mut [f32])| {
@@ -268,7 +264,7 @@ impl Kernels for CpuBackend {
             for (k, y_pair) in y_block.chunks_exact_mut(pair_len).enumerate() {
                 // The pair's full-rank noise E, drawn once for both of its members.
                 let pair = task * pairs_per_task + k;
-                noise.stream.fill_normals((batch.first_pair() + pair) as u32, 0, &mut eps);
+                noise.stream.fill_normals((batch.first_pair() + pair) as u32, noise.full_rank_start(), &mut eps);
                 for (half, y_member) in y_pair.chunks_exact_mut(rows * m).enumerate() {
                     // Materialise W_i = W + s_i σ E, then multiply.
                     let coef = member_sign(half) * sigma;
@@ -292,7 +288,10 @@ impl Kernels for CpuBackend {
         // G = Σ_k coef_k A_k B_kᵀ with coef_k = (σ/√r)/√N (f_2k - f_2k+1): a GEMM of inner
         // dimension pairs x r over Aᵀ (pairs r x m) and Bᵀ (pairs r x n), chunked over pairs.
         let coef = shape.scale() / (fitness.len() as f32).sqrt();
-        let kept = self.kept_normals(noise.stream, (m + n) * r, pairs);
+        let kept = match shape.piece {
+            None => self.kept_normals(noise.stream, (m + n) * r, pairs),
+            Some(_) => None,
+        };
         let chunk = (UPDATE_SCRATCH_FLOATS / ((m + n) * r)).clamp(1, pairs);
         let mut at = vec![0.0; chunk * r * m];
         let mut bt = vec![0.0; chunk * r * n];
@@ -307,7 +306,7 @@ impl Kernels for CpuBackend {
                             at_k.copy_from_slice(&factors[..m * r]);
                             bt_k.copy_from_slice(&factors[m * r..]);
                         }
-                        None => draw_factors_t(&noise, pair as u32, at_k, bt_k),
+                        None => noise.fill_factors_t(pair as u32, at_k, bt_k),
                     }
                     let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
                     at_k.iter_mut().for_each(|v| *v *= d);
@@ -437,7 +436,7 @@ impl Kernels for CpuBackend {
                 let (a_t, b_t): (&[f32], &[f32]) = match &kept {
                     Some(kept) => kept[pair * per_pair..(pair + 1) * per_pair].split_at(m * r),
                     None => {
-                        draw_factors_t(&noise, (batch.first_pair() + pair) as u32, a_scratch, b_scratch);
+                        noise.fill_factors_t((batch.first_pair() + pair) as u32, a_scratch, b_scratch);
                         (a_scratch, b_scratch)
                     }
                 };

@@ -146,6 +146,9 @@ impl Kernels for WgpuBackend {
                 noise_epoch,
                 scale: s.scale(),
                 pair_offset,
+                a_rows: word("rows of the whole matrix", s.whole_rows())?,
+                a_first: word("first row of the piece", s.first_row())?,
+                ..LowRankParams::default()
             })
         };
         let z = if shared { Some(self.ctx.scratch(ScratchUse::SharedProduct, rows * m)?) } else { None };
@@ -157,7 +160,8 @@ impl Kernels for WgpuBackend {
         let pair_rows = if shared { rows } else { 2 * rows };
         let sums = population / 2 * r * pair_rows.div_ceil(PROJECT_ROWS);
         let project_params = lowrank_params(population / 2)?;
-        let cached = self.cached_normals(noise.stream, (m, n, r), batch.first_pair(), population / 2)?;
+        // A piece of a larger matrix reads its rows of `A` from the whole's entry.
+        let cached = self.cached_normals(noise.stream, (s.whole_rows(), n, r), batch.first_pair(), population / 2)?;
         let (x, p_out) = (&x.buffer, p.buffer());
         let project = match (self.project_by_reduction(sums, n), &cached) {
             (true, cached) => {
@@ -195,6 +199,8 @@ impl Kernels for WgpuBackend {
         // W_i is materialised in the weights' storage type.
         let dtype = x.dtype;
         let len = word("full-rank noise draws m n", m * n)?;
+        let start = noise.full_rank_start();
+        let blocks = word("full-rank noise blocks", (start as usize + m * n).div_ceil(4) - start as usize / 4)?;
         let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&noise.stream);
         let chunk = self.chunk("materialised weights W + E_i", m * n, population)?;
         let w_i = self.ctx.scratch(ScratchUse::Materialised, dtype.words(chunk * m * n))?;
@@ -203,7 +209,8 @@ impl Kernels for WgpuBackend {
             let pairs = (first + count).div_ceil(2) - first / 2;
             let params = MaterialiseParams {
                 len,
-                blocks: len.div_ceil(4),
+                blocks,
+                start,
                 first: word("first", first)?,
                 count: word("count", count)?,
                 seed_lo,
@@ -214,12 +221,8 @@ impl Kernels for WgpuBackend {
                 pair_offset: word("first pair", batch.first_pair())?,
                 ..MaterialiseParams::default()
             };
-            let materialise = self.over(
-                Materialise(dtype),
-                pairs * (m * n).div_ceil(4),
-                &params,
-                MaterialiseBuffers { w: &w.buffer, out: w_i.buffer() },
-            )?;
+            let materialise =
+                self.over(Materialise(dtype), pairs * blocks as usize, &params, MaterialiseBuffers { w: &w.buffer, out: w_i.buffer() })?;
             let (x_offset, x_batch) = match batch.input {
                 InputLayout::Shared => (0, 0),
                 InputLayout::PerMember => (first * rows * n, rows * n),
@@ -251,7 +254,7 @@ impl Kernels for WgpuBackend {
         let chunk = self.chunk("update factors", m.max(n) * r, pairs)?;
         let a = self.ctx.scratch(ScratchUse::UpdateA, m * chunk * r)?;
         let b = self.ctx.scratch(ScratchUse::UpdateB, n * chunk * r)?;
-        let kept = self.kept_normals(noise.stream, (m + n) * r, pairs);
+        let kept = self.kept_normals(noise.stream, (s.whole_rows() + n) * r, pairs);
         let (a_out, b_out, d) = (a.buffer(), b.buffer(), d.buffer());
         for first in (0..pairs).step_by(chunk) {
             let count = chunk.min(pairs - first);
@@ -463,6 +466,8 @@ fn noise_params(noise: &LowRankNoise, count: usize, first: usize) -> Result<Nois
         seed_hi,
         param_id,
         noise_epoch,
+        a_rows: word("rows of the whole matrix", s.whole_rows())?,
+        a_first: word("first row of the piece", s.first_row())?,
         ..NoiseParams::default()
     })
 }

@@ -38,6 +38,7 @@ impl WgpuBackend {
                 m: word("m", m)?,
                 n: word("n", n)?,
                 rank: word("rank", rank)?,
+                a_rows: word("m", m)?,
                 count: word("pairs", pairs)?,
                 first: word("first pair", first_pair)?,
                 seed_lo,

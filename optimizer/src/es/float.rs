@@ -180,7 +180,7 @@ impl<B: Backend, M> Trainer<B, M, F32> {
                 // OpenES: E_i holds the same draws as a vector of m n values (row-major).
                 (ParamKind::Matrix { .. }, Method::OpenEs) => backend.vector_update(&shaped, stream, sigma, grad)?,
                 (ParamKind::Matrix { m, n }, Method::Eggroll) => {
-                    let shape = LowRank { m, n, rank: cfg.rank.min(m).min(n), sigma };
+                    let shape = LowRank { m, n, rank: cfg.rank.min(m).min(n), sigma, piece: None };
                     backend.lowrank_update(&shaped, LowRankNoise { stream, shape }, grad)?;
                 }
                 (ParamKind::Vector { .. }, _) => backend.vector_update(&shaped, stream, sigma, grad)?,

@@ -2,7 +2,7 @@
 
 use crate::config::Method;
 use crate::params::{ParamKind, ParamSpec, ParamValues};
-use eggroll_backend::{LowRank, NoiseStream};
+use eggroll_backend::{LowRank, LowRankNoise, NoiseStream};
 use serde::{Deserialize, Serialize};
 
 /// Everything that identifies member `member`'s perturbation at one epoch.
@@ -41,12 +41,11 @@ impl Perturbation {
         let stream = NoiseStream::new(self.seed, spec.id, self.noise_epoch);
         match (spec.kind, self.method) {
             (ParamKind::Matrix { m, n }, Method::Eggroll) => {
-                let shape = LowRank { m, n, rank: self.rank.min(m).min(n), sigma: self.sigma };
-                let (r, layout) = (shape.rank, shape.layout());
+                let shape = LowRank { m, n, rank: self.rank.min(m).min(n), sigma: self.sigma, piece: None };
+                let r = shape.rank;
                 let mut a = vec![0.0; m * r];
                 let mut b = vec![0.0; n * r];
-                stream.fill_normals(self.pair, layout.a_index(0, 0), &mut a);
-                stream.fill_normals(self.pair, layout.b_index(0, 0), &mut b);
+                LowRankNoise { stream, shape }.fill_factors_t(self.pair, &mut a, &mut b);
                 let coef = self.sign * shape.scale();
                 // Factors are stored column by column: A[j, k] = a[k m + j], B[l, k] = b[k n + l].
                 for (j, w_row) in values.chunks_exact_mut(n).enumerate() {

@@ -73,7 +73,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
                     let input = if x.shared { batch.input } else { InputLayout::PerMember };
                     let noise = LowRankNoise {
                         stream: Self::stream(w_spec, seed, noise_epoch),
-                        shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: sigma_of(w_spec, sigma) },
+                        shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: sigma_of(w_spec, sigma), piece: None },
                     };
                     let matmul_batch = Batch { input, ..batch };
                     match method {
@@ -137,7 +137,7 @@ impl<'a, B: Backend> Forward<'a, B, F32> {
                 Mode::Population { batch, seed, noise_epoch, rank, scale: sigma, method } => {
                     let noise = LowRankNoise {
                         stream: Self::stream(spec, seed, noise_epoch),
-                        shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: sigma_of(spec, sigma) },
+                        shape: LowRank { m, n, rank: rank.min(m).min(n), sigma: sigma_of(spec, sigma), piece: None },
                     };
                     match method {
                         Method::Eggroll => f.backend.perturbed_embedding(&tokens, t, noise, batch, dst)?,
