@@ -23,6 +23,8 @@ pub struct MemoryNeed {
     pub largest_buffer: u64,
     /// The largest projection, which a trainer holds whole ([`MemoryNeed::with_whole_projections`]).
     pub largest_projection: u64,
+    /// Whether the projections are held whole, so that the largest must fit the limits too.
+    pub whole_projections: bool,
 }
 
 impl MemoryNeed {
@@ -57,13 +59,14 @@ impl MemoryNeed {
             logits,
             largest_buffer: layer_cache.max(rows * i * f).max(logits / 2),
             largest_projection: projection,
+            whole_projections: false,
         }
     }
 
     /// The need when the projections are held whole (by a fine-tuning's trainer): the largest
     /// of them must fit the adapter's buffer and binding limits too.
     pub fn with_whole_projections(self) -> Self {
-        MemoryNeed { largest_buffer: self.largest_buffer.max(self.largest_projection), ..self }
+        MemoryNeed { whole_projections: true, ..self }
     }
 
     /// Refuses the need when it is beyond `host` bytes of host memory (when known) or the
@@ -91,6 +94,13 @@ impl MemoryNeed {
             )));
         }
         for (limit, what) in [(limits.max_buffer_bytes, "largest buffer"), (limits.max_binding_bytes, "storage binding limit")] {
+            if let Some(limit) = limit.filter(|&l| self.whole_projections && self.largest_projection > l) {
+                return Err(LlmError::Request(format!(
+                    "fine-tuning holds each projection whole in its trainer: a projection of {} is beyond the adapter's {what} of {}",
+                    gib(self.largest_projection),
+                    gib(limit)
+                )));
+            }
             if let Some(limit) = limit.filter(|&l| self.largest_buffer > l) {
                 return Err(LlmError::Request(format!(
                     "the generation needs a buffer of {}, beyond the adapter's {what} of {}",
@@ -100,5 +110,33 @@ impl MemoryNeed {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Llama-3-8B's shapes: its MLP projections (14 336 x 4096, 224 MiB) are beyond a 128 MiB
+    /// binding limit.
+    fn config() -> ModelConfig {
+        let json = serde_json::json!({
+            "model_type": "llama", "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "hidden_act": "silu",
+        });
+        ModelConfig::parse(json.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn split_projections_fit_a_binding_limit_that_whole_ones_do_not() {
+        let limits = MemoryLimits { max_buffer_bytes: Some(1 << 30), max_binding_bytes: Some(128 << 20), device_bytes: None };
+        let need = MemoryNeed::of(&config(), 2, 1, 16, 16);
+        assert_eq!(need.largest_projection, 14336 * 4096 * 4);
+        need.check(None, limits).expect("a model's own projections are split to fit the binding limit");
+        let err = need.with_whole_projections().check(None, limits).unwrap_err().to_string();
+        assert!(err.contains("holds each projection whole") && err.contains("storage binding limit"), "{err}");
+        let roomy = MemoryLimits { max_binding_bytes: Some(1 << 30), ..limits };
+        need.with_whole_projections().check(None, roomy).expect("a projection within the limits");
     }
 }
