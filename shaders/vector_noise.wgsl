@@ -3,7 +3,8 @@
 // The forwards (span = rows len) apply member i's perturbed vector v[j] + s_i sigma eps_{i/2}[j]
 // to y[i span + row len + j]: `perturbed_bias` adds it (v a bias), `perturbed_gain` multiplies
 // by 1 + it (v a gain, stored as an offset from 1);
-// `vector_update`: g[j] = coef sum_t d[t] eps_t[j] (coef = sigma / sqrt(N), d_t = f_2t - f_2t+1).
+// `vector_update`: g[j] = coef sum_t d[t] eps_t[start + j] (coef = sigma / sqrt(N),
+//   d_t = f_2t - f_2t+1; start 0 for a vector, past 0 for a piece of a matrix under OpenES).
 
 // `VectorParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
 
@@ -54,7 +55,7 @@ fn vector_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
     var acc = 0.0;
     for (var t = 0u; t < p.pairs; t++) {
-        acc = fma(d[t], draw(t, gid), acc);
+        acc = fma(d[t], draw(t, p.start + gid), acc);
     }
     g[gid] = p.coef * acc;
 }

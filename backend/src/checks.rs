@@ -160,6 +160,14 @@ pub(crate) fn vector_update<B: Backend>(backend: &B, fitness: &[f32], sigma: f32
     f32_buffer(backend, "gradient", g)
 }
 
+/// [`Backend::full_rank_update`]: a valid shape, finite fitness of a valid population, an m x n
+/// f32 gradient.
+pub(crate) fn full_rank_update<B: Backend>(backend: &B, fitness: &[f32], noise: &LowRankNoise, g: &B::Buffer) -> Result<()> {
+    noise.shape.validate()?;
+    self::fitness(fitness)?;
+    f32_len(backend, "gradient G", g, noise.shape.m * noise.shape.n)
+}
+
 /// [`Backend::add_bias`]: `y` whole rows of a non-empty bias, both f32.
 pub(crate) fn add_bias<B: Backend>(backend: &B, y: &B::Buffer, bias: &B::Buffer) -> Result<()> {
     rows_of_vector(backend, "bias", y, bias)

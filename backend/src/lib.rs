@@ -154,6 +154,16 @@ pub trait Backend: Kernels {
         self.vector_update_unchecked(fitness, stream, sigma, g)
     }
 
+    /// OpenES's gradient estimate of an m x n matrix, `g = σ/√N Σ_i f_i s_i E_i` (m x n),
+    /// overwriting `g`, with `E_i` the full-rank noise [`Backend::full_rank_matmul`] adds
+    /// (`noise.shape` gives m, n, σ and a piece's rows, whose rows of `E_i` it takes; its rank
+    /// plays no part). For a whole matrix it is [`Backend::vector_update`] over its `m n` values.
+    fn full_rank_update(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()> {
+        checks::full_rank_draws(noise.shape.whole_rows(), noise.shape.n)?;
+        checks::full_rank_update(self, fitness, &noise, g)?;
+        self.full_rank_update_unchecked(fitness, noise, g)
+    }
+
     /// Adds `bias` (len) to every row of `y` (rows x len), no noise.
     fn add_bias(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()> {
         checks::add_bias(self, y, bias)?;
@@ -354,6 +364,8 @@ pub trait Kernels: Sized {
     ) -> Result<()>;
     /// The kernel of [`Backend::vector_update`]; arguments already checked.
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Self::Buffer) -> Result<()>;
+    /// The kernel of [`Backend::full_rank_update`]; arguments already checked.
+    fn full_rank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::add_bias`]; arguments already checked.
     fn add_bias_unchecked(&self, y: &mut Self::Buffer, bias: &Self::Buffer) -> Result<()>;
     /// The kernel of [`Backend::perturbed_gain`]; arguments already checked.

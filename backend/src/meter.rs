@@ -160,6 +160,7 @@ impl Kernels for MeterBackend {
         lowrank_update_unchecked(&[f32], LowRankNoise, &mut MeterBuffer);
         perturbed_bias_unchecked(&mut MeterBuffer, &MeterBuffer, NoiseStream, f32, Batch);
         vector_update_unchecked(&[f32], NoiseStream, f32, &mut MeterBuffer);
+        full_rank_update_unchecked(&[f32], LowRankNoise, &mut MeterBuffer);
         add_bias_unchecked(&mut MeterBuffer, &MeterBuffer);
         perturbed_gain_unchecked(&mut MeterBuffer, &MeterBuffer, NoiseStream, f32, Batch);
         gain_unchecked(&mut MeterBuffer, &MeterBuffer);

@@ -1076,7 +1076,8 @@ async fn population_slices_match_the_whole_forward<B: Backend>(backend: B) {
 
 /// A matrix held in pieces of consecutive rows (one beyond an adapter's binding limit): each
 /// piece's EGGROLL and OpenES forwards give those columns of the whole matrix's outputs, and its
-/// update those rows of the whole's estimate, the noise being the whole's; pieces that do not
+/// updates (both methods') those rows of the whole's estimates, the noise being the whole's;
+/// a whole matrix's OpenES update is the vector update of its values; pieces that do not
 /// lie within the matrix are refused, as are pieces in the kernels that take a whole matrix.
 async fn row_pieces_match_the_whole_matrix<B: Backend>(backend: B) {
     let strategy = (shape_strategy(), 0usize..40, 0usize..40, first_member_strategy());
@@ -1087,6 +1088,15 @@ async fn row_pieces_match_the_whole_matrix<B: Backend>(backend: B) {
         let (x, w, fitness) = (random(batch.input_len(n), seed ^ 1), random(m * n, seed ^ 2), random(population, seed ^ 3));
         let (eggroll, naive) = (reference_forward(&x, &w, whole, batch), reference_naive(&x, &w, whole, batch));
         let update = reference_update(&fitness, whole);
+        // OpenES's estimate σ/√N Σ_i f_i s_i E_{i/2}, E_k[j, l] draw j n + l of pair k.
+        let coef = f64::from(whole.shape.sigma) / (population as f64).sqrt();
+        let naive_update: Vec<f64> = (0..m * n)
+            .map(|e| {
+                let term =
+                    |(i, f): (usize, &f32)| coef * f64::from(*f) * sign(i) * f64::from(whole.stream.normal((i / 2) as u32, e as u32));
+                fitness.iter().enumerate().map(term).sum()
+            })
+            .collect();
         // Columns `first .. end` of every row of `m` values.
         let columns = |values: &[f64], first: usize, end: usize| -> Vec<f64> {
             values.chunks_exact(m).flat_map(|row| row[first..end].iter().copied()).collect()
@@ -1114,8 +1124,15 @@ async fn row_pieces_match_the_whole_matrix<B: Backend>(backend: B) {
             let inner = population * rank;
             let want = &update[first * n..end * n];
             assert_close(&read(&backend, &g).await, want, tol(inner), tol(inner), &format!("low-rank update, {what}"));
+            backend.full_rank_update(&fitness, noise, &mut g).unwrap();
+            let want = &naive_update[first * n..end * n];
+            assert_close(&read(&backend, &g).await, want, tol(population), tol(population), &format!("OpenES update, {what}"));
         }
         backend.set_noise_cache(0);
+        let (mut g, mut g_vector) = (backend.zeros(m * n).unwrap(), backend.zeros(m * n).unwrap());
+        backend.full_rank_update(&fitness, whole, &mut g).unwrap();
+        backend.vector_update(&fitness, whole.stream, whole.shape.sigma, &mut g_vector).unwrap();
+        assert_eq!(read(&backend, &g).await, read(&backend, &g_vector).await, "a whole matrix's OpenES update");
         let beyond = LowRank { m: 2, piece: Some(RowPiece { first: m - 1, rows: m }), ..whole.shape };
         let mut y = backend.zeros(batch.output_len(2)).unwrap();
         let err = backend.perturbed_matmul(&xb, &up(&backend, &random(2 * n, 5)), LowRankNoise { shape: beyond, ..whole }, batch, &mut y);

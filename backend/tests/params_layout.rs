@@ -78,7 +78,7 @@ fn rust_layouts() -> Vec<Layout> {
         }),
         layout!(NoiseParams { m, n, rank, count, first, seed_lo, seed_hi, param_id, noise_epoch, pair_offset, a_rows, a_first }),
         layout!(MaterialiseParams { len, blocks, first, count, seed_lo, seed_hi, param_id, noise_epoch, sigma, pair_offset, start, _pad0 }),
-        layout!(VectorParams { len, total, span, pairs, seed_lo, seed_hi, param_id, noise_epoch, coef, pair_offset, _pad0, _pad1 }),
+        layout!(VectorParams { len, total, span, pairs, seed_lo, seed_hi, param_id, noise_epoch, coef, pair_offset, start, _pad0 }),
         layout!(ElementParams { len, cols, mode, lr, beta1, beta2, eps, weight_decay, bc1, bc2, _pad0, _pad1 }),
         layout!(NormParams { rows, cols, eps, _pad0 }),
         layout!(TransformerParams { rows, cols, heads, kv_heads, head_dim, capacity, fresh, sequences, eps, width, offset, _pad0 }),

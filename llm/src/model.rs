@@ -104,6 +104,15 @@ pub struct Layout {
     pub projection_piece_bytes: Option<u64>,
 }
 
+impl Layout {
+    /// Rows of each piece of an `[m, n]` projection (all `m` when it fits one) on a backend of
+    /// `limits`.
+    pub fn projection_rows(&self, [m, n]: [usize; 2], limits: eggroll_backend::MemoryLimits) -> usize {
+        let bytes = piece_bytes(self.projection_piece_bytes, limits);
+        usize::try_from(bytes / (n as u64 * 4)).unwrap_or(usize::MAX).clamp(1, m.max(1))
+    }
+}
+
 /// The key and value caches of every layer: `slots` sequences of up to `capacity` positions.
 pub struct KvCache<B: Transformer> {
     /// The shape the attention kernel reads.
@@ -216,7 +225,6 @@ impl<B: Transformer> Model<B> {
         let (q, kv) = (config.heads * hd, config.kv_heads * hd);
         let upload = |name: &str, shape: &[usize]| -> Result<B::Buffer> { Ok(backend.upload(&tensor(name, shape)?)?) };
         let limits = backend.memory_limits();
-        let projection_piece = piece_bytes(layout.projection_piece_bytes, limits);
         let mut layers = Vec::with_capacity(config.layers);
         let mut projection_buffers = Vec::new();
         for l in 0..config.layers {
@@ -224,7 +232,7 @@ impl<B: Transformer> Model<B> {
             if projections {
                 for (name, shape) in PROJECTIONS.iter().zip(projection_shapes(&config)) {
                     let values = tensor(&p(name), &shape)?;
-                    let rows = usize::try_from(projection_piece / (shape[1] as u64 * 4)).unwrap_or(usize::MAX).clamp(1, shape[0]);
+                    let rows = layout.projection_rows(shape, limits);
                     let pieces =
                         values.chunks(rows * shape[1]).map(|piece| backend.upload(piece)).collect::<std::result::Result<_, _>>()?;
                     projection_buffers.push(pieces);
@@ -291,7 +299,7 @@ impl<B: Transformer> Model<B> {
         if self.projections.is_empty() {
             return Err(LlmError::Request("the model's projections are held by a trainer: run it through its fine-tuning".into()));
         }
-        let projections: Vec<&[B::Buffer]> = self.projections.iter().map(Vec::as_slice).collect();
+        let projections: Vec<Vec<&B::Buffer>> = self.projections.iter().map(|pieces| pieces.iter().collect()).collect();
         self.forward_with(backend, &projections, step, cache, logits)
     }
 
@@ -299,7 +307,7 @@ impl<B: Transformer> Model<B> {
     /// layer after layer, of [`projection_shapes`], each whole or in pieces of consecutive rows)
     /// in place of the model's own.
     pub fn forward_with(
-        &self, backend: &B, projections: &[&[B::Buffer]], step: Step, cache: &mut KvCache<B>, logits: Logits,
+        &self, backend: &B, projections: &[Vec<&B::Buffer>], step: Step, cache: &mut KvCache<B>, logits: Logits,
     ) -> Result<B::Buffer> {
         let c = &self.config;
         let shapes = projection_shapes(c);
@@ -342,9 +350,9 @@ impl<B: Transformer> Model<B> {
         for ((layer, w), (k_cache, v_cache)) in self.layers.iter().zip(projections.chunks_exact(7)).zip(cache.layers.iter_mut()) {
             backend.copy(x, normed)?;
             backend.rms_norm(normed, &layer.input_norm, h, eps)?;
-            project.run(backend, normed, w[0], layer.ids[0], (q_width, h, rows), q)?;
-            project.run(backend, normed, w[1], layer.ids[1], (kv_width, h, rows), k)?;
-            project.run(backend, normed, w[2], layer.ids[2], (kv_width, h, rows), v)?;
+            project.run(backend, normed, &w[0], layer.ids[0], (q_width, h, rows), q)?;
+            project.run(backend, normed, &w[1], layer.ids[1], (kv_width, h, rows), k)?;
+            project.run(backend, normed, &w[2], layer.ids[2], (kv_width, h, rows), v)?;
             if let Some([qb, kb, vb]) = &layer.qkv_bias {
                 backend.add_bias(q, qb)?;
                 backend.add_bias(k, kb)?;
@@ -357,14 +365,14 @@ impl<B: Transformer> Model<B> {
             backend.rope(q, &positions, c.heads, hd, &self.inv_freq)?;
             backend.rope(k, &positions, c.kv_heads, hd, &self.inv_freq)?;
             backend.attention(q, k, v, cache.shape, slots, starts, new, k_cache, v_cache, attended)?;
-            project.run(backend, attended, w[3], layer.ids[3], (h, q_width, rows), projected)?;
+            project.run(backend, attended, &w[3], layer.ids[3], (h, q_width, rows), projected)?;
             backend.add(x, projected)?;
             backend.copy(x, normed)?;
             backend.rms_norm(normed, &layer.post_norm, h, eps)?;
-            project.run(backend, normed, w[4], layer.ids[4], (c.intermediate, h, rows), gate)?;
-            project.run(backend, normed, w[5], layer.ids[5], (c.intermediate, h, rows), up)?;
+            project.run(backend, normed, &w[4], layer.ids[4], (c.intermediate, h, rows), gate)?;
+            project.run(backend, normed, &w[5], layer.ids[5], (c.intermediate, h, rows), up)?;
             backend.silu_mul(gate, up)?;
-            project.run(backend, gate, w[6], layer.ids[6], (h, c.intermediate, rows), projected)?;
+            project.run(backend, gate, &w[6], layer.ids[6], (h, c.intermediate, rows), projected)?;
             backend.add(x, projected)?;
         }
         // The rows asked for, gathered before the head (the head is the largest matmul).
@@ -447,7 +455,7 @@ impl<'a, B: Transformer> Projector<'a, B> {
     /// `y = x Wᵀ` for `W` (m x n, noise id `id`, whole or in pieces of rows) on `rows` rows, each
     /// member's rows with its noise.
     fn run(
-        &self, backend: &B, x: &B::Buffer, pieces: &[B::Buffer], id: u32, (m, n, rows): (usize, usize, usize), y: &mut B::Buffer,
+        &self, backend: &B, x: &B::Buffer, pieces: &[&B::Buffer], id: u32, (m, n, rows): (usize, usize, usize), y: &mut B::Buffer,
     ) -> Result<()> {
         if let [whole] = pieces {
             return self.piece(backend, x, whole, id, (m, n, rows), None, y);

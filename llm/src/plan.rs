@@ -21,10 +21,6 @@ pub struct MemoryNeed {
     /// embedding and head tables and a model's own projections are split to fit them, so they
     /// are not among these).
     pub largest_buffer: u64,
-    /// The largest projection, which a trainer holds whole ([`MemoryNeed::with_whole_projections`]).
-    pub largest_projection: u64,
-    /// Whether the projections are held whole, so that the largest must fit the limits too.
-    pub whole_projections: bool,
 }
 
 impl MemoryNeed {
@@ -51,22 +47,13 @@ impl MemoryNeed {
         let activations = rows * (3 * h + 2 * q + 2 * kv + 2 * i) * f;
         let logits = 2 * sequences * config.vocab as u64 * f;
         // The embedding, the head and the projections are held in pieces within the limits.
-        let projection = (i * h).max(q * h) * f;
         MemoryNeed {
             weights: config.parameter_count() * f,
             caches: 2 * config.layers as u64 * layer_cache,
             activations,
             logits,
             largest_buffer: layer_cache.max(rows * i * f).max(logits / 2),
-            largest_projection: projection,
-            whole_projections: false,
         }
-    }
-
-    /// The need when the projections are held whole (by a fine-tuning's trainer): the largest
-    /// of them must fit the adapter's buffer and binding limits too.
-    pub fn with_whole_projections(self) -> Self {
-        MemoryNeed { whole_projections: true, ..self }
     }
 
     /// Refuses the need when it is beyond `host` bytes of host memory (when known) or the
@@ -94,13 +81,6 @@ impl MemoryNeed {
             )));
         }
         for (limit, what) in [(limits.max_buffer_bytes, "largest buffer"), (limits.max_binding_bytes, "storage binding limit")] {
-            if let Some(limit) = limit.filter(|&l| self.whole_projections && self.largest_projection > l) {
-                return Err(LlmError::Request(format!(
-                    "fine-tuning holds each projection whole in its trainer: a projection of {} is beyond the adapter's {what} of {}",
-                    gib(self.largest_projection),
-                    gib(limit)
-                )));
-            }
             if let Some(limit) = limit.filter(|&l| self.largest_buffer > l) {
                 return Err(LlmError::Request(format!(
                     "the generation needs a buffer of {}, beyond the adapter's {what} of {}",
@@ -129,14 +109,13 @@ mod tests {
     }
 
     #[test]
-    fn split_projections_fit_a_binding_limit_that_whole_ones_do_not() {
+    fn projections_beyond_a_binding_limit_are_split_not_refused() {
         let limits = MemoryLimits { max_buffer_bytes: Some(1 << 30), max_binding_bytes: Some(128 << 20), device_bytes: None };
         let need = MemoryNeed::of(&config(), 2, 1, 16, 16);
-        assert_eq!(need.largest_projection, 14336 * 4096 * 4);
-        need.check(None, limits).expect("a model's own projections are split to fit the binding limit");
-        let err = need.with_whole_projections().check(None, limits).unwrap_err().to_string();
-        assert!(err.contains("holds each projection whole") && err.contains("storage binding limit"), "{err}");
-        let roomy = MemoryLimits { max_binding_bytes: Some(1 << 30), ..limits };
-        need.with_whole_projections().check(None, roomy).expect("a projection within the limits");
+        need.check(None, limits).expect("the projections are held in pieces within the binding limit");
+        // A population whose caches are beyond the limit is refused, naming it.
+        let crowd = MemoryNeed::of(&config(), 4096, 1, 16, 16);
+        let err = crowd.check(None, limits).unwrap_err().to_string();
+        assert!(err.contains("needs a buffer of") && err.contains("beyond the adapter's"), "{err}");
     }
 }

@@ -5,7 +5,9 @@
 //! ([`FineTuning::perturbation`]: the same (seed, noise id, noise epoch) streams the update
 //! reads), the caller scores the completions, and [`FineTuning::tell`] updates the projections
 //! exactly as every other model's parameters are updated (fitness shaping, the low-rank
-//! estimate, SGD or Adam), with the trainer's checkpoints and state.
+//! estimate, SGD or Adam), with the trainer's checkpoints and state. A projection beyond the
+//! adapter's limits is held in pieces of consecutive rows ([`Layout::projection_rows`]), each a
+//! parameter of its own (`name[first..end]`, [`ParamKind::Rows`]) with the whole's noise id.
 
 use crate::config::{ModelConfig, StoredDtype};
 use crate::error::{file_error, Result};
@@ -17,12 +19,15 @@ use crate::weights::{tensor_shapes, Weights};
 use eggroll::config::Method;
 use eggroll::{EsConfig, FloatTrainer, ParamKind, ParamSpec, StepStats, Trainer, TrainerState};
 use eggroll_backend::transformer::Transformer;
+use std::ops::Range;
 use std::path::Path;
 
 /// A pretrained model whose projections a trainer holds and updates.
 pub struct FineTuning<B: Transformer> {
     model: Model<B>,
     trainer: FloatTrainer<B, ()>,
+    /// The trainer's parameters of each projection (its pieces), in [`PROJECTIONS`] order.
+    groups: Vec<Range<usize>>,
 }
 
 impl<B: Transformer> FineTuning<B> {
@@ -37,32 +42,51 @@ impl<B: Transformer> FineTuning<B> {
 
     /// [`FineTuning::load`] from a config and its weights.
     pub fn from_weights(backend: B, model_config: ModelConfig, weights: &Weights, config: EsConfig) -> Result<Self> {
-        Self::from_tensors(backend, model_config, config, |name, shape| weights.f32(name, shape))
+        Self::from_weights_with(backend, model_config, weights, config, Layout::default())
+    }
+
+    /// [`FineTuning::from_weights`] with the weights laid out as `layout` says (the trainer's
+    /// projections in pieces of [`Layout::projection_rows`] rows).
+    pub fn from_weights_with(backend: B, model_config: ModelConfig, weights: &Weights, config: EsConfig, layout: Layout) -> Result<Self> {
+        Self::from_tensors(backend, model_config, config, layout, |name, shape| weights.f32(name, shape))
     }
 
     /// A model of `model_config` with [`Model::random`]'s weights drawn from `seed` (a model's
     /// shapes timed without its weights).
     pub fn random(backend: B, model_config: ModelConfig, seed: u64, config: EsConfig) -> Result<Self> {
         let random = random_tensors(&model_config, seed);
-        Self::from_tensors(backend, model_config, config, random)
+        Self::from_tensors(backend, model_config, config, Layout::default(), random)
     }
 
     /// The model whose tensors `tensor(name, shape)` gives, its projections in a trainer.
     fn from_tensors(
-        backend: B, model_config: ModelConfig, config: EsConfig, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
+        backend: B, model_config: ModelConfig, config: EsConfig, layout: Layout, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
     ) -> Result<Self> {
-        let model = Model::from_tensors(&backend, model_config.clone(), Layout::default(), false, &tensor)?;
+        let model = Model::from_tensors(&backend, model_config.clone(), layout, false, &tensor)?;
+        let limits = backend.memory_limits();
         let mut values = Vec::with_capacity(7 * model_config.layers);
+        let mut groups = Vec::with_capacity(7 * model_config.layers);
         for l in 0..model_config.layers {
             for (name, [m, n]) in PROJECTIONS.iter().zip(projection_shapes(&model_config)) {
                 let name = format!("model.layers.{l}.{name}");
                 let id = id_of(&model_config, &name).expect("every projection is registered");
                 let value = tensor(&name, &[m, n])?;
-                values.push((ParamSpec { name, id, kind: ParamKind::Matrix { m, n }, frozen: false }, value));
+                let rows = layout.projection_rows([m, n], limits);
+                let start = values.len();
+                if rows == m {
+                    values.push((ParamSpec { name, id, kind: ParamKind::Matrix { m, n }, frozen: false }, value));
+                } else {
+                    for (at, piece) in value.chunks(rows * n).enumerate() {
+                        let (first, end) = (at * rows, at * rows + piece.len() / n);
+                        let kind = ParamKind::Rows { m: end - first, n, first, rows: m };
+                        values.push((ParamSpec { name: format!("{name}[{first}..{end}]"), id, kind, frozen: false }, piece.to_vec()));
+                    }
+                }
+                groups.push(start..values.len());
             }
         }
         let trainer = Trainer::from_values(backend, (), config, values)?;
-        Ok(FineTuning { model, trainer })
+        Ok(FineTuning { model, trainer, groups })
     }
 
     /// The backend the model and the trainer live on.
@@ -102,11 +126,21 @@ impl<B: Transformer> FineTuning<B> {
         let weights = Weights::open(source)?;
         std::fs::create_dir_all(out).map_err(|e| file_error(out, e))?;
         let backend = self.backend();
-        let projections: Vec<(&ParamSpec, &B::Buffer)> = self.trainer.values().collect();
+        let held: Vec<&B::Buffer> = self.trainer.values().map(|(_, value)| value).collect();
         let mut tensors = Vec::new();
         for (name, shape) in tensor_shapes(config) {
-            let values = match projections.iter().find(|(spec, _)| spec.name == name) {
-                Some((_, value)) => backend.read_blocking(value)?,
+            let projection = name.strip_prefix("model.layers.").and_then(|rest| {
+                let (layer, tensor) = rest.split_once('.')?;
+                Some(7 * layer.parse::<usize>().ok()? + PROJECTIONS.iter().position(|p| *p == tensor)?)
+            });
+            let values = match projection {
+                Some(at) => {
+                    let mut values = Vec::with_capacity(shape.iter().product());
+                    for piece in &held[self.groups[at].clone()] {
+                        values.extend(backend.read_blocking(piece)?);
+                    }
+                    values
+                }
                 None => weights.f32(&name, &shape)?,
             };
             tensors.push((name, shape, encode(&values, dtype)));
@@ -167,7 +201,8 @@ impl<B: Transformer> LanguageModel<B> for FineTuning<B> {
     }
 
     fn forward(&self, backend: &B, step: Step, cache: &mut KvCache<B>, logits: Logits) -> Result<B::Buffer> {
-        let projections: Vec<&[B::Buffer]> = self.trainer.values().map(|(_, value)| std::slice::from_ref(value)).collect();
+        let held: Vec<&B::Buffer> = self.trainer.values().map(|(_, value)| value).collect();
+        let projections: Vec<Vec<&B::Buffer>> = self.groups.iter().map(|group| held[group.clone()].to_vec()).collect();
         self.model.forward_with(backend, &projections, step, cache, logits)
     }
 }

@@ -173,3 +173,66 @@ fn an_epoch_scores_every_answer_and_steps_the_trainer() {
     let e = epoch(&mut tuning, decoding, &problems, false, &mut |_, _| Ok(vec![1.0]), &mut Local).unwrap_err().to_string();
     assert!(e.contains("1 rewards"), "{e}");
 }
+
+/// The trainer's projections in pieces of rows (as a projection beyond an adapter's binding
+/// limit is held) against the same checkpoint held whole, on backends `open` makes: the
+/// population's generation, two updates of each method and the mean model after them agree
+/// within the backends' tolerance, the folder `save_pretrained` writes holds the same tensors,
+/// and a checkpoint of the pieced state restores it exactly.
+fn pieces_train_as_the_whole<B: Transformer>(open: impl Fn() -> B, on: &str) {
+    use eggroll::config::Method;
+    use eggroll_llm::{Layout, Weights};
+    let dir = checkpoint();
+    let model_config = ModelConfig::load(&dir).unwrap();
+    let weights = Weights::open(&dir).unwrap();
+    let hidden = model_config.hidden as u64;
+    let layout = Layout { projection_piece_bytes: Some(24 * hidden * 4), ..Layout::default() };
+    let close = |ours: &[f32], theirs: &[f32], what: &str| {
+        let largest = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(ours.len() == theirs.len() && worst <= 1e-4 * largest.max(1e-3), "{on}: {what}: off by {worst} (largest {largest})");
+    };
+    for method in [Method::Eggroll, Method::OpenEs] {
+        let config = EsConfig { method, ..es() };
+        let mut whole = FineTuning::from_weights(open(), model_config.clone(), &weights, config.clone()).unwrap();
+        let mut pieced = FineTuning::from_weights_with(open(), model_config.clone(), &weights, config.clone(), layout).unwrap();
+        let (held_whole, held_pieced) = (whole.trainer().values().count(), pieced.trainer().values().count());
+        assert!(held_pieced > held_whole, "{on}: {held_pieced} pieces for {held_whole} projections");
+        assert!(pieced.trainer().values().any(|(spec, _)| spec.name.ends_with(']')), "{on}: pieces are named by their rows");
+        let prompts = vec![vec![5, 17, 42, 9], vec![3, 3, 100]];
+        for (epoch, fitness) in [[0.3f32, -1.0, 2.0, 0.5], [1.0, 0.0, -0.5, 0.25]].iter().enumerate() {
+            let members = Members::Population(whole.perturbation());
+            assert_eq!(members, Members::Population(pieced.perturbation()), "{on}: the same noise");
+            let ours = generate(pieced.backend(), &pieced, &prompts, members, 6, &[], Sampling::GREEDY).unwrap();
+            let theirs = generate(whole.backend(), &whole, &prompts, members, 6, &[], Sampling::GREEDY).unwrap();
+            for (member, (ours, theirs)) in ours.iter().zip(&theirs).enumerate() {
+                for (a, b) in ours.iter().zip(theirs) {
+                    assert_eq!(a.tokens, b.tokens, "{on}: {method:?}, epoch {epoch}, member {member}: tokens");
+                    close(&a.log_probs, &b.log_probs, &format!("{method:?}, epoch {epoch}, member {member}: log-probabilities"));
+                }
+            }
+            whole.tell(fitness).unwrap();
+            pieced.tell(fitness).unwrap();
+        }
+        close(&mean_logits(&pieced), &mean_logits(&whole), &format!("{method:?}: the mean model after two updates"));
+
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        whole.save_pretrained(&dir, a.path(), eggroll_llm::config::StoredDtype::F32).unwrap();
+        pieced.save_pretrained(&dir, b.path(), eggroll_llm::config::StoredDtype::F32).unwrap();
+        let (saved_whole, saved_pieced) = (Weights::open(a.path()).unwrap(), Weights::open(b.path()).unwrap());
+        for (name, shape) in eggroll_llm::weights::tensor_shapes(&model_config) {
+            close(&saved_pieced.f32(&name, &shape).unwrap(), &saved_whole.f32(&name, &shape).unwrap(), &format!("saved {name}"));
+        }
+
+        let state = pieced.save_state().unwrap();
+        let mut restored = FineTuning::from_weights_with(open(), model_config.clone(), &weights, config.clone(), layout).unwrap();
+        restored.load_state(&state, 2).unwrap();
+        assert_eq!(mean_logits(&restored), mean_logits(&pieced), "{on}: {method:?}: the pieced state restores exactly");
+    }
+}
+
+#[test]
+fn projections_in_pieces_train_as_whole_ones() {
+    pieces_train_as_the_whole(CpuBackend::new, "cpu");
+    for_each_adapter(|adapter| pieces_train_as_the_whole(|| open(adapter, &options(MatmulVariant::Direct)), &format!("wgpu {adapter}")));
+}

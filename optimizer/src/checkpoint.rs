@@ -29,7 +29,7 @@ use safetensors::{tensor::TensorView, SafeTensors};
 pub fn tensor_shape(specs: &[ParamSpec], name: &str) -> Option<Vec<usize>> {
     let base = name.strip_prefix("adam.m.").or_else(|| name.strip_prefix("adam.v.")).unwrap_or(name);
     specs.iter().find(|s| s.name == base).map(|s| match s.kind {
-        ParamKind::Matrix { m, n } => vec![m, n],
+        ParamKind::Matrix { m, n } | ParamKind::Rows { m, n, .. } => vec![m, n],
         ParamKind::Vector { len } => vec![len],
     })
 }

@@ -204,7 +204,7 @@ pub(crate) fn init_params(registry: &ParamRegistry, seed: u64) -> Vec<(ParamSpec
         .iter()
         .map(|spec| {
             let values = match spec.kind {
-                ParamKind::Matrix { m, n } => {
+                ParamKind::Matrix { m, n } | ParamKind::Rows { m, n, .. } => {
                     let std = (1.0 / n as f64).sqrt();
                     (0..m * n).map(|_| (std * standard_normal(&mut rng)) as f32).collect()
                 }

@@ -11,6 +11,7 @@
 //! same noise for the same parameter, run after run.
 
 use crate::error::{EggrollError, Result};
+use eggroll_backend::{LowRank, RowPiece};
 use serde::{Deserialize, Serialize};
 
 /// The shape of a parameter.
@@ -28,14 +29,39 @@ pub enum ParamKind {
         /// Number of values.
         len: usize,
     },
+    /// Rows `first .. first + m` of a matrix of `rows x n` held in pieces (one beyond an
+    /// adapter's storage binding limit): the whole matrix's noise, its rows
+    /// ([`eggroll_backend::LowRank::piece`]). The pieces of a matrix share its noise id.
+    Rows {
+        /// Rows of the piece.
+        m: usize,
+        /// Input features.
+        n: usize,
+        /// The piece's first row in the whole matrix.
+        first: usize,
+        /// Rows of the whole matrix.
+        rows: usize,
+    },
 }
 
 impl ParamKind {
     /// Number of values.
     pub fn len(&self) -> usize {
         match *self {
-            ParamKind::Matrix { m, n } => m * n,
+            ParamKind::Matrix { m, n } | ParamKind::Rows { m, n, .. } => m * n,
             ParamKind::Vector { len } => len,
+        }
+    }
+
+    /// A matrix's or piece's noise shape at `rank` (clamped to the whole matrix's sides) and
+    /// `sigma`; `None` for a vector.
+    pub fn low_rank(&self, rank: usize, sigma: f32) -> Option<LowRank> {
+        match *self {
+            ParamKind::Matrix { m, n } => Some(LowRank { m, n, rank: rank.min(m).min(n), sigma, piece: None }),
+            ParamKind::Rows { m, n, first, rows } => {
+                Some(LowRank { m, n, rank: rank.min(rows).min(n), sigma, piece: Some(RowPiece { first, rows }) })
+            }
+            ParamKind::Vector { .. } => None,
         }
     }
 

@@ -190,6 +190,11 @@ fn noise_draws(specs: &[crate::params::ParamSpec], config: &EsConfig, members: u
         .iter()
         .map(|spec| match spec.kind {
             crate::params::ParamKind::Matrix { m, n } => ((m + n) * config.rank.min(m).min(n)) as u64,
+            // The pieces of a matrix read its one entry.
+            crate::params::ParamKind::Rows { n, first, rows, .. } => match first {
+                0 => ((rows + n) * config.rank.min(rows).min(n)) as u64,
+                _ => 0,
+            },
             crate::params::ParamKind::Vector { len } => len as u64,
         })
         .sum();

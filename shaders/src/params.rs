@@ -189,10 +189,11 @@ uniform! {
         /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
         /// added to every pair index the forward draws noise for (0 for the update).
         pub pair_offset: u32,
+        /// The update's first draw of each pair (0 for a vector; a piece of rows of a matrix
+        /// under OpenES starts at its first row times the columns).
+        pub start: u32,
         /// Padding to 16 bytes.
         pub _pad0: u32,
-        /// Padding to 16 bytes.
-        pub _pad1: u32,
     }
 
     /// `ElementParams` of `elementwise.wgsl`: bias, gain, activations and optimizer steps.

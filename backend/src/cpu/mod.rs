@@ -72,6 +72,32 @@ impl CpuBackend {
     }
 }
 
+impl CpuBackend {
+    /// `g = σ/√N Σ_i f_i s_i ε_i` with `ε_i` draws `start .. start + g.len()` of pair `i / 2`:
+    /// a vector's estimate, or a matrix's (or piece's) under OpenES. A whole vector's draws come
+    /// from the noise cache when a forward kept them.
+    fn full_rank_estimate(&self, fitness: &[f32], stream: NoiseStream, start: u32, sigma: f32, g: &mut [f32]) {
+        let coef = sigma / (fitness.len() as f32).sqrt();
+        let (len, pairs) = (g.len(), fitness.len() / 2);
+        let kept = if start == 0 { self.kept_normals(stream, len, pairs) } else { None };
+        let mut scratch = if kept.is_some() { Vec::new() } else { vec![0.0; len] };
+        g.fill(0.0);
+        for pair in 0..pairs {
+            let eps: &[f32] = match &kept {
+                Some(kept) => &kept[pair * len..(pair + 1) * len],
+                None => {
+                    stream.fill_normals(pair as u32, start, &mut scratch);
+                    &scratch
+                }
+            };
+            let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
+            for (gj, ej) in g.iter_mut().zip(eps) {
+                *gj += d * ej;
+            }
+        }
+    }
+}
+
 /// Writes the row-major `rows x r` matrix whose transpose is `t` (r x rows) into `out`.
 fn transpose_into(t: &[f32], rows: usize, r: usize, sign: f32, out: &mut [f32]) {
     for (k, column) in t.chunks_exact(rows).enumerate() {
@@ -326,24 +352,12 @@ impl Kernels for CpuBackend {
     }
 
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut Vec<f32>) -> Result<()> {
-        let coef = sigma / (fitness.len() as f32).sqrt();
-        let (len, pairs) = (g.len(), fitness.len() / 2);
-        let kept = self.kept_normals(stream, len, pairs);
-        let mut scratch = if kept.is_some() { Vec::new() } else { vec![0.0; len] };
-        g.fill(0.0);
-        for pair in 0..pairs {
-            let eps: &[f32] = match &kept {
-                Some(kept) => &kept[pair * len..(pair + 1) * len],
-                None => {
-                    stream.fill_normals(pair as u32, 0, &mut scratch);
-                    &scratch
-                }
-            };
-            let d = coef * (fitness[2 * pair] - fitness[2 * pair + 1]);
-            for (gj, ej) in g.iter_mut().zip(eps) {
-                *gj += d * ej;
-            }
-        }
+        self.full_rank_estimate(fitness, stream, 0, sigma, g);
+        Ok(())
+    }
+
+    fn full_rank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut Vec<f32>) -> Result<()> {
+        self.full_rank_estimate(fitness, noise.stream, noise.full_rank_start(), noise.shape.sigma, g);
         Ok(())
     }
 

@@ -287,25 +287,11 @@ impl Kernels for WgpuBackend {
     }
 
     fn vector_update_unchecked(&self, fitness: &[f32], stream: NoiseStream, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
-        let d = self.fitness_differences(fitness)?;
-        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&stream);
-        let params = VectorParams {
-            len: word("gradient length", g.len)?,
-            pairs: word("pairs", fitness.len() / 2)?,
-            seed_lo,
-            seed_hi,
-            param_id,
-            noise_epoch,
-            coef: sigma / (fitness.len() as f32).sqrt(),
-            ..VectorParams::default()
-        };
-        let (len, d, g) = (g.len, d.buffer(), &g.buffer);
-        match self.kept_normals(stream, len, fitness.len() / 2) {
-            Some(cached) => {
-                self.dispatch(VectorUpdateCached(Cached::F32), len, &params, VectorUpdateCachedBuffers { d, g, cached: &cached })
-            }
-            None => self.dispatch(VectorUpdate, len, &params, VectorUpdateBuffers { d, g }),
-        }
+        self.full_rank_estimate(fitness, stream, 0, sigma, g)
+    }
+
+    fn full_rank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut GpuBuffer) -> Result<()> {
+        self.full_rank_estimate(fitness, noise.stream, noise.full_rank_start(), noise.shape.sigma, g)
     }
 
     fn add_bias_unchecked(&self, y: &mut GpuBuffer, bias: &GpuBuffer) -> Result<()> {
@@ -443,6 +429,35 @@ impl WgpuBackend {
         // chains are long and too few to occupy the device.
         let occupancy = if self.ctx.info.device_type == wgpu::DeviceType::Cpu { 64 } else { 16384 };
         n >= 64 && sums < occupancy
+    }
+}
+
+impl WgpuBackend {
+    /// `g = σ/√N Σ_i f_i s_i ε_i` with `ε_i` draws `start .. start + g.len` of pair `i / 2`: a
+    /// vector's estimate, or a matrix's (or piece's) under OpenES; a whole vector's draws from
+    /// the noise cache when a forward kept them.
+    fn full_rank_estimate(&self, fitness: &[f32], stream: NoiseStream, start: u32, sigma: f32, g: &mut GpuBuffer) -> Result<()> {
+        let d = self.fitness_differences(fitness)?;
+        let [seed_lo, seed_hi, param_id, noise_epoch] = stream_fields(&stream);
+        let params = VectorParams {
+            len: word("gradient length", g.len)?,
+            pairs: word("pairs", fitness.len() / 2)?,
+            seed_lo,
+            seed_hi,
+            param_id,
+            noise_epoch,
+            coef: sigma / (fitness.len() as f32).sqrt(),
+            start,
+            ..VectorParams::default()
+        };
+        let (len, d, g) = (g.len, d.buffer(), &g.buffer);
+        let kept = if start == 0 { self.kept_normals(stream, len, fitness.len() / 2) } else { None };
+        match kept {
+            Some(cached) => {
+                self.dispatch(VectorUpdateCached(Cached::F32), len, &params, VectorUpdateCachedBuffers { d, g, cached: &cached })
+            }
+            None => self.dispatch(VectorUpdate, len, &params, VectorUpdateBuffers { d, g }),
+        }
     }
 }
 

@@ -105,6 +105,10 @@ impl Kernels for SelectedBackend {
         forward!(self, b(g) => b.vector_update_unchecked(fitness, stream, sigma, g))
     }
 
+    fn full_rank_update_unchecked(&self, fitness: &[f32], noise: LowRankNoise, g: &mut SelectedBuffer) -> Result<()> {
+        forward!(self, b(g) => b.full_rank_update_unchecked(fitness, noise, g))
+    }
+
     fn add_bias_unchecked(&self, y: &mut SelectedBuffer, bias: &SelectedBuffer) -> Result<()> {
         forward!(self, b(y, bias) => b.add_bias_unchecked(y, bias))
     }

@@ -7,9 +7,8 @@ use crate::error::{EggrollError, Result};
 use crate::format::F32;
 use crate::forward::{Forward, Mode};
 use crate::model::Model;
-use crate::params::ParamKind;
 use crate::shaping::shape_fitness;
-use eggroll_backend::{AdamParams, Backend, InputLayout, LowRank, LowRankNoise, NoiseStream};
+use eggroll_backend::{AdamParams, Backend, InputLayout, LowRankNoise, NoiseStream};
 use std::ops::Range;
 
 impl<B: Backend, M: Model> Trainer<B, M, F32> {
@@ -176,14 +175,10 @@ impl<B: Backend, M> Trainer<B, M, F32> {
         for param in self.params.iter_mut().filter(|p| !p.spec.frozen) {
             let stream = NoiseStream::new(cfg.seed, param.spec.id, noise_epoch);
             let grad = param.grad.as_mut().expect("f32 parameters keep a gradient");
-            match (param.spec.kind, cfg.method) {
-                // OpenES: E_i holds the same draws as a vector of m n values (row-major).
-                (ParamKind::Matrix { .. }, Method::OpenEs) => backend.vector_update(&shaped, stream, sigma, grad)?,
-                (ParamKind::Matrix { m, n }, Method::Eggroll) => {
-                    let shape = LowRank { m, n, rank: cfg.rank.min(m).min(n), sigma, piece: None };
-                    backend.lowrank_update(&shaped, LowRankNoise { stream, shape }, grad)?;
-                }
-                (ParamKind::Vector { .. }, _) => backend.vector_update(&shaped, stream, sigma, grad)?,
+            match (param.spec.kind.low_rank(cfg.rank, sigma), cfg.method) {
+                (Some(shape), Method::OpenEs) => backend.full_rank_update(&shaped, LowRankNoise { stream, shape }, grad)?,
+                (Some(shape), Method::Eggroll) => backend.lowrank_update(&shaped, LowRankNoise { stream, shape }, grad)?,
+                (None, _) => backend.vector_update(&shaped, stream, sigma, grad)?,
             }
             match (&mut param.moments, cfg.optimizer) {
                 (Some((m, v)), OptimizerKind::Adam | OptimizerKind::AdamW) => {

@@ -121,7 +121,12 @@ impl<B: IntBackend, M: IntModel> Trainer<B, M, Int8> {
         let noise_epoch = self.noise_epoch();
         let shift = self.settings.shift;
         for param in &mut self.params {
-            let ParamKind::Matrix { m, n } = param.spec.kind else { unreachable!("Int8::init refuses vectors") };
+            let ParamKind::Matrix { m, n } = param.spec.kind else {
+                return Err(EggrollError::Config(format!(
+                    "integer EGGROLL updates whole matrices only; `{}` is {:?}",
+                    param.spec.name, param.spec.kind
+                )));
+            };
             let rank = self.config.rank.min(m).min(n);
             let noise = IntNoise { stream: NoiseStream::new(self.config.seed, param.spec.id, noise_epoch), rank, shift: shift.0 };
             // Under either method Z has the variance nonzero · rank · 42.5² without evidence.

@@ -28,7 +28,7 @@ use crate::error::{EggrollError, Result};
 use crate::format::{Element, Int8, Tensors, F32};
 use crate::forward::{Arena, Forward, Mode};
 use crate::model::Mlp;
-use crate::params::ParamSpec;
+use crate::params::{ParamKind, ParamSpec};
 use eggroll_backend::rng::noise_epoch;
 use eggroll_backend::{Backend, Batch, InputLayout};
 use serde::{Deserialize, Serialize};
@@ -166,7 +166,9 @@ impl<B: Backend, M, F: Tensors<B>> Trainer<B, M, F> {
             if let Some((at, why)) = data.iter().enumerate().find_map(|(at, v)| v.invalid().map(|why| (at, why))) {
                 return Err(EggrollError::Config(format!("parameter `{}`: value {at} {why}", spec.name)));
             }
-            if let Some((other, _)) = values[..i].iter().find(|(p, _)| p.name == spec.name || p.id == spec.id) {
+            if let Some((other, _)) =
+                values[..i].iter().find(|(p, _)| p.name == spec.name || (p.id == spec.id && !pieces_of_one_matrix(p.kind, spec.kind)))
+            {
                 return Err(EggrollError::Config(format!(
                     "parameters `{}` (id {}) and `{}` (id {}) share a name or a noise id",
                     other.name, other.id, spec.name, spec.id
@@ -300,5 +302,16 @@ fn fitness_stats(raw: &[f32], epoch: u32, lr: f32, sigma: f32) -> StepStats {
         fitness_std: var.sqrt() as f32,
         lr,
         sigma,
+    }
+}
+
+/// Whether `a` and `b` are disjoint pieces of rows of one matrix (the same width and rows),
+/// which share its noise id.
+fn pieces_of_one_matrix(a: ParamKind, b: ParamKind) -> bool {
+    match (a, b) {
+        (ParamKind::Rows { m: ma, n: na, first: fa, rows: ra }, ParamKind::Rows { m: mb, n: nb, first: fb, rows: rb }) => {
+            na == nb && ra == rb && (fa + ma <= fb || fb + mb <= fa)
+        }
+        _ => false,
     }
 }

@@ -1,8 +1,8 @@
 //! Handles on the population members of one epoch, for evaluation outside the trainer.
 
 use crate::config::Method;
-use crate::params::{ParamKind, ParamSpec, ParamValues};
-use eggroll_backend::{LowRank, LowRankNoise, NoiseStream};
+use crate::params::{ParamSpec, ParamValues};
+use eggroll_backend::{LowRankNoise, NoiseStream};
 use serde::{Deserialize, Serialize};
 
 /// Everything that identifies member `member`'s perturbation at one epoch.
@@ -32,17 +32,17 @@ pub struct Perturbation {
 impl Perturbation {
     /// Adds this member's noise to `values`, the mean values of parameter `spec`, on the host:
     /// `W += s (σ/√r) A Bᵀ` for matrices (OpenES: `W += s σ E`, E the matrix's first m n draws
-    /// row-major), `b += s σ ε` for vectors, nothing when frozen. The
+    /// row-major), `b += s σ ε` for vectors, nothing when frozen; a piece of a matrix's rows
+    /// takes those rows of the whole's noise. The
     /// result is the parameter [`crate::es::FloatTrainer::population_forward`] uses for this member.
     pub fn apply(&self, spec: &ParamSpec, values: &mut [f32]) {
         if spec.frozen {
             return;
         }
         let stream = NoiseStream::new(self.seed, spec.id, self.noise_epoch);
-        match (spec.kind, self.method) {
-            (ParamKind::Matrix { m, n }, Method::Eggroll) => {
-                let shape = LowRank { m, n, rank: self.rank.min(m).min(n), sigma: self.sigma, piece: None };
-                let r = shape.rank;
+        match (spec.kind.low_rank(self.rank, self.sigma), self.method) {
+            (Some(shape), Method::Eggroll) => {
+                let (m, n, r) = (shape.m, shape.n, shape.rank);
                 let mut a = vec![0.0; m * r];
                 let mut b = vec![0.0; n * r];
                 LowRankNoise { stream, shape }.fill_factors_t(self.pair, &mut a, &mut b);
@@ -54,10 +54,12 @@ impl Perturbation {
                     }
                 }
             }
-            // A vector's noise, and OpenES's matrix noise over the m n values of the matrix.
-            (kind, _) => {
-                let mut eps = vec![0.0; kind.len()];
-                stream.fill_normals(self.pair, 0, &mut eps);
+            // A vector's noise, and OpenES's matrix noise over the m n values of the matrix (a
+            // piece's from its first row's draws on).
+            (shape, _) => {
+                let start = shape.map_or(0, |shape| LowRankNoise { stream, shape }.full_rank_start());
+                let mut eps = vec![0.0; spec.kind.len()];
+                stream.fill_normals(self.pair, start, &mut eps);
                 for (v, e) in values.iter_mut().zip(&eps) {
                     *v += self.sign * self.sigma * e;
                 }
