@@ -322,8 +322,9 @@ impl<B: Transformer> Model<B> {
                 c.layers,
                 wrong
                     .map(|(at, w)| format!(
-                        ", projection {at} of {} values in pieces of {:?}",
+                        ", projection {at} needs {} values in whole rows of {}, got pieces of {:?} values",
                         shapes[at % 7][0] * shapes[at % 7][1],
+                        shapes[at % 7][1],
                         w.iter().map(|w| backend.len(w)).collect::<Vec<_>>()
                     ))
                     .unwrap_or_default()

@@ -178,7 +178,7 @@ fn an_epoch_scores_every_answer_and_steps_the_trainer() {
 /// limit is held) against the same checkpoint held whole, on backends `open` makes: the
 /// population's generation, two updates of each method and the mean model after them agree
 /// within the backends' tolerance, the folder `save_pretrained` writes holds the same tensors,
-/// and a checkpoint of the pieced state restores it exactly.
+/// and a checkpoint of the pieced state restores it exactly (a whole one is refused by name).
 fn pieces_train_as_the_whole<B: Transformer>(open: impl Fn() -> B, on: &str) {
     use eggroll::config::Method;
     use eggroll_llm::{Layout, Weights};
@@ -226,6 +226,8 @@ fn pieces_train_as_the_whole<B: Transformer>(open: impl Fn() -> B, on: &str) {
 
         let state = pieced.save_state().unwrap();
         let mut restored = FineTuning::from_weights_with(open(), model_config.clone(), &weights, config.clone(), layout).unwrap();
+        let err = restored.load_state(&whole.save_state().unwrap(), 2).unwrap_err().to_string();
+        assert!(err.contains("model.layers."), "{on}: a whole state into pieces is refused by name: {err}");
         restored.load_state(&state, 2).unwrap();
         assert_eq!(mean_logits(&restored), mean_logits(&pieced), "{on}: {method:?}: the pieced state restores exactly");
     }
