@@ -5,12 +5,11 @@
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
 use crate::params::{id_of, Role};
-use crate::table::{piece_bytes, Table};
+use crate::table::{piece_bytes, Parts, Table};
 use crate::weights::Weights;
 use eggroll_backend::transformer::{AttentionShape, Transformer};
 use eggroll_backend::{Batch, InputLayout, LowRank, LowRankNoise, NoiseStream, RowPiece};
 use std::path::Path;
-use std::sync::Mutex;
 
 /// The noise of the members' projections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,8 +86,8 @@ pub struct Model<B: Transformer> {
     /// of consecutive rows ([`Layout::projection_piece_bytes`]); empty when a trainer holds them.
     projections: Vec<Vec<B::Buffer>>,
     inv_freq: Vec<f32>,
-    /// The outputs of split projections' pieces, kept for the next call of as many values.
-    parts: Mutex<Vec<B::Buffer>>,
+    /// The outputs of split projections' pieces.
+    parts: Parts<B>,
 }
 
 /// How a model's weights are laid out on its backend.
@@ -263,7 +262,7 @@ impl<B: Transformer> Model<B> {
         let norm = upload("model.norm.weight", &[h])?;
         // transformers keeps the inverse frequencies in f32.
         let inv_freq = config.rope.inverse_frequencies(hd).into_iter().map(|f| f as f32).collect();
-        Ok(Model { config, embed, head, norm, layers, projections: projection_buffers, inv_freq, parts: Mutex::new(Vec::new()) })
+        Ok(Model { config, embed, head, norm, layers, projections: projection_buffers, inv_freq, parts: Parts::default() })
     }
 
     /// The pieces the embedding table is held in (one unless it is beyond the adapter's limits
@@ -423,12 +422,12 @@ impl<B: Transformer> LanguageModel<B> for Model<B> {
 struct Projector<'a, B: Transformer> {
     perturbation: Option<(Perturbation, Batch)>,
     /// Pieces' outputs kept between calls.
-    parts: &'a Mutex<Vec<B::Buffer>>,
+    parts: &'a Parts<B>,
 }
 
 impl<'a, B: Transformer> Projector<'a, B> {
     /// Checks `perturbation` against a forward of `sequences` sequences of `new` rows each.
-    fn new(perturbation: Option<Perturbation>, sequences: usize, new: usize, parts: &'a Mutex<Vec<B::Buffer>>) -> Result<Self> {
+    fn new(perturbation: Option<Perturbation>, sequences: usize, new: usize, parts: &'a Parts<B>) -> Result<Self> {
         let Some(p) = perturbation else {
             return Ok(Projector { perturbation: None, parts });
         };
@@ -464,23 +463,10 @@ impl<'a, B: Transformer> Projector<'a, B> {
         let mut first = 0;
         for w in pieces {
             let piece_rows = backend.len(w) / n;
-            let len = rows * piece_rows;
-            let kept = {
-                let mut parts = self.parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                parts.iter().position(|b| backend.len(b) == len).map(|at| parts.swap_remove(at))
-            };
-            let mut part = match kept {
-                Some(part) => part,
-                None => backend.zeros(len)?,
-            };
+            let mut part = self.parts.take(backend, rows * piece_rows)?;
             self.piece(backend, x, w, id, (piece_rows, n, rows), Some(RowPiece { first, rows: m }), &mut part)?;
             backend.place(&part, y, rows, first)?;
-            let mut parts = self.parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            parts.push(part);
-            // The latest pieces' outputs are what the next call of as many rows needs.
-            if parts.len() > 4 {
-                parts.remove(0);
-            }
+            self.parts.keep(part);
             first += piece_rows;
         }
         Ok(())

@@ -13,9 +13,45 @@ pub(crate) struct Table<B: Transformer> {
     piece_rows: usize,
     rows: usize,
     cols: usize,
-    /// The pieces' logits buffers of the latest call (a whole piece's, the last piece's), kept
-    /// for the next call of as many rows: a decode step allocates none.
-    parts: Mutex<Vec<B::Buffer>>,
+    /// The pieces' logits buffers, kept for the next call.
+    parts: Parts<B>,
+}
+
+/// Device buffers for the outputs of a split tensor's pieces (a piece's logits, a projection
+/// piece's product), each placed into the whole's output and then kept for the next piece or
+/// call of as many values: a decode step allocates none.
+pub(crate) struct Parts<B: Transformer> {
+    kept: Mutex<Vec<B::Buffer>>,
+}
+
+impl<B: Transformer> Default for Parts<B> {
+    fn default() -> Self {
+        Parts { kept: Mutex::new(Vec::new()) }
+    }
+}
+
+impl<B: Transformer> Parts<B> {
+    /// The most buffers kept: a whole piece's and a last piece's output, for a decode step and
+    /// a prefill.
+    const KEPT: usize = 4;
+
+    /// A buffer of `len` values: a kept one, or a new one.
+    pub(crate) fn take(&self, backend: &B, len: usize) -> Result<B::Buffer> {
+        let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match kept.iter().position(|b| backend.len(b) == len) {
+            Some(at) => Ok(kept.swap_remove(at)),
+            None => Ok(backend.zeros(len)?),
+        }
+    }
+
+    /// Keeps `buffer` for a later [`Parts::take`], dropping the oldest beyond [`Parts::KEPT`].
+    pub(crate) fn keep(&self, buffer: B::Buffer) {
+        let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        kept.push(buffer);
+        if kept.len() > Self::KEPT {
+            kept.remove(0);
+        }
+    }
 }
 
 /// The most bytes one piece of a table may have: `requested` when given, else the smaller of the
@@ -31,7 +67,7 @@ impl<B: Transformer> Table<B> {
         let row_bytes = (cols * 4) as u64;
         let piece_rows = usize::try_from(max_bytes / row_bytes).unwrap_or(usize::MAX).clamp(1, rows.max(1));
         let pieces = values.chunks(piece_rows * cols).map(|piece| backend.upload(piece)).collect::<std::result::Result<_, _>>()?;
-        Ok(Table { pieces, piece_rows, rows, cols, parts: Mutex::new(Vec::new()) })
+        Ok(Table { pieces, piece_rows, rows, cols, parts: Parts::default() })
     }
 
     /// The number of pieces.
@@ -57,22 +93,13 @@ impl<B: Transformer> Table<B> {
         if let [whole] = self.pieces.as_slice() {
             return Ok(backend.matmul(x, whole, self.rows, self.cols, n, logits)?);
         }
-        let mut kept = self.parts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut used = Vec::with_capacity(2);
         for (p, piece) in self.pieces.iter().enumerate() {
             let len = n * (backend.len(piece) / self.cols);
-            let mut part = match kept.iter().position(|b| backend.len(b) == len) {
-                Some(at) => kept.swap_remove(at),
-                None => match used.iter().position(|b| backend.len(b) == len) {
-                    Some(at) => used.swap_remove(at),
-                    None => backend.zeros(len)?,
-                },
-            };
+            let mut part = self.parts.take(backend, len)?;
             backend.matmul(x, piece, len / n, self.cols, n, &mut part)?;
             backend.place(&part, logits, n, p * self.piece_rows)?;
-            used.push(part);
+            self.parts.keep(part);
         }
-        *kept = used;
         Ok(())
     }
 }
