@@ -175,17 +175,71 @@ impl<B: Transformer> FineTuning<B> {
     }
 
     /// The trainer's state (projections, Adam's moments) as a safetensors file, for a
-    /// checkpoint.
+    /// checkpoint: each projection whole, whatever pieces the trainer holds it in, so that the
+    /// file resumes on any backend.
     pub fn save_state(&self) -> Result<Vec<u8>> {
-        Ok(self.trainer.state()?.to_safetensors(&self.trainer.specs())?)
+        let state = self.trainer.state()?;
+        let specs = self.trainer.specs();
+        let mut tensors = Vec::with_capacity(state.tensors.len());
+        for prefix in self.state_prefixes(&state) {
+            for group in &self.groups {
+                let name = format!("{prefix}{}", whole_name(&specs[group.start].name));
+                let mut values = Vec::new();
+                for spec in &specs[group.clone()] {
+                    values.extend_from_slice(state.get(&format!("{prefix}{}", spec.name)).expect("the trainer's own state"));
+                }
+                tensors.push((name, values));
+            }
+        }
+        Ok(TrainerState { epoch: state.epoch, tensors }.to_safetensors(&self.whole_specs())?)
     }
 
-    /// Restores a state [`FineTuning::save_state`] wrote, as the state after `epoch` epochs; a
-    /// file that does not hold this model's projections (and this optimiser's moments) is
-    /// refused, naming the tensor.
+    /// Restores a state [`FineTuning::save_state`] wrote, as the state after `epoch` epochs,
+    /// each projection cut into the pieces the trainer holds; a file that does not hold this
+    /// model's projections (and this optimiser's moments) is refused, naming the tensor.
     pub fn load_state(&mut self, bytes: &[u8], epoch: u32) -> Result<()> {
-        let state = TrainerState::from_safetensors(bytes, epoch, &self.trainer.specs())?;
-        Ok(self.trainer.restore(&state)?)
+        let whole = TrainerState::from_safetensors(bytes, epoch, &self.whole_specs())?;
+        let specs = self.trainer.specs();
+        let mut tensors = Vec::with_capacity(whole.tensors.len());
+        for (name, values) in whole.tensors {
+            let (prefix, base) =
+                ["adam.m.", "adam.v."].iter().find_map(|p| name.strip_prefix(p).map(|base| (*p, base))).unwrap_or(("", name.as_str()));
+            let group = self.groups.iter().find(|g| whole_name(&specs[g.start].name) == base);
+            match group {
+                Some(group) if group.len() > 1 => {
+                    let mut at = 0;
+                    for spec in &specs[group.clone()] {
+                        let len = spec.kind.len();
+                        tensors.push((format!("{prefix}{}", spec.name), values[at..at + len].to_vec()));
+                        at += len;
+                    }
+                }
+                _ => tensors.push((name, values)),
+            }
+        }
+        Ok(self.trainer.restore(&TrainerState { epoch: whole.epoch, tensors })?)
+    }
+
+    /// The prefixes of the state's tensors: the values', and Adam's moments' when it keeps them.
+    fn state_prefixes(&self, state: &TrainerState) -> Vec<&'static str> {
+        let first = &self.trainer.specs()[0].name;
+        ["", "adam.m.", "adam.v."].into_iter().filter(|p| state.get(&format!("{p}{first}")).is_some()).collect()
+    }
+
+    /// Every projection's spec, whole (the pieces' specs joined): the checkpoint's layout.
+    fn whole_specs(&self) -> Vec<ParamSpec> {
+        let specs = self.trainer.specs();
+        self.groups
+            .iter()
+            .map(|group| {
+                let first = &specs[group.start];
+                let kind = match first.kind {
+                    ParamKind::Rows { n, rows, .. } => ParamKind::Matrix { m: rows, n },
+                    kind => kind,
+                };
+                ParamSpec { name: whole_name(&first.name).to_string(), kind, ..first.clone() }
+            })
+            .collect()
     }
 
     /// Updates the projections from every member's raw fitness (higher is better), as
@@ -205,6 +259,12 @@ impl<B: Transformer> LanguageModel<B> for FineTuning<B> {
         let projections: Vec<Vec<&B::Buffer>> = self.groups.iter().map(|group| held[group.clone()].to_vec()).collect();
         self.model.forward_with(backend, &projections, step, cache, logits)
     }
+}
+
+/// The projection's name of a trainer parameter: `name` itself, or the name a piece
+/// `name[first..end]` is cut from.
+fn whole_name(name: &str) -> &str {
+    name.split_once('[').map_or(name, |(whole, _)| whole)
 }
 
 /// `values` as little-endian bytes of `dtype` (rounded to nearest even).
