@@ -179,16 +179,14 @@ impl<B: Transformer> FineTuning<B> {
     /// file resumes on any backend.
     pub fn save_state(&self) -> Result<Vec<u8>> {
         let state = self.trainer.state()?;
-        let specs = self.trainer.specs();
-        let mut tensors = Vec::with_capacity(state.tensors.len());
-        for prefix in self.state_prefixes(&state) {
-            for group in &self.groups {
-                let name = format!("{prefix}{}", whole_name(&specs[group.start].name));
-                let mut values = Vec::new();
-                for spec in &specs[group.clone()] {
-                    values.extend_from_slice(state.get(&format!("{prefix}{}", spec.name)).expect("the trainer's own state"));
-                }
-                tensors.push((name, values));
+        // A piece's tensors (`name[first..end]`, `adam.m.name[..]`) join their projection's, in
+        // the trainer's order, which is the pieces' order.
+        let mut tensors: Vec<(String, Vec<f32>)> = Vec::with_capacity(state.tensors.len());
+        for (name, values) in state.tensors {
+            let whole = whole_name(&name);
+            match tensors.iter_mut().find(|(n, _)| n == whole) {
+                Some((_, joined)) => joined.extend(values),
+                None => tensors.push((whole.to_string(), values)),
             }
         }
         Ok(TrainerState { epoch: state.epoch, tensors }.to_safetensors(&self.whole_specs())?)
@@ -218,12 +216,6 @@ impl<B: Transformer> FineTuning<B> {
             }
         }
         Ok(self.trainer.restore(&TrainerState { epoch: whole.epoch, tensors })?)
-    }
-
-    /// The prefixes of the state's tensors: the values', and Adam's moments' when it keeps them.
-    fn state_prefixes(&self, state: &TrainerState) -> Vec<&'static str> {
-        let first = &self.trainer.specs()[0].name;
-        ["", "adam.m.", "adam.v."].into_iter().filter(|p| state.get(&format!("{p}{first}")).is_some()).collect()
     }
 
     /// Every projection's spec, whole (the pieces' specs joined): the checkpoint's layout.
@@ -261,8 +253,8 @@ impl<B: Transformer> LanguageModel<B> for FineTuning<B> {
     }
 }
 
-/// The projection's name of a trainer parameter: `name` itself, or the name a piece
-/// `name[first..end]` is cut from.
+/// The projection's name of a trainer parameter or its state tensor: `name` itself, or the name
+/// a piece `name[first..end]` is cut from.
 fn whole_name(name: &str) -> &str {
     name.split_once('[').map_or(name, |(whole, _)| whole)
 }

@@ -120,13 +120,18 @@ impl<B: IntBackend, M: IntModel> Trainer<B, M, Int8> {
         let alpha = self.alpha();
         let noise_epoch = self.noise_epoch();
         let shift = self.settings.shift;
-        for param in &mut self.params {
-            let ParamKind::Matrix { m, n } = param.spec.kind else {
-                return Err(EggrollError::Config(format!(
-                    "integer EGGROLL updates whole matrices only; `{}` is {:?}",
-                    param.spec.name, param.spec.kind
-                )));
-            };
+        // Every shape before any step, so that a refusal leaves the weights as they were.
+        let shapes = self
+            .params
+            .iter()
+            .map(|param| match param.spec.kind {
+                ParamKind::Matrix { m, n } => Ok((m, n)),
+                kind => {
+                    Err(EggrollError::Config(format!("integer EGGROLL updates whole matrices only; `{}` is {kind:?}", param.spec.name)))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (param, (m, n)) in self.params.iter_mut().zip(shapes) {
             let rank = self.config.rank.min(m).min(n);
             let noise = IntNoise { stream: NoiseStream::new(self.config.seed, param.spec.id, noise_epoch), rank, shift: shift.0 };
             // Under either method Z has the variance nonzero · rank · 42.5² without evidence.
