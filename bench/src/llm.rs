@@ -6,12 +6,19 @@
 //! pair), as `--method` lists them. With `--temperature` the members sample instead (nucleus
 //! sampling on the backend, `--top-p`). Generated tokens per second count every member's new
 //! tokens; the prefill of the prompt is inside each run's time.
+//!
+//! The perturbed runs are generations as a fine-tuning epoch runs them: each one a new noise
+//! epoch, with the backend's noise cache holding one epoch's low-rank factors (the trainer's
+//! default, `noise_cache_mb`), so that a run's first forward draws every projection's factors and
+//! its later forwards read them; the draws count in the run's time. OpenES draws its full-rank
+//! matrices at every forward (the cache keeps low-rank factors only).
 
 use crate::{BenchError, BenchOptions, LlmMethod};
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::select_backend;
 use eggroll_backend::Kernels;
 use eggroll_llm::generate::{generate, Members, Sampling};
+use eggroll_llm::model::projection_shapes;
 use eggroll_llm::{Model, ModelConfig, Noise, Perturbation};
 use std::path::Path;
 use std::time::Instant;
@@ -55,25 +62,30 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     );
     let model = Model::random(&backend, config.clone(), SEED)?;
     let prompt: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 2_654_435_761 + SEED) % config.vocab as u64) as u32).collect();
-    let perturbed =
-        |noise| Members::Population(Perturbation { noise, sigma: 1e-3, seed: SEED, noise_epoch: 0, population, first_member: 0 });
-    let mut runs: Vec<(&str, Members, Vec<Vec<u32>>)> = vec![("inference", Members::Mean, vec![prompt.clone(); population])];
+    let perturbed = |noise| Perturbation { noise, sigma: 1e-3, seed: SEED, noise_epoch: 0, population, first_member: 0 };
+    let mut runs: Vec<(&str, Option<Perturbation>, Vec<Vec<u32>>)> = vec![("inference", None, vec![prompt.clone(); population])];
     for method in &args.method {
         let run = match method {
             LlmMethod::Eggroll => ("eggroll", perturbed(Noise::LowRank { rank })),
             LlmMethod::Openes => ("openes", perturbed(Noise::FullRank)),
         };
         if !runs.iter().any(|r| r.0 == run.0) {
-            runs.push((run.0, run.1, vec![prompt.clone()]));
+            runs.push((run.0, Some(run.1), vec![prompt.clone()]));
         }
     }
+    // One noise epoch's low-rank factors: every projection's (m + n) r draws per pair, 4 bytes each.
+    let per_pair: usize = projection_shapes(&config).iter().map(|[m, n]| (m + n) * rank).sum::<usize>() * config.layers;
+    let cache_bytes = (per_pair as u64).saturating_mul((population / 2) as u64).saturating_mul(4);
+    backend.set_noise_cache(cache_bytes);
     // One untimed run of each (page faults, shader compilation, autotuning), then the timed
     // ones in turn.
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
     for round in 0..=repeats {
-        for (k, (_, members, prompts)) in runs.iter_mut().enumerate() {
+        for (k, (_, perturbation, prompts)) in runs.iter_mut().enumerate() {
+            // Each run its own noise epoch, drawn afresh (the cache holds only the last one).
+            let members = perturbation.map_or(Members::Mean, |p| Members::Population(Perturbation { noise_epoch: round as u32, ..p }));
             let started = Instant::now();
-            let answers = generate(&backend, &model, prompts, *members, args.new_tokens, &[], sampling)?;
+            let answers = generate(&backend, &model, prompts, members, args.new_tokens, &[], sampling)?;
             let elapsed = started.elapsed().as_secs_f64();
             let tokens: usize = answers.iter().flatten().map(|c| c.tokens.len()).sum();
             assert_eq!(tokens, population * args.new_tokens, "every member generates every token");
@@ -87,8 +99,12 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     let flops = generation_flops(&config, population, args.prompt_tokens, args.new_tokens);
     let peak = peak_resident_bytes();
     println!(
-        "Adapter: **{}** ({}); best of {repeats} runs after a warm-up; N = {population}, rank {rank}, prompt {} tokens, {} new tokens, {decoding}",
-        adapter.name, adapter.backend, args.prompt_tokens, args.new_tokens
+        "Adapter: **{}** ({}); best of {repeats} runs after a warm-up; N = {population}, rank {rank}, prompt {} tokens, {} new tokens, {decoding}; noise cache {:.1} MiB (one epoch's factors, drawn in each run)",
+        adapter.name,
+        adapter.backend,
+        args.prompt_tokens,
+        args.new_tokens,
+        cache_bytes as f64 / 1048576.0
     );
     println!();
     println!("| generation | seconds | generated tokens/s | GFLOP/s | fraction of inference |");
@@ -115,6 +131,7 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
         "model_type": config.family.name(), "config": config_path.display().to_string(), "adapter": adapter.name,
         "backend": backend.kind(), "population": population, "rank": rank, "prompt_tokens": args.prompt_tokens,
         "new_tokens": args.new_tokens, "repeats": repeats, "temperature": args.temperature, "top_p": args.top_p,
+        "noise_cache": "on",
         // The first --method's (eggroll by default).
         "fraction_of_inference": best(0) / best(1),
         "gflop_per_generation": flops / 1e9, "parameters": config.parameter_count(),

@@ -176,6 +176,7 @@ fn bench_llm_times_generation_at_a_configs_shapes() {
         assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {report}");
     }
     assert_eq!(report["population"], 4);
+    assert_eq!(report["noise_cache"], "on", "the perturbed runs keep each epoch's factors, as fine-tuning does");
     assert_eq!(report["model_type"], "qwen3");
     let line = assert_one_error(&run(out_dir.path(), &["bench", "--llm", "/nonexistent.json", "--backend", "cpu"]));
     assert!(line.contains("/nonexistent.json"), "{line}");
