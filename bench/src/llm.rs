@@ -63,7 +63,9 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     let model = Model::random(&backend, config.clone(), SEED)?;
     let prompt: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 2_654_435_761 + SEED) % config.vocab as u64) as u32).collect();
     let perturbed = |noise| Perturbation { noise, sigma: 1e-3, seed: SEED, noise_epoch: 0, population, first_member: 0 };
-    let mut runs: Vec<(&str, Option<Perturbation>, Vec<Vec<u32>>)> = vec![("inference", None, vec![prompt.clone(); population])];
+    // (name, the members' noise or none for the unperturbed model, prompts)
+    type Run = (&'static str, Option<Perturbation>, Vec<Vec<u32>>);
+    let mut runs: Vec<Run> = vec![("inference", None, vec![prompt.clone(); population])];
     for method in &args.method {
         let run = match method {
             LlmMethod::Eggroll => ("eggroll", perturbed(Noise::LowRank { rank })),
