@@ -10,6 +10,7 @@
 //! [`generate`] from a Hugging Face model), fine-tuning ([`finetune`], run by `tuning`), EGGROLL
 //! against OpenES on the control tasks ([`rl_compare`]).
 
+pub mod allocator;
 pub mod args;
 pub mod checkpoint;
 mod crash;

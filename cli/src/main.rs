@@ -5,12 +5,13 @@
 use clap::error::ErrorKind;
 use clap::Parser;
 use eggroll_cli::args::Cli;
-use eggroll_cli::runtime_dir;
+use eggroll_cli::{allocator, runtime_dir};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Before any thread exists: it sets an environment variable.
     runtime_dir::ensure();
+    allocator::keep_freed_blocks();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
