@@ -3,9 +3,9 @@
 //! glibc's `malloc` serves a block above its mapping threshold (128 KiB at first, raised as such
 //! blocks are freed) with a fresh `mmap`, gives it back to the system when it is freed, and trims
 //! the heap's free top beyond twice that threshold. A language model's forward allocates and
-//! frees its activations (hundreds of KiB to megabytes) at every call, so each call paid for
-//! page faults and the kernel's zeroing of fresh pages. With both thresholds held high, a freed
-//! block stays in the heap for the next call's.
+//! frees its activations (hundreds of KiB to megabytes) at every call: under the default
+//! thresholds each of them costs page faults and the kernel's zeroing of fresh pages. With both
+//! thresholds held high, a freed block stays in the heap for the next call's.
 
 /// Blocks below this come from the heap (glibc's largest mapping threshold).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
