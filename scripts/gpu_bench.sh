@@ -20,8 +20,9 @@
 #   egg-paper.jsonl         `egg` at the paper's size (6 blocks of width 256, N = 16384) on wgpu
 #                           for as long as its stage allows (the metrics of every epoch it made)
 #   llm-qwen3-*.{json,md}   a population's generation at Qwen3-0.6B's and Qwen3-4B's shapes
-#                           (`bench --llm`, random weights; the 0.6B point also sampled, on the
-#                           device), in the train stage
+#                           (`bench --llm`, random weights, the matrices in the configs' bf16;
+#                           the 0.6B point also with f32 matrices, and sampled, on the device),
+#                           in the train stage
 #   finetune-qwen3-0.6b.{json,jsonl}  two epochs of `eggroll finetune` at Qwen3-0.6B's shapes
 #                           (--random-weights, N = 512, one prompt, 64 new tokens): the time of
 #                           an epoch
@@ -130,6 +131,9 @@ train() {
     >"$out/llm-qwen3-0.6b.md" || return
   "$bin" bench --llm "$repo/bench/llm/qwen3-4b.json" --backend wgpu --population 16 --new-tokens 16 --json "$out/llm-qwen3-4b.json" \
     >"$out/llm-qwen3-4b.md" || return
+  # The 0.6B point with its matrices in f32 (twice the bytes read per step) against the bf16 run.
+  "$bin" bench --llm "$repo/bench/llm/qwen3-0.6b.json" --backend wgpu --population 64 --weight-dtype f32 \
+    --json "$out/llm-qwen3-0.6b-f32.json" >"$out/llm-qwen3-0.6b-f32.md" || return
   # The same 0.6B point sampled (temperature 1, top-p 0.9) on the device: against the greedy run,
   # what drawing from the nucleus costs where the logits are.
   "$bin" bench --llm "$repo/bench/llm/qwen3-0.6b.json" --backend wgpu --population 64 --temperature 1 --top-p 0.9 \

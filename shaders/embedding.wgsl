@@ -11,11 +11,13 @@
 // `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model);
 // `embedding_piece`: the same from one piece of a split table, the rows first_row .. first_row + m
 //   of the vocabulary: the rows whose tokens fall there, the others left as they are.
+// The table is read through `table_at`, which widens its storage type to f32 exactly: f32, or for
+// `embedding_piece` also f16 or bf16 (gpu/transformer.rs); the other entries take f32 tables.
 
-// `EmbeddingParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
+// `EmbeddingParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs),
+// and so is `table` (binding 1) with `table_at`.
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
-@group(0) @binding(1) var<storage, read> table: array<f32>;
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
@@ -53,7 +55,7 @@ fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         acc = fma(draw(pair, a_element(p.m, at.v, k)), draw(pair, b_element(p.m, p.n, p.rank, at.c, k)), acc);
     }
     let coef = select(p.scale, -p.scale, (at.member & 1u) != 0u);
-    y[gid] = fma(coef, acc, table[at.v * p.n + at.c]);
+    y[gid] = fma(coef, acc, table_at(at.v * p.n + at.c));
 }
 
 @compute @workgroup_size(256)
@@ -66,7 +68,7 @@ fn full_rank_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     // v n + c < m n <= 2^32 (checked in front): a draw index of the pair.
     let element = at.v * p.n + at.c;
     let coef = select(p.scale, -p.scale, (at.member & 1u) != 0u);
-    y[gid] = table[element] + coef * draw(p.pair_offset + at.member / 2u, element);
+    y[gid] = table_at(element) + coef * draw(p.pair_offset + at.member / 2u, element);
 }
 
 @compute @workgroup_size(256)
@@ -75,7 +77,7 @@ fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (gid >= p.rows * p.n) {
         return;
     }
-    y[gid] = table[tokens[gid / p.n] * p.n + gid % p.n];
+    y[gid] = table_at(tokens[gid / p.n] * p.n + gid % p.n);
 }
 
 @compute @workgroup_size(256)
@@ -88,5 +90,5 @@ fn embedding_piece(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if (token < p.first_row || token - p.first_row >= p.m) {
         return;
     }
-    y[gid] = table[(token - p.first_row) * p.n + gid % p.n];
+    y[gid] = table_at((token - p.first_row) * p.n + gid % p.n);
 }

@@ -6,13 +6,14 @@
 // as the CPU's `NoiseStream::fill_normals` gives it; members and pairs count from the batch's
 // first, whose pair in the whole population is `pair_offset` (the noise's pair index adds it). One invocation draws one Philox block (four
 // elements) of one pair and writes it to those of the pair's two members inside the chunk.
-// W and out are stored as `elem` (f32, or f16 where the caller's weights are f16, see
-// gpu/shaders.rs); the sum is f32 and rounds once on the store.
+// out is stored as `elem`, the inputs' storage type (f32, or f16 where the inputs and weights are
+// f16, see gpu/shaders.rs); W is read through `w_at`, which widens its storage type (f32, f16 or
+// bf16) to f32 exactly; the sum is f32 and rounds once on the store (not at all in f32).
 
-// `MaterialiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
+// `MaterialiseParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs),
+// and so is `w` (binding 1) with `w_at`.
 
 @group(0) @binding(0) var<uniform> p: MaterialiseParams;
-@group(0) @binding(1) var<storage, read> w: array<elem>;
 @group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 @compute @workgroup_size(256)
@@ -43,7 +44,7 @@ fn materialise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             // The draw's place in E_i; draws before `start` wrap past `len` and are skipped.
             let e = 4u * block + lane - p.start;
             if (e < p.len) {
-                out[base + e] = elem(f32(w[e]) + coef * z[lane]);
+                out[base + e] = elem(w_at(e) + coef * z[lane]);
             }
         }
     }

@@ -1,19 +1,23 @@
 // y = alpha * x Wᵀ (+ y when accumulating), batched over workgroup_id.z.
 // x: rows x inner, W: cols x inner (both row-major), y: rows x cols.
 //
-// This file is a template: the backend prepends the storage type `elem` of x and W (f32, or f16
-// with `enable f16;`; loads widen to f32, accumulation is f32) and one configuration (gpu/config.rs)
+// This file is a template: the backend prepends the storage type `elem` of x (f32, or f16 with
+// `enable f16;`), the binding of W with its load `w_at(i) -> f32` in W's storage type (f32, f16, or
+// bf16 packed two to a u32; eggroll-shaders' storage_prelude), and one configuration (gpu/config.rs)
 // as module-scope constants, so every candidate is an ordinary WGSL module with constant workgroup and array
 // sizes (no pipeline-overridable constants, which not every backend handles alike):
 //   WG_X, WG_Y: invocations per workgroup along columns and rows,
 //   BM, BN: register block (rows x columns) per invocation,
 //   KT: depth of the slices the tiled variant stages in workgroup memory.
+// Loads widen to f32 exactly and accumulation is f32: 16-bit weights give the bits of f32 weights
+// holding the same values.
 // Each workgroup computes a TM x TN block of y (TM = WG_Y BM, TN = WG_X BN), each invocation the
 // rows lid.y + WG_Y i and columns lid.x + WG_X j of it. Two variants share the grid:
 // `matmul_tiled` stages KT-deep slices of x and W in workgroup memory (GPUs);
 // `matmul_direct` reads them straight from global memory without barriers (CPU adapters).
 
-// `GemmParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs).
+// `GemmParams` (binding 0) is declared in front of this file by eggroll-shaders (src/params.rs), and
+// so is `w` (binding 2) with `w_at`.
 
 const TM: u32 = WG_Y * BM;
 const TN: u32 = WG_X * BN;
@@ -21,7 +25,6 @@ const THREADS: u32 = WG_X * WG_Y;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> x: array<elem>;
-@group(0) @binding(2) var<storage, read> w: array<elem>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 var<workgroup> xs: array<f32, KT * TM>;
@@ -71,7 +74,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let k = k0 + kk;
             var wv = 0.0;
             if (k < p.inner && col_base + c < p.cols) {
-                wv = f32(w[wb + (col_base + c) * p.inner + k]);
+                wv = w_at(wb + (col_base + c) * p.inner + k);
             }
             ws[kk * TN + c] = wv;
         }
@@ -119,7 +122,7 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             a[i] = f32(x[xr[i] + k]);
         }
         for (var j = 0u; j < BN; j++) {
-            b[j] = f32(w[wr[j] + k]);
+            b[j] = w_at(wr[j] + k);
         }
         for (var i = 0u; i < BM; i++) {
             for (var j = 0u; j < BN; j++) {

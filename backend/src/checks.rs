@@ -21,12 +21,14 @@ fn len(what: &'static str, actual: usize, expected: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks that a buffer is f32: only the inputs and weights of the forwards may be f16.
+/// Checks that a buffer is f32: only the weights and inputs of the forwards may be stored in 16
+/// bits ([`forward_dtypes`]).
 fn f32_buffer<B: Backend>(backend: &B, what: &str, buffer: &B::Buffer) -> Result<()> {
     match backend.dtype(buffer) {
         DType::F32 => Ok(()),
         other => Err(Error::Unsupported(format!(
-            "{what} is {other}: only the inputs and weights of matmul, perturbed_matmul and full_rank_matmul may be f16, every other buffer is f32"
+            "{what} is {other}: only the weights W (f16, bf16) and inputs X (f16) of matmul, perturbed_matmul and full_rank_matmul \
+             may be 16-bit, every other buffer is f32"
         ))),
     }
 }
@@ -37,14 +39,16 @@ fn f32_len<B: Backend>(backend: &B, what: &'static str, buffer: &B::Buffer, expe
     f32_buffer(backend, what, buffer)
 }
 
-/// Checks the storage types of a forward: `x` and `w` alike (f32 or f16), `y` f32.
+/// Checks the storage types of a forward: `x` f32 with `w` f32, f16 or bf16, or `x` and `w` both
+/// f16; `y` f32.
 fn forward_dtypes<B: Backend>(backend: &B, x: &B::Buffer, w: &B::Buffer, y: &B::Buffer) -> Result<()> {
     f32_buffer(backend, "output Y", y)?;
-    let (dx, dw) = (backend.dtype(x), backend.dtype(w));
-    if dx != dw {
-        return Err(Error::Unsupported(format!("input X is {dx} but weight W is {dw}: both must have the same storage type")));
+    match (backend.dtype(x), backend.dtype(w)) {
+        (DType::F32, _) | (DType::F16, DType::F16) => Ok(()),
+        (dx, dw) => Err(Error::Unsupported(format!(
+            "input X is {dx} with weight W {dw}: a forward takes X f32 with W f32, f16 or bf16, or X and W both f16"
+        ))),
     }
-    Ok(())
 }
 
 /// [`Backend::write`]: the source fills the buffer exactly.

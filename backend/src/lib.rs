@@ -92,8 +92,9 @@ pub trait Backend: Kernels {
     }
 
     /// Plain batched inference: `y = x Wᵀ` for `rows` rows (`x`: rows x n, `w`: m x n,
-    /// `y`: rows x m). The baseline the benchmarks compare EGGROLL against. `x` and `w` may both
-    /// be f16 (see [`Kernels::upload_as`]); `y` is f32.
+    /// `y`: rows x m). The baseline the benchmarks compare EGGROLL against. `w` may be stored as
+    /// f16 or bf16 with `x` f32, or `x` and `w` both as f16 (see [`Kernels::upload_as`]); `y` is
+    /// f32.
     fn matmul(&self, x: &Self::Buffer, w: &Self::Buffer, m: usize, n: usize, rows: usize, y: &mut Self::Buffer) -> Result<()> {
         checks::matmul(self, x, w, (m, n, rows), y)?;
         if rows == 0 {
@@ -111,8 +112,8 @@ pub trait Backend: Kernels {
 
     /// The EGGROLL population forward:
     /// `Y_i = X_i Wᵀ + s_i (σ/√r) (X_i B_i) A_iᵀ` for every member i at once, noise regenerated
-    /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m. `x` and `w`
-    /// may both be f16 (see [`Kernels::upload_as`]); `y` is f32. When `w` is a piece of rows of
+    /// from the RNG. `x` per [`Batch::input_len`], `w`: m x n, `y`: N x rows x m. Storage types
+    /// as for [`Backend::matmul`]. When `w` is a piece of rows of
     /// a larger matrix ([`LowRank::piece`]), `y` gets those columns of the whole's output.
     fn perturbed_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()> {
         checks::population_forward(self, x, w, &noise, &batch, y)?;
@@ -124,8 +125,10 @@ pub trait Backend: Kernels {
     /// naive ES, the baseline the benchmarks measure EGGROLL against (the paper's "naive ES"), where `E_i` (m x n) holds draws `0 .. m n` of
     /// pair `i / 2` in `noise.stream`, row-major (`E_i[j, l]` is draw `j n + l`, as
     /// [`NoiseStream::fill_normals`] gives them). `noise.shape` gives m, n and σ; its rank plays
-    /// no part. Shapes and dtypes as for [`Backend::perturbed_matmul`]; `m n` must not exceed
-    /// 2^32 (the draws of one pair). A piece of rows ([`LowRank::piece`]) takes those rows of
+    /// no part. Shapes and dtypes as for [`Backend::perturbed_matmul`]; `W + s_i σ E_i` is held
+    /// in the input's storage type (f32, or f16 when `x` and `w` are f16), 16-bit weights
+    /// widened to f32 before the noise is added. `m n` must not exceed 2^32 (the draws of one
+    /// pair). A piece of rows ([`LowRank::piece`]) takes those rows of
     /// the whole's `E_i`.
     fn full_rank_matmul(&self, x: &Self::Buffer, w: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer) -> Result<()> {
         checks::full_rank_draws(noise.shape.whole_rows(), noise.shape.n)?;
@@ -305,16 +308,17 @@ pub trait Kernels: Sized {
 
     /// Copies `data` to a new device buffer.
     fn upload(&self, data: &[f32]) -> Result<Self::Buffer>;
-    /// Copies `data` to a new device buffer stored as `dtype` (f16 rounds to nearest). Only
-    /// [`Backend::matmul`], [`Backend::perturbed_matmul`] and [`Backend::full_rank_matmul`]
-    /// take f16 buffers, as `x` and `w`; a backend or adapter without f16 storage returns
-    /// [`Error::Unsupported`].
+    /// Copies `data` to a new device buffer stored as `dtype` (f16 and bf16 round to nearest,
+    /// ties to even). Only [`Backend::matmul`], [`Backend::perturbed_matmul`] and
+    /// [`Backend::full_rank_matmul`] take 16-bit buffers, as `w` (f16, bf16) and `x` (f16, with
+    /// `w` f16), and [`transformer::Transformer::embedding_piece`] as its table piece;
+    /// [`Backend::write`] into a 16-bit buffer rounds the same way and [`Kernels::read`] gives
+    /// the stored values widened to f32. A backend or adapter without that storage type
+    /// returns [`Error::Unsupported`].
     fn upload_as(&self, data: &[f32], dtype: DType) -> Result<Self::Buffer> {
         match dtype {
             DType::F32 => self.upload(data),
-            other => {
-                Err(Error::Unsupported(format!("{} storage on the {} backend (it computes in f32 only)", other, self.describe().backend)))
-            }
+            other => Err(Error::Unsupported(format!("{} storage on the {} backend (it stores f32 only)", other, self.describe().backend))),
         }
     }
     /// The storage type of `buffer`.

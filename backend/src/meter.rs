@@ -15,8 +15,8 @@ use std::sync::Arc;
 /// [`IntBackend`](crate::int8::IntBackend) still check every argument in front, so a shape error is reported as on a real
 /// backend. It counts the bytes of its live buffers ([`MeterBackend::allocated_bytes`]), their
 /// most at any time ([`MeterBackend::peak_bytes`]) and the largest one
-/// ([`MeterBackend::largest_bytes`]): f32 and f16 buffers at 4 and 2 bytes per
-/// value, int8 tensors at 1, i32 tensors at 4. Clones share the counts.
+/// ([`MeterBackend::largest_bytes`]): f32 buffers at 4 bytes per value, f16 and bf16 ones at 2,
+/// int8 tensors at 1, i32 tensors at 4. Clones share the counts.
 #[derive(Clone, Debug, Default)]
 pub struct MeterBackend {
     meter: Arc<Meter>,
@@ -43,7 +43,7 @@ impl Drop for Charge {
     }
 }
 
-/// An f32 or f16 buffer of a [`MeterBackend`]: its length and storage type, no values.
+/// A float buffer (f32, f16 or bf16) of a [`MeterBackend`]: its length and storage type, no values.
 #[derive(Debug)]
 pub struct MeterBuffer {
     len: usize,
@@ -281,5 +281,36 @@ mod tests {
         let (logits, mut ll) = (meter.zeros_i8(8).unwrap(), meter.zeros_i32(2).unwrap());
         meter.int_log_likelihood(&logits, &[0, 3], 4, &mut ll).unwrap();
         assert!(meter.int_log_likelihood(&logits, &[0, 4], 4, &mut ll).is_err(), "a target outside the classes");
+    }
+
+    #[test]
+    fn forwards_take_f32_inputs_with_any_weights_or_both_f16() {
+        let meter = MeterBackend::new();
+        let (m, n) = (4, 3);
+        let noise = LowRankNoise { stream: NoiseStream::new(1, 0, 0), shape: LowRank { m, n, rank: 1, sigma: 0.1, piece: None } };
+        let batch = Batch { population: 2, rows: 1, input: crate::InputLayout::PerMember, first_member: 0 };
+        for dx in DType::WEIGHTS {
+            for dw in DType::WEIGHTS {
+                let (x, w) = (meter.upload_as(&[0.0; 2 * 3], dx).unwrap(), meter.upload_as(&[0.0; 4 * 3], dw).unwrap());
+                let mut y = meter.zeros(2 * m).unwrap();
+                let results = [
+                    meter.matmul(&x, &w, m, n, 2, &mut y),
+                    meter.perturbed_matmul(&x, &w, noise, batch, &mut y),
+                    meter.full_rank_matmul(&x, &w, noise, batch, &mut y),
+                ];
+                let taken = dx == DType::F32 || (dx, dw) == (DType::F16, DType::F16);
+                for result in results {
+                    match result {
+                        Ok(()) => assert!(taken, "x {dx}, w {dw} taken"),
+                        Err(Error::Unsupported(e)) => {
+                            assert!(!taken && e.starts_with(&format!("input X is {dx} with weight W {dw}:")), "x {dx}, w {dw}: {e}")
+                        }
+                        Err(e) => panic!("x {dx}, w {dw}: {e}"),
+                    }
+                }
+            }
+        }
+        assert_eq!(DType::WEIGHTS.map(|d| d.to_string().parse::<DType>().unwrap()), DType::WEIGHTS);
+        assert_eq!(DType::WEIGHTS.map(|d| (d.bytes(), d.words(3))), [(4, 3), (2, 2), (2, 2)]);
     }
 }

@@ -87,10 +87,13 @@ impl LowRank {
     }
 }
 
-/// The storage type of a buffer's values. Every kernel computes in f32; f16 halves the memory
-/// (and bandwidth) of the inputs and weights of [`crate::Backend::matmul`],
-/// [`crate::Backend::perturbed_matmul`] and [`crate::Backend::full_rank_matmul`] on
-/// adapters with `shader-f16`.
+/// The storage type of a buffer's values. Every kernel computes in f32: 16-bit storage halves
+/// the memory (and bandwidth) of the weights of [`crate::Backend::matmul`],
+/// [`crate::Backend::perturbed_matmul`] and [`crate::Backend::full_rank_matmul`] (f16 or bf16,
+/// with f32 inputs) and of the table pieces of
+/// [`crate::transformer::Transformer::embedding_piece`]; f16 also stores the inputs of those
+/// forwards, with f16 weights. The wgpu backend stores f16 on adapters with `shader-f16` and
+/// bf16 on every adapter; the CPU backend stores f32 only.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     /// IEEE binary32, the type of every buffer unless said otherwise.
@@ -98,17 +101,24 @@ pub enum DType {
     F32,
     /// IEEE binary16 storage, widened to f32 on load.
     F16,
+    /// bfloat16 storage of weights, widened to f32 on load (exact).
+    Bf16,
 }
 
 impl DType {
-    /// Every storage type, in the order sweeps take them.
+    /// The storage types a forward's input and weights may share, in the order sweeps take them.
     pub const ALL: [DType; 2] = [DType::F32, DType::F16];
 
-    /// `f32` or `f16`, as flags and JSON spell it.
+    /// The storage types a forward's weights may have (with f32 inputs, or f16 weights with f16
+    /// inputs).
+    pub const WEIGHTS: [DType; 3] = [DType::F32, DType::F16, DType::Bf16];
+
+    /// `f32`, `f16` or `bf16`, as flags and JSON spell it.
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
             DType::F16 => "f16",
+            DType::Bf16 => "bf16",
         }
     }
 
@@ -116,11 +126,12 @@ impl DType {
     pub fn bytes(self) -> usize {
         match self {
             DType::F32 => 4,
-            DType::F16 => 2,
+            DType::F16 | DType::Bf16 => 2,
         }
     }
 
-    /// 32-bit words that hold `len` values (f16 values pack two to a word).
+    /// 32-bit words that hold `len` values (16-bit values pack two to a word, the even one in
+    /// the low half).
     pub fn words(self, len: usize) -> usize {
         len.div_ceil(4 / self.bytes())
     }
@@ -135,10 +146,10 @@ impl std::fmt::Display for DType {
 impl std::str::FromStr for DType {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        DType::ALL
+        DType::WEIGHTS
             .into_iter()
             .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::InvalidArgument(format!("unknown dtype '{s}' (expected f32 or f16)")))
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown dtype '{s}' (expected f32, f16 or bf16)")))
     }
 }
 

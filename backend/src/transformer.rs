@@ -222,7 +222,8 @@ pub trait Transformer: TransformerKernels {
     /// One piece of a table split by rows (a vocabulary beyond a binding limit), the rows
     /// `first ..` of the whole: `y[row] ← piece[tokens[row] - first]` for each row whose token
     /// falls in the piece; the other rows of `y` (`tokens x cols`) are left as they are. Looking
-    /// up every piece in turn gathers the tokens' rows of the whole table.
+    /// up every piece in turn gathers the tokens' rows of the whole table. The piece may be
+    /// stored as any of [`DType::WEIGHTS`] (its values widened to f32 exactly); `y` is f32.
     fn embedding_piece(&self, tokens: &[u32], first: usize, piece: &Self::Buffer, cols: usize, y: &mut Self::Buffer) -> Result<()> {
         let len = self.len(piece);
         if cols == 0 || len == 0 || !len.is_multiple_of(cols) {
@@ -231,7 +232,7 @@ pub trait Transformer: TransformerKernels {
         if self.len(y) != tokens.len() * cols {
             return Err(ShapeError::Length { what: "embedding output", actual: self.len(y), expected: tokens.len() * cols }.into());
         }
-        f32_buffers(self, &[piece, y])?;
+        f32_buffers(self, &[y])?;
         if tokens.is_empty() {
             return Ok(());
         }
@@ -324,10 +325,13 @@ impl RotationMemo {
     }
 }
 
-/// Every buffer is f32 (the transformer kernels take no f16 storage).
+/// Every buffer is f32 (the transformer kernels take 16-bit storage only as the table piece of
+/// [`Transformer::embedding_piece`]).
 fn f32_buffers<B: Backend>(backend: &B, buffers: &[&B::Buffer]) -> Result<()> {
     match buffers.iter().map(|b| backend.dtype(b)).find(|d| *d != DType::F32) {
-        Some(other) => Err(Error::Unsupported(format!("the transformer kernels take f32 buffers, got {other}"))),
+        Some(other) => Err(Error::Unsupported(format!(
+            "the transformer kernels take f32 buffers, got {other} (16-bit storage is only for embedding_piece's table piece)"
+        ))),
         None => Ok(()),
     }
 }

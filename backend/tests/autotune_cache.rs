@@ -1,13 +1,13 @@
 //! The autotune cache file: a second backend on the same file takes the first one's GEMM choices
 //! without timing; a corrupt or foreign file is ignored and rewritten; entries of other adapters
-//! are left alone. Runs on every test adapter (`EGGROLL_TEST_WGPU_BACKEND`), each test with a
+//! are left alone; choices are kept per storage types of the inputs and weights. Runs on every test adapter (`EGGROLL_TEST_WGPU_BACKEND`), each test with a
 //! cache file of its own.
 
 use eggroll_backend::cpu::CpuBackend;
-use eggroll_backend::gpu::{GemmConfig, GemmSource, MatmulVariant, ShapeBucket, WgpuBackend, WgpuOptions};
+use eggroll_backend::gpu::{GemmConfig, GemmSource, MatmulVariant, Operands, ShapeBucket, WgpuBackend, WgpuOptions};
 use eggroll_backend::testing::{for_each_adapter, open, options};
-use eggroll_backend::Backend;
 use eggroll_backend::Kernels;
+use eggroll_backend::{Backend, DType};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -35,8 +35,8 @@ fn run_gemm(g: &WgpuBackend) -> (GemmConfig, GemmSource) {
     }
     let sources = g.gemm_choice_sources();
     assert_eq!(sources.len(), 1, "{sources:?}");
-    let (bucket, config, source) = sources[0];
-    assert_eq!(bucket, ShapeBucket::of(ROWS, M, N, 1));
+    let (bucket, operands, config, source) = sources[0];
+    assert_eq!((bucket, operands), (ShapeBucket::of(ROWS, M, N, 1), Operands::F32));
     (config, source)
 }
 
@@ -85,6 +85,7 @@ fn a_second_backend_reuses_the_choices_without_timing() {
         assert_eq!(entries.len(), 1, "{entries:?}");
         assert_eq!(entries[0]["config"], config.name().as_str());
         assert_eq!(entries[0]["family"], "direct");
+        assert_eq!((&entries[0]["inputs"], &entries[0]["weights"]), (&json!("f32"), &json!("f32")));
         assert_eq!((entries[0]["rows"].as_u64(), entries[0]["cols"].as_u64(), entries[0]["inner"].as_u64()), (Some(2), Some(4), Some(8)));
 
         let second = autotuning(adapter, &path);
@@ -140,5 +141,49 @@ fn another_adapters_entries_are_left_alone() {
         assert_eq!(entries.len(), 2, "{entries:?}");
         assert!(entries.contains(&other), "the other adapter's entry is kept as it was: {entries:?}");
         assert_eq!(own_entries(&path, &g).len(), 1);
+    });
+}
+
+/// The choices are kept per storage types: an entry that names none (as files written before
+/// they were recorded hold) is one of f32 inputs and weights, a GEMM of bf16 weights is timed
+/// apart from the f32 one of its shape bucket and recorded with its types, and a second backend
+/// reads both.
+#[test]
+fn choices_are_kept_per_storage_types() {
+    for_each_adapter(|adapter| {
+        let (_dir, path) = cache_file("storage", adapter);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let remembered = GemmConfig::CANDIDATES[6];
+        let d = autotuning(adapter, &path).describe();
+        let old = json!({"adapter": d.name, "backend": d.backend, "driver": d.driver, "family": "direct",
+                     "rows": 2, "cols": 4, "inner": 8, "batch": 1, "config": remembered.name()});
+        std::fs::write(&path, json!({"format": "eggroll-gemm-autotune", "version": 1, "entries": [old]}).to_string()).unwrap();
+        let bf16_weights = Operands { x: DType::F32, w: DType::Bf16 };
+        let run_bf16 = |g: &WgpuBackend| {
+            let x: Vec<f32> = (0..ROWS * N).map(|i| i as f32 / 7.0 - 0.5).collect();
+            let w: Vec<f32> = (0..M * N).map(|i| 0.3 - i as f32 / 11.0).collect();
+            let wg = g.upload_as(&w, DType::Bf16).unwrap();
+            let wf = g.upload(&g.read_blocking(&wg).unwrap()).unwrap();
+            let (mut y16, mut y32) = (g.zeros(ROWS * M).unwrap(), g.zeros(ROWS * M).unwrap());
+            let xg = g.upload(&x).unwrap();
+            g.matmul(&xg, &wg, M, N, ROWS, &mut y16).unwrap();
+            g.matmul(&xg, &wf, M, N, ROWS, &mut y32).unwrap();
+            assert_eq!(g.read_blocking(&y16).unwrap(), g.read_blocking(&y32).unwrap(), "bf16 weights against their f32 values");
+            let sources = g.gemm_choice_sources();
+            sources.iter().find(|s| s.1 == bf16_weights).map(|s| (s.2, s.3)).unwrap_or_else(|| panic!("{sources:?}"))
+        };
+
+        let first = autotuning(adapter, &path);
+        assert_eq!(run_gemm(&first), (remembered, GemmSource::AutotuneCache), "an entry without storage types is an f32 one");
+        let (config, source) = run_bf16(&first);
+        assert_eq!(source, GemmSource::Autotuned, "bf16 weights are timed apart from f32 ones");
+        let entries = own_entries(&path, &first);
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        let bf16_entry = entries.iter().find(|e| e["weights"] == "bf16").unwrap_or_else(|| panic!("{entries:?}"));
+        assert_eq!((&bf16_entry["inputs"], &bf16_entry["config"]), (&json!("f32"), &json!(config.name())));
+
+        let second = autotuning(adapter, &path);
+        assert_eq!(run_gemm(&second), (remembered, GemmSource::AutotuneCache));
+        assert_eq!(run_bf16(&second), (config, GemmSource::AutotuneCache), "the second backend reads the bf16 choice");
     });
 }

@@ -5,8 +5,12 @@
 //! the right [`Error`] variant.
 //!
 //! Tolerance: |got - want| <= 1e-4 (1 + |want|) max(1, sqrt(inner / 16)) for f32 kernels whose
-//! reference is computed in f64 with a sum over an inner dimension of length `inner`.
+//! reference is computed in f64 with a sum over an inner dimension of length `inner`. Forwards
+//! with 16-bit weights must give exactly the bits of the same forwards with f32 weights holding
+//! the widened values (the widening is exact and the arithmetic the same), on the default
+//! options and on both GEMM families (`tiled`, `direct_small_scratch`).
 
+use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::{Activation, AdamParams, Backend, Batch, Error, InputLayout, LowRank, LowRankNoise, NoiseStream, RowPiece};
 use eggroll_backend::{DType, Recurrence};
@@ -36,6 +40,11 @@ test_device!(
     embeddings_match_definitions,
     population_slices_match_the_whole_forward,
     row_pieces_match_the_whole_matrix,
+);
+test_device!(
+    sixteen_bit_weights_give_the_bits_of_their_f32_values;
+    tiled = eggroll_backend::testing::options(eggroll_backend::gpu::MatmulVariant::WorkgroupTiled),
+    direct_small_scratch = eggroll_backend::testing::options(eggroll_backend::gpu::MatmulVariant::Direct),
 );
 
 /// Runs `test` on `cases` random values of `strategy` on the CPU, and on half as many (at least
@@ -460,6 +469,28 @@ async fn buffers_round_trip<B: Backend>(backend: B) {
     assert_eq!(read(&backend, &b).await, other);
     assert_eq!(read(&backend, &a).await, data, "the copy's source is untouched");
     assert!(read(&backend, &up(&backend, &[])).await.is_empty());
+
+    // 16-bit buffers where the backend stores them, of odd lengths (the last word padded): an
+    // upload and a write round to nearest, ties to even, non-finite values included; a copy
+    // keeps the type; a copy to another type is refused.
+    let specials = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1.0e30, -65520.0, -0.0, 1.0e-39];
+    for dtype in [DType::Bf16, DType::F16] {
+        let Ok(mut h) = backend.upload_as(&data, dtype) else { continue };
+        assert_eq!((backend.len(&h), backend.dtype(&h)), (1001, dtype));
+        assert_eq!(bits(&read(&backend, &h).await), bits(&stored(dtype, &data)), "{dtype} upload of 1001 values");
+        backend.write(&mut h, &other).unwrap();
+        assert_eq!(bits(&read(&backend, &h).await), bits(&stored(dtype, &other)), "{dtype} write of 1001 values");
+        let mut copy = backend.upload_as(&[0.0; 1001], dtype).unwrap();
+        backend.copy(&h, &mut copy).unwrap();
+        assert_eq!(bits(&read(&backend, &copy).await), bits(&stored(dtype, &other)), "{dtype} copy");
+        let e = backend.copy(&h, &mut b).unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains(&format!("copy from {dtype} to f32")), "{e}");
+        for len in [1, 3, specials.len()] {
+            let h = backend.upload_as(&specials[..len], dtype).unwrap();
+            assert_eq!(bits(&read(&backend, &h).await), bits(&stored(dtype, &specials[..len])), "{dtype} upload of {len} values");
+        }
+        assert!(read(&backend, &backend.upload_as(&[], dtype).unwrap()).await.is_empty());
+    }
     backend.synchronize().await.unwrap();
 }
 
@@ -688,10 +719,63 @@ async fn bad_arguments_are_refused<B: Backend>(backend: B) {
     }
     log_softmax_at_bad_arguments(b);
     embedding_bad_arguments(b);
+    sixteen_bit_bad_arguments(b);
 
     // The backend still works after refusing all that.
     b.perturbed_matmul(&x, &w, noise, ok, &mut y).unwrap();
     assert_eq!(read(b, &y).await.len(), ok.output_len(m));
+}
+
+/// 16-bit buffers where the backend stores bf16, one fault per call: a forward of any pair of
+/// storage types but X f32 with any weights and X and W both f16 (bf16 inputs, f16 inputs with
+/// f32 or bf16 weights), refused naming both types, and a bf16 buffer wherever a kernel takes f32
+/// only (the forwards' output, a gain, a gradient, an embedding table, a layer norm's input),
+/// refused naming it.
+fn sixteen_bit_bad_arguments<B: Backend>(b: &B) {
+    if b.upload_as(&[0.0], DType::Bf16).is_err() {
+        return;
+    }
+    let (m, n) = (4, 3);
+    let noise = LowRankNoise { stream: NoiseStream::new(0, 0, 0), shape: LowRank { m, n, rank: 1, sigma: 1.0, piece: None } };
+    let batch = Batch { population: 2, rows: 1, input: InputLayout::PerMember, first_member: 0 };
+    let zeros = |len: usize| b.zeros(len).unwrap();
+    let stored = |len: usize, dtype: DType| b.upload_as(&vec![0.0; len], dtype).unwrap();
+    let refused = |r: Result<(), Error>, needle: &str, what: &str| {
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains(needle), "{what}: {e}");
+    };
+    let f16 = b.upload_as(&[0.0], DType::F16).is_ok();
+    for (dx, dw) in [
+        (DType::Bf16, DType::Bf16),
+        (DType::Bf16, DType::F32),
+        (DType::Bf16, DType::F16),
+        (DType::F16, DType::F32),
+        (DType::F16, DType::Bf16),
+    ] {
+        if !f16 && (dx == DType::F16 || dw == DType::F16) {
+            continue;
+        }
+        let (x, w) = (stored(2 * n, dx), stored(m * n, dw));
+        let needle = format!("input X is {dx} with weight W {dw}");
+        refused(b.matmul(&x, &w, m, n, 2, &mut zeros(2 * m)), &needle, "matmul");
+        refused(b.perturbed_matmul(&x, &w, noise, batch, &mut zeros(2 * m)), &needle, "perturbed_matmul");
+        refused(b.full_rank_matmul(&x, &w, noise, batch, &mut zeros(2 * m)), &needle, "full_rank_matmul");
+    }
+    let bf16 = |len: usize| stored(len, DType::Bf16);
+    refused(b.matmul(&zeros(2 * n), &bf16(m * n), m, n, 2, &mut bf16(2 * m)), "output Y is bf16", "matmul, bf16 output");
+    refused(
+        b.perturbed_matmul(&zeros(2 * n), &bf16(m * n), noise, batch, &mut bf16(2 * m)),
+        "output Y is bf16",
+        "perturbed_matmul, bf16 output",
+    );
+    refused(b.gain(&mut zeros(2 * m), &bf16(m)), "gain is bf16", "gain, bf16 gain");
+    refused(b.lowrank_update(&[1.0, 0.0], noise, &mut bf16(m * n)), "gradient G is bf16", "lowrank_update, bf16 gradient");
+    let tokens = [3, 1];
+    let table = "embedding table is bf16";
+    refused(b.perturbed_embedding(&tokens, &bf16(m * n), noise, batch, &mut zeros(2 * n)), table, "perturbed_embedding, bf16 table");
+    refused(b.full_rank_embedding(&tokens, &bf16(m * n), noise, batch, &mut zeros(2 * n)), table, "full_rank_embedding, bf16 table");
+    refused(b.embedding(&tokens, &bf16(m * n), n, &mut zeros(2 * n)), table, "embedding, bf16 table");
+    refused(b.layer_norm(&mut bf16(2 * m), m, 1e-5), "layer norm input is bf16", "layer_norm, bf16 input");
 }
 
 /// The minGRU recurrence over `[sequence][time][width]`: `z = sigmoid(gate)`,
@@ -1143,4 +1227,126 @@ async fn row_pieces_match_the_whole_matrix<B: Backend>(backend: B) {
         assert!(matches!(err, Err(Error::InvalidArgument(_))), "noise factors of a piece: {err:?}");
     })
     .await;
+}
+
+/// `v` as a buffer of `dtype` holds it: rounded to nearest, ties to even, then widened.
+fn stored(dtype: DType, v: &[f32]) -> Vec<f32> {
+    match dtype {
+        DType::F32 => v.to_vec(),
+        DType::F16 => v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
+        DType::Bf16 => v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect(),
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Random weights in [-1, 1) with, where they fit, values that 16-bit storage rounds at a tie
+/// (bf16 and f16 halfway cases, each way to even), values that are subnormal in f16 or in f32,
+/// and a negative zero.
+fn weights_with_edges(len: usize, seed: u64) -> Vec<f32> {
+    let mut w = random(len, seed);
+    let edges = [
+        f32::from_bits(0x3f80_8000),
+        f32::from_bits(0xbf81_8000),
+        1.0 + 2f32.powi(-11),
+        -(1.0 + 3.0 * 2f32.powi(-11)),
+        3.0e-6,
+        -5.0e-8,
+        1.0e-39,
+        -0.0,
+    ];
+    for (i, e) in edges.into_iter().enumerate().filter(|(i, _)| 3 * i < len) {
+        w[3 * i] = e;
+    }
+    w
+}
+
+/// Weights stored in 16 bits (f16, bf16) with f32 inputs: the upload rounds to nearest, ties to
+/// even; the plain product, the EGGROLL forward (noise cache off, then on: the call that keeps
+/// the draws and one that reads them) and naive ES, on random ragged shapes, shared and
+/// per-member inputs and slices of a population, give exactly the bits of the same calls with
+/// f32 weights holding the widened values, and match the definitions and the CPU backend on those
+/// values. The CPU backend refuses both types and a wgpu adapter without shader-f16 refuses f16,
+/// naming the type; every wgpu adapter stores bf16.
+async fn sixteen_bit_weights_give_the_bits_of_their_f32_values<B: Backend>(backend: B) {
+    let description = backend.describe();
+    let cpu = CpuBackend::new();
+    for dtype in [DType::Bf16, DType::F16] {
+        let stores = match backend.upload_as(&[0.5, -1.0, 3.0], dtype) {
+            Ok(probe) => {
+                assert_eq!(backend.dtype(&probe), dtype);
+                true
+            }
+            Err(e) => {
+                assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains(dtype.name()), "{dtype} upload: {e}");
+                false
+            }
+        };
+        let f16_feature = description.features.iter().any(|f| f == "shader-f16");
+        let expected = description.backend != "cpu" && (dtype == DType::Bf16 || f16_feature);
+        assert_eq!(stores, expected, "{dtype} storage on {} ({})", description.name, description.backend);
+        if !stores {
+            continue;
+        }
+        let strategy = (shape_strategy(), first_member_strategy());
+        check(&backend, 16, strategy, async |((m, n, rank, population, rows, shared, seed), first_member)| {
+            let what = |kernel: &str| format!("{kernel}, {dtype} weights {m}x{n}");
+            let w = weights_with_edges(m * n, seed ^ 2);
+            let w16 = backend.upload_as(&w, dtype).unwrap();
+            let widened = read(&backend, &w16).await;
+            assert_eq!(bits(&widened), bits(&stored(dtype, &w)), "{}", what("upload"));
+            let w32 = up(&backend, &widened);
+
+            let x = random(rows * n, seed ^ 5);
+            let xb = up(&backend, &x);
+            let (mut y16, mut y32) = (backend.zeros(rows * m).unwrap(), backend.zeros(rows * m).unwrap());
+            backend.matmul(&xb, &w16, m, n, rows, &mut y16).unwrap();
+            backend.matmul(&xb, &w32, m, n, rows, &mut y32).unwrap();
+            let got = read(&backend, &y16).await;
+            assert_eq!(bits(&got), bits(&read(&backend, &y32).await), "{}", what("matmul"));
+            let want: Vec<f64> = (0..rows * m)
+                .map(|idx| (0..n).map(|l| f64::from(x[(idx / m) * n + l]) * f64::from(widened[(idx % m) * n + l])).sum())
+                .collect();
+            assert_close(&got, &want, tol(n), tol(n), &what("matmul against its definition"));
+            let mut on_cpu = vec![0.0; rows * m];
+            cpu.matmul(&x, &widened, m, n, rows, &mut on_cpu).unwrap();
+            assert_close(&got, &on_cpu, tol(n), tol(n), &what("matmul against the CPU backend"));
+
+            let input = if shared { InputLayout::Shared } else { InputLayout::PerMember };
+            let batch = Batch { population, rows, input, first_member };
+            let noise = LowRankNoise { stream: NoiseStream::new(seed, 7, 3), shape: LowRank { m, n, rank, sigma: 0.7, piece: None } };
+            let x = random(batch.input_len(n), seed ^ 1);
+            let xb = up(&backend, &x);
+            let forward = async |w: &B::Buffer| {
+                let mut y = backend.zeros(batch.output_len(m)).unwrap();
+                backend.perturbed_matmul(&xb, w, noise, batch, &mut y).unwrap();
+                read(&backend, &y).await
+            };
+            let eggroll = forward(&w32).await;
+            for cache in [0, 16 << 20] {
+                backend.set_noise_cache(cache);
+                for call in ["first", "second"] {
+                    let got = forward(&w16).await;
+                    assert_eq!(bits(&got), bits(&eggroll), "{}", what(&format!("eggroll forward, {call} call, noise cache {cache} bytes")));
+                }
+            }
+            backend.set_noise_cache(0);
+            assert_close(&eggroll, &reference_forward(&x, &widened, noise, batch), tol(n), tol(n), &what("eggroll forward"));
+            let mut on_cpu = vec![0.0; batch.output_len(m)];
+            cpu.perturbed_matmul(&x, &widened, noise, batch, &mut on_cpu).unwrap();
+            assert_close(&eggroll, &on_cpu, tol(n), tol(n), &what("eggroll forward against the CPU backend"));
+
+            let (mut y16, mut y32) = (backend.zeros(batch.output_len(m)).unwrap(), backend.zeros(batch.output_len(m)).unwrap());
+            backend.full_rank_matmul(&xb, &w16, noise, batch, &mut y16).unwrap();
+            backend.full_rank_matmul(&xb, &w32, noise, batch, &mut y32).unwrap();
+            let got = read(&backend, &y16).await;
+            assert_eq!(bits(&got), bits(&read(&backend, &y32).await), "{}", what("naive ES"));
+            assert_close(&got, &reference_naive(&x, &widened, noise, batch), tol(n), tol(n), &what("naive ES"));
+            cpu.full_rank_matmul(&x, &widened, noise, batch, &mut on_cpu).unwrap();
+            assert_close(&got, &on_cpu, tol(n), tol(n), &what("naive ES against the CPU backend"));
+        })
+        .await;
+    }
 }

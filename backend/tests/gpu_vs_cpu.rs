@@ -271,7 +271,7 @@ fn autotuner_records_its_choices_and_matches_cpu() {
         assert!(choices.iter().all(|(_, name)| GemmConfig::CANDIDATES.iter().any(|c| c.name() == *name)), "{choices:?}");
         assert_eq!(choices[0].0, eggroll_backend::gpu::ShapeBucket::of(2, 3, 5, 1));
         let sources = g.gemm_choice_sources();
-        assert!(sources.iter().all(|(_, _, source)| *source == GemmSource::Autotuned), "{sources:?}");
+        assert!(sources.iter().all(|(_, _, _, source)| *source == GemmSource::Autotuned), "{sources:?}");
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,13 +3,13 @@
 //! binding 0 must be the uniform struct the kernel's parameter type mirrors, and the named
 //! bindings must be exactly the storage buffers the entry point uses, with their WGSL names and
 //! binding numbers. A kernel that reads a noise cache entry is checked against its module's cached
-//! variant (`-cached`). Needs no GPU.
+//! variant (`-cached`), and a kernel of a module compiled for other storage types also against
+//! each of those variants (`-f16`, `-wf16`, `-wbf16`). Needs no GPU.
 
 use eggroll_backend::gpu::kernel::{Bindings, Declared, Kernel};
 use eggroll_backend::gpu::kernels::{Matmul, MatmulBuffers};
 use eggroll_backend::gpu::params::{GemmParams, Uniform};
-use eggroll_backend::gpu::{int8_kernels, kernels, shader_sources, GemmConfig};
-use eggroll_backend::DType;
+use eggroll_backend::gpu::{int8_kernels, kernels, shader_sources, GemmConfig, Operands};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use naga::AddressSpace;
 use std::collections::BTreeSet;
@@ -59,6 +59,12 @@ fn every_declared_kernel_matches_its_wgsl() {
     let cached = |k: &Declared, name: String| if k.cached { format!("{name}-cached") } else { name };
     for k in &f32_kernels {
         check(k, &cached(k, k.module.to_string()), &sources);
+        for operands in &Operands::FORWARDS[1..] {
+            let name = cached(k, format!("{}{}", k.module, operands.suffix()));
+            if sources.iter().any(|(n, _)| *n == name) {
+                check(k, &name, &sources);
+            }
+        }
     }
     for k in &int_kernels {
         check(k, &cached(k, k.module.to_string()), &sources);
@@ -70,8 +76,8 @@ fn every_declared_kernel_matches_its_wgsl() {
     assert_eq!(declared.len(), f32_kernels.len() + int_kernels.len(), "a kernel declared twice");
     for (name, source) in &sources {
         if name.ends_with("-fallback")
-            || name.ends_with("-f16")
             || name.ends_with("-cached")
+            || Operands::FORWARDS[1..].iter().any(|o| name.ends_with(&o.suffix()))
             || GemmConfig::CANDIDATES.iter().any(|c| *name == c.name())
         {
             continue;
@@ -87,8 +93,8 @@ fn every_declared_kernel_matches_its_wgsl() {
 fn every_gemm_configuration_matches_matmul_wgsl() {
     let sources = shader_sources();
     for config in GemmConfig::CANDIDATES {
-        for dtype in DType::ALL {
-            let key = Matmul(config, dtype).key();
+        for operands in Operands::FORWARDS {
+            let key = Matmul(config, operands).key();
             let declared = Declared {
                 module: key.module,
                 entry: key.entry,
@@ -96,8 +102,7 @@ fn every_gemm_configuration_matches_matmul_wgsl() {
                 bindings: <MatmulBuffers<'static> as Bindings<'static>>::NAMES,
                 cached: false,
             };
-            let name = if dtype == DType::F32 { config.name() } else { format!("{}-{dtype}", config.name()) };
-            check(&declared, &name, &sources);
+            check(&declared, &format!("{}{}", config.name(), operands.suffix()), &sources);
         }
     }
 }

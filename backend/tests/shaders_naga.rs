@@ -2,7 +2,7 @@
 //! validates it, then translates it to SPIR-V, MSL, HLSL and GLSL (compute, 430 and 310 es).
 //! Needs no GPU.
 
-use eggroll_backend::gpu::{shader_sources, GemmConfig};
+use eggroll_backend::gpu::{shader_sources, GemmConfig, Operands};
 use eggroll_backend::DType;
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
@@ -29,20 +29,34 @@ fn every_module_validates_and_translates_to_all_backends() {
     let gemms = GemmConfig::CANDIDATES.len();
     assert_eq!(
         sources.len(),
-        2 * gemms + 14 + 2 + 2 * 6 + 5 + 2 * 2,
-        "per storage type one module per GEMM candidate, then every other shader file, lowrank and naive in f16, and the six \
-         integer modules with dot4I8Packed and with its fallback, with the cached variants of the cacheable ones (lowrank in \
-         f32 and f16, noise, vector_noise, embedding; int8_embedding and int8_update on both paths)"
+        4 * gemms + 14 + 2 + 2 + 2 + 2 * 6 + 5 + 2 * 2,
+        "per pair of storage types (f32, f16, f32 inputs with f16 weights, with bf16 weights) one module per GEMM candidate, \
+         then every other shader file, lowrank and naive with f16 inputs and weights, naive and embedding with f16 weights, \
+         the same with bf16 weights, and the six integer modules with dot4I8Packed and with its fallback, with the cached \
+         variants of the cacheable ones (lowrank in f32 and f16, noise, vector_noise, embedding; int8_embedding and \
+         int8_update on both paths)"
     );
-    let expected_gemms = DType::ALL.iter().flat_map(|&d| GemmConfig::CANDIDATES.iter().map(move |c| (d, c)));
-    for ((dtype, config), (name, source)) in expected_gemms.zip(&sources) {
-        let want = if dtype == DType::F32 { config.name() } else { format!("{}-{dtype}", config.name()) };
-        assert_eq!(*name, want, "GEMM modules come first, in candidate order, f32 then f16");
-        assert_eq!(*source, config.wgsl(dtype));
-        assert_eq!(is_f16(source), dtype == DType::F16);
+    let expected_gemms = Operands::FORWARDS.iter().flat_map(|&o| GemmConfig::CANDIDATES.iter().map(move |c| (o, c)));
+    for ((operands, config), (name, source)) in expected_gemms.zip(&sources) {
+        assert_eq!(*name, format!("{}{}", config.name(), operands.suffix()), "GEMM modules come first, per pair in candidate order");
+        assert_eq!(*source, config.wgsl(operands));
+        assert_eq!(is_f16(source), operands.x == DType::F16 || operands.w == DType::F16);
     }
-    for f16_module in ["lowrank-f16", "full_rank-f16"] {
-        assert!(sources.iter().any(|(name, source)| name == f16_module && is_f16(source)), "{f16_module}");
+    let suffixes: Vec<String> = Operands::FORWARDS.iter().map(|o| o.suffix()).collect();
+    assert_eq!(suffixes, ["", "-f16", "-wf16", "-wbf16"]);
+    for (module, f16) in [
+        ("lowrank-f16", true),
+        ("full_rank-f16", true),
+        ("full_rank-wf16", true),
+        ("embedding-wf16", true),
+        ("full_rank-wbf16", false),
+        ("embedding-wbf16", false),
+    ] {
+        let source = &sources.iter().find(|(name, _)| name == module).unwrap_or_else(|| panic!("{module}")).1;
+        assert_eq!(is_f16(source), f16, "{module}: f16 storage, and only it, needs shader-f16");
+    }
+    for (name, source) in sources.iter().filter(|(name, _)| name.ends_with("-wbf16")) {
+        assert!(source.contains("array<u32>") && source.contains("bitcast<f32>("), "{name} reads bf16 weights as packed words");
     }
     for base in ["int8_matmul", "int8_naive", "int8_embedding", "int8_elementwise", "int8_update", "int8_full_rank"] {
         let native = sources.iter().find(|(name, _)| name == base).unwrap_or_else(|| panic!("{base}"));
@@ -109,6 +123,30 @@ fn gemm_candidates_are_distinct_and_the_rule_picks_among_them() {
             assert!(bucket.rows >= rows && bucket.rows.is_power_of_two(), "{bucket}");
             let c = GemmConfig::by_rule(variant, bucket);
             assert!(GemmConfig::CANDIDATES.contains(&c) && c.variant == variant, "{variant:?} {bucket}: {c}");
+        }
+    }
+}
+
+/// The pairs of storage types the front takes for a forward (checked on the metering backend,
+/// which stores every type) are exactly [`Operands::FORWARDS`], the pairs the GEMM and the modules
+/// of the forwards are compiled for.
+#[test]
+fn the_forwards_take_exactly_the_pairs_compiled_for_them() {
+    use eggroll_backend::meter::MeterBackend;
+    use eggroll_backend::{Backend, Kernels};
+    let meter = MeterBackend::new();
+    let sources = shader_sources();
+    let compiled = |name: String| sources.iter().any(|(n, _)| *n == name);
+    for x in DType::WEIGHTS {
+        for w in DType::WEIGHTS {
+            let (xb, wb) = (meter.upload_as(&[0.0; 6], x).unwrap(), meter.upload_as(&[0.0; 12], w).unwrap());
+            let taken = meter.matmul(&xb, &wb, 4, 3, 2, &mut meter.zeros(8).unwrap()).is_ok();
+            let operands = Operands { x, w };
+            assert_eq!(taken, Operands::FORWARDS.contains(&operands), "x {x}, w {w}");
+            if taken {
+                assert!(GemmConfig::CANDIDATES.iter().all(|c| compiled(format!("{}{}", c.name(), operands.suffix()))), "{operands:?}");
+                assert!(compiled(format!("full_rank{}", operands.suffix())), "{operands:?}");
+            }
         }
     }
 }

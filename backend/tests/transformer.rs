@@ -1,18 +1,20 @@
 //! The transformer kernels (RMSNorm, the rotary embedding, causal grouped-query attention over KV
 //! cache slots, the SiLU-gated product, the residual sum, greedy picks, nucleus sampling) against an f64 reference written from
 //! their definitions, on every backend: prefills and decode steps into slots at different
-//! positions, odd sizes included; and their argument checks.
+//! positions, odd sizes included; the pieces of a split table stored in 16 bits, bit for bit
+//! their f32 values; and their argument checks.
 
 use eggroll_backend::philox4x32_10;
 use eggroll_backend::testing::{assert_close, test_device};
 use eggroll_backend::transformer::{AttentionShape, Nucleus, Transformer};
+use eggroll_backend::{DType, Error};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
 #[cfg(target_arch = "wasm32")]
 eggroll_backend::testing::wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-test_device!(kernels_match_their_f64_definitions, bad_arguments_are_refused);
+test_device!(kernels_match_their_f64_definitions, sixteen_bit_embedding_pieces_give_their_f32_values, bad_arguments_are_refused);
 
 fn values(rng: &mut Pcg64, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-2.0f32..2.0)).collect()
@@ -240,6 +242,58 @@ async fn bad_arguments_are_refused<B: Transformer>(b: B) {
     assert!(message(b.place(&b.zeros(5).unwrap(), &mut x, 3, 0)).contains("not 3 rows"));
     assert!(message(b.embedding_piece(&[0, 1], 0, &b.zeros(7).unwrap(), 3, &mut b.zeros(6).unwrap())).contains("embedding piece"));
     assert!(message(b.embedding_piece(&[0, 1], 0, &b.zeros(6).unwrap(), 3, &mut x)).contains("embedding output"));
+    // 16-bit storage, where the backend has it, only as a table piece: not as the output, nor
+    // in the other kernels.
+    if let Ok(bf16) = b.upload_as(&[0.0; 6], DType::Bf16) {
+        let refused = |r: eggroll_backend::Result<()>, what: &str| {
+            let e = r.expect_err(what);
+            assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("got bf16"), "{what}: {e}");
+        };
+        let mut y16 = b.upload_as(&[0.0; 6], DType::Bf16).unwrap();
+        refused(b.embedding_piece(&[0, 1], 0, &b.zeros(6).unwrap(), 3, &mut y16), "embedding_piece, bf16 output");
+        refused(b.rms_norm(&mut b.zeros(12).unwrap(), &bf16, 6, 1e-5), "rms_norm, bf16 weight");
+        refused(b.add(&mut b.zeros(6).unwrap(), &bf16), "add, bf16 summand");
+    }
+}
+
+/// `v` as a buffer of `dtype` holds it: rounded to nearest, ties to even, then widened.
+fn stored(dtype: DType, v: &[f32]) -> Vec<f32> {
+    match dtype {
+        DType::F32 => v.to_vec(),
+        DType::F16 => v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
+        DType::Bf16 => v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect(),
+    }
+}
+
+/// The pieces of a table of odd width (pieces of odd lengths, their last word padded) stored as
+/// bf16 and, where the backend has shader-f16, f16: each gathers the widened values of its rows,
+/// bit for bit what the same pieces give stored as f32; a backend without the type refuses the
+/// upload, naming it.
+async fn sixteen_bit_embedding_pieces_give_their_f32_values<B: Transformer>(b: B) {
+    let mut rng = Pcg64::seed_from_u64(9);
+    let (cols, rows) = (5, 7);
+    let mut table = values(&mut rng, rows * cols);
+    // Halfway cases of bf16 and f16, a subnormal of f32, a negative zero.
+    table[..4].copy_from_slice(&[f32::from_bits(0x3f80_8000), 1.0 + 2f32.powi(-11), 1.0e-39, -0.0]);
+    let tokens = [6u32, 1, 2, 0, 3, 1, 5, 4, 6];
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    for dtype in [DType::Bf16, DType::F16] {
+        if let Err(e) = b.upload_as(&[0.0], dtype) {
+            assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains(dtype.name()), "{dtype} upload: {e}");
+            continue;
+        }
+        let widened = stored(dtype, &table);
+        let (mut y16, mut y32) = (b.upload(&vec![7.5; tokens.len() * cols]).unwrap(), b.upload(&vec![7.5; tokens.len() * cols]).unwrap());
+        for (first, len) in [(2, 3), (0, 2), (5, 2)] {
+            let piece = b.upload_as(&table[first * cols..(first + len) * cols], dtype).unwrap();
+            b.embedding_piece(&tokens, first, &piece, cols, &mut y16).unwrap();
+            b.embedding_piece(&tokens, first, &b.upload(&widened[first * cols..(first + len) * cols]).unwrap(), cols, &mut y32).unwrap();
+        }
+        let want: Vec<f32> = tokens.iter().flat_map(|&t| widened[t as usize * cols..(t as usize + 1) * cols].to_vec()).collect();
+        let got = b.read(&y16).await.unwrap();
+        assert_eq!(bits(got.clone()), bits(b.read(&y32).await.unwrap()), "{dtype} pieces against f32 pieces of their values");
+        assert_eq!(bits(got), bits(want), "{dtype} pieces against the widened table");
+    }
 }
 
 /// The token `Transformer::sample_rows` draws from `row` by its definition, in f64: the nucleus

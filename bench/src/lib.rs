@@ -120,6 +120,7 @@ pub use sweep::{PointSpec, Preset};
 
 use eggroll_backend::gpu::WgpuOptions;
 use eggroll_backend::select::{select_backend, BackendChoice, SelectedBackend};
+use eggroll_llm::WeightDtype;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -263,6 +264,11 @@ pub struct BenchOptions {
     /// With --llm and --temperature: nucleus sampling's top-p (default 1: every token).
     #[cfg_attr(feature = "clap", arg(long, value_name = "P", default_value_t = 1.0, requires = "temperature"))]
     pub top_p: f32,
+    /// With --llm: the storage type of the model's matrices: `auto` (the default: the config's
+    /// `torch_dtype` where the backend stores it, else f32; the drawn weights are rounded to it),
+    /// `f32`, `f16` or `bf16`.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DTYPE", default_value = "auto", requires = "llm"))]
+    pub weight_dtype: WeightDtype,
 }
 
 /// A perturbation `eggroll bench --llm` times (`--method`).
@@ -303,6 +309,7 @@ impl Default for BenchOptions {
             method: vec![LlmMethod::Eggroll],
             temperature: 0.0,
             top_p: 1.0,
+            weight_dtype: WeightDtype::Auto,
         }
     }
 }

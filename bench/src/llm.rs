@@ -19,7 +19,8 @@ use eggroll_backend::select::select_backend;
 use eggroll_backend::Kernels;
 use eggroll_llm::generate::{generate, Members, Sampling};
 use eggroll_llm::model::projection_shapes;
-use eggroll_llm::{Model, ModelConfig, Noise, Perturbation};
+use eggroll_llm::storage::weight_bytes;
+use eggroll_llm::{Layout, Model, ModelConfig, Noise, Perturbation};
 use std::path::Path;
 use std::time::Instant;
 
@@ -49,8 +50,9 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
         if args.temperature > 0.0 { format!("sampled at temperature {}, top-p {}", args.temperature, args.top_p) } else { "greedy".into() };
     let backend = select_backend(args.backend, &WgpuOptions { autotune: !args.no_autotune, ..Default::default() })?;
     let adapter = backend.describe();
+    let weights = args.weight_dtype.resolve(&backend, config.dtype)?;
     eprintln!(
-        "eggroll bench --llm: {} at {} ({} layers, hidden {}, vocabulary {}), N = {population}, rank {rank}, {} + {} tokens, on {}",
+        "eggroll bench --llm: {} at {} ({} layers, hidden {}, vocabulary {}), N = {population}, rank {rank}, {} + {} tokens, on {}, weights in {}",
         config.family.name(),
         config_path.display(),
         config.layers,
@@ -58,9 +60,10 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
         config.vocab,
         args.prompt_tokens,
         args.new_tokens,
-        adapter.name
+        adapter.name,
+        weights,
     );
-    let model = Model::random(&backend, config.clone(), SEED)?;
+    let model = Model::random_with(&backend, config.clone(), SEED, Layout { weights, ..Layout::default() })?;
     let prompt: Vec<u32> = (0..args.prompt_tokens as u64).map(|i| ((i * 2_654_435_761 + SEED) % config.vocab as u64) as u32).collect();
     let perturbed = |noise| Perturbation { noise, sigma: 1e-3, seed: SEED, noise_epoch: 0, population, first_member: 0 };
     // (name, the members' noise or none for the unperturbed model, prompts)
@@ -123,9 +126,9 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
     }
     if let Some(peak) = peak {
         println!(
-            "\npeak resident memory: {:.1} MiB (weights {:.1} MiB in f32)",
+            "\npeak resident memory: {:.1} MiB (weights {:.1} MiB, the matrices in {weights})",
             peak as f64 / 1048576.0,
-            config.parameter_count() as f64 * 4.0 / 1048576.0
+            weight_bytes(&config, weights) as f64 / 1048576.0
         );
         json.insert("peak_resident_bytes".into(), serde_json::json!(peak));
     }
@@ -133,7 +136,7 @@ pub(crate) fn run(args: &BenchOptions, config_path: &Path) -> Result<(), BenchEr
         "model_type": config.family.name(), "config": config_path.display().to_string(), "adapter": adapter.name,
         "backend": backend.kind(), "population": population, "rank": rank, "prompt_tokens": args.prompt_tokens,
         "new_tokens": args.new_tokens, "repeats": repeats, "temperature": args.temperature, "top_p": args.top_p,
-        "noise_cache": "on",
+        "noise_cache": "on", "weight_dtype": weights.name(),
         // The first --method's (eggroll by default).
         "fraction_of_inference": best(0) / best(1),
         "gflop_per_generation": flops / 1e9, "parameters": config.parameter_count(),

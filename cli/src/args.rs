@@ -12,6 +12,7 @@ use eggroll::run::RunSpec;
 use eggroll::TaskKind;
 use eggroll_backend::select::BackendChoice;
 use eggroll_bench::{BenchOptions, FROM};
+use eggroll_llm::WeightDtype;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -269,6 +270,11 @@ pub struct InfoArgs {
     /// With --model: the population whose generation's memory to report.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "model")]
     pub population: usize,
+    /// With --model: the storage type of the matrices in that memory: `auto` (the checkpoint's
+    /// own, as the wgpu backend holds bf16 and, with shader-f16, f16 weights; the CPU backend
+    /// holds f32), `f32`, `f16` or `bf16`.
+    #[arg(long, value_name = "DTYPE", default_value = "auto", requires = "model")]
+    pub weight_dtype: WeightDtype,
 }
 
 /// Options of `eggroll generate`.
@@ -298,9 +304,15 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub chat: bool,
     /// Print one JSON object at the end (model, backend, adapter, text, token_ids,
-    /// prompt_tokens, generated_tokens, tokens_per_second) instead of streaming the text.
+    /// prompt_tokens, generated_tokens, tokens_per_second, weight_dtype) instead of streaming
+    /// the text.
     #[arg(long)]
     pub json: bool,
+    /// The storage type of the model's matrices on the backend: `auto` (the default: the
+    /// checkpoint's bf16 or f16 where the backend stores it, which gives the same completion in
+    /// half the memory; else f32), `f32`, `f16` or `bf16`.
+    #[arg(long, value_name = "DTYPE", default_value = "auto")]
+    pub weight_dtype: WeightDtype,
     /// The backend (auto by default, [`GenerateArgs::backend`]).
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -745,6 +757,7 @@ mod tests {
             method: vec![LlmMethod::Eggroll],
             temperature: 0.0,
             top_p: 1.0,
+            weight_dtype: WeightDtype::Auto,
         };
         assert_eq!(bench(&line).unwrap(), expected);
         let llm =
@@ -756,6 +769,10 @@ mod tests {
         );
         assert!(bench(&["--llm", "c.json", "--m", "4"]).is_err(), "--llm takes the shapes from the config");
         assert!(bench(&["--method", "openes"]).is_err(), "--method needs --llm");
+        let halves = bench(&["--llm", "c.json", "--weight-dtype", "bf16"]).unwrap();
+        assert_eq!(halves.weight_dtype, WeightDtype::Exactly(eggroll_backend::DType::Bf16));
+        assert!(bench(&["--llm", "c.json", "--weight-dtype", "int4"]).is_err(), "an unknown weight dtype");
+        assert!(bench(&["--weight-dtype", "bf16"]).is_err(), "--weight-dtype needs --llm");
         let sampled = bench(&["--llm", "c.json", "--temperature", "0.7", "--top-p", "0.9"]).unwrap();
         assert_eq!((sampled.temperature, sampled.top_p), (0.7, 0.9));
         assert!(bench(&["--temperature", "1"]).is_err(), "--temperature needs --llm");

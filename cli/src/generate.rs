@@ -15,7 +15,7 @@ use std::time::Instant;
 /// Loads the model, encodes the prompt (through the chat template with `--chat`) and generates.
 pub fn generate(args: &GenerateArgs) -> Result<()> {
     let backend = select_backend(args.backend(), &WgpuOptions::default())?;
-    let pretrained = Pretrained::load(&backend, &args.model)?;
+    let pretrained = Pretrained::load_with(&backend, &args.model, args.weight_dtype)?;
     let Pretrained { model, tokenizer, generation, .. } = &pretrained;
     let prompt = if args.chat {
         tokenizer.encode_chat(&[Message { role: "user".into(), content: args.prompt.clone() }])?
@@ -27,7 +27,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         top_p: args.top_p.unwrap_or(generation.top_p),
         seed: args.seed,
     };
-    MemoryNeed::of(&model.config, 1, 1, prompt.len(), args.max_tokens)
+    MemoryNeed::of(&model.config, model.weight_dtype(), 1, 1, prompt.len(), args.max_tokens)
         .check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
 
     // Streamed text: the decoded completion so far, printed from where the last print ended
@@ -77,6 +77,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
             "prompt_tokens": prompt.len(),
             "generated_tokens": completion.tokens.len(),
             "tokens_per_second": completion.tokens.len() as f64 / seconds.max(1e-9),
+            "weight_dtype": model.weight_dtype().name(),
         });
         println!("{}", serde_json::to_string(&report).map_err(CliError::new)?);
     } else {

@@ -8,7 +8,7 @@ use eggroll_backend::select::list_adapters;
 use eggroll_backend::AdapterDescription;
 use eggroll_backend::Kernels;
 use eggroll_llm::params::{registry, Role};
-use eggroll_llm::{MemoryNeed, ModelConfig, Weights};
+use eggroll_llm::{MemoryNeed, ModelConfig, WeightDtype, Weights};
 use std::path::Path;
 
 use crate::args::InfoArgs;
@@ -24,7 +24,7 @@ pub fn describe(a: &AdapterDescription) -> String {
 /// Prints the adapters, or with `--model` the model.
 pub fn run(args: &InfoArgs) -> Result<()> {
     match &args.model {
-        Some(dir) => model(dir, args.population),
+        Some(dir) => model(dir, args.population, args.weight_dtype),
         None => {
             adapters();
             Ok(())
@@ -32,11 +32,12 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     }
 }
 
-/// Prints a model folder's architecture, parameters and memory, without loading its weights.
-fn model(dir: &Path, population: usize) -> Result<()> {
+/// Prints a model folder's architecture, parameters and memory (its matrices held as `weights`
+/// asks: `auto` is the checkpoint's own dtype), without loading its weights.
+fn model(dir: &Path, population: usize, weights: WeightDtype) -> Result<()> {
     let config = ModelConfig::load(dir)?;
-    let weights = Weights::open(dir)?;
-    weights.check(&config)?;
+    let stored_weights = Weights::open(dir)?;
+    stored_weights.check(&config)?;
     let gib = |b: u64| format!("{:.3} GiB", b as f64 / f64::from(1u32 << 30));
     let c = &config;
     println!("model: {} ({})", dir.display(), c.family.name());
@@ -55,14 +56,16 @@ fn model(dir: &Path, population: usize) -> Result<()> {
         c.qkv_bias,
         c.qk_norm
     );
-    let stored = weights.dtype().map_or("unknown", |d| d.name());
+    let weights_on_disk = stored_weights.dtype();
+    let stored = weights_on_disk.map_or("unknown", |d| d.name());
     println!("parameters: {} ({stored} on disk)", c.parameter_count());
     let perturbed: u64 = registry(c).iter().filter(|p| p.role == Role::Projection).map(|p| p.shape.iter().product::<usize>() as u64).sum();
     println!("perturbed by default (q, k, v, o, gate, up, down): {perturbed}");
     let (prompt, new) = (256usize.min(c.max_positions / 2), 256usize.min(c.max_positions / 2));
-    let need = MemoryNeed::of(c, population, 1, prompt, new);
+    let matrices = weights.wanted(weights_on_disk);
+    let need = MemoryNeed::of(c, matrices, population, 1, prompt, new);
     println!(
-        "memory for a population of {population}, one prompt of {prompt} tokens and {new} new: {} (weights {}, KV caches {}, activations {}, logits {})",
+        "memory for a population of {population}, one prompt of {prompt} tokens and {new} new: {} (weights {} with the matrices in {matrices}, KV caches {}, activations {}, logits {})",
         gib(need.total()),
         gib(need.weights),
         gib(need.caches),

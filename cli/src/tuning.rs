@@ -17,7 +17,7 @@ use eggroll::session::Exchange;
 use eggroll::EggrollError;
 use eggroll_backend::select::SelectedBackend;
 use eggroll_backend::transformer::Transformer;
-use eggroll_backend::Kernels;
+use eggroll_backend::{DType, Kernels};
 use eggroll_llm::arithmetic::{Arithmetic, ArithmeticTask};
 use eggroll_llm::config::StoredDtype;
 use eggroll_llm::countdown::CountdownTask;
@@ -252,7 +252,7 @@ impl Setup {
     /// adapter's limits (the trainer also keeps a gradient estimate of every projection, and
     /// Adam's two moments).
     pub(crate) fn replica(&self, backend: SelectedBackend, members: usize) -> Result<FineTuning<SelectedBackend>> {
-        let mut need = MemoryNeed::of(&self.model_config, members, self.prompts_per_epoch, 2 * self.longest, self.max_tokens);
+        let mut need = MemoryNeed::of(&self.model_config, DType::F32, members, self.prompts_per_epoch, 2 * self.longest, self.max_tokens);
         let projections: u64 =
             projection_shapes(&self.model_config).iter().map(|[m, n]| (m * n) as u64).sum::<u64>() * self.model_config.layers as u64;
         let per_value = if matches!(self.config.optimizer, OptimizerKind::Sgd) { 1 } else { 3 };

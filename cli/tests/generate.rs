@@ -26,7 +26,11 @@ fn ids(v: &Value) -> Vec<u64> {
 #[test]
 fn greedy_generation_gives_transformers_ids_on_each_backend() {
     let here = std::env::temp_dir();
-    for (name, backend) in [("llama-f32", "cpu"), ("qwen3-bf16", "cpu"), ("qwen2-f32", "wgpu")] {
+    // (checkpoint, backend, the storage type its matrices are held in: a bf16 checkpoint's own
+    // on wgpu, with the same ids)
+    for (name, backend, held) in
+        [("llama-f32", "cpu", "f32"), ("qwen3-bf16", "cpu", "f32"), ("qwen2-f32", "wgpu", "f32"), ("qwen3-bf16", "wgpu", "bf16")]
+    {
         let (dir, oracle) = case(name);
         let prompt = &oracle["prompts"][1];
         let out = run(
@@ -55,6 +59,7 @@ fn greedy_generation_gives_transformers_ids_on_each_backend() {
         assert_eq!(report["prompt_tokens"], prompt["input_ids"].as_array().unwrap().len());
         assert_eq!(report["generated_tokens"], got.len());
         assert_eq!(report["backend"], backend);
+        assert_eq!(report["weight_dtype"], held, "{name} on {backend}");
         for key in ["model", "adapter", "text", "tokens_per_second"] {
             assert!(!report[key].is_null(), "{name}: no {key}");
         }
@@ -109,6 +114,11 @@ fn info_reports_the_architecture_and_the_memory() {
     }
     assert!(text.contains(&format!("parameters: {total} (float32 on disk)")), "{text}");
     assert!(text.contains("qwen2") && text.contains("q/k/v biases: true") && text.contains("population of 64"), "{text}");
+    // The weights' memory with the matrices as on disk, or as asked (`MemoryNeed`'s unit tests
+    // check the bytes).
+    assert!(text.contains("matrices in f32"), "{text}");
+    let out = run(&std::env::temp_dir(), &["info", "--model", dir.to_str().unwrap(), "--weight-dtype", "bf16"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("matrices in bf16"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
@@ -125,6 +135,11 @@ fn bad_folders_and_requests_give_one_error_line() {
     let line =
         assert_one_error(&run(&here, &["generate", "--model", dir.to_str().unwrap(), "--prompt", "x", "--top-p", "0", "--backend", "cpu"]));
     assert!(line.contains("top-p"), "{line}");
+    let line = assert_one_error(&run(
+        &here,
+        &["generate", "--model", dir.to_str().unwrap(), "--prompt", "x", "--weight-dtype", "bf16", "--backend", "cpu"],
+    ));
+    assert!(line.contains("bf16") && line.contains("cpu"), "{line}");
     // A folder whose weights are cut short.
     let broken = tempfile::tempdir().unwrap();
     for file in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
@@ -178,6 +193,7 @@ fn bench_llm_times_generation_at_a_configs_shapes() {
     assert_eq!(report["population"], 4);
     assert_eq!(report["noise_cache"], "on", "the perturbed runs keep each epoch's factors, as fine-tuning does");
     assert_eq!(report["model_type"], "qwen3");
+    assert_eq!(report["weight_dtype"], "f32", "the CPU backend holds f32 weights");
     let line = assert_one_error(&run(out_dir.path(), &["bench", "--llm", "/nonexistent.json", "--backend", "cpu"]));
     assert!(line.contains("/nonexistent.json"), "{line}");
 }

@@ -8,7 +8,7 @@ use crate::params::{id_of, Role};
 use crate::table::{piece_bytes, Parts, Table};
 use crate::weights::Weights;
 use eggroll_backend::transformer::{AttentionShape, Transformer};
-use eggroll_backend::{Batch, InputLayout, LowRank, LowRankNoise, NoiseStream, RowPiece};
+use eggroll_backend::{Batch, DType, InputLayout, LowRank, LowRankNoise, NoiseStream, RowPiece};
 use std::path::Path;
 
 /// The noise of the members' projections.
@@ -88,6 +88,8 @@ pub struct Model<B: Transformer> {
     inv_freq: Vec<f32>,
     /// The outputs of split projections' pieces.
     parts: Parts<B>,
+    /// The storage type of the frozen matrices ([`Layout::weights`]).
+    weights: DType,
 }
 
 /// How a model's weights are laid out on its backend.
@@ -101,6 +103,11 @@ pub struct Layout {
     /// when it is larger (each piece's output placed into its columns of the whole's, its noise
     /// those rows of the whole's): by default the same limits as the tables'.
     pub projection_piece_bytes: Option<u64>,
+    /// The storage type of the matrices the model holds frozen (its own projections, the
+    /// embedding and head tables): f32 by default; [`crate::storage::WeightDtype::resolve`]
+    /// picks a checkpoint's 16-bit type where the backend stores it (the same outputs, half the
+    /// memory). Projections a trainer holds are f32 whatever this says.
+    pub weights: DType,
 }
 
 impl Layout {
@@ -108,7 +115,7 @@ impl Layout {
     /// `limits`.
     pub fn projection_rows(&self, [m, n]: [usize; 2], limits: eggroll_backend::MemoryLimits) -> usize {
         let bytes = piece_bytes(self.projection_piece_bytes, limits);
-        usize::try_from(bytes / (n as u64 * 4)).unwrap_or(usize::MAX).clamp(1, m.max(1))
+        usize::try_from(bytes / (n as u64 * self.weights.bytes() as u64)).unwrap_or(usize::MAX).clamp(1, m.max(1))
     }
 }
 
@@ -184,7 +191,7 @@ pub enum Logits {
 
 impl<B: Transformer> Model<B> {
     /// Loads the model of the folder `dir` onto `backend`: the config, then every tensor checked
-    /// against it and uploaded in f32.
+    /// against it and uploaded in f32 (see [`Model::load_with`] for 16-bit storage).
     pub fn load(backend: &B, dir: &Path) -> Result<Self> {
         Self::load_with(backend, dir, Layout::default())
     }
@@ -211,8 +218,19 @@ impl<B: Transformer> Model<B> {
     /// model's shapes without its weights): norms 1, biases 0, every matrix normal with standard
     /// deviation 0.02 (transformers' `initializer_range`), each from its own Philox stream.
     pub fn random(backend: &B, config: ModelConfig, seed: u64) -> Result<Self> {
+        Self::random_with(backend, config, seed, Layout::default())
+    }
+
+    /// [`Model::random`] with the weights laid out as `layout` says (16-bit storage rounds the
+    /// drawn weights).
+    pub fn random_with(backend: &B, config: ModelConfig, seed: u64, layout: Layout) -> Result<Self> {
         let random = random_tensors(&config, seed);
-        Self::from_tensors(backend, config, Layout::default(), true, random)
+        Self::from_tensors(backend, config, layout, true, random)
+    }
+
+    /// The storage type of the model's frozen matrices.
+    pub fn weight_dtype(&self) -> DType {
+        self.weights
     }
 
     /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors, the
@@ -232,8 +250,10 @@ impl<B: Transformer> Model<B> {
                 for (name, shape) in PROJECTIONS.iter().zip(projection_shapes(&config)) {
                     let values = tensor(&p(name), &shape)?;
                     let rows = layout.projection_rows(shape, limits);
-                    let pieces =
-                        values.chunks(rows * shape[1]).map(|piece| backend.upload(piece)).collect::<std::result::Result<_, _>>()?;
+                    let pieces = values
+                        .chunks(rows * shape[1])
+                        .map(|piece| backend.upload_as(piece, layout.weights))
+                        .collect::<std::result::Result<_, _>>()?;
                     projection_buffers.push(pieces);
                 }
             }
@@ -256,13 +276,23 @@ impl<B: Transformer> Model<B> {
             });
         }
         let piece = piece_bytes(layout.table_piece_bytes, limits);
-        let table = |name: &str| Table::upload(backend, &tensor(name, &[config.vocab, h])?, config.vocab, h, piece);
+        let table = |name: &str| Table::upload(backend, &tensor(name, &[config.vocab, h])?, config.vocab, h, piece, layout.weights);
         let embed = table("model.embed_tokens.weight")?;
         let head = if config.tied { None } else { Some(table("lm_head.weight")?) };
         let norm = upload("model.norm.weight", &[h])?;
         // transformers keeps the inverse frequencies in f32.
         let inv_freq = config.rope.inverse_frequencies(hd).into_iter().map(|f| f as f32).collect();
-        Ok(Model { config, embed, head, norm, layers, projections: projection_buffers, inv_freq, parts: Parts::default() })
+        Ok(Model {
+            config,
+            embed,
+            head,
+            norm,
+            layers,
+            projections: projection_buffers,
+            inv_freq,
+            parts: Parts::default(),
+            weights: layout.weights,
+        })
     }
 
     /// The pieces the embedding table is held in (one unless it is beyond the adapter's limits

@@ -1,15 +1,16 @@
 //! The memory a generation needs, and its refusal when that is beyond the machine or the
-//! adapter: the weights (held once, f32), every sequence's key and value caches, the activations
+//! adapter: the weights (held once, their matrices in f32 or a 16-bit storage type), every sequence's key and value caches, the activations
 //! of the widest step, and the logits read back.
 
 use crate::config::ModelConfig;
 use crate::error::{LlmError, Result};
-use eggroll_backend::MemoryLimits;
+use crate::storage::weight_bytes;
+use eggroll_backend::{DType, MemoryLimits};
 
 /// The bytes of each part of a population's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryNeed {
-    /// The weights in f32, once (and, when fine-tuning, the trainer's state of the projections).
+    /// The weights, once (and, when fine-tuning, the trainer's state of the projections).
     pub weights: u64,
     /// The key and value caches of every sequence.
     pub caches: u64,
@@ -30,8 +31,8 @@ impl MemoryNeed {
     }
 
     /// What `members` members answering `prompts` prompts of up to `prompt_tokens` tokens with
-    /// up to `new_tokens` new ones need.
-    pub fn of(config: &ModelConfig, members: usize, prompts: usize, prompt_tokens: usize, new_tokens: usize) -> Self {
+    /// up to `new_tokens` new ones need, the model's matrices stored as `weights`.
+    pub fn of(config: &ModelConfig, weights: DType, members: usize, prompts: usize, prompt_tokens: usize, new_tokens: usize) -> Self {
         let f = 4u64;
         let sequences = (members * prompts) as u64;
         let positions = (prompt_tokens + new_tokens) as u64;
@@ -48,7 +49,7 @@ impl MemoryNeed {
         let logits = 2 * sequences * config.vocab as u64 * f;
         // The embedding, the head and the projections are held in pieces within the limits.
         MemoryNeed {
-            weights: config.parameter_count() * f,
+            weights: weight_bytes(config, weights),
             caches: 2 * config.layers as u64 * layer_cache,
             activations,
             logits,
@@ -109,12 +110,25 @@ mod tests {
     }
 
     #[test]
+    fn sixteen_bit_matrices_halve_the_weights_but_not_the_norms() {
+        let c = config();
+        let f32_need = MemoryNeed::of(&c, DType::F32, 2, 1, 16, 16);
+        assert_eq!(f32_need.weights, c.parameter_count() * 4);
+        let vectors = (c.layers * 2 + 1) * c.hidden;
+        for dtype in [DType::Bf16, DType::F16] {
+            let need = MemoryNeed::of(&c, dtype, 2, 1, 16, 16);
+            assert_eq!(need.weights, (c.parameter_count() - vectors as u64) * 2 + vectors as u64 * 4);
+            assert_eq!((need.caches, need.activations, need.logits), (f32_need.caches, f32_need.activations, f32_need.logits));
+        }
+    }
+
+    #[test]
     fn projections_beyond_a_binding_limit_are_split_not_refused() {
         let limits = MemoryLimits { max_buffer_bytes: Some(1 << 30), max_binding_bytes: Some(128 << 20), device_bytes: None };
-        let need = MemoryNeed::of(&config(), 2, 1, 16, 16);
+        let need = MemoryNeed::of(&config(), DType::F32, 2, 1, 16, 16);
         need.check(None, limits).expect("the projections are held in pieces within the binding limit");
         // A population whose caches are beyond the limit is refused, naming it.
-        let crowd = MemoryNeed::of(&config(), 4096, 1, 16, 16);
+        let crowd = MemoryNeed::of(&config(), DType::F32, 4096, 1, 16, 16);
         let err = crowd.check(None, limits).unwrap_err().to_string();
         assert!(err.contains("needs a buffer of") && err.contains("beyond the adapter's"), "{err}");
     }

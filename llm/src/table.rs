@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use eggroll_backend::transformer::Transformer;
-use eggroll_backend::MemoryLimits;
+use eggroll_backend::{DType, MemoryLimits};
 use std::sync::Mutex;
 
 /// A `rows x cols` table in pieces of `piece_rows` rows (the last may have fewer).
@@ -13,6 +13,8 @@ pub(crate) struct Table<B: Transformer> {
     piece_rows: usize,
     rows: usize,
     cols: usize,
+    /// The pieces' storage type.
+    dtype: DType,
     /// The pieces' logits buffers, kept for the next call.
     parts: Parts<B>,
 }
@@ -61,13 +63,14 @@ pub(crate) fn piece_bytes(requested: Option<u64>, limits: MemoryLimits) -> u64 {
 }
 
 impl<B: Transformer> Table<B> {
-    /// Uploads `values` (`rows x cols`, row-major) in pieces of at most `max_bytes` bytes each
-    /// (at least one row a piece).
-    pub(crate) fn upload(backend: &B, values: &[f32], rows: usize, cols: usize, max_bytes: u64) -> Result<Self> {
-        let row_bytes = (cols * 4) as u64;
+    /// Uploads `values` (`rows x cols`, row-major) stored as `dtype` in pieces of at most
+    /// `max_bytes` bytes each (at least one row a piece).
+    pub(crate) fn upload(backend: &B, values: &[f32], rows: usize, cols: usize, max_bytes: u64, dtype: DType) -> Result<Self> {
+        let row_bytes = (cols * dtype.bytes()) as u64;
         let piece_rows = usize::try_from(max_bytes / row_bytes).unwrap_or(usize::MAX).clamp(1, rows.max(1));
-        let pieces = values.chunks(piece_rows * cols).map(|piece| backend.upload(piece)).collect::<std::result::Result<_, _>>()?;
-        Ok(Table { pieces, piece_rows, rows, cols, parts: Parts::default() })
+        let pieces =
+            values.chunks(piece_rows * cols).map(|piece| backend.upload_as(piece, dtype)).collect::<std::result::Result<_, _>>()?;
+        Ok(Table { pieces, piece_rows, rows, cols, dtype, parts: Parts::default() })
     }
 
     /// The number of pieces.
@@ -76,9 +79,9 @@ impl<B: Transformer> Table<B> {
     }
 
     /// `x ← ` the rows of `tokens` (each below the table's rows), one after another: each piece
-    /// writes the rows of the tokens it holds.
+    /// writes the rows of the tokens it holds (a whole f32 table by the plain lookup).
     pub(crate) fn gather(&self, backend: &B, tokens: &[u32], x: &mut B::Buffer) -> Result<()> {
-        if let [whole] = self.pieces.as_slice() {
+        if let ([whole], DType::F32) = (self.pieces.as_slice(), self.dtype) {
             return Ok(backend.embedding(tokens, whole, self.cols, x)?);
         }
         for (p, piece) in self.pieces.iter().enumerate() {

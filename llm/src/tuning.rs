@@ -19,6 +19,7 @@ use crate::weights::{tensor_shapes, Weights};
 use eggroll::config::Method;
 use eggroll::{EsConfig, FloatTrainer, ParamKind, ParamSpec, StepStats, Trainer, TrainerState};
 use eggroll_backend::transformer::Transformer;
+use eggroll_backend::DType;
 use std::ops::Range;
 use std::path::Path;
 
@@ -64,6 +65,8 @@ impl<B: Transformer> FineTuning<B> {
     ) -> Result<Self> {
         let model = Model::from_tensors(&backend, model_config.clone(), layout, false, &tensor)?;
         let limits = backend.memory_limits();
+        // The trainer holds its projections in f32, whatever storage the frozen tables have.
+        let trained = Layout { weights: DType::F32, ..layout };
         let mut values = Vec::with_capacity(7 * model_config.layers);
         let mut groups = Vec::with_capacity(7 * model_config.layers);
         for l in 0..model_config.layers {
@@ -71,7 +74,7 @@ impl<B: Transformer> FineTuning<B> {
                 let name = format!("model.layers.{l}.{name}");
                 let id = id_of(&model_config, &name).expect("every projection is registered");
                 let value = tensor(&name, &[m, n])?;
-                let rows = layout.projection_rows([m, n], limits);
+                let rows = trained.projection_rows([m, n], limits);
                 let start = values.len();
                 if rows == m {
                     values.push((ParamSpec { name, id, kind: ParamKind::Matrix { m, n }, frozen: false }, value));

@@ -9,8 +9,9 @@ use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::MatmulVariant;
 use eggroll_backend::testing::{for_each_adapter, gpu};
 use eggroll_backend::transformer::Transformer;
+use eggroll_backend::DType;
 use eggroll_llm::generate::greedy;
-use eggroll_llm::{Layout, Logits, Message, Model, Step, TextTokenizer};
+use eggroll_llm::{Layout, Logits, Message, Model, Step, TextTokenizer, WeightDtype, Weights};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -63,18 +64,22 @@ fn prompt_ids_and_chat_templates_are_transformers() {
 /// pieces of 100 rows and its projections into pieces of 24 rows of the hidden width (fewer of
 /// the wider down projection; the last piece of each shorter), as a vocabulary or a projection
 /// beyond an adapter's binding limit is.
-fn layouts(hidden: usize) -> [(Layout, &'static str); 2] {
-    let split = Layout { table_piece_bytes: Some(100 * hidden as u64 * 4), projection_piece_bytes: Some(24 * hidden as u64 * 4) };
+/// The split layout's matrices are held as `weights`: the checkpoint's own 16-bit type where the
+/// backend stores it (`WeightDtype::Auto`), so that the oracle also checks 16-bit storage.
+fn layouts(hidden: usize, weights: DType) -> [(Layout, &'static str); 2] {
+    let split = Layout { table_piece_bytes: Some(100 * hidden as u64 * 4), projection_piece_bytes: Some(24 * hidden as u64 * 4), weights };
     [(Layout::default(), "whole"), (split, "split")]
 }
 
 /// The model of `dir` in each layout, with the layout's name.
 fn models<B: Transformer>(backend: &B, dir: &std::path::Path) -> Vec<(Model<B>, &'static str)> {
     let hidden = eggroll_llm::ModelConfig::load(dir).unwrap().hidden;
-    layouts(hidden)
+    let stored = WeightDtype::Auto.resolve(backend, Weights::open(dir).unwrap().dtype()).unwrap();
+    layouts(hidden, stored)
         .into_iter()
         .map(|(layout, what)| {
             let model = Model::load_with(backend, dir, layout).unwrap();
+            assert_eq!(model.weight_dtype(), layout.weights, "{}: {what} layout's storage", dir.display());
             assert_eq!(model.embedding_pieces() > 1, what == "split", "{}: {what} layout", dir.display());
             assert_eq!(model.projection_pieces() > 1, what == "split", "{}: {what} layout's projections", dir.display());
             (model, what)
@@ -245,7 +250,7 @@ fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() 
             // Every layout: the projections whole and in pieces of rows, each piece with its rows
             // of the whole's noise.
             let mut runs = Vec::new();
-            for (layout, what) in layouts(model.config.hidden) {
+            for (layout, what) in layouts(model.config.hidden, DType::F32) {
                 runs.push((format!("cpu, {what}"), member_logits(&backend, &dir, layout, &tokens, perturbation, member)));
                 for_each_adapter(|adapter| {
                     let logits = member_logits(gpu(adapter, MatmulVariant::Direct), &dir, layout, &tokens, perturbation, member);

@@ -2,7 +2,7 @@
 //!
 //! The WGSL compute shaders of eggroll-wgpu, the files beside this crate's `src/`, and how each is
 //! composed into a module a device compiles: the Philox RNG ([`PHILOX`]) in front of every module
-//! that draws noise, the storage type of the inputs ([`float_module`]), the packed int8 helpers of
+//! that draws noise, the storage types of the inputs and weights ([`float_module`]), the packed int8 helpers of
 //! one path in front of the integer modules ([`int_module`]), a GEMM configuration's constants in
 //! front of matmul.wgsl ([`gemm_module`]), and in front of each the declaration of its uniform
 //! parameter struct ([`params`], where each is defined once for Rust and WGSL alike). The crate's tests validate every composed module with
@@ -26,9 +26,13 @@ pub struct Module {
     pub body: &'static str,
     /// Whether it draws noise (and so needs [`PHILOX`] in front).
     pub draws_noise: bool,
-    /// Whether it reads its inputs and weights as `elem`, which may be f16 (the other modules
-    /// read f32 only).
+    /// Whether it reads a forward's inputs as `elem`, which may be f16 (`full_rank` also stores
+    /// the weights it materialises in that type); the other modules read f32 only.
     pub reads_f16: bool,
+    /// The weights it reads through the load `<name>_at(i: u32) -> f32`, whose binding and load
+    /// the composition declares in front of the file in the weights' [`Storage`]; `None` where
+    /// it reads no weights.
+    pub weights: Option<Weights>,
     /// The WGSL declaration of its uniform parameter struct ([`params`]).
     pub params: &'static str,
     /// Whether its draws (`draw`, `int_draw`) come from the composition rather than the file:
@@ -61,6 +65,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: true,
         params: LowRankParams::WGSL,
         cacheable: true,
+        weights: None,
     },
     Module {
         name: "noise",
@@ -69,6 +74,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: NoiseParams::WGSL,
         cacheable: true,
+        weights: None,
     },
     Module {
         name: "full_rank",
@@ -77,6 +83,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: true,
         params: MaterialiseParams::WGSL,
         cacheable: false,
+        weights: Some(Weights { name: "w", binding: 1 }),
     },
     Module {
         name: "vector_noise",
@@ -85,6 +92,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: VectorParams::WGSL,
         cacheable: true,
+        weights: None,
     },
     Module {
         name: "elementwise",
@@ -93,6 +101,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: ElementParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "layer_norm",
@@ -101,6 +110,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: NormParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "rng_probe",
@@ -109,6 +119,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: ProbeParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "recurrence",
@@ -117,6 +128,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: RecurrenceParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "cross_entropy",
@@ -125,6 +137,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: LogSoftmaxParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "embedding",
@@ -133,6 +146,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: EmbeddingParams::WGSL,
         cacheable: true,
+        weights: Some(Weights { name: "table", binding: 1 }),
     },
     Module {
         name: "transformer",
@@ -141,6 +155,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: TransformerParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "sampling",
@@ -149,6 +164,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: SampleParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "kv_cache",
@@ -157,6 +173,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: TransformerParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "attention",
@@ -165,6 +182,7 @@ pub const MODULES: [Module; 14] = [
         reads_f16: false,
         params: TransformerParams::WGSL,
         cacheable: false,
+        weights: None,
     },
 ];
 
@@ -178,6 +196,7 @@ pub const INT_MODULES: [Module; 6] = [
         reads_f16: false,
         params: IntNoiseParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "int8_naive",
@@ -186,6 +205,7 @@ pub const INT_MODULES: [Module; 6] = [
         reads_f16: false,
         params: IntNaiveParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "int8_embedding",
@@ -194,6 +214,7 @@ pub const INT_MODULES: [Module; 6] = [
         reads_f16: false,
         params: IntNoiseParams::WGSL,
         cacheable: true,
+        weights: None,
     },
     Module {
         name: "int8_elementwise",
@@ -202,6 +223,7 @@ pub const INT_MODULES: [Module; 6] = [
         reads_f16: false,
         params: IntElementParams::WGSL,
         cacheable: false,
+        weights: None,
     },
     Module {
         name: "int8_update",
@@ -210,6 +232,7 @@ pub const INT_MODULES: [Module; 6] = [
         reads_f16: false,
         params: IntUpdateParams::WGSL,
         cacheable: true,
+        weights: None,
     },
     Module {
         name: "int8_full_rank",
@@ -218,6 +241,7 @@ pub const INT_MODULES: [Module; 6] = [
         reads_f16: false,
         params: IntFullRankParams::WGSL,
         cacheable: false,
+        weights: None,
     },
 ];
 
@@ -228,14 +252,63 @@ pub const INT8_DOT: &str = include_str!("../int8_dot.wgsl");
 /// The same helpers from core WGSL bit operations, for implementations without that feature.
 pub const INT8_DOT_FALLBACK: &str = include_str!("../int8_dot_fallback.wgsl");
 
-/// What every float module starts with: the storage type `elem` of the inputs and weights (unused
-/// by modules that do not read them), after `enable f16;` where that is f16.
-pub fn storage_prelude(f16: bool) -> &'static str {
-    if f16 {
-        "enable f16;\nalias elem = f16;\n"
-    } else {
-        "alias elem = f32;\n"
-    }
+/// How a buffer of values is stored for the modules that read it; every load widens a value to
+/// f32 exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Storage {
+    /// `array<f32>`.
+    F32,
+    /// `array<f16>`, with `enable f16;` in front of the module (adapters with `shader-f16`).
+    F16,
+    /// bfloat16, two values to a `u32` word, the even one in the low half: a load moves the
+    /// value's bits into the high half of an f32 (core WGSL, no feature needed).
+    Bf16,
+}
+
+/// A buffer of weights a module reads through a widening load: its WGSL name and binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Weights {
+    /// The buffer's name; its load is `<name>_at`.
+    pub name: &'static str,
+    /// Its binding number in group 0.
+    pub binding: u32,
+}
+
+/// The weights of matmul.wgsl: `w` at binding 2.
+const GEMM_WEIGHTS: Weights = Weights { name: "w", binding: 2 };
+
+/// What every float module starts with: `enable f16;` where the inputs or the weights are f16,
+/// the storage type `elem` of the inputs (f32 or f16; unused by modules that do not read them),
+/// and, for a module that reads weights, their binding and their load `<name>_at(i: u32) -> f32`
+/// in the weights' storage type. Panics on bf16 inputs: bf16 stores weights only.
+pub fn storage_prelude(inputs: Storage, weights: Option<(Weights, Storage)>) -> String {
+    let elem = match inputs {
+        Storage::F32 => "f32",
+        Storage::F16 => "f16",
+        Storage::Bf16 => panic!("bf16 stores weights only, not a forward's inputs"),
+    };
+    let f16 = inputs == Storage::F16 || matches!(weights, Some((_, Storage::F16)));
+    let enable = if f16 { "enable f16;\n" } else { "" };
+    let load = weights.map_or_else(String::new, |(Weights { name, binding }, storage)| {
+        let (array, what, body) = match storage {
+            Storage::F32 => ("f32", "f32", format!("    return {name}[i];")),
+            Storage::F16 => ("f16", "f16", format!("    return f32({name}[i]);")),
+            Storage::Bf16 => (
+                "u32",
+                "bfloat16, two to a word, the even one in the low half",
+                format!(
+                    "    let word = {name}[i >> 1u];\n    \
+                     return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (i & 1u) != 0u));"
+                ),
+            ),
+        };
+        format!(
+            "@group(0) @binding({binding}) var<storage, read> {name}: array<{array}>;\n\
+             // Value i of `{name}` ({what}), widened to f32.\n\
+             fn {name}_at(i: u32) -> f32 {{\n{body}\n}}\n"
+        )
+    });
+    format!("{enable}alias elem = {elem};\n{load}")
 }
 
 /// The RNG where a module draws noise, then a cacheable module's draws: from the RNG, or from a
@@ -250,10 +323,12 @@ fn noise_prelude(m: &Module, cached: bool) -> String {
     format!("{rng}\n{draws}")
 }
 
-/// The composed source of a float module: the storage type, the RNG where it draws noise, a
-/// cacheable module's draws (read from a noise cache entry where `cached`), the file.
-pub fn float_module(m: &Module, f16: bool, cached: bool) -> String {
-    format!("{}{}\n{}\n{}", storage_prelude(f16), noise_prelude(m, cached), m.params, m.body)
+/// The composed source of a float module: the storage types of its inputs and weights (each
+/// ignored where the module reads none), the RNG where it draws noise, a cacheable module's
+/// draws (read from a noise cache entry where `cached`), the file.
+pub fn float_module(m: &Module, inputs: Storage, weights: Storage, cached: bool) -> String {
+    let prelude = storage_prelude(if m.reads_f16 { inputs } else { Storage::F32 }, m.weights.map(|w| (w, weights)));
+    format!("{prelude}{}\n{}\n{}", noise_prelude(m, cached), m.params, m.body)
 }
 
 /// The composed source of an integer module: the packed helpers of the native path, or of the
@@ -275,12 +350,13 @@ pub struct GemmConstants {
     pub kt: u32,
 }
 
-/// The composed source of matmul.wgsl for one configuration (named `name` in a comment) and
-/// storage type: the storage type, the constants, the template.
-pub fn gemm_module(name: &str, c: GemmConstants, f16: bool) -> String {
+/// The composed source of matmul.wgsl for one configuration (named `name` in a comment) and the
+/// storage types of its inputs `x` (f32 or f16) and weights `w`: the storage types, the
+/// constants, the template.
+pub fn gemm_module(name: &str, c: GemmConstants, inputs: Storage, weights: Storage) -> String {
     format!(
         "{}// GEMM configuration {name}\nconst WG_X: u32 = {}u;\nconst WG_Y: u32 = {}u;\nconst BM: u32 = {}u;\nconst BN: u32 = {}u;\nconst KT: u32 = {}u;\n\n{}\n{MATMUL}",
-        storage_prelude(f16),
+        storage_prelude(inputs, Some((GEMM_WEIGHTS, weights))),
         c.workgroup[0],
         c.workgroup[1],
         c.block[0],

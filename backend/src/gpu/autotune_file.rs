@@ -1,20 +1,26 @@
-//! The autotune cache file: the GEMM configuration the autotuner chose per adapter, kernel family
-//! and shape bucket, so that a later run on the same adapter does not time the candidates again.
+//! The autotune cache file: the GEMM configuration the autotuner chose per adapter, kernel family,
+//! shape bucket and storage types of the inputs and weights, so that a later run on the same
+//! adapter does not time the candidates again.
 //!
 //! A small JSON document, versioned:
 //!
 //! ```json
 //! {"format": "eggroll-gemm-autotune", "version": 1, "entries": [
 //!   {"adapter": "llvmpipe (LLVM 15.0.6, 256 bits)", "backend": "Vulkan", "driver": "llvmpipe Mesa 22.3.6",
-//!    "family": "direct", "rows": 128, "cols": 64, "inner": 64, "batch": 1, "config": "direct-64x64-r4x4"}]}
+//!    "family": "direct", "rows": 128, "cols": 64, "inner": 64, "batch": 1, "inputs": "f32", "weights": "bf16",
+//!    "config": "direct-64x64-r4x4"}]}
 //! ```
 //!
+//! An entry without `inputs` or `weights` (as files written before they were recorded hold) is
+//! one of f32 inputs and weights, which those files' GEMMs were timed on.
 //! A file that does not parse, or holds another format or version, is ignored and replaced at the
 //! next write; entries of other adapters are kept as they are. Writes go to a temporary file
 //! renamed over the old one. A failed read or write is not an error: the autotuner's choice is
 //! still used, only not remembered.
 
 use super::config::{GemmConfig, MatmulVariant, ShapeBucket};
+use super::kernel::Operands;
+use crate::DType;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -37,7 +43,8 @@ struct Document {
     entries: Vec<Entry>,
 }
 
-/// One choice: the adapter, the kernel family, the shape bucket and the configuration's name.
+/// One choice: the adapter, the kernel family, the shape bucket, the storage types and the
+/// configuration's name.
 #[derive(Clone, Serialize, Deserialize)]
 struct Entry {
     adapter: String,
@@ -48,6 +55,10 @@ struct Entry {
     cols: usize,
     inner: usize,
     batch: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inputs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weights: Option<String>,
     config: String,
 }
 
@@ -72,6 +83,12 @@ impl Entry {
     fn bucket(&self) -> ShapeBucket {
         ShapeBucket { rows: self.rows, cols: self.cols, inner: self.inner, batch: self.batch }
     }
+
+    /// The storage types it was timed with (f32 where it names none), when it names known ones.
+    fn operands(&self) -> Option<Operands> {
+        let dtype = |name: &Option<String>| name.as_deref().map_or(Some(DType::F32), |n| n.parse().ok());
+        Some(Operands { x: dtype(&self.inputs)?, w: dtype(&self.weights)? })
+    }
 }
 
 /// The autotune cache file of one backend.
@@ -87,15 +104,15 @@ impl AutotuneFile {
     }
 
     /// The choices the file holds for this backend's adapter and family (configurations that
-    /// are no longer candidates left out).
-    pub(crate) fn load(&self) -> HashMap<ShapeBucket, GemmConfig> {
+    /// are no longer candidates, and storage types it does not know, left out).
+    pub(crate) fn load(&self) -> HashMap<(ShapeBucket, Operands), GemmConfig> {
         let entries = read(&self.path).map(|d| d.entries).unwrap_or_default();
         entries
             .iter()
             .filter(|e| e.owned_by(&self.owner))
             .filter_map(|e| {
                 Some((
-                    e.bucket(),
+                    (e.bucket(), e.operands()?),
                     GemmConfig::candidate_named(&e.config)
                         .filter(|c| self.owner.family == MatmulVariant::WorkgroupTiled || c.variant == self.owner.family)?,
                 ))
@@ -103,12 +120,12 @@ impl AutotuneFile {
             .collect()
     }
 
-    /// Records `config` for `bucket`: re-reads the file (keeping the entries of other adapters
-    /// and families, dropping an unreadable or foreign file), replaces this bucket's entry and
-    /// writes it back. Failures are ignored.
-    pub(crate) fn store(&self, bucket: ShapeBucket, config: GemmConfig) {
+    /// Records `config` for `bucket` and `operands`: re-reads the file (keeping the entries of
+    /// other adapters and families, dropping an unreadable or foreign file), replaces the entry
+    /// of this bucket and these storage types and writes it back. Failures are ignored.
+    pub(crate) fn store(&self, bucket: ShapeBucket, operands: Operands, config: GemmConfig) {
         let mut entries = read(&self.path).map(|d| d.entries).unwrap_or_default();
-        entries.retain(|e| !(e.owned_by(&self.owner) && e.bucket() == bucket));
+        entries.retain(|e| !(e.owned_by(&self.owner) && e.bucket() == bucket && e.operands() == Some(operands)));
         entries.push(Entry {
             adapter: self.owner.adapter.clone(),
             backend: self.owner.backend.clone(),
@@ -118,6 +135,8 @@ impl AutotuneFile {
             cols: bucket.cols,
             inner: bucket.inner,
             batch: bucket.batch,
+            inputs: Some(operands.x.name().to_string()),
+            weights: Some(operands.w.name().to_string()),
             config: config.name(),
         });
         // Not fatal: the choice is used in this run either way.

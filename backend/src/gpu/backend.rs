@@ -2,13 +2,13 @@
 //! of the typed units of [`super::kernels`] (and GEMMs, [`super::gemm`]) it submits, behind the
 //! checks of the front ([`crate::Backend`]). What is refused here is only what the adapter cannot
 //! do: f16 storage without shader-f16, and the buffer, binding, grid and 32-bit index limits the
-//! kernels check.
+//! kernels check. bf16 storage needs no feature: the kernels read it as packed `u32` words.
 
 use super::adapter::describe_adapter;
 use super::buffer::GpuBuffer;
 use super::context::{byte_size, word, ScratchUse};
 use super::gemm::Gemm;
-use super::kernel::{Cached, Dispatch};
+use super::kernel::{Cached, Dispatch, Operands};
 use super::kernels::*;
 use super::params::{
     stream_fields, ElementParams, EmbeddingParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
@@ -51,16 +51,20 @@ impl Kernels for WgpuBackend {
         self.new_buffer(len, DType::F32)
     }
 
+    /// 16-bit values are rounded to nearest, ties to even, and packed two to a 32-bit word.
     fn write_unchecked(&self, buffer: &mut GpuBuffer, data: &[f32]) -> Result<()> {
         if !data.is_empty() {
+            // Padded to whole 32-bit words, as buffer writes require.
+            let halves = |to_bits: fn(f32) -> u16| -> Vec<u16> {
+                let mut bits: Vec<u16> = data.iter().map(|&v| to_bits(v)).collect();
+                bits.resize(data.len().next_multiple_of(2), 0);
+                bits
+            };
+            let target = &buffer.buffer;
             match buffer.dtype {
-                DType::F32 => self.ctx.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data)),
-                DType::F16 => {
-                    // Padded to whole 32-bit words, as buffer writes require.
-                    let mut halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
-                    halves.resize(data.len().next_multiple_of(2), half::f16::ZERO);
-                    self.ctx.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(&halves));
-                }
+                DType::F32 => self.ctx.write_buffer(target, 0, bytemuck::cast_slice(data)),
+                DType::F16 => self.ctx.write_buffer(target, 0, bytemuck::cast_slice(&halves(|v| half::f16::from_f32(v).to_bits()))),
+                DType::Bf16 => self.ctx.write_buffer(target, 0, bytemuck::cast_slice(&halves(|v| half::bf16::from_f32(v).to_bits()))),
             }
         }
         self.ctx.check_errors()
@@ -87,6 +91,7 @@ impl Kernels for WgpuBackend {
         Ok(match buffer.dtype {
             DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             DType::F16 => bytes.chunks_exact(2).take(buffer.len).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            DType::Bf16 => bytes.chunks_exact(2).take(buffer.len).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         })
     }
 
@@ -110,7 +115,8 @@ impl Kernels for WgpuBackend {
     }
 
     fn matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, m: usize, n: usize, rows: usize, y: &mut GpuBuffer) -> Result<()> {
-        let gemm = self.gemm(Gemm { dtype: x.dtype, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
+        let operands = Operands { x: x.dtype, w: w.dtype };
+        let gemm = self.gemm(Gemm { operands, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, rows, m, n) })?;
         self.ctx.run(&[gemm])
     }
 
@@ -121,9 +127,10 @@ impl Kernels for WgpuBackend {
 
     /// The shared or per-member GEMM `X Wᵀ`, the projections `P = X B` of every pair (or
     /// member), and their expansion `s (σ/√r) P Aᵀ` onto the product: one submission. With the
-    /// noise cache on, the factors come from the epoch's entry (filled by the first call).
+    /// noise cache on, the factors come from the epoch's entry (filled by the first call). The
+    /// projections read only `X`: their variant is the input's storage type.
     fn perturbed_matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
-        let dtype = x.dtype;
+        let (dtype, operands) = (x.dtype, Operands { x: x.dtype, w: w.dtype });
         let s = noise.shape;
         let (m, n, r, rows, population) = (s.m, s.n, s.rank, batch.rows, batch.population);
         let shared = batch.input == InputLayout::Shared;
@@ -153,8 +160,8 @@ impl Kernels for WgpuBackend {
         };
         let z = if shared { Some(self.ctx.scratch(ScratchUse::SharedProduct, rows * m)?) } else { None };
         let base = match &z {
-            Some(z) => self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, z.buffer(), rows, m, n) })?,
-            None => self.gemm(Gemm { dtype, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, population * rows, m, n) })?,
+            Some(z) => self.gemm(Gemm { operands, ..Gemm::plain(&x.buffer, &w.buffer, z.buffer(), rows, m, n) })?,
+            None => self.gemm(Gemm { operands, ..Gemm::plain(&x.buffer, &w.buffer, &y.buffer, population * rows, m, n) })?,
         };
         // Blocks of rows that share one pair's B: the shared rows, or both members' rows.
         let pair_rows = if shared { rows } else { 2 * rows };
@@ -193,11 +200,12 @@ impl Kernels for WgpuBackend {
         self.ctx.run(&[base, project, expand])
     }
 
-    /// Per chunk of members: their weights `W + s_i σ E_i` materialised, then one batched GEMM.
+    /// Per chunk of members: their weights `W + s_i σ E_i` materialised in the input's storage
+    /// type (16-bit weights widened to f32 first), then one batched GEMM of inputs and weights of
+    /// that type.
     fn full_rank_matmul_unchecked(&self, x: &GpuBuffer, w: &GpuBuffer, noise: LowRankNoise, batch: Batch, y: &mut GpuBuffer) -> Result<()> {
         let (m, n, rows, population) = (noise.shape.m, noise.shape.n, batch.rows, batch.population);
-        // W_i is materialised in the weights' storage type.
-        let dtype = x.dtype;
+        let (dtype, operands) = (x.dtype, Operands { x: x.dtype, w: w.dtype });
         let len = word("full-rank noise draws m n", m * n)?;
         let start = noise.full_rank_start();
         let blocks = word("full-rank noise blocks", (start as usize + m * n).div_ceil(4) - start as usize / 4)?;
@@ -222,13 +230,13 @@ impl Kernels for WgpuBackend {
                 ..MaterialiseParams::default()
             };
             let materialise =
-                self.over(Materialise(dtype), pairs * blocks as usize, &params, MaterialiseBuffers { w: &w.buffer, out: w_i.buffer() })?;
+                self.over(Materialise(operands), pairs * blocks as usize, &params, MaterialiseBuffers { w: &w.buffer, out: w_i.buffer() })?;
             let (x_offset, x_batch) = match batch.input {
                 InputLayout::Shared => (0, 0),
                 InputLayout::PerMember => (first * rows * n, rows * n),
             };
             let multiply = self.gemm(Gemm {
-                dtype,
+                operands: Operands::same(dtype),
                 batch: count,
                 x_offset,
                 x_batch,

@@ -5,9 +5,9 @@ use crate::DType;
 use std::fmt;
 use std::sync::Weak;
 
-/// A device-resident array of the wgpu backend: `f32` values, or `f16` ones made by
-/// [`crate::Kernels::upload_as`]. Dropping it frees its device memory (and the bind groups the
-/// backend cached for it).
+/// A device-resident array of the wgpu backend: `f32` values, or `f16` or `bf16` ones (two to a
+/// 32-bit word) made by [`crate::Kernels::upload_as`]. Dropping it frees its device memory (and
+/// the bind groups the backend cached for it).
 pub struct GpuBuffer {
     /// The storage buffer (at least 4 bytes, even when empty).
     pub(crate) buffer: wgpu::Buffer,

@@ -1,14 +1,14 @@
 //! The GEMM of every kernel that multiplies (`X Wᵀ`, the shared product, naive ES, the update):
 //! one (batched) GEMM as a dispatch of matmul.wgsl, and the choice of its configuration per shape
-//! bucket: forced, autotuned (remembered in the autotune cache file on native targets), or by
-//! rule.
+//! bucket and storage types: forced, autotuned (remembered in the autotune cache file on native
+//! targets), or by rule.
 
 use super::config::{GemmConfig, MatmulVariant, ShapeBucket};
 use super::context::{word, Context};
-use super::kernel::Dispatch;
+use super::kernel::{Dispatch, Operands};
 use super::kernels::{Matmul, MatmulBuffers};
 use super::params::GemmParams;
-use crate::{DType, Result};
+use crate::Result;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -28,8 +28,8 @@ pub(crate) struct Gemm<'a> {
     pub y_batch: usize,
     pub alpha: f32,
     pub accumulate: bool,
-    /// Storage type of `x` and `w` (`y` is f32).
-    pub dtype: DType,
+    /// Storage types of `x` and `w` (`y` is f32).
+    pub operands: Operands,
 }
 
 impl<'a> Gemm<'a> {
@@ -50,13 +50,18 @@ impl<'a> Gemm<'a> {
             y_batch: 0,
             alpha: 1.0,
             accumulate: false,
-            dtype: DType::F32,
+            operands: Operands::F32,
         }
     }
 
     /// The shape bucket of this GEMM.
     fn bucket(&self) -> ShapeBucket {
         ShapeBucket::of(self.rows, self.cols, self.inner, self.batch)
+    }
+
+    /// What its configuration is chosen for: its shape bucket and storage types.
+    fn class(&self) -> (ShapeBucket, Operands) {
+        (self.bucket(), self.operands)
     }
 
     /// The dispatch of this GEMM with `config`.
@@ -79,7 +84,7 @@ impl<'a> Gemm<'a> {
             alpha: g.alpha,
             ..GemmParams::default()
         };
-        Ok(Dispatch::new(Matmul(config, g.dtype), &params, MatmulBuffers { x: g.x, w: g.w, y: g.y }, groups))
+        Ok(Dispatch::new(Matmul(config, g.operands), &params, MatmulBuffers { x: g.x, w: g.w, y: g.y }, groups))
     }
 }
 
@@ -96,18 +101,20 @@ pub enum GemmSource {
     AutotuneCache,
 }
 
-/// Chooses the configuration of each GEMM and remembers the choice per shape bucket.
+/// Chooses the configuration of each GEMM and remembers the choice per shape bucket and storage
+/// types.
 pub(crate) struct GemmChooser {
     variant: MatmulVariant,
     forced: Option<GemmConfig>,
     autotune: bool,
-    /// The configuration of every shape bucket met so far, and where it came from.
-    choices: Mutex<HashMap<ShapeBucket, (GemmConfig, GemmSource)>>,
+    /// The configuration of every shape bucket and storage types met so far, and where it came
+    /// from.
+    choices: Mutex<HashMap<(ShapeBucket, Operands), (GemmConfig, GemmSource)>>,
     #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
     file: Option<super::autotune_file::AutotuneFile>,
     /// The choices of the autotune cache file for this adapter and family.
     #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
-    remembered: HashMap<ShapeBucket, GemmConfig>,
+    remembered: HashMap<(ShapeBucket, Operands), GemmConfig>,
 }
 
 /// Cap on the f32 the autotuner allocates for its stand-in operands.
@@ -152,26 +159,27 @@ impl GemmChooser {
         g.dispatch(ctx, config)
     }
 
-    /// The configuration for GEMM `g`: the cached choice of its bucket, else the forced one, the
-    /// autotuner's (remembered or timed now) or the rule's (then cached).
+    /// The configuration for GEMM `g`: the cached choice of its bucket and storage types, else
+    /// the forced one, the autotuner's (remembered or timed now) or the rule's (then cached).
     fn config(&self, ctx: &Context, g: &Gemm<'_>) -> GemmConfig {
-        let bucket = g.bucket();
-        if let Some((c, _)) = self.choices.lock().unwrap_or_else(|p| p.into_inner()).get(&bucket) {
+        let class = g.class();
+        if let Some((c, _)) = self.choices.lock().unwrap_or_else(|p| p.into_inner()).get(&class) {
             return *c;
         }
         let choice = match self.forced {
             Some(c) => (c, GemmSource::Forced),
             None if self.autotune => self.autotuned(ctx, g),
-            None => (GemmConfig::by_rule(self.variant, bucket), GemmSource::Rule),
+            None => (GemmConfig::by_rule(self.variant, g.bucket()), GemmSource::Rule),
         };
-        self.choices.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket, choice);
+        self.choices.lock().unwrap_or_else(|p| p.into_inner()).insert(class, choice);
         choice.0
     }
 
-    /// The configuration of every shape bucket met so far, and its source, sorted by bucket.
-    pub(crate) fn choices(&self) -> Vec<(ShapeBucket, GemmConfig, GemmSource)> {
+    /// The configuration of every shape bucket and storage types met so far, and its source,
+    /// sorted by bucket.
+    pub(crate) fn choices(&self) -> Vec<(ShapeBucket, Operands, GemmConfig, GemmSource)> {
         let choices = self.choices.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<_> = choices.iter().map(|(b, (c, s))| (*b, *c, *s)).collect();
+        let mut v: Vec<_> = choices.iter().map(|(&(b, o), &(c, s))| (b, o, c, s)).collect();
         v.sort();
         v
     }
@@ -180,14 +188,14 @@ impl GemmChooser {
     /// A shape the stand-in operands cannot be timed on (limits) falls back to the rule.
     #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
     fn autotuned(&self, ctx: &Context, g: &Gemm<'_>) -> (GemmConfig, GemmSource) {
-        let bucket = g.bucket();
-        if let Some(c) = self.remembered.get(&bucket) {
+        let (bucket, operands) = g.class();
+        if let Some(c) = self.remembered.get(&(bucket, operands)) {
             return (*c, GemmSource::AutotuneCache);
         }
         match self.time_candidates(ctx, g) {
             Ok(c) => {
                 if let Some(file) = &self.file {
-                    file.store(bucket, c);
+                    file.store(bucket, operands, c);
                 }
                 (c, GemmSource::Autotuned)
             }
@@ -202,17 +210,18 @@ impl GemmChooser {
     }
 
     /// Times every candidate that fits the device (only the direct ones when the family is
-    /// [`MatmulVariant::Direct`]) on stand-in operands of `g`'s shape (a few runs each after a
-    /// warm-up that compiles it; GPU timestamps when present, else wall time) and returns the
-    /// fastest.
+    /// [`MatmulVariant::Direct`]) on stand-in operands of `g`'s shape and storage types (a few
+    /// runs each after a warm-up that compiles it; GPU timestamps when present, else wall time)
+    /// and returns the fastest.
     #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
     fn time_candidates(&self, ctx: &Context, g: &Gemm<'_>) -> Result<GemmConfig> {
         let (rows, cols, inner) = (g.rows, g.cols, g.inner);
         let per_entry = rows * inner + rows * cols + if g.w_batch > 0 { cols * inner } else { 0 };
         let batch = g.batch.min((TUNE_FLOATS / per_entry.max(1)).max(1));
         let w_batch = if g.w_batch > 0 { cols * inner } else { 0 };
-        let x = ctx.storage("autotune x", batch * rows * inner)?;
-        let w = ctx.storage("autotune w", if g.w_batch > 0 { batch } else { 1 } * cols * inner)?;
+        let Operands { x: x_type, w: w_type } = g.operands;
+        let x = ctx.storage("autotune x", x_type.words(batch * rows * inner))?;
+        let w = ctx.storage("autotune w", w_type.words(if g.w_batch > 0 { batch } else { 1 } * cols * inner))?;
         let y = ctx.storage("autotune y", batch * rows * cols)?;
         let mut best: Option<(std::time::Duration, GemmConfig)> = None;
         for config in GemmConfig::CANDIDATES {
@@ -222,8 +231,14 @@ impl GemmChooser {
             if skip || config.check(&ctx.limits).is_err() {
                 continue;
             }
-            let stand_in =
-                || Gemm { batch, x_batch: rows * inner, w_batch, y_batch: rows * cols, ..Gemm::plain(&x, &w, &y, rows, cols, inner) };
+            let stand_in = || Gemm {
+                batch,
+                x_batch: rows * inner,
+                w_batch,
+                y_batch: rows * cols,
+                operands: g.operands,
+                ..Gemm::plain(&x, &w, &y, rows, cols, inner)
+            };
             let run = || ctx.run(&[stand_in().dispatch(ctx, config)?]);
             let warm = pollster::block_on(super::timing::time(ctx, run))?;
             let reps = if warm.as_secs_f64() > 0.5 { 1 } else { 3 };

@@ -56,22 +56,57 @@ pub trait Bindings<'a> {
     fn storage(&self) -> Storage<'a>;
 }
 
-/// How a kernel's module is compiled: as written, for a storage type of its inputs, for a path
-/// of the packed int8 helpers, as one GEMM configuration, or as the variant of a cacheable
-/// module that reads its draws from a noise cache entry.
+/// The storage types of a forward's input X and weights W that a module variant is compiled for
+/// (outputs are f32): both f32, both f16, or f32 inputs with f16 or bf16 weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Operands {
+    /// The input X: f32 or f16.
+    pub x: DType,
+    /// The weights W: f32, f16 or bf16.
+    pub w: DType,
+}
+
+impl Operands {
+    /// Both f32: every module as written.
+    pub const F32: Operands = Operands::same(DType::F32);
+
+    /// Every pair a forward takes, in the order the modules of each are listed.
+    pub const FORWARDS: [Operands; 4] =
+        [Operands::F32, Operands::same(DType::F16), Operands { x: DType::F32, w: DType::F16 }, Operands { x: DType::F32, w: DType::Bf16 }];
+
+    /// X and W both stored as `dtype`.
+    pub const fn same(dtype: DType) -> Self {
+        Self { x: dtype, w: dtype }
+    }
+
+    /// The suffix of a module compiled for them: none for f32, `-f16` for f16 inputs and weights,
+    /// `-wf16` or `-wbf16` for f32 inputs with 16-bit weights.
+    pub fn suffix(self) -> String {
+        match (self.x, self.w) {
+            (DType::F32, DType::F32) => String::new(),
+            (x, w) if x == w => format!("-{x}"),
+            (DType::F32, w) => format!("-w{w}"),
+            (x, w) => format!("-x{x}-w{w}"),
+        }
+    }
+}
+
+/// How a kernel's module is compiled: as written, for the storage types of its inputs and
+/// weights, for a path of the packed int8 helpers, as one GEMM configuration, or as the variant
+/// of a cacheable module that reads its draws from a noise cache entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
-    /// The module as written (its inputs f32).
+    /// The module as written (its inputs and weights f32).
     Plain,
-    /// Inputs and weights stored as this type.
-    Stored(DType),
+    /// Inputs and weights stored as these types.
+    Stored(Operands),
     /// An integer module on this path of the packed int8 helpers.
     Int(IntDot),
-    /// matmul.wgsl with this configuration, inputs and weights stored as the type.
-    Gemm(GemmConfig, DType),
-    /// A cacheable float module reading its draws from a noise cache entry, inputs stored as
-    /// the type.
-    Cached(DType),
+    /// matmul.wgsl with this configuration, inputs and weights stored as these types.
+    Gemm(GemmConfig, Operands),
+    /// A cacheable float module reading its draws from a noise cache entry, inputs and weights
+    /// stored as these types.
+    Cached(Operands),
     /// A cacheable integer module reading its draws from a noise cache entry, on this path of
     /// the packed int8 helpers.
     IntCached(IntDot),
@@ -92,9 +127,16 @@ impl Cached {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct IntCached(pub IntDot);
 
+/// A module whose inputs (and weights, where it reads any) are stored as the type.
 impl From<DType> for Variant {
     fn from(dtype: DType) -> Self {
-        Variant::Stored(dtype)
+        Variant::Stored(Operands::same(dtype))
+    }
+}
+
+impl From<Operands> for Variant {
+    fn from(operands: Operands) -> Self {
+        Variant::Stored(operands)
     }
 }
 
@@ -106,7 +148,7 @@ impl From<IntDot> for Variant {
 
 impl From<Cached> for Variant {
     fn from(c: Cached) -> Self {
-        Variant::Cached(c.0)
+        Variant::Cached(Operands::same(c.0))
     }
 }
 

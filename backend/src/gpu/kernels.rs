@@ -2,7 +2,7 @@
 //! ([`super::kernel::Kernel`]), with its parameter struct and its named storage buffers.
 
 use super::config::GemmConfig;
-use super::kernel::{kernel, Bindings, Cached, Kernel, KernelKey, Storage, Variant};
+use super::kernel::{kernel, Bindings, Cached, Kernel, KernelKey, Operands, Storage, Variant};
 use super::params::{
     ElementParams, EmbeddingParams, GemmParams, LogSoftmaxParams, LowRankParams, MaterialiseParams, NoiseParams, NormParams,
     RecurrenceParams, SampleParams, TransformerParams, VectorParams,
@@ -33,8 +33,9 @@ kernel! {
     UpdateFactors => "noise"::"update_factors" (NoiseParams) UpdateFactorsBuffers { a_out: 1, b_out: 2, d: 3 }
     /// `update_factors` reading the pairs' factors from a noise cache entry.
     UpdateFactorsCached(Cached) => "noise"::"update_factors" (NoiseParams) UpdateFactorsCachedBuffers { a_out: 1, b_out: 2, d: 3, cached: 6 }
-    /// `materialise` of full_rank.wgsl: `W + s_i σ E_i` of a chunk of members.
-    Materialise(DType) => "full_rank"::"materialise" (MaterialiseParams) MaterialiseBuffers { w: 1, out: 2 }
+    /// `materialise` of full_rank.wgsl: `W + s_i σ E_i` of a chunk of members, `W` stored as the
+    /// weights' type and the result as the inputs'.
+    Materialise(Operands) => "full_rank"::"materialise" (MaterialiseParams) MaterialiseBuffers { w: 1, out: 2 }
     /// `perturbed_bias` of vector_noise.wgsl: `y += bias + s_i σ ε_i`.
     PerturbedBias => "vector_noise"::"perturbed_bias" (VectorParams) PerturbedBiasBuffers { y: 1, vector_param: 2 }
     /// `perturbed_gain` of vector_noise.wgsl: `y *= 1 + gain + s_i σ ε_i`.
@@ -73,8 +74,8 @@ kernel! {
     /// `embedding` of embedding.wgsl: the table's rows, unperturbed.
     Embedding => "embedding"::"embedding" (EmbeddingParams) EmbeddingBuffers { table: 1, tokens: 2, y: 3 }
     /// `embedding_piece` of embedding.wgsl: the rows of the tokens that fall in one piece of a
-    /// split table.
-    EmbeddingPiece => "embedding"::"embedding_piece" (EmbeddingParams) EmbeddingPieceBuffers { table: 1, tokens: 2, y: 3 }
+    /// split table, the piece stored as the weights' type.
+    EmbeddingPiece(Operands) => "embedding"::"embedding_piece" (EmbeddingParams) EmbeddingPieceBuffers { table: 1, tokens: 2, y: 3 }
     /// `rms_norm` of transformer.wgsl: each row to unit root mean square, times the weight.
     RmsNorm => "transformer"::"rms_norm" (TransformerParams) RmsNormBuffers { x: 1, src: 2 }
     /// `rope` of transformer.wgsl: the rotary position embedding of each head of each row.
@@ -110,9 +111,9 @@ pub mod probe {
 }
 
 /// One (batched) GEMM of matmul.wgsl compiled for a configuration, its inputs and weights
-/// stored as the type: the configuration's entry point (`matmul_tiled` or `matmul_direct`).
+/// stored as the types: the configuration's entry point (`matmul_tiled` or `matmul_direct`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Matmul(pub GemmConfig, pub DType);
+pub struct Matmul(pub GemmConfig, pub Operands);
 
 /// The storage buffers of [`Matmul`], named as matmul.wgsl names them.
 #[derive(Clone, Copy)]

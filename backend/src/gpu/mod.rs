@@ -12,7 +12,8 @@
 //! 1. `config`: options, GEMM families and configurations, shape buckets, the rule;
 //! 2. [`params`]: the `#[repr(C)]` uniform parameter structs, mirrors of the WGSL ones;
 //! 3. [`kernel`]: what a kernel is (a typed unit: entry point, parameter struct, named
-//!    bindings) and the dispatch built from one;
+//!    bindings), the storage types its module is compiled for ([`Operands`]), and the dispatch
+//!    built from one;
 //! 4. [`kernels`], [`int8_kernels`]: the f32 and the integer kernels, declared;
 //! 5. `shaders`: the WGSL sources and their composition into the module of each kernel;
 //! 6. `pool`: bounded caches of idle buffers and of bind groups;
@@ -63,6 +64,7 @@ pub use config::{GemmConfig, MatmulVariant, ShapeBucket, WgpuOptions};
 pub use context::CreatedObjects;
 pub use gemm::GemmSource;
 pub use int8_buffer::{GpuI32, GpuI8};
+pub use kernel::Operands;
 pub use shaders::shader_sources;
 /// The wgpu release the backend is built on, for the buffers of [`kernel::Dispatch`].
 pub use wgpu;

@@ -1,11 +1,11 @@
 //! The modules the backend compiles, from the WGSL of [`eggroll_shaders`] composed for each
-//! kernel's variant (its storage type, its [`IntDot`] path, its GEMM configuration, whether it
-//! reads a noise cache entry), with their names and cache keys.
+//! kernel's variant (the storage types of its inputs and weights, its [`IntDot`] path, its GEMM
+//! configuration, whether it reads a noise cache entry), with their names and cache keys.
 
 use super::config::{GemmConfig, MatmulVariant, KT};
-use super::kernel::{IntDot, KernelKey, Variant};
+use super::kernel::{IntDot, KernelKey, Operands, Variant};
 use crate::DType;
-use eggroll_shaders::{float_module, gemm_module, int_module, GemmConstants, INT_MODULES, MODULES};
+use eggroll_shaders::{float_module, gemm_module, int_module, GemmConstants, Module, Storage, INT_MODULES, MODULES};
 
 impl IntDot {
     /// Both paths, native first.
@@ -20,12 +20,30 @@ impl IntDot {
     }
 }
 
-/// A module's name with its storage type: `tiled-64x64-r4x4`, `lowrank-f16` (f32 unmarked).
-fn variant_name(base: &str, dtype: DType) -> String {
+/// How the shaders read a buffer stored as `dtype`.
+fn storage(dtype: DType) -> Storage {
     match dtype {
-        DType::F32 => base.to_string(),
-        other => format!("{base}-{other}"),
+        DType::F32 => Storage::F32,
+        DType::F16 => Storage::F16,
+        DType::Bf16 => Storage::Bf16,
     }
+}
+
+impl Operands {
+    /// The part of these storage types that module `m` reads: the inputs' type where it reads
+    /// inputs (else f32), the weights' type where it reads weights (else the inputs'), so that
+    /// the variants that differ only in a buffer the module does not read are one.
+    fn read_by(self, m: &Module) -> Operands {
+        let x = if m.reads_f16 { self.x } else { DType::F32 };
+        let w = if m.weights.is_some() { self.w } else { x };
+        Operands { x, w }
+    }
+}
+
+/// A module's name with the storage types it is compiled for: `tiled-64x64-r4x4`, `lowrank-f16`,
+/// `full_rank-wbf16` (f32 unmarked).
+fn variant_name(base: &str, operands: Operands) -> String {
+    format!("{base}{}", operands.suffix())
 }
 
 /// A module's name, marked `-cached` for the variant that reads a noise cache entry.
@@ -52,30 +70,35 @@ impl GemmConfig {
         }
     }
 
-    /// The full WGSL module of this configuration for inputs and weights stored as `dtype`: the
-    /// storage type, the constants, then matmul.wgsl.
-    pub fn wgsl(&self, dtype: DType) -> String {
-        gemm_module(&self.name(), GemmConstants { workgroup: self.workgroup, block: self.block, kt: KT }, dtype == DType::F16)
+    /// The full WGSL module of this configuration for inputs and weights stored as `operands`:
+    /// the storage types, the constants, then matmul.wgsl.
+    pub fn wgsl(&self, operands: Operands) -> String {
+        let constants = GemmConstants { workgroup: self.workgroup, block: self.block, kt: KT };
+        gemm_module(&self.name(), constants, storage(operands.x), storage(operands.w))
     }
 }
 
 /// The name and full composed WGSL source of every shader module the backend compiles, exactly
 /// as it is handed to the device (for offline validation with naga): one GEMM module per
-/// candidate of [`GemmConfig::CANDIDATES`] (named like [`GemmConfig::name`]) and storage type
-/// (f16 ones named with `-f16`), then the others, with the f16 variants of those that read f16,
-/// then the integer modules with `dot4I8Packed` and with its core-WGSL fallback (the fallback ones named with `-fallback`),
-/// each cacheable module also as its variant that reads a noise cache entry (named with `-cached`).
+/// storage pair of [`Operands::FORWARDS`] and candidate of [`GemmConfig::CANDIDATES`] (named like
+/// [`GemmConfig::name`] with [`Operands::suffix`]), then, per storage pair, the other modules
+/// that read it (f32: all of them; f16 inputs: lowrank and full_rank; 16-bit weights with f32
+/// inputs: full_rank and embedding), then the integer modules with `dot4I8Packed` and with its
+/// core-WGSL fallback (the fallback ones named with `-fallback`), each cacheable module also as
+/// its variant that reads a noise cache entry (named with `-cached`; with f32 weights only, as
+/// the perturbed embeddings take).
 pub fn shader_sources() -> Vec<(String, String)> {
     let mut sources = Vec::new();
-    for dtype in DType::ALL {
+    for operands in Operands::FORWARDS {
         for config in GemmConfig::CANDIDATES {
-            sources.push((variant_name(&config.name(), dtype), config.wgsl(dtype)));
+            sources.push((variant_name(&config.name(), operands), config.wgsl(operands)));
         }
     }
-    for dtype in DType::ALL {
-        for m in MODULES.iter().filter(|m| dtype == DType::F32 || m.reads_f16) {
-            for cached in draw_sources(m.cacheable) {
-                sources.push((cached_name(variant_name(m.name, dtype), cached), float_module(m, dtype == DType::F16, cached)));
+    for operands in Operands::FORWARDS {
+        for m in MODULES.iter().filter(|m| operands.read_by(m) == operands) {
+            for cached in draw_sources(m.cacheable && (m.weights.is_none() || operands.w == DType::F32)) {
+                let name = cached_name(variant_name(m.name, operands), cached);
+                sources.push((name, float_module(m, storage(operands.x), storage(operands.w), cached)));
             }
         }
     }
@@ -94,7 +117,7 @@ impl KernelKey {
     /// label and composed source.
     pub(crate) fn module(self) -> (ModuleKey, String, String) {
         match self.variant {
-            Variant::Gemm(c, dtype) => ((self.module, self.variant), variant_name(&c.name(), dtype), c.wgsl(dtype)),
+            Variant::Gemm(c, operands) => ((self.module, self.variant), variant_name(&c.name(), operands), c.wgsl(operands)),
             Variant::Int(dot) | Variant::IntCached(dot) => {
                 let cached = matches!(self.variant, Variant::IntCached(_));
                 let m = INT_MODULES.iter().find(|m| m.name == self.module).expect("every integer kernel's module is listed");
@@ -102,15 +125,16 @@ impl KernelKey {
                 ((self.module, self.variant), name, int_module(m, dot == IntDot::Fallback, cached))
             }
             Variant::Plain | Variant::Stored(_) | Variant::Cached(_) => {
-                let (dtype, cached) = match self.variant {
-                    Variant::Stored(dtype) => (dtype, false),
-                    Variant::Cached(dtype) => (dtype, true),
-                    _ => (DType::F32, false),
+                let (operands, cached) = match self.variant {
+                    Variant::Stored(operands) => (operands, false),
+                    Variant::Cached(operands) => (operands, true),
+                    _ => (Operands::F32, false),
                 };
                 let m = MODULES.iter().find(|m| m.name == self.module).expect("every kernel's module is listed");
-                let key = if cached { Variant::Cached(dtype) } else { Variant::Stored(dtype) };
-                let name = cached_name(variant_name(self.module, dtype), cached);
-                ((self.module, key), name, float_module(m, dtype == DType::F16, cached))
+                let operands = operands.read_by(m);
+                let key = if cached { Variant::Cached(operands) } else { Variant::Stored(operands) };
+                let name = cached_name(variant_name(self.module, operands), cached);
+                ((self.module, key), name, float_module(m, storage(operands.x), storage(operands.w), cached))
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use super::buffer::GpuBuffer;
 use super::context::{word, ScratchUse};
-use super::kernel::Dispatch;
+use super::kernel::{Dispatch, Operands};
 use super::kernels::{
     Attention, AttentionBuffers, EmbeddingPiece, EmbeddingPieceBuffers, GreedyRows, GreedyRowsBuffers, KvWrite, KvWriteBuffers, Place,
     PlaceBuffers, RmsNorm, RmsNormBuffers, Rope, RopeBuffers, SampleRows, SampleRowsBuffers, SiluMul, SiluMulBuffers,
@@ -12,7 +12,7 @@ use super::kernels::{
 use super::params::{EmbeddingParams, SampleParams, TransformerParams};
 use super::wgpu_backend::WgpuBackend;
 use crate::transformer::{AttentionShape, Nucleus, TransformerKernels};
-use crate::{Error, Kernels, Result};
+use crate::{DType, Error, Kernels, Result};
 use std::sync::Arc;
 
 /// The widest head attention.wgsl serves (four output values per invocation of 64).
@@ -155,7 +155,8 @@ impl TransformerKernels for WgpuBackend {
             ..EmbeddingParams::default()
         };
         let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
-        self.dispatch(EmbeddingPiece, y.len, &params, EmbeddingPieceBuffers { table: &piece.buffer, tokens: t.buffer(), y: &y.buffer })
+        let kernel = EmbeddingPiece(Operands { x: DType::F32, w: piece.dtype });
+        self.dispatch(kernel, y.len, &params, EmbeddingPieceBuffers { table: &piece.buffer, tokens: t.buffer(), y: &y.buffer })
     }
 
     fn add_unchecked(&self, y: &mut GpuBuffer, x: &GpuBuffer) -> Result<()> {

@@ -7,7 +7,7 @@ use super::buffer::GpuBuffer;
 use super::config::{GemmConfig, MatmulVariant, ShapeBucket, WgpuOptions};
 use super::context::{word, Context, CreatedObjects, Scratch, ScratchUse};
 use super::gemm::{Gemm, GemmChooser, GemmSource};
-use super::kernel::{Dispatch, IntDot, Kernel};
+use super::kernel::{Dispatch, IntDot, Kernel, Operands};
 use super::timing;
 use crate::noise_cache::NoiseCache;
 use crate::transformer::RotationMemo;
@@ -93,15 +93,17 @@ impl WgpuBackend {
         self.ctx.created()
     }
 
-    /// The configuration chosen for every shape bucket met so far (forced, autotuned or by rule),
-    /// sorted by bucket: `(bucket, configuration name)`.
+    /// The configuration chosen for every shape bucket and storage types met so far (forced,
+    /// autotuned or by rule), sorted by bucket: `(bucket, module name)`, the configuration's name
+    /// with the storage types' [`Operands::suffix`] (none for f32).
     pub fn gemm_choices(&self) -> Vec<(ShapeBucket, String)> {
-        self.gemms.choices().into_iter().map(|(b, c, _)| (b, c.name())).collect()
+        self.gemms.choices().into_iter().map(|(b, o, c, _)| (b, format!("{}{}", c.name(), o.suffix()))).collect()
     }
 
-    /// The configuration chosen for every shape bucket met so far and where it came from (e.g.
-    /// [`GemmSource::AutotuneCache`] when the autotune cache file held it), sorted by bucket.
-    pub fn gemm_choice_sources(&self) -> Vec<(ShapeBucket, GemmConfig, GemmSource)> {
+    /// The configuration chosen for every shape bucket and storage types met so far and where it
+    /// came from (e.g. [`GemmSource::AutotuneCache`] when the autotune cache file held it),
+    /// sorted by bucket.
+    pub fn gemm_choice_sources(&self) -> Vec<(ShapeBucket, Operands, GemmConfig, GemmSource)> {
         self.gemms.choices()
     }
 
@@ -118,7 +120,8 @@ impl WgpuBackend {
         timing::time(&self.ctx, || f(self)).await
     }
 
-    /// A new f32 buffer of `len` values (zero-filled: wgpu zero-initialises new buffers).
+    /// A new buffer of `len` values stored as `dtype` (zero-filled: wgpu zero-initialises new
+    /// buffers).
     pub(crate) fn new_buffer(&self, len: usize, dtype: DType) -> Result<GpuBuffer> {
         Ok(GpuBuffer::new(self.ctx.storage("buffer", dtype.words(len))?, len, dtype, self.ctx.bind_groups()))
     }

@@ -15,7 +15,7 @@ pub enum Selected<C, W> {
     Wgpu(W),
 }
 
-/// An f32 (or f16) buffer of a [`SelectedBackend`](super::SelectedBackend).
+/// A float buffer (f32, or on wgpu f16 or bf16) of a [`SelectedBackend`](super::SelectedBackend).
 pub type SelectedBuffer = Selected<Vec<f32>, GpuBuffer>;
 /// An int8 tensor of a [`SelectedBackend`](super::SelectedBackend).
 pub type SelectedI8 = Selected<Vec<i8>, GpuI8>;
