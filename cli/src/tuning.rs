@@ -24,8 +24,11 @@ use eggroll_llm::countdown::CountdownTask;
 use eggroll_llm::finetune::{epoch, evaluate, Decoding, EpochOutcome, Evaluation};
 use eggroll_llm::jsonl::JsonlTask;
 use eggroll_llm::model::projection_shapes;
+use eggroll_llm::storage::weight_bytes_of;
 use eggroll_llm::verifier::RewardCommand;
-use eggroll_llm::{FineTuning, GenerationConfig, LlmError, MemoryNeed, ModelConfig, Problem, Task, TextTokenizer, Weights};
+use eggroll_llm::{
+    FineTuning, GenerationConfig, Layout, LlmError, MemoryNeed, ModelConfig, Problem, Task, TextTokenizer, WeightDtype, Weights,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
@@ -252,7 +255,14 @@ impl Setup {
     /// adapter's limits (the trainer also keeps a gradient estimate of every projection, and
     /// Adam's two moments).
     pub(crate) fn replica(&self, backend: SelectedBackend, members: usize) -> Result<FineTuning<SelectedBackend>> {
+        // The frozen embedding and head as the checkpoint stores them where the backend holds
+        // that type (the same values; drawn weights stay f32).
+        let tables = match &self.weights {
+            Some(weights) => WeightDtype::Auto.resolve(&backend, weights.dtype())?,
+            None => DType::F32,
+        };
         let mut need = MemoryNeed::of(&self.model_config, DType::F32, members, self.prompts_per_epoch, 2 * self.longest, self.max_tokens);
+        need.weights = weight_bytes_of(&self.model_config, DType::F32, tables);
         let projections: u64 =
             projection_shapes(&self.model_config).iter().map(|[m, n]| (m * n) as u64).sum::<u64>() * self.model_config.layers as u64;
         let per_value = if matches!(self.config.optimizer, OptimizerKind::Sgd) { 1 } else { 3 };
@@ -260,7 +270,9 @@ impl Setup {
         need.check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
         let (model_config, config) = (self.model_config.clone(), self.config.clone());
         Ok(match &self.weights {
-            Some(weights) => FineTuning::from_weights(backend, model_config, weights, config)?,
+            Some(weights) => {
+                FineTuning::from_weights_with(backend, model_config, weights, config, Layout { weights: tables, ..Layout::default() })?
+            }
             None => FineTuning::random(backend, model_config, config.seed, config)?,
         })
     }

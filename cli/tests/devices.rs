@@ -75,15 +75,21 @@ fn bad_devices_are_refused() {
     }
 }
 
-/// The f32 values of every tensor of a model folder's `model.safetensors`, by name.
+/// The values of every tensor (f32 or bf16) of a model folder's `model.safetensors`, by name.
 fn tensors(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut all: Vec<(String, Vec<f32>)> = st
         .iter()
         .map(|(name, view)| {
-            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
-            (name.to_string(), view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+            let values = match view.dtype() {
+                safetensors::Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                safetensors::Dtype::BF16 => {
+                    view.data().chunks_exact(2).map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)).collect()
+                }
+                other => panic!("{name}: {other:?}"),
+            };
+            (name.to_string(), values)
         })
         .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -92,11 +98,18 @@ fn tensors(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
 
 /// `finetune --devices 0,1`: each adapter generates for half the population, and the run follows
 /// the CPU backend's: the same rewards every epoch (a verifier scoring the completions' lengths,
-/// so that the members differ) and the same written weights to f32 rounding.
+/// so that the members differ) and the same written weights to f32 rounding; for an f32
+/// checkpoint and a bf16 one (whose frozen embedding the adapters hold in bf16, the CPU in f32).
 #[test]
 fn finetuning_shares_the_population_over_two_adapters() {
+    for name in ["llama-f32", "llama-bf16"] {
+        shares_the_population(name);
+    }
+}
+
+fn shares_the_population(name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let model = std::path::PathBuf::from(std::env::var("EGGROLL_LLM_CASES").expect("EGGROLL_LLM_CASES is not set")).join("llama-f32");
+    let model = std::path::PathBuf::from(std::env::var("EGGROLL_LLM_CASES").expect("EGGROLL_LLM_CASES is not set")).join(name);
     let data: String = (0..10).map(|i| format!("{{\"prompt\": \"Q: {i} and God said\", \"answer\": \"1\"}}\n")).collect();
     std::fs::write(dir.path().join("data.jsonl"), data).unwrap();
     std::fs::write(
@@ -126,6 +139,8 @@ fn finetuning_shares_the_population_over_two_adapters() {
         "0.5",
         "--reward-cmd",
         "python3 length.py",
+        "--out-dtype",
+        "f32",
         "--json",
     ];
     let cpu = json(&run(dir.path(), &[&common[..], &["--backend", "cpu", "--metrics", "cpu.jsonl", "--out", "cpu"]].concat()));
@@ -133,17 +148,17 @@ fn finetuning_shares_the_population_over_two_adapters() {
         dir.path(),
         &[&common[..], &["--backend", "wgpu", "--devices", "0,1", "--metrics", "two.jsonl", "--out", "two"]].concat(),
     ));
-    assert!(two["adapter"].as_str().unwrap().contains(" + "), "{two}");
-    assert_eq!(two["final_eval_reward"], cpu["final_eval_reward"]);
+    assert!(two["adapter"].as_str().unwrap().contains(" + "), "{name}: {two}");
+    assert_eq!(two["final_eval_reward"], cpu["final_eval_reward"], "{name}");
     let rewards = |name: &str| -> Vec<f64> {
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
         text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["mean_reward"].as_f64().unwrap()).collect()
     };
-    assert_eq!(rewards("two.jsonl"), rewards("cpu.jsonl"));
+    assert_eq!(rewards("two.jsonl"), rewards("cpu.jsonl"), "{name}");
     let (ours, theirs, original) = (tensors(&dir.path().join("two")), tensors(&dir.path().join("cpu")), tensors(&model));
-    assert_ne!(theirs, original, "the run moved the weights");
-    for ((name, a), (_, b)) in ours.iter().zip(&theirs) {
+    assert_ne!(theirs, original, "{name}: the run moved the weights");
+    for ((tensor, a), (_, b)) in ours.iter().zip(&theirs) {
         let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4, "{name}: differs by {worst}");
+        assert!(worst <= 1e-4, "{name}, {tensor}: differs by {worst}");
     }
 }

@@ -83,14 +83,22 @@ fn stores<B: Backend>(backend: &B, dtype: DType) -> bool {
 /// The bytes of a model's weights with its matrices (projections, embedding, head) stored as
 /// `matrices` and its norms and biases in f32.
 pub fn weight_bytes(config: &ModelConfig, matrices: DType) -> u64 {
+    weight_bytes_of(config, matrices, matrices)
+}
+
+/// The bytes of a model's weights with its projections stored as `projections`, its embedding
+/// and head as `tables`, and its norms and biases in f32.
+pub fn weight_bytes_of(config: &ModelConfig, projections: DType, tables: DType) -> u64 {
     registry(config)
         .iter()
         .map(|p| {
             let values = p.shape.iter().product::<usize>() as u64;
-            match p.role {
-                Role::Projection | Role::Embedding => values * matrices.bytes() as u64,
-                Role::Norm | Role::Bias => values * 4,
-            }
+            values
+                * match p.role {
+                    Role::Projection => projections.bytes() as u64,
+                    Role::Embedding => tables.bytes() as u64,
+                    Role::Norm | Role::Bias => 4,
+                }
         })
         .sum()
 }

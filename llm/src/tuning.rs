@@ -47,7 +47,8 @@ impl<B: Transformer> FineTuning<B> {
     }
 
     /// [`FineTuning::from_weights`] with the weights laid out as `layout` says (the trainer's
-    /// projections in pieces of [`Layout::projection_rows`] rows).
+    /// projections, always f32, in pieces of [`Layout::projection_rows`] rows; the frozen tables
+    /// stored as [`Layout::weights`]).
     pub fn from_weights_with(backend: B, model_config: ModelConfig, weights: &Weights, config: EsConfig, layout: Layout) -> Result<Self> {
         Self::from_tensors(backend, model_config, config, layout, |name, shape| weights.f32(name, shape))
     }
