@@ -2,11 +2,12 @@
 //!
 //! The WGSL compute shaders of eggroll-wgpu, the files beside this crate's `src/`, and how each is
 //! composed into a module a device compiles: the Philox RNG ([`PHILOX`]) in front of every module
-//! that draws noise, the storage types of the inputs and weights ([`float_module`]), the packed int8 helpers of
-//! one path in front of the integer modules ([`int_module`]), a GEMM configuration's constants in
-//! front of matmul.wgsl ([`gemm_module`]), and in front of each the declaration of its uniform
-//! parameter struct ([`params`], where each is defined once for Rust and WGSL alike). The crate's tests validate every composed module with
-//! naga. Which entry points the backend dispatches, with which parameters and buffers, is
+//! that draws noise, the storage types of the inputs and weights ([`float_module`]), the packed
+//! int8 helpers of one path in front of the integer modules ([`int_module`]), a GEMM
+//! configuration's constants in front of matmul.wgsl ([`gemm_module`]), and in front of each the
+//! declaration of its uniform parameter struct ([`params`], where each is defined once for Rust
+//! and WGSL alike). The crate's tests validate every composed module with naga. Which entry points
+//! the backend dispatches, with which parameters and buffers, is
 //! `eggroll-backend`'s `gpu::kernels`.
 
 pub mod params;
