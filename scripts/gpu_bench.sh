@@ -5,7 +5,7 @@
 #   info.txt                the adapters `eggroll info` sees
 #   headline-r{1,4}.{json,md}  the paper's point: 8192x8192, N = 1024, one row per member, rank 1
 #                           and rank 4, f32, f16 and int8
-#   tests.log               the GPU-path tests (every kernel against the CPU reference, f16, the
+#   tests.log               the GPU-path tests (every kernel against the CPU reference, f16 and bf16, the
 #                           Philox known answers, the runner on wgpu, the trainer on every backend
 #                           and across them)
 #   train.json              the default task trained on wgpu (`eggroll train --backend wgpu --json`)
@@ -104,7 +104,8 @@ tests() {
     done
   else
     cargo test --release -p eggroll-backend --test contract --test gpu_vs_cpu --test f16 --test philox_kat --test autotune_cache --test int8 --test noise_cache --test transformer \
-      -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends --test steady_state || rc=1
+      --test selected -p eggroll-bench --test wgpu -p eggroll-tests --test every_backend --test across_backends --test steady_state \
+      -p eggroll-llm --test storage || rc=1
   fi
   return "$rc"
 }
