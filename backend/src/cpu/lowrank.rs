@@ -387,9 +387,22 @@ mod avx512 {
     unsafe fn project_quad(xa: *const f32, xb: *const f32, xs: usize, b0: *const f32, b1: *const f32, n: usize) -> __m512 {
         let full = n / 16 * 16;
         let mut acc = [_mm512_setzero_ps(); 16];
-        // One pair's two rows and four columns at a time: half the pointers live at once.
+        // One pair's two rows and four columns at a time: half the pointers live at once. The
+        // first 16 products start the lanes as they are, where `dot` adds them to +0.0: the two
+        // differ only in the sign of a zero, which the +0.0 added to the lanes' sum below settles.
         for (half, x, b) in [(0, xa, b0), (1, xb, b1)] {
-            let mut s = 0;
+            if full > 0 {
+                // SAFETY: 16 <= n, the length of every row and column.
+                unsafe {
+                    let (even, odd) = (_mm512_loadu_ps(x), _mm512_loadu_ps(x.add(xs)));
+                    for c in 0..4 {
+                        let col = _mm512_loadu_ps(b.add(c * n));
+                        acc[8 * half + c] = _mm512_mul_ps(even, col);
+                        acc[8 * half + 4 + c] = _mm512_mul_ps(odd, col);
+                    }
+                }
+            }
+            let mut s = 16;
             while s < full {
                 // SAFETY: s + 16 <= n, the length of every row and column.
                 unsafe {
@@ -409,6 +422,9 @@ mod avx512 {
         for &lane in &lanes[1..] {
             sum = _mm512_add_ps(sum, lane);
         }
+        // `dot`'s lanes are never -0.0 (each starts as +0.0 plus a product), so neither is its
+        // sum; the same sum of these lanes is that one but where it is -0.0.
+        let sum = _mm512_add_ps(sum, _mm512_setzero_ps());
         if full == n {
             return sum;
         }
@@ -548,8 +564,11 @@ mod tests {
     #[test]
     fn every_path_of_the_projections_gives_the_bits_of_dot() {
         for (n, r) in [(1, 1), (5, 3), (16, 4), (32, 4), (47, 8), (70, 5), (256, 1), (33, 16)] {
-            let x: Vec<Vec<f32>> = (0..4).map(|u| values(n, u)).collect();
-            let b_t: Vec<Vec<f32>> = (0..2).map(|j| values(n * r, 10 + j)).collect();
+            // The last row all -0.0 against columns of non-negative values: every product -0.0,
+            // where `dot`'s sum is +0.0.
+            let x: Vec<Vec<f32>> = (0..4).map(|u| if u == 3 { vec![-0.0; n] } else { values(n, u) }).collect();
+            let b_t: Vec<Vec<f32>> =
+                (0..2).map(|j| values(n * r, 10 + j).into_iter().map(|v| if j == 1 { v.abs() } else { v }).collect()).collect();
             let rows: Project = std::array::from_fn(|u| &x[u][..]);
             let together = x.concat();
             let cols = [&b_t[0][..], &b_t[1][..]];
