@@ -208,21 +208,84 @@ fn attend_with(
             *w = lanes::exp(*w - max);
         }
         let total: f32 = weights.iter().sum();
-        out_head.fill(0.0);
-        for (w, value) in weights.iter().zip(values.chunks_exact(kv_width)) {
-            for (o, v) in out_head.iter_mut().zip(&value[kv..kv + head_dim]) {
-                *o += w * v;
-            }
-        }
-        for o in out_head.iter_mut() {
-            *o /= total;
+        // The weighted values, a block of outputs at a time held in registers over all the keys
+        // (each output summed from 0.0 key after key either way).
+        let mut start = 0;
+        while start < head_dim {
+            let at = kv + start;
+            start += match head_dim - start {
+                64.. => weigh_values::<64>(weights, values, kv_width, at, total, &mut out_head[start..]),
+                16.. => weigh_values::<16>(weights, values, kv_width, at, total, &mut out_head[start..]),
+                _ => weigh_values::<1>(weights, values, kv_width, at, total, &mut out_head[start..]),
+            };
         }
     }
+}
+
+/// Outputs `0..W` of `out`: the sum over the keys of each key's weight times its value (values
+/// `at..at + W` of the key's row of `kv_width`), in key order from 0.0, over `total`; returns `W`.
+#[inline(always)]
+fn weigh_values<const W: usize>(weights: &[f32], values: &[f32], kv_width: usize, at: usize, total: f32, out: &mut [f32]) -> usize {
+    let mut acc = [0.0f32; W];
+    for (w, value) in weights.iter().zip(values.chunks_exact(kv_width)) {
+        let v: &[f32; W] = value[at..at + W].try_into().expect("W values");
+        for i in 0..W {
+            acc[i] += w * v[i];
+        }
+    }
+    for (o, a) in out[..W].iter_mut().zip(acc) {
+        *o = a / total;
+    }
+    W
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`attend_with`] written plainly: each head's weights, then its outputs summed key after
+    /// key in memory.
+    fn attend_plainly(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, out: &mut [f32]) {
+        let AttentionShape { heads, kv_heads, head_dim, .. } = shape;
+        let (kv_width, group) = (kv_heads * head_dim, heads / kv_heads);
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        for (h, (out_head, query)) in out.chunks_exact_mut(head_dim).zip(q.chunks_exact(head_dim)).enumerate() {
+            let kv = (h / group) * head_dim;
+            let dots: Vec<f32> = keys.chunks_exact(kv_width).map(|key| lanes::dot(query, &key[kv..kv + head_dim]) * scale).collect();
+            let max = dots.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let weights: Vec<f32> = dots.iter().map(|d| lanes::exp(d - max)).collect();
+            let total: f32 = weights.iter().sum();
+            out_head.fill(0.0);
+            for (w, value) in weights.iter().zip(values.chunks_exact(kv_width)) {
+                for (o, v) in out_head.iter_mut().zip(&value[kv..kv + head_dim]) {
+                    *o += w * v;
+                }
+            }
+            for o in out_head.iter_mut() {
+                *o /= total;
+            }
+        }
+    }
+
+    #[test]
+    fn attention_in_registers_gives_the_bits_of_its_plain_definition() {
+        let value = |i: usize| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 3.0;
+        for head_dim in [8, 24, 32, 64, 80, 128] {
+            let shape = AttentionShape { heads: 4, kv_heads: 2, head_dim, capacity: 0, slots: 0 };
+            let q: Vec<f32> = (0..4 * head_dim).map(value).collect();
+            let keys: Vec<f32> = (0..7 * 2 * head_dim).map(|i| value(i + 17)).collect();
+            let values: Vec<f32> = (0..7 * 2 * head_dim).map(|i| value(i + 91)).collect();
+            let mut want = vec![0.0; 4 * head_dim];
+            attend_plainly(&q, &keys, &values, shape, &mut want);
+            let mut got = vec![f32::NAN; 4 * head_dim];
+            attend(&q, &keys, &values, shape, &mut Vec::new(), &mut got);
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "head_dim {head_dim}"
+            );
+        }
+    }
 
     #[test]
     fn every_attention_path_gives_the_bits_of_the_lanes() {
