@@ -8,6 +8,9 @@ use eggroll_cli::args::Cli;
 use eggroll_cli::{allocator, runtime_dir};
 use std::process::ExitCode;
 
+/// The stack of each of rayon's threads, which run the command: Linux's default for a main thread.
+const STACK_BYTES: usize = 8 << 20;
+
 fn main() -> ExitCode {
     // Before any thread exists: it sets an environment variable.
     runtime_dir::ensure();
@@ -30,7 +33,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = eggroll_cli::run(&cli.command);
+    // The command runs on one of rayon's threads, so that each parallel region of the CPU backend
+    // starts inside the pool: the calling thread takes its share of the work, where a thread
+    // outside the pool would hand all of it over, sleep, and be woken again at every region.
+    // Their stacks are as large as the main thread's.
+    let _ = rayon::ThreadPoolBuilder::new().stack_size(STACK_BYTES).build_global();
+    let result = rayon::scope(|_| eggroll_cli::run(&cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
