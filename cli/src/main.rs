@@ -37,7 +37,11 @@ fn main() -> ExitCode {
     // starts inside the pool: the calling thread takes its share of the work, where a thread
     // outside the pool would hand all of it over, sleep, and be woken again at every region.
     // Their stacks are as large as the main thread's.
-    let _ = rayon::ThreadPoolBuilder::new().stack_size(STACK_BYTES).build_global();
+    let pool = rayon::ThreadPoolBuilder::new().stack_size(STACK_BYTES).thread_name(|i| format!("worker {i}"));
+    if let Err(e) = pool.build_global() {
+        eprintln!("error: cannot start the worker threads: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = rayon::scope(|_| eggroll_cli::run(&cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
