@@ -4,13 +4,16 @@
 //! into pieces of rows, and their logits (the mean model's and a population's) and greedy ids are
 //! the CPU backend's, which holds every tensor whole.
 
+mod common;
+
+use common::{prompt_logits, Members};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::MatmulVariant;
 use eggroll_backend::testing::{for_each_adapter, gpu};
 use eggroll_backend::transformer::Transformer;
 use eggroll_backend::Kernels;
 use eggroll_llm::generate::greedy;
-use eggroll_llm::{Logits, Model, ModelConfig, Noise, Perturbation, Step};
+use eggroll_llm::{Logits, Model, ModelConfig, Step};
 
 /// Qwen3's vocabulary with one small layer, untied (the head is split too).
 fn config() -> ModelConfig {
@@ -68,16 +71,8 @@ fn wide_config() -> ModelConfig {
 fn run_wide<B: Transformer>(backend: &B) -> (Vec<f32>, usize) {
     let model = Model::random(backend, wide_config(), 5).unwrap();
     let prompt = [17u32, 999, 3];
-    let mut logits = Vec::new();
-    for noise in [None, Some(Noise::LowRank { rank: 1 }), Some(Noise::FullRank)] {
-        let perturbation = noise.map(|noise| Perturbation { noise, sigma: 0.01, seed: 8, noise_epoch: 1, population: 2, first_member: 0 });
-        let sequences = if noise.is_some() { 2 } else { 1 };
-        let tokens: Vec<u32> = prompt.iter().copied().cycle().take(sequences * prompt.len()).collect();
-        let (slots, starts): (Vec<u32>, Vec<u32>) = ((0..sequences as u32).collect(), vec![0; sequences]);
-        let mut cache = model.cache(backend, sequences, prompt.len()).unwrap();
-        let step = Step { perturbation, tokens: &tokens, slots: &slots, starts: &starts, new: prompt.len() };
-        logits.extend(backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap());
-    }
+    let members = Members { population: 2, rank: 1, sigma: 0.01, seed: 8, noise_epoch: 1 };
+    let logits = prompt_logits(backend, &model, &prompt, &members);
     (logits, model.projection_pieces())
 }
 

@@ -5,6 +5,9 @@
 //! projections whole and split into pieces. The CPU backend holds f32 whatever is asked
 //! automatically, and refuses a 16-bit type asked for by name.
 
+mod common;
+
+use common::{prompt_logits, Members};
 use eggroll_backend::cpu::CpuBackend;
 use eggroll_backend::gpu::MatmulVariant;
 use eggroll_backend::testing::{for_each_adapter, gpu};
@@ -12,7 +15,7 @@ use eggroll_backend::transformer::Transformer;
 use eggroll_backend::{DType, Kernels};
 use eggroll_llm::config::StoredDtype;
 use eggroll_llm::generate::greedy;
-use eggroll_llm::{Layout, Logits, Model, ModelConfig, Noise, Perturbation, Step, WeightDtype, Weights};
+use eggroll_llm::{Layout, Model, ModelConfig, WeightDtype, Weights};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::path::Path;
@@ -68,16 +71,8 @@ const PROMPT: [u32; 6] = [300, 7, 150, 0, 299, 42];
 /// The mean model's logits of every prompt position, then a population's of four members under
 /// EGGROLL's and OpenES's noise, and 5 greedy ids of the mean model.
 fn run<B: Transformer>(backend: &B, model: &Model<B>) -> (Vec<f32>, Vec<u32>) {
-    let mut logits = Vec::new();
-    for noise in [None, Some(Noise::LowRank { rank: 2 }), Some(Noise::FullRank)] {
-        let perturbation = noise.map(|noise| Perturbation { noise, sigma: 0.05, seed: 11, noise_epoch: 3, population: 4, first_member: 0 });
-        let sequences = if noise.is_some() { 4 } else { 1 };
-        let tokens: Vec<u32> = PROMPT.iter().copied().cycle().take(sequences * PROMPT.len()).collect();
-        let (slots, starts): (Vec<u32>, Vec<u32>) = ((0..sequences as u32).collect(), vec![0; sequences]);
-        let mut cache = model.cache(backend, sequences, PROMPT.len()).unwrap();
-        let step = Step { perturbation, tokens: &tokens, slots: &slots, starts: &starts, new: PROMPT.len() };
-        logits.extend(backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap());
-    }
+    let members = Members { population: 4, rank: 2, sigma: 0.05, seed: 11, noise_epoch: 3 };
+    let logits = prompt_logits(backend, model, &PROMPT, &members);
     let ids = greedy(backend, model, &[PROMPT.to_vec()], 5, &[]).unwrap().remove(0);
     (logits, ids)
 }
