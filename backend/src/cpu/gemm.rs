@@ -1,6 +1,7 @@
 //! The CPU GEMM: row-major views over `matrixmultiply::sgemm` (SIMD kernels chosen at run time),
-//! parallelised by rayon over row blocks so that the whole backend shares one thread pool (two
-//! pools spinning against each other cost more than the low-rank work itself).
+//! or, for many rows against a large weight, the packed panels of `panels.rs`; parallelised by
+//! rayon over row blocks so that the whole backend shares one thread pool (two pools spinning
+//! against each other cost more than the low-rank work itself).
 
 use super::lanes::halving_sum;
 use rayon::prelude::*;
@@ -42,6 +43,15 @@ pub(crate) fn gemm_serial(a: View, b: View, beta: f32, c: &mut [f32]) {
     assert!(c.len() >= a.rows * b.cols, "gemm output too small");
     if a.rows == 0 || b.cols == 0 {
         return;
+    }
+    // `X Wᵀ` with `X` and `W` row-major, many rows against a large weight: the packed panels.
+    #[cfg(target_arch = "x86_64")]
+    {
+        let row_major = a.col_stride == 1 && a.row_stride == a.cols;
+        let transposed = b.row_stride == 1 && b.col_stride == b.rows;
+        if beta == 0.0 && row_major && transposed && super::panels::takes(a.rows, b.cols, a.cols) {
+            return super::panels::x_wt(a.data, a.rows, b.data, b.cols, a.cols, c);
+        }
     }
     // SAFETY: every index the strides reach lies inside the slices: the constructors check that
     // a view's data spans its rows x cols, row blocks stay inside, and `c` spans a.rows x b.cols.

@@ -1,9 +1,10 @@
 //! Vector-lane arithmetic for the transformer kernels (`transformer.rs`): a branch-free `exp`,
 //! sums in lanes added as a tree of halves ([`halving_sum`], also the order of `gemm.rs`'s dot
 //! products and of the sampling reference), and [`vectorized`], which compiles a kernel's loops
-//! for the widest vector unit the processor has. The transformer kernels define no recorded bits
-//! (the EGGROLL kernels keep their own fixed orders); they are checked against f64 definitions
-//! and against transformers within tolerance.
+//! for the widest vector unit the processor has; also the 16 x 16 register transpose
+//! ([`transpose16`]) of the low-rank kernel and of the GEMM's packing. The transformer kernels
+//! define no recorded bits (the EGGROLL kernels keep their own fixed orders); they are checked
+//! against f64 definitions and against transformers within tolerance.
 
 /// Lanes of a vector sum: 16 f32 values fill an AVX-512 register, two AVX2 ones.
 pub(crate) const LANES: usize = 16;
@@ -194,6 +195,42 @@ pub(crate) fn sum_of(xs: &[f32], f: impl Fn(Lanes) -> Lanes) -> f32 {
         0.0
     };
     lane_sum(acc) + tail
+}
+
+/// The 16 x 16 transpose in AVX-512 registers: lane `i` of result `l` is lane `l` of `r[i]`.
+///
+/// # Safety
+/// Only inside a function compiled for AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+    use std::arch::x86_64::*;
+    let (ps, pd) = (_mm512_castpd_ps, _mm512_castps_pd);
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    let mut u = [_mm512_setzero_ps(); 16];
+    for i in 0..4 {
+        let (a, b, c, d) = (pd(t[4 * i]), pd(t[4 * i + 1]), pd(t[4 * i + 2]), pd(t[4 * i + 3]));
+        u[4 * i] = ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = ps(_mm512_unpackhi_pd(b, d));
+    }
+    for i in 0..4 {
+        t[i] = _mm512_shuffle_f32x4::<0x88>(u[i], u[i + 4]);
+        t[i + 4] = _mm512_shuffle_f32x4::<0xdd>(u[i], u[i + 4]);
+        t[i + 8] = _mm512_shuffle_f32x4::<0x88>(u[i + 8], u[i + 12]);
+        t[i + 12] = _mm512_shuffle_f32x4::<0xdd>(u[i + 8], u[i + 12]);
+    }
+    let mut out = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        out[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
+        out[i + 8] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[i + 8]);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -262,6 +262,7 @@ fn axpy(c: f32, a: &[f32], y: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{axpy, dot, group_factors, Pairs};
+    use crate::cpu::lanes::transpose16 as transpose;
     use crate::ops::LowRankNoise;
     use std::arch::x86_64::*;
 
@@ -508,37 +509,6 @@ mod avx512 {
                 out[u * r + q] = dot(&x[u * n..(u + 1) * n], &b_t[u / 2][q * n..(q + 1) * n]);
             }
         }
-    }
-
-    /// The 16 x 16 transpose: lane `i` of result `l` is lane `l` of `r[i]`.
-    #[inline(always)]
-    unsafe fn transpose(r: [__m512; 16]) -> [__m512; 16] {
-        let (ps, pd) = (_mm512_castpd_ps, _mm512_castps_pd);
-        let mut t = [_mm512_setzero_ps(); 16];
-        for i in 0..8 {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        let mut u = [_mm512_setzero_ps(); 16];
-        for i in 0..4 {
-            let (a, b, c, d) = (pd(t[4 * i]), pd(t[4 * i + 1]), pd(t[4 * i + 2]), pd(t[4 * i + 3]));
-            u[4 * i] = ps(_mm512_unpacklo_pd(a, c));
-            u[4 * i + 1] = ps(_mm512_unpackhi_pd(a, c));
-            u[4 * i + 2] = ps(_mm512_unpacklo_pd(b, d));
-            u[4 * i + 3] = ps(_mm512_unpackhi_pd(b, d));
-        }
-        for i in 0..4 {
-            t[i] = _mm512_shuffle_f32x4::<0x88>(u[i], u[i + 4]);
-            t[i + 4] = _mm512_shuffle_f32x4::<0xdd>(u[i], u[i + 4]);
-            t[i + 8] = _mm512_shuffle_f32x4::<0x88>(u[i + 8], u[i + 12]);
-            t[i + 12] = _mm512_shuffle_f32x4::<0xdd>(u[i + 8], u[i + 12]);
-        }
-        let mut out = [_mm512_setzero_ps(); 16];
-        for i in 0..8 {
-            out[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
-            out[i + 8] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[i + 8]);
-        }
-        out
     }
 }
 

@@ -12,6 +12,8 @@ mod int8_noise;
 mod int8_pairs;
 mod lanes;
 mod lowrank;
+#[cfg(target_arch = "x86_64")]
+mod panels;
 mod recurrence;
 mod sampling;
 mod tanh;
