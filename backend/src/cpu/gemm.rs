@@ -37,6 +37,15 @@ impl<'a> View<'a> {
     }
 }
 
+/// The GEMM's kernels on this processor, for the adapter's description.
+pub(crate) fn kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if super::panels::available() {
+        return "matrixmultiply sgemm and AVX-512 panels";
+    }
+    "matrixmultiply sgemm"
+}
+
 /// `c = a · b + beta c` on the calling thread, `c` row-major `a.rows x b.cols`.
 pub(crate) fn gemm_serial(a: View, b: View, beta: f32, c: &mut [f32]) {
     assert_eq!(a.cols, b.rows, "gemm inner dimensions");

@@ -159,7 +159,7 @@ impl Kernels for CpuBackend {
             },
             vendor: 0,
             backend: "cpu".into(),
-            driver: format!("matrixmultiply sgemm on rayon, {}, {} draws", std::env::consts::ARCH, FillPath::fastest().name()),
+            driver: format!("{} on rayon, {}, {} draws", gemm::kernels(), std::env::consts::ARCH, FillPath::fastest().name()),
             device_type: "Cpu".into(),
             features: Vec::new(),
         }

@@ -26,7 +26,12 @@ const MIN_ROWS: usize = 2 * MR;
 
 /// Whether [`x_wt`] computes `rows` rows against an `m x k` weight on this processor.
 pub(crate) fn takes(rows: usize, m: usize, k: usize) -> bool {
-    rows >= MIN_ROWS && m * k >= MIN_WEIGHTS && std::arch::is_x86_feature_detected!("avx512f")
+    rows >= MIN_ROWS && m * k >= MIN_WEIGHTS && available()
+}
+
+/// Whether this processor runs the panels (AVX-512F).
+pub(crate) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
 }
 
 /// `c = x · wᵀ`: `x` row-major `rows x k`, `w` row-major `m x k`, `c` row-major `rows x m`, on
@@ -162,7 +167,7 @@ mod tests {
     /// count (full tiles, tiles of four, single rows) and the panel's padding.
     #[test]
     fn every_output_is_its_chain_of_fused_multiply_adds() {
-        if !takes(MIN_ROWS, MIN_WEIGHTS, 1) {
+        if !available() {
             eprintln!("no AVX-512F on this processor: the portable GEMM runs instead");
             return;
         }
