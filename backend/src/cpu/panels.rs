@@ -1,8 +1,9 @@
 //! `C = X Wᵀ` over many rows of `X` and a large `W` (a language model's prefill) in AVX-512
-//! registers: `W` packed, a block at a time, into panels of [`NR`] rows, each value of `X` broadcast against them,
-//! tiles of [`MR`] x [`NR`] outputs accumulated in 24 registers by fused multiply-adds. Each output
-//! is one chain of fused multiply-adds over `k` in order from +0.0, so its bits do not depend on
-//! the tiling, the row blocks or the threads. x86-64 only (elsewhere `matrixmultiply` runs).
+//! registers: `W` packed, a block at a time, into panels of [`NR`] rows; each value of `X`
+//! broadcast against a panel's column; tiles of [`MR`] x [`NR`] outputs accumulated in 24
+//! registers by fused multiply-adds. Each output is one chain of fused multiply-adds over `k` in
+//! order from +0.0, so its bits do not depend on the tiling, the row blocks or the threads.
+//! x86-64 only (elsewhere `matrixmultiply` runs).
 
 use super::lanes::transpose16;
 use std::arch::x86_64::*;
@@ -13,15 +14,15 @@ const MR: usize = 12;
 /// Rows of `W` per panel (outputs per tile row): two vectors of 16.
 const NR: usize = 32;
 
-/// Rows of `X` per block: a block's rows (a span of them) stay in the second-level cache while
-/// every panel of `W` passes over them.
+/// Rows of `X` per row block: a row block's span stays in the second-level cache while every
+/// panel of a block of `W` passes over it.
 const MC: usize = 96;
 
-/// Values of the inner dimension per span: a panel's span stays in the first-level cache while
-/// the tiles of a block pass over it.
+/// Values of the inner dimension per span: a panel's span stays in the second-level cache while
+/// the tiles of a row block pass over it.
 const KC: usize = 1024;
 
-/// Panels per block of `W`: a block's span, packed, stays in the second-level cache while every
+/// Panels per block of `W`: a block, packed over a span, stays in the last-level cache while every
 /// row block of `X` passes over it, so that `W` is read from memory once per call.
 const NC: usize = 16;
 
