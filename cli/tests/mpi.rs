@@ -21,11 +21,14 @@ const REGRESSION: &[&str] =
 const PENDULUM: &[&str] = &["train", "--task", "pendulum", "--backend", "cpu", "--population", "32", "--quiet"];
 
 /// `mpirun` with the ranks' command lines (`-np 1 ARGS : -np 1 ARGS` for several), as root too, one
-/// thread per rank, in `dir`.
+/// thread per rank, in `dir`, its session directory under `dir`: OpenMPI 4's jobs started at the
+/// same moment race to create the shared one in /tmp and one fails ("A call to mkdir was unable to
+/// create the desired directory", open-mpi/ompi#8510), as the tests' parallel jobs can.
 fn mpirun(dir: &Path, line: &[&str]) -> Command {
     let mut cmd = Command::new("mpirun");
     cmd.args(line)
         .current_dir(dir)
+        .env("OMPI_MCA_orte_tmpdir_base", dir)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("RAYON_NUM_THREADS", "1")
