@@ -247,10 +247,16 @@ unsafe fn dots_block_with(
     tile: impl Fn(Tile, Tile, usize) -> [[f32; TILE]; TILE],
 ) {
     let w_rows = w.len() / k;
+    let x_tiles = rows.div_ceil(TILE);
     for j0 in (0..w_rows).step_by(TILE) {
         let wj = |j: usize| &w[(j0 + j).min(w_rows - 1) * k..][..k];
         let ws = [wj(0), wj(1), wj(2), wj(3)];
-        for t0 in (0..rows).step_by(TILE) {
+        // The next tile of `w`, a share at each tile of `x`, on its way from memory into the
+        // cache while this one serves every row of `x`.
+        let next = &w[((j0 + TILE) * k).min(w.len())..((j0 + 2 * TILE) * k).min(w.len())];
+        let share = next.len().div_ceil(CACHE_LINE).div_ceil(x_tiles);
+        for (i, t0) in (0..rows).step_by(TILE).enumerate() {
+            prefetch_lines(next, i * share, share);
             let xt = |t: usize| &x[(t0 + t).min(rows - 1) * k..][..k];
             let sums = tile([xt(0), xt(1), xt(2), xt(3)], ws, k);
             for (t, row) in sums.iter().enumerate().take(rows - t0) {
@@ -262,6 +268,22 @@ unsafe fn dots_block_with(
             }
         }
     }
+}
+
+/// Floats per cache line.
+const CACHE_LINE: usize = 16;
+
+/// Asks the processor to bring `count` cache lines of `data`, from line `first` on (those that
+/// exist), into its first-level cache; a hint, with no effect on any value.
+#[inline(always)]
+fn prefetch_lines(data: &[f32], first: usize, count: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in first..(first + count).min(data.len().div_ceil(CACHE_LINE)) {
+        // SAFETY: a prefetch reads nothing and cannot fault; the address is inside `data`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(line * CACHE_LINE) as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, first, count);
 }
 
 /// The [`TILE`] x [`TILE`] dot products of `xs` with `ws` (each `k` long), each summed as
