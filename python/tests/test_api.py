@@ -3,6 +3,7 @@ and the example. Run by scripts/test_python.sh."""
 
 import _thread
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -175,6 +176,9 @@ def test_a_long_forward_releases_the_gil_and_stops_on_ctrl_c():
     ticker = threading.Thread(target=tick)
     ticker.start()
     timer = threading.Timer(0.2, _thread.interrupt_main)
+    # Python's own Ctrl-C handler, as in an interactive session: a shell that starts the tests in
+    # the background hands them SIGINT ignored, and interrupt_main then does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     start = time.monotonic()
     try:
         timer.start()
@@ -184,6 +188,7 @@ def test_a_long_forward_releases_the_gil_and_stops_on_ctrl_c():
         done.set()
         ticker.join()
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     elapsed = time.monotonic() - start
     # Python code ran in another thread while the backend worked.
     assert ticks[0] >= 5, (ticks[0], elapsed)
