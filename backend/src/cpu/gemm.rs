@@ -3,7 +3,7 @@
 //! rayon over row blocks so that the whole backend shares one thread pool (two pools spinning
 //! against each other cost more than the low-rank work itself).
 
-use super::lanes::halving_sum;
+use super::lanes::{halving_sum, prefetch_lines, CACHE_LINE};
 use rayon::prelude::*;
 
 /// A strided matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
@@ -268,22 +268,6 @@ unsafe fn dots_block_with(
             }
         }
     }
-}
-
-/// Floats per cache line.
-const CACHE_LINE: usize = 16;
-
-/// Asks the processor to bring `count` cache lines of `data`, from line `first` on (those that
-/// exist), into its first-level cache; a hint, with no effect on any value.
-#[inline(always)]
-fn prefetch_lines(data: &[f32], first: usize, count: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for line in first..(first + count).min(data.len().div_ceil(CACHE_LINE)) {
-        // SAFETY: a prefetch reads nothing and cannot fault; the address is inside `data`.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(line * CACHE_LINE) as *const i8) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, first, count);
 }
 
 /// The [`TILE`] x [`TILE`] dot products of `xs` with `ws` (each `k` long), each summed as

@@ -2,7 +2,8 @@
 //! sums in lanes added as a tree of halves ([`halving_sum`], also the order of `gemm.rs`'s dot
 //! products and of the sampling reference), and [`vectorized`], which compiles a kernel's loops
 //! for the widest vector unit the processor has; also the 16 x 16 register transpose
-//! ([`transpose16`]) of the low-rank kernel and of the GEMM's packing. The transformer kernels
+//! ([`transpose16`]) of the low-rank kernel and of the GEMM's packing, and the cache-line
+//! prefetch ([`prefetch_lines`]) of both kernels. The transformer kernels
 //! define no recorded bits (the EGGROLL kernels keep their own fixed orders); they are checked
 //! against f64 definitions and against transformers within tolerance.
 
@@ -195,6 +196,22 @@ pub(crate) fn sum_of(xs: &[f32], f: impl Fn(Lanes) -> Lanes) -> f32 {
         0.0
     };
     lane_sum(acc) + tail
+}
+
+/// Floats per cache line.
+pub(crate) const CACHE_LINE: usize = 16;
+
+/// Asks the processor to bring `count` cache lines of `data`, from line `first` on (those that
+/// exist), into its first-level cache; a hint, with no effect on any value.
+#[inline(always)]
+pub(crate) fn prefetch_lines(data: &[f32], first: usize, count: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in first..(first + count).min(data.len().div_ceil(CACHE_LINE)) {
+        // SAFETY: a prefetch reads nothing and cannot fault; the address is inside `data`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(line * CACHE_LINE) as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, first, count);
 }
 
 /// The 16 x 16 transpose in AVX-512 registers: lane `i` of result `l` is lane `l` of `r[i]`.

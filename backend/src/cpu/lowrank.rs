@@ -262,7 +262,7 @@ fn axpy(c: f32, a: &[f32], y: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{axpy, dot, group_factors, Pairs};
-    use crate::cpu::lanes::transpose16 as transpose;
+    use crate::cpu::lanes::{prefetch_lines, transpose16 as transpose, CACHE_LINE};
     use crate::ops::LowRankNoise;
     use std::arch::x86_64::*;
 
@@ -306,12 +306,8 @@ mod avx512 {
                 if let Some(kept) = kept {
                     // The next group's factors, on their way into the processor's caches meanwhile.
                     if p + 3 < count {
-                        let next = kept.as_ptr().add((p + 2) * per_pair) as *const i8;
-                        let mut o = 0;
-                        while o < 2 * per_pair * 4 {
-                            _mm_prefetch::<_MM_HINT_T0>(next.add(o));
-                            o += 64;
-                        }
+                        let next = &kept[(p + 2) * per_pair..(p + 4) * per_pair];
+                        prefetch_lines(next, 0, next.len().div_ceil(CACHE_LINE));
                     }
                 }
                 let (b0, b1) = (a0.add(m * r), a1.add(m * r));
