@@ -41,7 +41,7 @@ impl<'a> View<'a> {
 pub(crate) fn kernels() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     if super::panels::available() {
-        return "matrixmultiply sgemm and AVX-512 panels";
+        return "matrixmultiply sgemm, AVX-512 panels and narrow tiles";
     }
     "matrixmultiply sgemm"
 }
@@ -145,7 +145,8 @@ pub(crate) fn uses_dots(rows: usize, m: usize, n: usize) -> bool {
 
 /// Lanes of a dot product: output `(t, j)` accumulates `x[t, l] w[j, l]` for `l ≡ lane (mod
 /// LANES)` in each lane, in order, by fused multiply-adds, then adds the lanes pairwise and the
-/// tail (unfused): the same bits on every processor and for any number of threads.
+/// tail (unfused): the same bits on every processor without AVX-512F and for any number of
+/// threads.
 const LANES: usize = 16;
 
 /// Rows of `x` and of `W` whose dot products one step of [`x_wt_dots`]'s kernel computes
@@ -154,13 +155,19 @@ const TILE: usize = 4;
 
 /// `c = x · wᵀ` by dot products: `x` row-major `rows x k`, `w` row-major `cols x k` (k > 0), `c`
 /// row-major `rows x cols`. Blocks of `w`'s rows are split over rayon's threads, so each reads
-/// its part of `w` once, straight from the caller's layout, and every `x` row from cache.
+/// its part of `w` once, straight from the caller's layout, and every `x` row from cache. With
+/// AVX-512F the tiles of `narrow.rs` compute it instead, each output the in-order chain of fused
+/// multiply-adds that the panels give a prefill's rows.
 pub(crate) fn x_wt_dots(x: &[f32], rows: usize, w: &[f32], k: usize, c: &mut [f32]) {
     assert!(k > 0 && w.len().is_multiple_of(k), "x_wt_dots: w is not a whole number of rows of {k}");
     let cols = w.len() / k;
     assert!(x.len() >= rows * k && c.len() >= rows * cols, "x_wt_dots shapes");
     if rows == 0 || cols == 0 {
         return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::narrow::takes(rows, cols, k) {
+        return super::narrow::x_wt(x, rows, w, cols, k, c);
     }
     let tasks = super::tasks(rows * cols * k, cols.div_ceil(TILE));
     let block = cols.div_ceil(tasks).next_multiple_of(TILE);

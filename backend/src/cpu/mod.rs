@@ -13,6 +13,8 @@ mod int8_pairs;
 mod lanes;
 mod lowrank;
 #[cfg(target_arch = "x86_64")]
+mod narrow;
+#[cfg(target_arch = "x86_64")]
 mod panels;
 mod recurrence;
 mod sampling;
