@@ -1,9 +1,11 @@
 //! The CPU GEMM: row-major views over `matrixmultiply::sgemm` (SIMD kernels chosen at run time),
-//! or, for many rows against a large weight, the packed panels of `panels.rs`; parallelised by
+//! or, against a large weight, the packed panels of `panels.rs` for many rows and the narrow
+//! tiles of `narrow.rs` (or dot products) for a few; parallelised by
 //! rayon over row blocks so that the whole backend shares one thread pool (two pools spinning
 //! against each other cost more than the low-rank work itself).
 
 use super::lanes::{halving_sum, prefetch_lines, CACHE_LINE};
+use super::{column_blocks, SharedOut};
 use rayon::prelude::*;
 
 /// A strided matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
@@ -169,29 +171,13 @@ pub(crate) fn x_wt_dots(x: &[f32], rows: usize, w: &[f32], k: usize, c: &mut [f3
     if super::narrow::takes(rows, cols, k) {
         return super::narrow::x_wt(x, rows, w, cols, k, c);
     }
-    let tasks = super::tasks(rows * cols * k, cols.div_ceil(TILE));
-    let block = cols.div_ceil(tasks).next_multiple_of(TILE);
     let out = SharedOut(c.as_mut_ptr());
-    let run = |start: usize| {
-        let end = (start + block).min(cols);
+    column_blocks(cols, TILE, rows * cols * k, |start, end| {
         // SAFETY: each task writes only the columns `start..end` of `c`, which no other task
         // writes, within the `rows x cols` that `c` spans (checked above).
         unsafe { dots_block(x, rows, &w[start * k..end * k], k, out, cols, start) }
-    };
-    if tasks == 1 {
-        run(0);
-    } else {
-        (0..cols).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(run);
-    }
+    });
 }
-
-/// The output of [`x_wt_dots`], written by its tasks in disjoint columns.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-
-// SAFETY: the tasks that share it write disjoint elements (see `x_wt_dots`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
 
 /// Columns `first..first + w.len() / k` of `c` (row-major, `cols` wide): the dot products of
 /// every row of `x` with every row of `w`, on the widest vector unit the processor has.

@@ -56,6 +56,27 @@ fn tasks(work: usize, items: usize) -> usize {
     }
 }
 
+/// An output that the tasks of [`column_blocks`] write, each in its own columns.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the tasks that share it write disjoint elements (see `column_blocks`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// `run(start, end)` over blocks of the columns `0..cols`, each block a multiple of `tile` wide:
+/// one block per thread of the pool, or the whole on the calling thread when `work` multiply-adds
+/// are few (`tasks`).
+fn column_blocks(cols: usize, tile: usize, work: usize, run: impl Fn(usize, usize) + Sync) {
+    let tasks = tasks(work, cols.div_ceil(tile));
+    let block = cols.div_ceil(tasks).next_multiple_of(tile);
+    if tasks == 1 {
+        run(0, cols);
+    } else {
+        (0..cols).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(|start| run(start, (start + block).min(cols)));
+    }
+}
+
 /// The multithreaded CPU backend. Buffers are plain `Vec<f32>`. Clones share the noise cache
 /// ([`Kernels::set_noise_cache`]) and the rotary embedding's last rotations.
 #[derive(Clone, Debug, Default)]

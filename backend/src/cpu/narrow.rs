@@ -6,7 +6,7 @@
 //! panels of `panels.rs`, so a row gets the same bits here as there. x86-64 only.
 
 use super::lanes::transpose16;
-use rayon::prelude::*;
+use super::{column_blocks, SharedOut};
 use std::arch::x86_64::*;
 
 /// Rows of `W` per tile.
@@ -32,14 +32,6 @@ thread_local! {
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The output, written by the tasks of [`x_wt`] in disjoint columns.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-
-// SAFETY: the tasks that share it write disjoint elements (see `x_wt`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
 /// `c = x · wᵀ`: `x` row-major `rows x k`, `w` row-major `m x k`, `c` row-major `rows x m`. Blocks
 /// of `w`'s rows are split over rayon's threads. Only where [`takes`] says so.
 pub(crate) fn x_wt(x: &[f32], rows: usize, w: &[f32], m: usize, k: usize, c: &mut [f32]) {
@@ -49,12 +41,9 @@ pub(crate) fn x_wt(x: &[f32], rows: usize, w: &[f32], m: usize, k: usize, c: &mu
         return;
     }
     let width = rows.next_multiple_of(16);
-    let tasks = super::tasks(rows * m * k, m.div_ceil(R));
-    let block = m.div_ceil(tasks).next_multiple_of(R);
     let out = SharedOut(c.as_mut_ptr());
     // Each task packs `X` into its own thread's cache, then computes its columns.
-    let run = |start: usize| {
-        let end = (start + block).min(m);
+    column_blocks(m, R, rows * m * k, |start, end| {
         PACKED.with_borrow_mut(|packed| {
             packed.resize(k * width, 0.0);
             // SAFETY: AVX-512F (`takes`); the shapes are checked above; each task writes only
@@ -65,12 +54,7 @@ pub(crate) fn x_wt(x: &[f32], rows: usize, w: &[f32], m: usize, k: usize, c: &mu
                 columns(packed, rows, width, w, m, k, start, end, out);
             }
         });
-    };
-    if tasks == 1 {
-        run(0);
-    } else {
-        (0..m).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(run);
-    }
+    });
 }
 
 /// `x` (`rows x k`) into `packed`: value `l` of row `t` at `l * width + t`, rows from `rows` to
