@@ -51,11 +51,23 @@ impl TransformerKernels for CpuBackend {
         }
         let (k_cache, v_cache) = (&*k_cache, &*v_cache);
         let width = heads * head_dim;
-        out.par_chunks_mut(width).zip(q.par_chunks(width)).enumerate().for_each_init(Vec::new, |weights, (row, (out_row, query))| {
+        // The cached keys and values that query row `row` attends to.
+        let seen = |row: usize| {
             let (s, t) = (row / new, row % new);
             let (slot, position) = (slots[s] as usize, starts[s] as usize + t);
-            let seen = slot * slot_len..slot * slot_len + (position + 1) * kv_width;
-            attend(query, &k_cache[seen.clone()], &v_cache[seen], shape, weights, out_row);
+            slot * slot_len..slot * slot_len + (position + 1) * kv_width
+        };
+        out.par_chunks_mut(width).zip(q.par_chunks(width)).enumerate().for_each_init(Vec::new, |weights, (row, (out_row, query))| {
+            // The next sequence's keys and values on their way from memory while this row attends
+            // (a hint: attention reads the caches from memory, and one row's compute is shorter).
+            if (row + 1) % new == 0 && row + 1 < slots.len() * new {
+                let next = seen(row + 1);
+                let lines = next.len().div_ceil(lanes::CACHE_LINE);
+                lanes::prefetch_lines(&k_cache[next.clone()], 0, lines);
+                lanes::prefetch_lines(&v_cache[next], 0, lines);
+            }
+            let here = seen(row);
+            attend(query, &k_cache[here.clone()], &v_cache[here], shape, weights, out_row);
         });
         Ok(())
     }
