@@ -158,8 +158,8 @@ const TILE: usize = 4;
 /// `c = x · wᵀ` by dot products: `x` row-major `rows x k`, `w` row-major `cols x k` (k > 0), `c`
 /// row-major `rows x cols`. Blocks of `w`'s rows are split over rayon's threads, so each reads
 /// its part of `w` once, straight from the caller's layout, and every `x` row from cache. With
-/// AVX-512F the tiles of `narrow.rs` compute it instead, each output the in-order chain of fused
-/// multiply-adds that the panels give a prefill's rows.
+/// AVX-512F the tiles of `narrow.rs` compute it instead at the shapes [`uses_dots`] takes, each
+/// output the in-order chain of fused multiply-adds that the panels give a prefill's rows.
 pub(crate) fn x_wt_dots(x: &[f32], rows: usize, w: &[f32], k: usize, c: &mut [f32]) {
     assert!(k > 0 && w.len().is_multiple_of(k), "x_wt_dots: w is not a whole number of rows of {k}");
     let cols = w.len() / k;
@@ -168,7 +168,7 @@ pub(crate) fn x_wt_dots(x: &[f32], rows: usize, w: &[f32], k: usize, c: &mut [f3
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::narrow::takes(rows, cols, k) {
+    if uses_dots(rows, cols, k) && super::panels::available() {
         return super::narrow::x_wt(x, rows, w, cols, k, c);
     }
     let out = SharedOut(c.as_mut_ptr());

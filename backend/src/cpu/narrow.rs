@@ -15,27 +15,16 @@ const R: usize = 6;
 /// Vectors of 16 rows of `X` per tile: 64 rows.
 const V: usize = 4;
 
-/// At most this many rows of `X` ([`takes`]).
-const MAX_ROWS: usize = 128;
-
-/// At least this many weights: smaller products keep `matrixmultiply`'s bits (the small models'
-/// recorded trajectories).
-const MIN_WEIGHTS: usize = 1 << 16;
-
-/// Whether [`x_wt`] computes `rows` rows against an `m x k` weight on this processor.
-pub(crate) fn takes(rows: usize, m: usize, k: usize) -> bool {
-    rows <= MAX_ROWS && m * k >= MIN_WEIGHTS && super::panels::available()
-}
-
 thread_local! {
     /// Each thread's packed `X`, kept from call to call.
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `c = x · wᵀ`: `x` row-major `rows x k`, `w` row-major `m x k`, `c` row-major `rows x m`. Blocks
-/// of `w`'s rows are split over rayon's threads. Only where [`takes`] says so.
+/// of `w`'s rows are split over rayon's threads. The caller picks the shapes (`gemm::uses_dots`);
+/// the processor must have AVX-512F (`panels::available`).
 pub(crate) fn x_wt(x: &[f32], rows: usize, w: &[f32], m: usize, k: usize, c: &mut [f32]) {
-    assert!(takes(rows, m, k), "narrow x_wt: not for this shape or processor");
+    assert!(super::panels::available(), "narrow x_wt: no AVX-512F on this processor");
     assert!(x.len() >= rows * k && w.len() >= m * k && c.len() >= rows * m, "narrow x_wt shapes");
     if rows == 0 {
         return;
@@ -46,7 +35,7 @@ pub(crate) fn x_wt(x: &[f32], rows: usize, w: &[f32], m: usize, k: usize, c: &mu
     column_blocks(m, R, rows * m * k, |start, end| {
         PACKED.with_borrow_mut(|packed| {
             packed.resize(k * width, 0.0);
-            // SAFETY: AVX-512F (`takes`); the shapes are checked above; each task writes only
+            // SAFETY: AVX-512F (checked above); the shapes are checked above; each task writes only
             // the columns `start..end` of `c`, which no other task writes, within the `rows x m`
             // that `c` spans.
             unsafe {
@@ -234,16 +223,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn takes_few_rows_of_large_weights_only() {
-        if !super::super::panels::available() {
-            assert!(!takes(64, 1536, 576));
-            return;
-        }
-        assert!(takes(64, 1536, 576) && takes(1, 256, 256) && takes(MAX_ROWS, 192, 576));
-        assert!(!takes(MAX_ROWS + 1, 1536, 576));
-        assert!(!takes(64, 128, 256));
     }
 }
