@@ -12,7 +12,7 @@ use eggroll::run::RunSpec;
 use eggroll::TaskKind;
 use eggroll_backend::select::BackendChoice;
 use eggroll_bench::{BenchOptions, FROM};
-use eggroll_llm::WeightDtype;
+use eggroll_llm::{Included, WeightDtype};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
@@ -366,6 +366,11 @@ pub struct FinetuneArgs {
     /// Divide each prompt's centred rewards by their standard deviation.
     #[arg(long)]
     pub normalize_std: bool,
+    /// Perturb and train these tensors with the projections, comma-separated: `embeddings`,
+    /// `head`, `norms`, `biases` or `all` (frozen by default, as in the authors' runs; in a
+    /// model whose head is tied to the embedding, `embeddings` and `head` are one table).
+    #[arg(long, value_name = "GROUPS", default_value = "none")]
+    pub include: Included,
     /// Prompts every member answers each epoch.
     #[arg(long, value_name = "P", default_value_t = 4)]
     pub prompts_per_epoch: usize,

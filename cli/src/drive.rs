@@ -42,8 +42,11 @@ pub(crate) fn check_manifest(manifest: &Manifest, task: &str, settings: &serde_j
     }
     checkpoint::check_epoch(manifest, config.epochs, dir)?;
     if manifest.settings != *settings {
-        let key = settings.as_object().and_then(|o| o.keys().find(|k| manifest.settings.get(k.as_str()) != o.get(k.as_str())).cloned());
-        let key = key.unwrap_or_default();
+        // A key either side has and the other does not, or holds otherwise.
+        let differs = |a: &serde_json::Value, b: &serde_json::Value| {
+            a.as_object().and_then(|o| o.keys().find(|k| b.get(k.as_str()) != o.get(k.as_str())).cloned())
+        };
+        let key = differs(settings, &manifest.settings).or_else(|| differs(&manifest.settings, settings)).unwrap_or_default();
         let (saved, now) = (manifest.settings.get(&key).cloned().unwrap_or_default(), settings.get(&key).cloned().unwrap_or_default());
         return Err(refuse(format!("it was made with {key} = {saved}, this run has {now}")));
     }

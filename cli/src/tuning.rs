@@ -23,11 +23,11 @@ use eggroll_llm::config::StoredDtype;
 use eggroll_llm::countdown::CountdownTask;
 use eggroll_llm::finetune::{epoch, evaluate, Decoding, EpochOutcome, Evaluation};
 use eggroll_llm::jsonl::JsonlTask;
-use eggroll_llm::model::projection_shapes;
+use eggroll_llm::params::registry;
 use eggroll_llm::storage::weight_bytes_of;
 use eggroll_llm::verifier::RewardCommand;
 use eggroll_llm::{
-    FineTuning, GenerationConfig, Layout, LlmError, MemoryNeed, ModelConfig, Problem, Task, TextTokenizer, WeightDtype, Weights,
+    FineTuning, GenerationConfig, Included, Layout, LlmError, MemoryNeed, ModelConfig, Problem, Task, TextTokenizer, WeightDtype, Weights,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -171,6 +171,8 @@ pub(crate) struct Setup {
     longest: usize,
     prompts_per_epoch: usize,
     out_dtype: StoredDtype,
+    /// The tensors beyond the projections that the trainer holds.
+    included: Included,
     /// The embedding's reward function, in place of the task's verifier and `--reward-cmd`.
     reward: Option<Arc<RewardFn>>,
     /// What a checkpoint must share with the run that resumes it, beyond the configuration.
@@ -238,6 +240,7 @@ impl Setup {
             longest: 1,
             prompts_per_epoch: args.prompts_per_epoch,
             out_dtype,
+            included: args.include,
             reward,
             settings,
         };
@@ -252,8 +255,8 @@ impl Setup {
 
     /// A trainer on `backend` that generates for `members` members at a time, after checking
     /// that the epoch's generation and a held-out slice fit the machine's memory and the
-    /// adapter's limits (the trainer also keeps a gradient estimate of every projection, and
-    /// Adam's two moments).
+    /// adapter's limits (the trainer also keeps a gradient estimate of every tensor it trains,
+    /// and Adam's two moments).
     pub(crate) fn replica(&self, backend: SelectedBackend, members: usize) -> Result<FineTuning<SelectedBackend>> {
         // The frozen embedding and head as the checkpoint stores them where the backend holds
         // that type (the same values; drawn weights stay f32).
@@ -263,17 +266,23 @@ impl Setup {
         };
         let mut need = MemoryNeed::of(&self.model_config, DType::F32, members, self.prompts_per_epoch, 2 * self.longest, self.max_tokens);
         need.weights = weight_bytes_of(&self.model_config, DType::F32, tables);
-        let projections: u64 =
-            projection_shapes(&self.model_config).iter().map(|[m, n]| (m * n) as u64).sum::<u64>() * self.model_config.layers as u64;
+        // The trainer's tensors are f32 beside the frozen ones: the memory the frozen tables'
+        // storage would have taken for an included table is counted twice, an upper bound.
+        let trained: u64 = registry(&self.model_config)
+            .iter()
+            .filter(|p| self.included.trains(&self.model_config, p))
+            .map(|p| p.shape.iter().product::<usize>() as u64)
+            .sum();
         let per_value = if matches!(self.config.optimizer, OptimizerKind::Sgd) { 1 } else { 3 };
-        need.weights += projections * per_value * 4;
+        need.weights += trained * per_value * 4;
         need.check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
         let (model_config, config) = (self.model_config.clone(), self.config.clone());
         Ok(match &self.weights {
             Some(weights) => {
-                FineTuning::from_weights_with(backend, model_config, weights, config, Layout { weights: tables, ..Layout::default() })?
+                let layout = Layout { weights: tables, ..Layout::default() };
+                FineTuning::from_weights_with(backend, model_config, weights, config, layout, self.included)?
             }
-            None => FineTuning::random(backend, model_config, config.seed, config)?,
+            None => FineTuning::random(backend, model_config, config.seed, config, self.included)?,
         })
     }
 
@@ -433,6 +442,7 @@ fn summary<B: Transformer>(
         "rank": config.rank, "sigma": config.sigma, "initial_eval_reward": initial.reward,
         "final_eval_reward": last.reward, "initial_eval_accuracy": initial.accuracy,
         "final_eval_accuracy": last.accuracy, "tokens_per_second": tokens_per_second, "ms_per_epoch": ms_per_epoch,
+        "include": tuning.included().words(),
     })
 }
 
@@ -504,13 +514,19 @@ fn settings(args: &FinetuneArgs, task: &dyn Task, max_tokens: usize) -> Result<s
     let data = |path: &Option<std::path::PathBuf>| -> Result<Option<String>> {
         path.as_deref().map(|p| std::fs::read(p).map(|b| fnv1a64(&b)).map_err(|e| CliError::file(p, "cannot read", e))).transpose()
     };
-    Ok(json!({
+    let mut settings = json!({
         "model": args.model.display().to_string(), "model_config_fnv1a64": fnv1a64(&config), "task": task.name(),
         "operations": args.operations.iter().collect::<String>(), "digits": args.digits,
         "data_fnv1a64": data(&args.data)?, "eval_data_fnv1a64": data(&args.eval_data)?,
         "prompts_per_epoch": args.prompts_per_epoch, "max_tokens": max_tokens, "normalize_std": args.normalize_std,
         "chat": args.chat, "eval_every": args.eval_every, "random_weights": args.random_weights,
-    }))
+    });
+    // Recorded only when some tensor beyond the projections is trained, so that the checkpoints
+    // of runs that train the projections alone read as they always have.
+    if args.include != Included::default() {
+        settings["include"] = json!(args.include.to_string());
+    }
+    Ok(settings)
 }
 
 /// Saves the trainer's state and the run's progress into `dir` as the checkpoint of its epoch.

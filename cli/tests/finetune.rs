@@ -126,6 +126,8 @@ fn bad_input_gives_one_error_line() {
     std::fs::write(here.path().join("long.jsonl"), long).unwrap();
     let line = assert_one_error(&finetune(here.path(), &dir, &["--task", "jsonl", "--data", "long.jsonl"]));
     assert!(line.contains("positions") && line.contains("--max-tokens"), "{line}");
+    let line = assert_one_error(&finetune(here.path(), &dir, &["--include", "norms,layers"]));
+    assert!(line.contains("`layers`") && line.contains("--include"), "{line}");
     let line = assert_one_error(&finetune(here.path(), &dir, &["--reward-timeout", "0"]));
     assert!(line.contains("--reward-timeout"), "{line}");
     let line = assert_one_error(&finetune(here.path(), &dir, &["--random-weights", "--out", "x"]));
@@ -295,6 +297,83 @@ fn a_run_killed_at_any_stage_resumes_to_the_same_bits() {
     let line = assert_one_error(&run(whole.path(), &other));
     assert!(line.contains("cannot resume") && line.contains("prompts_per_epoch"), "{line}");
 }
+
+/// `--include all` on a Qwen2 checkpoint (biases, an untied head): the run reports the groups,
+/// trains the embedding, head, norms and biases with the projections (the `--out` folder's
+/// differ from the input's, where a run without `--include` leaves them as they were), and a
+/// checkpoint holds them: the run resumed after two of its four epochs ends on the same bits,
+/// and a resume without `--include` is refused, naming it.
+#[test]
+fn included_tensors_are_trained_saved_and_resumed() {
+    use eggroll_llm::Weights;
+    let dir = cases().join("qwen2-f32");
+    let here = tempfile::tempdir().unwrap();
+    // The random checkpoint never answers the arithmetic: a verifier that scores the completion's
+    // characters gives the members different fitness.
+    std::fs::write(here.path().join("chars.py"), CHARACTERS).unwrap();
+    let options = [
+        "--population",
+        "4",
+        "--sigma",
+        "0.05",
+        "--lr",
+        "0.5",
+        "--seed",
+        "5",
+        "--eval-every",
+        "0",
+        "--json",
+        "--reward-cmd",
+        "python3 chars.py",
+    ];
+    let run_with = |extra: &[&str]| {
+        let out = finetune(here.path(), &dir, &[&options[..], extra].concat());
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).expect("one JSON object")
+    };
+    let report = run_with(&["--epochs", "4", "--include", "all", "--out", "all"]);
+    assert_eq!(report["include"], serde_json::json!(["embeddings", "head", "norms", "biases"]), "{report}");
+    let report = run_with(&["--epochs", "4", "--out", "projections"]);
+    assert_eq!(report["include"], serde_json::json!([]), "{report}");
+    let source = Weights::open(&dir).unwrap();
+    let (all, projections) = (Weights::open(&here.path().join("all")).unwrap(), Weights::open(&here.path().join("projections")).unwrap());
+    let config = eggroll_llm::ModelConfig::load(&dir).unwrap();
+    let (h, q) = (config.hidden, config.heads * config.head_dim);
+    let tensors = [
+        ("model.embed_tokens.weight", vec![config.vocab, h]),
+        ("lm_head.weight", vec![config.vocab, h]),
+        ("model.norm.weight", vec![h]),
+        ("model.layers.0.input_layernorm.weight", vec![h]),
+        ("model.layers.1.self_attn.q_proj.bias", vec![q]),
+    ];
+    for (name, shape) in &tensors {
+        let before = source.f32(name, shape).unwrap();
+        assert_ne!(all.f32(name, shape).unwrap(), before, "{name}: trained with --include all");
+        assert_eq!(projections.f32(name, shape).unwrap(), before, "{name}: frozen without --include");
+    }
+    let q_proj = ("model.layers.0.self_attn.q_proj.weight", [q, h]);
+    assert_ne!(projections.f32(q_proj.0, &q_proj.1).unwrap(), source.f32(q_proj.0, &q_proj.1).unwrap());
+
+    let straight = std::fs::read(here.path().join("all/model.safetensors")).unwrap();
+    let model = dir.to_str().unwrap();
+    let base = ["finetune", "--model", model, "--prompts-per-epoch", "2", "--max-tokens", "3", "--backend", "cpu"];
+    let args = [&base[..], &options[..], &["--epochs", "4", "--include", "all", "--out", "resumed", "--checkpoint-every", "1"]].concat();
+    let killed =
+        common::eggroll(here.path(), &[&args[..], &["--checkpoint", "ckpt"]].concat()).env("EGGROLL_TEST_CRASH", "3:epoch").output();
+    assert!(!killed.unwrap().status.success(), "the run was not killed");
+    let out = run(here.path(), &[&args[..], &["--resume", "ckpt"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(here.path().join("resumed/model.safetensors")).unwrap(), straight, "killed in epoch 3, resumed");
+    let line = assert_one_error(&finetune(here.path(), &dir, &[&options[..], &["--epochs", "4", "--resume", "ckpt"]].concat()));
+    assert!(line.contains("cannot resume") && line.contains("include"), "{line}");
+}
+
+/// A verifier in Python whose reward is a completion's characters' codes, modulo 7.
+const CHARACTERS: &str = r#"
+import json, sys
+for line in sys.stdin:
+    print(sum(map(ord, json.loads(line)["completion"])) % 7, flush=True)
+"#;
 
 /// A verifier in Python that rewards the exact answer, as the arithmetic task does.
 const VERIFIER: &str = r#"

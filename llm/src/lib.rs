@@ -29,6 +29,7 @@ pub use error::{LlmError, Result};
 pub use generation::GenerationConfig;
 pub use jsonl::JsonlTask;
 pub use model::{KvCache, LanguageModel, Layout, Logits, Model, Noise, Perturbation, Step};
+pub use params::Included;
 pub use plan::MemoryNeed;
 pub use pretrained::Pretrained;
 pub use storage::WeightDtype;

@@ -62,14 +62,40 @@ pub fn projection_shapes(config: &ModelConfig) -> [[usize; 2]; 7] {
     [[q, h], [kv, h], [kv, h], [h, q], [i, h], [i, h], [h, i]]
 }
 
+/// A tensor beyond the projections (a norm's weight, a bias): its name and noise id, and its
+/// values on the device unless a trainer holds them ([`Model::forward_with`]'s `held`).
+struct Frozen<B: Transformer> {
+    name: String,
+    id: u32,
+    own: Option<B::Buffer>,
+}
+
+/// Where a forward reads a tensor beyond the projections from.
+enum Source<'a, B: Transformer> {
+    /// The model's own values, never perturbed.
+    Own(&'a B::Buffer),
+    /// A trainer's values (whole or in pieces of rows), perturbed like the projections.
+    Held(&'a [&'a B::Buffer]),
+}
+
+impl<B: Transformer> Frozen<B> {
+    /// The tensor's values: the model's own, or those `held` gives for its noise id.
+    fn source<'a>(&'a self, held: &'a [(u32, Vec<&'a B::Buffer>)]) -> Result<Source<'a, B>> {
+        match &self.own {
+            Some(own) => Ok(Source::Own(own)),
+            None => Ok(Source::Held(held_pieces::<B>(held, self.id, &self.name)?)),
+        }
+    }
+}
+
 /// One decoder layer's weights on the device beyond its projections, and the noise ids of its
 /// projections.
 struct Layer<B: Transformer> {
     ids: [u32; 7],
-    input_norm: B::Buffer,
-    post_norm: B::Buffer,
-    qkv_bias: Option<[B::Buffer; 3]>,
-    qk_norm: Option<[B::Buffer; 2]>,
+    input_norm: Frozen<B>,
+    post_norm: Frozen<B>,
+    qkv_bias: Option<[Frozen<B>; 3]>,
+    qk_norm: Option<[Frozen<B>; 2]>,
 }
 
 /// A pretrained model on a backend: its config and its weights, held once. The projections are
@@ -78,10 +104,19 @@ struct Layer<B: Transformer> {
 pub struct Model<B: Transformer> {
     /// The architecture.
     pub config: ModelConfig,
-    embed: Table<B>,
+    /// The embedding table, unless a trainer holds it.
+    embed: Option<Table<B>>,
+    /// An untied head, unless a trainer holds it.
     head: Option<Table<B>>,
-    norm: B::Buffer,
+    /// The noise ids of the embedding and of the head (the embedding's when tied).
+    table_ids: [u32; 2],
+    norm: Frozen<B>,
     layers: Vec<Layer<B>>,
+    /// Per width of a norm: ones, and minus ones (a trained norm's member weights go through
+    /// [`eggroll_backend::Backend::perturbed_gain`], whose gain is an offset from 1).
+    units: Vec<(usize, B::Buffer, B::Buffer)>,
+    /// The offsets from 1 of trained norms' weights, kept between calls.
+    gains: Parts<B>,
     /// Every layer's projections in [`PROJECTIONS`] order, layer after layer, each in pieces
     /// of consecutive rows ([`Layout::projection_piece_bytes`]); empty when a trainer holds them.
     projections: Vec<Vec<B::Buffer>>,
@@ -211,7 +246,7 @@ impl<B: Transformer> Model<B> {
 
     /// [`Model::from_weights`] with the weights laid out as `layout` says.
     pub fn from_weights_with(backend: &B, config: ModelConfig, weights: &Weights, layout: Layout) -> Result<Self> {
-        Self::from_tensors(backend, config, layout, true, |name, shape| weights.f32(name, shape))
+        Self::from_tensors(backend, config, layout, |_| true, |name, shape| weights.f32(name, shape))
     }
 
     /// A model of `config` with weights drawn from `seed` (what a benchmark runs at a real
@@ -225,7 +260,7 @@ impl<B: Transformer> Model<B> {
     /// drawn weights).
     pub fn random_with(backend: &B, config: ModelConfig, seed: u64, layout: Layout) -> Result<Self> {
         let random = random_tensors(&config, seed);
-        Self::from_tensors(backend, config, layout, true, random)
+        Self::from_tensors(backend, config, layout, |_| true, random)
     }
 
     /// The storage type of the model's frozen matrices.
@@ -233,61 +268,85 @@ impl<B: Transformer> Model<B> {
         self.weights
     }
 
-    /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors, the
-    /// projections only when `projections` says so.
+    /// Uploads the tensor `tensor(name, shape)` gives for each of the config's tensors that
+    /// `own(name)` keeps (the others a trainer holds and gives to [`Model::forward_with`]).
     pub(crate) fn from_tensors(
-        backend: &B, config: ModelConfig, layout: Layout, projections: bool, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
+        backend: &B, config: ModelConfig, layout: Layout, own: impl Fn(&str) -> bool, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
     ) -> Result<Self> {
         let (h, hd) = (config.hidden, config.head_dim);
         let (q, kv) = (config.heads * hd, config.kv_heads * hd);
-        let upload = |name: &str, shape: &[usize]| -> Result<B::Buffer> { Ok(backend.upload(&tensor(name, shape)?)?) };
+        let frozen = |name: String, shape: &[usize]| -> Result<Frozen<B>> {
+            let id = id_of(&config, &name).expect("every tensor is registered");
+            let own = if own(&name) { Some(backend.upload(&tensor(&name, shape)?)?) } else { None };
+            Ok(Frozen { name, id, own })
+        };
         let limits = backend.memory_limits();
         let mut layers = Vec::with_capacity(config.layers);
         let mut projection_buffers = Vec::new();
         for l in 0..config.layers {
             let p = |name: &str| format!("model.layers.{l}.{name}");
-            if projections {
-                for (name, shape) in PROJECTIONS.iter().zip(projection_shapes(&config)) {
-                    let values = tensor(&p(name), &shape)?;
-                    let rows = layout.projection_rows(shape, limits);
-                    let pieces = values
-                        .chunks(rows * shape[1])
-                        .map(|piece| backend.upload_as(piece, layout.weights))
-                        .collect::<std::result::Result<_, _>>()?;
-                    projection_buffers.push(pieces);
+            for (name, shape) in PROJECTIONS.iter().zip(projection_shapes(&config)) {
+                if !own(&p(name)) {
+                    continue;
                 }
+                let values = tensor(&p(name), &shape)?;
+                let rows = layout.projection_rows(shape, limits);
+                let pieces = values
+                    .chunks(rows * shape[1])
+                    .map(|piece| backend.upload_as(piece, layout.weights))
+                    .collect::<std::result::Result<_, _>>()?;
+                projection_buffers.push(pieces);
             }
             layers.push(Layer {
                 ids: PROJECTIONS.map(|name| id_of(&config, &p(name)).expect("every projection is registered")),
-                input_norm: upload(&p("input_layernorm.weight"), &[h])?,
-                post_norm: upload(&p("post_attention_layernorm.weight"), &[h])?,
+                input_norm: frozen(p("input_layernorm.weight"), &[h])?,
+                post_norm: frozen(p("post_attention_layernorm.weight"), &[h])?,
                 qkv_bias: match config.qkv_bias {
                     true => Some([
-                        upload(&p("self_attn.q_proj.bias"), &[q])?,
-                        upload(&p("self_attn.k_proj.bias"), &[kv])?,
-                        upload(&p("self_attn.v_proj.bias"), &[kv])?,
+                        frozen(p("self_attn.q_proj.bias"), &[q])?,
+                        frozen(p("self_attn.k_proj.bias"), &[kv])?,
+                        frozen(p("self_attn.v_proj.bias"), &[kv])?,
                     ]),
                     false => None,
                 },
                 qk_norm: match config.qk_norm {
-                    true => Some([upload(&p("self_attn.q_norm.weight"), &[hd])?, upload(&p("self_attn.k_norm.weight"), &[hd])?]),
+                    true => Some([frozen(p("self_attn.q_norm.weight"), &[hd])?, frozen(p("self_attn.k_norm.weight"), &[hd])?]),
                     false => None,
                 },
             });
         }
+        if !projection_buffers.is_empty() && projection_buffers.len() != 7 * config.layers {
+            return Err(LlmError::Request("a model holds all of its projections or none".into()));
+        }
         let piece = piece_bytes(layout.table_piece_bytes, limits);
-        let table = |name: &str| Table::upload(backend, &tensor(name, &[config.vocab, h])?, config.vocab, h, piece, layout.weights);
+        let table = |name: &str| -> Result<Option<Table<B>>> {
+            match own(name) {
+                true => Ok(Some(Table::upload(backend, &tensor(name, &[config.vocab, h])?, config.vocab, h, piece, layout.weights)?)),
+                false => Ok(None),
+            }
+        };
         let embed = table("model.embed_tokens.weight")?;
-        let head = if config.tied { None } else { Some(table("lm_head.weight")?) };
-        let norm = upload("model.norm.weight", &[h])?;
+        let head_name = if config.tied { "model.embed_tokens.weight" } else { "lm_head.weight" };
+        let head = if config.tied { None } else { table(head_name)? };
+        let table_ids = ["model.embed_tokens.weight", head_name].map(|name| id_of(&config, name).expect("every table is registered"));
+        let norm = frozen("model.norm.weight".into(), &[h])?;
+        let mut units: Vec<(usize, B::Buffer, B::Buffer)> = Vec::new();
+        for width in [h, hd] {
+            if units.iter().all(|(w, ..)| *w != width) {
+                units.push((width, backend.upload(&vec![1.0; width])?, backend.upload(&vec![-1.0; width])?));
+            }
+        }
         // transformers keeps the inverse frequencies in f32.
         let inv_freq = config.rope.inverse_frequencies(hd).into_iter().map(|f| f as f32).collect();
         Ok(Model {
             config,
             embed,
             head,
+            table_ids,
             norm,
             layers,
+            units,
+            gains: Parts::default(),
             projections: projection_buffers,
             inv_freq,
             parts: Parts::default(),
@@ -296,9 +355,9 @@ impl<B: Transformer> Model<B> {
     }
 
     /// The pieces the embedding table is held in (one unless it is beyond the adapter's limits
-    /// or the layout's).
+    /// or the layout's; zero when a trainer holds it).
     pub fn embedding_pieces(&self) -> usize {
-        self.embed.pieces()
+        self.embed.as_ref().map_or(0, Table::pieces)
     }
 
     /// The most pieces any of the model's own projections is held in (one unless a projection
@@ -329,14 +388,19 @@ impl<B: Transformer> Model<B> {
             return Err(LlmError::Request("the model's projections are held by a trainer: run it through its fine-tuning".into()));
         }
         let projections: Vec<Vec<&B::Buffer>> = self.projections.iter().map(|pieces| pieces.iter().collect()).collect();
-        self.forward_with(backend, &projections, step, cache, logits)
+        self.forward_with(backend, &projections, &[], step, cache, logits)
     }
 
     /// [`Model::forward`] with the projections `projections` (every layer's [`PROJECTIONS`],
     /// layer after layer, of [`projection_shapes`], each whole or in pieces of consecutive rows)
-    /// in place of the model's own.
+    /// in place of the model's own, and `held`, by noise id, the tensors beyond them that the
+    /// model does not hold (a norm's weight or a bias whole; the embedding and head whole or in
+    /// pieces of rows). Members perturb what `held` gives as they do the projections: low-rank
+    /// (or OpenES's full-rank) noise on the embedding and head, full-rank vector noise on norms
+    /// and biases.
     pub fn forward_with(
-        &self, backend: &B, projections: &[Vec<&B::Buffer>], step: Step, cache: &mut KvCache<B>, logits: Logits,
+        &self, backend: &B, projections: &[Vec<&B::Buffer>], held: &[(u32, Vec<&B::Buffer>)], step: Step, cache: &mut KvCache<B>,
+        logits: Logits,
     ) -> Result<B::Buffer> {
         let c = &self.config;
         let shapes = projection_shapes(c);
@@ -369,28 +433,27 @@ impl<B: Transformer> Model<B> {
             return Err(LlmError::Request(format!("token id {bad} is beyond the vocabulary of {}", c.vocab)));
         }
         let (h, hd, q_width, kv_width) = (c.hidden, c.head_dim, c.heads * c.head_dim, c.kv_heads * c.head_dim);
-        let eps = c.rms_eps as f32;
         let positions: Vec<u32> = starts.iter().flat_map(|&s| (0..new as u32).map(move |t| s + t)).collect();
         let mut acts = match cache.activations.take() {
             Some(acts) if acts.rows == rows => acts,
             _ => Activations::new(backend, c, rows)?,
         };
         let Activations { x, normed, q, k, v, attended, projected, gate, up, .. } = &mut acts;
-        self.embed.gather(backend, tokens, x)?;
+        self.embed_rows(backend, &project, held, tokens, x)?;
         for ((layer, w), (k_cache, v_cache)) in self.layers.iter().zip(projections.chunks_exact(7)).zip(cache.layers.iter_mut()) {
             backend.copy(x, normed)?;
-            backend.rms_norm(normed, &layer.input_norm, h, eps)?;
+            self.rms_norm(backend, &project, held, normed, &layer.input_norm, h)?;
             project.run(backend, normed, &w[0], layer.ids[0], (q_width, h, rows), q)?;
             project.run(backend, normed, &w[1], layer.ids[1], (kv_width, h, rows), k)?;
             project.run(backend, normed, &w[2], layer.ids[2], (kv_width, h, rows), v)?;
             if let Some([qb, kb, vb]) = &layer.qkv_bias {
-                backend.add_bias(q, qb)?;
-                backend.add_bias(k, kb)?;
-                backend.add_bias(v, vb)?;
+                project.bias(backend, q, qb.source(held)?, qb.id)?;
+                project.bias(backend, k, kb.source(held)?, kb.id)?;
+                project.bias(backend, v, vb.source(held)?, vb.id)?;
             }
             if let Some([qn, kn]) = &layer.qk_norm {
-                backend.rms_norm(q, qn, hd, eps)?;
-                backend.rms_norm(k, kn, hd, eps)?;
+                self.rms_norm(backend, &project, held, q, qn, hd)?;
+                self.rms_norm(backend, &project, held, k, kn, hd)?;
             }
             backend.rope(q, &positions, c.heads, hd, &self.inv_freq)?;
             backend.rope(k, &positions, c.kv_heads, hd, &self.inv_freq)?;
@@ -398,7 +461,7 @@ impl<B: Transformer> Model<B> {
             project.run(backend, attended, &w[3], layer.ids[3], (h, q_width, rows), projected)?;
             backend.add(x, projected)?;
             backend.copy(x, normed)?;
-            backend.rms_norm(normed, &layer.post_norm, h, eps)?;
+            self.rms_norm(backend, &project, held, normed, &layer.post_norm, h)?;
             project.run(backend, normed, &w[4], layer.ids[4], (c.intermediate, h, rows), gate)?;
             project.run(backend, normed, &w[5], layer.ids[5], (c.intermediate, h, rows), up)?;
             backend.silu_mul(gate, up)?;
@@ -420,11 +483,80 @@ impl<B: Transformer> Model<B> {
             }
         };
         let x = gathered.as_mut().unwrap_or(x);
-        backend.rms_norm(x, &self.norm, h, eps)?;
+        self.rms_norm(backend, &project, held, x, &self.norm, h)?;
         let mut out = backend.zeros(out_rows * c.vocab)?;
-        self.head.as_ref().unwrap_or(&self.embed).logits(backend, x, out_rows, &mut out)?;
+        let own_head = if c.tied { self.embed.as_ref() } else { self.head.as_ref() };
+        match own_head {
+            Some(table) => table.logits(backend, x, out_rows, &mut out)?,
+            None => {
+                let id = self.table_ids[1];
+                project.run(backend, x, held_pieces::<B>(held, id, "the head")?, id, (c.vocab, h, out_rows), &mut out)?
+            }
+        }
         cache.activations = Some(acts);
         Ok(out)
+    }
+
+    /// `x ← ` the embedding's rows of `tokens`: the model's table, or the one a trainer holds,
+    /// with each member's noise when the forward is a population's.
+    fn embed_rows(
+        &self, backend: &B, project: &Projector<B>, held: &[(u32, Vec<&B::Buffer>)], tokens: &[u32], x: &mut B::Buffer,
+    ) -> Result<()> {
+        if let Some(table) = &self.embed {
+            return table.gather(backend, tokens, x);
+        }
+        let (id, c) = (self.table_ids[0], &self.config);
+        let pieces = held_pieces::<B>(held, id, "the embedding")?;
+        match (project.members(tokens.len()), pieces) {
+            (None, [whole]) => backend.embedding(tokens, whole, c.hidden, x)?,
+            (None, pieces) => {
+                let mut first = 0;
+                for piece in pieces {
+                    backend.embedding_piece(tokens, first, piece, c.hidden, x)?;
+                    first += backend.len(piece) / c.hidden;
+                }
+            }
+            (Some((p, batch)), [whole]) => {
+                let noise = p.matrix_noise(id, c.vocab, c.hidden, None);
+                match p.noise {
+                    Noise::LowRank { .. } => backend.perturbed_embedding(tokens, whole, noise, batch, x)?,
+                    Noise::FullRank => backend.full_rank_embedding(tokens, whole, noise, batch, x)?,
+                }
+            }
+            (Some(_), pieces) => {
+                return Err(LlmError::Request(format!(
+                    "the embedding is held in {} pieces (beyond the adapter's storage binding limit), and a population's \
+                     lookup of a trained embedding needs it whole: leave `embeddings` out of --include on this adapter",
+                    pieces.len()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// RMSNorm of every row of `width` values of `x` with `weight`: the model's own, or one a
+    /// trainer holds, with each member's noise when the forward is a population's (the rows
+    /// normalised with unit weights, then multiplied by `1 + (w - 1) + s σ ε`).
+    fn rms_norm(
+        &self, backend: &B, project: &Projector<B>, held: &[(u32, Vec<&B::Buffer>)], x: &mut B::Buffer, weight: &Frozen<B>, width: usize,
+    ) -> Result<()> {
+        let eps = self.config.rms_eps as f32;
+        let w = match weight.source(held)? {
+            Source::Own(w) => w,
+            Source::Held([w]) => *w,
+            Source::Held(pieces) => return Err(LlmError::Request(format!("{} in {} pieces", weight.name, pieces.len()))),
+        };
+        let (Some((p, batch)), false) = (project.members(backend.len(x) / width), weight.own.is_some()) else {
+            return Ok(backend.rms_norm(x, w, width, eps)?);
+        };
+        let (_, ones, minus_ones) = self.units.iter().find(|(w, ..)| *w == width).expect("a unit vector of every norm's width");
+        backend.rms_norm(x, ones, width, eps)?;
+        let mut gain = self.gains.take(backend, width)?;
+        backend.copy(w, &mut gain)?;
+        backend.add(&mut gain, minus_ones)?;
+        let done = backend.perturbed_gain(x, &gain, NoiseStream::new(p.seed, weight.id, p.noise_epoch), p.sigma, batch);
+        self.gains.keep(gain);
+        Ok(done?)
     }
 }
 
@@ -450,7 +582,7 @@ impl<B: Transformer> LanguageModel<B> for Model<B> {
 /// ones for a population; a projection held in pieces one piece at a time, each piece's output
 /// placed into its columns of the whole's.
 struct Projector<'a, B: Transformer> {
-    perturbation: Option<(Perturbation, Batch)>,
+    perturbation: Option<Perturbation>,
     /// Pieces' outputs kept between calls.
     parts: &'a Parts<B>,
 }
@@ -467,19 +599,23 @@ impl<'a, B: Transformer> Projector<'a, B> {
                 p.population, p.first_member
             )));
         }
-        if !sequences.is_multiple_of(p.population) {
+        if !sequences.is_multiple_of(p.population) || new == 0 {
             return Err(LlmError::Request(format!("{sequences} sequences are not a whole number per member of {}", p.population)));
         }
         if !(p.sigma.is_finite() && p.sigma >= 0.0) || p.noise == (Noise::LowRank { rank: 0 }) {
             return Err(LlmError::Request(format!("sigma {} and noise {:?}: need a finite sigma >= 0 and a rank >= 1", p.sigma, p.noise)));
         }
-        let batch = Batch {
-            population: p.population,
-            rows: sequences / p.population * new,
-            input: InputLayout::PerMember,
-            first_member: p.first_member,
-        };
-        Ok(Projector { perturbation: Some((p, batch)), parts })
+        Ok(Projector { perturbation: Some(p), parts })
+    }
+
+    /// The members' perturbation and their batch for an activation of `rows` rows, the members'
+    /// one after another (`None` for the mean model).
+    fn members(&self, rows: usize) -> Option<(Perturbation, Batch)> {
+        self.perturbation.map(|p| {
+            let batch =
+                Batch { population: p.population, rows: rows / p.population, input: InputLayout::PerMember, first_member: p.first_member };
+            (p, batch)
+        })
     }
 
     /// `y = x Wᵀ` for `W` (m x n, noise id `id`, whole or in pieces of rows) on `rows` rows, each
@@ -509,25 +645,55 @@ impl<'a, B: Transformer> Projector<'a, B> {
         &self, backend: &B, x: &B::Buffer, w: &B::Buffer, id: u32, (m, n, rows): (usize, usize, usize), piece: Option<RowPiece>,
         y: &mut B::Buffer,
     ) -> Result<()> {
-        match self.perturbation {
+        match self.members(rows) {
             None => backend.matmul(x, w, m, n, rows, y)?,
             Some((p, batch)) => {
-                let stream = NoiseStream::new(p.seed, id, p.noise_epoch);
-                let whole = piece.map_or(m, |p| p.rows);
+                let noise = p.matrix_noise(id, m, n, piece);
                 match p.noise {
-                    Noise::LowRank { rank } => {
-                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: rank.min(whole).min(n), sigma: p.sigma, piece } };
-                        backend.perturbed_matmul(x, w, noise, batch, y)?
-                    }
-                    Noise::FullRank => {
-                        let noise = LowRankNoise { stream, shape: LowRank { m, n, rank: 1, sigma: p.sigma, piece } };
-                        backend.full_rank_matmul(x, w, noise, batch, y)?
-                    }
+                    Noise::LowRank { .. } => backend.perturbed_matmul(x, w, noise, batch, y)?,
+                    Noise::FullRank => backend.full_rank_matmul(x, w, noise, batch, y)?,
                 }
             }
         }
         Ok(())
     }
+
+    /// Adds a bias of noise id `id` to every row of `y`: the model's own, or one a trainer holds
+    /// with each member's vector noise when the forward is a population's.
+    fn bias(&self, backend: &B, y: &mut B::Buffer, bias: Source<B>, id: u32) -> Result<()> {
+        let b = match bias {
+            Source::Own(b) => return Ok(backend.add_bias(y, b)?),
+            Source::Held([b]) => b,
+            Source::Held(pieces) => return Err(LlmError::Request(format!("a bias in {} pieces", pieces.len()))),
+        };
+        match self.members(backend.len(y) / backend.len(b).max(1)) {
+            None => backend.add_bias(y, b)?,
+            Some((p, batch)) => backend.perturbed_bias(y, b, NoiseStream::new(p.seed, id, p.noise_epoch), p.sigma, batch)?,
+        }
+        Ok(())
+    }
+}
+
+impl Perturbation {
+    /// The noise of the `m x n` matrix of noise id `id` (rows `piece.first ..` of a larger
+    /// one, or the whole): rank `r` clamped to the whole's smaller side, or full rank.
+    fn matrix_noise(&self, id: u32, m: usize, n: usize, piece: Option<RowPiece>) -> LowRankNoise {
+        let stream = NoiseStream::new(self.seed, id, self.noise_epoch);
+        let whole = piece.map_or(m, |p| p.rows);
+        let rank = match self.noise {
+            Noise::LowRank { rank } => rank.min(whole).min(n),
+            Noise::FullRank => 1,
+        };
+        LowRankNoise { stream, shape: LowRank { m, n, rank, sigma: self.sigma, piece } }
+    }
+}
+
+/// The pieces of the tensor of noise id `id` (`what`) that `held` gives.
+fn held_pieces<'a, B: Transformer>(held: &'a [(u32, Vec<&'a B::Buffer>)], id: u32, what: &str) -> Result<&'a [&'a B::Buffer]> {
+    held.iter()
+        .find(|(held_id, _)| *held_id == id)
+        .map(|(_, pieces)| pieces.as_slice())
+        .ok_or_else(|| LlmError::Request(format!("{what} is held by a trainer, and the forward was not given it")))
 }
 
 /// The tensors of [`Model::random`]: `tensor(name, shape)` for every tensor of `config`, drawn

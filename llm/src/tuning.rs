@@ -1,20 +1,19 @@
 //! Fine-tuning a pretrained model with EGGROLL through the trainer core: the projections (q, k,
 //! v, o, gate, up and down of every layer) are the parameters of an [`eggroll::FloatTrainer`],
 //! held once, there; the embedding, norms, biases and head stay the [`Model`]'s, frozen, as in
-//! the authors' runs. Each epoch the population generates with the trainer's noise
+//! the authors' runs, unless [`Included`] names them (then the trainer holds them too: the
+//! embedding and head with low-rank noise, norms and biases with vector noise). Each epoch the population generates with the trainer's noise
 //! ([`FineTuning::perturbation`]: the same (seed, noise id, noise epoch) streams the update
 //! reads), the caller scores the completions, and [`FineTuning::tell`] updates the projections
 //! exactly as every other model's parameters are updated (fitness shaping, the low-rank
-//! estimate, SGD or Adam), with the trainer's checkpoints and state. A projection beyond the
+//! and vector estimates, SGD or Adam), with the trainer's checkpoints and state. A matrix beyond the
 //! adapter's limits is held in pieces of consecutive rows ([`Layout::projection_rows`]), each a
 //! parameter of its own (`name[first..end]`, [`ParamKind::Rows`]) with the whole's noise id.
 
 use crate::config::{ModelConfig, StoredDtype};
 use crate::error::{file_error, Result};
-use crate::model::{
-    projection_shapes, random_tensors, KvCache, LanguageModel, Layout, Logits, Model, Noise, Perturbation, Step, PROJECTIONS,
-};
-use crate::params::id_of;
+use crate::model::{random_tensors, KvCache, LanguageModel, Layout, Logits, Model, Noise, Perturbation, Step, PROJECTIONS};
+use crate::params::{registry, Included, Role};
 use crate::weights::{tensor_shapes, Weights};
 use eggroll::config::Method;
 use eggroll::{EsConfig, FloatTrainer, ParamKind, ParamSpec, StepStats, Trainer, TrainerState};
@@ -23,12 +22,16 @@ use eggroll_backend::DType;
 use std::ops::Range;
 use std::path::Path;
 
-/// A pretrained model whose projections a trainer holds and updates.
+/// A pretrained model whose projections (and the tensors [`Included`] names) a trainer holds
+/// and updates.
 pub struct FineTuning<B: Transformer> {
     model: Model<B>,
     trainer: FloatTrainer<B, ()>,
-    /// The trainer's parameters of each projection (its pieces), in [`PROJECTIONS`] order.
+    /// The trainer's parameters of each tensor (its pieces): the projections in [`PROJECTIONS`]
+    /// order, layer after layer, then the included tensors in noise-id order.
     groups: Vec<Range<usize>>,
+    /// The tensors beyond the projections that the trainer holds.
+    included: Included,
 }
 
 impl<B: Transformer> FineTuning<B> {
@@ -43,54 +46,71 @@ impl<B: Transformer> FineTuning<B> {
 
     /// [`FineTuning::load`] from a config and its weights.
     pub fn from_weights(backend: B, model_config: ModelConfig, weights: &Weights, config: EsConfig) -> Result<Self> {
-        Self::from_weights_with(backend, model_config, weights, config, Layout::default())
+        Self::from_weights_with(backend, model_config, weights, config, Layout::default(), Included::default())
     }
 
     /// [`FineTuning::from_weights`] with the weights laid out as `layout` says (the trainer's
-    /// projections, always f32, in pieces of [`Layout::projection_rows`] rows; the frozen tables
-    /// stored as [`Layout::weights`]).
-    pub fn from_weights_with(backend: B, model_config: ModelConfig, weights: &Weights, config: EsConfig, layout: Layout) -> Result<Self> {
-        Self::from_tensors(backend, model_config, config, layout, |name, shape| weights.f32(name, shape))
+    /// tensors, always f32, matrices in pieces of [`Layout::projection_rows`] rows; the frozen
+    /// tables stored as [`Layout::weights`]) and the tensors `included` names trained with the
+    /// projections.
+    pub fn from_weights_with(
+        backend: B, model_config: ModelConfig, weights: &Weights, config: EsConfig, layout: Layout, included: Included,
+    ) -> Result<Self> {
+        Self::from_tensors(backend, model_config, config, layout, included, |name, shape| weights.f32(name, shape))
     }
 
     /// A model of `model_config` with [`Model::random`]'s weights drawn from `seed` (a model's
-    /// shapes timed without its weights).
-    pub fn random(backend: B, model_config: ModelConfig, seed: u64, config: EsConfig) -> Result<Self> {
+    /// shapes timed without its weights), the tensors `included` names trained with the
+    /// projections.
+    pub fn random(backend: B, model_config: ModelConfig, seed: u64, config: EsConfig, included: Included) -> Result<Self> {
         let random = random_tensors(&model_config, seed);
-        Self::from_tensors(backend, model_config, config, Layout::default(), random)
+        Self::from_tensors(backend, model_config, config, Layout::default(), included, random)
     }
 
-    /// The model whose tensors `tensor(name, shape)` gives, its projections in a trainer.
+    /// The model whose tensors `tensor(name, shape)` gives, its projections and the tensors
+    /// `included` names in a trainer.
     fn from_tensors(
-        backend: B, model_config: ModelConfig, config: EsConfig, layout: Layout, tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
+        backend: B, model_config: ModelConfig, config: EsConfig, layout: Layout, included: Included,
+        tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
     ) -> Result<Self> {
-        let model = Model::from_tensors(&backend, model_config.clone(), layout, false, &tensor)?;
+        let registry = registry(&model_config);
+        let trains = |name: &str| registry.iter().any(|p| p.name == name && included.trains(&model_config, p));
+        let model = Model::from_tensors(&backend, model_config.clone(), layout, |name| !trains(name), &tensor)?;
         let limits = backend.memory_limits();
-        // The trainer holds its projections in f32, whatever storage the frozen tables have.
+        // The trainer holds its tensors in f32, whatever storage the frozen tables have.
         let trained = Layout { weights: DType::F32, ..layout };
-        let mut values = Vec::with_capacity(7 * model_config.layers);
-        let mut groups = Vec::with_capacity(7 * model_config.layers);
-        for l in 0..model_config.layers {
-            for (name, [m, n]) in PROJECTIONS.iter().zip(projection_shapes(&model_config)) {
-                let name = format!("model.layers.{l}.{name}");
-                let id = id_of(&model_config, &name).expect("every projection is registered");
-                let value = tensor(&name, &[m, n])?;
-                let rows = trained.projection_rows([m, n], limits);
-                let start = values.len();
-                if rows == m {
-                    values.push((ParamSpec { name, id, kind: ParamKind::Matrix { m, n }, frozen: false }, value));
-                } else {
+        let mut values = Vec::with_capacity(registry.len());
+        let mut groups = Vec::with_capacity(registry.len());
+        let projections = (0..model_config.layers).flat_map(|l| PROJECTIONS.map(|name| format!("model.layers.{l}.{name}")));
+        let others = registry.iter().filter(|p| p.role != Role::Projection && included.trains(&model_config, p)).map(|p| p.name.clone());
+        for name in projections.chain(others) {
+            let param = registry.iter().find(|p| p.name == name).expect("every tensor is registered");
+            let (id, value) = (param.id, tensor(&name, &param.shape)?);
+            let start = values.len();
+            match param.shape[..] {
+                [len] => values.push((ParamSpec { name, id, kind: ParamKind::Vector { len }, frozen: false }, value)),
+                [m, n] if trained.projection_rows([m, n], limits) == m => {
+                    values.push((ParamSpec { name, id, kind: ParamKind::Matrix { m, n }, frozen: false }, value))
+                }
+                [m, n] => {
+                    let rows = trained.projection_rows([m, n], limits);
                     for (at, piece) in value.chunks(rows * n).enumerate() {
                         let (first, end) = (at * rows, at * rows + piece.len() / n);
                         let kind = ParamKind::Rows { m: end - first, n, first, rows: m };
                         values.push((ParamSpec { name: format!("{name}[{first}..{end}]"), id, kind, frozen: false }, piece.to_vec()));
                     }
                 }
-                groups.push(start..values.len());
+                _ => unreachable!("the registry holds vectors and matrices"),
             }
+            groups.push(start..values.len());
         }
         let trainer = Trainer::from_values(backend, (), config, values)?;
-        Ok(FineTuning { model, trainer, groups })
+        Ok(FineTuning { model, trainer, groups, included })
+    }
+
+    /// The tensors beyond the projections that the trainer holds.
+    pub fn included(&self) -> Included {
+        self.included
     }
 
     /// The backend the model and the trainer live on.
@@ -132,15 +152,12 @@ impl<B: Transformer> FineTuning<B> {
         let backend = self.backend();
         let held: Vec<&B::Buffer> = self.trainer.values().map(|(_, value)| value).collect();
         let mut tensors = Vec::new();
+        let specs = self.trainer.specs();
         for (name, shape) in tensor_shapes(config) {
-            let projection = name.strip_prefix("model.layers.").and_then(|rest| {
-                let (layer, tensor) = rest.split_once('.')?;
-                Some(7 * layer.parse::<usize>().ok()? + PROJECTIONS.iter().position(|p| *p == tensor)?)
-            });
-            let values = match projection {
-                Some(at) => {
+            let values = match self.groups.iter().find(|group| whole_name(&specs[group.start].name) == name) {
+                Some(group) => {
                     let mut values = Vec::with_capacity(shape.iter().product());
-                    for piece in &held[self.groups[at].clone()] {
+                    for piece in &held[group.clone()] {
                         values.extend(backend.read_blocking(piece)?);
                     }
                     values
@@ -251,9 +268,13 @@ impl<B: Transformer> LanguageModel<B> for FineTuning<B> {
     }
 
     fn forward(&self, backend: &B, step: Step, cache: &mut KvCache<B>, logits: Logits) -> Result<B::Buffer> {
-        let held: Vec<&B::Buffer> = self.trainer.values().map(|(_, value)| value).collect();
-        let projections: Vec<Vec<&B::Buffer>> = self.groups.iter().map(|group| held[group.clone()].to_vec()).collect();
-        self.model.forward_with(backend, &projections, step, cache, logits)
+        let values: Vec<(u32, &B::Buffer)> = self.trainer.values().map(|(spec, value)| (spec.id, value)).collect();
+        let pieces = |group: &Range<usize>| values[group.clone()].iter().map(|(_, value)| *value).collect::<Vec<_>>();
+        let projections = 7 * self.model.config.layers;
+        let held: Vec<(u32, Vec<&B::Buffer>)> =
+            self.groups[projections..].iter().map(|group| (values[group.start].0, pieces(group))).collect();
+        let projections: Vec<Vec<&B::Buffer>> = self.groups[..projections].iter().map(pieces).collect();
+        self.model.forward_with(backend, &projections, &held, step, cache, logits)
     }
 }
 

@@ -181,16 +181,99 @@ fn transformers_logits(root: &std::path::Path, dir: &std::path::Path, tokens: &[
     v["logits"][0].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect()
 }
 
+/// Writes a float32 checkpoint of the model of `dir` into `out` with member `member`'s noise of
+/// `perturbation` written into every tensor `perturbed` selects: `W + s σ/√r A Bᵀ` (EGGROLL) or
+/// `W + s σ E` (OpenES) for a matrix, `w + s σ ε` for a vector; the rest as it was.
+fn write_member(
+    dir: &std::path::Path, out: &std::path::Path, perturbation: eggroll_llm::Perturbation, member: usize,
+    perturbed: impl Fn(&eggroll_llm::params::Param) -> bool,
+) {
+    use eggroll_backend::{Backend, Kernels, LowRank, LowRankNoise, NoiseStream};
+    use eggroll_llm::params::registry;
+    use eggroll_llm::Noise;
+    use safetensors::tensor::TensorView;
+
+    let backend = CpuBackend::new();
+    let config = eggroll_llm::ModelConfig::load(dir).unwrap();
+    let weights = Weights::open(dir).unwrap();
+    let eggroll_llm::Perturbation { noise, sigma, seed, noise_epoch: epoch, population, .. } = perturbation;
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        std::fs::copy(dir.join(file), out.join(file)).unwrap();
+    }
+    let (pair, sign) = ((member / 2) as u32, if member.is_multiple_of(2) { 1.0f64 } else { -1.0 });
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for param in registry(&config) {
+        let mut w = weights.f32(&param.name, &param.shape).unwrap();
+        if perturbed(&param) {
+            let stream = NoiseStream::new(seed, param.id, epoch);
+            match (noise, &param.shape[..]) {
+                (Noise::LowRank { rank }, &[m, n]) => {
+                    let rank = rank.min(m).min(n);
+                    let shape = LowRank { m, n, rank, sigma, piece: None };
+                    let (mut a, mut b) = (backend.zeros(population * m * rank).unwrap(), backend.zeros(population * n * rank).unwrap());
+                    backend.noise_factors(LowRankNoise { stream, shape }, population, &mut a, &mut b).unwrap();
+                    let (a, b) = (&a[member * m * rank..], &b[member * n * rank..]);
+                    for j in 0..m {
+                        for k in 0..n {
+                            let ab: f64 = (0..rank).map(|t| f64::from(a[j * rank + t]) * f64::from(b[k * rank + t])).sum();
+                            w[j * n + k] = (f64::from(w[j * n + k]) + f64::from(shape.scale()) * ab) as f32;
+                        }
+                    }
+                }
+                // OpenES's matrices, and every vector, take full-rank noise: draw `j` of the pair.
+                _ => {
+                    let mut e = vec![0.0f32; w.len()];
+                    stream.fill_normals(pair, 0, &mut e);
+                    for (w, e) in w.iter_mut().zip(&e) {
+                        *w = (f64::from(*w) + sign * f64::from(sigma) * f64::from(*e)) as f32;
+                    }
+                }
+            }
+        }
+        let bytes = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((param.name, param.shape, bytes));
+    }
+    let views: Vec<(String, TensorView)> =
+        tensors.iter().map(|(n, s, b)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+    std::fs::write(out.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// Checks each run's logits (`on`, logits) against transformers' (`theirs`) to 1e-4 of the
+/// largest, and that the noise moved transformers' well beyond that (`unperturbed`: the
+/// unperturbed model's).
+fn assert_member_logits(runs: Vec<(String, Vec<f32>)>, theirs: &[f32], unperturbed: &[f32], vocab: usize, what: &str) {
+    for (on, ours) in runs {
+        assert_eq!(theirs.len(), ours.len());
+        for (position, ((o, t), u)) in
+            ours.chunks_exact(vocab).zip(theirs.chunks_exact(vocab)).zip(unperturbed.chunks_exact(vocab)).enumerate()
+        {
+            let largest = t.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let worst = o.iter().zip(t).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let moved = t.iter().zip(u).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-4 * largest, "{on}, {what}: position {position}: logits differ by {worst} (largest {largest})");
+            assert!(moved > 100.0 * worst.max(1e-4 * largest), "{on}, {what}: the noise moved the logits by only {moved}");
+        }
+    }
+}
+
+/// The logits transformers' oracle computed for prompt `prompt` of the checkpoint, row by row.
+fn oracle_logits(expected: &Value, prompt: usize) -> Vec<f32> {
+    expected["prompts"][prompt]["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+        .collect()
+}
+
 /// A member of a population of 4 (member 3: pair 1, sign -1) against transformers loaded with
 /// that member's weights written into the checkpoint: every projection `W + s σ/√r A Bᵀ` (EGGROLL,
 /// rank 2) or `W + s σ E` (OpenES), the rest as it was; the projections held whole and in
 /// pieces of rows.
 #[test]
 fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() {
-    use eggroll_backend::{Backend, Kernels, LowRank, LowRankNoise, NoiseStream};
-    use eggroll_llm::params::{registry, Role};
-    use eggroll_llm::{Noise, Perturbation, Weights};
-    use safetensors::tensor::TensorView;
+    use eggroll_llm::params::Role;
+    use eggroll_llm::{Noise, Perturbation};
 
     let (root, names) = cases();
     let backend = CpuBackend::new();
@@ -200,51 +283,10 @@ fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() 
         let expected = oracle(&dir);
         let tokens = ids(&expected["prompts"][1]["input_ids"]);
         let model = Model::load(&backend, &dir).unwrap();
-        let vocab = model.config.vocab;
         for noise in [Noise::LowRank { rank: 2 }, Noise::FullRank] {
             let perturbation = Perturbation { noise, sigma, seed, noise_epoch: epoch, population, first_member: 0 };
-            // The member's weights, written as a float32 checkpoint beside the original's files.
-            let weights = Weights::open(&dir).unwrap();
             let out = tempfile::tempdir().unwrap();
-            for file in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
-                std::fs::copy(dir.join(file), out.path().join(file)).unwrap();
-            }
-            let (pair, sign) = ((member / 2) as u32, if member % 2 == 0 { 1.0f64 } else { -1.0 });
-            let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-            for param in registry(&model.config) {
-                let mut w = weights.f32(&param.name, &param.shape).unwrap();
-                if param.role == Role::Projection {
-                    let (m, n) = (param.shape[0], param.shape[1]);
-                    let stream = NoiseStream::new(seed, param.id, epoch);
-                    match noise {
-                        Noise::LowRank { rank } => {
-                            let shape = LowRank { m, n, rank, sigma, piece: None };
-                            let (mut a, mut b) =
-                                (backend.zeros(population * m * rank).unwrap(), backend.zeros(population * n * rank).unwrap());
-                            backend.noise_factors(LowRankNoise { stream, shape }, population, &mut a, &mut b).unwrap();
-                            let (a, b) = (&a[member * m * rank..], &b[member * n * rank..]);
-                            for j in 0..m {
-                                for k in 0..n {
-                                    let ab: f64 = (0..rank).map(|t| f64::from(a[j * rank + t]) * f64::from(b[k * rank + t])).sum();
-                                    w[j * n + k] = (f64::from(w[j * n + k]) + f64::from(shape.scale()) * ab) as f32;
-                                }
-                            }
-                        }
-                        Noise::FullRank => {
-                            let mut e = vec![0.0f32; m * n];
-                            stream.fill_normals(pair, 0, &mut e);
-                            for (w, e) in w.iter_mut().zip(&e) {
-                                *w = (f64::from(*w) + sign * f64::from(sigma) * f64::from(*e)) as f32;
-                            }
-                        }
-                    }
-                }
-                let bytes = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-                tensors.push((param.name, param.shape, bytes));
-            }
-            let views: Vec<(String, TensorView)> =
-                tensors.iter().map(|(n, s, b)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
-            std::fs::write(out.path().join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+            write_member(&dir, out.path(), perturbation, member, |param| param.role == Role::Projection);
             let theirs = transformers_logits(&root, out.path(), &tokens);
 
             // Every layout: the projections whole and in pieces of rows, each piece with its rows
@@ -257,32 +299,88 @@ fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() 
                     runs.push((format!("wgpu {adapter}, {what}"), logits));
                 });
             }
-            let unperturbed: Vec<f32> = expected["prompts"][1]["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
-                .collect();
-            for (on, ours) in runs {
-                assert_eq!(theirs.len(), ours.len());
-                for (position, ((o, t), u)) in
-                    ours.chunks_exact(vocab).zip(theirs.chunks_exact(vocab)).zip(unperturbed.chunks_exact(vocab)).enumerate()
-                {
-                    let largest = t.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                    let worst = o.iter().zip(t).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                    let moved = t.iter().zip(u).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                    assert!(
-                        worst <= 1e-4 * largest,
-                        "{on}, {name}, {noise:?}: position {position}: logits differ by {worst} (largest {largest})"
-                    );
-                    assert!(
-                        moved > 100.0 * worst.max(1e-4 * largest),
-                        "{on}, {name}, {noise:?}: the noise moved the logits by only {moved}"
-                    );
-                }
-            }
+            assert_member_logits(runs, &theirs, &oracle_logits(&expected, 1), model.config.vocab, &format!("{name}, {noise:?}"));
         }
     }
+}
+
+/// The tensors beyond the projections, trained (`--include`): a member of a fine-tuning's
+/// population perturbs the embedding and head (low-rank, or OpenES's full rank), every norm and
+/// bias (vector noise) as well as the projections, and its logits are transformers' with all of
+/// that member's noise written into the checkpoint. Whole on every family (Qwen2's biases,
+/// Qwen3's q and k norms, tied and untied heads), and with the trainer's matrices in pieces of
+/// rows (the embedding's population lookup needs it whole, so there every group but the
+/// embedding is included, and the head only where it is not tied to it; the lookup of a split
+/// trained embedding is refused with its reason).
+#[test]
+fn an_included_tensor_is_perturbed_as_transformers_sees_it() {
+    use eggroll::EsConfig;
+    use eggroll_llm::tuning::FineTuning;
+    use eggroll_llm::{Included, LanguageModel, Noise, Perturbation};
+
+    let (root, names) = cases();
+    let (population, member, sigma, seed, epoch) = (4usize, 3usize, 0.05f32, 9u64, 2u32);
+    for name in &names {
+        let dir = root.join(name);
+        let expected = oracle(&dir);
+        let tokens = ids(&expected["prompts"][1]["input_ids"]);
+        let config = eggroll_llm::ModelConfig::load(&dir).unwrap();
+        let weights = Weights::open(&dir).unwrap();
+        let [(whole, _), (split, _)] = layouts(config.hidden, DType::F32);
+        let split_included = Included { embeddings: false, head: !config.tied, ..Included::ALL };
+        for noise in [Noise::LowRank { rank: 2 }, Noise::FullRank] {
+            let perturbation = Perturbation { noise, sigma, seed, noise_epoch: epoch, population, first_member: 0 };
+            let es = EsConfig { population, seed, ..EsConfig::default() };
+            let logits_on = |layout: Layout, included: Included, on: &str| -> Vec<(String, Vec<f32>)> {
+                let mut runs = Vec::new();
+                let cpu = FineTuning::from_weights_with(CpuBackend::new(), config.clone(), &weights, es.clone(), layout, included).unwrap();
+                runs.push((format!("cpu, {on}"), tuned_member_logits(&cpu, &tokens, perturbation, member)));
+                for_each_adapter(|adapter| {
+                    let backend = eggroll_backend::testing::open(adapter, &eggroll_backend::testing::options(MatmulVariant::Direct));
+                    let tuning = FineTuning::from_weights_with(backend, config.clone(), &weights, es.clone(), layout, included).unwrap();
+                    runs.push((format!("wgpu {adapter}, {on}"), tuned_member_logits(&tuning, &tokens, perturbation, member)));
+                });
+                runs
+            };
+            for (layout, included, on) in [(whole, Included::ALL, "whole"), (split, split_included, "split")] {
+                let out = tempfile::tempdir().unwrap();
+                write_member(&dir, out.path(), perturbation, member, |param| included.trains(&config, param));
+                let theirs = transformers_logits(&root, out.path(), &tokens);
+                let what = format!("{name}, {noise:?}, {included}");
+                assert_member_logits(logits_on(layout, included, on), &theirs, &oracle_logits(&expected, 1), config.vocab, &what);
+            }
+            let tuning =
+                FineTuning::from_weights_with(CpuBackend::new(), config.clone(), &weights, es.clone(), split, Included::ALL).unwrap();
+            let model = tuning.model();
+            let mut cache = model.cache(tuning.backend(), population, tokens.len()).unwrap();
+            let all: Vec<u32> = tokens.iter().copied().cycle().take(population * tokens.len()).collect();
+            let slots: Vec<u32> = (0..population as u32).collect();
+            let step =
+                Step { perturbation: Some(perturbation), tokens: &all, slots: &slots, starts: &vec![0; population], new: tokens.len() };
+            let Err(err) = tuning.forward(tuning.backend(), step, &mut cache, Logits::All) else {
+                panic!("{name}: a split trained embedding is refused")
+            };
+            assert!(err.to_string().contains("needs it whole"), "{name}: {err}");
+        }
+    }
+}
+
+/// The logits of every position of `tokens` for member `member` of a population forward of
+/// `tuning` in which every member reads `tokens`.
+fn tuned_member_logits<B: Transformer>(
+    tuning: &eggroll_llm::tuning::FineTuning<B>, tokens: &[u32], perturbation: eggroll_llm::Perturbation, member: usize,
+) -> Vec<f32> {
+    use eggroll_llm::LanguageModel;
+    let (backend, model) = (tuning.backend(), tuning.model());
+    let population = perturbation.population;
+    let all: Vec<u32> = tokens.iter().copied().cycle().take(population * tokens.len()).collect();
+    let slots: Vec<u32> = (0..population as u32).collect();
+    let starts = vec![0; population];
+    let mut cache = model.cache(backend, population, tokens.len()).unwrap();
+    let step = Step { perturbation: Some(perturbation), tokens: &all, slots: &slots, starts: &starts, new: tokens.len() };
+    let logits = backend.read_blocking(&tuning.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap();
+    let per_member = tokens.len() * model.config.vocab;
+    logits[member * per_member..(member + 1) * per_member].to_vec()
 }
 
 /// A population's generation: with σ = 0 every member answers as transformers' greedy decoding,

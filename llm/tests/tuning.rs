@@ -182,7 +182,7 @@ fn an_epoch_scores_every_answer_and_steps_the_trainer() {
 /// and the checkpoints (each projection whole in the file) resume in either layout.
 fn pieces_train_as_the_whole<B: Transformer>(open: impl Fn() -> B, on: &str) {
     use eggroll::config::Method;
-    use eggroll_llm::{Layout, Weights};
+    use eggroll_llm::{Included, Layout, Weights};
     let dir = checkpoint();
     let model_config = ModelConfig::load(&dir).unwrap();
     let weights = Weights::open(&dir).unwrap();
@@ -197,7 +197,8 @@ fn pieces_train_as_the_whole<B: Transformer>(open: impl Fn() -> B, on: &str) {
     for config in [es(), EsConfig { method: Method::OpenEs, ..es() }, adam] {
         let method = (config.method, config.optimizer);
         let mut whole = FineTuning::from_weights(open(), model_config.clone(), &weights, config.clone()).unwrap();
-        let mut pieced = FineTuning::from_weights_with(open(), model_config.clone(), &weights, config.clone(), layout).unwrap();
+        let mut pieced =
+            FineTuning::from_weights_with(open(), model_config.clone(), &weights, config.clone(), layout, Included::default()).unwrap();
         let (held_whole, held_pieced) = (whole.trainer().values().count(), pieced.trainer().values().count());
         assert!(held_pieced > held_whole, "{on}: {held_pieced} pieces for {held_whole} projections");
         assert!(pieced.trainer().values().any(|(spec, _)| spec.name.ends_with(']')), "{on}: pieces are named by their rows");
@@ -227,7 +228,8 @@ fn pieces_train_as_the_whole<B: Transformer>(open: impl Fn() -> B, on: &str) {
         }
 
         let state = pieced.save_state().unwrap();
-        let mut restored = FineTuning::from_weights_with(open(), model_config.clone(), &weights, config.clone(), layout).unwrap();
+        let mut restored =
+            FineTuning::from_weights_with(open(), model_config.clone(), &weights, config.clone(), layout, Included::default()).unwrap();
         restored.load_state(&state, 2).unwrap();
         assert_eq!(mean_logits(&restored), mean_logits(&pieced), "{on}: {method:?}: the pieced state restores exactly");
         // The checkpoint holds each projection whole: one made whole resumes in pieces, and back.
