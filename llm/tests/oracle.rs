@@ -150,20 +150,19 @@ fn greedy_generations_are_transformers_ids() {
     for_each_adapter(|adapter| greedy_matches(gpu(adapter, MatmulVariant::Direct), &format!("wgpu {adapter}")));
 }
 
-/// The logits of every position of `tokens` for member `member` of a population forward in which
-/// every member reads `tokens`.
+/// The logits of every position of `tokens` for member `member` of a population forward of
+/// `model` (a model, or a fine-tuning's) in which every member reads `tokens`.
 fn member_logits<B: Transformer>(
-    backend: &B, dir: &std::path::Path, layout: Layout, tokens: &[u32], perturbation: eggroll_llm::Perturbation, member: usize,
+    backend: &B, model: &impl eggroll_llm::LanguageModel<B>, tokens: &[u32], perturbation: eggroll_llm::Perturbation, member: usize,
 ) -> Vec<f32> {
-    let model = Model::load_with(backend, dir, layout).unwrap();
     let population = perturbation.population;
     let all: Vec<u32> = tokens.iter().copied().cycle().take(population * tokens.len()).collect();
     let slots: Vec<u32> = (0..population as u32).collect();
     let starts = vec![0; population];
-    let mut cache = model.cache(backend, population, tokens.len()).unwrap();
+    let mut cache = model.model().cache(backend, population, tokens.len()).unwrap();
     let step = Step { perturbation: Some(perturbation), tokens: &all, slots: &slots, starts: &starts, new: tokens.len() };
     let logits = backend.read_blocking(&model.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap();
-    let per_member = tokens.len() * model.config.vocab;
+    let per_member = tokens.len() * model.model().config.vocab;
     logits[member * per_member..(member + 1) * per_member].to_vec()
 }
 
@@ -293,9 +292,13 @@ fn a_perturbed_member_is_transformers_with_its_noise_written_into_the_weights() 
             // of the whole's noise.
             let mut runs = Vec::new();
             for (layout, what) in layouts(model.config.hidden, DType::F32) {
-                runs.push((format!("cpu, {what}"), member_logits(&backend, &dir, layout, &tokens, perturbation, member)));
+                runs.push((
+                    format!("cpu, {what}"),
+                    member_logits(&backend, &Model::load_with(&backend, &dir, layout).unwrap(), &tokens, perturbation, member),
+                ));
                 for_each_adapter(|adapter| {
-                    let logits = member_logits(gpu(adapter, MatmulVariant::Direct), &dir, layout, &tokens, perturbation, member);
+                    let backend = gpu(adapter, MatmulVariant::Direct);
+                    let logits = member_logits(backend, &Model::load_with(backend, &dir, layout).unwrap(), &tokens, perturbation, member);
                     runs.push((format!("wgpu {adapter}, {what}"), logits));
                 });
             }
@@ -334,11 +337,11 @@ fn an_included_tensor_is_perturbed_as_transformers_sees_it() {
             let logits_on = |layout: Layout, included: Included, on: &str| -> Vec<(String, Vec<f32>)> {
                 let mut runs = Vec::new();
                 let cpu = FineTuning::from_weights_with(CpuBackend::new(), config.clone(), &weights, es.clone(), layout, included).unwrap();
-                runs.push((format!("cpu, {on}"), tuned_member_logits(&cpu, &tokens, perturbation, member)));
+                runs.push((format!("cpu, {on}"), member_logits(cpu.backend(), &cpu, &tokens, perturbation, member)));
                 for_each_adapter(|adapter| {
                     let backend = eggroll_backend::testing::open(adapter, &eggroll_backend::testing::options(MatmulVariant::Direct));
                     let tuning = FineTuning::from_weights_with(backend, config.clone(), &weights, es.clone(), layout, included).unwrap();
-                    runs.push((format!("wgpu {adapter}, {on}"), tuned_member_logits(&tuning, &tokens, perturbation, member)));
+                    runs.push((format!("wgpu {adapter}, {on}"), member_logits(tuning.backend(), &tuning, &tokens, perturbation, member)));
                 });
                 runs
             };
@@ -363,24 +366,6 @@ fn an_included_tensor_is_perturbed_as_transformers_sees_it() {
             assert!(err.to_string().contains("needs it whole"), "{name}: {err}");
         }
     }
-}
-
-/// The logits of every position of `tokens` for member `member` of a population forward of
-/// `tuning` in which every member reads `tokens`.
-fn tuned_member_logits<B: Transformer>(
-    tuning: &eggroll_llm::tuning::FineTuning<B>, tokens: &[u32], perturbation: eggroll_llm::Perturbation, member: usize,
-) -> Vec<f32> {
-    use eggroll_llm::LanguageModel;
-    let (backend, model) = (tuning.backend(), tuning.model());
-    let population = perturbation.population;
-    let all: Vec<u32> = tokens.iter().copied().cycle().take(population * tokens.len()).collect();
-    let slots: Vec<u32> = (0..population as u32).collect();
-    let starts = vec![0; population];
-    let mut cache = model.cache(backend, population, tokens.len()).unwrap();
-    let step = Step { perturbation: Some(perturbation), tokens: &all, slots: &slots, starts: &starts, new: tokens.len() };
-    let logits = backend.read_blocking(&tuning.forward(backend, step, &mut cache, Logits::All).unwrap()).unwrap();
-    let per_member = tokens.len() * model.config.vocab;
-    logits[member * per_member..(member + 1) * per_member].to_vec()
 }
 
 /// A population's generation: with σ = 0 every member answers as transformers' greedy decoding,

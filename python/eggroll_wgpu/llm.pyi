@@ -30,6 +30,7 @@ class FinetuneSummary(TypedDict):
     final_eval_accuracy: float
     tokens_per_second: float
     ms_per_epoch: float
+    include: List[Literal["embeddings", "head", "norms", "biases"]]
 
 RewardFn = Callable[[List[str], List[str], List[str]], Sequence[float]]
 
@@ -52,6 +53,7 @@ def finetune(
     group_size: Optional[int] = None,
     noise_cache_mb: Optional[int] = None,
     normalize_std: bool = False,
+    include: Optional[Union[str, Sequence[Literal["embeddings", "head", "norms", "biases", "all"]]]] = None,
     prompts_per_epoch: Optional[int] = None,
     max_tokens: Optional[int] = None,
     eval_every: Optional[int] = None,

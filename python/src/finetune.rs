@@ -34,9 +34,10 @@ const EXCLUDED: [&str; 9] = ["model", "task", "data", "eval_data", "reward_cmd",
 ///
 /// Every other option of the command is a keyword with underscores for dashes (``population``,
 /// ``rank``, ``sigma``, ``lr``, ``optimizer``, ``seed``, ``epochs``, ``noise_reuse``,
-/// ``normalize_std``, ``prompts_per_epoch``, ``max_tokens``, ``eval_every``, ``chat``, ``config``,
-/// ``out``, ``out_dtype``, ``checkpoint``, ``checkpoint_every``, ``resume``, ``metrics``,
-/// ``backend``, ``devices``, ``random_weights``), with the command's defaults.
+/// ``normalize_std``, ``include`` (a string or a list of groups), ``prompts_per_epoch``,
+/// ``max_tokens``, ``eval_every``, ``chat``, ``config``, ``out``, ``out_dtype``, ``checkpoint``,
+/// ``checkpoint_every``, ``resume``, ``metrics``, ``backend``, ``devices``, ``random_weights``),
+/// with the command's defaults.
 /// ``on_epoch(record)`` is called after each epoch with its metrics line; an exception it or
 /// ``reward_fn`` raises stops the run (the last checkpoint kept) and propagates.
 #[pyfunction]

@@ -162,6 +162,10 @@ def test_finetune_takes_plain_prompts_and_holds_a_share_out():
     assert seen == {""}
     assert summary["task"] == "jsonl" and summary["epochs"] == 1 and summary["population"] == 4
     assert 0.0 <= summary["final_eval_accuracy"] <= 1.0
+    assert summary["include"] == []
+    # The groups beyond the projections, as a list (or the command's comma-separated string).
+    summary = finetune(MODEL, prompts, reward, population=4, epochs=1, backend="cpu", max_tokens=4, include=["norms", "head"])
+    assert summary["include"] == ["head", "norms"]
 
 
 def test_finetune_errors(tmp_path):
