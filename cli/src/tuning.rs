@@ -23,7 +23,7 @@ use eggroll_llm::config::StoredDtype;
 use eggroll_llm::countdown::CountdownTask;
 use eggroll_llm::finetune::{epoch, evaluate, Decoding, EpochOutcome, Evaluation};
 use eggroll_llm::jsonl::JsonlTask;
-use eggroll_llm::params::registry;
+use eggroll_llm::params::{registry, Role};
 use eggroll_llm::storage::weight_bytes_of;
 use eggroll_llm::verifier::RewardCommand;
 use eggroll_llm::{
@@ -265,16 +265,18 @@ impl Setup {
             None => DType::F32,
         };
         let mut need = MemoryNeed::of(&self.model_config, DType::F32, members, self.prompts_per_epoch, 2 * self.longest, self.max_tokens);
+        // Every tensor once, as `weight_bytes_of` stores it, except the included tables and
+        // norms, which the trainer holds in f32 instead; and for every tensor the trainer holds,
+        // its gradient estimate (and Adam's two moments).
         need.weights = weight_bytes_of(&self.model_config, DType::F32, tables);
-        // The trainer's tensors are f32 beside the frozen ones: the memory the frozen tables'
-        // storage would have taken for an included table is counted twice, an upper bound.
-        let trained: u64 = registry(&self.model_config)
-            .iter()
-            .filter(|p| self.included.trains(&self.model_config, p))
-            .map(|p| p.shape.iter().product::<usize>() as u64)
-            .sum();
         let per_value = if matches!(self.config.optimizer, OptimizerKind::Sgd) { 1 } else { 3 };
-        need.weights += trained * per_value * 4;
+        for param in registry(&self.model_config).iter().filter(|p| self.included.trains(&self.model_config, p)) {
+            let values = param.shape.iter().product::<usize>() as u64;
+            if param.role == Role::Embedding {
+                need.weights = need.weights - values * tables.bytes() as u64 + values * 4;
+            }
+            need.weights += values * per_value * 4;
+        }
         need.check(host_memory_limit().map(|l| (l.bytes, l.source)), backend.memory_limits())?;
         let (model_config, config) = (self.model_config.clone(), self.config.clone());
         Ok(match &self.weights {

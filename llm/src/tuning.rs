@@ -2,13 +2,14 @@
 //! v, o, gate, up and down of every layer) are the parameters of an [`eggroll::FloatTrainer`],
 //! held once, there; the embedding, norms, biases and head stay the [`Model`]'s, frozen, as in
 //! the authors' runs, unless [`Included`] names them (then the trainer holds them too: the
-//! embedding and head with low-rank noise, norms and biases with vector noise). Each epoch the population generates with the trainer's noise
-//! ([`FineTuning::perturbation`]: the same (seed, noise id, noise epoch) streams the update
-//! reads), the caller scores the completions, and [`FineTuning::tell`] updates the projections
-//! exactly as every other model's parameters are updated (fitness shaping, the low-rank
-//! and vector estimates, SGD or Adam), with the trainer's checkpoints and state. A matrix beyond the
-//! adapter's limits is held in pieces of consecutive rows ([`Layout::projection_rows`]), each a
-//! parameter of its own (`name[first..end]`, [`ParamKind::Rows`]) with the whole's noise id.
+//! embedding and head with low-rank noise, norms and biases with vector noise). Each epoch the
+//! population generates with the trainer's noise ([`FineTuning::perturbation`]: the same (seed,
+//! noise id, noise epoch) streams the update reads), the caller scores the completions, and
+//! [`FineTuning::tell`] updates the trained tensors exactly as every other model's parameters
+//! are updated (fitness shaping, the low-rank and vector estimates, SGD or Adam), with the
+//! trainer's checkpoints and state. A matrix beyond the adapter's limits is held in pieces of
+//! consecutive rows ([`Layout::projection_rows`]), each a parameter of its own
+//! (`name[first..end]`, [`ParamKind::Rows`]) with the whole's noise id.
 
 use crate::config::{ModelConfig, StoredDtype};
 use crate::error::{file_error, Result};
