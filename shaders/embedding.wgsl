@@ -8,6 +8,9 @@
 //   E_t[v, c] draw v n + c of pair t's stream (OpenES's full-rank noise, as full_rank.wgsl and
 //   vector_noise.wgsl draw it), `scale` holding sigma and `rank` unused; one invocation per
 //   (member, row, column), drawing its one value;
+// both for a piece of a split table too: the table holds rows first_row .. first_row + m of a
+//   vocabulary of whole_rows rows, v indexes the whole vocabulary (and its noise), and only the
+//   rows whose tokens fall in the piece are written, the others left as they are;
 // `embedding`: y[row, c] = table[tokens[row], c], the unperturbed gather (the mean model);
 // `embedding_piece`: the same from one piece of a split table, the rows first_row .. first_row + m
 //   of the vocabulary: the rows whose tokens fall there, the others left as they are.
@@ -34,6 +37,11 @@ struct Lookup {
     v: u32,
 }
 
+// Whether vocabulary row `v` is among the table's rows (always, for a whole table).
+fn in_piece(v: u32) -> bool {
+    return v >= p.first_row && v - p.first_row < p.m;
+}
+
 fn lookup(gid: u32) -> Lookup {
     let c = gid % p.n;
     let row = (gid / p.n) % p.rows;
@@ -48,14 +56,17 @@ fn perturbed_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         return;
     }
     let at = lookup(gid);
+    if (!in_piece(at.v)) {
+        return;
+    }
     // The batch's member `at.member` is of pair `pair_offset + at.member / 2` in the whole population.
     let pair = p.pair_offset + at.member / 2u;
     var acc = 0.0;
     for (var k = 0u; k < p.rank; k++) {
-        acc = fma(draw(pair, a_element(p.m, at.v, k)), draw(pair, b_element(p.m, p.n, p.rank, at.c, k)), acc);
+        acc = fma(draw(pair, a_element(p.whole_rows, at.v, k)), draw(pair, b_element(p.whole_rows, p.n, p.rank, at.c, k)), acc);
     }
     let coef = select(p.scale, -p.scale, (at.member & 1u) != 0u);
-    y[gid] = fma(coef, acc, table_at(at.v * p.n + at.c));
+    y[gid] = fma(coef, acc, table_at((at.v - p.first_row) * p.n + at.c));
 }
 
 @compute @workgroup_size(256)
@@ -65,10 +76,13 @@ fn full_rank_embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         return;
     }
     let at = lookup(gid);
-    // v n + c < m n <= 2^32 (checked in front): a draw index of the pair.
+    if (!in_piece(at.v)) {
+        return;
+    }
+    // v n + c < whole_rows n <= 2^32 (checked in front): a draw index of the pair.
     let element = at.v * p.n + at.c;
     let coef = select(p.scale, -p.scale, (at.member & 1u) != 0u);
-    y[gid] = table_at(element) + coef * draw(p.pair_offset + at.member / 2u, element);
+    y[gid] = table_at((at.v - p.first_row) * p.n + at.c) + coef * draw(p.pair_offset + at.member / 2u, element);
 }
 
 @compute @workgroup_size(256)
@@ -87,7 +101,7 @@ fn embedding_piece(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         return;
     }
     let token = tokens[gid / p.n];
-    if (token < p.first_row || token - p.first_row >= p.m) {
+    if (!in_piece(token)) {
         return;
     }
     y[gid] = table_at((token - p.first_row) * p.n + gid % p.n);

@@ -276,18 +276,16 @@ fn tokens_in_range(tokens: &[u32], vocab: usize) -> Result<()> {
 
 /// [`Backend::perturbed_embedding`] and [`Backend::full_rank_embedding`]: a valid shape and
 /// batch, one token per input row (per [`Batch::input_len`] with width 1), each a row of the
-/// m x n f32 table, an f32 output of `N x rows x n` values.
+/// whole table (a piece's [`crate::RowPiece::rows`]), an m x n f32 table, an f32 output of
+/// `N x rows x n` values.
 pub(crate) fn perturbed_embedding<B: Backend>(
     backend: &B, tokens: &[u32], table: &B::Buffer, noise: &LowRankNoise, batch: &Batch, y: &B::Buffer,
 ) -> Result<()> {
     let (m, n) = noisy_batch(noise, batch)?;
-    if noise.shape.piece.is_some() {
-        return Err(Error::InvalidArgument("the embedding kernels take a whole table's noise, not a piece of rows".into()));
-    }
     len("tokens", tokens.len(), batch.input_len(1))?;
     f32_len(backend, "embedding table", table, m * n)?;
     f32_len(backend, "output Y", y, batch.output_len(n))?;
-    tokens_in_range(tokens, m)
+    tokens_in_range(tokens, noise.shape.whole_rows())
 }
 
 /// [`Backend::embedding`]: an f32 table of whole rows of `cols > 0` values, each token one of its

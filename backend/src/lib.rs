@@ -256,9 +256,12 @@ pub trait Backend: Kernels {
     /// `y[i, row, :] = W[v, :] + s_i (σ/√r) Σ_k A_i[v, k] B_i[:, k]` with `v` the row's token, for
     /// every member at once; only the rows looked up are computed, the noise regenerated from the
     /// RNG as in [`Backend::perturbed_matmul`]. `tokens` holds [`Batch::input_len`]`(1)` ids (the
-    /// shared rows, or every member's rows), each `< noise.shape.m`; `table` is m x n (f32), `y`
-    /// gets `N x rows x n`. The tokens live on the host, like the targets of
-    /// [`Backend::log_softmax_at`], so that each is checked in front of the backends.
+    /// shared rows, or every member's rows), each a row of the whole table; `table` is m x n
+    /// (f32), `y` gets `N x rows x n`. A piece of a split table ([`LowRank::piece`]) holds rows
+    /// `first .. first + m` of the whole's and takes the whole's noise: the rows whose tokens
+    /// fall there are written, the others left as they are, as
+    /// [`transformer::Transformer::embedding_piece`] does. The tokens live on the host, like the
+    /// targets of [`Backend::log_softmax_at`], so that each is checked in front of the backends.
     fn perturbed_embedding(
         &self, tokens: &[u32], table: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()> {
@@ -271,13 +274,13 @@ pub trait Backend: Kernels {
     /// at once, where `E_k[v, l]` is draw `v n + l` of pair k in `noise.stream`: the full-rank noise
     /// [`Backend::full_rank_matmul`] gives an m x n matrix and [`Backend::vector_update`]
     /// estimates its gradient from. Only the rows looked up are drawn, the m x n noise is never
-    /// materialised. `noise.shape` gives m, n and σ; its rank plays no part. Tokens, table and
-    /// output as for [`Backend::perturbed_embedding`]; `m n` must not exceed 2^32 (the draws of
-    /// one pair).
+    /// materialised. `noise.shape` gives m, n and σ; its rank plays no part. Tokens, table,
+    /// pieces and output as for [`Backend::perturbed_embedding`]; the whole table's `m n` must
+    /// not exceed 2^32 (the draws of one pair).
     fn full_rank_embedding(
         &self, tokens: &[u32], table: &Self::Buffer, noise: LowRankNoise, batch: Batch, y: &mut Self::Buffer,
     ) -> Result<()> {
-        checks::full_rank_draws(noise.shape.m, noise.shape.n)?;
+        checks::full_rank_draws(noise.shape.whole_rows(), noise.shape.n)?;
         checks::perturbed_embedding(self, tokens, table, &noise, &batch, y)?;
         self.full_rank_embedding_unchecked(tokens, table, noise, batch, y)
     }

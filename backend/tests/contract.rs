@@ -1001,8 +1001,25 @@ async fn embeddings_match_definitions<B: Backend>(backend: B) {
         let want = reference_embedding(&tokens, &table, noise, batch);
         assert_close(&read(&backend, &y).await, &want, tol(rank), tol(rank), "perturbed embedding");
         backend.full_rank_embedding(&tokens, &tb, noise, batch, &mut y).unwrap();
-        let want = reference_naive_embedding(&tokens, &table, noise, batch);
-        assert_close(&read(&backend, &y).await, &want, tol(1), tol(1), "naive perturbed embedding");
+        let want_naive = reference_naive_embedding(&tokens, &table, noise, batch);
+        assert_close(&read(&backend, &y).await, &want_naive, tol(1), tol(1), "naive perturbed embedding");
+        // The table in two pieces of rows (a split vocabulary): each piece writes the rows of
+        // its tokens, with the whole's noise.
+        if m >= 2 {
+            let split = 1 + (seed as usize) % (m - 1);
+            for (lookup, want, what) in [
+                (B::perturbed_embedding as PerturbedLookup<B>, &want, "perturbed embedding in pieces"),
+                (B::full_rank_embedding, &want_naive, "naive perturbed embedding in pieces"),
+            ] {
+                let mut y = backend.zeros(batch.output_len(n)).unwrap();
+                for (first, rows) in [(0, split), (split, m - split)] {
+                    let piece = up(&backend, &table[first * n..(first + rows) * n]);
+                    let shape = LowRank { m: rows, n, rank, sigma: 0.9, piece: Some(RowPiece { first, rows: m }) };
+                    lookup(&backend, &tokens, &piece, LowRankNoise { shape, ..noise }, batch, &mut y).unwrap();
+                }
+                assert_close(&read(&backend, &y).await, want, tol(rank), tol(rank), what);
+            }
+        }
         let mut plain = backend.zeros(tokens.len() * n).unwrap();
         backend.embedding(&tokens, &tb, n, &mut plain).unwrap();
         let want: Vec<f64> =

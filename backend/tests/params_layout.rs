@@ -100,7 +100,7 @@ fn rust_layouts() -> Vec<Layout> {
             scale,
             pair_offset,
             first_row,
-            _pad0,
+            whole_rows,
             _pad1,
             _pad2
         }),

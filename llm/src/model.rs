@@ -497,8 +497,8 @@ impl<B: Transformer> Model<B> {
         Ok(out)
     }
 
-    /// `x ← ` the embedding's rows of `tokens`: the model's table, or the one a trainer holds,
-    /// with each member's noise when the forward is a population's.
+    /// `x ← ` the embedding's rows of `tokens`: the model's table, or the one a trainer holds
+    /// (whole or in pieces of rows), with each member's noise when the forward is a population's.
     fn embed_rows(
         &self, backend: &B, project: &Projector<B>, held: &[(u32, Vec<&B::Buffer>)], tokens: &[u32], x: &mut B::Buffer,
     ) -> Result<()> {
@@ -507,29 +507,26 @@ impl<B: Transformer> Model<B> {
         }
         let (id, c) = (self.table_ids[0], &self.config);
         let pieces = held_pieces::<B>(held, id, "the embedding")?;
-        match (project.members(tokens.len()), pieces) {
-            (None, [whole]) => backend.embedding(tokens, whole, c.hidden, x)?,
-            (None, pieces) => {
-                let mut first = 0;
-                for piece in pieces {
-                    backend.embedding_piece(tokens, first, piece, c.hidden, x)?;
-                    first += backend.len(piece) / c.hidden;
+        let members = project.members(tokens.len());
+        if let (None, [whole]) = (members, pieces) {
+            return Ok(backend.embedding(tokens, whole, c.hidden, x)?);
+        }
+        // Each piece of rows writes the rows of the tokens it holds, with the whole's noise.
+        let mut first = 0;
+        for table in pieces {
+            let rows = backend.len(table) / c.hidden;
+            let piece = (pieces.len() > 1).then_some(RowPiece { first, rows: c.vocab });
+            match members {
+                None => backend.embedding_piece(tokens, first, table, c.hidden, x)?,
+                Some((p, batch)) => {
+                    let noise = p.matrix_noise(id, rows, c.hidden, piece);
+                    match p.noise {
+                        Noise::LowRank { .. } => backend.perturbed_embedding(tokens, table, noise, batch, x)?,
+                        Noise::FullRank => backend.full_rank_embedding(tokens, table, noise, batch, x)?,
+                    }
                 }
             }
-            (Some((p, batch)), [whole]) => {
-                let noise = p.matrix_noise(id, c.vocab, c.hidden, None);
-                match p.noise {
-                    Noise::LowRank { .. } => backend.perturbed_embedding(tokens, whole, noise, batch, x)?,
-                    Noise::FullRank => backend.full_rank_embedding(tokens, whole, noise, batch, x)?,
-                }
-            }
-            (Some(_), pieces) => {
-                return Err(LlmError::Request(format!(
-                    "the embedding is held in {} pieces (beyond the adapter's storage binding limit), and a population's \
-                     lookup of a trained embedding needs it whole: leave `embeddings` out of --include on this adapter",
-                    pieces.len()
-                )))
-            }
+            first += rows;
         }
         Ok(())
     }

@@ -358,11 +358,11 @@ uniform! {
         /// The pair of the batch's first member in the whole population (`Batch::first_pair`),
         /// added to every pair index the noise is drawn for.
         pub pair_offset: u32,
-        /// The vocabulary row of the table's first row (`embedding_piece`: a piece of a split
-        /// table).
+        /// The vocabulary row of the table's first row (`embedding_piece` and the perturbed
+        /// lookups of a piece of a split table; 0 for a whole one).
         pub first_row: u32,
-        /// Padding to 16 bytes.
-        pub _pad0: u32,
+        /// Rows of the whole table, whose noise a piece takes (`m` for a whole one).
+        pub whole_rows: u32,
         /// Padding to 16 bytes.
         pub _pad1: u32,
         /// Padding to 16 bytes.

@@ -462,13 +462,17 @@ impl Kernels for CpuBackend {
         &self, tokens: &[u32], table: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>,
     ) -> Result<()> {
         let shape = noise.shape;
-        let (m, n, r, rows) = (shape.m, shape.n, shape.rank, batch.rows);
+        let (m, n, r, rows, first_row) = (shape.m, shape.n, shape.rank, batch.rows, shape.first_row());
         let scale = shape.scale();
         let per_pair = (m + n) * r;
-        let kept = self.normals(noise.stream, per_pair, batch.first_pair(), batch.population / 2);
+        // A piece of a split table draws its rows of `A` on the fly, as a piece of a matrix does.
+        let kept = match shape.piece {
+            None => self.normals(noise.stream, per_pair, batch.first_pair(), batch.population / 2),
+            Some(_) => None,
+        };
         // One task per antithetic pair: its factors drawn once or read from the cache (column by
-        // column, Aᵀ and Bᵀ), then each looked-up row is the table's row plus
-        // s_i scale Σ_k A[v, k] B[:, k].
+        // column, Aᵀ and Bᵀ; a piece's rows of A), then each looked-up row in the table is the
+        // table's row plus s_i scale Σ_k A[v, k] B[:, k].
         y.par_chunks_mut(2 * rows * n).enumerate().for_each_init(
             || if kept.is_some() { (Vec::new(), Vec::new()) } else { (vec![0.0; m * r], vec![0.0; n * r]) },
             |(a_scratch, b_scratch), (pair, y_pair)| {
@@ -483,7 +487,7 @@ impl Kernels for CpuBackend {
                     let coef = member_sign(half) * scale;
                     let member_tokens = member_input(tokens, &batch, 1, 2 * pair + half);
                     for (&v, y_row) in member_tokens.iter().zip(y_member.chunks_exact_mut(n)) {
-                        let v = v as usize;
+                        let Some(v) = (v as usize).checked_sub(first_row).filter(|&v| v < m) else { continue };
                         y_row.copy_from_slice(&table[v * n..(v + 1) * n]);
                         for (a_col, b_col) in a_t.chunks_exact(m).zip(b_t.chunks_exact(n)) {
                             let c = coef * a_col[v];
@@ -499,10 +503,11 @@ impl Kernels for CpuBackend {
     fn full_rank_embedding_unchecked(
         &self, tokens: &[u32], table: &Vec<f32>, noise: LowRankNoise, batch: Batch, y: &mut Vec<f32>,
     ) -> Result<()> {
-        let (n, sigma, rows) = (noise.shape.n, noise.shape.sigma, batch.rows);
-        // One task per antithetic pair. Row `v` of the pair's noise E is draws `v n .. v n + n`:
-        // drawn once per row for the even member, and again for the odd member only when its
-        // token differs (per-member tokens), then `W[v, :] ± σ E[v, :]`.
+        let (m, n, sigma, rows, first_row) = (noise.shape.m, noise.shape.n, noise.shape.sigma, batch.rows, noise.shape.first_row());
+        // One task per antithetic pair. Row `v` of the pair's noise E is draws `v n .. v n + n`
+        // (`v` a row of the whole table): drawn once per row for the even member, and again for
+        // the odd member only when its token differs (per-member tokens), then
+        // `W[v, :] ± σ E[v, :]` for the rows in the table (a piece's, the others left as they are).
         y.par_chunks_mut(2 * rows * n).enumerate().for_each_init(
             || vec![0.0; n],
             |eps, (pair, y_pair)| {
@@ -510,21 +515,26 @@ impl Kernels for CpuBackend {
                 let (y_even, y_odd) = y_pair.split_at_mut(rows * n);
                 let even_tokens = member_input(tokens, &batch, 1, 2 * pair);
                 let odd_tokens = member_input(tokens, &batch, 1, 2 * pair + 1);
-                // `v n < m n <= 2^32`: the checked bound on the draws.
-                let draw = |v: usize, eps: &mut [f32]| noise.stream.fill_normals(noise_pair, (v * n) as u32, eps);
+                let in_table = |v: u32| (v as usize).checked_sub(first_row).filter(|&v| v < m);
+                // `v n < whole rows x n <= 2^32`: the checked bound on the draws.
+                let draw = |v: u32, eps: &mut [f32]| noise.stream.fill_normals(noise_pair, v * n as u32, eps);
                 let row = |v: usize, coef: f32, eps: &[f32], y_row: &mut [f32]| {
                     let w_row = &table[v * n..(v + 1) * n];
                     y_row.iter_mut().zip(w_row).zip(eps).for_each(|((y, w), e)| *y = w + coef * e);
                 };
                 let rows = y_even.chunks_exact_mut(n).zip(y_odd.chunks_exact_mut(n)).zip(even_tokens.iter().zip(odd_tokens));
                 for ((y_e, y_o), (&v_even, &v_odd)) in rows {
-                    let (v_even, v_odd) = (v_even as usize, v_odd as usize);
-                    draw(v_even, eps);
-                    row(v_even, sigma, eps, y_e);
-                    if v_odd != v_even {
-                        draw(v_odd, eps);
+                    let even = in_table(v_even);
+                    if let Some(local) = even {
+                        draw(v_even, eps);
+                        row(local, sigma, eps, y_e);
                     }
-                    row(v_odd, -sigma, eps, y_o);
+                    if let Some(local) = in_table(v_odd) {
+                        if v_odd != v_even {
+                            draw(v_odd, eps);
+                        }
+                        row(local, -sigma, eps, y_o);
+                    }
                 }
             },
         );

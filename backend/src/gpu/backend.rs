@@ -395,7 +395,11 @@ impl Kernels for WgpuBackend {
     ) -> Result<()> {
         let params = embedding_params(noise, batch, noise.shape.scale())?;
         let s = noise.shape;
-        let cached = self.cached_normals(noise.stream, (s.m, s.n, s.rank), batch.first_pair(), batch.population / 2)?;
+        // A piece of a split table draws its noise on the fly, as a piece of a matrix does.
+        let cached = match s.piece {
+            None => self.cached_normals(noise.stream, (s.m, s.n, s.rank), batch.first_pair(), batch.population / 2)?,
+            Some(_) => None,
+        };
         let t = self.upload_scratch(ScratchUse::Tokens, tokens)?;
         let (len, table, tokens, y) = (y.len, &table.buffer, t.buffer(), &y.buffer);
         match cached {
@@ -531,6 +535,8 @@ fn embedding_params(noise: LowRankNoise, batch: Batch, scale: f32) -> Result<Emb
         noise_epoch,
         scale,
         pair_offset: word("first pair", batch.first_pair())?,
+        first_row: word("first row", s.first_row())?,
+        whole_rows: word("rows", s.whole_rows())?,
         ..EmbeddingParams::default()
     })
 }
