@@ -476,6 +476,12 @@ impl Kernels for CpuBackend {
         y.par_chunks_mut(2 * rows * n).enumerate().for_each_init(
             || if kept.is_some() { (Vec::new(), Vec::new()) } else { (vec![0.0; m * r], vec![0.0; n * r]) },
             |(a_scratch, b_scratch), (pair, y_pair)| {
+                // A piece none of whose rows the pair's members look up draws nothing.
+                let in_table = |v: &u32| (*v as usize).checked_sub(first_row).is_some_and(|v| v < m);
+                let looked_up = |member: usize| member_input(tokens, &batch, 1, member).iter().any(in_table);
+                if shape.piece.is_some() && !looked_up(2 * pair) && !looked_up(2 * pair + 1) {
+                    return;
+                }
                 let (a_t, b_t): (&[f32], &[f32]) = match &kept {
                     Some(kept) => kept[pair * per_pair..(pair + 1) * per_pair].split_at(m * r),
                     None => {
